@@ -1,0 +1,90 @@
+//! Generates the CSI code from `proto/csi.proto` twice:
+//! - `csi.v1.rs`: the real types, server and client. Messages with a `csi_secret` field get no
+//!   derived `Debug`; `redacted_debug.rs` gives them one that masks those fields.
+//! - `mirror/csi.v1.rs`: plain messages with derived `Debug`, used only to print a redacted copy,
+//!   so every non-secret field still shows up in logs.
+//!
+//! Secret fields are found by reading the proto for `(csi_secret) = true`, so a new secret field
+//! in a later spec version is covered without touching this file.
+
+use std::{env, fs, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let proto = proto_dir.join("csi.proto");
+    println!("cargo:rerun-if-changed={}", proto.display());
+    let text = fs::read_to_string(&proto)?;
+    let secrets = secret_fields(&text);
+    assert!(!secrets.is_empty(), "no csi_secret fields found in {}", proto.display());
+
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    let mut real = tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true);
+    for (message, _) in &secrets {
+        real = real.skip_debug([format!(".csi.v1.{message}")]);
+    }
+    real.compile_protos(&[&proto], &[&proto_dir])?;
+
+    let mirror = out.join("mirror");
+    fs::create_dir_all(&mirror)?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_client(false)
+        .out_dir(&mirror)
+        .compile_protos(&[&proto], &[&proto_dir])?;
+
+    let mut impls = String::new();
+    for (message, fields) in &secrets {
+        let redact: String = fields
+            .iter()
+            .map(|f| format!("crate::redact_map(&mut copy.{f});"))
+            .collect();
+        impls.push_str(&format!(
+            "impl ::core::fmt::Debug for {message} {{\n\
+             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {{\n\
+             let mut copy = self.clone();\n{redact}\n\
+             crate::mirror_debug::<mirror::{message}>(&copy, f)\n}}\n}}\n"
+        ));
+        impls.push_str(&format!("impl crate::HasSecrets for {message} {{}}\n"));
+    }
+    fs::write(out.join("redacted_debug.rs"), impls)?;
+    Ok(())
+}
+
+/// (message, [secret field names]) for every top-level message with a `csi_secret` field.
+fn secret_fields(proto: &str) -> Vec<(String, Vec<String>)> {
+    let mut found: Vec<(String, Vec<String>)> = Vec::new();
+    let mut message = String::new();
+    let mut pending = String::new();
+    for line in proto.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("message ") {
+            message = rest.trim_end_matches('{').trim().to_string();
+            continue;
+        }
+        if line.starts_with("//") {
+            continue;
+        }
+        // A field declaration may span lines; join until ';'.
+        pending.push_str(line);
+        pending.push(' ');
+        if !line.ends_with(';') {
+            continue;
+        }
+        let decl = std::mem::take(&mut pending);
+        if decl.contains("(csi_secret) = true") {
+            let name = decl
+                .split('=')
+                .next()
+                .and_then(|lhs| lhs.split_whitespace().last())
+                .expect("field name")
+                .to_string();
+            match found.iter_mut().find(|(m, _)| *m == message) {
+                Some((_, fields)) => fields.push(name),
+                None => found.push((message.clone(), vec![name])),
+            }
+        }
+    }
+    found
+}
