@@ -15,7 +15,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", proto.display());
     let text = fs::read_to_string(&proto)?;
     let secrets = secret_fields(&text);
-    assert!(!secrets.is_empty(), "no csi_secret fields found in {}", proto.display());
+    assert!(
+        !secrets.is_empty(),
+        "no csi_secret fields found in {}",
+        proto.display()
+    );
 
     let out = PathBuf::from(env::var("OUT_DIR")?);
     let mut real = tonic_prost_build::configure()

@@ -15,7 +15,9 @@ pub enum Endpoint {
 
 /// Why an endpoint string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid endpoint {input:?}: {reason} (expected unix:///path/to/csi.sock or tcp://host:port)")]
+#[error(
+    "invalid endpoint {input:?}: {reason} (expected unix:///path/to/csi.sock or tcp://host:port)"
+)]
 pub struct EndpointError {
     input: String,
     reason: &'static str,
@@ -25,7 +27,10 @@ impl FromStr for Endpoint {
     type Err = EndpointError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let fail = |reason| EndpointError { input: input.to_string(), reason };
+        let fail = |reason| EndpointError {
+            input: input.to_string(),
+            reason,
+        };
         if let Some(path) = input.strip_prefix("unix://") {
             // Accept unix:///abs and the bare unix:/abs some tools emit.
             let path = PathBuf::from(path);
@@ -45,7 +50,8 @@ impl FromStr for Endpoint {
             if host.is_empty() {
                 return Err(fail("missing host"));
             }
-            port.parse::<u16>().map_err(|_| fail("port must be a number 0-65535"))?;
+            port.parse::<u16>()
+                .map_err(|_| fail("port must be a number 0-65535"))?;
             return Ok(Endpoint::Tcp(addr.to_string()));
         }
         if input.starts_with('/') {
@@ -74,15 +80,35 @@ mod tests {
             "unix:///csi/csi.sock".parse::<Endpoint>().unwrap(),
             Endpoint::Unix("/csi/csi.sock".into())
         );
-        assert_eq!("unix:/csi/c.sock".parse::<Endpoint>().unwrap(), Endpoint::Unix("/csi/c.sock".into()));
-        assert_eq!("/csi/c.sock".parse::<Endpoint>().unwrap(), Endpoint::Unix("/csi/c.sock".into()));
-        assert_eq!("tcp://127.0.0.1:10000".parse::<Endpoint>().unwrap(), Endpoint::Tcp("127.0.0.1:10000".into()));
-        assert_eq!("tcp://[::1]:9".parse::<Endpoint>().unwrap(), Endpoint::Tcp("[::1]:9".into()));
+        assert_eq!(
+            "unix:/csi/c.sock".parse::<Endpoint>().unwrap(),
+            Endpoint::Unix("/csi/c.sock".into())
+        );
+        assert_eq!(
+            "/csi/c.sock".parse::<Endpoint>().unwrap(),
+            Endpoint::Unix("/csi/c.sock".into())
+        );
+        assert_eq!(
+            "tcp://127.0.0.1:10000".parse::<Endpoint>().unwrap(),
+            Endpoint::Tcp("127.0.0.1:10000".into())
+        );
+        assert_eq!(
+            "tcp://[::1]:9".parse::<Endpoint>().unwrap(),
+            Endpoint::Tcp("[::1]:9".into())
+        );
     }
 
     #[test]
     fn refuses_malformed() {
-        for bad in ["", "unix://relative/x.sock", "unix:///", "tcp://host", "tcp://:80", "tcp://h:99999", "http://x:1"] {
+        for bad in [
+            "",
+            "unix://relative/x.sock",
+            "unix:///",
+            "tcp://host",
+            "tcp://:80",
+            "tcp://h:99999",
+            "http://x:1",
+        ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad} should be refused");
         }
     }

@@ -3,4 +3,10 @@
 //!
 //! Nothing here knows LVM, LIO or iSCSI; the OS layers live in the binaries' crates.
 
+pub mod command;
 pub mod endpoint;
+pub mod error;
+pub mod guard;
+pub mod ids;
+
+pub use error::{Error, Kind, Result};

@@ -58,9 +58,18 @@ mod tests {
 
     fn assert_redacted(debug: String, visible: &str) {
         assert!(!debug.contains(SENTINEL), "secret leaked: {debug}");
-        assert!(debug.contains(super::REDACTED), "no redaction marker: {debug}");
-        assert!(debug.contains("password"), "secret keys stay visible: {debug}");
-        assert!(debug.contains(visible), "other fields must still print: {debug}");
+        assert!(
+            debug.contains(super::REDACTED),
+            "no redaction marker: {debug}"
+        );
+        assert!(
+            debug.contains("password"),
+            "secret keys stay visible: {debug}"
+        );
+        assert!(
+            debug.contains(visible),
+            "other fields must still print: {debug}"
+        );
     }
 
     #[test]
@@ -95,7 +104,10 @@ mod tests {
 
     #[test]
     fn redaction_does_not_alter_the_request() {
-        let req = NodeStageVolumeRequest { secrets: secrets(), ..Default::default() };
+        let req = NodeStageVolumeRequest {
+            secrets: secrets(),
+            ..Default::default()
+        };
         let _ = format!("{req:?}");
         assert_eq!(req.secrets["password"], SENTINEL);
     }
