@@ -1,12 +1,16 @@
 //! Shared plumbing for Carve's binaries: typed ids, the domain error and its gRPC code table,
-//! the command runner seam, operation guards, telemetry and socket serving.
+//! the command runner seam, operation guards, telemetry, the Identity service and serving.
 //!
 //! Nothing here knows LVM, LIO or iSCSI; the OS layers live in the binaries' crates.
 
+pub mod cli;
 pub mod command;
 pub mod endpoint;
 pub mod error;
 pub mod guard;
+pub mod identity;
 pub mod ids;
+pub mod serve;
+pub mod telemetry;
 
 pub use error::{Error, Kind, Result};
