@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod command;
+pub mod contract;
 pub mod endpoint;
 pub mod error;
 pub mod guard;
