@@ -1,0 +1,71 @@
+//! Command-line flags of `csi-controller`, each with an environment variable.
+
+use clap::Parser;
+use csi_common::cli::{CommonArgs, parse_seconds};
+use std::{path::PathBuf, time::Duration};
+
+/// How LIO objects are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LioBackend {
+    /// Write /sys/kernel/config/target directly in rtslib's layout (flat cost per volume).
+    Configfs,
+    /// Drive targetcli with one batch per operation (cost grows with every exported volume).
+    Targetcli,
+}
+
+/// Carve's CSI controller: carves LVM logical volumes on this storage host and exports each one
+/// over iSCSI through the Linux LIO target, one target per volume, attached to one node at a
+/// time through per-initiator ACLs.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "csi-controller", version, about, long_about = None)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// LVM volume group to carve volumes from. Probe reports not ready until it exists.
+    #[arg(long, env = "CARVE_VOLUME_GROUP")]
+    pub volume_group: Option<String>,
+
+    /// Thin pool (in the volume group) used for thin=true volumes and snapshots.
+    #[arg(long, env = "CARVE_THIN_POOL")]
+    pub thin_pool: Option<String>,
+
+    /// iSCSI portal ip:port the targets listen on; repeat for several. There is no 0.0.0.0
+    /// default: name the storage network address.
+    #[arg(long = "portal", env = "CARVE_PORTALS", value_delimiter = ',')]
+    pub portals: Vec<String>,
+
+    /// Prefix of target IQNs (default: iqn.2024-01.<driver name reversed>).
+    #[arg(long, env = "CARVE_IQN_PREFIX")]
+    pub iqn_prefix: Option<String>,
+
+    /// How LIO is configured.
+    #[arg(long, env = "CARVE_LIO_BACKEND", value_enum, default_value_t = LioBackend::Configfs)]
+    pub lio_backend: LioBackend,
+
+    /// targetcli executable (for --lio-backend targetcli).
+    #[arg(long, env = "CARVE_TARGETCLI", default_value = "targetcli")]
+    pub targetcli: PathBuf,
+
+    /// LIO saveconfig.json kept current for administrators and the distribution's restore
+    /// service (default: /etc/rtslib-fb-target/saveconfig.json on Debian, else
+    /// /etc/target/saveconfig.json).
+    #[arg(long, env = "CARVE_SAVECONFIG")]
+    pub saveconfig: Option<PathBuf>,
+
+    /// configfs mount point of LIO.
+    #[arg(
+        long,
+        env = "CARVE_CONFIGFS_ROOT",
+        default_value = "/sys/kernel/config/target"
+    )]
+    pub configfs_root: PathBuf,
+
+    /// Timeout for each LVM command, in seconds.
+    #[arg(long, env = "CARVE_LVM_TIMEOUT", default_value = "120", value_parser = parse_seconds)]
+    pub lvm_timeout: Duration,
+
+    /// Timeout for each targetcli batch, in seconds.
+    #[arg(long, env = "CARVE_TARGETCLI_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
+    pub targetcli_timeout: Duration,
+}

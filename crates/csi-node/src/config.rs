@@ -1,0 +1,61 @@
+//! Command-line flags of `csi-node`, each with an environment variable.
+
+use clap::Parser;
+use csi_common::cli::{CommonArgs, parse_seconds};
+use std::{path::PathBuf, time::Duration};
+
+/// Carve's CSI node plugin: logs in to a volume's iSCSI target, finds the disk through udev,
+/// verifies its serial, formats it only when it is provably new, mounts it at the staging path
+/// and bind-mounts it into pods (or bind-mounts the device for raw block volumes).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "csi-node", version, about, long_about = None)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Node id reported to the CO. Must be this node's iSCSI initiator IQN, which the controller
+    /// puts in the target's ACL. Default: read from --initiator-name-file.
+    #[arg(long, env = "CARVE_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// open-iscsi initiator name file (InitiatorName=iqn...).
+    #[arg(
+        long,
+        env = "CARVE_INITIATOR_NAME_FILE",
+        default_value = "/etc/iscsi/initiatorname.iscsi"
+    )]
+    pub initiator_name_file: PathBuf,
+
+    /// Host directory for stage records (default: /var/lib/kubelet/plugins/<driver-name>/).
+    #[arg(long, env = "CARVE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Maximum number of volumes this node attaches (0: no limit reported).
+    #[arg(long, env = "CARVE_MAX_VOLUMES", default_value_t = 0)]
+    pub max_volumes: i64,
+
+    /// iscsiadm executable.
+    #[arg(long, env = "CARVE_ISCSIADM", default_value = "iscsiadm")]
+    pub iscsiadm: String,
+
+    /// Timeout for each iscsiadm command, in seconds.
+    #[arg(long, env = "CARVE_ISCSIADM_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub iscsiadm_timeout: Duration,
+
+    /// Timeout for mkfs, in seconds.
+    #[arg(long, env = "CARVE_MKFS_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
+    pub mkfs_timeout: Duration,
+
+    /// How long to wait for the disk to appear after login, in seconds.
+    #[arg(long, env = "CARVE_DEVICE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub device_timeout: Duration,
+}
+
+impl NodeArgs {
+    /// The state directory, defaulting under the kubelet plugins directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| {
+            PathBuf::from("/var/lib/kubelet/plugins").join(&self.common.driver_name)
+        })
+    }
+}

@@ -1,0 +1,92 @@
+//! Probe for the node: iscsiadm is runnable and iscsid answers.
+
+use csi_common::{
+    command::{BoxFuture, Cmd, CommandRunner},
+    identity::Readiness,
+};
+use std::{sync::Arc, time::Duration};
+
+/// Checks iscsiadm and iscsid on every Probe.
+#[derive(Debug)]
+pub struct NodeReadiness {
+    runner: Arc<dyn CommandRunner>,
+    iscsiadm: String,
+}
+
+impl NodeReadiness {
+    /// Readiness using `iscsiadm` through `runner`.
+    pub fn new(runner: Arc<dyn CommandRunner>, iscsiadm: impl Into<String>) -> Self {
+        Self {
+            runner,
+            iscsiadm: iscsiadm.into(),
+        }
+    }
+
+    async fn check_now(&self) -> Result<(), String> {
+        let timeout = Duration::from_secs(20);
+        let version = Cmd::new(&self.iscsiadm).arg("--version").timeout(timeout);
+        let out = self
+            .runner
+            .run(&version)
+            .await
+            .map_err(|e| format!("iscsiadm is not runnable: {e}"))?;
+        if !out.success() {
+            return Err(format!("iscsiadm is not runnable: {}", out.stderr.trim()));
+        }
+        // `-m session` asks iscsid over its socket: exit 0 (sessions) or 21 (none) means it
+        // answered; anything else (e.g. 20, "could not connect to iscsid") means it did not.
+        let session = Cmd::new(&self.iscsiadm)
+            .args(["-m", "session"])
+            .timeout(timeout);
+        let out = self
+            .runner
+            .run(&session)
+            .await
+            .map_err(|e| format!("cannot query iscsid: {e}"))?;
+        match out.code {
+            Some(0) | Some(21) => Ok(()),
+            _ => Err(format!("iscsid is not reachable: {}", out.stderr.trim())),
+        }
+    }
+}
+
+impl Readiness for NodeReadiness {
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.check_now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use csi_common::command::{Expectation, ScriptedRunner};
+
+    #[tokio::test]
+    async fn ready_when_iscsid_answers_with_no_sessions() {
+        let fake = Arc::new(ScriptedRunner::new());
+        fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
+        fake.expect(
+            Expectation::new(["iscsiadm", "-m", "session"])
+                .fails(21, "iscsiadm: No active sessions.\n"),
+        );
+        let readiness = NodeReadiness::new(fake.clone(), "iscsiadm");
+        assert_eq!(readiness.check().await, Ok(()));
+        fake.finish();
+    }
+
+    #[tokio::test]
+    async fn not_ready_when_iscsid_is_down() {
+        let fake = Arc::new(ScriptedRunner::new());
+        fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
+        fake.expect(
+            Expectation::new(["iscsiadm", "-m", "session"])
+                .fails(20, "iscsiadm: can not connect to iSCSI daemon (111)!\n"),
+        );
+        let reason = NodeReadiness::new(fake.clone(), "iscsiadm")
+            .check()
+            .await
+            .unwrap_err();
+        assert!(reason.contains("iscsid is not reachable"), "{reason}");
+        fake.finish();
+    }
+}
