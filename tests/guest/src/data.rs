@@ -1,0 +1,63 @@
+//! Data written with a checksum and read back: what a user checks after a round trip.
+
+use sha2::{Digest, Sha256};
+use std::{
+    io::{Read, Write},
+    path::Path,
+};
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    // xorshift64*: incompressible enough, reproducible, no dependency.
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `len` pseudo-random bytes to a new file, fsyncs it, returns their SHA-256.
+pub fn write_file(path: &Path, len: usize, seed: u64) -> String {
+    let data = pseudo_random(len, seed);
+    let mut file =
+        std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    file.write_all(&data).expect("write data");
+    file.sync_all().expect("fsync data");
+    hex(&Sha256::digest(&data))
+}
+
+/// SHA-256 of a whole file.
+pub fn file_sha256(path: &Path) -> String {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    hex(&Sha256::digest(&data))
+}
+
+/// Writes `len` pseudo-random bytes at the start of a block device (or a file bound to one),
+/// flushes, returns their SHA-256.
+pub fn write_device(path: &Path, len: usize, seed: u64) -> String {
+    let data = pseudo_random(len, seed);
+    let mut dev = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    dev.write_all(&data).expect("write device");
+    dev.sync_all().expect("fsync device");
+    hex(&Sha256::digest(&data))
+}
+
+/// SHA-256 of the first `len` bytes of a block device, read after dropping caches.
+pub fn device_sha256(path: &Path, len: usize) -> String {
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    let mut dev =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut data = vec![0u8; len];
+    dev.read_exact(&mut data).expect("read device");
+    hex(&Sha256::digest(&data))
+}

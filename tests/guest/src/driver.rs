@@ -1,0 +1,197 @@
+//! Starts `csi-controller` and `csi-node` as a cluster would (unix sockets, their own flags)
+//! and connects carvectl's clients to them. Processes are killed when the [`Driver`] drops.
+
+use crate::lab::Lab;
+use carvectl::{Client, Endpoint};
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+/// How to start the driver.
+#[derive(Debug, Clone)]
+pub struct DriverOptions {
+    /// `configfs` or `targetcli`.
+    pub lio_backend: &'static str,
+    /// Extra controller flags.
+    pub controller_args: Vec<String>,
+    /// Extra node flags.
+    pub node_args: Vec<String>,
+}
+
+impl Default for DriverOptions {
+    fn default() -> Self {
+        Self {
+            lio_backend: "configfs",
+            controller_args: Vec::new(),
+            node_args: Vec::new(),
+        }
+    }
+}
+
+/// The running controller and node plugin, with clients.
+#[derive(Debug)]
+pub struct Driver {
+    /// The lab.
+    pub lab: Lab,
+    /// Scratch directory: sockets, node state, staging and target paths, logs.
+    pub dir: tempfile::TempDir,
+    options: DriverOptions,
+    controller_process: Option<Child>,
+    node_process: Option<Child>,
+    /// Client of the controller's endpoint.
+    pub controller: Client,
+    /// Client of the node plugin's endpoint.
+    pub node: Client,
+}
+
+const READY_WITHIN: Duration = Duration::from_secs(120);
+
+impl Driver {
+    /// Starts both plugins and waits until each Probe answers ready.
+    pub async fn start(lab: &Lab, options: DriverOptions) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("carve-test-")
+            .tempdir_in("/var/tmp")
+            .expect("scratch dir");
+        std::fs::create_dir_all(dir.path().join("pods")).expect("pods dir");
+        let controller_process = spawn_controller(lab, &options, dir.path());
+        let node_process = spawn_node(&options, dir.path());
+        let controller = wait_ready(&dir.path().join("controller.sock")).await;
+        let node = wait_ready(&dir.path().join("node.sock")).await;
+        Self {
+            lab: lab.clone(),
+            dir,
+            options,
+            controller_process: Some(controller_process),
+            node_process: Some(node_process),
+            controller,
+            node,
+        }
+    }
+
+    /// Stops the controller (SIGTERM, then waits) and starts it again.
+    pub async fn restart_controller(&mut self) {
+        stop(self.controller_process.take());
+        self.controller_process = Some(spawn_controller(&self.lab, &self.options, self.dir.path()));
+        self.controller = wait_ready(&self.dir.path().join("controller.sock")).await;
+    }
+
+    /// Stops the node plugin (SIGTERM, then waits) and starts it again.
+    pub async fn restart_node(&mut self) {
+        stop(self.node_process.take());
+        self.node_process = Some(spawn_node(&self.options, self.dir.path()));
+        self.node = wait_ready(&self.dir.path().join("node.sock")).await;
+    }
+
+    /// A staging path for `volume`, as kubelet would choose it (not created).
+    pub fn staging_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join("staging").join(name)
+    }
+
+    /// A pod's target path for `name`, whose parent exists, as kubelet prepares it.
+    pub fn target_path(&self, name: &str) -> PathBuf {
+        let parent = self.dir.path().join("pods").join(name);
+        std::fs::create_dir_all(&parent).expect("pod dir");
+        parent.join("volume")
+    }
+
+    /// The node state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("node-state")
+    }
+
+    /// The contents of both plugins' logs so far, for failure messages.
+    pub fn logs(&self) -> String {
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- controller ---\n{}\n--- node ---\n{}",
+            read("controller.log"),
+            read("node.log")
+        )
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        stop(self.controller_process.take());
+        stop(self.node_process.take());
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .expect("log file");
+    Stdio::from(file)
+}
+
+fn spawn_controller(lab: &Lab, options: &DriverOptions, dir: &Path) -> Child {
+    Command::new("csi-controller")
+        .arg("--endpoint")
+        .arg(format!("unix://{}", dir.join("controller.sock").display()))
+        .args([
+            "--volume-group",
+            &lab.vg,
+            "--thin-pool",
+            &lab.pool,
+            "--portal",
+            &lab.portal,
+        ])
+        .args(["--lio-backend", options.lio_backend])
+        .args(&options.controller_args)
+        .env(
+            "RUST_LOG",
+            std::env::var("CARVE_TEST_LOG").unwrap_or_else(|_| "debug".into()),
+        )
+        .stdout(log_file(dir, "controller.log"))
+        .stderr(log_file(dir, "controller.log"))
+        .spawn()
+        .expect("csi-controller on PATH")
+}
+
+fn spawn_node(options: &DriverOptions, dir: &Path) -> Child {
+    Command::new("csi-node")
+        .arg("--endpoint")
+        .arg(format!("unix://{}", dir.join("node.sock").display()))
+        .arg("--state-dir")
+        .arg(dir.join("node-state"))
+        .args(&options.node_args)
+        .env(
+            "RUST_LOG",
+            std::env::var("CARVE_TEST_LOG").unwrap_or_else(|_| "debug".into()),
+        )
+        .stdout(log_file(dir, "node.log"))
+        .stderr(log_file(dir, "node.log"))
+        .spawn()
+        .expect("csi-node on PATH")
+}
+
+async fn wait_ready(socket: &Path) -> Client {
+    let endpoint = Endpoint::Unix(socket.to_path_buf());
+    Client::wait_until_ready(&endpoint, READY_WITHIN)
+        .await
+        .unwrap_or_else(|e| panic!("{} did not become ready: {e}", socket.display()))
+}
+
+fn stop(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -1,0 +1,72 @@
+//! Leak accounting: after a scenario no LV, backstore, target, ACL, iSCSI session, iscsiadm
+//! node record or mount of ours is left.
+
+use crate::{lab::Lab, run};
+use std::path::Path;
+
+/// Everything of ours still present on the machine, one line each.
+pub fn leaks(lab: &Lab, scratch: Option<&Path>) -> Vec<String> {
+    let mut found = Vec::new();
+    let lvs = run("lvs", &["--noheadings", "-o", "lv_name", &lab.vg]);
+    for lv in String::from_utf8_lossy(&lvs.stdout).split_whitespace() {
+        if lv.starts_with("csi-") || lv.starts_with("snap-") {
+            found.push(format!("logical volume {}/{lv}", lab.vg));
+        }
+    }
+    let configfs = Path::new("/sys/kernel/config/target");
+    for entry in read_dir_names(&configfs.join("iscsi")) {
+        if entry.starts_with("iqn.") || entry.starts_with("eui.") || entry.starts_with("naa.") {
+            found.push(format!("iSCSI target {entry}"));
+        }
+    }
+    for hba in read_dir_names(&configfs.join("core")) {
+        for object in read_dir_names(&configfs.join("core").join(&hba)) {
+            if object != "hba_info" && object != "hba_mode" {
+                found.push(format!("backstore core/{hba}/{object}"));
+            }
+        }
+    }
+    for session in read_dir_names(Path::new("/sys/class/iscsi_session")) {
+        let target = std::fs::read_to_string(
+            Path::new("/sys/class/iscsi_session")
+                .join(&session)
+                .join("targetname"),
+        )
+        .unwrap_or_default();
+        found.push(format!("iSCSI session {session} to {}", target.trim()));
+    }
+    for record in read_dir_names(Path::new("/etc/iscsi/nodes")) {
+        found.push(format!("iscsiadm node record {record}"));
+    }
+    if let Some(scratch) = scratch {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for line in mountinfo.lines() {
+            if let Some(point) = line
+                .split(' ')
+                .nth(4)
+                .filter(|p| p.starts_with(&*scratch.to_string_lossy()))
+            {
+                found.push(format!("mount at {point}"));
+            }
+        }
+    }
+    found
+}
+
+/// Panics listing every leak.
+pub fn assert_no_leaks(lab: &Lab, scratch: Option<&Path>) {
+    let found = leaks(lab, scratch);
+    assert!(found.is_empty(), "left behind:\n  {}", found.join("\n  "));
+}
+
+fn read_dir_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
