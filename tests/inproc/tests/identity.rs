@@ -1,0 +1,122 @@
+//! In-process tier: both plugins' Identity services over unix sockets, through carvectl's client.
+
+use carve_inproc_tests::{Served, controller_args, node_args};
+use csi_common::command::{Expectation, ScriptedRunner};
+use csi_proto::v1::{
+    GetPluginCapabilitiesRequest, GetPluginInfoRequest, ProbeRequest, plugin_capability::Type,
+    plugin_capability::service::Type as ServiceType,
+};
+use std::sync::Arc;
+
+#[tokio::test]
+async fn controller_identity_reports_not_ready_without_its_volume_group() {
+    let fake = Arc::new(ScriptedRunner::new());
+    fake.expect(
+        Expectation::new(["vgs", "--noheadings", "-o", "vg_name", "--", "vg0"])
+            .fails(5, "  Volume group \"vg0\" not found\n"),
+    );
+    let args = controller_args(&["--volume-group", "vg0", "--portal", "192.0.2.1:3260"]);
+    let served = Served::start(csi_controller::server::routes(&args, fake.clone())).await;
+    let mut identity = served.client.identity.clone();
+
+    let info = identity
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.name, "lvm-iscsi.csi.carve.dev");
+    assert_eq!(info.vendor_version, env!("CARGO_PKG_VERSION"));
+
+    let caps = identity
+        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let services: Vec<i32> = caps
+        .capabilities
+        .iter()
+        .filter_map(|c| match &c.r#type {
+            Some(Type::Service(s)) => Some(s.r#type),
+            _ => None,
+        })
+        .collect();
+    assert!(services.contains(&(ServiceType::ControllerService as i32)));
+
+    let probe = identity
+        .probe(ProbeRequest {})
+        .await
+        .expect("not ready is an answer, not an error");
+    assert_eq!(probe.into_inner().ready, Some(false));
+    fake.finish();
+
+    let socket = served.shutdown().await;
+    assert!(!socket.exists(), "socket removed on shutdown");
+}
+
+#[tokio::test]
+async fn node_identity_is_ready_when_iscsid_answers() {
+    let fake = Arc::new(ScriptedRunner::new());
+    fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
+    fake.expect(
+        Expectation::new(["iscsiadm", "-m", "session"])
+            .fails(21, "iscsiadm: No active sessions.\n"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let initiator = dir.path().join("initiatorname.iscsi");
+    std::fs::write(&initiator, "InitiatorName=iqn.2024-01.dev.carve:node1\n").unwrap();
+    let args = node_args(&[
+        "--initiator-name-file",
+        initiator.to_str().unwrap(),
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let served = Served::start(csi_node::server::routes(&args, fake.clone())).await;
+    let mut identity = served.client.identity.clone();
+
+    let info = identity
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.name, "lvm-iscsi.csi.carve.dev");
+    let caps = identity
+        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        caps.capabilities.iter().all(|c| !matches!(&c.r#type, Some(Type::Service(s)) if s.r#type == ServiceType::ControllerService as i32)),
+        "the node plugin does not claim the controller service"
+    );
+    let probe = identity.probe(ProbeRequest {}).await.unwrap().into_inner();
+    assert_eq!(probe.ready, Some(true));
+    fake.finish();
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn custom_driver_name_is_reported_and_bad_ones_are_refused() {
+    let args = controller_args(&["--driver-name", "block.example.org"]);
+    let served = Served::start(csi_controller::server::routes(
+        &args,
+        Arc::new(ScriptedRunner::new()),
+    ))
+    .await;
+    let info = served
+        .client
+        .identity
+        .clone()
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.name, "block.example.org");
+    served.shutdown().await;
+
+    let refused = <csi_controller::config::ControllerArgs as clap::Parser>::try_parse_from([
+        "csi-controller",
+        "--driver-name",
+        "bad name;rm",
+    ]);
+    assert!(refused.is_err());
+}

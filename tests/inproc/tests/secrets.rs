@@ -1,0 +1,144 @@
+//! In-process tier: a sentinel secret sent in every secret-bearing RPC never reaches a log line
+//! (at TRACE level, tonic and h2 included) or an error message.
+
+use carve_inproc_tests::{Served, controller_args, node_args};
+use csi_common::command::ScriptedRunner;
+use csi_proto::v1::{
+    ControllerPublishVolumeRequest, CreateVolumeRequest, DeleteVolumeRequest,
+    NodePublishVolumeRequest, NodeStageVolumeRequest,
+};
+use std::{
+    collections::HashMap,
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+const SENTINEL: &str = "SENTINEL-s3cr3t-9f8e7d";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn secrets() -> HashMap<String, String> {
+    HashMap::from([
+        ("chapUsername".to_string(), "user".to_string()),
+        ("chapPassword".to_string(), SENTINEL.to_string()),
+        ("anything".to_string(), SENTINEL.to_string()),
+    ])
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_sentinel_secret_never_reaches_a_log_line_or_an_error() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let initiator = dir.path().join("initiatorname.iscsi");
+    std::fs::write(&initiator, "InitiatorName=iqn.2024-01.dev.carve:node1\n").unwrap();
+    let controller = Served::start(csi_controller::server::routes(
+        &controller_args(&[
+            "--volume-group",
+            "vg0",
+            "--portal",
+            "192.0.2.1:3260",
+            "--configfs-root",
+            "/nonexistent",
+        ]),
+        Arc::new(ScriptedRunner::new()),
+    ))
+    .await;
+    let node = Served::start(csi_node::server::routes(
+        &node_args(&[
+            "--initiator-name-file",
+            initiator.to_str().unwrap(),
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+        ]),
+        Arc::new(ScriptedRunner::new()),
+    ))
+    .await;
+
+    let mut messages = Vec::new();
+    let mut c = controller.client.controller.clone();
+    let mut n = node.client.node.clone();
+    let volume_id = "csi-pvc-1-0123456789abcdef01234567".to_string();
+    let results = [
+        c.create_volume(CreateVolumeRequest {
+            name: "pvc-1".into(),
+            secrets: secrets(),
+            ..Default::default()
+        })
+        .await
+        .err(),
+        c.delete_volume(DeleteVolumeRequest {
+            volume_id: volume_id.clone(),
+            secrets: secrets(),
+        })
+        .await
+        .err(),
+        c.controller_publish_volume(ControllerPublishVolumeRequest {
+            volume_id: volume_id.clone(),
+            node_id: "iqn.2024-01.dev.carve:node1".into(),
+            secrets: secrets(),
+            ..Default::default()
+        })
+        .await
+        .err(),
+        n.node_stage_volume(NodeStageVolumeRequest {
+            volume_id: volume_id.clone(),
+            staging_target_path: dir.path().join("stage").display().to_string(),
+            secrets: secrets(),
+            ..Default::default()
+        })
+        .await
+        .err(),
+        n.node_publish_volume(NodePublishVolumeRequest {
+            volume_id,
+            target_path: dir.path().join("target").display().to_string(),
+            secrets: secrets(),
+            ..Default::default()
+        })
+        .await
+        .err(),
+    ];
+    for status in results.into_iter().flatten() {
+        messages.push(status.message().to_string());
+    }
+    controller.shutdown().await;
+    node.shutdown().await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("rpc"),
+        "the RPC spans were captured, so the check below means something"
+    );
+    assert!(
+        logs.contains("CreateVolume") && logs.contains("NodeStageVolume"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(SENTINEL),
+        "a secret reached the logs:\n{logs}"
+    );
+    for message in messages {
+        assert!(
+            !message.contains(SENTINEL),
+            "a secret reached an error message: {message}"
+        );
+    }
+}
