@@ -1,0 +1,759 @@
+//! End-to-end tests of the library and the command line against an in-process fake CSI
+//! plugin (Identity, Controller, Node) served on a unix socket in a temporary directory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use carvectl::{Client, Endpoint};
+use csi_proto::v1::controller_server::{Controller, ControllerServer};
+use csi_proto::v1::identity_server::{Identity, IdentityServer};
+use csi_proto::v1::node_server::{Node, NodeServer};
+use csi_proto::v1::*;
+use serde_json::{Value, json};
+use tonic::{Request, Response, Status};
+
+type Rpc<T> = Result<Response<T>, Status>;
+
+/// What the fake saw, for assertions.
+#[derive(Default)]
+struct Seen {
+    secrets: HashMap<String, String>,
+    list_tokens: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+struct Fake {
+    ready: Option<bool>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+#[tonic::async_trait]
+impl Identity for Fake {
+    async fn get_plugin_info(
+        &self,
+        _: Request<GetPluginInfoRequest>,
+    ) -> Rpc<GetPluginInfoResponse> {
+        Ok(Response::new(GetPluginInfoResponse {
+            name: "carve.example.com".into(),
+            vendor_version: "0.1.0".into(),
+            manifest: HashMap::from([("commit".into(), "abc".into())]),
+        }))
+    }
+
+    async fn get_plugin_capabilities(
+        &self,
+        _: Request<GetPluginCapabilitiesRequest>,
+    ) -> Rpc<GetPluginCapabilitiesResponse> {
+        use plugin_capability::{Service, Type, service};
+        Ok(Response::new(GetPluginCapabilitiesResponse {
+            capabilities: vec![PluginCapability {
+                r#type: Some(Type::Service(Service {
+                    r#type: service::Type::ControllerService as i32,
+                })),
+            }],
+        }))
+    }
+
+    async fn probe(&self, _: Request<ProbeRequest>) -> Rpc<ProbeResponse> {
+        Ok(Response::new(ProbeResponse { ready: self.ready }))
+    }
+}
+
+#[tonic::async_trait]
+impl Controller for Fake {
+    async fn create_volume(
+        &self,
+        request: Request<CreateVolumeRequest>,
+    ) -> Rpc<CreateVolumeResponse> {
+        let request = request.into_inner();
+        self.seen.lock().unwrap().secrets = request.secrets.clone();
+        if request.volume_capabilities.is_empty() {
+            return Err(Status::invalid_argument("volume_capabilities missing"));
+        }
+        let capacity = request.capacity_range.map_or(1 << 30, |r| r.required_bytes);
+        Ok(Response::new(CreateVolumeResponse {
+            volume: Some(Volume {
+                capacity_bytes: capacity,
+                volume_id: format!("vol-{}", request.name),
+                volume_context: HashMap::from([(
+                    "pool".into(),
+                    request.parameters.get("pool").cloned().unwrap_or_default(),
+                )]),
+                content_source: None,
+                accessible_topology: vec![],
+            }),
+        }))
+    }
+
+    async fn delete_volume(
+        &self,
+        request: Request<DeleteVolumeRequest>,
+    ) -> Rpc<DeleteVolumeResponse> {
+        match request.get_ref().volume_id.as_str() {
+            "vol-1" => Ok(Response::new(DeleteVolumeResponse {})),
+            other => Err(Status::not_found(format!("no volume {other}"))),
+        }
+    }
+
+    async fn controller_publish_volume(
+        &self,
+        request: Request<ControllerPublishVolumeRequest>,
+    ) -> Rpc<ControllerPublishVolumeResponse> {
+        let request = request.into_inner();
+        Ok(Response::new(ControllerPublishVolumeResponse {
+            publish_context: HashMap::from([
+                ("node".into(), request.node_id),
+                ("readonly".into(), request.readonly.to_string()),
+                ("lun".into(), "3".into()),
+            ]),
+        }))
+    }
+
+    async fn controller_unpublish_volume(
+        &self,
+        _: Request<ControllerUnpublishVolumeRequest>,
+    ) -> Rpc<ControllerUnpublishVolumeResponse> {
+        Ok(Response::new(ControllerUnpublishVolumeResponse {}))
+    }
+
+    async fn validate_volume_capabilities(
+        &self,
+        _: Request<ValidateVolumeCapabilitiesRequest>,
+    ) -> Rpc<ValidateVolumeCapabilitiesResponse> {
+        Err(Status::unimplemented("validate"))
+    }
+
+    /// Three pages: tokens "" -> "1" -> "2" -> end.
+    async fn list_volumes(&self, request: Request<ListVolumesRequest>) -> Rpc<ListVolumesResponse> {
+        let token = request.into_inner().starting_token;
+        self.seen.lock().unwrap().list_tokens.push(token.clone());
+        let (id, next) = match token.as_str() {
+            "" => ("a", "1"),
+            "1" => ("b", "2"),
+            "2" => ("c", ""),
+            _ => return Err(Status::aborted("bad token")),
+        };
+        Ok(Response::new(ListVolumesResponse {
+            entries: vec![list_volumes_response::Entry {
+                volume: Some(Volume {
+                    volume_id: id.into(),
+                    capacity_bytes: 1 << 20,
+                    ..Default::default()
+                }),
+                status: Some(list_volumes_response::VolumeStatus {
+                    published_node_ids: vec!["node-1".into()],
+                    volume_condition: None,
+                }),
+            }],
+            next_token: next.into(),
+        }))
+    }
+
+    async fn get_capacity(&self, _: Request<GetCapacityRequest>) -> Rpc<GetCapacityResponse> {
+        Err(Status::unimplemented("get_capacity"))
+    }
+
+    async fn controller_get_capabilities(
+        &self,
+        _: Request<ControllerGetCapabilitiesRequest>,
+    ) -> Rpc<ControllerGetCapabilitiesResponse> {
+        Err(Status::unimplemented("capabilities"))
+    }
+
+    async fn create_snapshot(
+        &self,
+        _: Request<CreateSnapshotRequest>,
+    ) -> Rpc<CreateSnapshotResponse> {
+        Err(Status::unimplemented("create_snapshot"))
+    }
+
+    async fn delete_snapshot(
+        &self,
+        _: Request<DeleteSnapshotRequest>,
+    ) -> Rpc<DeleteSnapshotResponse> {
+        Err(Status::unimplemented("delete_snapshot"))
+    }
+
+    async fn list_snapshots(&self, _: Request<ListSnapshotsRequest>) -> Rpc<ListSnapshotsResponse> {
+        Err(Status::unimplemented("list_snapshots"))
+    }
+
+    async fn get_snapshot(&self, _: Request<GetSnapshotRequest>) -> Rpc<GetSnapshotResponse> {
+        Err(Status::unimplemented("get_snapshot"))
+    }
+
+    async fn controller_expand_volume(
+        &self,
+        _: Request<ControllerExpandVolumeRequest>,
+    ) -> Rpc<ControllerExpandVolumeResponse> {
+        Err(Status::unimplemented("expand"))
+    }
+
+    async fn controller_get_volume(
+        &self,
+        _: Request<ControllerGetVolumeRequest>,
+    ) -> Rpc<ControllerGetVolumeResponse> {
+        Err(Status::unimplemented("get_volume"))
+    }
+
+    async fn controller_modify_volume(
+        &self,
+        _: Request<ControllerModifyVolumeRequest>,
+    ) -> Rpc<ControllerModifyVolumeResponse> {
+        Err(Status::unimplemented("modify"))
+    }
+}
+
+#[tonic::async_trait]
+impl Node for Fake {
+    async fn node_stage_volume(
+        &self,
+        request: Request<NodeStageVolumeRequest>,
+    ) -> Rpc<NodeStageVolumeResponse> {
+        let request = request.into_inner();
+        self.seen.lock().unwrap().secrets = request.secrets;
+        Ok(Response::new(NodeStageVolumeResponse {}))
+    }
+
+    async fn node_unstage_volume(
+        &self,
+        _: Request<NodeUnstageVolumeRequest>,
+    ) -> Rpc<NodeUnstageVolumeResponse> {
+        Ok(Response::new(NodeUnstageVolumeResponse {}))
+    }
+
+    async fn node_publish_volume(
+        &self,
+        request: Request<NodePublishVolumeRequest>,
+    ) -> Rpc<NodePublishVolumeResponse> {
+        if request.get_ref().target_path == "/slow" {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Ok(Response::new(NodePublishVolumeResponse {}))
+    }
+
+    async fn node_unpublish_volume(
+        &self,
+        _: Request<NodeUnpublishVolumeRequest>,
+    ) -> Rpc<NodeUnpublishVolumeResponse> {
+        Ok(Response::new(NodeUnpublishVolumeResponse {}))
+    }
+
+    async fn node_get_volume_stats(
+        &self,
+        _: Request<NodeGetVolumeStatsRequest>,
+    ) -> Rpc<NodeGetVolumeStatsResponse> {
+        Ok(Response::new(NodeGetVolumeStatsResponse {
+            usage: vec![VolumeUsage {
+                available: 3 << 30,
+                total: 4 << 30,
+                used: 1 << 30,
+                unit: volume_usage::Unit::Bytes as i32,
+            }],
+            volume_condition: Some(VolumeCondition {
+                abnormal: true,
+                message: "read errors".into(),
+            }),
+        }))
+    }
+
+    async fn node_expand_volume(
+        &self,
+        _: Request<NodeExpandVolumeRequest>,
+    ) -> Rpc<NodeExpandVolumeResponse> {
+        Ok(Response::new(NodeExpandVolumeResponse {
+            capacity_bytes: 2 << 30,
+        }))
+    }
+
+    async fn node_get_capabilities(
+        &self,
+        _: Request<NodeGetCapabilitiesRequest>,
+    ) -> Rpc<NodeGetCapabilitiesResponse> {
+        use node_service_capability::{Rpc as RpcCap, Type, rpc};
+        Ok(Response::new(NodeGetCapabilitiesResponse {
+            capabilities: vec![NodeServiceCapability {
+                r#type: Some(Type::Rpc(RpcCap {
+                    r#type: rpc::Type::StageUnstageVolume as i32,
+                })),
+            }],
+        }))
+    }
+
+    async fn node_get_info(&self, _: Request<NodeGetInfoRequest>) -> Rpc<NodeGetInfoResponse> {
+        Ok(Response::new(NodeGetInfoResponse {
+            node_id: "node-1".into(),
+            max_volumes_per_node: 64,
+            accessible_topology: Some(Topology {
+                segments: HashMap::from([("zone".into(), "a".into())]),
+            }),
+        }))
+    }
+}
+
+/// A running fake: its socket, its endpoint and what it saw.
+struct Server {
+    _dir: tempfile::TempDir,
+    endpoint: Endpoint,
+    seen: Arc<Mutex<Seen>>,
+}
+
+fn serve_at(fake: Fake, socket: &std::path::Path) {
+    let listener = tokio::net::UnixListener::bind(socket).unwrap();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(IdentityServer::new(fake.clone()))
+            .add_service(ControllerServer::new(fake.clone()))
+            .add_service(NodeServer::new(fake))
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+}
+
+fn start(fake: Fake) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("csi.sock");
+    let seen = fake.seen.clone();
+    serve_at(fake, &socket);
+    Server {
+        _dir: dir,
+        endpoint: Endpoint::Unix(socket),
+        seen,
+    }
+}
+
+/// Runs the command line against `server`; returns (exit status, stdout, stderr).
+async fn cli(server: &Server, args: &[&str]) -> (u8, String, String) {
+    let endpoint = format!("--endpoint={}", server.endpoint);
+    let argv = ["carvectl", endpoint.as_str(), "--timeout=5"]
+        .into_iter()
+        .chain(args.iter().copied());
+    let out = carvectl::run_captured(argv).await;
+    (out.code, out.stdout, out.stderr)
+}
+
+fn parse_json(stdout: &str) -> Value {
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one JSON object per line: {stdout}"
+    );
+    serde_json::from_str(stdout).unwrap()
+}
+
+#[tokio::test]
+async fn library_round_trip() {
+    let server = start(Fake::default());
+    let client = Client::connect(&server.endpoint).await.unwrap();
+    let info = client
+        .identity
+        .clone()
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.name, "carve.example.com");
+    let node = client
+        .node
+        .clone()
+        .node_get_info(NodeGetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(node.node_id, "node-1");
+    assert_eq!(node.max_volumes_per_node, 64);
+    let mut controller = client.controller.clone();
+    let status = controller
+        .validate_volume_capabilities(ValidateVolumeCapabilitiesRequest::default())
+        .await;
+    assert_eq!(status.unwrap_err().code(), tonic::Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn connect_with_retry_waits_for_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("late.sock");
+    let endpoint = Endpoint::Unix(socket.clone());
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        serve_at(Fake::default(), &socket);
+    });
+    let client = Client::wait_until_ready(&endpoint, Duration::from_secs(10))
+        .await
+        .unwrap();
+    late.await.unwrap();
+    let caps = client
+        .node
+        .clone()
+        .node_get_capabilities(NodeGetCapabilitiesRequest {})
+        .await
+        .unwrap();
+    assert_eq!(caps.into_inner().capabilities.len(), 1);
+
+    let missing = Endpoint::Unix(dir.path().join("never.sock"));
+    let started = std::time::Instant::now();
+    let error = carvectl::connect_with_retry(&missing, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(error.to_string().contains("never.sock"), "{error}");
+}
+
+#[tokio::test]
+async fn wait_until_ready_gives_up_on_a_plugin_that_is_not_ready() {
+    let server = start(Fake {
+        ready: Some(false),
+        ..Default::default()
+    });
+    let error = Client::wait_until_ready(&server.endpoint, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, carvectl::ConnectError::NotReady { .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn identity_commands() {
+    let server = start(Fake::default());
+    let (code, out, err) = cli(&server, &["--json", "identity", "info"]).await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        parse_json(&out),
+        json!({ "name": "carve.example.com", "vendor_version": "0.1.0", "manifest": { "commit": "abc" } })
+    );
+
+    let (code, out, _) = cli(&server, &["identity", "info"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "manifest:\n  commit: abc\nname:           carve.example.com\nvendor_version: 0.1.0\n"
+    );
+
+    let (code, out, _) = cli(&server, &["identity", "capabilities", "--json"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        parse_json(&out),
+        json!({ "capabilities": [ { "service": "CONTROLLER_SERVICE" } ] })
+    );
+
+    let (code, out, _) = cli(&server, &["identity", "probe"]).await;
+    assert_eq!((code, out.as_str()), (0, "ready: <unset>\n"));
+
+    let not_ready = start(Fake {
+        ready: Some(false),
+        ..Default::default()
+    });
+    let (code, out, _) = cli(&not_ready, &["identity", "probe", "--json"]).await;
+    assert_eq!((code, parse_json(&out)), (3, json!({ "ready": false })));
+}
+
+#[tokio::test]
+async fn create_publish_pipeline_json() {
+    let server = start(Fake::default());
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.json");
+    std::fs::write(&secrets, r#"{"chap-password": "s3cret-file"}"#).unwrap();
+    let secrets_flag = format!("--secrets-file={}", secrets.display());
+
+    let (code, out, err) = cli(
+        &server,
+        &[
+            "-v",
+            "--json",
+            "controller",
+            "create-volume",
+            "--name=pvc-1",
+            "--capacity=2Gi",
+            "--param=pool=fast",
+            "--secret=user=s3cret-flag",
+            &secrets_flag,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let value = parse_json(&out);
+    assert_eq!(value["volume"]["volume_id"], "vol-pvc-1");
+    assert_eq!(value["volume"]["capacity_bytes"], 2i64 << 30);
+    assert_eq!(value["volume"]["volume_context"], json!({ "pool": "fast" }));
+    // Secrets reached the plugin, but the verbose trace shows only the redacted request.
+    let seen = server.seen.lock().unwrap().secrets.clone();
+    assert_eq!(seen["user"], "s3cret-flag");
+    assert_eq!(seen["chap-password"], "s3cret-file");
+    assert!(
+        err.contains("CreateVolumeRequest") && err.contains("pvc-1"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("s3cret") && !out.contains("s3cret"),
+        "secret printed: {err}"
+    );
+
+    let (code, out, _) = cli(
+        &server,
+        &[
+            "--json",
+            "controller",
+            "publish",
+            "vol-pvc-1",
+            "--node-id=node-1",
+            "--readonly",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        parse_json(&out),
+        json!({ "publish_context": { "lun": "3", "node": "node-1", "readonly": "true" } })
+    );
+
+    let (code, out, err) = cli(
+        &server,
+        &[
+            "node",
+            "stage",
+            "vol-pvc-1",
+            "--staging-path=/s",
+            "--publish-context=lun=3",
+            "--secret=k=v",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "volume vol-pvc-1 staged at /s\n", "")
+    );
+    assert_eq!(server.seen.lock().unwrap().secrets["k"], "v");
+
+    let (code, out, _) = cli(
+        &server,
+        &[
+            "--json",
+            "node",
+            "unstage",
+            "vol-pvc-1",
+            "--staging-path=/s",
+        ],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, "{}\n"));
+}
+
+#[tokio::test]
+async fn rpc_errors_map_to_exit_codes() {
+    let server = start(Fake::default());
+    let (code, out, err) = cli(&server, &["controller", "delete-volume", "vol-9"]).await;
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (15, "", "error: NOT_FOUND: no volume vol-9\n")
+    );
+
+    let (code, out, _) = cli(&server, &["controller", "delete-volume", "vol-1"]).await;
+    assert_eq!((code, out.as_str()), (0, "volume vol-1 deleted\n"));
+
+    let (code, _, err) = cli(&server, &["controller", "validate", "v", "--fs-type=ext4"]).await;
+    assert_eq!(
+        (code, err.as_str()),
+        (22, "error: UNIMPLEMENTED: validate\n")
+    );
+
+    let (code, _, err) = cli(&server, &["controller", "get-snapshot", "s"]).await;
+    assert_eq!(
+        (code, err.as_str()),
+        (22, "error: UNIMPLEMENTED: get_snapshot\n")
+    );
+}
+
+#[tokio::test]
+async fn list_volumes_pages_and_follows_tokens() {
+    let server = start(Fake::default());
+    let (code, out, _) = cli(&server, &["--json", "controller", "list-volumes"]).await;
+    assert_eq!(code, 0);
+    let page = parse_json(&out);
+    assert_eq!(page["next_token"], "1");
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page["entries"][0]["status"]["published_node_ids"],
+        json!(["node-1"])
+    );
+
+    let (code, out, _) = cli(&server, &["--json", "controller", "list-volumes", "--all"]).await;
+    assert_eq!(code, 0);
+    let all = parse_json(&out);
+    let ids: Vec<&str> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["volume"]["volume_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (ids, all["next_token"].as_str()),
+        (vec!["a", "b", "c"], Some(""))
+    );
+    assert_eq!(server.seen.lock().unwrap().list_tokens, ["", "", "1", "2"]);
+
+    let (code, out, _) = cli(
+        &server,
+        &["controller", "list-volumes", "--starting-token=2"],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "VOLUME_ID  CAPACITY  PUBLISHED_NODES  CONDITION\nc          1 MiB     node-1\n"
+    );
+}
+
+#[tokio::test]
+async fn node_commands_render() {
+    let server = start(Fake::default());
+    let (code, out, _) = cli(&server, &["node", "stats", "v", "--volume-path=/t"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "\
+usage:
+  - available: 3221225472 (3 GiB)
+    total:     4294967296 (4 GiB)
+    unit:      BYTES
+    used:      1073741824 (1 GiB)
+volume_condition:
+  abnormal: true
+  message:  read errors
+"
+    );
+    let (code, out, _) = cli(&server, &["--json", "node", "info"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        parse_json(&out),
+        json!({ "node_id": "node-1", "max_volumes_per_node": 64, "accessible_topology": { "segments": { "zone": "a" } } })
+    );
+    let (code, out, _) = cli(
+        &server,
+        &[
+            "--json",
+            "node",
+            "expand",
+            "v",
+            "--volume-path=/t",
+            "--capacity=2Gi",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (code, parse_json(&out)),
+        (0, json!({ "capacity_bytes": 2i64 << 30 }))
+    );
+    let (code, out, _) = cli(&server, &["node", "capabilities"]).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "capabilities:\n  - rpc: STAGE_UNSTAGE_VOLUME\n")
+    );
+}
+
+#[tokio::test]
+async fn usage_and_transport_errors() {
+    let server = start(Fake::default());
+    let (code, out, err) = cli(
+        &server,
+        &["controller", "create-volume", "--name=x", "--capacity=lots"],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("unknown size suffix"), "{err}");
+
+    let (code, _, err) = cli(
+        &server,
+        &[
+            "node",
+            "stage",
+            "v",
+            "--staging-path=/s",
+            "--secret=novalue",
+        ],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert_eq!(err, "error: --secret #1 is not key=value\n");
+
+    let (code, out, _) = cli(&server, &["--help"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("EXIT STATUS") && out.contains("15 NOT_FOUND"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&server, &["controller", "create-volume", "--help"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--secrets-file") && out.contains("--access-mode"),
+        "{out}"
+    );
+
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = [
+        "carvectl",
+        "--endpoint=unix:///nonexistent/csi.sock",
+        "identity",
+        "probe",
+    ];
+    let code = carvectl::run(args, &mut out, &mut err).await;
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: cannot connect to unix:///nonexistent/csi.sock"),
+        "{err}"
+    );
+
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = carvectl::run(
+        ["carvectl", "--endpoint=http://x", "identity", "probe"],
+        &mut out,
+        &mut err,
+    )
+    .await;
+    assert_eq!(code, 2);
+}
+
+#[tokio::test]
+async fn slow_rpcs_hit_the_deadline() {
+    let server = start(Fake::default());
+    let endpoint = format!("--endpoint={}", server.endpoint);
+    let args = [
+        "carvectl",
+        endpoint.as_str(),
+        "--timeout=1",
+        "node",
+        "publish",
+        "v",
+        "--target-path=/slow",
+    ];
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let started = std::time::Instant::now();
+    let code = carvectl::run(args, &mut out, &mut err).await;
+    let err = String::from_utf8(err).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(code, 14, "{err}");
+    assert!(err.starts_with("error: DEADLINE_EXCEEDED: "), "{err}");
+}
+
+#[tokio::test]
+async fn tcp_endpoints_work() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(IdentityServer::new(Fake::default()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let endpoint: Endpoint = format!("tcp://{address}").parse().unwrap();
+    let client = Client::connect(&endpoint).await.unwrap();
+    let mut identity = client.identity.clone();
+    let info = identity
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .unwrap();
+    assert_eq!(info.into_inner().vendor_version, "0.1.0");
+}
