@@ -1,0 +1,100 @@
+{{/* Names, labels, paths and images shared by every template. */}}
+
+{{- define "carve.name" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "carve.controllerName" -}}
+{{- include "carve.name" . }}-controller
+{{- end -}}
+
+{{- define "carve.nodeName" -}}
+{{- include "carve.name" . }}-node
+{{- end -}}
+
+{{- define "carve.labels" -}}
+app.kubernetes.io/name: carve
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Selector labels of one component: pass (list $ "controller"). */}}
+{{- define "carve.selector" -}}
+app.kubernetes.io/name: carve
+app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* One of Carve's images: pass (list $ "csi-node"). */}}
+{{- define "carve.image" -}}
+{{- $ := index . 0 -}}
+{{- $tag := $.Values.image.tag | default $.Chart.AppVersion -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" $.Values.image.registry) (index . 1) $tag -}}
+{{- end -}}
+
+{{/* The CSI socket inside every pod: the driver serves it, every sidecar dials it. */}}
+{{- define "carve.socketDir" -}}/csi{{- end -}}
+{{- define "carve.socket" -}}{{ include "carve.socketDir" . }}/csi.sock{{- end -}}
+
+{{/* The node plugin's directory on the host, under the kubelet directory. */}}
+{{- define "carve.pluginDir" -}}
+{{- printf "%s/plugins/%s" (trimSuffix "/" .Values.kubeletDir) .Values.driverName -}}
+{{- end -}}
+
+{{- define "carve.chapNamespace" -}}
+{{- .Values.chap.secretNamespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* The controller's portals, checked: required, and never a wildcard address. */}}
+{{- define "carve.portals" -}}
+{{- $portals := .Values.controller.portals -}}
+{{- if not $portals -}}
+{{- fail "controller.portals is required: set the storage host's iSCSI address on the storage network, e.g. --set 'controller.portals={192.0.2.10:3260}' (there is no 0.0.0.0 default)" -}}
+{{- end -}}
+{{- range $portals -}}
+{{- if or (hasPrefix "0.0.0.0" .) (hasPrefix "[::]" .) -}}
+{{- fail (printf "controller.portals: %s is a wildcard address; name the storage network address" .) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $portals -}}
+{{- end -}}
+
+{{/* Common env of Carve's containers. */}}
+{{- define "carve.env" -}}
+- name: RUST_LOG
+  value: {{ .Values.logLevel | quote }}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+{{- end -}}
+
+{{/* The livenessProbe of a driver container, served by the livenessprobe sidecar. */}}
+{{- define "carve.livenessProbe" -}}
+livenessProbe:
+  httpGet:
+    host: 127.0.0.1
+    path: /healthz
+    port: healthz
+  initialDelaySeconds: 10
+  periodSeconds: 30
+  timeoutSeconds: 5
+  failureThreshold: 5
+{{- end -}}
+
+{{/* A sidecar's resources and pull policy: pass (list $ $sidecarValues). */}}
+{{- define "carve.sidecarCommon" -}}
+{{- $ := index . 0 -}}
+{{- $s := index . 1 -}}
+image: {{ $s.image }}
+imagePullPolicy: {{ $.Values.image.pullPolicy }}
+{{- with $s.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumeMounts:
+  - name: socket-dir
+    mountPath: {{ include "carve.socketDir" $ }}
+{{- end -}}
