@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Checks rendered Carve manifests: strict Kubernetes schemas, then the packaging invariants.
+
+usage: check_manifests.py [--kube-version 1.30] [--kubelet-dir DIR] [--snapshots on|off]
+                          [--examples] FILE...
+
+Every object is validated strictly (unknown fields rejected) against kubernetes-validate's
+schemas, or against tests/packaging/schemas/ for the snapshot CRDs; an object without a schema is
+an error. Unless --examples is given, the files together must be one rendering of the chart, and
+every invariant of issue #7 is asserted on it. Exit status 1 with one line per failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import yaml
+from kubernetes_validate import utils as kv_utils
+from referencing import Registry, Resource
+
+HERE = Path(__file__).resolve().parent
+DRIVER = "lvm-iscsi.csi.carve.dev"
+SIDECAR_REGISTRY = "registry.k8s.io/sig-storage/"
+
+# The only permissions the controller's service account may hold: (apiGroup, resource) -> verbs.
+# What external-provisioner, -attacher, -resizer and -snapshotter call, and nothing else.
+CONTROLLER_ALLOW = {
+    ("", "persistentvolumes"): {"get", "list", "watch", "create", "delete", "patch"},
+    ("", "persistentvolumeclaims"): {"get", "list", "watch", "update"},
+    ("", "persistentvolumeclaims/status"): {"patch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "events"): {"get", "list", "watch", "create", "update", "patch"},
+    ("", "nodes"): {"get", "list", "watch"},
+    ("storage.k8s.io", "storageclasses"): {"get", "list", "watch"},
+    ("storage.k8s.io", "csinodes"): {"get", "list", "watch"},
+    ("storage.k8s.io", "volumeattachments"): {"get", "list", "watch", "patch"},
+    ("storage.k8s.io", "volumeattachments/status"): {"patch"},
+    ("snapshot.storage.k8s.io", "volumesnapshots"): {"get", "list"},
+    ("snapshot.storage.k8s.io", "volumesnapshotcontents"): {"get", "list", "watch", "update", "patch"},
+    ("snapshot.storage.k8s.io", "volumesnapshotcontents/status"): {"update", "patch"},
+    ("snapshot.storage.k8s.io", "volumesnapshotclasses"): {"get", "list", "watch"},
+    ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "secrets"): {"get"},  # only in a Role, only with resourceNames (checked below)
+}
+SNAPSHOT_ONLY = {
+    ("snapshot.storage.k8s.io", "volumesnapshotclasses"),
+    ("snapshot.storage.k8s.io", "volumesnapshotcontents/status"),
+}
+# Host paths issue #7 names for each pod.
+CONTROLLER_HOST_PATHS = {"/dev", "/sys/kernel/config", "/run/lvm", "/etc/lvm", "/lib/modules"}
+NODE_HOST_PATHS = {"/dev", "/sys", "/etc/iscsi", "/run/udev"}
+SECRET_PARAMS = (
+    "csi.storage.k8s.io/controller-publish-secret-",
+    "csi.storage.k8s.io/node-stage-secret-",
+)
+CHAP_KEYS = ("chapUsername", "chapPassword", "chapMutualUsername", "chapMutualPassword")
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def check(self, ok: bool, message: str) -> bool:
+        if not ok:
+            self.failures.append(message)
+        return ok
+
+
+def load(files: list[str]) -> list[tuple[str, dict]]:
+    objects = []
+    for name in files:
+        for doc in yaml.safe_load_all(Path(name).read_text()):
+            if doc:
+                objects.append((name, doc))
+    return objects
+
+
+def crd_validator(doc: dict, kube_version: str) -> jsonschema.protocols.Validator | None:
+    group, _, version = doc["apiVersion"].partition("/")
+    path = HERE / "schemas" / f"{doc['kind'].lower()}-{group.split('.')[0]}-{version}.json"
+    if not path.exists():
+        return None
+    strict = f"kubernetes-json-schema/v{kube_version}.0-local-strict/_definitions.json"
+    defs = kv_utils.schema_contents(strict, kube_version)
+    schema = json.loads(path.read_text())
+    registry = Resource.from_contents(defs) @ Registry()
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def validate_schemas(c: Checker, objects: list[tuple[str, dict]], kube_version: str) -> None:
+    for name, doc in objects:
+        what = f"{name}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(doc, kube_version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            validator = crd_validator(doc, kube_version)
+            if not c.check(validator is not None, f"{what}: no schema for {doc['apiVersion']}"):
+                continue
+            for error in validator.iter_errors(doc):
+                c.check(False, f"{what}: {'.'.join(map(str, error.path))}: {error.message}")
+        except kubernetes_validate.ValidationError as error:
+            c.check(False, f"{what}: {'.'.join(map(str, error.path))}: {error.message}")
+
+
+def by_kind(objects: list[tuple[str, dict]], kind: str) -> list[dict]:
+    return [doc for _, doc in objects if doc["kind"] == kind]
+
+
+def container(pod: dict, name: str) -> dict:
+    return next((c for c in pod["containers"] if c["name"] == name), {})
+
+
+def flag(cont: dict, name: str) -> list[str]:
+    prefix = f"--{name}="
+    return [a[len(prefix):] for a in cont.get("args", []) if a.startswith(prefix)]
+
+
+def host_paths(pod: dict) -> dict[str, str]:
+    return {v["name"]: v["hostPath"]["path"] for v in pod.get("volumes", []) if "hostPath" in v}
+
+
+def socket_path(driver: dict) -> str:
+    endpoint = flag(driver, "endpoint")
+    return endpoint[0].removeprefix("unix://") if endpoint else ""
+
+
+def check_csidriver(c: Checker, objects) -> None:
+    drivers = by_kind(objects, "CSIDriver")
+    if not c.check(len(drivers) == 1, f"expected one CSIDriver, found {len(drivers)}"):
+        return
+    d = drivers[0]
+    spec = d["spec"]
+    c.check(d["metadata"]["name"] == DRIVER, f"CSIDriver name {d['metadata']['name']} != {DRIVER}")
+    c.check(spec.get("attachRequired") is True, "CSIDriver: attachRequired must be true")
+    c.check(spec.get("podInfoOnMount") is False, "CSIDriver: podInfoOnMount must be false")
+    c.check(bool(spec.get("fsGroupPolicy")), "CSIDriver: fsGroupPolicy must be set")
+    c.check(spec.get("volumeLifecycleModes") == ["Persistent"], "CSIDriver: lifecycle must be Persistent")
+
+
+def check_sidecars_dial_the_driver(c: Checker, pod: dict, driver_name: str, what: str) -> None:
+    driver = container(pod, driver_name)
+    sock = socket_path(driver)
+    c.check(sock.startswith("/"), f"{what}: {driver_name} --endpoint must be a unix socket path")
+    sock_dir = str(Path(sock).parent)
+    mounts = {m["mountPath"]: m["name"] for m in driver.get("volumeMounts", [])}
+    c.check(sock_dir in mounts, f"{what}: {driver_name} does not mount its socket dir {sock_dir}")
+    for side in pod["containers"]:
+        if side["name"] == driver_name:
+            continue
+        addr = flag(side, "csi-address")
+        c.check(addr == [sock], f"{what}: {side['name']} --csi-address {addr} != driver socket {sock}")
+        side_mounts = {m["mountPath"]: m["name"] for m in side.get("volumeMounts", [])}
+        c.check(side_mounts.get(sock_dir) == mounts.get(sock_dir),
+                f"{what}: {side['name']} does not share the driver's socket volume at {sock_dir}")
+        c.check(side["image"].startswith(SIDECAR_REGISTRY), f"{what}: {side['name']} image {side['image']}")
+
+
+def check_liveness(c: Checker, pod: dict, driver_name: str, what: str) -> None:
+    probe = container(pod, "livenessprobe")
+    if not c.check(bool(probe), f"{what}: livenessprobe sidecar missing"):
+        return
+    endpoint = flag(probe, "http-endpoint")
+    driver = container(pod, driver_name)
+    http = driver.get("livenessProbe", {}).get("httpGet", {})
+    if not c.check(bool(endpoint) and bool(http), f"{what}: {driver_name} has no /healthz liveness probe"):
+        return
+    host, _, port = endpoint[0].rpartition(":")
+    ports = {p["name"]: p["containerPort"] for p in driver.get("ports", [])}
+    c.check(http.get("path") == "/healthz", f"{what}: liveness path must be /healthz")
+    c.check(str(ports.get(http.get("port"), http.get("port"))) == port,
+            f"{what}: liveness port {http.get('port')} != livenessprobe {endpoint[0]}")
+    c.check(http.get("host", host) == host, f"{what}: liveness host {http.get('host')} != {host}")
+
+
+def check_controller(c: Checker, objects, snapshots: bool) -> None:
+    deployments = by_kind(objects, "Deployment")
+    if not c.check(len(deployments) == 1, f"expected one controller Deployment, found {len(deployments)}"):
+        return
+    dep = deployments[0]
+    pod = dep["spec"]["template"]["spec"]
+    what = f"Deployment/{dep['metadata']['name']}"
+    c.check(dep["spec"].get("replicas") == 1, f"{what}: one replica per storage host")
+    affinity = pod.get("affinity", {}).get("nodeAffinity", {})
+    c.check(bool(pod.get("nodeSelector")) or bool(affinity.get("requiredDuringSchedulingIgnoredDuringExecution")),
+            f"{what}: not pinned to the storage host (nodeSelector or required node affinity)")
+    c.check(pod.get("hostNetwork") is True, f"{what}: hostNetwork must be true (portals are the host's)")
+    driver = container(pod, "csi-controller")
+    c.check(driver.get("securityContext", {}).get("privileged") is True, f"{what}: csi-controller not privileged")
+    names = {x["name"] for x in pod["containers"]}
+    want = {"csi-controller", "csi-provisioner", "csi-attacher", "csi-resizer", "livenessprobe"}
+    want |= {"csi-snapshotter"} if snapshots else set()
+    c.check(names == want, f"{what}: containers {sorted(names)} != {sorted(want)}")
+    for side in ("csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter"):
+        if side in names:
+            c.check("--leader-election" in container(pod, side).get("args", []), f"{what}: {side} without leader election")
+    portals = flag(driver, "portal")
+    c.check(bool(portals), f"{what}: no --portal")
+    for p in portals:
+        c.check(not re.match(r"^(0\.0\.0\.0|\[::\]|\[0*(:0*)*\])(:|$)", p), f"{what}: wildcard portal {p}")
+    paths = set(host_paths(pod).values())
+    c.check(CONTROLLER_HOST_PATHS <= paths, f"{what}: host paths missing: {sorted(CONTROLLER_HOST_PATHS - paths)}")
+    saveconfig = flag(driver, "saveconfig")
+    c.check(bool(saveconfig) and str(Path(saveconfig[0]).parent) in paths,
+            f"{what}: the saveconfig directory is not mounted from the host")
+    check_sidecars_dial_the_driver(c, pod, "csi-controller", what)
+    check_liveness(c, pod, "csi-controller", what)
+
+
+def check_node(c: Checker, objects, kubelet_dir: str) -> None:
+    sets = by_kind(objects, "DaemonSet")
+    if not c.check(len(sets) == 1, f"expected one node DaemonSet, found {len(sets)}"):
+        return
+    ds = sets[0]
+    pod = ds["spec"]["template"]["spec"]
+    what = f"DaemonSet/{ds['metadata']['name']}"
+    kubelet_dir = kubelet_dir.rstrip("/")
+    c.check(pod.get("hostNetwork") is True, f"{what}: hostNetwork must be true")
+    driver = container(pod, "csi-node")
+    c.check(driver.get("securityContext", {}).get("privileged") is True, f"{what}: csi-node not privileged")
+    names = {x["name"] for x in pod["containers"]}
+    want = {"csi-node", "node-driver-registrar", "livenessprobe"}
+    c.check(names == want, f"{what}: containers {sorted(names)} != {sorted(want)}")
+    nsenter = any("nsenter" in a for a in flag(driver, "command-prefix")) or flag(driver, "iscsiadm") != ["iscsiadm"]
+    if nsenter:
+        c.check(pod.get("hostPID") is True, f"{what}: nsenter --target 1 needs hostPID")
+    paths = host_paths(pod)
+    values = set(paths.values())
+    c.check(NODE_HOST_PATHS <= values, f"{what}: host paths missing: {sorted(NODE_HOST_PATHS - values)}")
+    mounts = {m["mountPath"]: m for m in driver.get("volumeMounts", [])}
+    kubelet_mount = mounts.get(kubelet_dir, {})
+    c.check(paths.get(kubelet_mount.get("name")) == kubelet_dir,
+            f"{what}: csi-node does not mount the kubelet dir {kubelet_dir} at the same path")
+    c.check(kubelet_mount.get("mountPropagation") == "Bidirectional",
+            f"{what}: the kubelet dir mount must be Bidirectional")
+    for m in driver.get("volumeMounts", []):
+        if m is not kubelet_mount:
+            c.check(m.get("mountPropagation") != "Bidirectional", f"{what}: only the kubelet dir is Bidirectional")
+    plugin_dir = f"{kubelet_dir}/plugins/{DRIVER}"
+    c.check(flag(driver, "state-dir") == [plugin_dir], f"{what}: --state-dir {flag(driver, 'state-dir')} != {plugin_dir}")
+    sock_dir = str(Path(socket_path(driver)).parent)
+    sock_volume = {m["mountPath"]: m["name"] for m in driver.get("volumeMounts", [])}.get(sock_dir)
+    c.check(paths.get(sock_volume) == plugin_dir, f"{what}: socket dir is not {plugin_dir} on the host")
+    registrar = container(pod, "node-driver-registrar")
+    c.check(flag(registrar, "kubelet-registration-path") == [f"{plugin_dir}/csi.sock"],
+            f"{what}: registrar --kubelet-registration-path != {plugin_dir}/csi.sock")
+    reg_mount = {m["mountPath"]: m["name"] for m in registrar.get("volumeMounts", [])}.get("/registration")
+    c.check(paths.get(reg_mount) == f"{kubelet_dir}/plugins_registry",
+            f"{what}: registrar does not mount {kubelet_dir}/plugins_registry at /registration")
+    for name, path in paths.items():
+        if "kubelet" in path or "k0s" in path or "microk8s" in path:
+            c.check(path.startswith(kubelet_dir), f"{what}: volume {name} {path} is outside {kubelet_dir}")
+    check_sidecars_dial_the_driver(c, pod, "csi-node", what)
+    check_liveness(c, pod, "csi-node", what)
+
+
+def rules_of(objects, sa_name: str) -> list[tuple[str, dict, str]]:
+    """(kind of role, rule, role namespace) of every rule bound to the service account."""
+    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
+             for d in by_kind(objects, "ClusterRole") + by_kind(objects, "Role")}
+    out = []
+    for binding in by_kind(objects, "ClusterRoleBinding") + by_kind(objects, "RoleBinding"):
+        if not any(s["kind"] == "ServiceAccount" and s["name"] == sa_name for s in binding["subjects"]):
+            continue
+        ref = binding["roleRef"]
+        ns = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
+        role = roles.get((ref["kind"], ns, ref["name"]))
+        if role is None:
+            out.append((ref["kind"], {"missing": ref["name"]}, ns))
+            continue
+        out.extend((ref["kind"], rule, ns) for rule in role.get("rules", []))
+    return out
+
+
+def check_rbac(c: Checker, objects, snapshots: bool) -> None:
+    sas = {d["metadata"]["name"]: d for d in by_kind(objects, "ServiceAccount")}
+    pods = {d["kind"]: d["spec"]["template"]["spec"] for d in by_kind(objects, "Deployment") + by_kind(objects, "DaemonSet")}
+    controller_sa = pods.get("Deployment", {}).get("serviceAccountName")
+    node_sa = pods.get("DaemonSet", {}).get("serviceAccountName")
+    c.check(controller_sa in sas and node_sa in sas and controller_sa != node_sa,
+            "controller and node need their own service accounts")
+    granted: set[tuple[str, str]] = set()
+    for kind, rule, ns in rules_of(objects, controller_sa):
+        if not c.check("missing" not in rule, f"RBAC: binding to a missing {kind} {rule.get('missing')}"):
+            continue
+        for group in rule.get("apiGroups", []):
+            for res in rule.get("resources", []):
+                verbs = set(rule.get("verbs", []))
+                allowed = CONTROLLER_ALLOW.get((group, res))
+                c.check("*" not in verbs and "*" not in res and group != "*", f"RBAC: wildcard in {rule}")
+                if not c.check(allowed is not None, f"RBAC: controller may not touch {group or 'core'}/{res}"):
+                    continue
+                c.check(verbs <= allowed, f"RBAC: controller {group or 'core'}/{res} verbs {sorted(verbs - allowed)} beyond the allow-list")
+                granted.add((group, res))
+                if res == "secrets":
+                    c.check(kind == "Role" and bool(rule.get("resourceNames")),
+                            "RBAC: secrets only through a namespaced Role with resourceNames")
+                if res == "leases":
+                    c.check(kind == "Role", "RBAC: leases only in the release namespace (Role)")
+    if not snapshots:
+        c.check(not (granted & SNAPSHOT_ONLY), "RBAC: snapshotter permissions granted with snapshots off")
+    node_rules = rules_of(objects, node_sa)
+    c.check(not node_rules, f"RBAC: the node service account must hold no permissions, has {node_rules}")
+    node_pod = pods.get("DaemonSet", {})
+    c.check(node_pod.get("automountServiceAccountToken") is False or sas.get(node_sa, {}).get("automountServiceAccountToken") is False,
+            "RBAC: the node plugin needs no API token")
+
+
+def check_secrets(c: Checker, objects, text: str) -> None:
+    c.check(not by_kind(objects, "Secret"), "a Secret is rendered: secrets are referenced, never inlined")
+    for key in CHAP_KEYS:
+        c.check(key not in text, f"{key} appears in the rendered manifests: CHAP credentials are never inlined")
+    for sc in by_kind(objects, "StorageClass"):
+        params = sc.get("parameters", {})
+        refs = {k: v for k, v in params.items() if k.startswith(SECRET_PARAMS)}
+        for k in params:
+            if "secret" in k:
+                c.check(k in refs and (k.endswith("-name") or k.endswith("-namespace")),
+                        f"StorageClass/{sc['metadata']['name']}: {k} is not a secret reference")
+        if refs:
+            for prefix in SECRET_PARAMS:
+                for suffix in ("name", "namespace"):
+                    c.check(f"{prefix}{suffix}" in refs, f"StorageClass/{sc['metadata']['name']}: {prefix}{suffix} missing")
+    for _, doc in objects:
+        for pod in [doc.get("spec", {}).get("template", {}).get("spec", {})]:
+            for cont in pod.get("containers", []):
+                for env in cont.get("env", []):
+                    c.check("value" not in env or not re.search(r"(?i)pass|secret|chap", env["name"]),
+                            f"{cont['name']}: env {env['name']} inlines a secret")
+
+
+def check_classes(c: Checker, objects, snapshots: bool, defaults: bool) -> None:
+    classes = by_kind(objects, "StorageClass")
+    kinds = set()
+    for sc in classes:
+        name = sc["metadata"]["name"]
+        params = sc.get("parameters", {})
+        c.check(sc["provisioner"] == DRIVER, f"StorageClass/{name}: provisioner {sc['provisioner']}")
+        c.check(sc.get("allowVolumeExpansion") is True, f"StorageClass/{name}: allowVolumeExpansion must be true")
+        fs = params.get("csi.storage.k8s.io/fstype")
+        c.check(fs in ("ext4", "xfs"), f"StorageClass/{name}: fstype {fs}")
+        c.check(params.get("thin") in ("true", "false"), f"StorageClass/{name}: thin {params.get('thin')!r}")
+        kinds.add("thin" if params.get("thin") == "true" else fs)
+    if defaults:
+        c.check({"ext4", "xfs", "thin"} <= kinds, f"StorageClasses for ext4, xfs and thin expected, found {sorted(kinds)}")
+    vsc = by_kind(objects, "VolumeSnapshotClass")
+    c.check(len(vsc) == (1 if snapshots else 0), f"{len(vsc)} VolumeSnapshotClass with snapshots {'on' if snapshots else 'off'}")
+    for cls in vsc:
+        c.check(cls["driver"] == DRIVER, f"VolumeSnapshotClass driver {cls['driver']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kube-version", default="1.30")
+    parser.add_argument("--kubelet-dir", default="/var/lib/kubelet")
+    parser.add_argument("--snapshots", choices=["on", "off"], default="off")
+    parser.add_argument("--examples", action="store_true", help="schemas only (deploy/examples)")
+    parser.add_argument("--not-defaults", action="store_true", help="custom StorageClasses")
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args()
+    c = Checker()
+    objects = load(args.files)
+    c.check(bool(objects), "no objects")
+    validate_schemas(c, objects, args.kube_version)
+    if not args.examples:
+        text = "\n".join(Path(f).read_text() for f in args.files)
+        snapshots = args.snapshots == "on"
+        c.check("0.0.0.0" not in text, "0.0.0.0 appears in the rendered manifests")
+        check_csidriver(c, objects)
+        check_controller(c, objects, snapshots)
+        check_node(c, objects, args.kubelet_dir)
+        check_rbac(c, objects, snapshots)
+        check_secrets(c, objects, text)
+        check_classes(c, objects, snapshots, not args.not_defaults)
+    for failure in c.failures:
+        print(f"FAIL {failure}")
+    print(f"{'FAILED' if c.failures else 'ok'}: {len(objects)} objects in {', '.join(args.files)}")
+    return 1 if c.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
