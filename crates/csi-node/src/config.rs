@@ -1,4 +1,6 @@
 //! Command-line flags of `csi-node`, each with an environment variable.
+//!
+//! Invariant: every timeout is positive; the node id, when given, must be an initiator IQN.
 
 use clap::Parser;
 use csi_common::cli::{CommonArgs, parse_seconds};
@@ -46,9 +48,40 @@ pub struct NodeArgs {
     #[arg(long, env = "CARVE_MKFS_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
     pub mkfs_timeout: Duration,
 
+    /// iscsiadm iface used for node records and sessions.
+    #[arg(long, env = "CARVE_ISCSI_IFACE", default_value = "default")]
+    pub iscsi_iface: String,
+
+    /// open-iscsi node record directory (the host's, mounted at the same path in a container).
+    #[arg(
+        long,
+        env = "CARVE_ISCSI_NODES_DIR",
+        default_value = "/etc/iscsi/nodes"
+    )]
+    pub iscsi_nodes_dir: PathBuf,
+
+    /// Topology segments reported by NodeGetInfo, as key=value (repeatable; none by default).
+    #[arg(long = "topology", env = "CARVE_TOPOLOGY", value_delimiter = ',', value_parser = parse_segment)]
+    pub topology: Vec<(String, String)>,
+
+    /// At most this many mkfs runs at once on this node.
+    #[arg(long, env = "CARVE_MKFS_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub mkfs_concurrency: u32,
+
+    /// Timeout for blockdev and other short device tools, in seconds.
+    #[arg(long, env = "CARVE_DEVICE_TOOL_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub device_tool_timeout: Duration,
+
     /// How long to wait for the disk to appear after login, in seconds.
     #[arg(long, env = "CARVE_DEVICE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub device_timeout: Duration,
+}
+
+fn parse_segment(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{raw:?} is not key=value"))
 }
 
 impl NodeArgs {

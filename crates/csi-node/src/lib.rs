@@ -1,9 +1,18 @@
 //! Carve's CSI node plugin: configuration, readiness and the gRPC services.
 //!
-//! Layers: `config` (flags) → `service` (gRPC, thin) → operations → OS layers (iSCSI, devices,
-//! mounts) that know nothing of gRPC. Errors become gRPC codes only in `csi_common::error`.
+//! Layers: `config` (flags) → `service` (gRPC, thin) → `ops` (one file per RPC) → OS layers
+//! (`iscsi`, `device`, `fs`, `mount`, `state`, `paths`) that know nothing of gRPC. Errors
+//! become gRPC codes only in `csi_common::error`.
 
 pub mod config;
+pub mod device;
+pub mod fs;
 pub mod initiator_name;
+pub mod iscsi;
+pub mod mount;
+pub mod ops;
+pub mod paths;
 pub mod readiness;
 pub mod server;
+pub mod service;
+pub mod state;

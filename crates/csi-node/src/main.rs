@@ -15,7 +15,8 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(driver = %args.common.driver_name, version = env!("CARGO_PKG_VERSION"), "starting csi-node");
     let runner = Arc::new(SystemRunner::with_prefix(args.common.prefix()));
-    let routes = server::routes(&args, runner);
+    let routes = server::routes(&args, runner).map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(state_dir = %args.state_dir().display(), "node service configured");
     serve::serve(
         &args.common.endpoint,
         routes,

@@ -1,13 +1,66 @@
-//! Builds the node plugin's gRPC routes from its configuration.
+//! Builds the node plugin's gRPC routes (Identity and Node) from its configuration.
 
-use crate::{config::NodeArgs, readiness::NodeReadiness};
-use csi_common::{command::CommandRunner, identity::IdentityService};
-use csi_proto::v1::identity_server::IdentityServer;
-use std::sync::Arc;
+use crate::{
+    config::NodeArgs,
+    device::sys::SysDevices,
+    fs::{mkfs::Formatter, probe::Blkid},
+    initiator_name,
+    iscsi::iscsiadm::OpenIscsi,
+    mount::sys::SysMounter,
+    ops::NodeCore,
+    readiness::NodeReadiness,
+    service::NodeService,
+    state::StateDir,
+};
+use csi_common::{Result, command::CommandRunner, identity::IdentityService, ids::NodeId};
+use csi_proto::v1::{identity_server::IdentityServer, node_server::NodeServer};
+use std::{path::PathBuf, sync::Arc};
 use tonic::service::Routes;
 
-/// The Identity (and, as it grows, Node) services for `args`, running tools via `runner`.
-pub fn routes(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Routes {
+/// This node's id: --node-id (validated) or the initiator IQN from --initiator-name-file.
+pub fn node_id(args: &NodeArgs) -> Result<NodeId> {
+    match &args.node_id {
+        Some(raw) => NodeId::parse(raw),
+        None => {
+            initiator_name::read(&args.initiator_name_file).map(|iqn| NodeId::from_initiator(&iqn))
+        }
+    }
+}
+
+/// The node's operations on the real system.
+pub fn core(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<NodeCore> {
+    let sys = PathBuf::from("/sys");
+    Ok(NodeCore {
+        node_id: node_id(args)?,
+        max_volumes: args.max_volumes,
+        topology: args.topology.iter().cloned().collect(),
+        initiator: Arc::new(OpenIscsi {
+            runner: Arc::clone(&runner),
+            iscsiadm: args.iscsiadm.clone(),
+            iface: args.iscsi_iface.clone(),
+            nodes_dir: args.iscsi_nodes_dir.clone(),
+            sys: sys.clone(),
+            timeout: args.iscsiadm_timeout,
+        }),
+        devices: Arc::new(SysDevices {
+            runner: Arc::clone(&runner),
+            sys,
+            timeout: args.device_tool_timeout,
+        }),
+        probe: Arc::new(Blkid),
+        mounter: Arc::new(SysMounter),
+        formatter: Formatter {
+            runner,
+            timeout: args.mkfs_timeout,
+        },
+        state: StateDir::new(args.state_dir()),
+        mkfs_permits: Arc::new(tokio::sync::Semaphore::new(args.mkfs_concurrency as usize)),
+        device_timeout: args.device_timeout,
+    })
+}
+
+/// The Identity and Node services for `args`, running tools via `runner`.
+pub fn routes(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<Routes> {
     let readiness = Arc::new(NodeReadiness::new(
         Arc::clone(&runner),
         args.iscsiadm.clone(),
@@ -20,5 +73,6 @@ pub fn routes(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Routes {
         vec![],
         readiness,
     );
-    Routes::new(IdentityServer::new(identity))
+    let node = NodeService::new(Arc::new(core(args, runner)?));
+    Ok(Routes::new(IdentityServer::new(identity)).add_service(NodeServer::new(node)))
 }

@@ -1,0 +1,129 @@
+//! Pure matching of a udev property map to the disk a volume expects, and VPD 0x80 decoding.
+//!
+//! Invariants: a disk matches only if it is a whole disk (`DEVTYPE=disk`) whose `ID_PATH` is
+//! exactly `ip-<portal>-iscsi-<iqn>-lun-<n>`; the serial is checked separately
+//! ([`check_serial`]) and a mismatch is an error, never a skip, so a wrong disk is refused
+//! loudly before any write.
+
+use csi_common::{Error, Result, ids::Iqn};
+use std::{collections::HashMap, net::SocketAddr};
+
+/// Which disk a volume is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// Portal the session uses.
+    pub portal: SocketAddr,
+    /// Target IQN.
+    pub target: Iqn,
+    /// LUN.
+    pub lun: u32,
+    /// Unit serial (VPD 0x80) the disk must report.
+    pub serial: String,
+}
+
+impl Expected {
+    /// The udev `ID_PATH` (and by-path link name) of the disk.
+    pub fn id_path(&self) -> String {
+        format!("ip-{}-iscsi-{}-lun-{}", self.portal, self.target, self.lun)
+    }
+}
+
+/// Whether the udev properties describe the expected whole disk.
+pub fn matches(props: &HashMap<String, String>, expected: &Expected) -> bool {
+    props.get("SUBSYSTEM").map(String::as_str) == Some("block")
+        && props.get("DEVTYPE").map(String::as_str) == Some("disk")
+        && props.get("ID_PATH") == Some(&expected.id_path())
+}
+
+/// Compares serials as LIO reports them (case-insensitive, surrounding blanks ignored).
+pub fn check_serial(found: &str, expected: &str, source: &str) -> Result<()> {
+    if found.trim().eq_ignore_ascii_case(expected.trim()) {
+        Ok(())
+    } else {
+        Err(Error::failed_precondition(format!(
+            "disk serial from {source} is {found:?} but the volume's is {expected:?}: refusing to use this disk"
+        )))
+    }
+}
+
+/// Decodes a VPD page 0x80 (unit serial number) as in sysfs `device/vpd_pg80`.
+pub fn decode_vpd80(page: &[u8]) -> Result<String> {
+    let bad = |why: &str| Error::internal(format!("malformed VPD page 0x80: {why}"));
+    if page.len() < 4 || page[1] != 0x80 {
+        return Err(bad("not a unit serial page"));
+    }
+    let len = u16::from_be_bytes([page[2], page[3]]) as usize;
+    let body = page.get(4..4 + len).ok_or_else(|| bad("truncated"))?;
+    let text = String::from_utf8_lossy(body);
+    Ok(text
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string())
+}
+
+/// Parses `udevadm info --query=property` output (KEY=value lines).
+pub fn parse_properties(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROPS: &str = include_str!("../../../../tests/fixtures/node/udev-properties-sda.txt");
+    const SERIAL: &str = "5a0c1e00-0000-4000-8000-00000000c0de";
+
+    fn expected() -> Expected {
+        Expected {
+            portal: "127.0.0.1:3260".parse().unwrap(),
+            target: Iqn::parse("iqn.2024-01.dev.carve:cap1").unwrap(),
+            lun: 0,
+            serial: SERIAL.into(),
+        }
+    }
+
+    #[test]
+    fn matcher_table() {
+        let props = parse_properties(PROPS);
+        assert!(matches(&props, &expected()), "the captured disk");
+        let other = |f: &dyn Fn(&mut Expected)| {
+            let mut e = expected();
+            f(&mut e);
+            matches(&props, &e)
+        };
+        assert!(!other(&|e| e.lun = 1));
+        assert!(!other(&|e| e.portal = "127.0.0.2:3260".parse().unwrap()));
+        assert!(!other(
+            &|e| e.target = Iqn::parse("iqn.2024-01.dev.carve:cap10").unwrap()
+        ));
+        let mut partition = props.clone();
+        partition.insert("DEVTYPE".into(), "partition".into());
+        assert!(!matches(&partition, &expected()));
+        let mut no_path = props.clone();
+        no_path.remove("ID_PATH");
+        assert!(!matches(&no_path, &expected()));
+        assert_eq!(props.get("ID_SCSI_SERIAL").unwrap(), SERIAL);
+    }
+
+    #[test]
+    fn serial_checks() {
+        check_serial(SERIAL, &SERIAL.to_uppercase(), "udev").unwrap();
+        let err =
+            check_serial("5a0c1e00-0000-4000-8000-000000000bad", SERIAL, "sysfs").unwrap_err();
+        assert_eq!(err.kind(), csi_common::Kind::FailedPrecondition);
+        assert!(check_serial("", SERIAL, "udev").is_err());
+    }
+
+    #[test]
+    fn decodes_the_captured_vpd_page() {
+        // od -c of sysfs vpd_pg80 in the guest: \0 200 \0 % then the serial and a NUL.
+        let mut page = vec![0u8, 0x80, 0, 37];
+        page.extend_from_slice(SERIAL.as_bytes());
+        page.push(0);
+        assert_eq!(decode_vpd80(&page).unwrap(), SERIAL);
+        assert!(decode_vpd80(&page[..10]).is_err());
+        assert!(decode_vpd80(&[0, 0x83, 0, 0]).is_err());
+    }
+}

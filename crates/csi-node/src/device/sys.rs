@@ -1,0 +1,118 @@
+//! [`DeviceLocator`] on the real system: udev for discovery, sysfs for serial, size and
+//! deletion, `blockdev --flushbufs` through the command runner.
+//!
+//! Invariant: the sysfs root is a parameter (`/sys`), so the sysfs parts are tested on a tree.
+
+use super::{Device, DeviceLocator, Expected, matcher, udev_wait};
+use crate::iscsi::Removal;
+use csi_common::{
+    Error, Result,
+    command::{BoxFuture, Cmd, CommandRunner},
+};
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+/// Devices through udev and sysfs.
+#[derive(Debug, Clone)]
+pub struct SysDevices {
+    /// Runs `blockdev`.
+    pub runner: Arc<dyn CommandRunner>,
+    /// sysfs root (`/sys`).
+    pub sys: PathBuf,
+    /// Timeout of `blockdev`.
+    pub timeout: Duration,
+}
+
+impl SysDevices {
+    fn block_dir(&self, device: &Device) -> PathBuf {
+        self.sys.join("class/block").join(&device.name)
+    }
+}
+
+impl DeviceLocator for SysDevices {
+    fn wait_for<'a>(
+        &'a self,
+        expected: &'a Expected,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Device>> {
+        Box::pin(udev_wait::wait_for(expected.clone(), timeout))
+    }
+
+    fn kernel_serial(&self, device: &Device) -> Result<String> {
+        let path = self.block_dir(device).join("device/vpd_pg80");
+        let page = std::fs::read(&path)
+            .map_err(|e| Error::internal(format!("read {}: {e}", path.display())))?;
+        matcher::decode_vpd80(&page)
+    }
+
+    fn size_bytes(&self, device: &Device) -> Result<u64> {
+        let path = self.block_dir(device).join("size");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::internal(format!("read {}: {e}", path.display())))?;
+        let sectors: u64 = text
+            .trim()
+            .parse()
+            .map_err(|_| Error::internal(format!("{}: not a number", path.display())))?;
+        Ok(sectors * 512)
+    }
+
+    fn exists(&self, device: &Device) -> bool {
+        self.block_dir(device).exists()
+    }
+
+    fn flush<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let cmd = Cmd::new("blockdev")
+                .arg("--flushbufs")
+                .arg(device.path.to_string_lossy())
+                .timeout(self.timeout);
+            self.runner.run(&cmd).await?.ok()?;
+            Ok(())
+        })
+    }
+
+    fn delete(&self, device: &Device) -> Result<Removal> {
+        let path = self.block_dir(device).join("device/delete");
+        if !path.exists() {
+            return Ok(Removal::NotFound);
+        }
+        std::fs::write(&path, "1")
+            .map_err(|e| Error::internal(format!("write {}: {e}", path.display())))?;
+        Ok(Removal::Removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use csi_common::command::{Expectation, ScriptedRunner};
+
+    #[tokio::test]
+    async fn sysfs_serial_size_delete_and_flush() {
+        let sys = tempfile::tempdir().unwrap();
+        let dev = sys.path().join("class/block/sda/device");
+        std::fs::create_dir_all(&dev).unwrap();
+        let mut page = vec![0u8, 0x80, 0, 5];
+        page.extend_from_slice(b"ab-12");
+        std::fs::write(dev.join("vpd_pg80"), page).unwrap();
+        std::fs::write(sys.path().join("class/block/sda/size"), "2097152\n").unwrap();
+        std::fs::write(dev.join("delete"), "").unwrap();
+        let fake = Arc::new(ScriptedRunner::new());
+        fake.expect(Expectation::new(["blockdev", "--flushbufs", "/dev/sda"]));
+        let d = SysDevices {
+            runner: fake.clone(),
+            sys: sys.path().into(),
+            timeout: Duration::from_secs(5),
+        };
+        let sda = Device::from_name("sda");
+        assert_eq!(d.kernel_serial(&sda).unwrap(), "ab-12");
+        assert_eq!(d.size_bytes(&sda).unwrap(), 1 << 30);
+        assert!(d.exists(&sda));
+        d.flush(&sda).await.unwrap();
+        assert_eq!(d.delete(&sda).unwrap(), Removal::Removed);
+        assert_eq!(std::fs::read_to_string(dev.join("delete")).unwrap(), "1");
+        let gone = Device::from_name("sdz");
+        assert_eq!(d.delete(&gone).unwrap(), Removal::NotFound);
+        assert!(d.kernel_serial(&gone).is_err());
+        fake.finish();
+    }
+}

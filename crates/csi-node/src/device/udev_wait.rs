@@ -1,0 +1,100 @@
+//! Waiting for a disk through udev: a monitor on the udev netlink group is opened first, then
+//! the existing devices are enumerated (so a disk that appeared before the monitor is not
+//! missed), then events are polled until the deadline. No sleep loops.
+//!
+//! Invariant: only devices udev has finished processing are considered (initialized devices,
+//! and `add`/`change` events from the udev group, which come after the rules ran), so
+//! `ID_PATH` and `ID_SCSI_SERIAL` are present when matched.
+
+use super::{Device, Expected, matcher};
+use csi_common::{Error, Result};
+use std::{
+    collections::HashMap,
+    os::fd::AsFd,
+    time::{Duration, Instant},
+};
+
+fn props(device: &udev::Device) -> HashMap<String, String> {
+    device
+        .properties()
+        .map(|p| {
+            (
+                p.name().to_string_lossy().into_owned(),
+                p.value().to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn found(device: &udev::Device) -> Option<Device> {
+    let path = device.devnode()?.to_path_buf();
+    Some(Device {
+        name: device.sysname().to_string_lossy().into_owned(),
+        path,
+        udev_serial: device
+            .property_value("ID_SCSI_SERIAL")
+            .map(|v| v.to_string_lossy().into_owned()),
+    })
+}
+
+fn udev_error(e: std::io::Error) -> Error {
+    Error::unavailable(format!("udev: {e}"))
+}
+
+fn wait_blocking(expected: &Expected, timeout: Duration) -> Result<Device> {
+    let deadline = Instant::now() + timeout;
+    let socket = udev::MonitorBuilder::new()
+        .and_then(|b| b.match_subsystem_devtype("block", "disk"))
+        .and_then(|b| b.listen())
+        .map_err(udev_error)?;
+    let mut enumerator = udev::Enumerator::new().map_err(udev_error)?;
+    enumerator.match_subsystem("block").map_err(udev_error)?;
+    enumerator
+        .match_property("ID_PATH", expected.id_path())
+        .map_err(udev_error)?;
+    for device in enumerator.scan_devices().map_err(udev_error)? {
+        if device.is_initialized()
+            && matcher::matches(&props(&device), expected)
+            && let Some(dev) = found(&device)
+        {
+            return Ok(dev);
+        }
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::deadline_exceeded(format!(
+                "disk {} did not appear within {timeout:?}",
+                expected.id_path()
+            )));
+        }
+        let ms = u16::try_from(left.as_millis().clamp(1, 10_000)).unwrap_or(10_000);
+        let mut fds = [nix::poll::PollFd::new(
+            socket.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::internal(format!("poll udev monitor: {e}"))),
+        }
+        for event in socket.iter() {
+            let relevant = matches!(
+                event.event_type(),
+                udev::EventType::Add | udev::EventType::Change
+            );
+            if relevant
+                && matcher::matches(&props(&event.device()), expected)
+                && let Some(dev) = found(&event.device())
+            {
+                return Ok(dev);
+            }
+        }
+    }
+}
+
+/// Waits up to `timeout` for the disk of `expected` (runs on a blocking thread).
+pub async fn wait_for(expected: Expected, timeout: Duration) -> Result<Device> {
+    tokio::task::spawn_blocking(move || wait_blocking(&expected, timeout))
+        .await
+        .map_err(|e| Error::internal(format!("udev wait task: {e}")))?
+}

@@ -1,0 +1,279 @@
+//! [`Initiator`] on open-iscsi: `iscsiadm` argv builders and the exit codes that matter, node
+//! record auth written by [`super::record`], sessions read by [`super::sysfs`].
+//!
+//! Exit codes (open-iscsi 2.1.8, captured in tests/fixtures/node/iscsiadm-*.txt): 15 session
+//! exists, 20 cannot reach iscsid, 21 no records / no sessions, 24 login authorization failure.
+
+use super::{Initiator, Login, Removal, Session, record, sysfs};
+use csi_common::{
+    Error, Result,
+    command::{BoxFuture, Cmd, CommandRunner, Output},
+    contract::Chap,
+    ids::Iqn,
+};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+/// Session already present.
+pub const RC_SESSION_EXISTS: i32 = 15;
+/// Cannot connect to iscsid.
+pub const RC_ISCSID_NOTCONN: i32 = 20;
+/// No records / no matching sessions.
+pub const RC_NO_OBJS_FOUND: i32 = 21;
+/// Login failed: authorization (wrong CHAP, not in ACL).
+pub const RC_LOGIN_AUTH_FAILED: i32 = 24;
+
+/// open-iscsi through `iscsiadm` and the node record files.
+#[derive(Debug, Clone)]
+pub struct OpenIscsi {
+    /// Runs iscsiadm.
+    pub runner: Arc<dyn CommandRunner>,
+    /// The iscsiadm program.
+    pub iscsiadm: String,
+    /// The iscsiadm iface used for every record and session.
+    pub iface: String,
+    /// The node record directory (`/etc/iscsi/nodes`).
+    pub nodes_dir: PathBuf,
+    /// The sysfs root (`/sys`).
+    pub sys: PathBuf,
+    /// Timeout of each iscsiadm call.
+    pub timeout: Duration,
+}
+
+/// `iscsiadm -m node -T IQN -p PORTAL -I IFACE` followed by `extra`.
+pub fn node_argv(target: &Iqn, portal: SocketAddr, iface: &str, extra: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = ["-m", "node", "-T", target.as_str()]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    argv.extend([
+        "-p".into(),
+        portal.to_string(),
+        "-I".into(),
+        iface.to_string(),
+    ]);
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    argv
+}
+
+impl OpenIscsi {
+    async fn node(&self, target: &Iqn, portal: SocketAddr, extra: &[&str]) -> Result<Output> {
+        let cmd = Cmd::new(&self.iscsiadm)
+            .args(node_argv(target, portal, &self.iface, extra))
+            .timeout(self.timeout);
+        Ok(self.runner.run(&cmd).await?)
+    }
+
+    fn failure(out: Output, what: &str) -> Error {
+        let message = format!("{what}: {}", out.clone().ok().unwrap_err());
+        match out.code {
+            Some(RC_ISCSID_NOTCONN) => Error::unavailable(message),
+            Some(RC_LOGIN_AUTH_FAILED) => Error::failed_precondition(format!(
+                "{message} (check the CHAP secret and that the target's ACL allows this initiator)"
+            )),
+            _ => Error::internal(message),
+        }
+    }
+
+    async fn prepare_inner(
+        &self,
+        target: &Iqn,
+        portal: SocketAddr,
+        chap: Option<&Chap>,
+    ) -> Result<()> {
+        let out = self.node(target, portal, &["-o", "new"]).await?;
+        if !out.success() {
+            return Err(Self::failure(out, "create node record"));
+        }
+        let path = record::locate(&self.nodes_dir, target, portal, &self.iface)?;
+        record::write_auth(&path, target, portal, &self.iface, chap)
+    }
+
+    async fn login_inner(&self, target: &Iqn, portal: SocketAddr) -> Result<Login> {
+        let out = self.node(target, portal, &["--login"]).await?;
+        match out.code {
+            Some(0) => Ok(Login::LoggedIn),
+            Some(RC_SESSION_EXISTS) => Ok(Login::AlreadyLoggedIn),
+            _ => Err(Self::failure(out, "iscsi login")),
+        }
+    }
+
+    async fn removal(
+        &self,
+        target: &Iqn,
+        portal: SocketAddr,
+        extra: &[&str],
+        what: &str,
+    ) -> Result<Removal> {
+        let out = self.node(target, portal, extra).await?;
+        match out.code {
+            Some(0) => Ok(Removal::Removed),
+            Some(RC_NO_OBJS_FOUND) => Ok(Removal::NotFound),
+            _ => Err(Self::failure(out, what)),
+        }
+    }
+}
+
+impl Initiator for OpenIscsi {
+    fn prepare<'a>(
+        &'a self,
+        target: &'a Iqn,
+        portal: SocketAddr,
+        chap: Option<&'a Chap>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.prepare_inner(target, portal, chap))
+    }
+
+    fn login<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Login>> {
+        Box::pin(self.login_inner(target, portal))
+    }
+
+    fn logout<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Removal>> {
+        Box::pin(self.removal(target, portal, &["--logout"], "iscsi logout"))
+    }
+
+    fn delete_record<'a>(
+        &'a self,
+        target: &'a Iqn,
+        portal: SocketAddr,
+    ) -> BoxFuture<'a, Result<Removal>> {
+        Box::pin(self.removal(target, portal, &["-o", "delete"], "delete node record"))
+    }
+
+    fn sessions(&self) -> Vec<Session> {
+        sysfs::sessions(&self.sys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use csi_common::{
+        Kind,
+        command::{Expectation, ScriptedRunner},
+    };
+
+    const T: &str = "iqn.2024-01.dev.carve:cap1";
+    const P: &str = "127.0.0.1:3260";
+
+    fn fixture(name: &str) -> (i32, String) {
+        let path = format!(
+            "{}/../../tests/fixtures/node/iscsiadm-{name}.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let code = text
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|c| c.parse().ok())
+            .unwrap();
+        let stderr = text.split("## stderr\n").nth(1).unwrap_or("").to_string();
+        (code, stderr)
+    }
+
+    fn argv(extra: &[&str]) -> Vec<String> {
+        let mut v = vec!["iscsiadm".to_string()];
+        v.extend(node_argv(
+            &Iqn::parse(T).unwrap(),
+            P.parse().unwrap(),
+            "default",
+            extra,
+        ));
+        v
+    }
+
+    fn iscsi(fake: Arc<ScriptedRunner>, nodes: PathBuf) -> OpenIscsi {
+        OpenIscsi {
+            runner: fake,
+            iscsiadm: "iscsiadm".into(),
+            iface: "default".into(),
+            nodes_dir: nodes,
+            sys: PathBuf::from("/nonexistent"),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn node_argv_has_no_discovery_and_names_the_iface() {
+        assert_eq!(
+            argv(&["--login"]).join(" "),
+            format!("iscsiadm -m node -T {T} -p {P} -I default --login")
+        );
+    }
+
+    #[tokio::test]
+    async fn exit_codes_become_outcomes_or_the_right_error_kinds() {
+        let fake = Arc::new(ScriptedRunner::new());
+        let (again, again_err) = fixture("login-again");
+        let (auth, auth_err) = fixture("login-wrongchap");
+        let (gone, gone_err) = fixture("logout-again");
+        let (norec, norec_err) = fixture("delete-record-again");
+        assert_eq!((again, auth, gone, norec), (15, 24, 21, 21));
+        fake.expect(Expectation::new(argv(&["--login"])));
+        fake.expect(Expectation::new(argv(&["--login"])).fails(again, again_err));
+        fake.expect(Expectation::new(argv(&["--login"])).fails(auth, auth_err));
+        fake.expect(
+            Expectation::new(argv(&["--login"]))
+                .fails(20, "iscsiadm: can not connect to iSCSI daemon (111)!"),
+        );
+        fake.expect(Expectation::new(argv(&["--logout"])).fails(gone, gone_err));
+        fake.expect(Expectation::new(argv(&["-o", "delete"])).fails(norec, norec_err));
+        fake.expect(
+            Expectation::new(argv(&["-o", "delete"])).fails(6, "iscsiadm: database failure"),
+        );
+        let i = iscsi(fake.clone(), PathBuf::from("/nonexistent"));
+        let (t, p) = (Iqn::parse(T).unwrap(), P.parse().unwrap());
+        assert_eq!(i.login(&t, p).await.unwrap(), Login::LoggedIn);
+        assert_eq!(i.login(&t, p).await.unwrap(), Login::AlreadyLoggedIn);
+        let denied = i.login(&t, p).await.unwrap_err();
+        assert_eq!(denied.kind(), Kind::FailedPrecondition);
+        assert!(
+            denied.message().contains("authorization failure"),
+            "{denied}"
+        );
+        assert_eq!(i.login(&t, p).await.unwrap_err().kind(), Kind::Unavailable);
+        assert_eq!(i.logout(&t, p).await.unwrap(), Removal::NotFound);
+        assert_eq!(i.delete_record(&t, p).await.unwrap(), Removal::NotFound);
+        assert_eq!(
+            i.delete_record(&t, p).await.unwrap_err().kind(),
+            Kind::Internal
+        );
+        fake.finish();
+    }
+
+    #[tokio::test]
+    async fn prepare_writes_chap_into_the_record_and_never_into_argv() {
+        let nodes = tempfile::tempdir().unwrap();
+        let dir = nodes.path().join(T);
+        std::fs::create_dir_all(&dir).unwrap();
+        let default = std::fs::read_to_string(format!(
+            "{}/../../tests/fixtures/node/node-record-default.txt",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        std::fs::write(dir.join("127.0.0.1,3260"), default).unwrap();
+        let fake = Arc::new(ScriptedRunner::new());
+        fake.expect(Expectation::new(argv(&["-o", "new"])));
+        let chap = Chap {
+            username: "u".into(),
+            password: "very-secret-password".into(),
+            mutual: None,
+        };
+        let i = iscsi(fake.clone(), nodes.path().to_path_buf());
+        i.prepare(&Iqn::parse(T).unwrap(), P.parse().unwrap(), Some(&chap))
+            .await
+            .unwrap();
+        fake.finish();
+        assert!(
+            fake.ran()
+                .iter()
+                .flatten()
+                .all(|a| !a.contains("very-secret"))
+        );
+        let text = std::fs::read_to_string(dir.join("127.0.0.1,3260")).unwrap();
+        assert_eq!(
+            record::field(&text, "node.session.auth.password"),
+            Some("very-secret-password")
+        );
+    }
+}

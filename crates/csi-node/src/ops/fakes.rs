@@ -1,0 +1,338 @@
+//! Test doubles for the OS layers: an in-memory initiator and disk, a configurable probe and a
+//! recording mounter that keeps a mount table (youki-style: tests assert on the calls made).
+
+use crate::{
+    device::{Device, DeviceLocator, Expected},
+    fs::{FsProbe, Probe},
+    iscsi::{Initiator, Login, Removal, Session},
+    mount::{MountInfo, MountOptions, Mounter},
+};
+use csi_common::{Error, Result, command::BoxFuture, contract::Chap, ids::Iqn};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
+};
+
+/// The disk every fake session attaches.
+pub const DISK: &str = "sdb";
+
+/// An initiator with sessions in memory.
+#[derive(Debug, Default)]
+pub struct FakeInitiator {
+    /// Target IQNs with a node record, and whether CHAP was set.
+    pub records: Mutex<Vec<(String, bool)>>,
+    /// Live sessions.
+    pub sessions: Mutex<Vec<Session>>,
+    /// Error the next login returns.
+    pub login_error: Mutex<Option<Error>>,
+    /// Every call, in order.
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl FakeInitiator {
+    fn call(&self, c: String) {
+        self.calls.lock().unwrap().push(c);
+    }
+}
+
+impl Initiator for FakeInitiator {
+    fn prepare<'a>(
+        &'a self,
+        target: &'a Iqn,
+        _portal: SocketAddr,
+        chap: Option<&'a Chap>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.call(format!("prepare {target}"));
+        let mut records = self.records.lock().unwrap();
+        records.retain(|(t, _)| t != target.as_str());
+        records.push((target.to_string(), chap.is_some()));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn login<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Login>> {
+        self.call(format!("login {target}"));
+        if let Some(e) = self.login_error.lock().unwrap().take() {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let mut sessions = self.sessions.lock().unwrap();
+        let result = if sessions.iter().any(|s| s.target == target.as_str()) {
+            Login::AlreadyLoggedIn
+        } else {
+            sessions.push(Session {
+                sid: 1,
+                target: target.to_string(),
+                iface: "default".into(),
+                state: "LOGGED_IN".into(),
+                portal: Some(portal),
+                disks: vec![(0, DISK.into())],
+            });
+            Login::LoggedIn
+        };
+        Box::pin(std::future::ready(Ok(result)))
+    }
+
+    fn logout<'a>(
+        &'a self,
+        target: &'a Iqn,
+        _portal: SocketAddr,
+    ) -> BoxFuture<'a, Result<Removal>> {
+        self.call(format!("logout {target}"));
+        let mut sessions = self.sessions.lock().unwrap();
+        let before = sessions.len();
+        sessions.retain(|s| s.target != target.as_str());
+        let r = if sessions.len() < before {
+            Removal::Removed
+        } else {
+            Removal::NotFound
+        };
+        Box::pin(std::future::ready(Ok(r)))
+    }
+
+    fn delete_record<'a>(
+        &'a self,
+        target: &'a Iqn,
+        _portal: SocketAddr,
+    ) -> BoxFuture<'a, Result<Removal>> {
+        self.call(format!("delete_record {target}"));
+        let mut records = self.records.lock().unwrap();
+        let before = records.len();
+        records.retain(|(t, _)| t != target.as_str());
+        let r = if records.len() < before {
+            Removal::Removed
+        } else {
+            Removal::NotFound
+        };
+        Box::pin(std::future::ready(Ok(r)))
+    }
+
+    fn sessions(&self) -> Vec<Session> {
+        self.sessions.lock().unwrap().clone()
+    }
+}
+
+/// One disk, `/dev/sdb`, with a settable serial.
+#[derive(Debug)]
+pub struct FakeDevices {
+    /// The serial the disk reports.
+    pub serial: Mutex<String>,
+    /// Whether the disk exists.
+    pub present: Mutex<bool>,
+    /// Calls: `flush sdb`, `delete sdb`.
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl FakeDevices {
+    /// A disk with `serial`.
+    pub fn new(serial: &str) -> Self {
+        Self {
+            serial: Mutex::new(serial.into()),
+            present: Mutex::new(true),
+            calls: Mutex::default(),
+        }
+    }
+}
+
+impl DeviceLocator for FakeDevices {
+    fn wait_for<'a>(
+        &'a self,
+        _expected: &'a Expected,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Device>> {
+        *self.present.lock().unwrap() = true;
+        let _ = timeout;
+        let mut d = Device::from_name(DISK);
+        d.udev_serial = Some(self.serial.lock().unwrap().clone());
+        Box::pin(std::future::ready(Ok(d)))
+    }
+
+    fn kernel_serial(&self, _device: &Device) -> Result<String> {
+        Ok(self.serial.lock().unwrap().clone())
+    }
+
+    fn size_bytes(&self, _device: &Device) -> Result<u64> {
+        Ok(64 << 20)
+    }
+
+    fn exists(&self, _device: &Device) -> bool {
+        *self.present.lock().unwrap()
+    }
+
+    fn flush<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("flush {}", device.name));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn delete(&self, device: &Device) -> Result<Removal> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("delete {}", device.name));
+        *self.present.lock().unwrap() = false;
+        Ok(Removal::Removed)
+    }
+}
+
+/// A probe answering a fixed result.
+#[derive(Debug)]
+pub struct FakeProbe {
+    /// What `probe` answers (`Err` = probe error).
+    pub result: Mutex<std::result::Result<Probe, String>>,
+    /// Whether the read check passes.
+    pub read_ok: Mutex<bool>,
+}
+
+impl FakeProbe {
+    /// A probe answering `result`.
+    pub fn new(result: std::result::Result<Probe, String>) -> Self {
+        Self {
+            result: Mutex::new(result),
+            read_ok: Mutex::new(true),
+        }
+    }
+}
+
+impl FsProbe for FakeProbe {
+    fn probe<'a>(&'a self, _device: &'a Path) -> BoxFuture<'a, Result<Probe>> {
+        let r = self.result.lock().unwrap().clone().map_err(Error::internal);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn read_check<'a>(&'a self, _device: &'a Path) -> BoxFuture<'a, Result<()>> {
+        let ok = *self.read_ok.lock().unwrap();
+        Box::pin(std::future::ready(if ok {
+            Ok(())
+        } else {
+            Err(Error::internal("EIO"))
+        }))
+    }
+}
+
+/// A mounter that records calls and keeps a mount table.
+#[derive(Debug, Default)]
+pub struct RecordingMounter {
+    /// The mount table.
+    pub table: Mutex<Vec<MountInfo>>,
+    /// Calls, e.g. `mount_fs /dev/sdb /stage ext4`, `bind /stage /pod ro`, `unmount /pod`.
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl RecordingMounter {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        major: u32,
+        minor: u32,
+        root: &str,
+        at: &Path,
+        fs_type: &str,
+        source: &str,
+        ro: bool,
+    ) {
+        let mut table = self.table.lock().unwrap();
+        let id = 100 + table.len() as u32;
+        table.push(MountInfo {
+            id,
+            major,
+            minor,
+            root: root.into(),
+            mount_point: at.into(),
+            options: vec![if ro { "ro" } else { "rw" }.into()],
+            fs_type: fs_type.into(),
+            source: source.into(),
+        });
+    }
+}
+
+impl Mounter for RecordingMounter {
+    fn table(&self) -> Result<Vec<MountInfo>> {
+        Ok(self.table.lock().unwrap().clone())
+    }
+
+    fn mount_fs(
+        &self,
+        device: &Path,
+        target: &Path,
+        fs_type: &str,
+        options: &MountOptions,
+    ) -> Result<()> {
+        self.calls.lock().unwrap().push(format!(
+            "mount_fs {} {} {fs_type} {}",
+            device.display(),
+            target.display(),
+            options.data
+        ));
+        self.push(
+            8,
+            16,
+            "/",
+            target,
+            fs_type,
+            &device.to_string_lossy(),
+            false,
+        );
+        Ok(())
+    }
+
+    fn bind(&self, source: &Path, target: &Path, readonly: bool) -> Result<()> {
+        self.calls.lock().unwrap().push(format!(
+            "bind {} {} {}",
+            source.display(),
+            target.display(),
+            if readonly { "ro" } else { "rw" }
+        ));
+        let src = self
+            .table
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m.mount_point == source)
+            .cloned();
+        match src {
+            Some(m) => self.push(
+                m.major, m.minor, "/", target, &m.fs_type, &m.source, readonly,
+            ),
+            None => {
+                let name = source.file_name().unwrap().to_string_lossy();
+                self.push(
+                    0,
+                    5,
+                    &format!("/{name}"),
+                    target,
+                    "devtmpfs",
+                    "udev",
+                    readonly,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn unmount(&self, target: &Path) -> Result<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("unmount {}", target.display()));
+        let mut table = self.table.lock().unwrap();
+        let pos = table
+            .iter()
+            .rposition(|m| m.mount_point == target)
+            .ok_or_else(|| Error::internal("EINVAL: not mounted"))?;
+        table.remove(pos);
+        Ok(())
+    }
+}
+
+/// Paths for a test: a temp dir with `stage/` and `pods/` (canonical, so no symlink above).
+pub fn dirs() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir_all(root.join("stage")).unwrap();
+    std::fs::create_dir_all(root.join("pods")).unwrap();
+    (dir, root)
+}

@@ -1,0 +1,93 @@
+//! The Node RPCs as operations on the OS layers, one file per RPC. Nothing here builds a gRPC
+//! status: operations return domain errors, `service` turns them into codes.
+//!
+//! Invariants: every operation is idempotent; mutating operations are run by `service` in a
+//! spawned task that holds the volume's guard, so a client timeout never half-cancels them.
+
+pub mod capability;
+pub mod info;
+pub mod publish;
+pub mod stage;
+pub mod stats;
+pub mod unpublish;
+pub mod unstage;
+
+#[cfg(test)]
+pub mod fakes;
+#[cfg(test)]
+mod tests;
+
+use crate::{
+    device::{Device, DeviceLocator},
+    fs::{FsProbe, mkfs::Formatter},
+    iscsi::{Initiator, find_session},
+    mount::{MountInfo, Mounter},
+    state::{StageRecord, StateDir},
+};
+use csi_common::{
+    Result,
+    ids::{Iqn, NodeId},
+};
+use std::{collections::HashMap, sync::Arc, time::Duration};
+use tokio::sync::Semaphore;
+
+/// Everything the operations need.
+#[derive(Debug)]
+pub struct NodeCore {
+    /// This node's id (its initiator IQN).
+    pub node_id: NodeId,
+    /// max_volumes_per_node (0: not reported).
+    pub max_volumes: i64,
+    /// accessible_topology segments, when configured.
+    pub topology: HashMap<String, String>,
+    /// The iSCSI initiator.
+    pub initiator: Arc<dyn Initiator>,
+    /// Block devices.
+    pub devices: Arc<dyn DeviceLocator>,
+    /// Content probe.
+    pub probe: Arc<dyn FsProbe>,
+    /// Mounts.
+    pub mounter: Arc<dyn Mounter>,
+    /// mkfs and fsck.
+    pub formatter: Formatter,
+    /// Stage records.
+    pub state: StateDir,
+    /// Bounds concurrent mkfs runs.
+    pub mkfs_permits: Arc<Semaphore>,
+    /// How long to wait for a disk after login.
+    pub device_timeout: Duration,
+}
+
+impl NodeCore {
+    /// The disk currently attached for `record`, from the iSCSI session in sysfs.
+    pub fn attached_device(&self, record: &StageRecord) -> Result<Option<Device>> {
+        let target = Iqn::parse(&record.target)?;
+        let sessions = self.initiator.sessions();
+        Ok(find_session(&sessions, &target, record.portal)
+            .and_then(|s| s.disk(record.lun))
+            .map(Device::from_name))
+    }
+}
+
+/// Mounts (other than `except`) that show the filesystem mounted at `staging`.
+pub fn other_mounts_of<'a>(
+    table: &'a [MountInfo],
+    of: &MountInfo,
+    except: &[&std::path::Path],
+) -> Vec<&'a MountInfo> {
+    table
+        .iter()
+        .filter(|m| {
+            (m.major, m.minor) == (of.major, of.minor) && !except.contains(&m.mount_point.as_path())
+        })
+        .collect()
+}
+
+/// Bind mounts of the device node `/dev/<name>` (block publications).
+pub fn device_binds<'a>(table: &'a [MountInfo], name: &str) -> Vec<&'a MountInfo> {
+    let root = format!("/{name}");
+    table
+        .iter()
+        .filter(|m| m.fs_type == "devtmpfs" && m.root == root)
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! NodeStageVolume: log in, find and verify the disk, format only a provably new volume, mount
+//! at the staging path (mount volumes) and keep a stage record.
+//!
+//! Invariants: the stage record is saved before the first side effect; the serial is verified
+//! before anything reads for the format decision or writes; a failure after this call's own
+//! login rolls the login back (the CO may never call unstage for a stage that failed).
+
+use super::{NodeCore, capability, unstage};
+use crate::{
+    device::{Device, matcher},
+    fs::{Decision, decide, decision::Facts},
+    iscsi::{Login, find_session},
+    mount::{mountinfo::mounted_at, parse_flags},
+    paths,
+    state::{Access, StageRecord, VERSION},
+};
+use csi_common::{
+    Error, Result,
+    contract::{CONTENT_SOURCE, Chap, IscsiTarget, validate_portal},
+    ids::VolumeId,
+};
+use csi_proto::v1::NodeStageVolumeRequest;
+
+/// Runs NodeStageVolume.
+pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
+    let volume = VolumeId::parse(&req.volume_id)?;
+    let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
+    let cap = capability::parse(req.volume_capability.as_ref())?;
+    let target = IscsiTarget::from_contexts(&req.publish_context, &req.volume_context)?;
+    let chap = Chap::from_secrets(&req.secrets)?;
+    let content_source = req
+        .volume_context
+        .get(CONTENT_SOURCE)
+        .cloned()
+        .unwrap_or_default();
+
+    let existing = core.state.load(&volume)?;
+    if let Some(rec) = &existing {
+        if rec.staging_path != staging {
+            return Err(Error::already_exists(format!(
+                "volume {volume} is already staged at {}",
+                rec.staging_path.display()
+            )));
+        }
+        if rec.access != cap.access
+            || rec.access_mode != cap.mode as i32
+            || rec.target != target.iqn.as_str()
+        {
+            return Err(Error::already_exists(format!(
+                "volume {volume} is already staged at {} with an incompatible capability or target",
+                staging.display()
+            )));
+        }
+    }
+    if let Access::Mount { .. } = cap.access {
+        let dir = paths::validate(&req.staging_target_path, "staging_target_path")?;
+        if !dir.is_dir() {
+            return Err(Error::invalid_argument(format!(
+                "staging_target_path {} is not a directory",
+                dir.display()
+            )));
+        }
+    }
+    let portal = match &existing {
+        Some(rec) => rec.portal,
+        None => validate_portal(&target.portals[0])?,
+    };
+    let mut record = existing.unwrap_or_else(|| StageRecord {
+        version: VERSION,
+        volume_id: volume.to_string(),
+        staging_path: staging.clone(),
+        access: cap.access.clone(),
+        access_mode: cap.mode as i32,
+        target: target.iqn.to_string(),
+        portal,
+        lun: target.lun,
+        serial: target.serial.clone(),
+        device: None,
+    });
+    core.state.save(&record)?;
+
+    let sessions = core.initiator.sessions();
+    let login = if find_session(&sessions, &target.iqn, portal).is_some() {
+        Login::AlreadyLoggedIn
+    } else {
+        core.initiator
+            .prepare(&target.iqn, portal, chap.as_ref())
+            .await?;
+        match core.initiator.login(&target.iqn, portal).await {
+            Ok(login) => login,
+            Err(e) => {
+                // Nothing attached: drop the node record (it may hold CHAP) and our record.
+                let _ = core.initiator.delete_record(&target.iqn, portal).await;
+                let _ = core.state.remove(&volume);
+                return Err(e.context(format!("stage volume {volume}")));
+            }
+        }
+    };
+    match attach(core, &mut record, &content_source).await {
+        Ok(()) => Ok(()),
+        Err(e) if login == Login::LoggedIn => {
+            tracing::warn!(volume = %volume, error = %e, "stage failed after login, rolling back");
+            if let Err(rollback) = unstage::teardown(core, &record).await {
+                tracing::error!(volume = %volume, error = %rollback, "rollback of a failed stage failed");
+            } else {
+                let _ = core.state.remove(&volume);
+            }
+            Err(e.context(format!("stage volume {volume}")))
+        }
+        Err(e) => Err(e.context(format!("stage volume {volume}"))),
+    }
+}
+
+/// After login: find and verify the disk; mount volumes get formatted (if new) and mounted.
+async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str) -> Result<()> {
+    let expected = record.expected()?;
+    let device = core
+        .devices
+        .wait_for(&expected, core.device_timeout)
+        .await?;
+    verify_serial(core, &device, &expected.serial)?;
+    if record.device.as_deref() != Some(device.name.as_str()) {
+        record.device = Some(device.name.clone());
+        core.state.save(record)?;
+    }
+    let Access::Mount { fs_type, flags } = &record.access else {
+        return Ok(()); // block: login + verify only
+    };
+    let options = parse_flags(flags)?;
+    let table = core.mounter.table()?;
+    if let Some(m) = mounted_at(&table, &record.staging_path) {
+        if m.source == device.path.to_string_lossy() {
+            return Ok(()); // already staged
+        }
+        return Err(Error::already_exists(format!(
+            "{} already has {} mounted on it",
+            record.staging_path.display(),
+            m.source
+        )));
+    }
+    let probe = core
+        .probe
+        .probe(&device.path)
+        .await
+        .map_err(|e| e.to_string());
+    let read_ok = core.probe.read_check(&device.path).await.is_ok();
+    let decision = decide(&Facts {
+        probe,
+        read_ok,
+        serial_matched: true,
+        content_source,
+        fs_type,
+    });
+    tracing::info!(volume = %record.volume_id, device = %device.path.display(), decision = ?decision, "format decision");
+    match decision {
+        Decision::Format => {
+            let _permit = core
+                .mkfs_permits
+                .acquire()
+                .await
+                .map_err(|_| Error::unavailable("mkfs queue closed"))?;
+            core.formatter.mkfs(fs_type, &device.path).await?;
+        }
+        Decision::Mount(found) => core.formatter.fsck(&found, &device.path).await?,
+        Decision::Refuse(why) => return Err(Error::failed_precondition(why)),
+    }
+    core.mounter
+        .mount_fs(&device.path, &record.staging_path, fs_type, &options)
+}
+
+/// The disk's serial must equal the volume's, from the kernel (VPD 0x80) and from udev.
+fn verify_serial(core: &NodeCore, device: &Device, expected: &str) -> Result<()> {
+    let kernel = core.devices.kernel_serial(device)?;
+    matcher::check_serial(&kernel, expected, "VPD page 0x80")?;
+    if let Some(udev) = &device.udev_serial {
+        matcher::check_serial(udev, expected, "udev ID_SCSI_SERIAL")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! NodeGetVolumeStats: usage (statvfs for mounts, size for block) and the volume's condition
+//! (abnormal when the session is down, the disk is gone or the mount is missing).
+
+use super::NodeCore;
+use crate::{iscsi::find_session, mount::mountinfo::mounted_at, paths, state::Access};
+use csi_common::{
+    Error, Result,
+    ids::{Iqn, VolumeId},
+};
+use csi_proto::v1::{
+    NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, VolumeCondition, VolumeUsage,
+    volume_usage::Unit,
+};
+
+/// Runs NodeGetVolumeStats.
+pub async fn stats(
+    core: &NodeCore,
+    req: NodeGetVolumeStatsRequest,
+) -> Result<NodeGetVolumeStatsResponse> {
+    let volume = VolumeId::parse(&req.volume_id)?;
+    let path = paths::check_shape(&req.volume_path, "volume_path")?;
+    if !path.exists() {
+        return Err(Error::not_found(format!(
+            "volume path {} does not exist",
+            path.display()
+        )));
+    }
+    let record = core
+        .state
+        .load(&volume)?
+        .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
+    let target = Iqn::parse(&record.target)?;
+    let sessions = core.initiator.sessions();
+    let session = find_session(&sessions, &target, record.portal);
+    let device = core.attached_device(&record)?;
+    let mut problems = Vec::new();
+    match session {
+        None => problems.push(format!("no iSCSI session to {target}")),
+        Some(s) if s.state != "LOGGED_IN" => {
+            problems.push(format!("iSCSI session {} is {}", s.sid, s.state))
+        }
+        Some(_) => {}
+    }
+    if device.as_ref().is_none_or(|d| !core.devices.exists(d)) {
+        problems.push(format!("disk of LUN {} is gone", record.lun));
+    }
+    let mut usage = Vec::new();
+    match &record.access {
+        Access::Mount { .. } => {
+            let table = core.mounter.table()?;
+            if mounted_at(&table, &path).is_none() {
+                problems.push(format!("{} is not mounted", path.display()));
+            } else {
+                let st = nix::sys::statvfs::statvfs(&path)
+                    .map_err(|e| Error::internal(format!("statvfs {}: {e}", path.display())))?;
+                let frsize = st.fragment_size() as i64;
+                let (blocks, bfree, bavail) = (
+                    st.blocks() as i64,
+                    st.blocks_free() as i64,
+                    st.blocks_available() as i64,
+                );
+                usage.push(VolumeUsage {
+                    total: blocks * frsize,
+                    available: bavail * frsize,
+                    used: (blocks - bfree) * frsize,
+                    unit: Unit::Bytes as i32,
+                });
+                let (files, ffree) = (st.files() as i64, st.files_free() as i64);
+                usage.push(VolumeUsage {
+                    total: files,
+                    available: ffree,
+                    used: files - ffree,
+                    unit: Unit::Inodes as i32,
+                });
+            }
+        }
+        Access::Block => {
+            if let Some(d) = device.as_ref().filter(|d| core.devices.exists(d)) {
+                let size = core.devices.size_bytes(d)? as i64;
+                usage.push(VolumeUsage {
+                    total: size,
+                    unit: Unit::Bytes as i32,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let condition = VolumeCondition {
+        abnormal: !problems.is_empty(),
+        message: if problems.is_empty() {
+            "volume is attached and healthy".into()
+        } else {
+            problems.join("; ")
+        },
+    };
+    Ok(NodeGetVolumeStatsResponse {
+        usage,
+        volume_condition: Some(condition),
+    })
+}

@@ -1,0 +1,115 @@
+//! Validation of paths the CO hands us (staging and target paths).
+//!
+//! Invariants: a path is absolute, at most 4096 bytes, has no `.`/`..`/empty components and no
+//! NUL; its parent exists and resolves to itself (no symlink anywhere above it); the path itself,
+//! if it exists, is not a symlink. Mounts then go through an `O_NOFOLLOW` fd (mount::sys), so a
+//! symlink swapped in after this check is still refused.
+
+use csi_common::{Error, Result};
+use std::path::{Component, Path, PathBuf};
+
+/// Checks the shape of `raw` only (no filesystem access).
+pub fn check_shape(raw: &str, what: &str) -> Result<PathBuf> {
+    let bad = |why: &str| Error::invalid_argument(format!("{what} {raw:?} {why}"));
+    if raw.is_empty() {
+        return Err(Error::invalid_argument(format!("{what} is required")));
+    }
+    if raw.len() > 4096 || raw.contains('\0') {
+        return Err(bad("is too long or contains NUL"));
+    }
+    let path = Path::new(raw);
+    if !path.is_absolute() {
+        return Err(bad("must be absolute"));
+    }
+    if raw
+        .split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..")
+        && raw != "/"
+    {
+        return Err(bad("must be normalized (no '.', '..' or '//')"));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(bad("must not contain '..'"));
+    }
+    if path.parent().is_none() {
+        return Err(bad("must not be the root directory"));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// Checks `raw` and the filesystem around it: no symlink above or at the path.
+pub fn validate(raw: &str, what: &str) -> Result<PathBuf> {
+    let path = check_shape(raw, what)?;
+    let parent = path.parent().expect("checked: not the root");
+    let real = std::fs::canonicalize(parent)
+        .map_err(|e| Error::invalid_argument(format!("{what} {raw:?}: parent directory: {e}")))?;
+    if real != parent {
+        return Err(Error::invalid_argument(format!(
+            "{what} {raw:?}: parent resolves to {} (symlinks are not allowed)",
+            real.display()
+        )));
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::invalid_argument(format!(
+            "{what} {raw:?} is a symlink"
+        ))),
+        _ => Ok(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_shapes_are_refused() {
+        for bad in [
+            "",
+            "relative/x",
+            "/a/../etc",
+            "/a/./b",
+            "/a//b",
+            "/a/b/",
+            "/",
+            "/a\0b",
+            "../x",
+        ] {
+            assert!(check_shape(bad, "target_path").is_err(), "{bad:?}");
+        }
+        assert!(check_shape(&format!("/{}", "a".repeat(5000)), "p").is_err());
+        assert_eq!(
+            check_shape("/var/lib/kubelet/pods/x/mount", "p").unwrap(),
+            Path::new("/var/lib/kubelet/pods/x/mount")
+        );
+    }
+
+    #[test]
+    fn symlinks_above_or_at_the_path_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("link")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("real/target")).unwrap();
+        let s = |p: &str| root.join(p).to_string_lossy().into_owned();
+        assert!(
+            validate(&s("link/target2"), "p").is_err(),
+            "symlinked parent"
+        );
+        assert!(
+            validate(&s("real/target"), "p").is_err(),
+            "symlink at the path"
+        );
+        assert!(
+            validate(&s("missing/target"), "p").is_err(),
+            "parent must exist"
+        );
+        assert_eq!(
+            validate(&s("real/new"), "p").unwrap(),
+            root.join("real/new")
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Stage records: one small versioned JSON file per staged volume in the state directory.
+//!
+//! Invariants: a record is written (atomically: temp file in the same directory, fsync, rename,
+//! directory fsync; mode 0600) *before* the first side effect of a stage, so a crash at any
+//! point leaves what unstage needs; it lives in the state directory, next to and never inside
+//! the staging mount; it holds no secret; an unknown version is an error, never a guess.
+
+use crate::device::Expected;
+use csi_common::{
+    Error, Result,
+    ids::{Iqn, VolumeId},
+};
+use serde::{Deserialize, Serialize};
+use std::{
+    io::Write,
+    net::SocketAddr,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+/// The record format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// How the volume is accessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Access {
+    /// Raw block device.
+    Block,
+    /// Mounted filesystem.
+    Mount {
+        /// Filesystem type (resolved, never empty).
+        fs_type: String,
+        /// Mount flags from the capability.
+        flags: Vec<String>,
+    },
+}
+
+/// What a stage did, enough to undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageRecord {
+    /// Format version.
+    pub version: u32,
+    /// The volume.
+    pub volume_id: String,
+    /// The staging path.
+    pub staging_path: PathBuf,
+    /// Access type and its parameters.
+    pub access: Access,
+    /// The capability's access mode (CSI enum value).
+    pub access_mode: i32,
+    /// Target IQN.
+    pub target: String,
+    /// The portal logged in to.
+    pub portal: SocketAddr,
+    /// LUN.
+    pub lun: u32,
+    /// Expected unit serial.
+    pub serial: String,
+    /// Kernel name of the disk once found (informational; teardown re-reads sysfs).
+    pub device: Option<String>,
+}
+
+impl StageRecord {
+    /// The disk this record expects.
+    pub fn expected(&self) -> Result<Expected> {
+        Ok(Expected {
+            portal: self.portal,
+            target: Iqn::parse(&self.target)?,
+            lun: self.lun,
+            serial: self.serial.clone(),
+        })
+    }
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// Records under `dir` (created 0700 on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn path(&self, volume: &VolumeId) -> PathBuf {
+        self.dir.join(format!("{volume}.json"))
+    }
+
+    /// The record of `volume`, if any.
+    pub fn load(&self, volume: &VolumeId) -> Result<Option<StageRecord>> {
+        let path = self.path(volume);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::internal(format!("read {}: {e}", path.display()))),
+        };
+        decode(&text)
+            .map(Some)
+            .map_err(|e| e.context(path.display()))
+    }
+
+    /// Writes `record` atomically.
+    pub fn save(&self, record: &StageRecord) -> Result<()> {
+        let fail = |what: &str, e: std::io::Error| {
+            Error::internal(format!(
+                "stage record {what} in {}: {e}",
+                self.dir.display()
+            ))
+        };
+        if !self.dir.exists() {
+            std::fs::create_dir_all(&self.dir).map_err(|e| fail("mkdir", e))?;
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| fail("chmod", e))?;
+        }
+        let volume = VolumeId::parse(&record.volume_id)?;
+        let json = serde_json::to_vec_pretty(record).map_err(|e| Error::internal(e.to_string()))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".stage")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)
+            .map_err(|e| fail("temp file", e))?;
+        tmp.write_all(&json)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| fail("write", e))?;
+        tmp.persist(self.path(&volume))
+            .map_err(|e| fail("rename", e.error))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail("fsync dir", e))?;
+        Ok(())
+    }
+
+    /// Deletes the record of `volume`; a missing record is fine.
+    pub fn remove(&self, volume: &VolumeId) -> Result<()> {
+        match std::fs::remove_file(self.path(volume)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::internal(format!(
+                "remove stage record of {volume}: {e}"
+            ))),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Decodes a record, refusing versions this build does not know.
+pub fn decode(text: &str) -> Result<StageRecord> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let v: Versioned =
+        serde_json::from_str(text).map_err(|e| Error::internal(format!("stage record: {e}")))?;
+    if v.version != VERSION {
+        return Err(Error::internal(format!(
+            "stage record version {} is not supported by this build (version {VERSION})",
+            v.version
+        )));
+    }
+    serde_json::from_str(text).map_err(|e| Error::internal(format!("stage record: {e}")))
+}
+
+#[cfg(test)]
+pub fn sample(volume: &str, staging: &Path, access: Access) -> StageRecord {
+    StageRecord {
+        version: VERSION,
+        volume_id: volume.into(),
+        staging_path: staging.into(),
+        access,
+        access_mode: 1,
+        target: format!("iqn.2024-01.dev.carve:{volume}"),
+        portal: "127.0.0.1:3260".parse().unwrap(),
+        lun: 0,
+        serial: "5a0c1e00-0000-4000-8000-00000000c0de".into(),
+        device: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_atomic_private_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let v = VolumeId::parse("csi-v1").unwrap();
+        assert_eq!(state.load(&v).unwrap(), None);
+        let rec = sample(
+            "csi-v1",
+            Path::new("/stage/v1"),
+            Access::Mount {
+                fs_type: "ext4".into(),
+                flags: vec![],
+            },
+        );
+        state.save(&rec).unwrap();
+        assert_eq!(state.load(&v).unwrap(), Some(rec.clone()));
+        let file = dir.path().join("state/csi-v1.json");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("state"))
+            .unwrap()
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left");
+        let future = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 2");
+        let err = decode(&future).unwrap_err();
+        assert!(err.message().contains("version 2"), "{err}");
+        std::fs::write(&file, "{not json").unwrap();
+        assert!(
+            state.load(&v).is_err(),
+            "a corrupt record is an error, not 'not staged'"
+        );
+        state.remove(&v).unwrap();
+        state.remove(&v).unwrap();
+        assert_eq!(state.load(&v).unwrap(), None);
+    }
+}
