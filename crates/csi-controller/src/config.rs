@@ -65,6 +65,11 @@ pub struct ControllerArgs {
     #[arg(long, env = "CARVE_LVM_TIMEOUT", default_value = "120", value_parser = parse_seconds)]
     pub lvm_timeout: Duration,
 
+    /// Thin volumes may promise, in total, this many times the thin pool's size (1.0: no
+    /// overcommit; CreateVolume answers RESOURCE_EXHAUSTED beyond it).
+    #[arg(long, env = "CARVE_THIN_OVERPROVISION_RATIO", default_value_t = 1.0)]
+    pub thin_overprovision_ratio: f64,
+
     /// Timeout for each targetcli batch, in seconds.
     #[arg(long, env = "CARVE_TARGETCLI_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
     pub targetcli_timeout: Duration,

@@ -1,8 +1,15 @@
 //! Carve's CSI controller: configuration, readiness and the gRPC services.
 //!
-//! Layers: `config` (flags) → `service` (gRPC, thin) → operations → OS layers (LVM, LIO) that
-//! know nothing of gRPC. Errors become gRPC codes only in `csi_common::error`.
+//! Layers: `config` (flags) → `service` (gRPC, thin) → `ops` (one file per RPC) → OS layers
+//! (`lvm`, `lio`) that know nothing of gRPC. Errors become gRPC codes only in
+//! `csi_common::error`. `reconcile` rebuilds LIO from LVM at start.
 
 pub mod config;
+pub mod lio;
+pub mod lvm;
+pub mod ops;
 pub mod readiness;
+pub mod reconcile;
 pub mod server;
+pub mod service;
+pub mod tools;

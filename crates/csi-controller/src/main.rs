@@ -1,10 +1,14 @@
-//! `csi-controller`: parses flags, sets up logs and metrics, serves until SIGTERM/SIGINT.
+//! `csi-controller`: parses flags, sets up logs and metrics, reconciles LIO with LVM, serves
+//! until SIGTERM/SIGINT.
 
 use anyhow::Context;
 use clap::Parser;
 use csi_common::{command::SystemRunner, serve, telemetry};
-use csi_controller::{config::ControllerArgs, server};
-use std::sync::Arc;
+use csi_controller::{config::ControllerArgs, lio::saveconfig, reconcile, server};
+use std::{sync::Arc, time::Duration};
+
+/// How often reconciliation is retried while the volume group is unavailable.
+const RECONCILE_RETRY: Duration = Duration::from_secs(30);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,10 +25,32 @@ async fn main() -> anyhow::Result<()> {
         "starting csi-controller"
     );
     let runner = Arc::new(SystemRunner::with_prefix(args.common.prefix()));
-    let routes = server::routes(&args, runner);
+    let controller = server::build(&args, runner).context("invalid configuration")?;
+    let chap = match std::fs::read_to_string(&controller.saveconfig) {
+        Ok(text) => saveconfig::chap_credentials(&text).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "saveconfig unreadable: CHAP credentials come back on republish");
+            Default::default()
+        }),
+        Err(_) => Default::default(),
+    };
+    if args.volume_group.is_some()
+        && let Err(e) = reconcile::reconcile(&controller.ctx, &chap).await
+    {
+        tracing::warn!(error = %e, "reconciliation failed; retrying in the background");
+        let ctx = controller.ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RECONCILE_RETRY).await;
+                match reconcile::reconcile(&ctx, &chap).await {
+                    Ok(_) => break,
+                    Err(e) => tracing::warn!(error = %e, "reconciliation failed; retrying"),
+                }
+            }
+        });
+    }
     serve::serve(
         &args.common.endpoint,
-        routes,
+        controller.routes,
         args.common.slow_rpc(),
         serve::shutdown_signal(),
     )

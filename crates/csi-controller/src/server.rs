@@ -1,18 +1,109 @@
-//! Builds the controller's gRPC routes from its configuration.
+//! Builds the controller from its configuration: backends, operations context, saver, routes.
+//!
+//! Invariants: the controller starts without its volume group (Probe says not ready, RPCs say
+//! why); a bad portal or IQN prefix is a start-up error; missing executables are named in an
+//! error log line at start.
 
-use crate::{config::ControllerArgs, readiness::ControllerReadiness};
+use crate::{
+    config::{ControllerArgs, LioBackend},
+    lio::{
+        Lio,
+        configfs::ConfigfsLio,
+        saveconfig::{self, SaveHandle},
+        targetcli::TargetcliLio,
+    },
+    lvm::{Lvm, LvmCli},
+    ops::{Ctx, Settings},
+    readiness::ControllerReadiness,
+    service::ControllerService,
+    tools,
+};
 use csi_common::{
+    Result,
     command::CommandRunner,
+    contract::validate_portal,
     identity::{IdentityService, service_capability},
+    ids::Iqn,
 };
 use csi_proto::v1::{
-    identity_server::IdentityServer, plugin_capability::service::Type as ServiceType,
+    controller_server::ControllerServer, identity_server::IdentityServer,
+    plugin_capability::service::Type as ServiceType,
 };
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc, time::Duration};
 use tonic::service::Routes;
 
-/// The Identity (and, as it grows, Controller) services for `args`, running tools via `runner`.
-pub fn routes(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Routes {
+/// How long the saver gathers requests before writing saveconfig.json.
+pub const SAVE_DELAY: Duration = Duration::from_secs(2);
+/// Capacity of a volume created without a capacity range.
+pub const DEFAULT_CAPACITY: u64 = 1 << 30;
+
+/// The assembled controller.
+#[derive(Debug)]
+pub struct Controller {
+    /// The operations context.
+    pub ctx: Ctx,
+    /// The saveconfig path.
+    pub saveconfig: PathBuf,
+    /// The gRPC routes (Identity + Controller).
+    pub routes: Routes,
+}
+
+/// The programs this configuration runs.
+pub fn needed_programs(args: &ControllerArgs) -> Vec<PathBuf> {
+    let mut needed: Vec<PathBuf> = tools::LVM_TOOLS.iter().map(PathBuf::from).collect();
+    if args.lio_backend == LioBackend::Targetcli {
+        needed.push(args.targetcli.clone());
+    }
+    if let Some(first) = args.common.prefix().first() {
+        needed = vec![PathBuf::from(first)];
+    }
+    needed
+}
+
+/// Builds the controller; must run inside a tokio runtime (the saver is a task).
+pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Controller> {
+    let missing = tools::missing(&needed_programs(args));
+    if !missing.is_empty() {
+        tracing::error!(missing = ?missing, "required programs not found; volumes cannot be served until they are installed");
+    }
+    let portals = args
+        .portals
+        .iter()
+        .map(|p| validate_portal(p))
+        .collect::<Result<Vec<_>>>()?;
+    if portals.is_empty() {
+        tracing::warn!("no --portal configured: CreateVolume will refuse until one is");
+    }
+    let iqn_prefix = match &args.iqn_prefix {
+        Some(prefix) => Iqn::parse(prefix)?,
+        None => Iqn::prefix_for_driver(&args.common.driver_name)?,
+    };
+    let lvm: Option<Arc<dyn Lvm>> = args.volume_group.as_ref().map(|vg| {
+        Arc::new(LvmCli::new(
+            Arc::clone(&runner),
+            vg.clone(),
+            args.lvm_timeout,
+        )) as Arc<dyn Lvm>
+    });
+    let lio: Arc<dyn Lio> = match args.lio_backend {
+        LioBackend::Configfs => Arc::new(ConfigfsLio::new(args.configfs_root.clone())),
+        LioBackend::Targetcli => Arc::new(TargetcliLio::new(
+            Arc::clone(&runner),
+            args.targetcli.clone(),
+            args.targetcli_timeout,
+            args.configfs_root.clone(),
+        )),
+    };
+    let saveconfig = saveconfig::detect_path(args.saveconfig.as_deref());
+    let saver = SaveHandle::spawn(Arc::clone(&lio), saveconfig.clone(), SAVE_DELAY);
+    let settings = Settings {
+        portals,
+        iqn_prefix,
+        thin_pool: args.thin_pool.clone(),
+        default_capacity: DEFAULT_CAPACITY,
+        thin_overprovision: args.thin_overprovision_ratio,
+    };
+    let ctx = Ctx::new(lvm, lio, settings, Some(saver));
     let readiness = Arc::new(ControllerReadiness::new(Arc::clone(&runner), args));
     let identity = IdentityService::new(
         args.common.driver_name.clone(),
@@ -20,5 +111,11 @@ pub fn routes(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Routes {
         vec![service_capability(ServiceType::ControllerService)],
         readiness,
     );
-    Routes::new(IdentityServer::new(identity))
+    let routes = Routes::new(IdentityServer::new(identity))
+        .add_service(ControllerServer::new(ControllerService::new(ctx.clone())));
+    Ok(Controller {
+        ctx,
+        saveconfig,
+        routes,
+    })
 }

@@ -1,0 +1,492 @@
+//! The default LIO backend: writes `/sys/kernel/config/target` directly, in rtslib's layout.
+//!
+//! Invariants: attribute values are written in one `write` without a trailing newline (LIO keeps
+//! the newline in CHAP credentials otherwise); each step checks what exists first, so a call
+//! completes whatever an interrupted call left; the unit serial is written before the LUN is
+//! linked (LIO refuses it once exported) and `write_protect` before the mapped LUN is linked (no
+//! window of write access); the result is read back and verified before returning. Blocking
+//! filesystem work runs on tokio's blocking pool.
+//!
+//! `plain_directory` mode exists for tests on a tempdir: real configfs removes a group's
+//! attribute files and default groups with `rmdir`; a plain directory needs them removed first.
+
+use super::{
+    AclSpec, ExportSpec, Lio, LioState,
+    layout::{Layout, free_hba_index, link_alias},
+    state::{entries, link_in, read_attr, read_state},
+    verify_acl, verify_export,
+};
+use csi_common::{Error, Result, command::BoxFuture, ids::Iqn};
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+use tracing::{debug, info};
+
+/// [`Lio`] over configfs.
+#[derive(Debug, Clone)]
+pub struct ConfigfsLio {
+    layout: Layout,
+    plain_directory: bool,
+}
+
+fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
+    Error::internal(format!("configfs: {what} {}: {e}", path.display()))
+}
+
+impl ConfigfsLio {
+    /// The backend on the real configfs mounted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            layout: Layout::new(root),
+            plain_directory: false,
+        }
+    }
+
+    /// The backend on a plain directory standing in for configfs (tests).
+    pub fn plain_directory(root: impl Into<PathBuf>) -> Self {
+        Self {
+            layout: Layout::new(root),
+            plain_directory: true,
+        }
+    }
+
+    /// The paths this backend writes.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn write(&self, path: &Path, value: &str) -> Result<()> {
+        debug!(path = %path.display(), value, "configfs write");
+        fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, e))
+    }
+
+    fn write_secret(&self, path: &Path, value: &str) -> Result<()> {
+        fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, e))
+    }
+
+    fn mkdir(&self, path: &Path) -> Result<()> {
+        match fs::create_dir(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.plain_directory => {
+                fs::create_dir_all(path).map_err(|e| io_error("mkdir", path, e))
+            }
+            Err(e) => Err(io_error("mkdir", path, e)),
+        }
+    }
+
+    fn symlink(&self, dest: &Path, link: &Path) -> Result<()> {
+        match std::os::unix::fs::symlink(dest, link) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io_error("symlink", link, e)),
+        }
+    }
+
+    fn unlink_all_links(&self, dir: &Path) -> Result<()> {
+        for name in entries(dir) {
+            let path = dir.join(&name);
+            if path.is_symlink() {
+                fs::remove_file(&path).map_err(|e| io_error("unlink", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `rmdir`, tolerating absence. In plain-directory mode, regular files and empty
+    /// subdirectories (what configfs would drop with the group) are removed first.
+    fn rmdir(&self, path: &Path) -> Result<bool> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        if self.plain_directory {
+            plain_clear(path).map_err(|e| io_error("clear", path, e))?;
+        }
+        match fs::remove_dir(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error("rmdir", path, e)),
+        }
+    }
+
+    fn find_object(&self, name: &str) -> Option<PathBuf> {
+        entries(&self.layout.core())
+            .into_iter()
+            .filter(|hba| hba.starts_with("iblock_"))
+            .map(|hba| self.layout.core().join(hba).join(name))
+            .find(|p| p.is_dir())
+    }
+
+    fn ensure_object(&self, spec: &ExportSpec) -> Result<PathBuf> {
+        let dir = match self.find_object(&spec.storage_object) {
+            Some(dir) => dir,
+            None => {
+                let names = entries(&self.layout.core());
+                let hba = self
+                    .layout
+                    .hba(free_hba_index(names.iter().map(String::as_str)));
+                self.mkdir(&hba)?;
+                let dir = hba.join(&spec.storage_object);
+                self.mkdir(&dir)?;
+                dir
+            }
+        };
+        if read_attr(&dir.join("enable")).as_deref() != Some("1") {
+            let device = spec.device.display().to_string();
+            // rtslib's order: udev_path, control udev_path, control readonly, enable.
+            self.write(&dir.join("udev_path"), &device)?;
+            self.write(&dir.join("control"), &format!("udev_path={device}"))?;
+            self.write(&dir.join("control"), "readonly=0")?;
+            self.write(&dir.join("enable"), "1")?;
+            info!(object = %spec.storage_object, device = %device, "created block storage object");
+        }
+        let serial_path = dir.join("wwn/vpd_unit_serial");
+        let serial = super::state::parse_serial(read_attr(&serial_path));
+        if serial.as_deref() != Some(spec.serial.as_str()) {
+            if self.plain_directory {
+                self.mkdir(&dir.join("wwn"))?;
+            }
+            self.write(&serial_path, &spec.serial)?;
+        }
+        if spec.thin && read_attr(&dir.join("attrib/emulate_tpu")).as_deref() != Some("1") {
+            if self.plain_directory {
+                self.mkdir(&dir.join("attrib"))?;
+            }
+            self.write(&dir.join("attrib/emulate_tpu"), "1")?;
+        }
+        Ok(dir)
+    }
+
+    fn ensure_export_now(&self, spec: &ExportSpec) -> Result<()> {
+        let object = self.ensure_object(spec)?;
+        let iqn = spec.target.as_str();
+        let tpg = self.layout.tpg(iqn);
+        self.mkdir(&self.layout.iscsi())?;
+        self.mkdir(&self.layout.target(iqn))?;
+        self.mkdir(&tpg)?;
+        let lun0 = self.layout.lun0(iqn);
+        self.mkdir(&lun0)?;
+        match link_in(&lun0) {
+            Some((_, name)) if name == spec.storage_object => {}
+            Some((_, other)) => {
+                return Err(Error::internal(format!(
+                    "target {iqn} LUN 0 maps storage object {other:?}, not {}",
+                    spec.storage_object
+                )));
+            }
+            None => self.symlink(&object, &lun0.join(link_alias(&spec.target, "lun0")))?,
+        }
+        let wanted: Vec<String> = spec.portals.iter().map(ToString::to_string).collect();
+        for existing in entries(&tpg.join("np")) {
+            if !wanted.contains(&existing) {
+                self.rmdir(&tpg.join("np").join(&existing))?;
+            }
+        }
+        for portal in &spec.portals {
+            self.mkdir(&self.layout.portal(iqn, portal))?;
+        }
+        if read_attr(&tpg.join("enable")).as_deref() != Some("1") {
+            // A new (or never enabled) TPG: demo mode off, CHAP off until an ACL asks for it.
+            if self.plain_directory {
+                self.mkdir(&tpg.join("attrib"))?;
+            }
+            self.write(&tpg.join("attrib/generate_node_acls"), "0")?;
+            self.write(&tpg.join("attrib/authentication"), "0")?;
+            self.write(&tpg.join("enable"), "1")?;
+            info!(target = %iqn, object = %spec.storage_object, "exported volume");
+        } else if read_attr(&tpg.join("attrib/generate_node_acls")).as_deref() != Some("0") {
+            self.write(&tpg.join("attrib/generate_node_acls"), "0")?;
+        }
+        verify_export(&read_state(&self.layout)?, spec)
+    }
+
+    fn remove_acl_now(&self, iqn: &str, initiator: &str) -> Result<bool> {
+        let acl = self.layout.acl(iqn, initiator);
+        if !acl.exists() {
+            return Ok(false);
+        }
+        for lun in entries(&acl) {
+            let dir = acl.join(&lun);
+            if lun.starts_with("lun_") && dir.is_dir() {
+                self.unlink_all_links(&dir)?;
+                self.rmdir(&dir)?;
+            }
+        }
+        self.rmdir(&acl)?;
+        info!(target = %iqn, initiator = %initiator, "removed ACL");
+        Ok(true)
+    }
+
+    fn remove_export_now(&self, target: &Iqn, object: &str) -> Result<bool> {
+        let iqn = target.as_str();
+        let mut removed = false;
+        let target_dir = self.layout.target(iqn);
+        if target_dir.exists() {
+            for tpg_name in entries(&target_dir)
+                .into_iter()
+                .filter(|n| n.starts_with("tpgt_"))
+            {
+                let tpg = target_dir.join(&tpg_name);
+                if read_attr(&tpg.join("enable")).as_deref() == Some("1") {
+                    self.write(&tpg.join("enable"), "0")?;
+                }
+                for initiator in entries(&tpg.join("acls")) {
+                    self.remove_acl_now(iqn, &initiator)?;
+                }
+                for lun in entries(&tpg.join("lun")) {
+                    let dir = tpg.join("lun").join(&lun);
+                    self.unlink_all_links(&dir)?;
+                    self.rmdir(&dir)?;
+                }
+                for portal in entries(&tpg.join("np")) {
+                    self.rmdir(&tpg.join("np").join(&portal))?;
+                }
+                self.rmdir(&tpg)?;
+            }
+            self.rmdir(&target_dir)?;
+            info!(target = %iqn, "removed target");
+            removed = true;
+        }
+        if let Some(dir) = self.find_object(object) {
+            self.rmdir(&dir)?;
+            // One HBA per object in rtslib's layout; a shared one (made by hand) is kept.
+            if let Some(hba) = dir
+                .parent()
+                .filter(|h| !entries(h).iter().any(|e| h.join(e).is_dir()))
+            {
+                self.rmdir(hba)?;
+            }
+            info!(object = %object, "removed storage object");
+            removed = true;
+        }
+        Ok(removed)
+    }
+
+    fn ensure_acl_now(&self, target: &Iqn, spec: &AclSpec) -> Result<()> {
+        let iqn = target.as_str();
+        let tpg = self.layout.tpg(iqn);
+        if !tpg.is_dir() {
+            return Err(Error::internal(format!("target {iqn} is not exported")));
+        }
+        let initiator = spec.initiator.as_str();
+        let acl = self.layout.acl(iqn, initiator);
+        self.mkdir(&acl)?;
+        if let Some(chap) = &spec.chap {
+            if self.plain_directory {
+                self.mkdir(&acl.join("auth"))?;
+            }
+            self.write(&acl.join("auth/userid"), &chap.username)?;
+            self.write_secret(&acl.join("auth/password"), &chap.password)?;
+            if let Some((user, password)) = &chap.mutual {
+                self.write(&acl.join("auth/userid_mutual"), user)?;
+                self.write_secret(&acl.join("auth/password_mutual"), password)?;
+            }
+        }
+        let authentication = if spec.chap.is_some() { "1" } else { "0" };
+        if read_attr(&tpg.join("attrib/authentication")).as_deref() != Some(authentication) {
+            self.write(&tpg.join("attrib/authentication"), authentication)?;
+        }
+        let mapped = self.layout.mapped_lun0(iqn, initiator);
+        self.mkdir(&mapped)?;
+        let write_protect = if spec.readonly { "1" } else { "0" };
+        if read_attr(&mapped.join("write_protect")).as_deref() != Some(write_protect) {
+            self.write(&mapped.join("write_protect"), write_protect)?;
+        }
+        if link_in(&mapped).is_none() {
+            self.symlink(
+                &self.layout.lun0(iqn),
+                &mapped.join(link_alias(target, initiator)),
+            )?;
+            info!(target = %iqn, initiator = %initiator, readonly = spec.readonly,
+                chap = spec.chap.is_some(), "created ACL");
+        }
+        verify_acl(&read_state(&self.layout)?, target, spec)
+    }
+}
+
+fn plain_clear(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_symlink() {
+            continue; // a link left behind must make rmdir fail, as on configfs
+        } else if path.is_dir() {
+            plain_clear(&path)?;
+            let _ = fs::remove_dir(&path);
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("configfs task failed: {e}")))?
+}
+
+impl Lio for ConfigfsLio {
+    fn state(&self) -> BoxFuture<'_, Result<LioState>> {
+        let layout = self.layout.clone();
+        Box::pin(blocking(move || read_state(&layout)))
+    }
+
+    fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>> {
+        let (me, spec) = (self.clone(), spec.clone());
+        Box::pin(blocking(move || me.ensure_export_now(&spec)))
+    }
+
+    fn remove_export<'a>(
+        &'a self,
+        target: &'a Iqn,
+        storage_object: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let (me, target, object) = (self.clone(), target.clone(), storage_object.to_string());
+        Box::pin(blocking(move || me.remove_export_now(&target, &object)))
+    }
+
+    fn ensure_acl<'a>(&'a self, target: &'a Iqn, acl: &'a AclSpec) -> BoxFuture<'a, Result<()>> {
+        let (me, target, acl) = (self.clone(), target.clone(), acl.clone());
+        Box::pin(blocking(move || me.ensure_acl_now(&target, &acl)))
+    }
+
+    fn remove_acl<'a>(
+        &'a self,
+        target: &'a Iqn,
+        initiator: &'a Iqn,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let (me, target, initiator) = (self.clone(), target.clone(), initiator.clone());
+        Box::pin(blocking(move || {
+            me.remove_acl_now(target.as_str(), initiator.as_str())
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use csi_common::contract::Chap;
+
+    fn spec() -> ExportSpec {
+        ExportSpec {
+            target: Iqn::parse("iqn.2024-01.dev.carve:csi-v-1").unwrap(),
+            storage_object: "csi-v-1".into(),
+            device: "/dev/carvevg/csi-v-1".into(),
+            serial: "0123abcd-0000-4000-8000-000000000001".into(),
+            portals: vec![
+                "127.0.0.1:3260".parse().unwrap(),
+                "[fd00::1]:3260".parse().unwrap(),
+            ],
+            thin: true,
+        }
+    }
+
+    fn read(root: &Path, path: &str) -> String {
+        fs::read_to_string(root.join(path)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn export_writes_rtslib_layout_without_trailing_newlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("core/iblock_0/other")).unwrap();
+        let lio = ConfigfsLio::plain_directory(root);
+        lio.ensure_export(&spec()).await.unwrap();
+        let so = "core/iblock_1/csi-v-1";
+        assert_eq!(
+            read(root, &format!("{so}/udev_path")),
+            "/dev/carvevg/csi-v-1"
+        );
+        assert_eq!(read(root, &format!("{so}/control")), "readonly=0");
+        assert_eq!(read(root, &format!("{so}/enable")), "1");
+        assert_eq!(
+            read(root, &format!("{so}/wwn/vpd_unit_serial")),
+            spec().serial
+        );
+        assert_eq!(read(root, &format!("{so}/attrib/emulate_tpu")), "1");
+        let tpg = "iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1";
+        assert_eq!(read(root, &format!("{tpg}/attrib/generate_node_acls")), "0");
+        assert_eq!(read(root, &format!("{tpg}/attrib/authentication")), "0");
+        assert_eq!(read(root, &format!("{tpg}/enable")), "1");
+        assert!(root.join(format!("{tpg}/np/127.0.0.1:3260")).is_dir());
+        assert!(root.join(format!("{tpg}/np/[fd00::1]:3260")).is_dir());
+        let link = link_in(&root.join(format!("{tpg}/lun/lun_0"))).unwrap();
+        assert_eq!(link, ("iblock_1".to_string(), "csi-v-1".to_string()));
+        // idempotent: a second call changes nothing and still verifies
+        lio.ensure_export(&spec()).await.unwrap();
+        assert_eq!(entries(&root.join("core")), ["iblock_0", "iblock_1"]);
+    }
+
+    #[tokio::test]
+    async fn partial_export_is_completed_and_stray_portals_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let lio = ConfigfsLio::plain_directory(root);
+        fs::create_dir_all(root.join("core/iblock_0/csi-v-1")).unwrap();
+        fs::create_dir_all(root.join("iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1/np/0.0.0.0:3260"))
+            .unwrap();
+        lio.ensure_export(&spec()).await.unwrap();
+        let np = entries(&root.join("iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1/np"));
+        assert_eq!(np, ["127.0.0.1:3260", "[fd00::1]:3260"]);
+        assert_eq!(read(root, "core/iblock_0/csi-v-1/enable"), "1");
+    }
+
+    #[tokio::test]
+    async fn acl_with_chap_then_removal_and_full_unexport() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let lio = ConfigfsLio::plain_directory(root);
+        lio.ensure_export(&spec()).await.unwrap();
+        let chap = Chap {
+            username: "u1".into(),
+            password: "secretpass12".into(),
+            mutual: None,
+        };
+        let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+        let acl = AclSpec {
+            initiator: node.clone(),
+            readonly: true,
+            chap: Some(chap),
+        };
+        lio.ensure_acl(&spec().target, &acl).await.unwrap();
+        let base = "iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1";
+        let acl_dir = format!("{base}/acls/iqn.2024-01.dev.carve:node1");
+        assert_eq!(
+            read(root, &format!("{acl_dir}/auth/password")),
+            "secretpass12"
+        );
+        assert_eq!(read(root, &format!("{acl_dir}/lun_0/write_protect")), "1");
+        assert_eq!(read(root, &format!("{base}/attrib/authentication")), "1");
+        assert!(lio.remove_acl(&spec().target, &node).await.unwrap());
+        assert!(!lio.remove_acl(&spec().target, &node).await.unwrap());
+        lio.ensure_acl(&spec().target, &acl).await.unwrap();
+        assert!(lio.remove_export(&spec().target, "csi-v-1").await.unwrap());
+        assert!(entries(&root.join("iscsi")).is_empty());
+        assert!(
+            entries(&root.join("core")).is_empty(),
+            "HBA removed with its object"
+        );
+        assert!(!lio.remove_export(&spec().target, "csi-v-1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn acl_on_missing_target_is_an_error_and_lun_mismatch_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lio = ConfigfsLio::plain_directory(dir.path());
+        let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+        let acl = AclSpec {
+            initiator: node,
+            readonly: false,
+            chap: None,
+        };
+        assert!(lio.ensure_acl(&spec().target, &acl).await.is_err());
+        lio.ensure_export(&spec()).await.unwrap();
+        let other = ExportSpec {
+            storage_object: "csi-w-1".into(),
+            ..spec()
+        };
+        let err = lio.ensure_export(&other).await.unwrap_err();
+        assert!(err.message().contains("LUN 0 maps"), "{err}");
+    }
+}

@@ -1,0 +1,132 @@
+use super::*;
+use crate::lio::state::{AclAuth, AclState, StorageObjectState, TargetState};
+use std::os::unix::fs::PermissionsExt;
+
+const CAPTURED: &str = include_str!("../../../../tests/fixtures/controller/saveconfig.json");
+
+fn state() -> LioState {
+    LioState {
+        storage_objects: vec![StorageObjectState {
+            name: "csi-thin-4567".into(),
+            hba: "iblock_0".into(),
+            device: Some("/dev/carvevg/csi-thin-4567".into()),
+            enabled: true,
+            serial: Some("01234567-89ab-cdef-0123-456789abcdef".into()),
+            emulate_tpu: true,
+        }],
+        targets: vec![TargetState {
+            iqn: "iqn.2024-01.dev.carve.csi.lvm-iscsi:csi-thin-4567".into(),
+            has_tpg: true,
+            enabled: true,
+            portals: vec!["127.0.0.1:3260".into()],
+            lun0_object: Some("csi-thin-4567".into()),
+            lun0_hba: Some("iblock_0".into()),
+            generate_node_acls: false,
+            authentication: true,
+            acls: vec![AclState {
+                initiator: "iqn.2024-01.dev.carve:node1".into(),
+                mapped_lun0: true,
+                write_protect: true,
+                auth: AclAuth {
+                    userid: Some("user1".into()),
+                    password: Some("secretpass12".into()),
+                    userid_mutual: Some("tuser".into()),
+                    password_mutual: Some("mutualpass34".into()),
+                },
+            }],
+        }],
+        other_hbas: vec![],
+    }
+}
+
+/// The fields Carve writes, read from a document (ours or targetcli's).
+fn essentials(doc: &Value) -> Value {
+    let so = &doc["storage_objects"][0];
+    let t = &doc["targets"][0];
+    let tpg = &t["tpgs"][0];
+    let acl = &tpg["node_acls"][0];
+    json!({
+        "so": [so["name"], so["dev"], so["plugin"], so["wwn"], so["readonly"], so["attributes"]["emulate_tpu"]],
+        "target": [t["wwn"], t["fabric"], tpg["tag"], tpg["enable"], tpg["portals"][0]["ip_address"], tpg["portals"][0]["port"]],
+        "attributes": [tpg["attributes"]["authentication"], tpg["attributes"]["generate_node_acls"]],
+        "lun": [tpg["luns"][0]["index"], tpg["luns"][0]["storage_object"]],
+        "acl": [acl["node_wwn"], acl["chap_userid"], acl["chap_password"], acl["chap_mutual_userid"],
+                acl["chap_mutual_password"], acl["mapped_luns"][0]["index"], acl["mapped_luns"][0]["tpg_lun"],
+                acl["mapped_luns"][0]["write_protect"]],
+    })
+}
+
+#[test]
+fn document_matches_what_targetcli_saved_for_the_same_export() {
+    let captured: Value = serde_json::from_str(CAPTURED).unwrap();
+    assert_eq!(essentials(&document(&state())), essentials(&captured));
+}
+
+#[test]
+fn chap_credentials_are_read_from_the_captured_file() {
+    let chap = chap_credentials(CAPTURED).unwrap();
+    let key = (
+        "iqn.2024-01.dev.carve.csi.lvm-iscsi:csi-thin-4567".to_string(),
+        "iqn.2024-01.dev.carve:node1".to_string(),
+    );
+    let found = &chap[&key];
+    assert_eq!(found.username, "user1");
+    assert_eq!(found.password, "secretpass12");
+    assert_eq!(found.mutual, Some(("tuser".into(), "mutualpass34".into())));
+    assert!(chap_credentials("{").is_err());
+}
+
+#[test]
+fn written_atomically_with_mode_0600_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("etc/target/saveconfig.json");
+    write_atomic(&path, &document(&state())).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(chap_credentials(&text).unwrap().len(), 1);
+    write_atomic(&path, &document(&LioState::default())).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+}
+
+#[test]
+fn debug_of_acl_auth_hides_passwords() {
+    let shown = format!("{:?}", state());
+    assert!(
+        !shown.contains("secretpass12") && !shown.contains("mutualpass34"),
+        "{shown}"
+    );
+    assert!(shown.contains("user1"));
+}
+
+#[tokio::test]
+async fn coalesced_saves_write_the_current_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cfg");
+    std::fs::create_dir_all(&root).unwrap();
+    let lio: Arc<dyn Lio> = Arc::new(crate::lio::configfs::ConfigfsLio::plain_directory(&root));
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(lio, path.clone(), Duration::from_millis(50));
+    for _ in 0..5 {
+        saver.request();
+    }
+    for _ in 0..100 {
+        if path.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["targets"], json!([]));
+}
+
+#[test]
+fn debian_path_is_detected_only_when_configured_or_present() {
+    assert_eq!(
+        detect_path(Some(Path::new("/x/s.json"))),
+        PathBuf::from("/x/s.json")
+    );
+    let detected = detect_path(None);
+    assert!(detected == Path::new(DEBIAN_PATH) || detected == Path::new(DEFAULT_PATH));
+}

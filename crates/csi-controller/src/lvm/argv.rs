@@ -1,0 +1,222 @@
+//! Argument vectors of every LVM command the controller runs.
+//!
+//! Invariants: argv only (no shell); every VG/LV operand comes after `--`, so a name can never
+//! be read as an option; names are Carve-derived (`[a-z0-9-]`) or operator-configured; sizes
+//! are exact bytes (`<n>b`); reports use `--units b --nosuffix` and JSON.
+
+use csi_common::{command::Cmd, ids::LvName};
+use std::time::Duration;
+
+/// The `lvs` columns [`super::report::parse_lvs`] reads.
+pub const LVS_FIELDS: &str = "lv_name,lv_size,lv_attr,lv_tags,pool_lv,origin,data_percent";
+/// The `vgs` columns [`super::report::parse_vgs`] reads.
+pub const VGS_FIELDS: &str = "vg_name,vg_size,vg_free,vg_extent_size";
+
+fn report(program: &str, fields: &str, timeout: Duration) -> Cmd {
+    Cmd::new(program)
+        .args([
+            "--reportformat",
+            "json",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            fields,
+        ])
+        .timeout(timeout)
+}
+
+/// `vgs` of one volume group.
+pub fn vgs(vg: &str, timeout: Duration) -> Cmd {
+    report("vgs", VGS_FIELDS, timeout).args(["--", vg])
+}
+
+/// `lvs` of every LV in `vg`.
+pub fn lvs(vg: &str, timeout: Duration) -> Cmd {
+    report("lvs", LVS_FIELDS, timeout).args(["--", vg])
+}
+
+/// `lvs` of one LV in `vg` (an empty report when it does not exist).
+pub fn lvs_one(vg: &str, lv: &LvName, timeout: Duration) -> Cmd {
+    report("lvs", LVS_FIELDS, timeout).args(["-S", &format!("lv_name={lv}"), "--", vg])
+}
+
+/// Where a new LV's space comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocation {
+    /// Linear LV from the VG's free extents.
+    Linear,
+    /// Thin LV in this pool (of the same VG).
+    Thin {
+        /// The thin pool LV name.
+        pool: String,
+    },
+}
+
+/// `lvcreate` of a new LV of `size` bytes carrying `tags`.
+pub fn lvcreate(
+    vg: &str,
+    lv: &LvName,
+    size: u64,
+    allocation: &Allocation,
+    tags: &[String],
+    timeout: Duration,
+) -> Cmd {
+    let mut cmd = Cmd::new("lvcreate")
+        .args(["--yes", "--name", lv.as_str()])
+        .timeout(timeout);
+    cmd = match allocation {
+        Allocation::Linear => cmd.args(["--size".to_string(), format!("{size}b")]),
+        Allocation::Thin { pool } => cmd.args([
+            "--virtualsize".to_string(),
+            format!("{size}b"),
+            "--thinpool".to_string(),
+            pool.clone(),
+        ]),
+    };
+    for tag in tags {
+        cmd = cmd.args(["--addtag", tag]);
+    }
+    cmd.args(["--", vg])
+}
+
+/// `lvremove` of one LV.
+pub fn lvremove(vg: &str, lv: &LvName, timeout: Duration) -> Cmd {
+    Cmd::new("lvremove")
+        .args(["--yes", "--", &format!("{vg}/{lv}")])
+        .timeout(timeout)
+}
+
+/// `lvchange --addtag` (`add`) or `--deltag` of one tag.
+pub fn lvchange_tag(vg: &str, lv: &LvName, tag: &str, add: bool, timeout: Duration) -> Cmd {
+    let flag = if add { "--addtag" } else { "--deltag" };
+    Cmd::new("lvchange")
+        .args([flag, tag, "--", &format!("{vg}/{lv}")])
+        .timeout(timeout)
+}
+
+/// `lvchange -ay -K`: activates an LV, even one with the activation-skip flag (thin snapshots).
+pub fn lvchange_activate(vg: &str, lv: &LvName, timeout: Duration) -> Cmd {
+    Cmd::new("lvchange")
+        .args([
+            "--activate",
+            "y",
+            "--ignoreactivationskip",
+            "--",
+            &format!("{vg}/{lv}"),
+        ])
+        .timeout(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(cmd: &Cmd) -> Vec<String> {
+        std::iter::once(cmd.program().to_string())
+            .chain(cmd.arg_values().map(str::to_string))
+            .collect()
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn reports_are_json_in_bytes() {
+        let lv = LvName::for_volume("pvc-1");
+        assert_eq!(
+            argv(&lvs_one("vg0", &lv, T)).join(" "),
+            format!(
+                "lvs --reportformat json --units b --nosuffix -o {LVS_FIELDS} -S lv_name={lv} -- vg0"
+            )
+        );
+        assert_eq!(
+            argv(&vgs("vg0", T)).join(" "),
+            format!("vgs --reportformat json --units b --nosuffix -o {VGS_FIELDS} -- vg0")
+        );
+        assert_eq!(vgs("vg0", T).timeout_value(), T);
+    }
+
+    #[test]
+    fn lvcreate_linear_and_thin() {
+        let lv = LvName::for_volume("--force");
+        let tags = vec!["carve.v=1".to_string(), "carve.name.0=--force".to_string()];
+        assert_eq!(
+            argv(&lvcreate(
+                "vg0",
+                &lv,
+                1 << 30,
+                &Allocation::Linear,
+                &tags,
+                T
+            )),
+            [
+                "lvcreate",
+                "--yes",
+                "--name",
+                lv.as_str(),
+                "--size",
+                "1073741824b",
+                "--addtag",
+                "carve.v=1",
+                "--addtag",
+                "carve.name.0=--force",
+                "--",
+                "vg0"
+            ]
+        );
+        let thin = Allocation::Thin {
+            pool: "pool".into(),
+        };
+        assert_eq!(
+            argv(&lvcreate("vg0", &lv, 4194304, &thin, &[], T)),
+            [
+                "lvcreate",
+                "--yes",
+                "--name",
+                lv.as_str(),
+                "--virtualsize",
+                "4194304b",
+                "--thinpool",
+                "pool",
+                "--",
+                "vg0"
+            ]
+        );
+    }
+
+    #[test]
+    fn mutations_name_vg_slash_lv_after_double_dash() {
+        let lv = LvName::for_volume("a");
+        assert_eq!(
+            argv(&lvremove("vg0", &lv, T)),
+            ["lvremove", "--yes", "--", &format!("vg0/{lv}")]
+        );
+        assert_eq!(
+            argv(&lvchange_tag(
+                "vg0",
+                &lv,
+                "carve.pub=rw:iqn.2024-01.a:b",
+                false,
+                T
+            )),
+            [
+                "lvchange",
+                "--deltag",
+                "carve.pub=rw:iqn.2024-01.a:b",
+                "--",
+                &format!("vg0/{lv}")
+            ]
+        );
+        assert_eq!(
+            argv(&lvchange_activate("vg0", &lv, T)),
+            [
+                "lvchange",
+                "--activate",
+                "y",
+                "--ignoreactivationskip",
+                "--",
+                &format!("vg0/{lv}")
+            ]
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! LVM: the one store of volumes. `Lvm` is the trait the operations use; [`LvmCli`] runs the
+//! real tools through the command runner.
+//!
+//! Invariants: every command goes through `Arc<dyn CommandRunner>` with the LVM timeout;
+//! mutating commands of one VG are queued one at a time (LVM takes a VG-wide lock anyway, and a
+//! queue keeps timeouts meaningful); a missing VG is `Unavailable` (the controller keeps serving
+//! and says why); no space is `ResourceExhausted`; removing an LV that is already gone succeeds.
+
+pub mod argv;
+pub mod report;
+pub mod tags;
+
+pub use argv::Allocation;
+pub use report::{LvRow, VgRow};
+
+use csi_common::{
+    Error, Result,
+    command::{BoxFuture, Cmd, CommandRunner, Output},
+    ids::LvName,
+};
+use std::{fmt, sync::Arc, time::Duration};
+use tracing::info;
+
+/// The LVM operations the controller needs, on one volume group.
+pub trait Lvm: Send + Sync + fmt::Debug {
+    /// The volume group's name.
+    fn vg_name(&self) -> &str;
+    /// The volume group's size, free space and extent size.
+    fn vg(&self) -> BoxFuture<'_, Result<VgRow>>;
+    /// Every LV of the VG.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>>;
+    /// One LV, or `None`.
+    fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
+    /// Creates an LV with its tags in one command (so it never exists without them).
+    fn create<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        allocation: &'a Allocation,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Removes an LV; `Ok(false)` if it did not exist.
+    fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>>;
+    /// Adds (`add`) or deletes one tag.
+    fn set_tag<'a>(&'a self, lv: &'a LvName, tag: &'a str, add: bool) -> BoxFuture<'a, Result<()>>;
+    /// Activates an LV (also one with the activation-skip flag).
+    fn activate<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<()>>;
+}
+
+/// [`Lvm`] over the real `lvs`, `vgs`, `lvcreate`, `lvremove` and `lvchange`.
+#[derive(Debug)]
+pub struct LvmCli {
+    runner: Arc<dyn CommandRunner>,
+    vg: String,
+    timeout: Duration,
+    queue: tokio::sync::Mutex<()>,
+}
+
+impl LvmCli {
+    /// LVM on `vg`, each command limited to `timeout`.
+    pub fn new(runner: Arc<dyn CommandRunner>, vg: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            runner,
+            vg: vg.into(),
+            timeout,
+            queue: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn run(&self, cmd: Cmd) -> Result<Output> {
+        Ok(self.runner.run(&cmd).await?)
+    }
+
+    async fn mutate(&self, cmd: Cmd) -> Result<Output> {
+        let _turn = self.queue.lock().await;
+        self.run(cmd).await
+    }
+
+    fn vg_missing(&self, out: &Output) -> Option<Error> {
+        let missing = out
+            .stderr
+            .contains(&format!("Volume group \"{}\" not found", self.vg))
+            || out.stderr.contains("not found or inconsistent");
+        missing.then(|| {
+            Error::unavailable(format!(
+                "volume group {:?} not found on this storage host: {}",
+                self.vg,
+                out.stderr.trim()
+            ))
+        })
+    }
+
+    fn failed(&self, out: Output) -> Error {
+        match self.vg_missing(&out) {
+            Some(e) => e,
+            None => match out.ok() {
+                Err(e) => Error::from(e),
+                Ok(out) => Error::internal(format!("{}: unexpected success", out.command)),
+            },
+        }
+    }
+
+    async fn lvs(&self, cmd: Cmd) -> Result<Vec<LvRow>> {
+        let out = self.run(cmd).await?;
+        if !out.success() {
+            return Err(self.failed(out));
+        }
+        report::parse_lvs(&out.stdout)
+    }
+}
+
+impl Lvm for LvmCli {
+    fn vg_name(&self) -> &str {
+        &self.vg
+    }
+
+    fn vg(&self) -> BoxFuture<'_, Result<VgRow>> {
+        Box::pin(async move {
+            let out = self.run(argv::vgs(&self.vg, self.timeout)).await?;
+            if !out.success() {
+                return Err(self.failed(out));
+            }
+            report::parse_vgs(&out.stdout)?
+                .into_iter()
+                .find(|row| row.name == self.vg)
+                .ok_or_else(|| Error::unavailable(format!("volume group {:?} not found", self.vg)))
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>> {
+        Box::pin(self.lvs(argv::lvs(&self.vg, self.timeout)))
+    }
+
+    fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {
+        Box::pin(async move {
+            let rows = self.lvs(argv::lvs_one(&self.vg, lv, self.timeout)).await?;
+            Ok(rows.into_iter().find(|row| row.name == lv.as_str()))
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        allocation: &'a Allocation,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let cmd = argv::lvcreate(&self.vg, lv, size, allocation, tags, self.timeout);
+            let out = self.mutate(cmd).await?;
+            if out.success() {
+                info!(lv = %lv, vg = %self.vg, size, ?allocation, "created logical volume");
+                return Ok(());
+            }
+            let stderr = out.stderr.to_ascii_lowercase();
+            if stderr.contains("insufficient free space")
+                || stderr.contains("insufficient suitable")
+            {
+                return Err(Error::resource_exhausted(format!(
+                    "not enough free space for {size} bytes: {}",
+                    out.stderr.trim()
+                )));
+            }
+            if stderr.contains("already exists") {
+                return Err(Error::already_exists(format!(
+                    "logical volume {lv} already exists in {}",
+                    self.vg
+                )));
+            }
+            Err(self.failed(out))
+        })
+    }
+
+    fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let out = self
+                .mutate(argv::lvremove(&self.vg, lv, self.timeout))
+                .await?;
+            if out.success() {
+                info!(lv = %lv, vg = %self.vg, "removed logical volume");
+                return Ok(true);
+            }
+            if out.stderr.contains("Failed to find logical volume") {
+                return Ok(false);
+            }
+            Err(self.failed(out))
+        })
+    }
+
+    fn set_tag<'a>(&'a self, lv: &'a LvName, tag: &'a str, add: bool) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let cmd = argv::lvchange_tag(&self.vg, lv, tag, add, self.timeout);
+            let out = self.mutate(cmd).await?;
+            if out.success() {
+                return Ok(());
+            }
+            Err(self.failed(out))
+        })
+    }
+
+    fn activate<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let out = self
+                .mutate(argv::lvchange_activate(&self.vg, lv, self.timeout))
+                .await?;
+            if out.success() {
+                info!(lv = %lv, "activated logical volume");
+                return Ok(());
+            }
+            Err(self.failed(out))
+        })
+    }
+}

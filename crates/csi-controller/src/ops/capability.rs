@@ -1,0 +1,154 @@
+//! Volume capabilities: which access types and modes Carve serves, and the summary kept in tags.
+//!
+//! Invariants: only single-node access modes are supported (a volume is attached to one node
+//! at a time through one ACL); a mount capability names ext4, xfs or nothing (the node's
+//! default); anything else is `InvalidArgument` with the reason.
+
+use csi_common::{Error, Result};
+use csi_proto::v1::{
+    VolumeCapability,
+    volume_capability::{AccessType, access_mode::Mode},
+};
+
+/// mkfs.xfs (xfsprogs 6.1) refuses filesystems under 300 MB.
+pub const XFS_MIN_BYTES: u64 = 300 * 1024 * 1024;
+
+/// Filesystem types a mount capability may name.
+pub const FS_TYPES: &[&str] = &["ext4", "xfs"];
+
+/// The access modes Carve serves.
+pub const MODES: &[Mode] = &[
+    Mode::SingleNodeWriter,
+    Mode::SingleNodeReaderOnly,
+    Mode::SingleNodeSingleWriter,
+    Mode::SingleNodeMultiWriter,
+];
+
+/// A validated capability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capability {
+    /// `None` for raw block, else the filesystem type (`""`: the node's default).
+    pub fs_type: Option<String>,
+    /// The access mode.
+    pub mode: Mode,
+}
+
+impl Capability {
+    /// Whether the mode only reads.
+    pub fn read_only(&self) -> bool {
+        self.mode == Mode::SingleNodeReaderOnly
+    }
+
+    fn summary(&self) -> String {
+        let access = match &self.fs_type {
+            None => "block".to_string(),
+            Some(fs) => format!("mount/{fs}"),
+        };
+        format!("{access}/{}", self.mode.as_str_name())
+    }
+}
+
+/// Validates one capability.
+pub fn parse(cap: &VolumeCapability) -> Result<Capability> {
+    let fs_type = match &cap.access_type {
+        Some(AccessType::Block(_)) => None,
+        Some(AccessType::Mount(mount)) => {
+            let fs = mount.fs_type.to_ascii_lowercase();
+            if !fs.is_empty() && !FS_TYPES.contains(&fs.as_str()) {
+                return Err(Error::invalid_argument(format!(
+                    "filesystem type {:?} is not supported (supported: {})",
+                    mount.fs_type,
+                    FS_TYPES.join(", ")
+                )));
+            }
+            Some(fs)
+        }
+        None => {
+            return Err(Error::invalid_argument(
+                "volume capability lacks an access type",
+            ));
+        }
+    };
+    let mode = cap
+        .access_mode
+        .as_ref()
+        .and_then(|m| Mode::try_from(m.mode).ok())
+        .filter(|m| *m != Mode::Unknown)
+        .ok_or_else(|| Error::invalid_argument("volume capability lacks an access mode"))?;
+    if !MODES.contains(&mode) {
+        return Err(Error::invalid_argument(format!(
+            "access mode {} is not supported: a Carve volume is attached to one node at a time",
+            mode.as_str_name()
+        )));
+    }
+    Ok(Capability { fs_type, mode })
+}
+
+/// Validates a non-empty list of capabilities.
+pub fn parse_all(caps: &[VolumeCapability]) -> Result<Vec<Capability>> {
+    if caps.is_empty() {
+        return Err(Error::invalid_argument("volume_capabilities is required"));
+    }
+    caps.iter().map(parse).collect()
+}
+
+/// The smallest volume these capabilities can use.
+pub fn minimum_bytes(caps: &[Capability]) -> u64 {
+    if caps.iter().any(|c| c.fs_type.as_deref() == Some("xfs")) {
+        XFS_MIN_BYTES
+    } else {
+        0
+    }
+}
+
+/// The summary recorded in the LV tags (`mount/xfs/SINGLE_NODE_WRITER,block/...`).
+pub fn summary(caps: &[Capability]) -> String {
+    caps.iter()
+        .map(Capability::summary)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+pub(crate) fn mount(fs: &str, mode: Mode) -> VolumeCapability {
+    use csi_proto::v1::volume_capability::{AccessMode, MountVolume};
+    VolumeCapability {
+        access_type: Some(AccessType::Mount(MountVolume {
+            fs_type: fs.into(),
+            ..Default::default()
+        })),
+        access_mode: Some(AccessMode { mode: mode as i32 }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use csi_common::Kind;
+
+    #[test]
+    fn single_node_modes_and_known_filesystems_only() {
+        let ok = parse(&mount("XFS", Mode::SingleNodeWriter)).unwrap();
+        assert_eq!(ok.fs_type.as_deref(), Some("xfs"));
+        assert_eq!(minimum_bytes(std::slice::from_ref(&ok)), XFS_MIN_BYTES);
+        assert_eq!(summary(&[ok]), "mount/xfs/SINGLE_NODE_WRITER");
+        for bad in [
+            mount("ext4", Mode::MultiNodeMultiWriter),
+            mount("ext4", Mode::Unknown),
+            mount("btrfs", Mode::SingleNodeWriter),
+            VolumeCapability::default(),
+        ] {
+            assert_eq!(
+                parse(&bad).unwrap_err().kind(),
+                Kind::InvalidArgument,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(parse_all(&[]).unwrap_err().kind(), Kind::InvalidArgument);
+        assert!(
+            parse(&mount("", Mode::SingleNodeReaderOnly))
+                .unwrap()
+                .read_only()
+        );
+    }
+}

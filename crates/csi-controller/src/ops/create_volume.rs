@@ -1,0 +1,190 @@
+//! CreateVolume: an LV carrying its record in tags, exported as one iSCSI target.
+//!
+//! Invariants: the LV name is derived from the CSI name (any Unicode; never reaches a shell);
+//! the LV and its tags are created by one `lvcreate`, so a volume never exists without its
+//! record; the volume is reported created only once its export has been verified; an
+//! interrupted call leaves the LV, and the retry (same name) completes the export; the same
+//! name with a compatible request answers the existing volume, an incompatible one
+//! `AlreadyExists`.
+
+use super::{Ctx, capability, capacity, get_capacity, params, volume::Volume};
+use crate::lvm::{Allocation, tags::VolumeRecord};
+use csi_common::{Error, Result, ids::LvName};
+use csi_proto::v1::{CapacityRange, VolumeCapability};
+use std::collections::HashMap;
+use tracing::info;
+
+/// The longest CSI name accepted, in bytes (spec.md, size limits).
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// A CreateVolume request, stripped of gRPC.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateVolume<'a> {
+    /// The CSI name (untrusted).
+    pub name: &'a str,
+    /// The capacity range.
+    pub capacity: Option<&'a CapacityRange>,
+    /// The requested capabilities.
+    pub capabilities: &'a [VolumeCapability],
+    /// StorageClass parameters.
+    pub parameters: &'a HashMap<String, String>,
+    /// Whether a content source (snapshot or volume) was given.
+    pub has_content_source: bool,
+}
+
+/// What CreateVolume did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new volume.
+    Created(Volume),
+    /// The volume of the same name, compatible with the request.
+    AlreadyExisted(Volume),
+}
+
+impl Created {
+    /// The volume, either way.
+    pub fn volume(&self) -> &Volume {
+        match self {
+            Created::Created(v) | Created::AlreadyExisted(v) => v,
+        }
+    }
+}
+
+fn check_request(ctx: &Ctx, req: &CreateVolume<'_>) -> Result<()> {
+    if req.name.is_empty() {
+        return Err(Error::invalid_argument("name is required"));
+    }
+    if req.name.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid_argument(format!(
+            "name is {} bytes, longer than {MAX_NAME_BYTES}",
+            req.name.len()
+        )));
+    }
+    if req.has_content_source {
+        return Err(Error::invalid_argument(
+            "volume_content_source is not supported yet: Carve creates empty volumes only",
+        ));
+    }
+    if ctx.settings.portals.is_empty() {
+        return Err(Error::failed_precondition(
+            "no iSCSI portal configured: start csi-controller with --portal IP:PORT",
+        ));
+    }
+    Ok(())
+}
+
+/// Why an existing volume does not match the request, if it does not.
+fn incompatibility(
+    volume: &Volume,
+    req: &CreateVolume<'_>,
+    thin: bool,
+    minimum: u64,
+) -> Option<String> {
+    if volume.record.name != req.name {
+        return Some(format!(
+            "LV {} belongs to another volume name (hash collision or foreign LV)",
+            volume.id
+        ));
+    }
+    if !capacity::satisfies(volume.lv.size, req.capacity) || volume.lv.size < minimum {
+        return Some(format!(
+            "it has {} bytes, outside the requested capacity range",
+            volume.lv.size
+        ));
+    }
+    if volume.thin() != thin {
+        return Some(format!(
+            "it is {}thin",
+            if volume.thin() { "" } else { "not " }
+        ));
+    }
+    if !volume.record.content_source.is_empty() {
+        return Some(format!(
+            "it was created from {}",
+            volume.record.content_source
+        ));
+    }
+    None
+}
+
+/// CreateVolume.
+pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> {
+    check_request(ctx, &req)?;
+    let caps = capability::parse_all(req.capabilities)?;
+    let params = params::parse(req.parameters, ctx.settings.thin_pool.as_deref())?;
+    let lvm = ctx.lvm()?;
+    let vg = lvm.vg().await?;
+    let minimum = capability::minimum_bytes(&caps);
+    let lv = LvName::for_volume(req.name);
+
+    if let Some(row) = lvm.get(&lv).await? {
+        let volume = Volume::from_row(row)?.ok_or_else(|| {
+            Error::already_exists(format!("LV {lv} exists and is not a Carve volume"))
+        })?;
+        if let Some(why) = incompatibility(&volume, &req, params.thin, minimum) {
+            return Err(Error::already_exists(format!(
+                "volume {:?} already exists as {} but is incompatible: {why}",
+                req.name, volume.id
+            )));
+        }
+        export(ctx, &volume, lvm.vg_name()).await?;
+        return Ok(Created::AlreadyExisted(volume));
+    }
+
+    let size = capacity::size_for(
+        req.capacity,
+        vg.extent_size,
+        minimum,
+        ctx.settings.default_capacity,
+    )?;
+    let available = get_capacity::available(ctx, &vg, params.thin).await?;
+    if size > available {
+        return Err(Error::resource_exhausted(format!(
+            "{size} bytes requested, {available} available in {}",
+            if params.thin {
+                "the thin pool"
+            } else {
+                "the volume group"
+            }
+        )));
+    }
+    let allocation = match (&ctx.settings.thin_pool, params.thin) {
+        (Some(pool), true) => Allocation::Thin { pool: pool.clone() },
+        _ => Allocation::Linear,
+    };
+    let record = VolumeRecord {
+        name: req.name.to_string(),
+        required_bytes: req.capacity.map_or(0, |r| r.required_bytes.max(0) as u64),
+        capabilities: capability::summary(&caps),
+        content_source: String::new(),
+        published: Vec::new(),
+    };
+    lvm.create(&lv, size, &allocation, &record.creation_tags())
+        .await?;
+    let row = lvm
+        .get(&lv)
+        .await?
+        .ok_or_else(|| Error::internal(format!("LV {lv} vanished right after lvcreate")))?;
+    let volume = Volume::from_row(row)?
+        .ok_or_else(|| Error::internal(format!("LV {lv} lacks the tags it was created with")))?;
+    export(ctx, &volume, lvm.vg_name()).await?;
+    info!(volume = %volume.id, lv = %lv, size, thin = params.thin, "created volume");
+    Ok(Created::Created(volume))
+}
+
+async fn export(ctx: &Ctx, volume: &Volume, vg: &str) -> Result<()> {
+    if !volume.lv.is_active() {
+        ctx.lvm()?.activate(&volume.lv_name()).await?;
+    }
+    let spec = volume.export_spec(ctx, vg);
+    ctx.lio
+        .ensure_export(&spec)
+        .await
+        .map_err(|e| e.context(format!("export volume {}", volume.id)))?;
+    ctx.lio_changed();
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "create_volume_tests.rs"]
+mod tests;

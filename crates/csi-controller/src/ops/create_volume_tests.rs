@@ -1,0 +1,240 @@
+use super::*;
+use crate::{
+    lvm::argv,
+    ops::{
+        capability::mount,
+        testing::{Lab, VG, carve_tags, lv_row, pool_row},
+    },
+};
+use csi_common::{Kind, command::Expectation};
+use csi_proto::v1::volume_capability::access_mode::Mode;
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+
+fn request<'a>(
+    name: &'a str,
+    caps: &'a [VolumeCapability],
+    range: Option<&'a CapacityRange>,
+    params: &'a HashMap<String, String>,
+) -> CreateVolume<'a> {
+    CreateVolume {
+        name,
+        capacity: range,
+        capabilities: caps,
+        parameters: params,
+        has_content_source: false,
+    }
+}
+
+fn argv_of(cmd: &csi_common::command::Cmd) -> Vec<String> {
+    std::iter::once(cmd.program().to_string())
+        .chain(cmd.arg_values().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn creates_a_thin_volume_rounded_to_extents_and_exports_it() {
+    let lab = Lab::new();
+    let name = "pvc-1; $(reboot) --force";
+    let lv = LvName::for_volume(name);
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let range = CapacityRange {
+        required_bytes: 5 * MIB as i64,
+        limit_bytes: 0,
+    };
+    let params = HashMap::from([("thin".to_string(), "true".to_string())]);
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_lvs(&[pool_row(8 << 30)]);
+    let record = VolumeRecord {
+        name: name.into(),
+        required_bytes: 5 * MIB,
+        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    };
+    let thin = Allocation::Thin {
+        pool: "pool".into(),
+    };
+    let create = argv::lvcreate(
+        VG,
+        &lv,
+        8 * MIB,
+        &thin,
+        &record.creation_tags(),
+        Duration::from_secs(5),
+    );
+    lab.expect(Expectation::new(argv_of(&create)));
+    let row = lv_row(lv.as_str(), 8 * MIB, Some("pool"), &record.creation_tags());
+    lab.expect_lvs_one(lv.as_str(), &[row]);
+    let created = create_volume(&lab.ctx, request(name, &caps, Some(&range), &params))
+        .await
+        .unwrap();
+    let Created::Created(volume) = created else {
+        panic!("not created: {created:?}")
+    };
+    assert_eq!(volume.lv.size, 8 * MIB);
+    assert_eq!(volume.record.name, name);
+    let state = crate::lio::state::read_state(lab.lio.layout()).unwrap();
+    let spec = volume.export_spec(&lab.ctx, VG);
+    crate::lio::verify_export(&state, &spec).unwrap();
+    let so = state.storage_object(lv.as_str()).unwrap();
+    assert!(so.emulate_tpu, "thin LV advertises UNMAP");
+    let ctx = volume.volume_context(&lab.ctx);
+    assert_eq!(ctx["contentSource"], "");
+    assert_eq!(ctx["lun"], "0");
+    assert_eq!(ctx["portals"], "127.0.0.1:3260");
+    assert_eq!(ctx["serial"], volume.id.unit_serial());
+    lab.finish();
+}
+
+#[tokio::test]
+async fn same_name_compatible_is_the_same_volume_and_incompatible_is_already_exists() {
+    let lab = Lab::new();
+    let lv = LvName::for_volume("v");
+    let row = lv_row(lv.as_str(), 8 * MIB, None, &carve_tags("v"));
+    let caps = [mount("", Mode::SingleNodeWriter)];
+    let none = HashMap::new();
+    let ok = CapacityRange {
+        required_bytes: 8 * MIB as i64,
+        limit_bytes: 0,
+    };
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    let again = create_volume(&lab.ctx, request("v", &caps, Some(&ok), &none))
+        .await
+        .unwrap();
+    assert!(matches!(again, Created::AlreadyExisted(_)));
+    let bigger = CapacityRange {
+        required_bytes: 16 * MIB as i64,
+        limit_bytes: 0,
+    };
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    let err = create_volume(&lab.ctx, request("v", &caps, Some(&bigger), &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::AlreadyExists);
+    let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[row]);
+    let err = create_volume(&lab.ctx, request("v", &caps, Some(&ok), &thin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::AlreadyExists);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn invalid_requests_are_refused_before_touching_lvm() {
+    let lab = Lab::new();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let none = HashMap::new();
+    let long = "x".repeat(129);
+    for (name, caps, kind) in [
+        ("", &caps[..], Kind::InvalidArgument),
+        (long.as_str(), &caps[..], Kind::InvalidArgument),
+        ("v", &[][..], Kind::InvalidArgument),
+    ] {
+        let err = create_volume(&lab.ctx, request(name, caps, None, &none))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{name}");
+    }
+    let bad = HashMap::from([("fstype".to_string(), "ext4".to_string())]);
+    let err = create_volume(&lab.ctx, request("v", &caps, None, &bad))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let mut with_source = request("v", &caps, None, &none);
+    with_source.has_content_source = true;
+    let err = create_volume(&lab.ctx, with_source).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    assert!(err.message().contains("content_source"), "{err}");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn capacity_errors_out_of_range_and_resource_exhausted() {
+    let lab = Lab::new();
+    let lv = LvName::for_volume("v");
+    let xfs = [mount("xfs", Mode::SingleNodeWriter)];
+    let none = HashMap::new();
+    let small = CapacityRange {
+        required_bytes: MIB as i64,
+        limit_bytes: 100 * MIB as i64,
+    };
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    let err = create_volume(&lab.ctx, request("v", &xfs, Some(&small), &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::OutOfRange);
+    let huge = CapacityRange {
+        required_bytes: 20 << 30,
+        limit_bytes: 0,
+    };
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    let err = create_volume(&lab.ctx, request("v", &xfs, Some(&huge), &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn lvcreate_out_of_space_is_resource_exhausted() {
+    let lab = Lab::new();
+    let lv = LvName::for_volume("v");
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let none = HashMap::new();
+    let range = CapacityRange {
+        required_bytes: 8 * MIB as i64,
+        limit_bytes: 0,
+    };
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    let record = VolumeRecord {
+        name: "v".into(),
+        required_bytes: 8 * MIB,
+        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    };
+    let create = argv::lvcreate(
+        VG,
+        &lv,
+        8 * MIB,
+        &Allocation::Linear,
+        &record.creation_tags(),
+        Duration::from_secs(5),
+    );
+    let stderr = include_str!("../../../../tests/fixtures/controller/lvcreate-nospace.stderr");
+    lab.expect(Expectation::new(argv_of(&create)).fails(5, stderr));
+    let err = create_volume(&lab.ctx, request("v", &caps, Some(&range), &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn without_volume_group_or_portal_the_reason_is_clear() {
+    let lab = Lab::new();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let none = HashMap::new();
+    let mut ctx = lab.ctx.clone();
+    ctx.settings.portals.clear();
+    let err = create_volume(&ctx, request("v", &caps, None, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    assert!(err.message().contains("--portal"));
+    let no_vg = Ctx::new(None, lab.lio.clone(), lab.ctx.settings.clone(), None);
+    let err = create_volume(&no_vg, request("v", &caps, None, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    assert!(err.message().contains("--volume-group"));
+    lab.finish();
+}

@@ -1,0 +1,145 @@
+//! DeleteVolume: ACLs, target, storage object, then the LV.
+//!
+//! Invariants: an unknown or malformed-but-not-empty id is `Ok(NotFound)`; every step tolerates
+//! its object being gone already, so a retry completes an interrupted delete; an LV without
+//! Carve's marker tag is never removed; snapshots: a thin volume's thin snapshots are
+//! independent LVs in LVM and survive the delete (as CSI prefers), while a linear volume with
+//! classic (COW) snapshots, which `lvremove` would destroy with it, is refused with
+//! `FailedPrecondition` and left untouched.
+
+use super::{Ctx, volume};
+use csi_common::{Error, Result};
+use tracing::info;
+
+/// What DeleteVolume did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The volume existed (its LV or some of its LIO objects) and is gone now.
+    Deleted,
+    /// Nothing of it existed.
+    NotFound,
+}
+
+/// DeleteVolume.
+pub async fn delete_volume(ctx: &Ctx, raw_id: &str) -> Result<Deleted> {
+    let Some(id) = volume::parse_id(raw_id)? else {
+        return Ok(Deleted::NotFound);
+    };
+    let lvm = ctx.lvm()?;
+    let lv = id.lv_name();
+    let row = lvm.get(&lv).await?;
+    if let Some(row) = &row {
+        if volume::Volume::from_row(row.clone())?.is_none() {
+            return Err(Error::failed_precondition(format!(
+                "LV {lv} does not carry Carve's tags; refusing to delete it"
+            )));
+        }
+        if row.pool.is_none() {
+            let snapshots: Vec<String> = lvm
+                .list()
+                .await?
+                .into_iter()
+                .filter(|r| r.origin.as_deref() == Some(lv.as_str()))
+                .map(|r| r.name)
+                .collect();
+            if !snapshots.is_empty() {
+                return Err(Error::failed_precondition(format!(
+                    "volume {id} has snapshots {snapshots:?} that would be destroyed with it; delete them first"
+                )));
+            }
+        }
+    }
+    let target = ctx.settings.iqn_prefix.target_for(&id);
+    let unexported = ctx.lio.remove_export(&target, id.as_str()).await?;
+    if unexported {
+        ctx.lio_changed();
+    }
+    let removed = match row {
+        Some(_) => lvm.remove(&lv).await?,
+        None => false,
+    };
+    if unexported || removed {
+        info!(volume = %id, lv = %lv, "deleted volume");
+        Ok(Deleted::Deleted)
+    } else {
+        Ok(Deleted::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{Lab, carve_tags, lv_row};
+    use csi_common::{Kind, ids::VolumeId};
+
+    #[tokio::test]
+    async fn unknown_and_foreign_ids_are_ok() {
+        let lab = Lab::new();
+        assert_eq!(
+            delete_volume(&lab.ctx, "no-such-volume").await.unwrap(),
+            Deleted::NotFound
+        );
+        assert_eq!(
+            delete_volume(&lab.ctx, "").await.unwrap_err().kind(),
+            Kind::InvalidArgument
+        );
+        lab.expect_lvs_one("csi-gone-1", &[]);
+        assert_eq!(
+            delete_volume(&lab.ctx, "csi-gone-1").await.unwrap(),
+            Deleted::NotFound
+        );
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn removes_export_then_lv_and_is_idempotent() {
+        let lab = Lab::new();
+        let row = lv_row("csi-v-1", 8 << 20, Some("pool"), &carve_tags("v"));
+        lab.export(&row).await;
+        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        lab.expect_lvremove("csi-v-1");
+        assert_eq!(
+            delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
+            Deleted::Deleted
+        );
+        assert!(lab.configfs_is_empty(), "{:?}", lab.configfs_tree());
+        lab.expect_lvs_one("csi-v-1", &[]);
+        assert_eq!(
+            delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
+            Deleted::NotFound
+        );
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn half_deleted_volume_is_finished() {
+        let lab = Lab::new();
+        let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+        lab.export(&row).await;
+        lab.expect_lvs_one("csi-v-1", &[]);
+        assert_eq!(
+            delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
+            Deleted::Deleted
+        );
+        assert!(lab.configfs_is_empty());
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn foreign_lv_and_classic_snapshots_are_refused() {
+        let lab = Lab::new();
+        lab.expect_lvs_one("csi-x-1", &[lv_row("csi-x-1", 8 << 20, None, &[])]);
+        let err = delete_volume(&lab.ctx, "csi-x-1").await.unwrap_err();
+        assert_eq!(err.kind(), Kind::FailedPrecondition);
+        let origin = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+        let mut snap = lv_row("snap-s-1", 8 << 20, None, &[]);
+        snap.origin = Some("csi-v-1".into());
+        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&origin));
+        lab.expect_lvs(&[origin, snap]);
+        let err = delete_volume(&lab.ctx, "csi-v-1").await.unwrap_err();
+        assert_eq!(err.kind(), Kind::FailedPrecondition);
+        assert!(err.message().contains("snap-s-1"), "{err}");
+        lab.finish();
+        let _ = VolumeId::parse("csi-v-1").unwrap();
+    }
+}

@@ -1,0 +1,162 @@
+//! GetCapacity, and the space checks CreateVolume shares with it.
+//!
+//! Invariants: linear volumes draw on the VG's free bytes; thin volumes on the pool's size times
+//! the overprovisioning ratio, minus the virtual sizes already promised in that pool; a missing
+//! VG or pool is `Unavailable` (the storage host is not ready), never a zero that would look
+//! like "full".
+
+use super::{Ctx, capability, params};
+use crate::lvm::{LvRow, VgRow};
+use csi_common::{Error, Result};
+use csi_proto::v1::VolumeCapability;
+use std::collections::HashMap;
+
+/// What GetCapacity reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Bytes a new volume with these parameters can still get.
+    pub available: u64,
+    /// The smallest volume (one extent, or the filesystem's minimum).
+    pub minimum_volume_size: u64,
+}
+
+/// Bytes thin volumes may still be promised in `pool`.
+pub fn thin_available(lvs: &[LvRow], pool: &str, overprovision: f64) -> Result<u64> {
+    let row = lvs
+        .iter()
+        .find(|row| row.name == pool && row.is_thin_pool())
+        .ok_or_else(|| {
+            Error::unavailable(format!("thin pool {pool:?} not found in the volume group"))
+        })?;
+    let promised: u64 = lvs
+        .iter()
+        .filter(|row| row.pool.as_deref() == Some(pool))
+        .map(|row| row.size)
+        .sum();
+    let allowed = (row.size as f64 * overprovision.max(0.0)) as u64;
+    Ok(allowed.saturating_sub(promised))
+}
+
+/// Bytes available for a volume with `thin` to a given VG state.
+pub async fn available(ctx: &Ctx, vg: &VgRow, thin: bool) -> Result<u64> {
+    if !thin {
+        return Ok(vg.free);
+    }
+    let pool = ctx
+        .settings
+        .thin_pool
+        .as_deref()
+        .ok_or_else(|| Error::invalid_argument("thin=true but no thin pool is configured"))?;
+    let lvs = ctx.lvm()?.list().await?;
+    thin_available(&lvs, pool, ctx.settings.thin_overprovision)
+}
+
+/// GetCapacity: space for volumes with `parameters` and `capabilities` (unsupported
+/// capabilities: nothing is available for them).
+pub async fn get_capacity(
+    ctx: &Ctx,
+    capabilities: &[VolumeCapability],
+    parameters: &HashMap<String, String>,
+) -> Result<Capacity> {
+    let params = params::parse(parameters, ctx.settings.thin_pool.as_deref())?;
+    let vg = ctx.lvm()?.vg().await?;
+    let caps = match capabilities
+        .iter()
+        .map(capability::parse)
+        .collect::<Result<Vec<_>>>()
+    {
+        Ok(caps) => caps,
+        Err(_) => {
+            return Ok(Capacity {
+                available: 0,
+                minimum_volume_size: vg.extent_size,
+            });
+        }
+    };
+    let minimum = capability::minimum_bytes(&caps).max(vg.extent_size);
+    let minimum = minimum.div_ceil(vg.extent_size.max(1)) * vg.extent_size.max(1);
+    Ok(Capacity {
+        available: available(ctx, &vg, params.thin).await?,
+        minimum_volume_size: minimum,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{Lab, lv_row, pool_row};
+    use csi_common::Kind;
+
+    #[test]
+    fn thin_headroom_counts_promised_virtual_sizes() {
+        let lvs = vec![
+            pool_row(8 << 30),
+            lv_row("csi-a-1", 3 << 30, Some("pool"), &[]),
+        ];
+        assert_eq!(thin_available(&lvs, "pool", 1.0).unwrap(), 5 << 30);
+        assert_eq!(thin_available(&lvs, "pool", 2.0).unwrap(), 13 << 30);
+        let big = vec![
+            pool_row(1 << 30),
+            lv_row("csi-a-1", 3 << 30, Some("pool"), &[]),
+        ];
+        assert_eq!(thin_available(&big, "pool", 1.0).unwrap(), 0);
+        assert_eq!(
+            thin_available(&lvs, "other", 1.0).unwrap_err().kind(),
+            Kind::Unavailable
+        );
+    }
+
+    #[tokio::test]
+    async fn linear_capacity_is_vg_free_and_unknown_parameters_are_refused() {
+        let lab = Lab::new();
+        lab.expect_vgs(10 << 30, 4 << 20);
+        let cap = get_capacity(&lab.ctx, &[], &HashMap::new()).await.unwrap();
+        assert_eq!(
+            cap,
+            Capacity {
+                available: 10 << 30,
+                minimum_volume_size: 4 << 20
+            }
+        );
+        let bad = HashMap::from([("size".to_string(), "1".to_string())]);
+        let err = get_capacity(&lab.ctx, &[], &bad).await.unwrap_err();
+        assert_eq!(err.kind(), Kind::InvalidArgument);
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn xfs_minimum_and_thin_pool_capacity() {
+        let lab = Lab::new();
+        lab.expect_vgs(10 << 30, 4 << 20);
+        lab.expect_lvs(&[
+            pool_row(8 << 30),
+            lv_row("csi-a-1", 1 << 30, Some("pool"), &[]),
+        ]);
+        let xfs = crate::ops::capability::mount(
+            "xfs",
+            csi_proto::v1::volume_capability::access_mode::Mode::SingleNodeWriter,
+        );
+        let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
+        let cap = get_capacity(&lab.ctx, &[xfs], &thin).await.unwrap();
+        assert_eq!(
+            cap,
+            Capacity {
+                available: 7 << 30,
+                minimum_volume_size: 300 << 20
+            }
+        );
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn missing_volume_group_is_unavailable() {
+        let lab = Lab::new();
+        lab.expect_vgs_missing();
+        let err = get_capacity(&lab.ctx, &[], &HashMap::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), Kind::Unavailable);
+        assert!(err.message().contains("carvevg"), "{err}");
+        lab.finish();
+    }
+}

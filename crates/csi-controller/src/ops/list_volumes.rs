@@ -1,0 +1,165 @@
+//! ListVolumes with pagination, and ControllerGetVolume's status, from LVM and LIO.
+//!
+//! Invariants: entries are sorted by volume id; `next_token` is the id of the first entry of
+//! the next page, so pages stay correct when volumes come and go in between; a token that is
+//! not a Carve volume id is `Aborted` (spec); published nodes come from the ACLs (and the
+//! publication tags); every entry carries its condition.
+
+use super::{
+    Ctx,
+    volume::{self, Volume},
+};
+use crate::lio::LioState;
+use csi_common::{Error, Result, ids::VolumeId};
+
+/// A volume with what ListVolumes/ControllerGetVolume report about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeStatus {
+    /// The volume.
+    pub volume: Volume,
+    /// Nodes it is published to.
+    pub published_nodes: Vec<String>,
+    /// Why it is not usable, if it is not.
+    pub abnormal: Option<String>,
+}
+
+/// The status of `volume` given the LIO state.
+pub fn status(ctx: &Ctx, volume: Volume, lio: &LioState) -> VolumeStatus {
+    let target = volume.target_iqn(&ctx.settings.iqn_prefix);
+    VolumeStatus {
+        published_nodes: volume
+            .published_nodes(lio.target(target.as_str()))
+            .into_iter()
+            .collect(),
+        abnormal: volume.abnormal(ctx, lio),
+        volume,
+    }
+}
+
+/// One page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The entries.
+    pub entries: Vec<VolumeStatus>,
+    /// The token for the next page (`""`: none).
+    pub next_token: String,
+}
+
+/// ListVolumes.
+pub async fn list_volumes(ctx: &Ctx, max_entries: i32, starting_token: &str) -> Result<Page> {
+    if max_entries < 0 {
+        return Err(Error::invalid_argument("max_entries must not be negative"));
+    }
+    let start = match starting_token {
+        "" => None,
+        token => Some(
+            VolumeId::parse(token)
+                .map_err(|_| Error::aborted(format!("starting_token {token:?} is not valid")))?,
+        ),
+    };
+    let volumes = volume::list(ctx).await?;
+    let lio = ctx.lio.state().await?;
+    let mut rest = volumes
+        .into_iter()
+        .filter(|v| start.as_ref().is_none_or(|s| &v.id >= s))
+        .peekable();
+    let limit = if max_entries == 0 {
+        usize::MAX
+    } else {
+        max_entries as usize
+    };
+    let mut entries = Vec::new();
+    while entries.len() < limit {
+        match rest.next() {
+            Some(v) => entries.push(status(ctx, v, &lio)),
+            None => break,
+        }
+    }
+    let next_token = rest.peek().map(|v| v.id.to_string()).unwrap_or_default();
+    Ok(Page {
+        entries,
+        next_token,
+    })
+}
+
+/// ControllerGetVolume.
+pub async fn get_volume(ctx: &Ctx, raw_id: &str) -> Result<VolumeStatus> {
+    let id = volume::parse_id(raw_id)?
+        .ok_or_else(|| Error::not_found(format!("volume {raw_id:?} does not exist")))?;
+    let vol = volume::find(ctx, &id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("volume {id} does not exist")))?;
+    let lio = ctx.lio.state().await?;
+    Ok(status(ctx, vol, &lio))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{Lab, NODE1, carve_tags, lv_row, pool_row};
+    use csi_common::Kind;
+
+    #[tokio::test]
+    async fn pages_through_volumes_with_published_nodes_and_condition() {
+        let lab = Lab::new();
+        let rows = vec![
+            pool_row(8 << 30),
+            lv_row("csi-a-1", 8 << 20, Some("pool"), &carve_tags("a")),
+            lv_row("csi-b-1", 8 << 20, None, &carve_tags("b")),
+            lv_row("csi-c-1", 8 << 20, None, &carve_tags("c")),
+            lv_row("other", 8 << 20, None, &[]),
+        ];
+        lab.export(&rows[1]).await;
+        lab.add_acl("csi-a-1", NODE1).await;
+        lab.expect_lvs(&rows);
+        let page = list_volumes(&lab.ctx, 2, "").await.unwrap();
+        let ids: Vec<_> = page
+            .entries
+            .iter()
+            .map(|e| e.volume.id.to_string())
+            .collect();
+        assert_eq!(ids, ["csi-a-1", "csi-b-1"]);
+        assert_eq!(page.entries[0].published_nodes, [NODE1]);
+        assert_eq!(page.entries[0].abnormal, None);
+        assert!(
+            page.entries[1]
+                .abnormal
+                .as_deref()
+                .unwrap()
+                .contains("storage object missing")
+        );
+        assert_eq!(page.next_token, "csi-c-1");
+        lab.expect_lvs(&rows);
+        let last = list_volumes(&lab.ctx, 2, &page.next_token).await.unwrap();
+        assert_eq!(last.entries.len(), 1);
+        assert_eq!(last.next_token, "");
+        let bad = list_volumes(&lab.ctx, 0, "garbage!").await.unwrap_err();
+        assert_eq!(bad.kind(), Kind::Aborted);
+        assert_eq!(
+            list_volumes(&lab.ctx, -1, "").await.unwrap_err().kind(),
+            Kind::InvalidArgument
+        );
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn get_volume_reports_not_found_and_condition() {
+        let lab = Lab::new();
+        lab.expect_lvs_one("csi-a-1", &[]);
+        assert_eq!(
+            get_volume(&lab.ctx, "csi-a-1").await.unwrap_err().kind(),
+            Kind::NotFound
+        );
+        assert_eq!(
+            get_volume(&lab.ctx, "bogus").await.unwrap_err().kind(),
+            Kind::NotFound
+        );
+        let mut row = lv_row("csi-a-1", 8 << 20, None, &carve_tags("a"));
+        lab.export(&row).await;
+        row.attr = "-wi-------".into();
+        lab.expect_lvs_one("csi-a-1", &[row]);
+        let status = get_volume(&lab.ctx, "csi-a-1").await.unwrap();
+        assert!(status.abnormal.unwrap().contains("not active"));
+        lab.finish();
+    }
+}

@@ -1,0 +1,87 @@
+//! The controller's operations, one file per RPC, over the [`Lvm`] and [`Lio`] traits.
+//!
+//! Invariants: LVM (LV + tags) and LIO are the whole state, read back on every call; nothing
+//! here knows gRPC: operations take typed arguments, return domain results
+//! (`Created`/`AlreadyExisted`, `Deleted`/`NotFound`) and domain errors; every mutation is
+//! idempotent so a retry completes an interrupted call.
+
+pub mod capability;
+pub mod capacity;
+pub mod create_volume;
+pub mod delete_volume;
+pub mod get_capacity;
+pub mod list_volumes;
+pub mod params;
+pub mod publish;
+pub mod unpublish;
+pub mod validate;
+pub mod volume;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+use crate::{
+    lio::{Lio, saveconfig::SaveHandle},
+    lvm::Lvm,
+};
+use csi_common::{Error, Result, ids::Iqn};
+use std::{net::SocketAddr, sync::Arc};
+
+/// What the operations need from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Portals every target listens on (empty: CreateVolume refuses).
+    pub portals: Vec<SocketAddr>,
+    /// Prefix of target IQNs.
+    pub iqn_prefix: Iqn,
+    /// The thin pool for `thin=true` volumes.
+    pub thin_pool: Option<String>,
+    /// Capacity of a volume created without `required_bytes` or `limit_bytes`.
+    pub default_capacity: u64,
+    /// Thin volumes may promise this many times the pool's size in total.
+    pub thin_overprovision: f64,
+}
+
+/// The backends and settings every operation runs against.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    lvm: Option<Arc<dyn Lvm>>,
+    /// The LIO backend.
+    pub lio: Arc<dyn Lio>,
+    /// Settings.
+    pub settings: Settings,
+    saver: Option<SaveHandle>,
+}
+
+impl Ctx {
+    /// A context; `lvm` is `None` when no volume group is configured.
+    pub fn new(
+        lvm: Option<Arc<dyn Lvm>>,
+        lio: Arc<dyn Lio>,
+        settings: Settings,
+        saver: Option<SaveHandle>,
+    ) -> Self {
+        Self {
+            lvm,
+            lio,
+            settings,
+            saver,
+        }
+    }
+
+    /// LVM, or `FailedPrecondition` when the controller runs without `--volume-group`.
+    pub fn lvm(&self) -> Result<&Arc<dyn Lvm>> {
+        self.lvm.as_ref().ok_or_else(|| {
+            Error::failed_precondition(
+                "no volume group configured: start csi-controller with --volume-group",
+            )
+        })
+    }
+
+    /// Records that LIO changed, so the saveconfig file is rewritten (coalesced).
+    pub fn lio_changed(&self) {
+        if let Some(saver) = &self.saver {
+            saver.request();
+        }
+    }
+}

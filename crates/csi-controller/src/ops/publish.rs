@@ -1,0 +1,106 @@
+//! ControllerPublishVolume: an ACL on the volume's target for that node's initiator only.
+//!
+//! Invariants: the node id is the node's initiator IQN (NodeGetInfo returns it), so no
+//! Kubernetes API is needed; the publication is recorded in an LV tag *before* the ACL is
+//! created, so a reboot restores every ACL that was ever granted and not revoked; every Carve
+//! access mode is single-node, so a volume published (ACL or tag) to another node is
+//! `FailedPrecondition` naming it; the same node with a different readonly flag is
+//! `AlreadyExists`; CHAP comes from the secrets, never from or into a context, tag or log.
+
+use super::{Ctx, capability, volume};
+use crate::{lio::AclSpec, lvm::tags::Publication};
+use csi_common::{
+    Error, Result,
+    contract::{Chap, IscsiTarget},
+};
+use csi_proto::v1::VolumeCapability;
+use std::collections::HashMap;
+use tracing::info;
+
+/// A ControllerPublishVolume request, stripped of gRPC.
+#[derive(Debug, Clone, Copy)]
+pub struct Publish<'a> {
+    /// Volume id.
+    pub volume_id: &'a str,
+    /// Node id (the initiator IQN).
+    pub node_id: &'a str,
+    /// The capability.
+    pub capability: Option<&'a VolumeCapability>,
+    /// The CO's readonly flag.
+    pub readonly: bool,
+    /// Secrets (CHAP keys).
+    pub secrets: &'a HashMap<String, String>,
+}
+
+/// ControllerPublishVolume: the publish_context (target, portals, LUN, serial).
+pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<IscsiTarget> {
+    let id = volume::parse_id(req.volume_id)?;
+    let node = volume::parse_node(req.node_id)?;
+    let cap = capability::parse(
+        req.capability
+            .ok_or_else(|| Error::invalid_argument("volume_capability is required"))?,
+    )?;
+    let chap = Chap::from_secrets(req.secrets)?;
+    let id =
+        id.ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
+    let node = node.ok_or_else(|| {
+        Error::not_found(format!(
+            "node {:?} does not exist: a Carve node id is the node's iSCSI initiator IQN",
+            req.node_id
+        ))
+    })?;
+    let vol = volume::find(ctx, &id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("volume {id} does not exist")))?;
+    let readonly = req.readonly || cap.read_only();
+    let lvm = ctx.lvm()?;
+    let spec = vol.export_spec(ctx, lvm.vg_name());
+    let state = ctx.lio.state().await?;
+    let others: Vec<String> = vol
+        .published_nodes(state.target(spec.target.as_str()))
+        .into_iter()
+        .filter(|n| n != node.as_str())
+        .collect();
+    if let Some(other) = others.first() {
+        return Err(Error::failed_precondition(format!(
+            "volume {id} is published to node {other}; a Carve volume is attached to one node at a time"
+        )));
+    }
+    let publication = Publication {
+        node: node.clone(),
+        readonly,
+    };
+    if let Some(existing) = vol.record.published.iter().find(|p| p.node == node) {
+        if existing.readonly != readonly {
+            return Err(Error::already_exists(format!(
+                "volume {id} is already published to node {node} with readonly={}",
+                existing.readonly
+            )));
+        }
+    } else {
+        lvm.set_tag(&vol.lv_name(), &publication.tag(), true)
+            .await?;
+    }
+    if state
+        .target(spec.target.as_str())
+        .is_none_or(|t| t.lun0_object.is_none())
+    {
+        ctx.lio.ensure_export(&spec).await?;
+    }
+    let acl = AclSpec {
+        initiator: node.initiator(),
+        readonly,
+        chap,
+    };
+    ctx.lio
+        .ensure_acl(&spec.target, &acl)
+        .await
+        .map_err(|e| e.context(format!("publish volume {id} to node {node}")))?;
+    ctx.lio_changed();
+    info!(volume = %id, node = %node, readonly, "published volume");
+    Ok(vol.iscsi_target(ctx))
+}
+
+#[cfg(test)]
+#[path = "publish_tests.rs"]
+mod tests;

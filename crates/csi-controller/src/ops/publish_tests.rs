@@ -1,0 +1,162 @@
+use super::*;
+use crate::ops::{
+    capability::mount,
+    testing::{Lab, NODE1, NODE2, carve_tags, lv_row},
+};
+use csi_common::{
+    Kind,
+    contract::{CHAP_MUTUAL_PASSWORD, CHAP_MUTUAL_USERNAME, CHAP_PASSWORD, CHAP_USERNAME},
+};
+use csi_proto::v1::volume_capability::access_mode::Mode;
+
+fn req<'a>(
+    node: &'a str,
+    cap: &'a VolumeCapability,
+    readonly: bool,
+    secrets: &'a HashMap<String, String>,
+) -> Publish<'a> {
+    Publish {
+        volume_id: "csi-v-1",
+        node_id: node,
+        capability: Some(cap),
+        readonly,
+        secrets,
+    }
+}
+
+#[tokio::test]
+async fn tags_then_acl_for_that_initiator_only() {
+    let lab = Lab::new();
+    let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+    lab.export(&row).await;
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let none = HashMap::new();
+    lab.expect_lvs_one("csi-v-1", &[row]);
+    lab.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE1}"), true);
+    let target = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+        .await
+        .unwrap();
+    assert_eq!(target.iqn, lab.target("csi-v-1"));
+    assert_eq!(target.lun, 0);
+    assert_eq!(lab.acls("csi-v-1"), [NODE1]);
+    let ctx = target.to_context();
+    assert!(!ctx.values().any(|v| v.contains("secret")));
+    lab.finish();
+}
+
+#[tokio::test]
+async fn republish_same_node_is_ok_and_other_node_is_refused_naming_it() {
+    let lab = Lab::new();
+    let mut tags = carve_tags("v");
+    tags.push(format!("carve.pub=rw:{NODE1}"));
+    let row = lv_row("csi-v-1", 8 << 20, None, &tags);
+    lab.export(&row).await;
+    lab.add_acl("csi-v-1", NODE1).await;
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let none = HashMap::new();
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    publish(&lab.ctx, req(NODE1, &cap, false, &none))
+        .await
+        .unwrap();
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let err = publish(&lab.ctx, req(NODE2, &cap, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    assert!(err.message().contains(NODE1), "{err}");
+    assert_eq!(lab.acls("csi-v-1"), [NODE1], "node2 got nothing");
+    lab.expect_lvs_one("csi-v-1", &[row]);
+    let err = publish(&lab.ctx, req(NODE1, &cap, true, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::AlreadyExists);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn acl_alone_also_blocks_another_node() {
+    let lab = Lab::new();
+    let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+    lab.export(&row).await;
+    lab.add_acl("csi-v-1", NODE2).await;
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let none = HashMap::new();
+    lab.expect_lvs_one("csi-v-1", &[row]);
+    let err = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    assert!(err.message().contains(NODE2));
+    lab.finish();
+}
+
+#[tokio::test]
+async fn readonly_and_mutual_chap_reach_configfs_without_newlines() {
+    let lab = Lab::new();
+    let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+    lab.export(&row).await;
+    let cap = mount("ext4", Mode::SingleNodeReaderOnly);
+    let secrets: HashMap<String, String> = [
+        (CHAP_USERNAME, "user1"),
+        (CHAP_PASSWORD, "secretpass12"),
+        (CHAP_MUTUAL_USERNAME, "tuser"),
+        (CHAP_MUTUAL_PASSWORD, "mutualpass34"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    lab.expect_lvs_one("csi-v-1", &[row]);
+    lab.expect_tag("csi-v-1", &format!("carve.pub=ro:{NODE1}"), true);
+    publish(&lab.ctx, req(NODE1, &cap, false, &secrets))
+        .await
+        .unwrap();
+    let tpg = lab.lio.layout().tpg(lab.target("csi-v-1").as_str());
+    let read = |p: &str| std::fs::read_to_string(tpg.join(p)).unwrap();
+    let acl = format!("acls/{NODE1}");
+    assert_eq!(read(&format!("{acl}/auth/userid")), "user1");
+    assert_eq!(read(&format!("{acl}/auth/password")), "secretpass12");
+    assert_eq!(read(&format!("{acl}/auth/userid_mutual")), "tuser");
+    assert_eq!(read(&format!("{acl}/auth/password_mutual")), "mutualpass34");
+    assert_eq!(read(&format!("{acl}/lun_0/write_protect")), "1");
+    assert_eq!(read("attrib/authentication"), "1");
+    assert_eq!(read("attrib/generate_node_acls"), "0");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn unknown_volume_or_node_is_not_found_and_bad_input_invalid() {
+    let lab = Lab::new();
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let none = HashMap::new();
+    lab.expect_lvs_one("csi-v-1", &[]);
+    let err = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::NotFound);
+    let err = publish(&lab.ctx, req("worker-1", &cap, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::NotFound);
+    assert!(err.message().contains("initiator IQN"));
+    let err = publish(&lab.ctx, req("", &cap, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let mut missing_cap = req(NODE1, &cap, false, &none);
+    missing_cap.capability = None;
+    assert_eq!(
+        publish(&lab.ctx, missing_cap).await.unwrap_err().kind(),
+        Kind::InvalidArgument
+    );
+    let rwx = mount("ext4", Mode::MultiNodeMultiWriter);
+    let err = publish(&lab.ctx, req(NODE1, &rwx, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let half = HashMap::from([(CHAP_USERNAME.to_string(), "u".to_string())]);
+    let err = publish(&lab.ctx, req(NODE1, &cap, false, &half))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    lab.finish();
+}

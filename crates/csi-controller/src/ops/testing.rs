@@ -1,0 +1,228 @@
+//! Test bench for the operations: LVM through a [`ScriptedRunner`] replaying `lvs`/`vgs` JSON in
+//! the captured format, and the configfs LIO backend on a tempdir.
+
+use super::{Ctx, Settings};
+use crate::{
+    lio::{AclSpec, Lio, configfs::ConfigfsLio, state::entries},
+    lvm::{LvRow, LvmCli, argv},
+};
+use csi_common::{
+    command::{Expectation, ScriptedRunner},
+    ids::{Iqn, LvName, VolumeId},
+};
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+pub const VG: &str = "carvevg";
+pub const PREFIX: &str = "iqn.2024-01.dev.carve.csi.lvm-iscsi";
+pub const NODE1: &str = "iqn.2024-01.dev.carve:node1";
+pub const NODE2: &str = "iqn.2024-01.dev.carve:node2";
+const T: Duration = Duration::from_secs(5);
+
+pub fn lv_row(name: &str, size: u64, pool: Option<&str>, tags: &[String]) -> LvRow {
+    LvRow {
+        name: name.into(),
+        size,
+        attr: if pool.is_some() {
+            "Vwi-a-tz--"
+        } else {
+            "-wi-a-----"
+        }
+        .into(),
+        tags: tags.to_vec(),
+        pool: pool.map(str::to_string),
+        origin: None,
+        data_percent: pool.map(|_| 0.0),
+    }
+}
+
+pub fn pool_row(size: u64) -> LvRow {
+    LvRow {
+        name: "pool".into(),
+        size,
+        attr: "twi-aotz--".into(),
+        tags: vec![],
+        pool: None,
+        origin: None,
+        data_percent: Some(0.0),
+    }
+}
+
+/// The tags of a Carve volume named `name` (no publications).
+pub fn carve_tags(name: &str) -> Vec<String> {
+    crate::lvm::tags::VolumeRecord {
+        name: name.into(),
+        required_bytes: 1,
+        capabilities: "mount//SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    }
+    .creation_tags()
+}
+
+pub fn lvs_json(rows: &[LvRow]) -> String {
+    let lv: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "lv_name": r.name, "lv_size": r.size.to_string(), "lv_attr": r.attr,
+                "lv_tags": r.tags.join(","), "pool_lv": r.pool.clone().unwrap_or_default(),
+                "origin": r.origin.clone().unwrap_or_default(),
+                "data_percent": r.data_percent.map(|p| format!("{p:.2}")).unwrap_or_default(),
+            })
+        })
+        .collect();
+    serde_json::json!({"report": [{"lv": lv}]}).to_string()
+}
+
+fn argv_of(cmd: &csi_common::command::Cmd) -> Vec<String> {
+    std::iter::once(cmd.program().to_string())
+        .chain(cmd.arg_values().map(str::to_string))
+        .collect()
+}
+
+#[derive(Debug)]
+pub struct Lab {
+    pub runner: Arc<ScriptedRunner>,
+    pub lio: Arc<ConfigfsLio>,
+    pub ctx: Ctx,
+    pub root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("target");
+        std::fs::create_dir_all(&root).unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let lvm = Arc::new(LvmCli::new(runner.clone(), VG, T));
+        let lio = Arc::new(ConfigfsLio::plain_directory(&root));
+        let settings = Settings {
+            portals: vec!["127.0.0.1:3260".parse().unwrap()],
+            iqn_prefix: Iqn::parse(PREFIX).unwrap(),
+            thin_pool: Some("pool".into()),
+            default_capacity: 1 << 30,
+            thin_overprovision: 1.0,
+        };
+        let ctx = Ctx::new(Some(lvm), lio.clone(), settings, None);
+        Self {
+            runner,
+            lio,
+            ctx,
+            root,
+            _dir: dir,
+        }
+    }
+
+    pub fn expect_vgs(&self, free: u64, extent: u64) {
+        let json = serde_json::json!({"report": [{"vg": [{
+            "vg_name": VG, "vg_size": "17175674880", "vg_free": free.to_string(),
+            "vg_extent_size": extent.to_string()}]}]});
+        self.runner
+            .expect(Expectation::new(argv_of(&argv::vgs(VG, T))).stdout(json.to_string()));
+    }
+
+    pub fn expect_vgs_missing(&self) {
+        self.runner.expect(
+            Expectation::new(argv_of(&argv::vgs(VG, T))).fails(
+                5,
+                include_str!("../../../../tests/fixtures/controller/vgs-missing.stderr")
+                    .replace("novg", VG),
+            ),
+        );
+    }
+
+    pub fn expect_lvs(&self, rows: &[LvRow]) {
+        self.runner
+            .expect(Expectation::new(argv_of(&argv::lvs(VG, T))).stdout(lvs_json(rows)));
+    }
+
+    pub fn expect_lvs_one(&self, name: &str, rows: &[LvRow]) {
+        let lv = LvName::parse(name).unwrap();
+        self.runner
+            .expect(Expectation::new(argv_of(&argv::lvs_one(VG, &lv, T))).stdout(lvs_json(rows)));
+    }
+
+    pub fn expect_lvremove(&self, name: &str) {
+        let lv = LvName::parse(name).unwrap();
+        self.runner
+            .expect(Expectation::new(argv_of(&argv::lvremove(VG, &lv, T))));
+    }
+
+    pub fn expect_tag(&self, name: &str, tag: &str, add: bool) {
+        let lv = LvName::parse(name).unwrap();
+        self.runner
+            .expect(Expectation::new(argv_of(&argv::lvchange_tag(
+                VG, &lv, tag, add, T,
+            ))));
+    }
+
+    pub fn expect(&self, expectation: Expectation) {
+        self.runner.expect(expectation);
+    }
+
+    pub fn target(&self, volume: &str) -> Iqn {
+        Iqn::parse(PREFIX)
+            .unwrap()
+            .target_for(&VolumeId::parse(volume).unwrap())
+    }
+
+    /// Exports the volume in `row` directly through the backend.
+    pub async fn export(&self, row: &LvRow) {
+        let volume = super::volume::Volume::from_row(row.clone())
+            .unwrap()
+            .unwrap();
+        self.lio
+            .ensure_export(&volume.export_spec(&self.ctx, VG))
+            .await
+            .unwrap();
+    }
+
+    pub async fn add_acl(&self, volume: &str, node: &str) {
+        let acl = AclSpec {
+            initiator: Iqn::parse(node).unwrap(),
+            readonly: false,
+            chap: None,
+        };
+        self.lio
+            .ensure_acl(&self.target(volume), &acl)
+            .await
+            .unwrap();
+    }
+
+    pub fn acls(&self, volume: &str) -> Vec<String> {
+        entries(
+            &self
+                .lio
+                .layout()
+                .tpg(self.target(volume).as_str())
+                .join("acls"),
+        )
+    }
+
+    pub fn configfs_tree(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            for name in entries(&dir) {
+                let path = dir.join(&name);
+                out.push(path.strip_prefix(&self.root).unwrap().display().to_string());
+                if path.is_dir() && !path.is_symlink() {
+                    stack.push(path);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// No storage object and no target left (the `core`/`iscsi` roots may stay).
+    pub fn configfs_is_empty(&self) -> bool {
+        self.configfs_tree()
+            .iter()
+            .all(|p| p == "core" || p == "iscsi")
+    }
+
+    pub fn finish(&self) {
+        self.runner.finish();
+    }
+}

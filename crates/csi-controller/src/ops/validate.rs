@@ -1,0 +1,95 @@
+//! ValidateVolumeCapabilities: confirms capabilities Carve can serve for an existing volume.
+//!
+//! Invariants: an unknown volume is `NotFound`; a capability or parameter Carve cannot serve
+//! leaves the answer unconfirmed with the reason (not an error); confirmation needs every
+//! capability to be served and the volume to be large enough for the filesystem named.
+
+use super::{Ctx, capability, params, volume};
+use csi_common::{Error, Result};
+use csi_proto::v1::VolumeCapability;
+use std::collections::HashMap;
+
+/// The answer: confirmed, or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    /// Every capability (and the parameters) can be served.
+    Confirmed,
+    /// Not confirmed, with the reason.
+    Unconfirmed(String),
+}
+
+/// ValidateVolumeCapabilities.
+pub async fn validate(
+    ctx: &Ctx,
+    raw_id: &str,
+    capabilities: &[VolumeCapability],
+    parameters: &HashMap<String, String>,
+) -> Result<Validation> {
+    let id = volume::parse_id(raw_id)?;
+    if capabilities.is_empty() {
+        return Err(Error::invalid_argument("volume_capabilities is required"));
+    }
+    let id = id.ok_or_else(|| Error::not_found(format!("volume {raw_id:?} does not exist")))?;
+    let vol = volume::find(ctx, &id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("volume {id} does not exist")))?;
+    let caps = match capability::parse_all(capabilities) {
+        Ok(caps) => caps,
+        Err(e) => return Ok(Validation::Unconfirmed(e.message().to_string())),
+    };
+    match params::parse(parameters, ctx.settings.thin_pool.as_deref()) {
+        Ok(p) if p.thin != vol.thin() => {
+            return Ok(Validation::Unconfirmed(format!(
+                "the volume is {}thin",
+                if vol.thin() { "" } else { "not " }
+            )));
+        }
+        Ok(_) => {}
+        Err(e) => return Ok(Validation::Unconfirmed(e.message().to_string())),
+    }
+    let minimum = capability::minimum_bytes(&caps);
+    if vol.lv.size < minimum {
+        return Ok(Validation::Unconfirmed(format!(
+            "the volume has {} bytes, less than the filesystem minimum {minimum}",
+            vol.lv.size
+        )));
+    }
+    Ok(Validation::Confirmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{
+        capability::mount,
+        testing::{Lab, carve_tags, lv_row},
+    };
+    use csi_common::Kind;
+    use csi_proto::v1::volume_capability::access_mode::Mode;
+
+    #[tokio::test]
+    async fn confirms_served_capabilities_only() {
+        let lab = Lab::new();
+        let row = lv_row("csi-v-1", 64 << 20, None, &carve_tags("v"));
+        let none = HashMap::new();
+        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        let caps = [mount("ext4", Mode::SingleNodeWriter)];
+        let ok = validate(&lab.ctx, "csi-v-1", &caps, &none);
+        assert_eq!(ok.await.unwrap(), Validation::Confirmed);
+        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        let caps = [mount("ext4", Mode::MultiNodeMultiWriter)];
+        let rwx = validate(&lab.ctx, "csi-v-1", &caps, &none);
+        assert!(matches!(rwx.await.unwrap(), Validation::Unconfirmed(_)));
+        lab.expect_lvs_one("csi-v-1", &[row]);
+        let caps = [mount("xfs", Mode::SingleNodeWriter)];
+        let xfs = validate(&lab.ctx, "csi-v-1", &caps, &none);
+        assert!(matches!(xfs.await.unwrap(), Validation::Unconfirmed(m) if m.contains("minimum")));
+        lab.expect_lvs_one("csi-none-1", &[]);
+        let caps = [mount("", Mode::SingleNodeWriter)];
+        let missing = validate(&lab.ctx, "csi-none-1", &caps, &none);
+        assert_eq!(missing.await.unwrap_err().kind(), Kind::NotFound);
+        let empty = validate(&lab.ctx, "csi-v-1", &[], &none).await.unwrap_err();
+        assert_eq!(empty.kind(), Kind::InvalidArgument);
+        lab.finish();
+    }
+}

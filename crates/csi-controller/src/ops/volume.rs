@@ -1,0 +1,176 @@
+//! A Carve volume as read back from LVM: its LV row and tag record, and what follows from them
+//! (target IQN, export spec, contexts, published nodes, condition).
+//!
+//! Invariants: only LVs named like a Carve volume (`csi-…`) carrying the marker tag are
+//! volumes; the volume id is the LV name; contexts never carry a secret.
+
+use super::Ctx;
+use crate::{
+    lio::{ExportSpec, LioState, TargetState},
+    lvm::{LvRow, tags::VolumeRecord},
+};
+use csi_common::{
+    Error, Result,
+    contract::{CONTENT_SOURCE, IscsiTarget},
+    ids::{Iqn, LvName, NodeId, VolumeId},
+};
+use std::collections::{BTreeSet, HashMap};
+
+/// One volume: its LV and the record in its tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volume {
+    /// The volume id (the LV name).
+    pub id: VolumeId,
+    /// The LV as `lvs` reported it.
+    pub lv: LvRow,
+    /// The record in its tags.
+    pub record: VolumeRecord,
+}
+
+impl Volume {
+    /// The volume stored in `row`, or `None` if the LV is not a Carve volume.
+    pub fn from_row(row: LvRow) -> Result<Option<Self>> {
+        let Ok(lv) = LvName::parse(&row.name) else {
+            return Ok(None);
+        };
+        if !row.name.starts_with("csi-") {
+            return Ok(None);
+        }
+        let Some(record) = VolumeRecord::from_tags(&row.tags)
+            .map_err(|e| e.context(format!("tags of LV {}", row.name)))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            id: VolumeId::from_lv(&lv),
+            lv: row,
+            record,
+        }))
+    }
+
+    /// The LV name.
+    pub fn lv_name(&self) -> LvName {
+        self.id.lv_name()
+    }
+
+    /// A thin LV.
+    pub fn thin(&self) -> bool {
+        self.lv.pool.is_some()
+    }
+
+    /// The target IQN under `prefix`.
+    pub fn target_iqn(&self, prefix: &Iqn) -> Iqn {
+        prefix.target_for(&self.id)
+    }
+
+    /// The export this volume must have.
+    pub fn export_spec(&self, ctx: &Ctx, vg: &str) -> ExportSpec {
+        ExportSpec {
+            target: self.target_iqn(&ctx.settings.iqn_prefix),
+            storage_object: self.id.to_string(),
+            device: format!("/dev/{vg}/{}", self.id).into(),
+            serial: self.id.unit_serial(),
+            portals: ctx.settings.portals.clone(),
+            thin: self.thin(),
+        }
+    }
+
+    /// Where the node finds the volume.
+    pub fn iscsi_target(&self, ctx: &Ctx) -> IscsiTarget {
+        IscsiTarget {
+            iqn: self.target_iqn(&ctx.settings.iqn_prefix),
+            portals: ctx
+                .settings
+                .portals
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            lun: 0,
+            serial: self.id.unit_serial(),
+        }
+    }
+
+    /// volume_context: the iSCSI coordinates and the content source.
+    pub fn volume_context(&self, ctx: &Ctx) -> HashMap<String, String> {
+        let mut context = self.iscsi_target(ctx).to_context();
+        context.insert(CONTENT_SOURCE.into(), self.record.content_source.clone());
+        context
+    }
+
+    /// Nodes the volume is published to: the ACLs in LIO plus the publications in the tags.
+    pub fn published_nodes(&self, target: Option<&TargetState>) -> BTreeSet<String> {
+        let mut nodes: BTreeSet<String> = self
+            .record
+            .published
+            .iter()
+            .map(|p| p.node.to_string())
+            .collect();
+        if let Some(target) = target {
+            nodes.extend(target.acls.iter().map(|a| a.initiator.clone()));
+        }
+        nodes
+    }
+
+    /// Why the volume is not usable, if it is not: LV inactive, storage object missing or
+    /// disabled, target missing or disabled, LUN 0 not mapped.
+    pub fn abnormal(&self, ctx: &Ctx, lio: &LioState) -> Option<String> {
+        if !self.lv.is_active() {
+            return Some(format!("logical volume {} is not active", self.id));
+        }
+        match lio.storage_object(self.id.as_str()) {
+            None => return Some("LIO storage object missing".into()),
+            Some(o) if !o.enabled => return Some("LIO storage object not enabled".into()),
+            Some(_) => {}
+        }
+        let iqn = self.target_iqn(&ctx.settings.iqn_prefix);
+        match lio.target(iqn.as_str()) {
+            None => Some(format!("iSCSI target {iqn} missing")),
+            Some(t) if !t.enabled => Some(format!("iSCSI target {iqn} not enabled")),
+            Some(t) if t.lun0_object.as_deref() != Some(self.id.as_str()) => {
+                Some("LUN 0 does not map the volume".into())
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+/// A volume id from a request: empty is `InvalidArgument`; a well-formed id that Carve could
+/// never have issued is `Ok(None)` (the volume does not exist).
+pub fn parse_id(raw: &str) -> Result<Option<VolumeId>> {
+    if raw.is_empty() {
+        return Err(Error::invalid_argument("volume_id is required"));
+    }
+    Ok(VolumeId::parse(raw)
+        .ok()
+        .filter(|v| v.as_str().starts_with("csi-")))
+}
+
+/// A node id from a request: empty is `InvalidArgument`; anything but an initiator IQN is
+/// `Ok(None)` (no such node: the node id is the node's initiator IQN).
+pub fn parse_node(raw: &str) -> Result<Option<NodeId>> {
+    if raw.is_empty() {
+        return Err(Error::invalid_argument("node_id is required"));
+    }
+    Ok(NodeId::parse(raw).ok())
+}
+
+/// Reads the volume `id`, or `None`.
+pub async fn find(ctx: &Ctx, id: &VolumeId) -> Result<Option<Volume>> {
+    let lvm = ctx.lvm()?;
+    match lvm.get(&id.lv_name()).await? {
+        Some(row) => Volume::from_row(row),
+        None => Ok(None),
+    }
+}
+
+/// Reads every volume, sorted by id.
+pub async fn list(ctx: &Ctx) -> Result<Vec<Volume>> {
+    let mut volumes = Vec::new();
+    for row in ctx.lvm()?.list().await? {
+        if let Some(v) = Volume::from_row(row)? {
+            volumes.push(v);
+        }
+    }
+    volumes.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(volumes)
+}

@@ -1,0 +1,66 @@
+use super::*;
+use crate::ops::testing::{Lab, NODE1, NODE2, carve_tags, lv_row, pool_row};
+
+fn chap() -> Chap {
+    Chap {
+        username: "user1".into(),
+        password: "secretpass12".into(),
+        mutual: None,
+    }
+}
+
+#[tokio::test]
+async fn wiped_lio_is_rebuilt_from_tags_with_saved_chap() {
+    let lab = Lab::new();
+    let mut tags = carve_tags("a");
+    tags.push(format!("carve.pub=ro:{NODE1}"));
+    let a = lv_row("csi-a-1", 8 << 20, Some("pool"), &tags);
+    let b = lv_row("csi-b-1", 8 << 20, None, &carve_tags("b"));
+    lab.expect_lvs(&[pool_row(8 << 30), a, b]);
+    let saved = HashMap::from([(
+        (lab.target("csi-a-1").to_string(), NODE1.to_string()),
+        chap(),
+    )]);
+    let report = reconcile(&lab.ctx, &saved).await.unwrap();
+    assert_eq!(report.volumes, 2);
+    assert_eq!(report.restored_exports, 2);
+    assert_eq!(report.restored_acls, 1);
+    assert!(report.unexported.is_empty() && report.orphan_exports.is_empty());
+    assert_eq!(lab.acls("csi-a-1"), [NODE1]);
+    assert!(lab.acls("csi-b-1").is_empty());
+    let state = lab.ctx.lio.state().await.unwrap();
+    let target = state.target(lab.target("csi-a-1").as_str()).unwrap();
+    assert!(target.authentication);
+    assert!(
+        target.acls[0].write_protect,
+        "readonly publication restored read-only"
+    );
+    assert_eq!(target.acls[0].auth.userid.as_deref(), Some("user1"));
+    lab.finish();
+}
+
+#[tokio::test]
+async fn existing_acls_are_left_alone_and_orphans_counted_not_deleted() {
+    let lab = Lab::new();
+    let mut tags = carve_tags("a");
+    tags.push(format!("carve.pub=rw:{NODE1}"));
+    let a = lv_row("csi-a-1", 8 << 20, None, &tags);
+    lab.export(&a).await;
+    lab.add_acl("csi-a-1", NODE1).await;
+    let gone = lv_row("csi-gone-1", 8 << 20, None, &carve_tags("gone"));
+    lab.export(&gone).await;
+    lab.add_acl("csi-gone-1", NODE2).await;
+    lab.expect_lvs(&[a]);
+    let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
+    assert_eq!((report.restored_exports, report.restored_acls), (0, 0));
+    assert_eq!(
+        report.orphan_exports,
+        [lab.target("csi-gone-1").to_string()]
+    );
+    assert_eq!(
+        lab.acls("csi-gone-1"),
+        [NODE2],
+        "orphans are reported, never deleted"
+    );
+    lab.finish();
+}

@@ -1,0 +1,335 @@
+//! The gRPC Controller service: thin translation between CSI messages and `ops`.
+//!
+//! Invariants: every handler records its ids on the RPC span first; mutating RPCs take the
+//! per-volume (CreateVolume: per-name) guard and run in a spawned task that owns it, so a
+//! client timeout (tonic drops the handler future) never cancels an operation halfway; domain
+//! errors become gRPC codes only through `csi_common::Error`'s table.
+
+use crate::ops::{
+    self, Ctx,
+    create_volume::{CreateVolume, Created},
+    list_volumes::VolumeStatus,
+    publish::Publish,
+    validate::Validation,
+};
+use csi_common::{Error, Result, guard::OperationGuards, telemetry::record_ids};
+use csi_proto::v1::{
+    controller_server::Controller, controller_service_capability::rpc::Type as Rpc, *,
+};
+use std::future::Future;
+use tonic::{Request, Response, Status};
+
+/// The capabilities this controller implements, exactly.
+pub const CAPABILITIES: &[Rpc] = &[
+    Rpc::CreateDeleteVolume,
+    Rpc::PublishUnpublishVolume,
+    Rpc::ListVolumes,
+    Rpc::ListVolumesPublishedNodes,
+    Rpc::GetCapacity,
+    Rpc::GetVolume,
+    Rpc::VolumeCondition,
+    Rpc::PublishReadonly,
+    Rpc::SingleNodeMultiWriter,
+];
+
+/// The Controller service.
+#[derive(Debug, Clone)]
+pub struct ControllerService {
+    ctx: Ctx,
+    volumes: OperationGuards,
+    names: OperationGuards,
+}
+
+impl ControllerService {
+    /// The service over `ctx`.
+    pub fn new(ctx: Ctx) -> Self {
+        Self {
+            ctx,
+            volumes: OperationGuards::new("volume"),
+            names: OperationGuards::new("name"),
+        }
+    }
+
+    /// Runs `op` in its own task holding the guard of `key`.
+    async fn guarded<T, F, Fut>(&self, guards: &OperationGuards, key: &str, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Ctx) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let guard = guards.try_acquire(key)?;
+        let work = op(self.ctx.clone());
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let result = work.await;
+                drop(guard);
+                result
+            },
+            span,
+        ))
+        .await
+        .map_err(|e| Error::internal(format!("operation task failed: {e}")))?
+    }
+}
+
+fn csi_volume(ctx: &Ctx, v: &ops::volume::Volume) -> Volume {
+    Volume {
+        capacity_bytes: v.lv.size as i64,
+        volume_id: v.id.to_string(),
+        volume_context: v.volume_context(ctx),
+        ..Default::default()
+    }
+}
+
+fn csi_status(s: &VolumeStatus) -> (Vec<String>, VolumeCondition) {
+    let condition = VolumeCondition {
+        abnormal: s.abnormal.is_some(),
+        message: s
+            .abnormal
+            .clone()
+            .unwrap_or_else(|| "volume is exported and its LV is active".into()),
+    };
+    (s.published_nodes.clone(), condition)
+}
+
+#[tonic::async_trait]
+impl Controller for ControllerService {
+    async fn create_volume(
+        &self,
+        request: Request<CreateVolumeRequest>,
+    ) -> Result<Response<CreateVolumeResponse>, Status> {
+        let req = request.into_inner();
+        record_ids(None, None);
+        let created = self
+            .guarded(&self.names, &req.name.clone(), move |ctx| async move {
+                let has_content_source = req
+                    .volume_content_source
+                    .as_ref()
+                    .is_some_and(|s| s.r#type.is_some());
+                let op = CreateVolume {
+                    name: &req.name,
+                    capacity: req.capacity_range.as_ref(),
+                    capabilities: &req.volume_capabilities,
+                    parameters: &req.parameters,
+                    has_content_source,
+                };
+                ops::create_volume::create_volume(&ctx, op).await
+            })
+            .await?;
+        record_ids(Some(created.volume().id.as_str()), None);
+        if let Created::AlreadyExisted(v) = &created {
+            tracing::info!(volume = %v.id, "volume already existed");
+        }
+        Ok(Response::new(CreateVolumeResponse {
+            volume: Some(csi_volume(&self.ctx, created.volume())),
+        }))
+    }
+
+    async fn delete_volume(
+        &self,
+        request: Request<DeleteVolumeRequest>,
+    ) -> Result<Response<DeleteVolumeResponse>, Status> {
+        let req = request.into_inner();
+        record_ids(Some(&req.volume_id), None);
+        let id = req.volume_id.clone();
+        self.guarded(&self.volumes, &id, move |ctx| async move {
+            ops::delete_volume::delete_volume(&ctx, &req.volume_id).await
+        })
+        .await?;
+        Ok(Response::new(DeleteVolumeResponse {}))
+    }
+
+    async fn controller_publish_volume(
+        &self,
+        request: Request<ControllerPublishVolumeRequest>,
+    ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
+        let req = request.into_inner();
+        record_ids(Some(&req.volume_id), Some(&req.node_id));
+        let id = req.volume_id.clone();
+        let target = self
+            .guarded(&self.volumes, &id, move |ctx| async move {
+                let op = Publish {
+                    volume_id: &req.volume_id,
+                    node_id: &req.node_id,
+                    capability: req.volume_capability.as_ref(),
+                    readonly: req.readonly,
+                    secrets: &req.secrets,
+                };
+                ops::publish::publish(&ctx, op).await
+            })
+            .await?;
+        Ok(Response::new(ControllerPublishVolumeResponse {
+            publish_context: target.to_context(),
+        }))
+    }
+
+    async fn controller_unpublish_volume(
+        &self,
+        request: Request<ControllerUnpublishVolumeRequest>,
+    ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
+        let req = request.into_inner();
+        record_ids(Some(&req.volume_id), Some(&req.node_id));
+        let id = req.volume_id.clone();
+        self.guarded(&self.volumes, &id, move |ctx| async move {
+            ops::unpublish::unpublish(&ctx, &req.volume_id, &req.node_id).await
+        })
+        .await?;
+        Ok(Response::new(ControllerUnpublishVolumeResponse {}))
+    }
+
+    async fn validate_volume_capabilities(
+        &self,
+        request: Request<ValidateVolumeCapabilitiesRequest>,
+    ) -> Result<Response<ValidateVolumeCapabilitiesResponse>, Status> {
+        let req = request.into_inner();
+        record_ids(Some(&req.volume_id), None);
+        let answer = ops::validate::validate(
+            &self.ctx,
+            &req.volume_id,
+            &req.volume_capabilities,
+            &req.parameters,
+        )
+        .await?;
+        let response = match answer {
+            Validation::Confirmed => ValidateVolumeCapabilitiesResponse {
+                confirmed: Some(validate_volume_capabilities_response::Confirmed {
+                    volume_context: req.volume_context,
+                    volume_capabilities: req.volume_capabilities,
+                    parameters: req.parameters,
+                    mutable_parameters: req.mutable_parameters,
+                }),
+                message: String::new(),
+            },
+            Validation::Unconfirmed(message) => ValidateVolumeCapabilitiesResponse {
+                confirmed: None,
+                message,
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn list_volumes(
+        &self,
+        request: Request<ListVolumesRequest>,
+    ) -> Result<Response<ListVolumesResponse>, Status> {
+        let req = request.into_inner();
+        let page = ops::list_volumes::list_volumes(&self.ctx, req.max_entries, &req.starting_token)
+            .await?;
+        let entries = page
+            .entries
+            .iter()
+            .map(|s| {
+                let (published_node_ids, condition) = csi_status(s);
+                list_volumes_response::Entry {
+                    volume: Some(csi_volume(&self.ctx, &s.volume)),
+                    status: Some(list_volumes_response::VolumeStatus {
+                        published_node_ids,
+                        volume_condition: Some(condition),
+                    }),
+                }
+            })
+            .collect();
+        Ok(Response::new(ListVolumesResponse {
+            entries,
+            next_token: page.next_token,
+        }))
+    }
+
+    async fn get_capacity(
+        &self,
+        request: Request<GetCapacityRequest>,
+    ) -> Result<Response<GetCapacityResponse>, Status> {
+        let req = request.into_inner();
+        let cap =
+            ops::get_capacity::get_capacity(&self.ctx, &req.volume_capabilities, &req.parameters)
+                .await?;
+        Ok(Response::new(GetCapacityResponse {
+            available_capacity: cap.available.min(i64::MAX as u64) as i64,
+            maximum_volume_size: None,
+            minimum_volume_size: Some(cap.minimum_volume_size.min(i64::MAX as u64) as i64),
+        }))
+    }
+
+    async fn controller_get_capabilities(
+        &self,
+        _request: Request<ControllerGetCapabilitiesRequest>,
+    ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
+        use controller_service_capability::{Rpc as RpcCap, Type};
+        let capabilities = CAPABILITIES
+            .iter()
+            .map(|rpc| ControllerServiceCapability {
+                r#type: Some(Type::Rpc(RpcCap {
+                    r#type: *rpc as i32,
+                })),
+            })
+            .collect();
+        Ok(Response::new(ControllerGetCapabilitiesResponse {
+            capabilities,
+        }))
+    }
+
+    async fn controller_get_volume(
+        &self,
+        request: Request<ControllerGetVolumeRequest>,
+    ) -> Result<Response<ControllerGetVolumeResponse>, Status> {
+        let req = request.into_inner();
+        record_ids(Some(&req.volume_id), None);
+        let s = ops::list_volumes::get_volume(&self.ctx, &req.volume_id).await?;
+        let (published_node_ids, condition) = csi_status(&s);
+        Ok(Response::new(ControllerGetVolumeResponse {
+            volume: Some(csi_volume(&self.ctx, &s.volume)),
+            status: Some(controller_get_volume_response::VolumeStatus {
+                published_node_ids,
+                volume_condition: Some(condition),
+            }),
+        }))
+    }
+
+    async fn create_snapshot(
+        &self,
+        _r: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<CreateSnapshotResponse>, Status> {
+        Err(unimplemented_rpc("CreateSnapshot"))
+    }
+
+    async fn delete_snapshot(
+        &self,
+        _r: Request<DeleteSnapshotRequest>,
+    ) -> Result<Response<DeleteSnapshotResponse>, Status> {
+        Err(unimplemented_rpc("DeleteSnapshot"))
+    }
+
+    async fn list_snapshots(
+        &self,
+        _r: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        Err(unimplemented_rpc("ListSnapshots"))
+    }
+
+    async fn get_snapshot(
+        &self,
+        _r: Request<GetSnapshotRequest>,
+    ) -> Result<Response<GetSnapshotResponse>, Status> {
+        Err(unimplemented_rpc("GetSnapshot"))
+    }
+
+    async fn controller_expand_volume(
+        &self,
+        _r: Request<ControllerExpandVolumeRequest>,
+    ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
+        Err(unimplemented_rpc("ControllerExpandVolume"))
+    }
+
+    async fn controller_modify_volume(
+        &self,
+        _r: Request<ControllerModifyVolumeRequest>,
+    ) -> Result<Response<ControllerModifyVolumeResponse>, Status> {
+        Err(unimplemented_rpc("ControllerModifyVolume"))
+    }
+}
+
+/// RPCs whose capability is not advertised answer UNIMPLEMENTED (spec.md).
+fn unimplemented_rpc(name: &str) -> Status {
+    Status::unimplemented(format!("{name} is not supported by this controller"))
+}
