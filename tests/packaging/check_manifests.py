@@ -255,6 +255,10 @@ def check_node(c: Checker, objects, kubelet_dir: str) -> None:
     for name, path in paths.items():
         if "kubelet" in path or "k0s" in path or "microk8s" in path:
             c.check(path.startswith(kubelet_dir), f"{what}: volume {name} {path} is outside {kubelet_dir}")
+    for nodes_dir in flag(driver, "iscsi-nodes-dir"):
+        c.check(any(nodes_dir == m or nodes_dir.startswith(m.rstrip("/") + "/")
+                    for m, mount in mounts.items() if paths.get(mount["name"]) == m),
+                f"{what}: --iscsi-nodes-dir {nodes_dir} is not the host's directory at the same path")
     check_sidecars_dial_the_driver(c, pod, "csi-node", what)
     check_liveness(c, pod, "csi-node", what)
 

@@ -57,6 +57,8 @@ MUTATIONS = {
     "no livenessprobe": lambda d: pod(d, "DaemonSet").update(
         containers=[c for c in pod(d, "DaemonSet")["containers"] if c["name"] != "livenessprobe"]),
     "state dir elsewhere": lambda d: set_arg(cont(d, "DaemonSet", "csi-node"), "--state-dir=", "--state-dir=/var/lib/carve"),
+    "iscsi node records not the host's": lambda d: set_arg(cont(d, "DaemonSet", "csi-node"), "--iscsi-nodes-dir=",
+                                                          "--iscsi-nodes-dir=/var/lib/iscsi/nodes"),
     "unknown field": lambda d: kind(d, "StorageClass").update(bogus=1),
     "no leader election": lambda d: cont(d, "Deployment", "csi-provisioner")["args"].remove("--leader-election"),
     "missing host path": lambda d: pod(d, "Deployment").update(
