@@ -68,8 +68,9 @@ fs_scenario() { # fs_scenario VOL FSTYPE SIZE
   step "[$fs] no session, record, disk, mount or stage record left" no_leaks
   step "[$fs] restage (existing $fs: must not reformat)" ctl node stage "$v" --staging-path "/stage/$v" --fs-type "$fs" $(ctx "$v" "$ser")
   step "[$fs] data survived unstage + restage" check_file "/stage/$v" "$v"
-  step "[$fs] restart csi-node between stage and unstage" bash -c "kill $NODE_PID; wait $NODE_PID 2>/dev/null; true"
-  step "[$fs] csi-node back up" start_node
+  local t0; t0=$(ms)
+  stop_node; start_node || exit 1 # not through step: NODE_PID must stay in this shell
+  printf 'ok   %6d ms  %s\n' $(($(ms) - t0)) "[$fs] csi-node restarted (SIGTERM + start) between stage and unstage"
   step "[$fs] stats after restart" ctl node stats "$v" --volume-path "/stage/$v"
   step "[$fs] unstage after restart" ctl node unstage "$v" --staging-path "/stage/$v"
   step "[$fs] no leaks after restart + unstage" no_leaks
@@ -144,7 +145,8 @@ existing_scenario() { # a volume that already holds a filesystem or partition ta
 
 echo "e2e: $(uname -r), portal $PORTAL, initiator $INIT1"
 : >"$LOG"
-step "start csi-node" start_node
+start_node || exit 1
+echo "csi-node started (pid $NODE_PID)"
 step "NodeGetInfo (node id = initiator IQN)" bash -c "carvectl --endpoint $EP node info | tee /dev/stderr | grep -q '$INIT1'"
 step "NodeGetCapabilities" ctl node capabilities
 scenarios=${*:-ext4 block xfs serial chap parts otherfs}

@@ -46,6 +46,15 @@ pub async fn teardown(core: &NodeCore, record: &StageRecord) -> Result<()> {
     let target = Iqn::parse(&record.target)?;
     let device = core.attached_device(record)?;
     let table = core.mounter.table()?;
+    if let Some(b) = device
+        .as_ref()
+        .and_then(|d| device_binds(&table, &d.name).first().copied())
+    {
+        return Err(Error::failed_precondition(format!(
+            "block volume is still published at {}: unpublish it first",
+            b.mount_point.display()
+        )));
+    }
     if let Access::Mount { .. } = record.access {
         if let Some(m) = mounted_at(&table, &record.staging_path) {
             let others = other_mounts_of(&table, m, &[&record.staging_path]);
@@ -71,12 +80,6 @@ pub async fn teardown(core: &NodeCore, record: &StageRecord) -> Result<()> {
         }
     }
     if let Some(dev) = &device {
-        if let Some(b) = device_binds(&table, &dev.name).first() {
-            return Err(Error::failed_precondition(format!(
-                "block volume is still published at {}: unpublish it first",
-                b.mount_point.display()
-            )));
-        }
         core.devices.flush(dev).await?;
         core.devices.delete(dev)?;
         tracing::info!(volume = %record.volume_id, device = %dev.path.display(), "deleted SCSI device");
