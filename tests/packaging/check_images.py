@@ -55,6 +55,10 @@ SUPPORT = {
 }
 ESSENTIAL = {"coreutils", "util-linux", "bash", "dash"}  # in every debian:*-slim image
 
+# Non-literal Cmd::new arguments that are known: a helper's parameter fed with literals (caught
+# by the literal scan, e.g. report("vgs", ..)) or a program chosen by a flag (flag_programs).
+DYNAMIC = [r"program", r"program\.display\(\)\.to_string\(\)", r"&?self\.(iscsiadm|targetcli|program)(\.display\(\)\.to_string\(\))?"]
+
 BINARIES = {
     "csi-controller": {"dockerfile": "Dockerfile.controller", "flag_programs": {"targetcli": "targetcli"}},
     "csi-node": {"dockerfile": "Dockerfile.node", "flag_programs": {"iscsiadm": "iscsiadm"}},
@@ -79,6 +83,18 @@ def crate_sources(crate: str) -> dict[Path, str]:
     return out
 
 
+def call_args(text: str, call: str) -> list[str]:
+    """The (balanced-parenthesis) argument text of every `call(` in text."""
+    out = []
+    for m in re.finditer(re.escape(call), text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+        out.append(" ".join(text[m.end(): i - 1].split()))
+    return out
+
+
 def programs_of(crate: str, errors: list[str]) -> dict[str, str]:
     """Program -> where it was found."""
     found: dict[str, str] = {}
@@ -88,6 +104,9 @@ def programs_of(crate: str, errors: list[str]) -> dict[str, str]:
             found.setdefault(m.group(1), f"{rel}: Cmd::new")
             if m.group(1) not in PACKAGES:
                 errors.append(f"{rel}: Cmd::new(\"{m.group(1)}\"): unknown program, add it to PACKAGES")
+        for arg in call_args(text, "Cmd::new("):
+            if not arg.startswith('"') and not any(re.fullmatch(ok, arg) for ok in DYNAMIC):
+                errors.append(f"{rel}: Cmd::new({arg}): program chosen at run time; map it in DYNAMIC")
         for m in re.finditer(r'Cmd::new\(\s*&?format!\(\s*"([^"]*)"', text):
             errors.append(f"{rel}: Cmd::new(format!(\"{m.group(1)}\")): program built at run time, list it explicitly")
         # A known program name as a call's first argument (e.g. report("vgs", ...)) or as a
@@ -159,6 +178,8 @@ def main() -> int:
         needed: set[str] = set()
         for program, found in sorted(programs.items()):
             package = PACKAGES.get(program)
+            if package is None:
+                continue  # reported as unknown above
             if package == "host":
                 if "nsenter" not in df["runtime"] or "util-linux" not in df["packages"]:
                     errors.append(f"{where}: {program} ({found}) runs on the host but nsenter is not installed")
@@ -169,7 +190,8 @@ def main() -> int:
         # 2. nothing extra
         for package in sorted(df["packages"] - needed - set(SUPPORT)):
             errors.append(f"{where}: installs {package}, which no program of {binary} needs")
-        print(f"{binary}: programs {', '.join(f'{p}({PACKAGES[p]})' for p in sorted(programs))}; "
+        listing = ", ".join(f"{p}({PACKAGES.get(p, 'unknown')})" for p in sorted(programs))
+        print(f"{binary}: programs {listing}; "
               f"installs {' '.join(sorted(df['packages']))}")
         # 3. chart vs --help and ENTRYPOINT
         container, pod = pods.get(binary, ({}, {}))
