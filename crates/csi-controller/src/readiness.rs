@@ -1,4 +1,5 @@
-//! Probe for the controller: the volume group exists and the LIO backend is usable.
+//! Probe for the controller: every program it runs exists, the volume group exists and the
+//! LIO backend is usable.
 
 use crate::config::{ControllerArgs, LioBackend};
 use csi_common::{
@@ -13,6 +14,7 @@ pub struct ControllerReadiness {
     runner: Arc<dyn CommandRunner>,
     volume_group: Option<String>,
     backend: LioBackend,
+    programs: Vec<PathBuf>,
     targetcli: PathBuf,
     configfs_root: PathBuf,
 }
@@ -24,12 +26,17 @@ impl ControllerReadiness {
             runner,
             volume_group: args.volume_group.clone(),
             backend: args.lio_backend,
+            programs: crate::server::needed_programs(args),
             targetcli: args.targetcli.clone(),
             configfs_root: args.configfs_root.clone(),
         }
     }
 
     async fn check_now(&self) -> Result<(), String> {
+        let missing = crate::tools::missing(&self.programs);
+        if !missing.is_empty() {
+            return Err(format!("programs not found: {}", missing.join(", ")));
+        }
         let vg = self
             .volume_group
             .as_deref()

@@ -2,11 +2,11 @@
 //!
 //! Invariants: LVM is the source of truth. Every Carve LV is activated and exported again; every
 //! publication recorded in its tags gets its ACL back, with the CHAP credentials found for that
-//! (target, initiator) in the saveconfig file when there are any (tags never hold secrets; when
-//! the file has none, the ACL comes back without CHAP enforcement only if it was published
-//! without CHAP; a CHAP publication without saved credentials is left for external-attacher's
-//! resync, which publishes again with the secrets, and is counted). Existing ACLs are never
-//! rewritten. Nothing is deleted: exports whose LV is gone are logged and counted
+//! (target, initiator) in the saveconfig file. Tags never hold secrets, only whether a
+//! publication used CHAP: a CHAP publication without saved credentials gets no ACL (never an
+//! ACL without the authentication it had); it is counted, and since ListVolumes reports
+//! published nodes from the ACLs, external-attacher's resync publishes it again with the
+//! secrets. Existing ACLs are never rewritten. Nothing is deleted: exports whose LV is gone are logged and counted
 //! (`carve_reconcile_orphan_exports`) for an operator to look at.
 
 use crate::{
@@ -26,6 +26,8 @@ pub struct Report {
     pub restored_exports: usize,
     /// ACLs created from publication tags.
     pub restored_acls: usize,
+    /// CHAP publications whose credentials were not saved: left for the CO to publish again.
+    pub awaiting_chap: usize,
     /// Volumes still not exported (an error was logged for each).
     pub unexported: Vec<String>,
     /// Carve targets in LIO whose LV is gone.
@@ -71,6 +73,12 @@ pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Res
                 continue;
             }
             let key = (spec.target.to_string(), publication.node.to_string());
+            if publication.chap && !chap.contains_key(&key) {
+                warn!(volume = %vol.id, node = %publication.node,
+                    "CHAP credentials not saved: ACL left for the CO to publish again with its secrets");
+                report.awaiting_chap += 1;
+                continue;
+            }
             let acl = AclSpec {
                 initiator: publication.node.initiator(),
                 readonly: publication.readonly,
@@ -104,12 +112,14 @@ pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Res
     metrics::gauge!("carve_reconcile_volumes").set(report.volumes as f64);
     metrics::gauge!("carve_reconcile_restored_exports").set(report.restored_exports as f64);
     metrics::gauge!("carve_reconcile_restored_acls").set(report.restored_acls as f64);
+    metrics::gauge!("carve_reconcile_acls_awaiting_chap").set(report.awaiting_chap as f64);
     metrics::gauge!("carve_reconcile_unexported_volumes").set(report.unexported.len() as f64);
     metrics::gauge!("carve_reconcile_orphan_exports").set(report.orphan_exports.len() as f64);
     info!(
         volumes = report.volumes,
         restored_exports = report.restored_exports,
         restored_acls = report.restored_acls,
+        awaiting_chap = report.awaiting_chap,
         unexported = report.unexported.len(),
         orphan_exports = report.orphan_exports.len(),
         "reconciled LIO with LVM"

@@ -13,7 +13,7 @@ fn chap() -> Chap {
 async fn wiped_lio_is_rebuilt_from_tags_with_saved_chap() {
     let lab = Lab::new();
     let mut tags = carve_tags("a");
-    tags.push(format!("carve.pub=ro:{NODE1}"));
+    tags.push(format!("carve.pub=ro.chap:{NODE1}"));
     let a = lv_row("csi-a-1", 8 << 20, Some("pool"), &tags);
     let b = lv_row("csi-b-1", 8 << 20, None, &carve_tags("b"));
     lab.expect_lvs(&[pool_row(8 << 30), a, b]);
@@ -61,6 +61,37 @@ async fn existing_acls_are_left_alone_and_orphans_counted_not_deleted() {
         lab.acls("csi-gone-1"),
         [NODE2],
         "orphans are reported, never deleted"
+    );
+    lab.finish();
+}
+
+#[tokio::test]
+async fn chap_publication_without_saved_credentials_waits_for_the_co() {
+    let lab = Lab::new();
+    let mut tags = carve_tags("a");
+    tags.push(format!("carve.pub=rw.chap:{NODE1}"));
+    let a = lv_row("csi-a-1", 8 << 20, None, &tags);
+    lab.expect_lvs(std::slice::from_ref(&a));
+    let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
+    assert_eq!(
+        (
+            report.restored_exports,
+            report.restored_acls,
+            report.awaiting_chap
+        ),
+        (1, 0, 1)
+    );
+    assert!(
+        lab.acls("csi-a-1").is_empty(),
+        "never an ACL without the CHAP it had"
+    );
+    lab.expect_lvs(&[a]);
+    let page = crate::ops::list_volumes::list_volumes(&lab.ctx, 0, "")
+        .await
+        .unwrap();
+    assert!(
+        page.entries[0].published_nodes.is_empty(),
+        "reported unpublished, so the CO republishes"
     );
     lab.finish();
 }

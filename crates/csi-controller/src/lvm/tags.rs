@@ -15,7 +15,7 @@ const NAME: &str = "carve.name.";
 const CAPS: &str = "carve.caps.";
 const SOURCE: &str = "carve.source.";
 const REQUIRED: &str = "carve.required=";
-/// Prefix of the tags recording publications: `carve.pub=rw:<initiator iqn>` or `ro:`.
+/// Prefix of the tags recording publications: `carve.pub=<rw|ro>[.chap]:<initiator iqn>`.
 pub const PUBLISHED: &str = "carve.pub=";
 /// Longest encoded chunk per tag (LVM's limit on a tag is larger; this keeps tags readable).
 pub const CHUNK: usize = 120;
@@ -27,19 +27,27 @@ pub struct Publication {
     pub node: NodeId,
     /// Published read-only (LUN write-protected for that node).
     pub readonly: bool,
+    /// Published with CHAP credentials (which are never in a tag): after a reboot without
+    /// saved credentials, the ACL waits for the CO to publish again with the secrets.
+    pub chap: bool,
 }
 
 impl Publication {
     /// The tag recording this publication.
     pub fn tag(&self) -> String {
         let mode = if self.readonly { "ro" } else { "rw" };
-        format!("{PUBLISHED}{mode}:{}", self.node)
+        let chap = if self.chap { ".chap" } else { "" };
+        format!("{PUBLISHED}{mode}{chap}:{}", self.node)
     }
 
     fn parse(value: &str) -> Result<Self> {
         let (mode, node) = value
             .split_once(':')
             .ok_or_else(|| Error::internal(format!("malformed publication tag {value:?}")))?;
+        let (mode, chap) = match mode.strip_suffix(".chap") {
+            Some(mode) => (mode, true),
+            None => (mode, false),
+        };
         let readonly = match mode {
             "ro" => true,
             "rw" => false,
@@ -52,6 +60,7 @@ impl Publication {
         Ok(Self {
             node: NodeId::parse(node)?,
             readonly,
+            chap,
         })
     }
 }
@@ -208,6 +217,7 @@ mod tests {
             published: vec![Publication {
                 node: NodeId::parse("iqn.2024-01.dev.carve:node1").unwrap(),
                 readonly: true,
+                chap: true,
             }],
         }
     }
@@ -259,9 +269,23 @@ mod tests {
         let p = Publication {
             node: NodeId::parse("iqn.2024-01.dev.carve:node2").unwrap(),
             readonly: false,
+            chap: false,
         };
         assert_eq!(p.tag(), "carve.pub=rw:iqn.2024-01.dev.carve:node2");
         assert!(is_valid_tag(&p.tag()));
+        let ro_chap = Publication {
+            readonly: true,
+            chap: true,
+            ..p
+        };
+        assert_eq!(
+            ro_chap.tag(),
+            "carve.pub=ro.chap:iqn.2024-01.dev.carve:node2"
+        );
+        let parsed = VolumeRecord::from_tags(&[MARKER, ro_chap.tag().as_str()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.published, [ro_chap]);
     }
 
     proptest! {

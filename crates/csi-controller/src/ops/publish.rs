@@ -57,7 +57,7 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<IscsiTarget> {
     let spec = vol.export_spec(ctx, lvm.vg_name());
     let state = ctx.lio.state().await?;
     let others: Vec<String> = vol
-        .published_nodes(state.target(spec.target.as_str()))
+        .attached_nodes(state.target(spec.target.as_str()))
         .into_iter()
         .filter(|n| n != node.as_str())
         .collect();
@@ -69,17 +69,26 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<IscsiTarget> {
     let publication = Publication {
         node: node.clone(),
         readonly,
+        chap: chap.is_some(),
     };
-    if let Some(existing) = vol.record.published.iter().find(|p| p.node == node) {
-        if existing.readonly != readonly {
-            return Err(Error::already_exists(format!(
-                "volume {id} is already published to node {node} with readonly={}",
-                existing.readonly
-            )));
-        }
-    } else {
+    let recorded: Vec<&Publication> = vol
+        .record
+        .published
+        .iter()
+        .filter(|p| p.node == node)
+        .collect();
+    if let Some(existing) = recorded.iter().find(|p| p.readonly != readonly) {
+        return Err(Error::already_exists(format!(
+            "volume {id} is already published to node {node} with readonly={}",
+            existing.readonly
+        )));
+    }
+    if !recorded.contains(&&publication) {
         lvm.set_tag(&vol.lv_name(), &publication.tag(), true)
             .await?;
+        for stale in recorded {
+            lvm.set_tag(&vol.lv_name(), &stale.tag(), false).await?;
+        }
     }
     if state
         .target(spec.target.as_str())

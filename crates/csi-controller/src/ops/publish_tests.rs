@@ -106,7 +106,7 @@ async fn readonly_and_mutual_chap_reach_configfs_without_newlines() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     lab.expect_lvs_one("csi-v-1", &[row]);
-    lab.expect_tag("csi-v-1", &format!("carve.pub=ro:{NODE1}"), true);
+    lab.expect_tag("csi-v-1", &format!("carve.pub=ro.chap:{NODE1}"), true);
     publish(&lab.ctx, req(NODE1, &cap, false, &secrets))
         .await
         .unwrap();
@@ -158,5 +158,29 @@ async fn unknown_volume_or_node_is_not_found_and_bad_input_invalid() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn a_tag_without_acl_still_blocks_another_node_and_chap_change_rewrites_the_tag() {
+    let lab = Lab::new();
+    let mut tags = carve_tags("v");
+    tags.push(format!("carve.pub=rw.chap:{NODE1}"));
+    let row = lv_row("csi-v-1", 8 << 20, None, &tags);
+    lab.export(&row).await;
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let none = HashMap::new();
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let err = publish(&lab.ctx, req(NODE2, &cap, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    lab.expect_lvs_one("csi-v-1", &[row]);
+    lab.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE1}"), true);
+    lab.expect_tag("csi-v-1", &format!("carve.pub=rw.chap:{NODE1}"), false);
+    publish(&lab.ctx, req(NODE1, &cap, false, &none))
+        .await
+        .unwrap();
+    assert_eq!(lab.acls("csi-v-1"), [NODE1]);
     lab.finish();
 }

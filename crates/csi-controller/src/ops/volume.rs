@@ -97,17 +97,19 @@ impl Volume {
         context
     }
 
-    /// Nodes the volume is published to: the ACLs in LIO plus the publications in the tags.
+    /// Nodes the volume is published to, as reported to the CO: the ACLs in LIO (the access
+    /// that really exists, so that external-attacher republishes what a reboot lost).
     pub fn published_nodes(&self, target: Option<&TargetState>) -> BTreeSet<String> {
-        let mut nodes: BTreeSet<String> = self
-            .record
-            .published
-            .iter()
-            .map(|p| p.node.to_string())
-            .collect();
-        if let Some(target) = target {
-            nodes.extend(target.acls.iter().map(|a| a.initiator.clone()));
-        }
+        target
+            .map(|t| t.acls.iter().map(|a| a.initiator.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Nodes holding or owed access, for the single-node check: the ACLs plus the publications
+    /// recorded in the tags (an interrupted publish or an ACL awaiting its CHAP secrets).
+    pub fn attached_nodes(&self, target: Option<&TargetState>) -> BTreeSet<String> {
+        let mut nodes = self.published_nodes(target);
+        nodes.extend(self.record.published.iter().map(|p| p.node.to_string()));
         nodes
     }
 

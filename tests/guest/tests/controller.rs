@@ -1,0 +1,414 @@
+//! Guest tier, controller: ACL isolation, single-node attachment, the unpublish fence, CHAP and
+//! the storage-host reboot (LIO wiped, controller restarted, exports and ACLs back), with each
+//! LIO backend, ending with leak accounting.
+
+use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, run, run_ok};
+use carvectl::request::{capacity_range, mount_capability};
+use csi_proto::v1::{
+    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
+    DeleteVolumeRequest, ListVolumesRequest, VolumeCapability,
+    volume_capability::access_mode::Mode,
+};
+use std::{collections::HashMap, path::Path, time::Duration};
+
+const MIB: i64 = 1024 * 1024;
+const CONFIGFS: &str = "/sys/kernel/config/target";
+
+fn capability() -> VolumeCapability {
+    mount_capability(Mode::SingleNodeWriter, "ext4", &[], "")
+}
+
+async fn create(driver: &Driver, name: &str) -> (String, HashMap<String, String>) {
+    let volume = driver
+        .controller
+        .controller
+        .clone()
+        .create_volume(CreateVolumeRequest {
+            name: name.into(),
+            capacity_range: capacity_range(32 * MIB, 0),
+            volume_capabilities: vec![capability()],
+            parameters: HashMap::from([("thin".into(), "true".into())]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
+        .into_inner()
+        .volume
+        .expect("volume");
+    (volume.volume_id, volume.volume_context)
+}
+
+fn publish_request(
+    volume: &str,
+    node: &str,
+    secrets: &HashMap<String, String>,
+) -> ControllerPublishVolumeRequest {
+    ControllerPublishVolumeRequest {
+        volume_id: volume.into(),
+        node_id: node.into(),
+        volume_capability: Some(capability()),
+        secrets: secrets.clone(),
+        ..Default::default()
+    }
+}
+
+/// iscsiadm as `iface` (default: node1's initiator name); returns the exit code.
+fn login(lab: &Lab, target: &str, iface: &str, chap: Option<(&str, &str)>) -> i32 {
+    run_ok(
+        "iscsiadm",
+        &[
+            "-m",
+            "node",
+            "-o",
+            "new",
+            "-T",
+            target,
+            "-p",
+            &lab.portal,
+            "-I",
+            iface,
+        ],
+    );
+    let update = |name: &str, value: &str| {
+        run_ok(
+            "iscsiadm",
+            &[
+                "-m",
+                "node",
+                "-T",
+                target,
+                "-p",
+                &lab.portal,
+                "-I",
+                iface,
+                "-o",
+                "update",
+                "-n",
+                name,
+                "-v",
+                value,
+            ],
+        );
+    };
+    if let Some((user, password)) = chap {
+        update("node.session.auth.authmethod", "CHAP");
+        update("node.session.auth.username", user);
+        update("node.session.auth.password", password);
+    }
+    let out = run(
+        "iscsiadm",
+        &[
+            "-m",
+            "node",
+            "-T",
+            target,
+            "-p",
+            &lab.portal,
+            "-I",
+            iface,
+            "--login",
+        ],
+    );
+    out.status.code().unwrap_or(-1)
+}
+
+fn logout_and_forget(lab: &Lab, target: &str) {
+    let _ = run(
+        "iscsiadm",
+        &["-m", "node", "-T", target, "-p", &lab.portal, "--logout"],
+    );
+    let _ = run(
+        "iscsiadm",
+        &[
+            "-m",
+            "node",
+            "-T",
+            target,
+            "-p",
+            &lab.portal,
+            "-o",
+            "delete",
+        ],
+    );
+    let _ = run("udevadm", &["settle"]);
+}
+
+fn logged_in() -> bool {
+    let out = run("iscsiadm", &["-m", "session", "-P", "1"]);
+    String::from_utf8_lossy(&out.stdout).contains("iSCSI Session State: LOGGED_IN")
+}
+
+/// What a storage-host reboot does to LIO: every target and storage object gone.
+fn wipe_lio() {
+    let cfg = Path::new(CONFIGFS);
+    let names = |p: &Path| -> Vec<String> {
+        std::fs::read_dir(p)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let rm_links = |p: &Path| {
+        for n in names(p) {
+            let _ = std::fs::remove_file(p.join(n));
+        }
+    };
+    for target in names(&cfg.join("iscsi"))
+        .iter()
+        .filter(|n| n.starts_with("iqn."))
+    {
+        let tpg = cfg.join("iscsi").join(target).join("tpgt_1");
+        let _ = std::fs::write(tpg.join("enable"), "0");
+        for acl in names(&tpg.join("acls")) {
+            rm_links(&tpg.join("acls").join(&acl).join("lun_0"));
+            std::fs::remove_dir(tpg.join("acls").join(&acl).join("lun_0")).unwrap();
+            std::fs::remove_dir(tpg.join("acls").join(&acl)).unwrap();
+        }
+        rm_links(&tpg.join("lun/lun_0"));
+        std::fs::remove_dir(tpg.join("lun/lun_0")).unwrap();
+        for np in names(&tpg.join("np")) {
+            std::fs::remove_dir(tpg.join("np").join(np)).unwrap();
+        }
+        std::fs::remove_dir(&tpg).unwrap();
+        std::fs::remove_dir(cfg.join("iscsi").join(target)).unwrap();
+    }
+    for hba in names(&cfg.join("core"))
+        .iter()
+        .filter(|n| n.starts_with("iblock_"))
+    {
+        for object in names(&cfg.join("core").join(hba)) {
+            let path = cfg.join("core").join(hba).join(object);
+            if path.is_dir() {
+                std::fs::remove_dir(path).unwrap();
+            }
+        }
+        std::fs::remove_dir(cfg.join("core").join(hba)).unwrap();
+    }
+}
+
+async fn acl_isolation_single_node_and_fence(backend: &'static str) {
+    let lab = Lab::from_env();
+    let driver = Driver::start(
+        &lab,
+        DriverOptions {
+            lio_backend: backend,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (volume, context) = create(&driver, &format!("pvc-fence-{backend};--force")).await;
+    let target = context["targetIqn"].clone();
+    let mut controller = driver.controller.controller.clone();
+    let none = HashMap::new();
+    controller
+        .controller_publish_volume(publish_request(&volume, &lab.initiator, &none))
+        .await
+        .expect("publish node1");
+    controller
+        .controller_publish_volume(publish_request(&volume, &lab.initiator, &none))
+        .await
+        .expect("republish node1");
+
+    assert_eq!(login(&lab, &target, "default", None), 0, "node1 logs in");
+    assert!(logged_in());
+    assert_eq!(
+        login(&lab, &target, &lab.iface2, None),
+        24,
+        "node2 has no ACL"
+    );
+    let refused = controller
+        .controller_publish_volume(publish_request(&volume, &lab.initiator2, &none))
+        .await
+        .expect_err("single-node volume published elsewhere");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains(&lab.initiator),
+        "{}",
+        refused.message()
+    );
+
+    let listed = controller
+        .list_volumes(ListVolumesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let entry = listed
+        .entries
+        .iter()
+        .find(|e| e.volume.as_ref().unwrap().volume_id == volume)
+        .expect("listed");
+    assert_eq!(
+        entry.status.as_ref().unwrap().published_node_ids,
+        std::slice::from_ref(&lab.initiator)
+    );
+
+    let unpublish = ControllerUnpublishVolumeRequest {
+        volume_id: volume.clone(),
+        node_id: lab.initiator.clone(),
+        ..Default::default()
+    };
+    controller
+        .controller_unpublish_volume(unpublish.clone())
+        .await
+        .expect("unpublish");
+    let mut fenced = false;
+    for _ in 0..50 {
+        if !logged_in() {
+            fenced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(fenced, "removing the ACL ends node1's session");
+    // Before LVM runs again: this host's LVM scans the initiator's disks, and I/O to a fenced
+    // disk blocks until iscsid's replacement_timeout.
+    logout_and_forget(&lab, &target);
+    controller
+        .controller_unpublish_volume(unpublish)
+        .await
+        .expect("unpublish is idempotent");
+    let delete = DeleteVolumeRequest {
+        volume_id: volume.clone(),
+        ..Default::default()
+    };
+    controller
+        .delete_volume(delete.clone())
+        .await
+        .expect("delete");
+    controller
+        .delete_volume(delete)
+        .await
+        .expect("delete is idempotent");
+    assert_no_leaks(&lab, Some(driver.dir.path()));
+}
+
+async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
+    let lab = Lab::from_env();
+    let scratch = tempfile::tempdir_in("/var/tmp").unwrap();
+    let saveconfig = scratch.path().join("saveconfig.json");
+    let options = DriverOptions {
+        lio_backend: backend,
+        controller_args: vec!["--saveconfig".into(), saveconfig.display().to_string()],
+        ..Default::default()
+    };
+    let mut driver = Driver::start(&lab, options).await;
+    let (volume, context) = create(&driver, &format!("pvc-reboot-{backend}")).await;
+    let target = context["targetIqn"].clone();
+    let secrets = HashMap::from([
+        ("chapUsername".to_string(), "node1user".to_string()),
+        ("chapPassword".to_string(), "node1-secret-pw".to_string()),
+    ]);
+    let mut controller = driver.controller.controller.clone();
+    controller
+        .controller_publish_volume(publish_request(&volume, &lab.initiator, &secrets))
+        .await
+        .expect("publish with CHAP");
+    assert_eq!(
+        login(&lab, &target, "default", None),
+        24,
+        "CHAP is enforced"
+    );
+    logout_and_forget(&lab, &target);
+    assert_eq!(
+        login(
+            &lab,
+            &target,
+            "default",
+            Some(("node1user", "node1-secret-pw"))
+        ),
+        0,
+        "CHAP login"
+    );
+    logout_and_forget(&lab, &target);
+    for _ in 0..100 {
+        if std::fs::read_to_string(&saveconfig).is_ok_and(|s| s.contains("node1user")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&saveconfig)
+            .expect("saveconfig written")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    wipe_lio();
+    assert!(!Path::new(CONFIGFS).join("iscsi").join(&target).exists());
+    driver.restart_controller().await;
+    let acl = Path::new(CONFIGFS)
+        .join("iscsi")
+        .join(&target)
+        .join("tpgt_1/acls")
+        .join(&lab.initiator);
+    assert!(
+        acl.join("lun_0").is_dir(),
+        "ACL restored from the LV tags\n{}",
+        driver.logs()
+    );
+    assert_eq!(
+        std::fs::read_to_string(acl.join("auth/userid"))
+            .unwrap()
+            .trim(),
+        "node1user"
+    );
+    assert_eq!(
+        login(
+            &lab,
+            &target,
+            "default",
+            Some(("node1user", "node1-secret-pw"))
+        ),
+        0,
+        "login after the reboot"
+    );
+    logout_and_forget(&lab, &target);
+    assert!(
+        !driver.logs().contains("node1-secret-pw"),
+        "no secret in the logs"
+    );
+
+    let mut controller = driver.controller.controller.clone();
+    controller
+        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+            volume_id: volume.clone(),
+            node_id: lab.initiator.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("unpublish");
+    controller
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: volume,
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+    assert_no_leaks(&lab, Some(driver.dir.path()));
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn configfs_acl_isolation_single_node_and_fence() {
+    acl_isolation_single_node_and_fence("configfs").await;
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn targetcli_acl_isolation_single_node_and_fence() {
+    acl_isolation_single_node_and_fence("targetcli").await;
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn configfs_reboot_restores_exports_and_chap_acls() {
+    reboot_restores_exports_and_chap_acls("configfs").await;
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn targetcli_reboot_restores_exports_and_chap_acls() {
+    reboot_restores_exports_and_chap_acls("targetcli").await;
+}
