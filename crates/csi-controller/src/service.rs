@@ -333,3 +333,7 @@ impl Controller for ControllerService {
 fn unimplemented_rpc(name: &str) -> Status {
     Status::unimplemented(format!("{name} is not supported by this controller"))
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,0 +1,124 @@
+use super::*;
+use csi_common::contract::Chap;
+
+fn spec() -> ExportSpec {
+    ExportSpec {
+        target: Iqn::parse("iqn.2024-01.dev.carve:csi-v-1").unwrap(),
+        storage_object: "csi-v-1".into(),
+        device: "/dev/carvevg/csi-v-1".into(),
+        serial: "0123abcd-0000-4000-8000-000000000001".into(),
+        portals: vec![
+            "127.0.0.1:3260".parse().unwrap(),
+            "[fd00::1]:3260".parse().unwrap(),
+        ],
+        thin: true,
+    }
+}
+
+fn read(root: &Path, path: &str) -> String {
+    fs::read_to_string(root.join(path)).unwrap()
+}
+
+#[tokio::test]
+async fn export_writes_rtslib_layout_without_trailing_newlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("core/iblock_0/other")).unwrap();
+    let lio = ConfigfsLio::plain_directory(root);
+    lio.ensure_export(&spec()).await.unwrap();
+    let so = "core/iblock_1/csi-v-1";
+    assert_eq!(
+        read(root, &format!("{so}/udev_path")),
+        "/dev/carvevg/csi-v-1"
+    );
+    assert_eq!(read(root, &format!("{so}/control")), "readonly=0");
+    assert_eq!(read(root, &format!("{so}/enable")), "1");
+    assert_eq!(
+        read(root, &format!("{so}/wwn/vpd_unit_serial")),
+        spec().serial
+    );
+    assert_eq!(read(root, &format!("{so}/attrib/emulate_tpu")), "1");
+    let tpg = "iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1";
+    assert_eq!(read(root, &format!("{tpg}/attrib/generate_node_acls")), "0");
+    assert_eq!(read(root, &format!("{tpg}/attrib/authentication")), "0");
+    assert_eq!(read(root, &format!("{tpg}/enable")), "1");
+    assert!(root.join(format!("{tpg}/np/127.0.0.1:3260")).is_dir());
+    assert!(root.join(format!("{tpg}/np/[fd00::1]:3260")).is_dir());
+    let link = link_in(&root.join(format!("{tpg}/lun/lun_0"))).unwrap();
+    assert_eq!(link, ("iblock_1".to_string(), "csi-v-1".to_string()));
+    // idempotent: a second call changes nothing and still verifies
+    lio.ensure_export(&spec()).await.unwrap();
+    assert_eq!(entries(&root.join("core")), ["iblock_0", "iblock_1"]);
+}
+
+#[tokio::test]
+async fn partial_export_is_completed_and_stray_portals_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    fs::create_dir_all(root.join("core/iblock_0/csi-v-1")).unwrap();
+    fs::create_dir_all(root.join("iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1/np/0.0.0.0:3260"))
+        .unwrap();
+    lio.ensure_export(&spec()).await.unwrap();
+    let np = entries(&root.join("iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1/np"));
+    assert_eq!(np, ["127.0.0.1:3260", "[fd00::1]:3260"]);
+    assert_eq!(read(root, "core/iblock_0/csi-v-1/enable"), "1");
+}
+
+#[tokio::test]
+async fn acl_with_chap_then_removal_and_full_unexport() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    lio.ensure_export(&spec()).await.unwrap();
+    let chap = Chap {
+        username: "u1".into(),
+        password: "secretpass12".into(),
+        mutual: None,
+    };
+    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+    let acl = AclSpec {
+        initiator: node.clone(),
+        readonly: true,
+        chap: Some(chap),
+    };
+    lio.ensure_acl(&spec().target, &acl).await.unwrap();
+    let base = "iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1";
+    let acl_dir = format!("{base}/acls/iqn.2024-01.dev.carve:node1");
+    assert_eq!(
+        read(root, &format!("{acl_dir}/auth/password")),
+        "secretpass12"
+    );
+    assert_eq!(read(root, &format!("{acl_dir}/lun_0/write_protect")), "1");
+    assert_eq!(read(root, &format!("{base}/attrib/authentication")), "1");
+    assert!(lio.remove_acl(&spec().target, &node).await.unwrap());
+    assert!(!lio.remove_acl(&spec().target, &node).await.unwrap());
+    lio.ensure_acl(&spec().target, &acl).await.unwrap();
+    assert!(lio.remove_export(&spec().target, "csi-v-1").await.unwrap());
+    assert!(entries(&root.join("iscsi")).is_empty());
+    assert!(
+        entries(&root.join("core")).is_empty(),
+        "HBA removed with its object"
+    );
+    assert!(!lio.remove_export(&spec().target, "csi-v-1").await.unwrap());
+}
+
+#[tokio::test]
+async fn acl_on_missing_target_is_an_error_and_lun_mismatch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = ConfigfsLio::plain_directory(dir.path());
+    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+    let acl = AclSpec {
+        initiator: node,
+        readonly: false,
+        chap: None,
+    };
+    assert!(lio.ensure_acl(&spec().target, &acl).await.is_err());
+    lio.ensure_export(&spec()).await.unwrap();
+    let other = ExportSpec {
+        storage_object: "csi-w-1".into(),
+        ..spec()
+    };
+    let err = lio.ensure_export(&other).await.unwrap_err();
+    assert!(err.message().contains("LUN 0 maps"), "{err}");
+}
