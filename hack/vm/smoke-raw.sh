@@ -107,7 +107,8 @@ step "configfs export ($B, LUN 0, $PORTAL, ACL $INIT1)" export_configfs
 step "iscsiadm node record (no discovery)" iscsiadm -m node -o new -T "$TGT" -p "$PORTAL" -I default
 step "iscsiadm login (node1)" login
 step "by-path disk appears" wait_dev "$DEV"
-step "disk is $(readlink -f "$DEV"): serial on VPD 0x80" sg_inq -p 0x80 "$DEV"
+has_serial() { sg_inq -p 0x80 "$DEV" | grep -qi "$SERIAL"; }
+step "disk is $(readlink -f "$DEV"), VPD 0x80 has our unit serial" has_serial
 step "mkfs.ext4" mkfs.ext4 -q -F "$DEV"
 step "mkdir $MNT" mkdir -p "$MNT"
 step "mount $DEV $MNT" mount "$DEV" "$MNT"
