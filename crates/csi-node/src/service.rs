@@ -122,11 +122,18 @@ impl Node for NodeService {
 
     async fn node_expand_volume(
         &self,
-        _request: Request<NodeExpandVolumeRequest>,
+        request: Request<NodeExpandVolumeRequest>,
     ) -> Result<Response<NodeExpandVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "NodeExpandVolume is not supported yet (EXPAND_VOLUME is not advertised)",
-        ))
+        let req = request.into_inner();
+        record_ids(Some(&req.volume_id), None);
+        let id = req.volume_id.clone();
+        let response = self
+            .guarded(
+                &id,
+                |core| async move { ops::expand::expand(&core, req).await },
+            )
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn node_get_capabilities(

@@ -4,7 +4,8 @@
 //! Invariants: the disk is found through udev (event monitor with a deadline plus an initial
 //! enumeration, no sleep loops) by its exact by-path identity; its serial is checked from two
 //! sources, the kernel's VPD page 0x80 in sysfs and udev's `ID_SCSI_SERIAL`, before anyone
-//! writes to it; the SCSI device is deleted through sysfs before logout.
+//! writes to it; the SCSI device is deleted through sysfs before logout and rescanned through
+//! sysfs (never a shell) after the volume grew.
 
 pub mod matcher;
 pub mod sys;
@@ -56,4 +57,7 @@ pub trait DeviceLocator: Send + Sync + fmt::Debug {
     fn flush<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>>;
     /// Deletes the SCSI device through sysfs.
     fn delete(&self, device: &Device) -> Result<Removal>;
+    /// Makes the SCSI layer re-read the disk's capacity (sysfs `device/rescan`), so a volume
+    /// grown on the target shows its new size.
+    fn rescan<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>>;
 }

@@ -1,4 +1,4 @@
-//! [`DeviceLocator`] on the real system: udev for discovery, sysfs for serial, size and
+//! [`DeviceLocator`] on the real system: udev for discovery, sysfs for serial, size, rescan and
 //! deletion, `blockdev --flushbufs` through the command runner.
 //!
 //! Invariant: the sysfs root is a parameter (`/sys`), so the sysfs parts are tested on a tree.
@@ -79,6 +79,20 @@ impl DeviceLocator for SysDevices {
             .map_err(|e| Error::internal(format!("write {}: {e}", path.display())))?;
         Ok(Removal::Removed)
     }
+
+    fn rescan<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>> {
+        let path = self.block_dir(device).join("device/rescan");
+        Box::pin(async move {
+            // The write returns once the kernel has re-read the capacity (a SCSI command to the
+            // target): run it off the async threads.
+            tokio::task::spawn_blocking(move || {
+                std::fs::write(&path, "1")
+                    .map_err(|e| Error::internal(format!("write {}: {e}", path.display())))
+            })
+            .await
+            .map_err(|e| Error::internal(format!("rescan task: {e}")))?
+        })
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +110,7 @@ mod tests {
         std::fs::write(dev.join("vpd_pg80"), page).unwrap();
         std::fs::write(sys.path().join("class/block/sda/size"), "2097152\n").unwrap();
         std::fs::write(dev.join("delete"), "").unwrap();
+        std::fs::write(dev.join("rescan"), "").unwrap();
         let fake = Arc::new(ScriptedRunner::new());
         fake.expect(Expectation::new(["blockdev", "--flushbufs", "/dev/sda"]));
         let d = SysDevices {
@@ -108,11 +123,14 @@ mod tests {
         assert_eq!(d.size_bytes(&sda).unwrap(), 1 << 30);
         assert!(d.exists(&sda));
         d.flush(&sda).await.unwrap();
+        d.rescan(&sda).await.unwrap();
+        assert_eq!(std::fs::read_to_string(dev.join("rescan")).unwrap(), "1");
         assert_eq!(d.delete(&sda).unwrap(), Removal::Removed);
         assert_eq!(std::fs::read_to_string(dev.join("delete")).unwrap(), "1");
         let gone = Device::from_name("sdz");
         assert_eq!(d.delete(&gone).unwrap(), Removal::NotFound);
         assert!(d.kernel_serial(&gone).is_err());
+        assert!(d.rescan(&gone).await.is_err(), "no device, no rescan");
         fake.finish();
     }
 }

@@ -113,6 +113,12 @@ impl OpenIscsi {
     }
 }
 
+/// The sessions made through `iface`: those are this plugin's (another iface is another
+/// initiator identity, whose session to the same target is not ours to reuse or report).
+pub fn own_sessions(sessions: Vec<Session>, iface: &str) -> Vec<Session> {
+    sessions.into_iter().filter(|s| s.iface == iface).collect()
+}
+
 impl Initiator for OpenIscsi {
     fn prepare<'a>(
         &'a self,
@@ -140,7 +146,7 @@ impl Initiator for OpenIscsi {
     }
 
     fn sessions(&self) -> Vec<Session> {
-        sysfs::sessions(&self.sys)
+        own_sessions(sysfs::sessions(&self.sys), &self.iface)
     }
 }
 
@@ -191,6 +197,21 @@ mod tests {
             sys: PathBuf::from("/nonexistent"),
             timeout: Duration::from_secs(5),
         }
+    }
+
+    #[test]
+    fn only_sessions_of_our_iface_are_ours() {
+        let session = |sid, iface: &str| Session {
+            sid,
+            target: T.into(),
+            iface: iface.into(),
+            state: "LOGGED_IN".into(),
+            portal: Some(P.parse().unwrap()),
+            disks: vec![(0, format!("sd{sid}"))],
+        };
+        let all = vec![session(1, "default"), session(2, "node2")];
+        assert_eq!(own_sessions(all.clone(), "node2"), [session(2, "node2")]);
+        assert_eq!(own_sessions(all, "default"), [session(1, "default")]);
     }
 
     #[test]

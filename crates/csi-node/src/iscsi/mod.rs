@@ -4,7 +4,8 @@
 //! startup; CHAP secrets are written into the node record file, never passed in argv;
 //! "already logged in" (exit 15) and "no session / no record" (exit 21) are outcomes, not
 //! errors; an authorization failure (exit 24) is PermissionDenied-like and reported as
-//! FailedPrecondition; iscsid unreachable (exit 20) is Unavailable.
+//! FailedPrecondition; iscsid unreachable (exit 20) is Unavailable; only sessions made through
+//! the plugin's own iscsiadm iface count as its sessions.
 
 pub mod iscsiadm;
 pub mod record;
@@ -53,7 +54,7 @@ pub trait Initiator: Send + Sync + fmt::Debug {
         target: &'a Iqn,
         portal: SocketAddr,
     ) -> BoxFuture<'a, Result<Removal>>;
-    /// Current sessions (from sysfs).
+    /// Current sessions through this initiator's iface (from sysfs).
     fn sessions(&self) -> Vec<Session>;
 }
 

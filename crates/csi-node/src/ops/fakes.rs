@@ -119,7 +119,11 @@ pub struct FakeDevices {
     pub serial: Mutex<String>,
     /// Whether the disk exists.
     pub present: Mutex<bool>,
-    /// Calls: `flush sdb`, `delete sdb`.
+    /// The size the disk reports.
+    pub size: Mutex<u64>,
+    /// The size a rescan reveals (the LV was grown on the target), if any.
+    pub size_after_rescan: Mutex<Option<u64>>,
+    /// Calls: `flush sdb`, `delete sdb`, `rescan sdb`.
     pub calls: Mutex<Vec<String>>,
 }
 
@@ -129,6 +133,8 @@ impl FakeDevices {
         Self {
             serial: Mutex::new(serial.into()),
             present: Mutex::new(true),
+            size: Mutex::new(64 << 20),
+            size_after_rescan: Mutex::default(),
             calls: Mutex::default(),
         }
     }
@@ -152,7 +158,7 @@ impl DeviceLocator for FakeDevices {
     }
 
     fn size_bytes(&self, _device: &Device) -> Result<u64> {
-        Ok(64 << 20)
+        Ok(*self.size.lock().unwrap())
     }
 
     fn exists(&self, _device: &Device) -> bool {
@@ -174,6 +180,17 @@ impl DeviceLocator for FakeDevices {
             .push(format!("delete {}", device.name));
         *self.present.lock().unwrap() = false;
         Ok(Removal::Removed)
+    }
+
+    fn rescan<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("rescan {}", device.name));
+        if let Some(size) = *self.size_after_rescan.lock().unwrap() {
+            *self.size.lock().unwrap() = size;
+        }
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 

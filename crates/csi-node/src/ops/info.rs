@@ -1,7 +1,7 @@
 //! NodeGetInfo and NodeGetCapabilities.
 //!
-//! Invariant: node_id is the initiator IQN (the controller puts it in the target ACL);
-//! EXPAND_VOLUME is not advertised until NodeExpandVolume exists.
+//! Invariant: node_id is the initiator IQN (the controller puts it in the target ACL); every
+//! capability advertised is implemented (EXPAND_VOLUME: `expand`, proven in the guest).
 
 use super::NodeCore;
 use csi_proto::v1::{
@@ -10,11 +10,12 @@ use csi_proto::v1::{
 };
 
 /// The capabilities this node advertises.
-pub const CAPABILITIES: [RpcType; 4] = [
+pub const CAPABILITIES: [RpcType; 5] = [
     RpcType::StageUnstageVolume,
     RpcType::GetVolumeStats,
     RpcType::VolumeCondition,
     RpcType::SingleNodeMultiWriter,
+    RpcType::ExpandVolume,
 ];
 
 /// NodeGetCapabilities.

@@ -5,6 +5,7 @@
 //! spawned task that holds the volume's guard, so a client timeout never half-cancels them.
 
 pub mod capability;
+pub mod expand;
 pub mod info;
 pub mod publish;
 pub mod stage;

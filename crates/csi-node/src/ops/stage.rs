@@ -2,7 +2,8 @@
 //! at the staging path (mount volumes) and keep a stage record.
 //!
 //! Invariants: the stage record is saved before the first side effect; the serial is verified
-//! before anything reads for the format decision or writes; a failure after this call's own
+//! before anything reads for the format decision or writes; XFS is mounted `nouuid` so clones
+//! mount beside their source ([`mount_options`]); a failure after this call's own
 //! login rolls the login back (the CO may never call unstage for a stage that failed).
 
 use super::{NodeCore, capability, unstage};
@@ -10,7 +11,7 @@ use crate::{
     device::{Device, matcher},
     fs::{Decision, decide, decision::Facts},
     iscsi::{Login, find_session},
-    mount::{mountinfo::mounted_at, parse_flags},
+    mount::{MountOptions, mountinfo::mounted_at, parse_flags},
     paths,
     state::{Access, StageRecord, VERSION},
 };
@@ -126,7 +127,7 @@ async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str)
     let Access::Mount { fs_type, flags } = &record.access else {
         return Ok(()); // block: login + verify only
     };
-    let options = parse_flags(flags)?;
+    let options = mount_options(fs_type, flags)?;
     let table = core.mounter.table()?;
     if let Some(m) = mounted_at(&table, &record.staging_path) {
         if m.source == device.path.to_string_lossy() {
@@ -166,6 +167,29 @@ async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str)
     }
     core.mounter
         .mount_fs(&device.path, &record.staging_path, fs_type, &options)
+}
+
+/// The options a staging mount of `fs_type` gets: the capability's flags, plus `nouuid` for XFS.
+///
+/// XFS refuses to mount a filesystem whose UUID is already mounted on the node, and a clone or
+/// a restored snapshot carries its source's UUID: without `nouuid` a clone could not be staged
+/// where its source is. `nouuid` skips only that check. The other way out, giving the clone a
+/// new UUID with `xfs_admin -U generate` on its first stage, was rejected: it writes to the
+/// user's filesystem before anyone mounted it; it needs a clean log, and a snapshot of a
+/// mounted volume has a dirty one that only a mount replays (so: mount with `nouuid` anyway,
+/// unmount, rewrite); and "first stage" needs a marker the node does not keep. What the check
+/// guards against, one filesystem mounted twice through two paths to one disk, cannot happen
+/// here: a volume has one stage record, one session and one staging mount on a node, its disk's
+/// serial is verified, and mount volumes are never multi-node.
+pub fn mount_options(fs_type: &str, flags: &[String]) -> Result<MountOptions> {
+    let mut options = parse_flags(flags)?;
+    if fs_type == "xfs" && !options.data.split(',').any(|o| o == "nouuid") {
+        options.data = match options.data.as_str() {
+            "" => "nouuid".to_string(),
+            data => format!("{data},nouuid"),
+        };
+    }
+    Ok(options)
 }
 
 /// The disk's serial must equal the volume's, from the kernel (VPD 0x80) and from udev.

@@ -21,6 +21,8 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 const VOL: &str = "csi-v1";
 const SERIAL: &str = "5a0c1e00-0000-4000-8000-00000000c0de";
 
+mod expand;
+
 struct Harness {
     core: NodeCore,
     init: Arc<FakeInitiator>,
@@ -454,5 +456,5 @@ async fn argument_errors() {
     assert_eq!(info.node_id, "iqn.2024-01.dev.carve:node1");
     assert_eq!(info.max_volumes_per_node, 10);
     assert!(info.accessible_topology.is_none());
-    assert_eq!(super::info::capabilities().capabilities.len(), 4);
+    assert_eq!(super::info::capabilities().capabilities.len(), 5);
 }

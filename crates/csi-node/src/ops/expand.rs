@@ -1,0 +1,181 @@
+//! NodeExpandVolume: rescan the volume's SCSI disk so the kernel sees the size the LV was grown
+//! to on the target, then grow the mounted filesystem online (resize2fs on the device for ext4,
+//! xfs_growfs on the staging mount for XFS). Block volumes are rescanned only.
+//!
+//! Invariants: only a staged volume is expanded, through its staging path or one of its
+//! publish targets; the disk is the one of the volume's own iSCSI session and its serial is
+//! checked again before the filesystem is touched; the tools get no size, so they only ever
+//! grow to the disk's size; a repeated call finds nothing to grow and answers the same
+//! capacity; the wait for a new size is bounded by the device timeout.
+
+use super::{NodeCore, capability, device_binds};
+use crate::{
+    device::{Device, matcher},
+    mount::mountinfo::mounted_at,
+    paths,
+    state::{Access, StageRecord},
+};
+use csi_common::{Error, Result, ids::VolumeId};
+use csi_proto::v1::{CapacityRange, NodeExpandVolumeRequest, NodeExpandVolumeResponse};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+/// Pause between rescans while waiting for the disk to reach the required size.
+const RESCAN_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs NodeExpandVolume.
+pub async fn expand(
+    core: &NodeCore,
+    req: NodeExpandVolumeRequest,
+) -> Result<NodeExpandVolumeResponse> {
+    let volume = VolumeId::parse(&req.volume_id)?;
+    let volume_path = paths::check_shape(&req.volume_path, "volume_path")?;
+    let staging = match req.staging_target_path.as_str() {
+        "" => None,
+        raw => Some(paths::check_shape(raw, "staging_target_path")?),
+    };
+    let (required, limit) = range(req.capacity_range.as_ref())?;
+    let record = core
+        .state
+        .load(&volume)?
+        .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
+    if let Some(staging) = staging.filter(|s| *s != record.staging_path) {
+        return Err(Error::not_found(format!(
+            "volume {volume} is staged at {}, not {}",
+            record.staging_path.display(),
+            staging.display()
+        )));
+    }
+    if let Some(cap) = &req.volume_capability {
+        let cap = capability::parse(Some(cap))?;
+        if std::mem::discriminant(&cap.access) != std::mem::discriminant(&record.access) {
+            return Err(Error::invalid_argument(format!(
+                "volume {volume} is staged as {:?}, not as the capability says",
+                record.access
+            )));
+        }
+    }
+    if !volume_path.exists() {
+        return Err(Error::not_found(format!(
+            "volume path {} does not exist",
+            volume_path.display()
+        )));
+    }
+    let device = core
+        .attached_device(&record)?
+        .filter(|d| core.devices.exists(d))
+        .ok_or_else(|| {
+            Error::unavailable(format!(
+                "the disk of volume {volume} is not attached (iSCSI session down?)"
+            ))
+        })?;
+    check_volume_path(core, &record, &device, &volume_path)?;
+    let kernel = core.devices.kernel_serial(&device)?;
+    matcher::check_serial(&kernel, &record.serial, "VPD page 0x80")?;
+
+    let size = rescan_until(core, &device, required).await?;
+    if limit > 0 && size > limit {
+        return Err(Error::out_of_range(format!(
+            "the disk of volume {volume} is {size} bytes, above the limit of {limit}"
+        )));
+    }
+    if let Access::Mount { fs_type, .. } = &record.access {
+        core.formatter
+            .grow(fs_type, &device.path, &record.staging_path)
+            .await
+            .map_err(|e| e.context(format!("expand volume {volume}")))?;
+    }
+    tracing::info!(volume = %volume, device = %device.path.display(), size, "expanded volume on the node");
+    Ok(NodeExpandVolumeResponse {
+        capacity_bytes: i64::try_from(size)
+            .map_err(|_| Error::internal(format!("disk size {size} does not fit an i64")))?,
+    })
+}
+
+/// `(required, limit)` in bytes, 0 meaning unset.
+fn range(range: Option<&CapacityRange>) -> Result<(u64, u64)> {
+    let Some(r) = range else {
+        return Ok((0, 0));
+    };
+    if r.required_bytes < 0 || r.limit_bytes < 0 {
+        return Err(Error::invalid_argument(
+            "capacity_range must not be negative",
+        ));
+    }
+    if r.limit_bytes > 0 && r.required_bytes > r.limit_bytes {
+        return Err(Error::invalid_argument(
+            "capacity_range.required_bytes exceeds limit_bytes",
+        ));
+    }
+    Ok((r.required_bytes as u64, r.limit_bytes as u64))
+}
+
+/// `volume_path` must be the staging path or a publish target of this very volume.
+fn check_volume_path(
+    core: &NodeCore,
+    record: &StageRecord,
+    device: &Device,
+    volume_path: &Path,
+) -> Result<()> {
+    let table = core.mounter.table()?;
+    let ours = match &record.access {
+        Access::Mount { fs_type, .. } => {
+            let staged = mounted_at(&table, &record.staging_path).ok_or_else(|| {
+                Error::failed_precondition(format!(
+                    "{} is not mounted: stage the volume again",
+                    record.staging_path.display()
+                ))
+            })?;
+            if staged.source != device.path.to_string_lossy() || staged.fs_type != *fs_type {
+                return Err(Error::failed_precondition(format!(
+                    "{} holds {} ({}), not the volume's disk {} ({fs_type})",
+                    record.staging_path.display(),
+                    staged.source,
+                    staged.fs_type,
+                    device.path.display()
+                )));
+            }
+            volume_path == record.staging_path
+                || mounted_at(&table, volume_path)
+                    .is_some_and(|m| (m.major, m.minor) == (staged.major, staged.minor))
+        }
+        Access::Block => {
+            volume_path == record.staging_path
+                || device_binds(&table, &device.name)
+                    .iter()
+                    .any(|m| m.mount_point == volume_path)
+        }
+    };
+    if ours {
+        Ok(())
+    } else {
+        Err(Error::not_found(format!(
+            "volume {} is neither staged nor published at {}",
+            record.volume_id,
+            volume_path.display()
+        )))
+    }
+}
+
+/// Rescans the disk until it reports at least `required` bytes (once if 0), within the device
+/// timeout; returns its size.
+async fn rescan_until(core: &NodeCore, device: &Device, required: u64) -> Result<u64> {
+    let deadline = Instant::now() + core.device_timeout;
+    loop {
+        core.devices.rescan(device).await?;
+        let size = core.devices.size_bytes(device)?;
+        if size >= required {
+            return Ok(size);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::out_of_range(format!(
+                "{} is {size} bytes after a rescan, less than the {required} required: \
+                 expand the volume on the controller first",
+                device.path.display()
+            )));
+        }
+        tokio::time::sleep(RESCAN_INTERVAL).await;
+    }
+}

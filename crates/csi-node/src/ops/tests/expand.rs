@@ -1,0 +1,205 @@
+//! NodeExpandVolume against the fakes: rescan then grow for ext4 and XFS, rescan only for
+//! block, idempotency, and every error case.
+
+use super::{Harness, SERIAL, VOL, ext4, harness};
+use crate::{fs::Probe, ops::expand::expand};
+use csi_common::{Kind, command::Expectation};
+use csi_proto::v1::{CapacityRange, NodeExpandVolumeRequest, volume_capability::access_mode::Mode};
+
+use super::{block_cap, mount_cap};
+
+const MIB: u64 = 1 << 20;
+
+impl Harness {
+    fn expand_req(&self, volume_path: &str, required: u64) -> NodeExpandVolumeRequest {
+        NodeExpandVolumeRequest {
+            volume_id: VOL.into(),
+            volume_path: self.p(volume_path),
+            staging_target_path: self.p("stage"),
+            capacity_range: (required > 0).then_some(CapacityRange {
+                required_bytes: required as i64,
+                limit_bytes: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn rescans(&self) -> usize {
+        let calls = self.devs.calls.lock().unwrap();
+        calls.iter().filter(|c| *c == "rescan sdb").count()
+    }
+}
+
+#[tokio::test]
+async fn ext4_is_rescanned_then_grown_online_through_the_device_and_idempotent() {
+    let h = harness(Ok(Probe::Empty));
+    h.runner.expect(Expectation::new([
+        "mkfs.ext4",
+        "-q",
+        "-E",
+        "nodiscard",
+        "-m",
+        "0",
+        "/dev/sdb",
+    ]));
+    crate::ops::stage::stage(&h.core, h.stage_req(ext4()))
+        .await
+        .unwrap();
+    crate::ops::publish::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
+        .await
+        .unwrap();
+    *h.devs.size_after_rescan.lock().unwrap() = Some(128 * MIB);
+    h.runner
+        .expect(Expectation::new(["resize2fs", "/dev/sdb"]))
+        .expect(
+            Expectation::new(["resize2fs", "/dev/sdb"])
+                .stdout("The filesystem is already 131072 (1k) blocks long.  Nothing to do!\n"),
+        )
+        .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
+    let grown = expand(&h.core, h.expand_req("pods/a", 128 * MIB))
+        .await
+        .unwrap();
+    assert_eq!(grown.capacity_bytes, (128 * MIB) as i64);
+    let again = expand(&h.core, h.expand_req("pods/a", 128 * MIB))
+        .await
+        .expect("idempotent");
+    assert_eq!(again.capacity_bytes, (128 * MIB) as i64);
+    let mut at_staging = h.expand_req("stage", 0);
+    at_staging.staging_target_path.clear(); // optional for the CO
+    expand(&h.core, at_staging)
+        .await
+        .expect("the staging path is a volume path too");
+    h.runner.finish();
+    assert_eq!(h.rescans(), 3);
+}
+
+#[tokio::test]
+async fn xfs_is_grown_on_the_staging_mount_which_is_nouuid() {
+    let h = harness(Ok(Probe::Filesystem("xfs".into())));
+    let xfs = mount_cap("xfs", Mode::SingleNodeWriter);
+    crate::ops::stage::stage(&h.core, h.stage_req(xfs.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.mount_calls(),
+        ["mount_fs /dev/sdb /stage xfs nouuid"],
+        "a clone mounts beside its source"
+    );
+    *h.devs.size_after_rescan.lock().unwrap() = Some(512 * MIB);
+    h.runner
+        .expect(Expectation::new(["xfs_growfs", "-d", &h.p("stage")]));
+    let mut req = h.expand_req("stage", 0);
+    req.volume_capability = Some(xfs);
+    assert_eq!(
+        expand(&h.core, req).await.unwrap().capacity_bytes,
+        (512 * MIB) as i64
+    );
+    h.runner.finish();
+}
+
+#[tokio::test]
+async fn block_volume_is_rescanned_only() {
+    let h = harness(Err("the probe must not run".into()));
+    let cap = block_cap(Mode::SingleNodeWriter);
+    crate::ops::stage::stage(&h.core, h.stage_req(cap.clone()))
+        .await
+        .unwrap();
+    crate::ops::publish::publish(&h.core, h.publish_req(cap.clone(), "pods/dev", false))
+        .await
+        .unwrap();
+    *h.devs.size_after_rescan.lock().unwrap() = Some(96 * MIB);
+    let mut req = h.expand_req("pods/dev", 96 * MIB);
+    req.volume_capability = Some(cap);
+    assert_eq!(
+        expand(&h.core, req).await.unwrap().capacity_bytes,
+        (96 * MIB) as i64
+    );
+    h.runner.finish(); // no resize tool ran
+    assert_eq!(h.rescans(), 1);
+}
+
+#[tokio::test]
+async fn expand_errors() {
+    let h = harness(Ok(Probe::Filesystem("ext4".into())));
+    let kind = |req: NodeExpandVolumeRequest| {
+        let core = &h.core;
+        async move { expand(core, req).await.unwrap_err().kind() }
+    };
+    assert_eq!(
+        kind(h.expand_req("stage", 0)).await,
+        Kind::NotFound,
+        "not staged"
+    );
+    h.runner
+        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]));
+    crate::ops::stage::stage(&h.core, h.stage_req(ext4()))
+        .await
+        .unwrap();
+    h.runner.finish();
+
+    let mut r = h.expand_req("stage", 0);
+    r.volume_id.clear();
+    assert_eq!(kind(r).await, Kind::InvalidArgument);
+    let mut r = h.expand_req("stage", 0);
+    r.volume_path.clear();
+    assert_eq!(kind(r).await, Kind::InvalidArgument);
+    let mut r = h.expand_req("stage", 0);
+    r.volume_path = "relative/path".into();
+    assert_eq!(kind(r).await, Kind::InvalidArgument);
+    let mut r = h.expand_req("stage", 0);
+    r.staging_target_path = h.p("pods/../stage");
+    assert_eq!(kind(r).await, Kind::InvalidArgument);
+    assert_eq!(kind(h.expand_req("nowhere", 0)).await, Kind::NotFound);
+    assert_eq!(
+        kind(h.expand_req("pods", 0)).await,
+        Kind::NotFound,
+        "a path that is not this volume's"
+    );
+    let mut r = h.expand_req("stage", 0);
+    r.staging_target_path = h.p("pods");
+    assert_eq!(kind(r).await, Kind::NotFound, "staged elsewhere");
+    let mut r = h.expand_req("stage", 0);
+    r.volume_capability = Some(block_cap(Mode::SingleNodeWriter));
+    assert_eq!(kind(r).await, Kind::InvalidArgument, "staged as a mount");
+    let mut r = h.expand_req("stage", 0);
+    r.capacity_range = Some(CapacityRange {
+        required_bytes: -1,
+        limit_bytes: 0,
+    });
+    assert_eq!(kind(r).await, Kind::InvalidArgument);
+    let mut r = h.expand_req("stage", 0);
+    r.capacity_range = Some(CapacityRange {
+        required_bytes: 2 * MIB as i64,
+        limit_bytes: MIB as i64,
+    });
+    assert_eq!(kind(r).await, Kind::InvalidArgument);
+
+    // The disk never reaches the size: bounded wait, then OUT_OF_RANGE, nothing grown.
+    let before = h.rescans();
+    assert_eq!(
+        kind(h.expand_req("stage", 128 * MIB)).await,
+        Kind::OutOfRange
+    );
+    assert!(h.rescans() > before + 1, "rescanned while waiting");
+    let mut r = h.expand_req("stage", 0);
+    r.capacity_range = Some(CapacityRange {
+        required_bytes: 0,
+        limit_bytes: 32 * MIB as i64,
+    });
+    assert_eq!(kind(r).await, Kind::OutOfRange, "disk above the limit");
+
+    *h.devs.serial.lock().unwrap() = "5a0c1e00-0000-4000-8000-000000000bad".into();
+    assert_eq!(
+        kind(h.expand_req("stage", 0)).await,
+        Kind::FailedPrecondition,
+        "another disk behind the session"
+    );
+    *h.devs.serial.lock().unwrap() = SERIAL.into();
+    h.init.sessions.lock().unwrap().clear();
+    assert_eq!(
+        kind(h.expand_req("stage", 0)).await,
+        Kind::Unavailable,
+        "session down"
+    );
+    h.runner.finish(); // resize2fs never ran
+}
