@@ -85,9 +85,11 @@ impl Driver {
         self.node = wait_ready(&self.dir.path().join("node.sock")).await;
     }
 
-    /// A staging path for `volume`, as kubelet would choose it (not created).
+    /// A staging path for `name`, created as kubelet does before NodeStageVolume.
     pub fn staging_path(&self, name: &str) -> PathBuf {
-        self.dir.path().join("staging").join(name)
+        let path = self.dir.path().join("staging").join(name);
+        std::fs::create_dir_all(&path).expect("staging dir");
+        path
     }
 
     /// A pod's target path for `name`, whose parent exists, as kubelet prepares it.

@@ -19,7 +19,11 @@ pub fn leaks(lab: &Lab, scratch: Option<&Path>) -> Vec<String> {
             found.push(format!("iSCSI target {entry}"));
         }
     }
-    for hba in read_dir_names(&configfs.join("core")) {
+    // core/ holds one directory per HBA (iblock_N, ...) and alua/, LIO's own ALUA settings.
+    for hba in read_dir_names(&configfs.join("core"))
+        .into_iter()
+        .filter(|h| h != "alua")
+    {
         for object in read_dir_names(&configfs.join("core").join(&hba)) {
             if object != "hba_info" && object != "hba_mode" {
                 found.push(format!("backstore core/{hba}/{object}"));
