@@ -342,12 +342,32 @@ mod node_plugin {
         file.seek(SeekFrom::End(0)).expect("seek to end") as i64
     }
 
+    /// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
+    struct Timer(&'static str, std::time::Instant);
+
+    impl Timer {
+        fn start(name: &'static str) -> Self {
+            Self(name, std::time::Instant::now())
+        }
+    }
+
+    impl Drop for Timer {
+        fn drop(&mut self) {
+            eprintln!(
+                "node_plugin::{}: {:.1} s",
+                self.0,
+                self.1.elapsed().as_secs_f64()
+            );
+        }
+    }
+
     // ---------------------------------------------------------------------------------------
     // Never reformat, never the wrong disk
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_filesystem_of_another_type_is_never_reformatted() {
+        let _timer = Timer::start("a_filesystem_of_another_type_is_never_reformatted");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-otherfs", 320 * MIB, &xfs()).await;
@@ -392,6 +412,7 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_partition_table_is_never_formatted() {
+        let _timer = Timer::start("a_partition_table_is_never_formatted");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         // Written through the CO path: stage and publish as block, write the label through
@@ -436,6 +457,7 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_disk_with_another_serial_is_refused_before_any_write() {
+        let _timer = Timer::start("a_disk_with_another_serial_is_refused_before_any_write");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-serial", 32 * MIB, &ext4()).await;
@@ -466,10 +488,10 @@ mod node_plugin {
     // Who may log in
 
     /// A second csi-node on this machine that logs in as the lab's second initiator, through
-    /// its iscsiadm iface. Killed (SIGTERM) on drop.
+    /// its iscsiadm iface. [`SecondNode::stop`] ends it; a panic kills it (Drop).
     struct SecondNode {
         child: Child,
-        client: Client,
+        client: Option<Client>,
         state: PathBuf,
     }
 
@@ -497,9 +519,13 @@ mod node_plugin {
                     .expect("second csi-node ready");
             Self {
                 child,
-                client,
+                client: Some(client),
                 state,
             }
+        }
+
+        fn client(&self) -> &Client {
+            self.client.as_ref().expect("running")
         }
 
         fn stage_records(&self) -> Vec<String> {
@@ -511,11 +537,25 @@ mod node_plugin {
                 })
                 .unwrap_or_default()
         }
+
+        /// SIGTERM, then waits without blocking the runtime: the plugin's graceful shutdown
+        /// needs this side of the connection to answer, so the client is dropped first.
+        async fn stop(mut self) {
+            self.client = None;
+            let _ = run("kill", &["-TERM", &self.child.id().to_string()]);
+            for _ in 0..100 {
+                if self.child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 
     impl Drop for SecondNode {
         fn drop(&mut self) {
-            let _ = run("kill", &["-TERM", &self.child.id().to_string()]);
+            // After stop, or on a panic: SIGKILL does not need the runtime to make progress.
+            let _ = self.child.kill();
             let _ = self.child.wait();
         }
     }
@@ -523,11 +563,12 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn an_initiator_without_the_acl_cannot_log_in() {
+        let _timer = Timer::start("an_initiator_without_the_acl_cannot_log_in");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let node2 = SecondNode::start(&driver).await;
         let info = node2
-            .client
+            .client()
             .node
             .clone()
             .node_get_info(NodeGetInfoRequest {})
@@ -540,7 +581,7 @@ mod node_plugin {
         vol.staging = driver.staging_path("node2-acl");
         stage_refused(
             &driver,
-            &node2.client,
+            node2.client(),
             vol.stage(),
             Code::FailedPrecondition,
             "authorization failure",
@@ -555,7 +596,7 @@ mod node_plugin {
         // Once the ACL allows it, the same identity logs in: the refusal was the ACL's.
         controller_unpublish(&driver, &vol, &lab.initiator).await;
         vol.publish = controller_publish(&driver, &vol, &lab.initiator2, HashMap::new()).await;
-        let mut node = node2.client.node.clone();
+        let mut node = node2.client().node.clone();
         node.node_stage_volume(vol.stage())
             .await
             .unwrap_or_else(|s| panic!("NodeStage on node2: {s:?}\n{}", driver.logs()));
@@ -578,7 +619,8 @@ mod node_plugin {
             .await
             .unwrap_or_else(|s| panic!("NodeUnstage on node2: {s:?}\n{}", driver.logs()));
         controller_unpublish(&driver, &vol, &lab.initiator2).await;
-        drop(node2);
+        drop(node);
+        node2.stop().await;
         driver
             .controller
             .controller
@@ -595,6 +637,9 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused() {
+        let _timer = Timer::start(
+            "chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused",
+        );
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let (user, password, wrong) = ("node1user", "node1-secret-pw-0419", "wrong-secret-pw-0419");
@@ -657,6 +702,7 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_plugin_restart_between_stage_and_unstage_still_unstages() {
+        let _timer = Timer::start("a_plugin_restart_between_stage_and_unstage_still_unstages");
         let lab = Lab::from_env();
         let mut driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-restart", 64 * MIB, &ext4()).await;
@@ -677,6 +723,9 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back() {
+        let _timer = Timer::start(
+            "volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back",
+        );
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
 
@@ -812,15 +861,15 @@ mod node_plugin {
             after >= before + 56 * MIB,
             "the filesystem grew online: {before} -> {after}"
         );
-        // The new space is usable: a file larger than what was free before.
+        // The new space is usable.
         assert!(available > 56 * MIB);
-        let big = data::write_file(&vol.target.join("more.bin"), (before / 2) as usize, 22);
+        let more = data::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
 
         // Unstage, restage (fsck runs for ext4): everything is still there.
         unpublish_unstage(&driver, &vol).await;
         stage_publish(&driver, &vol).await;
         assert_eq!(data::file_sha256(&file), written);
-        assert_eq!(data::file_sha256(&vol.target.join("more.bin")), big);
+        assert_eq!(data::file_sha256(&vol.target.join("more.bin")), more);
         unpublish_unstage(&driver, &vol).await;
         retire(&driver, &vol).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
@@ -829,18 +878,21 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn ext4_grows_online_while_a_reader_checks_the_data() {
+        let _timer = Timer::start("ext4_grows_online_while_a_reader_checks_the_data");
         mounted_volume_grows_online("node-grow-ext4", 64 * MIB, ext4()).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn xfs_grows_online_while_a_reader_checks_the_data() {
+        let _timer = Timer::start("xfs_grows_online_while_a_reader_checks_the_data");
         mounted_volume_grows_online("node-grow-xfs", 320 * MIB, xfs()).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_block_volume_shows_its_new_size_after_expansion() {
+        let _timer = Timer::start("a_block_volume_shows_its_new_size_after_expansion");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-grow-block", 32 * MIB, &block()).await;
@@ -891,6 +943,7 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn an_xfs_clone_stages_beside_its_mounted_source() {
+        let _timer = Timer::start("an_xfs_clone_stages_beside_its_mounted_source");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let source = provision(&driver, "node-xfs-source", 320 * MIB, &xfs()).await;
