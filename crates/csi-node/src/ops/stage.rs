@@ -201,3 +201,25 @@ fn verify_serial(core: &NodeCore, device: &Device, expected: &str) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::mount_options;
+
+    #[test]
+    fn xfs_mounts_get_nouuid_once_and_other_filesystems_nothing_extra() {
+        let o = |fs: &str, flags: &[&str]| {
+            let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+            mount_options(fs, &flags).unwrap().data
+        };
+        assert_eq!(o("xfs", &[]), "nouuid");
+        assert_eq!(
+            o("xfs", &["noatime", "logbsize=256k"]),
+            "logbsize=256k,nouuid"
+        );
+        assert_eq!(o("xfs", &["nouuid"]), "nouuid");
+        assert_eq!(o("ext4", &[]), "");
+        assert_eq!(o("ext4", &["data=ordered"]), "data=ordered");
+        assert!(mount_options("xfs", &["bind".into()]).is_err());
+    }
+}
