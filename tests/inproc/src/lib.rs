@@ -65,3 +65,21 @@ pub fn node_args(args: &[&str]) -> csi_node::config::NodeArgs {
     clap::Parser::try_parse_from(std::iter::once("csi-node").chain(args.iter().copied()))
         .expect("flags")
 }
+
+/// The controller's real routes (Identity + Controller) for `args`, running tools via `runner`.
+pub fn controller_routes(
+    args: &csi_controller::config::ControllerArgs,
+    runner: std::sync::Arc<dyn csi_common::command::CommandRunner>,
+) -> Routes {
+    csi_controller::server::build(args, runner)
+        .expect("controller builds")
+        .routes
+}
+
+/// The node plugin's real routes (Identity + Node) for `args`, running tools via `runner`.
+pub fn node_routes(
+    args: &csi_node::config::NodeArgs,
+    runner: std::sync::Arc<dyn csi_common::command::CommandRunner>,
+) -> Routes {
+    csi_node::server::routes(args, runner).expect("node plugin builds")
+}

@@ -1,6 +1,6 @@
 //! In-process tier: both plugins' Identity services over unix sockets, through carvectl's client.
 
-use carve_inproc_tests::{Served, controller_args, node_args};
+use carve_inproc_tests::{Served, controller_args, controller_routes, node_args, node_routes};
 use csi_common::command::{Expectation, ScriptedRunner};
 use csi_proto::v1::{
     GetPluginCapabilitiesRequest, GetPluginInfoRequest, ProbeRequest, plugin_capability::Type,
@@ -15,8 +15,17 @@ async fn controller_identity_reports_not_ready_without_its_volume_group() {
         Expectation::new(["vgs", "--noheadings", "-o", "vg_name", "--", "vg0"])
             .fails(5, "  Volume group \"vg0\" not found\n"),
     );
-    let args = controller_args(&["--volume-group", "vg0", "--portal", "192.0.2.1:3260"]);
-    let served = Served::start(csi_controller::server::routes(&args, fake.clone())).await;
+    // The prefix makes the program check look for `env` only (the host has no LVM tools), so
+    // the probe goes on to ask the (scripted) `vgs`.
+    let args = controller_args(&[
+        "--volume-group",
+        "vg0",
+        "--portal",
+        "192.0.2.1:3260",
+        "--command-prefix",
+        "env",
+    ]);
+    let served = Served::start(controller_routes(&args, fake.clone())).await;
     let mut identity = served.client.identity.clone();
 
     let info = identity
@@ -70,7 +79,7 @@ async fn node_identity_is_ready_when_iscsid_answers() {
         "--state-dir",
         dir.path().to_str().unwrap(),
     ]);
-    let served = Served::start(csi_node::server::routes(&args, fake.clone())).await;
+    let served = Served::start(node_routes(&args, fake.clone())).await;
     let mut identity = served.client.identity.clone();
 
     let info = identity
@@ -97,11 +106,7 @@ async fn node_identity_is_ready_when_iscsid_answers() {
 #[tokio::test]
 async fn custom_driver_name_is_reported_and_bad_ones_are_refused() {
     let args = controller_args(&["--driver-name", "block.example.org"]);
-    let served = Served::start(csi_controller::server::routes(
-        &args,
-        Arc::new(ScriptedRunner::new()),
-    ))
-    .await;
+    let served = Served::start(controller_routes(&args, Arc::new(ScriptedRunner::new()))).await;
     let info = served
         .client
         .identity
