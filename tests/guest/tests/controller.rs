@@ -328,6 +328,13 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Saves are coalesced (one ~2 s after a burst); let the trailing one land, so that the
+    // wipe below happens after the last save, as with a real reboot (the controller dies with
+    // the host). A save *after* LIO is wiped under a running controller would record the empty
+    // state; CHAP ACLs then wait for the CO's republish (never restored without CHAP).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let saved = std::fs::read_to_string(&saveconfig).expect("saveconfig written");
+    assert!(saved.contains("node1user"), "CHAP credentials saved");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&saveconfig)
             .expect("saveconfig written")
