@@ -22,12 +22,13 @@ use csi_common::{
     Result,
     command::CommandRunner,
     contract::validate_portal,
-    identity::{IdentityService, service_capability},
+    identity::{IdentityService, expansion_capability, service_capability},
     ids::Iqn,
 };
 use csi_proto::v1::{
-    controller_server::ControllerServer, identity_server::IdentityServer,
-    plugin_capability::service::Type as ServiceType,
+    controller_server::ControllerServer,
+    identity_server::IdentityServer,
+    plugin_capability::{service::Type as ServiceType, volume_expansion::Type as ExpansionType},
 };
 use std::{path::PathBuf, sync::Arc, time::Duration};
 use tonic::service::Routes;
@@ -108,7 +109,10 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
     let identity = IdentityService::new(
         args.common.driver_name.clone(),
         env!("CARGO_PKG_VERSION"),
-        vec![service_capability(ServiceType::ControllerService)],
+        vec![
+            service_capability(ServiceType::ControllerService),
+            expansion_capability(ExpansionType::Online),
+        ],
         readiness,
     );
     let routes = Routes::new(IdentityServer::new(identity))

@@ -30,6 +30,11 @@ pub const CAPABILITIES: &[Rpc] = &[
     Rpc::VolumeCondition,
     Rpc::PublishReadonly,
     Rpc::SingleNodeMultiWriter,
+    Rpc::ExpandVolume,
+    Rpc::CreateDeleteSnapshot,
+    Rpc::ListSnapshots,
+    Rpc::GetSnapshot,
+    Rpc::CloneVolume,
 ];
 
 /// The Controller service.
@@ -38,6 +43,7 @@ pub struct ControllerService {
     ctx: Ctx,
     volumes: OperationGuards,
     names: OperationGuards,
+    snapshots: OperationGuards,
 }
 
 impl ControllerService {
@@ -47,6 +53,7 @@ impl ControllerService {
             ctx,
             volumes: OperationGuards::new("volume"),
             names: OperationGuards::new("name"),
+            snapshots: OperationGuards::new("snapshot"),
         }
     }
 
@@ -114,7 +121,16 @@ impl Controller for ControllerService {
                     parameters: &req.parameters,
                     has_content_source,
                 };
-                ops::create_volume::create_volume(&ctx, op).await
+                match req
+                    .volume_content_source
+                    .as_ref()
+                    .filter(|_| has_content_source)
+                {
+                    Some(source) => {
+                        ops::create_from_source::create_from_source(&ctx, op, source).await
+                    }
+                    None => ops::create_volume::create_volume(&ctx, op).await,
+                }
             })
             .await?;
         record_ids(Some(created.volume().id.as_str()), None);
@@ -288,37 +304,37 @@ impl Controller for ControllerService {
 
     async fn create_snapshot(
         &self,
-        _r: Request<CreateSnapshotRequest>,
+        request: Request<CreateSnapshotRequest>,
     ) -> Result<Response<CreateSnapshotResponse>, Status> {
-        Err(unimplemented_rpc("CreateSnapshot"))
+        data::create_snapshot(self, request).await
     }
 
     async fn delete_snapshot(
         &self,
-        _r: Request<DeleteSnapshotRequest>,
+        request: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<DeleteSnapshotResponse>, Status> {
-        Err(unimplemented_rpc("DeleteSnapshot"))
+        data::delete_snapshot(self, request).await
     }
 
     async fn list_snapshots(
         &self,
-        _r: Request<ListSnapshotsRequest>,
+        request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        Err(unimplemented_rpc("ListSnapshots"))
+        data::list_snapshots(self, request).await
     }
 
     async fn get_snapshot(
         &self,
-        _r: Request<GetSnapshotRequest>,
+        request: Request<GetSnapshotRequest>,
     ) -> Result<Response<GetSnapshotResponse>, Status> {
-        Err(unimplemented_rpc("GetSnapshot"))
+        data::get_snapshot(self, request).await
     }
 
     async fn controller_expand_volume(
         &self,
-        _r: Request<ControllerExpandVolumeRequest>,
+        request: Request<ControllerExpandVolumeRequest>,
     ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
-        Err(unimplemented_rpc("ControllerExpandVolume"))
+        data::controller_expand_volume(self, request).await
     }
 
     async fn controller_modify_volume(
@@ -333,6 +349,9 @@ impl Controller for ControllerService {
 fn unimplemented_rpc(name: &str) -> Status {
     Status::unimplemented(format!("{name} is not supported by this controller"))
 }
+
+#[path = "service_data.rs"]
+mod data;
 
 #[cfg(test)]
 #[path = "service_tests.rs"]

@@ -22,16 +22,18 @@ async fn advertises_exactly_what_works() {
         rpcs,
         CAPABILITIES.iter().map(|r| *r as i32).collect::<Vec<_>>()
     );
-    for absent in [
-        Rpc::CreateDeleteSnapshot,
-        Rpc::CloneVolume,
+    for present in [
         Rpc::ExpandVolume,
+        Rpc::CreateDeleteSnapshot,
         Rpc::ListSnapshots,
+        Rpc::GetSnapshot,
+        Rpc::CloneVolume,
     ] {
-        assert!(!rpcs.contains(&(absent as i32)), "{absent:?}");
+        assert!(rpcs.contains(&(present as i32)), "{present:?}");
     }
+    assert!(!rpcs.contains(&(Rpc::ModifyVolume as i32)));
     let err = svc
-        .create_snapshot(Request::new(CreateSnapshotRequest::default()))
+        .controller_modify_volume(Request::new(ControllerModifyVolumeRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);

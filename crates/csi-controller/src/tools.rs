@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// The LVM programs every configuration needs.
-pub const LVM_TOOLS: &[&str] = &["lvs", "vgs", "lvcreate", "lvremove", "lvchange"];
+pub const LVM_TOOLS: &[&str] = &["lvs", "vgs", "lvcreate", "lvremove", "lvchange", "lvextend"];
 
 /// Whether `program` resolves: a path that exists, or a name found on `PATH`.
 pub fn exists(program: &Path) -> bool {

@@ -7,10 +7,12 @@
 //! and says why); no space is `ResourceExhausted`; removing an LV that is already gone succeeds.
 
 pub mod argv;
+pub mod data;
 pub mod report;
 pub mod tags;
 
 pub use argv::Allocation;
+pub use data::SnapshotUse;
 pub use report::{LvRow, VgRow};
 
 use csi_common::{
@@ -45,6 +47,23 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     fn set_tag<'a>(&'a self, lv: &'a LvName, tag: &'a str, add: bool) -> BoxFuture<'a, Result<()>>;
     /// Activates an LV (also one with the activation-skip flag).
     fn activate<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<()>>;
+    /// Creates `lv`, a thin snapshot of the thin LV `origin`, with its tags (see [`data`]).
+    fn snapshot<'a>(
+        &'a self,
+        origin: &'a LvName,
+        lv: &'a LvName,
+        usage: SnapshotUse,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Grows an LV to `size` bytes.
+    fn extend<'a>(&'a self, lv: &'a LvName, size: u64) -> BoxFuture<'a, Result<()>>;
+    /// Deletes the tags `remove` and adds `add`, in one command.
+    fn retag<'a>(
+        &'a self,
+        lv: &'a LvName,
+        remove: &'a [String],
+        add: &'a [String],
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
 /// [`Lvm`] over the real `lvs`, `vgs`, `lvcreate`, `lvremove` and `lvchange`.
@@ -209,5 +228,28 @@ impl Lvm for LvmCli {
             }
             Err(self.failed(out))
         })
+    }
+
+    fn snapshot<'a>(
+        &'a self,
+        origin: &'a LvName,
+        lv: &'a LvName,
+        usage: SnapshotUse,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.thin_snapshot(origin, lv, usage, tags))
+    }
+
+    fn extend<'a>(&'a self, lv: &'a LvName, size: u64) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.grow(lv, size))
+    }
+
+    fn retag<'a>(
+        &'a self,
+        lv: &'a LvName,
+        remove: &'a [String],
+        add: &'a [String],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.replace_tags(lv, remove, add))
     }
 }

@@ -9,6 +9,8 @@
 
 use csi_common::{Error, Result, ids::NodeId};
 
+pub mod snapshot;
+
 /// Present on every LV Carve created.
 pub const MARKER: &str = "carve.v=1";
 const NAME: &str = "carve.name.";
@@ -63,6 +65,11 @@ impl Publication {
             chap,
         })
     }
+}
+
+/// The tag recording a volume's requested capacity (`required_bytes`).
+pub fn required_tag(bytes: u64) -> String {
+    format!("{REQUIRED}{bytes}")
 }
 
 /// What Carve records about a volume on its LV.

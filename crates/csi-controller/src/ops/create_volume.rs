@@ -172,7 +172,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
     Ok(Created::Created(volume))
 }
 
-async fn export(ctx: &Ctx, volume: &Volume, vg: &str) -> Result<()> {
+pub(super) async fn export(ctx: &Ctx, volume: &Volume, vg: &str) -> Result<()> {
     if !volume.lv.is_active() {
         ctx.lvm()?.activate(&volume.lv_name()).await?;
     }

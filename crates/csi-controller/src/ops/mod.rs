@@ -7,12 +7,15 @@
 
 pub mod capability;
 pub mod capacity;
+pub mod create_from_source;
 pub mod create_volume;
 pub mod delete_volume;
+pub mod expand_volume;
 pub mod get_capacity;
 pub mod list_volumes;
 pub mod params;
 pub mod publish;
+pub mod snapshot;
 pub mod unpublish;
 pub mod validate;
 pub mod volume;

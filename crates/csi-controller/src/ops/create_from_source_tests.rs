@@ -1,0 +1,334 @@
+use super::*;
+use crate::{
+    lvm::data,
+    ops::{
+        capability::mount,
+        snapshot::testing::snap_row,
+        testing::{Lab, VG, carve_tags, lv_row, pool_row},
+    },
+};
+use csi_common::{Kind, command::Expectation};
+use csi_proto::v1::{
+    CapacityRange, VolumeCapability,
+    volume_capability::access_mode::Mode,
+    volume_content_source::{SnapshotSource, VolumeSource},
+};
+use std::{collections::HashMap, time::Duration};
+
+const MIB: u64 = 1 << 20;
+const T: Duration = Duration::from_secs(5);
+
+fn thin() -> HashMap<String, String> {
+    HashMap::from([("thin".to_string(), "true".to_string())])
+}
+
+fn from_snapshot(id: &str) -> VolumeContentSource {
+    VolumeContentSource {
+        r#type: Some(SourceType::Snapshot(SnapshotSource {
+            snapshot_id: id.into(),
+        })),
+    }
+}
+
+fn from_volume(id: &str) -> VolumeContentSource {
+    VolumeContentSource {
+        r#type: Some(SourceType::Volume(VolumeSource {
+            volume_id: id.into(),
+        })),
+    }
+}
+
+fn request<'a>(
+    name: &'a str,
+    caps: &'a [VolumeCapability],
+    range: Option<&'a CapacityRange>,
+    params: &'a HashMap<String, String>,
+) -> CreateVolume<'a> {
+    CreateVolume {
+        name,
+        capacity: range,
+        capabilities: caps,
+        parameters: params,
+        has_content_source: true,
+    }
+}
+
+fn range(required: u64, limit: u64) -> CapacityRange {
+    CapacityRange {
+        required_bytes: required as i64,
+        limit_bytes: limit as i64,
+    }
+}
+
+fn argv(cmd: &csi_common::command::Cmd) -> Vec<String> {
+    std::iter::once(cmd.program().to_string())
+        .chain(cmd.arg_values().map(str::to_string))
+        .collect()
+}
+
+fn record(name: &str, required: u64, source: &str) -> VolumeRecord {
+    VolumeRecord {
+        name: name.into(),
+        required_bytes: required,
+        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+        content_source: source.into(),
+        published: Vec::new(),
+    }
+}
+
+fn expect_restore_lvcreate(lab: &Lab, origin: &str, lv: &LvName, record: &VolumeRecord) {
+    let origin = LvName::parse(origin).unwrap();
+    lab.expect(Expectation::new(argv(&data::lvcreate_thin_snapshot(
+        VG,
+        &origin,
+        lv,
+        SnapshotUse::Volume,
+        &record.creation_tags(),
+        T,
+    ))));
+}
+
+#[tokio::test]
+async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
+    let lab = Lab::new();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let params = thin();
+    let lv = LvName::for_volume("r");
+    let snap = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
+    lab.expect_lvs(&[pool_row(8 << 30), snap]);
+    let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
+    expect_restore_lvcreate(&lab, "snap-s-1", &lv, &rec);
+    lab.expect(Expectation::new(argv(&data::lvextend(
+        VG,
+        &lv,
+        100 * MIB,
+        T,
+    ))));
+    let mut row = lv_row(lv.as_str(), 100 * MIB, Some("pool"), &rec.creation_tags());
+    row.origin = Some("snap-s-1".into());
+    lab.expect_lvs_one(lv.as_str(), &[row]);
+    let r = range(100 * MIB, 0);
+    let created = create_from_source(
+        &lab.ctx,
+        request("r", &caps, Some(&r), &params),
+        &from_snapshot("snap-s-1"),
+    )
+    .await
+    .unwrap();
+    let Created::Created(volume) = created else {
+        panic!("{created:?}")
+    };
+    assert_eq!(volume.lv.size, 100 * MIB);
+    let context = volume.volume_context(&lab.ctx);
+    assert_eq!(context["contentSource"], "snapshot:snap-s-1");
+    let state = crate::lio::state::read_state(lab.lio.layout()).unwrap();
+    crate::lio::verify_export(&state, &volume.export_spec(&lab.ctx, VG)).unwrap();
+    lab.finish();
+}
+
+#[tokio::test]
+async fn clones_a_thin_volume_at_its_size_without_a_range() {
+    let lab = Lab::new();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let params = thin();
+    let lv = LvName::for_volume("c");
+    let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
+    lab.expect_lvs(&[pool_row(8 << 30), source]);
+    let rec = record("c", 0, "volume:csi-v-1");
+    expect_restore_lvcreate(&lab, "csi-v-1", &lv, &rec);
+    let row = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
+    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    let created = create_from_source(
+        &lab.ctx,
+        request("c", &caps, None, &params),
+        &from_volume("csi-v-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.volume().lv.size, 64 * MIB);
+    assert!(matches!(created, Created::Created(_)));
+
+    // Same name and source: the same volume. Another source, or empty: ALREADY_EXISTS.
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    let again = create_from_source(
+        &lab.ctx,
+        request("c", &caps, None, &params),
+        &from_volume("csi-v-1"),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(again, Created::AlreadyExisted(_)));
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    let err = create_from_source(
+        &lab.ctx,
+        request("c", &caps, None, &params),
+        &from_snapshot("snap-s-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn an_interrupted_restore_is_grown_by_the_retry() {
+    let lab = Lab::new();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let params = thin();
+    let lv = LvName::for_volume("r");
+    let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
+    let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[small]);
+    lab.expect(Expectation::new(argv(&data::lvextend(
+        VG,
+        &lv,
+        100 * MIB,
+        T,
+    ))));
+    let grown = lv_row(lv.as_str(), 100 * MIB, Some("pool"), &rec.creation_tags());
+    lab.expect_lvs_one(lv.as_str(), &[grown]);
+    let r = range(100 * MIB, 0);
+    let again = create_from_source(
+        &lab.ctx,
+        request("r", &caps, Some(&r), &params),
+        &from_snapshot("snap-s-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.volume().lv.size, 100 * MIB);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
+    let lab = Lab::new();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let params = thin();
+    let lv = LvName::for_volume("r");
+    // Unknown snapshot ids (never issued, and well-formed but gone): NOT_FOUND.
+    for (source, lookup) in [
+        (from_snapshot("vol-1"), None),
+        (from_snapshot("snap-gone-1"), Some("snap-gone-1")),
+        (from_volume("snap-s-1"), None),
+        (from_volume("csi-gone-1"), Some("csi-gone-1")),
+    ] {
+        lab.expect_vgs(10 << 30, 4 * MIB);
+        lab.expect_lvs_one(lv.as_str(), &[]);
+        if let Some(name) = lookup {
+            lab.expect_lvs_one(name, &[]);
+        }
+        let err = create_from_source(&lab.ctx, request("r", &caps, None, &params), &source)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), Kind::NotFound, "{source:?}");
+    }
+    // A linear source volume: INVALID_ARGUMENT.
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_lvs_one(
+        "csi-lin-1",
+        &[lv_row("csi-lin-1", 64 * MIB, None, &carve_tags("lin"))],
+    );
+    let err = create_from_source(
+        &lab.ctx,
+        request("r", &caps, None, &params),
+        &from_volume("csi-lin-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
+    // limit_bytes below the source's size: OUT_OF_RANGE.
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_lvs_one(
+        "snap-s-1",
+        &[snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1")],
+    );
+    let r = range(16 * MIB, 32 * MIB);
+    let err = create_from_source(
+        &lab.ctx,
+        request("r", &caps, Some(&r), &params),
+        &from_snapshot("snap-s-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::OutOfRange, "{err}");
+    // A snapshot whose pool failed is not ready: UNAVAILABLE (retried).
+    let mut failed = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
+    failed.attr = "Vwi---tzFk".into();
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_lvs_one("snap-s-1", &[failed]);
+    let err = create_from_source(
+        &lab.ctx,
+        request("r", &caps, None, &params),
+        &from_snapshot("snap-s-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::Unavailable, "{err}");
+    // No room left in the pool's promise: RESOURCE_EXHAUSTED.
+    let snap = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
+    lab.expect_lvs(&[
+        pool_row(128 * MIB),
+        snap,
+        lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v")),
+    ]);
+    let err = create_from_source(
+        &lab.ctx,
+        request("r", &caps, None, &params),
+        &from_snapshot("snap-s-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn requests_refused_before_lvm() {
+    let lab = Lab::new();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let linear = HashMap::new();
+    let params = thin();
+    let err = create_from_source(
+        &lab.ctx,
+        request("r", &caps, None, &linear),
+        &from_snapshot("snap-s-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    assert!(err.message().contains("thin=true"), "{err}");
+    for source in [
+        VolumeContentSource { r#type: None },
+        from_snapshot(""),
+        from_volume(""),
+    ] {
+        let err = create_from_source(&lab.ctx, request("r", &caps, None, &params), &source)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), Kind::InvalidArgument, "{source:?}");
+    }
+    let err = create_from_source(
+        &lab.ctx,
+        request("", &caps, None, &params),
+        &from_snapshot("snap-s-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    lab.finish();
+}

@@ -1,0 +1,218 @@
+use super::*;
+use crate::{
+    lvm::{data, tags::VolumeRecord},
+    ops::{
+        capability::mount,
+        testing::{Lab, VG, lv_row, pool_row},
+    },
+};
+use csi_common::{Kind, command::Expectation, ids::LvName};
+use csi_proto::v1::volume_capability::access_mode::Mode;
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+const T: Duration = Duration::from_secs(5);
+
+fn range(required: u64, limit: u64) -> CapacityRange {
+    CapacityRange {
+        required_bytes: required as i64,
+        limit_bytes: limit as i64,
+    }
+}
+
+fn tags(required: u64) -> Vec<String> {
+    VolumeRecord {
+        name: "v".into(),
+        required_bytes: required,
+        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    }
+    .creation_tags()
+}
+
+fn argv(cmd: &csi_common::command::Cmd) -> Vec<String> {
+    std::iter::once(cmd.program().to_string())
+        .chain(cmd.arg_values().map(str::to_string))
+        .collect()
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../../tests/fixtures/controller/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn expect_extend(lab: &Lab, lv: &str, size: u64) {
+    let lv = LvName::parse(lv).unwrap();
+    lab.expect(
+        Expectation::new(argv(&data::lvextend(VG, &lv, size, T)))
+            .stdout(fixture("lvextend-thin.stdout")),
+    );
+}
+
+fn expect_retag(lab: &Lab, lv: &str, from: u64, to: u64) {
+    let lv = LvName::parse(lv).unwrap();
+    lab.expect(Expectation::new(argv(&data::lvchange_retag(
+        VG,
+        &lv,
+        &[required_tag(from)],
+        &[required_tag(to)],
+        T,
+    ))));
+}
+
+#[tokio::test]
+async fn grows_a_thin_volume_to_whole_extents_and_records_the_request() {
+    let lab = Lab::new();
+    let row = lv_row("csi-v-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs(&[pool_row(8 << 30), row]);
+    expect_extend(&lab, "csi-v-1", 132 * MIB);
+    expect_retag(&lab, "csi-v-1", 64 * MIB, 130 * MIB);
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let out = expand_volume(&lab.ctx, "csi-v-1", Some(&range(130 * MIB, 0)), Some(&cap))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Expanded {
+            capacity: 132 * MIB,
+            node_expansion_required: true
+        }
+    );
+    lab.finish();
+}
+
+#[tokio::test]
+async fn already_large_enough_answers_the_current_size_and_block_needs_the_node_too() {
+    let lab = Lab::new();
+    let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let block = csi_proto::v1::VolumeCapability {
+        access_type: Some(csi_proto::v1::volume_capability::AccessType::Block(
+            Default::default(),
+        )),
+        access_mode: Some(csi_proto::v1::volume_capability::AccessMode {
+            mode: Mode::SingleNodeWriter as i32,
+        }),
+    };
+    let out = expand_volume(
+        &lab.ctx,
+        "csi-v-1",
+        Some(&range(100 * MIB, 0)),
+        Some(&block),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.capacity, 132 * MIB);
+    assert!(
+        out.node_expansion_required,
+        "the node rescans block volumes too"
+    );
+    // An interrupted call (LV grown, tag not yet) is completed by the retry.
+    lab.expect_lvs_one("csi-v-1", &[row]);
+    expect_retag(&lab, "csi-v-1", 130 * MIB, 131 * MIB);
+    let out = expand_volume(&lab.ctx, "csi-v-1", Some(&range(131 * MIB, 0)), None)
+        .await
+        .unwrap();
+    assert_eq!(out.capacity, 132 * MIB);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn shrinking_limits_and_bad_requests() {
+    let lab = Lab::new();
+    let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
+    // Shrinking: the range wants less than the volume has.
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let err = expand_volume(&lab.ctx, "csi-v-1", Some(&range(64 * MIB, 64 * MIB)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::OutOfRange, "{err}");
+    // The rounded size would pass limit_bytes.
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    let err = expand_volume(
+        &lab.ctx,
+        "csi-v-1",
+        Some(&range(133 * MIB, 134 * MIB)),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::OutOfRange, "{err}");
+    // Requests refused before LVM.
+    for (id, r, kind) in [
+        ("", Some(range(MIB, 0)), Kind::InvalidArgument),
+        ("csi-v-1", None, Kind::InvalidArgument),
+        ("csi-v-1", Some(range(2 * MIB, MIB)), Kind::OutOfRange),
+        ("no-such", Some(range(MIB, 0)), Kind::NotFound),
+    ] {
+        let err = expand_volume(&lab.ctx, id, r.as_ref(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{id} {r:?}");
+    }
+    let negative = CapacityRange {
+        required_bytes: -1,
+        limit_bytes: 0,
+    };
+    let err = expand_volume(&lab.ctx, "csi-v-1", Some(&negative), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let err = expand_volume(
+        &lab.ctx,
+        "csi-v-1",
+        Some(&range(MIB, 0)),
+        Some(&mount("btrfs", Mode::SingleNodeWriter)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    // A volume that does not exist.
+    lab.expect_lvs_one("csi-gone-1", &[]);
+    let err = expand_volume(&lab.ctx, "csi-gone-1", Some(&range(MIB, 0)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::NotFound);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn no_room_is_resource_exhausted() {
+    let lab = Lab::new();
+    // Linear: the VG's free space.
+    let linear = lv_row("csi-v-1", 64 * MIB, None, &tags(64 * MIB));
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
+    lab.expect_vgs(32 * MIB, 4 * MIB);
+    let err = expand_volume(&lab.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    // Thin: the pool's remaining promise.
+    let thin = lv_row("csi-t-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
+    lab.expect_lvs_one("csi-t-1", std::slice::from_ref(&thin));
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs(&[pool_row(1 << 30), thin]);
+    let err = expand_volume(&lab.ctx, "csi-t-1", Some(&range(2 << 30, 0)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    // LVM's own refusal (captured) maps the same way.
+    lab.expect_lvs_one("csi-v-1", &[linear]);
+    lab.expect_vgs(10 << 30, 4 * MIB);
+    let lv = LvName::parse("csi-v-1").unwrap();
+    lab.expect(
+        Expectation::new(argv(&data::lvextend(VG, &lv, 128 * MIB, T)))
+            .fails(5, fixture("lvextend-nospace.stderr")),
+    );
+    let err = expand_volume(&lab.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    lab.finish();
+}
