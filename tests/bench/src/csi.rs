@@ -1,0 +1,225 @@
+//! The CO's side: Carve's RPCs as external-provisioner, external-attacher and kubelet call
+//! them (ABORTED retried), each returning what the next call needs.
+
+use anyhow::{Context, Result, anyhow};
+use carve_guest_tests::Driver;
+use carvectl::request::{block_capability, capacity_range, mount_capability};
+use csi_proto::v1::{
+    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
+    DeleteVolumeRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
+    NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
+    volume_capability::access_mode::Mode,
+};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+/// Every ABORTED answer retried so far.
+pub static ABORTED_RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Volume kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// ext4 filesystem.
+    Ext4,
+    /// Raw block device.
+    Block,
+}
+
+/// The capability of `kind`.
+pub fn capability(kind: Kind) -> VolumeCapability {
+    match kind {
+        Kind::Ext4 => mount_capability(Mode::SingleNodeWriter, "ext4", &[], ""),
+        Kind::Block => block_capability(Mode::SingleNodeWriter),
+    }
+}
+
+/// Retries `call` while it answers ABORTED (another call on the volume is in flight), as the
+/// sidecars do; returns the result and how many retries it took.
+pub async fn retry_aborted<T, F, Fut>(mut call: F) -> Result<(T, u32)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    let mut retries = 0;
+    loop {
+        match call().await {
+            Ok(v) => return Ok((v, retries)),
+            Err(s) if s.code() == tonic::Code::Aborted && retries < 600 => {
+                retries += 1;
+                ABORTED_RETRIES.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(s) => return Err(anyhow!("{:?}: {}", s.code(), s.message())),
+        }
+    }
+}
+
+/// A created volume.
+#[derive(Debug, Clone)]
+pub struct Vol {
+    /// Volume id.
+    pub id: String,
+    /// volume_context.
+    pub context: HashMap<String, String>,
+    /// publish_context, once published.
+    pub publish: HashMap<String, String>,
+    /// Its kind.
+    pub kind: Kind,
+}
+
+/// CreateVolume.
+pub async fn create(
+    driver: &Driver,
+    name: &str,
+    bytes: i64,
+    thin: bool,
+    kind: Kind,
+) -> Result<Vol> {
+    let req = CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: capacity_range(bytes, 0),
+        volume_capabilities: vec![capability(kind)],
+        parameters: HashMap::from([("thin".to_string(), thin.to_string())]),
+        ..Default::default()
+    };
+    let c = driver.controller.controller.clone();
+    let (resp, _) = retry_aborted(|| {
+        let mut c = c.clone();
+        let req = req.clone();
+        async move { c.create_volume(req).await }
+    })
+    .await
+    .with_context(|| format!("CreateVolume {name}"))?;
+    let v = resp.into_inner().volume.context("no volume")?;
+    Ok(Vol {
+        id: v.volume_id,
+        context: v.volume_context,
+        publish: HashMap::new(),
+        kind,
+    })
+}
+
+/// ControllerPublishVolume to the lab's node.
+pub async fn publish(driver: &Driver, vol: &mut Vol) -> Result<()> {
+    let req = ControllerPublishVolumeRequest {
+        volume_id: vol.id.clone(),
+        node_id: driver.lab.initiator.clone(),
+        volume_capability: Some(capability(vol.kind)),
+        volume_context: vol.context.clone(),
+        ..Default::default()
+    };
+    let c = driver.controller.controller.clone();
+    let (resp, _) = retry_aborted(|| {
+        let mut c = c.clone();
+        let req = req.clone();
+        async move { c.controller_publish_volume(req).await }
+    })
+    .await
+    .with_context(|| format!("ControllerPublish {}", vol.id))?;
+    vol.publish = resp.into_inner().publish_context;
+    Ok(())
+}
+
+/// ControllerUnpublishVolume from the lab's node.
+pub async fn unpublish(driver: &Driver, id: &str) -> Result<()> {
+    let req = ControllerUnpublishVolumeRequest {
+        volume_id: id.into(),
+        node_id: driver.lab.initiator.clone(),
+        ..Default::default()
+    };
+    let c = driver.controller.controller.clone();
+    retry_aborted(|| {
+        let mut c = c.clone();
+        let req = req.clone();
+        async move { c.controller_unpublish_volume(req).await }
+    })
+    .await
+    .with_context(|| format!("ControllerUnpublish {id}"))?;
+    Ok(())
+}
+
+/// DeleteVolume.
+pub async fn delete(driver: &Driver, id: &str) -> Result<()> {
+    let req = DeleteVolumeRequest {
+        volume_id: id.into(),
+        ..Default::default()
+    };
+    let c = driver.controller.controller.clone();
+    retry_aborted(|| {
+        let mut c = c.clone();
+        let req = req.clone();
+        async move { c.delete_volume(req).await }
+    })
+    .await
+    .with_context(|| format!("DeleteVolume {id}"))?;
+    Ok(())
+}
+
+/// NodeStageVolume.
+pub async fn stage(driver: &Driver, vol: &Vol) -> Result<()> {
+    let mut n = driver.node.node.clone();
+    n.node_stage_volume(NodeStageVolumeRequest {
+        volume_id: vol.id.clone(),
+        publish_context: vol.publish.clone(),
+        staging_target_path: driver.staging_path(&vol.id).display().to_string(),
+        volume_capability: Some(capability(vol.kind)),
+        volume_context: vol.context.clone(),
+        ..Default::default()
+    })
+    .await
+    .map_err(|s| anyhow!("NodeStage {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    Ok(())
+}
+
+/// NodePublishVolume; returns the target path.
+pub async fn node_publish(driver: &Driver, vol: &Vol) -> Result<String> {
+    let target = driver.target_path(&vol.id).display().to_string();
+    let mut n = driver.node.node.clone();
+    n.node_publish_volume(NodePublishVolumeRequest {
+        volume_id: vol.id.clone(),
+        publish_context: vol.publish.clone(),
+        staging_target_path: driver.staging_path(&vol.id).display().to_string(),
+        target_path: target.clone(),
+        volume_capability: Some(capability(vol.kind)),
+        volume_context: vol.context.clone(),
+        ..Default::default()
+    })
+    .await
+    .map_err(|s| anyhow!("NodePublish {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    Ok(target)
+}
+
+/// NodeUnpublishVolume.
+pub async fn node_unpublish(driver: &Driver, vol: &Vol) -> Result<()> {
+    let mut n = driver.node.node.clone();
+    n.node_unpublish_volume(NodeUnpublishVolumeRequest {
+        volume_id: vol.id.clone(),
+        target_path: driver.target_path(&vol.id).display().to_string(),
+    })
+    .await
+    .map_err(|s| anyhow!("NodeUnpublish {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    Ok(())
+}
+
+/// NodeUnstageVolume.
+pub async fn unstage(driver: &Driver, vol: &Vol) -> Result<()> {
+    let mut n = driver.node.node.clone();
+    n.node_unstage_volume(NodeUnstageVolumeRequest {
+        volume_id: vol.id.clone(),
+        staging_target_path: driver.staging_path(&vol.id).display().to_string(),
+    })
+    .await
+    .map_err(|s| anyhow!("NodeUnstage {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    Ok(())
+}
+
+/// Times an async step.
+pub async fn time<T>(f: impl Future<Output = Result<T>>) -> Result<(T, Duration)> {
+    let t = std::time::Instant::now();
+    let v = f.await?;
+    Ok((v, t.elapsed()))
+}

@@ -1,0 +1,225 @@
+//! Section 4: the data path. fio on a raw-block volume staged by Carve, on the same LV exported
+//! by hand (LIO defaults, and hand-tuned session parameters: the floor is the better of the
+//! two per workload), and on the LV used locally (reported only).
+
+use crate::{
+    csi::{self, Kind},
+    raw::{CFG, RawExport, Tuning, remove_target},
+    report::Table,
+    sys::{dir_names, sh},
+};
+use anyhow::{Context, Result};
+use carve_guest_tests::Driver;
+use std::path::Path;
+
+const BYTES: i64 = 256 << 20;
+
+/// (label, fio rw, block size, queue depth)
+const WORKLOADS: &[(&str, &str, &str, u32)] = &[
+    ("4k randread QD16", "randread", "4k", 16),
+    ("4k randwrite QD16", "randwrite", "4k", 16),
+    ("1M seq read QD8", "read", "1M", 8),
+    ("1M seq write QD8", "write", "1M", 8),
+];
+
+/// Runs one fio job; returns IOPS (4k) or MiB/s (1M).
+fn fio(dev: &str, rw: &str, bs: &str, qd: u32, seconds: u64) -> Result<f64> {
+    let out = sh(
+        "fio",
+        &[
+            "--name=bench",
+            &format!("--filename={dev}"),
+            "--ioengine=libaio",
+            "--direct=1",
+            &format!("--rw={rw}"),
+            &format!("--bs={bs}"),
+            &format!("--iodepth={qd}"),
+            &format!("--runtime={seconds}"),
+            "--time_based",
+            "--ramp_time=1",
+            "--randrepeat=0",
+            "--output-format=json",
+        ],
+    )?;
+    let json: serde_json::Value = serde_json::from_str(&out).context("fio JSON")?;
+    let job = &json["jobs"][0];
+    let side = if rw.contains("read") {
+        &job["read"]
+    } else {
+        &job["write"]
+    };
+    Ok(if bs == "4k" {
+        side["iops"].as_f64().unwrap_or(0.0)
+    } else {
+        side["bw"].as_f64().unwrap_or(0.0) / 1024.0
+    })
+}
+
+fn all(dev: &str, seconds: u64) -> Result<Vec<f64>> {
+    WORKLOADS
+        .iter()
+        .map(|(_, rw, bs, qd)| fio(dev, rw, bs, *qd, seconds))
+        .collect()
+}
+
+/// Removes the storage object whose device is `device` (Carve's, so the LV can be re-exported).
+fn remove_backstore_of(device: &Path) -> Result<()> {
+    let want = std::fs::canonicalize(device)?;
+    let core = Path::new(CFG).join("core");
+    for hba in dir_names(&core)
+        .into_iter()
+        .filter(|h| h.starts_with("iblock_"))
+    {
+        for obj in dir_names(&core.join(&hba)) {
+            let udev = std::fs::read_to_string(core.join(&hba).join(&obj).join("udev_path"))
+                .unwrap_or_default();
+            if !udev.trim().is_empty()
+                && std::fs::canonicalize(udev.trim()).ok().as_deref() == Some(&want)
+            {
+                std::fs::remove_dir(core.join(&hba).join(&obj))?;
+                let _ = std::fs::remove_dir(core.join(&hba));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn floor(driver: &Driver, device: &str, tuning: Tuning, seconds: u64) -> Result<Vec<f64>> {
+    let lab = &driver.lab;
+    let mut x = RawExport::new(
+        device,
+        "bfio",
+        &lab.portal,
+        "f10f10f1-0000-4000-8000-000000000001",
+        false,
+    );
+    x.tuning = tuning;
+    x.export()?;
+    x.add_acl(&lab.initiator)?;
+    x.node_record()?;
+    x.login()?;
+    let result = x
+        .wait_disk()
+        .and_then(|()| all(&x.by_path().display().to_string(), seconds));
+    x.logout()?;
+    x.unexport()?;
+    result
+}
+
+/// Runs every workload `rounds` times on each path; returns the table.
+pub async fn run(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> {
+    let mut vol = csi::create(driver, "bench-fio", BYTES, false, Kind::Block).await?;
+    csi::publish(driver, &mut vol).await?;
+    csi::stage(driver, &vol).await?;
+    let target = csi::node_publish(driver, &vol).await?;
+    // Written once end to end, so every path reads allocated blocks.
+    sh(
+        "fio",
+        &[
+            "--name=fill",
+            &format!("--filename={target}"),
+            "--rw=write",
+            "--bs=1M",
+            "--ioengine=libaio",
+            "--direct=1",
+            "--iodepth=8",
+            "--output=/dev/null",
+        ],
+    )?;
+    let device = format!("/dev/{}/{}", driver.lab.vg, vol.id);
+    let iqn = vol
+        .publish
+        .get("targetIqn")
+        .or(vol.context.get("targetIqn"))
+        .cloned();
+    let mut carve = vec![Vec::new(); WORKLOADS.len()];
+    let (mut plain, mut tuned, mut local) = (carve.clone(), carve.clone(), carve.clone());
+    let push = |acc: &mut Vec<Vec<f64>>, v: Vec<f64>| {
+        for (a, x) in acc.iter_mut().zip(v) {
+            a.push(x);
+        }
+    };
+    push(&mut carve, all(&target, seconds)?);
+    csi::node_unpublish(driver, &vol).await?;
+    csi::unstage(driver, &vol).await?;
+    csi::unpublish(driver, &vol.id).await?;
+    // Take the LV out of Carve's export so the same LV can be exported by hand.
+    if let Some(iqn) = &iqn {
+        remove_target(iqn)?;
+    }
+    remove_backstore_of(Path::new(&device))?;
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            push(
+                &mut plain,
+                floor(driver, &device, Tuning::Default, seconds)?,
+            );
+            push(&mut tuned, floor(driver, &device, Tuning::Tuned, seconds)?);
+        } else {
+            push(&mut tuned, floor(driver, &device, Tuning::Tuned, seconds)?);
+            push(
+                &mut plain,
+                floor(driver, &device, Tuning::Default, seconds)?,
+            );
+        }
+        push(&mut local, all(&device, seconds)?);
+    }
+    // Carve again for the later rounds, re-exported by its own reconciliation on publish.
+    if rounds > 1 {
+        csi::create(driver, "bench-fio", BYTES, false, Kind::Block).await?;
+        for _ in 1..rounds {
+            csi::publish(driver, &mut vol).await?;
+            csi::stage(driver, &vol).await?;
+            let target = csi::node_publish(driver, &vol).await?;
+            push(&mut carve, all(&target, seconds)?);
+            csi::node_unpublish(driver, &vol).await?;
+            csi::unstage(driver, &vol).await?;
+            csi::unpublish(driver, &vol.id).await?;
+        }
+    }
+    csi::delete(driver, &vol.id).await?;
+    let best = |v: &Vec<f64>| v.iter().cloned().fold(0.0, f64::max);
+    let mut t = Table::new(
+        format!(
+            "4. Data path: fio libaio direct, {seconds} s each, 256 MiB linear LV, best of {rounds}"
+        ),
+        &[
+            "workload",
+            "unit",
+            "local LV",
+            "LIO defaults (by hand)",
+            "hand-tuned",
+            "Carve",
+            "Carve / floor",
+            "target ≥0.95",
+            "Carve / local",
+        ],
+    );
+    t.note("Floor = the better of the two hand-made exports. Local LV = the same LV without iSCSI (reported only: under TCG the loopback iSCSI path is CPU-bound).");
+    for (i, (label, _, bs, _)) in WORKLOADS.iter().enumerate() {
+        let (c, p, tu, l) = (
+            best(&carve[i]),
+            best(&plain[i]),
+            best(&tuned[i]),
+            best(&local[i]),
+        );
+        let fl = p.max(tu);
+        let r = c / fl.max(1e-9);
+        t.row(vec![
+            label.to_string(),
+            if *bs == "4k" { "IOPS" } else { "MiB/s" }.into(),
+            format!("{l:.0}"),
+            format!("{p:.0}"),
+            format!("{tu:.0}"),
+            format!("{c:.0}"),
+            format!("{r:.2}"),
+            if r >= 0.95 {
+                "yes".into()
+            } else {
+                format!("NO (−{:.0}%)", (0.95 - r) / 0.95 * 100.0)
+            },
+            format!("{:.2}", c / l.max(1e-9)),
+        ]);
+    }
+    Ok(t)
+}

@@ -1,0 +1,183 @@
+//! Section 1: each Carve RPC against the raw commands doing the same work (the floor), one
+//! thin 64 MiB ext4 volume at a time, floor and Carve alternating so drift hits both alike.
+
+use crate::{
+    csi::{self, Kind},
+    raw::RawExport,
+    report::{Table, median, ms, ratio},
+    sys::{sh, timed},
+};
+use anyhow::Result;
+use carve_guest_tests::Driver;
+use std::{collections::BTreeMap, time::Duration};
+
+/// Per-step samples, by step name.
+type Samples = BTreeMap<&'static str, Vec<Duration>>;
+
+const SIZE: &str = "64M";
+const BYTES: i64 = 64 << 20;
+
+fn floor_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
+    let lab = &driver.lab;
+    let lv = format!("bfloor{i}");
+    let device = format!("/dev/{}/{lv}", lab.vg);
+    let serial = format!("b0000000-0000-4000-8000-{i:012}");
+    let x = RawExport::new(&device, &lv, &lab.portal, &serial, true);
+    let staging = driver.staging_path(&lv);
+    let target = driver.target_path(&lv);
+    std::fs::create_dir_all(&target)?;
+    let pool = format!("{}/{}", lab.vg, lab.pool);
+    let mut step = |name: &'static str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        let ((), d) = timed(f)?;
+        s.entry(name).or_default().push(d);
+        Ok(())
+    };
+    step("lvcreate", &mut || {
+        sh(
+            "lvcreate",
+            &["-y", "-q", "-V", SIZE, "-T", &pool, "-n", &lv],
+        )
+        .map(drop)
+    })?;
+    step("configfs export", &mut || x.export())?;
+    step("configfs ACL", &mut || x.add_acl(&lab.initiator))?;
+    step("iscsiadm node record", &mut || x.node_record())?;
+    step("iscsiadm login", &mut || x.login())?;
+    step("udev wait (by-path link)", &mut || x.wait_disk())?;
+    let dev = x.by_path().display().to_string();
+    step("mkfs.ext4", &mut || {
+        sh("mkfs.ext4", &["-q", "-E", "nodiscard", "-m", "0", &dev]).map(drop)
+    })?;
+    let st = staging.display().to_string();
+    let tg = target.display().to_string();
+    step("mount", &mut || sh("mount", &[&dev, &st]).map(drop))?;
+    step("bind mount", &mut || {
+        sh("mount", &["--bind", &st, &tg]).map(drop)
+    })?;
+    step("umount bind", &mut || sh("umount", &[&tg]).map(drop))?;
+    step("umount", &mut || sh("umount", &[&st]).map(drop))?;
+    step("iscsiadm logout + delete record", &mut || x.logout())?;
+    step("configfs remove ACL", &mut || x.remove_acl(&lab.initiator))?;
+    step("configfs unexport", &mut || x.unexport())?;
+    step("lvremove", &mut || {
+        sh("lvremove", &["-y", "-q", &format!("{}/{lv}", lab.vg)]).map(drop)
+    })?;
+    let _ = std::fs::remove_dir(&target);
+    Ok(())
+}
+
+async fn carve_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
+    let name = format!("bench-floor-{i}");
+    let (mut vol, d) = csi::time(csi::create(driver, &name, BYTES, true, Kind::Ext4)).await?;
+    s.entry("CreateVolume").or_default().push(d);
+    let ((), d) = csi::time(csi::publish(driver, &mut vol)).await?;
+    s.entry("ControllerPublish").or_default().push(d);
+    let ((), d) = csi::time(csi::stage(driver, &vol)).await?;
+    s.entry("NodeStage").or_default().push(d);
+    let (_, d) = csi::time(csi::node_publish(driver, &vol)).await?;
+    s.entry("NodePublish").or_default().push(d);
+    let ((), d) = csi::time(csi::node_unpublish(driver, &vol)).await?;
+    s.entry("NodeUnpublish").or_default().push(d);
+    let ((), d) = csi::time(csi::unstage(driver, &vol)).await?;
+    s.entry("NodeUnstage").or_default().push(d);
+    let ((), d) = csi::time(csi::unpublish(driver, &vol.id)).await?;
+    s.entry("ControllerUnpublish").or_default().push(d);
+    let ((), d) = csi::time(csi::delete(driver, &vol.id)).await?;
+    s.entry("DeleteVolume").or_default().push(d);
+    Ok(())
+}
+
+/// (Carve RPC, the floor steps that do its work, target ratio)
+const PAIRS: &[(&str, &[&str], Option<f64>)] = &[
+    ("CreateVolume", &["lvcreate", "configfs export"], Some(1.5)),
+    ("ControllerPublish", &["configfs ACL"], Some(1.5)),
+    (
+        "NodeStage",
+        &[
+            "iscsiadm node record",
+            "iscsiadm login",
+            "udev wait (by-path link)",
+            "mkfs.ext4",
+            "mount",
+        ],
+        Some(1.2),
+    ),
+    ("NodePublish", &["bind mount"], Some(1.5)),
+    ("NodeUnpublish", &["umount bind"], None),
+    (
+        "NodeUnstage",
+        &["umount", "iscsiadm logout + delete record"],
+        None,
+    ),
+    ("ControllerUnpublish", &["configfs remove ACL"], None),
+    ("DeleteVolume", &["configfs unexport", "lvremove"], None),
+];
+
+/// Runs `reps` alternating floor/Carve lifecycles and returns the tables.
+pub async fn run(driver: &Driver, reps: usize) -> Result<Vec<Table>> {
+    let mut s = Samples::new();
+    for i in 0..reps {
+        if i % 2 == 0 {
+            floor_once(driver, i, &mut s)?;
+            carve_once(driver, i, &mut s).await?;
+        } else {
+            carve_once(driver, i, &mut s).await?;
+            floor_once(driver, i, &mut s)?;
+        }
+    }
+    let mut t = Table::new(
+        format!("1. Floor vs Carve per RPC (thin 64 MiB ext4, median of {reps})"),
+        &[
+            "Carve RPC",
+            "floor ms",
+            "Carve ms",
+            "ratio",
+            "target",
+            "met",
+        ],
+    );
+    let (mut floor_total, mut carve_total) = (Duration::ZERO, Duration::ZERO);
+    for (rpc, steps, target) in PAIRS {
+        // Median of the per-repetition sums, so the composite floor is one real sequence.
+        let sums: Vec<Duration> = (0..reps)
+            .map(|r| steps.iter().map(|st| s[st][r]).sum())
+            .collect();
+        let floor = median(&sums);
+        let carve = median(&s[rpc]);
+        floor_total += floor;
+        carve_total += carve;
+        let r = carve.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+        t.row(vec![
+            rpc.to_string(),
+            ms(floor),
+            ms(carve),
+            ratio(carve, floor),
+            target.map_or("–".into(), |x| format!("≤{x}×")),
+            target.map_or("(reported)".into(), |x| {
+                if r <= x {
+                    "yes".into()
+                } else {
+                    format!("NO (+{:.0}%)", (r / x - 1.0) * 100.0)
+                }
+            }),
+        ]);
+    }
+    t.row(vec![
+        "whole lifecycle".into(),
+        ms(floor_total),
+        ms(carve_total),
+        ratio(carve_total, floor_total),
+        "–".into(),
+        "(reported)".into(),
+    ]);
+    let mut steps = Table::new(
+        format!("1b. Floor steps (median of {reps})"),
+        &["raw step", "ms"],
+    );
+    for (_, list, _) in PAIRS {
+        for st in *list {
+            steps.row(vec![st.to_string(), ms(median(&s[st]))]);
+        }
+    }
+    Ok(vec![t, steps])
+}

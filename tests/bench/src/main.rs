@@ -1,0 +1,185 @@
+//! `carve-bench`: Carve's benchmark, run INSIDE the lab guest (`hack/bench`, or
+//! `hack/vm/run --release -- carve-bench ARGS`). It drives the real `csi-controller` and
+//! `csi-node` over their unix sockets, does the same work with the raw tools (the floor) and
+//! prints markdown tables as each section finishes (also to `out/bench.md` of the run and, with
+//! `--share`, `/mnt/share/bench.md`). Times under TCG emulation mean little: read the ratios.
+//! Everything it creates is deleted; it ends with the guest harness's leak check.
+
+mod concurrency;
+mod csi;
+mod fio;
+mod floor;
+mod footprint;
+mod raw;
+mod report;
+mod scale;
+mod sys;
+
+use anyhow::Result;
+use carve_guest_tests::{Driver, DriverOptions, Lab};
+use clap::Parser;
+use report::Sink;
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+/// Carve's in-guest benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "carve-bench")]
+struct Args {
+    /// Sections to run, in this order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "footprint,floor,fio,concurrency,scale"
+    )]
+    sections: Vec<String>,
+    /// Repetitions of each floor/Carve lifecycle and of each scale probe (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Volume counts for the scale section.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,500")]
+    scale: Vec<usize>,
+    /// Volume counts at which the targetcli backend is measured too (a subset of --scale).
+    #[arg(long, value_delimiter = ',', default_value = "10,100")]
+    targetcli_scale: Vec<usize>,
+    /// Repetitions of each targetcli probe.
+    #[arg(long, default_value_t = 1)]
+    targetcli_reps: usize,
+    /// Skip `targetcli saveconfig` at the largest scale point (about 100 s at 500 under TCG).
+    #[arg(long)]
+    no_targetcli_save: bool,
+    /// Parallel calls while populating the scale section.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// Burst sizes of the concurrency section.
+    #[arg(long, value_delimiter = ',', default_value = "50,100")]
+    concurrency: Vec<usize>,
+    /// Seconds per fio job.
+    #[arg(long, default_value_t = 10)]
+    fio_seconds: u64,
+    /// fio rounds (best of).
+    #[arg(long, default_value_t = 1)]
+    fio_rounds: usize,
+    /// Idle window of the footprint section, in seconds.
+    #[arg(long, default_value_t = 10)]
+    idle_seconds: u64,
+    /// Also write the report to /mnt/share/bench.md (hack/vm/run --share DIR).
+    #[arg(long)]
+    share: bool,
+}
+
+fn machine() -> String {
+    let first = |p: &str, a: &[&str]| {
+        sys::sh(p, a)
+            .map(|s| s.lines().next().unwrap_or("").trim().to_string())
+            .unwrap_or_else(|e| format!("? ({e})"))
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name\t: ").map(str::to_string))
+        .unwrap_or_default();
+    format!(
+        "kernel {}, {} vCPU ({cpu}), {}; {}; {}; {}; carve-bench {} build",
+        first("uname", &["-r"]),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        first("sh", &["-c", "grep MemTotal /proc/meminfo"]),
+        first("lvm", &["version"]),
+        first("fio", &["--version"]),
+        first("iscsiadm", &["--version"]),
+        if cfg!(debug_assertions) {
+            "DEBUG"
+        } else {
+            "release"
+        },
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let lab = Lab::from_env();
+    let mut files = Vec::new();
+    if std::path::Path::new("/mnt/carve/run/out").is_dir() {
+        files.push(PathBuf::from("/mnt/carve/run/out/bench.md"));
+    }
+    if args.share {
+        files.push(PathBuf::from("/mnt/share/bench.md"));
+    }
+    let sink = Sink::new(files);
+    sink.text(&format!(
+        "## carve-bench\n\n{}\n\nargs: {args:?}",
+        machine()
+    ));
+    if std::env::var("CARVE_TEST_LOG").is_err() {
+        sink.text(
+            "note: CARVE_TEST_LOG unset, so the driver logs at debug level (hack/bench sets info)",
+        );
+    }
+    let mut failed = Vec::new();
+    let want = |s: &str| args.sections.iter().any(|x| x == s);
+    let needs_driver = ["footprint", "floor", "fio", "concurrency"]
+        .iter()
+        .any(|s| want(s));
+    if needs_driver {
+        let driver = Arc::new(Driver::start(&lab, DriverOptions::default()).await);
+        if want("footprint") {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            sink.table(&footprint::idle(Duration::from_secs(args.idle_seconds)).await);
+        }
+        if want("floor") {
+            match floor::run(&driver, args.reps).await {
+                Ok(tables) => tables.iter().for_each(|t| sink.table(t)),
+                Err(e) => failed.push(format!("floor: {e:#}")),
+            }
+        }
+        if want("fio") {
+            match fio::run(&driver, args.fio_seconds, args.fio_rounds.max(1)).await {
+                Ok(t) => sink.table(&t),
+                Err(e) => failed.push(format!("fio: {e:#}")),
+            }
+        }
+        if want("concurrency") {
+            match concurrency::run(Arc::clone(&driver), &args.concurrency, args.reps).await {
+                Ok(t) => sink.table(&t),
+                Err(e) => failed.push(format!("concurrency: {e:#}")),
+            }
+            if want("footprint") {
+                sink.table(&footprint::idle(Duration::from_secs(args.idle_seconds)).await);
+            }
+        }
+        if !failed.is_empty() {
+            sink.text(
+                &Arc::try_unwrap(driver)
+                    .map(|d| d.logs())
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    if want("scale") {
+        let plan = scale::Plan {
+            points: args.scale.clone(),
+            targetcli_points: args.targetcli_scale.clone(),
+            reps: args.reps,
+            targetcli_reps: args.targetcli_reps.max(1),
+            parallel: args.parallel,
+            targetcli_save: !args.no_targetcli_save,
+        };
+        match scale::run(&lab, &plan, &sink).await {
+            Ok(tables) => tables.iter().for_each(|t| sink.table(t)),
+            Err(e) => failed.push(format!("scale: {e:#}")),
+        }
+    }
+    let leaks = carve_guest_tests::leaks::leaks(&lab, None);
+    if leaks.is_empty() {
+        sink.text("\nleak check: nothing left (LVs, targets, backstores, sessions, node records)");
+    } else {
+        failed.push(format!("leaks:\n  {}", leaks.join("\n  ")));
+    }
+    if failed.is_empty() {
+        sink.text("carve-bench: done");
+        Ok(())
+    } else {
+        sink.text(&format!("carve-bench: FAILED\n{}", failed.join("\n")));
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,109 @@
+//! Result tables: printed to stdout as soon as each is complete, and appended to the report
+//! files (the run's `out/` dir and, with `--share`, `/mnt/share`), so a timeout still leaves
+//! every finished table behind.
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+/// One markdown table.
+#[derive(Debug)]
+pub struct Table {
+    title: String,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    notes: Vec<String>,
+}
+
+impl Table {
+    /// A table titled `title` with these columns.
+    pub fn new(title: impl Into<String>, header: &[&str]) -> Self {
+        Self {
+            title: title.into(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Adds a row (cells beyond the header are kept; missing ones are blank).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Adds a line printed under the table.
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    /// The markdown text.
+    pub fn render(&self) -> String {
+        let mut s = format!("\n### {}\n\n| {} |\n|", self.title, self.header.join(" | "));
+        for (i, _) in self.header.iter().enumerate() {
+            s.push_str(if i == 0 { "---|" } else { "---:|" });
+        }
+        s.push('\n');
+        for row in &self.rows {
+            let mut cells = row.clone();
+            cells.resize(self.header.len().max(cells.len()), String::new());
+            s.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        for note in &self.notes {
+            s.push_str(&format!("\n{note}\n"));
+        }
+        s
+    }
+}
+
+/// Where tables go.
+#[derive(Debug, Default)]
+pub struct Sink {
+    files: Vec<PathBuf>,
+}
+
+impl Sink {
+    /// Writes to `files` (each created or truncated now) besides stdout.
+    pub fn new(files: Vec<PathBuf>) -> Self {
+        for f in &files {
+            let _ = std::fs::write(f, "");
+        }
+        Self { files }
+    }
+
+    /// Prints and appends free text.
+    pub fn text(&self, text: &str) {
+        println!("{text}");
+        for f in &self.files {
+            if let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(f) {
+                let _ = writeln!(file, "{text}");
+            }
+        }
+    }
+
+    /// Prints and appends a table.
+    pub fn table(&self, table: &Table) {
+        self.text(&table.render());
+    }
+}
+
+/// Milliseconds with one decimal.
+pub fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1000.0)
+}
+
+/// A ratio `a / b` as `1.23×`, or `–` when `b` is zero.
+pub fn ratio(a: Duration, b: Duration) -> String {
+    if b.is_zero() {
+        return "–".into();
+    }
+    format!("{:.2}×", a.as_secs_f64() / b.as_secs_f64())
+}
+
+/// The median of some durations (zero when empty).
+pub fn median(samples: &[Duration]) -> Duration {
+    let mut v = samples.to_vec();
+    v.sort();
+    match v.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2,
+    }
+}
