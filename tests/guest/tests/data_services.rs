@@ -576,17 +576,19 @@ mod data_services {
             later,
             "the source kept its own data"
         );
-        // The disk has the requested size; the filesystem reaches it through NodeExpandVolume.
-        let before = fs_total(&driver, &restored).await;
+        // The disk has the requested size and NodeStage alone grew the filesystem to fill it
+        // (no CO calls NodeExpandVolume for a larger restore); NodeExpandVolume is then a no-op.
+        let source_fs = fs_total(&driver, &source).await;
+        let restored_fs = fs_total(&driver, &restored).await;
+        assert!(
+            restored_fs >= source_fs + 28 * MIB,
+            "the restored fs fills its larger disk: source {source_fs}, restore {restored_fs}"
+        );
         assert_eq!(
             node_expand(&driver, &restored, restored.capacity).await,
             restored.capacity
         );
-        let after = fs_total(&driver, &restored).await;
-        assert!(
-            after >= before + 28 * MIB,
-            "restored fs grew: {before} -> {after}"
-        );
+        assert_eq!(fs_total(&driver, &restored).await, restored_fs);
 
         // A smaller restore than the snapshot is OUT_OF_RANGE; an unknown snapshot NOT_FOUND.
         let mut small = CreateVolumeRequest {

@@ -21,6 +21,7 @@ use csi_common::{
     ids::VolumeId,
 };
 use csi_proto::v1::NodeStageVolumeRequest;
+use std::path::Path;
 
 /// Runs NodeStageVolume.
 pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
@@ -153,6 +154,7 @@ async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str)
         fs_type,
     });
     tracing::info!(volume = %record.volume_id, device = %device.path.display(), decision = ?decision, "format decision");
+    let existing = matches!(decision, Decision::Mount(_));
     match decision {
         Decision::Format => {
             let _permit = core
@@ -166,7 +168,28 @@ async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str)
         Decision::Refuse(why) => return Err(Error::failed_precondition(why)),
     }
     core.mounter
-        .mount_fs(&device.path, &record.staging_path, fs_type, &options)
+        .mount_fs(&device.path, &record.staging_path, fs_type, &options)?;
+    if existing {
+        grow_to_disk(core, fs_type, &device.path, &record.staging_path).await?;
+    }
+    Ok(())
+}
+
+/// Grows an existing filesystem to fill its disk right after mounting it.
+///
+/// A restore or a clone larger than its source, or a volume expanded while it was not staged,
+/// carries a filesystem smaller than its disk, and no CO calls NodeExpandVolume for those: the
+/// spec leaves it to the plugin. The tools take no size, so they never shrink, and answer 0
+/// when there is nothing to grow. On failure the staging mount is undone, so that the CO's
+/// retry mounts and grows again instead of finding the volume "already staged".
+async fn grow_to_disk(core: &NodeCore, fs_type: &str, device: &Path, staging: &Path) -> Result<()> {
+    let Err(error) = core.formatter.grow(fs_type, device, staging).await else {
+        return Ok(());
+    };
+    if let Err(unmount) = core.mounter.unmount(staging) {
+        tracing::warn!(staging = %staging.display(), error = %unmount, "cannot undo the staging mount after a failed grow");
+    }
+    Err(error)
 }
 
 /// The options a staging mount of `fs_type` gets: the capability's flags, plus `nouuid` for XFS.

@@ -231,6 +231,7 @@ async fn restage_elsewhere_or_incompatibly_is_already_exists() {
     let h = harness(Ok(Probe::Filesystem("ext4".into())));
     h.runner
         .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]));
+    h.runner.expect(Expectation::new(["resize2fs", "/dev/sdb"])); // an existing fs fills its disk
     super::stage::stage(&h.core, h.stage_req(ext4()))
         .await
         .unwrap();
@@ -457,4 +458,32 @@ async fn argument_errors() {
     assert_eq!(info.max_volumes_per_node, 10);
     assert!(info.accessible_topology.is_none());
     assert_eq!(super::info::capabilities().capabilities.len(), 5);
+}
+
+#[tokio::test]
+async fn an_existing_filesystem_is_grown_and_a_failed_grow_leaves_no_mount() {
+    let h = harness(Ok(Probe::Filesystem("ext4".into())));
+    h.runner
+        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]));
+    h.runner.expect(
+        Expectation::new(["resize2fs", "/dev/sdb"])
+            .fails(1, "resize2fs: Permission denied to resize filesystem"),
+    );
+    let err = super::stage::stage(&h.core, h.stage_req(ext4()))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("resize2fs"), "{err}");
+    assert!(
+        h.mounts.table.lock().unwrap().is_empty(),
+        "the staging mount is undone so that the retry grows again"
+    );
+    // The retry mounts and grows.
+    h.runner
+        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]));
+    h.runner.expect(Expectation::new(["resize2fs", "/dev/sdb"]));
+    super::stage::stage(&h.core, h.stage_req(ext4()))
+        .await
+        .unwrap();
+    assert_eq!(h.mounts.table.lock().unwrap().len(), 1);
+    h.runner.finish();
 }

@@ -77,6 +77,8 @@ async fn ext4_is_rescanned_then_grown_online_through_the_device_and_idempotent()
 async fn xfs_is_grown_on_the_staging_mount_which_is_nouuid() {
     let h = harness(Ok(Probe::Filesystem("xfs".into())));
     let xfs = mount_cap("xfs", Mode::SingleNodeWriter);
+    h.runner
+        .expect(Expectation::new(["xfs_growfs", "-d", &h.p("stage")]));
     crate::ops::stage::stage(&h.core, h.stage_req(xfs.clone()))
         .await
         .unwrap();
@@ -132,6 +134,7 @@ async fn expand_errors() {
     );
     h.runner
         .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]));
+    h.runner.expect(Expectation::new(["resize2fs", "/dev/sdb"])); // an existing fs fills its disk
     crate::ops::stage::stage(&h.core, h.stage_req(ext4()))
         .await
         .unwrap();
