@@ -94,20 +94,40 @@ fn floor(driver: &Driver, device: &str, tuning: Tuning, seconds: u64) -> Result<
         false,
     );
     x.tuning = tuning;
-    x.export()?;
-    x.add_acl(&lab.initiator)?;
-    x.node_record()?;
-    x.login()?;
-    let result = x
-        .wait_disk()
-        .and_then(|()| all(&x.by_path().display().to_string(), seconds));
-    x.logout()?;
-    x.unexport()?;
-    result
+    let result = (|| {
+        x.export().context("hand export")?;
+        x.add_acl(&lab.initiator).context("hand ACL")?;
+        x.node_record().context("node record")?;
+        x.login().context("login")?;
+        x.wait_disk()?;
+        // fio splits --filename at ':' (by-path names have colons): use the disk itself.
+        let disk = std::fs::canonicalize(x.by_path())?;
+        all(&disk.display().to_string(), seconds)
+    })();
+    // Torn down whatever happened, so a failure leaves nothing behind.
+    let logout = x.logout();
+    let unexport = x.unexport();
+    let values = result?;
+    logout.context("logout")?;
+    unexport.context("hand unexport")?;
+    Ok(values)
 }
 
 /// Runs every workload `rounds` times on each path; returns the table.
 pub async fn run(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> {
+    let result = measure(driver, seconds, rounds).await;
+    if result.is_err() {
+        // Best effort, so a failure leaves nothing behind for the next section.
+        let vol = csi::create(driver, "bench-fio", BYTES, false, Kind::Block).await?;
+        let _ = csi::node_unpublish(driver, &vol).await;
+        let _ = csi::unstage(driver, &vol).await;
+        let _ = csi::unpublish(driver, &vol.id).await;
+        let _ = csi::delete(driver, &vol.id).await;
+    }
+    result
+}
+
+async fn measure(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> {
     let mut vol = csi::create(driver, "bench-fio", BYTES, false, Kind::Block).await?;
     csi::publish(driver, &mut vol).await?;
     csi::stage(driver, &vol).await?;
@@ -145,9 +165,9 @@ pub async fn run(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> 
     csi::unpublish(driver, &vol.id).await?;
     // Take the LV out of Carve's export so the same LV can be exported by hand.
     if let Some(iqn) = &iqn {
-        remove_target(iqn)?;
+        remove_target(iqn).with_context(|| format!("remove Carve's target {iqn}"))?;
     }
-    remove_backstore_of(Path::new(&device))?;
+    remove_backstore_of(Path::new(&device)).context("remove Carve's backstore")?;
     for round in 0..rounds {
         if round % 2 == 0 {
             push(

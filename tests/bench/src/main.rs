@@ -67,6 +67,12 @@ struct Args {
     share: bool,
 }
 
+/// Records a failed section and prints it at once (a later timeout must not hide it).
+fn fail(sink: &Sink, failed: &mut Vec<String>, message: String) {
+    sink.text(&format!("\nSECTION FAILED: {message}"));
+    failed.push(message);
+}
+
 fn machine() -> String {
     let first = |p: &str, a: &[&str]| {
         sys::sh(p, a)
@@ -129,19 +135,19 @@ async fn main() -> Result<()> {
         if want("floor") {
             match floor::run(&driver, args.reps).await {
                 Ok(tables) => tables.iter().for_each(|t| sink.table(t)),
-                Err(e) => failed.push(format!("floor: {e:#}")),
+                Err(e) => fail(&sink, &mut failed, format!("floor: {e:#}")),
             }
         }
         if want("fio") {
             match fio::run(&driver, args.fio_seconds, args.fio_rounds.max(1)).await {
                 Ok(t) => sink.table(&t),
-                Err(e) => failed.push(format!("fio: {e:#}")),
+                Err(e) => fail(&sink, &mut failed, format!("fio: {e:#}")),
             }
         }
         if want("concurrency") {
             match concurrency::run(Arc::clone(&driver), &args.concurrency, args.reps).await {
                 Ok(t) => sink.table(&t),
-                Err(e) => failed.push(format!("concurrency: {e:#}")),
+                Err(e) => fail(&sink, &mut failed, format!("concurrency: {e:#}")),
             }
             if want("footprint") {
                 sink.table(&footprint::idle(Duration::from_secs(args.idle_seconds)).await);
@@ -166,7 +172,7 @@ async fn main() -> Result<()> {
         };
         match scale::run(&lab, &plan, &sink).await {
             Ok(tables) => tables.iter().for_each(|t| sink.table(t)),
-            Err(e) => failed.push(format!("scale: {e:#}")),
+            Err(e) => fail(&sink, &mut failed, format!("scale: {e:#}")),
         }
     }
     let leaks = carve_guest_tests::leaks::leaks(&lab, None);

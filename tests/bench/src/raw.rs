@@ -263,12 +263,12 @@ pub fn wipe_lio() -> Result<usize> {
     Ok(n)
 }
 
-/// How many targets exist, and how many of them have at least one ACL.
-pub fn count_targets() -> (usize, usize) {
+/// How many targets whose IQN contains `pattern` exist, and how many of them have an ACL.
+pub fn count_targets(pattern: &str) -> (usize, usize) {
     let root = Path::new(CFG).join("iscsi");
     let targets: Vec<String> = dir_names(&root)
         .into_iter()
-        .filter(|t| t.starts_with("iqn."))
+        .filter(|t| t.starts_with("iqn.") && t.contains(pattern))
         .collect();
     let with_acl = targets
         .iter()

@@ -29,6 +29,11 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// The rows so far.
+    pub fn rows_mut(&mut self) -> &mut Vec<Vec<String>> {
+        &mut self.rows
+    }
+
     /// Adds a line printed under the table.
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());

@@ -244,11 +244,11 @@ pub async fn run(lab: &Lab, plan: &Plan, sink: &Sink) -> Result<Vec<Table>> {
     driver.restart_controller().await;
     let ready = t.elapsed();
     let deadline = Instant::now() + Duration::from_secs(7200);
-    while count_targets() != (have, have) {
+    while count_targets("bench-scale") != (have, have) {
         if Instant::now() > deadline {
             bail!(
                 "reconcile did not restore {have} exports: {:?}",
-                count_targets()
+                count_targets("bench-scale")
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
