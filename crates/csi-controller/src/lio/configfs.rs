@@ -11,9 +11,9 @@
 //! attribute files and default groups with `rmdir`; a plain directory needs them removed first.
 
 use super::{
-    AclSpec, ExportSpec, Lio, LioState,
+    AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
     layout::{Layout, free_hba_index, link_alias},
-    state::{entries, link_in, read_attr, read_state},
+    state::{entries, link_in, read_attr, read_state, read_volume_state},
     verify_acl, verify_export,
 };
 use csi_common::{Error, Result, command::BoxFuture, ids::Iqn};
@@ -186,6 +186,15 @@ impl ConfigfsLio {
         for portal in &spec.portals {
             self.mkdir(&self.layout.portal(iqn, portal))?;
         }
+        for (name, value) in SESSION_PARAMETERS {
+            let path = tpg.join("param").join(name);
+            if !read_attr(&path).is_some_and(|v| v.eq_ignore_ascii_case(value)) {
+                if self.plain_directory {
+                    self.mkdir(&tpg.join("param"))?;
+                }
+                self.write(&path, value)?;
+            }
+        }
         if read_attr(&tpg.join("enable")).as_deref() != Some("1") {
             // A new (or never enabled) TPG: demo mode off, CHAP off until an ACL asks for it.
             if self.plain_directory {
@@ -198,7 +207,10 @@ impl ConfigfsLio {
         } else if read_attr(&tpg.join("attrib/generate_node_acls")).as_deref() != Some("0") {
             self.write(&tpg.join("attrib/generate_node_acls"), "0")?;
         }
-        verify_export(&read_state(&self.layout)?, spec)
+        verify_export(
+            &read_volume_state(&self.layout, iqn, &spec.storage_object),
+            spec,
+        )
     }
 
     fn remove_acl_now(&self, iqn: &str, initiator: &str) -> Result<bool> {
@@ -301,7 +313,7 @@ impl ConfigfsLio {
             info!(target = %iqn, initiator = %initiator, readonly = spec.readonly,
                 chap = spec.chap.is_some(), "created ACL");
         }
-        verify_acl(&read_state(&self.layout)?, target, spec)
+        verify_acl(&read_volume_state(&self.layout, iqn, ""), target, spec)
     }
 }
 
@@ -330,6 +342,21 @@ impl Lio for ConfigfsLio {
     fn state(&self) -> BoxFuture<'_, Result<LioState>> {
         let layout = self.layout.clone();
         Box::pin(blocking(move || read_state(&layout)))
+    }
+
+    fn volume_state<'a>(
+        &'a self,
+        target: &'a Iqn,
+        storage_object: &'a str,
+    ) -> BoxFuture<'a, Result<LioState>> {
+        let (layout, target, object) = (
+            self.layout.clone(),
+            target.to_string(),
+            storage_object.to_string(),
+        );
+        Box::pin(blocking(move || {
+            Ok(read_volume_state(&layout, &target, &object))
+        }))
     }
 
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>> {

@@ -122,3 +122,69 @@ async fn acl_on_missing_target_is_an_error_and_lun_mismatch_is_refused() {
     let err = lio.ensure_export(&other).await.unwrap_err();
     assert!(err.message().contains("LUN 0 maps"), "{err}");
 }
+
+#[tokio::test]
+async fn session_parameters_are_set_and_an_export_made_with_lio_defaults_is_converged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    lio.ensure_export(&spec()).await.unwrap();
+    let tpg = "iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1";
+    for (name, value) in SESSION_PARAMETERS {
+        assert_eq!(read(root, &format!("{tpg}/param/{name}")), *value);
+    }
+    // An export made before (LIO's defaults, with the kernel's trailing newline) fails the
+    // verification and is brought to Carve's values by the next ensure_export.
+    fs::write(root.join(format!("{tpg}/param/InitialR2T")), "Yes\n").unwrap();
+    fs::write(
+        root.join(format!("{tpg}/param/MaxRecvDataSegmentLength")),
+        "8192\n",
+    )
+    .unwrap();
+    let state = read_volume_state(&lio.layout, "iqn.2024-01.dev.carve:csi-v-1", "csi-v-1");
+    let err = verify_export(&state, &spec()).unwrap_err();
+    assert!(err.message().contains("InitialR2T"), "{err}");
+    lio.ensure_export(&spec()).await.unwrap();
+    assert_eq!(read(root, &format!("{tpg}/param/InitialR2T")), "No");
+    assert_eq!(
+        read(root, &format!("{tpg}/param/MaxRecvDataSegmentLength")),
+        "262144"
+    );
+}
+
+#[tokio::test]
+async fn volume_state_reads_one_export_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    let mut other = spec();
+    other.target = Iqn::parse("iqn.2024-01.dev.carve:csi-w-2").unwrap();
+    other.storage_object = "csi-w-2".into();
+    lio.ensure_export(&other).await.unwrap();
+    lio.ensure_export(&spec()).await.unwrap();
+    let full = lio.state().await.unwrap();
+    assert_eq!((full.storage_objects.len(), full.targets.len()), (2, 2));
+    let one = lio
+        .volume_state(&spec().target, &spec().storage_object)
+        .await
+        .unwrap();
+    assert_eq!(
+        one.storage_objects,
+        [full.storage_object("csi-v-1").unwrap().clone()]
+    );
+    assert_eq!(
+        one.targets,
+        [full
+            .target("iqn.2024-01.dev.carve:csi-v-1")
+            .unwrap()
+            .clone()]
+    );
+    let target_only = lio.volume_state(&spec().target, "").await.unwrap();
+    assert!(target_only.storage_objects.is_empty());
+    assert_eq!(target_only.targets.len(), 1);
+    let absent = Iqn::parse("iqn.2024-01.dev.carve:csi-x-3").unwrap();
+    assert_eq!(
+        lio.volume_state(&absent, "csi-x-3").await.unwrap(),
+        LioState::default()
+    );
+}

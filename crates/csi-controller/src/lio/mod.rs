@@ -18,6 +18,18 @@ pub use state::{AclAuth, AclState, LioState, StorageObjectState, TargetState};
 use csi_common::{Error, Result, command::BoxFuture, contract::Chap, ids::Iqn};
 use std::{fmt, net::SocketAddr, path::PathBuf};
 
+/// The iSCSI session parameters every Carve target offers (`tpgt_1/param/`), negotiated with
+/// open-iscsi's defaults (which already ask for these). LIO's own defaults (`InitialR2T=Yes`,
+/// 8 KiB `MaxRecvDataSegmentLength`, 64 KiB/256 KiB bursts) make every write wait for an R2T
+/// round trip and cut it into 8 KiB PDUs; docs/benchmarks.md measures what these change.
+pub const SESSION_PARAMETERS: &[(&str, &str)] = &[
+    ("InitialR2T", "No"),
+    ("ImmediateData", "Yes"),
+    ("MaxRecvDataSegmentLength", "262144"),
+    ("FirstBurstLength", "262144"),
+    ("MaxBurstLength", "1048576"),
+];
+
 /// Everything needed to export one volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSpec {
@@ -50,6 +62,13 @@ pub struct AclSpec {
 pub trait Lio: Send + Sync + fmt::Debug {
     /// The current LIO state (block storage objects and iSCSI targets).
     fn state(&self) -> BoxFuture<'_, Result<LioState>>;
+    /// The part of the state one volume's export consists of: its storage object and its target
+    /// (see [`state::read_volume_state`]); independent of how many other exports exist.
+    fn volume_state<'a>(
+        &'a self,
+        target: &'a Iqn,
+        storage_object: &'a str,
+    ) -> BoxFuture<'a, Result<LioState>>;
     /// Creates or completes the export described by `spec`.
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>>;
     /// Removes the target (ACLs and all) and the storage object; `Ok(false)` if neither existed.
@@ -107,6 +126,9 @@ pub fn verify_export(state: &LioState, spec: &ExportSpec) -> Result<()> {
     }
     if target.generate_node_acls {
         return fail("demo mode (generate_node_acls) is on".into());
+    }
+    if let Some((name, want)) = target.parameters_missing().next() {
+        return fail(format!("session parameter {name} is not {want}"));
     }
     if !target.enabled {
         return fail("target portal group not enabled".into());

@@ -104,6 +104,11 @@ pub fn document(state: &LioState) -> Value {
                     "enable": t.enabled,
                     "luns": luns,
                     "node_acls": acls,
+                    "parameters": t
+                        .parameters
+                        .iter()
+                        .map(|(name, value)| (name.clone(), json!(value)))
+                        .collect::<serde_json::Map<String, Value>>(),
                     "portals": t.portals.iter().map(|p| portal(p)).collect::<Vec<_>>(),
                     "tag": 1,
                 }],

@@ -34,6 +34,16 @@ fn state() -> LioState {
                     password_mutual: Some("mutualpass34".into()),
                 },
             }],
+            // LIO's defaults, as in the targetcli fixture (captured before Carve set them).
+            parameters: [
+                ("InitialR2T", "Yes"),
+                ("ImmediateData", "Yes"),
+                ("MaxRecvDataSegmentLength", "8192"),
+                ("FirstBurstLength", "65536"),
+                ("MaxBurstLength", "262144"),
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .to_vec(),
         }],
         other_hbas: vec![],
     }
@@ -49,6 +59,7 @@ fn essentials(doc: &Value) -> Value {
         "so": [so["name"], so["dev"], so["plugin"], so["wwn"], so["readonly"], so["attributes"]["emulate_tpu"]],
         "target": [t["wwn"], t["fabric"], tpg["tag"], tpg["enable"], tpg["portals"][0]["ip_address"], tpg["portals"][0]["port"]],
         "attributes": [tpg["attributes"]["authentication"], tpg["attributes"]["generate_node_acls"]],
+        "parameters": crate::lio::SESSION_PARAMETERS.iter().map(|(n, _)| tpg["parameters"][n].clone()).collect::<Vec<_>>(),
         "lun": [tpg["luns"][0]["index"], tpg["luns"][0]["storage_object"]],
         "acl": [acl["node_wwn"], acl["chap_userid"], acl["chap_password"], acl["chap_mutual_userid"],
                 acl["chap_mutual_password"], acl["mapped_luns"][0]["index"], acl["mapped_luns"][0]["tpg_lun"],

@@ -6,7 +6,10 @@
 //! values the kernel shows with a trailing newline (or `T10 VPD Unit Serial Number: `) are
 //! normalised; CHAP passwords are held only in [`AclAuth`], whose `Debug` redacts them.
 
-use super::layout::{LUN0, Layout};
+use super::{
+    SESSION_PARAMETERS,
+    layout::{LUN0, Layout},
+};
 use csi_common::{Result, command::REDACTED};
 use std::{fmt, fs, path::Path};
 
@@ -88,6 +91,21 @@ pub struct TargetState {
     pub authentication: bool,
     /// Node ACLs, sorted by initiator.
     pub acls: Vec<AclState>,
+    /// The values of the session parameters Carve sets ([`SESSION_PARAMETERS`]), by name.
+    pub parameters: Vec<(String, String)>,
+}
+
+impl TargetState {
+    /// The parameters of [`SESSION_PARAMETERS`] this target does not have yet, with the wanted
+    /// value.
+    pub fn parameters_missing(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        SESSION_PARAMETERS.iter().copied().filter(|(name, want)| {
+            !self
+                .parameters
+                .iter()
+                .any(|(n, v)| n == name && v.eq_ignore_ascii_case(want))
+        })
+    }
 }
 
 /// Block storage objects and iSCSI targets.
@@ -205,7 +223,36 @@ fn read_target(layout: &Layout, iqn: &str) -> TargetState {
             .iter()
             .map(|i| read_acl(&layout.acl(iqn, i), i))
             .collect(),
+        parameters: SESSION_PARAMETERS
+            .iter()
+            .filter_map(|(name, _)| {
+                read_attr(&tpg.join("param").join(name)).map(|v| (name.to_string(), v))
+            })
+            .collect(),
     }
+}
+
+/// Reads only what one volume's export consists of: the storage object `object` (wherever its
+/// HBA is) and the target `iqn`. The cost does not grow with the number of other exports, which
+/// is what keeps one volume's create, publish and verify flat at hundreds of volumes. An empty
+/// `object` reads the target alone.
+pub fn read_volume_state(layout: &Layout, iqn: &str, object: &str) -> LioState {
+    let mut state = LioState::default();
+    let object_dirs = if object.is_empty() || object.contains('/') {
+        Vec::new()
+    } else {
+        entries(&layout.core())
+    };
+    for hba in object_dirs {
+        let dir = layout.core().join(&hba).join(object);
+        if hba.starts_with("iblock_") && dir.is_dir() {
+            state.storage_objects.push(read_object(&dir, &hba, object));
+        }
+    }
+    if layout.target(iqn).is_dir() {
+        state.targets.push(read_target(layout, iqn));
+    }
+    state
 }
 
 /// Reads the whole state under `layout`'s root. A missing `core`/`iscsi` is an empty state.

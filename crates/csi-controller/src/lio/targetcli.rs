@@ -9,8 +9,10 @@
 //! secret, never in argv or a log line.
 
 use super::{
-    AclSpec, ExportSpec, Lio, LioState, layout::Layout, state::read_state, verify_acl,
-    verify_export,
+    AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
+    layout::Layout,
+    state::{read_state, read_volume_state},
+    verify_acl, verify_export,
 };
 use csi_common::{
     Error, Result,
@@ -80,6 +82,19 @@ pub fn export_plan(state: &LioState, spec: &ExportSpec) -> Vec<String> {
         plan.push(format!(
             "{tpg}/luns create /backstores/block/{name} lun=0 add_mapped_luns=false"
         ));
+    }
+    let parameters: Vec<String> = match target {
+        Some(t) => t
+            .parameters_missing()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect(),
+        None => SESSION_PARAMETERS
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect(),
+    };
+    if !parameters.is_empty() {
+        plan.push(format!("{tpg} set parameter {}", parameters.join(" ")));
     }
     if target.is_none_or(|t| !t.enabled) {
         plan.push(format!(
@@ -208,6 +223,10 @@ impl TargetcliLio {
         read_state(&self.layout)
     }
 
+    fn read_volume(&self, target: &Iqn, object: &str) -> LioState {
+        read_volume_state(&self.layout, target.as_str(), object)
+    }
+
     async fn batch(&self, lines: &[String], secrets: &[String]) -> Result<()> {
         if lines.is_empty() {
             return Ok(());
@@ -230,29 +249,31 @@ impl TargetcliLio {
     }
 
     async fn ensure_export_now(&self, spec: &ExportSpec) -> Result<()> {
+        let read = || self.read_volume(&spec.target, &spec.storage_object);
         for _ in 0..2 {
-            let plan = export_plan(&self.read()?, spec);
+            let plan = export_plan(&read(), spec);
             self.batch(&plan, &[]).await?;
-            if verify_export(&self.read()?, spec).is_ok() {
+            if verify_export(&read(), spec).is_ok() {
                 return Ok(());
             }
         }
-        verify_export(&self.read()?, spec)
+        verify_export(&read(), spec)
     }
 
     async fn ensure_acl_now(&self, target: &Iqn, acl: &AclSpec) -> Result<()> {
+        let read = || self.read_volume(target, "");
         for _ in 0..2 {
-            let (plan, secrets) = acl_plan(&self.read()?, target, acl)?;
+            let (plan, secrets) = acl_plan(&read(), target, acl)?;
             self.batch(&plan, &secrets).await?;
-            if verify_acl(&self.read()?, target, acl).is_ok() {
+            if verify_acl(&read(), target, acl).is_ok() {
                 return Ok(());
             }
         }
-        verify_acl(&self.read()?, target, acl)
+        verify_acl(&read(), target, acl)
     }
 
     async fn remove_export_now(&self, target: &Iqn, object: &str) -> Result<bool> {
-        let state = self.read()?;
+        let state = self.read_volume(target, object);
         let mut plan = Vec::new();
         if state.target(target.as_str()).is_some() {
             plan.push(format!("/iscsi delete {target}"));
@@ -261,7 +282,7 @@ impl TargetcliLio {
             plan.push(format!("/backstores/block delete {object}"));
         }
         self.batch(&plan, &[]).await?;
-        let after = self.read()?;
+        let after = self.read_volume(target, object);
         if after.target(target.as_str()).is_some() || after.storage_object(object).is_some() {
             return Err(Error::internal(format!(
                 "targetcli left target {target} or storage object {object} behind"
@@ -275,7 +296,7 @@ impl TargetcliLio {
             s.target(target.as_str())
                 .is_some_and(|t| t.acls.iter().any(|a| a.initiator == initiator.as_str()))
         };
-        if !has(&self.read()?) {
+        if !has(&self.read_volume(target, "")) {
             return Ok(false);
         }
         self.batch(
@@ -283,7 +304,7 @@ impl TargetcliLio {
             &[],
         )
         .await?;
-        if has(&self.read()?) {
+        if has(&self.read_volume(target, "")) {
             return Err(Error::internal(format!(
                 "targetcli left the ACL of {initiator} on {target}"
             )));
@@ -295,6 +316,14 @@ impl TargetcliLio {
 impl Lio for TargetcliLio {
     fn state(&self) -> BoxFuture<'_, Result<LioState>> {
         Box::pin(async move { self.read() })
+    }
+
+    fn volume_state<'a>(
+        &'a self,
+        target: &'a Iqn,
+        storage_object: &'a str,
+    ) -> BoxFuture<'a, Result<LioState>> {
+        Box::pin(async move { Ok(self.read_volume(target, storage_object)) })
     }
 
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>> {

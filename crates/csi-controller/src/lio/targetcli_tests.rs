@@ -35,6 +35,7 @@ fn export_plan_from_nothing_uses_the_commands_proven_in_the_guest() {
             format!("/iscsi create {IQN}"),
             format!("{tpg}/portals create 127.0.0.1 3260"),
             format!("{tpg}/luns create /backstores/block/csi-thin-4567 lun=0 add_mapped_luns=false"),
+            format!("{tpg} set parameter InitialR2T=No ImmediateData=Yes MaxRecvDataSegmentLength=262144 FirstBurstLength=262144 MaxBurstLength=1048576"),
             format!("{tpg} set attribute generate_node_acls=0 authentication=0"),
             format!("{tpg} enable"),
         ]

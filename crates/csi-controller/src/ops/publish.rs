@@ -55,7 +55,10 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<IscsiTarget> {
     let readonly = req.readonly || cap.read_only();
     let lvm = ctx.lvm()?;
     let spec = vol.export_spec(ctx, lvm.vg_name());
-    let state = ctx.lio.state().await?;
+    let state = ctx
+        .lio
+        .volume_state(&spec.target, &spec.storage_object)
+        .await?;
     let others: Vec<String> = vol
         .attached_nodes(state.target(spec.target.as_str()))
         .into_iter()

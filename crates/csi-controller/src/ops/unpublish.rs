@@ -37,7 +37,7 @@ pub async fn unpublish(ctx: &Ctx, raw_volume: &str, raw_node: &str) -> Result<bo
             revoked = true;
         }
     }
-    let state = ctx.lio.state().await?;
+    let state = ctx.lio.volume_state(&target, "").await?;
     let acls: Vec<String> = state
         .target(target.as_str())
         .map(|t| t.acls.iter().map(|a| a.initiator.clone()).collect())
