@@ -66,9 +66,9 @@ async fn create_volume_answers_the_volume_with_its_context() {
     let lab = Lab::new();
     let svc = ControllerService::new(lab.ctx.clone());
     let lv = csi_common::ids::LvName::for_volume("v");
-    lab.expect_vgs(10 << 30, 4 << 20);
-    lab.expect_lvs_one(
-        lv.as_str(),
+    lab.expect_survey(
+        10 << 30,
+        4 << 20,
         &[lv_row(lv.as_str(), 8 << 20, None, &carve_tags("v"))],
     );
     let cap = crate::ops::capability::mount(

@@ -36,6 +36,12 @@ pub fn lvs(vg: &str, timeout: Duration) -> Cmd {
     report("lvs", LVS_FIELDS, timeout).args(["--", vg])
 }
 
+/// `lvs` of every LV in `vg`, each row also carrying the VG's size, free space and extent size:
+/// everything CreateVolume needs to know before `lvcreate`, in one process.
+pub fn lvs_survey(vg: &str, timeout: Duration) -> Cmd {
+    report("lvs", &format!("{LVS_FIELDS},{VGS_FIELDS}"), timeout).args(["--", vg])
+}
+
 /// `lvs` of one LV in `vg` (an empty report when it does not exist).
 pub fn lvs_one(vg: &str, lv: &LvName, timeout: Duration) -> Cmd {
     report("lvs", LVS_FIELDS, timeout).args(["-S", &format!("lv_name={lv}"), "--", vg])

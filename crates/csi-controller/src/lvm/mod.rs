@@ -31,6 +31,8 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     fn vg(&self) -> BoxFuture<'_, Result<VgRow>>;
     /// Every LV of the VG.
     fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>>;
+    /// The VG and every LV in it, from one report (one more only when the VG has no LV).
+    fn survey(&self) -> BoxFuture<'_, Result<Survey>>;
     /// One LV, or `None`.
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
     /// Creates an LV with its tags in one command (so it never exists without them).
@@ -64,6 +66,22 @@ pub trait Lvm: Send + Sync + fmt::Debug {
         remove: &'a [String],
         add: &'a [String],
     ) -> BoxFuture<'a, Result<()>>;
+}
+
+/// A volume group and its LVs as one report saw them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Survey {
+    /// The volume group.
+    pub vg: VgRow,
+    /// Every (visible) LV of it.
+    pub lvs: Vec<LvRow>,
+}
+
+impl Survey {
+    /// The LV named `lv`, if it exists.
+    pub fn lv(&self, lv: &LvName) -> Option<&LvRow> {
+        self.lvs.iter().find(|row| row.name == lv.as_str())
+    }
 }
 
 /// [`Lvm`] over the real `lvs`, `vgs`, `lvcreate`, `lvremove` and `lvchange`.
@@ -148,6 +166,24 @@ impl Lvm for LvmCli {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>> {
         Box::pin(self.lvs(argv::lvs(&self.vg, self.timeout)))
+    }
+
+    fn survey(&self) -> BoxFuture<'_, Result<Survey>> {
+        Box::pin(async move {
+            let out = self.run(argv::lvs_survey(&self.vg, self.timeout)).await?;
+            if !out.success() {
+                return Err(self.failed(out));
+            }
+            let lvs = report::parse_lvs(&out.stdout)?;
+            let vg = match report::parse_vgs(&out.stdout)?
+                .into_iter()
+                .find(|row| row.name == self.vg)
+            {
+                Some(vg) => vg,
+                None => self.vg().await?,
+            };
+            Ok(Survey { vg, lvs })
+        })
     }
 
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {

@@ -2,7 +2,9 @@
 //!
 //! Invariants: the LV name is derived from the CSI name (any Unicode; never reaches a shell);
 //! the LV and its tags are created by one `lvcreate`, so a volume never exists without its
-//! record; the volume is reported created only once its export has been verified; an
+//! record; LVM is asked twice only (one report of the VG answers existence, extent size and
+//! free space; then `lvcreate`), because under load every LVM process costs far more than the
+//! work it does; the volume is reported created only once its export has been verified; an
 //! interrupted call leaves the LV, and the retry (same name) completes the export; the same
 //! name with a compatible request answers the existing volume, an incompatible one
 //! `AlreadyExists`.
@@ -113,12 +115,12 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
     let caps = capability::parse_all(req.capabilities)?;
     let params = params::parse(req.parameters, ctx.settings.thin_pool.as_deref())?;
     let lvm = ctx.lvm()?;
-    let vg = lvm.vg().await?;
+    let survey = lvm.survey().await?;
     let minimum = capability::minimum_bytes(&caps);
     let lv = LvName::for_volume(req.name);
 
-    if let Some(row) = lvm.get(&lv).await? {
-        let volume = Volume::from_row(row)?.ok_or_else(|| {
+    if let Some(row) = survey.lv(&lv) {
+        let volume = Volume::from_row(row.clone())?.ok_or_else(|| {
             Error::already_exists(format!("LV {lv} exists and is not a Carve volume"))
         })?;
         if let Some(why) = incompatibility(&volume, &req, params.thin, minimum) {
@@ -133,11 +135,11 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
 
     let size = capacity::size_for(
         req.capacity,
-        vg.extent_size,
+        survey.vg.extent_size,
         minimum,
         ctx.settings.default_capacity,
     )?;
-    let available = get_capacity::available(ctx, &vg, params.thin).await?;
+    let available = get_capacity::available(ctx, &survey, params.thin)?;
     if size > available {
         return Err(Error::resource_exhausted(format!(
             "{size} bytes requested, {available} available in {}",
@@ -161,12 +163,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
     };
     lvm.create(&lv, size, &allocation, &record.creation_tags())
         .await?;
-    let row = lvm
-        .get(&lv)
-        .await?
-        .ok_or_else(|| Error::internal(format!("LV {lv} vanished right after lvcreate")))?;
-    let volume = Volume::from_row(row)?
-        .ok_or_else(|| Error::internal(format!("LV {lv} lacks the tags it was created with")))?;
+    let volume = Volume::created(&lv, size, &allocation, record);
     export(ctx, &volume, lvm.vg_name()).await?;
     info!(volume = %volume.id, lv = %lv, size, thin = params.thin, "created volume");
     Ok(Created::Created(volume))

@@ -44,9 +44,7 @@ async fn creates_a_thin_volume_rounded_to_extents_and_exports_it() {
         limit_bytes: 0,
     };
     let params = HashMap::from([("thin".to_string(), "true".to_string())]);
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
-    lab.expect_lvs(&[pool_row(8 << 30)]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30)]);
     let record = VolumeRecord {
         name: name.into(),
         required_bytes: 5 * MIB,
@@ -65,8 +63,6 @@ async fn creates_a_thin_volume_rounded_to_extents_and_exports_it() {
         Duration::from_secs(5),
     );
     lab.expect(Expectation::new(argv_of(&create)));
-    let row = lv_row(lv.as_str(), 8 * MIB, Some("pool"), &record.creation_tags());
-    lab.expect_lvs_one(lv.as_str(), &[row]);
     let created = create_volume(&lab.ctx, request(name, &caps, Some(&range), &params))
         .await
         .unwrap();
@@ -75,6 +71,9 @@ async fn creates_a_thin_volume_rounded_to_extents_and_exports_it() {
     };
     assert_eq!(volume.lv.size, 8 * MIB);
     assert_eq!(volume.record.name, name);
+    // What it answers is what LVM would report for the LV it just made.
+    let row = lv_row(lv.as_str(), 8 * MIB, Some("pool"), &record.creation_tags());
+    assert_eq!(volume, Volume::from_row(row).unwrap().unwrap());
     let state = crate::lio::state::read_state(lab.lio.layout()).unwrap();
     let spec = volume.export_spec(&lab.ctx, VG);
     crate::lio::verify_export(&state, &spec).unwrap();
@@ -99,8 +98,7 @@ async fn same_name_compatible_is_the_same_volume_and_incompatible_is_already_exi
         required_bytes: 8 * MIB as i64,
         limit_bytes: 0,
     };
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    lab.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
     let again = create_volume(&lab.ctx, request("v", &caps, Some(&ok), &none))
         .await
         .unwrap();
@@ -109,15 +107,13 @@ async fn same_name_compatible_is_the_same_volume_and_incompatible_is_already_exi
         required_bytes: 16 * MIB as i64,
         limit_bytes: 0,
     };
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    lab.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
     let err = create_volume(&lab.ctx, request("v", &caps, Some(&bigger), &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::AlreadyExists);
     let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[row]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[row]);
     let err = create_volume(&lab.ctx, request("v", &caps, Some(&ok), &thin))
         .await
         .unwrap_err();
@@ -157,15 +153,13 @@ async fn invalid_requests_are_refused_before_touching_lvm() {
 #[tokio::test]
 async fn capacity_errors_out_of_range_and_resource_exhausted() {
     let lab = Lab::new();
-    let lv = LvName::for_volume("v");
     let xfs = [mount("xfs", Mode::SingleNodeWriter)];
     let none = HashMap::new();
     let small = CapacityRange {
         required_bytes: MIB as i64,
         limit_bytes: 100 * MIB as i64,
     };
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[]);
     let err = create_volume(&lab.ctx, request("v", &xfs, Some(&small), &none))
         .await
         .unwrap_err();
@@ -174,8 +168,7 @@ async fn capacity_errors_out_of_range_and_resource_exhausted() {
         required_bytes: 20 << 30,
         limit_bytes: 0,
     };
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[]);
     let err = create_volume(&lab.ctx, request("v", &xfs, Some(&huge), &none))
         .await
         .unwrap_err();
@@ -193,8 +186,7 @@ async fn lvcreate_out_of_space_is_resource_exhausted() {
         required_bytes: 8 * MIB as i64,
         limit_bytes: 0,
     };
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[]);
     let record = VolumeRecord {
         name: "v".into(),
         required_bytes: 8 * MIB,

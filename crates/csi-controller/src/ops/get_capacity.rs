@@ -6,7 +6,7 @@
 //! like "full".
 
 use super::{Ctx, capability, params};
-use crate::lvm::{LvRow, VgRow};
+use crate::lvm::{LvRow, Survey};
 use csi_common::{Error, Result};
 use csi_proto::v1::VolumeCapability;
 use std::collections::HashMap;
@@ -37,18 +37,17 @@ pub fn thin_available(lvs: &[LvRow], pool: &str, overprovision: f64) -> Result<u
     Ok(allowed.saturating_sub(promised))
 }
 
-/// Bytes available for a volume with `thin` to a given VG state.
-pub async fn available(ctx: &Ctx, vg: &VgRow, thin: bool) -> Result<u64> {
+/// Bytes available for a volume with `thin` in the surveyed VG.
+pub fn available(ctx: &Ctx, survey: &Survey, thin: bool) -> Result<u64> {
     if !thin {
-        return Ok(vg.free);
+        return Ok(survey.vg.free);
     }
     let pool = ctx
         .settings
         .thin_pool
         .as_deref()
         .ok_or_else(|| Error::invalid_argument("thin=true but no thin pool is configured"))?;
-    let lvs = ctx.lvm()?.list().await?;
-    thin_available(&lvs, pool, ctx.settings.thin_overprovision)
+    thin_available(&survey.lvs, pool, ctx.settings.thin_overprovision)
 }
 
 /// GetCapacity: space for volumes with `parameters` and `capabilities` (unsupported
@@ -59,7 +58,8 @@ pub async fn get_capacity(
     parameters: &HashMap<String, String>,
 ) -> Result<Capacity> {
     let params = params::parse(parameters, ctx.settings.thin_pool.as_deref())?;
-    let vg = ctx.lvm()?.vg().await?;
+    let survey = ctx.lvm()?.survey().await?;
+    let vg = &survey.vg;
     let caps = match capabilities
         .iter()
         .map(capability::parse)
@@ -76,7 +76,7 @@ pub async fn get_capacity(
     let minimum = capability::minimum_bytes(&caps).max(vg.extent_size);
     let minimum = minimum.div_ceil(vg.extent_size.max(1)) * vg.extent_size.max(1);
     Ok(Capacity {
-        available: available(ctx, &vg, params.thin).await?,
+        available: available(ctx, &survey, params.thin)?,
         minimum_volume_size: minimum,
     })
 }
@@ -109,7 +109,7 @@ mod tests {
     #[tokio::test]
     async fn linear_capacity_is_vg_free_and_unknown_parameters_are_refused() {
         let lab = Lab::new();
-        lab.expect_vgs(10 << 30, 4 << 20);
+        lab.expect_survey(10 << 30, 4 << 20, &[]);
         let cap = get_capacity(&lab.ctx, &[], &HashMap::new()).await.unwrap();
         assert_eq!(
             cap,
@@ -127,11 +127,14 @@ mod tests {
     #[tokio::test]
     async fn xfs_minimum_and_thin_pool_capacity() {
         let lab = Lab::new();
-        lab.expect_vgs(10 << 30, 4 << 20);
-        lab.expect_lvs(&[
-            pool_row(8 << 30),
-            lv_row("csi-a-1", 1 << 30, Some("pool"), &[]),
-        ]);
+        lab.expect_survey(
+            10 << 30,
+            4 << 20,
+            &[
+                pool_row(8 << 30),
+                lv_row("csi-a-1", 1 << 30, Some("pool"), &[]),
+            ],
+        );
         let xfs = crate::ops::capability::mount(
             "xfs",
             csi_proto::v1::volume_capability::access_mode::Mode::SingleNodeWriter,
@@ -151,7 +154,7 @@ mod tests {
     #[tokio::test]
     async fn missing_volume_group_is_unavailable() {
         let lab = Lab::new();
-        lab.expect_vgs_missing();
+        lab.expect_survey_missing();
         let err = get_capacity(&lab.ctx, &[], &HashMap::new())
             .await
             .unwrap_err();

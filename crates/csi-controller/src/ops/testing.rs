@@ -121,9 +121,26 @@ impl Lab {
             .expect(Expectation::new(argv_of(&argv::vgs(VG, T))).stdout(json.to_string()));
     }
 
-    pub fn expect_vgs_missing(&self) {
+    /// The one report CreateVolume and GetCapacity start with: every LV, each row with the VG
+    /// columns (and, as LVM does, no row at all in a VG without LVs: then `vgs` follows).
+    pub fn expect_survey(&self, free: u64, extent: u64, rows: &[LvRow]) {
+        let mut json: serde_json::Value = serde_json::from_str(&lvs_json(rows)).unwrap();
+        for row in json["report"][0]["lv"].as_array_mut().unwrap() {
+            row["vg_name"] = VG.into();
+            row["vg_size"] = "17175674880".into();
+            row["vg_free"] = free.to_string().into();
+            row["vg_extent_size"] = extent.to_string().into();
+        }
+        self.runner
+            .expect(Expectation::new(argv_of(&argv::lvs_survey(VG, T))).stdout(json.to_string()));
+        if rows.is_empty() {
+            self.expect_vgs(free, extent);
+        }
+    }
+
+    pub fn expect_survey_missing(&self) {
         self.runner.expect(
-            Expectation::new(argv_of(&argv::vgs(VG, T))).fails(
+            Expectation::new(argv_of(&argv::lvs_survey(VG, T))).fails(
                 5,
                 include_str!("../../../../tests/fixtures/controller/vgs-missing.stderr")
                     .replace("novg", VG),

@@ -7,7 +7,7 @@
 use super::Ctx;
 use crate::{
     lio::{ExportSpec, LioState, TargetState},
-    lvm::{LvRow, tags::VolumeRecord},
+    lvm::{Allocation, LvRow, tags::VolumeRecord},
 };
 use csi_common::{
     Error, Result,
@@ -46,6 +46,35 @@ impl Volume {
             lv: row,
             record,
         }))
+    }
+
+    /// The volume `lvcreate` has just made of `lv`: LVM creates an active LV of exactly the
+    /// extent-rounded size it is given, carrying the tags it is given, so reading it back would
+    /// only cost one more report (a whole process per CreateVolume). The export that follows
+    /// verifies the device through LIO, and every later call reads the LV from LVM.
+    pub fn created(lv: &LvName, size: u64, allocation: &Allocation, record: VolumeRecord) -> Self {
+        let pool = match allocation {
+            Allocation::Thin { pool } => Some(pool.clone()),
+            Allocation::Linear => None,
+        };
+        Self {
+            id: VolumeId::from_lv(lv),
+            lv: LvRow {
+                name: lv.to_string(),
+                size,
+                attr: if pool.is_some() {
+                    "Vwi-a-tz--"
+                } else {
+                    "-wi-a-----"
+                }
+                .into(),
+                tags: record.creation_tags(),
+                data_percent: pool.as_ref().map(|_| 0.0),
+                pool,
+                origin: None,
+            },
+            record,
+        }
     }
 
     /// The LV name.
