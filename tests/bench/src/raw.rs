@@ -17,8 +17,12 @@ pub const CFG: &str = "/sys/kernel/config/target";
 /// iSCSI session and connection parameters (tpgt `param/` names, iscsiadm names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tuning {
-    /// LIO's and open-iscsi's defaults (what Carve writes today).
+    /// LIO's and open-iscsi's defaults.
     Default,
+    /// The target-side session parameters Carve writes (`SESSION_PARAMETERS`), open-iscsi's
+    /// defaults on the initiator: the floors of sections 1-3 use it, so that they do the same
+    /// work as Carve and their ratio measures the driver, not a configuration difference.
+    Carve,
     /// Larger PDUs and bursts on both sides, immediate data, more commands in flight.
     Tuned,
 }
@@ -92,7 +96,7 @@ impl RawExport {
             portal: portal.into(),
             serial: serial.into(),
             thin,
-            tuning: Tuning::Default,
+            tuning: Tuning::Carve,
             hba: PathBuf::from(format!("{CFG}/core/iblock_{i}")),
         }
     }
@@ -129,9 +133,17 @@ impl RawExport {
         mkdir(&t.join("np").join(&self.portal))?;
         w(&t.join("attrib/generate_node_acls"), "0")?;
         w(&t.join("attrib/authentication"), "0")?;
-        if self.tuning == Tuning::Tuned {
-            for (param, _, value) in TUNED {
-                w(&t.join("param").join(param), value)?;
+        match self.tuning {
+            Tuning::Default => {}
+            Tuning::Carve => {
+                for (param, value) in csi_controller::lio::SESSION_PARAMETERS {
+                    w(&t.join("param").join(param), value)?;
+                }
+            }
+            Tuning::Tuned => {
+                for (param, _, value) in TUNED {
+                    w(&t.join("param").join(param), value)?;
+                }
             }
         }
         w(&t.join("enable"), "1")
