@@ -56,8 +56,8 @@ struct Args {
     /// Seconds per fio job.
     #[arg(long, default_value_t = 10)]
     fio_seconds: u64,
-    /// fio rounds (best of).
-    #[arg(long, default_value_t = 1)]
+    /// fio rounds (best of; the order of Carve and the floors alternates between rounds).
+    #[arg(long, default_value_t = 3)]
     fio_rounds: usize,
     /// Idle window of the footprint section, in seconds.
     #[arg(long, default_value_t = 10)]
