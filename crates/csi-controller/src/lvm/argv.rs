@@ -42,9 +42,11 @@ pub fn lvs_survey(vg: &str, timeout: Duration) -> Cmd {
     report("lvs", &format!("{LVS_FIELDS},{VGS_FIELDS}"), timeout).args(["--", vg])
 }
 
-/// `lvs` of one LV in `vg` (an empty report when it does not exist).
+/// `lvs` of one LV, named `vg/lv` (LVM reports that LV alone; a selection (`-S`) would build
+/// the row of every LV in the VG to filter them). A missing LV fails with exit code 5 and
+/// `Failed to find logical volume`.
 pub fn lvs_one(vg: &str, lv: &LvName, timeout: Duration) -> Cmd {
-    report("lvs", LVS_FIELDS, timeout).args(["-S", &format!("lv_name={lv}"), "--", vg])
+    report("lvs", LVS_FIELDS, timeout).args(["--", &format!("{vg}/{lv}")])
 }
 
 /// Where a new LV's space comes from.
@@ -131,9 +133,7 @@ mod tests {
         let lv = LvName::for_volume("pvc-1");
         assert_eq!(
             argv(&lvs_one("vg0", &lv, T)).join(" "),
-            format!(
-                "lvs --reportformat json --units b --nosuffix -o {LVS_FIELDS} -S lv_name={lv} -- vg0"
-            )
+            format!("lvs --reportformat json --units b --nosuffix -o {LVS_FIELDS} -- vg0/{lv}")
         );
         assert_eq!(
             argv(&vgs("vg0", T)).join(" "),

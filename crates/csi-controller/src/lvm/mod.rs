@@ -188,7 +188,16 @@ impl Lvm for LvmCli {
 
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {
         Box::pin(async move {
-            let rows = self.lvs(argv::lvs_one(&self.vg, lv, self.timeout)).await?;
+            let out = self.run(argv::lvs_one(&self.vg, lv, self.timeout)).await?;
+            if !out.success() {
+                if self.vg_missing(&out).is_none()
+                    && out.stderr.contains("Failed to find logical volume")
+                {
+                    return Ok(None);
+                }
+                return Err(self.failed(out));
+            }
+            let rows = report::parse_lvs(&out.stdout)?;
             Ok(rows.into_iter().find(|row| row.name == lv.as_str()))
         })
     }

@@ -211,6 +211,28 @@ mod tests {
     }
 
     #[test]
+    fn survey_rows_carry_the_vg_columns_and_one_lv_reports_alone() {
+        // capture-lvs-one.sh: 100 tagged thin LVs and the pool, `-o <lv fields>,<vg fields>`.
+        let json = fixture("lvs-survey.stdout");
+        let rows = parse_lvs(&json).unwrap();
+        assert_eq!(rows.len(), 101);
+        assert!(rows.iter().any(|r| r.is_thin_pool()));
+        let fresh = rows.iter().find(|r| r.name == "csi-t50").unwrap();
+        assert_eq!(fresh.attr, "Vwi-a-tz--", "what Volume::created assumes");
+        let vgs = parse_vgs(&json).unwrap();
+        assert_eq!(vgs.len(), 101, "every row carries the VG columns");
+        assert_eq!(
+            (vgs[0].name.as_str(), vgs[0].extent_size),
+            ("carvevg", 4 << 20)
+        );
+        let one = parse_lvs(&fixture("lvs-one.stdout")).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].name, "csi-t50");
+        assert!(fixture("lvs-one-missing.stderr").contains("Failed to find logical volume"));
+        assert_eq!(fixture("lvs-one-missing.rc").trim(), "5");
+    }
+
+    #[test]
     fn malformed_reports_are_internal_errors() {
         assert!(parse_lvs("not json").is_err());
         let bad =

@@ -153,10 +153,18 @@ impl Lab {
             .expect(Expectation::new(argv_of(&argv::lvs(VG, T))).stdout(lvs_json(rows)));
     }
 
+    /// `lvs vg/lv`; no rows: the LV does not exist, and LVM answers as captured in the guest.
     pub fn expect_lvs_one(&self, name: &str, rows: &[LvRow]) {
         let lv = LvName::parse(name).unwrap();
-        self.runner
-            .expect(Expectation::new(argv_of(&argv::lvs_one(VG, &lv, T))).stdout(lvs_json(rows)));
+        let cmd = Expectation::new(argv_of(&argv::lvs_one(VG, &lv, T)));
+        self.runner.expect(if rows.is_empty() {
+            let stderr =
+                include_str!("../../../../tests/fixtures/controller/lvs-one-missing.stderr")
+                    .replace("csi-nope", name);
+            cmd.fails(5, stderr)
+        } else {
+            cmd.stdout(lvs_json(rows))
+        });
     }
 
     pub fn expect_lvremove(&self, name: &str) {
