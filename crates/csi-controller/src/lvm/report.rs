@@ -27,6 +27,25 @@ pub struct LvRow {
 }
 
 impl LvRow {
+    /// The row LVM reports for an LV just created active: linear (`-wi-a-----`), or thin in
+    /// `pool` (`Vwi-a-tz--`, 0% used), with no origin.
+    pub fn fresh(name: &str, size: u64, pool: Option<&str>, tags: Vec<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            size,
+            attr: if pool.is_some() {
+                "Vwi-a-tz--"
+            } else {
+                "-wi-a-----"
+            }
+            .into(),
+            tags,
+            pool: pool.map(str::to_string),
+            origin: None,
+            data_percent: pool.map(|_| 0.0),
+        }
+    }
+
     /// Whether the LV is active (attr position 5).
     pub fn is_active(&self) -> bool {
         self.attr.as_bytes().get(4) == Some(&b'a')
@@ -172,6 +191,11 @@ mod tests {
         assert_eq!(thin.tags.len(), 4);
         let linear = &rows[1];
         assert_eq!((linear.size, linear.pool.as_deref()), (67108864, None));
+        let fresh = LvRow::fresh(&linear.name, linear.size, None, linear.tags.clone());
+        assert_eq!(
+            linear, &fresh,
+            "a fresh linear LV as LvRow::fresh builds it"
+        );
         assert!(linear.tags.contains(&"carve.name=pvc#3b#20x".to_string()));
         assert!(
             linear.tags.iter().any(|t| t.len() > 1000),
@@ -217,8 +241,10 @@ mod tests {
         let rows = parse_lvs(&json).unwrap();
         assert_eq!(rows.len(), 101);
         assert!(rows.iter().any(|r| r.is_thin_pool()));
-        let fresh = rows.iter().find(|r| r.name == "csi-t50").unwrap();
-        assert_eq!(fresh.attr, "Vwi-a-tz--", "what Volume::created assumes");
+        let captured = rows.iter().find(|r| r.name == "csi-t50").unwrap();
+        // What CreateVolume answers without reading the LV back is what LVM reports for it.
+        let fresh = LvRow::fresh("csi-t50", 16 << 20, Some("pool"), captured.tags.clone());
+        assert_eq!(captured, &fresh);
         let vgs = parse_vgs(&json).unwrap();
         assert_eq!(vgs.len(), 101, "every row carries the VG columns");
         assert_eq!(

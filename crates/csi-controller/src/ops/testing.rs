@@ -19,20 +19,7 @@ pub const NODE2: &str = "iqn.2024-01.dev.carve:node2";
 const T: Duration = Duration::from_secs(5);
 
 pub fn lv_row(name: &str, size: u64, pool: Option<&str>, tags: &[String]) -> LvRow {
-    LvRow {
-        name: name.into(),
-        size,
-        attr: if pool.is_some() {
-            "Vwi-a-tz--"
-        } else {
-            "-wi-a-----"
-        }
-        .into(),
-        tags: tags.to_vec(),
-        pool: pool.map(str::to_string),
-        origin: None,
-        data_percent: pool.map(|_| 0.0),
-    }
+    LvRow::fresh(name, size, pool, tags.to_vec())
 }
 
 pub fn pool_row(size: u64) -> LvRow {

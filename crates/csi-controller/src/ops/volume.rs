@@ -54,25 +54,12 @@ impl Volume {
     /// verifies the device through LIO, and every later call reads the LV from LVM.
     pub fn created(lv: &LvName, size: u64, allocation: &Allocation, record: VolumeRecord) -> Self {
         let pool = match allocation {
-            Allocation::Thin { pool } => Some(pool.clone()),
+            Allocation::Thin { pool } => Some(pool.as_str()),
             Allocation::Linear => None,
         };
         Self {
             id: VolumeId::from_lv(lv),
-            lv: LvRow {
-                name: lv.to_string(),
-                size,
-                attr: if pool.is_some() {
-                    "Vwi-a-tz--"
-                } else {
-                    "-wi-a-----"
-                }
-                .into(),
-                tags: record.creation_tags(),
-                data_percent: pool.as_ref().map(|_| 0.0),
-                pool,
-                origin: None,
-            },
+            lv: LvRow::fresh(lv.as_str(), size, pool, record.creation_tags()),
             record,
         }
     }
