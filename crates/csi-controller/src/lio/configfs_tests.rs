@@ -179,6 +179,19 @@ async fn volume_state_reads_one_export_only() {
             .unwrap()
             .clone()]
     );
+    // The object is reached through the target's LUN 0 link, not by a scan of every HBA: a
+    // stray directory of the same name under another HBA is not even looked at.
+    fs::create_dir_all(root.join("core/iblock_99/csi-v-1")).unwrap();
+    let linked = lio
+        .volume_state(&spec().target, &spec().storage_object)
+        .await
+        .unwrap();
+    assert_eq!(linked, one);
+    // Without a target (a partial export), the object is found by looking under each HBA.
+    let unlinked = Iqn::parse("iqn.2024-01.dev.carve:csi-none").unwrap();
+    let found = lio.volume_state(&unlinked, "csi-w-2").await.unwrap();
+    assert_eq!(found.storage_objects.len(), 1);
+    assert!(found.targets.is_empty());
     let target_only = lio.volume_state(&spec().target, "").await.unwrap();
     assert!(target_only.storage_objects.is_empty());
     assert_eq!(target_only.targets.len(), 1);

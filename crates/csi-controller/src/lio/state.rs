@@ -232,25 +232,33 @@ fn read_target(layout: &Layout, iqn: &str) -> TargetState {
     }
 }
 
-/// Reads only what one volume's export consists of: the storage object `object` (wherever its
-/// HBA is) and the target `iqn`. The cost does not grow with the number of other exports, which
-/// is what keeps one volume's create, publish and verify flat at hundreds of volumes. An empty
-/// `object` reads the target alone.
+/// Reads only what one volume's export consists of: the storage object `object` and the target
+/// `iqn`. The object is found through the target's LUN 0 link when that maps it (no scan at
+/// all); otherwise (no target yet, or a partial export) by looking for it under each `iblock_*`
+/// HBA, a readdir and one stat per HBA. Nothing else is read, so the cost does not grow with
+/// the other exports' objects, ACLs and attributes. An empty `object` reads the target alone.
 pub fn read_volume_state(layout: &Layout, iqn: &str, object: &str) -> LioState {
     let mut state = LioState::default();
-    let object_dirs = if object.is_empty() || object.contains('/') {
-        Vec::new()
-    } else {
-        entries(&layout.core())
+    if layout.target(iqn).is_dir() {
+        state.targets.push(read_target(layout, iqn));
+    }
+    if object.is_empty() || object.contains('/') {
+        return state;
+    }
+    let linked = state.targets.first().and_then(|t| {
+        t.lun0_hba
+            .clone()
+            .filter(|_| t.lun0_object.as_deref() == Some(object))
+    });
+    let hbas = match linked {
+        Some(hba) => vec![hba],
+        None => entries(&layout.core()),
     };
-    for hba in object_dirs {
+    for hba in hbas {
         let dir = layout.core().join(&hba).join(object);
         if hba.starts_with("iblock_") && dir.is_dir() {
             state.storage_objects.push(read_object(&dir, &hba, object));
         }
-    }
-    if layout.target(iqn).is_dir() {
-        state.targets.push(read_target(layout, iqn));
     }
     state
 }

@@ -9,7 +9,7 @@
 //! secret, never in argv or a log line.
 
 use super::{
-    AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
+    AclSpec, ExportSpec, Lio, LioState, TargetState,
     layout::Layout,
     state::{read_state, read_volume_state},
     verify_acl, verify_export,
@@ -83,16 +83,12 @@ pub fn export_plan(state: &LioState, spec: &ExportSpec) -> Vec<String> {
             "{tpg}/luns create /backstores/block/{name} lun=0 add_mapped_luns=false"
         ));
     }
-    let parameters: Vec<String> = match target {
-        Some(t) => t
-            .parameters_missing()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect(),
-        None => SESSION_PARAMETERS
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect(),
-    };
+    let new_target = TargetState::default();
+    let parameters: Vec<String> = target
+        .unwrap_or(&new_target)
+        .parameters_missing()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
     if !parameters.is_empty() {
         plan.push(format!("{tpg} set parameter {}", parameters.join(" ")));
     }
