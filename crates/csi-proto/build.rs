@@ -6,8 +6,15 @@
 //!
 //! Secret fields are found by reading the proto for `(csi_secret) = true`, so a new secret field
 //! in a later spec version is covered without touching this file.
+//!
+//! The proto is compiled by `protox`, a pure-Rust protobuf compiler that carries Google's
+//! well-known types (`descriptor.proto`, `timestamp.proto`, `wrappers.proto`) in the crate, into a
+//! `FileDescriptorSet` that tonic-prost-build reads instead of running `protoc`. So the build needs
+//! no system `protoc` and no `libprotobuf-dev`: the same inputs give the same code on any machine.
 
 use std::{env, fs, path::PathBuf};
+
+use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
@@ -22,7 +29,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let out = PathBuf::from(env::var("OUT_DIR")?);
+    let descriptors = out.join("csi.fds");
+    let set = protox::compile([&proto], [&proto_dir])?;
+    fs::write(&descriptors, set.encode_to_vec())?;
+
     let mut real = tonic_prost_build::configure()
+        .file_descriptor_set_path(&descriptors)
+        .skip_protoc_run()
         .build_server(true)
         .build_client(true);
     for (message, _) in &secrets {
@@ -33,6 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mirror = out.join("mirror");
     fs::create_dir_all(&mirror)?;
     tonic_prost_build::configure()
+        .file_descriptor_set_path(&descriptors)
+        .skip_protoc_run()
         .build_server(false)
         .build_client(false)
         .out_dir(&mirror)
