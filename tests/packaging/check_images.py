@@ -50,7 +50,6 @@ PACKAGES = {
 SUPPORT = {
     "thin-provisioning-tools": "lvm2 runs thin_check/thin_repair on thin pools",
     "libudev1": "linked by csi-node (udev crate)",
-    "libblkid1": "linked by csi-node (blkid crate)",
     "util-linux": "nsenter for the host's iscsiadm; mount tools",
 }
 ESSENTIAL = {"coreutils", "util-linux", "bash", "dash"}  # in every debian:*-slim image

@@ -47,7 +47,10 @@ pub fn core(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<NodeCore>
             sys,
             timeout: args.device_tool_timeout,
         }),
-        probe: Arc::new(Blkid),
+        probe: Arc::new(Blkid {
+            runner: Arc::clone(&runner),
+            timeout: args.device_tool_timeout,
+        }),
         mounter: Arc::new(SysMounter),
         formatter: Formatter {
             runner,

@@ -1,15 +1,24 @@
-//! What a disk holds, according to libblkid (the `blkid` crate), behind [`FsProbe`].
+//! What a disk holds, according to util-linux `blkid -p` (libblkid's low-level probe), behind
+//! [`FsProbe`].
 //!
-//! Invariants: superblocks *and* partition tables are probed, with `do_safeprobe` (which reports
-//! ambivalent results instead of picking one); any libblkid error is an error, never "empty";
-//! a read check proves the device can actually be read before an "empty" result is trusted.
+//! Invariants: superblocks *and* partition tables are probed, with libblkid's safe probe (which
+//! reports ambivalent results instead of picking one); any blkid error is an error, never
+//! "empty"; a read check proves the device can actually be read before an "empty" result is
+//! trusted. blkid runs as a program (the node image ships util-linux) rather than through a
+//! binding, so the build needs no libblkid headers or libclang; it costs one fork and exec per
+//! NodeStage.
 
-use csi_common::{Error, Result, command::BoxFuture};
+use csi_common::{
+    Error, Result,
+    command::{BoxFuture, Cmd, CommandRunner, Output},
+};
 use std::{
     collections::HashMap,
     fmt,
     io::Read,
     path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
 };
 
 /// What the probe found.
@@ -47,37 +56,71 @@ pub trait FsProbe: Send + Sync + fmt::Debug {
     fn read_check<'a>(&'a self, device: &'a Path) -> BoxFuture<'a, Result<()>>;
 }
 
-/// libblkid through the `blkid` crate.
-#[derive(Debug, Clone, Default)]
-pub struct Blkid;
+/// util-linux `blkid` in low-level probing mode (`blkid -p -o export DEVICE`, blkid(8)), run
+/// through the command runner: superblocks and partition tables, with libblkid's safe probe.
+///
+/// Exit codes (blkid(8), "RETURN CODE"): 0 a signature was found and is classified from the
+/// `KEY=VALUE` lines; 2 nothing was identified; 8 ambivalent low-level probing result; anything
+/// else (4 usage or internal error, a timeout, a signal) is an error. Because blkid also answers 2
+/// for a path it cannot open (with nothing on stderr), the device is opened for reading first and
+/// "nothing identified" is believed only with an empty stderr: an error is never "empty".
+#[derive(Debug, Clone)]
+pub struct Blkid {
+    /// Runs `blkid` (with the node's command prefix, if any).
+    pub runner: Arc<dyn CommandRunner>,
+    /// Timeout of one probe.
+    pub timeout: Duration,
+}
 
-fn probe_blocking(device: &Path) -> Result<Probe> {
-    use blkid::{
-        SuperblocksFlags,
-        prober::{ProbeState, Prober},
+/// The probe command for `device`.
+pub fn blkid_cmd(device: &Path) -> Cmd {
+    Cmd::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(device.to_string_lossy())
+}
+
+/// Interprets `blkid -p -o export`'s exit code, stdout and stderr (see [`Blkid`]).
+pub fn interpret(device: &Path, out: &Output) -> Result<Probe> {
+    let fail = |why: String| {
+        Err(Error::internal(format!(
+            "blkid {}: {why}",
+            device.display()
+        )))
     };
-    let fail = |what: &str, e: blkid::BlkIdError| {
-        Error::internal(format!("blkid {what} {}: {e}", device.display()))
-    };
-    let prober = Prober::new_from_filename(device).map_err(|e| fail("open", e))?;
-    prober
-        .enable_superblocks(true)
-        .map_err(|e| fail("enable superblocks", e))?;
-    prober
-        .set_superblocks_flags(SuperblocksFlags::DEFAULT | SuperblocksFlags::USAGE)
-        .map_err(|e| fail("superblock flags", e))?;
-    prober
-        .enable_partitions(true)
-        .map_err(|e| fail("enable partitions", e))?;
-    match prober.do_safe_probe().map_err(|e| fail("probe", e))? {
-        ProbeState::NothingDetected => Ok(Probe::Empty),
-        ProbeState::Ambivalent => Ok(Probe::Ambivalent),
-        ProbeState::Success | ProbeState::Done => {
-            let values = prober
-                .get_values_map()
-                .map_err(|e| fail("read values of", e))?;
+    match out.code {
+        Some(0) => {
+            let values: HashMap<String, String> = out
+                .stdout
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             Ok(classify(&values))
         }
+        Some(2) if out.stderr.trim().is_empty() => Ok(Probe::Empty),
+        Some(8) => Ok(Probe::Ambivalent),
+        code => fail(format!(
+            "exit {}: {}",
+            code.map_or("by signal".to_string(), |c| c.to_string()),
+            out.stderr.trim()
+        )),
+    }
+}
+
+/// Opens `device` for reading, so that blkid's "nothing identified" cannot stand for a path that
+/// is missing or unreadable. Only block devices and regular files (images in tests) are probed.
+fn check_openable(device: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let fail = |e: std::io::Error| Error::internal(format!("blkid open {}: {e}", device.display()));
+    let file = std::fs::File::open(device).map_err(fail)?;
+    let kind = file.metadata().map_err(fail)?.file_type();
+    if kind.is_block_device() || kind.is_file() {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "blkid {}: not a block device",
+            device.display()
+        )))
     }
 }
 
@@ -99,11 +142,13 @@ fn read_check_blocking(device: &Path) -> Result<()> {
 
 impl FsProbe for Blkid {
     fn probe<'a>(&'a self, device: &'a Path) -> BoxFuture<'a, Result<Probe>> {
-        let device: PathBuf = device.to_path_buf();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || probe_blocking(&device))
-                .await
-                .map_err(|e| Error::internal(format!("blkid task: {e}")))?
+            check_openable(device)?;
+            let out = self
+                .runner
+                .run(&blkid_cmd(device).timeout(self.timeout))
+                .await?;
+            interpret(device, &out)
         })
     }
 
@@ -159,13 +204,66 @@ mod tests {
         assert!(matches!(classify(&odd), Probe::Other(_)));
     }
 
+    fn output(code: Option<i32>, stdout: &str, stderr: &str) -> Output {
+        Output {
+            command: "blkid -p -o export /dev/sda".into(),
+            code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn interprets_blkid_exit_codes_fail_closed() {
+        let dev = Path::new("/dev/sda");
+        let ext4 = std::fs::read_to_string(format!(
+            "{}/../../tests/fixtures/node/blkid-ext4.txt",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert_eq!(
+            interpret(dev, &output(Some(0), &ext4, "")).unwrap(),
+            Probe::Filesystem("ext4".into())
+        );
+        assert_eq!(
+            interpret(dev, &output(Some(2), "", "")).unwrap(),
+            Probe::Empty
+        );
+        assert_eq!(
+            interpret(dev, &output(Some(8), "", "")).unwrap(),
+            Probe::Ambivalent
+        );
+        // blkid found something it cannot name: never "empty"
+        assert!(matches!(
+            interpret(dev, &output(Some(0), "DEVNAME=/dev/sda\n", "")).unwrap(),
+            Probe::Other(_)
+        ));
+        // "nothing identified" with a complaint, a usage/internal error, a kill: errors
+        for out in [
+            output(Some(2), "", "blkid: error: /dev/sda: Input/output error"),
+            output(Some(4), "", "blkid: bad usage"),
+            output(None, "", ""),
+            output(Some(1), "", ""),
+        ] {
+            assert!(interpret(dev, &out).is_err(), "{out:?} must be an error");
+        }
+    }
+
+    fn real() -> Blkid {
+        Blkid {
+            runner: Arc::new(csi_common::command::SystemRunner::new()),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
     #[tokio::test]
-    async fn probes_files_with_real_libblkid() {
+    async fn probes_files_with_real_blkid() {
+        let blkid = real();
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::write(&empty, vec![0u8; 4 << 20]).unwrap();
-        assert_eq!(Blkid.probe(&empty).await.unwrap(), Probe::Empty);
-        Blkid.read_check(&empty).await.unwrap();
+        assert_eq!(blkid.probe(&empty).await.unwrap(), Probe::Empty);
+        blkid.read_check(&empty).await.unwrap();
         // a DOS partition table: one Linux partition and the 0x55AA signature
         let mut mbr = vec![0u8; 4 << 20];
         mbr[446 + 4] = 0x83;
@@ -176,14 +274,19 @@ mod tests {
         let pt = dir.path().join("pt");
         std::fs::write(&pt, mbr).unwrap();
         assert_eq!(
-            Blkid.probe(&pt).await.unwrap(),
+            blkid.probe(&pt).await.unwrap(),
             Probe::PartitionTable("dos".into())
         );
+        // blkid itself answers 2 ("nothing identified") for these; the probe must not
         let missing = dir.path().join("missing");
         assert!(
-            Blkid.probe(&missing).await.is_err(),
-            "a probe error is never empty"
+            blkid.probe(&missing).await.is_err(),
+            "a missing device is never empty"
         );
-        assert!(Blkid.read_check(&missing).await.is_err());
+        assert!(
+            blkid.probe(dir.path()).await.is_err(),
+            "a directory is never empty"
+        );
+        assert!(blkid.read_check(&missing).await.is_err());
     }
 }
