@@ -35,8 +35,10 @@ use crate::json::ToJson;
 use crate::render;
 use crate::status::{self, EXIT_OK, EXIT_STATUS_HELP, EXIT_TRANSPORT, EXIT_USAGE};
 
-/// The endpoint used when neither `--endpoint` nor `CSI_ENDPOINT` is set.
-pub const DEFAULT_ENDPOINT: &str = "unix:///run/csi/csi.sock";
+/// The endpoint used when neither `--endpoint` nor `CSI_ENDPOINT` is set: the socket
+/// csi-controller and csi-node serve by default and the Helm chart uses in both pods, so
+/// `kubectl exec ... -- carvectl identity probe` needs no flag.
+pub const DEFAULT_ENDPOINT: &str = "unix:///csi/csi.sock";
 
 /// A CSI command-line client: calls one Identity, Controller or Node RPC and prints the answer.
 #[derive(Parser)]
