@@ -6,6 +6,7 @@
 //! - [`parse`]: `k=v` maps, sizes (`1Gi`, `100M`), access-mode names, secrets files.
 //! - [`request`]: volume capabilities, capacity ranges, topologies, content sources.
 //! - [`ToJson`] and [`render`]: the JSON and human forms of every response.
+//! - [`orphans`]: the orphan report (volumes no PersistentVolume names).
 //! - [`run`], [`run_captured`]: the whole command line as a function returning the exit
 //!   status ([`status`]).
 //!
@@ -41,6 +42,7 @@
 mod cli;
 pub mod connect;
 pub mod json;
+pub mod orphans;
 pub mod parse;
 pub mod render;
 pub mod request;

@@ -19,6 +19,7 @@ mod args;
 mod controller;
 mod identity;
 mod node;
+mod orphans;
 
 use std::ffi::OsString;
 use std::fmt::Debug;
@@ -78,6 +79,9 @@ enum Group {
     /// Node service: stage/unstage, publish/unpublish, stats, expand, info
     #[command(subcommand)]
     Node(node::NodeCmd),
+    /// Orphan report: volumes no PersistentVolume names, PersistentVolumes without their volume
+    /// (ListVolumes against `kubectl get pv -o json`; read-only)
+    Orphans(orphans::Orphans),
 }
 
 /// Why a command failed; decides the exit status.
@@ -276,6 +280,7 @@ async fn execute(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Re
         Group::Identity(cmd) => cmd.run(&mut ctx).await?,
         Group::Controller(cmd) => cmd.run(&mut ctx).await?,
         Group::Node(cmd) => cmd.run(&mut ctx).await?,
+        Group::Orphans(cmd) => cmd.run(&mut ctx).await?,
     };
     // A closed stdout (`| head`) is not worth an error.
     let _ = if cli.json {
