@@ -58,6 +58,7 @@ NAMESPACED_ONLY = {("", "secrets"), ("coordination.k8s.io", "leases"), ("storage
 SIDECAR_MINIMUM = {
     "csi-provisioner": (6, 0), "csi-attacher": (4, 12), "csi-resizer": (2, 0), "csi-snapshotter": (8, 6),
     "csi-node-driver-registrar": (2, 17), "livenessprobe": (2, 20),
+    "csi-external-health-monitor-controller": (0, 18),
 }
 SNAPSHOT_ONLY = {
     ("snapshot.storage.k8s.io", "volumesnapshotclasses"),
@@ -287,8 +288,10 @@ def check_controller(c: Checker, objects, snapshots: bool) -> None:
     names = {x["name"] for x in pod["containers"]}
     want = {"csi-controller", "csi-provisioner", "csi-attacher", "csi-resizer", "livenessprobe"}
     want |= {"csi-snapshotter"} if snapshots else set()
+    want |= names & {"csi-external-health-monitor-controller"}  # optional (healthMonitor.enabled)
     c.check(names == want, f"{what}: containers {sorted(names)} != {sorted(want)}")
-    for side in ("csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter"):
+    for side in ("csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter",
+                 "csi-external-health-monitor-controller"):
         if side in names:
             c.check("--leader-election" in container(pod, side).get("args", []), f"{what}: {side} without leader election")
     portals = flag(driver, "portal")

@@ -146,6 +146,11 @@ The names are the containers' port names. */}}
   port: {{ $.Values.sidecars.snapshotter.httpPort }}
   targetPort: snapshotter
 {{- end }}
+{{- if $.Values.healthMonitor.enabled }}
+- name: health-monitor
+  port: {{ $.Values.sidecars.healthMonitor.httpPort }}
+  targetPort: health-monitor
+{{- end }}
 {{- else -}}
 - name: metrics
   port: {{ $.Values.metrics.nodePort }}
