@@ -9,7 +9,8 @@ usage: check_images.py --bin-dir target/debug --render rendered.yaml
    reached on the host through nsenter. An unknown program literal is an error: add it to PACKAGES.
 2. Every package the runtime stage installs is needed by something (no extras).
 3. The chart's args for each binary are flags its --help lists, the chart sets no command (the
-   image's ENTRYPOINT runs), and ENTRYPOINT is the binary the Dockerfile builds.
+   image's ENTRYPOINT runs), and ENTRYPOINT is the binary the Dockerfile builds; every image
+   carries carvectl, and the program of every exec probe is installed in the image.
 4. Multi-stage build in a Rust image no older than the workspace's rust-version, run on a slim
    Debian image, with the org.opencontainers.image labels.
 """
@@ -201,6 +202,12 @@ def main() -> int:
             errors.append(f"chart: {binary} sets command; the image's ENTRYPOINT must run")
         if df["entrypoint"] != f"/usr/local/bin/{binary}" or f"/usr/local/bin/{binary}" not in df["runtime"]:
             errors.append(f"{where}: ENTRYPOINT {df['entrypoint']} is not the installed /usr/local/bin/{binary}")
+        if "-p carvectl" not in df["text"] or "/usr/local/bin/carvectl" not in df["runtime"]:
+            errors.append(f"{where}: does not build and install carvectl as /usr/local/bin/carvectl")
+        for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+            command = container.get(kind, {}).get("exec", {}).get("command", [])
+            if command and not re.search(rf"^COPY\s.*\s{re.escape(command[0])}\s*$", df["runtime"], re.M):
+                errors.append(f"chart: {binary} {kind} runs {command[0]}, which {where} does not install")
         if not container["image"].rsplit(":", 1)[0].endswith(f"/{binary}"):
             errors.append(f"chart: {binary} runs image {container['image']}")
         flags = help_flags(Path(args.bin_dir) / binary)

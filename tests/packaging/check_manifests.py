@@ -41,12 +41,24 @@ CONTROLLER_ALLOW = {
     ("storage.k8s.io", "csinodes"): {"get", "list", "watch"},
     ("storage.k8s.io", "volumeattachments"): {"get", "list", "watch", "patch"},
     ("storage.k8s.io", "volumeattachments/status"): {"patch"},
-    ("snapshot.storage.k8s.io", "volumesnapshots"): {"get", "list"},
+    ("storage.k8s.io", "volumeattributesclasses"): {"get", "list", "watch"},
+    ("snapshot.storage.k8s.io", "volumesnapshots"): {"get", "list", "watch", "update"},
     ("snapshot.storage.k8s.io", "volumesnapshotcontents"): {"get", "list", "watch", "update", "patch"},
     ("snapshot.storage.k8s.io", "volumesnapshotcontents/status"): {"update", "patch"},
     ("snapshot.storage.k8s.io", "volumesnapshotclasses"): {"get", "list", "watch"},
     ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "secrets"): {"get"},  # only in a Role, only with resourceNames (checked below)
+    # the provisioner's --enable-capacity, only in a Role (checked below)
+    ("storage.k8s.io", "csistoragecapacities"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("apps", "replicasets"): {"get"},
+}
+NAMESPACED_ONLY = {("", "secrets"), ("coordination.k8s.io", "leases"), ("storage.k8s.io", "csistoragecapacities"),
+                   ("apps", "replicasets")}
+# The oldest sidecar release each image may be (issue #18: the current releases).
+SIDECAR_MINIMUM = {
+    "csi-provisioner": (6, 0), "csi-attacher": (4, 12), "csi-resizer": (2, 0), "csi-snapshotter": (8, 6),
+    "csi-node-driver-registrar": (2, 17), "livenessprobe": (2, 20),
+    "csi-external-health-monitor-controller": (0, 18),
 }
 SNAPSHOT_ONLY = {
     ("snapshot.storage.k8s.io", "volumesnapshotclasses"),
@@ -143,6 +155,78 @@ def check_csidriver(c: Checker, objects) -> None:
     c.check(spec.get("volumeLifecycleModes") == ["Persistent"], "CSIDriver: lifecycle must be Persistent")
 
 
+def env_names(cont: dict) -> dict[str, str]:
+    """Env name -> the fieldRef path (or value) it is set from."""
+    return {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath", e.get("value", ""))
+            for e in cont.get("env", [])}
+
+
+def check_capacity(c: Checker, objects) -> None:
+    """CSIDriver storageCapacity, the provisioner's --enable-capacity, its env and its Role agree."""
+    drivers = by_kind(objects, "CSIDriver")
+    deployments = by_kind(objects, "Deployment")
+    if not drivers or not deployments:
+        return
+    on = drivers[0]["spec"].get("storageCapacity") is True
+    prov = container(deployments[0]["spec"]["template"]["spec"], "csi-provisioner")
+    args = prov.get("args", [])
+    c.check(("--enable-capacity" in args) == on, f"CSIDriver storageCapacity {on} but provisioner --enable-capacity {not on}")
+    if not on:
+        return
+    env = env_names(prov)
+    c.check(env.get("NAMESPACE") == "metadata.namespace" and env.get("POD_NAME") == "metadata.name",
+            "csi-provisioner --enable-capacity needs NAMESPACE and POD_NAME from the downward API")
+    c.check(flag(prov, "capacity-ownerref-level") == ["2"],
+            "csi-provisioner in a Deployment: --capacity-ownerref-level=2 (pod, ReplicaSet, Deployment)")
+    sa = deployments[0]["spec"]["template"]["spec"].get("serviceAccountName")
+    granted = {(g, r) for kind, rule, _ in rules_of(objects, sa) if kind == "Role"
+               for g in rule.get("apiGroups", []) for r in rule.get("resources", [])}
+    for need in (("storage.k8s.io", "csistoragecapacities"), ("", "pods"), ("apps", "replicasets")):
+        c.check(need in granted, f"RBAC: --enable-capacity needs {need[0] or 'core'}/{need[1]} in the release namespace")
+
+
+def check_sidecar_versions(c: Checker, objects) -> None:
+    for d in by_kind(objects, "Deployment") + by_kind(objects, "DaemonSet"):
+        for cont in d["spec"]["template"]["spec"]["containers"]:
+            image = cont["image"]
+            if not image.startswith(SIDECAR_REGISTRY):
+                continue
+            name, _, tag = image[len(SIDECAR_REGISTRY):].partition(":")
+            version = tuple(int(x) for x in re.findall(r"\d+", tag)[:2])
+            minimum = SIDECAR_MINIMUM.get(name)
+            c.check(minimum is not None and version >= minimum,
+                    f"{cont['name']}: {image} is older than the supported {name} v{'.'.join(map(str, minimum or ()))}")
+
+
+def check_metrics(c: Checker, objects) -> None:
+    """Every Service or PodMonitor port names a container port of the pods it selects, and every
+    sidecar serving --http-endpoint on the pod IP declares its port."""
+    pods = by_kind(objects, "Deployment") + by_kind(objects, "DaemonSet")
+    def ports_of(selector: dict) -> set[str]:
+        out: set[str] = set()
+        for d in pods:
+            labels = d["spec"]["template"]["metadata"].get("labels", {})
+            if selector and all(labels.get(k) == v for k, v in selector.items()):
+                out |= {p["name"] for cont in d["spec"]["template"]["spec"]["containers"] for p in cont.get("ports", [])}
+        return out
+    for svc in by_kind(objects, "Service"):
+        names = ports_of(svc["spec"].get("selector", {}))
+        for port in svc["spec"].get("ports", []):
+            c.check(port.get("targetPort") in names, f"Service/{svc['metadata']['name']}: port {port.get('targetPort')} is no container port")
+    for mon in by_kind(objects, "PodMonitor"):
+        names = ports_of(mon["spec"]["selector"].get("matchLabels", {}))
+        for ep in mon["spec"].get("podMetricsEndpoints", []):
+            c.check(ep.get("port") in names, f"PodMonitor/{mon['metadata']['name']}: port {ep.get('port')} is no container port")
+    for d in pods:
+        for cont in d["spec"]["template"]["spec"]["containers"]:
+            for endpoint in flag(cont, "http-endpoint"):
+                if endpoint.startswith("$(POD_IP):"):
+                    port = int(endpoint.rpartition(":")[2])
+                    c.check(port in {p["containerPort"] for p in cont.get("ports", [])},
+                            f"{cont['name']}: --http-endpoint {endpoint} without its containerPort")
+                    c.check("POD_IP" in env_names(cont), f"{cont['name']}: --http-endpoint uses $(POD_IP) without POD_IP")
+
+
 def check_sidecars_dial_the_driver(c: Checker, pod: dict, driver_name: str, what: str) -> None:
     driver = container(pod, driver_name)
     sock = socket_path(driver)
@@ -161,21 +245,30 @@ def check_sidecars_dial_the_driver(c: Checker, pod: dict, driver_name: str, what
         c.check(side["image"].startswith(SIDECAR_REGISTRY), f"{what}: {side['name']} image {side['image']}")
 
 
-def check_liveness(c: Checker, pod: dict, driver_name: str, what: str) -> None:
+def check_probes(c: Checker, pod: dict, driver_name: str, what: str) -> None:
+    """Readiness is the livenessprobe sidecar's /healthz (Probe); liveness is only that the gRPC
+    server answers (carvectl identity info on the driver's socket), never Probe: a plugin that is
+    up but not ready must show NotReady, not restart."""
     probe = container(pod, "livenessprobe")
     if not c.check(bool(probe), f"{what}: livenessprobe sidecar missing"):
         return
     endpoint = flag(probe, "http-endpoint")
     driver = container(pod, driver_name)
-    http = driver.get("livenessProbe", {}).get("httpGet", {})
-    if not c.check(bool(endpoint) and bool(http), f"{what}: {driver_name} has no /healthz liveness probe"):
+    http = driver.get("readinessProbe", {}).get("httpGet", {})
+    if not c.check(bool(endpoint) and bool(http), f"{what}: {driver_name} has no /healthz readiness probe"):
         return
     host, _, port = endpoint[0].rpartition(":")
     ports = {p["name"]: p["containerPort"] for p in driver.get("ports", [])}
-    c.check(http.get("path") == "/healthz", f"{what}: liveness path must be /healthz")
+    c.check(http.get("path") == "/healthz", f"{what}: readiness path must be /healthz")
     c.check(str(ports.get(http.get("port"), http.get("port"))) == port,
-            f"{what}: liveness port {http.get('port')} != livenessprobe {endpoint[0]}")
-    c.check(http.get("host", host) == host, f"{what}: liveness host {http.get('host')} != {host}")
+            f"{what}: readiness port {http.get('port')} != livenessprobe {endpoint[0]}")
+    c.check(http.get("host", host) == host, f"{what}: readiness host {http.get('host')} != {host}")
+    liveness = driver.get("livenessProbe", {})
+    command = liveness.get("exec", {}).get("command", [])
+    c.check("httpGet" not in liveness, f"{what}: liveness must not be Probe (/healthz): a not-ready plugin would restart")
+    c.check(bool(command) and command[0].endswith("/carvectl") and command[-2:] == ["identity", "info"]
+            and f"--endpoint=unix://{socket_path(driver)}" in command,
+            f"{what}: liveness must be carvectl identity info on the driver's socket, is {command}")
 
 
 def check_controller(c: Checker, objects, snapshots: bool) -> None:
@@ -195,8 +288,10 @@ def check_controller(c: Checker, objects, snapshots: bool) -> None:
     names = {x["name"] for x in pod["containers"]}
     want = {"csi-controller", "csi-provisioner", "csi-attacher", "csi-resizer", "livenessprobe"}
     want |= {"csi-snapshotter"} if snapshots else set()
+    want |= names & {"csi-external-health-monitor-controller"}  # optional (healthMonitor.enabled)
     c.check(names == want, f"{what}: containers {sorted(names)} != {sorted(want)}")
-    for side in ("csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter"):
+    for side in ("csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter",
+                 "csi-external-health-monitor-controller"):
         if side in names:
             c.check("--leader-election" in container(pod, side).get("args", []), f"{what}: {side} without leader election")
     portals = flag(driver, "portal")
@@ -209,7 +304,7 @@ def check_controller(c: Checker, objects, snapshots: bool) -> None:
     c.check(bool(saveconfig) and str(Path(saveconfig[0]).parent) in paths,
             f"{what}: the saveconfig directory is not mounted from the host")
     check_sidecars_dial_the_driver(c, pod, "csi-controller", what)
-    check_liveness(c, pod, "csi-controller", what)
+    check_probes(c, pod, "csi-controller", what)
 
 
 def check_node(c: Checker, objects, kubelet_dir: str) -> None:
@@ -260,7 +355,7 @@ def check_node(c: Checker, objects, kubelet_dir: str) -> None:
                     for m, mount in mounts.items() if paths.get(mount["name"]) == m),
                 f"{what}: --iscsi-nodes-dir {nodes_dir} is not the host's directory at the same path")
     check_sidecars_dial_the_driver(c, pod, "csi-node", what)
-    check_liveness(c, pod, "csi-node", what)
+    check_probes(c, pod, "csi-node", what)
 
 
 def rules_of(objects, sa_name: str) -> list[tuple[str, dict, str]]:
@@ -304,8 +399,8 @@ def check_rbac(c: Checker, objects, snapshots: bool) -> None:
                 if res == "secrets":
                     c.check(kind == "Role" and bool(rule.get("resourceNames")),
                             "RBAC: secrets only through a namespaced Role with resourceNames")
-                if res == "leases":
-                    c.check(kind == "Role", "RBAC: leases only in the release namespace (Role)")
+                if (group, res) in NAMESPACED_ONLY:
+                    c.check(kind == "Role", f"RBAC: {res} only in a namespace (Role)")
     if not snapshots:
         c.check(not (granted & SNAPSHOT_ONLY), "RBAC: snapshotter permissions granted with snapshots off")
     node_rules = rules_of(objects, node_sa)
@@ -379,6 +474,9 @@ def main() -> int:
         check_controller(c, objects, snapshots)
         check_node(c, objects, args.kubelet_dir)
         check_rbac(c, objects, snapshots)
+        check_capacity(c, objects)
+        check_sidecar_versions(c, objects)
+        check_metrics(c, objects)
         check_secrets(c, objects, text)
         check_classes(c, objects, snapshots, not args.not_defaults)
     for failure in c.failures:

@@ -63,6 +63,16 @@ MUTATIONS = {
     "no leader election": lambda d: cont(d, "Deployment", "csi-provisioner")["args"].remove("--leader-election"),
     "missing host path": lambda d: pod(d, "Deployment").update(
         volumes=[v for v in pod(d, "Deployment")["volumes"] if v["name"] != "etc-lvm"]),
+    "liveness is Probe": lambda d: cont(d, "DaemonSet", "csi-node").update(
+        livenessProbe=cont(d, "DaemonSet", "csi-node")["readinessProbe"]),
+    "no readiness": lambda d: cont(d, "Deployment", "csi-controller").pop("readinessProbe"),
+    "capacity without the driver's storageCapacity": lambda d: kind(d, "CSIDriver")["spec"].update(storageCapacity=False),
+    "capacity without POD_NAME": lambda d: cont(d, "Deployment", "csi-provisioner").update(
+        env=[e for e in cont(d, "Deployment", "csi-provisioner")["env"] if e["name"] != "POD_NAME"]),
+    "capacity without its Role": lambda d: next(r for r in d if r["kind"] == "Role")["rules"].pop(1),
+    "old sidecar": lambda d: cont(d, "Deployment", "csi-resizer").update(image="registry.k8s.io/sig-storage/csi-resizer:v1.14.0"),
+    "metrics port without container port": lambda d: kind(d, "Service")["spec"]["ports"].append(
+        {"name": "x", "port": 1, "targetPort": "x"}),
 }
 
 

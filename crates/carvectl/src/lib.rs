@@ -6,6 +6,7 @@
 //! - [`parse`]: `k=v` maps, sizes (`1Gi`, `100M`), access-mode names, secrets files.
 //! - [`request`]: volume capabilities, capacity ranges, topologies, content sources.
 //! - [`ToJson`] and [`render`]: the JSON and human forms of every response.
+//! - [`orphans`]: the orphan report (volumes no PersistentVolume names).
 //! - [`run`], [`run_captured`]: the whole command line as a function returning the exit
 //!   status ([`status`]).
 //!
@@ -14,7 +15,7 @@
 //! use carvectl::csi_proto::v1::{CreateVolumeRequest, volume_capability::access_mode::Mode};
 //! use carvectl::{Client, Endpoint, parse, request};
 //!
-//! let endpoint: Endpoint = "unix:///run/csi/csi.sock".parse()?;
+//! let endpoint: Endpoint = "unix:///csi/csi.sock".parse()?;
 //! let client = Client::wait_until_ready(&endpoint, std::time::Duration::from_secs(30)).await?;
 //! let mut controller = client.controller.clone();
 //! let created = controller
@@ -28,7 +29,7 @@
 //!     .into_inner();
 //!
 //! // Or drive the command line itself:
-//! let out = carvectl::run_captured(["carvectl", "--endpoint", "unix:///run/csi/csi.sock", "--json", "node", "info"]).await;
+//! let out = carvectl::run_captured(["carvectl", "--endpoint", "unix:///csi/csi.sock", "--json", "node", "info"]).await;
 //! assert_eq!(out.code, 0, "{}", out.stderr);
 //! let node_id = out.json()?["node_id"].as_str().unwrap_or_default().to_string();
 //! # let _ = (created, node_id);
@@ -41,6 +42,7 @@
 mod cli;
 pub mod connect;
 pub mod json;
+pub mod orphans;
 pub mod parse;
 pub mod render;
 pub mod request;

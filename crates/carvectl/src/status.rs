@@ -13,6 +13,8 @@ pub const EXIT_TRANSPORT: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// `identity probe` answered, but with `ready: false`.
 pub const EXIT_NOT_READY: u8 = 3;
+/// `orphans` found orphan volumes or PersistentVolumes without their volume.
+pub const EXIT_FOUND: u8 = 4;
 /// An RPC failed with gRPC code N: the exit status is `EXIT_RPC_BASE + N` (11..=26).
 pub const EXIT_RPC_BASE: u8 = 10;
 
@@ -51,6 +53,7 @@ EXIT STATUS:
   1       transport: cannot connect to the endpoint, or a local I/O failure
   2       usage: bad flags or values, duplicate keys, unreadable secrets file
   3       identity probe: the plugin answered ready=false
+  4       orphans: the report found something
   10+N    the RPC failed with gRPC code N (printed as `error: <CODE>: <message>`):
           11 CANCELLED          17 PERMISSION_DENIED    23 INTERNAL
           12 UNKNOWN            18 RESOURCE_EXHAUSTED   24 UNAVAILABLE

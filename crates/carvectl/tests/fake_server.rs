@@ -757,3 +757,54 @@ async fn tcp_endpoints_work() {
         .unwrap();
     assert_eq!(info.into_inner().vendor_version, "0.1.0");
 }
+
+#[tokio::test]
+async fn orphans_follow_every_page_and_compare_with_the_pvs() {
+    let server = start(Fake::default());
+    let dir = tempfile::tempdir().unwrap();
+    let pvs = dir.path().join("pvs.json");
+    let pv = |name: &str, handle: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+               "spec": {"csi": {"driver": "lvm-iscsi.csi.carve.dev", "volumeHandle": handle}}})
+    };
+    let list = json!({"apiVersion": "v1", "kind": "List",
+                      "items": [pv("pv-a", "a"), pv("pv-c", "c"), pv("pv-x", "x")]});
+    std::fs::write(&pvs, list.to_string()).unwrap();
+    let file = format!("--pvs={}", pvs.display());
+    let (code, out, err) = cli(&server, &["--json", "orphans", &file]).await;
+    assert_eq!(code, 4, "found something: {err}");
+    let report = parse_json(&out);
+    assert_eq!(report["listed_volumes"], 3, "all three pages: {report}");
+    assert_eq!(report["orphans"][0]["volume_id"], "b");
+    assert_eq!(
+        report["orphans"][0]["published_node_ids"],
+        json!(["node-1"])
+    );
+    assert_eq!(report["orphans"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        report["missing"],
+        json!([{"persistent_volume": "pv-x", "volume_handle": "x"}])
+    );
+    assert_eq!(server.seen.lock().unwrap().list_tokens, ["", "1", "2"]);
+
+    let (code, out, _) = cli(&server, &["orphans", &file]).await;
+    assert_eq!(code, 4);
+    assert!(
+        out.contains("ORPHAN_VOLUME") && out.contains("pv-x"),
+        "{out}"
+    );
+
+    let all = json!({"kind": "List", "items": [pv("pv-a", "a"), pv("pv-b", "b"), pv("pv-c", "c")]});
+    std::fs::write(&pvs, all.to_string()).unwrap();
+    let (code, out, _) = cli(&server, &["orphans", &file]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("0 orphan volume(s), 0 "), "{out}");
+
+    std::fs::write(&pvs, r#"{"kind":"PodList","items":[]}"#).unwrap();
+    let (code, _, err) = cli(&server, &["orphans", &file]).await;
+    assert_eq!(
+        code, 2,
+        "not PersistentVolumes: a usage error, not an empty set"
+    );
+    assert!(err.contains("PersistentVolumes"), "{err}");
+}

@@ -5,6 +5,7 @@
 //! `csi_common::error`. `reconcile` rebuilds LIO from LVM at start.
 
 pub mod config;
+pub mod gauges;
 pub mod lio;
 pub mod lvm;
 pub mod ops;

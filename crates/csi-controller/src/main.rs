@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use csi_common::{command::SystemRunner, serve, telemetry};
-use csi_controller::{config::ControllerArgs, lio::saveconfig, reconcile, server};
+use csi_controller::{config::ControllerArgs, gauges, lio::saveconfig, reconcile, server};
 use std::{sync::Arc, time::Duration};
 
 /// How often reconciliation is retried while the volume group is unavailable.
@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init_logging(args.common.log_format);
     if let Some(address) = args.common.metrics_address {
         telemetry::install_metrics(address).map_err(anyhow::Error::msg)?;
+        gauges::describe();
     }
     tracing::info!(
         driver = %args.common.driver_name,
@@ -26,6 +27,11 @@ async fn main() -> anyhow::Result<()> {
     );
     let runner = Arc::new(SystemRunner::with_prefix(args.common.prefix()));
     let controller = server::build(&args, runner).context("invalid configuration")?;
+    if args.common.metrics_address.is_some()
+        && let Ok(lvm) = controller.ctx.lvm()
+    {
+        gauges::spawn_refresh(Arc::clone(lvm), gauges::REFRESH_INTERVAL);
+    }
     let chap = match std::fs::read_to_string(&controller.saveconfig) {
         Ok(text) => saveconfig::chap_credentials(&text).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "saveconfig unreadable: CHAP credentials come back on republish");

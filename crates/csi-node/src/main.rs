@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use csi_common::{command::SystemRunner, serve, telemetry};
-use csi_node::{config::NodeArgs, server};
+use csi_node::{config::NodeArgs, gauges, server};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -12,6 +12,8 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init_logging(args.common.log_format);
     if let Some(address) = args.common.metrics_address {
         telemetry::install_metrics(address).map_err(anyhow::Error::msg)?;
+        gauges::describe();
+        gauges::spawn_refresh("/sys".into(), args.state_dir(), gauges::REFRESH_INTERVAL);
     }
     tracing::info!(driver = %args.common.driver_name, version = env!("CARGO_PKG_VERSION"), "starting csi-node");
     let runner = Arc::new(SystemRunner::with_prefix(args.common.prefix()));

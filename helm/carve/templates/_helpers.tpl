@@ -65,31 +65,56 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "carve.env" -}}
 - name: RUST_LOG
   value: {{ .Values.logLevel | quote }}
+{{ include "carve.podIP" . }}
+{{- end -}}
+
+{{/* POD_IP: the node's address in these host-network pods. */}}
+{{- define "carve.podIP" -}}
 - name: POD_IP
   valueFrom:
     fieldRef:
       fieldPath: status.podIP
 {{- end -}}
 
-{{/* The livenessProbe of a driver container, served by the livenessprobe sidecar. */}}
-{{- define "carve.livenessProbe" -}}
-livenessProbe:
+{{/* Probes of a driver container. Readiness is Probe, through the livenessprobe sidecar's
+/healthz (500 while Probe answers ready=false: the pod shows NotReady). Liveness is only that the
+gRPC server answers GetPluginInfo (carvectl, in the image), so a plugin that is up but not ready
+(volume group missing, iscsid down) is never restarted for it. */}}
+{{- define "carve.probes" -}}
+readinessProbe:
   httpGet:
     host: 127.0.0.1
     path: /healthz
     port: healthz
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+livenessProbe:
+  exec:
+    command:
+      - /usr/local/bin/carvectl
+      - --endpoint=unix://{{ include "carve.socket" . }}
+      - --timeout=10
+      - identity
+      - info
   initialDelaySeconds: 10
   periodSeconds: 30
-  timeoutSeconds: 5
+  timeoutSeconds: 15
   failureThreshold: 5
 {{- end -}}
 
-{{/* A sidecar's resources and pull policy: pass (list $ $sidecarValues). */}}
+{{/* A sidecar's image, metrics port (with metrics), resources and socket mount: pass
+(list $ $sidecarValues "port name"); the port name is at most 15 characters. */}}
 {{- define "carve.sidecarCommon" -}}
 {{- $ := index . 0 -}}
 {{- $s := index . 1 -}}
 image: {{ $s.image }}
 imagePullPolicy: {{ $.Values.image.pullPolicy }}
+{{- if and $.Values.metrics.enabled $s.httpPort }}
+ports:
+  - name: {{ index . 2 }}
+    containerPort: {{ $s.httpPort }}
+{{- end }}
 {{- with $s.resources }}
 resources:
   {{- toYaml . | nindent 2 }}
@@ -97,4 +122,38 @@ resources:
 volumeMounts:
   - name: socket-dir
     mountPath: {{ include "carve.socketDir" $ }}
+{{- end -}}
+
+{{/* The metrics ports of a component, as Service ports: pass (list $ "controller"|"node").
+The names are the containers' port names. */}}
+{{- define "carve.metricsPorts" -}}
+{{- $ := index . 0 -}}
+{{- if eq (index . 1) "controller" -}}
+- name: metrics
+  port: {{ $.Values.metrics.controllerPort }}
+  targetPort: metrics
+- name: provisioner
+  port: {{ $.Values.sidecars.provisioner.httpPort }}
+  targetPort: provisioner
+- name: attacher
+  port: {{ $.Values.sidecars.attacher.httpPort }}
+  targetPort: attacher
+- name: resizer
+  port: {{ $.Values.sidecars.resizer.httpPort }}
+  targetPort: resizer
+{{- if $.Values.snapshots.enabled }}
+- name: snapshotter
+  port: {{ $.Values.sidecars.snapshotter.httpPort }}
+  targetPort: snapshotter
+{{- end }}
+{{- if $.Values.healthMonitor.enabled }}
+- name: health-monitor
+  port: {{ $.Values.sidecars.healthMonitor.httpPort }}
+  targetPort: health-monitor
+{{- end }}
+{{- else -}}
+- name: metrics
+  port: {{ $.Values.metrics.nodePort }}
+  targetPort: metrics
+{{- end -}}
 {{- end -}}

@@ -19,6 +19,7 @@ mod args;
 mod controller;
 mod identity;
 mod node;
+mod orphans;
 
 use std::ffi::OsString;
 use std::fmt::Debug;
@@ -35,8 +36,10 @@ use crate::json::ToJson;
 use crate::render;
 use crate::status::{self, EXIT_OK, EXIT_STATUS_HELP, EXIT_TRANSPORT, EXIT_USAGE};
 
-/// The endpoint used when neither `--endpoint` nor `CSI_ENDPOINT` is set.
-pub const DEFAULT_ENDPOINT: &str = "unix:///run/csi/csi.sock";
+/// The endpoint used when neither `--endpoint` nor `CSI_ENDPOINT` is set: the socket
+/// csi-controller and csi-node serve by default and the Helm chart uses in both pods, so
+/// `kubectl exec ... -- carvectl identity probe` needs no flag.
+pub const DEFAULT_ENDPOINT: &str = "unix:///csi/csi.sock";
 
 /// A CSI command-line client: calls one Identity, Controller or Node RPC and prints the answer.
 #[derive(Parser)]
@@ -76,6 +79,9 @@ enum Group {
     /// Node service: stage/unstage, publish/unpublish, stats, expand, info
     #[command(subcommand)]
     Node(node::NodeCmd),
+    /// Orphan report: volumes no PersistentVolume names, PersistentVolumes without their volume
+    /// (ListVolumes against `kubectl get pv -o json`; read-only)
+    Orphans(orphans::Orphans),
 }
 
 /// Why a command failed; decides the exit status.
@@ -274,6 +280,7 @@ async fn execute(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Re
         Group::Identity(cmd) => cmd.run(&mut ctx).await?,
         Group::Controller(cmd) => cmd.run(&mut ctx).await?,
         Group::Node(cmd) => cmd.run(&mut ctx).await?,
+        Group::Orphans(cmd) => cmd.run(&mut ctx).await?,
     };
     // A closed stdout (`| head`) is not worth an error.
     let _ = if cli.json {

@@ -8,7 +8,8 @@ use csi_common::{command::Cmd, ids::LvName};
 use std::time::Duration;
 
 /// The `lvs` columns [`super::report::parse_lvs`] reads.
-pub const LVS_FIELDS: &str = "lv_name,lv_size,lv_attr,lv_tags,pool_lv,origin,data_percent";
+pub const LVS_FIELDS: &str =
+    "lv_name,lv_size,lv_attr,lv_tags,pool_lv,origin,data_percent,metadata_percent";
 /// The `vgs` columns [`super::report::parse_vgs`] reads.
 pub const VGS_FIELDS: &str = "vg_name,vg_size,vg_free,vg_extent_size";
 

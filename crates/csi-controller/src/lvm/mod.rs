@@ -1,6 +1,8 @@
 //! LVM: the one store of volumes. `Lvm` is the trait the operations use; [`LvmCli`] runs the
 //! real tools through the command runner.
 //!
+//! Every successful survey also updates the storage gauges ([`crate::gauges`]).
+//!
 //! Invariants: every command goes through `Arc<dyn CommandRunner>` with the LVM timeout;
 //! mutating commands of one VG are queued one at a time (LVM takes a VG-wide lock anyway, and a
 //! queue keeps timeouts meaningful); a missing VG is `Unavailable` (the controller keeps serving
@@ -182,7 +184,9 @@ impl Lvm for LvmCli {
                 Some(vg) => vg,
                 None => self.vg().await?,
             };
-            Ok(Survey { vg, lvs })
+            let survey = Survey { vg, lvs };
+            crate::gauges::record(&survey);
+            Ok(survey)
         })
     }
 

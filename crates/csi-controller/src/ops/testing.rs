@@ -31,6 +31,7 @@ pub fn pool_row(size: u64) -> LvRow {
         pool: None,
         origin: None,
         data_percent: Some(0.0),
+        metadata_percent: Some(0.0),
     }
 }
 
@@ -54,6 +55,7 @@ pub fn lvs_json(rows: &[LvRow]) -> String {
                 "lv_tags": r.tags.join(","), "pool_lv": r.pool.clone().unwrap_or_default(),
                 "origin": r.origin.clone().unwrap_or_default(),
                 "data_percent": r.data_percent.map(|p| format!("{p:.2}")).unwrap_or_default(),
+                "metadata_percent": r.metadata_percent.map(|p| format!("{p:.2}")).unwrap_or_default(),
             })
         })
         .collect();
