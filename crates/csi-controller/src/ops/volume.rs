@@ -14,6 +14,10 @@ use csi_common::{
     contract::{CONTENT_SOURCE, IscsiTarget},
     ids::{Iqn, LvName, NodeId, VolumeId},
 };
+use csi_proto::v1::{
+    VolumeContentSource,
+    volume_content_source::{SnapshotSource, Type as SourceType, VolumeSource},
+};
 use std::collections::{BTreeSet, HashMap};
 
 /// One volume: its LV and the record in its tags.
@@ -111,6 +115,26 @@ impl Volume {
         let mut context = self.iscsi_target(ctx).to_context();
         context.insert(CONTENT_SOURCE.into(), self.record.content_source.clone());
         context
+    }
+
+    /// The source this volume was made from, as CSI's `Volume.content_source` (spec.md,
+    /// CreateVolume: a plugin with CLONE_VOLUME or a snapshot source MUST set it on a volume made
+    /// from a source; external-provisioner deletes a new volume whose answer lacks it). `None`
+    /// for an empty volume or a record Carve does not recognise.
+    pub fn content_source(&self) -> Option<VolumeContentSource> {
+        let (kind, id) = self.record.content_source.split_once(':')?;
+        let r#type = match kind {
+            "snapshot" => SourceType::Snapshot(SnapshotSource {
+                snapshot_id: id.to_string(),
+            }),
+            "volume" => SourceType::Volume(VolumeSource {
+                volume_id: id.to_string(),
+            }),
+            _ => return None,
+        };
+        Some(VolumeContentSource {
+            r#type: Some(r#type),
+        })
     }
 
     /// Nodes the volume is published to, as reported to the CO: the ACLs in LIO (the access
