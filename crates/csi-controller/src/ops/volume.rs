@@ -179,12 +179,7 @@ impl Volume {
 /// A volume id from a request: empty is `InvalidArgument`; a well-formed id that Carve could
 /// never have issued is `Ok(None)` (the volume does not exist).
 pub fn parse_id(raw: &str) -> Result<Option<VolumeId>> {
-    if raw.is_empty() {
-        return Err(Error::invalid_argument("volume_id is required"));
-    }
-    Ok(VolumeId::parse(raw)
-        .ok()
-        .filter(|v| v.as_str().starts_with("csi-")))
+    VolumeId::lookup(raw)
 }
 
 /// A node id from a request: empty is `InvalidArgument`; anything but an initiator IQN is
