@@ -102,9 +102,16 @@ pub fn holds_volume(table: &[MountInfo], record: &StageRecord, path: &std::path:
                     || disk.is_some_and(|d| m.source == format!("/dev/{d}"))
             })
         }
-        crate::state::Access::Block => {
-            disk.is_some_and(|d| device_binds(table, d).iter().any(|m| m.mount_point == path))
-        }
+        crate::state::Access::Block => disk.is_some_and(|d| {
+            // A disk the kernel has dropped (session gone) leaves its bind mount in place, with
+            // the device node's root shown as `/<disk>//deleted`: still this volume's path, so
+            // that stats report it abnormal instead of NOT_FOUND.
+            let deleted = format!("/{d}//deleted");
+            device_binds(table, d).iter().any(|m| m.mount_point == path)
+                || table
+                    .iter()
+                    .any(|m| m.mount_point == path && m.fs_type == "devtmpfs" && m.root == deleted)
+        }),
     }
 }
 

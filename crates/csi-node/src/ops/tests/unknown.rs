@@ -147,3 +147,45 @@ async fn volume_stats_answer_only_for_the_volumes_own_paths() {
         "node_expand_volume__relative_path"
     );
 }
+
+#[tokio::test]
+async fn block_stats_answer_for_the_publish_target_even_after_the_disk_is_gone() {
+    use super::block_cap;
+    use csi_proto::v1::volume_capability::access_mode::Mode;
+    let h = harness(Ok(Probe::Empty));
+    let block = block_cap(Mode::SingleNodeWriter);
+    ops::stage::stage(&h.core, h.stage_req(block.clone()))
+        .await
+        .unwrap();
+    ops::publish::publish(&h.core, h.publish_req(block, "pods/dev", false))
+        .await
+        .unwrap();
+    std::fs::write(h.root.join("pods/file"), b"").unwrap();
+    assert_eq!(
+        h.stats(VOL, &h.p("pods/dev")).await,
+        None,
+        "the device bind"
+    );
+    assert_eq!(
+        h.stats(VOL, &h.p("pods/file")).await,
+        Some(Kind::NotFound),
+        "node_get_volume_stats__path_of_no_volume (block)"
+    );
+    // The kernel dropped the disk: the bind mount stays, its root now `/sdb//deleted`.
+    for m in h.mounts.table.lock().unwrap().iter_mut() {
+        if m.root == "/sdb" {
+            m.root = "/sdb//deleted".into();
+        }
+    }
+    h.init.sessions.lock().unwrap().clear();
+    let req = NodeGetVolumeStatsRequest {
+        volume_id: VOL.into(),
+        volume_path: h.p("pods/dev"),
+        staging_target_path: h.p("stage"),
+    };
+    let sick = ops::stats::stats(&h.core, req).await.unwrap();
+    assert!(
+        sick.volume_condition.is_some_and(|c| c.abnormal),
+        "still this volume's path: reported abnormal, not NOT_FOUND"
+    );
+}
