@@ -9,7 +9,10 @@
 //! and block). A [`Table`] records every case and fails once, listing each case that answered
 //! other than the spec wants.
 
+mod controller;
 pub mod lifecycle;
+mod node;
+mod sources;
 pub mod stateless;
 
 pub use lifecycle::lifecycle;
@@ -80,9 +83,4 @@ impl Table {
         assert!(self.rows.len() > 1, "no case ran");
         assert!(failed.is_empty(), "{}", failed.join("\n"));
     }
-}
-
-/// The codes of an answer, for cases that compare a whole answer.
-pub fn status_code<T>(r: &Result<T, Status>) -> Code {
-    r.as_ref().map_or_else(Status::code, |_| Code::Ok)
 }
