@@ -8,17 +8,18 @@
 //! Kubernetes enforces the node's figure before scheduling; this check is the storage side's own
 //! guard for any CO, and for a node plugin configured with a larger figure.
 //!
-//! Invariants: a volume counts against a node while it has an ACL for the node's initiator or a
-//! publication tag naming it (the set the single-node check reads, so an interrupted publish
-//! counts too); a publication the node already holds is never refused (idempotent repeats stay
-//! OK at the limit); the count and the publication tag that makes the new volume count happen
-//! under one lock per node, so concurrent publishes to one node cannot overshoot; `0` means no
-//! limit and reads nothing.
+//! Invariants: a volume counts against a node while its target has an ACL for the node's
+//! initiator (the access the node really has; a publication interrupted before its ACL was made
+//! gets it back from its tag at start, `reconcile`), read from LIO alone, so a publish costs no
+//! extra LVM process; a publication the node already holds is never refused (idempotent repeats
+//! stay OK at the limit); the count and the ACL that makes the new volume count happen under one
+//! lock per node (the caller holds [`Reserved`] until its ACL exists), so concurrent publishes to
+//! one node cannot overshoot; `0` means no limit and reads nothing.
 
-use super::{Ctx, volume};
+use super::Ctx;
 use csi_common::{
     Error, Result,
-    ids::{NodeId, VolumeId},
+    ids::{Iqn, NodeId, VolumeId},
 };
 use std::{
     collections::HashMap,
@@ -50,8 +51,8 @@ impl AttachLimit {
     }
 }
 
-/// Held from the count until the new publication is recorded; dropping it lets the next
-/// publish to the same node count.
+/// Held from the count until the new ACL exists; dropping it lets the next publish to the same
+/// node count.
 #[derive(Debug)]
 pub struct Reserved {
     _node_lock: Option<OwnedMutexGuard<()>>,
@@ -61,6 +62,7 @@ pub struct Reserved {
 /// lock, counts the other volumes attached to it, and refuses with `ResourceExhausted` when
 /// they already reach the limit.
 pub async fn reserve(ctx: &Ctx, node: &NodeId, volume: &VolumeId) -> Result<Reserved> {
+    let target = ctx.settings.iqn_prefix.target_for(volume);
     let limit = &ctx.attach_limit;
     if limit.max == 0 {
         return Ok(Reserved { _node_lock: None });
@@ -73,7 +75,7 @@ pub async fn reserve(ctx: &Ctx, node: &NodeId, volume: &VolumeId) -> Result<Rese
         Arc::clone(locks.entry(node.to_string()).or_default())
     };
     let guard = lock.lock_owned().await;
-    let attached = attached_to(ctx, node, volume).await?;
+    let attached = attached_to(ctx, node, &target).await?;
     if attached >= limit.max as usize {
         return Err(Error::resource_exhausted(format!(
             "node {node} already has {attached} volumes published, the most allowed \
@@ -86,17 +88,15 @@ pub async fn reserve(ctx: &Ctx, node: &NodeId, volume: &VolumeId) -> Result<Rese
     })
 }
 
-/// How many volumes other than `except` are attached (ACL or publication tag) to `node`.
-async fn attached_to(ctx: &Ctx, node: &NodeId, except: &VolumeId) -> Result<usize> {
-    let volumes = volume::list(ctx).await?;
+/// How many Carve targets other than `except` have an ACL for `node`'s initiator: one read of
+/// LIO, no LVM process.
+async fn attached_to(ctx: &Ctx, node: &NodeId, except: &Iqn) -> Result<usize> {
+    let prefix = format!("{}:", ctx.settings.iqn_prefix);
     let lio = ctx.lio.state().await?;
-    Ok(volumes
+    Ok(lio
+        .targets
         .iter()
-        .filter(|v| &v.id != except)
-        .filter(|v| {
-            let target = v.target_iqn(&ctx.settings.iqn_prefix);
-            v.attached_nodes(lio.target(target.as_str()))
-                .contains(node.as_str())
-        })
+        .filter(|t| t.iqn.starts_with(&prefix) && t.iqn != except.as_str())
+        .filter(|t| t.acls.iter().any(|a| a.initiator == node.as_str()))
         .count())
 }
