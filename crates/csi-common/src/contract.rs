@@ -23,6 +23,12 @@ pub const SERIAL: &str = "serial";
 /// A volume with content is never formatted by the node, whatever blkid says.
 pub const CONTENT_SOURCE: &str = "contentSource";
 
+/// The default attach limit of both plugins: the node's `--max-volumes` (NodeGetInfo's
+/// `max_volumes_per_node`, which kubelet publishes as CSINode allocatable for the scheduler) and
+/// the controller's `--max-volumes-per-node` (ControllerPublishVolume's RESOURCE_EXHAUSTED). Every
+/// volume is one iSCSI session and one SCSI disk on the node.
+pub const DEFAULT_MAX_VOLUMES_PER_NODE: u32 = 64;
+
 /// Secret key: CHAP user name the initiator presents.
 pub const CHAP_USERNAME: &str = "chapUsername";
 /// Secret key: CHAP password the initiator presents.

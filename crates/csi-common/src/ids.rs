@@ -136,6 +136,20 @@ impl VolumeId {
         LvName::parse(raw).map(|lv| Self(lv.0))
     }
 
+    /// Looks up an untrusted volume id from a request whose spec rows answer an unknown volume
+    /// with NOT_FOUND (or OK, for the idempotent teardown RPCs): empty is `InvalidArgument` (a
+    /// missing field); any other string Carve could never have issued (not `csi-` followed by
+    /// `[a-z0-9-]`, at most 64 bytes; a snapshot id included) is `Ok(None)`, a volume that does
+    /// not exist, never `InvalidArgument`.
+    pub fn lookup(raw: &str) -> Result<Option<Self>> {
+        if raw.is_empty() {
+            return Err(Error::invalid_argument("volume_id is required"));
+        }
+        Ok(Self::parse(raw)
+            .ok()
+            .filter(|v| v.as_str().starts_with("csi-")))
+    }
+
     /// The LV holding this volume.
     pub fn lv_name(&self) -> LvName {
         LvName(self.0.clone())
@@ -327,6 +341,28 @@ mod tests {
         let serial = v.unit_serial();
         assert_eq!(serial.len(), 36);
         assert_eq!(serial, v.unit_serial(), "deterministic");
+    }
+
+    #[test]
+    fn ids_carve_never_issued_are_unknown_not_invalid() {
+        assert!(VolumeId::lookup("").is_err(), "missing field");
+        for foreign in [
+            "fake-vol-id-3c6105c0-f",
+            "snap-s-1",
+            "../x",
+            "csi-A",
+            "csi-x-",
+            "名",
+        ] {
+            assert_eq!(VolumeId::lookup(foreign).unwrap(), None, "{foreign:?}");
+        }
+        assert_eq!(
+            VolumeId::lookup("csi-pvc-1-0123")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "csi-pvc-1-0123"
+        );
     }
 
     #[test]

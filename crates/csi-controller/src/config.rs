@@ -70,6 +70,12 @@ pub struct ControllerArgs {
     #[arg(long, env = "CARVE_THIN_OVERPROVISION_RATIO", default_value_t = 1.0)]
     pub thin_overprovision_ratio: f64,
 
+    /// At most this many volumes published to one node: ControllerPublishVolume answers
+    /// RESOURCE_EXHAUSTED for one more (0: no limit). Keep it equal to the node plugin's
+    /// --max-volumes, which NodeGetInfo reports to the scheduler.
+    #[arg(long, env = "CARVE_MAX_VOLUMES_PER_NODE", default_value_t = crate::ops::attach_limit::DEFAULT_MAX_VOLUMES_PER_NODE)]
+    pub max_volumes_per_node: u32,
+
     /// Timeout for each targetcli batch, in seconds.
     #[arg(long, env = "CARVE_TARGETCLI_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
     pub targetcli_timeout: Duration,

@@ -104,7 +104,8 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         default_capacity: DEFAULT_CAPACITY,
         thin_overprovision: args.thin_overprovision_ratio,
     };
-    let ctx = Ctx::new(lvm, lio, settings, Some(saver));
+    let ctx =
+        Ctx::new(lvm, lio, settings, Some(saver)).with_attach_limit(args.max_volumes_per_node);
     let readiness = Arc::new(ControllerReadiness::new(Arc::clone(&runner), args));
     let identity = IdentityService::new(
         args.common.driver_name.clone(),

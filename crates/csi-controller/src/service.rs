@@ -80,11 +80,15 @@ impl ControllerService {
     }
 }
 
+/// The CSI `Volume` of `v`: every answer that carries a volume (CreateVolume fresh or repeated,
+/// ListVolumes, ControllerGetVolume) is built here, so `content_source` is never missing from
+/// one of them.
 fn csi_volume(ctx: &Ctx, v: &ops::volume::Volume) -> Volume {
     Volume {
         capacity_bytes: v.lv.size as i64,
         volume_id: v.id.to_string(),
         volume_context: v.volume_context(ctx),
+        content_source: v.content_source(),
         ..Default::default()
     }
 }

@@ -96,3 +96,117 @@ async fn create_volume_answers_the_volume_with_its_context() {
     assert_eq!(volume.volume_context["contentSource"], "");
     lab.finish();
 }
+
+/// spec.md CreateVolume: a volume made from a source carries `content_source`, in the answer to
+/// a repeated CreateVolume, in ListVolumes and in ControllerGetVolume (external-provisioner
+/// deletes a new volume whose answer lacks it: pkg/controller/controller.go, Provision).
+#[tokio::test]
+async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
+    use csi_proto::v1::volume_content_source::{SnapshotSource, Type, VolumeSource};
+    let lab = Lab::new();
+    let svc = ControllerService::new(lab.ctx.clone());
+    let cap = crate::ops::capability::mount(
+        "ext4",
+        volume_capability::access_mode::Mode::SingleNodeWriter,
+    );
+    let restored = csi_common::ids::LvName::for_volume("r");
+    let cloned = csi_common::ids::LvName::for_volume("c");
+    let tags = |name: &str, source: &str| {
+        crate::lvm::tags::VolumeRecord {
+            name: name.into(),
+            required_bytes: 0,
+            capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+            content_source: source.into(),
+            published: Vec::new(),
+        }
+        .creation_tags()
+    };
+    let restored_row = lv_row(
+        restored.as_str(),
+        8 << 20,
+        Some("pool"),
+        &tags("r", "snapshot:snap-s-1"),
+    );
+    let cloned_row = lv_row(
+        cloned.as_str(),
+        8 << 20,
+        Some("pool"),
+        &tags("c", "volume:csi-v-1"),
+    );
+    let snapshot = Some(VolumeContentSource {
+        r#type: Some(Type::Snapshot(SnapshotSource {
+            snapshot_id: "snap-s-1".into(),
+        })),
+    });
+    let volume = Some(VolumeContentSource {
+        r#type: Some(Type::Volume(VolumeSource {
+            volume_id: "csi-v-1".into(),
+        })),
+    });
+    for (name, row, source) in [("r", &restored_row, &snapshot), ("c", &cloned_row, &volume)] {
+        lab.expect_vgs(10 << 30, 4 << 20);
+        lab.expect_lvs_one(&row.name, std::slice::from_ref(row));
+        let req = CreateVolumeRequest {
+            name: name.into(),
+            volume_capabilities: vec![cap.clone()],
+            parameters: std::collections::HashMap::from([("thin".into(), "true".into())]),
+            volume_content_source: source.clone(),
+            ..Default::default()
+        };
+        let answer = svc
+            .create_volume(Request::new(req))
+            .await
+            .unwrap()
+            .into_inner()
+            .volume
+            .unwrap();
+        assert_eq!(
+            &answer.content_source, source,
+            "repeated CreateVolume {name}"
+        );
+    }
+    lab.expect_lvs(&[restored_row.clone(), cloned_row.clone()]);
+    let listed = svc
+        .list_volumes(Request::new(ListVolumesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let mut sources: Vec<_> = listed
+        .into_iter()
+        .map(|e| {
+            let v = e.volume.unwrap();
+            (v.volume_id, v.content_source)
+        })
+        .collect();
+    sources.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want = vec![
+        (restored.to_string(), snapshot.clone()),
+        (cloned.to_string(), volume.clone()),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(sources, want, "ListVolumes");
+    lab.expect_lvs_one(restored.as_str(), &[restored_row]);
+    let got = svc
+        .controller_get_volume(Request::new(ControllerGetVolumeRequest {
+            volume_id: restored.to_string(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(got.content_source, snapshot, "ControllerGetVolume");
+    lab.expect_lvs_one(cloned.as_str(), &[cloned_row]);
+    let got = svc
+        .controller_get_volume(Request::new(ControllerGetVolumeRequest {
+            volume_id: cloned.to_string(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(got.content_source, volume, "ControllerGetVolume");
+    lab.finish();
+}

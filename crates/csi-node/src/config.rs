@@ -32,8 +32,10 @@ pub struct NodeArgs {
     #[arg(long, env = "CARVE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Maximum number of volumes this node attaches (0: no limit reported).
-    #[arg(long, env = "CARVE_MAX_VOLUMES", default_value_t = 0)]
+    /// Maximum number of Carve volumes attached to this node, reported by NodeGetInfo as
+    /// max_volumes_per_node (kubelet turns it into CSINode allocatable, which the scheduler
+    /// counts); 0 reports no limit. Keep it equal to the controller's --max-volumes-per-node.
+    #[arg(long, env = "CARVE_MAX_VOLUMES", default_value_t = csi_common::contract::DEFAULT_MAX_VOLUMES_PER_NODE.into(), value_parser = clap::value_parser!(i64).range(0..))]
     pub max_volumes: i64,
 
     /// iscsiadm executable.

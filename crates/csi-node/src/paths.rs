@@ -41,6 +41,19 @@ pub fn check_shape(raw: &str, what: &str) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// A path the CO asks about rather than hands over (`volume_path` of NodeGetVolumeStats and
+/// NodeExpandVolume, `staging_target_path` of NodeExpandVolume): empty is `InvalidArgument` (a
+/// missing field); any shape [`check_shape`] refuses (relative, not normalized, NUL, too long)
+/// cannot hold a volume, so it is `Ok(None)`, which those RPCs answer NOT_FOUND (spec.md:
+/// "volume does not exist on the specified volume_path"). Nothing is resolved against the
+/// plugin's working directory.
+pub fn lookup(raw: &str, what: &str) -> Result<Option<PathBuf>> {
+    if raw.is_empty() {
+        return Err(Error::invalid_argument(format!("{what} is required")));
+    }
+    Ok(check_shape(raw, what).ok())
+}
+
 /// Checks `raw` and the filesystem around it: no symlink above or at the path.
 pub fn validate(raw: &str, what: &str) -> Result<PathBuf> {
     let path = check_shape(raw, what)?;
@@ -84,6 +97,18 @@ mod tests {
         assert_eq!(
             check_shape("/var/lib/kubelet/pods/x/mount", "p").unwrap(),
             Path::new("/var/lib/kubelet/pods/x/mount")
+        );
+    }
+
+    #[test]
+    fn looked_up_paths_of_a_bad_shape_hold_no_volume() {
+        assert!(lookup("", "volume_path").is_err(), "missing field");
+        for none in ["some/path", "/a/../b", "/a//b", "/a\0b"] {
+            assert_eq!(lookup(none, "volume_path").unwrap(), None, "{none:?}");
+        }
+        assert_eq!(
+            lookup("/var/lib/kubelet/x", "volume_path").unwrap(),
+            Some(PathBuf::from("/var/lib/kubelet/x"))
         );
     }
 

@@ -41,6 +41,9 @@ async fn start(lab: &Lab, backend: &'static str) -> Driver {
         lab,
         DriverOptions {
             lio_backend: backend,
+            // The population is hundreds of volumes published to the one guest node: far past
+            // the default attach limit, which is not what this section measures.
+            controller_args: vec!["--max-volumes-per-node=0".into()],
             ..Default::default()
         },
     )

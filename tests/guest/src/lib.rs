@@ -5,6 +5,7 @@
 //! `hack/vm/run -- carve-guest-suite` (`--include-ignored --test-threads=1`: LVM, LIO and
 //! iscsid are global state). A scenario ends with [`assert_no_leaks`].
 
+pub mod conformance;
 pub mod data;
 pub mod driver;
 pub mod lab;

@@ -5,6 +5,7 @@
 //! (`Created`/`AlreadyExisted`, `Deleted`/`NotFound`) and domain errors; every mutation is
 //! idempotent so a retry completes an interrupted call.
 
+pub mod attach_limit;
 pub mod capability;
 pub mod capacity;
 pub mod create_from_source;
@@ -54,6 +55,8 @@ pub struct Ctx {
     /// Settings.
     pub settings: Settings,
     saver: Option<SaveHandle>,
+    /// The attach limit per node (none unless [`Ctx::with_attach_limit`]).
+    pub attach_limit: attach_limit::AttachLimit,
 }
 
 impl Ctx {
@@ -69,7 +72,15 @@ impl Ctx {
             lio,
             settings,
             saver,
+            attach_limit: attach_limit::AttachLimit::default(),
         }
+    }
+
+    /// This context with at most `max` volumes published per node (`0`: no limit).
+    #[must_use]
+    pub fn with_attach_limit(mut self, max: u32) -> Self {
+        self.attach_limit = attach_limit::AttachLimit::new(max);
+        self
     }
 
     /// LVM, or `FailedPrecondition` when the controller runs without `--volume-group`.

@@ -5,9 +5,11 @@
 //! created, so a reboot restores every ACL that was ever granted and not revoked; every Carve
 //! access mode is single-node, so a volume published (ACL or tag) to another node is
 //! `FailedPrecondition` naming it; the same node with a different readonly flag is
-//! `AlreadyExists`; CHAP comes from the secrets, never from or into a context, tag or log.
+//! `AlreadyExists`; CHAP comes from the secrets, never from or into a context, tag or log; a node
+//! that does not hold the volume yet gets it only below the attach limit (`attach_limit`,
+//! `ResourceExhausted`).
 
-use super::{Ctx, capability, volume};
+use super::{Ctx, attach_limit, capability, volume};
 use crate::{lio::AclSpec, lvm::tags::Publication};
 use csi_common::{
     Error, Result,
@@ -69,6 +71,14 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<IscsiTarget> {
             "volume {id} is published to node {other}; a Carve volume is attached to one node at a time"
         )));
     }
+    let _reserved = if vol
+        .attached_nodes(state.target(spec.target.as_str()))
+        .contains(node.as_str())
+    {
+        None
+    } else {
+        Some(attach_limit::reserve(ctx, &node, &id).await?)
+    };
     let publication = Publication {
         node: node.clone(),
         readonly,

@@ -184,3 +184,44 @@ async fn a_tag_without_acl_still_blocks_another_node_and_chap_change_rewrites_th
     assert_eq!(lab.acls("csi-v-1"), [NODE1]);
     lab.finish();
 }
+
+/// spec.md ControllerPublishVolume Errors, "Max volumes attached": one more than the limit is
+/// RESOURCE_EXHAUSTED; what the node already holds is still OK; another node has its own room.
+#[tokio::test]
+async fn one_more_than_the_attach_limit_is_resource_exhausted() {
+    let lab = Lab::new();
+    let ctx = lab.ctx.clone().with_attach_limit(2);
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let none = HashMap::new();
+    let a = lv_row("csi-a-1", 8 << 20, None, &carve_tags("a"));
+    let b = lv_row("csi-b-1", 8 << 20, None, &carve_tags("b"));
+    let v = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+    for row in [&a, &b, &v] {
+        lab.export(row).await;
+    }
+    lab.add_acl("csi-a-1", NODE1).await;
+    lab.add_acl("csi-b-1", NODE1).await;
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
+    let err = publish(&ctx, req(NODE1, &cap, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    assert!(lab.acls("csi-v-1").is_empty(), "nothing granted");
+
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
+    lab.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE2}"), true);
+    publish(&ctx, req(NODE2, &cap, false, &none))
+        .await
+        .expect("node2 has room");
+
+    let mut at_limit = carve_tags("v");
+    at_limit.push(format!("carve.pub=rw:{NODE2}"));
+    let v2 = lv_row("csi-v-1", 8 << 20, None, &at_limit);
+    let ctx1 = lab.ctx.clone().with_attach_limit(1);
+    lab.add_acl("csi-a-1", NODE2).await; // node2 is now past a limit of 1
+    lab.expect_lvs_one("csi-v-1", &[v2]);
+    publish(&ctx1, req(NODE2, &cap, false, &none))
+        .await
+        .expect("a repeat past the limit is still OK: the node already holds the volume");
+    lab.finish();
+}

@@ -14,6 +14,10 @@ use csi_common::{
     contract::{CONTENT_SOURCE, IscsiTarget},
     ids::{Iqn, LvName, NodeId, VolumeId},
 };
+use csi_proto::v1::{
+    VolumeContentSource,
+    volume_content_source::{SnapshotSource, Type as SourceType, VolumeSource},
+};
 use std::collections::{BTreeSet, HashMap};
 
 /// One volume: its LV and the record in its tags.
@@ -113,6 +117,26 @@ impl Volume {
         context
     }
 
+    /// The source this volume was made from, as CSI's `Volume.content_source` (spec.md,
+    /// CreateVolume: a plugin with CLONE_VOLUME or a snapshot source MUST set it on a volume made
+    /// from a source; external-provisioner deletes a new volume whose answer lacks it). `None`
+    /// for an empty volume or a record Carve does not recognise.
+    pub fn content_source(&self) -> Option<VolumeContentSource> {
+        let (kind, id) = self.record.content_source.split_once(':')?;
+        let r#type = match kind {
+            "snapshot" => SourceType::Snapshot(SnapshotSource {
+                snapshot_id: id.to_string(),
+            }),
+            "volume" => SourceType::Volume(VolumeSource {
+                volume_id: id.to_string(),
+            }),
+            _ => return None,
+        };
+        Some(VolumeContentSource {
+            r#type: Some(r#type),
+        })
+    }
+
     /// Nodes the volume is published to, as reported to the CO: the ACLs in LIO (the access
     /// that really exists, so that external-attacher republishes what a reboot lost).
     pub fn published_nodes(&self, target: Option<&TargetState>) -> BTreeSet<String> {
@@ -155,12 +179,7 @@ impl Volume {
 /// A volume id from a request: empty is `InvalidArgument`; a well-formed id that Carve could
 /// never have issued is `Ok(None)` (the volume does not exist).
 pub fn parse_id(raw: &str) -> Result<Option<VolumeId>> {
-    if raw.is_empty() {
-        return Err(Error::invalid_argument("volume_id is required"));
-    }
-    Ok(VolumeId::parse(raw)
-        .ok()
-        .filter(|v| v.as_str().starts_with("csi-")))
+    VolumeId::lookup(raw)
 }
 
 /// A node id from a request: empty is `InvalidArgument`; anything but an initiator IQN is

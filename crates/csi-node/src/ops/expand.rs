@@ -6,7 +6,10 @@
 //! publish targets; the disk is the one of the volume's own iSCSI session and its serial is
 //! checked again before the filesystem is touched; the tools get no size, so they only ever
 //! grow to the disk's size; a repeated call finds nothing to grow and answers the same
-//! capacity; the wait for a new size is bounded by the device timeout.
+//! capacity; the wait for a new size is bounded by the device timeout; an empty `volume_id` or
+//! `volume_path` is INVALID_ARGUMENT, while an id Carve never issued, a volume not staged here and
+//! a path (volume or staging) that is malformed, missing or not this volume's are NOT_FOUND
+//! (spec.md, NodeExpandVolume Errors: "volume does not exist").
 
 use super::{NodeCore, capability, device_binds};
 use crate::{
@@ -30,13 +33,22 @@ pub async fn expand(
     core: &NodeCore,
     req: NodeExpandVolumeRequest,
 ) -> Result<NodeExpandVolumeResponse> {
-    let volume = VolumeId::parse(&req.volume_id)?;
-    let volume_path = paths::check_shape(&req.volume_path, "volume_path")?;
+    let volume = VolumeId::lookup(&req.volume_id)?;
+    let volume_path = paths::lookup(&req.volume_path, "volume_path")?;
+    let (required, limit) = range(req.capacity_range.as_ref())?;
+    let volume = volume
+        .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
+    let not_here = |what: &str, raw: &str| {
+        Error::not_found(format!("volume {volume} is not at {what} {raw:?}"))
+    };
+    let volume_path = volume_path.ok_or_else(|| not_here("volume_path", &req.volume_path))?;
     let staging = match req.staging_target_path.as_str() {
         "" => None,
-        raw => Some(paths::check_shape(raw, "staging_target_path")?),
+        raw => Some(
+            paths::check_shape(raw, "staging_target_path")
+                .map_err(|_| not_here("staging_target_path", raw))?,
+        ),
     };
-    let (required, limit) = range(req.capacity_range.as_ref())?;
     let record = core
         .state
         .load(&volume)?

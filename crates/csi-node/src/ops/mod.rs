@@ -84,6 +84,37 @@ pub fn other_mounts_of<'a>(
         .collect()
 }
 
+/// Whether `path` holds the volume of `record` on this node: it is the staging path, a mount of
+/// the staged filesystem (same device number as the staging mount, or the recorded disk as
+/// source when the staging mount is gone), or a bind mount of the recorded disk's device node
+/// (block). NodeGetVolumeStats answers NOT_FOUND for any other path (spec.md: "volume does not
+/// exist on the specified volume_path").
+pub fn holds_volume(table: &[MountInfo], record: &StageRecord, path: &std::path::Path) -> bool {
+    if path == record.staging_path {
+        return true;
+    }
+    let disk = record.device.as_deref();
+    match &record.access {
+        crate::state::Access::Mount { .. } => {
+            let staged = crate::mount::mountinfo::mounted_at(table, &record.staging_path);
+            crate::mount::mountinfo::mounted_at(table, path).is_some_and(|m| {
+                staged.is_some_and(|s| (s.major, s.minor) == (m.major, m.minor))
+                    || disk.is_some_and(|d| m.source == format!("/dev/{d}"))
+            })
+        }
+        crate::state::Access::Block => disk.is_some_and(|d| {
+            // A disk the kernel has dropped (session gone) leaves its bind mount in place, with
+            // the device node's root shown as `/<disk>//deleted`: still this volume's path, so
+            // that stats report it abnormal instead of NOT_FOUND.
+            let deleted = format!("/{d}//deleted");
+            device_binds(table, d).iter().any(|m| m.mount_point == path)
+                || table
+                    .iter()
+                    .any(|m| m.mount_point == path && m.fs_type == "devtmpfs" && m.root == deleted)
+        }),
+    }
+}
+
 /// Bind mounts of the device node `/dev/<name>` (block publications).
 pub fn device_binds<'a>(table: &'a [MountInfo], name: &str) -> Vec<&'a MountInfo> {
     let root = format!("/{name}");

@@ -4,7 +4,8 @@
 //! Invariants: target_path is validated (absolute, normalized, no symlink above or at it, and
 //! mounted through an O_NOFOLLOW fd); the volume must be staged; publishing again with the same
 //! arguments is OK, with other arguments ALREADY_EXISTS; a single-writer volume already
-//! published elsewhere is FAILED_PRECONDITION.
+//! published elsewhere is FAILED_PRECONDITION; an id Carve never issued, or a volume not staged
+//! here, is NOT_FOUND (after the checks of missing fields).
 
 use super::{NodeCore, capability, device_binds, other_mounts_of};
 use crate::{mount::mountinfo::mounted_at, paths, state::Access};
@@ -25,7 +26,7 @@ fn same_kind(a: &Access, b: &Access) -> bool {
 
 /// Runs NodePublishVolume.
 pub async fn publish(core: &NodeCore, req: NodePublishVolumeRequest) -> Result<()> {
-    let volume = VolumeId::parse(&req.volume_id)?;
+    let volume = VolumeId::lookup(&req.volume_id)?;
     if req.staging_target_path.is_empty() {
         return Err(Error::failed_precondition(
             "staging_target_path is required (the plugin stages volumes)",
@@ -34,6 +35,8 @@ pub async fn publish(core: &NodeCore, req: NodePublishVolumeRequest) -> Result<(
     let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
     let target = paths::validate(&req.target_path, "target_path")?;
     let cap = capability::parse(req.volume_capability.as_ref())?;
+    let volume = volume
+        .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
     let record = core
         .state
         .load(&volume)?

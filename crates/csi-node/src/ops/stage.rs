@@ -4,7 +4,9 @@
 //! Invariants: the stage record is saved before the first side effect; the serial is verified
 //! before anything reads for the format decision or writes; XFS is mounted `nouuid` so clones
 //! mount beside their source ([`mount_options`]); a failure after this call's own
-//! login rolls the login back (the CO may never call unstage for a stage that failed).
+//! login rolls the login back (the CO may never call unstage for a stage that failed); missing
+//! fields are INVALID_ARGUMENT, then an id Carve never issued is NOT_FOUND (spec.md,
+//! NodeStageVolume Errors) before anything is read or written.
 
 use super::{NodeCore, capability, unstage};
 use crate::{
@@ -25,9 +27,11 @@ use std::path::Path;
 
 /// Runs NodeStageVolume.
 pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
-    let volume = VolumeId::parse(&req.volume_id)?;
+    let volume = VolumeId::lookup(&req.volume_id)?;
     let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
     let cap = capability::parse(req.volume_capability.as_ref())?;
+    let volume = volume
+        .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
     let target = IscsiTarget::from_contexts(&req.publish_context, &req.volume_context)?;
     let chap = Chap::from_secrets(&req.secrets)?;
     let content_source = req

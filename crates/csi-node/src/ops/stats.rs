@@ -1,5 +1,11 @@
 //! NodeGetVolumeStats: usage (statvfs for mounts, size for block) and the volume's condition
 //! (abnormal when the session is down, the disk is gone or the mount is missing).
+//!
+//! Invariants (spec.md, NodeGetVolumeStats Errors): an empty `volume_id` or `volume_path` is
+//! INVALID_ARGUMENT; every other way of naming no volume is NOT_FOUND: an id Carve never
+//! issued, a volume not staged here, and a `volume_path` that is relative, malformed, missing,
+//! or neither the staging path nor a publish target of this volume (never statvfs of a path
+//! that is not the volume's).
 
 use super::NodeCore;
 use crate::{iscsi::find_session, mount::mountinfo::mounted_at, paths, state::Access};
@@ -17,18 +23,23 @@ pub async fn stats(
     core: &NodeCore,
     req: NodeGetVolumeStatsRequest,
 ) -> Result<NodeGetVolumeStatsResponse> {
-    let volume = VolumeId::parse(&req.volume_id)?;
-    let path = paths::check_shape(&req.volume_path, "volume_path")?;
-    if !path.exists() {
-        return Err(Error::not_found(format!(
-            "volume path {} does not exist",
-            path.display()
-        )));
-    }
+    let volume = VolumeId::lookup(&req.volume_id)?;
+    let path = paths::lookup(&req.volume_path, "volume_path")?;
+    let volume = volume
+        .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
+    let path = path.filter(|p| p.exists()).ok_or_else(|| {
+        Error::not_found(format!("volume path {:?} does not exist", req.volume_path))
+    })?;
     let record = core
         .state
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
+    if !super::holds_volume(&core.mounter.table()?, &record, &path) {
+        return Err(Error::not_found(format!(
+            "volume {volume} is neither staged nor published at {}",
+            path.display()
+        )));
+    }
     let target = Iqn::parse(&record.target)?;
     let sessions = core.initiator.sessions();
     let session = find_session(&sessions, &target, record.portal);

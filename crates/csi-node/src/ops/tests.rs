@@ -22,6 +22,7 @@ const VOL: &str = "csi-v1";
 const SERIAL: &str = "5a0c1e00-0000-4000-8000-00000000c0de";
 
 mod expand;
+mod unknown;
 
 struct Harness {
     core: NodeCore,
@@ -385,7 +386,8 @@ async fn argument_errors() {
     bad.volume_id = "../etc".into();
     assert_eq!(
         super::stage::stage(&h.core, bad).await.unwrap_err().kind(),
-        Kind::InvalidArgument
+        Kind::NotFound,
+        "an id Carve never issued names no volume"
     );
     let mut nocap = h.stage_req(ext4());
     nocap.volume_capability = None;

@@ -1,7 +1,8 @@
 //! NodeUnpublishVolume: unmount target_path and remove what publish created there.
 //!
 //! Invariants: a missing target is OK; a directory is removed only if empty (`rmdir`, never a
-//! recursive delete), so a failed unmount can never delete volume data; a symlink is refused.
+//! recursive delete), so a failed unmount can never delete volume data; a symlink is refused;
+//! an id Carve never issued is OK with nothing touched (idempotent: it was never published).
 
 use super::NodeCore;
 use crate::{mount::mountinfo::mounted_at, paths};
@@ -10,8 +11,11 @@ use csi_proto::v1::NodeUnpublishVolumeRequest;
 
 /// Runs NodeUnpublishVolume.
 pub async fn unpublish(core: &NodeCore, req: NodeUnpublishVolumeRequest) -> Result<()> {
-    let volume = VolumeId::parse(&req.volume_id)?;
+    let volume = VolumeId::lookup(&req.volume_id)?;
     let target = paths::check_shape(&req.target_path, "target_path")?;
+    let Some(volume) = volume else {
+        return Ok(()); // an id Carve never issued was never published: nothing to undo
+    };
     let meta = match std::fs::symlink_metadata(&target) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -3,7 +3,9 @@
 //!
 //! Invariants: every step must succeed or the call fails (the stage record stays, so a retry
 //! resumes); nothing is left mounted, attached or logged in when it returns OK; a volume still
-//! published (another mount of its filesystem or device) is refused, never yanked.
+//! published (another mount of its filesystem or device) is refused, never yanked; a volume
+//! not staged at that path, an id Carve never issued included, is OK and nothing is touched
+//! (spec.md: "not staged to the staging_target_path: the Plugin MUST reply 0 OK").
 
 use super::{NodeCore, device_binds, other_mounts_of};
 use crate::{
@@ -19,8 +21,11 @@ use csi_proto::v1::NodeUnstageVolumeRequest;
 
 /// Runs NodeUnstageVolume.
 pub async fn unstage(core: &NodeCore, req: NodeUnstageVolumeRequest) -> Result<()> {
-    let volume = VolumeId::parse(&req.volume_id)?;
+    let volume = VolumeId::lookup(&req.volume_id)?;
     let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
+    let Some(volume) = volume else {
+        return Ok(()); // an id Carve never issued was never staged: nothing to undo
+    };
     let Some(record) = core.state.load(&volume)? else {
         let table = core.mounter.table()?;
         if let Some(m) = mounted_at(&table, &staging) {

@@ -148,10 +148,14 @@ async fn expand_errors() {
     assert_eq!(kind(r).await, Kind::InvalidArgument);
     let mut r = h.expand_req("stage", 0);
     r.volume_path = "relative/path".into();
-    assert_eq!(kind(r).await, Kind::InvalidArgument);
+    assert_eq!(
+        kind(r).await,
+        Kind::NotFound,
+        "a relative path holds no volume"
+    );
     let mut r = h.expand_req("stage", 0);
     r.staging_target_path = h.p("pods/../stage");
-    assert_eq!(kind(r).await, Kind::InvalidArgument);
+    assert_eq!(kind(r).await, Kind::NotFound, "not the staging path");
     assert_eq!(kind(h.expand_req("nowhere", 0)).await, Kind::NotFound);
     assert_eq!(
         kind(h.expand_req("pods", 0)).await,
