@@ -7,6 +7,7 @@
 pub mod config;
 pub mod device;
 pub mod fs;
+pub mod host;
 pub mod initiator_name;
 pub mod iscsi;
 pub mod mount;

@@ -125,6 +125,8 @@ pub struct FakeDevices {
     pub size_after_rescan: Mutex<Option<u64>>,
     /// Calls: `flush sdb`, `delete sdb`, `rescan sdb`.
     pub calls: Mutex<Vec<String>>,
+    /// Error the next flush returns.
+    pub flush_error: Mutex<Option<Error>>,
 }
 
 impl FakeDevices {
@@ -136,6 +138,7 @@ impl FakeDevices {
             size: Mutex::new(64 << 20),
             size_after_rescan: Mutex::default(),
             calls: Mutex::default(),
+            flush_error: Mutex::default(),
         }
     }
 }
@@ -170,7 +173,11 @@ impl DeviceLocator for FakeDevices {
             .lock()
             .unwrap()
             .push(format!("flush {}", device.name));
-        Box::pin(std::future::ready(Ok(())))
+        let result = match self.flush_error.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        Box::pin(std::future::ready(result))
     }
 
     fn delete(&self, device: &Device) -> Result<Removal> {
@@ -261,6 +268,9 @@ impl RecordingMounter {
             options: vec![if ro { "ro" } else { "rw" }.into()],
             fs_type: fs_type.into(),
             source: source.into(),
+            super_options: vec!["rw".into()],
+            shared: None,
+            master: None,
         });
     }
 }
@@ -290,7 +300,7 @@ impl Mounter for RecordingMounter {
             target,
             fs_type,
             &device.to_string_lossy(),
-            false,
+            options.flags.contains(nix::mount::MsFlags::MS_RDONLY),
         );
         Ok(())
     }

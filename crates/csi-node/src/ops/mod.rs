@@ -21,6 +21,7 @@ mod tests;
 use crate::{
     device::{Device, DeviceLocator},
     fs::{FsProbe, mkfs::Formatter},
+    host::HostView,
     iscsi::{Initiator, find_session},
     mount::{MountInfo, Mounter},
     state::{StageRecord, StateDir},
@@ -29,7 +30,7 @@ use csi_common::{
     Result,
     ids::{Iqn, NodeId},
 };
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
 
 /// Everything the operations need.
@@ -57,6 +58,10 @@ pub struct NodeCore {
     pub mkfs_permits: Arc<Semaphore>,
     /// How long to wait for a disk after login.
     pub device_timeout: Duration,
+    /// Holders, other mount namespaces, exclusive openers, filesystem health.
+    pub host: HostView,
+    /// The kubelet directory: publish targets and stats paths must lie under it.
+    pub kubelet_dir: PathBuf,
 }
 
 impl NodeCore {
