@@ -127,6 +127,8 @@ pub struct FakeDevices {
     pub calls: Mutex<Vec<String>>,
     /// Error the next flush returns.
     pub flush_error: Mutex<Option<Error>>,
+    /// Read-only views that exist (all are `dm-9`).
+    pub views: Mutex<Vec<String>>,
 }
 
 impl FakeDevices {
@@ -139,6 +141,7 @@ impl FakeDevices {
             size_after_rescan: Mutex::default(),
             calls: Mutex::default(),
             flush_error: Mutex::default(),
+            views: Mutex::default(),
         }
     }
 }
@@ -198,6 +201,38 @@ impl DeviceLocator for FakeDevices {
             *self.size.lock().unwrap() = size;
         }
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn readonly_view<'a>(
+        &'a self,
+        device: &'a Device,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Device>> {
+        let mut views = self.views.lock().unwrap();
+        if !views.iter().any(|v| v == name) {
+            views.push(name.to_string());
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("view {name} of {}", device.name));
+        }
+        Box::pin(std::future::ready(Ok(Device::from_name("dm-9"))))
+    }
+
+    fn remove_readonly_view<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Removal>> {
+        let mut views = self.views.lock().unwrap();
+        let before = views.len();
+        views.retain(|v| v != name);
+        let r = if views.len() < before {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("remove view {name}"));
+            Removal::Removed
+        } else {
+            Removal::NotFound
+        };
+        Box::pin(std::future::ready(Ok(r)))
     }
 }
 

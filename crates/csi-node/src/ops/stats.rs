@@ -1,5 +1,10 @@
 //! NodeGetVolumeStats: usage (statvfs for mounts, size for block) and the volume's condition
-//! (abnormal when the session is down, the disk is gone or the mount is missing).
+//! (abnormal when the session is down, the disk is gone, the mount is missing, or the
+//! filesystem went read-only, recorded errors or shut down).
+//!
+//! Invariants: volume_path must lie under the kubelet directory (else NOT_FOUND: not a path
+//! this plugin published); only a path that does not exist is NOT_FOUND: an I/O error on it
+//! (a shut-down filesystem answers EIO) is an abnormal condition with usage left out.
 
 use super::NodeCore;
 use crate::{iscsi::find_session, mount::mountinfo::mounted_at, paths, state::Access};
@@ -19,12 +24,22 @@ pub async fn stats(
 ) -> Result<NodeGetVolumeStatsResponse> {
     let volume = VolumeId::parse(&req.volume_id)?;
     let path = paths::check_shape(&req.volume_path, "volume_path")?;
-    if !path.exists() {
+    if !path.starts_with(&core.kubelet_dir) {
         return Err(Error::not_found(format!(
-            "volume path {} does not exist",
+            "volume path {} is not under the kubelet directory",
             path.display()
         )));
     }
+    let io_error = match std::fs::symlink_metadata(&path) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::not_found(format!(
+                "volume path {} does not exist",
+                path.display()
+            )));
+        }
+        Err(e) => Some(format!("{}: {e}", path.display())),
+    };
     let record = core
         .state
         .load(&volume)?
@@ -45,11 +60,22 @@ pub async fn stats(
         problems.push(format!("disk of LUN {} is gone", record.lun));
     }
     let mut usage = Vec::new();
+    if let Some(e) = io_error {
+        problems.push(e);
+    }
     match &record.access {
         Access::Mount { .. } => {
             let table = core.mounter.table()?;
-            if mounted_at(&table, &path).is_none() {
+            let mounted = mounted_at(&table, &path);
+            let staged = mounted_at(&table, &record.staging_path);
+            let sick = mounted.and_then(|m| {
+                let writable = staged.is_some_and(|s| !s.read_only());
+                core.host.fs_problem(m, writable)
+            });
+            if mounted.is_none() {
                 problems.push(format!("{} is not mounted", path.display()));
+            } else if let Some(problem) = sick {
+                problems.push(problem);
             } else {
                 let st = nix::sys::statvfs::statvfs(&path)
                     .map_err(|e| Error::internal(format!("statvfs {}: {e}", path.display())))?;

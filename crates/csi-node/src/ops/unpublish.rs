@@ -1,10 +1,14 @@
 //! NodeUnpublishVolume: unmount target_path and remove what publish created there.
 //!
-//! Invariants: a missing target is OK; a directory is removed only if empty (`rmdir`, never a
-//! recursive delete), so a failed unmount can never delete volume data; a symlink is refused.
+//! Invariants: target_path must lie under the kubelet directory; a missing target is OK; a
+//! directory is removed only if empty (`rmdir`, never a recursive delete), so a failed unmount
+//! can never delete volume data; a regular file only if empty (the bind target a block publish
+//! made; a file with content is left alone and logged); a symlink is refused. The read-only
+//! device-mapper view of a read-only block publication is removed after the unmount (by its
+//! name, derived from volume and target, so a retry after a partial call still finds it).
 
 use super::NodeCore;
-use crate::{mount::mountinfo::mounted_at, paths};
+use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths};
 use csi_common::{Error, Result, ids::VolumeId};
 use csi_proto::v1::NodeUnpublishVolumeRequest;
 
@@ -12,9 +16,14 @@ use csi_proto::v1::NodeUnpublishVolumeRequest;
 pub async fn unpublish(core: &NodeCore, req: NodeUnpublishVolumeRequest) -> Result<()> {
     let volume = VolumeId::parse(&req.volume_id)?;
     let target = paths::check_shape(&req.target_path, "target_path")?;
+    paths::confine(&target, &core.kubelet_dir, "target_path")?;
+    let view = view_name(volume.as_str(), &target);
     let meta = match std::fs::symlink_metadata(&target) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            core.devices.remove_readonly_view(&view).await?;
+            return Ok(());
+        }
         Err(e) => return Err(Error::internal(format!("stat {}: {e}", target.display()))),
     };
     if meta.file_type().is_symlink() {
@@ -35,10 +44,15 @@ pub async fn unpublish(core: &NodeCore, req: NodeUnpublishVolumeRequest) -> Resu
             target.display()
         )));
     }
+    core.devices.remove_readonly_view(&view).await?;
+    let meta = std::fs::symlink_metadata(&target).unwrap_or(meta);
     let removed = if meta.is_dir() {
         std::fs::remove_dir(&target)
-    } else {
+    } else if meta.is_file() && meta.len() == 0 {
         std::fs::remove_file(&target)
+    } else {
+        tracing::warn!(volume = %volume, target = %target.display(), "not removing a file publish did not make");
+        Ok(())
     };
     match removed {
         Ok(()) => {}

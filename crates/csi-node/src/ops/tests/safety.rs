@@ -175,3 +175,130 @@ async fn unstage_finishes_when_the_disk_is_gone_or_unreachable() {
     );
     assert!(h.staged(), "the record stays for the retry");
 }
+
+#[tokio::test]
+async fn a_readonly_block_publication_binds_a_readonly_view_removed_on_unpublish() {
+    let h = harness(Err("not probed".into()));
+    let cap = block_cap(Mode::SingleNodeMultiWriter);
+    super::super::stage::stage(&h.core, h.stage_req(cap.clone()))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        super::super::publish::publish(&h.core, h.publish_req(cap.clone(), "pods/ro", true))
+            .await
+            .unwrap();
+    }
+    super::super::publish::publish(&h.core, h.publish_req(cap.clone(), "pods/rw", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.mount_calls(),
+        ["bind /dev/dm-9 /pods/ro ro", "bind /dev/sdb /pods/rw rw"],
+        "the read-only publication never binds the disk itself"
+    );
+    let view = crate::device::readonly::view_name(VOL, &h.root.join("pods/ro"));
+    assert_eq!(*h.devs.views.lock().unwrap(), std::slice::from_ref(&view));
+    for t in ["pods/ro", "pods/rw"] {
+        let req = csi_proto::v1::NodeUnpublishVolumeRequest {
+            volume_id: VOL.into(),
+            target_path: h.p(t),
+        };
+        super::super::unpublish::unpublish(&h.core, req)
+            .await
+            .unwrap();
+    }
+    assert!(h.devs.views.lock().unwrap().is_empty(), "view removed");
+    assert!(
+        h.devs
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&format!("remove view {view}"))
+    );
+}
+
+#[tokio::test]
+async fn paths_outside_the_kubelet_directory_and_files_publish_did_not_make() {
+    let h = harness(Ok(Probe::Filesystem("ext4".into())));
+    h.runner
+        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
+        .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
+    super::super::stage::stage(&h.core, h.stage_req(ext4()))
+        .await
+        .unwrap();
+    let mut outside = h.publish_req(ext4(), "pods/a", false);
+    outside.target_path = "/tmp/carve-outside".into();
+    let err = super::super::publish::publish(&h.core, outside)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
+    let unpublish = |t: &str| csi_proto::v1::NodeUnpublishVolumeRequest {
+        volume_id: VOL.into(),
+        target_path: t.into(),
+    };
+    let err = super::super::unpublish::unpublish(&h.core, unpublish("/etc/hostname"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let file = h.root.join("pods/data.txt");
+    std::fs::write(&file, "user data").unwrap();
+    super::super::unpublish::unpublish(&h.core, unpublish(&h.p("pods/data.txt")))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "user data");
+    let stats = csi_proto::v1::NodeGetVolumeStatsRequest {
+        volume_id: VOL.into(),
+        volume_path: "/etc".into(),
+        staging_target_path: String::new(),
+    };
+    let err = super::super::stats::stats(&h.core, stats)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::NotFound);
+}
+
+#[tokio::test]
+async fn a_filesystem_that_went_read_only_is_not_published_and_stats_say_why() {
+    let h = harness(Ok(Probe::Filesystem("ext4".into())));
+    h.runner
+        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
+        .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
+    super::super::stage::stage(&h.core, h.stage_req(ext4()))
+        .await
+        .unwrap();
+    super::super::publish::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
+        .await
+        .unwrap();
+    std::fs::create_dir_all(h.root.join("pods/a")).unwrap();
+    for m in h.mounts.table.lock().unwrap().iter_mut() {
+        m.super_options = vec!["ro".into(), "errors=remount-ro".into()];
+    }
+    let err = super::super::publish::publish(&h.core, h.publish_req(ext4(), "pods/b", false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    assert!(err.message().contains("went read-only"), "{err}");
+    let stats = csi_proto::v1::NodeGetVolumeStatsRequest {
+        volume_id: VOL.into(),
+        volume_path: h.p("pods/a"),
+        staging_target_path: h.p("stage"),
+    };
+    let condition = super::super::stats::stats(&h.core, stats)
+        .await
+        .unwrap()
+        .volume_condition
+        .unwrap();
+    assert!(condition.abnormal, "{condition:?}");
+    assert!(
+        condition.message.contains("went read-only"),
+        "{condition:?}"
+    );
+    let err = super::super::stage::stage(&h.core, h.stage_req(ext4()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        Kind::FailedPrecondition,
+        "re-stage of a sick mount"
+    );
+}
