@@ -115,8 +115,9 @@ impl Views {
         if self.find(name)?.is_none() {
             return Ok(Removal::NotFound);
         }
+        // --retry: udev may still be probing the device it saw appear.
         let cmd = Cmd::new("dmsetup")
-            .args(["remove", name])
+            .args(["remove", "--retry", name])
             .timeout(self.timeout);
         self.runner.run(&cmd).await?.ok()?;
         Ok(Removal::Removed)
@@ -196,7 +197,7 @@ mod tests {
         assert!(views.remove("tenant-vg-lv").await.is_err(), "not ours");
         let other = view_name("csi-v1", Path::new("/pods/b"));
         assert_eq!(views.remove(&other).await.unwrap(), Removal::NotFound);
-        fake.expect(Expectation::new(["dmsetup", "remove", &name]));
+        fake.expect(Expectation::new(["dmsetup", "remove", "--retry", &name]));
         assert_eq!(views.remove(&name).await.unwrap(), Removal::Removed);
         fake.finish();
     }
