@@ -19,14 +19,16 @@ pub async fn unpublish(core: &NodeCore, req: NodeUnpublishVolumeRequest) -> Resu
     paths::confine(&target, &core.kubelet_dir, "target_path")?;
     let view = view_name(volume.as_str(), &target);
     let meta = match std::fs::symlink_metadata(&target) {
-        Ok(m) => m,
+        Ok(m) => Some(m),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             core.devices.remove_readonly_view(&view).await?;
             return Ok(());
         }
+        // A filesystem that shut down answers EIO on its mount point: unmount it anyway.
+        Err(_) if mounted_at(&core.mounter.table()?, &target).is_some() => None,
         Err(e) => return Err(Error::internal(format!("stat {}: {e}", target.display()))),
     };
-    if meta.file_type().is_symlink() {
+    if meta.is_some_and(|m| m.file_type().is_symlink()) {
         return Err(Error::invalid_argument(format!(
             "target_path {} is a symlink",
             target.display()
@@ -45,7 +47,11 @@ pub async fn unpublish(core: &NodeCore, req: NodeUnpublishVolumeRequest) -> Resu
         )));
     }
     core.devices.remove_readonly_view(&view).await?;
-    let meta = std::fs::symlink_metadata(&target).unwrap_or(meta);
+    let meta = match std::fs::symlink_metadata(&target) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::internal(format!("stat {}: {e}", target.display()))),
+    };
     let removed = if meta.is_dir() {
         std::fs::remove_dir(&target)
     } else if meta.is_file() && meta.len() == 0 {
