@@ -28,6 +28,19 @@ pub const CONTENT_SOURCE: &str = "contentSource";
 /// the controller's `--max-volumes-per-node` (ControllerPublishVolume's RESOURCE_EXHAUSTED). Every
 /// volume is one iSCSI session and one SCSI disk on the node.
 pub const DEFAULT_MAX_VOLUMES_PER_NODE: u32 = 64;
+/// publish_context key: `"true"` when the LUN is write-protected for this node (a readonly
+/// ControllerPublish): the node then stages read-only, whatever the capability's access mode.
+pub const READONLY: &str = "readonly";
+/// publish_context key: `"true"` only when the controller can prove the volume has never held
+/// data (a thin LV with no mapped block, or a linear LV never published before). The node
+/// formats only a volume the controller vouches for; absent or any other value means "may hold
+/// data".
+pub const BLANK: &str = "blank";
+
+/// Whether `publish_context` says `key` is `"true"` (absent or anything else: false).
+pub fn context_flag(publish: &HashMap<String, String>, key: &str) -> bool {
+    publish.get(key).is_some_and(|v| v == "true")
+}
 
 /// Secret key: CHAP user name the initiator presents.
 pub const CHAP_USERNAME: &str = "chapUsername";

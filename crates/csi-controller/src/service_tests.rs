@@ -118,6 +118,7 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
             capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
             content_source: source.into(),
             published: Vec::new(),
+            used: false,
         }
         .creation_tags()
     };

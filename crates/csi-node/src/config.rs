@@ -74,6 +74,11 @@ pub struct NodeArgs {
     #[arg(long, env = "CARVE_DEVICE_TOOL_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub device_tool_timeout: Duration,
 
+    /// The kubelet's root directory: NodePublish, NodeUnpublish and NodeGetVolumeStats act only
+    /// on paths under it.
+    #[arg(long, env = "CARVE_KUBELET_DIR", default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: PathBuf,
+
     /// How long to wait for the disk to appear after login, in seconds.
     #[arg(long, env = "CARVE_DEVICE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub device_timeout: Duration,

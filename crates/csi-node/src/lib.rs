@@ -8,6 +8,7 @@ pub mod config;
 pub mod device;
 pub mod fs;
 pub mod gauges;
+pub mod host;
 pub mod initiator_name;
 pub mod iscsi;
 pub mod mount;

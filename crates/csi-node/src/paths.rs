@@ -54,6 +54,20 @@ pub fn lookup(raw: &str, what: &str) -> Result<Option<PathBuf>> {
     Ok(check_shape(raw, what).ok())
 }
 
+/// Checks that `path` (already shape-checked) lies strictly under `root` (the kubelet directory),
+/// the only place a CO puts publish targets: a path elsewhere is refused before anything
+/// touches it.
+pub fn confine(path: &Path, root: &Path, what: &str) -> Result<()> {
+    if path.starts_with(root) && path != root {
+        return Ok(());
+    }
+    Err(Error::invalid_argument(format!(
+        "{what} {} is not under the kubelet directory {}",
+        path.display(),
+        root.display()
+    )))
+}
+
 /// Checks `raw` and the filesystem around it: no symlink above or at the path.
 pub fn validate(raw: &str, what: &str) -> Result<PathBuf> {
     let path = check_shape(raw, what)?;
@@ -110,6 +124,20 @@ mod tests {
             lookup("/var/lib/kubelet/x", "volume_path").unwrap(),
             Some(PathBuf::from("/var/lib/kubelet/x"))
         );
+    }
+
+    #[test]
+    fn only_paths_under_the_kubelet_directory() {
+        let root = Path::new("/var/lib/kubelet");
+        assert!(confine(Path::new("/var/lib/kubelet/pods/x/mount"), root, "p").is_ok());
+        for bad in [
+            "/var/lib/kubelet",
+            "/var/lib/kubeletx/a",
+            "/etc/passwd",
+            "/var/lib",
+        ] {
+            assert!(confine(Path::new(bad), root, "p").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::{
     config::NodeArgs,
     device::sys::SysDevices,
     fs::{mkfs::Formatter, probe::Blkid},
+    host::HostView,
     initiator_name,
     iscsi::iscsiadm::OpenIscsi,
     mount::sys::SysMounter,
@@ -59,6 +60,8 @@ pub fn core(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<NodeCore>
         state: StateDir::new(args.state_dir()),
         mkfs_permits: Arc::new(tokio::sync::Semaphore::new(args.mkfs_concurrency as usize)),
         device_timeout: args.device_timeout,
+        host: HostView::default(),
+        kubelet_dir: args.kubelet_dir.clone(),
     })
 }
 

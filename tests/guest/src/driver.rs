@@ -165,6 +165,8 @@ fn spawn_node(options: &DriverOptions, dir: &Path) -> Child {
         .arg(format!("unix://{}", dir.join("node.sock").display()))
         .arg("--state-dir")
         .arg(dir.join("node-state"))
+        .arg("--kubelet-dir")
+        .arg(dir)
         .args(&options.node_args)
         .env(
             "RUST_LOG",

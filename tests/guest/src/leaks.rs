@@ -1,5 +1,5 @@
 //! Leak accounting: after a scenario no LV, backstore, target, ACL, iSCSI session, iscsiadm
-//! node record or mount of ours is left.
+//! node record, read-only device-mapper view (`carve-ro-*`) or mount of ours is left.
 
 use crate::{lab::Lab, run};
 use std::path::Path;
@@ -38,6 +38,16 @@ pub fn leaks(lab: &Lab, scratch: Option<&Path>) -> Vec<String> {
         )
         .unwrap_or_default();
         found.push(format!("iSCSI session {session} to {}", target.trim()));
+    }
+    for dm in read_dir_names(Path::new("/sys/class/block"))
+        .into_iter()
+        .filter(|d| d.starts_with("dm-"))
+    {
+        let name =
+            std::fs::read_to_string(format!("/sys/class/block/{dm}/dm/name")).unwrap_or_default();
+        if name.starts_with("carve-ro-") {
+            found.push(format!("device-mapper view {} ({dm})", name.trim()));
+        }
     }
     for record in read_dir_names(Path::new("/etc/iscsi/nodes")) {
         found.push(format!("iscsiadm node record {record}"));

@@ -43,6 +43,8 @@ async fn stateless_cases_answer_as_the_spec_wants_without_running_a_tool() {
             initiator.to_str().unwrap(),
             "--state-dir",
             root.join("state").to_str().unwrap(),
+            "--kubelet-dir",
+            root.to_str().unwrap(),
         ]),
         node_runner.clone(),
     ))

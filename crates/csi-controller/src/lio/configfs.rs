@@ -3,9 +3,11 @@
 //! Invariants: attribute values are written in one `write` without a trailing newline (LIO keeps
 //! the newline in CHAP credentials otherwise); each step checks what exists first, so a call
 //! completes whatever an interrupted call left; the unit serial is written before the LUN is
-//! linked (LIO refuses it once exported) and `write_protect` before the mapped LUN is linked (no
-//! window of write access); the result is read back and verified before returning. Blocking
-//! filesystem work runs on tokio's blocking pool.
+//! linked (LIO refuses it once exported) and `write_protect` right after the mapped LUN is
+//! linked (the kernel's `core_update_device_list_access` drops a write made before: rtslib's
+//! order too; the initiator cannot be logged in yet, as it learns of the ACL only from our
+//! answer); the result is read back and verified before returning. Blocking filesystem work
+//! runs on tokio's blocking pool.
 //!
 //! `plain_directory` mode exists for tests on a tempdir: real configfs removes a group's
 //! attribute files and default groups with `rmdir`; a plain directory needs them removed first.
@@ -301,10 +303,6 @@ impl ConfigfsLio {
         }
         let mapped = self.layout.mapped_lun0(iqn, initiator);
         self.mkdir(&mapped)?;
-        let write_protect = if spec.readonly { "1" } else { "0" };
-        if read_attr(&mapped.join("write_protect")).as_deref() != Some(write_protect) {
-            self.write(&mapped.join("write_protect"), write_protect)?;
-        }
         if link_in(&mapped).is_none() {
             self.symlink(
                 &self.layout.lun0(iqn),
@@ -312,6 +310,12 @@ impl ConfigfsLio {
             )?;
             info!(target = %iqn, initiator = %initiator, readonly = spec.readonly,
                 chap = spec.chap.is_some(), "created ACL");
+        }
+        // After the link: the kernel keeps write_protect on the node's LUN entry, which the
+        // link creates; before it, a write is accepted and dropped and a read shows nothing.
+        let write_protect = if spec.readonly { "1" } else { "0" };
+        if read_attr(&mapped.join("write_protect")).as_deref() != Some(write_protect) {
+            self.write(&mapped.join("write_protect"), write_protect)?;
         }
         verify_acl(&read_volume_state(&self.layout, iqn, ""), target, spec)
     }

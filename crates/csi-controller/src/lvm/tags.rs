@@ -17,6 +17,10 @@ const NAME: &str = "carve.name.";
 const CAPS: &str = "carve.caps.";
 const SOURCE: &str = "carve.source.";
 const REQUIRED: &str = "carve.required=";
+/// Set on a linear LV before its first ControllerPublish and never removed: from then on the
+/// volume may hold data, and the node is never told it is blank. (A thin LV needs no marker:
+/// its mapped-data count says whether anything was ever written.)
+pub const USED: &str = "carve.used";
 /// Prefix of the tags recording publications: `carve.pub=<rw|ro>[.chap]:<initiator iqn>`.
 pub const PUBLISHED: &str = "carve.pub=";
 /// Longest encoded chunk per tag (LVM's limit on a tag is larger; this keeps tags readable).
@@ -85,6 +89,8 @@ pub struct VolumeRecord {
     pub content_source: String,
     /// Nodes the volume is published to.
     pub published: Vec<Publication>,
+    /// Whether [`USED`] is set: the volume has been published at least once.
+    pub used: bool,
 }
 
 impl VolumeRecord {
@@ -98,6 +104,9 @@ impl VolumeRecord {
         tags.extend(chunked(CAPS, &self.capabilities));
         tags.extend(chunked(SOURCE, &self.content_source));
         tags.extend(self.published.iter().map(Publication::tag));
+        if self.used {
+            tags.push(USED.to_string());
+        }
         tags
     }
 
@@ -113,6 +122,8 @@ impl VolumeRecord {
                 required = Some(v.parse::<u64>().map_err(|_| {
                     Error::internal(format!("malformed tag {tag:?}: not a byte count"))
                 })?);
+            } else if tag == USED {
+                record.used = true;
             } else if let Some(v) = tag.strip_prefix(PUBLISHED) {
                 record.published.push(Publication::parse(v)?);
             }
@@ -226,6 +237,7 @@ mod tests {
                 readonly: true,
                 chap: true,
             }],
+            used: name.len().is_multiple_of(2),
         }
     }
 

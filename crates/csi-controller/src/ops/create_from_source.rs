@@ -158,6 +158,7 @@ pub async fn create_from_source(
         capabilities: capability::summary(&caps),
         content_source: content_source.clone(),
         published: Vec::new(),
+        used: false,
     };
     lvm.snapshot(&origin, &lv, SnapshotUse::Volume, &record.creation_tags())
         .await?;

@@ -73,6 +73,7 @@ fn record(name: &str, required: u64, source: &str) -> VolumeRecord {
         capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
         content_source: source.into(),
         published: Vec::new(),
+        used: false,
     }
 }
 

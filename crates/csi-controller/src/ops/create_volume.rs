@@ -160,6 +160,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         capabilities: capability::summary(&caps),
         content_source: String::new(),
         published: Vec::new(),
+        used: false,
     };
     lvm.create(&lv, size, &allocation, &record.creation_tags())
         .await?;

@@ -7,13 +7,18 @@
 //! `FailedPrecondition` naming it; the same node with a different readonly flag is
 //! `AlreadyExists`; CHAP comes from the secrets, never from or into a context, tag or log; a node
 //! that does not hold the volume yet gets it only below the attach limit (`attach_limit`,
-//! `ResourceExhausted`).
+//! `ResourceExhausted`). The publish context says `blank=true` only for a volume that provably
+//! never held data ([`provably_blank`]); a linear LV is marked used (tag) before its first ACL
+//! exists.
 
 use super::{Ctx, attach_limit, capability, volume};
-use crate::{lio::AclSpec, lvm::tags::Publication};
+use crate::{
+    lio::AclSpec,
+    lvm::tags::{Publication, USED},
+};
 use csi_common::{
     Error, Result,
-    contract::{Chap, IscsiTarget},
+    contract::{BLANK, Chap, IscsiTarget, READONLY},
 };
 use csi_proto::v1::VolumeCapability;
 use std::collections::HashMap;
@@ -34,8 +39,46 @@ pub struct Publish<'a> {
     pub secrets: &'a HashMap<String, String>,
 }
 
-/// ControllerPublishVolume: the publish_context (target, portals, LUN, serial).
-pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<IscsiTarget> {
+/// What a ControllerPublishVolume granted: where the volume is and what the node may do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The volume's iSCSI coordinates.
+    pub target: IscsiTarget,
+    /// The LUN is write-protected for the node.
+    pub readonly: bool,
+    /// The volume provably never held data (see [`provably_blank`]).
+    pub blank: bool,
+}
+
+impl Published {
+    /// The publish_context: the target's keys plus [`READONLY`] and [`BLANK`] (no secrets).
+    pub fn to_context(&self) -> HashMap<String, String> {
+        let mut context = self.target.to_context();
+        context.insert(READONLY.to_string(), self.readonly.to_string());
+        context.insert(BLANK.to_string(), self.blank.to_string());
+        context
+    }
+}
+
+/// Whether `vol` provably never held data, as read *before* this publish marked it used.
+///
+/// A volume with a content source holds its source's data. A thin LV with no mapped data
+/// (`data_percent` exactly 0: libdm's `dm_make_percent` never rounds a non-zero count to 0, and
+/// lvs(8) shows 0.00 only for exactly 0) has never been written, or was discarded entirely.
+/// A linear LV has no such count, so it is blank only until its first publish (tag [`USED`],
+/// or a publication tag left by a build that did not set it).
+pub fn provably_blank(vol: &volume::Volume) -> bool {
+    if !vol.record.content_source.is_empty() {
+        return false;
+    }
+    if vol.thin() {
+        return vol.lv.data_percent == Some(0.0);
+    }
+    !vol.record.used && vol.record.published.is_empty()
+}
+
+/// ControllerPublishVolume: the publish_context (target, portals, LUN, serial, readonly, blank).
+pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
     let id = volume::parse_id(req.volume_id)?;
     let node = volume::parse_node(req.node_id)?;
     let cap = capability::parse(
@@ -96,6 +139,10 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<IscsiTarget> {
             existing.readonly
         )));
     }
+    let blank = provably_blank(&vol);
+    if !vol.thin() && !vol.record.used {
+        lvm.set_tag(&vol.lv_name(), USED, true).await?;
+    }
     if !recorded.contains(&&publication) {
         lvm.set_tag(&vol.lv_name(), &publication.tag(), true)
             .await?;
@@ -120,7 +167,11 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<IscsiTarget> {
         .map_err(|e| e.context(format!("publish volume {id} to node {node}")))?;
     ctx.lio_changed();
     info!(volume = %id, node = %node, readonly, "published volume");
-    Ok(vol.iscsi_target(ctx))
+    Ok(Published {
+        target: vol.iscsi_target(ctx),
+        readonly,
+        blank,
+    })
 }
 
 #[cfg(test)]

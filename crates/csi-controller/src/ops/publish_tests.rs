@@ -32,12 +32,15 @@ async fn tags_then_acl_for_that_initiator_only() {
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     lab.expect_lvs_one("csi-v-1", &[row]);
+    lab.expect_tag("csi-v-1", "carve.used", true);
     lab.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE1}"), true);
     let target = publish(&lab.ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap();
-    assert_eq!(target.iqn, lab.target("csi-v-1"));
-    assert_eq!(target.lun, 0);
+    assert!(target.blank, "a linear volume never published is blank");
+    assert!(!target.readonly);
+    assert_eq!(target.target.iqn, lab.target("csi-v-1"));
+    assert_eq!(target.target.lun, 0);
     assert_eq!(lab.acls("csi-v-1"), [NODE1]);
     let ctx = target.to_context();
     assert!(!ctx.values().any(|v| v.contains("secret")));
@@ -55,9 +58,11 @@ async fn republish_same_node_is_ok_and_other_node_is_refused_naming_it() {
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    publish(&lab.ctx, req(NODE1, &cap, false, &none))
+    lab.expect_tag("csi-v-1", "carve.used", true);
+    let again = publish(&lab.ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap();
+    assert!(!again.blank, "published before: may hold data");
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
     let err = publish(&lab.ctx, req(NODE2, &cap, false, &none))
         .await
@@ -106,10 +111,13 @@ async fn readonly_and_mutual_chap_reach_configfs_without_newlines() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     lab.expect_lvs_one("csi-v-1", &[row]);
+    lab.expect_tag("csi-v-1", "carve.used", true);
     lab.expect_tag("csi-v-1", &format!("carve.pub=ro.chap:{NODE1}"), true);
-    publish(&lab.ctx, req(NODE1, &cap, false, &secrets))
+    let published = publish(&lab.ctx, req(NODE1, &cap, false, &secrets))
         .await
         .unwrap();
+    assert!(published.readonly, "reader-only capability");
+    assert_eq!(published.to_context()["readonly"], "true");
     let tpg = lab.lio.layout().tpg(lab.target("csi-v-1").as_str());
     let read = |p: &str| std::fs::read_to_string(tpg.join(p)).unwrap();
     let acl = format!("acls/{NODE1}");
@@ -176,6 +184,7 @@ async fn a_tag_without_acl_still_blocks_another_node_and_chap_change_rewrites_th
         .unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition);
     lab.expect_lvs_one("csi-v-1", &[row]);
+    lab.expect_tag("csi-v-1", "carve.used", true);
     lab.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE1}"), true);
     lab.expect_tag("csi-v-1", &format!("carve.pub=rw.chap:{NODE1}"), false);
     publish(&lab.ctx, req(NODE1, &cap, false, &none))
@@ -209,6 +218,7 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     assert!(lab.acls("csi-v-1").is_empty(), "nothing granted");
 
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
+    lab.expect_tag("csi-v-1", "carve.used", true); // a linear LV is marked used first
     lab.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE2}"), true);
     publish(&ctx, req(NODE2, &cap, false, &none))
         .await
@@ -216,6 +226,7 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
 
     let mut at_limit = carve_tags("v");
     at_limit.push(format!("carve.pub=rw:{NODE2}"));
+    at_limit.push("carve.used".into());
     let v2 = lv_row("csi-v-1", 8 << 20, None, &at_limit);
     let ctx1 = lab.ctx.clone().with_attach_limit(1);
     lab.add_acl("csi-a-1", NODE2).await; // node2 is now past a limit of 1
@@ -223,5 +234,34 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     publish(&ctx1, req(NODE2, &cap, false, &none))
         .await
         .expect("a repeat past the limit is still OK: the node already holds the volume");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn blank_only_for_thin_volumes_with_no_mapped_data_and_no_source() {
+    let lab = Lab::new();
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let none = HashMap::new();
+    let mut row = lv_row("csi-v-1", 8 << 20, Some("pool"), &carve_tags("v"));
+    lab.export(&row).await;
+    for (percent, want) in [(Some(0.0), true), (Some(0.01), false), (None, false)] {
+        row.data_percent = percent;
+        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        lab.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE1}"), true);
+        let got = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+            .await
+            .unwrap();
+        assert_eq!(got.blank, want, "data_percent {percent:?}");
+        assert_eq!(got.to_context()["blank"], want.to_string());
+    }
+    let mut vol = volume::Volume::from_row(row).unwrap().unwrap();
+    vol.lv.data_percent = Some(0.0);
+    vol.record.content_source = "snapshot:s".into();
+    assert!(!provably_blank(&vol), "a clone holds its source's data");
+    vol.record.content_source.clear();
+    vol.lv.pool = None;
+    assert!(provably_blank(&vol));
+    vol.record.used = true;
+    assert!(!provably_blank(&vol), "a linear volume published before");
     lab.finish();
 }

@@ -8,6 +8,7 @@
 //! sysfs (never a shell) after the volume grew.
 
 pub mod matcher;
+pub mod readonly;
 pub mod sys;
 pub mod udev_wait;
 
@@ -60,4 +61,13 @@ pub trait DeviceLocator: Send + Sync + fmt::Debug {
     /// Makes the SCSI layer re-read the disk's capacity (sysfs `device/rescan`), so a volume
     /// grown on the target shows its new size.
     fn rescan<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>>;
+    /// The read-only view `name` of `device` (see [`readonly`]), created if missing; the kernel
+    /// refuses writes to it.
+    fn readonly_view<'a>(
+        &'a self,
+        device: &'a Device,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Device>>;
+    /// Removes the read-only view `name` if it exists.
+    fn remove_readonly_view<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Removal>>;
 }

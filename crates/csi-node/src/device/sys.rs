@@ -3,7 +3,7 @@
 //!
 //! Invariant: the sysfs root is a parameter (`/sys`), so the sysfs parts are tested on a tree.
 
-use super::{Device, DeviceLocator, Expected, matcher, udev_wait};
+use super::{Device, DeviceLocator, Expected, matcher, readonly::Views, udev_wait};
 use crate::iscsi::Removal;
 use csi_common::{
     Error, Result,
@@ -25,6 +25,14 @@ pub struct SysDevices {
 impl SysDevices {
     fn block_dir(&self, device: &Device) -> PathBuf {
         self.sys.join("class/block").join(&device.name)
+    }
+
+    fn views(&self) -> Views {
+        Views {
+            runner: Arc::clone(&self.runner),
+            sys: self.sys.clone(),
+            timeout: self.timeout,
+        }
     }
 }
 
@@ -92,6 +100,21 @@ impl DeviceLocator for SysDevices {
             .await
             .map_err(|e| Error::internal(format!("rescan task: {e}")))?
         })
+    }
+
+    fn readonly_view<'a>(
+        &'a self,
+        device: &'a Device,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Device>> {
+        Box::pin(async move {
+            let sectors = self.size_bytes(device)? / 512;
+            self.views().ensure(name, device, sectors).await
+        })
+    }
+
+    fn remove_readonly_view<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Removal>> {
+        Box::pin(async move { self.views().remove(name).await })
     }
 }
 

@@ -1,9 +1,11 @@
 //! The format decision, as a pure function of everything that was checked.
 //!
 //! Invariant: [`Decision::Format`] only when the probe said empty, a read of the device
-//! succeeded, the serial matched and the volume has no content source. A probe error, a
-//! partition table, an unknown or ambivalent signature, or a filesystem of another type are
-//! never formatted.
+//! succeeded, the serial matched, the volume has no content source, the controller vouched that
+//! the volume never held data (publish_context `blank`) and the stage is not read-only. A probe
+//! error, a partition table, an unknown or ambivalent signature, or a filesystem of another
+//! type are never formatted. A probe finding no signature is not proof of an empty disk: raw
+//! block data carries none.
 
 use super::Probe;
 
@@ -31,6 +33,10 @@ pub struct Facts<'a> {
     pub content_source: &'a str,
     /// The filesystem type the capability asks for.
     pub fs_type: &'a str,
+    /// The controller says the volume provably never held data (publish_context `blank`).
+    pub blank: bool,
+    /// The stage is read-only (reader-only mode or a write-protected LUN): nothing may write.
+    pub readonly: bool,
 }
 
 /// Decides whether to format, mount or refuse.
@@ -63,6 +69,14 @@ pub fn decide(facts: &Facts<'_>) -> Decision {
             "the volume was created from {} but shows no filesystem; refusing to format it",
             facts.content_source
         )),
+        Ok(Probe::Empty) if facts.readonly => Decision::Refuse(
+            "the disk shows no filesystem and the stage is read-only; refusing to format it".into(),
+        ),
+        Ok(Probe::Empty) if !facts.blank => Decision::Refuse(
+            "the disk shows no filesystem signature but the controller does not vouch that the \
+             volume never held data (it may hold raw data); refusing to format it"
+                .into(),
+        ),
         Ok(Probe::Empty) => Decision::Format,
     }
 }
@@ -78,6 +92,8 @@ mod tests {
             serial_matched: true,
             content_source: "",
             fs_type: "ext4",
+            blank: true,
+            readonly: false,
         }
     }
 
@@ -120,6 +136,28 @@ mod tests {
                     ..facts(Ok(Probe::Empty))
                 },
                 None,
+            ),
+            (
+                Facts {
+                    blank: false,
+                    ..facts(Ok(Probe::Empty))
+                },
+                None,
+            ),
+            (
+                Facts {
+                    readonly: true,
+                    ..facts(Ok(Probe::Empty))
+                },
+                None,
+            ),
+            (
+                Facts {
+                    blank: false,
+                    readonly: true,
+                    ..facts(fs("ext4"))
+                },
+                Some(Decision::Mount("ext4".into())),
             ),
             (
                 Facts {

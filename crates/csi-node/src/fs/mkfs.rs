@@ -1,8 +1,10 @@
 //! mkfs and fsck argv, run through the command runner.
 //!
-//! Invariants: mkfs is never forced (`mkfs.ext4` without `-F`, `mkfs.xfs` without `-f`), so the
-//! tools themselves refuse a disk that holds a signature: a second guard behind the format
-//! decision. No discard at mkfs time (a new thin LV is already unmapped). `e2fsck -p` exit
+//! Invariants: mkfs is never forced (`mkfs.xfs` without `-f` refuses a disk with a signature it
+//! knows). That is no guard for ext4: `mkfs.ext4` asks before overwriting a filesystem only when
+//! stdin is a terminal, and proceeds otherwise (mke2fs(8) `-F`; `check_plausibility` in
+//! e2fsprogs), so the format decision ([`super::decide`]) is the only guard. No discard at mkfs
+//! time (a new thin LV is already unmapped). `e2fsck -p` exit
 //! codes 0 and 1 (errors corrected) are success; anything else fails the stage.
 
 use csi_common::{

@@ -26,12 +26,33 @@ pub struct MountInfo {
     pub fs_type: String,
     /// Mount source (device path or pseudo name).
     pub source: String,
+    /// Superblock options (`rw`/`ro`, `errors=remount-ro`, ...): the filesystem's own state, which
+    /// turns `ro` when ext4 remounts itself read-only after an error.
+    pub super_options: Vec<String>,
+    /// Peer group this mount shares mount and unmount events with (`shared:N`).
+    pub shared: Option<u32>,
+    /// Peer group this mount receives events from (`master:N`).
+    pub master: Option<u32>,
 }
 
 impl MountInfo {
     /// Whether this mount is read-only.
     pub fn read_only(&self) -> bool {
         self.options.iter().any(|o| o == "ro")
+    }
+
+    /// Whether the filesystem itself (not just this mount) is read-only.
+    pub fn super_read_only(&self) -> bool {
+        self.super_options.iter().any(|o| o == "ro")
+    }
+
+    /// Whether unmounting `other` (a mount in some namespace) also unmounts this one, through
+    /// mount propagation: it is a peer of `other` or a slave of `other`'s peer group
+    /// (sharedsubtree.rst).
+    pub fn follows(&self, other: &MountInfo) -> bool {
+        other
+            .shared
+            .is_some_and(|g| self.shared == Some(g) || self.master == Some(g))
     }
 }
 
@@ -65,9 +86,23 @@ fn parse_line(line: &str) -> Option<MountInfo> {
     let root = unescape(l.next()?);
     let mount_point = PathBuf::from(unescape(l.next()?));
     let options = l.next()?.split(',').map(str::to_string).collect();
+    let (mut shared, mut master) = (None, None);
+    for tag in l {
+        if let Some(g) = tag.strip_prefix("shared:") {
+            shared = g.parse().ok();
+        } else if let Some(g) = tag.strip_prefix("master:") {
+            master = g.parse().ok();
+        }
+    }
     let mut r = right.split(' ');
     let fs_type = r.next()?.to_string();
     let source = unescape(r.next()?);
+    let super_options = r
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::to_string)
+        .collect();
     Some(MountInfo {
         id,
         major: major.parse().ok()?,
@@ -77,6 +112,9 @@ fn parse_line(line: &str) -> Option<MountInfo> {
         options,
         fs_type,
         source,
+        super_options,
+        shared,
+        master,
     })
 }
 
@@ -125,5 +163,18 @@ mod tests {
         assert_eq!(table[0].mount_point, Path::new("/mnt/a b"));
         assert_eq!((table[0].major, table[0].minor), (8, 16));
         assert!(parse("36 25 8:16 /\n").is_err());
+    }
+
+    #[test]
+    fn super_options_and_propagation_groups() {
+        let text = "36 25 8:16 / /s rw,relatime shared:7 - ext4 /dev/sdb ro,errors=remount-ro\n\
+                    37 25 8:16 / /s rw,relatime master:7 - ext4 /dev/sdb rw\n\
+                    38 25 8:16 / /s rw,relatime - ext4 /dev/sdb rw\n";
+        let t = parse(text).unwrap();
+        assert!(t[0].super_read_only() && !t[0].read_only());
+        assert_eq!((t[0].shared, t[1].master), (Some(7), Some(7)));
+        assert!(t[0].follows(&t[0]) && t[1].follows(&t[0]));
+        assert!(!t[2].follows(&t[0]), "a private copy stays mounted");
+        assert!(!t[0].follows(&t[2]));
     }
 }

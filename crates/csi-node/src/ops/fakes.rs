@@ -125,6 +125,10 @@ pub struct FakeDevices {
     pub size_after_rescan: Mutex<Option<u64>>,
     /// Calls: `flush sdb`, `delete sdb`, `rescan sdb`.
     pub calls: Mutex<Vec<String>>,
+    /// Error the next flush returns.
+    pub flush_error: Mutex<Option<Error>>,
+    /// Read-only views that exist (all are `dm-9`).
+    pub views: Mutex<Vec<String>>,
 }
 
 impl FakeDevices {
@@ -136,6 +140,8 @@ impl FakeDevices {
             size: Mutex::new(64 << 20),
             size_after_rescan: Mutex::default(),
             calls: Mutex::default(),
+            flush_error: Mutex::default(),
+            views: Mutex::default(),
         }
     }
 }
@@ -170,7 +176,11 @@ impl DeviceLocator for FakeDevices {
             .lock()
             .unwrap()
             .push(format!("flush {}", device.name));
-        Box::pin(std::future::ready(Ok(())))
+        let result = match self.flush_error.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        Box::pin(std::future::ready(result))
     }
 
     fn delete(&self, device: &Device) -> Result<Removal> {
@@ -191,6 +201,38 @@ impl DeviceLocator for FakeDevices {
             *self.size.lock().unwrap() = size;
         }
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn readonly_view<'a>(
+        &'a self,
+        device: &'a Device,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Device>> {
+        let mut views = self.views.lock().unwrap();
+        if !views.iter().any(|v| v == name) {
+            views.push(name.to_string());
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("view {name} of {}", device.name));
+        }
+        Box::pin(std::future::ready(Ok(Device::from_name("dm-9"))))
+    }
+
+    fn remove_readonly_view<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Removal>> {
+        let mut views = self.views.lock().unwrap();
+        let before = views.len();
+        views.retain(|v| v != name);
+        let r = if views.len() < before {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("remove view {name}"));
+            Removal::Removed
+        } else {
+            Removal::NotFound
+        };
+        Box::pin(std::future::ready(Ok(r)))
     }
 }
 
@@ -261,6 +303,9 @@ impl RecordingMounter {
             options: vec![if ro { "ro" } else { "rw" }.into()],
             fs_type: fs_type.into(),
             source: source.into(),
+            super_options: vec!["rw".into()],
+            shared: None,
+            master: None,
         });
     }
 }
@@ -290,7 +335,7 @@ impl Mounter for RecordingMounter {
             target,
             fs_type,
             &device.to_string_lossy(),
-            false,
+            options.flags.contains(nix::mount::MsFlags::MS_RDONLY),
         );
         Ok(())
     }

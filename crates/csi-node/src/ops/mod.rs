@@ -21,6 +21,7 @@ mod tests;
 use crate::{
     device::{Device, DeviceLocator},
     fs::{FsProbe, mkfs::Formatter},
+    host::HostView,
     iscsi::{Initiator, find_session},
     mount::{MountInfo, Mounter},
     state::{StageRecord, StateDir},
@@ -29,7 +30,7 @@ use csi_common::{
     Result,
     ids::{Iqn, NodeId},
 };
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
 
 /// Everything the operations need.
@@ -57,6 +58,10 @@ pub struct NodeCore {
     pub mkfs_permits: Arc<Semaphore>,
     /// How long to wait for a disk after login.
     pub device_timeout: Duration,
+    /// Holders, other mount namespaces, exclusive openers, filesystem health.
+    pub host: HostView,
+    /// The kubelet directory: publish targets and stats paths must lie under it.
+    pub kubelet_dir: PathBuf,
 }
 
 impl NodeCore {
@@ -89,7 +94,12 @@ pub fn other_mounts_of<'a>(
 /// source when the staging mount is gone), or a bind mount of the recorded disk's device node
 /// (block). NodeGetVolumeStats answers NOT_FOUND for any other path (spec.md: "volume does not
 /// exist on the specified volume_path").
-pub fn holds_volume(table: &[MountInfo], record: &StageRecord, path: &std::path::Path) -> bool {
+pub fn holds_volume(
+    table: &[MountInfo],
+    record: &StageRecord,
+    path: &std::path::Path,
+    readonly_view: Option<&str>,
+) -> bool {
     if path == record.staging_path {
         return true;
     }
@@ -107,7 +117,15 @@ pub fn holds_volume(table: &[MountInfo], record: &StageRecord, path: &std::path:
             // the device node's root shown as `/<disk>//deleted`: still this volume's path, so
             // that stats report it abnormal instead of NOT_FOUND.
             let deleted = format!("/{d}//deleted");
+            // A read-only publication binds its device-mapper view (`dm-N`, stacked on the disk
+            // and named after volume and target), not the disk.
+            let view = readonly_view.map(|v| format!("/{v}"));
             device_binds(table, d).iter().any(|m| m.mount_point == path)
+                || table.iter().any(|m| {
+                    m.mount_point == path
+                        && m.fs_type == "devtmpfs"
+                        && Some(&m.root) == view.as_ref()
+                })
                 || table
                     .iter()
                     .any(|m| m.mount_point == path && m.fs_type == "devtmpfs" && m.root == deleted)

@@ -5,10 +5,14 @@
 //! mounted through an O_NOFOLLOW fd); the volume must be staged; publishing again with the same
 //! arguments is OK, with other arguments ALREADY_EXISTS; a single-writer volume already
 //! published elsewhere is FAILED_PRECONDITION; an id Carve never issued, or a volume not staged
-//! here, is NOT_FOUND (after the checks of missing fields).
+//! here, is NOT_FOUND (after the checks of missing fields). target_path must lie under the
+//! kubelet directory. A filesystem that went read-only, recorded errors or shut down is not
+//! published (FAILED_PRECONDITION naming the problem). A read-only block publication binds a
+//! read-only device-mapper view of the disk ([`crate::device::readonly`]), never the disk
+//! itself: a read-only bind mount does not stop writes through a device node.
 
 use super::{NodeCore, capability, device_binds, other_mounts_of};
-use crate::{mount::mountinfo::mounted_at, paths, state::Access};
+use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths, state::Access};
 use csi_common::{Error, Result, ids::VolumeId};
 use csi_proto::v1::{NodePublishVolumeRequest, volume_capability::access_mode::Mode};
 use std::{
@@ -34,6 +38,7 @@ pub async fn publish(core: &NodeCore, req: NodePublishVolumeRequest) -> Result<(
     }
     let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
     let target = paths::validate(&req.target_path, "target_path")?;
+    paths::confine(&target, &core.kubelet_dir, "target_path")?;
     let cap = capability::parse(req.volume_capability.as_ref())?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
@@ -65,6 +70,11 @@ pub async fn publish(core: &NodeCore, req: NodePublishVolumeRequest) -> Result<(
                     staging.display()
                 ))
             })?;
+            if let Some(problem) = core.host.fs_problem(staged, !staged.read_only()) {
+                return Err(Error::failed_precondition(format!(
+                    "volume {volume} cannot be published: {problem}"
+                )));
+            }
             if let Some(m) = mounted_at(&table, &target) {
                 if (m.major, m.minor) == (staged.major, staged.minor) && m.read_only() == readonly {
                     return Ok(());
@@ -99,9 +109,15 @@ pub async fn publish(core: &NodeCore, req: NodePublishVolumeRequest) -> Result<(
                 &record.serial,
                 "VPD page 0x80",
             )?;
+            let view = view_name(volume.as_str(), &target);
             if let Some(m) = mounted_at(&table, &target) {
+                let source = if readonly {
+                    core.devices.readonly_view(&device, &view).await?
+                } else {
+                    device.clone()
+                };
                 if m.fs_type == "devtmpfs"
-                    && m.root == format!("/{}", device.name)
+                    && m.root == format!("/{}", source.name)
                     && m.read_only() == readonly
                 {
                     return Ok(());
@@ -111,14 +127,32 @@ pub async fn publish(core: &NodeCore, req: NodePublishVolumeRequest) -> Result<(
                     target.display()
                 )));
             }
-            if single_writer && let Some(o) = device_binds(&table, &device.name).first() {
-                return Err(Error::failed_precondition(format!(
-                    "single-writer volume {volume} is already published at {}",
-                    o.mount_point.display()
-                )));
+            if single_writer {
+                let holder = core.host.holders(&device.name)?.into_iter().next();
+                if let Some(o) = device_binds(&table, &device.name).first() {
+                    return Err(Error::failed_precondition(format!(
+                        "single-writer volume {volume} is already published at {}",
+                        o.mount_point.display()
+                    )));
+                }
+                if let Some(h) = holder {
+                    return Err(Error::failed_precondition(format!(
+                        "single-writer volume {volume} is already in use (held by {h})"
+                    )));
+                }
             }
             create_file(&target)?;
-            core.mounter.bind(&device.path, &target, readonly)?;
+            let source = if readonly {
+                core.devices.readonly_view(&device, &view).await?
+            } else {
+                device
+            };
+            if let Err(e) = core.mounter.bind(&source.path, &target, readonly) {
+                if readonly {
+                    let _ = core.devices.remove_readonly_view(&view).await;
+                }
+                return Err(e);
+            }
         }
     }
     tracing::info!(volume = %volume, target = %target.display(), readonly, "published");

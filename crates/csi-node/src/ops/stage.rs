@@ -6,7 +6,9 @@
 //! mount beside their source ([`mount_options`]); a failure after this call's own
 //! login rolls the login back (the CO may never call unstage for a stage that failed); missing
 //! fields are INVALID_ARGUMENT, then an id Carve never issued is NOT_FOUND (spec.md,
-//! NodeStageVolume Errors) before anything is read or written.
+//! NodeStageVolume Errors) before anything is read or written. A read-only stage (reader-only
+//! access mode, or publish_context `readonly`: the LUN is write-protected) writes nothing: no
+//! mkfs, fsck or grow, and a mount that replays no journal.
 
 use super::{NodeCore, capability, unstage};
 use crate::{
@@ -19,10 +21,11 @@ use crate::{
 };
 use csi_common::{
     Error, Result,
-    contract::{CONTENT_SOURCE, Chap, IscsiTarget, validate_portal},
+    contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag, validate_portal},
     ids::VolumeId,
 };
 use csi_proto::v1::NodeStageVolumeRequest;
+use nix::mount::MsFlags;
 use std::path::Path;
 
 /// Runs NodeStageVolume.
@@ -39,6 +42,11 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
         .get(CONTENT_SOURCE)
         .cloned()
         .unwrap_or_default();
+    let intent = Intent {
+        readonly: cap.read_only_mode() || context_flag(&req.publish_context, READONLY),
+        blank: context_flag(&req.publish_context, BLANK),
+        content_source: &content_source,
+    };
 
     let existing = core.state.load(&volume)?;
     if let Some(rec) = &existing {
@@ -102,7 +110,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
             }
         }
     };
-    match attach(core, &mut record, &content_source).await {
+    match attach(core, &mut record, &intent).await {
         Ok(()) => Ok(()),
         Err(e) if login == Login::LoggedIn => {
             tracing::warn!(volume = %volume, error = %e, "stage failed after login, rolling back");
@@ -117,8 +125,18 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
     }
 }
 
+/// What the CO and the controller said about the volume's content and access.
+struct Intent<'a> {
+    /// Nothing may write (reader-only mode or a write-protected LUN).
+    readonly: bool,
+    /// The controller vouches that the volume never held data.
+    blank: bool,
+    /// The volume's content source (`""`: none).
+    content_source: &'a str,
+}
+
 /// After login: find and verify the disk; mount volumes get formatted (if new) and mounted.
-async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str) -> Result<()> {
+async fn attach(core: &NodeCore, record: &mut StageRecord, intent: &Intent<'_>) -> Result<()> {
     let expected = record.expected()?;
     let device = core
         .devices
@@ -132,10 +150,16 @@ async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str)
     let Access::Mount { fs_type, flags } = &record.access else {
         return Ok(()); // block: login + verify only
     };
-    let options = mount_options(fs_type, flags)?;
+    let options = mount_options(fs_type, flags, intent.readonly)?;
     let table = core.mounter.table()?;
     if let Some(m) = mounted_at(&table, &record.staging_path) {
         if m.source == device.path.to_string_lossy() {
+            if let Some(problem) = core.host.fs_problem(m, !intent.readonly) {
+                return Err(Error::failed_precondition(format!(
+                    "volume is staged at {} but {problem}",
+                    record.staging_path.display()
+                )));
+            }
             return Ok(()); // already staged
         }
         return Err(Error::already_exists(format!(
@@ -154,11 +178,13 @@ async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str)
         probe,
         read_ok,
         serial_matched: true,
-        content_source,
+        content_source: intent.content_source,
         fs_type,
+        blank: intent.blank,
+        readonly: intent.readonly,
     });
     tracing::info!(volume = %record.volume_id, device = %device.path.display(), decision = ?decision, "format decision");
-    let existing = matches!(decision, Decision::Mount(_));
+    let grow = matches!(decision, Decision::Mount(_)) && !intent.readonly;
     match decision {
         Decision::Format => {
             let _permit = core
@@ -168,12 +194,13 @@ async fn attach(core: &NodeCore, record: &mut StageRecord, content_source: &str)
                 .map_err(|_| Error::unavailable("mkfs queue closed"))?;
             core.formatter.mkfs(fs_type, &device.path).await?;
         }
+        Decision::Mount(_) if intent.readonly => {} // fsck would write
         Decision::Mount(found) => core.formatter.fsck(&found, &device.path).await?,
         Decision::Refuse(why) => return Err(Error::failed_precondition(why)),
     }
     core.mounter
         .mount_fs(&device.path, &record.staging_path, fs_type, &options)?;
-    if existing {
+    if grow {
         grow_to_disk(core, fs_type, &device.path, &record.staging_path).await?;
     }
     Ok(())
@@ -196,7 +223,11 @@ async fn grow_to_disk(core: &NodeCore, fs_type: &str, device: &Path, staging: &P
     Err(error)
 }
 
-/// The options a staging mount of `fs_type` gets: the capability's flags, plus `nouuid` for XFS.
+/// The options a staging mount of `fs_type` gets: the capability's flags, plus `nouuid` for XFS,
+/// plus, for a `readonly` stage, `MS_RDONLY` and the option that stops the mount itself from
+/// writing: ext4 `noload` (no journal replay, ext4(5)) and xfs `norecovery` (no log recovery,
+/// xfs(5); it requires a read-only mount). A dirty filesystem mounted so shows its state as of
+/// the last checkpoint, which is the most a write-protected disk can show without writing.
 ///
 /// XFS refuses to mount a filesystem whose UUID is already mounted on the node, and a clone or
 /// a restored snapshot carries its source's UUID: without `nouuid` a clone could not be staged
@@ -208,13 +239,26 @@ async fn grow_to_disk(core: &NodeCore, fs_type: &str, device: &Path, staging: &P
 /// guards against, one filesystem mounted twice through two paths to one disk, cannot happen
 /// here: a volume has one stage record, one session and one staging mount on a node, its disk's
 /// serial is verified, and mount volumes are never multi-node.
-pub fn mount_options(fs_type: &str, flags: &[String]) -> Result<MountOptions> {
+pub fn mount_options(fs_type: &str, flags: &[String], readonly: bool) -> Result<MountOptions> {
     let mut options = parse_flags(flags)?;
-    if fs_type == "xfs" && !options.data.split(',').any(|o| o == "nouuid") {
-        options.data = match options.data.as_str() {
-            "" => "nouuid".to_string(),
-            data => format!("{data},nouuid"),
-        };
+    let mut add = |extra: &str| {
+        if !options.data.split(',').any(|o| o == extra) {
+            options.data = match options.data.as_str() {
+                "" => extra.to_string(),
+                data => format!("{data},{extra}"),
+            };
+        }
+    };
+    if fs_type == "xfs" {
+        add("nouuid");
+    }
+    if readonly {
+        add(if fs_type == "xfs" {
+            "norecovery"
+        } else {
+            "noload"
+        });
+        options.flags |= MsFlags::MS_RDONLY;
     }
     Ok(options)
 }
@@ -232,12 +276,13 @@ fn verify_serial(core: &NodeCore, device: &Device, expected: &str) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::mount_options;
+    use nix::mount::MsFlags;
 
     #[test]
     fn xfs_mounts_get_nouuid_once_and_other_filesystems_nothing_extra() {
         let o = |fs: &str, flags: &[&str]| {
             let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-            mount_options(fs, &flags).unwrap().data
+            mount_options(fs, &flags, false).unwrap().data
         };
         assert_eq!(o("xfs", &[]), "nouuid");
         assert_eq!(
@@ -247,6 +292,25 @@ mod tests {
         assert_eq!(o("xfs", &["nouuid"]), "nouuid");
         assert_eq!(o("ext4", &[]), "");
         assert_eq!(o("ext4", &["data=ordered"]), "data=ordered");
-        assert!(mount_options("xfs", &["bind".into()]).is_err());
+        assert!(mount_options("xfs", &["bind".into()], false).is_err());
+    }
+
+    #[test]
+    fn readonly_stages_mount_ro_without_journal_replay() {
+        let ext4 = mount_options("ext4", &["noatime".into()], true).unwrap();
+        assert_eq!(ext4.data, "noload");
+        assert!(
+            ext4.flags
+                .contains(MsFlags::MS_RDONLY | MsFlags::MS_NOATIME)
+        );
+        let xfs = mount_options("xfs", &[], true).unwrap();
+        assert_eq!(xfs.data, "nouuid,norecovery");
+        assert!(xfs.flags.contains(MsFlags::MS_RDONLY));
+        assert!(
+            !mount_options("ext4", &[], false)
+                .unwrap()
+                .flags
+                .contains(MsFlags::MS_RDONLY)
+        );
     }
 }

@@ -1,14 +1,19 @@
 //! NodeGetVolumeStats: usage (statvfs for mounts, size for block) and the volume's condition
-//! (abnormal when the session is down, the disk is gone or the mount is missing).
+//! (abnormal when the session is down, the disk is gone, the mount is missing, or the
+//! filesystem went read-only, recorded errors or shut down).
 //!
 //! Invariants (spec.md, NodeGetVolumeStats Errors): an empty `volume_id` or `volume_path` is
 //! INVALID_ARGUMENT; every other way of naming no volume is NOT_FOUND: an id Carve never
 //! issued, a volume not staged here, and a `volume_path` that is relative, malformed, missing,
-//! or neither the staging path nor a publish target of this volume (never statvfs of a path
-//! that is not the volume's).
+//! outside the kubelet directory, or neither the staging path nor a publish target of this
+//! volume (never statvfs of a path that is not the volume's). An I/O error on the path (a
+//! shut-down filesystem answers EIO) is an abnormal condition with usage left out, not NOT_FOUND.
 
 use super::NodeCore;
-use crate::{iscsi::find_session, mount::mountinfo::mounted_at, paths, state::Access};
+use crate::{
+    device::readonly::view_name, iscsi::find_session, mount::mountinfo::mounted_at, paths,
+    state::Access,
+};
 use csi_common::{
     Error, Result,
     ids::{Iqn, VolumeId},
@@ -27,14 +32,31 @@ pub async fn stats(
     let path = paths::lookup(&req.volume_path, "volume_path")?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
-    let path = path.filter(|p| p.exists()).ok_or_else(|| {
+    let path = path.ok_or_else(|| {
         Error::not_found(format!("volume path {:?} does not exist", req.volume_path))
     })?;
+    if !path.starts_with(&core.kubelet_dir) {
+        return Err(Error::not_found(format!(
+            "volume path {} is not under the kubelet directory",
+            path.display()
+        )));
+    }
+    let io_error = match std::fs::symlink_metadata(&path) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::not_found(format!(
+                "volume path {} does not exist",
+                path.display()
+            )));
+        }
+        Err(e) => Some(format!("{}: {e}", path.display())),
+    };
     let record = core
         .state
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
-    if !super::holds_volume(&core.mounter.table()?, &record, &path) {
+    let view = readonly_view_of(core, &record, &volume, &path);
+    if !super::holds_volume(&core.mounter.table()?, &record, &path, view.as_deref()) {
         return Err(Error::not_found(format!(
             "volume {volume} is neither staged nor published at {}",
             path.display()
@@ -56,11 +78,22 @@ pub async fn stats(
         problems.push(format!("disk of LUN {} is gone", record.lun));
     }
     let mut usage = Vec::new();
+    if let Some(e) = io_error {
+        problems.push(e);
+    }
     match &record.access {
         Access::Mount { .. } => {
             let table = core.mounter.table()?;
-            if mounted_at(&table, &path).is_none() {
+            let mounted = mounted_at(&table, &path);
+            let staged = mounted_at(&table, &record.staging_path);
+            let sick = mounted.and_then(|m| {
+                let writable = staged.is_some_and(|s| !s.read_only());
+                core.host.fs_problem(m, writable)
+            });
+            if mounted.is_none() {
                 problems.push(format!("{} is not mounted", path.display()));
+            } else if let Some(problem) = sick {
+                problems.push(problem);
             } else {
                 let st = nix::sys::statvfs::statvfs(&path)
                     .map_err(|e| Error::internal(format!("statvfs {}: {e}", path.display())))?;
@@ -107,5 +140,22 @@ pub async fn stats(
     Ok(NodeGetVolumeStatsResponse {
         usage,
         volume_condition: Some(condition),
+    })
+}
+
+/// The kernel name (`dm-N`) of the read-only view a read-only block publication of `volume` at
+/// `path` binds: a holder of the staged disk whose device-mapper name is that publication's
+/// [`view_name`]. `None` for any other publication.
+fn readonly_view_of(
+    core: &NodeCore,
+    record: &crate::state::StageRecord,
+    volume: &VolumeId,
+    path: &std::path::Path,
+) -> Option<String> {
+    let disk = record.device.as_deref()?;
+    let want = view_name(volume.as_str(), path);
+    core.host.holders(disk).ok()?.into_iter().find(|h| {
+        std::fs::read_to_string(core.host.sys.join("class/block").join(h).join("dm/name"))
+            .is_ok_and(|n| n.trim() == want)
     })
 }

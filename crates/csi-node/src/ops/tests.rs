@@ -22,6 +22,7 @@ const VOL: &str = "csi-v1";
 const SERIAL: &str = "5a0c1e00-0000-4000-8000-00000000c0de";
 
 mod expand;
+mod safety;
 mod unknown;
 
 struct Harness {
@@ -33,6 +34,19 @@ struct Harness {
     runner: Arc<ScriptedRunner>,
     root: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// sysfs, procfs and /dev trees under `root`: our own mount namespace only, no disks.
+fn fake_host(root: &std::path::Path) -> crate::host::HostView {
+    let proc = root.join("proc");
+    std::fs::create_dir_all(proc.join("self/ns")).unwrap();
+    std::os::unix::fs::symlink("mnt:[1]", proc.join("self/ns/mnt")).unwrap();
+    std::fs::create_dir_all(root.join("dev")).unwrap();
+    crate::host::HostView {
+        sys: root.join("sys"),
+        proc,
+        dev: root.join("dev"),
+    }
 }
 
 fn harness(probe: Result<Probe, String>) -> Harness {
@@ -57,6 +71,8 @@ fn harness(probe: Result<Probe, String>) -> Harness {
         state: StateDir::new(root.join("state")),
         mkfs_permits: Arc::new(tokio::sync::Semaphore::new(1)),
         device_timeout: Duration::from_secs(1),
+        host: fake_host(&root),
+        kubelet_dir: root.clone(),
     };
     Harness {
         core,
@@ -84,6 +100,7 @@ impl Harness {
             ("portals".to_string(), "127.0.0.1:3260".to_string()),
             ("lun".to_string(), "0".to_string()),
             ("serial".to_string(), SERIAL.to_string()),
+            ("blank".to_string(), "true".to_string()),
         ]);
         NodeStageVolumeRequest {
             volume_id: VOL.into(),
