@@ -114,8 +114,10 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
             "volume {id} is published to node {other}; a Carve volume is attached to one node at a time"
         )));
     }
+    // Only an ACL the node already has makes this a repeat that needs no room: the limit counts
+    // ACLs, and a publication tag without its ACL (an interrupted publish) holds none yet.
     let _reserved = if vol
-        .attached_nodes(state.target(spec.target.as_str()))
+        .published_nodes(state.target(spec.target.as_str()))
         .contains(node.as_str())
     {
         None

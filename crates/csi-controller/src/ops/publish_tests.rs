@@ -234,6 +234,26 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     publish(&ctx1, req(NODE2, &cap, false, &none))
         .await
         .expect("a repeat past the limit is still OK: the node already holds the volume");
+
+    // A publication tag without its ACL (an interrupted publish) holds no room yet: granting
+    // it would take node2 past the limit.
+    let mut tagged = carve_tags("w");
+    tagged.push(format!("carve.pub=rw:{NODE2}"));
+    tagged.push("carve.used".into());
+    let w = lv_row("csi-w-1", 8 << 20, None, &tagged);
+    lab.export(&w).await;
+    lab.expect_lvs_one("csi-w-1", &[w]);
+    let err = publish(
+        &ctx1,
+        Publish {
+            volume_id: "csi-w-1",
+            ..req(NODE2, &cap, false, &none)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    assert!(lab.acls("csi-w-1").is_empty(), "nothing granted");
     lab.finish();
 }
 
