@@ -3,24 +3,36 @@
 //!
 //! Invariants: every command goes through `Arc<dyn CommandRunner>` with the LVM timeout;
 //! mutating commands of one VG are queued one at a time (LVM takes a VG-wide lock anyway, and a
-//! queue keeps timeouts meaningful); a missing VG is `Unavailable` (the controller keeps serving
+//! queue keeps timeouts meaningful); a command that takes space (create, extend, thin snapshot)
+//! is admitted by [`space::admit`] inside that queue, against a survey no mutation has
+//! overtaken (the queue counts its mutations: a survey taken at an older count is read again
+//! inside the queue), so parallel claims never share the same free bytes; a missing VG is `Unavailable` (the controller keeps serving
 //! and says why); no space is `ResourceExhausted`; removing an LV that is already gone succeeds.
 
 pub mod argv;
 pub mod data;
 pub mod report;
+pub mod space;
 pub mod tags;
 
 pub use argv::Allocation;
 pub use data::SnapshotUse;
 pub use report::{LvRow, VgRow};
+pub use space::Claim;
 
 use csi_common::{
     Error, Result,
     command::{BoxFuture, Cmd, CommandRunner, Output},
     ids::LvName,
 };
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 use tracing::info;
 
 /// The LVM operations the controller needs, on one volume group.
@@ -35,13 +47,40 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     fn survey(&self) -> BoxFuture<'_, Result<Survey>>;
     /// One LV, or `None`.
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
-    /// Creates an LV with its tags in one command (so it never exists without them).
+    /// Creates an LV with its tags in one command (so it never exists without them). No space
+    /// check: operations use [`Lvm::create_within`].
     fn create<'a>(
         &'a self,
         lv: &'a LvName,
         size: u64,
         allocation: &'a Allocation,
         tags: &'a [String],
+    ) -> BoxFuture<'a, Result<()>>;
+    /// [`Lvm::create`], admitted first against the space figures inside the per-VG queue:
+    /// `ResourceExhausted` naming the figures when `within.claim` does not fit.
+    fn create_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        allocation: &'a Allocation,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// [`Lvm::extend`], admitted first as [`Lvm::create_within`] is.
+    fn extend_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// [`Lvm::snapshot`], admitted first as [`Lvm::create_within`] is.
+    fn snapshot_within<'a>(
+        &'a self,
+        origin: &'a LvName,
+        lv: &'a LvName,
+        usage: SnapshotUse,
+        tags: &'a [String],
+        within: Within<'a>,
     ) -> BoxFuture<'a, Result<()>>;
     /// Removes an LV; `Ok(false)` if it did not exist.
     fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>>;
@@ -75,6 +114,20 @@ pub struct Survey {
     pub vg: VgRow,
     /// Every (visible) LV of it.
     pub lvs: Vec<LvRow>,
+    /// How many mutations the queue had finished when this report was started (a survey is
+    /// current inside the queue while that count has not moved).
+    pub generation: u64,
+}
+
+/// A space claim and the survey the caller already holds (if any), for the `*_within`
+/// mutations: the survey is used as it is when no mutation ran since it was taken, else the
+/// queue reads a fresh one.
+#[derive(Debug, Clone, Copy)]
+pub struct Within<'a> {
+    /// What the mutation takes.
+    pub claim: Claim<'a>,
+    /// A survey the caller took (saves a report when still current).
+    pub seen: Option<&'a Survey>,
 }
 
 impl Survey {
@@ -91,6 +144,7 @@ pub struct LvmCli {
     vg: String,
     timeout: Duration,
     queue: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
 }
 
 impl LvmCli {
@@ -101,6 +155,7 @@ impl LvmCli {
             vg: vg.into(),
             timeout,
             queue: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -109,8 +164,80 @@ impl LvmCli {
     }
 
     async fn mutate(&self, cmd: Cmd) -> Result<Output> {
+        self.mutate_within(cmd, None).await
+    }
+
+    /// Runs `cmd` in the queue, after admitting `within` (if any) against current figures.
+    async fn mutate_within(&self, cmd: Cmd, within: Option<Within<'_>>) -> Result<Output> {
         let _turn = self.queue.lock().await;
-        self.run(cmd).await
+        if let Some(within) = within {
+            let current = self.generation.load(Ordering::SeqCst);
+            let fresh;
+            let figures = match within.seen {
+                Some(seen) if seen.generation == current => seen,
+                _ => {
+                    fresh = self.read_survey().await?;
+                    &fresh
+                }
+            };
+            space::admit(figures, &within.claim)?;
+        }
+        let out = self.run(cmd).await;
+        // Counted whatever the outcome: a failed or timed-out command may still have changed
+        // the VG, and a needless re-read is cheap next to a missed one.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        out
+    }
+
+    async fn read_survey(&self) -> Result<Survey> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let out = self.run(argv::lvs_survey(&self.vg, self.timeout)).await?;
+        if !out.success() {
+            return Err(self.failed(out));
+        }
+        let lvs = report::parse_lvs(&out.stdout)?;
+        let vg = match report::parse_vgs(&out.stdout)?
+            .into_iter()
+            .find(|row| row.name == self.vg)
+        {
+            Some(vg) => vg,
+            None => self.vg().await?,
+        };
+        Ok(Survey {
+            vg,
+            lvs,
+            generation,
+        })
+    }
+
+    async fn create_admitted(
+        &self,
+        lv: &LvName,
+        size: u64,
+        allocation: &Allocation,
+        tags: &[String],
+        within: Option<Within<'_>>,
+    ) -> Result<()> {
+        let cmd = argv::lvcreate(&self.vg, lv, size, allocation, tags, self.timeout);
+        let out = self.mutate_within(cmd, within).await?;
+        if out.success() {
+            info!(lv = %lv, vg = %self.vg, size, ?allocation, "created logical volume");
+            return Ok(());
+        }
+        let stderr = out.stderr.to_ascii_lowercase();
+        if stderr.contains("insufficient free space") || stderr.contains("insufficient suitable") {
+            return Err(Error::resource_exhausted(format!(
+                "not enough free space for {size} bytes: {}",
+                out.stderr.trim()
+            )));
+        }
+        if stderr.contains("already exists") {
+            return Err(Error::already_exists(format!(
+                "logical volume {lv} already exists in {}",
+                self.vg
+            )));
+        }
+        Err(self.failed(out))
     }
 
     fn vg_missing(&self, out: &Output) -> Option<Error> {
@@ -169,21 +296,7 @@ impl Lvm for LvmCli {
     }
 
     fn survey(&self) -> BoxFuture<'_, Result<Survey>> {
-        Box::pin(async move {
-            let out = self.run(argv::lvs_survey(&self.vg, self.timeout)).await?;
-            if !out.success() {
-                return Err(self.failed(out));
-            }
-            let lvs = report::parse_lvs(&out.stdout)?;
-            let vg = match report::parse_vgs(&out.stdout)?
-                .into_iter()
-                .find(|row| row.name == self.vg)
-            {
-                Some(vg) => vg,
-                None => self.vg().await?,
-            };
-            Ok(Survey { vg, lvs })
-        })
+        Box::pin(self.read_survey())
     }
 
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {
@@ -209,30 +322,38 @@ impl Lvm for LvmCli {
         allocation: &'a Allocation,
         tags: &'a [String],
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let cmd = argv::lvcreate(&self.vg, lv, size, allocation, tags, self.timeout);
-            let out = self.mutate(cmd).await?;
-            if out.success() {
-                info!(lv = %lv, vg = %self.vg, size, ?allocation, "created logical volume");
-                return Ok(());
-            }
-            let stderr = out.stderr.to_ascii_lowercase();
-            if stderr.contains("insufficient free space")
-                || stderr.contains("insufficient suitable")
-            {
-                return Err(Error::resource_exhausted(format!(
-                    "not enough free space for {size} bytes: {}",
-                    out.stderr.trim()
-                )));
-            }
-            if stderr.contains("already exists") {
-                return Err(Error::already_exists(format!(
-                    "logical volume {lv} already exists in {}",
-                    self.vg
-                )));
-            }
-            Err(self.failed(out))
-        })
+        Box::pin(self.create_admitted(lv, size, allocation, tags, None))
+    }
+
+    fn create_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        allocation: &'a Allocation,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.create_admitted(lv, size, allocation, tags, Some(within)))
+    }
+
+    fn extend_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.grow(lv, size, Some(within)))
+    }
+
+    fn snapshot_within<'a>(
+        &'a self,
+        origin: &'a LvName,
+        lv: &'a LvName,
+        usage: SnapshotUse,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.thin_snapshot(origin, lv, usage, tags, Some(within)))
     }
 
     fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>> {
@@ -282,11 +403,11 @@ impl Lvm for LvmCli {
         usage: SnapshotUse,
         tags: &'a [String],
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.thin_snapshot(origin, lv, usage, tags))
+        Box::pin(self.thin_snapshot(origin, lv, usage, tags, None))
     }
 
     fn extend<'a>(&'a self, lv: &'a LvName, size: u64) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.grow(lv, size))
+        Box::pin(self.grow(lv, size, None))
     }
 
     fn retag<'a>(

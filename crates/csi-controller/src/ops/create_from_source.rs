@@ -15,10 +15,10 @@
 use super::{
     Ctx, capability, capacity,
     create_volume::{CreateVolume, Created, MAX_NAME_BYTES, export},
-    get_capacity, params, snapshot,
+    params, snapshot,
     volume::{self, Volume},
 };
-use crate::lvm::{SnapshotUse, tags::VolumeRecord};
+use crate::lvm::{Claim, SnapshotUse, Within, tags::VolumeRecord};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{VolumeContentSource, volume_content_source::Type as SourceType};
 use tracing::info;
@@ -145,13 +145,6 @@ pub async fn create_from_source(
              be smaller, and limit_bytes is {limit}"
         )));
     }
-    let available =
-        get_capacity::thin_available(&lvm.list().await?, &pool, ctx.settings.thin_overprovision)?;
-    if size > available {
-        return Err(Error::resource_exhausted(format!(
-            "{size} bytes requested, {available} available in the thin pool"
-        )));
-    }
     let record = VolumeRecord {
         name: req.name.to_string(),
         required_bytes: req.capacity.map_or(0, |r| r.required_bytes.max(0) as u64),
@@ -159,10 +152,26 @@ pub async fn create_from_source(
         content_source: content_source.clone(),
         published: Vec::new(),
     };
-    lvm.snapshot(&origin, &lv, SnapshotUse::Volume, &record.creation_tags())
-        .await?;
+    let claim = |bytes| Within {
+        claim: Claim::Thin {
+            pool: &pool,
+            bytes,
+            ratio: ctx.settings.thin_overprovision,
+        },
+        seen: None,
+    };
+    // The snapshot promises the source's size, the growth the rest: each admitted in the queue.
+    lvm.snapshot_within(
+        &origin,
+        &lv,
+        SnapshotUse::Volume,
+        &record.creation_tags(),
+        claim(source_size),
+    )
+    .await?;
     if size > source_size {
-        lvm.extend(&lv, size).await?;
+        lvm.extend_within(&lv, size, claim(size - source_size))
+            .await?;
     }
     let row = lvm
         .get(&lv)

@@ -6,7 +6,7 @@
 //! like "full".
 
 use super::{Ctx, capability, params};
-use crate::lvm::{LvRow, Survey};
+use crate::lvm::{LvRow, Survey, space};
 use csi_common::{Error, Result};
 use csi_proto::v1::VolumeCapability;
 use std::collections::HashMap;
@@ -20,21 +20,9 @@ pub struct Capacity {
     pub minimum_volume_size: u64,
 }
 
-/// Bytes thin volumes may still be promised in `pool`.
+/// Bytes thin volumes may still be promised in `pool` (see [`space::thin_headroom`]).
 pub fn thin_available(lvs: &[LvRow], pool: &str, overprovision: f64) -> Result<u64> {
-    let row = lvs
-        .iter()
-        .find(|row| row.name == pool && row.is_thin_pool())
-        .ok_or_else(|| {
-            Error::unavailable(format!("thin pool {pool:?} not found in the volume group"))
-        })?;
-    let promised: u64 = lvs
-        .iter()
-        .filter(|row| row.pool.as_deref() == Some(pool))
-        .map(|row| row.size)
-        .sum();
-    let allowed = (row.size as f64 * overprovision.max(0.0)) as u64;
-    Ok(allowed.saturating_sub(promised))
+    space::thin_headroom(lvs, pool, overprovision)
 }
 
 /// Bytes available for a volume with `thin` in the surveyed VG.

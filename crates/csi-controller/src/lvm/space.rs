@@ -1,0 +1,240 @@
+//! Space accounting of one volume group: whether a new LV, or the growth of one, fits.
+//!
+//! Invariants: a claim is admitted only against figures read inside the per-VG queue (see
+//! [`super::LvmCli`]), so two claims can never both be admitted against the same free bytes;
+//! linear claims draw on the VG's free bytes; thin claims on the pool's size times the
+//! overprovision ratio minus the virtual sizes already promised in that pool (thin LVs and thin
+//! snapshots alike); a refusal names every figure it was computed from. Nothing here runs a
+//! command: the figures come from a [`Survey`], which a later in-memory ledger can replace.
+
+use super::{LvRow, Survey};
+use csi_common::{Error, Result};
+use std::fmt;
+
+/// What an operation wants to take from the volume group, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Claim<'a> {
+    /// `bytes` of extents from the VG's free space (a linear LV or its growth).
+    Linear {
+        /// Bytes wanted.
+        bytes: u64,
+    },
+    /// `bytes` more of virtual size promised in the thin pool `pool`.
+    Thin {
+        /// The thin pool's LV name.
+        pool: &'a str,
+        /// Bytes of virtual size wanted.
+        bytes: u64,
+        /// The pool may promise this many times its size in total (`--thin-overprovision-ratio`).
+        ratio: f64,
+    },
+}
+
+/// Why a claim does not fit: the figures, for the `ResourceExhausted` message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shortfall {
+    /// The VG has fewer free bytes than wanted.
+    VolumeGroup {
+        /// Bytes wanted.
+        wanted: u64,
+        /// The VG's free bytes.
+        free: u64,
+    },
+    /// The thin pool's remaining promise is smaller than wanted.
+    ThinPool {
+        /// The pool's name.
+        pool: String,
+        /// Bytes wanted.
+        wanted: u64,
+        /// The pool's data size in bytes.
+        pool_size: u64,
+        /// The overprovision ratio.
+        ratio: f64,
+        /// Virtual bytes already promised in the pool.
+        promised: u64,
+    },
+}
+
+impl fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shortfall::VolumeGroup { wanted, free } => write!(
+                f,
+                "{wanted} bytes wanted, {free} bytes free in the volume group"
+            ),
+            Shortfall::ThinPool {
+                pool,
+                wanted,
+                pool_size,
+                ratio,
+                promised,
+            } => {
+                let allowed = allowed(*pool_size, *ratio);
+                write!(
+                    f,
+                    "{wanted} bytes wanted from thin pool {pool:?}: {pool_size} bytes x ratio \
+                     {ratio} = {allowed} bytes may be promised, {promised} already are, {} left",
+                    allowed.saturating_sub(*promised)
+                )
+            }
+        }
+    }
+}
+
+impl From<Shortfall> for Error {
+    fn from(s: Shortfall) -> Self {
+        Error::resource_exhausted(s.to_string())
+    }
+}
+
+/// Bytes a pool of `pool_size` may promise at `ratio` (negative ratios count as 0).
+pub fn allowed(pool_size: u64, ratio: f64) -> u64 {
+    (pool_size as f64 * ratio.max(0.0)) as u64
+}
+
+/// Virtual bytes already promised in `pool`: every LV whose pool is `pool`.
+pub fn promised(lvs: &[LvRow], pool: &str) -> u64 {
+    lvs.iter()
+        .filter(|row| row.pool.as_deref() == Some(pool))
+        .map(|row| row.size)
+        .sum()
+}
+
+/// The thin pool `pool` among `lvs`, or `Unavailable` (the storage host is not ready).
+pub fn pool_row<'a>(lvs: &'a [LvRow], pool: &str) -> Result<&'a LvRow> {
+    lvs.iter()
+        .find(|row| row.name == pool && row.is_thin_pool())
+        .ok_or_else(|| {
+            Error::unavailable(format!("thin pool {pool:?} not found in the volume group"))
+        })
+}
+
+/// Bytes thin volumes may still be promised in `pool` at `ratio`.
+pub fn thin_headroom(lvs: &[LvRow], pool: &str, ratio: f64) -> Result<u64> {
+    let row = pool_row(lvs, pool)?;
+    Ok(allowed(row.size, ratio).saturating_sub(promised(lvs, pool)))
+}
+
+/// Admits `claim` against `survey`: `Ok` if it fits, else the [`Shortfall`] as
+/// `ResourceExhausted`; a missing pool is `Unavailable`.
+pub fn admit(survey: &Survey, claim: &Claim<'_>) -> Result<()> {
+    match *claim {
+        Claim::Linear { bytes } => {
+            if bytes > survey.vg.free {
+                return Err(Shortfall::VolumeGroup {
+                    wanted: bytes,
+                    free: survey.vg.free,
+                }
+                .into());
+            }
+        }
+        Claim::Thin { pool, bytes, ratio } => {
+            let row = pool_row(&survey.lvs, pool)?;
+            let promised = promised(&survey.lvs, pool);
+            if bytes > allowed(row.size, ratio).saturating_sub(promised) {
+                return Err(Shortfall::ThinPool {
+                    pool: pool.to_string(),
+                    wanted: bytes,
+                    pool_size: row.size,
+                    ratio,
+                    promised,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::VgRow;
+    use csi_common::Kind;
+
+    fn survey(free: u64, lvs: Vec<LvRow>) -> Survey {
+        Survey {
+            vg: VgRow {
+                name: "vg".into(),
+                size: 16 << 30,
+                free,
+                extent_size: 4 << 20,
+            },
+            lvs,
+            generation: 0,
+        }
+    }
+
+    fn pool(size: u64) -> LvRow {
+        let mut row = LvRow::fresh("pool", size, None, vec![]);
+        row.attr = "twi-aotz--".into();
+        row
+    }
+
+    #[test]
+    fn linear_claims_fit_the_free_bytes_exactly() {
+        let s = survey(1 << 30, vec![]);
+        admit(&s, &Claim::Linear { bytes: 1 << 30 }).unwrap();
+        let err = admit(
+            &s,
+            &Claim::Linear {
+                bytes: (1 << 30) + 1,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), Kind::ResourceExhausted);
+        assert!(err.message().contains("1073741825 bytes wanted"), "{err}");
+        assert!(err.message().contains("1073741824 bytes free"), "{err}");
+    }
+
+    #[test]
+    fn thin_claims_count_every_promise_in_that_pool_only() {
+        let s = survey(
+            0,
+            vec![
+                pool(1 << 30),
+                LvRow::fresh("a", 512 << 20, Some("pool"), vec![]),
+                LvRow::fresh("b", 4 << 30, Some("other"), vec![]),
+            ],
+        );
+        let claim = |bytes| Claim::Thin {
+            pool: "pool",
+            bytes,
+            ratio: 1.0,
+        };
+        admit(&s, &claim(512 << 20)).unwrap();
+        let err = admit(&s, &claim((512 << 20) + 1)).unwrap_err();
+        assert_eq!(err.kind(), Kind::ResourceExhausted);
+        let msg = err.message();
+        for figure in [
+            "1073741824 bytes x ratio 1",
+            "536870912 already",
+            "536870912 left",
+        ] {
+            assert!(msg.contains(figure), "{figure:?} missing in {msg}");
+        }
+        let twice = Claim::Thin {
+            pool: "pool",
+            bytes: 1536 << 20,
+            ratio: 2.0,
+        };
+        admit(&s, &twice).unwrap();
+        assert_eq!(thin_headroom(&s.lvs, "pool", 2.0).unwrap(), 1536 << 20);
+        assert_eq!(thin_headroom(&s.lvs, "pool", -1.0).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_missing_pool_is_unavailable_not_full() {
+        let s = survey(0, vec![LvRow::fresh("pool", 1 << 30, None, vec![])]);
+        let claim = Claim::Thin {
+            pool: "pool",
+            bytes: 1,
+            ratio: 1.0,
+        };
+        assert_eq!(admit(&s, &claim).unwrap_err().kind(), Kind::Unavailable);
+    }
+}
+
+#[cfg(test)]
+#[path = "space_tests.rs"]
+mod queue_tests;
