@@ -17,6 +17,7 @@ use crate::{
     readiness::ControllerReadiness,
     service::ControllerService,
     tools,
+    wiper::WipeHandle,
 };
 use csi_common::{
     Result,
@@ -35,6 +36,8 @@ use tonic::service::Routes;
 
 /// How long the saver gathers requests before writing saveconfig.json.
 pub const SAVE_DELAY: Duration = Duration::from_secs(2);
+/// How long the wiper waits before retrying a failed wipe.
+pub const WIPE_RETRY: Duration = Duration::from_secs(60);
 /// Capacity of a volume created without a capacity range.
 pub const DEFAULT_CAPACITY: u64 = 1 << 30;
 
@@ -80,12 +83,14 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         None => Iqn::prefix_for_driver(&args.common.driver_name)?,
     };
     let lvm: Option<Arc<dyn Lvm>> = args.volume_group.as_ref().map(|vg| {
-        Arc::new(LvmCli::new(
-            Arc::clone(&runner),
-            vg.clone(),
-            args.lvm_timeout,
-        )) as Arc<dyn Lvm>
+        Arc::new(
+            LvmCli::new(Arc::clone(&runner), vg.clone(), args.lvm_timeout)
+                .with_wipe_timeout(args.wipe_timeout),
+        ) as Arc<dyn Lvm>
     });
+    let wiper = lvm
+        .as_ref()
+        .map(|lvm| WipeHandle::spawn(Arc::clone(lvm), WIPE_RETRY));
     let lio: Arc<dyn Lio> = match args.lio_backend {
         LioBackend::Configfs => Arc::new(ConfigfsLio::new(args.configfs_root.clone())),
         LioBackend::Targetcli => Arc::new(TargetcliLio::new(
@@ -103,8 +108,12 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         thin_pool: args.thin_pool.clone(),
         default_capacity: DEFAULT_CAPACITY,
         thin_overprovision: args.thin_overprovision_ratio,
+        allow_unzeroed_thin_pool: args.allow_unzeroed_thin_pool,
     };
-    let ctx = Ctx::new(lvm, lio, settings, Some(saver));
+    let mut ctx = Ctx::new(lvm, lio, settings, Some(saver));
+    if let Some(wiper) = wiper {
+        ctx = ctx.with_wiper(wiper);
+    }
     let readiness = Arc::new(ControllerReadiness::new(Arc::clone(&runner), args));
     let identity = IdentityService::new(
         args.common.driver_name.clone(),

@@ -11,6 +11,7 @@
 
 pub mod argv;
 pub mod data;
+pub mod quarantine;
 pub mod report;
 pub mod space;
 pub mod tags;
@@ -82,6 +83,17 @@ pub trait Lvm: Send + Sync + fmt::Debug {
         tags: &'a [String],
         within: Within<'a>,
     ) -> BoxFuture<'a, Result<()>>;
+    /// Renames `lv` into quarantine for wiping (see [`quarantine`]): it stops being a volume at
+    /// once and keeps its extents until [`Lvm::wipe`]; `Ok(None)` if it did not exist.
+    /// `stamp` makes the new name unique ([`quarantine::next_stamp`]).
+    fn quarantine<'a>(
+        &'a self,
+        lv: &'a LvName,
+        stamp: u64,
+    ) -> BoxFuture<'a, Result<Option<String>>>;
+    /// Zeroes then removes the quarantined LV `row` (see [`quarantine`]); any other LV is
+    /// refused with `FailedPrecondition`.
+    fn wipe<'a>(&'a self, row: &'a LvRow) -> BoxFuture<'a, Result<()>>;
     /// Removes an LV; `Ok(false)` if it did not exist.
     fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>>;
     /// Adds (`add`) or deletes one tag.
@@ -145,7 +157,11 @@ pub struct LvmCli {
     timeout: Duration,
     queue: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    wipe_timeout: Duration,
 }
+
+/// How long zeroing one quarantined LV may take unless [`LvmCli::with_wipe_timeout`] says.
+pub const DEFAULT_WIPE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 impl LvmCli {
     /// LVM on `vg`, each command limited to `timeout`.
@@ -156,7 +172,14 @@ impl LvmCli {
             timeout,
             queue: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            wipe_timeout: DEFAULT_WIPE_TIMEOUT,
         }
+    }
+
+    /// The same, with zeroing a quarantined LV limited to `timeout`.
+    pub fn with_wipe_timeout(mut self, timeout: Duration) -> Self {
+        self.wipe_timeout = timeout;
+        self
     }
 
     async fn run(&self, cmd: Cmd) -> Result<Output> {
@@ -354,6 +377,18 @@ impl Lvm for LvmCli {
         within: Within<'a>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.thin_snapshot(origin, lv, usage, tags, Some(within)))
+    }
+
+    fn quarantine<'a>(
+        &'a self,
+        lv: &'a LvName,
+        stamp: u64,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(self.quarantine_lv(lv, stamp))
+    }
+
+    fn wipe<'a>(&'a self, row: &'a LvRow) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.wipe_lv(row, self.wipe_timeout))
     }
 
     fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>> {

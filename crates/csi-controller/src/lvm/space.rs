@@ -27,6 +27,8 @@ pub enum Claim<'a> {
         bytes: u64,
         /// The pool may promise this many times its size in total (`--thin-overprovision-ratio`).
         ratio: f64,
+        /// Refuse a pool that does not zero the chunks it provisions (see [`zeroes_new_blocks`]).
+        zeroing_required: bool,
     },
 }
 
@@ -87,6 +89,39 @@ impl From<Shortfall> for Error {
     }
 }
 
+/// Whether the thin pool `row` overwrites newly provisioned chunks with zeroes before use
+/// (lvs(8), `lv_attr` character 8: `z`; set by `lvcreate --zero y`, the default, or
+/// `lvchange --zero`). Without it, a write smaller than a chunk into a new chunk leaves the rest
+/// of the chunk's previous bytes readable by the new volume.
+pub fn zeroes_new_blocks(row: &LvRow) -> bool {
+    row.attr.as_bytes().get(7) == Some(&b'z')
+}
+
+/// What is wrong with the thin pool `row` that stops it serving writes, from `lv_attr`
+/// character 9 (lvs(8): `F` failed, `M` metadata read-only, `D` out of data space), or
+/// `None`.
+pub fn pool_fault(row: &LvRow) -> Option<&'static str> {
+    match row.attr.as_bytes().get(8) {
+        Some(b'F') => Some("failed"),
+        Some(b'M') => Some("metadata read-only"),
+        Some(b'D') => Some("out of data space"),
+        _ => None,
+    }
+}
+
+/// `FailedPrecondition` unless the pool `row` zeroes new chunks.
+pub fn require_zeroing(row: &LvRow) -> Result<()> {
+    if zeroes_new_blocks(row) {
+        return Ok(());
+    }
+    Err(Error::failed_precondition(format!(
+        "thin pool {:?} does not zero newly provisioned blocks (lv_attr {:?}), so a new thin \
+         volume could read a deleted one's data: run `lvchange --zero y` on the pool, or start \
+         csi-controller with --allow-unzeroed-thin-pool if every tenant may read every other's",
+        row.name, row.attr
+    )))
+}
+
 /// Bytes a pool of `pool_size` may promise at `ratio` (negative ratios count as 0).
 pub fn allowed(pool_size: u64, ratio: f64) -> u64 {
     (pool_size as f64 * ratio.max(0.0)) as u64
@@ -116,7 +151,8 @@ pub fn thin_headroom(lvs: &[LvRow], pool: &str, ratio: f64) -> Result<u64> {
 }
 
 /// Admits `claim` against `survey`: `Ok` if it fits, else the [`Shortfall`] as
-/// `ResourceExhausted`; a missing pool is `Unavailable`.
+/// `ResourceExhausted`; a missing pool is `Unavailable`; a pool that does not zero new chunks
+/// is `FailedPrecondition` when the claim requires zeroing.
 pub fn admit(survey: &Survey, claim: &Claim<'_>) -> Result<()> {
     match *claim {
         Claim::Linear { bytes } => {
@@ -128,8 +164,16 @@ pub fn admit(survey: &Survey, claim: &Claim<'_>) -> Result<()> {
                 .into());
             }
         }
-        Claim::Thin { pool, bytes, ratio } => {
+        Claim::Thin {
+            pool,
+            bytes,
+            ratio,
+            zeroing_required,
+        } => {
             let row = pool_row(&survey.lvs, pool)?;
+            if zeroing_required {
+                require_zeroing(row)?;
+            }
             let promised = promised(&survey.lvs, pool);
             if bytes > allowed(row.size, ratio).saturating_sub(promised) {
                 return Err(Shortfall::ThinPool {
@@ -201,6 +245,7 @@ mod tests {
             pool: "pool",
             bytes,
             ratio: 1.0,
+            zeroing_required: true,
         };
         admit(&s, &claim(512 << 20)).unwrap();
         let err = admit(&s, &claim((512 << 20) + 1)).unwrap_err();
@@ -217,6 +262,7 @@ mod tests {
             pool: "pool",
             bytes: 1536 << 20,
             ratio: 2.0,
+            zeroing_required: true,
         };
         admit(&s, &twice).unwrap();
         assert_eq!(thin_headroom(&s.lvs, "pool", 2.0).unwrap(), 1536 << 20);
@@ -230,8 +276,41 @@ mod tests {
             pool: "pool",
             bytes: 1,
             ratio: 1.0,
+            zeroing_required: true,
         };
         assert_eq!(admit(&s, &claim).unwrap_err().kind(), Kind::Unavailable);
+    }
+
+    #[test]
+    fn a_pool_that_does_not_zero_is_refused_unless_allowed() {
+        let mut unzeroed = pool(1 << 30);
+        unzeroed.attr = "twi-aot---".into();
+        let s = survey(0, vec![unzeroed]);
+        let claim = |zeroing_required| Claim::Thin {
+            pool: "pool",
+            bytes: 1,
+            ratio: 1.0,
+            zeroing_required,
+        };
+        let err = admit(&s, &claim(true)).unwrap_err();
+        assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
+        assert!(
+            err.message().contains("--allow-unzeroed-thin-pool"),
+            "{err}"
+        );
+        admit(&s, &claim(false)).unwrap();
+        assert!(zeroes_new_blocks(&pool(1)));
+        assert_eq!(pool_fault(&pool(1)), None);
+        for (attr, fault) in [
+            ("twi-aotzF-", "failed"),
+            ("twi-aotzM-", "metadata read-only"),
+            ("twi-aotzD-", "out of data space"),
+        ] {
+            let mut row = pool(1);
+            row.attr = attr.into();
+            assert_eq!(pool_fault(&row), Some(fault), "{attr}");
+        }
+        assert!(!zeroes_new_blocks(&LvRow::fresh("short", 1, None, vec![])));
     }
 }
 

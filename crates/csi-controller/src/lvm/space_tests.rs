@@ -17,6 +17,7 @@ fn thin(bytes: u64) -> Claim<'static> {
         pool: "pool",
         bytes,
         ratio: 1.0,
+        zeroing_required: true,
     }
 }
 

@@ -15,10 +15,10 @@
 use super::{
     Ctx, capability, capacity,
     create_volume::{CreateVolume, Created, MAX_NAME_BYTES, export},
-    params, snapshot,
+    get_capacity, params, snapshot,
     volume::{self, Volume},
 };
-use crate::lvm::{Claim, SnapshotUse, Within, tags::VolumeRecord};
+use crate::lvm::{SnapshotUse, Within, tags::VolumeRecord};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{VolumeContentSource, volume_content_source::Type as SourceType};
 use tracing::info;
@@ -153,11 +153,7 @@ pub async fn create_from_source(
         published: Vec::new(),
     };
     let claim = |bytes| Within {
-        claim: Claim::Thin {
-            pool: &pool,
-            bytes,
-            ratio: ctx.settings.thin_overprovision,
-        },
+        claim: get_capacity::thin_claim(ctx, &pool, bytes),
         seen: None,
     };
     // The snapshot promises the source's size, the growth the rest: each admitted in the queue.

@@ -10,7 +10,7 @@
 //! name with a compatible request answers the existing volume, an incompatible one
 //! `AlreadyExists`.
 
-use super::{Ctx, capability, capacity, params, volume::Volume};
+use super::{Ctx, capability, capacity, get_capacity, params, volume::Volume};
 use crate::lvm::{Allocation, Claim, Within, tags::VolumeRecord};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{CapacityRange, VolumeCapability};
@@ -150,11 +150,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         _ => Allocation::Linear,
     };
     let claim = match &allocation {
-        Allocation::Thin { pool } => Claim::Thin {
-            pool,
-            bytes: size,
-            ratio: ctx.settings.thin_overprovision,
-        },
+        Allocation::Thin { pool } => get_capacity::thin_claim(ctx, pool, size),
         Allocation::Linear => Claim::Linear { bytes: size },
     };
     let record = VolumeRecord {

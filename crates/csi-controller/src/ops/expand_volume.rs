@@ -12,7 +12,7 @@
 //! the LV has grown; `node_expansion_required` is true for mount and block volumes alike, so
 //! the node always rescans the disk.
 
-use super::{Ctx, capability, capacity, volume};
+use super::{Ctx, capability, capacity, get_capacity, volume};
 use crate::lvm::{Claim, Within, tags::required_tag};
 use csi_common::{Error, Result};
 use csi_proto::v1::{CapacityRange, VolumeCapability};
@@ -69,11 +69,7 @@ pub async fn expand_volume(
         let size = capacity::size_for(Some(range), survey.vg.extent_size, 0, current)?;
         let growth = size - current;
         let claim = match &vol.lv.pool {
-            Some(pool) => Claim::Thin {
-                pool,
-                bytes: growth,
-                ratio: ctx.settings.thin_overprovision,
-            },
+            Some(pool) => get_capacity::thin_claim(ctx, pool, growth),
             None => Claim::Linear { bytes: growth },
         };
         let within = Within {

@@ -6,7 +6,7 @@
 //! like "full".
 
 use super::{Ctx, capability, params};
-use crate::lvm::{LvRow, Survey, space};
+use crate::lvm::{Claim, LvRow, Survey, space};
 use csi_common::{Error, Result};
 use csi_proto::v1::VolumeCapability;
 use std::collections::HashMap;
@@ -23,6 +23,17 @@ pub struct Capacity {
 /// Bytes thin volumes may still be promised in `pool` (see [`space::thin_headroom`]).
 pub fn thin_available(lvs: &[LvRow], pool: &str, overprovision: f64) -> Result<u64> {
     space::thin_headroom(lvs, pool, overprovision)
+}
+
+/// The claim of `bytes` more virtual size in the thin pool `pool`, with the configured ratio
+/// and zeroing policy.
+pub fn thin_claim<'a>(ctx: &Ctx, pool: &'a str, bytes: u64) -> Claim<'a> {
+    Claim::Thin {
+        pool,
+        bytes,
+        ratio: ctx.settings.thin_overprovision,
+        zeroing_required: !ctx.settings.allow_unzeroed_thin_pool,
+    }
 }
 
 /// Bytes available for a volume with `thin` in the surveyed VG.

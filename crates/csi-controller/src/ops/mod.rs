@@ -26,6 +26,7 @@ pub(crate) mod testing;
 use crate::{
     lio::{Lio, saveconfig::SaveHandle},
     lvm::Lvm,
+    wiper::WipeHandle,
 };
 use csi_common::{Error, Result, ids::Iqn};
 use std::{net::SocketAddr, sync::Arc};
@@ -43,6 +44,9 @@ pub struct Settings {
     pub default_capacity: u64,
     /// Thin volumes may promise this many times the pool's size in total.
     pub thin_overprovision: f64,
+    /// Serve thin volumes from a pool that does not zero new chunks (tenants may read each
+    /// other's deleted data; `--allow-unzeroed-thin-pool`).
+    pub allow_unzeroed_thin_pool: bool,
 }
 
 /// The backends and settings every operation runs against.
@@ -54,6 +58,7 @@ pub struct Ctx {
     /// Settings.
     pub settings: Settings,
     saver: Option<SaveHandle>,
+    wiper: Option<WipeHandle>,
 }
 
 impl Ctx {
@@ -69,6 +74,20 @@ impl Ctx {
             lio,
             settings,
             saver,
+            wiper: None,
+        }
+    }
+
+    /// The same context, waking `wiper` when a linear volume is quarantined for wiping.
+    pub fn with_wiper(mut self, wiper: WipeHandle) -> Self {
+        self.wiper = Some(wiper);
+        self
+    }
+
+    /// Records that an LV was quarantined, so the wiper runs a pass.
+    pub fn wipe_requested(&self) {
+        if let Some(wiper) = &self.wiper {
+            wiper.request();
         }
     }
 

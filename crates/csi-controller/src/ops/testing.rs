@@ -89,6 +89,7 @@ impl Lab {
             thin_pool: Some("pool".into()),
             default_capacity: 1 << 30,
             thin_overprovision: 1.0,
+            allow_unzeroed_thin_pool: false,
         };
         let ctx = Ctx::new(Some(lvm), lio.clone(), settings, None);
         Self {

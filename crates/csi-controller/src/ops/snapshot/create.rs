@@ -10,8 +10,8 @@
 
 use super::{Snapshot, find};
 use crate::{
-    lvm::{Claim, SnapshotUse, Within, tags::snapshot::SnapshotRecord},
-    ops::{Ctx, create_volume::MAX_NAME_BYTES, volume},
+    lvm::{SnapshotUse, Within, tags::snapshot::SnapshotRecord},
+    ops::{Ctx, create_volume::MAX_NAME_BYTES, get_capacity, volume},
 };
 use csi_common::{Error, Result, ids::LvName};
 use std::{collections::HashMap, time::SystemTime};
@@ -133,11 +133,7 @@ pub(crate) async fn create_snapshot_at(
         )));
     };
     let within = Within {
-        claim: Claim::Thin {
-            pool: &pool,
-            bytes: source.lv.size,
-            ratio: ctx.settings.thin_overprovision,
-        },
+        claim: get_capacity::thin_claim(ctx, &pool, source.lv.size),
         seen: None,
     };
     let (created_seconds, created_nanos) = now();
