@@ -1,13 +1,19 @@
 //! Guest tier, controller integrity (issue #15): space promised never exceeds the thin pool's
-//! overprovision ratio, even under parallel CreateVolume calls. Each scenario makes its own
-//! small pool in the lab's VG and removes it at the end, then accounts for leaks.
+//! overprovision ratio, even under parallel CreateVolume calls; nothing a tenant wrote is
+//! readable from the next volume carved from the same extents or chunks (linear: quarantine
+//! and wipe; thin: the pool's zeroing, refused when it is off). Each scenario makes its own
+//! small pool or volume group and removes it at the end, then accounts for leaks.
 
 use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, run, run_ok};
 use carvectl::request::{block_capability, capacity_range};
 use csi_proto::v1::{
-    CreateVolumeRequest, DeleteVolumeRequest, volume_capability::access_mode::Mode,
+    CreateVolumeRequest, DeleteVolumeRequest, ProbeRequest, volume_capability::access_mode::Mode,
 };
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    time::{Duration, Instant},
+};
 
 const MIB: i64 = 1024 * 1024;
 
@@ -58,13 +64,238 @@ fn with_pool(lab: &Lab, pool: &Pool) -> Lab {
 }
 
 fn thin_request(name: &str, size: i64) -> CreateVolumeRequest {
+    request(name, size, true)
+}
+
+fn request(name: &str, size: i64, thin: bool) -> CreateVolumeRequest {
     CreateVolumeRequest {
         name: name.into(),
         capacity_range: capacity_range(size, 0),
         volume_capabilities: vec![block_capability(Mode::SingleNodeWriter)],
-        parameters: HashMap::from([("thin".into(), "true".into())]),
+        parameters: HashMap::from([("thin".into(), thin.to_string())]),
         ..Default::default()
     }
+}
+
+/// A volume group of its own on a loop device (so a new LV reuses a deleted one's extents),
+/// with a small zeroing thin pool `pool`; removed on drop.
+struct OwnVg {
+    vg: String,
+    loop_dev: String,
+    image: String,
+}
+
+impl OwnVg {
+    fn create(name: &str, size: &str, pool: &str) -> Self {
+        let image = format!("/var/lib/carve-lab/{name}.img");
+        run_ok("truncate", &["-s", size, &image]);
+        let loop_dev = run_ok("losetup", &["--find", "--show", &image])
+            .trim()
+            .to_string();
+        run_ok("pvcreate", &["-y", &loop_dev]);
+        run_ok("vgcreate", &[name, &loop_dev]);
+        run_ok(
+            "lvcreate",
+            &[
+                "--yes",
+                "--type",
+                "thin-pool",
+                "--size",
+                pool,
+                "--zero",
+                "y",
+                "--name",
+                "pool",
+                name,
+            ],
+        );
+        Self {
+            vg: name.to_string(),
+            loop_dev,
+            image,
+        }
+    }
+}
+
+impl Drop for OwnVg {
+    fn drop(&mut self) {
+        let _ = run("vgremove", &["--yes", "--force", &self.vg]);
+        let _ = run("pvremove", &["-y", &self.loop_dev]);
+        let _ = run("losetup", &["-d", &self.loop_dev]);
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+const MARKER: &[u8; 16] = b"CARVE-15-TENANT!";
+
+/// Fills the volume's device on this storage host with [`MARKER`], then flushes it.
+fn write_marker(vg: &str, volume: &str) {
+    let path = format!("/dev/{vg}/{volume}");
+    let mut dev = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let chunk: Vec<u8> = MARKER.iter().copied().cycle().take(1 << 20).collect();
+    loop {
+        match dev.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC: the end of the device
+            Err(e) => panic!("write {path}: {e}"),
+        }
+    }
+    dev.sync_all().expect("fsync");
+}
+
+/// Byte offsets in the volume's device where [`MARKER`] is found (reads the whole device,
+/// bypassing nothing but its own fresh page cache: the device node is new).
+fn find_marker(vg: &str, volume: &str) -> Vec<u64> {
+    let path = format!("/dev/{vg}/{volume}");
+    let _ = run("blockdev", &["--flushbufs", &path]);
+    let mut dev = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut found, mut offset) = (Vec::new(), 0u64);
+    loop {
+        let n = dev.read(&mut buf).expect("read");
+        if n == 0 {
+            return found;
+        }
+        for (i, window) in buf[..n].chunks(16).enumerate() {
+            if window == MARKER {
+                found.push(offset + (i * 16) as u64);
+                if found.len() > 8 {
+                    return found;
+                }
+            }
+        }
+        offset += n as u64;
+    }
+}
+
+/// Waits until no quarantined LV is left in `vg` (the wiper has zeroed and removed them).
+fn wait_wiped(vg: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let lvs = run_ok("lvs", &["--noheadings", "-o", "lv_name", vg]);
+        if !lvs.contains("carve-wipe-") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still quarantined: {lvs}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+async fn create_id(driver: &Driver, req: CreateVolumeRequest) -> String {
+    driver
+        .controller
+        .controller
+        .clone()
+        .create_volume(req)
+        .await
+        .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
+        .into_inner()
+        .volume
+        .expect("volume")
+        .volume_id
+}
+
+async fn delete(driver: &Driver, id: &str) {
+    driver
+        .controller
+        .controller
+        .clone()
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("DeleteVolume {id}: {s:?}\n{}", driver.logs()));
+}
+
+async fn ready(driver: &Driver) -> Option<bool> {
+    driver
+        .controller
+        .identity
+        .clone()
+        .probe(ProbeRequest {})
+        .await
+        .expect("Probe")
+        .into_inner()
+        .ready
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn a_new_volume_never_reads_a_deleted_tenants_data() {
+    let base = Lab::from_env();
+    let own = OwnVg::create("i15vg", "200m", "64m");
+    let mut lab = base.clone();
+    lab.vg = own.vg.clone();
+    lab.pool = "pool".into();
+    let driver = Driver::start(&lab, DriverOptions::default()).await;
+
+    // Linear: the same 64 MiB of extents, written, deleted, carved again.
+    let first = create_id(&driver, request("tenant-a", 64 * MIB, false)).await;
+    write_marker(&lab.vg, &first);
+    assert!(
+        !find_marker(&lab.vg, &first).is_empty(),
+        "the marker was written"
+    );
+    let started = Instant::now();
+    delete(&driver, &first).await;
+    let delete_took = started.elapsed();
+    wait_wiped(&lab.vg);
+    let second = create_id(&driver, request("tenant-b", 64 * MIB, false)).await;
+    assert_eq!(
+        find_marker(&lab.vg, &second),
+        Vec::<u64>::new(),
+        "linear remanence"
+    );
+    delete(&driver, &second).await;
+    wait_wiped(&lab.vg);
+    eprintln!("linear DeleteVolume answered in {delete_took:?}");
+
+    // Thin: the pool's whole 64 MiB of chunks written, deleted, provisioned again by a small
+    // write into a new volume.
+    let first = create_id(&driver, request("tenant-c", 60 * MIB, true)).await;
+    write_marker(&lab.vg, &first);
+    delete(&driver, &first).await;
+    let second = create_id(&driver, request("tenant-d", 60 * MIB, true)).await;
+    {
+        let path = format!("/dev/{}/{second}", lab.vg);
+        let mut dev = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        for offset in (0..60 * MIB as u64).step_by(4 << 20) {
+            use std::io::Seek;
+            dev.seek(std::io::SeekFrom::Start(offset)).unwrap();
+            dev.write_all(&[0x5a; 512]).unwrap();
+        }
+        dev.sync_all().unwrap();
+    }
+    assert_eq!(
+        find_marker(&lab.vg, &second),
+        Vec::<u64>::new(),
+        "thin remanence"
+    );
+    delete(&driver, &second).await;
+
+    // A pool that stops zeroing: thin CreateVolume refused, Probe not ready; back when it zeroes.
+    run_ok("lvchange", &["--zero", "n", &format!("{}/pool", lab.vg)]);
+    let status = driver
+        .controller
+        .controller
+        .clone()
+        .create_volume(request("tenant-e", 8 * MIB, true))
+        .await
+        .expect_err("an unzeroed pool is refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("does not zero"), "{status:?}");
+    assert_eq!(ready(&driver).await, Some(false));
+    run_ok("lvchange", &["--zero", "y", &format!("{}/pool", lab.vg)]);
+    assert_eq!(ready(&driver).await, Some(true));
+
+    drop(driver);
+    assert_no_leaks(&lab, None);
+    drop(own);
 }
 
 /// Virtual bytes promised in `pool`, as LVM reports them.

@@ -46,6 +46,8 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>>;
     /// The VG and every LV in it, from one report (one more only when the VG has no LV).
     fn survey(&self) -> BoxFuture<'_, Result<Survey>>;
+    /// The thin pool `name` of the VG, or `None` if there is no thin pool of that name.
+    fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>>;
     /// One LV, or `None`.
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
     /// Creates an LV with its tags in one command (so it never exists without them). No space
@@ -320,6 +322,25 @@ impl Lvm for LvmCli {
 
     fn survey(&self) -> BoxFuture<'_, Result<Survey>> {
         Box::pin(self.read_survey())
+    }
+
+    fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>> {
+        Box::pin(async move {
+            let cmd = argv::lvs(&format!("{}/{name}", self.vg), self.timeout);
+            let out = self.run(cmd).await?;
+            if !out.success() {
+                if self.vg_missing(&out).is_none()
+                    && out.stderr.contains("Failed to find logical volume")
+                {
+                    return Ok(None);
+                }
+                return Err(self.failed(out));
+            }
+            let rows = report::parse_lvs(&out.stdout)?;
+            Ok(rows
+                .into_iter()
+                .find(|row| row.name == name && row.is_thin_pool()))
+        })
     }
 
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {

@@ -109,6 +109,34 @@ pub fn pool_fault(row: &LvRow) -> Option<&'static str> {
     }
 }
 
+/// Why the thin pool `row` cannot take writes, if it cannot: a [`pool_fault`], or its data
+/// space 100% used (`data_percent`; a full pool fails every write to an unprovisioned chunk
+/// with EIO or queues it).
+pub fn pool_condition(row: &LvRow) -> Option<String> {
+    if let Some(fault) = pool_fault(row) {
+        return Some(format!(
+            "thin pool {} is {fault} (lv_attr {})",
+            row.name, row.attr
+        ));
+    }
+    match row.data_percent {
+        Some(p) if p >= 100.0 => Some(format!(
+            "thin pool {} is full ({p:.2}% data used)",
+            row.name
+        )),
+        _ => None,
+    }
+}
+
+/// Bytes of data the thin pool `row` can still store (its size less the `data_percent` used).
+pub fn pool_free(row: &LvRow) -> u64 {
+    if pool_condition(row).is_some() {
+        return 0;
+    }
+    let used = row.data_percent.unwrap_or(0.0).clamp(0.0, 100.0);
+    (row.size as f64 * (100.0 - used) / 100.0) as u64
+}
+
 /// `FailedPrecondition` unless the pool `row` zeroes new chunks.
 pub fn require_zeroing(row: &LvRow) -> Result<()> {
     if zeroes_new_blocks(row) {
@@ -152,7 +180,8 @@ pub fn thin_headroom(lvs: &[LvRow], pool: &str, ratio: f64) -> Result<u64> {
 
 /// Admits `claim` against `survey`: `Ok` if it fits, else the [`Shortfall`] as
 /// `ResourceExhausted`; a missing pool is `Unavailable`; a pool that does not zero new chunks
-/// is `FailedPrecondition` when the claim requires zeroing.
+/// is `FailedPrecondition` when the claim requires zeroing; a full or faulted pool is
+/// `ResourceExhausted` whatever the ratio allows.
 pub fn admit(survey: &Survey, claim: &Claim<'_>) -> Result<()> {
     match *claim {
         Claim::Linear { bytes } => {
@@ -173,6 +202,11 @@ pub fn admit(survey: &Survey, claim: &Claim<'_>) -> Result<()> {
             let row = pool_row(&survey.lvs, pool)?;
             if zeroing_required {
                 require_zeroing(row)?;
+            }
+            if let Some(why) = pool_condition(row) {
+                return Err(Error::resource_exhausted(format!(
+                    "{bytes} bytes wanted: {why}"
+                )));
             }
             let promised = promised(&survey.lvs, pool);
             if bytes > allowed(row.size, ratio).saturating_sub(promised) {
@@ -309,7 +343,29 @@ mod tests {
             let mut row = pool(1);
             row.attr = attr.into();
             assert_eq!(pool_fault(&row), Some(fault), "{attr}");
+            assert_eq!(pool_free(&row), 0);
         }
+    }
+
+    #[test]
+    fn a_full_pool_takes_no_claim_and_has_nothing_free() {
+        let mut full = pool(1 << 30);
+        full.data_percent = Some(100.0);
+        assert!(pool_condition(&full).unwrap().contains("full"));
+        assert_eq!(pool_free(&full), 0);
+        let s = survey(0, vec![full]);
+        let claim = Claim::Thin {
+            pool: "pool",
+            bytes: 1,
+            ratio: 10.0,
+            zeroing_required: true,
+        };
+        let err = admit(&s, &claim).unwrap_err();
+        assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+        let mut half = pool(1 << 30);
+        half.data_percent = Some(50.0);
+        assert_eq!(pool_condition(&half), None);
+        assert_eq!(pool_free(&half), 512 << 20);
         assert!(!zeroes_new_blocks(&LvRow::fresh("short", 1, None, vec![])));
     }
 }

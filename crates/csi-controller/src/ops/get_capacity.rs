@@ -1,7 +1,9 @@
 //! GetCapacity, and the space checks CreateVolume shares with it.
 //!
-//! Invariants: linear volumes draw on the VG's free bytes; thin volumes on the pool's size times
-//! the overprovisioning ratio, minus the virtual sizes already promised in that pool; a missing
+//! Invariants: linear volumes draw on the VG's free bytes (quarantined LVs awaiting their wipe
+//! still hold theirs); thin volumes on the pool's size times the overprovisioning ratio, minus
+//! the virtual sizes already promised in that pool, and never more than the pool can still
+//! store (0 when it is full or faulted); a missing
 //! VG or pool is `Unavailable` (the storage host is not ready), never a zero that would look
 //! like "full".
 
@@ -46,7 +48,8 @@ pub fn available(ctx: &Ctx, survey: &Survey, thin: bool) -> Result<u64> {
         .thin_pool
         .as_deref()
         .ok_or_else(|| Error::invalid_argument("thin=true but no thin pool is configured"))?;
-    thin_available(&survey.lvs, pool, ctx.settings.thin_overprovision)
+    let headroom = thin_available(&survey.lvs, pool, ctx.settings.thin_overprovision)?;
+    Ok(headroom.min(space::pool_free(space::pool_row(&survey.lvs, pool)?)))
 }
 
 /// GetCapacity: space for volumes with `parameters` and `capabilities` (unsupported
@@ -147,6 +150,22 @@ mod tests {
                 minimum_volume_size: 300 << 20
             }
         );
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn thin_capacity_is_what_the_pool_can_still_store_and_zero_when_full() {
+        let lab = Lab::new();
+        let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
+        let mut half = pool_row(1 << 30);
+        half.data_percent = Some(75.0);
+        lab.expect_survey(10 << 30, 4 << 20, &[half.clone()]);
+        let cap = get_capacity(&lab.ctx, &[], &thin).await.unwrap();
+        assert_eq!(cap.available, 256 << 20);
+        half.data_percent = Some(100.0);
+        lab.expect_survey(10 << 30, 4 << 20, &[half]);
+        let cap = get_capacity(&lab.ctx, &[], &thin).await.unwrap();
+        assert_eq!(cap.available, 0);
         lab.finish();
     }
 

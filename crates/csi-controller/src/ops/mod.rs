@@ -7,6 +7,7 @@
 
 pub mod capability;
 pub mod capacity;
+pub mod condition;
 pub mod create_from_source;
 pub mod create_volume;
 pub mod delete_volume;
