@@ -23,6 +23,7 @@ use csi_common::{
     Result,
     command::CommandRunner,
     contract::validate_portal,
+    guard::OperationGuards,
     identity::{IdentityService, expansion_capability, service_capability},
     ids::Iqn,
 };
@@ -50,6 +51,8 @@ pub struct Controller {
     pub saveconfig: PathBuf,
     /// The gRPC routes (Identity + Controller).
     pub routes: Routes,
+    /// The per-volume guards the RPCs take; reconciliation takes them too.
+    pub volume_guards: OperationGuards,
 }
 
 /// The programs this configuration runs.
@@ -124,11 +127,14 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         ],
         readiness,
     );
-    let routes = Routes::new(IdentityServer::new(identity))
-        .add_service(ControllerServer::new(ControllerService::new(ctx.clone())));
+    let volume_guards = OperationGuards::new("volume");
+    let service = ControllerService::with_volume_guards(ctx.clone(), volume_guards.clone());
+    let routes =
+        Routes::new(IdentityServer::new(identity)).add_service(ControllerServer::new(service));
     Ok(Controller {
         ctx,
         saveconfig,
         routes,
+        volume_guards,
     })
 }

@@ -172,6 +172,16 @@ fn find_marker(vg: &str, volume: &str) -> Vec<u64> {
     }
 }
 
+/// The physical extents an LV occupies (`seg_pe_ranges`, e.g. `/dev/loop1:18-33`).
+fn pe_ranges(vg: &str, lv: &str) -> String {
+    run_ok(
+        "lvs",
+        &["--noheadings", "-o", "seg_pe_ranges", &format!("{vg}/{lv}")],
+    )
+    .trim()
+    .to_string()
+}
+
 /// Waits until no quarantined LV is left in `vg` (the wiper has zeroed and removed them).
 fn wait_wiped(vg: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -241,11 +251,17 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
         !find_marker(&lab.vg, &first).is_empty(),
         "the marker was written"
     );
+    let extents = pe_ranges(&lab.vg, &first);
     let started = Instant::now();
     delete(&driver, &first).await;
     let delete_took = started.elapsed();
     wait_wiped(&lab.vg);
     let second = create_id(&driver, request("tenant-b", 64 * MIB, false)).await;
+    assert_eq!(
+        pe_ranges(&lab.vg, &second),
+        extents,
+        "the test reuses the same extents"
+    );
     assert_eq!(
         find_marker(&lab.vg, &second),
         Vec::<u64>::new(),
@@ -376,4 +392,93 @@ async fn parallel_creates_never_exceed_the_overprovision_ratio() {
     drop(driver);
     drop(pool);
     assert_no_leaks(&lab, None);
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn a_full_thin_pool_shows_in_condition_and_capacity() {
+    use csi_proto::v1::{ControllerGetVolumeRequest, GetCapacityRequest, ListVolumesRequest};
+    let base = Lab::from_env();
+    let own = OwnVg::create("i15full", "200m", "64m");
+    let mut lab = base.clone();
+    lab.vg = own.vg.clone();
+    lab.pool = "pool".into();
+    let driver = Driver::start(&lab, DriverOptions::default()).await;
+    let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
+    let capacity = || async {
+        driver
+            .controller
+            .controller
+            .clone()
+            .get_capacity(GetCapacityRequest {
+                parameters: thin.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("GetCapacity")
+            .into_inner()
+            .available_capacity
+    };
+    assert!(capacity().await >= 60 * MIB, "an empty pool has room");
+    let id = create_id(&driver, request("filler", 64 * MIB, true)).await;
+    write_marker(&lab.vg, &id);
+    let data = run_ok(
+        "lvs",
+        &[
+            "--noheadings",
+            "-o",
+            "data_percent",
+            &format!("{}/pool", lab.vg),
+        ],
+    );
+    assert_eq!(data.trim(), "100.00", "the pool is full");
+
+    assert_eq!(capacity().await, 0, "a full pool offers nothing");
+    let got = driver
+        .controller
+        .controller
+        .clone()
+        .controller_get_volume(ControllerGetVolumeRequest {
+            volume_id: id.clone(),
+        })
+        .await
+        .expect("ControllerGetVolume")
+        .into_inner();
+    let condition = got
+        .status
+        .and_then(|s| s.volume_condition)
+        .expect("condition");
+    assert!(condition.abnormal, "{condition:?}");
+    assert!(condition.message.contains("full"), "{condition:?}");
+    let listed = driver
+        .controller
+        .controller
+        .clone()
+        .list_volumes(ListVolumesRequest::default())
+        .await
+        .expect("ListVolumes")
+        .into_inner();
+    let entry = listed
+        .entries
+        .iter()
+        .find(|e| e.volume.as_ref().is_some_and(|v| v.volume_id == id))
+        .expect("listed");
+    let condition = entry
+        .status
+        .as_ref()
+        .and_then(|s| s.volume_condition.clone())
+        .expect("condition");
+    assert!(
+        condition.abnormal && condition.message.contains("full"),
+        "{condition:?}"
+    );
+
+    delete(&driver, &id).await;
+    assert!(
+        capacity().await >= 60 * MIB,
+        "room again once the volume is gone"
+    );
+    drop(driver);
+    assert_no_leaks(&lab, None);
+    drop(own);
 }

@@ -85,6 +85,19 @@ impl Ctx {
         self
     }
 
+    /// Writes saveconfig.json now if a change may be missing from it (see
+    /// [`SaveHandle::flush`]): a revoked ACL must not be restorable from the file.
+    pub async fn lio_saved(&self) -> Result<()> {
+        match &self.saver {
+            Some(saver) if saver.pending() => saver
+                .flush()
+                .await
+                .map(drop)
+                .map_err(|e| e.context("save the LIO configuration")),
+            _ => Ok(()),
+        }
+    }
+
     /// Records that an LV was quarantined, so the wiper runs a pass.
     pub fn wipe_requested(&self) {
         if let Some(wiper) = &self.wiper {
