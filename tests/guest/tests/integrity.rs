@@ -482,3 +482,119 @@ async fn a_full_thin_pool_shows_in_condition_and_capacity() {
     assert_no_leaks(&lab, None);
     drop(own);
 }
+
+/// Whether LIO has an ACL for `initiator` on `target` (configfs).
+fn has_acl(target: &str, initiator: &str) -> bool {
+    std::path::Path::new("/sys/kernel/config/target/iscsi")
+        .join(target)
+        .join("tpgt_1/acls")
+        .join(initiator)
+        .exists()
+}
+
+/// What a storage-host reboot with the distribution's restore service does: LIO cleared, then
+/// rebuilt from `file`.
+fn restore_lio_from(file: &std::path::Path) {
+    run_ok("targetcli", &["clearconfig", "confirm=True"]);
+    run_ok(
+        "targetcli",
+        &[
+            "restoreconfig",
+            &format!("savefile={}", file.display()),
+            "clear_existing=true",
+        ],
+    );
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn a_revoked_acl_never_comes_back_from_saveconfig() {
+    use csi_proto::v1::{ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest};
+    let lab = Lab::from_env();
+    let files = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+    let saveconfig = files.path().join("saveconfig.json");
+    let mut driver = Driver::start(
+        &lab,
+        DriverOptions {
+            controller_args: vec!["--saveconfig".into(), saveconfig.display().to_string()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = create_id(&driver, request("revoked", 16 * MIB, true)).await;
+    let publish = ControllerPublishVolumeRequest {
+        volume_id: id.clone(),
+        node_id: lab.initiator.clone(),
+        volume_capability: Some(block_capability(Mode::SingleNodeWriter)),
+        ..Default::default()
+    };
+    let published = driver
+        .controller
+        .controller
+        .clone()
+        .controller_publish_volume(publish)
+        .await
+        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+        .into_inner();
+    let target = published
+        .publish_context
+        .values()
+        .find(|v| v.starts_with("iqn.") && v.contains(&id))
+        .cloned()
+        .unwrap_or_else(|| panic!("target IQN in {:?}", published.publish_context));
+    // The grant reaches the file (coalesced save); keep that file as a stale copy.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&saveconfig).is_ok_and(|s| s.contains(&lab.initiator)) {
+        assert!(Instant::now() < deadline, "the grant was never saved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stale = files.path().join("stale.json");
+    std::fs::copy(&saveconfig, &stale).expect("copy");
+
+    driver
+        .controller
+        .controller
+        .clone()
+        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+            volume_id: id.clone(),
+            node_id: lab.initiator.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("ControllerUnpublish");
+    // Killed right after the answer: no coalesced save, no shutdown flush.
+    driver.kill_controller();
+    let saved = std::fs::read_to_string(&saveconfig).expect("saveconfig");
+    assert!(saved.contains(&target), "the volume's target is saved");
+    assert!(
+        !saved.contains(&lab.initiator),
+        "the revoked ACL is not in the file"
+    );
+    restore_lio_from(&saveconfig);
+    assert!(
+        !has_acl(&target, &lab.initiator),
+        "restored without the revoked ACL"
+    );
+    driver.start_controller().await;
+    assert!(
+        !has_acl(&target, &lab.initiator),
+        "not granted again at start"
+    );
+
+    // A restore from a stale file (saved before the revoke) grants it; the controller, whose
+    // record says otherwise, takes it away at start.
+    driver.kill_controller();
+    restore_lio_from(&stale);
+    assert!(has_acl(&target, &lab.initiator), "the stale file grants it");
+    driver.start_controller().await;
+    assert!(
+        !has_acl(&target, &lab.initiator),
+        "reconciliation removed the unrecorded ACL"
+    );
+    let saved = std::fs::read_to_string(&saveconfig).expect("saveconfig");
+    assert!(!saved.contains(&lab.initiator), "and saved that");
+
+    delete(&driver, &id).await;
+    drop(driver);
+    assert_no_leaks(&lab, None);
+}
