@@ -4,7 +4,9 @@
 //! the newline in CHAP credentials otherwise); each step checks what exists first, so a call
 //! completes whatever an interrupted call left; the unit serial is written before the LUN is
 //! linked (LIO refuses it once exported) and `write_protect` before the mapped LUN is linked (no
-//! window of write access); the result is read back and verified before returning. Blocking
+//! window of write access); a new storage object's HBA index is chosen and the object created
+//! under one lock, so concurrent exports never share an HBA; the result is read back and
+//! verified before returning. Blocking
 //! filesystem work runs on tokio's blocking pool.
 //!
 //! `plain_directory` mode exists for tests on a tempdir: real configfs removes a group's
@@ -28,6 +30,9 @@ use tracing::{debug, info};
 pub struct ConfigfsLio {
     layout: Layout,
     plain_directory: bool,
+    /// Held from choosing a free HBA index to creating the object in it, so two exports made
+    /// at once never share an HBA (rtslib's layout: one HBA per storage object).
+    hba_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
@@ -40,6 +45,7 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: false,
+            hba_lock: Default::default(),
         }
     }
 
@@ -48,6 +54,7 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: true,
+            hba_lock: Default::default(),
         }
     }
 
@@ -119,6 +126,7 @@ impl ConfigfsLio {
     }
 
     fn ensure_object(&self, spec: &ExportSpec) -> Result<PathBuf> {
+        let turn = self.hba_lock.lock().unwrap_or_else(|p| p.into_inner());
         let dir = match self.find_object(&spec.storage_object) {
             Some(dir) => dir,
             None => {
@@ -132,6 +140,7 @@ impl ConfigfsLio {
                 dir
             }
         };
+        drop(turn);
         if read_attr(&dir.join("enable")).as_deref() != Some("1") {
             let device = spec.device.display().to_string();
             // rtslib's order: udev_path, control udev_path, control readonly, enable.
