@@ -170,37 +170,13 @@ impl VolumeId {
 }
 
 impl Iqn {
-    /// Parses and validates an IQN (RFC 3720 `iqn.`, `eui.` or `naa.` form, lowercase).
+    /// Parses an iSCSI name (`iqn.`, `eui.` or `naa.`) by its full grammar and normalizes it
+    /// to lower case (see [`crate::iscsi_name`]; RFC 3720 §3.2.6, RFC 3722, RFC 3980).
     pub fn parse(raw: &str) -> Result<Self> {
         let raw = raw.trim();
-        let bad = |why: &str| {
+        crate::iscsi_name::normalize(raw).map(Self).map_err(|why| {
             Error::invalid_argument(format!("{raw:?} is not a valid iSCSI name: {why}"))
-        };
-        if raw.is_empty() || raw.len() > 223 {
-            return Err(bad("must be 1 to 223 bytes"));
-        }
-        if !raw
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".:-".contains(c))
-        {
-            return Err(bad(
-                "only lowercase letters, digits, '.', '-' and ':' are allowed",
-            ));
-        }
-        if let Some(rest) = raw.strip_prefix("iqn.") {
-            // iqn.YYYY-MM.reversed.domain[:anything]
-            let date = rest.get(..7).unwrap_or("");
-            let date_ok = date.len() == 7
-                && date[..4].chars().all(|c| c.is_ascii_digit())
-                && &date[4..5] == "-"
-                && date[5..].chars().all(|c| c.is_ascii_digit());
-            if !date_ok || rest.get(7..8) != Some(".") || rest.len() < 9 {
-                return Err(bad("expected iqn.YYYY-MM.reversed.domain[:name]"));
-            }
-        } else if !(raw.starts_with("eui.") || raw.starts_with("naa.")) {
-            return Err(bad("must start with iqn., eui. or naa."));
-        }
-        Ok(Self(raw.to_string()))
+        })
     }
 
     /// The default target IQN prefix for a driver name: `iqn.2024-01.<reversed driver name>`.
@@ -303,11 +279,16 @@ mod tests {
     fn iqns_are_validated() {
         assert!(Iqn::parse("iqn.2024-01.dev.carve:node1").is_ok());
         assert!(Iqn::parse("iqn.1993-08.org.debian:01:5a3e8a1b2c").is_ok());
+        assert_eq!(
+            Iqn::parse("iqn.2024-01.Dev.carve:Node1").unwrap().as_str(),
+            "iqn.2024-01.dev.carve:node1",
+            "normalized to lower case (RFC 3722)"
+        );
         for bad in [
             "",
             "iqn.24-01.x",
             "iqn.2024-01",
-            "iqn.2024-01.Dev.carve",
+            "iqn.2024-13.dev.carve",
             "node1",
             "iqn.2024-01.x y",
             "iqn.2024-01.a;b",

@@ -11,6 +11,7 @@ pub mod error;
 pub mod guard;
 pub mod identity;
 pub mod ids;
+pub mod iscsi_name;
 pub mod serve;
 pub mod telemetry;
 

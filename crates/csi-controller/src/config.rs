@@ -79,4 +79,16 @@ pub struct ControllerArgs {
     /// Timeout for each targetcli batch, in seconds.
     #[arg(long, env = "CARVE_TARGETCLI_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
     pub targetcli_timeout: Duration,
+
+    /// Timeout for zeroing one deleted linear volume before its extents are freed, in seconds
+    /// (a failed or timed-out wipe is retried; the space stays used until one succeeds).
+    #[arg(long, env = "CARVE_WIPE_TIMEOUT", default_value = "21600", value_parser = parse_seconds)]
+    pub wipe_timeout: Duration,
+
+    /// Serve thin volumes from a thin pool that does not zero newly provisioned chunks
+    /// (`lvcreate --zero n`). Off by default: such a pool lets a new volume read the remains of
+    /// deleted ones; CreateVolume (thin), expansion and snapshots answer FAILED_PRECONDITION and
+    /// Probe reports not ready until the pool zeroes (`lvchange --zero y POOL`) or this is set.
+    #[arg(long, env = "CARVE_ALLOW_UNZEROED_THIN_POOL")]
+    pub allow_unzeroed_thin_pool: bool,
 }

@@ -204,7 +204,11 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let survey = Survey { vg: vg(), lvs };
+        let survey = Survey {
+            vg: vg(),
+            lvs,
+            generation: 0,
+        };
         let r = readings(&survey);
         assert_eq!(value(&r, "carve_vg_size_bytes", None), Some(17175674880.0));
         assert_eq!(value(&r, "carve_vg_free_bytes", None), Some(8568963072.0));
@@ -245,6 +249,7 @@ mod tests {
         let survey = Survey {
             vg: vg(),
             lvs: vec![pool, inactive, snap],
+            generation: 0,
         };
         let r = readings(&survey);
         assert_eq!(

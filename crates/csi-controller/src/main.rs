@@ -39,27 +39,36 @@ async fn main() -> anyhow::Result<()> {
         }),
         Err(_) => Default::default(),
     };
+    // Resume the wipes a stopped controller left unfinished (the quarantined LVs are the state).
+    controller.ctx.wipe_requested();
+    let guards = controller.volume_guards.clone();
     if args.volume_group.is_some()
-        && let Err(e) = reconcile::reconcile(&controller.ctx, &chap).await
+        && let Err(e) = reconcile::reconcile_guarded(&controller.ctx, &chap, &guards).await
     {
         tracing::warn!(error = %e, "reconciliation failed; retrying in the background");
         let ctx = controller.ctx.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RECONCILE_RETRY).await;
-                match reconcile::reconcile(&ctx, &chap).await {
+                match reconcile::reconcile_guarded(&ctx, &chap, &guards).await {
                     Ok(_) => break,
                     Err(e) => tracing::warn!(error = %e, "reconciliation failed; retrying"),
                 }
             }
         });
     }
-    serve::serve(
+    let ctx = controller.ctx.clone();
+    let served = serve::serve(
         &args.common.endpoint,
         controller.routes,
         args.common.slow_rpc(),
         serve::shutdown_signal(),
     )
     .await
-    .context("serving the CSI endpoint")
+    .context("serving the CSI endpoint");
+    // A change still waiting for the coalesced save is written before exit.
+    if let Err(e) = ctx.lio_saved().await {
+        tracing::error!(error = %e, "cannot save the LIO configuration at shutdown");
+    }
+    served
 }

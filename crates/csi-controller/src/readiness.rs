@@ -1,7 +1,13 @@
-//! Probe for the controller: every program it runs exists, the volume group exists and the
-//! LIO backend is usable.
+//! Probe for the controller: every program it runs exists, the volume group exists, the thin
+//! pool (if any) exists, zeroes new chunks (unless `--allow-unzeroed-thin-pool`) and has not
+//! failed or turned its metadata read-only, and the LIO backend is usable. A pool out of data
+//! space is not a Probe failure (a restart would not help, and linear volumes still work):
+//! VolumeCondition and GetCapacity say it.
 
-use crate::config::{ControllerArgs, LioBackend};
+use crate::{
+    config::{ControllerArgs, LioBackend},
+    lvm::{argv, report, space},
+};
 use csi_common::{
     command::{BoxFuture, Cmd, CommandRunner},
     identity::Readiness,
@@ -13,6 +19,8 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 pub struct ControllerReadiness {
     runner: Arc<dyn CommandRunner>,
     volume_group: Option<String>,
+    thin_pool: Option<String>,
+    allow_unzeroed_thin_pool: bool,
     backend: LioBackend,
     programs: Vec<PathBuf>,
     targetcli: PathBuf,
@@ -25,6 +33,8 @@ impl ControllerReadiness {
         Self {
             runner,
             volume_group: args.volume_group.clone(),
+            thin_pool: args.thin_pool.clone(),
+            allow_unzeroed_thin_pool: args.allow_unzeroed_thin_pool,
             backend: args.lio_backend,
             programs: crate::server::needed_programs(args),
             targetcli: args.targetcli.clone(),
@@ -56,6 +66,9 @@ impl ControllerReadiness {
                 out.stderr.trim()
             ));
         }
+        if let Some(pool) = &self.thin_pool {
+            self.check_pool(vg, pool).await?;
+        }
         if !self.configfs_root.is_dir() {
             return Err(format!(
                 "{} is missing: load target_core_mod and iscsi_target_mod, mount configfs",
@@ -81,8 +94,92 @@ impl ControllerReadiness {
     }
 }
 
+impl ControllerReadiness {
+    async fn check_pool(&self, vg: &str, pool: &str) -> Result<(), String> {
+        let cmd = argv::lvs(&format!("{vg}/{pool}"), Duration::from_secs(30));
+        let out = self
+            .runner
+            .run(&cmd)
+            .await
+            .map_err(|e| format!("cannot run lvs: {e}"))?;
+        if !out.success() {
+            return Err(format!(
+                "thin pool {vg}/{pool} not found: {}",
+                out.stderr.trim()
+            ));
+        }
+        let rows = report::parse_lvs(&out.stdout).map_err(|e| e.to_string())?;
+        let row = space::pool_row(&rows, pool).map_err(|e| e.to_string())?;
+        if !self.allow_unzeroed_thin_pool {
+            space::require_zeroing(row).map_err(|e| e.to_string())?;
+        }
+        match space::pool_fault(row) {
+            Some(fault @ ("failed" | "metadata read-only")) => {
+                Err(format!("thin pool {vg}/{pool} is {fault}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Readiness for ControllerReadiness {
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(self.check_now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{lvs_json, pool_row};
+    use clap::Parser;
+    use csi_common::command::{Expectation, ScriptedRunner};
+
+    fn readiness(runner: &Arc<ScriptedRunner>, extra: &[&str]) -> ControllerReadiness {
+        let argv = [
+            "csi-controller",
+            "--volume-group",
+            "vg",
+            "--thin-pool",
+            "pool",
+        ];
+        let args = ControllerArgs::parse_from(argv.iter().chain(extra));
+        ControllerReadiness::new(runner.clone(), &args)
+    }
+
+    fn expect_pool(runner: &ScriptedRunner, attr: &str) {
+        let cmd = argv::lvs("vg/pool", Duration::from_secs(30));
+        let mut row = pool_row(1 << 30);
+        row.attr = attr.into();
+        runner.expect(
+            Expectation::new(
+                std::iter::once(cmd.program().to_string())
+                    .chain(cmd.arg_values().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )
+            .stdout(lvs_json(&[row])),
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unzeroed_failed_or_read_only_pool_is_not_ready() {
+        let runner = Arc::new(ScriptedRunner::new());
+        let strict = readiness(&runner, &[]);
+        let lax = readiness(&runner, &["--allow-unzeroed-thin-pool"]);
+        expect_pool(&runner, "twi-aotz--");
+        strict.check_pool("vg", "pool").await.unwrap();
+        expect_pool(&runner, "twi-aotzD-");
+        strict.check_pool("vg", "pool").await.unwrap();
+        expect_pool(&runner, "twi-aot---");
+        let err = strict.check_pool("vg", "pool").await.unwrap_err();
+        assert!(err.contains("does not zero"), "{err}");
+        expect_pool(&runner, "twi-aot---");
+        lax.check_pool("vg", "pool").await.unwrap();
+        for (attr, what) in [("twi-aotzF-", "failed"), ("twi-aotzM-", "read-only")] {
+            expect_pool(&runner, attr);
+            let err = lax.check_pool("vg", "pool").await.unwrap_err();
+            assert!(err.contains(what), "{err}");
+        }
+        runner.finish();
     }
 }

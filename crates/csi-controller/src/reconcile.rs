@@ -6,14 +6,23 @@
 //! publication used CHAP: a CHAP publication without saved credentials gets no ACL (never an
 //! ACL without the authentication it had); it is counted, and since ListVolumes reports
 //! published nodes from the ACLs, external-attacher's resync publishes it again with the
-//! secrets. Existing ACLs are never rewritten. Nothing is deleted: exports whose LV is gone are logged and counted
-//! (`carve_reconcile_orphan_exports`) for an operator to look at.
+//! secrets. Existing ACLs are never rewritten. ACLs follow the record and nothing else: an ACL
+//! of a Carve volume that no publication tag grants (revoked before a crash, or brought back by
+//! a restore from a stale saveconfig.json) is removed, logged and counted
+//! (`carve_reconcile_removed_acls_total`), with the volume's guard held and its record read
+//! again. Exports whose LV is gone are logged and counted (`carve_reconcile_orphan_exports`)
+//! for an operator to look at, never deleted.
 
 use crate::{
-    lio::{AclSpec, verify_export},
+    lio::{AclSpec, LioState, verify_export},
     ops::{Ctx, volume},
 };
-use csi_common::{Result, contract::Chap, ids::VolumeId};
+use csi_common::{
+    Error, Result,
+    contract::Chap,
+    guard::OperationGuards,
+    ids::{Iqn, NodeId, VolumeId},
+};
 use std::collections::{BTreeSet, HashMap};
 use tracing::{error, info, warn};
 
@@ -32,10 +41,28 @@ pub struct Report {
     pub unexported: Vec<String>,
     /// Carve targets in LIO whose LV is gone.
     pub orphan_exports: Vec<String>,
+    /// ACLs removed because no publication in the record grants them.
+    pub removed_acls: usize,
+    /// Volumes skipped because an RPC held their guard (the pass is retried).
+    pub busy: Vec<String>,
 }
 
 /// Reconciles LIO with LVM. `chap` maps (target IQN, initiator IQN) to saved credentials.
+/// For use before the service runs; once it serves, use [`reconcile_guarded`].
 pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Result<Report> {
+    reconcile_guarded(ctx, chap, &OperationGuards::new("volume")).await
+}
+
+/// [`reconcile`] beside live RPCs: each volume is handled holding its per-volume guard (the
+/// one the RPCs take; a volume with an RPC in flight is skipped, and the pass then ends in
+/// `Unavailable` so the caller retries), and its ACLs are changed only after its record (tags)
+/// and its LIO state are read again under that guard: an ACL is granted only for a
+/// publication the record holds now, and an ACL the record does not hold is removed.
+pub async fn reconcile_guarded(
+    ctx: &Ctx,
+    chap: &HashMap<(String, String), Chap>,
+    guards: &OperationGuards,
+) -> Result<Report> {
     let lvm = ctx.lvm()?;
     let volumes = volume::list(ctx).await?;
     let before = ctx.lio.state().await?;
@@ -43,57 +70,40 @@ pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Res
         volumes: volumes.len(),
         ..Report::default()
     };
-    for vol in &volumes {
-        let spec = vol.export_spec(ctx, lvm.vg_name());
+    for listed in &volumes {
+        let Ok(_guard) = guards.try_acquire(listed.id.as_str()) else {
+            report.busy.push(listed.id.to_string());
+            continue;
+        };
+        let spec = listed.export_spec(ctx, lvm.vg_name());
         if verify_export(&before, &spec).is_err() {
             let restored = async {
-                if !vol.lv.is_active() {
-                    lvm.activate(&vol.lv_name()).await?;
+                if !listed.lv.is_active() {
+                    lvm.activate(&listed.lv_name()).await?;
                 }
                 ctx.lio.ensure_export(&spec).await
             };
             match restored.await {
                 Ok(()) => {
-                    info!(volume = %vol.id, target = %spec.target, "restored export");
+                    info!(volume = %listed.id, target = %spec.target, "restored export");
                     report.restored_exports += 1;
                 }
                 Err(e) => {
-                    error!(volume = %vol.id, error = %e, "cannot restore export");
-                    report.unexported.push(vol.id.to_string());
+                    error!(volume = %listed.id, error = %e, "cannot restore export");
+                    report.unexported.push(listed.id.to_string());
                     continue;
                 }
             }
         }
-        let existing: BTreeSet<&str> = before
-            .target(spec.target.as_str())
-            .map(|t| t.acls.iter().map(|a| a.initiator.as_str()).collect())
-            .unwrap_or_default();
-        for publication in &vol.record.published {
-            if existing.contains(publication.node.as_str()) {
-                continue;
-            }
-            let key = (spec.target.to_string(), publication.node.to_string());
-            if publication.chap && !chap.contains_key(&key) {
-                warn!(volume = %vol.id, node = %publication.node,
-                    "CHAP credentials not saved: ACL left for the CO to publish again with its secrets");
-                report.awaiting_chap += 1;
-                continue;
-            }
-            let acl = AclSpec {
-                initiator: publication.node.initiator(),
-                readonly: publication.readonly,
-                chap: chap.get(&key).cloned(),
-            };
-            match ctx.lio.ensure_acl(&spec.target, &acl).await {
-                Ok(()) => {
-                    info!(volume = %vol.id, node = %publication.node, chap = acl.chap.is_some(), "restored ACL");
-                    report.restored_acls += 1;
-                }
-                Err(e) => {
-                    error!(volume = %vol.id, node = %publication.node, error = %e, "cannot restore ACL")
-                }
-            }
+        if acls_match(&before, &spec.target, listed) {
+            continue;
         }
+        // Something to grant or revoke: decide from the record and LIO as they are now.
+        let Some(vol) = volume::find(ctx, &listed.id).await? else {
+            continue;
+        };
+        let now = ctx.lio.volume_state(&spec.target, "").await?;
+        reconcile_acls(ctx, chap, &vol, &now, &mut report).await;
     }
     let ids: BTreeSet<String> = volumes.iter().map(|v| v.id.to_string()).collect();
     let prefix = format!("{}:", ctx.settings.iqn_prefix);
@@ -106,8 +116,14 @@ pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Res
             report.orphan_exports.push(target.iqn.clone());
         }
     }
-    if report.restored_exports + report.restored_acls > 0 {
+    if report.restored_exports + report.restored_acls + report.removed_acls > 0 {
         ctx.lio_changed();
+    }
+    if report.removed_acls > 0 {
+        // A revoked grant must not survive in saveconfig.json either.
+        if let Err(e) = ctx.lio_saved().await {
+            error!(error = %e, "cannot save the LIO configuration after removing ACLs");
+        }
     }
     metrics::gauge!("carve_reconcile_volumes").set(report.volumes as f64);
     metrics::gauge!("carve_reconcile_restored_exports").set(report.restored_exports as f64);
@@ -115,6 +131,7 @@ pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Res
     metrics::gauge!("carve_reconcile_acls_awaiting_chap").set(report.awaiting_chap as f64);
     metrics::gauge!("carve_reconcile_unexported_volumes").set(report.unexported.len() as f64);
     metrics::gauge!("carve_reconcile_orphan_exports").set(report.orphan_exports.len() as f64);
+    metrics::counter!("carve_reconcile_removed_acls_total").increment(report.removed_acls as u64);
     info!(
         volumes = report.volumes,
         restored_exports = report.restored_exports,
@@ -122,9 +139,96 @@ pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Res
         awaiting_chap = report.awaiting_chap,
         unexported = report.unexported.len(),
         orphan_exports = report.orphan_exports.len(),
+        removed_acls = report.removed_acls,
+        busy = report.busy.len(),
         "reconciled LIO with LVM"
     );
+    if !report.busy.is_empty() {
+        return Err(Error::unavailable(format!(
+            "reconciliation skipped volumes with an operation in flight: {:?}",
+            report.busy
+        )));
+    }
     Ok(report)
+}
+
+/// Whether the ACLs of `target` in `state` are exactly the publications in `vol`'s record.
+fn acls_match(state: &LioState, target: &Iqn, vol: &volume::Volume) -> bool {
+    let acls: BTreeSet<&str> = state
+        .target(target.as_str())
+        .map(|t| t.acls.iter().map(|a| a.initiator.as_str()).collect())
+        .unwrap_or_default();
+    let recorded: BTreeSet<&str> = vol
+        .record
+        .published
+        .iter()
+        .map(|p| p.node.as_str())
+        .collect();
+    acls == recorded
+}
+
+/// Grants every publication of `vol`'s record that has no ACL in `state`, and removes every
+/// ACL the record does not hold.
+async fn reconcile_acls(
+    ctx: &Ctx,
+    chap: &HashMap<(String, String), Chap>,
+    vol: &volume::Volume,
+    state: &LioState,
+    report: &mut Report,
+) {
+    let target = vol.target_iqn(&ctx.settings.iqn_prefix);
+    let existing: BTreeSet<&str> = state
+        .target(target.as_str())
+        .map(|t| t.acls.iter().map(|a| a.initiator.as_str()).collect())
+        .unwrap_or_default();
+    for publication in &vol.record.published {
+        if existing.contains(publication.node.as_str()) {
+            continue;
+        }
+        let key = (target.to_string(), publication.node.to_string());
+        if publication.chap && !chap.contains_key(&key) {
+            warn!(volume = %vol.id, node = %publication.node,
+                "CHAP credentials not saved: ACL left for the CO to publish again with its secrets");
+            report.awaiting_chap += 1;
+            continue;
+        }
+        let acl = AclSpec {
+            initiator: publication.node.initiator(),
+            readonly: publication.readonly,
+            chap: chap.get(&key).cloned(),
+        };
+        match ctx.lio.ensure_acl(&target, &acl).await {
+            Ok(()) => {
+                info!(volume = %vol.id, node = %publication.node, chap = acl.chap.is_some(), "restored ACL");
+                report.restored_acls += 1;
+            }
+            Err(e) => {
+                error!(volume = %vol.id, node = %publication.node, error = %e, "cannot restore ACL")
+            }
+        }
+    }
+    let recorded: BTreeSet<&str> = vol
+        .record
+        .published
+        .iter()
+        .map(|p| p.node.as_str())
+        .collect();
+    for initiator in existing.iter().filter(|i| !recorded.contains(*i)) {
+        let removed = match NodeId::parse(initiator) {
+            Ok(node) => ctx.lio.remove_acl(&target, &node.initiator()).await,
+            Err(e) => Err(e),
+        };
+        match removed {
+            Ok(_) => {
+                warn!(volume = %vol.id, node = %initiator,
+                    "removed an ACL no publication in the record grants (revoked, or restored from a stale file)");
+                report.removed_acls += 1;
+            }
+            Err(e) => {
+                error!(volume = %vol.id, node = %initiator, error = %e, "cannot remove an unrecorded ACL")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ async fn wiped_lio_is_rebuilt_from_tags_with_saved_chap() {
     tags.push(format!("carve.pub=ro.chap:{NODE1}"));
     let a = lv_row("csi-a-1", 8 << 20, Some("pool"), &tags);
     let b = lv_row("csi-b-1", 8 << 20, None, &carve_tags("b"));
-    lab.expect_lvs(&[pool_row(8 << 30), a, b]);
+    lab.expect_lvs(&[pool_row(8 << 30), a.clone(), b]);
+    lab.expect_lvs_one("csi-a-1", &[a]);
     let saved = HashMap::from([(
         (lab.target("csi-a-1").to_string(), NODE1.to_string()),
         chap(),
@@ -72,6 +73,7 @@ async fn chap_publication_without_saved_credentials_waits_for_the_co() {
     tags.push(format!("carve.pub=rw.chap:{NODE1}"));
     let a = lv_row("csi-a-1", 8 << 20, None, &tags);
     lab.expect_lvs(std::slice::from_ref(&a));
+    lab.expect_lvs_one("csi-a-1", std::slice::from_ref(&a));
     let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
     assert_eq!(
         (
@@ -93,5 +95,42 @@ async fn chap_publication_without_saved_credentials_waits_for_the_co() {
         page.entries[0].published_nodes.is_empty(),
         "reported unpublished, so the CO republishes"
     );
+    lab.finish();
+}
+
+#[tokio::test]
+async fn an_acl_the_record_does_not_hold_is_removed_and_a_grant_is_decided_on_a_fresh_read() {
+    let lab = Lab::new();
+    let mut tags = carve_tags("a");
+    tags.push(format!("carve.pub=rw:{NODE1}"));
+    let listed = lv_row("csi-a-1", 8 << 20, None, &tags);
+    lab.export(&listed).await;
+    // node2 holds an ACL no tag grants (restored from a stale saveconfig.json); node1's
+    // publication was revoked between the list and the fresh read.
+    lab.add_acl("csi-a-1", NODE2).await;
+    lab.expect_lvs(std::slice::from_ref(&listed));
+    let revoked = lv_row("csi-a-1", 8 << 20, None, &carve_tags("a"));
+    lab.expect_lvs_one("csi-a-1", &[revoked]);
+    let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
+    assert_eq!((report.restored_acls, report.removed_acls), (0, 1));
+    assert!(lab.acls("csi-a-1").is_empty(), "{:?}", lab.acls("csi-a-1"));
+    lab.finish();
+}
+
+#[tokio::test]
+async fn a_volume_with_an_rpc_in_flight_is_left_to_it_and_the_pass_retried() {
+    let lab = Lab::new();
+    let mut tags = carve_tags("a");
+    tags.push(format!("carve.pub=rw:{NODE1}"));
+    let a = lv_row("csi-a-1", 8 << 20, None, &tags);
+    lab.expect_lvs(&[a]);
+    let guards = OperationGuards::new("volume");
+    let held = guards.try_acquire("csi-a-1").unwrap();
+    let err = reconcile_guarded(&lab.ctx, &HashMap::new(), &guards)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), csi_common::Kind::Unavailable, "{err}");
+    assert!(lab.configfs_is_empty(), "nothing done to a guarded volume");
+    drop(held);
     lab.finish();
 }

@@ -17,11 +17,13 @@ use crate::{
     readiness::ControllerReadiness,
     service::ControllerService,
     tools,
+    wiper::WipeHandle,
 };
 use csi_common::{
     Result,
     command::CommandRunner,
     contract::validate_portal,
+    guard::OperationGuards,
     identity::{IdentityService, expansion_capability, service_capability},
     ids::Iqn,
 };
@@ -35,6 +37,8 @@ use tonic::service::Routes;
 
 /// How long the saver gathers requests before writing saveconfig.json.
 pub const SAVE_DELAY: Duration = Duration::from_secs(2);
+/// How long the wiper waits before retrying a failed wipe.
+pub const WIPE_RETRY: Duration = Duration::from_secs(60);
 /// Capacity of a volume created without a capacity range.
 pub const DEFAULT_CAPACITY: u64 = 1 << 30;
 
@@ -47,6 +51,8 @@ pub struct Controller {
     pub saveconfig: PathBuf,
     /// The gRPC routes (Identity + Controller).
     pub routes: Routes,
+    /// The per-volume guards the RPCs take; reconciliation takes them too.
+    pub volume_guards: OperationGuards,
 }
 
 /// The programs this configuration runs.
@@ -80,12 +86,14 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         None => Iqn::prefix_for_driver(&args.common.driver_name)?,
     };
     let lvm: Option<Arc<dyn Lvm>> = args.volume_group.as_ref().map(|vg| {
-        Arc::new(LvmCli::new(
-            Arc::clone(&runner),
-            vg.clone(),
-            args.lvm_timeout,
-        )) as Arc<dyn Lvm>
+        Arc::new(
+            LvmCli::new(Arc::clone(&runner), vg.clone(), args.lvm_timeout)
+                .with_wipe_timeout(args.wipe_timeout),
+        ) as Arc<dyn Lvm>
     });
+    let wiper = lvm
+        .as_ref()
+        .map(|lvm| WipeHandle::spawn(Arc::clone(lvm), WIPE_RETRY));
     let lio: Arc<dyn Lio> = match args.lio_backend {
         LioBackend::Configfs => Arc::new(ConfigfsLio::new(args.configfs_root.clone())),
         LioBackend::Targetcli => Arc::new(TargetcliLio::new(
@@ -103,9 +111,13 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         thin_pool: args.thin_pool.clone(),
         default_capacity: DEFAULT_CAPACITY,
         thin_overprovision: args.thin_overprovision_ratio,
+        allow_unzeroed_thin_pool: args.allow_unzeroed_thin_pool,
     };
-    let ctx =
+    let mut ctx =
         Ctx::new(lvm, lio, settings, Some(saver)).with_attach_limit(args.max_volumes_per_node);
+    if let Some(wiper) = wiper {
+        ctx = ctx.with_wiper(wiper);
+    }
     let readiness = Arc::new(ControllerReadiness::new(Arc::clone(&runner), args));
     let identity = IdentityService::new(
         args.common.driver_name.clone(),
@@ -116,11 +128,14 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         ],
         readiness,
     );
-    let routes = Routes::new(IdentityServer::new(identity))
-        .add_service(ControllerServer::new(ControllerService::new(ctx.clone())));
+    let volume_guards = OperationGuards::new("volume");
+    let service = ControllerService::with_volume_guards(ctx.clone(), volume_guards.clone());
+    let routes =
+        Routes::new(IdentityServer::new(identity)).add_service(ControllerServer::new(service));
     Ok(Controller {
         ctx,
         saveconfig,
         routes,
+        volume_guards,
     })
 }

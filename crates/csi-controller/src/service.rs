@@ -57,6 +57,14 @@ impl ControllerService {
         }
     }
 
+    /// The service over `ctx`, sharing the per-volume `guards` with reconciliation.
+    pub fn with_volume_guards(ctx: Ctx, guards: OperationGuards) -> Self {
+        Self {
+            volumes: guards,
+            ..Self::new(ctx)
+        }
+    }
+
     /// Runs `op` in its own task holding the guard of `key`.
     async fn guarded<T, F, Fut>(&self, guards: &OperationGuards, key: &str, op: F) -> Result<T>
     where

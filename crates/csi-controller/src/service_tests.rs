@@ -188,6 +188,8 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
     want.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(sources, want, "ListVolumes");
     lab.expect_lvs_one(restored.as_str(), &[restored_row]);
+    // ControllerGetVolume reads the volume's thin pool for its condition.
+    lab.expect_pool(&crate::ops::testing::pool_row(8 << 30));
     let got = svc
         .controller_get_volume(Request::new(ControllerGetVolumeRequest {
             volume_id: restored.to_string(),
@@ -199,6 +201,7 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
         .unwrap();
     assert_eq!(got.content_source, snapshot, "ControllerGetVolume");
     lab.expect_lvs_one(cloned.as_str(), &[cloned_row]);
+    lab.expect_pool(&crate::ops::testing::pool_row(8 << 30));
     let got = svc
         .controller_get_volume(Request::new(ControllerGetVolumeRequest {
             volume_id: cloned.to_string(),

@@ -5,8 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-/// The LVM programs every configuration needs.
-pub const LVM_TOOLS: &[&str] = &["lvs", "vgs", "lvcreate", "lvremove", "lvchange", "lvextend"];
+/// The LVM programs every configuration needs (and `blkdiscard`, util-linux, for wiping).
+pub const LVM_TOOLS: &[&str] = &[
+    "lvs",
+    "vgs",
+    "lvcreate",
+    "lvremove",
+    "lvchange",
+    "lvextend",
+    "lvrename",
+    "blkdiscard",
+];
 
 /// Whether `program` resolves: a path that exists, or a name found on `PATH`.
 pub fn exists(program: &Path) -> bool {

@@ -78,6 +78,22 @@ impl Driver {
         self.controller = wait_ready(&self.dir.path().join("controller.sock")).await;
     }
 
+    /// Kills the controller with SIGKILL (no shutdown work at all, as a crash or power loss)
+    /// and waits for it to be gone.
+    pub fn kill_controller(&mut self) {
+        if let Some(mut child) = self.controller_process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the controller (after [`Driver::kill_controller`]) and waits until it is ready.
+    pub async fn start_controller(&mut self) {
+        stop(self.controller_process.take());
+        self.controller_process = Some(spawn_controller(&self.lab, &self.options, self.dir.path()));
+        self.controller = wait_ready(&self.dir.path().join("controller.sock")).await;
+    }
+
     /// Stops the node plugin (SIGTERM, then waits) and starts it again.
     pub async fn restart_node(&mut self) {
         stop(self.node_process.take());

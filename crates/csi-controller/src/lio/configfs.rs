@@ -6,8 +6,9 @@
 //! linked (LIO refuses it once exported) and `write_protect` right after the mapped LUN is
 //! linked (the kernel's `core_update_device_list_access` drops a write made before: rtslib's
 //! order too; the initiator cannot be logged in yet, as it learns of the ACL only from our
-//! answer); the result is read back and verified before returning. Blocking filesystem work
-//! runs on tokio's blocking pool.
+//! answer); a new storage object's HBA index is chosen and the object created under one lock,
+//! so concurrent exports never share an HBA; the result is read back and verified before
+//! returning. Blocking filesystem work runs on tokio's blocking pool.
 //!
 //! `plain_directory` mode exists for tests on a tempdir: real configfs removes a group's
 //! attribute files and default groups with `rmdir`; a plain directory needs them removed first.
@@ -30,6 +31,9 @@ use tracing::{debug, info};
 pub struct ConfigfsLio {
     layout: Layout,
     plain_directory: bool,
+    /// Held from choosing a free HBA index to creating the object in it, so two exports made
+    /// at once never share an HBA (rtslib's layout: one HBA per storage object).
+    hba_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
@@ -42,6 +46,7 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: false,
+            hba_lock: Default::default(),
         }
     }
 
@@ -50,6 +55,7 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: true,
+            hba_lock: Default::default(),
         }
     }
 
@@ -121,6 +127,7 @@ impl ConfigfsLio {
     }
 
     fn ensure_object(&self, spec: &ExportSpec) -> Result<PathBuf> {
+        let turn = self.hba_lock.lock().unwrap_or_else(|p| p.into_inner());
         let dir = match self.find_object(&spec.storage_object) {
             Some(dir) => dir,
             None => {
@@ -134,6 +141,7 @@ impl ConfigfsLio {
                 dir
             }
         };
+        drop(turn);
         if read_attr(&dir.join("enable")).as_deref() != Some("1") {
             let device = spec.device.display().to_string();
             // rtslib's order: udev_path, control udev_path, control readonly, enable.

@@ -4,8 +4,9 @@
 //! Invariants: written atomically (tempfile in the same directory, fsync, rename) with mode
 //! 0600 from creation on, since it holds CHAP secrets; the content is LIO's current state read
 //! from configfs (block storage objects and iSCSI targets); saves are coalesced by a background
-//! task ([`SaveHandle`]), because a save costs time proportional to the number of volumes; the
-//! secrets are never logged.
+//! task ([`SaveHandle`]), because a save costs time proportional to the number of volumes,
+//! except where a stale file could grant access that was revoked: ControllerUnpublish and
+//! shutdown write it at once ([`SaveHandle::flush`]); the secrets are never logged.
 
 use super::{Lio, LioState};
 use csi_common::{Error, Result, contract::Chap};
@@ -200,31 +201,37 @@ pub fn chap_credentials(text: &str) -> Result<HashMap<(String, String), Chap>> {
     Ok(out)
 }
 
-/// Requests coalesced saves from a background task.
+/// Requests coalesced saves from a background task, and immediate ones ([`SaveHandle::flush`]).
+///
+/// Saves are serialized (one writer of the file at a time); a failed save leaves the handle
+/// dirty ([`SaveHandle::pending`]) until one succeeds.
 #[derive(Debug, Clone)]
 pub struct SaveHandle {
     wake: Arc<tokio::sync::Notify>,
+    lio: Arc<dyn Lio>,
+    path: PathBuf,
+    turn: Arc<tokio::sync::Mutex<()>>,
+    dirty: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SaveHandle {
     /// Starts the saver: after each request it waits `delay` (gathering more requests), then
     /// writes the current LIO state to `path` once.
     pub fn spawn(lio: Arc<dyn Lio>, path: PathBuf, delay: Duration) -> Self {
-        let wake = Arc::new(tokio::sync::Notify::new());
         let handle = Self {
-            wake: Arc::clone(&wake),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            lio,
+            path,
+            turn: Arc::default(),
+            dirty: Arc::default(),
         };
+        let saver = handle.clone();
         tokio::spawn(async move {
             loop {
-                wake.notified().await;
+                saver.wake.notified().await;
                 tokio::time::sleep(delay).await;
-                match save_now(lio.as_ref(), &path).await {
-                    Ok(count) => {
-                        info!(path = %path.display(), targets = count, "saved LIO configuration")
-                    }
-                    Err(e) => {
-                        warn!(path = %path.display(), error = %e, "cannot save LIO configuration")
-                    }
+                if let Err(e) = saver.flush().await {
+                    warn!(path = %saver.path.display(), error = %e, "cannot save LIO configuration");
                 }
             }
         });
@@ -233,7 +240,30 @@ impl SaveHandle {
 
     /// Asks for a save soon.
     pub fn request(&self) {
+        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_one();
+    }
+
+    /// Whether a change may not be in the file yet (requested, or the last save failed).
+    pub fn pending(&self) -> bool {
+        self.dirty.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes the current LIO state now (after any save in progress); the targets saved.
+    pub async fn flush(&self) -> Result<usize> {
+        let _turn = self.turn.lock().await;
+        // Cleared before reading the state: a change made during the save asks again.
+        self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
+        match save_now(self.lio.as_ref(), &self.path).await {
+            Ok(count) => {
+                info!(path = %self.path.display(), targets = count, "saved LIO configuration");
+                Ok(count)
+            }
+            Err(e) => {
+                self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+                Err(e)
+            }
+        }
     }
 }
 

@@ -141,3 +141,29 @@ fn debian_path_is_detected_only_when_configured_or_present() {
     let detected = detect_path(None);
     assert!(detected == Path::new(DEBIAN_PATH) || detected == Path::new(DEFAULT_PATH));
 }
+
+#[tokio::test]
+async fn flush_writes_at_once_and_clears_pending_only_on_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("target");
+    std::fs::create_dir_all(&root).unwrap();
+    let lio: Arc<dyn Lio> = Arc::new(crate::lio::configfs::ConfigfsLio::plain_directory(&root));
+    let path = dir.path().join("etc").join("saveconfig.json");
+    let handle = SaveHandle::spawn(lio, path.clone(), Duration::from_secs(3600));
+    assert!(!handle.pending());
+    handle.request();
+    assert!(
+        handle.pending(),
+        "a requested save is pending until written"
+    );
+    assert!(!path.exists(), "the coalesced save waits its delay");
+    handle.flush().await.unwrap();
+    assert!(!handle.pending());
+    assert!(path.exists());
+    // A file that cannot be written keeps the change pending.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    handle.request();
+    assert!(handle.flush().await.is_err());
+    assert!(handle.pending(), "a failed save stays pending");
+}

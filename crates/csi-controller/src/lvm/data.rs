@@ -8,7 +8,7 @@
 //! never left to lvm.conf; the LV and its tags are created by one `lvcreate`; no space is
 //! `ResourceExhausted`, a missing origin `NotFound`, a name taken `AlreadyExists`.
 
-use super::LvmCli;
+use super::{LvmCli, Within};
 use csi_common::{Error, Result, command::Cmd, ids::LvName};
 use std::time::Duration;
 use tracing::info;
@@ -93,9 +93,10 @@ impl LvmCli {
         lv: &LvName,
         usage: SnapshotUse,
         tags: &[String],
+        within: Option<Within<'_>>,
     ) -> Result<()> {
         let cmd = lvcreate_thin_snapshot(&self.vg, origin, lv, usage, tags, self.timeout);
-        let out = self.mutate(cmd).await?;
+        let out = self.mutate_within(cmd, within).await?;
         if out.success() {
             info!(lv = %lv, origin = %origin, vg = %self.vg, ?usage, "created thin snapshot");
             return Ok(());
@@ -124,10 +125,14 @@ impl LvmCli {
         Err(self.failed(out))
     }
 
-    pub(super) async fn grow(&self, lv: &LvName, size: u64) -> Result<()> {
-        let out = self
-            .mutate(lvextend(&self.vg, lv, size, self.timeout))
-            .await?;
+    pub(super) async fn grow(
+        &self,
+        lv: &LvName,
+        size: u64,
+        within: Option<Within<'_>>,
+    ) -> Result<()> {
+        let cmd = lvextend(&self.vg, lv, size, self.timeout);
+        let out = self.mutate_within(cmd, within).await?;
         if out.success() {
             info!(lv = %lv, vg = %self.vg, size, "extended logical volume");
             return Ok(());

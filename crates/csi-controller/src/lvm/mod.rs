@@ -5,24 +5,38 @@
 //!
 //! Invariants: every command goes through `Arc<dyn CommandRunner>` with the LVM timeout;
 //! mutating commands of one VG are queued one at a time (LVM takes a VG-wide lock anyway, and a
-//! queue keeps timeouts meaningful); a missing VG is `Unavailable` (the controller keeps serving
-//! and says why); no space is `ResourceExhausted`; removing an LV that is already gone succeeds.
+//! queue keeps timeouts meaningful); a command that takes space (create, extend, thin snapshot)
+//! is admitted by [`space::admit`] inside that queue, against a survey no mutation has
+//! overtaken (the queue counts its mutations: a survey taken at an older count is read again
+//! inside the queue), so parallel claims never share the same free bytes; a missing VG is
+//! `Unavailable` (the controller keeps serving and says why); no space is `ResourceExhausted`;
+//! removing an LV that is already gone succeeds.
 
 pub mod argv;
 pub mod data;
+pub mod quarantine;
 pub mod report;
+pub mod space;
 pub mod tags;
 
 pub use argv::Allocation;
 pub use data::SnapshotUse;
 pub use report::{LvRow, VgRow};
+pub use space::Claim;
 
 use csi_common::{
     Error, Result,
     command::{BoxFuture, Cmd, CommandRunner, Output},
     ids::LvName,
 };
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 use tracing::info;
 
 /// The LVM operations the controller needs, on one volume group.
@@ -35,9 +49,12 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>>;
     /// The VG and every LV in it, from one report (one more only when the VG has no LV).
     fn survey(&self) -> BoxFuture<'_, Result<Survey>>;
+    /// The thin pool `name` of the VG, or `None` if there is no thin pool of that name.
+    fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>>;
     /// One LV, or `None`.
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
-    /// Creates an LV with its tags in one command (so it never exists without them).
+    /// Creates an LV with its tags in one command (so it never exists without them). No space
+    /// check: operations use [`Lvm::create_within`].
     fn create<'a>(
         &'a self,
         lv: &'a LvName,
@@ -45,6 +62,43 @@ pub trait Lvm: Send + Sync + fmt::Debug {
         allocation: &'a Allocation,
         tags: &'a [String],
     ) -> BoxFuture<'a, Result<()>>;
+    /// [`Lvm::create`], admitted first against the space figures inside the per-VG queue:
+    /// `ResourceExhausted` naming the figures when `within.claim` does not fit.
+    fn create_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        allocation: &'a Allocation,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// [`Lvm::extend`], admitted first as [`Lvm::create_within`] is.
+    fn extend_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// [`Lvm::snapshot`], admitted first as [`Lvm::create_within`] is.
+    fn snapshot_within<'a>(
+        &'a self,
+        origin: &'a LvName,
+        lv: &'a LvName,
+        usage: SnapshotUse,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Renames `lv` into quarantine for wiping (see [`quarantine`]): it stops being a volume at
+    /// once and keeps its extents until [`Lvm::wipe`]; `Ok(None)` if it did not exist.
+    /// `stamp` makes the new name unique ([`quarantine::next_stamp`]).
+    fn quarantine<'a>(
+        &'a self,
+        lv: &'a LvName,
+        stamp: u64,
+    ) -> BoxFuture<'a, Result<Option<String>>>;
+    /// Zeroes then removes the quarantined LV `row` (see [`quarantine`]); any other LV is
+    /// refused with `FailedPrecondition`.
+    fn wipe<'a>(&'a self, row: &'a LvRow) -> BoxFuture<'a, Result<()>>;
     /// Removes an LV; `Ok(false)` if it did not exist.
     fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>>;
     /// Adds (`add`) or deletes one tag.
@@ -77,6 +131,20 @@ pub struct Survey {
     pub vg: VgRow,
     /// Every (visible) LV of it.
     pub lvs: Vec<LvRow>,
+    /// How many mutations the queue had finished when this report was started (a survey is
+    /// current inside the queue while that count has not moved).
+    pub generation: u64,
+}
+
+/// A space claim and the survey the caller already holds (if any), for the `*_within`
+/// mutations: the survey is used as it is when no mutation ran since it was taken, else the
+/// queue reads a fresh one.
+#[derive(Debug, Clone, Copy)]
+pub struct Within<'a> {
+    /// What the mutation takes.
+    pub claim: Claim<'a>,
+    /// A survey the caller took (saves a report when still current).
+    pub seen: Option<&'a Survey>,
 }
 
 impl Survey {
@@ -93,7 +161,12 @@ pub struct LvmCli {
     vg: String,
     timeout: Duration,
     queue: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    wipe_timeout: Duration,
 }
+
+/// How long zeroing one quarantined LV may take unless [`LvmCli::with_wipe_timeout`] says.
+pub const DEFAULT_WIPE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 impl LvmCli {
     /// LVM on `vg`, each command limited to `timeout`.
@@ -103,7 +176,15 @@ impl LvmCli {
             vg: vg.into(),
             timeout,
             queue: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            wipe_timeout: DEFAULT_WIPE_TIMEOUT,
         }
+    }
+
+    /// The same, with zeroing a quarantined LV limited to `timeout`.
+    pub fn with_wipe_timeout(mut self, timeout: Duration) -> Self {
+        self.wipe_timeout = timeout;
+        self
     }
 
     async fn run(&self, cmd: Cmd) -> Result<Output> {
@@ -111,8 +192,82 @@ impl LvmCli {
     }
 
     async fn mutate(&self, cmd: Cmd) -> Result<Output> {
+        self.mutate_within(cmd, None).await
+    }
+
+    /// Runs `cmd` in the queue, after admitting `within` (if any) against current figures.
+    async fn mutate_within(&self, cmd: Cmd, within: Option<Within<'_>>) -> Result<Output> {
         let _turn = self.queue.lock().await;
-        self.run(cmd).await
+        if let Some(within) = within {
+            let current = self.generation.load(Ordering::SeqCst);
+            let fresh;
+            let figures = match within.seen {
+                Some(seen) if seen.generation == current => seen,
+                _ => {
+                    fresh = self.read_survey().await?;
+                    &fresh
+                }
+            };
+            space::admit(figures, &within.claim)?;
+        }
+        let out = self.run(cmd).await;
+        // Counted whatever the outcome: a failed or timed-out command may still have changed
+        // the VG, and a needless re-read is cheap next to a missed one.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        out
+    }
+
+    async fn read_survey(&self) -> Result<Survey> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let out = self.run(argv::lvs_survey(&self.vg, self.timeout)).await?;
+        if !out.success() {
+            return Err(self.failed(out));
+        }
+        let lvs = report::parse_lvs(&out.stdout)?;
+        let vg = match report::parse_vgs(&out.stdout)?
+            .into_iter()
+            .find(|row| row.name == self.vg)
+        {
+            Some(vg) => vg,
+            None => self.vg().await?,
+        };
+        let survey = Survey {
+            vg,
+            lvs,
+            generation,
+        };
+        crate::gauges::record(&survey);
+        Ok(survey)
+    }
+
+    async fn create_admitted(
+        &self,
+        lv: &LvName,
+        size: u64,
+        allocation: &Allocation,
+        tags: &[String],
+        within: Option<Within<'_>>,
+    ) -> Result<()> {
+        let cmd = argv::lvcreate(&self.vg, lv, size, allocation, tags, self.timeout);
+        let out = self.mutate_within(cmd, within).await?;
+        if out.success() {
+            info!(lv = %lv, vg = %self.vg, size, ?allocation, "created logical volume");
+            return Ok(());
+        }
+        let stderr = out.stderr.to_ascii_lowercase();
+        if stderr.contains("insufficient free space") || stderr.contains("insufficient suitable") {
+            return Err(Error::resource_exhausted(format!(
+                "not enough free space for {size} bytes: {}",
+                out.stderr.trim()
+            )));
+        }
+        if stderr.contains("already exists") {
+            return Err(Error::already_exists(format!(
+                "logical volume {lv} already exists in {}",
+                self.vg
+            )));
+        }
+        Err(self.failed(out))
     }
 
     fn vg_missing(&self, out: &Output) -> Option<Error> {
@@ -171,22 +326,25 @@ impl Lvm for LvmCli {
     }
 
     fn survey(&self) -> BoxFuture<'_, Result<Survey>> {
+        Box::pin(self.read_survey())
+    }
+
+    fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>> {
         Box::pin(async move {
-            let out = self.run(argv::lvs_survey(&self.vg, self.timeout)).await?;
+            let cmd = argv::lvs(&format!("{}/{name}", self.vg), self.timeout);
+            let out = self.run(cmd).await?;
             if !out.success() {
+                if self.vg_missing(&out).is_none()
+                    && out.stderr.contains("Failed to find logical volume")
+                {
+                    return Ok(None);
+                }
                 return Err(self.failed(out));
             }
-            let lvs = report::parse_lvs(&out.stdout)?;
-            let vg = match report::parse_vgs(&out.stdout)?
+            let rows = report::parse_lvs(&out.stdout)?;
+            Ok(rows
                 .into_iter()
-                .find(|row| row.name == self.vg)
-            {
-                Some(vg) => vg,
-                None => self.vg().await?,
-            };
-            let survey = Survey { vg, lvs };
-            crate::gauges::record(&survey);
-            Ok(survey)
+                .find(|row| row.name == name && row.is_thin_pool()))
         })
     }
 
@@ -213,30 +371,50 @@ impl Lvm for LvmCli {
         allocation: &'a Allocation,
         tags: &'a [String],
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let cmd = argv::lvcreate(&self.vg, lv, size, allocation, tags, self.timeout);
-            let out = self.mutate(cmd).await?;
-            if out.success() {
-                info!(lv = %lv, vg = %self.vg, size, ?allocation, "created logical volume");
-                return Ok(());
-            }
-            let stderr = out.stderr.to_ascii_lowercase();
-            if stderr.contains("insufficient free space")
-                || stderr.contains("insufficient suitable")
-            {
-                return Err(Error::resource_exhausted(format!(
-                    "not enough free space for {size} bytes: {}",
-                    out.stderr.trim()
-                )));
-            }
-            if stderr.contains("already exists") {
-                return Err(Error::already_exists(format!(
-                    "logical volume {lv} already exists in {}",
-                    self.vg
-                )));
-            }
-            Err(self.failed(out))
-        })
+        Box::pin(self.create_admitted(lv, size, allocation, tags, None))
+    }
+
+    fn create_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        allocation: &'a Allocation,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.create_admitted(lv, size, allocation, tags, Some(within)))
+    }
+
+    fn extend_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.grow(lv, size, Some(within)))
+    }
+
+    fn snapshot_within<'a>(
+        &'a self,
+        origin: &'a LvName,
+        lv: &'a LvName,
+        usage: SnapshotUse,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.thin_snapshot(origin, lv, usage, tags, Some(within)))
+    }
+
+    fn quarantine<'a>(
+        &'a self,
+        lv: &'a LvName,
+        stamp: u64,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(self.quarantine_lv(lv, stamp))
+    }
+
+    fn wipe<'a>(&'a self, row: &'a LvRow) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.wipe_lv(row, self.wipe_timeout))
     }
 
     fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>> {
@@ -286,11 +464,11 @@ impl Lvm for LvmCli {
         usage: SnapshotUse,
         tags: &'a [String],
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.thin_snapshot(origin, lv, usage, tags))
+        Box::pin(self.thin_snapshot(origin, lv, usage, tags, None))
     }
 
     fn extend<'a>(&'a self, lv: &'a LvName, size: u64) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.grow(lv, size))
+        Box::pin(self.grow(lv, size, None))
     }
 
     fn retag<'a>(

@@ -101,6 +101,27 @@ pub fn minimum_bytes(caps: &[Capability]) -> u64 {
     }
 }
 
+/// Whether `cap` can be served by a volume created with the capabilities in `recorded` (the
+/// tag summary): the same access type (block or mount) as one of them and, for mount, the same
+/// filesystem type unless either leaves it to the node's default. An empty summary (a volume
+/// recorded without one) accepts any capability.
+pub fn matches_recorded(cap: &Capability, recorded: &str) -> bool {
+    if recorded.is_empty() {
+        return true;
+    }
+    recorded.split(',').any(|entry| {
+        let mut parts = entry.split('/');
+        match (parts.next(), &cap.fs_type) {
+            (Some("block"), None) => true,
+            (Some("mount"), Some(fs)) => {
+                let was = parts.next().unwrap_or("");
+                was.is_empty() || fs.is_empty() || was == fs
+            }
+            _ => false,
+        }
+    })
+}
+
 /// The summary recorded in the LV tags (`mount/xfs/SINGLE_NODE_WRITER,block/...`).
 pub fn summary(caps: &[Capability]) -> String {
     caps.iter()
@@ -125,6 +146,32 @@ pub(crate) fn mount(fs: &str, mode: Mode) -> VolumeCapability {
 mod tests {
     use super::*;
     use csi_common::Kind;
+
+    #[test]
+    fn a_capability_must_match_the_access_type_and_filesystem_recorded() {
+        let cap = |fs: Option<&str>| Capability {
+            fs_type: fs.map(str::to_string),
+            mode: Mode::SingleNodeWriter,
+        };
+        let block = "block/SINGLE_NODE_WRITER";
+        let ext4 = "mount/ext4/SINGLE_NODE_WRITER";
+        let any_fs = "mount//SINGLE_NODE_WRITER";
+        assert!(matches_recorded(&cap(None), block));
+        assert!(
+            !matches_recorded(&cap(Some("ext4")), block),
+            "block as mount"
+        );
+        assert!(!matches_recorded(&cap(None), ext4), "mount as block");
+        assert!(matches_recorded(&cap(Some("ext4")), ext4));
+        assert!(matches_recorded(&cap(Some("")), ext4));
+        assert!(
+            !matches_recorded(&cap(Some("xfs")), ext4),
+            "another filesystem"
+        );
+        assert!(matches_recorded(&cap(Some("xfs")), any_fs));
+        assert!(matches_recorded(&cap(None), &format!("{ext4},{block}")));
+        assert!(matches_recorded(&cap(None), ""), "no summary recorded");
+    }
 
     #[test]
     fn single_node_modes_and_known_filesystems_only() {

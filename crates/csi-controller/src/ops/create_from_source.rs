@@ -18,7 +18,7 @@ use super::{
     get_capacity, params, snapshot,
     volume::{self, Volume},
 };
-use crate::lvm::{SnapshotUse, tags::VolumeRecord};
+use crate::lvm::{SnapshotUse, Within, tags::VolumeRecord};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{VolumeContentSource, volume_content_source::Type as SourceType};
 use tracing::info;
@@ -145,13 +145,6 @@ pub async fn create_from_source(
              be smaller, and limit_bytes is {limit}"
         )));
     }
-    let available =
-        get_capacity::thin_available(&lvm.list().await?, &pool, ctx.settings.thin_overprovision)?;
-    if size > available {
-        return Err(Error::resource_exhausted(format!(
-            "{size} bytes requested, {available} available in the thin pool"
-        )));
-    }
     let record = VolumeRecord {
         name: req.name.to_string(),
         required_bytes: req.capacity.map_or(0, |r| r.required_bytes.max(0) as u64),
@@ -160,10 +153,22 @@ pub async fn create_from_source(
         published: Vec::new(),
         used: false,
     };
-    lvm.snapshot(&origin, &lv, SnapshotUse::Volume, &record.creation_tags())
-        .await?;
+    let claim = |bytes| Within {
+        claim: get_capacity::thin_claim(ctx, &pool, bytes),
+        seen: None,
+    };
+    // The snapshot promises the source's size, the growth the rest: each admitted in the queue.
+    lvm.snapshot_within(
+        &origin,
+        &lv,
+        SnapshotUse::Volume,
+        &record.creation_tags(),
+        claim(source_size),
+    )
+    .await?;
     if size > source_size {
-        lvm.extend(&lv, size).await?;
+        lvm.extend_within(&lv, size, claim(size - source_size))
+            .await?;
     }
     let row = lvm
         .get(&lv)

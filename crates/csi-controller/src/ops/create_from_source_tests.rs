@@ -99,9 +99,12 @@ async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
     lab.expect_vgs(10 << 30, 4 * MIB);
     lab.expect_lvs_one(lv.as_str(), &[]);
     lab.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
-    lab.expect_lvs(&[pool_row(8 << 30), snap]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), snap]);
     let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
     expect_restore_lvcreate(&lab, "snap-s-1", &lv, &rec);
+    // The growth is a second claim, admitted against a report read after the snapshot.
+    let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
     lab.expect(Expectation::new(argv(&data::lvextend(
         VG,
         &lv,
@@ -140,7 +143,7 @@ async fn clones_a_thin_volume_at_its_size_without_a_range() {
     lab.expect_vgs(10 << 30, 4 * MIB);
     lab.expect_lvs_one(lv.as_str(), &[]);
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_lvs(&[pool_row(8 << 30), source]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source]);
     let rec = record("c", 0, "volume:csi-v-1");
     expect_restore_lvcreate(&lab, "csi-v-1", &lv, &rec);
     let row = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
@@ -282,11 +285,15 @@ async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
     lab.expect_vgs(10 << 30, 4 * MIB);
     lab.expect_lvs_one(lv.as_str(), &[]);
     lab.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
-    lab.expect_lvs(&[
-        pool_row(128 * MIB),
-        snap,
-        lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v")),
-    ]);
+    lab.expect_survey(
+        10 << 30,
+        4 * MIB,
+        &[
+            pool_row(128 * MIB),
+            snap,
+            lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v")),
+        ],
+    );
     let err = create_from_source(
         &lab.ctx,
         request("r", &caps, None, &params),

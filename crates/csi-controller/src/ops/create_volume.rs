@@ -4,13 +4,14 @@
 //! the LV and its tags are created by one `lvcreate`, so a volume never exists without its
 //! record; LVM is asked twice only (one report of the VG answers existence, extent size and
 //! free space; then `lvcreate`), because under load every LVM process costs far more than the
-//! work it does; the volume is reported created only once its export has been verified; an
+//! work it does; the space check runs inside the per-VG queue right before `lvcreate` (see
+//! [`crate::lvm::space`]), reusing that report unless another mutation overtook it; the volume is reported created only once its export has been verified; an
 //! interrupted call leaves the LV, and the retry (same name) completes the export; the same
 //! name with a compatible request answers the existing volume, an incompatible one
 //! `AlreadyExists`.
 
 use super::{Ctx, capability, capacity, get_capacity, params, volume::Volume};
-use crate::lvm::{Allocation, tags::VolumeRecord};
+use crate::lvm::{Allocation, Claim, Within, tags::VolumeRecord};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{CapacityRange, VolumeCapability};
 use std::collections::HashMap;
@@ -139,20 +140,18 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         minimum,
         ctx.settings.default_capacity,
     )?;
-    let available = get_capacity::available(ctx, &survey, params.thin)?;
-    if size > available {
-        return Err(Error::resource_exhausted(format!(
-            "{size} bytes requested, {available} available in {}",
-            if params.thin {
-                "the thin pool"
-            } else {
-                "the volume group"
-            }
-        )));
-    }
     let allocation = match (&ctx.settings.thin_pool, params.thin) {
         (Some(pool), true) => Allocation::Thin { pool: pool.clone() },
+        (None, true) => {
+            return Err(Error::invalid_argument(
+                "thin=true but no thin pool is configured",
+            ));
+        }
         _ => Allocation::Linear,
+    };
+    let claim = match &allocation {
+        Allocation::Thin { pool } => get_capacity::thin_claim(ctx, pool, size),
+        Allocation::Linear => Claim::Linear { bytes: size },
     };
     let record = VolumeRecord {
         name: req.name.to_string(),
@@ -162,8 +161,13 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         published: Vec::new(),
         used: false,
     };
-    lvm.create(&lv, size, &allocation, &record.creation_tags())
-        .await?;
+    let within = Within {
+        claim,
+        seen: Some(&survey),
+    };
+    lvm.create_within(&lv, size, &allocation, &record.creation_tags(), within)
+        .await
+        .map_err(|e| e.context(format!("create volume {:?}", req.name)))?;
     let volume = Volume::created(&lv, size, &allocation, record);
     export(ctx, &volume, lvm.vg_name()).await?;
     info!(volume = %volume.id, lv = %lv, size, thin = params.thin, "created volume");

@@ -1,6 +1,8 @@
 //! DeleteVolume: ACLs, target, storage object, then the LV.
 //!
-//! Invariants: an unknown or malformed-but-not-empty id is `Ok(NotFound)`; every step tolerates
+//! Invariants: a thin LV is removed (its pool zeroes chunks it provisions anew); a linear LV is
+//! renamed into quarantine and zeroed then removed by [`crate::wiper`] in the background, so
+//! DeleteVolume stays fast and no new volume is ever carved from unzeroed extents; an unknown or malformed-but-not-empty id is `Ok(NotFound)`; every step tolerates
 //! its object being gone already, so a retry completes an interrupted delete; an LV without
 //! Carve's marker tag is never removed; snapshots: a thin volume's thin snapshots are
 //! independent LVs in LVM and survive the delete (as CSI prefers), while a linear volume with
@@ -8,6 +10,7 @@
 //! `FailedPrecondition` and left untouched.
 
 use super::{Ctx, volume};
+use crate::lvm::quarantine;
 use csi_common::{Error, Result};
 use tracing::info;
 
@@ -28,6 +31,7 @@ pub async fn delete_volume(ctx: &Ctx, raw_id: &str) -> Result<Deleted> {
     let lvm = ctx.lvm()?;
     let lv = id.lv_name();
     let row = lvm.get(&lv).await?;
+    let mut stamp = 0;
     if let Some(row) = &row {
         if volume::Volume::from_row(row.clone())?.is_none() {
             return Err(Error::failed_precondition(format!(
@@ -35,18 +39,18 @@ pub async fn delete_volume(ctx: &Ctx, raw_id: &str) -> Result<Deleted> {
             )));
         }
         if row.pool.is_none() {
-            let snapshots: Vec<String> = lvm
-                .list()
-                .await?
-                .into_iter()
+            let rows = lvm.list().await?;
+            let snapshots: Vec<String> = rows
+                .iter()
                 .filter(|r| r.origin.as_deref() == Some(lv.as_str()))
-                .map(|r| r.name)
+                .map(|r| r.name.clone())
                 .collect();
             if !snapshots.is_empty() {
                 return Err(Error::failed_precondition(format!(
                     "volume {id} has snapshots {snapshots:?} that would be destroyed with it; delete them first"
                 )));
             }
+            stamp = quarantine::next_stamp(&rows, &lv);
         }
     }
     let target = ctx.settings.iqn_prefix.target_for(&id);
@@ -55,6 +59,13 @@ pub async fn delete_volume(ctx: &Ctx, raw_id: &str) -> Result<Deleted> {
         ctx.lio_changed();
     }
     let removed = match row {
+        // Linear extents go back to the VG: zeroed first, in the background (crate::wiper).
+        Some(row) if row.pool.is_none() => {
+            let quarantined = lvm.quarantine(&lv, stamp).await?.is_some();
+            ctx.wipe_requested();
+            quarantined
+        }
+        // Thin: the pool zeroes every chunk it provisions anew (checked, see get_capacity).
         Some(_) => lvm.remove(&lv).await?,
         None => false,
     };
@@ -108,6 +119,33 @@ mod tests {
             delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
             Deleted::NotFound
         );
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn a_linear_volume_is_quarantined_not_removed_and_is_gone_at_once() {
+        let lab = Lab::new();
+        let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+        lab.export(&row).await;
+        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        lab.expect_lvs(std::slice::from_ref(&row));
+        let lv = csi_common::ids::LvName::parse("csi-v-1").unwrap();
+        let rename = quarantine::lvrename(
+            crate::ops::testing::VG,
+            &lv,
+            &quarantine::name_for(&lv, 0),
+            std::time::Duration::from_secs(5),
+        );
+        lab.expect(csi_common::command::Expectation::new(
+            std::iter::once(rename.program().to_string())
+                .chain(rename.arg_values().map(str::to_string))
+                .collect::<Vec<_>>(),
+        ));
+        assert_eq!(
+            delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
+            Deleted::Deleted
+        );
+        assert!(lab.configfs_is_empty());
         lab.finish();
     }
 

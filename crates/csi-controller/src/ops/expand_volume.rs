@@ -7,12 +7,13 @@
 //! answered with its current size and nothing runs (idempotent; a retry after an interrupted
 //! call only completes the tag); a range that would need a smaller volume is `OutOfRange` (no
 //! shrinking); the growth must fit the VG's free space (linear) or the thin pool's remaining
-//! promise (thin), else `ResourceExhausted`; the recorded `carve.required` tag follows, after
+//! promise (thin), checked inside the per-VG queue right before `lvextend`, else
+//! `ResourceExhausted` naming the figures; the recorded `carve.required` tag follows, after
 //! the LV has grown; `node_expansion_required` is true for mount and block volumes alike, so
 //! the node always rescans the disk.
 
 use super::{Ctx, capability, capacity, get_capacity, volume};
-use crate::lvm::tags::required_tag;
+use crate::lvm::{Claim, Within, tags::required_tag};
 use csi_common::{Error, Result};
 use csi_proto::v1::{CapacityRange, VolumeCapability};
 use tracing::info;
@@ -64,29 +65,20 @@ pub async fn expand_volume(
     let size = if current >= required {
         current
     } else {
-        let vg = lvm.vg().await?;
-        let size = capacity::size_for(Some(range), vg.extent_size, 0, current)?;
+        let survey = lvm.survey().await?;
+        let size = capacity::size_for(Some(range), survey.vg.extent_size, 0, current)?;
         let growth = size - current;
-        let available = match &vol.lv.pool {
-            Some(pool) => get_capacity::thin_available(
-                &lvm.list().await?,
-                pool,
-                ctx.settings.thin_overprovision,
-            )?,
-            None => vg.free,
+        let claim = match &vol.lv.pool {
+            Some(pool) => get_capacity::thin_claim(ctx, pool, growth),
+            None => Claim::Linear { bytes: growth },
         };
-        if growth > available {
-            return Err(Error::resource_exhausted(format!(
-                "growing volume {id} by {growth} bytes needs more than the {available} bytes \
-                 left in {}",
-                if vol.thin() {
-                    "the thin pool"
-                } else {
-                    "the volume group"
-                }
-            )));
-        }
-        lvm.extend(&lv, size).await?;
+        let within = Within {
+            claim,
+            seen: Some(&survey),
+        };
+        lvm.extend_within(&lv, size, within)
+            .await
+            .map_err(|e| e.context(format!("grow volume {id} by {growth} bytes")))?;
         info!(volume = %id, from = current, to = size, "expanded volume");
         size
     };

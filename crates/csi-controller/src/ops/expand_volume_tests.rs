@@ -68,8 +68,7 @@ async fn grows_a_thin_volume_to_whole_extents_and_records_the_request() {
     let lab = Lab::new();
     let row = lv_row("csi-v-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs(&[pool_row(8 << 30), row]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), row]);
     expect_extend(&lab, "csi-v-1", 132 * MIB);
     expect_retag(&lab, "csi-v-1", 64 * MIB, 130 * MIB);
     let cap = mount("ext4", Mode::SingleNodeWriter);
@@ -134,7 +133,7 @@ async fn shrinking_limits_and_bad_requests() {
     assert_eq!(err.kind(), Kind::OutOfRange, "{err}");
     // The rounded size would pass limit_bytes.
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
     let err = expand_volume(
         &lab.ctx,
         "csi-v-1",
@@ -188,23 +187,32 @@ async fn no_room_is_resource_exhausted() {
     // Linear: the VG's free space.
     let linear = lv_row("csi-v-1", 64 * MIB, None, &tags(64 * MIB));
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
-    lab.expect_vgs(32 * MIB, 4 * MIB);
+    lab.expect_survey(32 * MIB, 4 * MIB, std::slice::from_ref(&linear));
     let err = expand_volume(&lab.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    assert!(
+        err.message()
+            .contains("67108864 bytes wanted, 33554432 bytes free"),
+        "{err}"
+    );
     // Thin: the pool's remaining promise.
     let thin = lv_row("csi-t-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
     lab.expect_lvs_one("csi-t-1", std::slice::from_ref(&thin));
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs(&[pool_row(1 << 30), thin]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), thin]);
     let err = expand_volume(&lab.ctx, "csi-t-1", Some(&range(2 << 30, 0)), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    assert!(
+        err.message()
+            .contains("67108864 already are, 1006632960 left"),
+        "{err}"
+    );
     // LVM's own refusal (captured) maps the same way.
-    lab.expect_lvs_one("csi-v-1", &[linear]);
-    lab.expect_vgs(10 << 30, 4 * MIB);
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
+    lab.expect_survey(10 << 30, 4 * MIB, &[linear]);
     let lv = LvName::parse("csi-v-1").unwrap();
     lab.expect(
         Expectation::new(argv(&data::lvextend(VG, &lv, 128 * MIB, T)))

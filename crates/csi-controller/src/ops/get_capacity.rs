@@ -1,12 +1,14 @@
 //! GetCapacity, and the space checks CreateVolume shares with it.
 //!
-//! Invariants: linear volumes draw on the VG's free bytes; thin volumes on the pool's size times
-//! the overprovisioning ratio, minus the virtual sizes already promised in that pool; a missing
+//! Invariants: linear volumes draw on the VG's free bytes (quarantined LVs awaiting their wipe
+//! still hold theirs); thin volumes on the pool's size times the overprovisioning ratio, minus
+//! the virtual sizes already promised in that pool, and never more than the pool can still
+//! store (0 when it is full or faulted); a missing
 //! VG or pool is `Unavailable` (the storage host is not ready), never a zero that would look
 //! like "full".
 
 use super::{Ctx, capability, params};
-use crate::lvm::{LvRow, Survey};
+use crate::lvm::{Claim, LvRow, Survey, space};
 use csi_common::{Error, Result};
 use csi_proto::v1::VolumeCapability;
 use std::collections::HashMap;
@@ -20,21 +22,20 @@ pub struct Capacity {
     pub minimum_volume_size: u64,
 }
 
-/// Bytes thin volumes may still be promised in `pool`.
+/// Bytes thin volumes may still be promised in `pool` (see [`space::thin_headroom`]).
 pub fn thin_available(lvs: &[LvRow], pool: &str, overprovision: f64) -> Result<u64> {
-    let row = lvs
-        .iter()
-        .find(|row| row.name == pool && row.is_thin_pool())
-        .ok_or_else(|| {
-            Error::unavailable(format!("thin pool {pool:?} not found in the volume group"))
-        })?;
-    let promised: u64 = lvs
-        .iter()
-        .filter(|row| row.pool.as_deref() == Some(pool))
-        .map(|row| row.size)
-        .sum();
-    let allowed = (row.size as f64 * overprovision.max(0.0)) as u64;
-    Ok(allowed.saturating_sub(promised))
+    space::thin_headroom(lvs, pool, overprovision)
+}
+
+/// The claim of `bytes` more virtual size in the thin pool `pool`, with the configured ratio
+/// and zeroing policy.
+pub fn thin_claim<'a>(ctx: &Ctx, pool: &'a str, bytes: u64) -> Claim<'a> {
+    Claim::Thin {
+        pool,
+        bytes,
+        ratio: ctx.settings.thin_overprovision,
+        zeroing_required: !ctx.settings.allow_unzeroed_thin_pool,
+    }
 }
 
 /// Bytes available for a volume with `thin` in the surveyed VG.
@@ -47,7 +48,8 @@ pub fn available(ctx: &Ctx, survey: &Survey, thin: bool) -> Result<u64> {
         .thin_pool
         .as_deref()
         .ok_or_else(|| Error::invalid_argument("thin=true but no thin pool is configured"))?;
-    thin_available(&survey.lvs, pool, ctx.settings.thin_overprovision)
+    let headroom = thin_available(&survey.lvs, pool, ctx.settings.thin_overprovision)?;
+    Ok(headroom.min(space::pool_free(space::pool_row(&survey.lvs, pool)?)))
 }
 
 /// GetCapacity: space for volumes with `parameters` and `capabilities` (unsupported
@@ -148,6 +150,22 @@ mod tests {
                 minimum_volume_size: 300 << 20
             }
         );
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn thin_capacity_is_what_the_pool_can_still_store_and_zero_when_full() {
+        let lab = Lab::new();
+        let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
+        let mut half = pool_row(1 << 30);
+        half.data_percent = Some(75.0);
+        lab.expect_survey(10 << 30, 4 << 20, &[half.clone()]);
+        let cap = get_capacity(&lab.ctx, &[], &thin).await.unwrap();
+        assert_eq!(cap.available, 256 << 20);
+        half.data_percent = Some(100.0);
+        lab.expect_survey(10 << 30, 4 << 20, &[half]);
+        let cap = get_capacity(&lab.ctx, &[], &thin).await.unwrap();
+        assert_eq!(cap.available, 0);
         lab.finish();
     }
 

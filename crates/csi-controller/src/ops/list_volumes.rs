@@ -3,13 +3,14 @@
 //! Invariants: entries are sorted by volume id; `next_token` is the id of the first entry of
 //! the next page, so pages stay correct when volumes come and go in between; a token that is
 //! not a Carve volume id is `Aborted` (spec); published nodes come from the ACLs (and the
-//! publication tags); every entry carries its condition.
+//! publication tags); every entry carries its condition: the storage's (LV health, thin pool
+//! full or faulted, see [`condition`]) before the export's.
 
 use super::{
-    Ctx,
+    Ctx, condition,
     volume::{self, Volume},
 };
-use crate::lio::LioState;
+use crate::{lio::LioState, lvm::LvRow};
 use csi_common::{Error, Result, ids::VolumeId};
 
 /// A volume with what ListVolumes/ControllerGetVolume report about it.
@@ -57,7 +58,13 @@ pub async fn list_volumes(ctx: &Ctx, max_entries: i32, starting_token: &str) -> 
                 .map_err(|_| Error::aborted(format!("starting_token {token:?} is not valid")))?,
         ),
     };
-    let volumes = volume::list(ctx).await?;
+    let rows = ctx.lvm()?.list().await?;
+    let pools: Vec<LvRow> = rows.iter().filter(|r| r.is_thin_pool()).cloned().collect();
+    let mut volumes = Vec::new();
+    for row in rows {
+        volumes.extend(Volume::from_row(row)?);
+    }
+    volumes.sort_by(|a, b| a.id.cmp(&b.id));
     let lio = ctx.lio.state().await?;
     let mut rest = volumes
         .into_iter()
@@ -71,7 +78,7 @@ pub async fn list_volumes(ctx: &Ctx, max_entries: i32, starting_token: &str) -> 
     let mut entries = Vec::new();
     while entries.len() < limit {
         match rest.next() {
-            Some(v) => entries.push(status(ctx, v, &lio)),
+            Some(v) => entries.push(with_storage(status(ctx, v, &lio), &pools)),
             None => break,
         }
     }
@@ -89,8 +96,31 @@ pub async fn get_volume(ctx: &Ctx, raw_id: &str) -> Result<VolumeStatus> {
     let vol = volume::find(ctx, &id)
         .await?
         .ok_or_else(|| Error::not_found(format!("volume {id} does not exist")))?;
+    let pools = pools(ctx, &vol).await?;
     let lio = ctx.lio.state().await?;
-    Ok(status(ctx, vol, &lio))
+    Ok(with_storage(status(ctx, vol, &lio), &pools))
+}
+
+/// The thin pool of `volume`, if it is thin and the pool exists.
+async fn pools(ctx: &Ctx, volume: &Volume) -> Result<Vec<LvRow>> {
+    match volume.lv.pool.as_deref() {
+        Some(name) => Ok(ctx.lvm()?.pool(name).await?.into_iter().collect()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `status` with the storage's condition first (LV health, thin pool full or faulted).
+fn with_storage(mut status: VolumeStatus, pools: &[LvRow]) -> VolumeStatus {
+    let pool = status
+        .volume
+        .lv
+        .pool
+        .as_deref()
+        .and_then(|name| pools.iter().find(|row| row.name == name));
+    if let Some(why) = condition::storage_abnormal(&status.volume, pool) {
+        status.abnormal = Some(why);
+    }
+    status
 }
 
 #[cfg(test)]
@@ -160,6 +190,33 @@ mod tests {
         lab.expect_lvs_one("csi-a-1", &[row]);
         let status = get_volume(&lab.ctx, "csi-a-1").await.unwrap();
         assert!(status.abnormal.unwrap().contains("not active"));
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn a_thin_volume_in_a_full_pool_is_abnormal_in_both_rpcs() {
+        let lab = Lab::new();
+        let mut full = pool_row(64 << 20);
+        full.data_percent = Some(100.0);
+        let thin = lv_row("csi-a-1", 8 << 20, Some("pool"), &carve_tags("a"));
+        lab.export(&thin).await;
+        lab.expect_lvs(&[full.clone(), thin.clone()]);
+        let page = list_volumes(&lab.ctx, 0, "").await.unwrap();
+        let why = page.entries[0].abnormal.clone().unwrap_or_default();
+        assert!(why.contains("thin pool pool is full"), "{why:?}");
+        lab.expect_lvs_one("csi-a-1", &[thin]);
+        let cmd = crate::lvm::argv::lvs("carvevg/pool", std::time::Duration::from_secs(5));
+        lab.expect(
+            csi_common::command::Expectation::new(
+                std::iter::once(cmd.program().to_string())
+                    .chain(cmd.arg_values().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )
+            .stdout(crate::ops::testing::lvs_json(&[full])),
+        );
+        let status = get_volume(&lab.ctx, "csi-a-1").await.unwrap();
+        let why = status.abnormal.unwrap_or_default();
+        assert!(why.contains("thin pool pool is full"), "{why:?}");
         lab.finish();
     }
 }

@@ -8,6 +8,7 @@
 pub mod attach_limit;
 pub mod capability;
 pub mod capacity;
+pub mod condition;
 pub mod create_from_source;
 pub mod create_volume;
 pub mod delete_volume;
@@ -27,6 +28,7 @@ pub(crate) mod testing;
 use crate::{
     lio::{Lio, saveconfig::SaveHandle},
     lvm::Lvm,
+    wiper::WipeHandle,
 };
 use csi_common::{Error, Result, ids::Iqn};
 use std::{net::SocketAddr, sync::Arc};
@@ -44,6 +46,9 @@ pub struct Settings {
     pub default_capacity: u64,
     /// Thin volumes may promise this many times the pool's size in total.
     pub thin_overprovision: f64,
+    /// Serve thin volumes from a pool that does not zero new chunks (tenants may read each
+    /// other's deleted data; `--allow-unzeroed-thin-pool`).
+    pub allow_unzeroed_thin_pool: bool,
 }
 
 /// The backends and settings every operation runs against.
@@ -57,6 +62,7 @@ pub struct Ctx {
     saver: Option<SaveHandle>,
     /// The attach limit per node (none unless [`Ctx::with_attach_limit`]).
     pub attach_limit: attach_limit::AttachLimit,
+    wiper: Option<WipeHandle>,
 }
 
 impl Ctx {
@@ -73,6 +79,33 @@ impl Ctx {
             settings,
             saver,
             attach_limit: attach_limit::AttachLimit::default(),
+            wiper: None,
+        }
+    }
+
+    /// The same context, waking `wiper` when a linear volume is quarantined for wiping.
+    pub fn with_wiper(mut self, wiper: WipeHandle) -> Self {
+        self.wiper = Some(wiper);
+        self
+    }
+
+    /// Writes saveconfig.json now if a change may be missing from it (see
+    /// [`SaveHandle::flush`]): a revoked ACL must not be restorable from the file.
+    pub async fn lio_saved(&self) -> Result<()> {
+        match &self.saver {
+            Some(saver) if saver.pending() => saver
+                .flush()
+                .await
+                .map(drop)
+                .map_err(|e| e.context("save the LIO configuration")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records that an LV was quarantined, so the wiper runs a pass.
+    pub fn wipe_requested(&self) {
+        if let Some(wiper) = &self.wiper {
+            wiper.request();
         }
     }
 

@@ -5,11 +5,13 @@
 //! created, so a reboot restores every ACL that was ever granted and not revoked; every Carve
 //! access mode is single-node, so a volume published (ACL or tag) to another node is
 //! `FailedPrecondition` naming it; the same node with a different readonly flag is
-//! `AlreadyExists`; CHAP comes from the secrets, never from or into a context, tag or log; a node
-//! that does not hold the volume yet gets it only below the attach limit (`attach_limit`,
-//! `ResourceExhausted`). The publish context says `blank=true` only for a volume that provably
-//! never held data ([`provably_blank`]); a linear LV is marked used (tag) before its first ACL
-//! exists.
+//! `AlreadyExists`; a capability that does not match the one recorded at create (block vs
+//! mount, another filesystem) is `InvalidArgument`, or `AlreadyExists` when the volume is
+//! already published to that node; CHAP comes from the secrets, never from or into a context,
+//! tag or log; a node that does not hold the volume yet gets it only below the attach limit
+//! (`attach_limit`, `ResourceExhausted`). The publish context says `blank=true` only for a
+//! volume that provably never held data ([`provably_blank`]); a linear LV is marked used (tag)
+//! before its first ACL exists.
 
 use super::{Ctx, attach_limit, capability, volume};
 use crate::{
@@ -135,6 +137,23 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
         .iter()
         .filter(|p| p.node == node)
         .collect();
+    if !capability::matches_recorded(&cap, &vol.record.capabilities) {
+        let published_here = !recorded.is_empty()
+            || vol
+                .published_nodes(state.target(spec.target.as_str()))
+                .contains(node.as_str());
+        let why = format!(
+            "volume {id} was created for {:?}, which the requested capability does not match",
+            vol.record.capabilities
+        );
+        // spec.md, ControllerPublishVolume errors: published here but incompatible →
+        // ALREADY_EXISTS; otherwise an unsupported capability → INVALID_ARGUMENT.
+        return Err(if published_here {
+            Error::already_exists(format!("{why}; it is already published to node {node}"))
+        } else {
+            Error::invalid_argument(why)
+        });
+    }
     if let Some(existing) = recorded.iter().find(|p| p.readonly != readonly) {
         return Err(Error::already_exists(format!(
             "volume {id} is already published to node {node} with readonly={}",

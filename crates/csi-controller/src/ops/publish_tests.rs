@@ -285,3 +285,37 @@ async fn blank_only_for_thin_volumes_with_no_mapped_data_and_no_source() {
     assert!(!provably_blank(&vol), "a linear volume published before");
     lab.finish();
 }
+
+#[tokio::test]
+async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
+    let lab = Lab::new();
+    let record = crate::lvm::tags::VolumeRecord {
+        name: "v".into(),
+        required_bytes: 1,
+        capabilities: "block/SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    };
+    let row = lv_row("csi-v-1", 8 << 20, None, &record.creation_tags());
+    lab.export(&row).await;
+    let as_mount = mount("ext4", Mode::SingleNodeWriter);
+    let none = HashMap::new();
+    // Not published yet: an unsupported capability for this volume.
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let err = publish(&lab.ctx, req(NODE1, &as_mount, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
+    assert!(err.message().contains("block/SINGLE_NODE_WRITER"), "{err}");
+    assert!(lab.acls("csi-v-1").is_empty(), "nothing granted");
+    // Published to that node already: incompatible with the publication.
+    let mut tags = record.creation_tags();
+    tags.push(format!("carve.pub=rw:{NODE1}"));
+    let published = lv_row("csi-v-1", 8 << 20, None, &tags);
+    lab.add_acl("csi-v-1", NODE1).await;
+    lab.expect_lvs_one("csi-v-1", &[published]);
+    let err = publish(&lab.ctx, req(NODE1, &as_mount, false, &none))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
+    lab.finish();
+}

@@ -91,6 +91,7 @@ impl Lab {
             thin_pool: Some("pool".into()),
             default_capacity: 1 << 30,
             thin_overprovision: 1.0,
+            allow_unzeroed_thin_pool: false,
         };
         let ctx = Ctx::new(Some(lvm), lio.clone(), settings, None);
         Self {
@@ -134,6 +135,14 @@ impl Lab {
                 include_str!("../../../../tests/fixtures/controller/vgs-missing.stderr")
                     .replace("novg", VG),
             ),
+        );
+    }
+
+    /// `lvs vg/pool` of the thin pool `pool` (its condition, in ControllerGetVolume).
+    pub fn expect_pool(&self, pool: &LvRow) {
+        self.runner.expect(
+            Expectation::new(argv_of(&argv::lvs(&format!("{VG}/{}", pool.name), T)))
+                .stdout(lvs_json(std::slice::from_ref(pool))),
         );
     }
 

@@ -1,7 +1,8 @@
 //! ControllerUnpublishVolume: removes that node's ACL, which ends its iSCSI sessions (the fence).
 //!
 //! Invariants: the publication tag is removed *before* the ACL, so a reboot in between never
-//! re-grants access that was revoked; an unknown volume or node, or a node that was not
+//! re-grants access that was revoked; saveconfig.json is rewritten before the answer, so the
+//! distribution's restore service never restores a revoked ACL either; an unknown volume or node, or a node that was not
 //! published, is `Ok(false)`; an empty node id unpublishes every node.
 
 use super::{Ctx, volume};
@@ -50,6 +51,9 @@ pub async fn unpublish(ctx: &Ctx, raw_volume: &str, raw_node: &str) -> Result<bo
             revoked = true;
         }
     }
+    // Answer only once saveconfig.json no longer grants it (a retry after a failed save
+    // finds the handle still pending and saves again).
+    ctx.lio_saved().await?;
     Ok(revoked)
 }
 

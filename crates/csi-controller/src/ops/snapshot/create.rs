@@ -10,7 +10,7 @@
 
 use super::{Snapshot, find};
 use crate::{
-    lvm::{SnapshotUse, tags::snapshot::SnapshotRecord},
+    lvm::{SnapshotUse, Within, tags::snapshot::SnapshotRecord},
     ops::{Ctx, create_volume::MAX_NAME_BYTES, get_capacity, volume},
 };
 use csi_common::{Error, Result, ids::LvName};
@@ -132,14 +132,10 @@ pub(crate) async fn create_snapshot_at(
              so only volumes of a thin StorageClass (thin=true) can be snapshotted"
         )));
     };
-    let available =
-        get_capacity::thin_available(&lvm.list().await?, &pool, ctx.settings.thin_overprovision)?;
-    if source.lv.size > available {
-        return Err(Error::resource_exhausted(format!(
-            "a snapshot of {source_id} promises {} bytes; the thin pool {pool} has {available} left",
-            source.lv.size
-        )));
-    }
+    let within = Within {
+        claim: get_capacity::thin_claim(ctx, &pool, source.lv.size),
+        seen: None,
+    };
     let (created_seconds, created_nanos) = now();
     let record = SnapshotRecord {
         name: req.name.to_string(),
@@ -147,13 +143,15 @@ pub(crate) async fn create_snapshot_at(
         created_seconds,
         created_nanos,
     };
-    lvm.snapshot(
+    lvm.snapshot_within(
         &source.lv_name(),
         &lv,
         SnapshotUse::Snapshot,
         &record.creation_tags(),
+        within,
     )
-    .await?;
+    .await
+    .map_err(|e| e.context(format!("a snapshot of {source_id}")))?;
     let snapshot = find(ctx, &lv).await?.ok_or_else(|| {
         Error::internal(format!(
             "snapshot LV {lv} vanished or lost its tags right after lvcreate"

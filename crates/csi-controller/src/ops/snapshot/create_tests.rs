@@ -75,7 +75,7 @@ async fn cuts_a_thin_snapshot_with_its_record_and_is_idempotent_by_name() {
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
     lab.expect_lvs_one(snap.as_str(), &[]);
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_lvs(&[pool_row(8 << 30), source.clone()]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
     expect_snapshot_lvcreate(&lab, "csi-v-1", "s1", None);
     let row = snap_row(snap.as_str(), 64 * MIB, "s1", "csi-v-1");
     lab.expect_lvs_one(snap.as_str(), std::slice::from_ref(&row));
@@ -168,7 +168,7 @@ async fn no_room_in_the_pool_is_resource_exhausted() {
     let source = lv_row("csi-v-1", 6 << 30, Some("pool"), &carve_tags("v"));
     lab.expect_lvs_one(snap.as_str(), &[]);
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_lvs(&[pool_row(8 << 30), source.clone()]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
     let err = create(&lab.ctx, req("s", "csi-v-1", &none))
         .await
         .unwrap_err();
@@ -177,7 +177,7 @@ async fn no_room_in_the_pool_is_resource_exhausted() {
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
     lab.expect_lvs_one(snap.as_str(), &[]);
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_lvs(&[pool_row(8 << 30), source.clone()]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
     expect_snapshot_lvcreate(
         &lab,
         "csi-v-1",
@@ -193,7 +193,7 @@ async fn no_room_in_the_pool_is_resource_exhausted() {
     // A name raced in by someone else (captured lvcreate output).
     lab.expect_lvs_one(snap.as_str(), &[]);
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_lvs(&[pool_row(8 << 30), source]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source]);
     expect_snapshot_lvcreate(
         &lab,
         "csi-v-1",

@@ -1,0 +1,600 @@
+//! Guest tier, controller integrity (issue #15): space promised never exceeds the thin pool's
+//! overprovision ratio, even under parallel CreateVolume calls; nothing a tenant wrote is
+//! readable from the next volume carved from the same extents or chunks (linear: quarantine
+//! and wipe; thin: the pool's zeroing, refused when it is off). Each scenario makes its own
+//! small pool or volume group and removes it at the end, then accounts for leaks.
+
+use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, run, run_ok};
+use carvectl::request::{block_capability, capacity_range};
+use csi_proto::v1::{
+    CreateVolumeRequest, DeleteVolumeRequest, ProbeRequest, volume_capability::access_mode::Mode,
+};
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    time::{Duration, Instant},
+};
+
+const MIB: i64 = 1024 * 1024;
+
+/// A thin pool of `size` in the lab's VG, removed on drop (after the driver is gone).
+struct Pool {
+    vg: String,
+    name: String,
+}
+
+impl Pool {
+    fn create(lab: &Lab, name: &str, size: &str, zero: bool) -> Self {
+        let _ = run("lvremove", &["--yes", &format!("{}/{name}", lab.vg)]);
+        run_ok(
+            "lvcreate",
+            &[
+                "--yes",
+                "--type",
+                "thin-pool",
+                "--size",
+                size,
+                "--zero",
+                if zero { "y" } else { "n" },
+                "--name",
+                name,
+                &lab.vg,
+            ],
+        );
+        Self {
+            vg: lab.vg.clone(),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = run(
+            "lvremove",
+            &["--yes", &format!("{}/{}", self.vg, self.name)],
+        );
+    }
+}
+
+fn with_pool(lab: &Lab, pool: &Pool) -> Lab {
+    let mut lab = lab.clone();
+    lab.pool = pool.name.clone();
+    lab
+}
+
+fn thin_request(name: &str, size: i64) -> CreateVolumeRequest {
+    request(name, size, true)
+}
+
+fn request(name: &str, size: i64, thin: bool) -> CreateVolumeRequest {
+    CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: capacity_range(size, 0),
+        volume_capabilities: vec![block_capability(Mode::SingleNodeWriter)],
+        parameters: HashMap::from([("thin".into(), thin.to_string())]),
+        ..Default::default()
+    }
+}
+
+/// A volume group of its own on a loop device (so a new LV reuses a deleted one's extents),
+/// with a small zeroing thin pool `pool`; removed on drop.
+struct OwnVg {
+    vg: String,
+    loop_dev: String,
+    image: String,
+}
+
+impl OwnVg {
+    fn create(name: &str, size: &str, pool: &str) -> Self {
+        let image = format!("/var/lib/carve-lab/{name}.img");
+        run_ok("truncate", &["-s", size, &image]);
+        let loop_dev = run_ok("losetup", &["--find", "--show", &image])
+            .trim()
+            .to_string();
+        run_ok("pvcreate", &["-y", &loop_dev]);
+        run_ok("vgcreate", &[name, &loop_dev]);
+        run_ok(
+            "lvcreate",
+            &[
+                "--yes",
+                "--type",
+                "thin-pool",
+                "--size",
+                pool,
+                "--zero",
+                "y",
+                "--name",
+                "pool",
+                name,
+            ],
+        );
+        Self {
+            vg: name.to_string(),
+            loop_dev,
+            image,
+        }
+    }
+}
+
+impl Drop for OwnVg {
+    fn drop(&mut self) {
+        let _ = run("vgremove", &["--yes", "--force", &self.vg]);
+        let _ = run("pvremove", &["-y", &self.loop_dev]);
+        let _ = run("losetup", &["-d", &self.loop_dev]);
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+const MARKER: &[u8; 16] = b"CARVE-15-TENANT!";
+
+/// Fills the volume's device on this storage host with [`MARKER`], then flushes it.
+fn write_marker(vg: &str, volume: &str) {
+    let path = format!("/dev/{vg}/{volume}");
+    let mut dev = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let chunk: Vec<u8> = MARKER.iter().copied().cycle().take(1 << 20).collect();
+    loop {
+        match dev.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC: the end of the device
+            Err(e) => panic!("write {path}: {e}"),
+        }
+    }
+    dev.sync_all().expect("fsync");
+}
+
+/// Byte offsets in the volume's device where [`MARKER`] is found (reads the whole device,
+/// bypassing nothing but its own fresh page cache: the device node is new).
+fn find_marker(vg: &str, volume: &str) -> Vec<u64> {
+    let path = format!("/dev/{vg}/{volume}");
+    let _ = run("blockdev", &["--flushbufs", &path]);
+    let mut dev = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut found, mut offset) = (Vec::new(), 0u64);
+    loop {
+        let n = dev.read(&mut buf).expect("read");
+        if n == 0 {
+            return found;
+        }
+        for (i, window) in buf[..n].chunks(16).enumerate() {
+            if window == MARKER {
+                found.push(offset + (i * 16) as u64);
+                if found.len() > 8 {
+                    return found;
+                }
+            }
+        }
+        offset += n as u64;
+    }
+}
+
+/// The physical extents an LV occupies (`seg_pe_ranges`, e.g. `/dev/loop1:18-33`).
+fn pe_ranges(vg: &str, lv: &str) -> String {
+    run_ok(
+        "lvs",
+        &["--noheadings", "-o", "seg_pe_ranges", &format!("{vg}/{lv}")],
+    )
+    .trim()
+    .to_string()
+}
+
+/// Waits until no quarantined LV is left in `vg` (the wiper has zeroed and removed them).
+fn wait_wiped(vg: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let lvs = run_ok("lvs", &["--noheadings", "-o", "lv_name", vg]);
+        if !lvs.contains("carve-wipe-") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still quarantined: {lvs}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+async fn create_id(driver: &Driver, req: CreateVolumeRequest) -> String {
+    driver
+        .controller
+        .controller
+        .clone()
+        .create_volume(req)
+        .await
+        .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
+        .into_inner()
+        .volume
+        .expect("volume")
+        .volume_id
+}
+
+async fn delete(driver: &Driver, id: &str) {
+    driver
+        .controller
+        .controller
+        .clone()
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("DeleteVolume {id}: {s:?}\n{}", driver.logs()));
+}
+
+async fn ready(driver: &Driver) -> Option<bool> {
+    driver
+        .controller
+        .identity
+        .clone()
+        .probe(ProbeRequest {})
+        .await
+        .expect("Probe")
+        .into_inner()
+        .ready
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn a_new_volume_never_reads_a_deleted_tenants_data() {
+    let base = Lab::from_env();
+    let own = OwnVg::create("i15vg", "200m", "64m");
+    let mut lab = base.clone();
+    lab.vg = own.vg.clone();
+    lab.pool = "pool".into();
+    let driver = Driver::start(&lab, DriverOptions::default()).await;
+
+    // Linear: the same 64 MiB of extents, written, deleted, carved again.
+    let first = create_id(&driver, request("tenant-a", 64 * MIB, false)).await;
+    write_marker(&lab.vg, &first);
+    assert!(
+        !find_marker(&lab.vg, &first).is_empty(),
+        "the marker was written"
+    );
+    let extents = pe_ranges(&lab.vg, &first);
+    let started = Instant::now();
+    delete(&driver, &first).await;
+    let delete_took = started.elapsed();
+    wait_wiped(&lab.vg);
+    let second = create_id(&driver, request("tenant-b", 64 * MIB, false)).await;
+    assert_eq!(
+        pe_ranges(&lab.vg, &second),
+        extents,
+        "the test reuses the same extents"
+    );
+    assert_eq!(
+        find_marker(&lab.vg, &second),
+        Vec::<u64>::new(),
+        "linear remanence"
+    );
+    delete(&driver, &second).await;
+    wait_wiped(&lab.vg);
+    eprintln!("linear DeleteVolume answered in {delete_took:?}");
+
+    // Thin: the pool's whole 64 MiB of chunks written, deleted, provisioned again by a small
+    // write into a new volume.
+    let first = create_id(&driver, request("tenant-c", 60 * MIB, true)).await;
+    write_marker(&lab.vg, &first);
+    delete(&driver, &first).await;
+    let second = create_id(&driver, request("tenant-d", 60 * MIB, true)).await;
+    {
+        let path = format!("/dev/{}/{second}", lab.vg);
+        let mut dev = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        for offset in (0..60 * MIB as u64).step_by(4 << 20) {
+            use std::io::Seek;
+            dev.seek(std::io::SeekFrom::Start(offset)).unwrap();
+            dev.write_all(&[0x5a; 512]).unwrap();
+        }
+        dev.sync_all().unwrap();
+    }
+    assert_eq!(
+        find_marker(&lab.vg, &second),
+        Vec::<u64>::new(),
+        "thin remanence"
+    );
+    delete(&driver, &second).await;
+
+    // A pool that stops zeroing: thin CreateVolume refused, Probe not ready; back when it zeroes.
+    run_ok("lvchange", &["--zero", "n", &format!("{}/pool", lab.vg)]);
+    let status = driver
+        .controller
+        .controller
+        .clone()
+        .create_volume(request("tenant-e", 8 * MIB, true))
+        .await
+        .expect_err("an unzeroed pool is refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("does not zero"), "{status:?}");
+    assert_eq!(ready(&driver).await, Some(false));
+    run_ok("lvchange", &["--zero", "y", &format!("{}/pool", lab.vg)]);
+    assert_eq!(ready(&driver).await, Some(true));
+
+    drop(driver);
+    assert_no_leaks(&lab, None);
+    drop(own);
+}
+
+/// Virtual bytes promised in `pool`, as LVM reports them.
+fn promised(lab: &Lab, pool: &str) -> u64 {
+    let out = run_ok(
+        "lvs",
+        &[
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            "pool_lv,lv_size",
+            &lab.vg,
+        ],
+    );
+    out.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (p, size) = (fields.next()?, fields.next()?);
+            (p == pool).then(|| size.parse::<u64>().ok()).flatten()
+        })
+        .sum()
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn parallel_creates_never_exceed_the_overprovision_ratio() {
+    let base = Lab::from_env();
+    let pool = Pool::create(&base, "i15ratio", "1g", true);
+    let lab = with_pool(&base, &pool);
+    let driver = Driver::start(
+        &lab,
+        DriverOptions {
+            controller_args: vec!["--thin-overprovision-ratio".into(), "1".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let calls = (0..8).map(|i| {
+        let mut client = driver.controller.controller.clone();
+        tokio::spawn(async move {
+            client
+                .create_volume(thin_request(&format!("ratio-{i}"), 512 * MIB))
+                .await
+                .map(|r| r.into_inner().volume.expect("volume").volume_id)
+        })
+    });
+    let mut created = Vec::new();
+    let mut refused = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.expect("task") {
+            Ok(id) => created.push(id),
+            Err(status) => refused.push(status),
+        }
+    }
+    assert_eq!(created.len(), 2, "refusals: {refused:?}\n{}", driver.logs());
+    for status in &refused {
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("1073741824 bytes x ratio 1"),
+            "the refusal names the figures: {status:?}"
+        );
+    }
+    assert_eq!(promised(&lab, &pool.name), 1 << 30);
+    for id in created {
+        driver
+            .controller
+            .controller
+            .clone()
+            .delete_volume(DeleteVolumeRequest {
+                volume_id: id,
+                ..Default::default()
+            })
+            .await
+            .expect("DeleteVolume");
+    }
+    drop(driver);
+    drop(pool);
+    assert_no_leaks(&lab, None);
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn a_full_thin_pool_shows_in_condition_and_capacity() {
+    use csi_proto::v1::{ControllerGetVolumeRequest, GetCapacityRequest, ListVolumesRequest};
+    let base = Lab::from_env();
+    let own = OwnVg::create("i15full", "200m", "64m");
+    let mut lab = base.clone();
+    lab.vg = own.vg.clone();
+    lab.pool = "pool".into();
+    let driver = Driver::start(&lab, DriverOptions::default()).await;
+    let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
+    let capacity = || async {
+        driver
+            .controller
+            .controller
+            .clone()
+            .get_capacity(GetCapacityRequest {
+                parameters: thin.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("GetCapacity")
+            .into_inner()
+            .available_capacity
+    };
+    assert!(capacity().await >= 60 * MIB, "an empty pool has room");
+    let id = create_id(&driver, request("filler", 64 * MIB, true)).await;
+    write_marker(&lab.vg, &id);
+    let data = run_ok(
+        "lvs",
+        &[
+            "--noheadings",
+            "-o",
+            "data_percent",
+            &format!("{}/pool", lab.vg),
+        ],
+    );
+    assert_eq!(data.trim(), "100.00", "the pool is full");
+
+    assert_eq!(capacity().await, 0, "a full pool offers nothing");
+    let got = driver
+        .controller
+        .controller
+        .clone()
+        .controller_get_volume(ControllerGetVolumeRequest {
+            volume_id: id.clone(),
+        })
+        .await
+        .expect("ControllerGetVolume")
+        .into_inner();
+    let condition = got
+        .status
+        .and_then(|s| s.volume_condition)
+        .expect("condition");
+    assert!(condition.abnormal, "{condition:?}");
+    assert!(condition.message.contains("full"), "{condition:?}");
+    let listed = driver
+        .controller
+        .controller
+        .clone()
+        .list_volumes(ListVolumesRequest::default())
+        .await
+        .expect("ListVolumes")
+        .into_inner();
+    let entry = listed
+        .entries
+        .iter()
+        .find(|e| e.volume.as_ref().is_some_and(|v| v.volume_id == id))
+        .expect("listed");
+    let condition = entry
+        .status
+        .as_ref()
+        .and_then(|s| s.volume_condition.clone())
+        .expect("condition");
+    assert!(
+        condition.abnormal && condition.message.contains("full"),
+        "{condition:?}"
+    );
+
+    delete(&driver, &id).await;
+    assert!(
+        capacity().await >= 60 * MIB,
+        "room again once the volume is gone"
+    );
+    drop(driver);
+    assert_no_leaks(&lab, None);
+    drop(own);
+}
+
+/// Whether LIO has an ACL for `initiator` on `target` (configfs).
+fn has_acl(target: &str, initiator: &str) -> bool {
+    std::path::Path::new("/sys/kernel/config/target/iscsi")
+        .join(target)
+        .join("tpgt_1/acls")
+        .join(initiator)
+        .exists()
+}
+
+/// What a storage-host reboot with the distribution's restore service does: LIO cleared, then
+/// rebuilt from `file`.
+fn restore_lio_from(file: &std::path::Path) {
+    run_ok("targetcli", &["clearconfig", "confirm=True"]);
+    run_ok(
+        "targetcli",
+        &[
+            "restoreconfig",
+            &format!("savefile={}", file.display()),
+            "clear_existing=true",
+        ],
+    );
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn a_revoked_acl_never_comes_back_from_saveconfig() {
+    use csi_proto::v1::{ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest};
+    let lab = Lab::from_env();
+    let files = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+    let saveconfig = files.path().join("saveconfig.json");
+    let mut driver = Driver::start(
+        &lab,
+        DriverOptions {
+            controller_args: vec!["--saveconfig".into(), saveconfig.display().to_string()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = create_id(&driver, request("revoked", 16 * MIB, true)).await;
+    let publish = ControllerPublishVolumeRequest {
+        volume_id: id.clone(),
+        node_id: lab.initiator.clone(),
+        volume_capability: Some(block_capability(Mode::SingleNodeWriter)),
+        ..Default::default()
+    };
+    let published = driver
+        .controller
+        .controller
+        .clone()
+        .controller_publish_volume(publish)
+        .await
+        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+        .into_inner();
+    let target = published
+        .publish_context
+        .values()
+        .find(|v| v.starts_with("iqn.") && v.contains(&id))
+        .cloned()
+        .unwrap_or_else(|| panic!("target IQN in {:?}", published.publish_context));
+    // The grant reaches the file (coalesced save); keep that file as a stale copy.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&saveconfig).is_ok_and(|s| s.contains(&lab.initiator)) {
+        assert!(Instant::now() < deadline, "the grant was never saved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stale = files.path().join("stale.json");
+    std::fs::copy(&saveconfig, &stale).expect("copy");
+
+    driver
+        .controller
+        .controller
+        .clone()
+        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+            volume_id: id.clone(),
+            node_id: lab.initiator.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("ControllerUnpublish");
+    // Killed right after the answer: no coalesced save, no shutdown flush.
+    driver.kill_controller();
+    let saved = std::fs::read_to_string(&saveconfig).expect("saveconfig");
+    assert!(saved.contains(&target), "the volume's target is saved");
+    assert!(
+        !saved.contains(&lab.initiator),
+        "the revoked ACL is not in the file"
+    );
+    restore_lio_from(&saveconfig);
+    assert!(
+        !has_acl(&target, &lab.initiator),
+        "restored without the revoked ACL"
+    );
+    driver.start_controller().await;
+    assert!(
+        !has_acl(&target, &lab.initiator),
+        "not granted again at start"
+    );
+
+    // A restore from a stale file (saved before the revoke) grants it; the controller, whose
+    // record says otherwise, takes it away at start.
+    driver.kill_controller();
+    restore_lio_from(&stale);
+    assert!(has_acl(&target, &lab.initiator), "the stale file grants it");
+    driver.start_controller().await;
+    assert!(
+        !has_acl(&target, &lab.initiator),
+        "reconciliation removed the unrecorded ACL"
+    );
+    let saved = std::fs::read_to_string(&saveconfig).expect("saveconfig");
+    assert!(!saved.contains(&lab.initiator), "and saved that");
+
+    delete(&driver, &id).await;
+    drop(driver);
+    assert_no_leaks(&lab, None);
+}
