@@ -223,7 +223,12 @@ async fn complete(
     }
     let size = capacity::size_for(req.capacity, extent_size, 0, volume.lv.size)?;
     let lvm = ctx.lvm()?;
-    lvm.extend(&volume.lv_name(), size).await?;
+    let pool = volume.lv.pool.as_deref().unwrap_or_default();
+    let within = Within {
+        claim: get_capacity::thin_claim(ctx, pool, size - volume.lv.size),
+        seen: None,
+    };
+    lvm.extend_within(&volume.lv_name(), size, within).await?;
     let row = lvm
         .get(&volume.lv_name())
         .await?

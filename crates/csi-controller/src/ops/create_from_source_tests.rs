@@ -191,7 +191,9 @@ async fn an_interrupted_restore_is_grown_by_the_retry() {
     let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
     let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
     lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[small]);
+    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&small));
+    // The growth is admitted in the queue like any other claim.
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
     lab.expect(Expectation::new(argv(&data::lvextend(
         VG,
         &lv,
