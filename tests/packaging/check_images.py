@@ -37,7 +37,7 @@ PACKAGES = {
     "thin_check": "thin-provisioning-tools",
     "targetcli": "targetcli-fb",
     # util-linux
-    **{p: "util-linux" for p in ("nsenter", "blockdev", "blkid", "fsck", "wipefs", "findmnt", "lsblk",
+    **{p: "util-linux" for p in ("nsenter", "blockdev", "blkid", "blkdiscard", "fsck", "wipefs", "findmnt", "lsblk",
                                   "mount", "umount", "losetup")},
     # e2fsprogs, xfsprogs
     **{p: "e2fsprogs" for p in ("mkfs.ext4", "mke2fs", "e2fsck", "fsck.ext4", "resize2fs", "tune2fs", "dumpe2fs")},
