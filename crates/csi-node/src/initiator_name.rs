@@ -1,4 +1,5 @@
-//! Reads this node's initiator IQN from open-iscsi's `initiatorname.iscsi`.
+//! Reads this node's initiator IQN from open-iscsi's `initiatorname.iscsi`; a name not in the
+//! normal form of iSCSI names (RFC 3722) is refused, since LIO compares it to the ACL exactly.
 
 use csi_common::{Error, Result, ids::Iqn};
 use std::path::Path;
@@ -10,7 +11,19 @@ pub fn parse(text: &str) -> Result<Iqn> {
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix("InitiatorName="))
         .ok_or_else(|| Error::failed_precondition("no InitiatorName= line"))
-        .and_then(Iqn::parse)
+        .and_then(|raw| {
+            let iqn = Iqn::parse(raw)?;
+            // The initiator logs in with the name as written, and LIO matches ACLs to it byte
+            // for byte, while the controller grants the normalized name: a name not already in
+            // normal form (RFC 3722: lower case) could never log in to its own ACL.
+            if iqn.as_str() != raw.trim() {
+                return Err(Error::failed_precondition(format!(
+                    "InitiatorName {raw:?} is not in the normal form of iSCSI names (RFC 3722: \
+                     lower case); write it as {iqn}"
+                )));
+            }
+            Ok(iqn)
+        })
 }
 
 /// Reads the initiator IQN from `path`.
@@ -42,5 +55,10 @@ mod tests {
         assert!(parse("# nothing\n").is_err());
         assert!(parse("InitiatorName=not an iqn\n").is_err());
         assert!(parse("#InitiatorName=iqn.2024-01.dev.carve:x\n").is_err());
+        let upper = parse("InitiatorName=iqn.2024-01.dev.carve:Node1\n").unwrap_err();
+        assert!(
+            upper.to_string().contains("iqn.2024-01.dev.carve:node1"),
+            "{upper}"
+        );
     }
 }
