@@ -773,6 +773,8 @@ mod data_services {
                 .arg(format!("unix://{}", socket.display()))
                 .arg("--state-dir")
                 .arg(dir.join("node2-state"))
+                .arg("--kubelet-dir")
+                .arg(dir)
                 .args(["--iscsi-iface", &driver.lab.iface2])
                 .args(["--node-id", &driver.lab.initiator2])
                 .env("RUST_LOG", "debug")

@@ -506,6 +506,8 @@ mod node_plugin {
                 .arg(format!("unix://{}", socket.display()))
                 .arg("--state-dir")
                 .arg(&state)
+                .arg("--kubelet-dir")
+                .arg(dir)
                 .args(["--iscsi-iface", &driver.lab.iface2])
                 .args(["--node-id", &driver.lab.initiator2])
                 .env("RUST_LOG", "debug")
