@@ -74,6 +74,7 @@ fn record(name: &str, required: u64, source: &str) -> VolumeRecord {
         content_source: source.into(),
         published: Vec::new(),
         used: false,
+        claim: Default::default(),
     }
 }
 
