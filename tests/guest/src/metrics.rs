@@ -142,17 +142,28 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
     Ok(Scrape(samples))
 }
 
-/// `k="v",k2="v2"` (values without escaped quotes or commas: ours never have them).
+/// `k="v",k2="v2"`, values with the format's escapes (`\\`, `\"`, `\n`).
 fn labels_of(inner: &str) -> Option<BTreeMap<String, String>> {
-    inner
-        .split(',')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            let value = value.strip_prefix('"')?.strip_suffix('"')?;
-            Some((key.trim().to_string(), value.to_string()))
-        })
-        .collect()
+    let mut labels = BTreeMap::new();
+    let mut rest = inner.trim_start_matches(',');
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(key.trim().to_string(), value);
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    Some(labels)
 }
 
 #[cfg(test)]
@@ -177,6 +188,11 @@ mod tests {
         assert_eq!(scrape.value("carve_node_staged_volumes", &[]), Some(1.0));
         assert_eq!(scrape.value("carve_volumes", &[]), None);
         assert!(parse("carve_x{vg=\"a\" 1").is_err());
+        let odd = parse("carve_e{msg=\"a,b=\\\"c\\\"\",code=\"x\"} 2").unwrap();
+        assert_eq!(
+            odd.value("carve_e", &[("msg", "a,b=\"c\""), ("code", "x")]),
+            Some(2.0)
+        );
         assert!(parse("carve_x one").is_err());
         assert_eq!(
             dechunk("5\r\nab\ncd\r\n3\r\nef\n\r\n0\r\n\r\n"),
