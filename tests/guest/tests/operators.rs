@@ -72,7 +72,8 @@ fn iscsiadm_sessions() -> usize {
     }
 }
 
-fn check_controller_gauges(lab: &Lab, metrics: &Scrape) {
+/// Why the controller's gauges disagree with `vgs`/`lvs` read right after the scrape, if they do.
+fn controller_gauges_disagree(lab: &Lab, metrics: &Scrape) -> Option<String> {
     let vg = [("vg", lab.vg.as_str())];
     let pool = [("vg", lab.vg.as_str()), ("pool", lab.pool.as_str())];
     let gauge = |name: &str, labels: &[(&str, &str)]| {
@@ -81,25 +82,76 @@ fn check_controller_gauges(lab: &Lab, metrics: &Scrape) {
             .unwrap_or_else(|| panic!("{name} {labels:?} missing: {metrics:?}"))
     };
     let vgs = lvm_numbers("vgs", "vg_size,vg_free", &lab.vg);
-    assert_eq!(gauge("carve_vg_size_bytes", &vg), vgs[0], "VG size = vgs");
-    assert_eq!(gauge("carve_vg_free_bytes", &vg), vgs[1], "VG free = vgs");
     let pool_lv = format!("{}/{}", lab.vg, lab.pool);
     let lvs = lvm_numbers("lvs", "lv_size,data_percent,metadata_percent", &pool_lv);
-    assert_eq!(gauge("carve_thin_pool_size_bytes", &pool), lvs[0]);
-    let data = gauge("carve_thin_pool_data_percent", &pool);
-    assert!(
-        (data - lvs[1]).abs() < 0.005 && data > 0.0,
-        "thin pool data% {data} vs lvs {} (16 MiB were written)",
-        lvs[1]
-    );
-    let meta = gauge("carve_thin_pool_metadata_percent", &pool);
-    assert!(
-        (meta - lvs[2]).abs() < 0.005,
-        "metadata% {meta} vs lvs {}",
-        lvs[2]
-    );
-    assert_eq!(gauge("carve_volumes", &vg), 1.0);
-    assert_eq!(gauge("carve_published_volumes", &vg), 1.0);
+    let seen = [
+        (
+            "carve_vg_size_bytes",
+            gauge("carve_vg_size_bytes", &vg),
+            vgs[0],
+        ),
+        (
+            "carve_vg_free_bytes",
+            gauge("carve_vg_free_bytes", &vg),
+            vgs[1],
+        ),
+        (
+            "carve_thin_pool_size_bytes",
+            gauge("carve_thin_pool_size_bytes", &pool),
+            lvs[0],
+        ),
+        (
+            "carve_thin_pool_data_percent",
+            gauge("carve_thin_pool_data_percent", &pool),
+            lvs[1],
+        ),
+        (
+            "carve_thin_pool_metadata_percent",
+            gauge("carve_thin_pool_metadata_percent", &pool),
+            lvs[2],
+        ),
+        ("carve_volumes", gauge("carve_volumes", &vg), 1.0),
+        (
+            "carve_published_volumes",
+            gauge("carve_published_volumes", &vg),
+            1.0,
+        ),
+    ];
+    // lvs prints percentages with two decimals, the gauges hold what lvs reported.
+    let wrong: Vec<String> = seen
+        .iter()
+        .filter(|(_, gauge, machine)| (gauge - machine).abs() > 0.005)
+        .map(|(name, gauge, machine)| format!("{name} {gauge} != {machine}"))
+        .collect();
+    if lvs[1] <= 0.0 {
+        return Some(format!(
+            "lvs says data% {} after 16 MiB were written",
+            lvs[1]
+        ));
+    }
+    (!wrong.is_empty()).then(|| wrong.join(", "))
+}
+
+/// GetCapacity (its survey refreshes the controller's gauges), then a scrape: until the gauges
+/// agree with the machine (the pool commits its metadata within a second of the last write).
+async fn check_controller_gauges(driver: &Driver, address: std::net::SocketAddr) {
+    let mut controller = driver.controller.controller.clone();
+    let mut why = String::new();
+    for _ in 0..10 {
+        controller
+            .get_capacity(GetCapacityRequest {
+                parameters: HashMap::from([("thin".to_string(), "true".to_string())]),
+                ..Default::default()
+            })
+            .await
+            .expect("GetCapacity");
+        match controller_gauges_disagree(&driver.lab, &scrape(address)) {
+            None => return,
+            Some(disagreement) => why = disagreement,
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("controller gauges never matched vgs/lvs: {why}");
 }
 
 /// Scrapes the node until its gauges show one staged volume and the sessions iscsiadm lists
@@ -253,15 +305,7 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
     // Mapped blocks in the thin pool, so data% is not a trivial 0 = 0.
     data::write_device(&target, 16 * MIB as usize, 11);
 
-    // GetCapacity surveys the VG, which refreshes the controller's gauges.
-    controller
-        .get_capacity(GetCapacityRequest {
-            parameters: HashMap::from([("thin".to_string(), "true".to_string())]),
-            ..Default::default()
-        })
-        .await
-        .expect("GetCapacity");
-    check_controller_gauges(&lab, &scrape(controller_metrics));
+    check_controller_gauges(&driver, controller_metrics).await;
     check_node_gauges(node_metrics).await;
 
     // An LV with Carve's marker that no CreateVolume made and no PersistentVolume names.
