@@ -37,7 +37,7 @@ impl Drop for HandMadeLv {
     }
 }
 
-/// Two numbers `lvs`/`vgs` print for `what` (`--noheadings`, bytes without suffix).
+/// The numbers `lvs`/`vgs` print for `what` (`--noheadings`, bytes without suffix).
 fn lvm_numbers(program: &str, fields: &str, what: &str) -> Vec<f64> {
     run_ok(
         program,
