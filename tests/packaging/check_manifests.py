@@ -294,6 +294,8 @@ def check_controller(c: Checker, objects, snapshots: bool) -> None:
                  "csi-external-health-monitor-controller"):
         if side in names:
             c.check("--leader-election" in container(pod, side).get("args", []), f"{what}: {side} without leader election")
+    c.check("--extra-create-metadata" in container(pod, "csi-provisioner").get("args", []),
+            f"{what}: csi-provisioner without --extra-create-metadata (LVs would not record their PVC)")
     portals = flag(driver, "portal")
     c.check(bool(portals), f"{what}: no --portal")
     for p in portals:

@@ -60,6 +60,7 @@ MUTATIONS = {
     "iscsi node records not the host's": lambda d: set_arg(cont(d, "DaemonSet", "csi-node"), "--iscsi-nodes-dir=",
                                                           "--iscsi-nodes-dir=/var/lib/iscsi/nodes"),
     "unknown field": lambda d: kind(d, "StorageClass").update(bogus=1),
+    "no claim metadata": lambda d: cont(d, "Deployment", "csi-provisioner")["args"].remove("--extra-create-metadata"),
     "no leader election": lambda d: cont(d, "Deployment", "csi-provisioner")["args"].remove("--leader-election"),
     "missing host path": lambda d: pod(d, "Deployment").update(
         volumes=[v for v in pod(d, "Deployment")["volumes"] if v["name"] != "etc-lvm"]),

@@ -6,7 +6,9 @@
 //! PersistentVolume belongs to the driver when `spec.csi.driver` is the driver's name; it owns
 //! the volume whose id is its `spec.csi.volumeHandle`. An orphan volume is the LV, its iSCSI
 //! target and every ACL of it (its `published_node_ids`): nothing in Kubernetes will ever
-//! unpublish or delete them.
+//! unpublish or delete them. Each orphan shows the claim it was provisioned for when the
+//! controller recorded one (volume_context `pvcNamespace`, `pvcName`, `pvName`, from the
+//! provisioner's `--extra-create-metadata`), so an operator can tell whose data it holds.
 //!
 //! Invariants: pure (no I/O: [`PersistentVolumes::parse`] takes the document's text,
 //! [`Report::new`] the listed volumes); a document that is not PersistentVolumes is an error,
@@ -14,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use csi_common::contract::{PV_NAME, PVC_NAME, PVC_NAMESPACE};
 use csi_proto::v1::list_volumes_response::Entry;
 use serde_json::{Value, json};
 
@@ -84,6 +87,22 @@ pub struct Orphan {
     pub capacity_bytes: i64,
     /// The nodes whose ACLs it still has.
     pub published_node_ids: Vec<String>,
+    /// The namespace of the claim it was provisioned for (`""`: not recorded).
+    pub pvc_namespace: String,
+    /// The name of that claim (`""`: not recorded).
+    pub pvc_name: String,
+    /// The PersistentVolume that was made for it (`""`: not recorded).
+    pub pv_name: String,
+}
+
+impl Orphan {
+    /// `namespace/name` of the claim, or `""` when none was recorded.
+    pub fn claim(&self) -> String {
+        match (self.pvc_namespace.as_str(), self.pvc_name.as_str()) {
+            ("", "") => String::new(),
+            (namespace, name) => format!("{namespace}/{name}"),
+        }
+    }
 }
 
 /// A PersistentVolume whose volume the controller does not list.
@@ -121,7 +140,12 @@ impl Report {
             };
             ids.insert(volume.volume_id.clone());
             if !pvs.handles.contains_key(&volume.volume_id) {
+                let context =
+                    |key: &str| volume.volume_context.get(key).cloned().unwrap_or_default();
                 orphans.push(Orphan {
+                    pvc_namespace: context(PVC_NAMESPACE),
+                    pvc_name: context(PVC_NAME),
+                    pv_name: context(PV_NAME),
                     volume_id: volume.volume_id.clone(),
                     capacity_bytes: volume.capacity_bytes,
                     published_node_ids: entry
@@ -166,6 +190,9 @@ impl Report {
                 "volume_id": o.volume_id,
                 "capacity_bytes": o.capacity_bytes,
                 "published_node_ids": o.published_node_ids,
+                "pvc_namespace": o.pvc_namespace,
+                "pvc_name": o.pvc_name,
+                "pv_name": o.pv_name,
             })).collect::<Vec<_>>(),
             "missing": self.missing.iter().map(|m| json!({
                 "persistent_volume": m.persistent_volume,
@@ -192,6 +219,10 @@ mod tests {
             volume: Some(Volume {
                 volume_id: id.into(),
                 capacity_bytes: 1 << 30,
+                volume_context: [("pvcNamespace", "team-a"), ("pvcName", id)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 ..Default::default()
             }),
             status: Some(VolumeStatus {
@@ -220,9 +251,13 @@ mod tests {
                 volume_id: "vol-b".into(),
                 capacity_bytes: 1 << 30,
                 published_node_ids: vec!["iqn.node1".into()],
+                pvc_namespace: "team-a".into(),
+                pvc_name: "vol-b".into(),
+                pv_name: String::new(),
             }],
             "vol-b is named only by another driver's PV"
         );
+        assert_eq!(report.orphans[0].claim(), "team-a/vol-b");
         assert_eq!(
             report.missing,
             vec![Missing {
@@ -237,6 +272,8 @@ mod tests {
             json["orphans"][0]["published_node_ids"],
             json!(["iqn.node1"])
         );
+        assert_eq!(json["orphans"][0]["pvc_namespace"], "team-a");
+        assert_eq!(json["orphans"][0]["pv_name"], "");
         assert_eq!(json["missing"][0]["persistent_volume"], "pv-gone");
     }
 

@@ -22,6 +22,14 @@ pub const SERIAL: &str = "serial";
 /// volume_context key: `""` for a new empty volume, `snapshot:<id>` or `volume:<id>` otherwise.
 /// A volume with content is never formatted by the node, whatever blkid says.
 pub const CONTENT_SOURCE: &str = "contentSource";
+/// volume_context key (only when known): the namespace of the PersistentVolumeClaim the volume
+/// was provisioned for, from the provisioner's `--extra-create-metadata`. Informational: the
+/// node never reads it.
+pub const PVC_NAMESPACE: &str = "pvcNamespace";
+/// volume_context key (only when known): the name of that PersistentVolumeClaim.
+pub const PVC_NAME: &str = "pvcName";
+/// volume_context key (only when known): the name of the PersistentVolume made for it.
+pub const PV_NAME: &str = "pvName";
 
 /// The default attach limit of both plugins: the node's `--max-volumes` (NodeGetInfo's
 /// `max_volumes_per_node`, which kubelet publishes as CSINode allocatable for the scheduler) and

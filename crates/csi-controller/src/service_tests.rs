@@ -119,6 +119,7 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
             content_source: source.into(),
             published: Vec::new(),
             used: false,
+            claim: Default::default(),
         }
         .creation_tags()
     };

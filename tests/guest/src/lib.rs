@@ -10,6 +10,7 @@ pub mod data;
 pub mod driver;
 pub mod lab;
 pub mod leaks;
+pub mod metrics;
 
 pub use driver::{Driver, DriverOptions};
 pub use lab::Lab;

@@ -77,10 +77,14 @@ fn human(report: &Report) -> String {
                     o.volume_id.clone(),
                     human_bytes(o.capacity_bytes),
                     o.published_node_ids.join(","),
+                    o.claim(),
                 ]
             })
             .collect();
-        out += &table(&["ORPHAN_VOLUME", "CAPACITY", "PUBLISHED_NODES"], &rows);
+        out += &table(
+            &["ORPHAN_VOLUME", "CAPACITY", "PUBLISHED_NODES", "CLAIM"],
+            &rows,
+        );
     }
     if !report.missing.is_empty() {
         let rows: Vec<Vec<String>> = report

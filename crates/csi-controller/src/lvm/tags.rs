@@ -9,7 +9,10 @@
 
 use csi_common::{Error, Result, ids::NodeId};
 
+pub mod claim;
 pub mod snapshot;
+
+pub use claim::ClaimRef;
 
 /// Present on every LV Carve created.
 pub const MARKER: &str = "carve.v=1";
@@ -91,6 +94,8 @@ pub struct VolumeRecord {
     pub published: Vec<Publication>,
     /// Whether [`USED`] is set: the volume has been published at least once.
     pub used: bool,
+    /// The Kubernetes claim the volume was provisioned for (see [`claim`]).
+    pub claim: ClaimRef,
 }
 
 impl VolumeRecord {
@@ -103,6 +108,7 @@ impl VolumeRecord {
         tags.extend(chunked(NAME, &self.name));
         tags.extend(chunked(CAPS, &self.capabilities));
         tags.extend(chunked(SOURCE, &self.content_source));
+        tags.extend(self.claim.tags());
         tags.extend(self.published.iter().map(Publication::tag));
         if self.used {
             tags.push(USED.to_string());
@@ -132,6 +138,7 @@ impl VolumeRecord {
         record.name = unchunked(NAME, tags)?;
         record.capabilities = unchunked(CAPS, tags)?;
         record.content_source = unchunked(SOURCE, tags)?;
+        record.claim = ClaimRef::from_tags(tags)?;
         record.published.sort_by(|a, b| a.node.cmp(&b.node));
         Ok(Some(record))
     }
@@ -238,6 +245,11 @@ mod tests {
                 chap: true,
             }],
             used: name.len().is_multiple_of(2),
+            claim: ClaimRef {
+                pvc_namespace: "ns".into(),
+                pvc_name: name.to_string(),
+                pv_name: String::new(),
+            },
         }
     }
 

@@ -152,6 +152,7 @@ pub async fn create_from_source(
         content_source: content_source.clone(),
         published: Vec::new(),
         used: false,
+        claim: params.claim.clone(),
     };
     let claim = |bytes| Within {
         claim: get_capacity::thin_claim(ctx, &pool, bytes),

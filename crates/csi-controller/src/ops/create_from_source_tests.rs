@@ -74,6 +74,7 @@ fn record(name: &str, required: u64, source: &str) -> VolumeRecord {
         content_source: source.into(),
         published: Vec::new(),
         used: false,
+        claim: Default::default(),
     }
 }
 
@@ -137,14 +138,19 @@ async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
 async fn clones_a_thin_volume_at_its_size_without_a_range() {
     let lab = Lab::new();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
-    let params = thin();
+    // As the provisioner sends it with --extra-create-metadata: the clone records its claim.
+    let mut params = thin();
+    params.insert("csi.storage.k8s.io/pvc/namespace".into(), "ns".into());
+    params.insert("csi.storage.k8s.io/pvc/name".into(), "copy".into());
     let lv = LvName::for_volume("c");
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
     lab.expect_vgs(10 << 30, 4 * MIB);
     lab.expect_lvs_one(lv.as_str(), &[]);
     lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
     lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source]);
-    let rec = record("c", 0, "volume:csi-v-1");
+    let mut rec = record("c", 0, "volume:csi-v-1");
+    rec.claim.pvc_namespace = "ns".into();
+    rec.claim.pvc_name = "copy".into();
     expect_restore_lvcreate(&lab, "csi-v-1", &lv, &rec);
     let row = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
     lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
@@ -157,6 +163,11 @@ async fn clones_a_thin_volume_at_its_size_without_a_range() {
     .unwrap();
     assert_eq!(created.volume().lv.size, 64 * MIB);
     assert!(matches!(created, Created::Created(_)));
+    let context = created.volume().volume_context(&lab.ctx);
+    assert_eq!(
+        (&context["pvcNamespace"][..], &context["pvcName"][..]),
+        ("ns", "copy")
+    );
 
     // Same name and source: the same volume. Another source, or empty: ALREADY_EXISTS.
     lab.expect_vgs(10 << 30, 4 * MIB);

@@ -160,6 +160,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         content_source: String::new(),
         published: Vec::new(),
         used: false,
+        claim: params.claim.clone(),
     };
     let within = Within {
         claim,

@@ -84,6 +84,88 @@ async fn creates_a_thin_volume_rounded_to_extents_and_exports_it() {
     assert_eq!(ctx["lun"], "0");
     assert_eq!(ctx["portals"], "127.0.0.1:3260");
     assert_eq!(ctx["serial"], volume.id.unit_serial());
+    assert!(
+        !ctx.contains_key("pvcName") && !ctx.contains_key("pvcNamespace"),
+        "no claim recorded without --extra-create-metadata: {ctx:?}"
+    );
+    lab.finish();
+}
+
+#[tokio::test]
+async fn provisioner_metadata_is_recorded_in_tags_and_shown_in_volume_context() {
+    let lab = Lab::new();
+    let name = "pvc-0b7c9a";
+    let lv = LvName::for_volume(name);
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let params = HashMap::from([
+        ("thin".to_string(), "false".to_string()),
+        (
+            "csi.storage.k8s.io/pvc/namespace".to_string(),
+            "team-a".to_string(),
+        ),
+        (
+            "csi.storage.k8s.io/pvc/name".to_string(),
+            "db data/名".to_string(),
+        ),
+        ("csi.storage.k8s.io/pv/name".to_string(), name.to_string()),
+    ]);
+    lab.expect_survey(10 << 30, 4 * MIB, &[]);
+    let record = VolumeRecord {
+        name: name.into(),
+        required_bytes: 8 * MIB,
+        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+        claim: crate::lvm::tags::ClaimRef {
+            pvc_namespace: "team-a".into(),
+            pvc_name: "db data/名".into(),
+            pv_name: name.into(),
+        },
+        ..Default::default()
+    };
+    let create = argv::lvcreate(
+        VG,
+        &lv,
+        8 * MIB,
+        &Allocation::Linear,
+        &record.creation_tags(),
+        Duration::from_secs(5),
+    );
+    let args = argv_of(&create);
+    for tag in [
+        "carve.pvcns.0=team-a",
+        "carve.pvcname.0=db#20data#2F#E5#90#8D",
+        "carve.pvname.0=pvc-0b7c9a",
+    ] {
+        assert!(args.iter().any(|a| a == tag), "{tag} not in {args:?}");
+    }
+    lab.expect(Expectation::new(args));
+    let range = CapacityRange {
+        required_bytes: 8 * MIB as i64,
+        limit_bytes: 0,
+    };
+    let created = create_volume(&lab.ctx, request(name, &caps, Some(&range), &params))
+        .await
+        .unwrap();
+    let volume = created.volume().clone();
+    let ctx = volume.volume_context(&lab.ctx);
+    assert_eq!(ctx["pvcNamespace"], "team-a");
+    assert_eq!(ctx["pvcName"], "db data/名");
+    assert_eq!(ctx["pvName"], name);
+    // ListVolumes reads the same record back from what LVM reports.
+    let row = lv_row(lv.as_str(), 8 * MIB, None, &record.creation_tags());
+    let listed = Volume::from_row(row).unwrap().unwrap();
+    assert_eq!(listed.volume_context(&lab.ctx), ctx);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn an_overlong_claim_name_is_refused_before_lvm_is_asked() {
+    let lab = Lab::new();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let params = HashMap::from([("csi.storage.k8s.io/pvc/name".to_string(), "x".repeat(300))]);
+    let err = create_volume(&lab.ctx, request("v", &caps, None, &params))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument);
     lab.finish();
 }
 

@@ -1,9 +1,12 @@
 //! StorageClass parameters: the keys Carve understands, strictly validated.
 //!
 //! Invariants: an unknown key is `InvalidArgument` (a typo must not silently give another kind
-//! of volume), except the CO's reserved `csi.storage.k8s.io/*` keys, which are ignored;
+//! of volume), except the CO's reserved `csi.storage.k8s.io/*` keys, which never change the
+//! volume: the external-provisioner's `--extra-create-metadata` keys (PVC namespace and name, PV
+//! name) are read into [`Params::claim`] for the LV's tags, every other reserved key is ignored;
 //! `thin=true` needs a configured thin pool.
 
+use crate::lvm::tags::ClaimRef;
 use csi_common::{Error, Result};
 use std::collections::HashMap;
 
@@ -12,10 +15,12 @@ pub const THIN: &str = "thin";
 const RESERVED_PREFIX: &str = "csi.storage.k8s.io/";
 
 /// Validated parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Params {
     /// Thin LV in the configured pool.
     pub thin: bool,
+    /// The claim the volume is for (`--extra-create-metadata`; empty without it).
+    pub claim: ClaimRef,
 }
 
 /// Validates `parameters`; `thin_pool` is the configured pool, if any.
@@ -42,6 +47,7 @@ pub fn parse(parameters: &HashMap<String, String>, thin_pool: Option<&str>) -> R
             }
         }
     }
+    params.claim = ClaimRef::from_parameters(parameters)?;
     if params.thin && thin_pool.is_none() {
         return Err(Error::invalid_argument(
             "thin=true but no thin pool is configured (--thin-pool)",
@@ -66,12 +72,28 @@ mod tests {
     fn thin_is_parsed_and_unknown_keys_refused() {
         assert!(parse(&map(&[("thin", "TRUE")]), Some("pool")).unwrap().thin);
         assert!(!parse(&map(&[]), Some("pool")).unwrap().thin);
-        let reserved = map(&[("csi.storage.k8s.io/pvc/name", "x"), ("thin", "false")]);
-        assert!(!parse(&reserved, None).unwrap().thin);
+        let reserved = map(&[
+            ("csi.storage.k8s.io/pvc/name", "x"),
+            ("csi.storage.k8s.io/pvc/namespace", "ns"),
+            ("csi.storage.k8s.io/pv/name", "pv-1"),
+            ("csi.storage.k8s.io/provisioner-secret-name", "s"),
+            ("thin", "false"),
+        ]);
+        let parsed = parse(&reserved, None).unwrap();
+        assert!(!parsed.thin);
+        assert_eq!(
+            (
+                parsed.claim.pvc_namespace.as_str(),
+                parsed.claim.pvc_name.as_str(),
+                parsed.claim.pv_name.as_str()
+            ),
+            ("ns", "x", "pv-1")
+        );
         for bad in [
             map(&[("thin", "yes")]),
             map(&[("thinn", "true")]),
             map(&[("thin", "true")]),
+            map(&[("csi.storage.k8s.io/pvc/name", &"n".repeat(254))]),
         ] {
             assert_eq!(
                 parse(&bad, None).unwrap_err().kind(),

@@ -11,7 +11,7 @@ use crate::{
 };
 use csi_common::{
     Error, Result,
-    contract::{CONTENT_SOURCE, IscsiTarget},
+    contract::{CONTENT_SOURCE, IscsiTarget, PV_NAME, PVC_NAME, PVC_NAMESPACE},
     ids::{Iqn, LvName, NodeId, VolumeId},
 };
 use csi_proto::v1::{
@@ -110,10 +110,21 @@ impl Volume {
         }
     }
 
-    /// volume_context: the iSCSI coordinates and the content source.
+    /// volume_context: the iSCSI coordinates, the content source and, when recorded, the claim
+    /// the volume was provisioned for (the same in CreateVolume and ListVolumes).
     pub fn volume_context(&self, ctx: &Ctx) -> HashMap<String, String> {
         let mut context = self.iscsi_target(ctx).to_context();
         context.insert(CONTENT_SOURCE.into(), self.record.content_source.clone());
+        let claim = &self.record.claim;
+        for (key, value) in [
+            (PVC_NAMESPACE, &claim.pvc_namespace),
+            (PVC_NAME, &claim.pvc_name),
+            (PV_NAME, &claim.pv_name),
+        ] {
+            if !value.is_empty() {
+                context.insert(key.into(), value.clone());
+            }
+        }
         context
     }
 

@@ -1,0 +1,377 @@
+//! Guest tier, what an operator watches: both plugins' /metrics scraped over HTTP agree with
+//! the machine (`vgs`, `lvs`, `iscsiadm -m session`) while a volume is published, staged and
+//! written; `carvectl orphans` finds an LV created behind the controller's back and shows the
+//! claim recorded in its tags; the claim the provisioner's `--extra-create-metadata` passes
+//! lands in the LV's tags and volume_context. Ends with leak accounting.
+
+use carve_guest_tests::{
+    Driver, DriverOptions, Lab, assert_no_leaks, data,
+    metrics::{Scrape, free_local_address, scrape},
+    run, run_ok,
+};
+use carvectl::request::{block_capability, capacity_range};
+use csi_common::cli::DEFAULT_DRIVER_NAME;
+use csi_proto::v1::{
+    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
+    DeleteVolumeRequest, GetCapacityRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
+    NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, volume_capability::access_mode::Mode,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+const MIB: i64 = 1024 * 1024;
+/// The node refreshes its gauges every 30 s: one full period and some slack.
+const NODE_GAUGES_WITHIN: Duration = Duration::from_secs(45);
+/// The LV created behind the controller's back (a valid Carve volume id, Carve's marker tag).
+const ORPHAN: &str = "csi-orphan-made-by-hand";
+
+/// Removes the hand-made LV however the test ends.
+struct HandMadeLv(String);
+
+impl Drop for HandMadeLv {
+    fn drop(&mut self) {
+        let _ = run("lvremove", &["-y", &self.0]);
+    }
+}
+
+/// The numbers `lvs`/`vgs` print for `what` (`--noheadings`, bytes without suffix).
+fn lvm_numbers(program: &str, fields: &str, what: &str) -> Vec<f64> {
+    run_ok(
+        program,
+        &[
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            fields,
+            what,
+        ],
+    )
+    .split_whitespace()
+    .map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{program} printed {v:?}"))
+    })
+    .collect()
+}
+
+/// Sessions `iscsiadm -m session` lists (exit 21: none).
+fn iscsiadm_sessions() -> usize {
+    let out = run("iscsiadm", &["-m", "session"]);
+    match out.status.code() {
+        Some(0) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count(),
+        Some(21) => 0,
+        _ => panic!("iscsiadm -m session: {out:?}"),
+    }
+}
+
+/// Why the controller's gauges disagree with `vgs`/`lvs` read right after the scrape, if they do.
+fn controller_gauges_disagree(lab: &Lab, metrics: &Scrape) -> Option<String> {
+    let vg = [("vg", lab.vg.as_str())];
+    let pool = [("vg", lab.vg.as_str()), ("pool", lab.pool.as_str())];
+    let gauge = |name: &str, labels: &[(&str, &str)]| {
+        metrics
+            .value(name, labels)
+            .unwrap_or_else(|| panic!("{name} {labels:?} missing: {metrics:?}"))
+    };
+    let vgs = lvm_numbers("vgs", "vg_size,vg_free", &lab.vg);
+    let pool_lv = format!("{}/{}", lab.vg, lab.pool);
+    let lvs = lvm_numbers("lvs", "lv_size,data_percent,metadata_percent", &pool_lv);
+    let seen = [
+        (
+            "carve_vg_size_bytes",
+            gauge("carve_vg_size_bytes", &vg),
+            vgs[0],
+        ),
+        (
+            "carve_vg_free_bytes",
+            gauge("carve_vg_free_bytes", &vg),
+            vgs[1],
+        ),
+        (
+            "carve_thin_pool_size_bytes",
+            gauge("carve_thin_pool_size_bytes", &pool),
+            lvs[0],
+        ),
+        (
+            "carve_thin_pool_data_percent",
+            gauge("carve_thin_pool_data_percent", &pool),
+            lvs[1],
+        ),
+        (
+            "carve_thin_pool_metadata_percent",
+            gauge("carve_thin_pool_metadata_percent", &pool),
+            lvs[2],
+        ),
+        ("carve_volumes", gauge("carve_volumes", &vg), 1.0),
+        (
+            "carve_published_volumes",
+            gauge("carve_published_volumes", &vg),
+            1.0,
+        ),
+    ];
+    // lvs prints percentages with two decimals, the gauges hold what lvs reported.
+    let wrong: Vec<String> = seen
+        .iter()
+        .filter(|(_, gauge, machine)| (gauge - machine).abs() > 0.005)
+        .map(|(name, gauge, machine)| format!("{name} {gauge} != {machine}"))
+        .collect();
+    if lvs[1] <= 0.0 {
+        return Some(format!(
+            "lvs says data% {} after 16 MiB were written",
+            lvs[1]
+        ));
+    }
+    (!wrong.is_empty()).then(|| wrong.join(", "))
+}
+
+/// GetCapacity (its survey refreshes the controller's gauges), then a scrape: until the gauges
+/// agree with the machine (the pool commits its metadata within a second of the last write).
+async fn check_controller_gauges(driver: &Driver, address: std::net::SocketAddr) {
+    let mut controller = driver.controller.controller.clone();
+    let mut why = String::new();
+    for _ in 0..10 {
+        controller
+            .get_capacity(GetCapacityRequest {
+                parameters: HashMap::from([("thin".to_string(), "true".to_string())]),
+                ..Default::default()
+            })
+            .await
+            .expect("GetCapacity");
+        match controller_gauges_disagree(&driver.lab, &scrape(address)) {
+            None => return,
+            Some(disagreement) => why = disagreement,
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("controller gauges never matched vgs/lvs: {why}");
+}
+
+/// Scrapes the node until its gauges show one staged volume and the sessions iscsiadm lists
+/// (its timer refreshes them every 30 s), then checks them.
+async fn check_node_gauges(address: std::net::SocketAddr) {
+    let start = Instant::now();
+    loop {
+        let metrics = scrape(address);
+        let sessions = iscsiadm_sessions();
+        let staged = metrics.value("carve_node_staged_volumes", &[]);
+        let logged_in = metrics.value("carve_node_iscsi_sessions", &[("state", "LOGGED_IN")]);
+        if staged == Some(1.0) && logged_in == Some(sessions as f64) {
+            assert_eq!(sessions, 1, "one volume staged: one session");
+            assert_eq!(metrics.sum("carve_node_iscsi_sessions"), 1.0);
+            assert_eq!(metrics.value("carve_node_paths_down", &[]), Some(0.0));
+            assert_eq!(
+                metrics.value("carve_node_stage_records_unreadable", &[]),
+                Some(0.0)
+            );
+            return;
+        }
+        assert!(
+            start.elapsed() < NODE_GAUGES_WITHIN,
+            "node gauges never matched: staged {staged:?}, LOGGED_IN {logged_in:?}, \
+             iscsiadm {sessions}: {metrics:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// `carvectl --json orphans --pvs <file>` against the controller: (exit code, report).
+fn orphans(driver: &Driver, pvs: &Value) -> (Option<i32>, Value) {
+    let file = driver.dir.path().join("pvs.json");
+    std::fs::write(&file, pvs.to_string()).expect("write PV list");
+    let endpoint = format!(
+        "unix://{}",
+        driver.dir.path().join("controller.sock").display()
+    );
+    let file = file.display().to_string();
+    let out = run(
+        "carvectl",
+        &["--endpoint", &endpoint, "--json", "orphans", "--pvs", &file],
+    );
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "carvectl orphans printed no JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+#[tokio::test]
+#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+async fn metrics_match_the_machine_and_orphans_are_found() {
+    let lab = Lab::from_env();
+    let (controller_metrics, node_metrics) = (free_local_address(), free_local_address());
+    let driver = Driver::start(
+        &lab,
+        DriverOptions {
+            controller_args: vec!["--metrics-address".into(), controller_metrics.to_string()],
+            node_args: vec!["--metrics-address".into(), node_metrics.to_string()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let capability = block_capability(Mode::SingleNodeWriter);
+    let mut controller = driver.controller.controller.clone();
+    let mut node = driver.node.node.clone();
+
+    // CreateVolume as the external-provisioner sends it with --extra-create-metadata.
+    let parameters = HashMap::from([
+        ("thin".to_string(), "true".to_string()),
+        (
+            "csi.storage.k8s.io/pvc/namespace".to_string(),
+            "team-a".to_string(),
+        ),
+        (
+            "csi.storage.k8s.io/pvc/name".to_string(),
+            "db-0".to_string(),
+        ),
+        (
+            "csi.storage.k8s.io/pv/name".to_string(),
+            "pvc-5f1d".to_string(),
+        ),
+    ]);
+    let volume = controller
+        .create_volume(CreateVolumeRequest {
+            name: "pvc-5f1d".into(),
+            capacity_range: capacity_range(32 * MIB, 0),
+            volume_capabilities: vec![capability.clone()],
+            parameters,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
+        .into_inner()
+        .volume
+        .expect("volume");
+    let id = volume.volume_id.clone();
+    assert_eq!(volume.volume_context["pvcNamespace"], "team-a");
+    assert_eq!(volume.volume_context["pvcName"], "db-0");
+    assert_eq!(volume.volume_context["pvName"], "pvc-5f1d");
+    let tags = run_ok(
+        "lvs",
+        &["--noheadings", "-o", "lv_tags", &format!("{}/{id}", lab.vg)],
+    );
+    for tag in [
+        "carve.pvcns.0=team-a",
+        "carve.pvcname.0=db-0",
+        "carve.pvname.0=pvc-5f1d",
+    ] {
+        assert!(tags.contains(tag), "{tag} not in the LV's tags {tags:?}");
+    }
+
+    let published = controller
+        .controller_publish_volume(ControllerPublishVolumeRequest {
+            volume_id: id.clone(),
+            node_id: lab.initiator.clone(),
+            volume_capability: Some(capability.clone()),
+            volume_context: volume.volume_context.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+        .into_inner();
+    let staging = driver.staging_path(&id).display().to_string();
+    let target = driver.target_path(&id);
+    node.node_stage_volume(NodeStageVolumeRequest {
+        volume_id: id.clone(),
+        publish_context: published.publish_context.clone(),
+        staging_target_path: staging.clone(),
+        volume_capability: Some(capability.clone()),
+        volume_context: volume.volume_context.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
+    node.node_publish_volume(NodePublishVolumeRequest {
+        volume_id: id.clone(),
+        publish_context: published.publish_context.clone(),
+        staging_target_path: staging.clone(),
+        target_path: target.display().to_string(),
+        volume_capability: Some(capability.clone()),
+        volume_context: volume.volume_context.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
+    // Mapped blocks in the thin pool, so data% is not a trivial 0 = 0.
+    data::write_device(&target, 16 * MIB as usize, 11);
+
+    check_controller_gauges(&driver, controller_metrics).await;
+    check_node_gauges(node_metrics).await;
+
+    // An LV with Carve's marker that no CreateVolume made and no PersistentVolume names.
+    let orphan = HandMadeLv(format!("{}/{ORPHAN}", lab.vg));
+    run_ok(
+        "lvcreate",
+        &[
+            "-q",
+            "-y",
+            "-n",
+            ORPHAN,
+            "-V",
+            "8m",
+            "-T",
+            &format!("{}/{}", lab.vg, lab.pool),
+            "--addtag",
+            "carve.v=1",
+            "--addtag",
+            "carve.pvcns.0=team-b",
+            "--addtag",
+            "carve.pvcname.0=lost-claim",
+        ],
+    );
+    let pvs = json!({"apiVersion": "v1", "kind": "List", "items": [{
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pvc-5f1d"},
+        "spec": {"csi": {"driver": DEFAULT_DRIVER_NAME, "volumeHandle": id}},
+    }]});
+    let (code, report) = orphans(&driver, &pvs);
+    assert_eq!(code, Some(4), "something found: exit 4; {report}");
+    assert_eq!(report["listed_volumes"], 2, "{report}");
+    assert_eq!(report["missing"], json!([]), "{report}");
+    let found = report["orphans"].as_array().expect("orphans[]");
+    assert_eq!(found.len(), 1, "only the hand-made LV: {report}");
+    assert_eq!(found[0]["volume_id"], ORPHAN);
+    assert_eq!(found[0]["pvc_namespace"], "team-b");
+    assert_eq!(found[0]["pvc_name"], "lost-claim");
+    drop(orphan);
+    let (code, report) = orphans(&driver, &pvs);
+    assert_eq!(code, Some(0), "clean once the LV is gone: {report}");
+
+    node.node_unpublish_volume(NodeUnpublishVolumeRequest {
+        volume_id: id.clone(),
+        target_path: target.display().to_string(),
+    })
+    .await
+    .expect("NodeUnpublish");
+    node.node_unstage_volume(NodeUnstageVolumeRequest {
+        volume_id: id.clone(),
+        staging_target_path: staging,
+    })
+    .await
+    .unwrap_or_else(|s| panic!("NodeUnstage: {s:?}\n{}", driver.logs()));
+    controller
+        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+            volume_id: id.clone(),
+            node_id: lab.initiator.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("ControllerUnpublish");
+    controller
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: id,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("DeleteVolume: {s:?}\n{}", driver.logs()));
+    assert_no_leaks(&lab, Some(driver.dir.path()));
+}
