@@ -22,6 +22,7 @@ const VOL: &str = "csi-v1";
 const SERIAL: &str = "5a0c1e00-0000-4000-8000-00000000c0de";
 
 mod expand;
+mod holds;
 mod safety;
 mod unknown;
 
