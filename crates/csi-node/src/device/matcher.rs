@@ -1,12 +1,17 @@
 //! Pure matching of a udev property map to the disk a volume expects, and VPD 0x80 decoding.
 //!
-//! Invariants: a disk matches only if it is a whole disk (`DEVTYPE=disk`) whose `ID_PATH` is
-//! exactly `ip-<portal>-iscsi-<iqn>-lun-<n>`; the serial is checked separately
+//! Invariants: a disk matches only if it is a whole disk (`DEVTYPE=disk`) whose `ID_PATH` names
+//! exactly the expected portal, target and LUN (`ip-<address>:<port>-iscsi-<iqn>-lun-<n>`, the
+//! address as udev's path_id writes it: from the session's `persistent_address`, an IPv6
+//! address without brackets; compared as addresses, not as text); the serial is checked separately
 //! ([`check_serial`]) and a mismatch is an error, never a skip, so a wrong disk is refused
 //! loudly before any write.
 
 use csi_common::{Error, Result, ids::Iqn};
-use std::{collections::HashMap, net::SocketAddr};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+};
 
 /// Which disk a volume is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,17 +27,52 @@ pub struct Expected {
 }
 
 impl Expected {
-    /// The udev `ID_PATH` (and by-path link name) of the disk.
+    /// The udev `ID_PATH` (and by-path link name) of the disk. udev's path_id builds it as
+    /// `ip-%s:%s-iscsi-%s-lun-%s` from the connection's `persistent_address` and
+    /// `persistent_port` in sysfs: an IPv6 address appears without brackets
+    /// (`ip-fd00::1:3260-...`), unlike a socket address's text form `[fd00::1]:3260`.
     pub fn id_path(&self) -> String {
-        format!("ip-{}-iscsi-{}-lun-{}", self.portal, self.target, self.lun)
+        format!(
+            "ip-{}:{}-iscsi-{}-lun-{}",
+            self.portal.ip(),
+            self.portal.port(),
+            self.target,
+            self.lun
+        )
     }
+}
+
+/// Portal, target and LUN read back from an iSCSI `ID_PATH` (`None` for any other shape).
+pub fn parse_id_path(id_path: &str) -> Option<(SocketAddr, &str, u32)> {
+    let rest = id_path.strip_prefix("ip-")?;
+    // Address and port hold no '-', so the first "-iscsi-" ends them (an IQN may hold dashes).
+    let (address, rest) = rest.split_once("-iscsi-")?;
+    let (target, lun) = rest.rsplit_once("-lun-")?;
+    let (ip, port) = address.rsplit_once(':')?;
+    let ip: IpAddr = ip
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    Some((
+        SocketAddr::new(ip, port.parse().ok()?),
+        target,
+        lun.parse().ok()?,
+    ))
 }
 
 /// Whether the udev properties describe the expected whole disk.
 pub fn matches(props: &HashMap<String, String>, expected: &Expected) -> bool {
     props.get("SUBSYSTEM").map(String::as_str) == Some("block")
         && props.get("DEVTYPE").map(String::as_str) == Some("disk")
-        && props.get("ID_PATH") == Some(&expected.id_path())
+        && props
+            .get("ID_PATH")
+            .and_then(|p| parse_id_path(p))
+            .is_some_and(|(portal, target, lun)| {
+                portal == expected.portal
+                    && target == expected.target.as_str()
+                    && lun == expected.lun
+            })
 }
 
 /// Compares serials as LIO reports them (case-insensitive, surrounding blanks ignored).
@@ -105,6 +145,43 @@ mod tests {
         no_path.remove("ID_PATH");
         assert!(!matches(&no_path, &expected()));
         assert_eq!(props.get("ID_SCSI_SERIAL").unwrap(), SERIAL);
+    }
+
+    #[test]
+    fn ipv6_portals_match_the_by_path_name_udev_writes_without_brackets() {
+        let mut v6 = expected();
+        v6.portal = "[fd00::1]:3260".parse().unwrap();
+        assert_eq!(
+            v6.id_path(),
+            "ip-fd00::1:3260-iscsi-iqn.2024-01.dev.carve:cap1-lun-0"
+        );
+        let mut props = parse_properties(PROPS);
+        props.insert("ID_PATH".into(), v6.id_path());
+        assert!(matches(&props, &v6));
+        assert!(
+            !matches(&props, &expected()),
+            "the IPv4 portal is another path"
+        );
+        // The same address written uncompressed is the same portal.
+        props.insert(
+            "ID_PATH".into(),
+            "ip-fd00:0:0:0:0:0:0:1:3260-iscsi-iqn.2024-01.dev.carve:cap1-lun-0".into(),
+        );
+        assert!(matches(&props, &v6));
+        let mut other_port = v6.clone();
+        other_port.portal = "[fd00::1]:3261".parse().unwrap();
+        assert!(!matches(&props, &other_port));
+        // A dash-laden IQN and a non-iSCSI path.
+        assert_eq!(
+            parse_id_path("ip-::1:3260-iscsi-iqn.2024-01.dev.carve:csi-v-1-lun-12"),
+            Some((
+                "[::1]:3260".parse().unwrap(),
+                "iqn.2024-01.dev.carve:csi-v-1",
+                12
+            ))
+        );
+        assert_eq!(parse_id_path("pci-0000:00:04.0-scsi-0:0:0:0"), None);
+        assert_eq!(parse_id_path("ip-[::1]-iscsi-x-lun-0"), None, "no port");
     }
 
     #[test]

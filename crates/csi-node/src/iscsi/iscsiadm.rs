@@ -148,6 +148,16 @@ impl Initiator for OpenIscsi {
     fn sessions(&self) -> Vec<Session> {
         own_sessions(sysfs::sessions(&self.sys), &self.iface)
     }
+
+    fn rescan_session(&self, sid: u32) -> BoxFuture<'_, Result<String>> {
+        let sys = self.sys.clone();
+        Box::pin(async move {
+            // The kernel scans synchronously inside the write: keep it off the async threads.
+            tokio::task::spawn_blocking(move || sysfs::scan_session(&sys, sid))
+                .await
+                .map_err(|e| Error::internal(format!("session rescan task: {e}")))?
+        })
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! Invariant: the root is a parameter (`/sys` in production), so tests run on a built tree; a
 //! session that vanishes while being read is skipped, never half-reported.
 
+use csi_common::{Error, Result};
 use std::{
+    io::Write,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
 };
@@ -121,6 +123,41 @@ pub fn sessions(sys: &Path) -> Vec<Session> {
     out
 }
 
+/// The SCSI host of session `sid` (`hostH`): the `hostH` directory its `device` link resolves
+/// into (`/sys/devices/platform/hostH/sessionN`). iscsi_tcp creates one host per session.
+pub fn session_host(sys: &Path, sid: u32) -> Option<String> {
+    let device = sys.join(format!("class/iscsi_session/session{sid}/device"));
+    let real = std::fs::canonicalize(device).ok()?;
+    real.components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .rfind(|c| {
+            c.strip_prefix("host")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
+
+/// Scans session `sid` for LUNs: writes `- - -` (every channel, target and LUN) to its SCSI
+/// host's `scan` attribute, as open-iscsi's own post-login scan does. The kernel scans
+/// synchronously (only this session's target: iscsi_user_scan) and udev then sees `add` events
+/// for the disks found. Used when a session exists but its disk does not (a session logged in
+/// with `node.session.scan = manual`, or a disk deleted behind the session's back).
+pub fn scan_session(sys: &Path, sid: u32) -> Result<String> {
+    let host = session_host(sys, sid).ok_or_else(|| {
+        Error::unavailable(format!(
+            "iSCSI session {sid} has no SCSI host in sysfs (the session is gone)"
+        ))
+    })?;
+    let scan = sys.join("class/scsi_host").join(&host).join("scan");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&scan)
+        .map_err(|e| Error::internal(format!("open {}: {e}", scan.display())))?;
+    file.write_all(b"- - -")
+        .map_err(|e| Error::internal(format!("write {}: {e}", scan.display())))?;
+    Ok(host)
+}
+
 /// Test helper: builds the captured sysfs layout of one session under `sys`.
 #[cfg(test)]
 pub fn build_session(sys: &Path, sid: u32, target: &str, state: &str, disk: Option<&str>) {
@@ -168,5 +205,30 @@ mod tests {
         assert_eq!(found[0].disk(1), None);
         assert_eq!(found[1].disks, vec![]);
         assert_eq!(found[1].state, "FAILED");
+    }
+
+    #[test]
+    fn a_session_is_rescanned_through_its_own_scsi_host() {
+        let sys = tempfile::tempdir().unwrap();
+        let sys = sys.path();
+        // The real shape: class/iscsi_session/session3/device -> devices/platform/host2/session3
+        let session = sys.join("class/iscsi_session/session3");
+        std::fs::create_dir_all(&session).unwrap();
+        let real = sys.join("devices/platform/host2/session3");
+        std::fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(&real, session.join("device")).unwrap();
+        assert_eq!(session_host(sys, 3).as_deref(), Some("host2"));
+        let missing_scan = scan_session(sys, 3).unwrap_err();
+        assert!(
+            missing_scan.message().contains("scsi_host/host2/scan"),
+            "{missing_scan}"
+        );
+        let host = sys.join("class/scsi_host/host2");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("scan"), "").unwrap();
+        assert_eq!(scan_session(sys, 3).unwrap(), "host2");
+        assert_eq!(std::fs::read_to_string(host.join("scan")).unwrap(), "- - -");
+        let gone = scan_session(sys, 4).unwrap_err();
+        assert_eq!(gone.kind(), csi_common::Kind::Unavailable);
     }
 }

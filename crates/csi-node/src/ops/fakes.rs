@@ -11,7 +11,7 @@ use csi_common::{Error, Result, command::BoxFuture, contract::Chap, ids::Iqn};
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -29,6 +29,11 @@ pub struct FakeInitiator {
     pub login_error: Mutex<Option<Error>>,
     /// Every call, in order.
     pub calls: Mutex<Vec<String>>,
+    /// Shared with [`FakeDevices::lun_hidden`]: a login attaches no disk while set, and a
+    /// session rescan clears it (manual scan mode, or a disk deleted behind the session).
+    pub lun_hidden: Arc<Mutex<bool>>,
+    /// A rescan finds nothing (the LUN is really gone from the target).
+    pub rescan_blind: Mutex<bool>,
 }
 
 impl FakeInitiator {
@@ -66,7 +71,11 @@ impl Initiator for FakeInitiator {
                 iface: "default".into(),
                 state: "LOGGED_IN".into(),
                 portal: Some(portal),
-                disks: vec![(0, DISK.into())],
+                disks: if *self.lun_hidden.lock().unwrap() {
+                    vec![]
+                } else {
+                    vec![(0, DISK.into())]
+                },
             });
             Login::LoggedIn
         };
@@ -110,6 +119,20 @@ impl Initiator for FakeInitiator {
     fn sessions(&self) -> Vec<Session> {
         self.sessions.lock().unwrap().clone()
     }
+
+    fn rescan_session(&self, sid: u32) -> BoxFuture<'_, Result<String>> {
+        self.call(format!("rescan session {sid}"));
+        if *self.rescan_blind.lock().unwrap() {
+            return Box::pin(std::future::ready(Ok(format!("host{sid}"))));
+        }
+        *self.lun_hidden.lock().unwrap() = false;
+        for s in self.sessions.lock().unwrap().iter_mut() {
+            if s.sid == sid && s.disks.is_empty() {
+                s.disks.push((0, DISK.into()));
+            }
+        }
+        Box::pin(std::future::ready(Ok(format!("host{sid}"))))
+    }
 }
 
 /// One disk, `/dev/sdb`, with a settable serial.
@@ -129,6 +152,8 @@ pub struct FakeDevices {
     pub flush_error: Mutex<Option<Error>>,
     /// Read-only views that exist (all are `dm-9`).
     pub views: Mutex<Vec<String>>,
+    /// While set, [`DeviceLocator::wait_for`] times out (the session has no disk).
+    pub lun_hidden: Arc<Mutex<bool>>,
 }
 
 impl FakeDevices {
@@ -142,6 +167,7 @@ impl FakeDevices {
             calls: Mutex::default(),
             flush_error: Mutex::default(),
             views: Mutex::default(),
+            lun_hidden: Arc::default(),
         }
     }
 }
@@ -152,8 +178,13 @@ impl DeviceLocator for FakeDevices {
         _expected: &'a Expected,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Device>> {
+        if *self.lun_hidden.lock().unwrap() {
+            self.calls.lock().unwrap().push("wait timed out".into());
+            return Box::pin(std::future::ready(Err(Error::deadline_exceeded(format!(
+                "disk did not appear within {timeout:?}"
+            )))));
+        }
         *self.present.lock().unwrap() = true;
-        let _ = timeout;
         let mut d = Device::from_name(DISK);
         d.udev_serial = Some(self.serial.lock().unwrap().clone());
         Box::pin(std::future::ready(Ok(d)))

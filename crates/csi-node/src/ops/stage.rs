@@ -12,7 +12,7 @@
 
 use super::{NodeCore, capability, unstage};
 use crate::{
-    device::{Device, matcher},
+    device::{Device, Expected, matcher},
     fs::{Decision, decide, decision::Facts},
     iscsi::{Login, find_session},
     mount::{MountOptions, mountinfo::mounted_at, parse_flags},
@@ -20,7 +20,7 @@ use crate::{
     state::{Access, StageRecord, VERSION},
 };
 use csi_common::{
-    Error, Result,
+    Error, Kind, Result,
     contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag, validate_portal},
     ids::VolumeId,
 };
@@ -138,10 +138,7 @@ struct Intent<'a> {
 /// After login: find and verify the disk; mount volumes get formatted (if new) and mounted.
 async fn attach(core: &NodeCore, record: &mut StageRecord, intent: &Intent<'_>) -> Result<()> {
     let expected = record.expected()?;
-    let device = core
-        .devices
-        .wait_for(&expected, core.device_timeout)
-        .await?;
+    let device = find_disk(core, &expected).await?;
     verify_serial(core, &device, &expected.serial)?;
     if record.device.as_deref() != Some(device.name.as_str()) {
         record.device = Some(device.name.clone());
@@ -204,6 +201,51 @@ async fn attach(core: &NodeCore, record: &mut StageRecord, intent: &Intent<'_>) 
         grow_to_disk(core, fs_type, &device.path, &record.staging_path).await?;
     }
     Ok(())
+}
+
+/// Waits for the disk of `expected`, rescanning its session once on the way.
+///
+/// A session can exist without its disk: logged in with `node.session.scan = manual` in
+/// iscsid.conf (iscsid then scans nothing), or its disk deleted behind its back. Waiting longer
+/// never helps then, so after half of `device_timeout` without the disk, a session that shows no
+/// disk for the LUN in sysfs is scanned once ([`crate::iscsi::Initiator::rescan_session`]) and
+/// the other half is waited. A session whose disk is in sysfs (udev is only late) just gets the
+/// rest of the wait; a session that vanished fails at once. The total wait stays
+/// `device_timeout`.
+pub async fn find_disk(core: &NodeCore, expected: &Expected) -> Result<Device> {
+    let first = core.device_timeout / 2;
+    match core.devices.wait_for(expected, first).await {
+        Err(e) if e.kind() == Kind::DeadlineExceeded => {}
+        found => return found,
+    }
+    let rest = core.device_timeout.saturating_sub(first);
+    let sessions = core.initiator.sessions();
+    let Some(session) = find_session(&sessions, &expected.target, expected.portal) else {
+        return Err(Error::unavailable(format!(
+            "the iSCSI session to {} at {} ended before its disk (LUN {}) appeared",
+            expected.target, expected.portal, expected.lun
+        )));
+    };
+    if session.disk(expected.lun).is_some() {
+        return core.devices.wait_for(expected, rest).await;
+    }
+    let sid = session.sid;
+    let host = core.initiator.rescan_session(sid).await?;
+    tracing::warn!(
+        target_iqn = %expected.target, portal = %expected.portal, lun = expected.lun,
+        session = sid, scsi_host = %host,
+        "the session has no disk for the LUN after {first:?}: rescanned it"
+    );
+    core.devices.wait_for(expected, rest).await.map_err(|e| {
+        if e.kind() == Kind::DeadlineExceeded {
+            Error::deadline_exceeded(format!(
+                "{}, even after a rescan of session {sid} ({host})",
+                e.message()
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 /// Grows an existing filesystem to fill its disk right after mounting it.

@@ -52,8 +52,11 @@ fn fake_host(root: &std::path::Path) -> crate::host::HostView {
 
 fn harness(probe: Result<Probe, String>) -> Harness {
     let (dir, root) = dirs();
-    let init = Arc::new(FakeInitiator::default());
     let devs = Arc::new(FakeDevices::new(SERIAL));
+    let init = Arc::new(FakeInitiator {
+        lun_hidden: devs.lun_hidden.clone(),
+        ..FakeInitiator::default()
+    });
     let probe = Arc::new(FakeProbe::new(probe));
     let mounts = Arc::new(RecordingMounter::default());
     let runner = Arc::new(ScriptedRunner::new());
@@ -149,6 +152,55 @@ impl Harness {
 
 fn ext4() -> VolumeCapability {
     mount_cap("ext4", Mode::SingleNodeWriter)
+}
+
+#[tokio::test]
+async fn a_session_without_its_disk_is_rescanned_once_before_stage_gives_up() {
+    let h = harness(Ok(Probe::Empty));
+    let cap = block_cap(Mode::SingleNodeWriter);
+    *h.devs.lun_hidden.lock().unwrap() = true;
+    super::stage::stage(&h.core, h.stage_req(cap.clone()))
+        .await
+        .expect("the rescan finds the disk");
+    let calls = h.init.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("rescan")).count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(*h.devs.calls.lock().unwrap(), ["wait timed out"]);
+    super::unstage::unstage(&h.core, h.unstage_req())
+        .await
+        .unwrap();
+
+    // The LUN is really gone: one rescan, then a loud failure and the login rolled back.
+    let h = harness(Ok(Probe::Empty));
+    *h.devs.lun_hidden.lock().unwrap() = true;
+    *h.init.rescan_blind.lock().unwrap() = true;
+    let err = super::stage::stage(&h.core, h.stage_req(cap))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::DeadlineExceeded, "{err}");
+    assert!(
+        err.message()
+            .contains("even after a rescan of session 1 (host1)"),
+        "{err}"
+    );
+    let calls = h.init.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("rescan")).count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(
+        h.init.sessions.lock().unwrap().is_empty(),
+        "logged out again: {calls:?}"
+    );
+    assert!(h.init.records.lock().unwrap().is_empty(), "{calls:?}");
+    assert_eq!(
+        *h.devs.calls.lock().unwrap(),
+        ["wait timed out", "wait timed out"]
+    );
 }
 
 #[tokio::test]
