@@ -82,6 +82,22 @@ pub struct NodeArgs {
     /// How long to wait for the disk to appear after login, in seconds.
     #[arg(long, env = "CARVE_DEVICE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub device_timeout: Duration,
+
+    /// How often, in seconds, sessions and node records of Carve's targets that no stage record
+    /// owns are cleaned up (also once at start, before serving); 0 disables it.
+    #[arg(long, env = "CARVE_UPKEEP_INTERVAL", default_value = "60", value_parser = parse_interval)]
+    pub upkeep_interval: Duration,
+
+    /// Prefix of Carve's target IQNs, as the controller's --iqn-prefix (default:
+    /// iqn.2024-01.<driver name reversed>). Only targets under it are ever cleaned up.
+    #[arg(long, env = "CARVE_IQN_PREFIX")]
+    pub iqn_prefix: Option<String>,
+}
+
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    raw.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{raw:?} is not a number of seconds"))
 }
 
 fn parse_segment(raw: &str) -> Result<(String, String), String> {

@@ -1,4 +1,5 @@
-//! `csi-node`: parses flags, sets up logs and metrics, serves until SIGTERM/SIGINT.
+//! `csi-node`: parses flags, sets up logs and metrics, sweeps stale sessions, serves until
+//! SIGTERM/SIGINT.
 
 use anyhow::Context;
 use clap::Parser;
@@ -17,7 +18,11 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(driver = %args.common.driver_name, version = env!("CARGO_PKG_VERSION"), "starting csi-node");
     let runner = Arc::new(SystemRunner::with_prefix(args.common.prefix()));
-    let routes = server::routes(&args, runner).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (routes, core, guards) =
+        server::build(&args, runner).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prefix = server::iqn_prefix(&args).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The start-up sweep finishes before the endpoint serves: no RPC can race it.
+    let _upkeep = csi_node::ops::upkeep::start(core, guards, prefix, args.upkeep_interval).await;
     tracing::info!(state_dir = %args.state_dir().display(), "node service configured");
     serve::serve(
         &args.common.endpoint,

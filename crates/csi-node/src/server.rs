@@ -13,7 +13,13 @@ use crate::{
     service::NodeService,
     state::StateDir,
 };
-use csi_common::{Result, command::CommandRunner, identity::IdentityService, ids::NodeId};
+use csi_common::{
+    Result,
+    command::CommandRunner,
+    guard::OperationGuards,
+    identity::IdentityService,
+    ids::{Iqn, NodeId},
+};
 use csi_proto::v1::{identity_server::IdentityServer, node_server::NodeServer};
 use std::{path::PathBuf, sync::Arc};
 use tonic::service::Routes;
@@ -67,6 +73,23 @@ pub fn core(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<NodeCore>
 
 /// The Identity and Node services for `args`, running tools via `runner`.
 pub fn routes(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<Routes> {
+    Ok(build(args, runner)?.0)
+}
+
+/// The target IQN prefix: --iqn-prefix, or the default for the driver name.
+pub fn iqn_prefix(args: &NodeArgs) -> Result<Iqn> {
+    match &args.iqn_prefix {
+        Some(raw) => Iqn::parse(raw),
+        None => Iqn::prefix_for_driver(&args.common.driver_name),
+    }
+}
+
+/// The routes, plus what the stale-session upkeep needs: the node's operations and the
+/// per-volume guards the Node service takes.
+pub fn build(
+    args: &NodeArgs,
+    runner: Arc<dyn CommandRunner>,
+) -> Result<(Routes, Arc<NodeCore>, OperationGuards)> {
     let readiness = Arc::new(NodeReadiness::new(
         Arc::clone(&runner),
         args.iscsiadm.clone(),
@@ -79,6 +102,9 @@ pub fn routes(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<Routes>
         vec![],
         readiness,
     );
-    let node = NodeService::new(Arc::new(core(args, runner)?));
-    Ok(Routes::new(IdentityServer::new(identity)).add_service(NodeServer::new(node)))
+    let core = Arc::new(core(args, runner)?);
+    let guards = OperationGuards::new("volume");
+    let node = NodeService::with_guards(Arc::clone(&core), guards.clone());
+    let routes = Routes::new(IdentityServer::new(identity)).add_service(NodeServer::new(node));
+    Ok((routes, core, guards))
 }

@@ -18,10 +18,12 @@ pub struct NodeService {
 impl NodeService {
     /// A service over `core`.
     pub fn new(core: Arc<NodeCore>) -> Self {
-        Self {
-            core,
-            guards: OperationGuards::new("volume"),
-        }
+        Self::with_guards(core, OperationGuards::new("volume"))
+    }
+
+    /// A service over `core` taking `guards`, shared with the upkeep sweep.
+    pub fn with_guards(core: Arc<NodeCore>, guards: OperationGuards) -> Self {
+        Self { core, guards }
     }
 
     /// Runs `op` in its own task holding the guard of `volume_id`.

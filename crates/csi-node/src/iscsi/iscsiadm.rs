@@ -149,6 +149,10 @@ impl Initiator for OpenIscsi {
         own_sessions(sysfs::sessions(&self.sys), &self.iface)
     }
 
+    fn records(&self) -> Vec<(String, SocketAddr)> {
+        record::list(&self.nodes_dir, &self.iface)
+    }
+
     fn rescan_session(&self, sid: u32) -> BoxFuture<'_, Result<String>> {
         let sys = self.sys.clone();
         Box::pin(async move {

@@ -56,6 +56,8 @@ pub trait Initiator: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Removal>>;
     /// Current sessions through this initiator's iface (from sysfs).
     fn sessions(&self) -> Vec<Session>;
+    /// `(target, portal)` of every node record of this initiator's iface.
+    fn records(&self) -> Vec<(String, SocketAddr)>;
     /// Scans session `sid` for LUNs (see [`sysfs::scan_session`]); answers the SCSI host
     /// scanned.
     fn rescan_session(&self, sid: u32) -> BoxFuture<'_, Result<String>>;

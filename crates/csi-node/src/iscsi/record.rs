@@ -127,6 +127,44 @@ pub fn locate(nodes_dir: &Path, target: &Iqn, portal: SocketAddr, iface: &str) -
     )))
 }
 
+/// `(target, portal)` of every node record under `nodes_dir` for `iface`, in both layouts: the
+/// file `<iqn>/<ip>,<port>` (its `iface.iscsi_ifacename` names the iface, `default` when
+/// absent) and `<iqn>/<ip>,<port>,<tpgt>/<iface>`. An IPv6 address is written without brackets.
+pub fn list(nodes_dir: &Path, iface: &str) -> Vec<(String, SocketAddr)> {
+    let names = |dir: &Path| -> Vec<(String, PathBuf)> {
+        let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect();
+        out.sort();
+        out
+    };
+    let mut found = Vec::new();
+    for (target, dir) in names(nodes_dir) {
+        for (name, path) in names(&dir) {
+            let mut parts = name.split(',');
+            let (Some(ip), Some(port)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Ok(ip), Ok(port)) = (ip.parse::<std::net::IpAddr>(), port.parse::<u16>()) else {
+                continue;
+            };
+            let ours = if path.is_dir() {
+                path.join(iface).is_file()
+            } else {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                field(&text, "iface.iscsi_ifacename").unwrap_or("default") == iface
+            };
+            if ours {
+                found.push((target.clone(), SocketAddr::new(ip, port)));
+            }
+        }
+    }
+    found
+}
+
 /// Rewrites the record at `path` for `chap` atomically with mode 0600.
 pub fn write_auth(
     path: &Path,
@@ -156,6 +194,43 @@ pub fn write_auth(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_the_records_of_one_iface_in_both_layouts() {
+        let nodes = tempfile::tempdir().unwrap();
+        let n = nodes.path();
+        let t1 = n.join("iqn.2024-01.dev.carve:csi-a");
+        std::fs::create_dir_all(&t1).unwrap();
+        std::fs::write(t1.join("127.0.0.1,3260"), DEFAULT).unwrap();
+        std::fs::create_dir_all(t1.join("::1,3260,1")).unwrap();
+        std::fs::write(t1.join("::1,3260,1/default"), DEFAULT).unwrap();
+        std::fs::create_dir_all(t1.join("127.0.0.2,3260,1")).unwrap();
+        std::fs::write(t1.join("127.0.0.2,3260,1/node2"), DEFAULT).unwrap();
+        std::fs::write(t1.join("garbage"), "").unwrap();
+        let mut listed = list(n, "default");
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "iqn.2024-01.dev.carve:csi-a".to_string(),
+                    "127.0.0.1:3260".parse().unwrap()
+                ),
+                (
+                    "iqn.2024-01.dev.carve:csi-a".to_string(),
+                    "[::1]:3260".parse().unwrap()
+                ),
+            ]
+        );
+        assert_eq!(
+            list(n, "node2"),
+            [(
+                "iqn.2024-01.dev.carve:csi-a".to_string(),
+                "127.0.0.2:3260".parse().unwrap()
+            )]
+        );
+        assert!(list(&n.join("missing"), "default").is_empty());
+    }
 
     const DEFAULT: &str = include_str!("../../../../tests/fixtures/node/node-record-default.txt");
     const SECRET: &str = "chap-secret-0123";

@@ -120,6 +120,12 @@ impl Initiator for FakeInitiator {
         self.sessions.lock().unwrap().clone()
     }
 
+    fn records(&self) -> Vec<(String, SocketAddr)> {
+        let portal: SocketAddr = "127.0.0.1:3260".parse().unwrap();
+        let records = self.records.lock().unwrap();
+        records.iter().map(|(t, _)| (t.clone(), portal)).collect()
+    }
+
     fn rescan_session(&self, sid: u32) -> BoxFuture<'_, Result<String>> {
         self.call(format!("rescan session {sid}"));
         if *self.rescan_blind.lock().unwrap() {

@@ -12,6 +12,7 @@ pub mod stage;
 pub mod stats;
 pub mod unpublish;
 pub mod unstage;
+pub mod upkeep;
 
 #[cfg(test)]
 pub mod fakes;

@@ -1,0 +1,214 @@
+//! Stale-session cleanup, run once before the node serves and then every `--upkeep-interval`.
+//!
+//! A session or node record of one of Carve's own targets (`<target IQN prefix>:<volume id>`,
+//! through the plugin's iface) that no stage record owns is debris: a plugin or node crash
+//! between a login and its rollback, a stage record removed by hand, a session made by hand.
+//! Such a session keeps a disk attached, and a node record may keep CHAP secrets on disk.
+//!
+//! Invariants: a volume is swept only under its per-volume guard (taken without waiting; a
+//! volume with an RPC in flight is skipped this round), so the sweep never races a stage or an
+//! unstage; ownership is decided by the stage record after the guard is held; a session is
+//! removed only when none of its disks is mounted (in any mount namespace), bind-mounted as a
+//! device, held by a stacked device (`holders/`) or open exclusively, and otherwise it is left
+//! alone with a warning on every sweep; removal is the unstage order (flush, delete the SCSI
+//! device, log out, delete the node record) and each removal is logged. Other initiators'
+//! sessions (another iface) and other targets are never touched.
+
+use super::{NodeCore, device_binds};
+use crate::device::Device;
+use csi_common::{
+    Result,
+    guard::OperationGuards,
+    ids::{Iqn, VolumeId},
+};
+use std::{collections::BTreeSet, net::SocketAddr, sync::Arc, time::Duration};
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Stale sessions logged out (`"<target> at <portal>"`).
+    pub sessions_removed: Vec<String>,
+    /// Stale node records deleted (`"<target> at <portal>"`).
+    pub records_removed: Vec<String>,
+    /// Stale sessions left in place because their disk is in use, with the reason.
+    pub in_use: Vec<String>,
+}
+
+/// The volume of a Carve target `target` under `prefix`, if it is one.
+pub fn own_volume(prefix: &Iqn, target: &str) -> Option<VolumeId> {
+    let id = target.strip_prefix(prefix.as_str())?.strip_prefix(':')?;
+    VolumeId::lookup(id).ok().flatten()
+}
+
+/// Why `disk` is in use, if it is (mounts in any namespace, device binds, holders, exclusive
+/// openers).
+fn disk_in_use(core: &NodeCore, disk: &str) -> Result<Option<String>> {
+    let table = core.mounter.table()?;
+    if let Some(number) = core.host.dev_number(disk) {
+        if let Some(m) = table.iter().find(|m| (m.major, m.minor) == number) {
+            return Ok(Some(format!(
+                "/dev/{disk} is mounted at {}",
+                m.mount_point.display()
+            )));
+        }
+        if let Some(elsewhere) = core.host.foreign_mounts(number.0, number.1, &[])?.first() {
+            return Ok(Some(format!(
+                "/dev/{disk} is mounted in another mount namespace at {elsewhere}"
+            )));
+        }
+    }
+    if let Some(bind) = device_binds(&table, disk).first() {
+        return Ok(Some(format!(
+            "/dev/{disk} is bind-mounted at {}",
+            bind.mount_point.display()
+        )));
+    }
+    if let Some(holder) = core.host.holders(disk)?.first() {
+        return Ok(Some(format!("/dev/{disk} is held by {holder}")));
+    }
+    core.host.exclusive_user(disk)
+}
+
+/// One sweep: removes every stale session and node record of Carve's targets under `prefix`.
+/// Errors on one volume are logged and the sweep goes on.
+pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> Sweep {
+    let mut done = Sweep::default();
+    let sessions = core.initiator.sessions();
+    let mut with_session = BTreeSet::new();
+    for session in &sessions {
+        let Some(volume) = own_volume(prefix, &session.target) else {
+            continue;
+        };
+        let Some(portal) = session.portal else {
+            continue;
+        };
+        with_session.insert((session.target.clone(), portal));
+        let Ok(_guard) = guards.try_acquire(volume.as_str()) else {
+            continue; // an RPC on this volume is in flight: next round
+        };
+        match core.state.load(&volume) {
+            Ok(None) => {}
+            Ok(Some(_)) => continue,
+            Err(e) => {
+                tracing::warn!(volume = %volume, error = %e, "upkeep: unreadable stage record; leaving its session alone");
+                continue;
+            }
+        }
+        let what = format!("{} at {portal}", session.target);
+        match remove_session(core, &session.target, portal, &session.disks).await {
+            Ok(None) => {
+                tracing::warn!(volume = %volume, target = %session.target, portal = %portal,
+                    sid = session.sid, "upkeep: logged out a stale iSCSI session that no stage record owns");
+                metrics::counter!("carve_node_stale_removed_total", "kind" => "session")
+                    .increment(1);
+                done.sessions_removed.push(what);
+            }
+            Ok(Some(why)) => {
+                tracing::warn!(volume = %volume, target = %session.target, portal = %portal,
+                    sid = session.sid, reason = %why, "upkeep: a stale iSCSI session is in use; leaving it");
+                done.in_use.push(format!("{what}: {why}"));
+            }
+            Err(e) => {
+                tracing::error!(volume = %volume, target = %session.target, portal = %portal,
+                    error = %e, "upkeep: cannot remove a stale iSCSI session");
+            }
+        }
+    }
+    for (target, portal) in core.initiator.records() {
+        let Some(volume) = own_volume(prefix, &target) else {
+            continue;
+        };
+        if with_session.contains(&(target.clone(), portal)) {
+            continue; // its session was handled above (removal deletes the record too)
+        }
+        let Ok(_guard) = guards.try_acquire(volume.as_str()) else {
+            continue;
+        };
+        if !matches!(core.state.load(&volume), Ok(None)) {
+            continue;
+        }
+        // A session may have appeared since the listing: only a record without one goes.
+        let live = core.initiator.sessions();
+        if live
+            .iter()
+            .any(|s| s.target == target && s.portal.is_none_or(|p| p == portal))
+        {
+            continue;
+        }
+        let Ok(iqn) = Iqn::parse(&target) else {
+            continue;
+        };
+        match core.initiator.delete_record(&iqn, portal).await {
+            Ok(_) => {
+                tracing::warn!(volume = %volume, target = %target, portal = %portal,
+                    "upkeep: deleted a stale iscsiadm node record that no stage record owns");
+                metrics::counter!("carve_node_stale_removed_total", "kind" => "record")
+                    .increment(1);
+                done.records_removed.push(format!("{target} at {portal}"));
+            }
+            Err(e) => tracing::error!(target = %target, portal = %portal, error = %e,
+                "upkeep: cannot delete a stale node record"),
+        }
+    }
+    done
+}
+
+/// Removes one stale session unless a disk of it is in use (answered as `Some(why)`).
+async fn remove_session(
+    core: &NodeCore,
+    target: &str,
+    portal: SocketAddr,
+    disks: &[(u32, String)],
+) -> Result<Option<String>> {
+    for (_, disk) in disks {
+        if let Some(why) = disk_in_use(core, disk)? {
+            return Ok(Some(why));
+        }
+    }
+    for (_, disk) in disks {
+        let device = Device::from_name(disk);
+        if !core.devices.exists(&device) {
+            continue;
+        }
+        if let Err(e) = core.devices.flush(&device).await {
+            // Nobody uses the disk; buffers it cannot write are nobody's data.
+            tracing::warn!(device = %device.path.display(), error = %e, "upkeep: flush of a stale disk failed");
+        }
+        core.devices.delete(&device)?;
+    }
+    let iqn = Iqn::parse(target)?;
+    core.initiator.logout(&iqn, portal).await?;
+    core.initiator.delete_record(&iqn, portal).await?;
+    Ok(None)
+}
+
+/// Runs a sweep now and then every `interval` in a background task, for the life of the
+/// process. An `interval` of zero disables both.
+pub async fn start(
+    core: Arc<NodeCore>,
+    guards: OperationGuards,
+    prefix: Iqn,
+    interval: Duration,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if interval.is_zero() {
+        tracing::info!("upkeep disabled (--upkeep-interval 0)");
+        return None;
+    }
+    let first = sweep(&core, &guards, &prefix).await;
+    tracing::info!(
+        sessions_removed = first.sessions_removed.len(),
+        records_removed = first.records_removed.len(),
+        in_use = first.in_use.len(),
+        "upkeep: start-up sweep done"
+    );
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate: the start-up sweep was it
+        loop {
+            tick.tick().await;
+            let done = sweep(&core, &guards, &prefix).await;
+            tracing::debug!(?done, "upkeep sweep");
+        }
+    }))
+}

@@ -1,0 +1,402 @@
+//! Guest tier, iSCSI paths: a volume staged through an IPv6 portal (`[::1]:3260`, whose udev
+//! by-path name carries the address without brackets), and a session that exists without its
+//! disk, which NodeStage rescans once instead of waiting out its timeout: a session logged in
+//! with `node.session.scan = manual` in iscsid.conf, and a disk deleted from a live session
+//! behind the plugin's back. Volumes come from the real controller (CreateVolume +
+//! ControllerPublish); data is written and verified by checksum; every scenario ends with leak
+//! accounting.
+
+mod iscsi_paths {
+    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok};
+    use carvectl::request::{block_capability, capacity_range, mount_capability};
+    use csi_proto::v1::{
+        ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
+        DeleteVolumeRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
+        NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
+        volume_capability::access_mode::Mode,
+    };
+    use std::{collections::HashMap, path::PathBuf, time::Instant};
+
+    const MIB: i64 = 1024 * 1024;
+    const DATA_LEN: usize = 4 * 1024 * 1024;
+    /// The node's `--device-timeout` here: a rescan happens after half of it.
+    const DEVICE_TIMEOUT_S: u64 = 10;
+
+    struct Vol {
+        id: String,
+        context: HashMap<String, String>,
+        publish: HashMap<String, String>,
+        cap: VolumeCapability,
+        staging: PathBuf,
+        target: PathBuf,
+    }
+
+    impl Vol {
+        fn stage(&self) -> NodeStageVolumeRequest {
+            NodeStageVolumeRequest {
+                volume_id: self.id.clone(),
+                publish_context: self.publish.clone(),
+                staging_target_path: self.staging.display().to_string(),
+                volume_capability: Some(self.cap.clone()),
+                volume_context: self.context.clone(),
+                ..Default::default()
+            }
+        }
+
+        fn publish(&self) -> NodePublishVolumeRequest {
+            NodePublishVolumeRequest {
+                volume_id: self.id.clone(),
+                publish_context: self.publish.clone(),
+                staging_target_path: self.staging.display().to_string(),
+                target_path: self.target.display().to_string(),
+                volume_capability: Some(self.cap.clone()),
+                volume_context: self.context.clone(),
+                ..Default::default()
+            }
+        }
+
+        fn iqn(&self) -> &str {
+            &self.publish["targetIqn"]
+        }
+    }
+
+    /// CreateVolume + ControllerPublish to this node.
+    async fn provision(driver: &Driver, name: &str, cap: VolumeCapability) -> Vol {
+        let mut controller = driver.controller.controller.clone();
+        let created = controller
+            .create_volume(CreateVolumeRequest {
+                name: name.into(),
+                capacity_range: capacity_range(32 * MIB, 0),
+                volume_capabilities: vec![cap.clone()],
+                parameters: HashMap::from([("thin".to_string(), "true".to_string())]),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
+            .into_inner()
+            .volume
+            .expect("volume");
+        let publish = controller
+            .controller_publish_volume(ControllerPublishVolumeRequest {
+                volume_id: created.volume_id.clone(),
+                node_id: driver.lab.initiator.clone(),
+                volume_capability: Some(cap.clone()),
+                volume_context: created.volume_context.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+            .into_inner()
+            .publish_context;
+        Vol {
+            staging: driver.staging_path(&created.volume_id),
+            target: driver.target_path(&created.volume_id),
+            id: created.volume_id,
+            context: created.volume_context,
+            publish,
+            cap,
+        }
+    }
+
+    /// NodeUnpublish + NodeUnstage, ControllerUnpublish + DeleteVolume.
+    async fn teardown(driver: &Driver, vol: &Vol) {
+        let mut node = driver.node.node.clone();
+        node.node_unpublish_volume(NodeUnpublishVolumeRequest {
+            volume_id: vol.id.clone(),
+            target_path: vol.target.display().to_string(),
+        })
+        .await
+        .unwrap_or_else(|s| panic!("NodeUnpublish: {s:?}\n{}", driver.logs()));
+        node.node_unstage_volume(NodeUnstageVolumeRequest {
+            volume_id: vol.id.clone(),
+            staging_target_path: vol.staging.display().to_string(),
+        })
+        .await
+        .unwrap_or_else(|s| panic!("NodeUnstage: {s:?}\n{}", driver.logs()));
+        let mut controller = driver.controller.controller.clone();
+        controller
+            .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+                volume_id: vol.id.clone(),
+                node_id: driver.lab.initiator.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("ControllerUnpublish: {s:?}\n{}", driver.logs()));
+        controller
+            .delete_volume(DeleteVolumeRequest {
+                volume_id: vol.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("DeleteVolume: {s:?}\n{}", driver.logs()));
+    }
+
+    /// NodeStage + NodePublish; answers how long NodeStage took.
+    async fn stage_publish(driver: &Driver, vol: &Vol) -> f64 {
+        let mut node = driver.node.node.clone();
+        let t0 = Instant::now();
+        node.node_stage_volume(vol.stage())
+            .await
+            .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
+        let took = t0.elapsed().as_secs_f64();
+        node.node_publish_volume(vol.publish())
+            .await
+            .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
+        took
+    }
+
+    /// `(sid, persistent_address, disks)` of every session to `iqn`, from sysfs.
+    fn sessions_to(iqn: &str) -> Vec<(String, String, Vec<String>)> {
+        let root = std::path::Path::new("/sys/class/iscsi_session");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let sid = entry.file_name().to_string_lossy().into_owned();
+            let target =
+                std::fs::read_to_string(entry.path().join("targetname")).unwrap_or_default();
+            if target.trim() != iqn {
+                continue;
+            }
+            let n = sid.trim_start_matches("session");
+            let address = std::fs::read_to_string(format!(
+                "/sys/class/iscsi_connection/connection{n}:0/persistent_address"
+            ))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+            let mut disks = Vec::new();
+            for dev in walk_blocks(&entry.path().join("device")) {
+                disks.push(dev);
+            }
+            out.push((sid, address, disks));
+        }
+        out
+    }
+
+    /// Block device names under a session's `device/target*/H:C:T:L/block/`.
+    fn walk_blocks(device: &std::path::Path) -> Vec<String> {
+        let names = |p: &std::path::Path| -> Vec<PathBuf> {
+            std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect()
+        };
+        let mut out = Vec::new();
+        for target in names(device) {
+            if !target
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("target"))
+            {
+                continue;
+            }
+            for lun in names(&target) {
+                for block in names(&lun.join("block")) {
+                    out.push(block.file_name().unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        out
+    }
+
+    fn node_log(driver: &Driver) -> String {
+        std::fs::read_to_string(driver.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    fn options() -> DriverOptions {
+        DriverOptions {
+            node_args: vec!["--device-timeout".into(), DEVICE_TIMEOUT_S.to_string()],
+            ..DriverOptions::default()
+        }
+    }
+
+    /// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
+    struct Timer(&'static str, Instant);
+
+    impl Drop for Timer {
+        fn drop(&mut self) {
+            eprintln!(
+                "iscsi_paths::{}: {:.1} s",
+                self.0,
+                self.1.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+    async fn an_ipv6_portal_logs_in_finds_its_disk_and_carries_data() {
+        let _timer = Timer(
+            "an_ipv6_portal_logs_in_finds_its_disk_and_carries_data",
+            Instant::now(),
+        );
+        let lab = Lab::from_env();
+        let driver = Driver::start(
+            &lab,
+            DriverOptions {
+                controller_args: vec!["--portal".into(), "[::1]:3260".into()],
+                ..options()
+            },
+        )
+        .await;
+        let mut vol = provision(
+            &driver,
+            "paths-ipv6",
+            mount_capability(Mode::SingleNodeWriter, "ext4", &[], ""),
+        )
+        .await;
+        let portals = vol.publish["portals"].clone();
+        assert!(
+            portals.split(',').any(|p| p == "[::1]:3260"),
+            "the controller exports the IPv6 portal: {portals}"
+        );
+        // What a controller configured with only the IPv6 portal publishes.
+        vol.publish.insert("portals".into(), "[::1]:3260".into());
+        let took = stage_publish(&driver, &vol).await;
+        assert!(
+            took < (DEVICE_TIMEOUT_S / 2) as f64,
+            "found through udev, not after a timeout or a rescan: {took:.1} s"
+        );
+        let sessions = sessions_to(vol.iqn());
+        assert_eq!(sessions.len(), 1, "{sessions:?}");
+        assert_eq!(
+            sessions[0].1, "::1",
+            "the session runs over IPv6: {sessions:?}"
+        );
+        let by_path = format!("/dev/disk/by-path/ip-::1:3260-iscsi-{}-lun-0", vol.iqn());
+        let disk = std::fs::canonicalize(&by_path).unwrap_or_else(|e| panic!("{by_path}: {e}"));
+        assert_eq!(
+            disk.file_name().unwrap().to_string_lossy(),
+            sessions[0].2[0],
+            "udev's by-path name (no brackets) is the session's disk"
+        );
+        let sum = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 61);
+        run_ok("sync", &[]);
+        assert_eq!(data::file_sha256(&vol.target.join("data.bin")), sum);
+        assert!(
+            !node_log(&driver).contains("rescanned"),
+            "no rescan was needed"
+        );
+        teardown(&driver, &vol).await;
+        assert_no_leaks(&lab, Some(driver.dir.path()));
+    }
+
+    /// Restores iscsid.conf when dropped, pass or fail.
+    struct ConfRestore(String);
+
+    const ISCSID_CONF: &str = "/etc/iscsi/iscsid.conf";
+
+    impl Drop for ConfRestore {
+        fn drop(&mut self) {
+            std::fs::write(ISCSID_CONF, &self.0).expect("restore iscsid.conf");
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+    async fn stage_rescans_a_session_logged_in_with_manual_scan() {
+        let _timer = Timer(
+            "stage_rescans_a_session_logged_in_with_manual_scan",
+            Instant::now(),
+        );
+        let lab = Lab::from_env();
+        let original = std::fs::read_to_string(ISCSID_CONF).expect("iscsid.conf");
+        let _restore = ConfRestore(original.clone());
+        // The node record `-o new` creates takes its defaults from iscsid.conf.
+        std::fs::write(
+            ISCSID_CONF,
+            format!("{original}\nnode.session.scan = manual\n"),
+        )
+        .expect("write iscsid.conf");
+        let driver = Driver::start(&lab, options()).await;
+        let vol = provision(
+            &driver,
+            "paths-manual-scan",
+            block_capability(Mode::SingleNodeWriter),
+        )
+        .await;
+        let took = stage_publish(&driver, &vol).await;
+        let log = node_log(&driver);
+        assert!(
+            log.contains("rescanned it"),
+            "the session had no disk until stage rescanned it:\n{log}"
+        );
+        assert!(
+            took >= (DEVICE_TIMEOUT_S / 2) as f64 - 0.5 && took < DEVICE_TIMEOUT_S as f64 + 5.0,
+            "half the device timeout, a rescan, then the disk: {took:.1} s"
+        );
+        let record = run_ok(
+            "iscsiadm",
+            &["-m", "node", "-T", vol.iqn(), "-p", &lab.portal],
+        );
+        assert!(
+            record.contains("node.session.scan = manual"),
+            "the scenario really ran with manual scan:\n{record}"
+        );
+        let sum = data::write_device(&vol.target, DATA_LEN, 62);
+        assert_eq!(data::device_sha256(&vol.target, DATA_LEN), sum);
+        teardown(&driver, &vol).await;
+        assert_no_leaks(&lab, Some(driver.dir.path()));
+    }
+
+    #[tokio::test]
+    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+    async fn stage_rescans_a_session_whose_disk_was_deleted_behind_its_back() {
+        let _timer = Timer(
+            "stage_rescans_a_session_whose_disk_was_deleted_behind_its_back",
+            Instant::now(),
+        );
+        let lab = Lab::from_env();
+        let driver = Driver::start(&lab, options()).await;
+        let vol = provision(
+            &driver,
+            "paths-deleted-disk",
+            block_capability(Mode::SingleNodeWriter),
+        )
+        .await;
+        // Someone logged in to the volume's target by hand (the plugin's own iface) and then
+        // deleted its disk: the session stays, the disk is gone.
+        let node = |extra: &[&str]| {
+            let mut argv = vec!["-m", "node", "-T", vol.iqn(), "-p", &lab.portal];
+            argv.extend_from_slice(extra);
+            run_ok("iscsiadm", &argv)
+        };
+        node(&["-o", "new"]);
+        node(&["--login"]);
+        let disk = (0..100)
+            .find_map(|_| {
+                let found = sessions_to(vol.iqn())
+                    .first()
+                    .and_then(|s| s.2.first().cloned());
+                if found.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                found
+            })
+            .expect("the hand-made session's disk");
+        run_ok("udevadm", &["settle"]);
+        std::fs::write(format!("/sys/block/{disk}/device/delete"), "1").expect("delete the disk");
+        run_ok("udevadm", &["settle"]);
+        let sessions = sessions_to(vol.iqn());
+        assert!(
+            sessions.len() == 1 && sessions[0].2.is_empty(),
+            "a session without a disk: {sessions:?}"
+        );
+        let took = stage_publish(&driver, &vol).await;
+        assert!(
+            node_log(&driver).contains("rescanned it"),
+            "stage rescanned the session:\n{}",
+            node_log(&driver)
+        );
+        let sessions = sessions_to(vol.iqn());
+        assert!(
+            sessions.len() == 1 && sessions[0].2.len() == 1,
+            "the same session, with its disk again: {sessions:?}"
+        );
+        eprintln!("stage with a rescan took {took:.1} s");
+        let sum = data::write_device(&vol.target, DATA_LEN, 63);
+        assert_eq!(data::device_sha256(&vol.target, DATA_LEN), sum);
+        teardown(&driver, &vol).await;
+        assert_no_leaks(&lab, Some(driver.dir.path()));
+    }
+}
