@@ -2,7 +2,9 @@
 //! by-path name carries the address without brackets), and a session that exists without its
 //! disk, which NodeStage rescans once instead of waiting out its timeout: a session logged in
 //! with `node.session.scan = manual` in iscsid.conf, and a disk deleted from a live session
-//! behind the plugin's back. Volumes come from the real controller (CreateVolume +
+//! behind the plugin's back. Stale sessions and node records (of Carve's targets, with no stage
+//! record) are removed by the node's start-up sweep and by its upkeep loop, but never a staged
+//! volume's and never one whose disk is mounted. Volumes come from the real controller (CreateVolume +
 //! ControllerPublish); data is written and verified by checksum; every scenario ends with leak
 //! accounting.
 
@@ -203,9 +205,16 @@ mod iscsi_paths {
         std::fs::read_to_string(driver.dir.path().join("node.log")).unwrap_or_default()
     }
 
+    /// The node with a short device timeout and no upkeep sweeps (a scenario's own hand-made
+    /// session must not be swept away).
     fn options() -> DriverOptions {
         DriverOptions {
-            node_args: vec!["--device-timeout".into(), DEVICE_TIMEOUT_S.to_string()],
+            node_args: vec![
+                "--device-timeout".into(),
+                DEVICE_TIMEOUT_S.to_string(),
+                "--upkeep-interval".into(),
+                "0".into(),
+            ],
             ..DriverOptions::default()
         }
     }
@@ -356,25 +365,7 @@ mod iscsi_paths {
         .await;
         // Someone logged in to the volume's target by hand (the plugin's own iface) and then
         // deleted its disk: the session stays, the disk is gone.
-        let node = |extra: &[&str]| {
-            let mut argv = vec!["-m", "node", "-T", vol.iqn(), "-p", &lab.portal];
-            argv.extend_from_slice(extra);
-            run_ok("iscsiadm", &argv)
-        };
-        node(&["-o", "new"]);
-        node(&["--login"]);
-        let disk = (0..100)
-            .find_map(|_| {
-                let found = sessions_to(vol.iqn())
-                    .first()
-                    .and_then(|s| s.2.first().cloned());
-                if found.is_none() {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                found
-            })
-            .expect("the hand-made session's disk");
-        run_ok("udevadm", &["settle"]);
+        let disk = login_by_hand(&lab, vol.iqn());
         std::fs::write(format!("/sys/block/{disk}/device/delete"), "1").expect("delete the disk");
         run_ok("udevadm", &["settle"]);
         let sessions = sessions_to(vol.iqn());
@@ -398,5 +389,198 @@ mod iscsi_paths {
         assert_eq!(data::device_sha256(&vol.target, DATA_LEN), sum);
         teardown(&driver, &vol).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
+    }
+
+    /// `iscsiadm -m node -T <iqn> -p <portal> ARGS` through the default iface (the plugin's).
+    fn by_hand(lab: &Lab, iqn: &str, extra: &[&str]) -> String {
+        let mut argv = vec!["-m", "node", "-T", iqn, "-p", &lab.portal];
+        argv.extend_from_slice(extra);
+        run_ok("iscsiadm", &argv)
+    }
+
+    /// Logs in to `iqn` by hand and waits for its disk; answers the disk's name.
+    fn login_by_hand(lab: &Lab, iqn: &str) -> String {
+        by_hand(lab, iqn, &["-o", "new"]);
+        by_hand(lab, iqn, &["--login"]);
+        let disk = (0..100)
+            .find_map(|_| {
+                let found = sessions_to(iqn).first().and_then(|s| s.2.first().cloned());
+                if found.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                found
+            })
+            .expect("the hand-made session's disk");
+        run_ok("udevadm", &["settle"]);
+        disk
+    }
+
+    fn has_record(iqn: &str) -> bool {
+        std::path::Path::new("/etc/iscsi/nodes").join(iqn).exists()
+    }
+
+    /// Waits up to `secs` for `done`.
+    async fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+        for _ in 0..secs * 4 {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        done()
+    }
+
+    #[tokio::test]
+    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+    async fn the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume() {
+        let _timer = Timer(
+            "the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume",
+            Instant::now(),
+        );
+        let lab = Lab::from_env();
+        // No periodic sweep during the test: only the one at start-up.
+        let mut driver = Driver::start(
+            &lab,
+            DriverOptions {
+                node_args: vec!["--upkeep-interval".into(), "3600".into()],
+                ..DriverOptions::default()
+            },
+        )
+        .await;
+        let staged = provision(
+            &driver,
+            "paths-upkeep-staged",
+            block_capability(Mode::SingleNodeWriter),
+        )
+        .await;
+        stage_publish(&driver, &staged).await;
+        let sum = data::write_device(&staged.target, DATA_LEN, 64);
+        // A crash between a login and its record: a session (and node record) nobody owns.
+        let stale = provision(
+            &driver,
+            "paths-upkeep-stale",
+            block_capability(Mode::SingleNodeWriter),
+        )
+        .await;
+        login_by_hand(&lab, stale.iqn());
+        // A node record left without its session.
+        let orphan = provision(
+            &driver,
+            "paths-upkeep-orphan",
+            block_capability(Mode::SingleNodeWriter),
+        )
+        .await;
+        by_hand(&lab, orphan.iqn(), &["-o", "new"]);
+        assert!(has_record(orphan.iqn()) && has_record(stale.iqn()));
+
+        driver.restart_node().await;
+        // The sweep ran before the endpoint answered: no waiting here.
+        assert!(
+            sessions_to(stale.iqn()).is_empty(),
+            "stale session removed at start-up"
+        );
+        assert!(!has_record(stale.iqn()), "its node record too");
+        assert!(!has_record(orphan.iqn()), "the orphan node record removed");
+        assert_eq!(
+            sessions_to(staged.iqn()).len(),
+            1,
+            "the staged volume's session stays"
+        );
+        assert!(has_record(staged.iqn()), "and its record");
+        let log = node_log(&driver);
+        assert!(log.contains("logged out a stale iSCSI session"), "{log}");
+        assert!(
+            log.contains("deleted a stale iscsiadm node record"),
+            "{log}"
+        );
+        assert_eq!(data::device_sha256(&staged.target, DATA_LEN), sum);
+        teardown(&driver, &staged).await;
+        for vol in [&stale, &orphan] {
+            retire_unstaged(&driver, vol).await;
+        }
+        assert_no_leaks(&lab, Some(driver.dir.path()));
+    }
+
+    #[tokio::test]
+    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+    async fn the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted() {
+        let _timer = Timer(
+            "the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted",
+            Instant::now(),
+        );
+        let lab = Lab::from_env();
+        // Set the scene with the upkeep off (a sweep must not win the race between the login
+        // and the mount), then run a node whose loop sweeps every 2 s.
+        let setup = Driver::start(&lab, options()).await;
+        let vol = provision(
+            &setup,
+            "paths-upkeep-mounted",
+            block_capability(Mode::SingleNodeWriter),
+        )
+        .await;
+        let disk = login_by_hand(&lab, vol.iqn());
+        let dev = format!("/dev/{disk}");
+        run_ok("mkfs.ext4", &["-q", "-F", &dev]);
+        let scratch = tempfile::Builder::new()
+            .prefix("carve-by-hand-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let point = scratch.path().to_path_buf();
+        run_ok("mount", &[&dev, &point.to_string_lossy()]);
+        let sum = data::write_file(&point.join("data.bin"), DATA_LEN, 65);
+        drop(setup);
+        let driver = Driver::start(
+            &lab,
+            DriverOptions {
+                node_args: vec!["--upkeep-interval".into(), "2".into()],
+                ..DriverOptions::default()
+            },
+        )
+        .await;
+        let warned = eventually(20, || node_log(&driver).contains("is in use; leaving it")).await;
+        assert!(
+            warned,
+            "a sweep saw the stale session in use:\n{}",
+            node_log(&driver)
+        );
+        assert_eq!(
+            sessions_to(vol.iqn()).len(),
+            1,
+            "a mounted disk's session is never removed"
+        );
+        assert_eq!(data::file_sha256(&point.join("data.bin")), sum);
+        run_ok("umount", &[&point.to_string_lossy()]);
+        let gone = eventually(20, || {
+            sessions_to(vol.iqn()).is_empty() && !has_record(vol.iqn())
+        })
+        .await;
+        assert!(
+            gone,
+            "removed within a few intervals once unmounted:\n{}",
+            node_log(&driver)
+        );
+        assert!(node_log(&driver).contains("logged out a stale iSCSI session"));
+        retire_unstaged(&driver, &vol).await;
+        assert_no_leaks(&lab, Some(driver.dir.path()));
+    }
+
+    /// ControllerUnpublish + DeleteVolume of a volume that was never staged.
+    async fn retire_unstaged(driver: &Driver, vol: &Vol) {
+        let mut controller = driver.controller.controller.clone();
+        controller
+            .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+                volume_id: vol.id.clone(),
+                node_id: driver.lab.initiator.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("ControllerUnpublish: {s:?}\n{}", driver.logs()));
+        controller
+            .delete_volume(DeleteVolumeRequest {
+                volume_id: vol.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("DeleteVolume: {s:?}\n{}", driver.logs()));
     }
 }
