@@ -15,7 +15,7 @@
 //! sessions (another iface) and other targets are never touched.
 
 use super::{NodeCore, device_binds};
-use crate::device::Device;
+use crate::{device::Device, iscsi::Session};
 use csi_common::{
     Result,
     guard::OperationGuards,
@@ -95,7 +95,7 @@ pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> S
             }
         }
         let what = format!("{} at {portal}", session.target);
-        match remove_session(core, &session.target, portal, &session.disks).await {
+        match remove_session(core, session, portal).await {
             Ok(None) => {
                 tracing::warn!(volume = %volume, target = %session.target, portal = %portal,
                     sid = session.sid, "upkeep: logged out a stale iSCSI session that no stage record owns");
@@ -154,29 +154,33 @@ pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> S
 }
 
 /// Removes one stale session unless a disk of it is in use (answered as `Some(why)`).
+/// A disk of a session that is not logged in (recovering, or fenced by the target) is not
+/// flushed: nothing can reach it, and the flush would block until iscsid gives up.
 async fn remove_session(
     core: &NodeCore,
-    target: &str,
+    session: &Session,
     portal: SocketAddr,
-    disks: &[(u32, String)],
 ) -> Result<Option<String>> {
-    for (_, disk) in disks {
+    for (_, disk) in &session.disks {
         if let Some(why) = disk_in_use(core, disk)? {
             return Ok(Some(why));
         }
     }
-    for (_, disk) in disks {
+    for (_, disk) in &session.disks {
         let device = Device::from_name(disk);
         if !core.devices.exists(&device) {
             continue;
         }
-        if let Err(e) = core.devices.flush(&device).await {
+        if session.state != "LOGGED_IN" {
+            tracing::warn!(device = %device.path.display(), state = %session.state,
+                "upkeep: stale session not logged in: not flushing its disk");
+        } else if let Err(e) = core.devices.flush(&device).await {
             // Nobody uses the disk; buffers it cannot write are nobody's data.
             tracing::warn!(device = %device.path.display(), error = %e, "upkeep: flush of a stale disk failed");
         }
         core.devices.delete(&device)?;
     }
-    let iqn = Iqn::parse(target)?;
+    let iqn = Iqn::parse(&session.target)?;
     core.initiator.logout(&iqn, portal).await?;
     core.initiator.delete_record(&iqn, portal).await?;
     Ok(None)
