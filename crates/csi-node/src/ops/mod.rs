@@ -1,5 +1,6 @@
-//! The Node RPCs as operations on the OS layers, one file per RPC. Nothing here builds a gRPC
-//! status: operations return domain errors, `service` turns them into codes.
+//! The Node RPCs as operations on the OS layers, one file per RPC, plus `upkeep` (the
+//! stale-session sweep run at start and on a timer). Nothing here builds a gRPC status:
+//! operations return domain errors, `service` turns them into codes.
 //!
 //! Invariants: every operation is idempotent; mutating operations are run by `service` in a
 //! spawned task that holds the volume's guard, so a client timeout never half-cancels them.
