@@ -667,3 +667,31 @@ async fn upkeep_removes_only_unowned_unused_sessions_and_records_of_carve_target
     let done = sweep(&h.core, &guards, &prefix).await;
     assert_eq!(done, Default::default(), "nothing left to do");
 }
+
+#[tokio::test]
+async fn upkeep_never_flushes_the_disk_of_a_stale_session_that_is_not_logged_in() {
+    use super::upkeep::sweep;
+    use crate::iscsi::Session;
+    use csi_common::{guard::OperationGuards, ids::Iqn};
+    let h = harness(Ok(Probe::Empty));
+    h.init.sessions.lock().unwrap().push(Session {
+        sid: 7,
+        target: "iqn.2024-01.dev.carve:csi-fenced".into(),
+        iface: "default".into(),
+        state: "FAILED".into(),
+        portal: Some("127.0.0.1:3260".parse().unwrap()),
+        disks: vec![(0, "sdh".into())],
+    });
+    let prefix = Iqn::parse("iqn.2024-01.dev.carve").unwrap();
+    let done = sweep(&h.core, &OperationGuards::new("volume"), &prefix).await;
+    assert_eq!(
+        done.sessions_removed,
+        ["iqn.2024-01.dev.carve:csi-fenced at 127.0.0.1:3260"]
+    );
+    assert_eq!(
+        *h.devs.calls.lock().unwrap(),
+        ["delete sdh"],
+        "deleted, never flushed (the flush would block until iscsid gives up)"
+    );
+    assert!(h.init.sessions.lock().unwrap().is_empty());
+}
