@@ -16,7 +16,10 @@ pub struct DriverOptions {
     pub lio_backend: &'static str,
     /// Extra controller flags.
     pub controller_args: Vec<String>,
-    /// Extra node flags.
+    /// Extra node flags. Unless they name `--upkeep-interval`, the node runs with
+    /// `--upkeep-interval 0`: scenarios log in by hand (as another initiator would) to targets
+    /// that have no stage record, which is exactly what the stale-session sweep removes.
+    /// tests/guest/tests/paths.rs turns the sweep on where it is the subject.
     pub node_args: Vec<String>,
 }
 
@@ -184,6 +187,15 @@ fn spawn_node(options: &DriverOptions, dir: &Path) -> Child {
         .arg("--kubelet-dir")
         .arg(dir)
         .args(&options.node_args)
+        .args(
+            (!options
+                .node_args
+                .iter()
+                .any(|a| a.starts_with("--upkeep-interval")))
+            .then_some(["--upkeep-interval", "0"])
+            .into_iter()
+            .flatten(),
+        )
         .env(
             "RUST_LOG",
             std::env::var("CARVE_TEST_LOG").unwrap_or_else(|_| "debug".into()),

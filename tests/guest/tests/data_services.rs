@@ -777,6 +777,7 @@ mod data_services {
                 .arg(dir)
                 .args(["--iscsi-iface", &driver.lab.iface2])
                 .args(["--node-id", &driver.lab.initiator2])
+                .args(["--upkeep-interval", "0"]) // as Driver's node: no sweeps of hand-made sessions
                 .env("RUST_LOG", "debug")
                 .stdout(Stdio::from(log.try_clone().expect("log fd")))
                 .stderr(Stdio::from(log))

@@ -510,6 +510,7 @@ mod node_plugin {
                 .arg(dir)
                 .args(["--iscsi-iface", &driver.lab.iface2])
                 .args(["--node-id", &driver.lab.initiator2])
+                .args(["--upkeep-interval", "0"]) // as Driver's node: no sweeps of hand-made sessions
                 .env("RUST_LOG", "debug")
                 .stdout(Stdio::from(log.try_clone().expect("log fd")))
                 .stderr(Stdio::from(log))
