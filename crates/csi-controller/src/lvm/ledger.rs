@@ -17,7 +17,9 @@
 //! (`data_percent`, which says whether a volume is provably blank) is kept only while no node
 //! can have written since it was read: a thin LV carrying a publication tag, or given one, has
 //! `data_percent` unknown (`None`) until the next survey. Figures LVM changes on its own (a thin
-//! pool's data and metadata usage) and operators' hand edits are picked up by a resync
+//! pool's data and metadata usage, its zeroing flag) are read again at each thin admission
+//! (one `lvs vg/pool`: a thin LV is never admitted into a pool that stopped zeroing or filled
+//! up), and operators' hand edits are picked up by a resync
 //! ([`super::Lvm::resync`]: periodic, and on SIGHUP).
 
 use super::{LvRow, Survey, tags::PUBLISHED};
@@ -93,6 +95,16 @@ impl Ledger {
             }
         }
         self.survey = Some(survey);
+    }
+
+    /// Replaces the thin pool `name`'s row with `row` as just read (`None`: there is no such
+    /// pool any more).
+    pub fn pool_read(&mut self, name: &str, row: Option<LvRow>) {
+        let Some(survey) = self.survey.as_mut() else {
+            return;
+        };
+        survey.lvs.retain(|r| !(r.name == name && r.is_thin_pool()));
+        survey.lvs.extend(row);
     }
 
     /// Drops the record: the next admission reads LVM again.

@@ -219,11 +219,13 @@ async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
     assert!(err.message().contains("0 bytes free"), "{err}");
-    // Thin promises add up in the ledger too.
+    // Thin promises add up in the ledger too; the pool itself is read at each thin admission.
+    lab.expect_pool(&pool_row(1 << 30));
     expect_lvcreate(&lab, &names[2], 768 * MIB, &pool);
     lvm.create_within(&names[2], 768 * MIB, &pool, &[], thin(768 * MIB))
         .await
         .unwrap();
+    lab.expect_pool(&pool_row(1 << 30));
     let err = lvm
         .create_within(&names[3], 512 * MIB, &pool, &[], thin(512 * MIB))
         .await
@@ -352,5 +354,35 @@ async fn create_then_publish_runs_lvcreate_and_one_tag_write_per_record_only() {
     .await
     .map(|p| assert!(!p.blank, "used from its first publish on"))
     .unwrap();
+    lab.finish();
+}
+
+#[tokio::test]
+async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
+    lvm.resync().await.unwrap();
+    let mut unzeroed = pool_row(1 << 30);
+    unzeroed.attr = "twi-aot---".into();
+    lab.expect_pool(&unzeroed);
+    let within = Within {
+        claim: Claim::Thin {
+            pool: "pool",
+            bytes: 4 * MIB,
+            ratio: 1.0,
+            zeroing_required: true,
+        },
+        seen: None,
+    };
+    let pool = Allocation::Thin {
+        pool: "pool".into(),
+    };
+    let lv = LvName::for_volume("a");
+    let err = lvm
+        .create_within(&lv, 4 * MIB, &pool, &[], within)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
     lab.finish();
 }

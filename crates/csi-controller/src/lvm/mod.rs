@@ -217,6 +217,19 @@ impl LvmCli {
             })
     }
 
+    /// Reads the thin pool `name` (one `lvs vg/pool`) into the ledger and answers the record;
+    /// the caller holds the queue. A pool's zeroing flag, faults and usage change outside the
+    /// controller (by hand, or with every write), and a thin claim must never be admitted into
+    /// a pool that stopped zeroing or filled up, so they are read at each thin admission.
+    async fn pool_in_queue(&self, name: &str) -> Result<Survey> {
+        let row = self.pool(name).await?;
+        self.ledger(|l| l.pool_read(name, row));
+        match self.recorded() {
+            Some(recorded) => Ok(recorded),
+            None => self.seed_in_queue().await,
+        }
+    }
+
     /// Reads a survey and seeds the ledger with it; the caller holds the queue.
     async fn seed_in_queue(&self) -> Result<Survey> {
         let survey = self.read_survey().await?;
@@ -253,7 +266,10 @@ impl LvmCli {
             let figures = match (self.ledger.is_some(), within.seen) {
                 (true, _) => {
                     fresh = match self.recorded() {
-                        Some(recorded) => recorded,
+                        Some(recorded) => match within.claim {
+                            Claim::Thin { pool, .. } => self.pool_in_queue(pool).await?,
+                            Claim::Linear { .. } => recorded,
+                        },
                         None => self.seed_in_queue().await?,
                     };
                     &fresh
