@@ -273,7 +273,7 @@ async fn a_failed_command_makes_the_next_admission_read_lvm() {
 }
 
 #[tokio::test]
-async fn create_then_publish_runs_lvcreate_and_one_tag_write_per_record_only() {
+async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     let lab = Lab::with_ledger();
     let lvm = lab.ctx.lvm().unwrap().clone();
     lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30)]);
@@ -317,9 +317,13 @@ async fn create_then_publish_runs_lvcreate_and_one_tag_write_per_record_only() {
     let Created::Created(volume) = created else {
         panic!("not created: {created:?}")
     };
-    // Publish: no `lvs`, only the durable records (used marker, publication) before the ACL.
-    lab.expect_tag(lv.as_str(), crate::lvm::tags::USED, true);
-    lab.expect_tag(lv.as_str(), &format!("{PUBLISHED}rw:{NODE1}"), true);
+    // Publish: no `lvs`, one `lvchange` for the durable records (used marker, publication)
+    // before the ACL.
+    lab.expect_retag(
+        lv.as_str(),
+        &[],
+        &[crate::lvm::tags::USED, &format!("{PUBLISHED}rw:{NODE1}")],
+    );
     let secrets = HashMap::new();
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let id = volume.id.to_string();

@@ -9,7 +9,8 @@
 //! mount, another filesystem) is `InvalidArgument`, or `AlreadyExists` when the volume is
 //! already published to that node; CHAP comes from the secrets, never from or into a context,
 //! tag or log; a node that does not hold the volume yet gets it only below the attach limit
-//! (`attach_limit`, `ResourceExhausted`). The publish context says `blank=true` only for a
+//! (`attach_limit`, `ResourceExhausted`); the tags are written by one `lvchange` (the only LVM
+//! process of a publish: the volume is read from the ledger). The publish context says `blank=true` only for a
 //! volume that provably never held data ([`provably_blank`]); a linear LV is marked used (tag)
 //! before its first ACL exists.
 
@@ -161,15 +162,20 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
         )));
     }
     let blank = provably_blank(&vol);
+    // The durable records, in one `lvchange` before the ACL: the used marker of a linear LV
+    // and the publication (reconciliation restores ACLs from it after a reboot), replacing a
+    // stale publication to the same node.
+    let mut add = Vec::new();
+    let mut remove = Vec::new();
     if !vol.thin() && !vol.record.used {
-        lvm.set_tag(&vol.lv_name(), USED, true).await?;
+        add.push(USED.to_string());
     }
     if !recorded.contains(&&publication) {
-        lvm.set_tag(&vol.lv_name(), &publication.tag(), true)
-            .await?;
-        for stale in recorded {
-            lvm.set_tag(&vol.lv_name(), &stale.tag(), false).await?;
-        }
+        add.push(publication.tag());
+        remove.extend(recorded.iter().map(|stale| stale.tag()));
+    }
+    if !add.is_empty() || !remove.is_empty() {
+        lvm.retag(&vol.lv_name(), &remove, &add).await?;
     }
     if state
         .target(spec.target.as_str())

@@ -193,6 +193,15 @@ impl Lab {
             ))));
     }
 
+    /// One `lvchange` deleting `remove` and adding `add` on `name`.
+    pub fn expect_retag(&self, name: &str, remove: &[&str], add: &[&str]) {
+        let lv = LvName::parse(name).unwrap();
+        let owned = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        self.runner.expect(Expectation::new(argv_of(
+            &crate::lvm::data::lvchange_retag(VG, &lv, &owned(remove), &owned(add), T),
+        )));
+    }
+
     pub fn expect(&self, expectation: Expectation) {
         self.runner.expect(expectation);
     }
