@@ -90,8 +90,19 @@ pub fn readings(survey: &Survey) -> Vec<Reading> {
     out
 }
 
-/// Publishes the gauges of `survey` (a no-op without an installed metrics recorder).
+/// Publishes the gauges of `survey`, an LVM report read just now, and its time (a no-op
+/// without an installed metrics recorder).
 pub fn record(survey: &Survey) {
+    record_values(survey);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!("carve_lvm_survey_timestamp_seconds", "vg" => survey.vg.name.clone()).set(now);
+}
+
+/// Publishes the gauges of `survey`, the ledger after a change the controller made: the
+/// figures, not the survey time (the thin pool's usage in it is as old as the last report).
+pub fn record_values(survey: &Survey) {
     let vg = survey.vg.name.clone();
     for reading in readings(survey) {
         match reading.pool {
@@ -101,10 +112,6 @@ pub fn record(survey: &Survey) {
             None => metrics::gauge!(reading.name, "vg" => vg.clone()).set(reading.value),
         }
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    metrics::gauge!("carve_lvm_survey_timestamp_seconds", "vg" => vg).set(now);
 }
 
 /// Describes the gauges to the metrics exporter (their HELP lines).

@@ -296,7 +296,7 @@ impl LvmCli {
             l.current().cloned()
         });
         if let Some(Some(survey)) = recorded {
-            crate::gauges::record(&survey);
+            crate::gauges::record_values(&survey);
         }
         out
     }
