@@ -390,3 +390,26 @@ async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
     assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
     lab.finish();
 }
+
+#[tokio::test]
+async fn a_resync_picks_up_hand_edits() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
+    lvm.resync().await.unwrap();
+    let hand = LvName::for_volume("by-hand");
+    assert!(lvm.get(&hand).await.unwrap().is_none());
+    // An operator made an LV and tagged it; the resync (timer, SIGHUP, GetCapacity) sees it.
+    let mut tags = carve_tags("by-hand");
+    tags.push(format!("{PUBLISHED}rw:{NODE1}"));
+    let row = lv_row(hand.as_str(), 8 * MIB, Some("pool"), &tags);
+    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row]);
+    lvm.resync().await.unwrap();
+    let seen = lvm.get(&hand).await.unwrap().expect("picked up");
+    assert_eq!(seen.tags, tags);
+    assert_eq!(
+        seen.data_percent, None,
+        "published: may have been written since"
+    );
+    lab.finish();
+}
