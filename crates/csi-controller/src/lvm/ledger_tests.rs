@@ -413,3 +413,36 @@ async fn a_resync_picks_up_hand_edits() {
     );
     lab.finish();
 }
+
+#[tokio::test]
+async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    let row = lv_row("csi-v-1", 8 * MIB, Some("pool"), &carve_tags("v"));
+    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row.clone()]);
+    lvm.resync().await.unwrap();
+    lab.export(&row).await;
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let secrets = HashMap::new();
+    let req = Publish {
+        volume_id: "csi-v-1",
+        node_id: NODE1,
+        capability: Some(&cap),
+        readonly: false,
+        secrets: &secrets,
+    };
+    // First publish: the ledger's count (0, no node could write) says blank; no LVM read.
+    lab.expect_retag("csi-v-1", &[], &[&format!("{PUBLISHED}rw:{NODE1}")]);
+    let first = ops::publish::publish(&lab.ctx, req).await.unwrap();
+    assert!(first.blank);
+    // The repeat: the ledger no longer vouches for the count, LVM is asked, and it is still 0.
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let again = ops::publish::publish(&lab.ctx, req).await.unwrap();
+    assert_eq!(again.to_context(), first.to_context());
+    // Written since: LVM's count says so.
+    let mut written = row.clone();
+    written.data_percent = Some(1.5);
+    lab.expect_lvs_one("csi-v-1", &[written]);
+    assert!(!ops::publish::publish(&lab.ctx, req).await.unwrap().blank);
+    lab.finish();
+}

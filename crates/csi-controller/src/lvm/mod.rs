@@ -59,8 +59,10 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     fn resync(&self) -> BoxFuture<'_, Result<Survey>>;
     /// The thin pool `name` of the VG, or `None` if there is no thin pool of that name.
     fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>>;
-    /// One LV, or `None`.
+    /// One LV, or `None` (from the [`ledger`] when it holds a record).
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
+    /// One LV as LVM reports it now (never from the ledger), or `None`.
+    fn read<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
     /// Creates an LV with its tags in one command (so it never exists without them). No space
     /// check: operations use [`Lvm::create_within`].
     fn create<'a>(
@@ -472,6 +474,12 @@ impl Lvm for LvmCli {
             {
                 return Ok(found);
             }
+            self.read(lv).await
+        })
+    }
+
+    fn read<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {
+        Box::pin(async move {
             let out = self.run(argv::lvs_one(&self.vg, lv, self.timeout)).await?;
             if !out.success() {
                 if self.vg_missing(&out).is_none()

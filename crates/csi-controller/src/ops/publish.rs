@@ -97,7 +97,7 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
             req.node_id
         ))
     })?;
-    let vol = volume::find(ctx, &id)
+    let mut vol = volume::find(ctx, &id)
         .await?
         .ok_or_else(|| Error::not_found(format!("volume {id} does not exist")))?;
     let readonly = req.readonly || cap.read_only();
@@ -160,6 +160,14 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
             "volume {id} is already published to node {node} with readonly={}",
             existing.readonly
         )));
+    }
+    if vol.thin() && vol.lv.data_percent.is_none() && vol.record.content_source.is_empty() {
+        // The ledger keeps no data count for a thin LV a node may have written (published
+        // before): ask LVM, so a repeat or a republish says blank exactly when it still is
+        // (the first publish after CreateVolume reads nothing).
+        if let Some(row) = lvm.read(&vol.lv_name()).await? {
+            vol.lv.data_percent = row.data_percent;
+        }
     }
     let blank = provably_blank(&vol);
     // The durable records, in one `lvchange` before the ACL: the used marker of a linear LV

@@ -279,6 +279,10 @@ async fn blank_only_for_thin_volumes_with_no_mapped_data_and_no_source() {
     for (percent, want) in [(Some(0.0), true), (Some(0.01), false), (None, false)] {
         row.data_percent = percent;
         lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        if percent.is_none() {
+            // No data count: read from LVM again before deciding (the ledger's case).
+            lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        }
         lab.expect_retag("csi-v-1", &[], &[&format!("carve.pub=rw:{NODE1}")]);
         let got = publish(&lab.ctx, req(NODE1, &cap, false, &none))
             .await
