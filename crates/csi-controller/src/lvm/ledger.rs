@@ -16,7 +16,8 @@
 //! removed, thin LVs draw on their pool only; the mapped-data count of a thin LV
 //! (`data_percent`, which says whether a volume is provably blank) is kept only while no node
 //! can have written since it was read: a thin LV carrying a publication tag, or given one, has
-//! `data_percent` unknown (`None`) until the next survey. Figures LVM changes on its own (a thin
+//! `data_percent` unknown (`None`) until the next survey (ControllerPublish then reads that one
+//! LV from LVM, [`super::Lvm::read`], before it says blank). Figures LVM changes on its own (a thin
 //! pool's data and metadata usage, its zeroing flag) are read again at each thin admission
 //! (one `lvs vg/pool`: a thin LV is never admitted into a pool that stopped zeroing or filled
 //! up), and operators' hand edits are picked up by a resync
