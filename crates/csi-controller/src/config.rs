@@ -76,6 +76,12 @@ pub struct ControllerArgs {
     #[arg(long, env = "CARVE_MAX_VOLUMES_PER_NODE", default_value_t = crate::ops::attach_limit::DEFAULT_MAX_VOLUMES_PER_NODE)]
     pub max_volumes_per_node: u32,
 
+    /// How often the in-memory record of the volume group (the ledger) is read again from LVM,
+    /// in seconds, to pick up hand edits and the thin pool's usage (SIGHUP and GetCapacity
+    /// resync at once).
+    #[arg(long, env = "CARVE_LVM_RESYNC_INTERVAL", default_value = "60", value_parser = parse_seconds)]
+    pub lvm_resync_interval: Duration,
+
     /// Timeout for each targetcli batch, in seconds.
     #[arg(long, env = "CARVE_TARGETCLI_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
     pub targetcli_timeout: Duration,

@@ -1,22 +1,17 @@
 //! Storage gauges: the volume group's size and free bytes, each thin pool's size and data and
 //! metadata usage, and how many volumes, snapshots and published volumes the VG holds.
 //!
-//! Invariants: the figures come only from a [`Survey`] the controller already read (GetCapacity,
-//! CreateVolume, the refresh timer): nothing here runs a command; a survey that failed leaves
+//! Invariants: the figures come only from a [`Survey`] the controller already read or keeps
+//! (a resync: GetCapacity, the resync timer, SIGHUP; or the ledger after each mutation, see
+//! [`crate::lvm::ledger`]): nothing here runs a command; a survey that failed leaves
 //! the last figures in place and only `carve_lvm_survey_timestamp_seconds` tells their age; a
 //! thin pool without a reported percentage (inactive) gets no usage gauge rather than a 0.
 
 use crate::lvm::{
-    Lvm, Survey,
+    Survey,
     tags::{MARKER, PUBLISHED, snapshot::SOURCE_VOLUME},
 };
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
-
-/// How often [`spawn_refresh`] surveys the volume group when nothing else did.
-pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One gauge value: metric name, labels (besides `vg`) and value.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,8 +90,19 @@ pub fn readings(survey: &Survey) -> Vec<Reading> {
     out
 }
 
-/// Publishes the gauges of `survey` (a no-op without an installed metrics recorder).
+/// Publishes the gauges of `survey`, an LVM report read just now, and its time (a no-op
+/// without an installed metrics recorder).
 pub fn record(survey: &Survey) {
+    record_values(survey);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!("carve_lvm_survey_timestamp_seconds", "vg" => survey.vg.name.clone()).set(now);
+}
+
+/// Publishes the gauges of `survey`, the ledger after a change the controller made: the
+/// figures, not the survey time (the thin pool's usage in it is as old as the last report).
+pub fn record_values(survey: &Survey) {
     let vg = survey.vg.name.clone();
     for reading in readings(survey) {
         match reading.pool {
@@ -106,10 +112,6 @@ pub fn record(survey: &Survey) {
             None => metrics::gauge!(reading.name, "vg" => vg.clone()).set(reading.value),
         }
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    metrics::gauge!("carve_lvm_survey_timestamp_seconds", "vg" => vg).set(now);
 }
 
 /// Describes the gauges to the metrics exporter (their HELP lines).
@@ -154,21 +156,6 @@ pub fn describe() {
         Unit::Seconds,
         "Unix time of the last successful LVM survey the gauges come from"
     );
-}
-
-/// Surveys the volume group every `interval` (the survey records the gauges); a failed survey
-/// is logged at debug level, since Probe and the RPCs already say why.
-pub fn spawn_refresh(lvm: Arc<dyn Lvm>, interval: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(error) = lvm.survey().await {
-                tracing::debug!(%error, vg = %lvm.vg_name(), "gauge refresh: survey failed");
-            }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! Layers: `config` (flags) → `service` (gRPC, thin) → `ops` (one file per RPC) → OS layers
 //! (`lvm`, `lio`) that know nothing of gRPC. Errors become gRPC codes only in
-//! `csi_common::error`. `reconcile` rebuilds LIO from LVM at start.
+//! `csi_common::error`. `reconcile` rebuilds LIO from LVM at start. The controller keeps the VG's figures in memory
+//! (`lvm::ledger`), seeded at start and resynced by `resync`.
 
 pub mod config;
 pub mod gauges;
@@ -11,6 +12,7 @@ pub mod lvm;
 pub mod ops;
 pub mod readiness;
 pub mod reconcile;
+pub mod resync;
 pub mod server;
 pub mod service;
 pub mod tools;

@@ -1,10 +1,10 @@
-//! `csi-controller`: parses flags, sets up logs and metrics, reconciles LIO with LVM, serves
-//! until SIGTERM/SIGINT.
+//! `csi-controller`: parses flags, sets up logs and metrics, seeds the volume-group ledger
+//! (resynced on a timer and on SIGHUP), reconciles LIO with LVM, serves until SIGTERM/SIGINT.
 
 use anyhow::Context;
 use clap::Parser;
 use csi_common::{command::SystemRunner, serve, telemetry};
-use csi_controller::{config::ControllerArgs, gauges, lio::saveconfig, reconcile, server};
+use csi_controller::{config::ControllerArgs, gauges, lio::saveconfig, reconcile, resync, server};
 use std::{sync::Arc, time::Duration};
 
 /// How often reconciliation is retried while the volume group is unavailable.
@@ -27,10 +27,13 @@ async fn main() -> anyhow::Result<()> {
     );
     let runner = Arc::new(SystemRunner::with_prefix(args.common.prefix()));
     let controller = server::build(&args, runner).context("invalid configuration")?;
-    if args.common.metrics_address.is_some()
-        && let Ok(lvm) = controller.ctx.lvm()
-    {
-        gauges::spawn_refresh(Arc::clone(lvm), gauges::REFRESH_INTERVAL);
+    if let Ok(lvm) = controller.ctx.lvm() {
+        // Seed the ledger from one report before anything reads it (a failure leaves it empty:
+        // reads then ask LVM and the first admission seeds it).
+        if let Err(e) = lvm.resync().await {
+            tracing::warn!(error = %e, "cannot read the volume group yet; the ledger seeds later");
+        }
+        resync::spawn(Arc::clone(lvm), args.lvm_resync_interval);
     }
     let chap = match std::fs::read_to_string(&controller.saveconfig) {
         Ok(text) => saveconfig::chap_credentials(&text).unwrap_or_else(|e| {

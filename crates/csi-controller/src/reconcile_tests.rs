@@ -87,7 +87,7 @@ async fn chap_publication_without_saved_credentials_waits_for_the_co() {
         lab.acls("csi-a-1").is_empty(),
         "never an ACL without the CHAP it had"
     );
-    lab.expect_lvs(&[a]);
+    lab.expect_survey(1 << 30, 4 << 20, &[a]);
     let page = crate::ops::list_volumes::list_volumes(&lab.ctx, 0, "")
         .await
         .unwrap();

@@ -88,7 +88,8 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
     let lvm: Option<Arc<dyn Lvm>> = args.volume_group.as_ref().map(|vg| {
         Arc::new(
             LvmCli::new(Arc::clone(&runner), vg.clone(), args.lvm_timeout)
-                .with_wipe_timeout(args.wipe_timeout),
+                .with_wipe_timeout(args.wipe_timeout)
+                .with_ledger(),
         ) as Arc<dyn Lvm>
     });
     let wiper = lvm

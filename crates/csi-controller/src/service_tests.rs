@@ -167,7 +167,11 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
             "repeated CreateVolume {name}"
         );
     }
-    lab.expect_lvs(&[restored_row.clone(), cloned_row.clone()]);
+    lab.expect_survey(
+        1 << 30,
+        4 << 20,
+        &[restored_row.clone(), cloned_row.clone()],
+    );
     let listed = svc
         .list_volumes(Request::new(ListVolumesRequest::default()))
         .await

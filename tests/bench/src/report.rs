@@ -102,6 +102,23 @@ pub fn ratio(a: Duration, b: Duration) -> String {
     format!("{:.2}×", a.as_secs_f64() / b.as_secs_f64())
 }
 
+/// `min / median / max` of some durations in milliseconds (`–` when empty).
+pub fn spread(samples: &[Duration]) -> String {
+    let (Some(min), Some(max)) = (samples.iter().min(), samples.iter().max()) else {
+        return "–".into();
+    };
+    format!("{} / {} / {}", ms(*min), ms(median(samples)), ms(*max))
+}
+
+/// The verdict of `ratio` against the target `target` (`≤ target`): `yes`, or `NO (+n%)`.
+pub fn verdict(ratio: f64, target: f64) -> String {
+    if ratio <= target {
+        "yes".into()
+    } else {
+        format!("NO (+{:.0}%)", (ratio / target - 1.0) * 100.0)
+    }
+}
+
 /// The median of some durations (zero when empty).
 pub fn median(samples: &[Duration]) -> Duration {
     let mut v = samples.to_vec();

@@ -371,6 +371,27 @@ impl Lio for ConfigfsLio {
         }))
     }
 
+    /// One directory listing of the iSCSI targets and one `stat` per target of ours (its
+    /// `tpgt_1/acls/<initiator>`): no attribute of any target or storage object is read.
+    fn targets_with_acl<'a>(
+        &'a self,
+        prefix: &'a str,
+        initiator: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>>> {
+        let (layout, prefix, initiator) = (
+            self.layout.clone(),
+            prefix.to_string(),
+            initiator.to_string(),
+        );
+        Box::pin(blocking(move || {
+            Ok(entries(&layout.iscsi())
+                .into_iter()
+                .filter(|iqn| iqn.starts_with(&prefix))
+                .filter(|iqn| layout.acl(iqn, &initiator).is_dir())
+                .collect())
+        }))
+    }
+
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>> {
         let (me, spec) = (self.clone(), spec.clone());
         Box::pin(blocking(move || me.ensure_export_now(&spec)))

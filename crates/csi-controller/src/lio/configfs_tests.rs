@@ -201,3 +201,45 @@ async fn volume_state_reads_one_export_only() {
         LioState::default()
     );
 }
+
+#[tokio::test]
+async fn targets_with_acl_agree_with_the_whole_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+    let other = Iqn::parse("iqn.2024-01.dev.carve:node2").unwrap();
+    let mut want = Vec::new();
+    for (i, initiator) in [&node, &other, &node].into_iter().enumerate() {
+        let mut s = spec();
+        s.target = Iqn::parse(&format!("iqn.2024-01.dev.carve:csi-v-{i}")).unwrap();
+        s.storage_object = format!("csi-v-{i}");
+        lio.ensure_export(&s).await.unwrap();
+        let acl = AclSpec {
+            initiator: initiator.clone(),
+            readonly: false,
+            chap: None,
+        };
+        lio.ensure_acl(&s.target, &acl).await.unwrap();
+        if initiator == &node {
+            want.push(s.target.to_string());
+        }
+    }
+    // A target outside the prefix with an ACL for the node is not counted.
+    fs::create_dir_all(root.join(format!("iscsi/iqn.2003-01.org.other:x/tpgt_1/acls/{node}")))
+        .unwrap();
+    let prefix = "iqn.2024-01.dev.carve:";
+    let cheap = lio.targets_with_acl(prefix, node.as_str()).await.unwrap();
+    assert_eq!(cheap, want);
+    let whole: Vec<String> = lio
+        .state()
+        .await
+        .unwrap()
+        .targets
+        .into_iter()
+        .filter(|t| t.iqn.starts_with(prefix))
+        .filter(|t| t.acls.iter().any(|a| a.initiator == node.as_str()))
+        .map(|t| t.iqn)
+        .collect();
+    assert_eq!(cheap, whole);
+}

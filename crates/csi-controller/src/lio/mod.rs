@@ -69,6 +69,25 @@ pub trait Lio: Send + Sync + fmt::Debug {
         target: &'a Iqn,
         storage_object: &'a str,
     ) -> BoxFuture<'a, Result<LioState>>;
+    /// The targets whose IQN starts with `prefix` that have an ACL for `initiator` (what the
+    /// attach limit counts). The default reads the whole state; a backend may answer cheaper.
+    fn targets_with_acl<'a>(
+        &'a self,
+        prefix: &'a str,
+        initiator: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            Ok(self
+                .state()
+                .await?
+                .targets
+                .into_iter()
+                .filter(|t| t.iqn.starts_with(prefix))
+                .filter(|t| t.acls.iter().any(|a| a.initiator == initiator))
+                .map(|t| t.iqn)
+                .collect())
+        })
+    }
     /// Creates or completes the export described by `spec`.
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>>;
     /// Removes the target (ACLs and all) and the storage object; `Ok(false)` if neither existed.

@@ -8,7 +8,7 @@
 //! never left to lvm.conf; the LV and its tags are created by one `lvcreate`; no space is
 //! `ResourceExhausted`, a missing origin `NotFound`, a name taken `AlreadyExists`.
 
-use super::{LvmCli, Within};
+use super::{Change, LvmCli, Within};
 use csi_common::{Error, Result, command::Cmd, ids::LvName};
 use std::time::Duration;
 use tracing::info;
@@ -96,7 +96,7 @@ impl LvmCli {
         within: Option<Within<'_>>,
     ) -> Result<()> {
         let cmd = lvcreate_thin_snapshot(&self.vg, origin, lv, usage, tags, self.timeout);
-        let out = self.mutate_within(cmd, within).await?;
+        let out = self.mutate_within(cmd, within, Change::Unmodelled).await?;
         if out.success() {
             info!(lv = %lv, origin = %origin, vg = %self.vg, ?usage, "created thin snapshot");
             return Ok(());
@@ -132,7 +132,11 @@ impl LvmCli {
         within: Option<Within<'_>>,
     ) -> Result<()> {
         let cmd = lvextend(&self.vg, lv, size, self.timeout);
-        let out = self.mutate_within(cmd, within).await?;
+        let change = Change::Extended {
+            lv: lv.as_str(),
+            size,
+        };
+        let out = self.mutate_within(cmd, within, change).await?;
         if out.success() {
             info!(lv = %lv, vg = %self.vg, size, "extended logical volume");
             return Ok(());
@@ -153,7 +157,12 @@ impl LvmCli {
         add: &[String],
     ) -> Result<()> {
         let cmd = lvchange_retag(&self.vg, lv, remove, add, self.timeout);
-        let out = self.mutate(cmd).await?;
+        let change = Change::Tagged {
+            lv: lv.as_str(),
+            remove,
+            add,
+        };
+        let out = self.mutate(cmd, change).await?;
         if out.success() {
             return Ok(());
         }

@@ -10,10 +10,13 @@
 //! overtaken (the queue counts its mutations: a survey taken at an older count is read again
 //! inside the queue), so parallel claims never share the same free bytes; a missing VG is
 //! `Unavailable` (the controller keeps serving and says why); no space is `ResourceExhausted`;
-//! removing an LV that is already gone succeeds.
+//! removing an LV that is already gone succeeds. With [`LvmCli::with_ledger`] (the controller),
+//! the figures live in memory ([`ledger`]): admission reads them inside the queue and each
+//! mutation updates them in the same turn, so reads and admission run no LVM process.
 
 pub mod argv;
 pub mod data;
+pub mod ledger;
 pub mod quarantine;
 pub mod report;
 pub mod space;
@@ -21,6 +24,7 @@ pub mod tags;
 
 pub use argv::Allocation;
 pub use data::SnapshotUse;
+pub use ledger::{Change, Ledger};
 pub use report::{LvRow, VgRow};
 pub use space::Claim;
 
@@ -47,12 +51,18 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     fn vg(&self) -> BoxFuture<'_, Result<VgRow>>;
     /// Every LV of the VG.
     fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>>;
-    /// The VG and every LV in it, from one report (one more only when the VG has no LV).
+    /// The VG and every LV in it, from one report (one more only when the VG has no LV), or
+    /// from the [`ledger`] when it holds a record.
     fn survey(&self) -> BoxFuture<'_, Result<Survey>>;
+    /// Reads the VG and its LVs from LVM now, inside the per-VG queue, and replaces the
+    /// [`ledger`]'s record with them (picks up hand edits and the thin pool's usage).
+    fn resync(&self) -> BoxFuture<'_, Result<Survey>>;
     /// The thin pool `name` of the VG, or `None` if there is no thin pool of that name.
     fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>>;
-    /// One LV, or `None`.
+    /// One LV, or `None` (from the [`ledger`] when it holds a record).
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
+    /// One LV as LVM reports it now (never from the ledger), or `None`.
+    fn read<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>>;
     /// Creates an LV with its tags in one command (so it never exists without them). No space
     /// check: operations use [`Lvm::create_within`].
     fn create<'a>(
@@ -163,6 +173,7 @@ pub struct LvmCli {
     queue: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     wipe_timeout: Duration,
+    ledger: Option<std::sync::Mutex<Ledger>>,
 }
 
 /// How long zeroing one quarantined LV may take unless [`LvmCli::with_wipe_timeout`] says.
@@ -178,7 +189,54 @@ impl LvmCli {
             queue: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             wipe_timeout: DEFAULT_WIPE_TIMEOUT,
+            ledger: None,
         }
+    }
+
+    /// The same, keeping the VG's figures in a [`Ledger`] (seeded by the first
+    /// [`Lvm::resync`] or admission), so reads and admission run no LVM process.
+    pub fn with_ledger(mut self) -> Self {
+        self.ledger = Some(std::sync::Mutex::new(Ledger::default()));
+        self
+    }
+
+    /// Runs `f` on the ledger, if this LVM keeps one.
+    fn ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> Option<T> {
+        let ledger = self.ledger.as_ref()?;
+        let mut guard = ledger
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(f(&mut guard))
+    }
+
+    /// A copy of the ledger's record, if it holds one.
+    fn recorded(&self) -> Option<Survey> {
+        self.ledger(|l| l.current().cloned())
+            .flatten()
+            .map(|mut s| {
+                s.generation = self.generation.load(Ordering::SeqCst);
+                s
+            })
+    }
+
+    /// Reads the thin pool `name` (one `lvs vg/pool`) into the ledger and answers the record;
+    /// the caller holds the queue. A pool's zeroing flag, faults and usage change outside the
+    /// controller (by hand, or with every write), and a thin claim must never be admitted into
+    /// a pool that stopped zeroing or filled up, so they are read at each thin admission.
+    async fn pool_in_queue(&self, name: &str) -> Result<Survey> {
+        let row = self.pool(name).await?;
+        self.ledger(|l| l.pool_read(name, row));
+        match self.recorded() {
+            Some(recorded) => Ok(recorded),
+            None => self.seed_in_queue().await,
+        }
+    }
+
+    /// Reads a survey and seeds the ledger with it; the caller holds the queue.
+    async fn seed_in_queue(&self) -> Result<Survey> {
+        let survey = self.read_survey().await?;
+        self.ledger(|l| l.seed(survey.clone()));
+        Ok(self.recorded().unwrap_or(survey))
     }
 
     /// The same, with zeroing a quarantined LV limited to `timeout`.
@@ -191,18 +249,34 @@ impl LvmCli {
         Ok(self.runner.run(&cmd).await?)
     }
 
-    async fn mutate(&self, cmd: Cmd) -> Result<Output> {
-        self.mutate_within(cmd, None).await
+    async fn mutate(&self, cmd: Cmd, change: Change<'_>) -> Result<Output> {
+        self.mutate_within(cmd, None, change).await
     }
 
-    /// Runs `cmd` in the queue, after admitting `within` (if any) against current figures.
-    async fn mutate_within(&self, cmd: Cmd, within: Option<Within<'_>>) -> Result<Output> {
+    /// Runs `cmd` in the queue, after admitting `within` (if any) against current figures,
+    /// then records `change` in the ledger (or forgets it when the command did not succeed).
+    async fn mutate_within(
+        &self,
+        cmd: Cmd,
+        within: Option<Within<'_>>,
+        change: Change<'_>,
+    ) -> Result<Output> {
         let _turn = self.queue.lock().await;
         if let Some(within) = within {
             let current = self.generation.load(Ordering::SeqCst);
             let fresh;
-            let figures = match within.seen {
-                Some(seen) if seen.generation == current => seen,
+            let figures = match (self.ledger.is_some(), within.seen) {
+                (true, _) => {
+                    fresh = match self.recorded() {
+                        Some(recorded) => match within.claim {
+                            Claim::Thin { pool, .. } => self.pool_in_queue(pool).await?,
+                            Claim::Linear { .. } => recorded,
+                        },
+                        None => self.seed_in_queue().await?,
+                    };
+                    &fresh
+                }
+                (false, Some(seen)) if seen.generation == current => seen,
                 _ => {
                     fresh = self.read_survey().await?;
                     &fresh
@@ -214,6 +288,18 @@ impl LvmCli {
         // Counted whatever the outcome: a failed or timed-out command may still have changed
         // the VG, and a needless re-read is cheap next to a missed one.
         self.generation.fetch_add(1, Ordering::SeqCst);
+        let succeeded = matches!(&out, Ok(o) if o.success());
+        let recorded = self.ledger(|l| {
+            if succeeded {
+                l.apply(&change);
+            } else {
+                l.forget();
+            }
+            l.current().cloned()
+        });
+        if let Some(Some(survey)) = recorded {
+            crate::gauges::record_values(&survey);
+        }
         out
     }
 
@@ -249,7 +335,16 @@ impl LvmCli {
         within: Option<Within<'_>>,
     ) -> Result<()> {
         let cmd = argv::lvcreate(&self.vg, lv, size, allocation, tags, self.timeout);
-        let out = self.mutate_within(cmd, within).await?;
+        let change = Change::Created {
+            lv: lv.as_str(),
+            size,
+            pool: match allocation {
+                Allocation::Thin { pool } => Some(pool.as_str()),
+                Allocation::Linear => None,
+            },
+            tags,
+        };
+        let out = self.mutate_within(cmd, within, change).await?;
         if out.success() {
             info!(lv = %lv, vg = %self.vg, size, ?allocation, "created logical volume");
             return Ok(());
@@ -310,6 +405,9 @@ impl Lvm for LvmCli {
 
     fn vg(&self) -> BoxFuture<'_, Result<VgRow>> {
         Box::pin(async move {
+            if let Some(recorded) = self.recorded() {
+                return Ok(recorded.vg);
+            }
             let out = self.run(argv::vgs(&self.vg, self.timeout)).await?;
             if !out.success() {
                 return Err(self.failed(out));
@@ -322,11 +420,28 @@ impl Lvm for LvmCli {
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>> {
-        Box::pin(self.lvs(argv::lvs(&self.vg, self.timeout)))
+        Box::pin(async move {
+            match self.recorded() {
+                Some(recorded) => Ok(recorded.lvs),
+                None => self.lvs(argv::lvs(&self.vg, self.timeout)).await,
+            }
+        })
     }
 
     fn survey(&self) -> BoxFuture<'_, Result<Survey>> {
-        Box::pin(self.read_survey())
+        Box::pin(async move {
+            match self.recorded() {
+                Some(recorded) => Ok(recorded),
+                None => self.read_survey().await,
+            }
+        })
+    }
+
+    fn resync(&self) -> BoxFuture<'_, Result<Survey>> {
+        Box::pin(async move {
+            let _turn = self.queue.lock().await;
+            self.seed_in_queue().await
+        })
     }
 
     fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>> {
@@ -349,6 +464,21 @@ impl Lvm for LvmCli {
     }
 
     fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {
+        Box::pin(async move {
+            if let Some(found) = self
+                .ledger(|l| {
+                    l.current()
+                        .map(|s| s.lvs.iter().find(|row| row.name == lv.as_str()).cloned())
+                })
+                .flatten()
+            {
+                return Ok(found);
+            }
+            self.read(lv).await
+        })
+    }
+
+    fn read<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {
         Box::pin(async move {
             let out = self.run(argv::lvs_one(&self.vg, lv, self.timeout)).await?;
             if !out.success() {
@@ -420,7 +550,10 @@ impl Lvm for LvmCli {
     fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let out = self
-                .mutate(argv::lvremove(&self.vg, lv, self.timeout))
+                .mutate(
+                    argv::lvremove(&self.vg, lv, self.timeout),
+                    Change::Removed { lv: lv.as_str() },
+                )
                 .await?;
             if out.success() {
                 info!(lv = %lv, vg = %self.vg, "removed logical volume");
@@ -436,7 +569,15 @@ impl Lvm for LvmCli {
     fn set_tag<'a>(&'a self, lv: &'a LvName, tag: &'a str, add: bool) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let cmd = argv::lvchange_tag(&self.vg, lv, tag, add, self.timeout);
-            let out = self.mutate(cmd).await?;
+            let tags = [tag.to_string()];
+            let (remove, added): (&[String], &[String]) =
+                if add { (&[], &tags) } else { (&tags, &[]) };
+            let change = Change::Tagged {
+                lv: lv.as_str(),
+                remove,
+                add: added,
+            };
+            let out = self.mutate(cmd, change).await?;
             if out.success() {
                 return Ok(());
             }
@@ -447,7 +588,10 @@ impl Lvm for LvmCli {
     fn activate<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let out = self
-                .mutate(argv::lvchange_activate(&self.vg, lv, self.timeout))
+                .mutate(
+                    argv::lvchange_activate(&self.vg, lv, self.timeout),
+                    Change::Activated { lv: lv.as_str() },
+                )
                 .await?;
             if out.success() {
                 info!(lv = %lv, "activated logical volume");

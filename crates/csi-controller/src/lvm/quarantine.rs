@@ -12,7 +12,7 @@
 //! the LV is removed only after the zeroing succeeded; its extents stay allocated (so counted as
 //! used by `vg_free`, hence by GetCapacity and the space checks) until then.
 
-use super::{LvRow, LvmCli, tags::VolumeRecord};
+use super::{Change, LvRow, LvmCli, tags::VolumeRecord};
 use csi_common::{Error, Result, command::Cmd, ids::LvName};
 use std::time::Duration;
 use tracing::info;
@@ -78,7 +78,13 @@ impl LvmCli {
     pub(super) async fn quarantine_lv(&self, lv: &LvName, stamp: u64) -> Result<Option<String>> {
         let new = name_for(lv, stamp);
         let out = self
-            .mutate(lvrename(&self.vg, lv, &new, self.timeout))
+            .mutate(
+                lvrename(&self.vg, lv, &new, self.timeout),
+                Change::Renamed {
+                    from: lv.as_str(),
+                    to: &new,
+                },
+            )
             .await?;
         if out.success() {
             info!(lv = %lv, quarantine = %new, "quarantined logical volume for wiping");
@@ -106,7 +112,9 @@ impl LvmCli {
                 &row.name,
                 self.timeout,
             );
-            let out = self.mutate(cmd).await?;
+            let out = self
+                .mutate(cmd, Change::Activated { lv: &row.name })
+                .await?;
             if !out.success() {
                 return Err(self.failed(out));
             }
@@ -119,7 +127,10 @@ impl LvmCli {
             return Err(self.failed(out));
         }
         let out = self
-            .mutate(lvremove(&self.vg, &row.name, self.timeout))
+            .mutate(
+                lvremove(&self.vg, &row.name, self.timeout),
+                Change::Removed { lv: &row.name },
+            )
             .await?;
         if !out.success() && !out.stderr.contains("Failed to find logical volume") {
             return Err(self.failed(out));

@@ -5,7 +5,8 @@
 //! linear claims draw on the VG's free bytes; thin claims on the pool's size times the
 //! overprovision ratio minus the virtual sizes already promised in that pool (thin LVs and thin
 //! snapshots alike); a refusal names every figure it was computed from. Nothing here runs a
-//! command: the figures come from a [`Survey`], which a later in-memory ledger can replace.
+//! command: the figures come from a [`Survey`], in the controller the ledger's record
+//! ([`super::ledger`]), kept inside the same queue.
 
 use super::{LvRow, Survey};
 use csi_common::{Error, Result};

@@ -2,10 +2,11 @@
 //!
 //! Invariants: the LV name is derived from the CSI name (any Unicode; never reaches a shell);
 //! the LV and its tags are created by one `lvcreate`, so a volume never exists without its
-//! record; LVM is asked twice only (one report of the VG answers existence, extent size and
-//! free space; then `lvcreate`), because under load every LVM process costs far more than the
-//! work it does; the space check runs inside the per-VG queue right before `lvcreate` (see
-//! [`crate::lvm::space`]), reusing that report unless another mutation overtook it; the volume is reported created only once its export has been verified; an
+//! record; one report of the VG answers existence, extent size and free space (in the
+//! controller, from the ledger: no LVM process), then `lvcreate` is the only LVM command,
+//! because under load every LVM process costs far more than the work it does; the space check
+//! runs inside the per-VG queue right before `lvcreate` (see [`crate::lvm::space`]), against
+//! the ledger (or that report, unless another mutation overtook it); the volume is reported created only once its export has been verified; an
 //! interrupted call leaves the LV, and the retry (same name) completes the export; the same
 //! name with a compatible request answers the existing volume, an incompatible one
 //! `AlreadyExists`.

@@ -60,7 +60,9 @@ pub async fn get_capacity(
     parameters: &HashMap<String, String>,
 ) -> Result<Capacity> {
     let params = params::parse(parameters, ctx.settings.thin_pool.as_deref())?;
-    let survey = ctx.lvm()?.survey().await?;
+    // A fresh report, not the ledger: the thin pool's usage changes with every write, and this
+    // read also resyncs the ledger and the gauges (it is periodic, not on the create path).
+    let survey = ctx.lvm()?.resync().await?;
     let vg = &survey.vg;
     let caps = match capabilities
         .iter()

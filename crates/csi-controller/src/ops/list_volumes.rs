@@ -58,7 +58,9 @@ pub async fn list_volumes(ctx: &Ctx, max_entries: i32, starting_token: &str) -> 
                 .map_err(|_| Error::aborted(format!("starting_token {token:?} is not valid")))?,
         ),
     };
-    let rows = ctx.lvm()?.list().await?;
+    // A fresh report (which resyncs the ledger): ListVolumes is the operators' view, and must
+    // show an LV made by hand at once (`carvectl orphans`); it is not on any hot path.
+    let rows = ctx.lvm()?.resync().await?.lvs;
     let pools: Vec<LvRow> = rows.iter().filter(|r| r.is_thin_pool()).cloned().collect();
     let mut volumes = Vec::new();
     for row in rows {
@@ -141,7 +143,7 @@ mod tests {
         ];
         lab.export(&rows[1]).await;
         lab.add_acl("csi-a-1", NODE1).await;
-        lab.expect_lvs(&rows);
+        lab.expect_survey(1 << 30, 4 << 20, &rows);
         let page = list_volumes(&lab.ctx, 2, "").await.unwrap();
         let ids: Vec<_> = page
             .entries
@@ -159,7 +161,7 @@ mod tests {
                 .contains("storage object missing")
         );
         assert_eq!(page.next_token, "csi-c-1");
-        lab.expect_lvs(&rows);
+        lab.expect_survey(1 << 30, 4 << 20, &rows);
         let last = list_volumes(&lab.ctx, 2, &page.next_token).await.unwrap();
         assert_eq!(last.entries.len(), 1);
         assert_eq!(last.next_token, "");
@@ -200,7 +202,7 @@ mod tests {
         full.data_percent = Some(100.0);
         let thin = lv_row("csi-a-1", 8 << 20, Some("pool"), &carve_tags("a"));
         lab.export(&thin).await;
-        lab.expect_lvs(&[full.clone(), thin.clone()]);
+        lab.expect_survey(1 << 30, 4 << 20, &[full.clone(), thin.clone()]);
         let page = list_volumes(&lab.ctx, 0, "").await.unwrap();
         let why = page.entries[0].abnormal.clone().unwrap_or_default();
         assert!(why.contains("thin pool pool is full"), "{why:?}");

@@ -1,6 +1,8 @@
 //! The controller's operations, one file per RPC, over the [`Lvm`] and [`Lio`] traits.
 //!
-//! Invariants: LVM (LV + tags) and LIO are the whole state, read back on every call; nothing
+//! Invariants: LVM (LV + tags) and LIO are the whole durable state; LVM is read through the
+//! controller's in-memory ledger of it ([`crate::lvm::ledger`], kept by the only writer), LIO
+//! on every call; nothing
 //! here knows gRPC: operations take typed arguments, return domain results
 //! (`Created`/`AlreadyExisted`, `Deleted`/`NotFound`) and domain errors; every mutation is
 //! idempotent so a retry completes an interrupted call.

@@ -9,7 +9,8 @@
 //! mount, another filesystem) is `InvalidArgument`, or `AlreadyExists` when the volume is
 //! already published to that node; CHAP comes from the secrets, never from or into a context,
 //! tag or log; a node that does not hold the volume yet gets it only below the attach limit
-//! (`attach_limit`, `ResourceExhausted`). The publish context says `blank=true` only for a
+//! (`attach_limit`, `ResourceExhausted`); the tags are written by one `lvchange` (the only LVM
+//! process of a publish: the volume is read from the ledger). The publish context says `blank=true` only for a
 //! volume that provably never held data ([`provably_blank`]); a linear LV is marked used (tag)
 //! before its first ACL exists.
 
@@ -96,7 +97,7 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
             req.node_id
         ))
     })?;
-    let vol = volume::find(ctx, &id)
+    let mut vol = volume::find(ctx, &id)
         .await?
         .ok_or_else(|| Error::not_found(format!("volume {id} does not exist")))?;
     let readonly = req.readonly || cap.read_only();
@@ -160,16 +161,29 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
             existing.readonly
         )));
     }
+    if vol.thin() && vol.lv.data_percent.is_none() && vol.record.content_source.is_empty() {
+        // The ledger keeps no data count for a thin LV a node may have written (published
+        // before): ask LVM, so a repeat or a republish says blank exactly when it still is
+        // (the first publish after CreateVolume reads nothing).
+        if let Some(row) = lvm.read(&vol.lv_name()).await? {
+            vol.lv.data_percent = row.data_percent;
+        }
+    }
     let blank = provably_blank(&vol);
+    // The durable records, in one `lvchange` before the ACL: the used marker of a linear LV
+    // and the publication (reconciliation restores ACLs from it after a reboot), replacing a
+    // stale publication to the same node.
+    let mut add = Vec::new();
+    let mut remove = Vec::new();
     if !vol.thin() && !vol.record.used {
-        lvm.set_tag(&vol.lv_name(), USED, true).await?;
+        add.push(USED.to_string());
     }
     if !recorded.contains(&&publication) {
-        lvm.set_tag(&vol.lv_name(), &publication.tag(), true)
-            .await?;
-        for stale in recorded {
-            lvm.set_tag(&vol.lv_name(), &stale.tag(), false).await?;
-        }
+        add.push(publication.tag());
+        remove.extend(recorded.iter().map(|stale| stale.tag()));
+    }
+    if !add.is_empty() || !remove.is_empty() {
+        lvm.retag(&vol.lv_name(), &remove, &add).await?;
     }
     if state
         .target(spec.target.as_str())

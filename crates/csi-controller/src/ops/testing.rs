@@ -79,11 +79,25 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// A lab whose LVM keeps a ledger (as the controller binary does): reads and admission
+    /// run no LVM command once it is seeded.
+    pub fn with_ledger() -> Self {
+        Self::build(true)
+    }
+
+    fn build(ledger: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("target");
         std::fs::create_dir_all(&root).unwrap();
         let runner = Arc::new(ScriptedRunner::new());
-        let lvm = Arc::new(LvmCli::new(runner.clone(), VG, T));
+        let mut lvm = LvmCli::new(runner.clone(), VG, T);
+        if ledger {
+            lvm = lvm.with_ledger();
+        }
+        let lvm = Arc::new(lvm);
         let lio = Arc::new(ConfigfsLio::plain_directory(&root));
         let settings = Settings {
             portals: vec!["127.0.0.1:3260".parse().unwrap()],
@@ -177,6 +191,15 @@ impl Lab {
             .expect(Expectation::new(argv_of(&argv::lvchange_tag(
                 VG, &lv, tag, add, T,
             ))));
+    }
+
+    /// One `lvchange` deleting `remove` and adding `add` on `name`.
+    pub fn expect_retag(&self, name: &str, remove: &[&str], add: &[&str]) {
+        let lv = LvName::parse(name).unwrap();
+        let owned = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        self.runner.expect(Expectation::new(argv_of(
+            &crate::lvm::data::lvchange_retag(VG, &lv, &owned(remove), &owned(add), T),
+        )));
     }
 
     pub fn expect(&self, expectation: Expectation) {

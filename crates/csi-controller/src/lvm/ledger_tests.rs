@@ -1,0 +1,448 @@
+//! The ledger alone (each change's effect on the figures) and inside [`LvmCli`]: seeded by one
+//! report in the queue, then reads and admission run no LVM command, and a failed command makes
+//! the next admission read LVM again.
+
+use super::*;
+use crate::{
+    lvm::{Allocation, Claim, VgRow, Within, argv, space, tags::PUBLISHED},
+    ops::{
+        self,
+        capability::mount,
+        create_volume::{CreateVolume, Created},
+        publish::Publish,
+        testing::{Lab, NODE1, VG, carve_tags, lv_row, pool_row},
+    },
+};
+use csi_common::{Kind, command::Expectation, ids::LvName};
+use csi_proto::v1::{CapacityRange, volume_capability::access_mode::Mode};
+use std::{collections::HashMap, time::Duration};
+
+const MIB: u64 = 1 << 20;
+const T: Duration = Duration::from_secs(5);
+
+fn survey(free: u64, lvs: Vec<LvRow>) -> Survey {
+    Survey {
+        vg: VgRow {
+            name: VG.into(),
+            size: 16 << 30,
+            free,
+            extent_size: 4 * MIB,
+        },
+        lvs,
+        generation: 0,
+    }
+}
+
+fn seeded(free: u64, lvs: Vec<LvRow>) -> Ledger {
+    let mut ledger = Ledger::default();
+    ledger.seed(survey(free, lvs));
+    ledger
+}
+
+#[test]
+fn linear_lvs_take_and_give_back_extent_rounded_free_bytes_thin_lvs_do_not() {
+    let mut l = seeded(100 * MIB, vec![pool_row(1 << 30)]);
+    let tags = vec!["carve.v=1".to_string()];
+    l.apply(&Change::Created {
+        lv: "a",
+        size: 5 * MIB,
+        pool: None,
+        tags: &tags,
+    });
+    assert_eq!(l.current().unwrap().vg.free, 92 * MIB, "5 MiB is 2 extents");
+    l.apply(&Change::Created {
+        lv: "t",
+        size: 64 * MIB,
+        pool: Some("pool"),
+        tags: &tags,
+    });
+    let s = l.current().unwrap();
+    assert_eq!(s.vg.free, 92 * MIB);
+    let t = s.lvs.iter().find(|r| r.name == "t").unwrap();
+    assert_eq!(
+        (t.pool.as_deref(), t.data_percent),
+        (Some("pool"), Some(0.0))
+    );
+    assert_eq!(space::promised(&s.lvs, "pool"), 64 * MIB);
+    l.apply(&Change::Extended {
+        lv: "a",
+        size: 16 * MIB,
+    });
+    assert_eq!(l.current().unwrap().vg.free, 84 * MIB);
+    l.apply(&Change::Renamed {
+        from: "a",
+        to: "a_wipe",
+    });
+    l.apply(&Change::Removed { lv: "a_wipe" });
+    l.apply(&Change::Removed { lv: "t" });
+    let s = l.current().unwrap();
+    assert_eq!(s.vg.free, 100 * MIB);
+    assert_eq!(s.lvs.len(), 1, "only the pool is left");
+}
+
+#[test]
+fn tags_and_activation_follow_the_commands() {
+    let mut row = lv_row("v", 8 * MIB, None, &carve_tags("v"));
+    row.attr = "-wi-------".into();
+    let mut l = seeded(0, vec![row]);
+    let add = vec!["carve.used".to_string(), format!("{PUBLISHED}rw:{NODE1}")];
+    l.apply(&Change::Tagged {
+        lv: "v",
+        remove: &[],
+        add: &add,
+    });
+    l.apply(&Change::Activated { lv: "v" });
+    let v = &l.current().unwrap().lvs[0];
+    assert!(v.is_active());
+    assert!(add.iter().all(|t| v.tags.contains(t)));
+    l.apply(&Change::Tagged {
+        lv: "v",
+        remove: &add[1..],
+        add: &[],
+    });
+    assert!(!l.current().unwrap().lvs[0].tags.contains(&add[1]));
+}
+
+#[test]
+fn a_thin_lv_that_may_have_been_written_has_no_data_count() {
+    let publication = vec![format!("{PUBLISHED}rw:{NODE1}")];
+    let published = lv_row("p", 8 * MIB, Some("pool"), &publication);
+    let idle = lv_row("i", 8 * MIB, Some("pool"), &[]);
+    let mut l = seeded(0, vec![pool_row(1 << 30), published, idle]);
+    let data = |l: &Ledger, name: &str| {
+        l.current()
+            .unwrap()
+            .lvs
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap()
+            .data_percent
+    };
+    assert_eq!(
+        data(&l, "p"),
+        None,
+        "published when read: may be written since"
+    );
+    assert_eq!(data(&l, "i"), Some(0.0));
+    assert_eq!(data(&l, "pool"), Some(0.0), "the pool's own figure is kept");
+    l.apply(&Change::Tagged {
+        lv: "i",
+        remove: &[],
+        add: &publication,
+    });
+    assert_eq!(
+        data(&l, "i"),
+        None,
+        "published now: may be written from here on"
+    );
+}
+
+#[test]
+fn a_change_that_does_not_fit_forgets_the_record() {
+    for change in [
+        Change::Removed { lv: "nope" },
+        Change::Activated { lv: "nope" },
+        Change::Created {
+            lv: "v",
+            size: MIB,
+            pool: None,
+            tags: &[],
+        },
+        Change::Created {
+            lv: "big",
+            size: 1 << 30,
+            pool: None,
+            tags: &[],
+        },
+        Change::Unmodelled,
+    ] {
+        let mut l = seeded(8 * MIB, vec![lv_row("v", 8 * MIB, None, &[])]);
+        l.apply(&change);
+        assert!(l.current().is_none(), "{change:?}");
+    }
+    let mut l = Ledger::default();
+    l.apply(&Change::Removed { lv: "v" });
+    assert!(l.current().is_none(), "nothing to change before a seed");
+}
+
+fn expect_lvcreate(lab: &Lab, lv: &LvName, size: u64, allocation: &Allocation) {
+    let cmd = argv::lvcreate(VG, lv, size, allocation, &[], T);
+    lab.expect(Expectation::new(
+        std::iter::once(cmd.program().to_string())
+            .chain(cmd.arg_values().map(str::to_string))
+            .collect::<Vec<_>>(),
+    ));
+}
+
+#[tokio::test]
+async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    let pool = Allocation::Thin {
+        pool: "pool".into(),
+    };
+    lab.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
+    lvm.resync().await.unwrap();
+    let names: Vec<LvName> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(LvName::for_volume)
+        .collect();
+    let linear = |bytes| Within {
+        claim: Claim::Linear { bytes },
+        seen: None,
+    };
+    let thin = |bytes| Within {
+        claim: Claim::Thin {
+            pool: "pool",
+            bytes,
+            ratio: 1.0,
+            zeroing_required: true,
+        },
+        seen: None,
+    };
+    // Two linear LVs fill the VG's 8 MiB; the third is refused from the ledger's figures.
+    for lv in &names[..2] {
+        expect_lvcreate(&lab, lv, 4 * MIB, &Allocation::Linear);
+        lvm.create_within(lv, 4 * MIB, &Allocation::Linear, &[], linear(4 * MIB))
+            .await
+            .unwrap();
+    }
+    let err = lvm
+        .create_within(
+            &names[2],
+            4 * MIB,
+            &Allocation::Linear,
+            &[],
+            linear(4 * MIB),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    assert!(err.message().contains("0 bytes free"), "{err}");
+    // Thin promises add up in the ledger too; the pool itself is read at each thin admission.
+    lab.expect_pool(&pool_row(1 << 30));
+    expect_lvcreate(&lab, &names[2], 768 * MIB, &pool);
+    lvm.create_within(&names[2], 768 * MIB, &pool, &[], thin(768 * MIB))
+        .await
+        .unwrap();
+    lab.expect_pool(&pool_row(1 << 30));
+    let err = lvm
+        .create_within(&names[3], 512 * MIB, &pool, &[], thin(512 * MIB))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("805306368 already are"), "{err}");
+    // Reads are answered from the ledger.
+    assert_eq!(lvm.list().await.unwrap().len(), 4);
+    assert_eq!(lvm.vg().await.unwrap().free, 0);
+    assert!(lvm.get(&names[0]).await.unwrap().is_some());
+    assert!(lvm.get(&names[3]).await.unwrap().is_none());
+    assert_eq!(lvm.survey().await.unwrap().lvs.len(), 4);
+    lab.finish();
+}
+
+#[tokio::test]
+async fn a_failed_command_makes_the_next_admission_read_lvm() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    let a = LvName::for_volume("a");
+    lab.expect_survey(1 << 30, 4 * MIB, &[]);
+    lvm.resync().await.unwrap();
+    lab.expect(
+        Expectation::new(
+            std::iter::once("lvremove".to_string())
+                .chain(argv::lvremove(VG, &a, T).arg_values().map(str::to_string))
+                .collect::<Vec<_>>(),
+        )
+        .fails(5, "  Internal error: something odd\n"),
+    );
+    assert!(lvm.remove(&a).await.is_err());
+    // The ledger is forgotten: the claim is admitted against a fresh report, which shows the
+    // VG full (someone else took the space), and the report seeds the ledger again.
+    lab.expect_survey(0, 4 * MIB, &[lv_row("other", 1 << 30, None, &[])]);
+    let within = Within {
+        claim: Claim::Linear { bytes: 4 * MIB },
+        seen: None,
+    };
+    let err = lvm
+        .create_within(&a, 4 * MIB, &Allocation::Linear, &[], within)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    assert_eq!(lvm.list().await.unwrap().len(), 1, "read from the new seed");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30)]);
+    lvm.resync().await.unwrap();
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let range = CapacityRange {
+        required_bytes: 8 * MIB as i64,
+        limit_bytes: 0,
+    };
+    let params = HashMap::new();
+    let req = CreateVolume {
+        name: "pvc-ledger",
+        capacity: Some(&range),
+        capabilities: &caps,
+        parameters: &params,
+        has_content_source: false,
+    };
+    let lv = LvName::for_volume("pvc-ledger");
+    let record = crate::lvm::tags::VolumeRecord {
+        name: "pvc-ledger".into(),
+        required_bytes: 8 * MIB,
+        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    };
+    let cmd = argv::lvcreate(
+        VG,
+        &lv,
+        8 * MIB,
+        &Allocation::Linear,
+        &record.creation_tags(),
+        T,
+    );
+    lab.expect(Expectation::new(
+        std::iter::once(cmd.program().to_string())
+            .chain(cmd.arg_values().map(str::to_string))
+            .collect::<Vec<_>>(),
+    ));
+    let created = ops::create_volume::create_volume(&lab.ctx, req)
+        .await
+        .unwrap();
+    let Created::Created(volume) = created else {
+        panic!("not created: {created:?}")
+    };
+    // Publish: no `lvs`, one `lvchange` for the durable records (used marker, publication)
+    // before the ACL.
+    lab.expect_retag(
+        lv.as_str(),
+        &[],
+        &[crate::lvm::tags::USED, &format!("{PUBLISHED}rw:{NODE1}")],
+    );
+    let secrets = HashMap::new();
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let id = volume.id.to_string();
+    let published = ops::publish::publish(
+        &lab.ctx,
+        Publish {
+            volume_id: &id,
+            node_id: NODE1,
+            capability: Some(&cap),
+            readonly: false,
+            secrets: &secrets,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        published.blank,
+        "a new linear volume is blank at its first publish"
+    );
+    assert_eq!(lab.acls(lv.as_str()), [NODE1]);
+    // The ledger kept both tags: a repeat is recognised without LVM and writes nothing.
+    ops::publish::publish(
+        &lab.ctx,
+        Publish {
+            volume_id: &id,
+            node_id: NODE1,
+            capability: Some(&cap),
+            readonly: false,
+            secrets: &secrets,
+        },
+    )
+    .await
+    .map(|p| assert!(!p.blank, "used from its first publish on"))
+    .unwrap();
+    lab.finish();
+}
+
+#[tokio::test]
+async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
+    lvm.resync().await.unwrap();
+    let mut unzeroed = pool_row(1 << 30);
+    unzeroed.attr = "twi-aot---".into();
+    lab.expect_pool(&unzeroed);
+    let within = Within {
+        claim: Claim::Thin {
+            pool: "pool",
+            bytes: 4 * MIB,
+            ratio: 1.0,
+            zeroing_required: true,
+        },
+        seen: None,
+    };
+    let pool = Allocation::Thin {
+        pool: "pool".into(),
+    };
+    let lv = LvName::for_volume("a");
+    let err = lvm
+        .create_within(&lv, 4 * MIB, &pool, &[], within)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn a_resync_picks_up_hand_edits() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
+    lvm.resync().await.unwrap();
+    let hand = LvName::for_volume("by-hand");
+    assert!(lvm.get(&hand).await.unwrap().is_none());
+    // An operator made an LV and tagged it; the resync (timer, SIGHUP, GetCapacity) sees it.
+    let mut tags = carve_tags("by-hand");
+    tags.push(format!("{PUBLISHED}rw:{NODE1}"));
+    let row = lv_row(hand.as_str(), 8 * MIB, Some("pool"), &tags);
+    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row]);
+    lvm.resync().await.unwrap();
+    let seen = lvm.get(&hand).await.unwrap().expect("picked up");
+    assert_eq!(seen.tags, tags);
+    assert_eq!(
+        seen.data_percent, None,
+        "published: may have been written since"
+    );
+    lab.finish();
+}
+
+#[tokio::test]
+async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context() {
+    let lab = Lab::with_ledger();
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    let row = lv_row("csi-v-1", 8 * MIB, Some("pool"), &carve_tags("v"));
+    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row.clone()]);
+    lvm.resync().await.unwrap();
+    lab.export(&row).await;
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    let secrets = HashMap::new();
+    let req = Publish {
+        volume_id: "csi-v-1",
+        node_id: NODE1,
+        capability: Some(&cap),
+        readonly: false,
+        secrets: &secrets,
+    };
+    // First publish: the ledger's count (0, no node could write) says blank; no LVM read.
+    lab.expect_retag("csi-v-1", &[], &[&format!("{PUBLISHED}rw:{NODE1}")]);
+    let first = ops::publish::publish(&lab.ctx, req).await.unwrap();
+    assert!(first.blank);
+    // The repeat: the ledger no longer vouches for the count, LVM is asked, and it is still 0.
+    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let again = ops::publish::publish(&lab.ctx, req).await.unwrap();
+    assert_eq!(again.to_context(), first.to_context());
+    // Written since: LVM's count says so.
+    let mut written = row.clone();
+    written.data_percent = Some(1.5);
+    lab.expect_lvs_one("csi-v-1", &[written]);
+    assert!(!ops::publish::publish(&lab.ctx, req).await.unwrap().blank);
+    lab.finish();
+}

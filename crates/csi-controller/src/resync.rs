@@ -1,0 +1,49 @@
+//! Resync of the ledger (the in-memory record of the volume group, [`crate::lvm::ledger`]) with
+//! LVM: every `--lvm-resync-interval` and at once on SIGHUP, so an operator's hand edit (tags,
+//! an LV created or removed by hand) and the thin pool's usage reach the controller.
+//!
+//! Invariants: a resync reads LVM inside the per-VG queue and replaces the whole record (see
+//! [`crate::lvm::Lvm::resync`]), so it never races a mutation; it also refreshes the storage
+//! gauges; a failed resync is logged and the record in place stays in use (Probe and the RPCs
+//! say why LVM is unavailable).
+
+use crate::lvm::Lvm;
+use std::{sync::Arc, time::Duration};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Resyncs `lvm` every `interval` and on each SIGHUP (must run inside a tokio runtime).
+pub fn spawn(lvm: Arc<dyn Lvm>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => Some(hangup),
+            Err(error) => {
+                tracing::warn!(%error, "no SIGHUP handler: the ledger resyncs on its timer only");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let why = tokio::select! {
+                _ = tick.tick() => "timer",
+                Some(()) = async {
+                    match hangup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => "SIGHUP",
+            };
+            match lvm.resync().await {
+                Ok(survey) => tracing::debug!(
+                    vg = %lvm.vg_name(),
+                    lvs = survey.lvs.len(),
+                    why,
+                    "resynced the volume-group ledger with LVM"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, vg = %lvm.vg_name(), why, "ledger resync failed")
+                }
+            }
+        }
+    })
+}
