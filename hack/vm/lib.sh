@@ -26,3 +26,6 @@ need_tools() {
 (or run hack/vm/setup-host)"
   fi
 }
+
+# A guest kernel's own crash report on the serial console (oops, BUG, panic), as grep -E reads it.
+KERNEL_CRASH_RE='Kernel panic - not syncing|BUG: |Oops: |general protection fault'

@@ -289,17 +289,17 @@ impl LvmCli {
         // the VG, and a needless re-read is cheap next to a missed one.
         self.generation.fetch_add(1, Ordering::SeqCst);
         let succeeded = matches!(&out, Ok(o) if o.success());
-        let recorded = self.ledger(|l| {
+        self.ledger(|l| {
             if succeeded {
                 l.apply(&change);
             } else {
                 l.forget();
             }
-            l.current().cloned()
+            // The gauges read the record in place: no copy of every LV per mutation.
+            if let Some(survey) = l.current() {
+                crate::gauges::record_values(survey);
+            }
         });
-        if let Some(Some(survey)) = recorded {
-            crate::gauges::record_values(&survey);
-        }
         out
     }
 
@@ -405,8 +405,8 @@ impl Lvm for LvmCli {
 
     fn vg(&self) -> BoxFuture<'_, Result<VgRow>> {
         Box::pin(async move {
-            if let Some(recorded) = self.recorded() {
-                return Ok(recorded.vg);
+            if let Some(vg) = self.ledger(|l| l.current().map(|s| s.vg.clone())).flatten() {
+                return Ok(vg);
             }
             let out = self.run(argv::vgs(&self.vg, self.timeout)).await?;
             if !out.success() {
