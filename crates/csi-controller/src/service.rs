@@ -16,7 +16,7 @@ use csi_common::{Error, Result, guard::OperationGuards, telemetry::record_ids};
 use csi_proto::v1::{
     controller_server::Controller, controller_service_capability::rpc::Type as Rpc, *,
 };
-use std::future::Future;
+use std::{collections::HashMap, future::Future};
 use tonic::{Request, Response, Status};
 
 /// The capabilities this controller implements, exactly.
@@ -97,7 +97,14 @@ fn csi_volume(ctx: &Ctx, v: &ops::volume::Volume) -> Volume {
         volume_id: v.id.to_string(),
         volume_context: v.volume_context(ctx),
         content_source: v.content_source(),
-        ..Default::default()
+        accessible_topology: ctx
+            .settings
+            .accessible_topology
+            .iter()
+            .map(|s| Topology {
+                segments: s.to_map(),
+            })
+            .collect(),
     }
 }
 
@@ -126,12 +133,19 @@ impl Controller for ControllerService {
                     .volume_content_source
                     .as_ref()
                     .is_some_and(|s| s.r#type.is_some());
+                let requisite: Vec<HashMap<String, String>> = req
+                    .accessibility_requirements
+                    .iter()
+                    .flat_map(|r| &r.requisite)
+                    .map(|t| t.segments.clone())
+                    .collect();
                 let op = CreateVolume {
                     name: &req.name,
                     capacity: req.capacity_range.as_ref(),
                     capabilities: &req.volume_capabilities,
                     parameters: &req.parameters,
                     has_content_source,
+                    requisite: &requisite,
                 };
                 match req
                     .volume_content_source
@@ -269,9 +283,13 @@ impl Controller for ControllerService {
         request: Request<GetCapacityRequest>,
     ) -> Result<Response<GetCapacityResponse>, Status> {
         let req = request.into_inner();
-        let cap =
-            ops::get_capacity::get_capacity(&self.ctx, &req.volume_capabilities, &req.parameters)
-                .await?;
+        let cap = ops::get_capacity::get_capacity(
+            &self.ctx,
+            &req.volume_capabilities,
+            &req.parameters,
+            req.accessible_topology.as_ref().map(|t| &t.segments),
+        )
+        .await?;
         Ok(Response::new(GetCapacityResponse {
             available_capacity: cap.available.min(i64::MAX as u64) as i64,
             maximum_volume_size: None,

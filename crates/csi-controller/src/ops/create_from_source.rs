@@ -14,8 +14,8 @@
 
 use super::{
     Ctx, capability, capacity,
-    create_volume::{CreateVolume, Created, MAX_NAME_BYTES, export},
-    get_capacity, params, snapshot,
+    create_volume::{CreateVolume, Created, MAX_NAME_BYTES, check_reachable, export},
+    get_capacity, params, snapshot, topology,
     volume::{self, Volume},
 };
 use crate::lvm::{SnapshotUse, Within, tags::VolumeRecord};
@@ -134,6 +134,7 @@ pub async fn create_from_source(
         export(ctx, &volume, lvm.vg_name()).await?;
         return Ok(Created::AlreadyExisted(volume));
     }
+    check_reachable(ctx, &req)?;
 
     let (origin, source_size) = resolve(ctx, source).await?;
     let wanted = capacity::size_for(req.capacity, vg.extent_size, minimum, source_size)?;
@@ -201,6 +202,9 @@ async fn complete(
         return Err(incompatible(
             "the LV belongs to another volume name (hash collision)".into(),
         ));
+    }
+    if let Some(why) = topology::unmet(&ctx.settings.accessible_topology, req.requisite) {
+        return Err(incompatible(why));
     }
     if volume.record.content_source != content_source {
         let was = match volume.record.content_source.as_str() {

@@ -50,6 +50,7 @@ fn request<'a>(
         capabilities: caps,
         parameters: params,
         has_content_source: true,
+        requisite: &[],
     }
 }
 

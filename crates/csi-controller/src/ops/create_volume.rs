@@ -11,7 +11,7 @@
 //! name with a compatible request answers the existing volume, an incompatible one
 //! `AlreadyExists`.
 
-use super::{Ctx, capability, capacity, get_capacity, params, volume::Volume};
+use super::{Ctx, capability, capacity, get_capacity, params, topology, volume::Volume};
 use crate::lvm::{Allocation, Claim, Within, tags::VolumeRecord};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{CapacityRange, VolumeCapability};
@@ -34,6 +34,9 @@ pub struct CreateVolume<'a> {
     pub parameters: &'a HashMap<String, String>,
     /// Whether a content source (snapshot or volume) was given.
     pub has_content_source: bool,
+    /// `accessibility_requirements.requisite`: topologies of which the volume must be
+    /// reachable from one (empty: anywhere; see [`topology`](super::topology)).
+    pub requisite: &'a [HashMap<String, String>],
 }
 
 /// What CreateVolume did.
@@ -77,13 +80,26 @@ fn check_request(ctx: &Ctx, req: &CreateVolume<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a new volume where this host's volumes cannot be reached from (RESOURCE_EXHAUSTED,
+/// spec.md: "Unable to provision in `accessible_topology`").
+pub(super) fn check_reachable(ctx: &Ctx, req: &CreateVolume<'_>) -> Result<()> {
+    match topology::unmet(&ctx.settings.accessible_topology, req.requisite) {
+        Some(why) => Err(Error::resource_exhausted(why)),
+        None => Ok(()),
+    }
+}
+
 /// Why an existing volume does not match the request, if it does not.
 fn incompatibility(
+    ctx: &Ctx,
     volume: &Volume,
     req: &CreateVolume<'_>,
     thin: bool,
     minimum: u64,
 ) -> Option<String> {
+    if let Some(why) = topology::unmet(&ctx.settings.accessible_topology, req.requisite) {
+        return Some(why);
+    }
     if volume.record.name != req.name {
         return Some(format!(
             "LV {} belongs to another volume name (hash collision or foreign LV)",
@@ -125,7 +141,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         let volume = Volume::from_row(row.clone())?.ok_or_else(|| {
             Error::already_exists(format!("LV {lv} exists and is not a Carve volume"))
         })?;
-        if let Some(why) = incompatibility(&volume, &req, params.thin, minimum) {
+        if let Some(why) = incompatibility(ctx, &volume, &req, params.thin, minimum) {
             return Err(Error::already_exists(format!(
                 "volume {:?} already exists as {} but is incompatible: {why}",
                 req.name, volume.id
@@ -134,6 +150,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         export(ctx, &volume, lvm.vg_name()).await?;
         return Ok(Created::AlreadyExisted(volume));
     }
+    check_reachable(ctx, &req)?;
 
     let size = capacity::size_for(
         req.capacity,

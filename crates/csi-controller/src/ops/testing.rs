@@ -106,6 +106,7 @@ impl Lab {
             default_capacity: 1 << 30,
             thin_overprovision: 1.0,
             allow_unzeroed_thin_pool: false,
+            accessible_topology: Vec::new(),
         };
         let ctx = Ctx::new(Some(lvm), lio.clone(), settings, None);
         Self {
