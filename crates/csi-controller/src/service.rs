@@ -129,10 +129,6 @@ impl Controller for ControllerService {
         record_ids(None, None);
         let created = self
             .guarded(&self.names, &req.name.clone(), move |ctx| async move {
-                let has_content_source = req
-                    .volume_content_source
-                    .as_ref()
-                    .is_some_and(|s| s.r#type.is_some());
                 let requisite: Vec<HashMap<String, String>> = req
                     .accessibility_requirements
                     .iter()
@@ -144,13 +140,14 @@ impl Controller for ControllerService {
                     capacity: req.capacity_range.as_ref(),
                     capabilities: &req.volume_capabilities,
                     parameters: &req.parameters,
-                    has_content_source,
                     requisite: &requisite,
                 };
+                // A content source without a type is the same as none (create_from_source
+                // would refuse it as naming neither a snapshot nor a volume).
                 match req
                     .volume_content_source
                     .as_ref()
-                    .filter(|_| has_content_source)
+                    .filter(|s| s.r#type.is_some())
                 {
                     Some(source) => {
                         ops::create_from_source::create_from_source(&ctx, op, source).await

@@ -49,7 +49,6 @@ fn request<'a>(
         capacity: range,
         capabilities: caps,
         parameters: params,
-        has_content_source: true,
         requisite: &[],
     }
 }

@@ -1,4 +1,6 @@
-//! CreateVolume: an LV carrying its record in tags, exported as one iSCSI target.
+//! CreateVolume of an empty volume (a content source goes to
+//! [`create_from_source`](super::create_from_source)): an LV carrying its record in tags,
+//! exported as one iSCSI target.
 //!
 //! Invariants: the LV name is derived from the CSI name (any Unicode; never reaches a shell);
 //! the LV and its tags are created by one `lvcreate`, so a volume never exists without its
@@ -11,15 +13,12 @@
 //! name with a compatible request answers the existing volume, an incompatible one
 //! `AlreadyExists`.
 
-use super::{Ctx, capability, capacity, get_capacity, params, topology, volume::Volume};
+use super::{Ctx, capability, capacity, get_capacity, params, request, topology, volume::Volume};
 use crate::lvm::{Allocation, Claim, Within, tags::VolumeRecord};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{CapacityRange, VolumeCapability};
 use std::collections::HashMap;
 use tracing::info;
-
-/// The longest CSI name accepted, in bytes (spec.md, size limits).
-pub const MAX_NAME_BYTES: usize = 128;
 
 /// A CreateVolume request, stripped of gRPC.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +31,6 @@ pub struct CreateVolume<'a> {
     pub capabilities: &'a [VolumeCapability],
     /// StorageClass parameters.
     pub parameters: &'a HashMap<String, String>,
-    /// Whether a content source (snapshot or volume) was given.
-    pub has_content_source: bool,
     /// `accessibility_requirements.requisite`: topologies of which the volume must be
     /// reachable from one (empty: anywhere; see [`topology`](super::topology)).
     pub requisite: &'a [HashMap<String, String>],
@@ -55,29 +52,6 @@ impl Created {
             Created::Created(v) | Created::AlreadyExisted(v) => v,
         }
     }
-}
-
-fn check_request(ctx: &Ctx, req: &CreateVolume<'_>) -> Result<()> {
-    if req.name.is_empty() {
-        return Err(Error::invalid_argument("name is required"));
-    }
-    if req.name.len() > MAX_NAME_BYTES {
-        return Err(Error::invalid_argument(format!(
-            "name is {} bytes, longer than {MAX_NAME_BYTES}",
-            req.name.len()
-        )));
-    }
-    if req.has_content_source {
-        return Err(Error::invalid_argument(
-            "volume_content_source is not supported yet: Carve creates empty volumes only",
-        ));
-    }
-    if ctx.settings.portals.is_empty() {
-        return Err(Error::failed_precondition(
-            "no iSCSI portal configured: start csi-controller with --portal IP:PORT",
-        ));
-    }
-    Ok(())
 }
 
 /// Refuses a new volume where this host's volumes cannot be reached from (RESOURCE_EXHAUSTED,
@@ -129,7 +103,8 @@ fn incompatibility(
 
 /// CreateVolume.
 pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> {
-    check_request(ctx, &req)?;
+    request::check_name(req.name)?;
+    request::check_portals(ctx)?;
     let caps = capability::parse_all(req.capabilities)?;
     let params = params::parse(req.parameters, ctx.settings.thin_pool.as_deref())?;
     let lvm = ctx.lvm()?;

@@ -19,6 +19,7 @@ pub mod get_capacity;
 pub mod list_volumes;
 pub mod params;
 pub mod publish;
+pub mod request;
 pub mod snapshot;
 pub mod topology;
 pub mod unpublish;
