@@ -333,35 +333,35 @@ impl Controller for ControllerService {
         &self,
         request: Request<CreateSnapshotRequest>,
     ) -> Result<Response<CreateSnapshotResponse>, Status> {
-        data::create_snapshot(self, request).await
+        data_services::create_snapshot(self, request).await
     }
 
     async fn delete_snapshot(
         &self,
         request: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<DeleteSnapshotResponse>, Status> {
-        data::delete_snapshot(self, request).await
+        data_services::delete_snapshot(self, request).await
     }
 
     async fn list_snapshots(
         &self,
         request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        data::list_snapshots(self, request).await
+        data_services::list_snapshots(self, request).await
     }
 
     async fn get_snapshot(
         &self,
         request: Request<GetSnapshotRequest>,
     ) -> Result<Response<GetSnapshotResponse>, Status> {
-        data::get_snapshot(self, request).await
+        data_services::get_snapshot(self, request).await
     }
 
     async fn controller_expand_volume(
         &self,
         request: Request<ControllerExpandVolumeRequest>,
     ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
-        data::controller_expand_volume(self, request).await
+        data_services::controller_expand_volume(self, request).await
     }
 
     async fn controller_modify_volume(
@@ -377,8 +377,7 @@ fn unimplemented_rpc(name: &str) -> Status {
     Status::unimplemented(format!("{name} is not supported by this controller"))
 }
 
-#[path = "service_data.rs"]
-mod data;
+mod data_services;
 
 #[cfg(test)]
 #[path = "service_tests.rs"]

@@ -199,7 +199,7 @@ impl Lab {
         let lv = LvName::parse(name).unwrap();
         let owned = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         self.runner.expect(Expectation::new(argv_of(
-            &crate::lvm::data::lvchange_retag(VG, &lv, &owned(remove), &owned(add), T),
+            &crate::lvm::argv::lvchange_retag(VG, &lv, &owned(remove), &owned(add), T),
         )));
     }
 
