@@ -3,7 +3,8 @@
 //!
 //! Every test here is `#[ignore]`d on the host and run inside the guest by
 //! `hack/vm/run -- carve-guest-suite` (`--include-ignored --test-threads=1`: LVM, LIO and
-//! iscsid are global state). A scenario ends with [`assert_no_leaks`].
+//! iscsid are global state). A scenario drives volumes with [`volume`] (and a second node
+//! plugin with [`second_node`]) and ends with [`assert_no_leaks`].
 
 pub mod conformance;
 pub mod data;
@@ -11,6 +12,8 @@ pub mod driver;
 pub mod lab;
 pub mod leaks;
 pub mod metrics;
+pub mod second_node;
+pub mod volume;
 
 pub use driver::{Driver, DriverOptions};
 pub use lab::Lab;

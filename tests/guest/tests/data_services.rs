@@ -1,290 +1,21 @@
 //! Guest tier, data services through the real controller and node plugins: online expansion
 //! (ControllerExpandVolume + NodeExpandVolume) of mounted ext4 and XFS volumes while a reader
 //! checks the data, and of a block volume; snapshot, write more, restore (the restore holds
-//! exactly the snapshot's data); a clone independent of its source and staged on another
-//! node; deleting a source that has snapshots (allowed: thin snapshots are independent, and
-//! they stay usable); an XFS restore mounted beside its still-mounted source (duplicate UUID).
-//! Every scenario ends with leak accounting.
+//! exactly the snapshot's data); deleting a source that has snapshots (allowed: thin snapshots
+//! are independent, and they stay usable); a snapshot of a linear volume refused. Clones and
+//! restores beside their source are in clones.rs. Every scenario ends with leak accounting.
 
 mod data_services {
-    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, run, run_ok};
-    use carvectl::{
-        Client, Endpoint,
-        request::{block_capability, capacity_range, from_snapshot, from_volume, mount_capability},
-    };
+    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, volume::*};
+    use carvectl::request::{capacity_range, from_snapshot, from_volume};
     use csi_proto::v1::{
-        ControllerExpandVolumeRequest, ControllerExpandVolumeResponse,
-        ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateSnapshotRequest,
-        CreateVolumeRequest, DeleteSnapshotRequest, DeleteVolumeRequest, GetSnapshotRequest,
-        ListSnapshotsRequest, NodeExpandVolumeRequest, NodeGetVolumeStatsRequest,
-        NodePublishVolumeRequest, NodeStageVolumeRequest, NodeUnpublishVolumeRequest,
-        NodeUnstageVolumeRequest, Snapshot, VolumeCapability, VolumeContentSource,
-        volume_capability::access_mode::Mode, volume_usage::Unit,
+        CreateVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest, Snapshot, VolumeCapability,
     };
-    use std::{
-        collections::HashMap,
-        io::{Seek, SeekFrom},
-        path::{Path, PathBuf},
-        process::{Child, Command, Stdio},
-        sync::{
-            Arc,
-            atomic::{AtomicBool, Ordering},
-        },
-        time::Duration,
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
     };
     use tonic::Code;
-
-    const MIB: i64 = 1024 * 1024;
-    const DATA_LEN: usize = 8 * 1024 * 1024;
-
-    fn ext4() -> VolumeCapability {
-        mount_capability(Mode::SingleNodeWriter, "ext4", &[], "")
-    }
-
-    fn xfs() -> VolumeCapability {
-        mount_capability(Mode::SingleNodeWriter, "xfs", &[], "")
-    }
-
-    fn block() -> VolumeCapability {
-        block_capability(Mode::SingleNodeWriter)
-    }
-
-    fn thin(on: bool) -> HashMap<String, String> {
-        HashMap::from([("thin".to_string(), on.to_string())])
-    }
-
-    /// A volume from the controller, published to one node, with kubelet's paths.
-    struct Vol {
-        id: String,
-        capacity: i64,
-        context: HashMap<String, String>,
-        publish: HashMap<String, String>,
-        cap: VolumeCapability,
-        staging: PathBuf,
-        target: PathBuf,
-    }
-
-    impl Vol {
-        fn stage(&self) -> NodeStageVolumeRequest {
-            NodeStageVolumeRequest {
-                volume_id: self.id.clone(),
-                publish_context: self.publish.clone(),
-                staging_target_path: self.staging.display().to_string(),
-                volume_capability: Some(self.cap.clone()),
-                volume_context: self.context.clone(),
-                ..Default::default()
-            }
-        }
-
-        fn publish(&self) -> NodePublishVolumeRequest {
-            NodePublishVolumeRequest {
-                volume_id: self.id.clone(),
-                publish_context: self.publish.clone(),
-                staging_target_path: self.staging.display().to_string(),
-                target_path: self.target.display().to_string(),
-                volume_capability: Some(self.cap.clone()),
-                volume_context: self.context.clone(),
-                ..Default::default()
-            }
-        }
-
-        fn lv(&self, lab: &Lab) -> PathBuf {
-            PathBuf::from(format!("/dev/{}/{}", lab.vg, self.id))
-        }
-    }
-
-    async fn create(
-        driver: &Driver,
-        name: &str,
-        size: i64,
-        cap: &VolumeCapability,
-        thin_lv: bool,
-        source: Option<VolumeContentSource>,
-    ) -> Result<Vol, tonic::Status> {
-        let created = driver
-            .controller
-            .controller
-            .clone()
-            .create_volume(CreateVolumeRequest {
-                name: name.into(),
-                capacity_range: capacity_range(size, 0),
-                volume_capabilities: vec![cap.clone()],
-                parameters: thin(thin_lv),
-                volume_content_source: source,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .volume
-            .expect("volume");
-        let id = created.volume_id.clone();
-        Ok(Vol {
-            capacity: created.capacity_bytes,
-            context: created.volume_context,
-            publish: HashMap::new(),
-            cap: cap.clone(),
-            staging: driver.staging_path(&id),
-            target: driver.target_path(&id),
-            id,
-        })
-    }
-
-    async fn controller_publish(driver: &Driver, vol: &mut Vol, node_id: &str) {
-        vol.publish = driver
-            .controller
-            .controller
-            .clone()
-            .controller_publish_volume(ControllerPublishVolumeRequest {
-                volume_id: vol.id.clone(),
-                node_id: node_id.into(),
-                volume_capability: Some(vol.cap.clone()),
-                volume_context: vol.context.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
-            .into_inner()
-            .publish_context;
-    }
-
-    /// CreateVolume (from `source`, if any) + ControllerPublish to this node.
-    async fn provision(
-        driver: &Driver,
-        name: &str,
-        size: i64,
-        cap: &VolumeCapability,
-        thin_lv: bool,
-        source: Option<VolumeContentSource>,
-    ) -> Vol {
-        let mut vol = create(driver, name, size, cap, thin_lv, source)
-            .await
-            .unwrap_or_else(|s| panic!("CreateVolume {name}: {s:?}\n{}", driver.logs()));
-        controller_publish(driver, &mut vol, &driver.lab.initiator).await;
-        vol
-    }
-
-    async fn stage_publish(driver: &Driver, node: &Client, vol: &Vol) {
-        let mut node = node.node.clone();
-        node.node_stage_volume(vol.stage())
-            .await
-            .unwrap_or_else(|s| panic!("NodeStage {}: {s:?}\n{}", vol.id, driver.logs()));
-        node.node_publish_volume(vol.publish())
-            .await
-            .unwrap_or_else(|s| panic!("NodePublish {}: {s:?}\n{}", vol.id, driver.logs()));
-    }
-
-    async fn unpublish_unstage(driver: &Driver, node: &Client, vol: &Vol) {
-        let mut node = node.node.clone();
-        node.node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: vol.id.clone(),
-            target_path: vol.target.display().to_string(),
-        })
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnpublish {}: {s:?}\n{}", vol.id, driver.logs()));
-        node.node_unstage_volume(NodeUnstageVolumeRequest {
-            volume_id: vol.id.clone(),
-            staging_target_path: vol.staging.display().to_string(),
-        })
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnstage {}: {s:?}\n{}", vol.id, driver.logs()));
-    }
-
-    /// ControllerUnpublish from `node_id` + DeleteVolume.
-    async fn retire(driver: &Driver, vol: &Vol, node_id: &str) {
-        let mut controller = driver.controller.controller.clone();
-        controller
-            .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-                volume_id: vol.id.clone(),
-                node_id: node_id.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("ControllerUnpublish: {s:?}\n{}", driver.logs()));
-        delete_volume(driver, &vol.id).await;
-    }
-
-    async fn delete_volume(driver: &Driver, id: &str) {
-        driver
-            .controller
-            .controller
-            .clone()
-            .delete_volume(DeleteVolumeRequest {
-                volume_id: id.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("DeleteVolume {id}: {s:?}\n{}", driver.logs()));
-    }
-
-    async fn controller_expand(
-        driver: &Driver,
-        vol: &Vol,
-        required: i64,
-        limit: i64,
-    ) -> Result<ControllerExpandVolumeResponse, tonic::Status> {
-        driver
-            .controller
-            .controller
-            .clone()
-            .controller_expand_volume(ControllerExpandVolumeRequest {
-                volume_id: vol.id.clone(),
-                capacity_range: capacity_range(required, limit),
-                volume_capability: Some(vol.cap.clone()),
-                ..Default::default()
-            })
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
-    async fn node_expand(driver: &Driver, vol: &Vol, required: i64) -> i64 {
-        driver
-            .node
-            .node
-            .clone()
-            .node_expand_volume(NodeExpandVolumeRequest {
-                volume_id: vol.id.clone(),
-                volume_path: vol.target.display().to_string(),
-                staging_target_path: vol.staging.display().to_string(),
-                capacity_range: capacity_range(required, 0),
-                volume_capability: Some(vol.cap.clone()),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("NodeExpandVolume: {s:?}\n{}", driver.logs()))
-            .into_inner()
-            .capacity_bytes
-    }
-
-    async fn create_snapshot(
-        driver: &Driver,
-        name: &str,
-        source: &str,
-    ) -> Result<Snapshot, tonic::Status> {
-        driver
-            .controller
-            .controller
-            .clone()
-            .create_snapshot(CreateSnapshotRequest {
-                source_volume_id: source.into(),
-                name: name.into(),
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().snapshot.expect("snapshot"))
-    }
-
-    async fn delete_snapshot(driver: &Driver, id: &str) {
-        driver
-            .controller
-            .controller
-            .clone()
-            .delete_snapshot(DeleteSnapshotRequest {
-                snapshot_id: id.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("DeleteSnapshot {id}: {s:?}\n{}", driver.logs()));
-    }
 
     async fn list_snapshots(
         driver: &Driver,
@@ -303,100 +34,6 @@ mod data_services {
                     r.next_token,
                 )
             })
-    }
-
-    /// Total bytes of the mounted filesystem, as the node reports it (statvfs).
-    async fn fs_total(driver: &Driver, vol: &Vol) -> i64 {
-        let stats = driver
-            .node
-            .node
-            .clone()
-            .node_get_volume_stats(NodeGetVolumeStatsRequest {
-                volume_id: vol.id.clone(),
-                volume_path: vol.target.display().to_string(),
-                staging_target_path: vol.staging.display().to_string(),
-            })
-            .await
-            .unwrap_or_else(|s| panic!("NodeGetVolumeStats: {s:?}\n{}", driver.logs()))
-            .into_inner();
-        stats
-            .usage
-            .iter()
-            .find(|u| u.unit == Unit::Bytes as i32)
-            .expect("bytes usage")
-            .total
-    }
-
-    fn lv_size(lab: &Lab, id: &str) -> i64 {
-        let out = run_ok(
-            "lvs",
-            &[
-                "--noheadings",
-                "--nosuffix",
-                "--units",
-                "b",
-                "-o",
-                "lv_size",
-                &format!("{}/{id}", lab.vg),
-            ],
-        );
-        out.trim().parse().expect("lv_size in bytes")
-    }
-
-    fn lv_exists(lab: &Lab, id: &str) -> bool {
-        run("lvs", &[&format!("{}/{id}", lab.vg)]).status.success()
-    }
-
-    fn device_size(path: &Path) -> i64 {
-        let mut file = std::fs::File::open(path).expect("open device");
-        file.seek(SeekFrom::End(0)).expect("seek to end") as i64
-    }
-
-    fn blkid(device: &Path, tag: &str) -> String {
-        let out = run(
-            "blkid",
-            &["-p", "-o", "value", "-s", tag, &device.to_string_lossy()],
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// Reads `file` over and over (page cache dropped each time) until stopped; returns the
-    /// number of reads and of reads whose checksum differed from `expected`.
-    fn reader(
-        file: PathBuf,
-        expected: String,
-        stop: Arc<AtomicBool>,
-    ) -> std::thread::JoinHandle<(u32, u32)> {
-        std::thread::spawn(move || {
-            let (mut reads, mut bad) = (0, 0);
-            while reads == 0 || !stop.load(Ordering::Relaxed) {
-                let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
-                reads += 1;
-                if data::file_sha256(&file) != expected {
-                    bad += 1;
-                }
-            }
-            (reads, bad)
-        })
-    }
-
-    /// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
-    struct Timer(&'static str, std::time::Instant);
-
-    impl Timer {
-        fn start(name: &'static str) -> Self {
-            Self(name, std::time::Instant::now())
-        }
-    }
-
-    impl Drop for Timer {
-        fn drop(&mut self) {
-            eprintln!(
-                "data_services::{}: {:.1} s",
-                self.0,
-                self.1.elapsed().as_secs_f64()
-            );
-        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -459,22 +96,26 @@ mod data_services {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_mounted_ext4_linear_volume_expands_online_with_its_data_intact() {
-        let _timer =
-            Timer::start("a_mounted_ext4_linear_volume_expands_online_with_its_data_intact");
+        let _timer = Timer::start(
+            "data_services::a_mounted_ext4_linear_volume_expands_online_with_its_data_intact",
+        );
         mounted_volume_expands("ds-grow-ext4", 64 * MIB, ext4(), false).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_mounted_xfs_thin_volume_expands_online_with_its_data_intact() {
-        let _timer = Timer::start("a_mounted_xfs_thin_volume_expands_online_with_its_data_intact");
+        let _timer = Timer::start(
+            "data_services::a_mounted_xfs_thin_volume_expands_online_with_its_data_intact",
+        );
         mounted_volume_expands("ds-grow-xfs", 320 * MIB, xfs(), true).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_block_volume_expands_and_the_node_sees_its_new_size() {
-        let _timer = Timer::start("a_block_volume_expands_and_the_node_sees_its_new_size");
+        let _timer =
+            Timer::start("data_services::a_block_volume_expands_and_the_node_sees_its_new_size");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "ds-grow-block", 32 * MIB, &block(), true, None).await;
@@ -511,7 +152,9 @@ mod data_services {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_restore_holds_exactly_the_snapshot_data_not_later_writes() {
-        let _timer = Timer::start("a_restore_holds_exactly_the_snapshot_data_not_later_writes");
+        let _timer = Timer::start(
+            "data_services::a_restore_holds_exactly_the_snapshot_data_not_later_writes",
+        );
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let source = provision(&driver, "ds-snap-src", 64 * MIB, &ext4(), true, None).await;
@@ -619,7 +262,7 @@ mod data_services {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn deleting_a_source_keeps_its_snapshots_usable() {
-        let _timer = Timer::start("deleting_a_source_keeps_its_snapshots_usable");
+        let _timer = Timer::start("data_services::deleting_a_source_keeps_its_snapshots_usable");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let source = provision(&driver, "ds-del-src", 64 * MIB, &ext4(), true, None).await;
@@ -726,7 +369,8 @@ mod data_services {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_snapshot_of_a_linear_volume_is_refused_clearly() {
-        let _timer = Timer::start("a_snapshot_of_a_linear_volume_is_refused_clearly");
+        let _timer =
+            Timer::start("data_services::a_snapshot_of_a_linear_volume_is_refused_clearly");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = create(&driver, "ds-linear", 32 * MIB, &ext4(), false, None)
@@ -750,180 +394,6 @@ mod data_services {
         .expect("linear clone refused");
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         delete_volume(&driver, &vol.id).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Clones
-
-    /// A second csi-node on this machine that logs in as the lab's second initiator through
-    /// its iscsiadm iface: "another node" in a one-machine lab. A panic kills it (Drop).
-    struct SecondNode {
-        child: Child,
-        client: Option<Client>,
-    }
-
-    impl SecondNode {
-        async fn start(driver: &Driver) -> Self {
-            let dir = driver.dir.path();
-            let socket = dir.join("node2.sock");
-            let log = std::fs::File::create(dir.join("node2.log")).expect("node2 log");
-            let child = Command::new("csi-node")
-                .arg("--endpoint")
-                .arg(format!("unix://{}", socket.display()))
-                .arg("--state-dir")
-                .arg(dir.join("node2-state"))
-                .arg("--kubelet-dir")
-                .arg(dir)
-                .args(["--iscsi-iface", &driver.lab.iface2])
-                .args(["--node-id", &driver.lab.initiator2])
-                .args(["--upkeep-interval", "0"]) // as Driver's node: no sweeps of hand-made sessions
-                .env("RUST_LOG", "debug")
-                .stdout(Stdio::from(log.try_clone().expect("log fd")))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .expect("csi-node on PATH");
-            let client =
-                Client::wait_until_ready(&Endpoint::Unix(socket), Duration::from_secs(120))
-                    .await
-                    .expect("second csi-node ready");
-            Self {
-                child,
-                client: Some(client),
-            }
-        }
-
-        fn client(&self) -> &Client {
-            self.client.as_ref().expect("running")
-        }
-
-        /// SIGTERM, then waits without blocking the runtime (the client goes first: the
-        /// plugin's graceful shutdown needs this side of the connection).
-        async fn stop(mut self) {
-            self.client = None;
-            let _ = run("kill", &["-TERM", &self.child.id().to_string()]);
-            for _ in 0..100 {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-
-    impl Drop for SecondNode {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_clone_on_another_node_is_independent_of_its_source() {
-        let _timer = Timer::start("a_clone_on_another_node_is_independent_of_its_source");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let source = provision(&driver, "ds-clone-src", 64 * MIB, &ext4(), true, None).await;
-        stage_publish(&driver, &driver.node, &source).await;
-        let written = data::write_file(&source.target.join("data.bin"), DATA_LEN, 71);
-
-        // Cloned while the source is mounted and in use on node1; staged on node2.
-        let mut clone = create(
-            &driver,
-            "ds-clone",
-            0,
-            &ext4(),
-            true,
-            Some(from_volume(&source.id)),
-        )
-        .await
-        .unwrap_or_else(|s| panic!("CreateVolume clone: {s:?}\n{}", driver.logs()));
-        assert_eq!(clone.capacity, source.capacity);
-        assert_eq!(
-            clone.context["contentSource"],
-            format!("volume:{}", source.id)
-        );
-        let node2 = SecondNode::start(&driver).await;
-        controller_publish(&driver, &mut clone, &lab.initiator2).await;
-        stage_publish(&driver, node2.client(), &clone).await;
-        assert_eq!(
-            data::file_sha256(&clone.target.join("data.bin")),
-            written,
-            "the clone holds the source's data"
-        );
-        // Writes to one never show in the other.
-        let clone_only = data::write_file(&clone.target.join("clone-only.bin"), MIB as usize, 72);
-        let source_only =
-            data::write_file(&source.target.join("source-only.bin"), MIB as usize, 73);
-        data::write_file(&clone.target.join("data.bin"), DATA_LEN, 74);
-        assert!(!source.target.join("clone-only.bin").exists());
-        assert!(!clone.target.join("source-only.bin").exists());
-        assert_eq!(data::file_sha256(&source.target.join("data.bin")), written);
-
-        // Across a restage (the page cache dropped), both still hold only their own writes.
-        unpublish_unstage(&driver, node2.client(), &clone).await;
-        unpublish_unstage(&driver, &driver.node, &source).await;
-        stage_publish(&driver, node2.client(), &clone).await;
-        stage_publish(&driver, &driver.node, &source).await;
-        assert_eq!(
-            data::file_sha256(&clone.target.join("clone-only.bin")),
-            clone_only
-        );
-        assert_eq!(
-            data::file_sha256(&source.target.join("source-only.bin")),
-            source_only
-        );
-        assert_eq!(data::file_sha256(&source.target.join("data.bin")), written);
-        assert!(!source.target.join("clone-only.bin").exists());
-
-        unpublish_unstage(&driver, node2.client(), &clone).await;
-        node2.stop().await;
-        unpublish_unstage(&driver, &driver.node, &source).await;
-        retire(&driver, &clone, &lab.initiator2).await;
-        retire(&driver, &source, &lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
-    }
-
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn an_xfs_restore_mounts_beside_its_still_mounted_source() {
-        let _timer = Timer::start("an_xfs_restore_mounts_beside_its_still_mounted_source");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let source = provision(&driver, "ds-xfs-src", 320 * MIB, &xfs(), true, None).await;
-        stage_publish(&driver, &driver.node, &source).await;
-        let written = data::write_file(&source.target.join("data.bin"), DATA_LEN, 81);
-        let snap = create_snapshot(&driver, "ds-xfs-snap", &source.id)
-            .await
-            .unwrap();
-        let restored = provision(
-            &driver,
-            "ds-xfs-restored",
-            0,
-            &xfs(),
-            true,
-            Some(from_snapshot(&snap.snapshot_id)),
-        )
-        .await;
-        let uuid = blkid(&source.lv(&lab), "UUID");
-        assert!(!uuid.is_empty());
-        assert_eq!(blkid(&restored.lv(&lab), "UUID"), uuid, "same XFS UUID");
-
-        stage_publish(&driver, &driver.node, &restored).await;
-        assert_eq!(
-            data::file_sha256(&restored.target.join("data.bin")),
-            written
-        );
-        data::write_file(&restored.target.join("restored-only.bin"), MIB as usize, 82);
-        assert!(!source.target.join("restored-only.bin").exists());
-        assert_eq!(data::file_sha256(&source.target.join("data.bin")), written);
-
-        unpublish_unstage(&driver, &driver.node, &restored).await;
-        unpublish_unstage(&driver, &driver.node, &source).await;
-        retire(&driver, &restored, &lab.initiator).await;
-        retire(&driver, &source, &lab.initiator).await;
-        delete_snapshot(&driver, &snap.snapshot_id).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 }

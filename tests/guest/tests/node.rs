@@ -2,238 +2,24 @@
 //! table, the wrong disk, an initiator outside the ACL, a wrong CHAP secret) and that it leaves
 //! the data and the machine as they were; CHAP from ControllerPublish secrets; a plugin restart
 //! between stage and unstage; NodeGetVolumeStats (mount, block, a session killed behind the
-//! plugin's back); NodeExpandVolume online for ext4, XFS and block while the data is read; an
-//! XFS clone staged beside its source (duplicate UUID). Volumes come from the real controller
-//! (CreateVolume + ControllerPublish); every scenario ends with leak accounting.
-//!
-//! Until ControllerExpandVolume lands, expansion grows the LV with `lvextend` while it is
-//! exported (the target reads the backing device's size on every READ CAPACITY), then calls
-//! NodeExpandVolume as the CO would after ControllerExpandVolume. Until content sources land,
-//! a clone is the source LV copied block for block into a second volume while the source is
-//! mounted: the same bytes, the same XFS UUID and a log that may need replaying.
+//! plugin's back). Volumes come from the real controller (CreateVolume + ControllerPublish);
+//! every scenario ends with leak accounting. Expansion and clones seen from the node are in
+//! node_growth.rs.
 
 mod node_plugin {
-    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, run, run_ok};
-    use carvectl::{
-        Client, Endpoint,
-        request::{block_capability, capacity_range, mount_capability},
+    use carve_guest_tests::{
+        Driver, DriverOptions, Lab, assert_no_leaks, data, run, run_ok, second_node::SecondNode,
+        volume::*,
     };
-    use csi_proto::v1::{
-        ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
-        DeleteVolumeRequest, NodeExpandVolumeRequest, NodeGetInfoRequest,
-        NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest,
-        NodeStageVolumeRequest, NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest,
-        VolumeCapability, volume_capability::access_mode::Mode, volume_usage::Unit,
-    };
+    use carvectl::Client;
+    use csi_proto::v1::{NodeGetInfoRequest, NodeStageVolumeRequest, volume_usage::Unit};
     use sha2::{Digest, Sha256};
     use std::{
         collections::HashMap,
-        io::{Read, Seek, SeekFrom, Write},
+        io::Write,
         path::{Path, PathBuf},
-        process::{Child, Command, Stdio},
-        sync::{
-            Arc,
-            atomic::{AtomicBool, Ordering},
-        },
-        time::Duration,
     };
     use tonic::Code;
-
-    const MIB: i64 = 1024 * 1024;
-    const DATA_LEN: usize = 8 * 1024 * 1024;
-
-    fn ext4() -> VolumeCapability {
-        mount_capability(Mode::SingleNodeWriter, "ext4", &[], "")
-    }
-
-    fn xfs() -> VolumeCapability {
-        mount_capability(Mode::SingleNodeWriter, "xfs", &[], "")
-    }
-
-    fn block() -> VolumeCapability {
-        block_capability(Mode::SingleNodeWriter)
-    }
-
-    /// A volume created by the controller and published to one node, with the paths kubelet
-    /// would give it.
-    struct Vol {
-        id: String,
-        capacity: i64,
-        context: HashMap<String, String>,
-        publish: HashMap<String, String>,
-        cap: VolumeCapability,
-        staging: PathBuf,
-        target: PathBuf,
-    }
-
-    impl Vol {
-        fn stage_as(&self, cap: &VolumeCapability) -> NodeStageVolumeRequest {
-            NodeStageVolumeRequest {
-                volume_id: self.id.clone(),
-                publish_context: self.publish.clone(),
-                staging_target_path: self.staging.display().to_string(),
-                volume_capability: Some(cap.clone()),
-                volume_context: self.context.clone(),
-                ..Default::default()
-            }
-        }
-
-        fn stage(&self) -> NodeStageVolumeRequest {
-            self.stage_as(&self.cap)
-        }
-
-        fn publish(&self) -> NodePublishVolumeRequest {
-            NodePublishVolumeRequest {
-                volume_id: self.id.clone(),
-                publish_context: self.publish.clone(),
-                staging_target_path: self.staging.display().to_string(),
-                target_path: self.target.display().to_string(),
-                volume_capability: Some(self.cap.clone()),
-                volume_context: self.context.clone(),
-                ..Default::default()
-            }
-        }
-
-        fn unpublish(&self) -> NodeUnpublishVolumeRequest {
-            NodeUnpublishVolumeRequest {
-                volume_id: self.id.clone(),
-                target_path: self.target.display().to_string(),
-            }
-        }
-
-        fn unstage(&self) -> NodeUnstageVolumeRequest {
-            NodeUnstageVolumeRequest {
-                volume_id: self.id.clone(),
-                staging_target_path: self.staging.display().to_string(),
-            }
-        }
-
-        fn stats(&self, path: &Path) -> NodeGetVolumeStatsRequest {
-            NodeGetVolumeStatsRequest {
-                volume_id: self.id.clone(),
-                volume_path: path.display().to_string(),
-                staging_target_path: self.staging.display().to_string(),
-            }
-        }
-
-        /// The LV on the storage side (the same machine in the lab).
-        fn lv(&self, lab: &Lab) -> PathBuf {
-            PathBuf::from(format!("/dev/{}/{}", lab.vg, self.id))
-        }
-
-        fn target_iqn(&self) -> &str {
-            &self.publish["targetIqn"]
-        }
-    }
-
-    async fn create(driver: &Driver, name: &str, size: i64, cap: &VolumeCapability) -> Vol {
-        let created = driver
-            .controller
-            .controller
-            .clone()
-            .create_volume(CreateVolumeRequest {
-                name: name.into(),
-                capacity_range: capacity_range(size, 0),
-                volume_capabilities: vec![cap.clone()],
-                parameters: HashMap::from([("thin".to_string(), "true".to_string())]),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
-            .into_inner()
-            .volume
-            .expect("volume");
-        let id = created.volume_id.clone();
-        Vol {
-            capacity: created.capacity_bytes,
-            context: created.volume_context,
-            publish: HashMap::new(),
-            cap: cap.clone(),
-            staging: driver.staging_path(&id),
-            target: driver.target_path(&id),
-            id,
-        }
-    }
-
-    async fn controller_publish(
-        driver: &Driver,
-        vol: &Vol,
-        node_id: &str,
-        secrets: HashMap<String, String>,
-    ) -> HashMap<String, String> {
-        driver
-            .controller
-            .controller
-            .clone()
-            .controller_publish_volume(ControllerPublishVolumeRequest {
-                volume_id: vol.id.clone(),
-                node_id: node_id.into(),
-                volume_capability: Some(vol.cap.clone()),
-                volume_context: vol.context.clone(),
-                secrets,
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
-            .into_inner()
-            .publish_context
-    }
-
-    /// CreateVolume + ControllerPublish to this node.
-    async fn provision(driver: &Driver, name: &str, size: i64, cap: &VolumeCapability) -> Vol {
-        let mut vol = create(driver, name, size, cap).await;
-        vol.publish = controller_publish(driver, &vol, &driver.lab.initiator, HashMap::new()).await;
-        vol
-    }
-
-    async fn controller_unpublish(driver: &Driver, vol: &Vol, node_id: &str) {
-        driver
-            .controller
-            .controller
-            .clone()
-            .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-                volume_id: vol.id.clone(),
-                node_id: node_id.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("ControllerUnpublish: {s:?}\n{}", driver.logs()));
-    }
-
-    /// ControllerUnpublish from this node + DeleteVolume.
-    async fn retire(driver: &Driver, vol: &Vol) {
-        controller_unpublish(driver, vol, &driver.lab.initiator).await;
-        driver
-            .controller
-            .controller
-            .clone()
-            .delete_volume(DeleteVolumeRequest {
-                volume_id: vol.id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("DeleteVolume: {s:?}\n{}", driver.logs()));
-    }
-
-    async fn stage_publish(driver: &Driver, vol: &Vol) {
-        let mut node = driver.node.node.clone();
-        node.node_stage_volume(vol.stage())
-            .await
-            .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
-        node.node_publish_volume(vol.publish())
-            .await
-            .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
-    }
-
-    async fn unpublish_unstage(driver: &Driver, vol: &Vol) {
-        let mut node = driver.node.node.clone();
-        node.node_unpublish_volume(vol.unpublish())
-            .await
-            .unwrap_or_else(|s| panic!("NodeUnpublish: {s:?}\n{}", driver.logs()));
-        node.node_unstage_volume(vol.unstage())
-            .await
-            .unwrap_or_else(|s| panic!("NodeUnstage: {s:?}\n{}", driver.logs()));
-    }
 
     /// Stages with `cap` and expects `code`; then nothing may be attached, recorded or mounted.
     async fn stage_refused(
@@ -285,80 +71,11 @@ mod node_plugin {
         std::fs::read_to_string(driver.dir.path().join("node.log")).unwrap_or_default()
     }
 
-    async fn stats(driver: &Driver, req: NodeGetVolumeStatsRequest) -> NodeGetVolumeStatsResponse {
-        driver
-            .node
-            .node
-            .clone()
-            .node_get_volume_stats(req)
-            .await
-            .unwrap_or_else(|s| panic!("NodeGetVolumeStats: {s:?}\n{}", driver.logs()))
-            .into_inner()
-    }
-
-    fn usage(stats: &NodeGetVolumeStatsResponse, unit: Unit) -> (i64, i64, i64) {
-        let u = stats
-            .usage
-            .iter()
-            .find(|u| u.unit == unit as i32)
-            .unwrap_or_else(|| panic!("no {unit:?} usage in {stats:?}"));
-        (u.total, u.used, u.available)
-    }
-
     fn sha256(bytes: &[u8]) -> String {
         Sha256::digest(bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
-    }
-
-    fn blkid(device: &Path, tag: &str) -> String {
-        let out = run(
-            "blkid",
-            &["-p", "-o", "value", "-s", tag, &device.to_string_lossy()],
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn lv_size(lab: &Lab, vol: &Vol) -> i64 {
-        let lv = format!("{}/{}", lab.vg, vol.id);
-        let out = run_ok(
-            "lvs",
-            &[
-                "--noheadings",
-                "--nosuffix",
-                "--units",
-                "b",
-                "-o",
-                "lv_size",
-                &lv,
-            ],
-        );
-        out.trim().parse().expect("lv_size in bytes")
-    }
-
-    fn device_size(path: &Path) -> i64 {
-        let mut file = std::fs::File::open(path).expect("open device");
-        file.seek(SeekFrom::End(0)).expect("seek to end") as i64
-    }
-
-    /// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
-    struct Timer(&'static str, std::time::Instant);
-
-    impl Timer {
-        fn start(name: &'static str) -> Self {
-            Self(name, std::time::Instant::now())
-        }
-    }
-
-    impl Drop for Timer {
-        fn drop(&mut self) {
-            eprintln!(
-                "node_plugin::{}: {:.1} s",
-                self.0,
-                self.1.elapsed().as_secs_f64()
-            );
-        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -367,13 +84,13 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_filesystem_of_another_type_is_never_reformatted() {
-        let _timer = Timer::start("a_filesystem_of_another_type_is_never_reformatted");
+        let _timer = Timer::start("node_plugin::a_filesystem_of_another_type_is_never_reformatted");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-otherfs", 320 * MIB, &xfs()).await;
-        stage_publish(&driver, &vol).await;
+        let vol = provision(&driver, "node-otherfs", 320 * MIB, &xfs(), true, None).await;
+        stage_publish(&driver, &driver.node, &vol).await;
         let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 11);
-        unpublish_unstage(&driver, &vol).await;
+        unpublish_unstage(&driver, &driver.node, &vol).await;
 
         stage_refused(
             &driver,
@@ -385,14 +102,14 @@ mod node_plugin {
         .await;
         assert_eq!(blkid(&vol.lv(&lab), "TYPE"), "xfs", "still XFS on the LV");
 
-        stage_publish(&driver, &vol).await;
+        stage_publish(&driver, &driver.node, &vol).await;
         assert_eq!(
             data::file_sha256(&vol.target.join("data.bin")),
             written,
             "the data survived the refused stage"
         );
-        unpublish_unstage(&driver, &vol).await;
-        retire(&driver, &vol).await;
+        unpublish_unstage(&driver, &driver.node, &vol).await;
+        retire(&driver, &vol, &driver.lab.initiator).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
@@ -412,13 +129,13 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_partition_table_is_never_formatted() {
-        let _timer = Timer::start("a_partition_table_is_never_formatted");
+        let _timer = Timer::start("node_plugin::a_partition_table_is_never_formatted");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         // Written through the CO path: stage and publish as block, write the label through
         // the pod's device file, unstage.
-        let vol = provision(&driver, "node-parts", 32 * MIB, &block()).await;
-        stage_publish(&driver, &vol).await;
+        let vol = provision(&driver, "node-parts", 32 * MIB, &block(), true, None).await;
+        stage_publish(&driver, &driver.node, &vol).await;
         let image = partitioned_image((vol.capacity / 512) as u32);
         {
             let mut dev = std::fs::OpenOptions::new()
@@ -428,7 +145,7 @@ mod node_plugin {
             dev.write_all(&image).expect("write the label");
             dev.sync_all().expect("fsync");
         }
-        unpublish_unstage(&driver, &vol).await;
+        unpublish_unstage(&driver, &driver.node, &vol).await;
         assert_eq!(
             blkid(&vol.lv(&lab), "PTTYPE"),
             "dos",
@@ -450,17 +167,18 @@ mod node_plugin {
             sha256(&image),
             "the label and the bytes after it are unchanged"
         );
-        retire(&driver, &vol).await;
+        retire(&driver, &vol, &driver.lab.initiator).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_disk_with_another_serial_is_refused_before_any_write() {
-        let _timer = Timer::start("a_disk_with_another_serial_is_refused_before_any_write");
+        let _timer =
+            Timer::start("node_plugin::a_disk_with_another_serial_is_refused_before_any_write");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-serial", 32 * MIB, &ext4()).await;
+        let vol = provision(&driver, "node-serial", 32 * MIB, &ext4(), true, None).await;
         let mut req = vol.stage();
         req.publish_context.insert(
             "serial".into(),
@@ -480,93 +198,17 @@ mod node_plugin {
             Some(2),
             "nothing was written: the LV still has no signature"
         );
-        retire(&driver, &vol).await;
+        retire(&driver, &vol, &driver.lab.initiator).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
     // ---------------------------------------------------------------------------------------
     // Who may log in
 
-    /// A second csi-node on this machine that logs in as the lab's second initiator, through
-    /// its iscsiadm iface. [`SecondNode::stop`] ends it; a panic kills it (Drop).
-    struct SecondNode {
-        child: Child,
-        client: Option<Client>,
-        state: PathBuf,
-    }
-
-    impl SecondNode {
-        async fn start(driver: &Driver) -> Self {
-            let dir = driver.dir.path();
-            let socket = dir.join("node2.sock");
-            let state = dir.join("node2-state");
-            let log = std::fs::File::create(dir.join("node2.log")).expect("node2 log");
-            let child = Command::new("csi-node")
-                .arg("--endpoint")
-                .arg(format!("unix://{}", socket.display()))
-                .arg("--state-dir")
-                .arg(&state)
-                .arg("--kubelet-dir")
-                .arg(dir)
-                .args(["--iscsi-iface", &driver.lab.iface2])
-                .args(["--node-id", &driver.lab.initiator2])
-                .args(["--upkeep-interval", "0"]) // as Driver's node: no sweeps of hand-made sessions
-                .env("RUST_LOG", "debug")
-                .stdout(Stdio::from(log.try_clone().expect("log fd")))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .expect("csi-node on PATH");
-            let client =
-                Client::wait_until_ready(&Endpoint::Unix(socket), Duration::from_secs(120))
-                    .await
-                    .expect("second csi-node ready");
-            Self {
-                child,
-                client: Some(client),
-                state,
-            }
-        }
-
-        fn client(&self) -> &Client {
-            self.client.as_ref().expect("running")
-        }
-
-        fn stage_records(&self) -> Vec<String> {
-            std::fs::read_dir(&self.state)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        }
-
-        /// SIGTERM, then waits without blocking the runtime: the plugin's graceful shutdown
-        /// needs this side of the connection to answer, so the client is dropped first.
-        async fn stop(mut self) {
-            self.client = None;
-            let _ = run("kill", &["-TERM", &self.child.id().to_string()]);
-            for _ in 0..100 {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-
-    impl Drop for SecondNode {
-        fn drop(&mut self) {
-            // After stop, or on a panic: SIGKILL does not need the runtime to make progress.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn an_initiator_without_the_acl_cannot_log_in() {
-        let _timer = Timer::start("an_initiator_without_the_acl_cannot_log_in");
+        let _timer = Timer::start("node_plugin::an_initiator_without_the_acl_cannot_log_in");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let node2 = SecondNode::start(&driver).await;
@@ -580,7 +222,7 @@ mod node_plugin {
             .into_inner();
         assert_eq!(info.node_id, lab.initiator2);
 
-        let mut vol = provision(&driver, "node-acl", 32 * MIB, &ext4()).await;
+        let mut vol = provision(&driver, "node-acl", 32 * MIB, &ext4(), true, None).await;
         vol.staging = driver.staging_path("node2-acl");
         stage_refused(
             &driver,
@@ -624,16 +266,7 @@ mod node_plugin {
         controller_unpublish(&driver, &vol, &lab.initiator2).await;
         drop(node);
         node2.stop().await;
-        driver
-            .controller
-            .controller
-            .clone()
-            .delete_volume(DeleteVolumeRequest {
-                volume_id: vol.id.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("DeleteVolume");
+        delete_volume(&driver, &vol.id).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
@@ -641,7 +274,7 @@ mod node_plugin {
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused() {
         let _timer = Timer::start(
-            "chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused",
+            "node_plugin::chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused",
         );
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
@@ -652,7 +285,9 @@ mod node_plugin {
                 ("chapPassword".to_string(), password.to_string()),
             ])
         };
-        let mut vol = create(&driver, "node-chap", 32 * MIB, &ext4()).await;
+        let mut vol = create(&driver, "node-chap", 32 * MIB, &ext4(), true, None)
+            .await
+            .expect("CreateVolume");
         vol.publish = controller_publish(&driver, &vol, &lab.initiator, secrets(password)).await;
         assert!(
             vol.publish.values().all(|v| !v.contains(password)),
@@ -689,13 +324,13 @@ mod node_plugin {
             .expect("NodePublish");
         let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 5);
         assert_eq!(data::file_sha256(&vol.target.join("data.bin")), written);
-        unpublish_unstage(&driver, &vol).await;
+        unpublish_unstage(&driver, &driver.node, &vol).await;
         let log = node_log(&driver);
         assert!(
             !log.contains(password) && !log.contains(wrong),
             "a CHAP secret reached the node log"
         );
-        retire(&driver, &vol).await;
+        retire(&driver, &vol, &driver.lab.initiator).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
@@ -705,11 +340,12 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_plugin_restart_between_stage_and_unstage_still_unstages() {
-        let _timer = Timer::start("a_plugin_restart_between_stage_and_unstage_still_unstages");
+        let _timer =
+            Timer::start("node_plugin::a_plugin_restart_between_stage_and_unstage_still_unstages");
         let lab = Lab::from_env();
         let mut driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-restart", 64 * MIB, &ext4()).await;
-        stage_publish(&driver, &vol).await;
+        let vol = provision(&driver, "node-restart", 64 * MIB, &ext4(), true, None).await;
+        stage_publish(&driver, &driver.node, &vol).await;
         let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 3);
 
         driver.restart_node().await;
@@ -717,9 +353,9 @@ mod node_plugin {
         let condition = after.volume_condition.expect("condition");
         assert!(!condition.abnormal, "{condition:?}");
         assert_eq!(data::file_sha256(&vol.target.join("data.bin")), written);
-        unpublish_unstage(&driver, &vol).await;
+        unpublish_unstage(&driver, &driver.node, &vol).await;
         assert_nothing_attached(&lab);
-        retire(&driver, &vol).await;
+        retire(&driver, &vol, &driver.lab.initiator).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
@@ -727,13 +363,13 @@ mod node_plugin {
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back() {
         let _timer = Timer::start(
-            "volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back",
+            "node_plugin::volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back",
         );
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
 
-        let fs = provision(&driver, "node-stats-fs", 64 * MIB, &ext4()).await;
-        stage_publish(&driver, &fs).await;
+        let fs = provision(&driver, "node-stats-fs", 64 * MIB, &ext4(), true, None).await;
+        stage_publish(&driver, &driver.node, &fs).await;
         let before = stats(&driver, fs.stats(&fs.target)).await;
         let (total, used, available) = usage(&before, Unit::Bytes);
         assert!(
@@ -750,10 +386,10 @@ mod node_plugin {
             "used grew by the file: {used} -> {used_after}"
         );
         assert!(!after.volume_condition.expect("condition").abnormal);
-        unpublish_unstage(&driver, &fs).await;
+        unpublish_unstage(&driver, &driver.node, &fs).await;
 
-        let dev = provision(&driver, "node-stats-block", 32 * MIB, &block()).await;
-        stage_publish(&driver, &dev).await;
+        let dev = provision(&driver, "node-stats-block", 32 * MIB, &block(), true, None).await;
+        stage_publish(&driver, &driver.node, &dev).await;
         let healthy = stats(&driver, dev.stats(&dev.target)).await;
         assert_eq!(usage(&healthy, Unit::Bytes).0, dev.capacity);
         assert!(!healthy.volume_condition.expect("condition").abnormal);
@@ -780,208 +416,9 @@ mod node_plugin {
             "{sick:?}"
         );
         // The CO's teardown still completes and leaves nothing.
-        unpublish_unstage(&driver, &dev).await;
-        retire(&driver, &fs).await;
-        retire(&driver, &dev).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Online expansion
-
-    /// Reads `file` over and over (page cache dropped each time) until stopped; returns the
-    /// number of reads and of reads whose checksum differed from `expected`.
-    fn reader(
-        file: PathBuf,
-        expected: String,
-        stop: Arc<AtomicBool>,
-    ) -> std::thread::JoinHandle<(u32, u32)> {
-        std::thread::spawn(move || {
-            let (mut reads, mut bad) = (0, 0);
-            while reads == 0 || !stop.load(Ordering::Relaxed) {
-                let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
-                reads += 1;
-                if data::file_sha256(&file) != expected {
-                    bad += 1;
-                }
-            }
-            (reads, bad)
-        })
-    }
-
-    fn lvextend(lab: &Lab, vol: &Vol) {
-        run_ok(
-            "lvextend",
-            &["-L", "+64M", &format!("{}/{}", lab.vg, vol.id)],
-        );
-    }
-
-    async fn node_expand(driver: &Driver, vol: &Vol, required: i64) -> i64 {
-        driver
-            .node
-            .node
-            .clone()
-            .node_expand_volume(NodeExpandVolumeRequest {
-                volume_id: vol.id.clone(),
-                volume_path: vol.target.display().to_string(),
-                staging_target_path: vol.staging.display().to_string(),
-                capacity_range: capacity_range(required, 0),
-                volume_capability: Some(vol.cap.clone()),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("NodeExpandVolume: {s:?}\n{}", driver.logs()))
-            .into_inner()
-            .capacity_bytes
-    }
-
-    async fn mounted_volume_grows_online(name: &str, size: i64, cap: VolumeCapability) {
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, name, size, &cap).await;
-        stage_publish(&driver, &vol).await;
-        let file = vol.target.join("data.bin");
-        let written = data::write_file(&file, DATA_LEN, 21);
-        let (before, _, _) = usage(&stats(&driver, vol.stats(&vol.target)).await, Unit::Bytes);
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let checks = reader(file.clone(), written.clone(), Arc::clone(&stop));
-        lvextend(&lab, &vol);
-        let grown = lv_size(&lab, &vol);
-        assert_eq!(grown, vol.capacity + 64 * MIB);
-        assert_eq!(node_expand(&driver, &vol, grown).await, grown);
-        assert_eq!(node_expand(&driver, &vol, grown).await, grown, "idempotent");
-        stop.store(true, Ordering::Relaxed);
-        let (reads, bad) = checks.join().expect("reader");
-        assert_eq!(
-            bad, 0,
-            "{bad} of {reads} reads saw other data while growing"
-        );
-
-        let (after, _, available) =
-            usage(&stats(&driver, vol.stats(&vol.target)).await, Unit::Bytes);
-        assert!(
-            after >= before + 56 * MIB,
-            "the filesystem grew online: {before} -> {after}"
-        );
-        // The new space is usable.
-        assert!(available > 56 * MIB);
-        let more = data::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
-
-        // Unstage, restage (fsck runs for ext4): everything is still there.
-        unpublish_unstage(&driver, &vol).await;
-        stage_publish(&driver, &vol).await;
-        assert_eq!(data::file_sha256(&file), written);
-        assert_eq!(data::file_sha256(&vol.target.join("more.bin")), more);
-        unpublish_unstage(&driver, &vol).await;
-        retire(&driver, &vol).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
-    }
-
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn ext4_grows_online_while_a_reader_checks_the_data() {
-        let _timer = Timer::start("ext4_grows_online_while_a_reader_checks_the_data");
-        mounted_volume_grows_online("node-grow-ext4", 64 * MIB, ext4()).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn xfs_grows_online_while_a_reader_checks_the_data() {
-        let _timer = Timer::start("xfs_grows_online_while_a_reader_checks_the_data");
-        mounted_volume_grows_online("node-grow-xfs", 320 * MIB, xfs()).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_block_volume_shows_its_new_size_after_expansion() {
-        let _timer = Timer::start("a_block_volume_shows_its_new_size_after_expansion");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-grow-block", 32 * MIB, &block()).await;
-        stage_publish(&driver, &vol).await;
-        let len = 4 * MIB as usize;
-        let written = data::write_device(&vol.target, len, 31);
-        assert_eq!(device_size(&vol.target), vol.capacity);
-
-        lvextend(&lab, &vol);
-        let grown = lv_size(&lab, &vol);
-        assert_eq!(node_expand(&driver, &vol, grown).await, grown);
-        assert_eq!(
-            device_size(&vol.target),
-            grown,
-            "the pod's device shows the new size"
-        );
-        let now = stats(&driver, vol.stats(&vol.target)).await;
-        assert_eq!(usage(&now, Unit::Bytes).0, grown);
-        assert_eq!(data::device_sha256(&vol.target, len), written);
-
-        unpublish_unstage(&driver, &vol).await;
-        retire(&driver, &vol).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // XFS clones
-
-    /// Copies `from` onto `to` (block devices of the same size) and fsyncs.
-    fn copy_device(from: &Path, to: &Path) {
-        let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
-        let mut src = std::fs::File::open(from).expect("open source LV");
-        let mut dst = std::fs::OpenOptions::new()
-            .write(true)
-            .open(to)
-            .expect("open clone LV");
-        let mut buf = vec![0u8; 4 * MIB as usize];
-        loop {
-            let n = src.read(&mut buf).expect("read source LV");
-            if n == 0 {
-                break;
-            }
-            dst.write_all(&buf[..n]).expect("write clone LV");
-        }
-        dst.sync_all().expect("fsync clone LV");
-    }
-
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn an_xfs_clone_stages_beside_its_mounted_source() {
-        let _timer = Timer::start("an_xfs_clone_stages_beside_its_mounted_source");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let source = provision(&driver, "node-xfs-source", 320 * MIB, &xfs()).await;
-        let clone = provision(&driver, "node-xfs-clone", 320 * MIB, &xfs()).await;
-        assert_eq!(source.capacity, clone.capacity);
-        stage_publish(&driver, &source).await;
-        let written = data::write_file(&source.target.join("data.bin"), DATA_LEN, 41);
-
-        // A crash-consistent copy of the mounted source, as a snapshot would be.
-        copy_device(&source.lv(&lab), &clone.lv(&lab));
-        let uuid = blkid(&source.lv(&lab), "UUID");
-        assert!(!uuid.is_empty());
-        assert_eq!(
-            blkid(&clone.lv(&lab), "UUID"),
-            uuid,
-            "the clone has the same UUID"
-        );
-
-        stage_publish(&driver, &clone).await;
-        assert_eq!(
-            data::file_sha256(&clone.target.join("data.bin")),
-            written,
-            "the clone holds the source's data"
-        );
-        data::write_file(&clone.target.join("clone-only.bin"), MIB as usize, 42);
-        assert!(
-            !source.target.join("clone-only.bin").exists(),
-            "the clone is independent of its source"
-        );
-        assert_eq!(data::file_sha256(&source.target.join("data.bin")), written);
-
-        unpublish_unstage(&driver, &clone).await;
-        unpublish_unstage(&driver, &source).await;
-        retire(&driver, &clone).await;
-        retire(&driver, &source).await;
+        unpublish_unstage(&driver, &driver.node, &dev).await;
+        retire(&driver, &fs, &driver.lab.initiator).await;
+        retire(&driver, &dev, &driver.lab.initiator).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 }

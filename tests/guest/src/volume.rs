@@ -1,0 +1,451 @@
+//! A volume's life through the real plugins, as the CO drives it, shared by the scenario files:
+//! CreateVolume (+ ControllerPublish), NodeStage + NodePublish with kubelet's paths, the way
+//! back, expansion, stats, and what the storage side shows (LV size, blkid, device size).
+//!
+//! Every helper that is not `Result`-returning panics with the plugins' logs, so a failing
+//! scenario shows why.
+
+use crate::{Driver, Lab, data, run, run_ok};
+use carvectl::{
+    Client,
+    request::{block_capability, capacity_range, mount_capability},
+};
+use csi_proto::v1::{
+    ControllerExpandVolumeRequest, ControllerExpandVolumeResponse, ControllerPublishVolumeRequest,
+    ControllerUnpublishVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest,
+    DeleteSnapshotRequest, DeleteVolumeRequest, NodeExpandVolumeRequest, NodeGetVolumeStatsRequest,
+    NodeGetVolumeStatsResponse, NodePublishVolumeRequest, NodeStageVolumeRequest,
+    NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, Snapshot, VolumeCapability,
+    VolumeContentSource, volume_capability::access_mode::Mode, volume_usage::Unit,
+};
+use std::{
+    collections::HashMap,
+    io::{Seek, SeekFrom},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+/// One mebibyte, in bytes.
+pub const MIB: i64 = 1024 * 1024;
+/// Bytes of checksummed data a scenario writes.
+pub const DATA_LEN: usize = 8 * 1024 * 1024;
+
+/// A single-node-writer ext4 mount.
+pub fn ext4() -> VolumeCapability {
+    mount_capability(Mode::SingleNodeWriter, "ext4", &[], "")
+}
+
+/// A single-node-writer XFS mount.
+pub fn xfs() -> VolumeCapability {
+    mount_capability(Mode::SingleNodeWriter, "xfs", &[], "")
+}
+
+/// A single-node-writer raw block device.
+pub fn block() -> VolumeCapability {
+    block_capability(Mode::SingleNodeWriter)
+}
+
+/// The StorageClass parameters of a thin (`true`) or linear volume.
+pub fn thin(on: bool) -> HashMap<String, String> {
+    HashMap::from([("thin".to_string(), on.to_string())])
+}
+
+/// A volume created by the controller and published to one node, with the paths kubelet
+/// would give it.
+#[derive(Debug, Clone)]
+pub struct Vol {
+    /// The volume id.
+    pub id: String,
+    /// capacity_bytes as CreateVolume answered.
+    pub capacity: i64,
+    /// volume_context.
+    pub context: HashMap<String, String>,
+    /// publish_context (empty until published).
+    pub publish: HashMap<String, String>,
+    /// The capability it was created with.
+    pub cap: VolumeCapability,
+    /// Kubelet's staging path for it.
+    pub staging: PathBuf,
+    /// Kubelet's target path for it.
+    pub target: PathBuf,
+}
+
+impl Vol {
+    /// NodeStage with another capability than the one it was created with.
+    pub fn stage_as(&self, cap: &VolumeCapability) -> NodeStageVolumeRequest {
+        NodeStageVolumeRequest {
+            volume_id: self.id.clone(),
+            publish_context: self.publish.clone(),
+            staging_target_path: self.staging.display().to_string(),
+            volume_capability: Some(cap.clone()),
+            volume_context: self.context.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// NodeStage.
+    pub fn stage(&self) -> NodeStageVolumeRequest {
+        self.stage_as(&self.cap)
+    }
+
+    /// NodePublish.
+    pub fn publish(&self) -> NodePublishVolumeRequest {
+        NodePublishVolumeRequest {
+            volume_id: self.id.clone(),
+            publish_context: self.publish.clone(),
+            staging_target_path: self.staging.display().to_string(),
+            target_path: self.target.display().to_string(),
+            volume_capability: Some(self.cap.clone()),
+            volume_context: self.context.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// NodeUnpublish.
+    pub fn unpublish(&self) -> NodeUnpublishVolumeRequest {
+        NodeUnpublishVolumeRequest {
+            volume_id: self.id.clone(),
+            target_path: self.target.display().to_string(),
+        }
+    }
+
+    /// NodeUnstage.
+    pub fn unstage(&self) -> NodeUnstageVolumeRequest {
+        NodeUnstageVolumeRequest {
+            volume_id: self.id.clone(),
+            staging_target_path: self.staging.display().to_string(),
+        }
+    }
+
+    /// NodeGetVolumeStats of `path`.
+    pub fn stats(&self, path: &Path) -> NodeGetVolumeStatsRequest {
+        NodeGetVolumeStatsRequest {
+            volume_id: self.id.clone(),
+            volume_path: path.display().to_string(),
+            staging_target_path: self.staging.display().to_string(),
+        }
+    }
+
+    /// The LV on the storage side (the same machine in the lab).
+    pub fn lv(&self, lab: &Lab) -> PathBuf {
+        PathBuf::from(format!("/dev/{}/{}", lab.vg, self.id))
+    }
+
+    /// The target IQN from the publish context.
+    pub fn target_iqn(&self) -> &str {
+        &self.publish["targetIqn"]
+    }
+}
+
+/// CreateVolume of `size` bytes for `cap`, thin or linear, from `source` if any.
+pub async fn create(
+    driver: &Driver,
+    name: &str,
+    size: i64,
+    cap: &VolumeCapability,
+    thin_lv: bool,
+    source: Option<VolumeContentSource>,
+) -> Result<Vol, tonic::Status> {
+    let created = driver
+        .controller
+        .controller
+        .clone()
+        .create_volume(CreateVolumeRequest {
+            name: name.into(),
+            capacity_range: capacity_range(size, 0),
+            volume_capabilities: vec![cap.clone()],
+            parameters: thin(thin_lv),
+            volume_content_source: source,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .volume
+        .expect("volume");
+    let id = created.volume_id.clone();
+    Ok(Vol {
+        capacity: created.capacity_bytes,
+        context: created.volume_context,
+        publish: HashMap::new(),
+        cap: cap.clone(),
+        staging: driver.staging_path(&id),
+        target: driver.target_path(&id),
+        id,
+    })
+}
+
+/// ControllerPublish of `vol` to `node_id` with `secrets`; the publish context.
+pub async fn controller_publish(
+    driver: &Driver,
+    vol: &Vol,
+    node_id: &str,
+    secrets: HashMap<String, String>,
+) -> HashMap<String, String> {
+    driver
+        .controller
+        .controller
+        .clone()
+        .controller_publish_volume(ControllerPublishVolumeRequest {
+            volume_id: vol.id.clone(),
+            node_id: node_id.into(),
+            volume_capability: Some(vol.cap.clone()),
+            volume_context: vol.context.clone(),
+            secrets,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+        .into_inner()
+        .publish_context
+}
+
+/// CreateVolume (thin or linear, from `source` if any) + ControllerPublish to this node.
+pub async fn provision(
+    driver: &Driver,
+    name: &str,
+    size: i64,
+    cap: &VolumeCapability,
+    thin_lv: bool,
+    source: Option<VolumeContentSource>,
+) -> Vol {
+    let mut vol = create(driver, name, size, cap, thin_lv, source)
+        .await
+        .unwrap_or_else(|s| panic!("CreateVolume {name}: {s:?}\n{}", driver.logs()));
+    vol.publish = controller_publish(driver, &vol, &driver.lab.initiator, HashMap::new()).await;
+    vol
+}
+
+/// ControllerUnpublish of `vol` from `node_id`.
+pub async fn controller_unpublish(driver: &Driver, vol: &Vol, node_id: &str) {
+    driver
+        .controller
+        .controller
+        .clone()
+        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+            volume_id: vol.id.clone(),
+            node_id: node_id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("ControllerUnpublish: {s:?}\n{}", driver.logs()));
+}
+
+/// DeleteVolume of `id`.
+pub async fn delete_volume(driver: &Driver, id: &str) {
+    driver
+        .controller
+        .controller
+        .clone()
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("DeleteVolume {id}: {s:?}\n{}", driver.logs()));
+}
+
+/// ControllerUnpublish from `node_id` + DeleteVolume.
+pub async fn retire(driver: &Driver, vol: &Vol, node_id: &str) {
+    controller_unpublish(driver, vol, node_id).await;
+    delete_volume(driver, &vol.id).await;
+}
+
+/// NodeStage + NodePublish through `node`.
+pub async fn stage_publish(driver: &Driver, node: &Client, vol: &Vol) {
+    let mut node = node.node.clone();
+    node.node_stage_volume(vol.stage())
+        .await
+        .unwrap_or_else(|s| panic!("NodeStage {}: {s:?}\n{}", vol.id, driver.logs()));
+    node.node_publish_volume(vol.publish())
+        .await
+        .unwrap_or_else(|s| panic!("NodePublish {}: {s:?}\n{}", vol.id, driver.logs()));
+}
+
+/// NodeUnpublish + NodeUnstage through `node`.
+pub async fn unpublish_unstage(driver: &Driver, node: &Client, vol: &Vol) {
+    let mut node = node.node.clone();
+    node.node_unpublish_volume(vol.unpublish())
+        .await
+        .unwrap_or_else(|s| panic!("NodeUnpublish {}: {s:?}\n{}", vol.id, driver.logs()));
+    node.node_unstage_volume(vol.unstage())
+        .await
+        .unwrap_or_else(|s| panic!("NodeUnstage {}: {s:?}\n{}", vol.id, driver.logs()));
+}
+
+/// ControllerExpandVolume to `required`..`limit` bytes.
+pub async fn controller_expand(
+    driver: &Driver,
+    vol: &Vol,
+    required: i64,
+    limit: i64,
+) -> Result<ControllerExpandVolumeResponse, tonic::Status> {
+    driver
+        .controller
+        .controller
+        .clone()
+        .controller_expand_volume(ControllerExpandVolumeRequest {
+            volume_id: vol.id.clone(),
+            capacity_range: capacity_range(required, limit),
+            volume_capability: Some(vol.cap.clone()),
+            ..Default::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// NodeExpandVolume to `required` bytes; the capacity the node answers.
+pub async fn node_expand(driver: &Driver, vol: &Vol, required: i64) -> i64 {
+    driver
+        .node
+        .node
+        .clone()
+        .node_expand_volume(NodeExpandVolumeRequest {
+            volume_id: vol.id.clone(),
+            volume_path: vol.target.display().to_string(),
+            staging_target_path: vol.staging.display().to_string(),
+            capacity_range: capacity_range(required, 0),
+            volume_capability: Some(vol.cap.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("NodeExpandVolume: {s:?}\n{}", driver.logs()))
+        .into_inner()
+        .capacity_bytes
+}
+
+/// CreateSnapshot `name` of the volume `source`.
+pub async fn create_snapshot(
+    driver: &Driver,
+    name: &str,
+    source: &str,
+) -> Result<Snapshot, tonic::Status> {
+    driver
+        .controller
+        .controller
+        .clone()
+        .create_snapshot(CreateSnapshotRequest {
+            source_volume_id: source.into(),
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().snapshot.expect("snapshot"))
+}
+
+/// DeleteSnapshot of `id`.
+pub async fn delete_snapshot(driver: &Driver, id: &str) {
+    driver
+        .controller
+        .controller
+        .clone()
+        .delete_snapshot(DeleteSnapshotRequest {
+            snapshot_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("DeleteSnapshot {id}: {s:?}\n{}", driver.logs()));
+}
+
+/// NodeGetVolumeStats through the driver's node plugin.
+pub async fn stats(driver: &Driver, req: NodeGetVolumeStatsRequest) -> NodeGetVolumeStatsResponse {
+    driver
+        .node
+        .node
+        .clone()
+        .node_get_volume_stats(req)
+        .await
+        .unwrap_or_else(|s| panic!("NodeGetVolumeStats: {s:?}\n{}", driver.logs()))
+        .into_inner()
+}
+
+/// (total, used, available) of `unit` in a stats answer.
+pub fn usage(stats: &NodeGetVolumeStatsResponse, unit: Unit) -> (i64, i64, i64) {
+    let u = stats
+        .usage
+        .iter()
+        .find(|u| u.unit == unit as i32)
+        .unwrap_or_else(|| panic!("no {unit:?} usage in {stats:?}"));
+    (u.total, u.used, u.available)
+}
+
+/// Total bytes of the mounted filesystem, as the node reports it (statvfs).
+pub async fn fs_total(driver: &Driver, vol: &Vol) -> i64 {
+    usage(&stats(driver, vol.stats(&vol.target)).await, Unit::Bytes).0
+}
+
+/// The LV's size in bytes, as LVM reports it.
+pub fn lv_size(lab: &Lab, id: &str) -> i64 {
+    let out = run_ok(
+        "lvs",
+        &[
+            "--noheadings",
+            "--nosuffix",
+            "--units",
+            "b",
+            "-o",
+            "lv_size",
+            &format!("{}/{id}", lab.vg),
+        ],
+    );
+    out.trim().parse().expect("lv_size in bytes")
+}
+
+/// Whether LVM knows the LV.
+pub fn lv_exists(lab: &Lab, id: &str) -> bool {
+    run("lvs", &[&format!("{}/{id}", lab.vg)]).status.success()
+}
+
+/// A block device's size in bytes.
+pub fn device_size(path: &Path) -> i64 {
+    let mut file = std::fs::File::open(path).expect("open device");
+    file.seek(SeekFrom::End(0)).expect("seek to end") as i64
+}
+
+/// One `blkid -p` tag of `device` (empty when it has none).
+pub fn blkid(device: &Path, tag: &str) -> String {
+    let out = run(
+        "blkid",
+        &["-p", "-o", "value", "-s", tag, &device.to_string_lossy()],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Reads `file` over and over (page cache dropped each time) until stopped; returns the
+/// number of reads and of reads whose checksum differed from `expected`.
+pub fn reader(
+    file: PathBuf,
+    expected: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u32, u32)> {
+    std::thread::spawn(move || {
+        let (mut reads, mut bad) = (0, 0);
+        while reads == 0 || !stop.load(Ordering::Relaxed) {
+            let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+            reads += 1;
+            if data::file_sha256(&file) != expected {
+                bad += 1;
+            }
+        }
+        (reads, bad)
+    })
+}
+
+/// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
+#[derive(Debug)]
+pub struct Timer(&'static str, std::time::Instant);
+
+impl Timer {
+    /// Starts timing the scenario `name` (printed as is, e.g. `node_plugin::name`).
+    pub fn start(name: &'static str) -> Self {
+        Self(name, std::time::Instant::now())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        eprintln!("{}: {:.1} s", self.0, self.1.elapsed().as_secs_f64());
+    }
+}
