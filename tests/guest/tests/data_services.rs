@@ -390,8 +390,7 @@ mod data_services {
             Some(from_volume(&vol.id)),
         )
         .await
-        .err()
-        .expect("linear clone refused");
+        .expect_err("linear clone refused");
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         delete_volume(&driver, &vol.id).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
