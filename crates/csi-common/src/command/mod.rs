@@ -5,9 +5,13 @@
 //! replaced by `<redacted>` in every log line and error, and their values are scrubbed from the
 //! captured stdout/stderr before anyone sees them. One structured debug line per command.
 
+#[cfg(any(test, feature = "testing"))]
 mod fake;
 mod system;
 
+/// The scripted fake (tests only: the `testing` feature, which the other crates enable as a
+/// dev-dependency, so no release binary carries it).
+#[cfg(any(test, feature = "testing"))]
 pub use fake::{Expectation, ScriptedRunner};
 pub use system::SystemRunner;
 
