@@ -93,16 +93,13 @@ fn capabilities() -> Vec<VolumeCapability> {
     ]
 }
 
-/// Every case: a name and the response it renders.
-fn cases() -> Vec<(&'static str, Box<dyn Fn() -> (String, String)>)> {
-    fn case<T: ToJson + 'static>(
-        name: &'static str,
-        response: T,
-    ) -> (&'static str, Box<dyn Fn() -> (String, String)>) {
-        (
-            name,
-            Box::new(move || (render_json(&response), render_human(&response))),
-        )
+/// One rendered case: its name, the `--json` line and the human outline.
+type Case = (&'static str, String, String);
+
+/// Every case, rendered.
+fn cases() -> Vec<Case> {
+    fn case<T: ToJson>(name: &'static str, response: T) -> Case {
+        (name, render_json(&response), render_human(&response))
     }
     use controller_service_capability::{Rpc as CRpc, Type as CType};
     use node_service_capability::{Rpc as NRpc, Type as NType};
@@ -365,8 +362,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn() -> (String, String)>)> {
 /// All cases rendered: `## name`, the JSON line, the human outline.
 fn rendered() -> String {
     let mut out = String::new();
-    for (name, render) in cases() {
-        let (json, human) = render();
+    for (name, json, human) in cases() {
         let _ = write!(out, "## {name}\n{json}\n{human}\n");
     }
     out
