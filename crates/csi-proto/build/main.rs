@@ -47,21 +47,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         real = real.skip_debug([format!(".csi.v1.{message}")]);
     }
     let secret_messages: Vec<&str> = secrets.iter().map(|(m, _)| m.as_str()).collect();
-    let json = serialize::attributes(&set, "csi.v1", &secret_messages);
-    for (path, attribute) in &json.messages {
-        real = real.message_attribute(path, attribute);
-    }
-    for (path, attribute) in &json.oneofs {
-        real = real.enum_attribute(path, attribute);
-    }
-    for (path, attribute) in &json.fields {
-        real = real.field_attribute(path, attribute);
-    }
+    let (real, enum_fns) = serialize::configure(real, &set, "csi.v1", &secret_messages);
     fs::write(
         out.join("enum_json.rs"),
         format!(
             "/// Enum fields by proto name, for `Serialize`.\npub(crate) mod enum_json {{\n{}}}\n",
-            json.enum_fns
+            enum_fns
         ),
     )?;
     real.compile_protos(&[&proto], &[&proto_dir])?;

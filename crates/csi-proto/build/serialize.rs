@@ -14,30 +14,23 @@
 //! only, not every type nested under it (a leading dot also matches by prefix).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt::Write as _;
 
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorSet};
+use tonic_prost_build::Builder;
 
-const TIMESTAMP: &str = ".google.protobuf.Timestamp";
+const DERIVE: &str = "#[derive(serde::Serialize)]";
 
-/// What to add to the tonic-prost-build configuration, and the enum functions to compile.
-pub struct Attributes {
-    /// (exact path, attribute) for `message_attribute`.
-    pub messages: Vec<(String, String)>,
-    /// (exact path, attribute) for `enum_attribute` (oneofs).
-    pub oneofs: Vec<(String, String)>,
-    /// (exact path, attribute) for `field_attribute` (fields and oneof variants).
-    pub fields: Vec<(String, String)>,
-    /// Source of `mod enum_json`: one `fn(&i32, S)` per enum a response uses.
-    pub enum_fns: String,
-}
-
-/// Attributes for every message reachable from a `.{package}.*Response`; panics if one of them
-/// is in `secret_messages` (top-level names).
-pub fn attributes(set: &FileDescriptorSet, package: &str, secret_messages: &[&str]) -> Attributes {
-    let mut messages = BTreeMap::new();
-    let mut enums = BTreeMap::new();
+/// `builder` with the attributes for every message a `.{package}.*Response` reaches, and the
+/// source of `mod enum_json` (one `fn(&i32, S)` per enum they use). Panics if one of them is
+/// in `secret_messages` (top-level names).
+pub fn configure(
+    mut builder: Builder,
+    set: &FileDescriptorSet,
+    package: &str,
+    secret_messages: &[&str],
+) -> (Builder, String) {
+    let (mut messages, mut enums) = (BTreeMap::new(), BTreeMap::new());
     for file in &set.file {
         let prefix = format!(".{}", file.package());
         index(
@@ -48,47 +41,37 @@ pub fn attributes(set: &FileDescriptorSet, package: &str, secret_messages: &[&st
             &mut enums,
         );
     }
+    let package = format!(".{package}.");
     let mut queue: VecDeque<String> = messages
         .keys()
         .filter(|name| {
-            name.strip_prefix(&format!(".{package}."))
+            name.strip_prefix(&package)
                 .is_some_and(|rest| !rest.contains('.') && rest.ends_with("Response"))
         })
         .cloned()
         .collect();
-    let mut seen = BTreeSet::new();
-    let mut used_enums = BTreeSet::new();
-    let mut out = Attributes {
-        messages: Vec::new(),
-        oneofs: Vec::new(),
-        fields: Vec::new(),
-        enum_fns: String::new(),
-    };
+    let (mut seen, mut used_enums) = (BTreeSet::new(), BTreeSet::new());
     while let Some(name) = queue.pop_front() {
         if !seen.insert(name.clone()) {
             continue;
         }
-        let top = name.trim_start_matches(&format!(".{package}."));
         assert!(
-            !secret_messages.contains(&top),
+            !secret_messages.contains(&name.trim_start_matches(&package)),
             "{name} carries secrets but a response reaches it: it must not derive Serialize"
         );
         let message: &DescriptorProto = messages[&name];
         let path = &name[1..];
-        out.messages
-            .push((path.into(), "#[derive(serde::Serialize)]".into()));
+        builder = builder.message_attribute(path, DERIVE);
         if let [only] = message.field.as_slice()
             && only.r#type() == Type::Enum
         {
-            out.messages
-                .push((path.into(), "#[serde(transparent)]".into()));
+            builder = builder.message_attribute(path, "#[serde(transparent)]");
         }
         for (index, oneof) in message.oneof_decl.iter().enumerate() {
             let oneof_path = format!("{path}.{}", oneof.name());
-            out.fields
-                .push((oneof_path.clone(), "#[serde(flatten)]".into()));
-            out.oneofs
-                .push((oneof_path.clone(), "#[derive(serde::Serialize)]".into()));
+            builder = builder
+                .field_attribute(&oneof_path, "#[serde(flatten)]")
+                .enum_attribute(&oneof_path, DERIVE);
             for variant in message
                 .field
                 .iter()
@@ -99,53 +82,42 @@ pub fn attributes(set: &FileDescriptorSet, package: &str, secret_messages: &[&st
                     Type::Message,
                     "{path}: oneof of non-messages"
                 );
-                out.fields.push((
-                    format!("{oneof_path}.{}", variant.name()),
-                    format!("#[serde(rename = \"{}\")]", variant.name()),
-                ));
+                let rename = format!("#[serde(rename = \"{}\")]", variant.name());
+                builder =
+                    builder.field_attribute(format!("{oneof_path}.{}", variant.name()), rename);
                 queue.push_back(variant.type_name().to_string());
             }
         }
         for field in message.field.iter().filter(|f| f.oneof_index.is_none()) {
-            let field_path = format!("{path}.{}", field.name());
-            let mut attribute = format!("#[serde(rename = \"{}\"", field.name());
-            match field.r#type() {
-                Type::Enum => {
-                    assert_ne!(
-                        field.label(),
-                        Label::Repeated,
-                        "{field_path}: repeated enum"
-                    );
-                    used_enums.insert(field.type_name().to_string());
-                    let _ = write!(
-                        attribute,
+            let with = match (field.r#type(), field.type_name()) {
+                (Type::Enum, enum_name) => {
+                    assert_ne!(field.label(), Label::Repeated, "{path}: repeated enum");
+                    used_enums.insert(enum_name);
+                    format!(
                         ", serialize_with = \"crate::v1::enum_json::{}\"",
-                        fn_name(field.type_name())
-                    );
+                        fn_name(enum_name)
+                    )
                 }
-                Type::Message if field.type_name() == TIMESTAMP => {
-                    attribute.push_str(", serialize_with = \"crate::serialize::timestamp\"");
+                (Type::Message, ".google.protobuf.Timestamp") => {
+                    ", serialize_with = \"crate::serialize::timestamp\"".to_string()
                 }
-                Type::Message => {
-                    let target = messages.get(field.type_name());
-                    let is_map = target
-                        .and_then(|m| m.options.as_ref())
-                        .is_some_and(|o| o.map_entry());
-                    // Wrappers (`google.protobuf.Int64Value`) are `Option<i64>` in prost.
-                    if target.is_some() && !is_map && !field.type_name().starts_with(".google.") {
-                        queue.push_back(field.type_name().to_string());
-                    }
+                // Wrappers (`google.protobuf.Int64Value`) are `Option<i64>` in prost; map
+                // entries are harmless (no struct is generated for them).
+                (Type::Message, target) if !target.starts_with(".google.") => {
+                    queue.push_back(target.to_string());
+                    String::new()
                 }
-                _ => {}
-            }
-            attribute.push_str(")]");
-            out.fields.push((field_path, attribute));
+                _ => String::new(),
+            };
+            let attribute = format!("#[serde(rename = \"{}\"{with})]", field.name());
+            builder = builder.field_attribute(format!("{path}.{}", field.name()), attribute);
         }
     }
-    for name in used_enums {
-        out.enum_fns.push_str(&enum_fn(&name, enums[&name]));
-    }
-    out
+    let enum_fns = used_enums
+        .iter()
+        .map(|name| enum_fn(name, enums[*name]))
+        .collect();
+    (builder, enum_fns)
 }
 
 /// Records every message and enum under `prefix`, nested ones included.
