@@ -3,6 +3,10 @@
 //! Invariant: no `Debug` output of a request can contain a secret. Every message with a
 //! `csi_secret` field prints a copy whose secret values are replaced by [`REDACTED`]; the
 //! [`HasSecrets`] marker lists them, and a test checks each with a sentinel.
+//!
+//! Responses, and the messages they hold, implement `serde::Serialize` (proto field names,
+//! enum names, `int64` as numbers, RFC 3339 timestamps: what `carvectl --json` prints);
+//! requests do not, so a secret cannot be serialized either.
 
 #![allow(missing_debug_implementations)]
 
@@ -26,7 +30,10 @@ pub mod v1 {
     }
 
     include!(concat!(env!("OUT_DIR"), "/redacted_debug.rs"));
+    include!(concat!(env!("OUT_DIR"), "/enum_json.rs"));
 }
+
+mod serialize;
 
 fn redact_map(map: &mut std::collections::HashMap<String, String>) {
     for value in map.values_mut() {
@@ -100,6 +107,40 @@ mod tests {
             CreateVolumeGroupSnapshotRequest { name },
             DeleteVolumeGroupSnapshotRequest { group_snapshot_id },
             GetVolumeGroupSnapshotRequest { group_snapshot_id },
+        );
+    }
+
+    /// Compiles only for types that do not implement `Serialize` (two impls would apply).
+    trait NotSerialize<Marker> {
+        fn check() {}
+    }
+    impl<T: ?Sized> NotSerialize<()> for T {}
+    struct Serializable;
+    impl<T: ?Sized + serde::Serialize> NotSerialize<Serializable> for T {}
+
+    #[test]
+    fn requests_with_secrets_cannot_be_serialized() {
+        macro_rules! check {
+            ($($ty:ty),* $(,)?) => {$( <$ty as NotSerialize<_>>::check(); )*};
+        }
+        check!(
+            CreateVolumeRequest,
+            DeleteVolumeRequest,
+            ControllerPublishVolumeRequest,
+            ControllerUnpublishVolumeRequest,
+            ValidateVolumeCapabilitiesRequest,
+            ControllerModifyVolumeRequest,
+            CreateSnapshotRequest,
+            DeleteSnapshotRequest,
+            ListSnapshotsRequest,
+            GetSnapshotRequest,
+            ControllerExpandVolumeRequest,
+            NodeStageVolumeRequest,
+            NodePublishVolumeRequest,
+            NodeExpandVolumeRequest,
+            CreateVolumeGroupSnapshotRequest,
+            DeleteVolumeGroupSnapshotRequest,
+            GetVolumeGroupSnapshotRequest,
         );
     }
 

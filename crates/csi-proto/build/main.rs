@@ -11,6 +11,11 @@
 //! well-known types (`descriptor.proto`, `timestamp.proto`, `wrappers.proto`) in the crate, into a
 //! `FileDescriptorSet` that tonic-prost-build reads instead of running `protoc`. So the build needs
 //! no system `protoc` and no `libprotobuf-dev`: the same inputs give the same code on any machine.
+//!
+//! The real types that a response reaches also derive `Serialize` ([`serialize`]), with the
+//! generated `enum_json.rs` naming their enum values.
+
+mod serialize;
 
 use std::{env, fs, path::PathBuf};
 
@@ -41,6 +46,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (message, _) in &secrets {
         real = real.skip_debug([format!(".csi.v1.{message}")]);
     }
+    let secret_messages: Vec<&str> = secrets.iter().map(|(m, _)| m.as_str()).collect();
+    let (real, enum_fns) = serialize::configure(real, &set, "csi.v1", &secret_messages);
+    fs::write(
+        out.join("enum_json.rs"),
+        format!(
+            "/// Enum fields by proto name, for `Serialize`.\npub(crate) mod enum_json {{\n{}}}\n",
+            enum_fns
+        ),
+    )?;
     real.compile_protos(&[&proto], &[&proto_dir])?;
 
     let mirror = out.join("mirror");
