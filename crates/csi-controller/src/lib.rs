@@ -12,6 +12,7 @@ pub mod lvm;
 pub mod ops;
 pub mod readiness;
 pub mod reconcile;
+pub mod restoration;
 pub mod resync;
 pub mod server;
 pub mod service;

@@ -134,3 +134,49 @@ async fn a_volume_with_an_rpc_in_flight_is_left_to_it_and_the_pass_retried() {
     drop(held);
     lab.finish();
 }
+
+/// A lab whose ledger holds `n` published volumes (each with one ACL in its record) and whose
+/// LIO is empty, as after a reboot.
+async fn wiped_lab(n: usize) -> (Lab, Vec<String>) {
+    let lab = Lab::with_ledger();
+    let names: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+    let rows: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut tags = carve_tags(name);
+            let node = if i % 2 == 0 { NODE1 } else { NODE2 };
+            tags.push(format!("carve.pub=rw:{node}"));
+            lv_row(&format!("csi-{name}-1"), 8 << 20, Some("pool"), &tags)
+        })
+        .collect();
+    let mut survey = vec![pool_row(8 << 30)];
+    survey.extend(rows);
+    lab.expect_survey(1 << 30, 4 << 20, &survey);
+    lab.ctx.lvm().unwrap().resync().await.unwrap();
+    let ids = names.iter().map(|n| format!("csi-{n}-1")).collect();
+    (lab, ids)
+}
+
+/// The configfs operations (listings, entries, stats, reads, writes) one reconciliation of `n`
+/// wiped volumes performs.
+async fn reconcile_ops(n: usize) -> u64 {
+    let (lab, ids) = wiped_lab(n).await;
+    let before = crate::lio::counted::tally::under(&lab.root);
+    let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
+    let ops = crate::lio::counted::tally::under(&lab.root) - before;
+    assert_eq!((report.restored_exports, report.restored_acls), (n, n));
+    for (i, id) in ids.iter().enumerate() {
+        let node = if i % 2 == 0 { NODE1 } else { NODE2 };
+        assert_eq!(lab.acls(id), [node], "{id}");
+    }
+    lab.finish();
+    ops
+}
+
+#[tokio::test]
+async fn reconciliation_does_configfs_work_linear_in_the_volumes() {
+    let small = reconcile_ops(10).await;
+    let large = reconcile_ops(40).await;
+    eprintln!("configfs operations: 10 volumes {small}, 40 volumes {large}");
+}

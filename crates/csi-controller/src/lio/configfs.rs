@@ -15,6 +15,7 @@
 
 use super::{
     AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
+    counted::{exists, is_dir, touched},
     layout::{Layout, free_hba_index, link_alias},
     state::{entries, link_in, read_attr, read_state, read_volume_state},
     verify_acl, verify_export,
@@ -66,14 +67,17 @@ impl ConfigfsLio {
 
     fn write(&self, path: &Path, value: &str) -> Result<()> {
         debug!(path = %path.display(), value, "configfs write");
+        touched(path, 1);
         fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, e))
     }
 
     fn write_secret(&self, path: &Path, value: &str) -> Result<()> {
+        touched(path, 1);
         fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, e))
     }
 
     fn mkdir(&self, path: &Path) -> Result<()> {
+        touched(path, 1);
         match fs::create_dir(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -85,6 +89,7 @@ impl ConfigfsLio {
     }
 
     fn symlink(&self, dest: &Path, link: &Path) -> Result<()> {
+        touched(link, 1);
         match std::os::unix::fs::symlink(dest, link) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -95,6 +100,7 @@ impl ConfigfsLio {
     fn unlink_all_links(&self, dir: &Path) -> Result<()> {
         for name in entries(dir) {
             let path = dir.join(&name);
+            touched(&path, 1);
             if path.is_symlink() {
                 fs::remove_file(&path).map_err(|e| io_error("unlink", &path, e))?;
             }
@@ -105,7 +111,7 @@ impl ConfigfsLio {
     /// `rmdir`, tolerating absence. In plain-directory mode, regular files and empty
     /// subdirectories (what configfs would drop with the group) are removed first.
     fn rmdir(&self, path: &Path) -> Result<bool> {
-        if !path.exists() {
+        if !exists(path) {
             return Ok(false);
         }
         if self.plain_directory {
@@ -123,7 +129,7 @@ impl ConfigfsLio {
             .into_iter()
             .filter(|hba| hba.starts_with("iblock_"))
             .map(|hba| self.layout.core().join(hba).join(name))
-            .find(|p| p.is_dir())
+            .find(|p| is_dir(p))
     }
 
     fn ensure_object(&self, spec: &ExportSpec) -> Result<PathBuf> {
@@ -225,12 +231,12 @@ impl ConfigfsLio {
 
     fn remove_acl_now(&self, iqn: &str, initiator: &str) -> Result<bool> {
         let acl = self.layout.acl(iqn, initiator);
-        if !acl.exists() {
+        if !exists(&acl) {
             return Ok(false);
         }
         for lun in entries(&acl) {
             let dir = acl.join(&lun);
-            if lun.starts_with("lun_") && dir.is_dir() {
+            if lun.starts_with("lun_") && is_dir(&dir) {
                 self.unlink_all_links(&dir)?;
                 self.rmdir(&dir)?;
             }
@@ -244,7 +250,7 @@ impl ConfigfsLio {
         let iqn = target.as_str();
         let mut removed = false;
         let target_dir = self.layout.target(iqn);
-        if target_dir.exists() {
+        if exists(&target_dir) {
             for tpg_name in entries(&target_dir)
                 .into_iter()
                 .filter(|n| n.starts_with("tpgt_"))
@@ -275,7 +281,7 @@ impl ConfigfsLio {
             // One HBA per object in rtslib's layout; a shared one (made by hand) is kept.
             if let Some(hba) = dir
                 .parent()
-                .filter(|h| !entries(h).iter().any(|e| h.join(e).is_dir()))
+                .filter(|h| !entries(h).iter().any(|e| is_dir(&h.join(e))))
             {
                 self.rmdir(hba)?;
             }
@@ -288,7 +294,7 @@ impl ConfigfsLio {
     fn ensure_acl_now(&self, target: &Iqn, spec: &AclSpec) -> Result<()> {
         let iqn = target.as_str();
         let tpg = self.layout.tpg(iqn);
-        if !tpg.is_dir() {
+        if !is_dir(&tpg) {
             return Err(Error::internal(format!("target {iqn} is not exported")));
         }
         let initiator = spec.initiator.as_str();
@@ -387,7 +393,7 @@ impl Lio for ConfigfsLio {
             Ok(entries(&layout.iscsi())
                 .into_iter()
                 .filter(|iqn| iqn.starts_with(&prefix))
-                .filter(|iqn| layout.acl(iqn, &initiator).is_dir())
+                .filter(|iqn| is_dir(&layout.acl(iqn, &initiator)))
                 .collect())
         }))
     }

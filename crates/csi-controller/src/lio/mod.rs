@@ -8,6 +8,7 @@
 //! resulting state has been read back and verified ([`verify_export`], [`verify_acl`]).
 
 pub mod configfs;
+pub mod counted;
 pub mod layout;
 pub mod saveconfig;
 pub mod state;
