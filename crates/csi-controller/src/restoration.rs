@@ -70,9 +70,11 @@ impl Restoration {
         *self.phase() = Phase::Complete;
     }
 
-    /// Whether `id` may be served now: `Unavailable` while reconciliation has not restored it.
+    /// Whether `id` may be served now: `Unavailable` while reconciliation has not restored it
+    /// (an empty id is left to the RPC to refuse).
     pub fn check(&self, id: &str) -> Result<()> {
         match &*self.phase() {
+            _ if id.is_empty() => Ok(()),
             Phase::Complete => Ok(()),
             Phase::Restoring { pending, .. } if !pending.contains(id) => Ok(()),
             Phase::Listing => Err(Error::unavailable(format!(

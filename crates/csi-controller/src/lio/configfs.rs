@@ -7,8 +7,9 @@
 //! linked (the kernel's `core_update_device_list_access` drops a write made before: rtslib's
 //! order too; the initiator cannot be logged in yet, as it learns of the ACL only from our
 //! answer); a new storage object's HBA index is chosen and the object created under one lock,
-//! so concurrent exports never share an HBA; the result is read back and verified before
-//! returning. Blocking filesystem work runs on tokio's blocking pool.
+//! so concurrent exports never share an HBA, and both are found from the HBA index kept under
+//! that lock ([`HbaIndex`]: `core/` is listed once, not on every export); the result is read
+//! back and verified before returning. Blocking filesystem work runs on tokio's blocking pool.
 //!
 //! `plain_directory` mode exists for tests on a tempdir: real configfs removes a group's
 //! attribute files and default groups with `rmdir`; a plain directory needs them removed first.
@@ -16,7 +17,8 @@
 use super::{
     AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
     counted::{exists, is_dir, touched},
-    layout::{Layout, free_hba_index, link_alias},
+    hba_index::HbaIndex,
+    layout::{Layout, link_alias},
     state::{entries, link_in, read_attr, read_state, read_volume_state},
     verify_acl, verify_export,
 };
@@ -24,6 +26,7 @@ use csi_common::{Error, Result, command::BoxFuture, ids::Iqn};
 use std::{
     fs, io,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
 };
 use tracing::{debug, info};
 
@@ -32,9 +35,10 @@ use tracing::{debug, info};
 pub struct ConfigfsLio {
     layout: Layout,
     plain_directory: bool,
-    /// Held from choosing a free HBA index to creating the object in it, so two exports made
-    /// at once never share an HBA (rtslib's layout: one HBA per storage object).
-    hba_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// The HBA index ([`HbaIndex`]; `None` until read, or dropped to be read again), locked
+    /// from choosing a free HBA index to creating the object in it, so two exports made at once
+    /// never share an HBA (rtslib's layout: one HBA per storage object).
+    hbas: Arc<Mutex<Option<HbaIndex>>>,
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
@@ -47,7 +51,7 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: false,
-            hba_lock: Default::default(),
+            hbas: Default::default(),
         }
     }
 
@@ -56,7 +60,7 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: true,
-            hba_lock: Default::default(),
+            hbas: Default::default(),
         }
     }
 
@@ -124,30 +128,69 @@ impl ConfigfsLio {
         }
     }
 
-    fn find_object(&self, name: &str) -> Option<PathBuf> {
-        entries(&self.layout.core())
-            .into_iter()
-            .filter(|hba| hba.starts_with("iblock_"))
-            .map(|hba| self.layout.core().join(hba).join(name))
-            .find(|p| is_dir(p))
+    /// The HBA index, locked (see [`HbaIndex`]).
+    fn hbas(&self) -> MutexGuard<'_, Option<HbaIndex>> {
+        self.hbas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops the HBA index, so the next change reads configfs again.
+    fn forget_hbas(&self) {
+        *self.hbas() = None;
+    }
+
+    /// The directory of the storage object `name`, from the index (read first if need be) and
+    /// one `stat`; an entry gone behind the controller's back makes the index be read again.
+    fn find_object(&self, slot: &mut Option<HbaIndex>, name: &str) -> Option<PathBuf> {
+        let fresh = slot.is_none();
+        let index = slot.get_or_insert_with(|| HbaIndex::read(&self.layout));
+        let dir = self.layout.core().join(index.object(name)?).join(name);
+        if is_dir(&dir) {
+            return Some(dir);
+        }
+        *slot = None;
+        if fresh {
+            None
+        } else {
+            self.find_object(slot, name)
+        }
+    }
+
+    /// Creates `path` unless it exists: `Ok(false)` if it did.
+    fn mkdir_new(&self, path: &Path) -> Result<bool> {
+        touched(path, 1);
+        match fs::create_dir(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.plain_directory => {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(|e| io_error("mkdir", parent, e))?;
+                }
+                self.mkdir_new(path)
+            }
+            Err(e) => Err(io_error("mkdir", path, e)),
+        }
     }
 
     fn ensure_object(&self, spec: &ExportSpec) -> Result<PathBuf> {
-        let turn = self.hba_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let dir = match self.find_object(&spec.storage_object) {
+        let mut slot = self.hbas();
+        let dir = match self.find_object(&mut slot, &spec.storage_object) {
             Some(dir) => dir,
             None => {
-                let names = entries(&self.layout.core());
-                let hba = self
-                    .layout
-                    .hba(free_hba_index(names.iter().map(String::as_str)));
-                self.mkdir(&hba)?;
-                let dir = hba.join(&spec.storage_object);
+                let index = slot.get_or_insert_with(|| HbaIndex::read(&self.layout));
+                let n = loop {
+                    let n = index.free();
+                    if self.mkdir_new(&self.layout.hba(n))? {
+                        break n;
+                    }
+                    index.take(n); // made behind our back: never shared
+                };
+                let dir = self.layout.hba(n).join(&spec.storage_object);
                 self.mkdir(&dir)?;
+                index.insert(&spec.storage_object, n);
                 dir
             }
         };
-        drop(turn);
+        drop(slot);
         if read_attr(&dir.join("enable")).as_deref() != Some("1") {
             let device = spec.device.display().to_string();
             // rtslib's order: udev_path, control udev_path, control readonly, enable.
@@ -276,14 +319,18 @@ impl ConfigfsLio {
             info!(target = %iqn, "removed target");
             removed = true;
         }
-        if let Some(dir) = self.find_object(object) {
+        let mut slot = self.hbas();
+        if let Some(dir) = self.find_object(&mut slot, object) {
             self.rmdir(&dir)?;
             // One HBA per object in rtslib's layout; a shared one (made by hand) is kept.
-            if let Some(hba) = dir
+            let hba = dir
                 .parent()
-                .filter(|h| !entries(h).iter().any(|e| is_dir(&h.join(e))))
-            {
+                .filter(|h| !entries(h).iter().any(|e| is_dir(&h.join(e))));
+            if let Some(hba) = hba {
                 self.rmdir(hba)?;
+            }
+            if let Some(index) = slot.as_mut() {
+                index.remove(object, hba.is_some());
             }
             info!(object = %object, "removed storage object");
             removed = true;
@@ -398,9 +445,13 @@ impl Lio for ConfigfsLio {
         }))
     }
 
+    /// A failed export drops the HBA index, so the next one reads configfs again.
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>> {
         let (me, spec) = (self.clone(), spec.clone());
-        Box::pin(blocking(move || me.ensure_export_now(&spec)))
+        Box::pin(blocking(move || {
+            me.ensure_export_now(&spec)
+                .inspect_err(|_| me.forget_hbas())
+        }))
     }
 
     fn remove_export<'a>(
@@ -409,7 +460,14 @@ impl Lio for ConfigfsLio {
         storage_object: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
         let (me, target, object) = (self.clone(), target.clone(), storage_object.to_string());
-        Box::pin(blocking(move || me.remove_export_now(&target, &object)))
+        Box::pin(blocking(move || {
+            me.remove_export_now(&target, &object)
+                .inspect_err(|_| me.forget_hbas())
+        }))
+    }
+
+    fn resync(&self) {
+        self.forget_hbas();
     }
 
     fn ensure_acl<'a>(&'a self, target: &'a Iqn, acl: &'a AclSpec) -> BoxFuture<'a, Result<()>> {
