@@ -243,3 +243,62 @@ async fn targets_with_acl_agree_with_the_whole_state() {
         .collect();
     assert_eq!(cheap, whole);
 }
+
+fn spec_for(name: &str) -> ExportSpec {
+    ExportSpec {
+        target: Iqn::parse(&format!("iqn.2024-01.dev.carve:{name}")).unwrap(),
+        storage_object: name.into(),
+        device: format!("/dev/carvevg/{name}").into(),
+        ..spec()
+    }
+}
+
+/// The HBA index is a cache of configfs: an HBA made behind the backend's back is skipped,
+/// never shared; an object removed behind its back is made again; after a resync an object
+/// made by hand is found, not duplicated.
+#[tokio::test]
+async fn the_hba_index_never_shares_an_hba_and_follows_changes_made_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    lio.ensure_export(&spec_for("csi-a-1")).await.unwrap();
+    // Someone (targetcli, by hand) takes the next index: the index does not know it yet.
+    fs::create_dir_all(root.join("core/iblock_1/theirs")).unwrap();
+    lio.ensure_export(&spec_for("csi-b-1")).await.unwrap();
+    assert_eq!(
+        entries(&root.join("core/iblock_1")),
+        ["theirs"],
+        "never shared"
+    );
+    assert_eq!(entries(&root.join("core/iblock_2")), ["csi-b-1"]);
+    // csi-a's object vanishes (a partial wipe): the stale entry is noticed and it is made again.
+    lio.remove_export(&spec_for("csi-a-1").target, "")
+        .await
+        .unwrap();
+    fs::remove_dir_all(root.join("core/iblock_0")).unwrap();
+    lio.ensure_export(&spec_for("csi-a-1")).await.unwrap();
+    assert_eq!(entries(&root.join("core/iblock_0")), ["csi-a-1"]);
+    // An object made by hand is seen after a resync.
+    fs::create_dir_all(root.join("core/iblock_7/csi-c-1")).unwrap();
+    lio.resync();
+    lio.ensure_export(&spec_for("csi-c-1")).await.unwrap();
+    let state = lio.state().await.unwrap();
+    let c: Vec<_> = state
+        .storage_objects
+        .iter()
+        .filter(|o| o.name == "csi-c-1")
+        .map(|o| o.hba.as_str())
+        .collect();
+    assert_eq!(c, ["iblock_7"], "found, not duplicated");
+    assert!(
+        lio.remove_export(&spec_for("csi-c-1").target, "csi-c-1")
+            .await
+            .unwrap()
+    );
+    assert!(!root.join("core/iblock_7").exists());
+    lio.ensure_export(&spec_for("csi-d-1")).await.unwrap();
+    assert!(
+        root.join("core/iblock_3/csi-d-1").is_dir(),
+        "lowest free index"
+    );
+}
