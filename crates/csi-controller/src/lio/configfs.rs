@@ -8,7 +8,8 @@
 //! order too; the initiator cannot be logged in yet, as it learns of the ACL only from our
 //! answer); a new storage object's HBA index is chosen and the object created under one lock,
 //! so concurrent exports never share an HBA, and both are found from the HBA index kept under
-//! that lock ([`HbaIndex`]: `core/` is listed once, not on every export); the result is read
+//! that lock ([`HbaIndex`]: `core/` is listed once, not on every export); the attach limit's
+//! count comes from an index of ACLs kept the same way ([`AclIndex`]); the result is read
 //! back and verified before returning. Blocking filesystem work runs on tokio's blocking pool.
 //!
 //! `plain_directory` mode exists for tests on a tempdir: real configfs removes a group's
@@ -16,6 +17,7 @@
 
 use super::{
     AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
+    acl_index::AclIndex,
     counted::{exists, is_dir, touched},
     hba_index::HbaIndex,
     layout::{Layout, link_alias},
@@ -39,6 +41,8 @@ pub struct ConfigfsLio {
     /// from choosing a free HBA index to creating the object in it, so two exports made at once
     /// never share an HBA (rtslib's layout: one HBA per storage object).
     hbas: Arc<Mutex<Option<HbaIndex>>>,
+    /// The ACL index ([`AclIndex`]; `None` until read, or dropped to be read again).
+    acls: Arc<Mutex<Option<AclIndex>>>,
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
@@ -52,6 +56,7 @@ impl ConfigfsLio {
             layout: Layout::new(root),
             plain_directory: false,
             hbas: Default::default(),
+            acls: Default::default(),
         }
     }
 
@@ -61,6 +66,7 @@ impl ConfigfsLio {
             layout: Layout::new(root),
             plain_directory: true,
             hbas: Default::default(),
+            acls: Default::default(),
         }
     }
 
@@ -136,6 +142,23 @@ impl ConfigfsLio {
     /// Drops the HBA index, so the next change reads configfs again.
     fn forget_hbas(&self) {
         *self.hbas() = None;
+    }
+
+    /// The ACL index, locked (see [`AclIndex`]).
+    fn acls(&self) -> MutexGuard<'_, Option<AclIndex>> {
+        self.acls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `change` to the ACL index if it has been read (else the next read sees it).
+    fn acls_changed(&self, change: impl FnOnce(&mut AclIndex)) {
+        if let Some(index) = self.acls().as_mut() {
+            change(index);
+        }
+    }
+
+    /// Drops the ACL index, so the next count reads configfs again.
+    fn forget_acls(&self) {
+        *self.acls() = None;
     }
 
     /// The directory of the storage object `name`, from the index (read first if need be) and
@@ -285,6 +308,7 @@ impl ConfigfsLio {
             }
         }
         self.rmdir(&acl)?;
+        self.acls_changed(|index| index.revoked(iqn, initiator));
         info!(target = %iqn, initiator = %initiator, "removed ACL");
         Ok(true)
     }
@@ -316,6 +340,7 @@ impl ConfigfsLio {
                 self.rmdir(&tpg)?;
             }
             self.rmdir(&target_dir)?;
+            self.acls_changed(|index| index.target_removed(iqn));
             info!(target = %iqn, "removed target");
             removed = true;
         }
@@ -378,7 +403,9 @@ impl ConfigfsLio {
         if read_attr(&mapped.join("write_protect")).as_deref() != Some(write_protect) {
             self.write(&mapped.join("write_protect"), write_protect)?;
         }
-        verify_acl(&read_volume_state(&self.layout, iqn, ""), target, spec)
+        verify_acl(&read_volume_state(&self.layout, iqn, ""), target, spec)?;
+        self.acls_changed(|index| index.granted(iqn, initiator));
+        Ok(())
     }
 }
 
@@ -424,24 +451,18 @@ impl Lio for ConfigfsLio {
         }))
     }
 
-    /// One directory listing of the iSCSI targets and one `stat` per target of ours (its
-    /// `tpgt_1/acls/<initiator>`): no attribute of any target or storage object is read.
+    /// From the ACL index ([`AclIndex`]): no configfs work once it has been read (one listing
+    /// of the targets and of each one's ACLs).
     fn targets_with_acl<'a>(
         &'a self,
         prefix: &'a str,
         initiator: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>>> {
-        let (layout, prefix, initiator) = (
-            self.layout.clone(),
-            prefix.to_string(),
-            initiator.to_string(),
-        );
+        let (me, prefix, initiator) = (self.clone(), prefix.to_string(), initiator.to_string());
         Box::pin(blocking(move || {
-            Ok(entries(&layout.iscsi())
-                .into_iter()
-                .filter(|iqn| iqn.starts_with(&prefix))
-                .filter(|iqn| is_dir(&layout.acl(iqn, &initiator)))
-                .collect())
+            let mut slot = me.acls();
+            let index = slot.get_or_insert_with(|| AclIndex::read(&me.layout));
+            Ok(index.targets(&prefix, &initiator))
         }))
     }
 
@@ -461,18 +482,24 @@ impl Lio for ConfigfsLio {
     ) -> BoxFuture<'a, Result<bool>> {
         let (me, target, object) = (self.clone(), target.clone(), storage_object.to_string());
         Box::pin(blocking(move || {
-            me.remove_export_now(&target, &object)
-                .inspect_err(|_| me.forget_hbas())
+            me.remove_export_now(&target, &object).inspect_err(|_| {
+                me.forget_hbas();
+                me.forget_acls();
+            })
         }))
     }
 
     fn resync(&self) {
         self.forget_hbas();
+        self.forget_acls();
     }
 
     fn ensure_acl<'a>(&'a self, target: &'a Iqn, acl: &'a AclSpec) -> BoxFuture<'a, Result<()>> {
         let (me, target, acl) = (self.clone(), target.clone(), acl.clone());
-        Box::pin(blocking(move || me.ensure_acl_now(&target, &acl)))
+        Box::pin(blocking(move || {
+            me.ensure_acl_now(&target, &acl)
+                .inspect_err(|_| me.forget_acls())
+        }))
     }
 
     fn remove_acl<'a>(
@@ -483,6 +510,7 @@ impl Lio for ConfigfsLio {
         let (me, target, initiator) = (self.clone(), target.clone(), initiator.clone());
         Box::pin(blocking(move || {
             me.remove_acl_now(target.as_str(), initiator.as_str())
+                .inspect_err(|_| me.forget_acls())
         }))
     }
 }

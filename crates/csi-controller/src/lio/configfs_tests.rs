@@ -302,3 +302,42 @@ async fn the_hba_index_never_shares_an_hba_and_follows_changes_made_by_hand() {
         "lowest free index"
     );
 }
+
+/// The attach limit's count comes from the ACL index: once read, counting costs no configfs
+/// operation, and grants, revocations and removed exports keep it exact.
+#[tokio::test]
+async fn targets_with_acl_answer_from_the_index_kept_with_the_acls() {
+    use crate::lio::counted::tally;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+    let acl = AclSpec {
+        initiator: node.clone(),
+        readonly: false,
+        chap: None,
+    };
+    let prefix = "iqn.2024-01.dev.carve:csi-";
+    let (a, b) = (spec_for("csi-a-1"), spec_for("csi-b-1"));
+    lio.ensure_export(&a).await.unwrap();
+    lio.ensure_acl(&a.target, &acl).await.unwrap();
+    let count = || async { lio.targets_with_acl(prefix, node.as_str()).await.unwrap() };
+    assert_eq!(count().await, [a.target.to_string()]);
+    lio.ensure_export(&b).await.unwrap();
+    let before = tally::under(root);
+    lio.ensure_acl(&b.target, &acl).await.unwrap();
+    let granting = tally::under(root) - before;
+    let before = tally::under(root);
+    assert_eq!(count().await, [a.target.to_string(), b.target.to_string()]);
+    assert_eq!(tally::under(root) - before, 0, "no configfs work to count");
+    assert!(granting > 0);
+    lio.remove_acl(&a.target, &node).await.unwrap();
+    assert_eq!(count().await, [b.target.to_string()]);
+    lio.remove_export(&b.target, "csi-b-1").await.unwrap();
+    assert!(count().await.is_empty());
+    // An ACL made by hand is counted after a resync.
+    fs::create_dir_all(root.join(format!("iscsi/{}/tpgt_1/acls/{node}", a.target))).unwrap();
+    assert!(count().await.is_empty());
+    lio.resync();
+    assert_eq!(count().await, [a.target.to_string()]);
+}

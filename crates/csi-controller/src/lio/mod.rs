@@ -7,6 +7,7 @@
 //! partial state left by an interrupted earlier call; a mutation is only reported done once the
 //! resulting state has been read back and verified ([`verify_export`], [`verify_acl`]).
 
+pub mod acl_index;
 pub mod configfs;
 pub mod counted;
 pub mod hba_index;
