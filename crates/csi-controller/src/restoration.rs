@@ -4,8 +4,9 @@
 //!
 //! Invariants: one shared record per controller (clones share it); it starts complete (nothing
 //! to restore: a controller built without reconciling, as in tests), [`Restoration::expect`]
-//! makes it wait for the first listing of the volume group, during which every RPC naming an
-//! existing volume is refused (which exist is not known yet); the listing fixes the set to
+//! makes it wait for the first listing of the volume group, during which every RPC naming a
+//! volume is refused, CreateVolume's too (which volumes exist is not known yet); the listing
+//! fixes the set to
 //! restore once, and volumes created afterwards are never in it; a volume leaves the set only
 //! after its restore attempt released its guard; the record is complete only when a whole pass
 //! succeeded (a failed pass leaves the volumes it could not settle in the set, for the retry).
