@@ -10,7 +10,7 @@ use csi_controller::{
     config::ControllerArgs, gauges, lio::saveconfig, ops::Ctx, reconcile, restoration::Restoration,
     resync, server,
 };
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 /// How often reconciliation is retried while the volume group is unavailable.
 const RECONCILE_RETRY: Duration = Duration::from_secs(30);
@@ -32,6 +32,14 @@ async fn main() -> anyhow::Result<()> {
     );
     let runner = Arc::new(SystemRunner::with_prefix(args.common.prefix()));
     let controller = server::build(&args, runner).context("invalid configuration")?;
+    // Read before anything can save the file again.
+    let chap = match std::fs::read_to_string(&controller.saveconfig) {
+        Ok(text) => saveconfig::chap_credentials(&text).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "saveconfig unreadable: CHAP credentials come back on republish");
+            Default::default()
+        }),
+        Err(_) => Default::default(),
+    };
     if args.volume_group.is_some() {
         // Serve at once; Probe says not ready, and RPCs on volumes not restored yet say
         // UNAVAILABLE, until startup reconciliation completes.
@@ -39,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::spawn(start_up(
         controller.ctx.clone(),
-        controller.saveconfig.clone(),
+        Arc::new(chap),
         controller.volume_guards.clone(),
         controller.restoration.clone(),
         args.clone(),
@@ -61,11 +69,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// What runs beside the service from the start: seeds the ledger and starts its resync, resumes
-/// unfinished wipes, then reconciles LIO with LVM, retrying in the background until a pass
-/// succeeds.
+/// unfinished wipes, then reconciles LIO with LVM (`chap`: the credentials saveconfig.json held
+/// at start), retrying in the background until a pass succeeds.
 async fn start_up(
     ctx: Ctx,
-    saveconfig: PathBuf,
+    chap: Arc<reconcile::SavedChap>,
     guards: OperationGuards,
     restoration: Restoration,
     args: ControllerArgs,
@@ -82,14 +90,6 @@ async fn start_up(
             args.lvm_resync_interval,
         );
     }
-    let chap = match std::fs::read_to_string(&saveconfig) {
-        Ok(text) => saveconfig::chap_credentials(&text).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "saveconfig unreadable: CHAP credentials come back on republish");
-            Default::default()
-        }),
-        Err(_) => Default::default(),
-    };
-    let chap = Arc::new(chap);
     // Resume the wipes a stopped controller left unfinished (the quarantined LVs are the state).
     ctx.wipe_requested();
     if args.volume_group.is_none() {
