@@ -14,5 +14,6 @@ pub mod ids;
 pub mod iscsi_name;
 pub mod serve;
 pub mod telemetry;
+pub mod topology;
 
 pub use error::{Error, Kind, Result};

@@ -1,7 +1,10 @@
 //! Command-line flags of `csi-controller`, each with an environment variable.
 
 use clap::Parser;
-use csi_common::cli::{CommonArgs, parse_seconds};
+use csi_common::{
+    cli::{CommonArgs, parse_seconds},
+    topology::Segments,
+};
 use std::{path::PathBuf, time::Duration};
 
 /// How LIO objects are written.
@@ -34,6 +37,16 @@ pub struct ControllerArgs {
     /// default: name the storage network address.
     #[arg(long = "portal", env = "CARVE_PORTALS", value_delimiter = ',')]
     pub portals: Vec<String>,
+
+    /// A topology this storage host's volumes are reachable from, as key=value[,key=value]
+    /// (repeatable; `;` separates several in the environment; none by default). Keys and values
+    /// follow spec.md's `Topology` grammar and share one prefix, the same keys csi-node's
+    /// --topology reports (for example `topology.carve.dev/zone=a`). Setting any makes the
+    /// plugin advertise VOLUME_ACCESSIBILITY_CONSTRAINTS: CreateVolume then answers
+    /// RESOURCE_EXHAUSTED when no requisite topology is served, every volume carries these
+    /// topologies, and GetCapacity reports 0 for a topology not served (docs/topology.md).
+    #[arg(long = "accessible-topology", env = "CARVE_ACCESSIBLE_TOPOLOGY", value_delimiter = ';', value_parser = Segments::parse)]
+    pub accessible_topology: Vec<Segments>,
 
     /// Prefix of target IQNs (default: iqn.2024-01.<driver name reversed>).
     #[arg(long, env = "CARVE_IQN_PREFIX")]

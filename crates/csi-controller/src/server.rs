@@ -22,7 +22,7 @@ use crate::{
     wiper::WipeHandle,
 };
 use csi_common::{
-    Result,
+    Error, Result,
     command::CommandRunner,
     contract::validate_portal,
     guard::OperationGuards,
@@ -86,6 +86,8 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
     if portals.is_empty() {
         tracing::warn!("no --portal configured: CreateVolume will refuse until one is");
     }
+    csi_common::topology::check_one_prefix(&args.accessible_topology)
+        .map_err(Error::invalid_argument)?;
     let iqn_prefix = match &args.iqn_prefix {
         Some(prefix) => Iqn::parse(prefix)?,
         None => Iqn::prefix_for_driver(&args.common.driver_name)?,
@@ -118,6 +120,7 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         default_capacity: DEFAULT_CAPACITY,
         thin_overprovision: args.thin_overprovision_ratio,
         allow_unzeroed_thin_pool: args.allow_unzeroed_thin_pool,
+        accessible_topology: args.accessible_topology.clone(),
     };
     let mut ctx =
         Ctx::new(lvm, lio, settings, Some(saver)).with_attach_limit(args.max_volumes_per_node);
@@ -131,10 +134,19 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
     let identity = IdentityService::new(
         args.common.driver_name.clone(),
         env!("CARGO_PKG_VERSION"),
-        vec![
-            service_capability(ServiceType::ControllerService),
-            expansion_capability(ExpansionType::Online),
-        ],
+        [
+            Some(service_capability(ServiceType::ControllerService)),
+            Some(expansion_capability(ExpansionType::Online)),
+            // Only with topologies configured: the provisioner then builds requirements from
+            // every node's CSINode topology keys (external-provisioner,
+            // pkg/controller/topology.go, GenerateAccessibilityRequirements) and fails for a
+            // node reporting none.
+            (!args.accessible_topology.is_empty())
+                .then(|| service_capability(ServiceType::VolumeAccessibilityConstraints)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         readiness,
     );
     let volume_guards = OperationGuards::new("volume");

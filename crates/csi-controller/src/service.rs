@@ -20,7 +20,7 @@ use csi_common::{Error, Result, guard::OperationGuards, telemetry::record_ids};
 use csi_proto::v1::{
     controller_server::Controller, controller_service_capability::rpc::Type as Rpc, *,
 };
-use std::future::Future;
+use std::{collections::HashMap, future::Future};
 use tonic::{Request, Response, Status};
 
 /// The capabilities this controller implements, exactly.
@@ -115,7 +115,14 @@ fn csi_volume(ctx: &Ctx, v: &ops::volume::Volume) -> Volume {
         volume_id: v.id.to_string(),
         volume_context: v.volume_context(ctx),
         content_source: v.content_source(),
-        ..Default::default()
+        accessible_topology: ctx
+            .settings
+            .accessible_topology
+            .iter()
+            .map(|s| Topology {
+                segments: s.to_map(),
+            })
+            .collect(),
     }
 }
 
@@ -150,21 +157,25 @@ impl Controller for ControllerService {
         }
         let created = self
             .guarded(&self.names, &req.name.clone(), move |ctx| async move {
-                let has_content_source = req
-                    .volume_content_source
-                    .as_ref()
-                    .is_some_and(|s| s.r#type.is_some());
+                let requisite: Vec<HashMap<String, String>> = req
+                    .accessibility_requirements
+                    .iter()
+                    .flat_map(|r| &r.requisite)
+                    .map(|t| t.segments.clone())
+                    .collect();
                 let op = CreateVolume {
                     name: &req.name,
                     capacity: req.capacity_range.as_ref(),
                     capabilities: &req.volume_capabilities,
                     parameters: &req.parameters,
-                    has_content_source,
+                    requisite: &requisite,
                 };
+                // A content source without a type is the same as none (create_from_source
+                // would refuse it as naming neither a snapshot nor a volume).
                 match req
                     .volume_content_source
                     .as_ref()
-                    .filter(|_| has_content_source)
+                    .filter(|s| s.r#type.is_some())
                 {
                     Some(source) => {
                         ops::create_from_source::create_from_source(&ctx, op, source).await
@@ -303,9 +314,13 @@ impl Controller for ControllerService {
         request: Request<GetCapacityRequest>,
     ) -> Result<Response<GetCapacityResponse>, Status> {
         let req = request.into_inner();
-        let cap =
-            ops::get_capacity::get_capacity(&self.ctx, &req.volume_capabilities, &req.parameters)
-                .await?;
+        let cap = ops::get_capacity::get_capacity(
+            &self.ctx,
+            &req.volume_capabilities,
+            &req.parameters,
+            req.accessible_topology.as_ref().map(|t| &t.segments),
+        )
+        .await?;
         Ok(Response::new(GetCapacityResponse {
             available_capacity: cap.available.min(i64::MAX as u64) as i64,
             maximum_volume_size: None,
@@ -353,35 +368,35 @@ impl Controller for ControllerService {
         &self,
         request: Request<CreateSnapshotRequest>,
     ) -> Result<Response<CreateSnapshotResponse>, Status> {
-        data::create_snapshot(self, request).await
+        data_services::create_snapshot(self, request).await
     }
 
     async fn delete_snapshot(
         &self,
         request: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<DeleteSnapshotResponse>, Status> {
-        data::delete_snapshot(self, request).await
+        data_services::delete_snapshot(self, request).await
     }
 
     async fn list_snapshots(
         &self,
         request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        data::list_snapshots(self, request).await
+        data_services::list_snapshots(self, request).await
     }
 
     async fn get_snapshot(
         &self,
         request: Request<GetSnapshotRequest>,
     ) -> Result<Response<GetSnapshotResponse>, Status> {
-        data::get_snapshot(self, request).await
+        data_services::get_snapshot(self, request).await
     }
 
     async fn controller_expand_volume(
         &self,
         request: Request<ControllerExpandVolumeRequest>,
     ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
-        data::controller_expand_volume(self, request).await
+        data_services::controller_expand_volume(self, request).await
     }
 
     async fn controller_modify_volume(
@@ -397,8 +412,7 @@ fn unimplemented_rpc(name: &str) -> Status {
     Status::unimplemented(format!("{name} is not supported by this controller"))
 }
 
-#[path = "service_data.rs"]
-mod data;
+mod data_services;
 
 #[cfg(test)]
 #[path = "service_tests.rs"]

@@ -137,7 +137,7 @@ mod tests {
             &two,
             crate::lvm::DEFAULT_WIPE_TIMEOUT,
         ))));
-        lab.expect(Expectation::new(argv_of(&quarantine::lvremove(
+        lab.expect(Expectation::new(argv_of(&crate::lvm::argv::lvremove(
             VG, &two, t,
         ))));
         let lvm = lab.ctx.lvm().unwrap().clone();

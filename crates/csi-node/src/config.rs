@@ -3,7 +3,10 @@
 //! Invariant: every timeout is positive; the node id, when given, must be an initiator IQN.
 
 use clap::Parser;
-use csi_common::cli::{CommonArgs, parse_seconds};
+use csi_common::{
+    cli::{CommonArgs, parse_seconds},
+    topology::{self, Segments},
+};
 use std::{path::PathBuf, time::Duration};
 
 /// Carve's CSI node plugin: logs in to a volume's iSCSI target, finds the disk through udev,
@@ -62,9 +65,20 @@ pub struct NodeArgs {
     )]
     pub iscsi_nodes_dir: PathBuf,
 
-    /// Topology segments reported by NodeGetInfo, as key=value (repeatable; none by default).
+    /// Topology segments of this node, reported by NodeGetInfo, as key=value (repeatable or
+    /// comma-separated; none by default). Keys and values follow spec.md's `Topology` grammar
+    /// and share one prefix (for example `topology.carve.dev/zone=a`). Setting any makes the
+    /// plugin advertise VOLUME_ACCESSIBILITY_CONSTRAINTS, as spec.md requires of a NodeGetInfo
+    /// that reports a topology; the controller's --accessible-topology must then use the same
+    /// keys (see docs/topology.md).
     #[arg(long = "topology", env = "CARVE_TOPOLOGY", value_delimiter = ',', value_parser = parse_segment)]
     pub topology: Vec<(String, String)>,
+
+    /// A file on this node holding more of its topology segments, one key=value per line
+    /// (`#` comments); how one DaemonSet gives each node its own zone. Unreadable: the plugin
+    /// does not start (a node without its keys would make every provisioning for it fail).
+    #[arg(long, env = "CARVE_TOPOLOGY_FILE")]
+    pub topology_file: Option<PathBuf>,
 
     /// At most this many mkfs runs at once on this node.
     #[arg(long, env = "CARVE_MKFS_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
@@ -101,10 +115,30 @@ fn parse_interval(raw: &str) -> Result<Duration, String> {
 }
 
 fn parse_segment(raw: &str) -> Result<(String, String), String> {
+    Segments::parse(raw)?;
     raw.split_once('=')
-        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{raw:?} is not key=value"))
+}
+
+impl NodeArgs {
+    /// The node's topology from `--topology` and `--topology-file`: each key once (in any
+    /// case), one key prefix.
+    pub fn segments(&self) -> Result<Segments, String> {
+        let mut segments = Segments::default();
+        for (key, value) in &self.topology {
+            segments.insert(key, value)?;
+        }
+        if let Some(path) = &self.topology_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("topology file {}: {e}", path.display()))?;
+            segments
+                .extend_from_lines(&text)
+                .map_err(|e| format!("topology file {}: {e}", path.display()))?;
+        }
+        topology::check_one_prefix([&segments])?;
+        Ok(segments)
+    }
 }
 
 impl NodeArgs {

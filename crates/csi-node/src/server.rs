@@ -14,13 +14,16 @@ use crate::{
     state::StateDir,
 };
 use csi_common::{
-    Result,
+    Error, Result,
     command::CommandRunner,
     guard::OperationGuards,
-    identity::IdentityService,
+    identity::{IdentityService, service_capability},
     ids::{Iqn, NodeId},
 };
-use csi_proto::v1::{identity_server::IdentityServer, node_server::NodeServer};
+use csi_proto::v1::{
+    identity_server::IdentityServer, node_server::NodeServer,
+    plugin_capability::service::Type as ServiceType,
+};
 use std::{path::PathBuf, sync::Arc};
 use tonic::service::Routes;
 
@@ -40,7 +43,7 @@ pub fn core(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<NodeCore>
     Ok(NodeCore {
         node_id: node_id(args)?,
         max_volumes: args.max_volumes,
-        topology: args.topology.iter().cloned().collect(),
+        topology: args.segments().map_err(Error::invalid_argument)?,
         initiator: Arc::new(OpenIscsi {
             runner: Arc::clone(&runner),
             iscsiadm: args.iscsiadm.clone(),
@@ -95,14 +98,23 @@ pub fn build(
         args.iscsiadm.clone(),
     ));
     // A node plugin advertises no plugin service capability beyond its Node service, which
-    // every plugin has; CONTROLLER_SERVICE is the controller's.
+    // every plugin has (CONTROLLER_SERVICE is the controller's), except that a NodeGetInfo
+    // reporting a topology MUST come with VOLUME_ACCESSIBILITY_CONSTRAINTS (spec.md,
+    // NodeGetInfoResponse.accessible_topology).
+    let core = Arc::new(core(args, runner)?);
+    let capabilities = if core.topology.is_empty() {
+        vec![]
+    } else {
+        vec![service_capability(
+            ServiceType::VolumeAccessibilityConstraints,
+        )]
+    };
     let identity = IdentityService::new(
         args.common.driver_name.clone(),
         env!("CARGO_PKG_VERSION"),
-        vec![],
+        capabilities,
         readiness,
     );
-    let core = Arc::new(core(args, runner)?);
     let guards = OperationGuards::new("volume");
     let node = NodeService::with_guards(Arc::clone(&core), guards.clone());
     let routes = Routes::new(IdentityServer::new(identity)).add_service(NodeServer::new(node));

@@ -5,7 +5,7 @@
 //! are exact bytes (`<n>b`); reports use `--units b --nosuffix` and JSON.
 
 use csi_common::{command::Cmd, ids::LvName};
-use std::time::Duration;
+use std::{fmt::Display, time::Duration};
 
 /// The `lvs` columns [`super::report::parse_lvs`] reads.
 pub const LVS_FIELDS: &str =
@@ -89,8 +89,8 @@ pub fn lvcreate(
     cmd.args(["--", vg])
 }
 
-/// `lvremove` of one LV.
-pub fn lvremove(vg: &str, lv: &LvName, timeout: Duration) -> Cmd {
+/// `lvremove` of one LV (a volume's [`LvName`], or a quarantined LV's name).
+pub fn lvremove(vg: &str, lv: impl Display, timeout: Duration) -> Cmd {
     Cmd::new("lvremove")
         .args(["--yes", "--", &format!("{vg}/{lv}")])
         .timeout(timeout)
@@ -104,8 +104,9 @@ pub fn lvchange_tag(vg: &str, lv: &LvName, tag: &str, add: bool, timeout: Durati
         .timeout(timeout)
 }
 
-/// `lvchange -ay -K`: activates an LV, even one with the activation-skip flag (thin snapshots).
-pub fn lvchange_activate(vg: &str, lv: &LvName, timeout: Duration) -> Cmd {
+/// `lvchange -ay -K`: activates an LV, even one with the activation-skip flag (thin snapshots),
+/// by [`LvName`] or a quarantined LV's name.
+pub fn lvchange_activate(vg: &str, lv: impl Display, timeout: Duration) -> Cmd {
     Cmd::new("lvchange")
         .args([
             "--activate",
@@ -115,6 +116,78 @@ pub fn lvchange_activate(vg: &str, lv: &LvName, timeout: Duration) -> Cmd {
             &format!("{vg}/{lv}"),
         ])
         .timeout(timeout)
+}
+
+/// `lvrename vg lv new` (renaming keeps the LV, its tags and its activation).
+pub fn lvrename(vg: &str, lv: &LvName, new: &str, timeout: Duration) -> Cmd {
+    Cmd::new("lvrename")
+        .args(["--yes", "--", vg, lv.as_str(), new])
+        .timeout(timeout)
+}
+
+/// How a new thin snapshot is activated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotUse {
+    /// A CSI snapshot: activation-skip set, left inactive (only ever a source of new LVs).
+    Snapshot,
+    /// A volume restored or cloned from it: activation-skip cleared, active now and at boot.
+    Volume,
+}
+
+/// `lvcreate --snapshot` of the thin LV `origin` (no size: a thin snapshot), named `lv`.
+pub fn lvcreate_thin_snapshot(
+    vg: &str,
+    origin: &LvName,
+    lv: &LvName,
+    usage: SnapshotUse,
+    tags: &[String],
+    timeout: Duration,
+) -> Cmd {
+    let (skip, activate) = match usage {
+        SnapshotUse::Snapshot => ("y", "n"),
+        SnapshotUse::Volume => ("n", "y"),
+    };
+    let mut cmd = Cmd::new("lvcreate")
+        .args([
+            "--yes",
+            "--snapshot",
+            "--setactivationskip",
+            skip,
+            "--activate",
+            activate,
+            "--name",
+            lv.as_str(),
+        ])
+        .timeout(timeout);
+    for tag in tags {
+        cmd = cmd.args(["--addtag", tag]);
+    }
+    cmd.args(["--", &format!("{vg}/{origin}")])
+}
+
+/// `lvextend --size <size>b` of one LV (never `--resizefs`: the node grows the filesystem).
+pub fn lvextend(vg: &str, lv: &LvName, size: u64, timeout: Duration) -> Cmd {
+    Cmd::new("lvextend")
+        .args(["--size", &format!("{size}b"), "--", &format!("{vg}/{lv}")])
+        .timeout(timeout)
+}
+
+/// `lvchange --deltag … --addtag …`: replaces tags in one metadata commit.
+pub fn lvchange_retag(
+    vg: &str,
+    lv: &LvName,
+    remove: &[String],
+    add: &[String],
+    timeout: Duration,
+) -> Cmd {
+    let mut cmd = Cmd::new("lvchange").timeout(timeout);
+    for tag in remove {
+        cmd = cmd.args(["--deltag", tag]);
+    }
+    for tag in add {
+        cmd = cmd.args(["--addtag", tag]);
+    }
+    cmd.args(["--", &format!("{vg}/{lv}")])
 }
 
 #[cfg(test)]
@@ -224,6 +297,71 @@ mod tests {
                 "--",
                 &format!("vg0/{lv}")
             ]
+        );
+    }
+
+    fn lv(name: &str) -> LvName {
+        LvName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn snapshots_have_no_size_and_an_explicit_activation_skip() {
+        let tags = vec!["carve.v=1".to_string()];
+        assert_eq!(
+            argv(&lvcreate_thin_snapshot(
+                "vg0",
+                &lv("csi-a-1"),
+                &lv("snap-s-1"),
+                SnapshotUse::Snapshot,
+                &tags,
+                T
+            )),
+            [
+                "lvcreate",
+                "--yes",
+                "--snapshot",
+                "--setactivationskip",
+                "y",
+                "--activate",
+                "n",
+                "--name",
+                "snap-s-1",
+                "--addtag",
+                "carve.v=1",
+                "--",
+                "vg0/csi-a-1"
+            ]
+        );
+        let restore = argv(&lvcreate_thin_snapshot(
+            "vg0",
+            &lv("snap-s-1"),
+            &lv("csi-r-1"),
+            SnapshotUse::Volume,
+            &[],
+            T,
+        ));
+        assert_eq!(
+            restore.join(" "),
+            "lvcreate --yes --snapshot --setactivationskip n --activate y --name csi-r-1 -- vg0/snap-s-1"
+        );
+    }
+
+    #[test]
+    fn extend_and_retag_argv() {
+        assert_eq!(
+            argv(&lvextend("vg0", &lv("csi-a-1"), 134217728, T)),
+            ["lvextend", "--size", "134217728b", "--", "vg0/csi-a-1"]
+        );
+        assert_eq!(
+            argv(&lvchange_retag(
+                "vg0",
+                &lv("csi-a-1"),
+                &["carve.required=1".into()],
+                &["carve.required=2".into()],
+                T
+            ))
+            .join(" "),
+            "lvchange --deltag carve.required=1 --addtag carve.required=2 -- vg0/csi-a-1"
         );
     }
 }

@@ -289,7 +289,7 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
         capacity: Some(&range),
         capabilities: &caps,
         parameters: &params,
-        has_content_source: false,
+        requisite: &[],
     };
     let lv = LvName::for_volume("pvc-ledger");
     let record = crate::lvm::tags::VolumeRecord {

@@ -15,7 +15,7 @@
 //! mutation updates them in the same turn, so reads and admission run no LVM process.
 
 pub mod argv;
-pub mod data;
+pub mod changes;
 pub mod ledger;
 pub mod quarantine;
 pub mod report;
@@ -23,7 +23,7 @@ pub mod space;
 pub mod tags;
 
 pub use argv::Allocation;
-pub use data::SnapshotUse;
+pub use argv::SnapshotUse;
 pub use ledger::{Change, Ledger};
 pub use report::{LvRow, VgRow};
 pub use space::Claim;

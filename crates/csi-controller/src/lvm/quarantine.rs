@@ -12,7 +12,7 @@
 //! the LV is removed only after the zeroing succeeded; its extents stay allocated (so counted as
 //! used by `vg_free`, hence by GetCapacity and the space checks) until then.
 
-use super::{Change, LvRow, LvmCli, tags::VolumeRecord};
+use super::{Change, LvRow, LvmCli, argv, tags::VolumeRecord};
 use csi_common::{Error, Result, command::Cmd, ids::LvName};
 use std::time::Duration;
 use tracing::info;
@@ -51,25 +51,10 @@ fn valid_name(name: &str) -> bool {
     })
 }
 
-/// `lvrename vg lv new` (renaming keeps the LV, its tags and its activation).
-pub fn lvrename(vg: &str, lv: &LvName, new: &str, timeout: Duration) -> Cmd {
-    Cmd::new("lvrename")
-        .args(["--yes", "--", vg, lv.as_str(), new])
-        .timeout(timeout)
-}
-
 /// `blkdiscard --zeroout` of the LV's device node.
 pub fn blkdiscard_zeroout(vg: &str, name: &str, timeout: Duration) -> Cmd {
     Cmd::new("blkdiscard")
         .args(["--zeroout", "--", &format!("/dev/{vg}/{name}")])
-        .timeout(timeout)
-}
-
-/// A command on a quarantined LV by name, `vg/name` after `--`.
-fn named(program: &str, flags: &[&str], vg: &str, name: &str, timeout: Duration) -> Cmd {
-    Cmd::new(program)
-        .args(flags.iter().copied())
-        .args(["--", &format!("{vg}/{name}")])
         .timeout(timeout)
 }
 
@@ -79,7 +64,7 @@ impl LvmCli {
         let new = name_for(lv, stamp);
         let out = self
             .mutate(
-                lvrename(&self.vg, lv, &new, self.timeout),
+                argv::lvrename(&self.vg, lv, &new, self.timeout),
                 Change::Renamed {
                     from: lv.as_str(),
                     to: &new,
@@ -105,13 +90,7 @@ impl LvmCli {
             )));
         }
         if !row.is_active() {
-            let cmd = named(
-                "lvchange",
-                &["--activate", "y", "--ignoreactivationskip"],
-                &self.vg,
-                &row.name,
-                self.timeout,
-            );
+            let cmd = argv::lvchange_activate(&self.vg, &row.name, self.timeout);
             let out = self
                 .mutate(cmd, Change::Activated { lv: &row.name })
                 .await?;
@@ -128,7 +107,7 @@ impl LvmCli {
         }
         let out = self
             .mutate(
-                lvremove(&self.vg, &row.name, self.timeout),
+                argv::lvremove(&self.vg, &row.name, self.timeout),
                 Change::Removed { lv: &row.name },
             )
             .await?;
@@ -138,11 +117,6 @@ impl LvmCli {
         info!(lv = %row.name, bytes = row.size, "wiped and removed quarantined logical volume");
         Ok(())
     }
-}
-
-/// `lvremove` of a quarantined LV by name.
-pub fn lvremove(vg: &str, name: &str, timeout: Duration) -> Cmd {
-    named("lvremove", &["--yes"], vg, name, timeout)
 }
 
 #[cfg(test)]
@@ -210,7 +184,7 @@ mod tests {
         let lv = LvName::for_volume("a");
         let t = Duration::from_secs(5);
         assert_eq!(
-            argv_of(&lvrename("vg0", &lv, "carve-wipe-x", t))[1..],
+            argv_of(&argv::lvrename("vg0", &lv, "carve-wipe-x", t))[1..],
             ["--yes", "--", "vg0", lv.as_str(), "carve-wipe-x"]
         );
         assert_eq!(
@@ -218,7 +192,7 @@ mod tests {
             ["blkdiscard", "--zeroout", "--", "/dev/vg0/carve-wipe-x"]
         );
         assert_eq!(
-            argv_of(&lvremove("vg0", "carve-wipe-x", t)),
+            argv_of(&argv::lvremove("vg0", "carve-wipe-x", t)),
             ["lvremove", "--yes", "--", "vg0/carve-wipe-x"]
         );
     }

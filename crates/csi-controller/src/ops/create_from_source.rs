@@ -14,8 +14,8 @@
 
 use super::{
     Ctx, capability, capacity,
-    create_volume::{CreateVolume, Created, MAX_NAME_BYTES, export},
-    get_capacity, params, snapshot,
+    create_volume::{CreateVolume, Created, check_reachable, export},
+    get_capacity, params, request, snapshot, topology,
     volume::{self, Volume},
 };
 use crate::lvm::{SnapshotUse, Within, tags::VolumeRecord};
@@ -82,31 +82,14 @@ async fn resolve(ctx: &Ctx, source: &VolumeContentSource) -> Result<(LvName, u64
     }
 }
 
-fn check_request(ctx: &Ctx, req: &CreateVolume<'_>) -> Result<()> {
-    if req.name.is_empty() {
-        return Err(Error::invalid_argument("name is required"));
-    }
-    if req.name.len() > MAX_NAME_BYTES {
-        return Err(Error::invalid_argument(format!(
-            "name is {} bytes, longer than {MAX_NAME_BYTES}",
-            req.name.len()
-        )));
-    }
-    if ctx.settings.portals.is_empty() {
-        return Err(Error::failed_precondition(
-            "no iSCSI portal configured: start csi-controller with --portal IP:PORT",
-        ));
-    }
-    Ok(())
-}
-
 /// CreateVolume from `source`.
 pub async fn create_from_source(
     ctx: &Ctx,
     req: CreateVolume<'_>,
     source: &VolumeContentSource,
 ) -> Result<Created> {
-    check_request(ctx, &req)?;
+    request::check_name(req.name)?;
+    request::check_portals(ctx)?;
     let content_source = recorded_source(source)?;
     let caps = capability::parse_all(req.capabilities)?;
     let params = params::parse(req.parameters, ctx.settings.thin_pool.as_deref())?;
@@ -134,6 +117,7 @@ pub async fn create_from_source(
         export(ctx, &volume, lvm.vg_name()).await?;
         return Ok(Created::AlreadyExisted(volume));
     }
+    check_reachable(ctx, &req)?;
 
     let (origin, source_size) = resolve(ctx, source).await?;
     let wanted = capacity::size_for(req.capacity, vg.extent_size, minimum, source_size)?;
@@ -201,6 +185,9 @@ async fn complete(
         return Err(incompatible(
             "the LV belongs to another volume name (hash collision)".into(),
         ));
+    }
+    if let Some(why) = topology::unmet(&ctx.settings.accessible_topology, req.requisite) {
+        return Err(incompatible(why));
     }
     if volume.record.content_source != content_source {
         let was = match volume.record.content_source.as_str() {

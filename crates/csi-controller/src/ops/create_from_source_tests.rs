@@ -1,6 +1,6 @@
 use super::*;
 use crate::{
-    lvm::data,
+    lvm::argv,
     ops::{
         capability::mount,
         snapshot::testing::snap_row,
@@ -49,7 +49,7 @@ fn request<'a>(
         capacity: range,
         capabilities: caps,
         parameters: params,
-        has_content_source: true,
+        requisite: &[],
     }
 }
 
@@ -80,7 +80,7 @@ fn record(name: &str, required: u64, source: &str) -> VolumeRecord {
 
 fn expect_restore_lvcreate(lab: &Lab, origin: &str, lv: &LvName, record: &VolumeRecord) {
     let origin = LvName::parse(origin).unwrap();
-    lab.expect(Expectation::new(argv(&data::lvcreate_thin_snapshot(
+    lab.expect(Expectation::new(argv(&argv::lvcreate_thin_snapshot(
         VG,
         &origin,
         lv,
@@ -106,7 +106,7 @@ async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
     // The growth is a second claim, admitted against a report read after the snapshot.
     let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
     lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
-    lab.expect(Expectation::new(argv(&data::lvextend(
+    lab.expect(Expectation::new(argv(&argv::lvextend(
         VG,
         &lv,
         100 * MIB,
@@ -205,7 +205,7 @@ async fn an_interrupted_restore_is_grown_by_the_retry() {
     lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&small));
     // The growth is admitted in the queue like any other claim.
     lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
-    lab.expect(Expectation::new(argv(&data::lvextend(
+    lab.expect(Expectation::new(argv(&argv::lvextend(
         VG,
         &lv,
         100 * MIB,

@@ -1,4 +1,6 @@
-//! CreateVolume: an LV carrying its record in tags, exported as one iSCSI target.
+//! CreateVolume of an empty volume (a content source goes to
+//! [`create_from_source`](super::create_from_source)): an LV carrying its record in tags,
+//! exported as one iSCSI target.
 //!
 //! Invariants: the LV name is derived from the CSI name (any Unicode; never reaches a shell);
 //! the LV and its tags are created by one `lvcreate`, so a volume never exists without its
@@ -11,15 +13,12 @@
 //! name with a compatible request answers the existing volume, an incompatible one
 //! `AlreadyExists`.
 
-use super::{Ctx, capability, capacity, get_capacity, params, volume::Volume};
+use super::{Ctx, capability, capacity, get_capacity, params, request, topology, volume::Volume};
 use crate::lvm::{Allocation, Claim, Within, tags::VolumeRecord};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{CapacityRange, VolumeCapability};
 use std::collections::HashMap;
 use tracing::info;
-
-/// The longest CSI name accepted, in bytes (spec.md, size limits).
-pub const MAX_NAME_BYTES: usize = 128;
 
 /// A CreateVolume request, stripped of gRPC.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +31,9 @@ pub struct CreateVolume<'a> {
     pub capabilities: &'a [VolumeCapability],
     /// StorageClass parameters.
     pub parameters: &'a HashMap<String, String>,
-    /// Whether a content source (snapshot or volume) was given.
-    pub has_content_source: bool,
+    /// `accessibility_requirements.requisite`: topologies of which the volume must be
+    /// reachable from one (empty: anywhere; see [`topology`](super::topology)).
+    pub requisite: &'a [HashMap<String, String>],
 }
 
 /// What CreateVolume did.
@@ -54,36 +54,26 @@ impl Created {
     }
 }
 
-fn check_request(ctx: &Ctx, req: &CreateVolume<'_>) -> Result<()> {
-    if req.name.is_empty() {
-        return Err(Error::invalid_argument("name is required"));
+/// Refuses a new volume where this host's volumes cannot be reached from (RESOURCE_EXHAUSTED,
+/// spec.md: "Unable to provision in `accessible_topology`").
+pub(super) fn check_reachable(ctx: &Ctx, req: &CreateVolume<'_>) -> Result<()> {
+    match topology::unmet(&ctx.settings.accessible_topology, req.requisite) {
+        Some(why) => Err(Error::resource_exhausted(why)),
+        None => Ok(()),
     }
-    if req.name.len() > MAX_NAME_BYTES {
-        return Err(Error::invalid_argument(format!(
-            "name is {} bytes, longer than {MAX_NAME_BYTES}",
-            req.name.len()
-        )));
-    }
-    if req.has_content_source {
-        return Err(Error::invalid_argument(
-            "volume_content_source is not supported yet: Carve creates empty volumes only",
-        ));
-    }
-    if ctx.settings.portals.is_empty() {
-        return Err(Error::failed_precondition(
-            "no iSCSI portal configured: start csi-controller with --portal IP:PORT",
-        ));
-    }
-    Ok(())
 }
 
 /// Why an existing volume does not match the request, if it does not.
 fn incompatibility(
+    ctx: &Ctx,
     volume: &Volume,
     req: &CreateVolume<'_>,
     thin: bool,
     minimum: u64,
 ) -> Option<String> {
+    if let Some(why) = topology::unmet(&ctx.settings.accessible_topology, req.requisite) {
+        return Some(why);
+    }
     if volume.record.name != req.name {
         return Some(format!(
             "LV {} belongs to another volume name (hash collision or foreign LV)",
@@ -113,7 +103,8 @@ fn incompatibility(
 
 /// CreateVolume.
 pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> {
-    check_request(ctx, &req)?;
+    request::check_name(req.name)?;
+    request::check_portals(ctx)?;
     let caps = capability::parse_all(req.capabilities)?;
     let params = params::parse(req.parameters, ctx.settings.thin_pool.as_deref())?;
     let lvm = ctx.lvm()?;
@@ -125,7 +116,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         let volume = Volume::from_row(row.clone())?.ok_or_else(|| {
             Error::already_exists(format!("LV {lv} exists and is not a Carve volume"))
         })?;
-        if let Some(why) = incompatibility(&volume, &req, params.thin, minimum) {
+        if let Some(why) = incompatibility(ctx, &volume, &req, params.thin, minimum) {
             return Err(Error::already_exists(format!(
                 "volume {:?} already exists as {} but is incompatible: {why}",
                 req.name, volume.id
@@ -134,6 +125,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         export(ctx, &volume, lvm.vg_name()).await?;
         return Ok(Created::AlreadyExisted(volume));
     }
+    check_reachable(ctx, &req)?;
 
     let size = capacity::size_for(
         req.capacity,

@@ -130,7 +130,7 @@ mod tests {
         lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         lab.expect_lvs(std::slice::from_ref(&row));
         let lv = csi_common::ids::LvName::parse("csi-v-1").unwrap();
-        let rename = quarantine::lvrename(
+        let rename = crate::lvm::argv::lvrename(
             crate::ops::testing::VG,
             &lv,
             &quarantine::name_for(&lv, 0),

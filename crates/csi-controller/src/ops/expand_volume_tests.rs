@@ -1,6 +1,6 @@
 use super::*;
 use crate::{
-    lvm::{data, tags::VolumeRecord},
+    lvm::{argv, tags::VolumeRecord},
     ops::{
         capability::mount,
         testing::{Lab, VG, lv_row, pool_row},
@@ -47,14 +47,14 @@ fn fixture(name: &str) -> String {
 fn expect_extend(lab: &Lab, lv: &str, size: u64) {
     let lv = LvName::parse(lv).unwrap();
     lab.expect(
-        Expectation::new(argv(&data::lvextend(VG, &lv, size, T)))
+        Expectation::new(argv(&argv::lvextend(VG, &lv, size, T)))
             .stdout(fixture("lvextend-thin.stdout")),
     );
 }
 
 fn expect_retag(lab: &Lab, lv: &str, from: u64, to: u64) {
     let lv = LvName::parse(lv).unwrap();
-    lab.expect(Expectation::new(argv(&data::lvchange_retag(
+    lab.expect(Expectation::new(argv(&argv::lvchange_retag(
         VG,
         &lv,
         &[required_tag(from)],
@@ -215,7 +215,7 @@ async fn no_room_is_resource_exhausted() {
     lab.expect_survey(10 << 30, 4 * MIB, &[linear]);
     let lv = LvName::parse("csi-v-1").unwrap();
     lab.expect(
-        Expectation::new(argv(&data::lvextend(VG, &lv, 128 * MIB, T)))
+        Expectation::new(argv(&argv::lvextend(VG, &lv, 128 * MIB, T)))
             .fails(5, fixture("lvextend-nospace.stderr")),
     );
     let err = expand_volume(&lab.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)

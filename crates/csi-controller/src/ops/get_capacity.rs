@@ -52,12 +52,14 @@ pub fn available(ctx: &Ctx, survey: &Survey, thin: bool) -> Result<u64> {
     Ok(headroom.min(space::pool_free(space::pool_row(&survey.lvs, pool)?)))
 }
 
-/// GetCapacity: space for volumes with `parameters` and `capabilities` (unsupported
-/// capabilities: nothing is available for them).
+/// GetCapacity: space for volumes with `parameters` and `capabilities` reachable from
+/// `topology` (unsupported capabilities, or a topology this host does not serve: nothing is
+/// available for them).
 pub async fn get_capacity(
     ctx: &Ctx,
     capabilities: &[VolumeCapability],
     parameters: &HashMap<String, String>,
+    topology: Option<&HashMap<String, String>>,
 ) -> Result<Capacity> {
     let params = params::parse(parameters, ctx.settings.thin_pool.as_deref())?;
     // A fresh report, not the ledger: the thin pool's usage changes with every write, and this
@@ -79,8 +81,13 @@ pub async fn get_capacity(
     };
     let minimum = capability::minimum_bytes(&caps).max(vg.extent_size);
     let minimum = minimum.div_ceil(vg.extent_size.max(1)) * vg.extent_size.max(1);
+    let reachable = super::topology::serves(&ctx.settings.accessible_topology, topology);
     Ok(Capacity {
-        available: available(ctx, &survey, params.thin)?,
+        available: if reachable {
+            available(ctx, &survey, params.thin)?
+        } else {
+            0
+        },
         minimum_volume_size: minimum,
     })
 }
@@ -114,7 +121,9 @@ mod tests {
     async fn linear_capacity_is_vg_free_and_unknown_parameters_are_refused() {
         let lab = Lab::new();
         lab.expect_survey(10 << 30, 4 << 20, &[]);
-        let cap = get_capacity(&lab.ctx, &[], &HashMap::new()).await.unwrap();
+        let cap = get_capacity(&lab.ctx, &[], &HashMap::new(), None)
+            .await
+            .unwrap();
         assert_eq!(
             cap,
             Capacity {
@@ -123,7 +132,7 @@ mod tests {
             }
         );
         let bad = HashMap::from([("size".to_string(), "1".to_string())]);
-        let err = get_capacity(&lab.ctx, &[], &bad).await.unwrap_err();
+        let err = get_capacity(&lab.ctx, &[], &bad, None).await.unwrap_err();
         assert_eq!(err.kind(), Kind::InvalidArgument);
         lab.finish();
     }
@@ -144,7 +153,7 @@ mod tests {
             csi_proto::v1::volume_capability::access_mode::Mode::SingleNodeWriter,
         );
         let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
-        let cap = get_capacity(&lab.ctx, &[xfs], &thin).await.unwrap();
+        let cap = get_capacity(&lab.ctx, &[xfs], &thin, None).await.unwrap();
         assert_eq!(
             cap,
             Capacity {
@@ -162,11 +171,11 @@ mod tests {
         let mut half = pool_row(1 << 30);
         half.data_percent = Some(75.0);
         lab.expect_survey(10 << 30, 4 << 20, &[half.clone()]);
-        let cap = get_capacity(&lab.ctx, &[], &thin).await.unwrap();
+        let cap = get_capacity(&lab.ctx, &[], &thin, None).await.unwrap();
         assert_eq!(cap.available, 256 << 20);
         half.data_percent = Some(100.0);
         lab.expect_survey(10 << 30, 4 << 20, &[half]);
-        let cap = get_capacity(&lab.ctx, &[], &thin).await.unwrap();
+        let cap = get_capacity(&lab.ctx, &[], &thin, None).await.unwrap();
         assert_eq!(cap.available, 0);
         lab.finish();
     }
@@ -175,11 +184,31 @@ mod tests {
     async fn missing_volume_group_is_unavailable() {
         let lab = Lab::new();
         lab.expect_survey_missing();
-        let err = get_capacity(&lab.ctx, &[], &HashMap::new())
+        let err = get_capacity(&lab.ctx, &[], &HashMap::new(), None)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), Kind::Unavailable);
         assert!(err.message().contains("carvevg"), "{err}");
+        lab.finish();
+    }
+
+    #[tokio::test]
+    async fn a_topology_the_host_does_not_serve_has_no_capacity() {
+        let mut lab = Lab::new();
+        lab.ctx.settings.accessible_topology =
+            vec![csi_common::topology::Segments::parse("zone=a").unwrap()];
+        let zone = |z: &str| HashMap::from([("zone".to_string(), z.to_string())]);
+        lab.expect_survey(10 << 30, 4 << 20, &[]);
+        let here = get_capacity(&lab.ctx, &[], &HashMap::new(), Some(&zone("a")))
+            .await
+            .unwrap();
+        assert_eq!(here.available, 10 << 30);
+        lab.expect_survey(10 << 30, 4 << 20, &[]);
+        let there = get_capacity(&lab.ctx, &[], &HashMap::new(), Some(&zone("b")))
+            .await
+            .unwrap();
+        assert_eq!(there.available, 0);
+        assert_eq!(there.minimum_volume_size, 4 << 20);
         lab.finish();
     }
 }

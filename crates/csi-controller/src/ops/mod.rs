@@ -19,7 +19,9 @@ pub mod get_capacity;
 pub mod list_volumes;
 pub mod params;
 pub mod publish;
+pub mod request;
 pub mod snapshot;
+pub mod topology;
 pub mod unpublish;
 pub mod validate;
 pub mod volume;
@@ -32,7 +34,7 @@ use crate::{
     lvm::Lvm,
     wiper::WipeHandle,
 };
-use csi_common::{Error, Result, ids::Iqn};
+use csi_common::{Error, Result, ids::Iqn, topology::Segments};
 use std::{net::SocketAddr, sync::Arc};
 
 /// What the operations need from the configuration.
@@ -51,6 +53,9 @@ pub struct Settings {
     /// Serve thin volumes from a pool that does not zero new chunks (tenants may read each
     /// other's deleted data; `--allow-unzeroed-thin-pool`).
     pub allow_unzeroed_thin_pool: bool,
+    /// Topologies every volume of this host is reachable from (empty: no topology; see
+    /// [`topology`]).
+    pub accessible_topology: Vec<Segments>,
 }
 
 /// The backends and settings every operation runs against.

@@ -106,6 +106,7 @@ impl Lab {
             default_capacity: 1 << 30,
             thin_overprovision: 1.0,
             allow_unzeroed_thin_pool: false,
+            accessible_topology: Vec::new(),
         };
         let ctx = Ctx::new(Some(lvm), lio.clone(), settings, None);
         Self {
@@ -198,7 +199,7 @@ impl Lab {
         let lv = LvName::parse(name).unwrap();
         let owned = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         self.runner.expect(Expectation::new(argv_of(
-            &crate::lvm::data::lvchange_retag(VG, &lv, &owned(remove), &owned(add), T),
+            &crate::lvm::argv::lvchange_retag(VG, &lv, &owned(remove), &owned(add), T),
         )));
     }
 

@@ -36,7 +36,7 @@ pub fn info(core: &NodeCore) -> NodeGetInfoResponse {
         node_id: core.node_id.to_string(),
         max_volumes_per_node: core.max_volumes.max(0),
         accessible_topology: (!core.topology.is_empty()).then(|| Topology {
-            segments: core.topology.clone(),
+            segments: core.topology.to_map(),
         }),
     }
 }

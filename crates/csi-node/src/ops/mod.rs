@@ -31,8 +31,9 @@ use crate::{
 use csi_common::{
     Result,
     ids::{Iqn, NodeId},
+    topology::Segments,
 };
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
 
 /// Everything the operations need.
@@ -42,8 +43,8 @@ pub struct NodeCore {
     pub node_id: NodeId,
     /// max_volumes_per_node (0: not reported).
     pub max_volumes: i64,
-    /// accessible_topology segments, when configured.
-    pub topology: HashMap<String, String>,
+    /// accessible_topology segments (empty: none reported).
+    pub topology: Segments,
     /// The iSCSI initiator.
     pub initiator: Arc<dyn Initiator>,
     /// Block devices.

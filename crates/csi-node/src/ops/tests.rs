@@ -63,7 +63,7 @@ fn harness(probe: Result<Probe, String>) -> Harness {
     let core = NodeCore {
         node_id: NodeId::parse("iqn.2024-01.dev.carve:node1").unwrap(),
         max_volumes: 10,
-        topology: HashMap::new(),
+        topology: Default::default(),
         initiator: init.clone(),
         devices: devs.clone(),
         probe: probe.clone(),

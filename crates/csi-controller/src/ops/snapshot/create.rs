@@ -11,7 +11,7 @@
 use super::{Snapshot, find};
 use crate::{
     lvm::{SnapshotUse, Within, tags::snapshot::SnapshotRecord},
-    ops::{Ctx, create_volume::MAX_NAME_BYTES, get_capacity, volume},
+    ops::{Ctx, get_capacity, request, volume},
 };
 use csi_common::{Error, Result, ids::LvName};
 use std::{collections::HashMap, time::SystemTime};
@@ -54,15 +54,7 @@ pub fn id_for(name: &str) -> LvName {
 }
 
 fn check_request(req: &CreateSnapshot<'_>) -> Result<()> {
-    if req.name.is_empty() {
-        return Err(Error::invalid_argument("name is required"));
-    }
-    if req.name.len() > MAX_NAME_BYTES {
-        return Err(Error::invalid_argument(format!(
-            "name is {} bytes, longer than {MAX_NAME_BYTES}",
-            req.name.len()
-        )));
-    }
+    request::check_name(req.name)?;
     if req.source_volume_id.is_empty() {
         return Err(Error::invalid_argument("source_volume_id is required"));
     }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::{
-    lvm::data::lvcreate_thin_snapshot,
+    lvm::argv::lvcreate_thin_snapshot,
     ops::{
         snapshot::testing::snap_row,
         testing::{Lab, VG, carve_tags, lv_row, pool_row},

@@ -1,6 +1,6 @@
 //! The data-service RPCs of the Controller service (ControllerExpandVolume, CreateSnapshot,
 //! DeleteSnapshot, ListSnapshots, GetSnapshot): thin translation to `ops`, kept apart from
-//! `service.rs`.
+//! [`super`] (`service.rs`).
 //!
 //! Invariants: as in `service.rs`: ids on the RPC span first; mutating RPCs hold a guard
 //! (ControllerExpandVolume: the volume's; CreateSnapshot and DeleteSnapshot: the snapshot id's,

@@ -1,5 +1,6 @@
-//! LVM for the data services: thin snapshots (CSI snapshots, restores, clones), growing an LV,
-//! and replacing tags in one command.
+//! The LV changes of the data services, run by [`LvmCli`]: thin snapshots (CSI snapshots,
+//! restores, clones), growing an LV, and replacing tags in one command (their argv is in
+//! [`super::argv`]).
 //!
 //! Invariants: argv only, every VG/LV operand after `--`; sizes in exact bytes; a thin snapshot
 //! never gets a size (so LVM makes a thin snapshot sharing the pool, never a classic COW one);
@@ -8,75 +9,12 @@
 //! never left to lvm.conf; the LV and its tags are created by one `lvcreate`; no space is
 //! `ResourceExhausted`, a missing origin `NotFound`, a name taken `AlreadyExists`.
 
-use super::{Change, LvmCli, Within};
-use csi_common::{Error, Result, command::Cmd, ids::LvName};
-use std::time::Duration;
+use super::{
+    Change, LvmCli, SnapshotUse, Within,
+    argv::{lvchange_retag, lvcreate_thin_snapshot, lvextend},
+};
+use csi_common::{Error, Result, ids::LvName};
 use tracing::info;
-
-/// How a new thin snapshot is activated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotUse {
-    /// A CSI snapshot: activation-skip set, left inactive (only ever a source of new LVs).
-    Snapshot,
-    /// A volume restored or cloned from it: activation-skip cleared, active now and at boot.
-    Volume,
-}
-
-/// `lvcreate --snapshot` of the thin LV `origin` (no size: a thin snapshot), named `lv`.
-pub fn lvcreate_thin_snapshot(
-    vg: &str,
-    origin: &LvName,
-    lv: &LvName,
-    usage: SnapshotUse,
-    tags: &[String],
-    timeout: Duration,
-) -> Cmd {
-    let (skip, activate) = match usage {
-        SnapshotUse::Snapshot => ("y", "n"),
-        SnapshotUse::Volume => ("n", "y"),
-    };
-    let mut cmd = Cmd::new("lvcreate")
-        .args([
-            "--yes",
-            "--snapshot",
-            "--setactivationskip",
-            skip,
-            "--activate",
-            activate,
-            "--name",
-            lv.as_str(),
-        ])
-        .timeout(timeout);
-    for tag in tags {
-        cmd = cmd.args(["--addtag", tag]);
-    }
-    cmd.args(["--", &format!("{vg}/{origin}")])
-}
-
-/// `lvextend --size <size>b` of one LV (never `--resizefs`: the node grows the filesystem).
-pub fn lvextend(vg: &str, lv: &LvName, size: u64, timeout: Duration) -> Cmd {
-    Cmd::new("lvextend")
-        .args(["--size", &format!("{size}b"), "--", &format!("{vg}/{lv}")])
-        .timeout(timeout)
-}
-
-/// `lvchange --deltag … --addtag …`: replaces tags in one metadata commit.
-pub fn lvchange_retag(
-    vg: &str,
-    lv: &LvName,
-    remove: &[String],
-    add: &[String],
-    timeout: Duration,
-) -> Cmd {
-    let mut cmd = Cmd::new("lvchange").timeout(timeout);
-    for tag in remove {
-        cmd = cmd.args(["--deltag", tag]);
-    }
-    for tag in add {
-        cmd = cmd.args(["--addtag", tag]);
-    }
-    cmd.args(["--", &format!("{vg}/{lv}")])
-}
 
 fn no_space(stderr: &str) -> bool {
     let stderr = stderr.to_ascii_lowercase();
@@ -176,9 +114,9 @@ mod tests {
     use crate::lvm::Lvm;
     use csi_common::{
         Kind,
-        command::{Expectation, ScriptedRunner},
+        command::{Cmd, Expectation, ScriptedRunner},
     };
-    use std::sync::Arc;
+    use std::{sync::Arc, time::Duration};
 
     const T: Duration = Duration::from_secs(5);
     const FIXTURES: &str = concat!(
@@ -198,67 +136,6 @@ mod tests {
 
     fn lv(name: &str) -> LvName {
         LvName::parse(name).unwrap()
-    }
-
-    #[test]
-    fn snapshots_have_no_size_and_an_explicit_activation_skip() {
-        let tags = vec!["carve.v=1".to_string()];
-        assert_eq!(
-            argv(&lvcreate_thin_snapshot(
-                "vg0",
-                &lv("csi-a-1"),
-                &lv("snap-s-1"),
-                SnapshotUse::Snapshot,
-                &tags,
-                T
-            )),
-            [
-                "lvcreate",
-                "--yes",
-                "--snapshot",
-                "--setactivationskip",
-                "y",
-                "--activate",
-                "n",
-                "--name",
-                "snap-s-1",
-                "--addtag",
-                "carve.v=1",
-                "--",
-                "vg0/csi-a-1"
-            ]
-        );
-        let restore = argv(&lvcreate_thin_snapshot(
-            "vg0",
-            &lv("snap-s-1"),
-            &lv("csi-r-1"),
-            SnapshotUse::Volume,
-            &[],
-            T,
-        ));
-        assert_eq!(
-            restore.join(" "),
-            "lvcreate --yes --snapshot --setactivationskip n --activate y --name csi-r-1 -- vg0/snap-s-1"
-        );
-    }
-
-    #[test]
-    fn extend_and_retag_argv() {
-        assert_eq!(
-            argv(&lvextend("vg0", &lv("csi-a-1"), 134217728, T)),
-            ["lvextend", "--size", "134217728b", "--", "vg0/csi-a-1"]
-        );
-        assert_eq!(
-            argv(&lvchange_retag(
-                "vg0",
-                &lv("csi-a-1"),
-                &["carve.required=1".into()],
-                &["carve.required=2".into()],
-                T
-            ))
-            .join(" "),
-            "lvchange --deltag carve.required=1 --addtag carve.required=2 -- vg0/csi-a-1"
-        );
     }
 
     fn cli(runner: &Arc<ScriptedRunner>) -> LvmCli {
