@@ -17,7 +17,10 @@
 //! finds HBAs from its index, [`crate::lio::hba_index`]), so the configfs work is linear in
 //! the volumes; volumes are restored [`RESTORE_PARALLELISM`] at a time, each under its guard.
 //! The controller serves meanwhile: [`Restoration`] keeps Probe not ready and RPCs on volumes
-//! not restored yet `Unavailable` until a pass completes.
+//! not restored yet `Unavailable` until a pass completes. A save of saveconfig.json that an RPC
+//! causes meanwhile holds only the ACLs restored so far: should the controller stop before the
+//! pass ends, the next start lacks the others' CHAP credentials and leaves those ACLs to the
+//! CO's republish, as above (never an ACL without its CHAP).
 
 use crate::{
     lio::{AclSpec, LioState, verify_export},
