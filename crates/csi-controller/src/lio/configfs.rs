@@ -298,6 +298,7 @@ impl ConfigfsLio {
     fn remove_acl_now(&self, iqn: &str, initiator: &str) -> Result<bool> {
         let acl = self.layout.acl(iqn, initiator);
         if !exists(&acl) {
+            self.acls_changed(|index| index.revoked(iqn, initiator));
             return Ok(false);
         }
         for lun in entries(&acl) {
