@@ -2,8 +2,9 @@
 //!
 //! Layers: `config` (flags) → `service` (gRPC, thin) → `ops` (one file per RPC) → OS layers
 //! (`lvm`, `lio`) that know nothing of gRPC. Errors become gRPC codes only in
-//! `csi_common::error`. `reconcile` rebuilds LIO from LVM at start. The controller keeps the VG's figures in memory
-//! (`lvm::ledger`), seeded at start and resynced by `resync`.
+//! `csi_common::error`. `reconcile` rebuilds LIO from LVM at start while the service already
+//! answers (`restoration` says which volumes wait for it). The controller keeps the VG's
+//! figures in memory (`lvm::ledger`), seeded at start and resynced by `resync`.
 
 pub mod config;
 pub mod gauges;
@@ -12,6 +13,7 @@ pub mod lvm;
 pub mod ops;
 pub mod readiness;
 pub mod reconcile;
+pub mod restoration;
 pub mod resync;
 pub mod server;
 pub mod service;

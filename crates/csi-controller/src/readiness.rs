@@ -2,11 +2,13 @@
 //! pool (if any) exists, zeroes new chunks (unless `--allow-unzeroed-thin-pool`) and has not
 //! failed or turned its metadata read-only, and the LIO backend is usable. A pool out of data
 //! space is not a Probe failure (a restart would not help, and linear volumes still work):
-//! VolumeCondition and GetCapacity say it.
+//! VolumeCondition and GetCapacity say it. Once all that holds, the controller is ready only
+//! when startup reconciliation has completed ([`Restoration`]).
 
 use crate::{
     config::{ControllerArgs, LioBackend},
     lvm::{argv, report, space},
+    restoration::Restoration,
 };
 use csi_common::{
     command::{BoxFuture, Cmd, CommandRunner},
@@ -25,6 +27,7 @@ pub struct ControllerReadiness {
     programs: Vec<PathBuf>,
     targetcli: PathBuf,
     configfs_root: PathBuf,
+    restoration: Restoration,
 }
 
 impl ControllerReadiness {
@@ -39,7 +42,15 @@ impl ControllerReadiness {
             programs: crate::server::needed_programs(args),
             targetcli: args.targetcli.clone(),
             configfs_root: args.configfs_root.clone(),
+            restoration: Restoration::default(),
         }
+    }
+
+    /// The same readiness, not ready until `restoration` is complete.
+    #[must_use]
+    pub fn with_restoration(mut self, restoration: Restoration) -> Self {
+        self.restoration = restoration;
+        self
     }
 
     async fn check_now(&self) -> Result<(), String> {
@@ -90,7 +101,7 @@ impl ControllerReadiness {
                 return Err(format!("targetcli is not runnable: {}", out.stderr.trim()));
             }
         }
-        Ok(())
+        self.restoration.ready()
     }
 }
 

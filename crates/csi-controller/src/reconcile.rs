@@ -12,10 +12,20 @@
 //! (`carve_reconcile_removed_acls_total`), with the volume's guard held and its record read
 //! again. Exports whose LV is gone are logged and counted (`carve_reconcile_orphan_exports`)
 //! for an operator to look at, never deleted.
+//!
+//! Cost: one read of LIO's state, then per volume only its own objects (the configfs backend
+//! finds HBAs from its index, [`crate::lio::hba_index`]), so the configfs work is linear in
+//! the volumes; volumes are restored [`RESTORE_PARALLELISM`] at a time, each under its guard.
+//! The controller serves meanwhile: [`Restoration`] keeps Probe not ready and RPCs on volumes
+//! not restored yet `Unavailable` until a pass completes. A save of saveconfig.json that an RPC
+//! causes meanwhile holds only the ACLs restored so far: should the controller stop before the
+//! pass ends, the next start lacks the others' CHAP credentials and leaves those ACLs to the
+//! CO's republish, as above (never an ACL without its CHAP).
 
 use crate::{
     lio::{AclSpec, LioState, verify_export},
     ops::{Ctx, volume},
+    restoration::Restoration,
 };
 use csi_common::{
     Error, Result,
@@ -23,7 +33,11 @@ use csi_common::{
     guard::OperationGuards,
     ids::{Iqn, NodeId, VolumeId},
 };
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
+use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 /// What reconciliation found and did.
@@ -47,10 +61,31 @@ pub struct Report {
     pub busy: Vec<String>,
 }
 
+/// Saved CHAP credentials by (target IQN, initiator IQN).
+pub type SavedChap = HashMap<(String, String), Chap>;
+
+/// How many volumes are restored at once. A restore is an `lvchange -ay` when the LV is not
+/// active (the per-VG queue runs those one at a time anyway), a few dozen configfs calls (the
+/// kernel serialises most behind LIO's own mutexes) and, with the targetcli backend, a Python
+/// process of about 30 MiB: a handful at once hides each one's latency, while more would only
+/// add memory and CPU contention on the storage host, which also serves the volumes' I/O.
+pub const RESTORE_PARALLELISM: usize = 8;
+
 /// Reconciles LIO with LVM. `chap` maps (target IQN, initiator IQN) to saved credentials.
-/// For use before the service runs; once it serves, use [`reconcile_guarded`].
-pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Result<Report> {
+/// For use before the service runs; once it serves, use [`reconcile_serving`].
+pub async fn reconcile(ctx: &Ctx, chap: &SavedChap) -> Result<Report> {
     reconcile_guarded(ctx, chap, &OperationGuards::new("volume")).await
+}
+
+/// [`reconcile_serving`] with no restoration record to keep.
+pub async fn reconcile_guarded(
+    ctx: &Ctx,
+    chap: &SavedChap,
+    guards: &OperationGuards,
+) -> Result<Report> {
+    let chap = Arc::new(chap.clone());
+    let restoration = Restoration::default();
+    reconcile_serving(ctx, chap, guards, &restoration, RESTORE_PARALLELISM).await
 }
 
 /// [`reconcile`] beside live RPCs: each volume is handled holding its per-volume guard (the
@@ -58,54 +93,67 @@ pub async fn reconcile(ctx: &Ctx, chap: &HashMap<(String, String), Chap>) -> Res
 /// `Unavailable` so the caller retries), and its ACLs are changed only after its record (tags)
 /// and its LIO state are read again under that guard: an ACL is granted only for a
 /// publication the record holds now, and an ACL the record does not hold is removed.
-pub async fn reconcile_guarded(
+///
+/// Volumes are restored `parallelism` at a time (see [`RESTORE_PARALLELISM`]), each touching
+/// only its own target and storage object, from one read of LIO's state. `restoration` learns
+/// the volumes listed and each one restored, and is complete once the whole pass succeeded; a
+/// volume whose record or LIO state cannot be read again stays in it and fails the pass.
+pub async fn reconcile_serving(
     ctx: &Ctx,
-    chap: &HashMap<(String, String), Chap>,
+    chap: Arc<SavedChap>,
     guards: &OperationGuards,
+    restoration: &Restoration,
+    parallelism: usize,
 ) -> Result<Report> {
-    let lvm = ctx.lvm()?;
+    ctx.lvm()?;
     let volumes = volume::list(ctx).await?;
-    let before = ctx.lio.state().await?;
+    restoration.listed(volumes.iter().map(|v| v.id.as_str()));
+    let before = Arc::new(ctx.lio.state().await?);
     let mut report = Report {
         volumes: volumes.len(),
         ..Report::default()
     };
-    for listed in &volumes {
-        let Ok(_guard) = guards.try_acquire(listed.id.as_str()) else {
-            report.busy.push(listed.id.to_string());
-            continue;
+    let ids: BTreeSet<String> = volumes.iter().map(|v| v.id.to_string()).collect();
+    let mut queue = volumes.into_iter();
+    let mut running = JoinSet::new();
+    let mut failure = None;
+    loop {
+        while running.len() < parallelism.max(1)
+            && let Some(listed) = queue.next()
+        {
+            let (ctx, chap, guards) = (ctx.clone(), Arc::clone(&chap), guards.clone());
+            let (before, restoration) = (Arc::clone(&before), restoration.clone());
+            running.spawn(async move {
+                let mut part = Report::default();
+                let result = restore(&ctx, &chap, &guards, &before, &listed, &mut part).await;
+                // The guard is released: RPCs on the volume may run from now on.
+                if result.is_ok() && part.busy.is_empty() {
+                    restoration.restored(listed.id.as_str());
+                }
+                (
+                    part,
+                    result.map_err(|e| e.context(format!("volume {}", listed.id))),
+                )
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
         };
-        let spec = listed.export_spec(ctx, lvm.vg_name());
-        if verify_export(&before, &spec).is_err() {
-            let restored = async {
-                if !listed.lv.is_active() {
-                    lvm.activate(&listed.lv_name()).await?;
-                }
-                ctx.lio.ensure_export(&spec).await
-            };
-            match restored.await {
-                Ok(()) => {
-                    info!(volume = %listed.id, target = %spec.target, "restored export");
-                    report.restored_exports += 1;
-                }
-                Err(e) => {
-                    error!(volume = %listed.id, error = %e, "cannot restore export");
-                    report.unexported.push(listed.id.to_string());
-                    continue;
+        match joined {
+            Ok((part, result)) => {
+                report.absorb(part);
+                if let Err(e) = result {
+                    error!(error = %e, "cannot reconcile a volume's ACLs; the pass is retried");
+                    failure.get_or_insert(e);
                 }
             }
+            Err(e) => {
+                failure.get_or_insert(Error::internal(format!("restore task failed: {e}")));
+            }
         }
-        if acls_match(&before, &spec.target, listed) {
-            continue;
-        }
-        // Something to grant or revoke: decide from the record and LIO as they are now.
-        let Some(vol) = volume::find(ctx, &listed.id).await? else {
-            continue;
-        };
-        let now = ctx.lio.volume_state(&spec.target, "").await?;
-        reconcile_acls(ctx, chap, &vol, &now, &mut report).await;
     }
-    let ids: BTreeSet<String> = volumes.iter().map(|v| v.id.to_string()).collect();
+    report.unexported.sort();
+    report.busy.sort();
     let prefix = format!("{}:", ctx.settings.iqn_prefix);
     for target in &before.targets {
         let Some(id) = target.iqn.strip_prefix(&prefix) else {
@@ -143,13 +191,76 @@ pub async fn reconcile_guarded(
         busy = report.busy.len(),
         "reconciled LIO with LVM"
     );
+    if let Some(e) = failure {
+        return Err(e);
+    }
     if !report.busy.is_empty() {
         return Err(Error::unavailable(format!(
             "reconciliation skipped volumes with an operation in flight: {:?}",
             report.busy
         )));
     }
+    restoration.complete();
     Ok(report)
+}
+
+/// Restores one listed volume under its guard: its export if `before` does not hold it
+/// complete, then its ACLs if they differ from its record (decided on a fresh read).
+async fn restore(
+    ctx: &Ctx,
+    chap: &SavedChap,
+    guards: &OperationGuards,
+    before: &LioState,
+    listed: &volume::Volume,
+    report: &mut Report,
+) -> Result<()> {
+    let Ok(_guard) = guards.try_acquire(listed.id.as_str()) else {
+        report.busy.push(listed.id.to_string());
+        return Ok(());
+    };
+    let lvm = ctx.lvm()?;
+    let spec = listed.export_spec(ctx, lvm.vg_name());
+    if verify_export(before, &spec).is_err() {
+        let restored = async {
+            if !listed.lv.is_active() {
+                lvm.activate(&listed.lv_name()).await?;
+            }
+            ctx.lio.ensure_export(&spec).await
+        };
+        match restored.await {
+            Ok(()) => {
+                info!(volume = %listed.id, target = %spec.target, "restored export");
+                report.restored_exports += 1;
+            }
+            Err(e) => {
+                error!(volume = %listed.id, error = %e, "cannot restore export");
+                report.unexported.push(listed.id.to_string());
+                return Ok(());
+            }
+        }
+    }
+    if acls_match(before, &spec.target, listed) {
+        return Ok(());
+    }
+    // Something to grant or revoke: decide from the record and LIO as they are now.
+    let Some(vol) = volume::find(ctx, &listed.id).await? else {
+        return Ok(());
+    };
+    let now = ctx.lio.volume_state(&spec.target, "").await?;
+    reconcile_acls(ctx, chap, &vol, &now, report).await;
+    Ok(())
+}
+
+impl Report {
+    /// Adds what one volume's restore found and did.
+    fn absorb(&mut self, part: Report) {
+        self.restored_exports += part.restored_exports;
+        self.restored_acls += part.restored_acls;
+        self.awaiting_chap += part.awaiting_chap;
+        self.removed_acls += part.removed_acls;
+        self.unexported.extend(part.unexported);
+        self.busy.extend(part.busy);
+    }
 }
 
 /// Whether the ACLs of `target` in `state` are exactly the publications in `vol`'s record.
@@ -171,7 +282,7 @@ fn acls_match(state: &LioState, target: &Iqn, vol: &volume::Volume) -> bool {
 /// ACL the record does not hold.
 async fn reconcile_acls(
     ctx: &Ctx,
-    chap: &HashMap<(String, String), Chap>,
+    chap: &SavedChap,
     vol: &volume::Volume,
     state: &LioState,
     report: &mut Report,

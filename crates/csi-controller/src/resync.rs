@@ -1,18 +1,25 @@
 //! Resync of the ledger (the in-memory record of the volume group, [`crate::lvm::ledger`]) with
 //! LVM: every `--lvm-resync-interval` and at once on SIGHUP, so an operator's hand edit (tags,
-//! an LV created or removed by hand) and the thin pool's usage reach the controller.
+//! an LV created or removed by hand) and the thin pool's usage reach the controller. The LIO
+//! backend's cache (the configfs HBA index) is dropped at the same moments, so a storage object
+//! made or removed by hand is seen too.
 //!
 //! Invariants: a resync reads LVM inside the per-VG queue and replaces the whole record (see
 //! [`crate::lvm::Lvm::resync`]), so it never races a mutation; it also refreshes the storage
 //! gauges; a failed resync is logged and the record in place stays in use (Probe and the RPCs
 //! say why LVM is unavailable).
 
-use crate::lvm::Lvm;
+use crate::{lio::Lio, lvm::Lvm};
 use std::{sync::Arc, time::Duration};
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Resyncs `lvm` every `interval` and on each SIGHUP (must run inside a tokio runtime).
-pub fn spawn(lvm: Arc<dyn Lvm>, interval: Duration) -> tokio::task::JoinHandle<()> {
+/// Resyncs `lvm` (and `lio`'s cache) every `interval` and on each SIGHUP (must run inside a
+/// tokio runtime).
+pub fn spawn(
+    lvm: Arc<dyn Lvm>,
+    lio: Arc<dyn Lio>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut hangup = match signal(SignalKind::hangup()) {
             Ok(hangup) => Some(hangup),
@@ -33,6 +40,7 @@ pub fn spawn(lvm: Arc<dyn Lvm>, interval: Duration) -> tokio::task::JoinHandle<(
                     }
                 } => "SIGHUP",
             };
+            lio.resync();
             match lvm.resync().await {
                 Ok(survey) => tracing::debug!(
                     vg = %lvm.vg_name(),

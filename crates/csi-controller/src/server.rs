@@ -1,7 +1,8 @@
 //! Builds the controller from its configuration: backends, operations context, saver, routes.
 //!
 //! Invariants: the controller starts without its volume group (Probe says not ready, RPCs say
-//! why); a bad portal or IQN prefix is a start-up error; missing executables are named in an
+//! why); Probe and the volume RPCs share one [`Restoration`] record with startup
+//! reconciliation; a bad portal or IQN prefix is a start-up error; missing executables are named in an
 //! error log line at start.
 
 use crate::{
@@ -15,6 +16,7 @@ use crate::{
     lvm::{Lvm, LvmCli},
     ops::{Ctx, Settings},
     readiness::ControllerReadiness,
+    restoration::Restoration,
     service::ControllerService,
     tools,
     wiper::WipeHandle,
@@ -53,6 +55,9 @@ pub struct Controller {
     pub routes: Routes,
     /// The per-volume guards the RPCs take; reconciliation takes them too.
     pub volume_guards: OperationGuards,
+    /// What startup reconciliation has not restored yet, shared with Probe and the service
+    /// (complete as built: the binary calls [`Restoration::expect`] before it serves).
+    pub restoration: Restoration,
 }
 
 /// The programs this configuration runs.
@@ -122,7 +127,10 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
     if let Some(wiper) = wiper {
         ctx = ctx.with_wiper(wiper);
     }
-    let readiness = Arc::new(ControllerReadiness::new(Arc::clone(&runner), args));
+    let restoration = Restoration::default();
+    let readiness = Arc::new(
+        ControllerReadiness::new(Arc::clone(&runner), args).with_restoration(restoration.clone()),
+    );
     let identity = IdentityService::new(
         args.common.driver_name.clone(),
         env!("CARGO_PKG_VERSION"),
@@ -142,7 +150,8 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         readiness,
     );
     let volume_guards = OperationGuards::new("volume");
-    let service = ControllerService::with_volume_guards(ctx.clone(), volume_guards.clone());
+    let service = ControllerService::with_volume_guards(ctx.clone(), volume_guards.clone())
+        .with_restoration(restoration.clone());
     let routes =
         Routes::new(IdentityServer::new(identity)).add_service(ControllerServer::new(service));
     Ok(Controller {
@@ -150,5 +159,6 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         saveconfig,
         routes,
         volume_guards,
+        restoration,
     })
 }

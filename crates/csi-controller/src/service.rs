@@ -3,7 +3,10 @@
 //! Invariants: every handler records its ids on the RPC span first; mutating RPCs take the
 //! per-volume (CreateVolume: per-name) guard and run in a spawned task that owns it, so a
 //! client timeout (tonic drops the handler future) never cancels an operation halfway; domain
-//! errors become gRPC codes only through `csi_common::Error`'s table.
+//! errors become gRPC codes only through `csi_common::Error`'s table; while startup
+//! reconciliation runs, an RPC naming a volume it has not restored yet (CreateVolume: the
+//! volume of its name, or its source volume), and ListVolumes until it completes, answer
+//! `Unavailable` from [`Restoration`] before taking any guard.
 
 use crate::ops::{
     self, Ctx,
@@ -12,6 +15,7 @@ use crate::ops::{
     publish::Publish,
     validate::Validation,
 };
+use crate::restoration::Restoration;
 use csi_common::{Error, Result, guard::OperationGuards, telemetry::record_ids};
 use csi_proto::v1::{
     controller_server::Controller, controller_service_capability::rpc::Type as Rpc, *,
@@ -44,6 +48,7 @@ pub struct ControllerService {
     volumes: OperationGuards,
     names: OperationGuards,
     snapshots: OperationGuards,
+    restoration: Restoration,
 }
 
 impl ControllerService {
@@ -54,7 +59,20 @@ impl ControllerService {
             volumes: OperationGuards::new("volume"),
             names: OperationGuards::new("name"),
             snapshots: OperationGuards::new("snapshot"),
+            restoration: Restoration::default(),
         }
+    }
+
+    /// The same service, refusing RPCs on volumes `restoration` has not restored yet.
+    #[must_use]
+    pub fn with_restoration(mut self, restoration: Restoration) -> Self {
+        self.restoration = restoration;
+        self
+    }
+
+    /// `Unavailable` while startup reconciliation has not restored the volume `id`.
+    fn restored(&self, id: &str) -> Result<()> {
+        self.restoration.check(id)
     }
 
     /// The service over `ctx`, sharing the per-volume `guards` with reconciliation.
@@ -127,6 +145,16 @@ impl Controller for ControllerService {
     ) -> Result<Response<CreateVolumeResponse>, Status> {
         let req = request.into_inner();
         record_ids(None, None);
+        if !req.name.is_empty() {
+            self.restored(csi_common::ids::LvName::for_volume(&req.name).as_str())?;
+        }
+        if let Some(volume_content_source::Type::Volume(source)) = req
+            .volume_content_source
+            .as_ref()
+            .and_then(|s| s.r#type.as_ref())
+        {
+            self.restored(&source.volume_id)?;
+        }
         let created = self
             .guarded(&self.names, &req.name.clone(), move |ctx| async move {
                 let requisite: Vec<HashMap<String, String>> = req
@@ -171,6 +199,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<DeleteVolumeResponse>, Status> {
         let req = request.into_inner();
         record_ids(Some(&req.volume_id), None);
+        self.restored(&req.volume_id)?;
         let id = req.volume_id.clone();
         self.guarded(&self.volumes, &id, move |ctx| async move {
             ops::delete_volume::delete_volume(&ctx, &req.volume_id).await
@@ -185,6 +214,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
         let req = request.into_inner();
         record_ids(Some(&req.volume_id), Some(&req.node_id));
+        self.restored(&req.volume_id)?;
         let id = req.volume_id.clone();
         let target = self
             .guarded(&self.volumes, &id, move |ctx| async move {
@@ -209,6 +239,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
         let req = request.into_inner();
         record_ids(Some(&req.volume_id), Some(&req.node_id));
+        self.restored(&req.volume_id)?;
         let id = req.volume_id.clone();
         self.guarded(&self.volumes, &id, move |ctx| async move {
             ops::unpublish::unpublish(&ctx, &req.volume_id, &req.node_id).await
@@ -223,6 +254,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<ValidateVolumeCapabilitiesResponse>, Status> {
         let req = request.into_inner();
         record_ids(Some(&req.volume_id), None);
+        self.restored(&req.volume_id)?;
         let answer = ops::validate::validate(
             &self.ctx,
             &req.volume_id,
@@ -253,6 +285,8 @@ impl Controller for ControllerService {
         request: Request<ListVolumesRequest>,
     ) -> Result<Response<ListVolumesResponse>, Status> {
         let req = request.into_inner();
+        // Published nodes come from the ACLs, which are not all back yet.
+        self.restoration.check_all()?;
         let page = ops::list_volumes::list_volumes(&self.ctx, req.max_entries, &req.starting_token)
             .await?;
         let entries = page
@@ -318,6 +352,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<ControllerGetVolumeResponse>, Status> {
         let req = request.into_inner();
         record_ids(Some(&req.volume_id), None);
+        self.restored(&req.volume_id)?;
         let s = ops::list_volumes::get_volume(&self.ctx, &req.volume_id).await?;
         let (published_node_ids, condition) = csi_status(&s);
         Ok(Response::new(ControllerGetVolumeResponse {

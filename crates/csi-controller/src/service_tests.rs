@@ -219,3 +219,166 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
     assert_eq!(got.content_source, volume, "ControllerGetVolume");
     lab.finish();
 }
+
+/// Every RPC naming `volume` (and ListVolumes) answers UNAVAILABLE, before any LVM or LIO work.
+async fn assert_unavailable(svc: &ControllerService, volume: &str, name: &str) {
+    let code = |r: Result<(), Status>| r.unwrap_err().code();
+    let id = || volume.to_string();
+    let codes = [
+        code(
+            svc.controller_publish_volume(Request::new(ControllerPublishVolumeRequest {
+                volume_id: id(),
+                node_id: crate::ops::testing::NODE1.into(),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        ),
+        code(
+            svc.controller_unpublish_volume(Request::new(ControllerUnpublishVolumeRequest {
+                volume_id: id(),
+                node_id: crate::ops::testing::NODE1.into(),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        ),
+        code(
+            svc.delete_volume(Request::new(DeleteVolumeRequest {
+                volume_id: id(),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        ),
+        code(
+            svc.controller_get_volume(Request::new(ControllerGetVolumeRequest { volume_id: id() }))
+                .await
+                .map(drop),
+        ),
+        code(
+            svc.validate_volume_capabilities(Request::new(ValidateVolumeCapabilitiesRequest {
+                volume_id: id(),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        ),
+        code(
+            svc.controller_expand_volume(Request::new(ControllerExpandVolumeRequest {
+                volume_id: id(),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        ),
+        code(
+            svc.create_snapshot(Request::new(CreateSnapshotRequest {
+                source_volume_id: id(),
+                name: "snap".into(),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        ),
+        code(
+            svc.create_volume(Request::new(CreateVolumeRequest {
+                name: name.into(),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        ),
+        code(
+            svc.list_volumes(Request::new(ListVolumesRequest::default()))
+                .await
+                .map(drop),
+        ),
+    ];
+    assert_eq!(codes, [tonic::Code::Unavailable; 9]);
+}
+
+/// While startup reconciliation runs, RPCs on volumes it has not restored yet answer
+/// UNAVAILABLE (spec.md: the sidecars retry it), a new volume is created and exported, and once
+/// the pass completed the same RPCs answer as usual.
+#[tokio::test]
+async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
+    use crate::{lvm::argv, restoration::Restoration};
+    use csi_common::{command::Expectation, guard::OperationGuards, ids::LvName};
+    let lab = Lab::new();
+    let restoration = Restoration::default();
+    restoration.expect();
+    let guards = OperationGuards::new("volume");
+    let svc = ControllerService::with_volume_guards(lab.ctx.clone(), guards.clone())
+        .with_restoration(restoration.clone());
+    let a = LvName::for_volume("a");
+    let mut tags = carve_tags("a");
+    tags.push(format!("carve.pub=rw:{}", crate::ops::testing::NODE1));
+    let row = lv_row(a.as_str(), 8 << 20, None, &tags);
+    assert_unavailable(&svc, a.as_str(), "a").await;
+    restoration.listed([a.as_str()]);
+    assert_unavailable(&svc, a.as_str(), "a").await;
+
+    let fresh = LvName::for_volume("fresh");
+    lab.expect_survey(10 << 30, 4 << 20, std::slice::from_ref(&row));
+    let record = crate::lvm::tags::VolumeRecord {
+        name: "fresh".into(),
+        required_bytes: 8 << 20,
+        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    };
+    let create = argv::lvcreate(
+        crate::ops::testing::VG,
+        &fresh,
+        8 << 20,
+        &crate::lvm::Allocation::Linear,
+        &record.creation_tags(),
+        std::time::Duration::from_secs(5),
+    );
+    lab.expect(Expectation::new(
+        std::iter::once(create.program().to_string())
+            .chain(create.arg_values().map(str::to_string))
+            .collect::<Vec<_>>(),
+    ));
+    let cap = crate::ops::capability::mount(
+        "ext4",
+        volume_capability::access_mode::Mode::SingleNodeWriter,
+    );
+    let created = svc
+        .create_volume(Request::new(CreateVolumeRequest {
+            name: "fresh".into(),
+            capacity_range: Some(CapacityRange {
+                required_bytes: 8 << 20,
+                limit_bytes: 0,
+            }),
+            volume_capabilities: vec![cap],
+            ..Default::default()
+        }))
+        .await
+        .expect("a new volume is created during reconciliation");
+    assert_eq!(
+        created.into_inner().volume.unwrap().volume_id,
+        fresh.as_str()
+    );
+
+    lab.expect_lvs(std::slice::from_ref(&row));
+    lab.expect_lvs_one(a.as_str(), std::slice::from_ref(&row));
+    let chap = Default::default();
+    crate::reconcile::reconcile_serving(&lab.ctx, chap, &guards, &restoration, 8)
+        .await
+        .unwrap();
+    assert!(restoration.ready().is_ok());
+    lab.expect_lvs_one(a.as_str(), std::slice::from_ref(&row));
+    let got = svc
+        .controller_get_volume(Request::new(ControllerGetVolumeRequest {
+            volume_id: a.to_string(),
+        }))
+        .await
+        .expect("answered once restored")
+        .into_inner();
+    assert_eq!(
+        got.status.unwrap().published_node_ids,
+        [crate::ops::testing::NODE1]
+    );
+    lab.finish();
+}

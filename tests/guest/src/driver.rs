@@ -97,6 +97,17 @@ impl Driver {
         self.controller = wait_ready(&self.dir.path().join("controller.sock")).await;
     }
 
+    /// Stops the controller (SIGTERM, then waits), starts it again and connects to it without
+    /// waiting for Probe to answer ready (the caller watches it).
+    pub async fn spawn_controller(&mut self) -> Client {
+        stop(self.controller_process.take());
+        self.controller_process = Some(spawn_controller(&self.lab, &self.options, self.dir.path()));
+        let endpoint = Endpoint::Unix(self.dir.path().join("controller.sock"));
+        Client::connect_with_retry(&endpoint, READY_WITHIN)
+            .await
+            .unwrap_or_else(|e| panic!("controller does not answer: {e}\n{}", self.logs()))
+    }
+
     /// Stops the node plugin (SIGTERM, then waits) and starts it again.
     pub async fn restart_node(&mut self) {
         stop(self.node_process.take());

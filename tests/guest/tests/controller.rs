@@ -1,6 +1,7 @@
 //! Guest tier, controller: ACL isolation, single-node attachment, the unpublish fence, CHAP and
-//! the storage-host reboot (LIO wiped, controller restarted, exports and ACLs back), with each
-//! LIO backend, ending with leak accounting.
+//! the storage-host reboot (LIO wiped, LVs deactivated, controller restarted: it serves while
+//! reconciling, Probe goes not ready → ready, and every export and ACL comes back exactly), with
+//! each LIO backend, ending with leak accounting.
 
 use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, run, run_ok};
 use carvectl::request::{capacity_range, mount_capability};
@@ -188,6 +189,88 @@ fn wipe_lio() {
     }
 }
 
+/// One ACL: initiator, CHAP user, write protection.
+type Acl = (String, String, String);
+
+/// Per target: its storage object and its ACLs.
+fn acls_of(targets: &[&str]) -> Vec<(String, String, Vec<Acl>)> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    targets
+        .iter()
+        .map(|target| {
+            let tpg = Path::new(CONFIGFS)
+                .join("iscsi")
+                .join(target)
+                .join("tpgt_1");
+            let lun = std::fs::read_dir(tpg.join("lun/lun_0"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|dest| dest.file_name().unwrap().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut acls: Vec<_> = std::fs::read_dir(tpg.join("acls"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok())
+                .map(|e| {
+                    let acl = e.path();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        read(&acl.join("auth/userid")),
+                        read(&acl.join("lun_0/write_protect")),
+                    )
+                })
+                .collect();
+            acls.sort();
+            (target.to_string(), lun, acls)
+        })
+        .collect()
+}
+
+/// Restarts the controller and polls Probe until ready, asking meanwhile for `volume`; returns
+/// the Probe answers and the codes of those requests (Identity works all along).
+async fn restart_and_watch(driver: &mut Driver, volume: &str) -> (Vec<bool>, Vec<tonic::Code>) {
+    let mut client = driver.spawn_controller().await;
+    let (mut probes, mut codes) = (Vec::new(), Vec::new());
+    for _ in 0..1200 {
+        client
+            .identity
+            .get_plugin_info(csi_proto::v1::GetPluginInfoRequest {})
+            .await
+            .expect("identity answers during reconciliation");
+        let ready = client
+            .identity
+            .probe(csi_proto::v1::ProbeRequest {})
+            .await
+            .expect("probe")
+            .into_inner()
+            .ready
+            .unwrap_or(true);
+        probes.push(ready);
+        if ready {
+            break;
+        }
+        let answer = client
+            .controller
+            .controller_get_volume(csi_proto::v1::ControllerGetVolumeRequest {
+                volume_id: volume.into(),
+            })
+            .await;
+        codes.push(answer.map_or_else(|s| s.code(), |_| tonic::Code::Ok));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    probes.dedup();
+    codes.dedup();
+    driver.controller = client;
+    (probes, codes)
+}
+
 async fn acl_isolation_single_node_and_fence(backend: &'static str) {
     let lab = Lab::from_env();
     let driver = Driver::start(
@@ -296,6 +379,24 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
     let mut driver = Driver::start(&lab, options).await;
     let (volume, context) = create(&driver, &format!("pvc-reboot-{backend}")).await;
     let target = context["targetIqn"].clone();
+    // Beside the CHAP volume: one published to each node without CHAP, one unpublished.
+    let mut others = Vec::new();
+    for (i, node) in [Some(&lab.initiator), Some(&lab.initiator2), None]
+        .into_iter()
+        .enumerate()
+    {
+        let (id, context) = create(&driver, &format!("pvc-reboot-{backend}-{i}")).await;
+        if let Some(node) = node {
+            driver
+                .controller
+                .controller
+                .clone()
+                .controller_publish_volume(publish_request(&id, node, &HashMap::new()))
+                .await
+                .expect("publish without CHAP");
+        }
+        others.push((id, context["targetIqn"].clone()));
+    }
     let secrets = HashMap::from([
         ("chapUsername".to_string(), "node1user".to_string()),
         ("chapPassword".to_string(), "node1-secret-pw".to_string()),
@@ -342,9 +443,37 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
     );
     assert_eq!(mode & 0o777, 0o600);
 
+    let targets: Vec<&str> = std::iter::once(target.as_str())
+        .chain(others.iter().map(|(_, t)| t.as_str()))
+        .collect();
+    let exported = acls_of(&targets);
     wipe_lio();
     assert!(!Path::new(CONFIGFS).join("iscsi").join(&target).exists());
-    driver.restart_controller().await;
+    // As after a reboot, the LVs are inactive too: restoring them takes a while, and the
+    // controller serves meanwhile.
+    for id in std::iter::once(&volume).chain(others.iter().map(|(id, _)| id)) {
+        run_ok("lvchange", &["-an", &format!("{}/{id}", lab.vg)]);
+    }
+    let (probes, codes) = restart_and_watch(&mut driver, &others[2].0).await;
+    assert_eq!(
+        probes.first(),
+        Some(&false),
+        "Probe is not ready while reconciliation runs: {probes:?}\n{}",
+        driver.logs()
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| matches!(c, tonic::Code::Ok | tonic::Code::Unavailable)),
+        "an RPC on a volume not restored yet answers UNAVAILABLE: {codes:?}"
+    );
+    eprintln!("probes while restoring: {probes:?}; ControllerGetVolume answers: {codes:?}");
+    assert_eq!(
+        acls_of(&targets),
+        exported,
+        "every export and ACL back exactly, once ready\n{}",
+        driver.logs()
+    );
     let acl = Path::new(CONFIGFS)
         .join("iscsi")
         .join(&target)
@@ -378,21 +507,29 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
     );
 
     let mut controller = driver.controller.controller.clone();
-    controller
-        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-            volume_id: volume.clone(),
-            node_id: lab.initiator.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("unpublish");
-    controller
-        .delete_volume(DeleteVolumeRequest {
-            volume_id: volume,
-            ..Default::default()
-        })
-        .await
-        .expect("delete");
+    let published = [(&volume, &lab.initiator)].into_iter().chain([
+        (&others[0].0, &lab.initiator),
+        (&others[1].0, &lab.initiator2),
+    ]);
+    for (id, node) in published {
+        controller
+            .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+                volume_id: id.clone(),
+                node_id: node.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("unpublish");
+    }
+    for id in std::iter::once(volume).chain(others.into_iter().map(|(id, _)| id)) {
+        controller
+            .delete_volume(DeleteVolumeRequest {
+                volume_id: id,
+                ..Default::default()
+            })
+            .await
+            .expect("delete");
+    }
     assert_no_leaks(&lab, Some(driver.dir.path()));
 }
 

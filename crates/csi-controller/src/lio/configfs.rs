@@ -7,15 +7,20 @@
 //! linked (the kernel's `core_update_device_list_access` drops a write made before: rtslib's
 //! order too; the initiator cannot be logged in yet, as it learns of the ACL only from our
 //! answer); a new storage object's HBA index is chosen and the object created under one lock,
-//! so concurrent exports never share an HBA; the result is read back and verified before
-//! returning. Blocking filesystem work runs on tokio's blocking pool.
+//! so concurrent exports never share an HBA, and both are found from the HBA index kept under
+//! that lock ([`HbaIndex`]: `core/` is listed once, not on every export); the attach limit's
+//! count comes from an index of ACLs kept the same way ([`AclIndex`]); the result is read
+//! back and verified before returning. Blocking filesystem work runs on tokio's blocking pool.
 //!
 //! `plain_directory` mode exists for tests on a tempdir: real configfs removes a group's
 //! attribute files and default groups with `rmdir`; a plain directory needs them removed first.
 
 use super::{
     AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
-    layout::{Layout, free_hba_index, link_alias},
+    acl_index::AclIndex,
+    counted::{exists, is_dir, touched},
+    hba_index::HbaIndex,
+    layout::{Layout, link_alias},
     state::{entries, link_in, read_attr, read_state, read_volume_state},
     verify_acl, verify_export,
 };
@@ -23,6 +28,7 @@ use csi_common::{Error, Result, command::BoxFuture, ids::Iqn};
 use std::{
     fs, io,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
 };
 use tracing::{debug, info};
 
@@ -31,9 +37,12 @@ use tracing::{debug, info};
 pub struct ConfigfsLio {
     layout: Layout,
     plain_directory: bool,
-    /// Held from choosing a free HBA index to creating the object in it, so two exports made
-    /// at once never share an HBA (rtslib's layout: one HBA per storage object).
-    hba_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// The HBA index ([`HbaIndex`]; `None` until read, or dropped to be read again), locked
+    /// from choosing a free HBA index to creating the object in it, so two exports made at once
+    /// never share an HBA (rtslib's layout: one HBA per storage object).
+    hbas: Arc<Mutex<Option<HbaIndex>>>,
+    /// The ACL index ([`AclIndex`]; `None` until read, or dropped to be read again).
+    acls: Arc<Mutex<Option<AclIndex>>>,
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
@@ -46,7 +55,8 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: false,
-            hba_lock: Default::default(),
+            hbas: Default::default(),
+            acls: Default::default(),
         }
     }
 
@@ -55,7 +65,8 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: true,
-            hba_lock: Default::default(),
+            hbas: Default::default(),
+            acls: Default::default(),
         }
     }
 
@@ -66,14 +77,17 @@ impl ConfigfsLio {
 
     fn write(&self, path: &Path, value: &str) -> Result<()> {
         debug!(path = %path.display(), value, "configfs write");
+        touched(path, 1);
         fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, e))
     }
 
     fn write_secret(&self, path: &Path, value: &str) -> Result<()> {
+        touched(path, 1);
         fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, e))
     }
 
     fn mkdir(&self, path: &Path) -> Result<()> {
+        touched(path, 1);
         match fs::create_dir(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -85,6 +99,7 @@ impl ConfigfsLio {
     }
 
     fn symlink(&self, dest: &Path, link: &Path) -> Result<()> {
+        touched(link, 1);
         match std::os::unix::fs::symlink(dest, link) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -95,6 +110,7 @@ impl ConfigfsLio {
     fn unlink_all_links(&self, dir: &Path) -> Result<()> {
         for name in entries(dir) {
             let path = dir.join(&name);
+            touched(&path, 1);
             if path.is_symlink() {
                 fs::remove_file(&path).map_err(|e| io_error("unlink", &path, e))?;
             }
@@ -105,7 +121,7 @@ impl ConfigfsLio {
     /// `rmdir`, tolerating absence. In plain-directory mode, regular files and empty
     /// subdirectories (what configfs would drop with the group) are removed first.
     fn rmdir(&self, path: &Path) -> Result<bool> {
-        if !path.exists() {
+        if !exists(path) {
             return Ok(false);
         }
         if self.plain_directory {
@@ -118,30 +134,86 @@ impl ConfigfsLio {
         }
     }
 
-    fn find_object(&self, name: &str) -> Option<PathBuf> {
-        entries(&self.layout.core())
-            .into_iter()
-            .filter(|hba| hba.starts_with("iblock_"))
-            .map(|hba| self.layout.core().join(hba).join(name))
-            .find(|p| p.is_dir())
+    /// The HBA index, locked (see [`HbaIndex`]).
+    fn hbas(&self) -> MutexGuard<'_, Option<HbaIndex>> {
+        self.hbas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops the HBA index, so the next change reads configfs again.
+    fn forget_hbas(&self) {
+        *self.hbas() = None;
+    }
+
+    /// The ACL index, locked (see [`AclIndex`]).
+    fn acls(&self) -> MutexGuard<'_, Option<AclIndex>> {
+        self.acls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `change` to the ACL index if it has been read (else the next read sees it).
+    fn acls_changed(&self, change: impl FnOnce(&mut AclIndex)) {
+        if let Some(index) = self.acls().as_mut() {
+            change(index);
+        }
+    }
+
+    /// Drops the ACL index, so the next count reads configfs again.
+    fn forget_acls(&self) {
+        *self.acls() = None;
+    }
+
+    /// The directory of the storage object `name`, from the index (read first if need be) and
+    /// one `stat`; an entry gone behind the controller's back makes the index be read again.
+    fn find_object(&self, slot: &mut Option<HbaIndex>, name: &str) -> Option<PathBuf> {
+        let fresh = slot.is_none();
+        let index = slot.get_or_insert_with(|| HbaIndex::read(&self.layout));
+        let dir = self.layout.core().join(index.object(name)?).join(name);
+        if is_dir(&dir) {
+            return Some(dir);
+        }
+        *slot = None;
+        if fresh {
+            None
+        } else {
+            self.find_object(slot, name)
+        }
+    }
+
+    /// Creates `path` unless it exists: `Ok(false)` if it did.
+    fn mkdir_new(&self, path: &Path) -> Result<bool> {
+        touched(path, 1);
+        match fs::create_dir(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.plain_directory => {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(|e| io_error("mkdir", parent, e))?;
+                }
+                self.mkdir_new(path)
+            }
+            Err(e) => Err(io_error("mkdir", path, e)),
+        }
     }
 
     fn ensure_object(&self, spec: &ExportSpec) -> Result<PathBuf> {
-        let turn = self.hba_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let dir = match self.find_object(&spec.storage_object) {
+        let mut slot = self.hbas();
+        let dir = match self.find_object(&mut slot, &spec.storage_object) {
             Some(dir) => dir,
             None => {
-                let names = entries(&self.layout.core());
-                let hba = self
-                    .layout
-                    .hba(free_hba_index(names.iter().map(String::as_str)));
-                self.mkdir(&hba)?;
-                let dir = hba.join(&spec.storage_object);
+                let index = slot.get_or_insert_with(|| HbaIndex::read(&self.layout));
+                let n = loop {
+                    let n = index.free();
+                    if self.mkdir_new(&self.layout.hba(n))? {
+                        break n;
+                    }
+                    index.take(n); // made behind our back: never shared
+                };
+                let dir = self.layout.hba(n).join(&spec.storage_object);
                 self.mkdir(&dir)?;
+                index.insert(&spec.storage_object, n);
                 dir
             }
         };
-        drop(turn);
+        drop(slot);
         if read_attr(&dir.join("enable")).as_deref() != Some("1") {
             let device = spec.device.display().to_string();
             // rtslib's order: udev_path, control udev_path, control readonly, enable.
@@ -225,17 +297,19 @@ impl ConfigfsLio {
 
     fn remove_acl_now(&self, iqn: &str, initiator: &str) -> Result<bool> {
         let acl = self.layout.acl(iqn, initiator);
-        if !acl.exists() {
+        if !exists(&acl) {
+            self.acls_changed(|index| index.revoked(iqn, initiator));
             return Ok(false);
         }
         for lun in entries(&acl) {
             let dir = acl.join(&lun);
-            if lun.starts_with("lun_") && dir.is_dir() {
+            if lun.starts_with("lun_") && is_dir(&dir) {
                 self.unlink_all_links(&dir)?;
                 self.rmdir(&dir)?;
             }
         }
         self.rmdir(&acl)?;
+        self.acls_changed(|index| index.revoked(iqn, initiator));
         info!(target = %iqn, initiator = %initiator, "removed ACL");
         Ok(true)
     }
@@ -244,7 +318,7 @@ impl ConfigfsLio {
         let iqn = target.as_str();
         let mut removed = false;
         let target_dir = self.layout.target(iqn);
-        if target_dir.exists() {
+        if exists(&target_dir) {
             for tpg_name in entries(&target_dir)
                 .into_iter()
                 .filter(|n| n.starts_with("tpgt_"))
@@ -267,17 +341,22 @@ impl ConfigfsLio {
                 self.rmdir(&tpg)?;
             }
             self.rmdir(&target_dir)?;
+            self.acls_changed(|index| index.target_removed(iqn));
             info!(target = %iqn, "removed target");
             removed = true;
         }
-        if let Some(dir) = self.find_object(object) {
+        let mut slot = self.hbas();
+        if let Some(dir) = self.find_object(&mut slot, object) {
             self.rmdir(&dir)?;
             // One HBA per object in rtslib's layout; a shared one (made by hand) is kept.
-            if let Some(hba) = dir
+            let hba = dir
                 .parent()
-                .filter(|h| !entries(h).iter().any(|e| h.join(e).is_dir()))
-            {
+                .filter(|h| !entries(h).iter().any(|e| is_dir(&h.join(e))));
+            if let Some(hba) = hba {
                 self.rmdir(hba)?;
+            }
+            if let Some(index) = slot.as_mut() {
+                index.remove(object, hba.is_some());
             }
             info!(object = %object, "removed storage object");
             removed = true;
@@ -288,7 +367,7 @@ impl ConfigfsLio {
     fn ensure_acl_now(&self, target: &Iqn, spec: &AclSpec) -> Result<()> {
         let iqn = target.as_str();
         let tpg = self.layout.tpg(iqn);
-        if !tpg.is_dir() {
+        if !is_dir(&tpg) {
             return Err(Error::internal(format!("target {iqn} is not exported")));
         }
         let initiator = spec.initiator.as_str();
@@ -325,7 +404,9 @@ impl ConfigfsLio {
         if read_attr(&mapped.join("write_protect")).as_deref() != Some(write_protect) {
             self.write(&mapped.join("write_protect"), write_protect)?;
         }
-        verify_acl(&read_volume_state(&self.layout, iqn, ""), target, spec)
+        verify_acl(&read_volume_state(&self.layout, iqn, ""), target, spec)?;
+        self.acls_changed(|index| index.granted(iqn, initiator));
+        Ok(())
     }
 }
 
@@ -371,30 +452,28 @@ impl Lio for ConfigfsLio {
         }))
     }
 
-    /// One directory listing of the iSCSI targets and one `stat` per target of ours (its
-    /// `tpgt_1/acls/<initiator>`): no attribute of any target or storage object is read.
+    /// From the ACL index ([`AclIndex`]): no configfs work once it has been read (one listing
+    /// of the targets and of each one's ACLs).
     fn targets_with_acl<'a>(
         &'a self,
         prefix: &'a str,
         initiator: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>>> {
-        let (layout, prefix, initiator) = (
-            self.layout.clone(),
-            prefix.to_string(),
-            initiator.to_string(),
-        );
+        let (me, prefix, initiator) = (self.clone(), prefix.to_string(), initiator.to_string());
         Box::pin(blocking(move || {
-            Ok(entries(&layout.iscsi())
-                .into_iter()
-                .filter(|iqn| iqn.starts_with(&prefix))
-                .filter(|iqn| layout.acl(iqn, &initiator).is_dir())
-                .collect())
+            let mut slot = me.acls();
+            let index = slot.get_or_insert_with(|| AclIndex::read(&me.layout));
+            Ok(index.targets(&prefix, &initiator))
         }))
     }
 
+    /// A failed export drops the HBA index, so the next one reads configfs again.
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>> {
         let (me, spec) = (self.clone(), spec.clone());
-        Box::pin(blocking(move || me.ensure_export_now(&spec)))
+        Box::pin(blocking(move || {
+            me.ensure_export_now(&spec)
+                .inspect_err(|_| me.forget_hbas())
+        }))
     }
 
     fn remove_export<'a>(
@@ -403,12 +482,25 @@ impl Lio for ConfigfsLio {
         storage_object: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
         let (me, target, object) = (self.clone(), target.clone(), storage_object.to_string());
-        Box::pin(blocking(move || me.remove_export_now(&target, &object)))
+        Box::pin(blocking(move || {
+            me.remove_export_now(&target, &object).inspect_err(|_| {
+                me.forget_hbas();
+                me.forget_acls();
+            })
+        }))
+    }
+
+    fn resync(&self) {
+        self.forget_hbas();
+        self.forget_acls();
     }
 
     fn ensure_acl<'a>(&'a self, target: &'a Iqn, acl: &'a AclSpec) -> BoxFuture<'a, Result<()>> {
         let (me, target, acl) = (self.clone(), target.clone(), acl.clone());
-        Box::pin(blocking(move || me.ensure_acl_now(&target, &acl)))
+        Box::pin(blocking(move || {
+            me.ensure_acl_now(&target, &acl)
+                .inspect_err(|_| me.forget_acls())
+        }))
     }
 
     fn remove_acl<'a>(
@@ -419,6 +511,7 @@ impl Lio for ConfigfsLio {
         let (me, target, initiator) = (self.clone(), target.clone(), initiator.clone());
         Box::pin(blocking(move || {
             me.remove_acl_now(target.as_str(), initiator.as_str())
+                .inspect_err(|_| me.forget_acls())
         }))
     }
 }

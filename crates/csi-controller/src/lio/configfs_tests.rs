@@ -243,3 +243,101 @@ async fn targets_with_acl_agree_with_the_whole_state() {
         .collect();
     assert_eq!(cheap, whole);
 }
+
+fn spec_for(name: &str) -> ExportSpec {
+    ExportSpec {
+        target: Iqn::parse(&format!("iqn.2024-01.dev.carve:{name}")).unwrap(),
+        storage_object: name.into(),
+        device: format!("/dev/carvevg/{name}").into(),
+        ..spec()
+    }
+}
+
+/// The HBA index is a cache of configfs: an HBA made behind the backend's back is skipped,
+/// never shared; an object removed behind its back is made again; after a resync an object
+/// made by hand is found, not duplicated.
+#[tokio::test]
+async fn the_hba_index_never_shares_an_hba_and_follows_changes_made_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    lio.ensure_export(&spec_for("csi-a-1")).await.unwrap();
+    // Someone (targetcli, by hand) takes the next index: the index does not know it yet.
+    fs::create_dir_all(root.join("core/iblock_1/theirs")).unwrap();
+    lio.ensure_export(&spec_for("csi-b-1")).await.unwrap();
+    assert_eq!(
+        entries(&root.join("core/iblock_1")),
+        ["theirs"],
+        "never shared"
+    );
+    assert_eq!(entries(&root.join("core/iblock_2")), ["csi-b-1"]);
+    // csi-a's object vanishes (a partial wipe): the stale entry is noticed and it is made again.
+    lio.remove_export(&spec_for("csi-a-1").target, "")
+        .await
+        .unwrap();
+    fs::remove_dir_all(root.join("core/iblock_0")).unwrap();
+    lio.ensure_export(&spec_for("csi-a-1")).await.unwrap();
+    assert_eq!(entries(&root.join("core/iblock_0")), ["csi-a-1"]);
+    // An object made by hand is seen after a resync.
+    fs::create_dir_all(root.join("core/iblock_7/csi-c-1")).unwrap();
+    lio.resync();
+    lio.ensure_export(&spec_for("csi-c-1")).await.unwrap();
+    let state = lio.state().await.unwrap();
+    let c: Vec<_> = state
+        .storage_objects
+        .iter()
+        .filter(|o| o.name == "csi-c-1")
+        .map(|o| o.hba.as_str())
+        .collect();
+    assert_eq!(c, ["iblock_7"], "found, not duplicated");
+    assert!(
+        lio.remove_export(&spec_for("csi-c-1").target, "csi-c-1")
+            .await
+            .unwrap()
+    );
+    assert!(!root.join("core/iblock_7").exists());
+    lio.ensure_export(&spec_for("csi-d-1")).await.unwrap();
+    assert!(
+        root.join("core/iblock_3/csi-d-1").is_dir(),
+        "lowest free index"
+    );
+}
+
+/// The attach limit's count comes from the ACL index: once read, counting costs no configfs
+/// operation, and grants, revocations and removed exports keep it exact.
+#[tokio::test]
+async fn targets_with_acl_answer_from_the_index_kept_with_the_acls() {
+    use crate::lio::counted::tally;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lio = ConfigfsLio::plain_directory(root);
+    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+    let acl = AclSpec {
+        initiator: node.clone(),
+        readonly: false,
+        chap: None,
+    };
+    let prefix = "iqn.2024-01.dev.carve:csi-";
+    let (a, b) = (spec_for("csi-a-1"), spec_for("csi-b-1"));
+    lio.ensure_export(&a).await.unwrap();
+    lio.ensure_acl(&a.target, &acl).await.unwrap();
+    let count = || async { lio.targets_with_acl(prefix, node.as_str()).await.unwrap() };
+    assert_eq!(count().await, [a.target.to_string()]);
+    lio.ensure_export(&b).await.unwrap();
+    let before = tally::under(root);
+    lio.ensure_acl(&b.target, &acl).await.unwrap();
+    let granting = tally::under(root) - before;
+    let before = tally::under(root);
+    assert_eq!(count().await, [a.target.to_string(), b.target.to_string()]);
+    assert_eq!(tally::under(root) - before, 0, "no configfs work to count");
+    assert!(granting > 0);
+    lio.remove_acl(&a.target, &node).await.unwrap();
+    assert_eq!(count().await, [b.target.to_string()]);
+    lio.remove_export(&b.target, "csi-b-1").await.unwrap();
+    assert!(count().await.is_empty());
+    // An ACL made by hand is counted after a resync.
+    fs::create_dir_all(root.join(format!("iscsi/{}/tpgt_1/acls/{node}", a.target))).unwrap();
+    assert!(count().await.is_empty());
+    lio.resync();
+    assert_eq!(count().await, [a.target.to_string()]);
+}

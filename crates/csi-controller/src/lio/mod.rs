@@ -7,7 +7,10 @@
 //! partial state left by an interrupted earlier call; a mutation is only reported done once the
 //! resulting state has been read back and verified ([`verify_export`], [`verify_acl`]).
 
+pub mod acl_index;
 pub mod configfs;
+pub mod counted;
+pub mod hba_index;
 pub mod layout;
 pub mod saveconfig;
 pub mod state;
@@ -88,6 +91,10 @@ pub trait Lio: Send + Sync + fmt::Debug {
                 .collect())
         })
     }
+    /// Drops whatever the backend caches of LIO's objects (the configfs backend's HBA index),
+    /// so that changes made behind the controller's back are seen; runs with the ledger's
+    /// resync (SIGHUP, `--lvm-resync-interval`).
+    fn resync(&self) {}
     /// Creates or completes the export described by `spec`.
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>>;
     /// Removes the target (ACLs and all) and the storage object; `Ok(false)` if neither existed.

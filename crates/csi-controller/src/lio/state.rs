@@ -8,6 +8,7 @@
 
 use super::{
     SESSION_PARAMETERS,
+    counted::{self, is_dir},
     layout::{LUN0, Layout},
 };
 use csi_common::{Result, command::REDACTED};
@@ -133,6 +134,7 @@ impl LioState {
 
 /// An attribute's value, trimmed of the trailing newline the kernel adds.
 pub fn read_attr(path: &Path) -> Option<String> {
+    counted::touched(path, 1);
     fs::read_to_string(path)
         .ok()
         .map(|v| v.trim_end_matches('\n').to_string())
@@ -155,6 +157,7 @@ pub fn entries(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
+    counted::touched(dir, 1 + names.len() as u64);
     names.sort();
     names
 }
@@ -162,6 +165,7 @@ pub fn entries(dir: &Path) -> Vec<String> {
 /// The first symlink inside `dir`, resolved to `(hba, object)` from its last two components.
 pub fn link_in(dir: &Path) -> Option<(String, String)> {
     entries(dir).into_iter().find_map(|name| {
+        counted::touched(&dir.join(&name), 1);
         let dest = fs::read_link(dir.join(&name)).ok()?;
         let mut parts = dest.iter().rev().map(|p| p.to_string_lossy().into_owned());
         let object = parts.next()?;
@@ -212,7 +216,7 @@ fn read_target(layout: &Layout, iqn: &str) -> TargetState {
     let lun0 = link_in(&layout.lun0(iqn));
     TargetState {
         iqn: iqn.to_string(),
-        has_tpg: tpg.is_dir(),
+        has_tpg: is_dir(&tpg),
         enabled: read_flag(&tpg.join("enable")),
         portals: entries(&tpg.join("np")),
         lun0_hba: lun0.as_ref().map(|(hba, _)| hba.clone()),
@@ -239,7 +243,7 @@ fn read_target(layout: &Layout, iqn: &str) -> TargetState {
 /// the other exports' objects, ACLs and attributes. An empty `object` reads the target alone.
 pub fn read_volume_state(layout: &Layout, iqn: &str, object: &str) -> LioState {
     let mut state = LioState::default();
-    if layout.target(iqn).is_dir() {
+    if is_dir(&layout.target(iqn)) {
         state.targets.push(read_target(layout, iqn));
     }
     if object.is_empty() || object.contains('/') {
@@ -256,7 +260,7 @@ pub fn read_volume_state(layout: &Layout, iqn: &str, object: &str) -> LioState {
     };
     for hba in hbas {
         let dir = layout.core().join(&hba).join(object);
-        if hba.starts_with("iblock_") && dir.is_dir() {
+        if hba.starts_with("iblock_") && is_dir(&dir) {
             state.storage_objects.push(read_object(&dir, &hba, object));
         }
     }
@@ -270,7 +274,7 @@ pub fn read_state(layout: &Layout) -> Result<LioState> {
         if hba.starts_with("iblock_") {
             let dir = layout.core().join(&hba);
             for name in entries(&dir) {
-                if dir.join(&name).is_dir() {
+                if is_dir(&dir.join(&name)) {
                     state
                         .storage_objects
                         .push(read_object(&dir.join(&name), &hba, &name));
@@ -286,7 +290,7 @@ pub fn read_state(layout: &Layout) -> Result<LioState> {
     state.storage_objects.sort_by(|a, b| a.name.cmp(&b.name));
     for iqn in entries(&layout.iscsi()) {
         let named = ["iqn.", "eui.", "naa."].iter().any(|p| iqn.starts_with(p));
-        if named && layout.target(&iqn).is_dir() {
+        if named && is_dir(&layout.target(&iqn)) {
             state.targets.push(read_target(layout, &iqn));
         }
     }

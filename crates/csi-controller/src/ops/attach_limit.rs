@@ -10,8 +10,10 @@
 //!
 //! Invariants: a volume counts against a node while its target has an ACL for the node's
 //! initiator (the access the node really has; a publication interrupted before its ACL was made
-//! gets it back from its tag at start, `reconcile`), read from LIO alone (on configfs one
-//! `stat` per target, not the whole state), so a publish costs no extra LVM process; a publication the node already holds is never refused (idempotent repeats
+//! gets it back from its tag at start, `reconcile`), read from LIO alone (on configfs from the
+//! backend's index of ACLs, kept with every ACL change: no configfs work per publish), so a
+//! publish costs no extra LVM process; a publication the node already holds is never refused
+//! (idempotent repeats
 //! stay OK at the limit); the count and the ACL that makes the new volume count happen under one
 //! lock per node (the caller holds [`Reserved`] until its ACL exists), so concurrent publishes to
 //! one node cannot overshoot; `0` means no limit and reads nothing.
@@ -89,8 +91,8 @@ pub async fn reserve(ctx: &Ctx, node: &NodeId, volume: &VolumeId) -> Result<Rese
 }
 
 /// How many Carve targets other than `except` have an ACL for `node`'s initiator: on configfs
-/// one listing of the targets and one `stat` each ([`crate::lio::Lio::targets_with_acl`]), no
-/// LVM process and no read of the whole LIO state.
+/// from the backend's ACL index ([`crate::lio::Lio::targets_with_acl`]), no LVM process and no
+/// read of the whole LIO state.
 async fn attached_to(ctx: &Ctx, node: &NodeId, except: &Iqn) -> Result<usize> {
     let prefix = format!("{}:", ctx.settings.iqn_prefix);
     let targets = ctx.lio.targets_with_acl(&prefix, node.as_str()).await?;

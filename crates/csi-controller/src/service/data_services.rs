@@ -25,6 +25,7 @@ pub(super) async fn controller_expand_volume(
 ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
     let req = request.into_inner();
     record_ids(Some(&req.volume_id), None);
+    svc.restored(&req.volume_id)?;
     let id = req.volume_id.clone();
     let expanded = svc
         .guarded(&svc.volumes, &id, move |ctx| async move {
@@ -49,6 +50,7 @@ pub(super) async fn create_snapshot(
 ) -> Result<Response<CreateSnapshotResponse>, Status> {
     let req = request.into_inner();
     record_ids(Some(&req.source_volume_id), None);
+    svc.restored(&req.source_volume_id)?;
     let key = id_for(&req.name).to_string();
     let created = svc
         .guarded(&svc.snapshots, &key, move |ctx| async move {
