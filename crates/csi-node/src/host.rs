@@ -167,8 +167,11 @@ impl HostView {
                 m.fs_type, m.source
             ));
         }
+        // A multipath volume is mounted from its by-id link: ext4's sysfs directory is named
+        // after the kernel device the link resolves to (`dm-N`).
+        let source = std::fs::canonicalize(&m.source).unwrap_or_else(|_| PathBuf::from(&m.source));
         if m.fs_type == "ext4"
-            && let Some(disk) = Path::new(&m.source).file_name()
+            && let Some(disk) = source.file_name()
         {
             let path = self.sys.join("fs/ext4").join(disk).join("errors_count");
             let count = std::fs::read_to_string(path)

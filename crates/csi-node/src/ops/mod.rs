@@ -6,7 +6,9 @@
 //! spawned task that holds the volume's guard, so a client timeout never half-cancels them.
 
 pub mod capability;
+pub mod detach;
 pub mod expand;
+pub mod heal;
 pub mod info;
 pub mod publish;
 pub mod stage;
@@ -26,6 +28,7 @@ use crate::{
     host::HostView,
     iscsi::{Initiator, find_session},
     mount::{MountInfo, Mounter},
+    multipath::Multipath,
     state::{StageRecord, StateDir},
 };
 use csi_common::{
@@ -65,11 +68,19 @@ pub struct NodeCore {
     pub host: HostView,
     /// The kubelet directory: publish targets and stats paths must lie under it.
     pub kubelet_dir: PathBuf,
+    /// dm-multipath.
+    pub multipath: Arc<dyn Multipath>,
+    /// When a stage uses a multipath map (`--multipath`).
+    pub multipath_mode: crate::multipath::Mode,
 }
 
 impl NodeCore {
-    /// The disk currently attached for `record`, from the iSCSI session in sysfs.
+    /// The device the volume is used through: for a multipath stage its map (found by WWID),
+    /// else the disk of the session in sysfs.
     pub fn attached_device(&self, record: &StageRecord) -> Result<Option<Device>> {
+        if let Some(wwid) = &record.multipath {
+            return Ok(self.multipath.map(wwid));
+        }
         let target = Iqn::parse(&record.target)?;
         let sessions = self.initiator.sessions();
         Ok(find_session(&sessions, &target, record.portal)
