@@ -8,12 +8,7 @@
 
 use crate::mount::{MountInfo, mountinfo};
 use csi_common::{Error, Result};
-use std::{
-    collections::BTreeSet,
-    io::ErrorKind,
-    os::unix::fs::OpenOptionsExt,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeSet, io::ErrorKind, os::unix::fs::OpenOptionsExt, path::PathBuf};
 
 /// The kernel's view of disks and filesystems, read from sysfs and procfs.
 #[derive(Debug, Clone)]
@@ -192,7 +187,7 @@ impl HostView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::{os::unix::fs::symlink, path::Path};
 
     fn line(point: &str, tags: &str, super_opts: &str) -> String {
         format!("36 25 8:16 / {point} rw,relatime {tags}- ext4 /dev/sdb {super_opts}\n")
