@@ -120,6 +120,14 @@ pub struct NodeArgs {
     )]
     pub multipath_conf_dir: PathBuf,
 
+    /// multipath(8) program (the chart runs the host's, through nsenter, as for iscsiadm).
+    #[arg(long, env = "CARVE_MULTIPATH_PROGRAM", default_value = "multipath")]
+    pub multipath_program: String,
+
+    /// multipathd(8) program (its CLI; the chart runs the host's, through nsenter).
+    #[arg(long, env = "CARVE_MULTIPATHD_PROGRAM", default_value = "multipathd")]
+    pub multipathd_program: String,
+
     /// Prefix of Carve's target IQNs, as the controller's --iqn-prefix (default:
     /// iqn.2024-01.<driver name reversed>). Only targets under it are ever cleaned up.
     #[arg(long, env = "CARVE_IQN_PREFIX")]

@@ -12,15 +12,16 @@ use std::{sync::Arc, time::Duration};
 pub struct NodeReadiness {
     runner: Arc<dyn CommandRunner>,
     iscsiadm: String,
-    multipathd: bool,
+    multipathd: Option<String>,
 }
 
 impl NodeReadiness {
-    /// Readiness using `iscsiadm` through `runner`; `multipathd`: also ask multipathd.
+    /// Readiness using `iscsiadm` through `runner`; with `multipathd` (its program), also ask
+    /// multipathd.
     pub fn new(
         runner: Arc<dyn CommandRunner>,
         iscsiadm: impl Into<String>,
-        multipathd: bool,
+        multipathd: Option<String>,
     ) -> Self {
         Self {
             runner,
@@ -54,12 +55,12 @@ impl NodeReadiness {
             Some(0) | Some(21) => {}
             _ => return Err(format!("iscsid is not reachable: {}", out.stderr.trim())),
         }
-        if !self.multipathd {
+        let Some(multipathd) = &self.multipathd else {
             return Ok(());
-        }
+        };
         // multipathd(8) `show daemon` answers over its socket (`pid N idle|running`); the CLI
         // exits 1 when it cannot connect.
-        let daemon = Cmd::new("multipathd")
+        let daemon = Cmd::new(multipathd)
             .args(["show", "daemon"])
             .timeout(timeout);
         let out = self
@@ -98,7 +99,7 @@ mod tests {
             Expectation::new(["iscsiadm", "-m", "session"])
                 .fails(21, "iscsiadm: No active sessions.\n"),
         );
-        let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", false);
+        let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", None);
         assert_eq!(readiness.check().await, Ok(()));
         fake.finish();
     }
@@ -117,7 +118,7 @@ mod tests {
             Expectation::new(["multipathd", "show", "daemon"])
                 .fails(1, "ux_socket_connect: No such file or directory\n"),
         );
-        let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", true);
+        let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", Some("multipathd".into()));
         let reason = readiness.check().await.unwrap_err();
         assert!(reason.contains("multipathd is not answering"), "{reason}");
         iscsid_ok(&fake);
@@ -134,7 +135,7 @@ mod tests {
             Expectation::new(["iscsiadm", "-m", "session"])
                 .fails(20, "iscsiadm: can not connect to iSCSI daemon (111)!\n"),
         );
-        let reason = NodeReadiness::new(fake.clone(), "iscsiadm", true)
+        let reason = NodeReadiness::new(fake.clone(), "iscsiadm", Some("multipathd".into()))
             .check()
             .await
             .unwrap_err();

@@ -20,6 +20,8 @@ pub struct SysDevices {
     pub sys: PathBuf,
     /// Timeout of `blockdev`.
     pub timeout: Duration,
+    /// The `multipathd` program (`--multipathd-program`), for resizing a map.
+    pub multipathd: String,
 }
 
 impl SysDevices {
@@ -134,7 +136,7 @@ impl DeviceLocator for SysDevices {
                     .map_err(|e| {
                         Error::internal(format!("read dm/name of {}: {e}", device.name))
                     })?;
-                let cmd = Cmd::new("multipathd")
+                let cmd = Cmd::new(&self.multipathd)
                     .args(["resize", "map", name.trim()])
                     .timeout(self.timeout);
                 let out = self.runner.run(&cmd).await?.ok()?;
@@ -198,6 +200,7 @@ mod tests {
             runner: fake.clone(),
             sys: sys.path().into(),
             timeout: Duration::from_secs(5),
+            multipathd: "multipathd".into(),
         };
         let sda = Device::from_name("sda");
         assert_eq!(d.kernel_serial(&sda).unwrap(), "ab-12");
@@ -238,6 +241,7 @@ mod tests {
             runner: fake.clone(),
             sys: sys.path().into(),
             timeout: Duration::from_secs(5),
+            multipathd: "multipathd".into(),
         };
         let map = Device::from_name("dm-5");
         assert_eq!(d.kernel_serial(&map).unwrap(), "ab-12");

@@ -22,6 +22,10 @@ use std::{
 pub struct MultipathTools {
     /// Runs `multipath` and `multipathd`.
     pub runner: Arc<dyn CommandRunner>,
+    /// The `multipath` program (`--multipath-program`).
+    pub multipath: String,
+    /// The `multipathd` program (`--multipathd-program`).
+    pub multipathd: String,
     /// sysfs root (`/sys`).
     pub sys: PathBuf,
     /// multipath-tools' `config_dir` (`/etc/multipath/conf.d`), where the drop-in goes.
@@ -63,7 +67,12 @@ pub fn slaves(sys: &Path, dm: &str) -> Vec<String> {
 }
 
 impl MultipathTools {
-    async fn run(&self, program: &str, args: &[&str]) -> Result<String> {
+    async fn run(&self, daemon: bool, args: &[&str]) -> Result<String> {
+        let program = if daemon {
+            &self.multipathd
+        } else {
+            &self.multipath
+        };
         let cmd = Cmd::new(program)
             .args(args.iter().copied())
             .timeout(self.timeout);
@@ -73,7 +82,7 @@ impl MultipathTools {
 
     /// multipathd's CLI answers `fail` (exit 0 in 0.9.4) when a command did not work.
     async fn multipathd(&self, args: &[&str]) -> Result<String> {
-        let out = self.run("multipathd", args).await?;
+        let out = self.run(true, args).await?;
         if out.trim() == "fail" || out.contains("timeout receiving packet") {
             return Err(Error::internal(format!(
                 "multipathd {} answered {:?}",
@@ -130,7 +139,7 @@ impl Multipath for MultipathTools {
             let first = paths
                 .first()
                 .ok_or_else(|| Error::internal("no path to assemble a multipath map from"))?;
-            self.run("multipath", &["-a", &first.path.to_string_lossy()])
+            self.run(false, &["-a", &first.path.to_string_lossy()])
                 .await?;
             for path in paths {
                 self.multipathd(&["add", "path", &path.name]).await?;
@@ -160,7 +169,7 @@ impl Multipath for MultipathTools {
             if find_map(&self.sys, wwid).is_none() {
                 return Ok(Removal::NotFound);
             }
-            self.run("multipath", &["-f", wwid]).await?;
+            self.run(false, &["-f", wwid]).await?;
             if let Some(dm) = find_map(&self.sys, wwid) {
                 return Err(Error::internal(format!(
                     "multipath -f {wwid} succeeded but the map ({dm}) is still there"
@@ -172,7 +181,7 @@ impl Multipath for MultipathTools {
 
     fn forget<'a>(&'a self, disk: &'a Device) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.run("multipath", &["-w", &disk.path.to_string_lossy()])
+            self.run(false, &["-w", &disk.path.to_string_lossy()])
                 .await
                 .map(drop)
         })
@@ -189,6 +198,8 @@ mod tests {
     fn tools(root: &Path, fake: Arc<ScriptedRunner>) -> MultipathTools {
         MultipathTools {
             runner: fake,
+            multipath: "multipath".into(),
+            multipathd: "multipathd".into(),
             sys: root.join("sys"),
             conf_dir: root.join("etc/multipath/conf.d"),
             timeout: Duration::from_secs(5),
