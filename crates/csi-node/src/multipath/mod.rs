@@ -44,9 +44,6 @@ pub trait Multipath: Send + Sync + fmt::Debug {
     /// Writes Carve's configuration drop-in ([`conf::DROP_IN`]) when it is missing or differs
     /// and then has multipathd re-read its configuration; answers whether it wrote.
     fn ensure_config(&self) -> BoxFuture<'_, Result<bool>>;
-    /// What `multipathd show daemon` answers (e.g. `pid 229 idle`); an error when multipathd
-    /// does not answer.
-    fn daemon(&self) -> BoxFuture<'_, Result<String>>;
     /// Registers the WWID of `paths` (`multipath -a`, multipath(8)) and hands each path to
     /// multipathd (`multipathd add path`, multipathd(8)), which creates or extends the map.
     fn assemble<'a>(&'a self, paths: &'a [Device]) -> BoxFuture<'a, Result<()>>;

@@ -127,13 +127,6 @@ impl Multipath for MultipathTools {
         })
     }
 
-    fn daemon(&self) -> BoxFuture<'_, Result<String>> {
-        Box::pin(async move {
-            let out = self.multipathd(&["show", "daemon"]).await?;
-            Ok(out.trim().to_string())
-        })
-    }
-
     fn assemble<'a>(&'a self, paths: &'a [Device]) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let first = paths
@@ -277,13 +270,6 @@ mod tests {
         let t = tools(dir.path(), fake.clone());
         let paths = [Device::from_name("sda"), Device::from_name("sdb")];
         assert!(t.assemble(&paths).await.is_err(), "a refused path fails");
-        fake.expect(Expectation::new(["multipathd", "show", "daemon"]).stdout("pid 229 idle\n"));
-        assert_eq!(t.daemon().await.unwrap(), "pid 229 idle");
-        fake.expect(
-            Expectation::new(["multipathd", "show", "daemon"])
-                .fails(1, "ux_socket_connect: Connection refused\n"),
-        );
-        assert!(t.daemon().await.is_err());
         fake.finish();
     }
 }

@@ -535,7 +535,7 @@ pub struct FakeMultipath {
     pub maps: Mutex<Vec<(String, Vec<String>)>>,
     /// Every call, in order.
     pub calls: Mutex<Vec<String>>,
-    /// Whether multipathd answers.
+    /// multipathd is not running: assembling fails.
     pub down: Mutex<bool>,
     /// Error the next map removal returns (the map stays).
     pub remove_error: Mutex<Option<Error>>,
@@ -559,15 +559,6 @@ impl Multipath for FakeMultipath {
     fn ensure_config(&self) -> BoxFuture<'_, Result<bool>> {
         self.call("ensure_config".into());
         Box::pin(std::future::ready(Ok(false)))
-    }
-
-    fn daemon(&self) -> BoxFuture<'_, Result<String>> {
-        let r = if *self.down.lock().unwrap() {
-            Err(Error::unavailable("multipathd is not running"))
-        } else {
-            Ok("pid 1 idle".into())
-        };
-        Box::pin(std::future::ready(r))
     }
 
     fn assemble<'a>(&'a self, paths: &'a [Device]) -> BoxFuture<'a, Result<()>> {

@@ -267,3 +267,23 @@ async fn a_map_that_will_not_go_fails_unstage_loudly_and_a_retry_finishes() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn without_multipathd_a_multipath_stage_fails_unavailable_and_rolls_its_logins_back() {
+    let h = harness(Ok(Probe::Empty));
+    *h.mp.down.lock().unwrap() = true;
+    let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
+    two_portals(&mut req);
+    let err = stage::stage(&h.core, req).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::Unavailable, "retryable: {err}");
+    assert!(h.init.sessions.lock().unwrap().is_empty());
+    assert!(h.init.records.lock().unwrap().is_empty());
+    assert!(h.init.other_records.lock().unwrap().is_empty());
+    assert!(
+        h.core
+            .state
+            .load(&VolumeId::parse(VOL).unwrap())
+            .unwrap()
+            .is_none()
+    );
+}
