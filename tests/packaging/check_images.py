@@ -46,6 +46,9 @@ PACKAGES = {
     "sync": "coreutils",
     # the host's open-iscsi, through nsenter (see Dockerfile.node)
     "iscsiadm": "host",
+    # the host's multipath-tools, through nsenter (see Dockerfile.node)
+    "multipath": "host",
+    "multipathd": "host",
 }
 # Packages a runtime stage may install without a program of the binary naming them, and why.
 SUPPORT = {
@@ -57,11 +60,12 @@ ESSENTIAL = {"coreutils", "util-linux", "bash", "dash"}  # in every debian:*-sli
 
 # Non-literal Cmd::new arguments that are known: a helper's parameter fed with literals (caught
 # by the literal scan, e.g. report("vgs", ..)) or a program chosen by a flag (flag_programs).
-DYNAMIC = [r"program", r"program\.display\(\)\.to_string\(\)", r"&?self\.(iscsiadm|targetcli|program)(\.display\(\)\.to_string\(\))?"]
+DYNAMIC = [r"program", r"program\.display\(\)\.to_string\(\)", r"&?self\.(iscsiadm|targetcli|program|multipathd)(\.display\(\)\.to_string\(\))?", r"multipathd"]
 
 BINARIES = {
     "csi-controller": {"dockerfile": "Dockerfile.controller", "flag_programs": {"targetcli": "targetcli"}},
-    "csi-node": {"dockerfile": "Dockerfile.node", "flag_programs": {"iscsiadm": "iscsiadm"}},
+    "csi-node": {"dockerfile": "Dockerfile.node", "flag_programs": {"iscsiadm": "iscsiadm", "multipath-program": "multipath",
+                                                                     "multipathd-program": "multipathd"}},
 }
 
 

@@ -97,10 +97,36 @@ pub struct NodeArgs {
     #[arg(long, env = "CARVE_DEVICE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub device_timeout: Duration,
 
-    /// How often, in seconds, sessions and node records of Carve's targets that no stage record
-    /// owns are cleaned up (also once at start, before serving); 0 disables it.
+    /// How often, in seconds, the upkeep loop runs: it logs a staged volume's missing path in
+    /// again (and rescans a session without its disk), and cleans up sessions and node records
+    /// of Carve's targets that no stage record owns (also once at start, before serving); 0
+    /// disables it.
     #[arg(long, env = "CARVE_UPKEEP_INTERVAL", default_value = "60", value_parser = parse_interval)]
     pub upkeep_interval: Duration,
+
+    /// dm-multipath over the portals of a volume: `auto` (a map when the publish context names
+    /// more than one portal), `on` (always a map) or `off` (log in to the first portal only).
+    /// With `auto` or `on`, multipathd must answer on this host (Probe checks it).
+    #[arg(long, env = "CARVE_MULTIPATH", value_enum, default_value_t = crate::multipath::Mode::Auto)]
+    pub multipath: crate::multipath::Mode,
+
+    /// multipath-tools' configuration directory (`config_dir` of multipath.conf(5)): csi-node
+    /// writes its drop-in `carve.conf` there (the host's, mounted at the same path in a
+    /// container).
+    #[arg(
+        long,
+        env = "CARVE_MULTIPATH_CONF_DIR",
+        default_value = "/etc/multipath/conf.d"
+    )]
+    pub multipath_conf_dir: PathBuf,
+
+    /// multipath(8) program (the chart runs the host's, through nsenter, as for iscsiadm).
+    #[arg(long, env = "CARVE_MULTIPATH_PROGRAM", default_value = "multipath")]
+    pub multipath_program: String,
+
+    /// multipathd(8) program (its CLI; the chart runs the host's, through nsenter).
+    #[arg(long, env = "CARVE_MULTIPATHD_PROGRAM", default_value = "multipathd")]
+    pub multipathd_program: String,
 
     /// Prefix of Carve's target IQNs, as the controller's --iqn-prefix (default:
     /// iqn.2024-01.<driver name reversed>). Only targets under it are ever cleaned up.

@@ -1,5 +1,5 @@
-//! Node gauges: iSCSI sessions by kernel state, staged volumes, and staged volumes whose path
-//! is down, read from sysfs and the stage records on a timer.
+//! Node gauges: iSCSI sessions by kernel state, staged volumes, staged volumes whose paths are
+//! all down or (multipath) some down, read from sysfs and the stage records on a timer.
 //!
 //! Invariants: nothing here runs a command or touches a device: sessions come from
 //! `/sys/class/iscsi_session` ([`crate::iscsi::sysfs`]) and staged volumes from the records in
@@ -33,6 +33,8 @@ pub struct NodeReadings {
     pub unreadable_records: usize,
     /// Staged volumes without a logged-in session to their target with their LUN attached.
     pub paths_down: usize,
+    /// Staged volumes with some but not all of their recorded paths working (multipath).
+    pub paths_degraded: usize,
 }
 
 /// Stage records in `dir` (`<volume>.json`; temp files skipped) and how many failed to read.
@@ -62,16 +64,29 @@ pub fn readings(records: &[StageRecord], unreadable: usize, sessions: &[Session]
     for session in sessions {
         *by_state.entry(session.state.clone()).or_insert(0) += 1;
     }
-    let path_up = |r: &StageRecord| {
-        sessions
+    // How many of a record's paths have a logged-in session with the LUN attached.
+    let up = |r: &StageRecord| {
+        r.portals()
             .iter()
-            .any(|s| s.target == r.target && s.state == LOGGED_IN && s.disk(r.lun).is_some())
+            .filter(|p| {
+                sessions.iter().any(|s| {
+                    s.target == r.target
+                        && s.portal.is_none_or(|sp| sp == **p)
+                        && s.state == LOGGED_IN
+                        && s.disk(r.lun).is_some()
+                })
+            })
+            .count()
     };
     NodeReadings {
         sessions: by_state,
         staged: records.len(),
         unreadable_records: unreadable,
-        paths_down: records.iter().filter(|r| !path_up(r)).count(),
+        paths_down: records.iter().filter(|r| up(r) == 0).count(),
+        paths_degraded: records
+            .iter()
+            .filter(|r| (1..r.portals().len()).contains(&up(r)))
+            .count(),
     }
 }
 
@@ -89,6 +104,7 @@ fn record(now: &NodeReadings, seen: &mut Vec<String>) {
     metrics::gauge!("carve_node_staged_volumes").set(now.staged as f64);
     metrics::gauge!("carve_node_stage_records_unreadable").set(now.unreadable_records as f64);
     metrics::gauge!("carve_node_paths_down").set(now.paths_down as f64);
+    metrics::gauge!("carve_node_paths_degraded").set(now.paths_degraded as f64);
 }
 
 /// Describes the gauges to the metrics exporter (their HELP lines).
@@ -105,6 +121,14 @@ pub fn describe() {
     describe_gauge!(
         "carve_node_stage_records_unreadable",
         "Stage records that cannot be read or decoded (unstage of those volumes will fail)"
+    );
+    describe_gauge!(
+        "carve_node_paths_degraded",
+        "Staged multipath volumes with some but not all of their paths logged in with the LUN attached"
+    );
+    metrics::describe_counter!(
+        "carve_node_sessions_restored_total",
+        "Paths of staged volumes the upkeep loop restored, by action (login, rescan, map_path)"
     );
     describe_gauge!(
         "carve_node_paths_down",

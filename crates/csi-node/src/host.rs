@@ -8,12 +8,7 @@
 
 use crate::mount::{MountInfo, mountinfo};
 use csi_common::{Error, Result};
-use std::{
-    collections::BTreeSet,
-    io::ErrorKind,
-    os::unix::fs::OpenOptionsExt,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeSet, io::ErrorKind, os::unix::fs::OpenOptionsExt, path::PathBuf};
 
 /// The kernel's view of disks and filesystems, read from sysfs and procfs.
 #[derive(Debug, Clone)]
@@ -167,8 +162,11 @@ impl HostView {
                 m.fs_type, m.source
             ));
         }
+        // A multipath volume is mounted from its by-id link: ext4's sysfs directory is named
+        // after the kernel device the link resolves to (`dm-N`).
+        let source = std::fs::canonicalize(&m.source).unwrap_or_else(|_| PathBuf::from(&m.source));
         if m.fs_type == "ext4"
-            && let Some(disk) = Path::new(&m.source).file_name()
+            && let Some(disk) = source.file_name()
         {
             let path = self.sys.join("fs/ext4").join(disk).join("errors_count");
             let count = std::fs::read_to_string(path)
@@ -189,7 +187,7 @@ impl HostView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::{os::unix::fs::symlink, path::Path};
 
     fn line(point: &str, tags: &str, super_opts: &str) -> String {
         format!("36 25 8:16 / {point} rw,relatime {tags}- ext4 /dev/sdb {super_opts}\n")

@@ -12,6 +12,7 @@ pub mod host;
 pub mod initiator_name;
 pub mod iscsi;
 pub mod mount;
+pub mod multipath;
 pub mod ops;
 pub mod paths;
 pub mod readiness;

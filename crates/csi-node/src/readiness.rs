@@ -1,4 +1,5 @@
-//! Probe for the node: iscsiadm is runnable and iscsid answers.
+//! Probe for the node: iscsiadm is runnable and iscsid answers; with multipath in use
+//! (`--multipath auto|on`), multipathd answers too.
 
 use csi_common::{
     command::{BoxFuture, Cmd, CommandRunner},
@@ -11,14 +12,21 @@ use std::{sync::Arc, time::Duration};
 pub struct NodeReadiness {
     runner: Arc<dyn CommandRunner>,
     iscsiadm: String,
+    multipathd: Option<String>,
 }
 
 impl NodeReadiness {
-    /// Readiness using `iscsiadm` through `runner`.
-    pub fn new(runner: Arc<dyn CommandRunner>, iscsiadm: impl Into<String>) -> Self {
+    /// Readiness using `iscsiadm` through `runner`; with `multipathd` (its program), also ask
+    /// multipathd.
+    pub fn new(
+        runner: Arc<dyn CommandRunner>,
+        iscsiadm: impl Into<String>,
+        multipathd: Option<String>,
+    ) -> Self {
         Self {
             runner,
             iscsiadm: iscsiadm.into(),
+            multipathd,
         }
     }
 
@@ -44,8 +52,30 @@ impl NodeReadiness {
             .await
             .map_err(|e| format!("cannot query iscsid: {e}"))?;
         match out.code {
-            Some(0) | Some(21) => Ok(()),
-            _ => Err(format!("iscsid is not reachable: {}", out.stderr.trim())),
+            Some(0) | Some(21) => {}
+            _ => return Err(format!("iscsid is not reachable: {}", out.stderr.trim())),
+        }
+        let Some(multipathd) = &self.multipathd else {
+            return Ok(());
+        };
+        // multipathd(8) `show daemon` answers over its socket (`pid N idle|running`); the CLI
+        // exits 1 when it cannot connect.
+        let daemon = Cmd::new(multipathd)
+            .args(["show", "daemon"])
+            .timeout(timeout);
+        let out = self
+            .runner
+            .run(&daemon)
+            .await
+            .map_err(|e| format!("multipathd is not runnable: {e}"))?;
+        if out.success() && out.stdout.trim_start().starts_with("pid ") {
+            Ok(())
+        } else {
+            Err(format!(
+                "multipathd is not answering (--multipath needs it; --multipath off does not): {}{}",
+                out.stdout.trim(),
+                out.stderr.trim()
+            ))
         }
     }
 }
@@ -69,7 +99,30 @@ mod tests {
             Expectation::new(["iscsiadm", "-m", "session"])
                 .fails(21, "iscsiadm: No active sessions.\n"),
         );
-        let readiness = NodeReadiness::new(fake.clone(), "iscsiadm");
+        let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", None);
+        assert_eq!(readiness.check().await, Ok(()));
+        fake.finish();
+    }
+
+    #[tokio::test]
+    async fn with_multipath_not_ready_until_multipathd_answers() {
+        let fake = Arc::new(ScriptedRunner::new());
+        let iscsid_ok = |fake: &ScriptedRunner| {
+            fake.expect(
+                Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"),
+            );
+            fake.expect(Expectation::new(["iscsiadm", "-m", "session"]).fails(21, ""));
+        };
+        iscsid_ok(&fake);
+        fake.expect(
+            Expectation::new(["multipathd", "show", "daemon"])
+                .fails(1, "ux_socket_connect: No such file or directory\n"),
+        );
+        let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", Some("multipathd".into()));
+        let reason = readiness.check().await.unwrap_err();
+        assert!(reason.contains("multipathd is not answering"), "{reason}");
+        iscsid_ok(&fake);
+        fake.expect(Expectation::new(["multipathd", "show", "daemon"]).stdout("pid 229 idle\n"));
         assert_eq!(readiness.check().await, Ok(()));
         fake.finish();
     }
@@ -82,7 +135,7 @@ mod tests {
             Expectation::new(["iscsiadm", "-m", "session"])
                 .fails(20, "iscsiadm: can not connect to iSCSI daemon (111)!\n"),
         );
-        let reason = NodeReadiness::new(fake.clone(), "iscsiadm")
+        let reason = NodeReadiness::new(fake.clone(), "iscsiadm", Some("multipathd".into()))
             .check()
             .await
             .unwrap_err();

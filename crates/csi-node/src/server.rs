@@ -8,6 +8,7 @@ use crate::{
     initiator_name,
     iscsi::iscsiadm::OpenIscsi,
     mount::sys::SysMounter,
+    multipath::tools::MultipathTools,
     ops::NodeCore,
     readiness::NodeReadiness,
     service::NodeService,
@@ -54,9 +55,19 @@ pub fn core(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<NodeCore>
         }),
         devices: Arc::new(SysDevices {
             runner: Arc::clone(&runner),
+            sys: sys.clone(),
+            timeout: args.device_tool_timeout,
+            multipathd: args.multipathd_program.clone(),
+        }),
+        multipath: Arc::new(MultipathTools {
+            runner: Arc::clone(&runner),
+            multipath: args.multipath_program.clone(),
+            multipathd: args.multipathd_program.clone(),
             sys,
+            conf_dir: args.multipath_conf_dir.clone(),
             timeout: args.device_tool_timeout,
         }),
+        multipath_mode: args.multipath,
         probe: Arc::new(Blkid {
             runner: Arc::clone(&runner),
             timeout: args.device_tool_timeout,
@@ -96,6 +107,7 @@ pub fn build(
     let readiness = Arc::new(NodeReadiness::new(
         Arc::clone(&runner),
         args.iscsiadm.clone(),
+        (args.multipath != crate::multipath::Mode::Off).then(|| args.multipathd_program.clone()),
     ));
     // A node plugin advertises no plugin service capability beyond its Node service, which
     // every plugin has (CONTROLLER_SERVICE is the controller's), except that a NodeGetInfo

@@ -4,6 +4,8 @@
 //! directory fsync; mode 0600) *before* the first side effect of a stage, so a crash at any
 //! point leaves what unstage needs; it lives in the state directory, next to and never inside
 //! the staging mount; it holds no secret; an unknown version is an error, never a guess.
+//! Records written before multipath (one `portal`, no `portals`, no `multipath`) still read:
+//! they are single-path stages of that one portal.
 
 use crate::device::Expected;
 use csi_common::{
@@ -51,21 +53,45 @@ pub struct StageRecord {
     pub access_mode: i32,
     /// Target IQN.
     pub target: String,
-    /// The portal logged in to.
+    /// The first portal (the only one of a single-path stage). Kept so that records stay
+    /// readable by builds that know only this field.
     pub portal: SocketAddr,
+    /// Every portal of the stage, in publish-context order (empty in records written before
+    /// multipath: then `portal` is the only one; see [`StageRecord::portals`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub portals: Vec<SocketAddr>,
+    /// The WWID of the dm-multipath map the volume is used through (`3` + the NAA identifier,
+    /// as multipath-tools names it), or `None` for a single-path stage used through its disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipath: Option<String>,
     /// LUN.
     pub lun: u32,
     /// Expected unit serial.
     pub serial: String,
-    /// Kernel name of the disk once found (informational; teardown re-reads sysfs).
+    /// Kernel name of the disk (or of the multipath map, `dm-N`) once found (informational;
+    /// teardown re-reads sysfs).
     pub device: Option<String>,
 }
 
 impl StageRecord {
-    /// The disk this record expects.
+    /// Every portal of the stage: `portals`, or `portal` alone in a record that predates it.
+    pub fn portals(&self) -> Vec<SocketAddr> {
+        if self.portals.is_empty() {
+            vec![self.portal]
+        } else {
+            self.portals.clone()
+        }
+    }
+
+    /// The disk this record expects through its first portal.
     pub fn expected(&self) -> Result<Expected> {
+        self.expected_at(self.portal)
+    }
+
+    /// The disk this record expects through `portal`.
+    pub fn expected_at(&self, portal: SocketAddr) -> Result<Expected> {
         Ok(Expected {
-            portal: self.portal,
+            portal,
             target: Iqn::parse(&self.target)?,
             lun: self.lun,
             serial: self.serial.clone(),
@@ -177,6 +203,8 @@ pub fn sample(volume: &str, staging: &Path, access: Access) -> StageRecord {
         access_mode: 1,
         target: format!("iqn.2024-01.dev.carve:{volume}"),
         portal: "127.0.0.1:3260".parse().unwrap(),
+        portals: vec![],
+        multipath: None,
         lun: 0,
         serial: "5a0c1e00-0000-4000-8000-00000000c0de".into(),
         device: None,
@@ -225,5 +253,29 @@ mod tests {
         state.remove(&v).unwrap();
         state.remove(&v).unwrap();
         assert_eq!(state.load(&v).unwrap(), None);
+    }
+
+    #[test]
+    fn a_record_from_before_multipath_reads_as_a_single_path_stage() {
+        let old = r#"{"version":1,"volume_id":"csi-v1","staging_path":"/stage/v1",
+            "access":{"type":"block"},"access_mode":1,"target":"iqn.2024-01.dev.carve:csi-v1",
+            "portal":"127.0.0.1:3260","lun":0,"serial":"s","device":"sdb"}"#;
+        let rec = decode(old).unwrap();
+        assert_eq!(rec.portals(), ["127.0.0.1:3260".parse().unwrap()]);
+        assert_eq!(rec.multipath, None);
+        let mut two = rec.clone();
+        two.portals = vec![
+            "127.0.0.1:3260".parse().unwrap(),
+            "127.0.0.2:3260".parse().unwrap(),
+        ];
+        two.multipath = Some("36001405".into());
+        let text = serde_json::to_string(&two).unwrap();
+        assert_eq!(decode(&text).unwrap(), two);
+        assert_eq!(two.portals().len(), 2);
+        let plain = serde_json::to_string(&rec).unwrap();
+        assert!(
+            !plain.contains("portals") && !plain.contains("multipath"),
+            "a single-path record is written as before: {plain}"
+        );
     }
 }

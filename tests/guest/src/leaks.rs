@@ -1,5 +1,7 @@
 //! Leak accounting: after a scenario no LV, backstore, target, ACL, iSCSI session, iscsiadm
-//! node record, read-only device-mapper view (`carve-ro-*`) or mount of ours is left.
+//! node record, read-only device-mapper view (`carve-ro-*`), dm-multipath map (`dm/uuid`
+//! `mpath-*`, what `dmsetup ls --target multipath` lists), WWID registered in multipath's wwids
+//! file or mount of ours is left.
 
 use crate::{lab::Lab, run};
 use std::path::Path;
@@ -48,6 +50,16 @@ pub fn leaks(lab: &Lab, scratch: Option<&Path>) -> Vec<String> {
         if name.starts_with("carve-ro-") {
             found.push(format!("device-mapper view {} ({dm})", name.trim()));
         }
+        let uuid =
+            std::fs::read_to_string(format!("/sys/class/block/{dm}/dm/uuid")).unwrap_or_default();
+        if uuid.starts_with("mpath-") {
+            found.push(format!("dm-multipath map {} ({dm})", name.trim()));
+        }
+    }
+    // multipath -a registers a WWID as `/<wwid>/`; multipath -w comments it out.
+    let wwids = std::fs::read_to_string("/etc/multipath/wwids").unwrap_or_default();
+    for line in wwids.lines().filter(|l| l.starts_with('/')) {
+        found.push(format!("WWID registered in /etc/multipath/wwids: {line}"));
     }
     for record in read_dir_names(Path::new("/etc/iscsi/nodes")) {
         found.push(format!("iscsiadm node record {record}"));

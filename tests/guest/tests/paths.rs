@@ -4,18 +4,22 @@
 //! with `node.session.scan = manual` in iscsid.conf, and a disk deleted from a live session
 //! behind the plugin's back. Stale sessions and node records (of Carve's targets, with no stage
 //! record) are removed by the node's start-up sweep and by its upkeep loop, but never a staged
-//! volume's and never one whose disk is mounted. Volumes come from the real controller (CreateVolume +
-//! ControllerPublish); data is written and verified by checksum; every scenario ends with leak
-//! accounting.
+//! volume's and never one whose disk is mounted. A volume exported on two loopback portals
+//! (127.0.0.1 and 127.0.0.2) is staged through a dm-multipath map, rides out the loss of one
+//! portal with I/O going on, gets the path back by itself when the portal returns, and has a
+//! path logged out behind the plugin's back logged in again by the upkeep loop. Volumes come
+//! from the real controller (CreateVolume + ControllerPublish); data is written and verified by
+//! checksum; every scenario ends with leak accounting (dm-multipath maps and registered WWIDs
+//! included).
 
 mod iscsi_paths {
     use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok};
     use carvectl::request::{block_capability, capacity_range, mount_capability};
     use csi_proto::v1::{
         ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
-        DeleteVolumeRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
-        NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
-        volume_capability::access_mode::Mode,
+        DeleteVolumeRequest, NodeGetVolumeStatsRequest, NodePublishVolumeRequest,
+        NodeStageVolumeRequest, NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest,
+        VolumeCapability, volume_capability::access_mode::Mode,
     };
     use std::{collections::HashMap, path::PathBuf, time::Instant};
 
@@ -282,6 +286,10 @@ mod iscsi_paths {
         assert!(
             !node_log(&driver).contains("rescanned"),
             "no rescan was needed"
+        );
+        assert!(
+            mpath_maps().is_empty(),
+            "one portal (--multipath auto): the disk itself, no multipath map"
         );
         teardown(&driver, &vol).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
@@ -558,6 +566,238 @@ mod iscsi_paths {
         );
         assert!(node_log(&driver).contains("logged out a stale iSCSI session"));
         retire_unstaged(&driver, &vol).await;
+        assert_no_leaks(&lab, Some(driver.dir.path()));
+    }
+
+    /// The second loopback portal (all of 127.0.0.0/8 is local on Linux).
+    const SECOND: &str = "127.0.0.2:3260";
+
+    /// `(dm name, WWID, sorted path disks)` of every dm-multipath map, from sysfs.
+    fn mpath_maps() -> Vec<(String, String, Vec<String>)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/sys/class/block")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dm = entry.file_name().to_string_lossy().into_owned();
+            let uuid = std::fs::read_to_string(entry.path().join("dm/uuid")).unwrap_or_default();
+            let Some(wwid) = uuid.trim().strip_prefix("mpath-") else {
+                continue;
+            };
+            let mut slaves: Vec<String> = std::fs::read_dir(entry.path().join("slaves"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            slaves.sort();
+            out.push((dm, wwid.to_string(), slaves));
+        }
+        out
+    }
+
+    /// The kernel state of the session to `iqn` through `address` (`persistent_address`).
+    fn session_state(iqn: &str, address: &str) -> Option<String> {
+        let (sid, ..) = sessions_to(iqn).into_iter().find(|s| s.1 == address)?;
+        std::fs::read_to_string(format!("/sys/class/iscsi_session/{sid}/state"))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    /// multipathd's view of every path: `"<disk> <dm state> <checker state>"`.
+    fn mpath_paths() -> String {
+        run_ok(
+            "multipathd",
+            &["show", "paths", "raw", "format", "%d %t %T"],
+        )
+    }
+
+    /// NodeGetVolumeStats' condition of `vol` at its target path: `(abnormal, message)`.
+    async fn condition(driver: &Driver, vol: &Vol) -> (bool, String) {
+        let mut node = driver.node.node.clone();
+        let c = node
+            .node_get_volume_stats(NodeGetVolumeStatsRequest {
+                volume_id: vol.id.clone(),
+                volume_path: vol.target.display().to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("NodeGetVolumeStats: {s:?}\n{}", driver.logs()))
+            .into_inner()
+            .volume_condition
+            .expect("condition");
+        (c.abnormal, c.message)
+    }
+
+    #[tokio::test]
+    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+    async fn multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path() {
+        let _timer = Timer(
+            "multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path",
+            Instant::now(),
+        );
+        let lab = Lab::from_env();
+        let driver = Driver::start(
+            &lab,
+            DriverOptions {
+                controller_args: vec!["--portal".into(), SECOND.into()],
+                node_args: vec![
+                    "--upkeep-interval".into(),
+                    "2".into(),
+                    "--device-timeout".into(),
+                    "20".into(),
+                ],
+                ..DriverOptions::default()
+            },
+        )
+        .await;
+        let vol = provision(
+            &driver,
+            "paths-multipath",
+            mount_capability(Mode::SingleNodeWriter, "ext4", &[], ""),
+        )
+        .await;
+        let portals = vol.publish["portals"].clone();
+        assert!(
+            portals.split(',').any(|p| p == SECOND) && portals.split(',').count() == 2,
+            "the controller exports both portals: {portals}"
+        );
+        let took = stage_publish(&driver, &vol).await;
+        eprintln!("multipath stage over {portals} took {took:.1} s");
+
+        // Two sessions, one map of both disks, mounted through the map by WWID.
+        let sessions = sessions_to(vol.iqn());
+        let mut addresses: Vec<&str> = sessions.iter().map(|s| s.1.as_str()).collect();
+        addresses.sort();
+        assert_eq!(addresses, ["127.0.0.1", "127.0.0.2"], "{sessions:?}");
+        let mut disks: Vec<String> = sessions.iter().flat_map(|s| s.2.clone()).collect();
+        disks.sort();
+        assert_eq!(disks.len(), 2, "{sessions:?}");
+        let maps = mpath_maps();
+        assert_eq!(maps.len(), 1, "{maps:?}");
+        let (dm, wwid, slaves) = maps[0].clone();
+        assert_eq!(slaves, disks, "the map holds both paths");
+        let naa = std::fs::read_to_string(format!("/sys/block/{}/device/wwid", disks[0])).unwrap();
+        assert_eq!(format!("3{}", naa.trim().trim_start_matches("naa.")), wwid);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let staging = vol.staging.display().to_string();
+        let line = mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(staging.as_str()))
+            .expect("the staging mount");
+        let dev = std::fs::read_to_string(format!("/sys/class/block/{dm}/dev")).unwrap();
+        assert_eq!(
+            line.split(' ').nth(2),
+            Some(dev.trim()),
+            "mounted from the map: {line}"
+        );
+        assert!(
+            line.contains(&format!(" /dev/disk/by-id/dm-uuid-mpath-{wwid} ")),
+            "by WWID, never a kernel name: {line}"
+        );
+        let record =
+            std::fs::read_to_string(driver.state_dir().join(format!("{}.json", vol.id))).unwrap();
+        assert!(
+            record.contains(SECOND) && record.contains(&wwid),
+            "the stage record keeps every portal and the map: {record}"
+        );
+        let a = data::write_file(&vol.target.join("a.bin"), DATA_LEN, 71);
+        run_ok("sync", &[]);
+
+        // The target loses its second portal: the listener goes, the live connection is cut.
+        let np = format!(
+            "/sys/kernel/config/target/iscsi/{}/tpgt_1/np/{SECOND}",
+            vol.iqn()
+        );
+        std::fs::remove_dir(&np).unwrap_or_else(|e| panic!("rmdir {np}: {e}"));
+        run_ok(
+            "ss",
+            &["-K", "-t", "dst", "127.0.0.2", "dport", "=", ":3260"],
+        );
+        run_ok(
+            "ss",
+            &["-K", "-t", "src", "127.0.0.2", "sport", "=", ":3260"],
+        );
+        let failed = eventually(30, || {
+            session_state(vol.iqn(), "127.0.0.2").is_some_and(|s| s != "LOGGED_IN")
+        })
+        .await;
+        assert!(
+            failed,
+            "the second path failed: {:?}",
+            sessions_to(vol.iqn())
+        );
+        let t0 = Instant::now();
+        let b = data::write_file(&vol.target.join("b.bin"), DATA_LEN, 72);
+        run_ok("sync", &[]);
+        eprintln!(
+            "4 MiB written and synced with one portal gone in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        assert_eq!(data::file_sha256(&vol.target.join("a.bin")), a);
+        let (abnormal, message) = condition(&driver, &vol).await;
+        assert!(
+            abnormal && message.contains(SECOND),
+            "names the lost path: {message}"
+        );
+
+        // The portal comes back: iscsid reconnects, multipathd reinstates, nobody intervenes.
+        let t0 = Instant::now();
+        std::fs::create_dir(&np).unwrap_or_else(|e| panic!("mkdir {np}: {e}"));
+        let back = eventually(60, || {
+            session_state(vol.iqn(), "127.0.0.2").as_deref() == Some("LOGGED_IN")
+                && mpath_paths()
+                    .lines()
+                    .filter(|l| l.contains("active ready"))
+                    .count()
+                    == 2
+        })
+        .await;
+        assert!(
+            back,
+            "both paths active again:\n{}\n{}",
+            mpath_paths(),
+            node_log(&driver)
+        );
+        eprintln!("second path back after {:.1} s", t0.elapsed().as_secs_f64());
+        let (abnormal, message) = condition(&driver, &vol).await;
+        assert!(!abnormal, "healthy again: {message}");
+
+        // A path logged out behind the plugin's back: the upkeep loop logs it in again and the
+        // new disk goes back into the map.
+        run_ok(
+            "iscsiadm",
+            &["-m", "node", "-T", vol.iqn(), "-p", SECOND, "--logout"],
+        );
+        assert_eq!(sessions_to(vol.iqn()).len(), 1);
+        let t0 = Instant::now();
+        let healed = eventually(30, || {
+            sessions_to(vol.iqn()).len() == 2
+                && mpath_maps().first().is_some_and(|m| m.2.len() == 2)
+        })
+        .await;
+        assert!(
+            healed,
+            "self-heal:\n{}\n{}",
+            mpath_paths(),
+            node_log(&driver)
+        );
+        eprintln!(
+            "logged-out path restored after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        assert!(
+            node_log(&driver).contains("logged in again"),
+            "{}",
+            node_log(&driver)
+        );
+        let c = data::write_file(&vol.target.join("c.bin"), DATA_LEN, 73);
+        run_ok("sync", &[]);
+        for (name, sum) in [("a.bin", &a), ("b.bin", &b), ("c.bin", &c)] {
+            assert_eq!(&data::file_sha256(&vol.target.join(name)), sum, "{name}");
+        }
+        teardown(&driver, &vol).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 

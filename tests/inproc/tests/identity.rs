@@ -70,6 +70,8 @@ async fn node_identity_is_ready_when_iscsid_answers() {
         Expectation::new(["iscsiadm", "-m", "session"])
             .fails(21, "iscsiadm: No active sessions.\n"),
     );
+    // --multipath auto (the default): multipathd must answer too.
+    fake.expect(Expectation::new(["multipathd", "show", "daemon"]).stdout("pid 229 idle\n"));
     let dir = tempfile::tempdir().unwrap();
     let initiator = dir.path().join("initiatorname.iscsi");
     std::fs::write(&initiator, "InitiatorName=iqn.2024-01.dev.carve:node1\n").unwrap();

@@ -86,6 +86,38 @@ pub fn check_serial(found: &str, expected: &str, source: &str) -> Result<()> {
     }
 }
 
+/// The WWID multipath-tools gives the LUN LIO exports with unit serial `serial`: `3` (udev's
+/// `scsi_id` prefix for an NAA designator) + the NAA 6 identifier LIO builds in VPD page 0x83
+/// (`spc_gen_naa_6h_vendor_specific`, drivers/target/target_core_spc.c): `6`, the company id
+/// `001405` (LIO's default OUI) and the first 25 hex digits of the unit serial (other
+/// characters skipped), lower case. `None` when the serial has fewer than 25 hex digits (then
+/// the identifier is padded in a way not worth guessing: such a disk is refused).
+pub fn expected_wwid(serial: &str) -> Option<String> {
+    let digits: String = serial
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(25)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (digits.len() == 25).then(|| format!("36001405{digits}"))
+}
+
+/// Checks the kernel's `device/wwid` of a path (`naa.6001405...`, from VPD page 0x83) against
+/// the WWID expected for the volume ([`expected_wwid`]).
+pub fn check_wwid(kernel: &str, expected: &str) -> Result<()> {
+    let found = kernel
+        .trim()
+        .strip_prefix("naa.")
+        .map(|naa| format!("3{}", naa.to_ascii_lowercase()));
+    if found.as_deref() == Some(expected) {
+        Ok(())
+    } else {
+        Err(Error::failed_precondition(format!(
+            "disk WWID (VPD page 0x83) is {kernel:?} but the volume's is {expected:?}: refusing to use this disk"
+        )))
+    }
+}
+
 /// Decodes a VPD page 0x80 (unit serial number) as in sysfs `device/vpd_pg80`.
 pub fn decode_vpd80(page: &[u8]) -> Result<String> {
     let bad = |why: &str| Error::internal(format!("malformed VPD page 0x80: {why}"));
@@ -114,6 +146,21 @@ mod tests {
 
     const PROPS: &str = include_str!("../../../../tests/fixtures/node/udev-properties-sda.txt");
     const SERIAL: &str = "5a0c1e00-0000-4000-8000-00000000c0de";
+
+    #[test]
+    fn the_wwid_is_derived_from_the_serial_as_lio_does() {
+        // Captured in the lab guest for this serial: sysfs `device/wwid` (sysfs-scsi-device-sda.txt)
+        // and udev `ID_SERIAL` (udev-properties-sda.txt), which multipath-tools uses as the WWID.
+        assert!(PROPS.contains("ID_SERIAL=360014055a0c1e0000004000800000000"));
+        let wwid = expected_wwid(SERIAL).unwrap();
+        assert_eq!(wwid, "360014055a0c1e0000004000800000000");
+        check_wwid("naa.60014055a0c1e0000004000800000000\n", &wwid).unwrap();
+        check_wwid("naa.60014055A0C1E0000004000800000000", &wwid).unwrap();
+        let err = check_wwid("naa.60014055a0c1e0000004000800000001", &wwid).unwrap_err();
+        assert!(err.message().contains("refusing"), "{err}");
+        assert!(check_wwid("t10.LIO-ORG", &wwid).is_err());
+        assert_eq!(expected_wwid("short-1234"), None);
+    }
 
     fn expected() -> Expected {
         Expected {

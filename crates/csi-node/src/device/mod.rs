@@ -48,8 +48,12 @@ pub trait DeviceLocator: Send + Sync + fmt::Debug {
         expected: &'a Expected,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Device>>;
-    /// The unit serial the kernel read from the disk (VPD page 0x80).
+    /// The unit serial the kernel read from the disk (VPD page 0x80). For a multipath map, the
+    /// serial every one of its paths reports (an error when they disagree or it has none).
     fn kernel_serial(&self, device: &Device) -> Result<String>;
+    /// The WWID the kernel read from the disk (sysfs `device/wwid`, from VPD page 0x83, e.g.
+    /// `naa.60014055a0c1e0000004000800000000`).
+    fn kernel_wwid(&self, device: &Device) -> Result<String>;
     /// The size of the disk in bytes.
     fn size_bytes(&self, device: &Device) -> Result<u64>;
     /// Whether the disk still exists.
@@ -59,7 +63,8 @@ pub trait DeviceLocator: Send + Sync + fmt::Debug {
     /// Deletes the SCSI device through sysfs.
     fn delete(&self, device: &Device) -> Result<Removal>;
     /// Makes the SCSI layer re-read the disk's capacity (sysfs `device/rescan`), so a volume
-    /// grown on the target shows its new size.
+    /// grown on the target shows its new size. For a multipath map: every path, then
+    /// `multipathd resize map <name>` (multipathd(8)).
     fn rescan<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>>;
     /// The read-only view `name` of `device` (see [`readonly`]), created if missing; the kernel
     /// refuses writes to it.

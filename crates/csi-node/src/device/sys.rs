@@ -20,11 +20,24 @@ pub struct SysDevices {
     pub sys: PathBuf,
     /// Timeout of `blockdev`.
     pub timeout: Duration,
+    /// The `multipathd` program (`--multipathd-program`), for resizing a map.
+    pub multipathd: String,
 }
 
 impl SysDevices {
     fn block_dir(&self, device: &Device) -> PathBuf {
         self.sys.join("class/block").join(&device.name)
+    }
+
+    /// The paths of `device` when it is a multipath map (`dm/uuid` = `mpath-...`), else `None`.
+    fn map_paths(&self, device: &Device) -> Option<Vec<Device>> {
+        let uuid = std::fs::read_to_string(self.block_dir(device).join("dm/uuid")).ok()?;
+        uuid.trim().starts_with("mpath-").then(|| {
+            crate::multipath::tools::slaves(&self.sys, &device.name)
+                .iter()
+                .map(|n| Device::from_name(n))
+                .collect()
+        })
     }
 
     fn views(&self) -> Views {
@@ -46,10 +59,35 @@ impl DeviceLocator for SysDevices {
     }
 
     fn kernel_serial(&self, device: &Device) -> Result<String> {
+        if let Some(paths) = self.map_paths(device) {
+            let mut serials = paths
+                .iter()
+                .map(|p| self.kernel_serial(p))
+                .collect::<Result<Vec<_>>>()?;
+            serials.dedup();
+            return match serials.as_slice() {
+                [one] => Ok(one.clone()),
+                [] => Err(Error::unavailable(format!(
+                    "multipath map {} has no path",
+                    device.name
+                ))),
+                _ => Err(Error::failed_precondition(format!(
+                    "the paths of multipath map {} report different serials {serials:?}",
+                    device.name
+                ))),
+            };
+        }
         let path = self.block_dir(device).join("device/vpd_pg80");
         let page = std::fs::read(&path)
             .map_err(|e| Error::internal(format!("read {}: {e}", path.display())))?;
         matcher::decode_vpd80(&page)
+    }
+
+    fn kernel_wwid(&self, device: &Device) -> Result<String> {
+        let path = self.block_dir(device).join("device/wwid");
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| Error::internal(format!("read {}: {e}", path.display())))
     }
 
     fn size_bytes(&self, device: &Device) -> Result<u64> {
@@ -89,6 +127,28 @@ impl DeviceLocator for SysDevices {
     }
 
     fn rescan<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>> {
+        if let Some(paths) = self.map_paths(device) {
+            return Box::pin(async move {
+                for path in &paths {
+                    self.rescan(path).await?;
+                }
+                let name = std::fs::read_to_string(self.block_dir(device).join("dm/name"))
+                    .map_err(|e| {
+                        Error::internal(format!("read dm/name of {}: {e}", device.name))
+                    })?;
+                let cmd = Cmd::new(&self.multipathd)
+                    .args(["resize", "map", name.trim()])
+                    .timeout(self.timeout);
+                let out = self.runner.run(&cmd).await?.ok()?;
+                if out.stdout.trim() == "fail" {
+                    return Err(Error::internal(format!(
+                        "multipathd resize map {} failed",
+                        name.trim()
+                    )));
+                }
+                Ok(())
+            });
+        }
         let path = self.block_dir(device).join("device/rescan");
         Box::pin(async move {
             // The write returns once the kernel has re-read the capacity (a SCSI command to the
@@ -140,9 +200,12 @@ mod tests {
             runner: fake.clone(),
             sys: sys.path().into(),
             timeout: Duration::from_secs(5),
+            multipathd: "multipathd".into(),
         };
         let sda = Device::from_name("sda");
         assert_eq!(d.kernel_serial(&sda).unwrap(), "ab-12");
+        std::fs::write(dev.join("wwid"), "naa.6001405ab12\n").unwrap();
+        assert_eq!(d.kernel_wwid(&sda).unwrap(), "naa.6001405ab12");
         assert_eq!(d.size_bytes(&sda).unwrap(), 1 << 30);
         assert!(d.exists(&sda));
         d.flush(&sda).await.unwrap();
@@ -154,6 +217,44 @@ mod tests {
         assert_eq!(d.delete(&gone).unwrap(), Removal::NotFound);
         assert!(d.kernel_serial(&gone).is_err());
         assert!(d.rescan(&gone).await.is_err(), "no device, no rescan");
+        fake.finish();
+    }
+
+    #[tokio::test]
+    async fn a_multipath_map_answers_its_paths_serial_and_rescans_every_path() {
+        let sys = tempfile::tempdir().unwrap();
+        let block = sys.path().join("class/block");
+        for (disk, serial) in [("sda", "ab-12"), ("sdb", "ab-12")] {
+            std::fs::create_dir_all(block.join(disk).join("device")).unwrap();
+            let mut page = vec![0u8, 0x80, 0, serial.len() as u8];
+            page.extend_from_slice(serial.as_bytes());
+            std::fs::write(block.join(disk).join("device/vpd_pg80"), page).unwrap();
+            std::fs::write(block.join(disk).join("device/rescan"), "").unwrap();
+            std::fs::create_dir_all(block.join("dm-5/slaves").join(disk)).unwrap();
+        }
+        std::fs::create_dir_all(block.join("dm-5/dm")).unwrap();
+        std::fs::write(block.join("dm-5/dm/uuid"), "mpath-36001405ab\n").unwrap();
+        std::fs::write(block.join("dm-5/dm/name"), "36001405ab\n").unwrap();
+        let fake = Arc::new(ScriptedRunner::new());
+        fake.expect(Expectation::new(["multipathd", "resize", "map", "36001405ab"]).stdout("ok\n"));
+        let d = SysDevices {
+            runner: fake.clone(),
+            sys: sys.path().into(),
+            timeout: Duration::from_secs(5),
+            multipathd: "multipathd".into(),
+        };
+        let map = Device::from_name("dm-5");
+        assert_eq!(d.kernel_serial(&map).unwrap(), "ab-12");
+        d.rescan(&map).await.unwrap();
+        for disk in ["sda", "sdb"] {
+            let rescan = block.join(disk).join("device/rescan");
+            assert_eq!(std::fs::read_to_string(rescan).unwrap(), "1");
+        }
+        let mut page = vec![0u8, 0x80, 0, 5];
+        page.extend_from_slice(b"zz-99");
+        std::fs::write(block.join("sdb/device/vpd_pg80"), page).unwrap();
+        let err = d.kernel_serial(&map).unwrap_err();
+        assert!(err.message().contains("different serials"), "{err}");
         fake.finish();
     }
 }

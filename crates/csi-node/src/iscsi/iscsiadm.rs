@@ -79,13 +79,21 @@ impl OpenIscsi {
         target: &Iqn,
         portal: SocketAddr,
         chap: Option<&Chap>,
+        replacement_timeout: Option<u32>,
     ) -> Result<()> {
         let out = self.node(target, portal, &["-o", "new"]).await?;
         if !out.success() {
             return Err(Self::failure(out, "create node record"));
         }
         let path = record::locate(&self.nodes_dir, target, portal, &self.iface)?;
-        record::write_auth(&path, target, portal, &self.iface, chap)
+        record::write_auth(
+            &path,
+            target,
+            portal,
+            &self.iface,
+            chap,
+            replacement_timeout,
+        )
     }
 
     async fn login_inner(&self, target: &Iqn, portal: SocketAddr) -> Result<Login> {
@@ -125,8 +133,9 @@ impl Initiator for OpenIscsi {
         target: &'a Iqn,
         portal: SocketAddr,
         chap: Option<&'a Chap>,
+        replacement_timeout: Option<u32>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.prepare_inner(target, portal, chap))
+        Box::pin(self.prepare_inner(target, portal, chap, replacement_timeout))
     }
 
     fn login<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Login>> {
@@ -295,9 +304,14 @@ mod tests {
             mutual: None,
         };
         let i = iscsi(fake.clone(), nodes.path().to_path_buf());
-        i.prepare(&Iqn::parse(T).unwrap(), P.parse().unwrap(), Some(&chap))
-            .await
-            .unwrap();
+        i.prepare(
+            &Iqn::parse(T).unwrap(),
+            P.parse().unwrap(),
+            Some(&chap),
+            None,
+        )
+        .await
+        .unwrap();
         fake.finish();
         assert!(
             fake.ran()

@@ -37,12 +37,14 @@ pub enum Removal {
 /// The initiator operations the node needs.
 pub trait Initiator: Send + Sync + fmt::Debug {
     /// Creates (or recreates) the node record of `target` at `portal`, manual startup, with the
-    /// given CHAP credentials written without argv.
+    /// given CHAP credentials written without argv and, when given, the session's
+    /// `replacement_timeout` in seconds (a path of a multipath map fails over fast).
     fn prepare<'a>(
         &'a self,
         target: &'a Iqn,
         portal: SocketAddr,
         chap: Option<&'a Chap>,
+        replacement_timeout: Option<u32>,
     ) -> BoxFuture<'a, Result<()>>;
     /// Logs in to `target` at `portal`.
     fn login<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Login>>;

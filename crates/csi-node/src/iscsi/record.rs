@@ -1,5 +1,6 @@
-//! The open-iscsi node record file: where it lives and how its auth and startup fields are
-//! written without any secret touching a process argv.
+//! The open-iscsi node record file: where it lives and how its auth, startup and (for a path of
+//! a multipath map) replacement-timeout fields are written without any secret touching a
+//! process argv.
 //!
 //! `iscsiadm -o update -n node.session.auth.password -v SECRET` would show the secret to every
 //! user of the host through /proc. Instead `iscsiadm -m node -o new` creates the record and this
@@ -31,9 +32,13 @@ fn key_of(line: &str) -> &str {
     line.split_once('=').map_or("", |(k, _)| k.trim())
 }
 
-/// The record text with manual startup and exactly the auth lines for `chap` (None: no auth).
+/// The record key of the seconds a failed session waits to come back before failing its I/O.
+pub const REPLACEMENT_TIMEOUT: &str = "node.session.timeo.replacement_timeout";
+
+/// The record text with manual startup, exactly the auth lines for `chap` (None: no auth) and,
+/// when given, `replacement_timeout` seconds (else the value iscsid.conf gave the record).
 /// Lines are inserted before `# END RECORD` (appended if it is missing).
-pub fn rewrite(text: &str, chap: Option<&Chap>) -> String {
+pub fn rewrite(text: &str, chap: Option<&Chap>, replacement_timeout: Option<u32>) -> String {
     let mut auth = Vec::new();
     match chap {
         None => auth.push(format!("{} = None", AUTH_KEYS[0])),
@@ -56,9 +61,13 @@ pub fn rewrite(text: &str, chap: Option<&Chap>) -> String {
         }
         if line.trim() == END && !inserted {
             out.append(&mut auth);
+            if let Some(t) = replacement_timeout {
+                out.push(format!("{REPLACEMENT_TIMEOUT} = {t}"));
+            }
             inserted = true;
         }
         match key {
+            REPLACEMENT_TIMEOUT if replacement_timeout.is_some() => continue,
             "node.startup" => out.push("node.startup = manual".to_string()),
             "node.conn[0].startup" => out.push("node.conn[0].startup = manual".to_string()),
             _ => out.push(line.to_string()),
@@ -66,6 +75,9 @@ pub fn rewrite(text: &str, chap: Option<&Chap>) -> String {
     }
     if !inserted {
         out.append(&mut auth);
+        if let Some(t) = replacement_timeout {
+            out.push(format!("{REPLACEMENT_TIMEOUT} = {t}"));
+        }
     }
     let mut text = out.join("\n");
     text.push('\n');
@@ -172,6 +184,7 @@ pub fn write_auth(
     portal: SocketAddr,
     iface: &str,
     chap: Option<&Chap>,
+    replacement_timeout: Option<u32>,
 ) -> Result<()> {
     let what = || format!("node record {}", path.display());
     let text =
@@ -183,7 +196,7 @@ pub fn write_auth(
         .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(|e| Error::internal(format!("{}: temp file: {e}", what())))?;
-    tmp.write_all(rewrite(&text, chap).as_bytes())
+    tmp.write_all(rewrite(&text, chap, replacement_timeout).as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::internal(format!("{}: write: {e}", what())))?;
     tmp.persist(path)
@@ -252,7 +265,7 @@ mod tests {
 
     #[test]
     fn chap_lines_replace_the_default_auth_before_the_end_marker() {
-        let text = rewrite(DEFAULT, Some(&chap(true)));
+        let text = rewrite(DEFAULT, Some(&chap(true)), None);
         assert_eq!(field(&text, "node.session.auth.authmethod"), Some("CHAP"));
         assert_eq!(field(&text, "node.session.auth.username"), Some("chapuser"));
         assert_eq!(field(&text, "node.session.auth.password"), Some(SECRET));
@@ -270,13 +283,22 @@ mod tests {
         assert_eq!(field(&text, "node.startup"), Some("manual"));
         assert_eq!(field(&text, "node.conn[0].startup"), Some("manual"));
         // Removing CHAP again leaves no secret behind.
-        let plain = rewrite(&text, None);
+        let plain = rewrite(&text, None, None);
         assert!(!plain.contains(SECRET) && !plain.contains("mutual-secret"));
         assert_eq!(field(&plain, "node.session.auth.authmethod"), Some("None"));
         assert_eq!(
             plain.lines().count(),
             DEFAULT.lines().count(),
             "chap_algs kept, authmethod rewritten, nothing else lost"
+        );
+        let path = rewrite(&plain, None, Some(5));
+        assert_eq!(field(&path, REPLACEMENT_TIMEOUT), Some("5"));
+        assert_eq!(path.matches(REPLACEMENT_TIMEOUT).count(), 1);
+        assert!(path.trim_end().ends_with(END));
+        assert_eq!(
+            field(&rewrite(&path, None, None), REPLACEMENT_TIMEOUT),
+            Some("5"),
+            "None keeps what the record says"
         );
     }
 
@@ -301,12 +323,12 @@ mod tests {
         let flat = locate(dir.path(), &iqn, portal, "default").unwrap();
         assert_eq!(flat, tdir.join("127.0.0.1,3260"));
 
-        write_auth(&flat, &iqn, portal, "default", Some(&chap(false))).unwrap();
+        write_auth(&flat, &iqn, portal, "default", Some(&chap(false)), None).unwrap();
         let written = std::fs::read_to_string(&flat).unwrap();
         assert_eq!(field(&written, "node.session.auth.password"), Some(SECRET));
         let mode = std::fs::metadata(&flat).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let err = write_auth(&flat, &iqn, portal, "node2", Some(&chap(false))).unwrap_err();
+        let err = write_auth(&flat, &iqn, portal, "node2", Some(&chap(false)), None).unwrap_err();
         assert!(!err.message().contains(SECRET), "{err}");
     }
 }

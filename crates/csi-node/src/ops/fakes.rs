@@ -6,6 +6,7 @@ use crate::{
     fs::{FsProbe, Probe},
     iscsi::{Initiator, Login, Removal, Session},
     mount::{MountInfo, MountOptions, Mounter},
+    multipath::Multipath,
 };
 use csi_common::{Error, Result, command::BoxFuture, contract::Chap, ids::Iqn};
 use std::{
@@ -15,14 +16,35 @@ use std::{
     time::Duration,
 };
 
-/// The disk every fake session attaches.
+/// The disk a fake session to the first portal (`127.0.0.1:3260`) attaches.
 pub const DISK: &str = "sdb";
+/// The disk a fake session to any other portal attaches.
+pub const DISK2: &str = "sdc";
+
+/// The disk a fake session through `portal` attaches.
+pub fn disk_for(portal: SocketAddr) -> &'static str {
+    if portal == "127.0.0.1:3260".parse().unwrap() {
+        DISK
+    } else {
+        DISK2
+    }
+}
+
+fn default_portal() -> SocketAddr {
+    "127.0.0.1:3260".parse().unwrap()
+}
 
 /// An initiator with sessions in memory.
 #[derive(Debug, Default)]
 pub struct FakeInitiator {
-    /// Target IQNs with a node record, and whether CHAP was set.
+    /// Target IQNs with a node record at `127.0.0.1:3260`, and whether CHAP was set.
     pub records: Mutex<Vec<(String, bool)>>,
+    /// Node records at other portals.
+    pub other_records: Mutex<Vec<(String, SocketAddr)>>,
+    /// The replacement timeout each prepare wrote (`None`: the record's default).
+    pub replacement_timeouts: Mutex<Vec<Option<u32>>>,
+    /// Portals whose login fails (unreachable).
+    pub down: Mutex<Vec<SocketAddr>>,
     /// Live sessions.
     pub sessions: Mutex<Vec<Session>>,
     /// Error the next login returns.
@@ -46,9 +68,21 @@ impl Initiator for FakeInitiator {
     fn prepare<'a>(
         &'a self,
         target: &'a Iqn,
-        _portal: SocketAddr,
+        portal: SocketAddr,
         chap: Option<&'a Chap>,
+        replacement_timeout: Option<u32>,
     ) -> BoxFuture<'a, Result<()>> {
+        self.replacement_timeouts
+            .lock()
+            .unwrap()
+            .push(replacement_timeout);
+        if portal != default_portal() {
+            self.call(format!("prepare {target} at {portal}"));
+            let mut others = self.other_records.lock().unwrap();
+            others.retain(|(t, p)| !(t == target.as_str() && *p == portal));
+            others.push((target.to_string(), portal));
+            return Box::pin(std::future::ready(Ok(())));
+        }
         self.call(format!("prepare {target}"));
         let mut records = self.records.lock().unwrap();
         records.retain(|(t, _)| t != target.as_str());
@@ -57,16 +91,29 @@ impl Initiator for FakeInitiator {
     }
 
     fn login<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Login>> {
-        self.call(format!("login {target}"));
+        if portal == default_portal() {
+            self.call(format!("login {target}"));
+        } else {
+            self.call(format!("login {target} at {portal}"));
+        }
         if let Some(e) = self.login_error.lock().unwrap().take() {
             return Box::pin(std::future::ready(Err(e)));
         }
+        if self.down.lock().unwrap().contains(&portal) {
+            return Box::pin(std::future::ready(Err(Error::internal(format!(
+                "iscsi login: connection to {portal} refused"
+            )))));
+        }
         let mut sessions = self.sessions.lock().unwrap();
-        let result = if sessions.iter().any(|s| s.target == target.as_str()) {
+        let result = if sessions
+            .iter()
+            .any(|s| s.target == target.as_str() && s.portal.is_none_or(|p| p == portal))
+        {
             Login::AlreadyLoggedIn
         } else {
+            let sid = sessions.iter().map(|s| s.sid).max().unwrap_or(0) + 1;
             sessions.push(Session {
-                sid: 1,
+                sid,
                 target: target.to_string(),
                 iface: "default".into(),
                 state: "LOGGED_IN".into(),
@@ -74,7 +121,7 @@ impl Initiator for FakeInitiator {
                 disks: if *self.lun_hidden.lock().unwrap() {
                     vec![]
                 } else {
-                    vec![(0, DISK.into())]
+                    vec![(0, disk_for(portal).into())]
                 },
             });
             Login::LoggedIn
@@ -82,15 +129,15 @@ impl Initiator for FakeInitiator {
         Box::pin(std::future::ready(Ok(result)))
     }
 
-    fn logout<'a>(
-        &'a self,
-        target: &'a Iqn,
-        _portal: SocketAddr,
-    ) -> BoxFuture<'a, Result<Removal>> {
-        self.call(format!("logout {target}"));
+    fn logout<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Removal>> {
+        if portal == default_portal() {
+            self.call(format!("logout {target}"));
+        } else {
+            self.call(format!("logout {target} at {portal}"));
+        }
         let mut sessions = self.sessions.lock().unwrap();
         let before = sessions.len();
-        sessions.retain(|s| s.target != target.as_str());
+        sessions.retain(|s| !(s.target == target.as_str() && s.portal.is_none_or(|p| p == portal)));
         let r = if sessions.len() < before {
             Removal::Removed
         } else {
@@ -102,8 +149,20 @@ impl Initiator for FakeInitiator {
     fn delete_record<'a>(
         &'a self,
         target: &'a Iqn,
-        _portal: SocketAddr,
+        portal: SocketAddr,
     ) -> BoxFuture<'a, Result<Removal>> {
+        if portal != default_portal() {
+            self.call(format!("delete_record {target} at {portal}"));
+            let mut others = self.other_records.lock().unwrap();
+            let before = others.len();
+            others.retain(|(t, p)| !(t == target.as_str() && *p == portal));
+            let r = if others.len() < before {
+                Removal::Removed
+            } else {
+                Removal::NotFound
+            };
+            return Box::pin(std::future::ready(Ok(r)));
+        }
         self.call(format!("delete_record {target}"));
         let mut records = self.records.lock().unwrap();
         let before = records.len();
@@ -121,9 +180,13 @@ impl Initiator for FakeInitiator {
     }
 
     fn records(&self) -> Vec<(String, SocketAddr)> {
-        let portal: SocketAddr = "127.0.0.1:3260".parse().unwrap();
         let records = self.records.lock().unwrap();
-        records.iter().map(|(t, _)| (t.clone(), portal)).collect()
+        let mut all: Vec<(String, SocketAddr)> = records
+            .iter()
+            .map(|(t, _)| (t.clone(), default_portal()))
+            .collect();
+        all.extend(self.other_records.lock().unwrap().iter().cloned());
+        all
     }
 
     fn rescan_session(&self, sid: u32) -> BoxFuture<'_, Result<String>> {
@@ -134,7 +197,8 @@ impl Initiator for FakeInitiator {
         *self.lun_hidden.lock().unwrap() = false;
         for s in self.sessions.lock().unwrap().iter_mut() {
             if s.sid == sid && s.disks.is_empty() {
-                s.disks.push((0, DISK.into()));
+                let disk = s.portal.map_or(DISK, disk_for);
+                s.disks.push((0, disk.into()));
             }
         }
         Box::pin(std::future::ready(Ok(format!("host{sid}"))))
@@ -160,6 +224,10 @@ pub struct FakeDevices {
     pub views: Mutex<Vec<String>>,
     /// While set, [`DeviceLocator::wait_for`] times out (the session has no disk).
     pub lun_hidden: Arc<Mutex<bool>>,
+    /// Disks other than [`DISK`] that were deleted.
+    pub deleted: Mutex<Vec<String>>,
+    /// The WWID the disks report (default: the one LIO derives from the serial).
+    pub wwid: Mutex<Option<String>>,
 }
 
 impl FakeDevices {
@@ -174,6 +242,8 @@ impl FakeDevices {
             flush_error: Mutex::default(),
             views: Mutex::default(),
             lun_hidden: Arc::default(),
+            deleted: Mutex::default(),
+            wwid: Mutex::default(),
         }
     }
 }
@@ -181,7 +251,7 @@ impl FakeDevices {
 impl DeviceLocator for FakeDevices {
     fn wait_for<'a>(
         &'a self,
-        _expected: &'a Expected,
+        expected: &'a Expected,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Device>> {
         if *self.lun_hidden.lock().unwrap() {
@@ -190,8 +260,13 @@ impl DeviceLocator for FakeDevices {
                 "disk did not appear within {timeout:?}"
             )))));
         }
-        *self.present.lock().unwrap() = true;
-        let mut d = Device::from_name(DISK);
+        let name = disk_for(expected.portal);
+        if name == DISK {
+            *self.present.lock().unwrap() = true;
+        } else {
+            self.deleted.lock().unwrap().retain(|d| d != name);
+        }
+        let mut d = Device::from_name(name);
         d.udev_serial = Some(self.serial.lock().unwrap().clone());
         Box::pin(std::future::ready(Ok(d)))
     }
@@ -200,12 +275,23 @@ impl DeviceLocator for FakeDevices {
         Ok(self.serial.lock().unwrap().clone())
     }
 
+    fn kernel_wwid(&self, _device: &Device) -> Result<String> {
+        let wwid = self.wwid.lock().unwrap().clone().unwrap_or_else(|| {
+            crate::device::matcher::expected_wwid(&self.serial.lock().unwrap()).unwrap()
+        });
+        Ok(format!("naa.{}", &wwid[1..]))
+    }
+
     fn size_bytes(&self, _device: &Device) -> Result<u64> {
         Ok(*self.size.lock().unwrap())
     }
 
-    fn exists(&self, _device: &Device) -> bool {
-        *self.present.lock().unwrap()
+    fn exists(&self, device: &Device) -> bool {
+        if device.name == DISK {
+            *self.present.lock().unwrap()
+        } else {
+            !self.deleted.lock().unwrap().contains(&device.name)
+        }
     }
 
     fn flush<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Result<()>> {
@@ -225,7 +311,11 @@ impl DeviceLocator for FakeDevices {
             .lock()
             .unwrap()
             .push(format!("delete {}", device.name));
-        *self.present.lock().unwrap() = false;
+        if device.name == DISK {
+            *self.present.lock().unwrap() = false;
+        } else {
+            self.deleted.lock().unwrap().push(device.name.clone());
+        }
         Ok(Removal::Removed)
     }
 
@@ -434,4 +524,101 @@ pub fn dirs() -> (tempfile::TempDir, PathBuf) {
     std::fs::create_dir_all(root.join("stage")).unwrap();
     std::fs::create_dir_all(root.join("pods")).unwrap();
     (dir, root)
+}
+
+/// multipathd in memory: maps by WWID (all named `dm-7`), with their paths.
+#[derive(Debug, Default)]
+pub struct FakeMultipath {
+    /// The WWID every assembled path has.
+    pub wwid: String,
+    /// Maps: WWID and paths.
+    pub maps: Mutex<Vec<(String, Vec<String>)>>,
+    /// Every call, in order.
+    pub calls: Mutex<Vec<String>>,
+    /// multipathd is not running: assembling fails.
+    pub down: Mutex<bool>,
+    /// Error the next map removal returns (the map stays).
+    pub remove_error: Mutex<Option<Error>>,
+}
+
+impl FakeMultipath {
+    /// multipathd whose paths all have `wwid`.
+    pub fn new(wwid: &str) -> Self {
+        Self {
+            wwid: wwid.into(),
+            ..Self::default()
+        }
+    }
+
+    fn call(&self, c: String) {
+        self.calls.lock().unwrap().push(c);
+    }
+}
+
+impl Multipath for FakeMultipath {
+    fn ensure_config(&self) -> BoxFuture<'_, Result<bool>> {
+        self.call("ensure_config".into());
+        Box::pin(std::future::ready(Ok(false)))
+    }
+
+    fn assemble<'a>(&'a self, paths: &'a [Device]) -> BoxFuture<'a, Result<()>> {
+        let names: Vec<String> = paths.iter().map(|p| p.name.clone()).collect();
+        self.call(format!("assemble {}", names.join(",")));
+        if *self.down.lock().unwrap() {
+            return Box::pin(std::future::ready(Err(Error::unavailable(
+                "multipathd is not running",
+            ))));
+        }
+        let mut maps = self.maps.lock().unwrap();
+        match maps.iter_mut().find(|(w, _)| *w == self.wwid) {
+            Some((_, members)) => {
+                for n in names {
+                    if !members.contains(&n) {
+                        members.push(n);
+                    }
+                }
+            }
+            None => maps.push((self.wwid.clone(), names)),
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn map(&self, wwid: &str) -> Option<Device> {
+        let maps = self.maps.lock().unwrap();
+        maps.iter().any(|(w, _)| w == wwid).then(|| Device {
+            name: "dm-7".into(),
+            path: crate::multipath::tools::map_node(wwid),
+            udev_serial: None,
+        })
+    }
+
+    fn node_ready(&self, _map: &Device) -> bool {
+        true
+    }
+
+    fn paths_of(&self, _map: &Device) -> Vec<String> {
+        let maps = self.maps.lock().unwrap();
+        maps.first().map(|(_, p)| p.clone()).unwrap_or_default()
+    }
+
+    fn remove_map<'a>(&'a self, wwid: &'a str) -> BoxFuture<'a, Result<Removal>> {
+        self.call(format!("remove_map {wwid}"));
+        if let Some(e) = self.remove_error.lock().unwrap().take() {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let mut maps = self.maps.lock().unwrap();
+        let before = maps.len();
+        maps.retain(|(w, _)| w != wwid);
+        let r = if maps.len() < before {
+            Removal::Removed
+        } else {
+            Removal::NotFound
+        };
+        Box::pin(std::future::ready(Ok(r)))
+    }
+
+    fn forget<'a>(&'a self, disk: &'a Device) -> BoxFuture<'a, Result<()>> {
+        self.call(format!("forget {}", disk.name));
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

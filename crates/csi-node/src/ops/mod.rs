@@ -1,12 +1,16 @@
 //! The Node RPCs as operations on the OS layers, one file per RPC, plus `upkeep` (the
-//! stale-session sweep run at start and on a timer). Nothing here builds a gRPC status:
-//! operations return domain errors, `service` turns them into codes.
+//! stale-session sweep run at start and on a timer), `heal` (the staged volumes' path self-heal
+//! run with it) and `detach` (the in-use check and path teardown unstage and the sweep share).
+//! Nothing here builds a gRPC status: operations return domain errors, `service` turns them into
+//! codes.
 //!
 //! Invariants: every operation is idempotent; mutating operations are run by `service` in a
 //! spawned task that holds the volume's guard, so a client timeout never half-cancels them.
 
 pub mod capability;
+pub mod detach;
 pub mod expand;
+pub mod heal;
 pub mod info;
 pub mod publish;
 pub mod stage;
@@ -26,6 +30,7 @@ use crate::{
     host::HostView,
     iscsi::{Initiator, find_session},
     mount::{MountInfo, Mounter},
+    multipath::Multipath,
     state::{StageRecord, StateDir},
 };
 use csi_common::{
@@ -65,11 +70,19 @@ pub struct NodeCore {
     pub host: HostView,
     /// The kubelet directory: publish targets and stats paths must lie under it.
     pub kubelet_dir: PathBuf,
+    /// dm-multipath.
+    pub multipath: Arc<dyn Multipath>,
+    /// When a stage uses a multipath map (`--multipath`).
+    pub multipath_mode: crate::multipath::Mode,
 }
 
 impl NodeCore {
-    /// The disk currently attached for `record`, from the iSCSI session in sysfs.
+    /// The device the volume is used through: for a multipath stage its map (found by WWID),
+    /// else the disk of the session in sysfs.
     pub fn attached_device(&self, record: &StageRecord) -> Result<Option<Device>> {
+        if let Some(wwid) = &record.multipath {
+            return Ok(self.multipath.map(wwid));
+        }
         let target = Iqn::parse(&record.target)?;
         let sessions = self.initiator.sessions();
         Ok(find_session(&sessions, &target, record.portal)

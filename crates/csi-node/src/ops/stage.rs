@@ -1,5 +1,14 @@
-//! NodeStageVolume: log in, find and verify the disk, format only a provably new volume, mount
-//! at the staging path (mount volumes) and keep a stage record.
+//! NodeStageVolume: log in (to every portal, for a multipath stage), find and verify the disk
+//! of each path, assemble the paths into a dm-multipath map when `--multipath` says so, format
+//! only a provably new volume, mount at the staging path (mount volumes) and keep a stage
+//! record.
+//!
+//! Multipath: a new stage uses a map when `--multipath` is `on`, or `auto` with more than one
+//! portal in the publish context; the record keeps that choice and every portal, so retries and
+//! later calls follow the record, not the flag. A portal that does not log in does not fail the
+//! stage while another does (the upkeep loop logs it in later); every path's disk has its unit
+//! serial and WWID verified before multipathd is told about it, and the map is found by WWID
+//! and used through `/dev/disk/by-id/dm-uuid-mpath-<wwid>`.
 //!
 //! Invariants: the stage record is saved before the first side effect; the serial is verified
 //! before anything reads for the format decision or writes; XFS is mounted `nouuid` so clones
@@ -16,17 +25,18 @@ use crate::{
     fs::{Decision, decide, decision::Facts},
     iscsi::{Login, find_session},
     mount::{MountOptions, mountinfo::mounted_at, parse_flags},
+    multipath::conf,
     paths,
     state::{Access, StageRecord, VERSION},
 };
 use csi_common::{
     Error, Kind, Result,
     contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag, validate_portal},
-    ids::VolumeId,
+    ids::{Iqn, VolumeId},
 };
 use csi_proto::v1::NodeStageVolumeRequest;
 use nix::mount::MsFlags;
-use std::path::Path;
+use std::{net::SocketAddr, path::Path};
 
 /// Runs NodeStageVolume.
 pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
@@ -75,9 +85,9 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
             )));
         }
     }
-    let portal = match &existing {
-        Some(rec) => rec.portal,
-        None => validate_portal(&target.portals[0])?,
+    let (portals, wwid) = match &existing {
+        Some(rec) => (rec.portals(), rec.multipath.clone()),
+        None => plan_paths(core, &target)?,
     };
     let mut record = existing.unwrap_or_else(|| StageRecord {
         version: VERSION,
@@ -86,33 +96,49 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
         access: cap.access.clone(),
         access_mode: cap.mode as i32,
         target: target.iqn.to_string(),
-        portal,
+        portal: portals[0],
+        portals: if wwid.is_some() {
+            portals.clone()
+        } else {
+            Vec::new()
+        },
+        multipath: wwid,
         lun: target.lun,
         serial: target.serial.clone(),
         device: None,
     });
     core.state.save(&record)?;
 
-    let sessions = core.initiator.sessions();
-    let login = if find_session(&sessions, &target.iqn, portal).is_some() {
-        Login::AlreadyLoggedIn
-    } else {
-        core.initiator
-            .prepare(&target.iqn, portal, chap.as_ref())
-            .await?;
-        match core.initiator.login(&target.iqn, portal).await {
-            Ok(login) => login,
-            Err(e) => {
-                // Nothing attached: drop the node record (it may hold CHAP) and our record.
-                let _ = core.initiator.delete_record(&target.iqn, portal).await;
-                let _ = core.state.remove(&volume);
-                return Err(e.context(format!("stage volume {volume}")));
+    // A path of a map fails over after a few seconds; a lone path waits as long as it can.
+    let replacement = record
+        .multipath
+        .as_ref()
+        .map(|_| conf::PATH_REPLACEMENT_TIMEOUT_S);
+    let mut up = Vec::new();
+    let mut new_login = false;
+    let mut failed = Vec::new();
+    for portal in &portals {
+        match login_path(core, &target.iqn, *portal, chap.as_ref(), replacement).await {
+            Ok(login) => {
+                new_login |= login == Login::LoggedIn;
+                up.push(*portal);
             }
+            Err(e) => failed.push((*portal, e)),
         }
-    };
-    match attach(core, &mut record, &intent).await {
+    }
+    if up.is_empty() {
+        // Nothing attached: our record goes (each failed login already dropped its node record).
+        let _ = core.state.remove(&volume);
+        let (_, e) = failed.remove(0);
+        return Err(e.context(format!("stage volume {volume}")));
+    }
+    for (portal, e) in &failed {
+        tracing::warn!(volume = %volume, portal = %portal, error = %e,
+            "stage: a path did not log in; staging over the others (the upkeep loop retries it)");
+    }
+    match attach(core, &mut record, &intent, &up).await {
         Ok(()) => Ok(()),
-        Err(e) if login == Login::LoggedIn => {
+        Err(e) if new_login => {
             tracing::warn!(volume = %volume, error = %e, "stage failed after login, rolling back");
             if let Err(rollback) = unstage::teardown(core, &record).await {
                 tracing::error!(volume = %volume, error = %rollback, "rollback of a failed stage failed");
@@ -122,6 +148,51 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
             Err(e.context(format!("stage volume {volume}")))
         }
         Err(e) => Err(e.context(format!("stage volume {volume}"))),
+    }
+}
+
+/// The portals a new stage logs in to and the WWID of its map (`None`: single path): every
+/// portal of the publish context with a map when `--multipath` wants one for that many
+/// portals, else the first portal alone.
+fn plan_paths(core: &NodeCore, target: &IscsiTarget) -> Result<(Vec<SocketAddr>, Option<String>)> {
+    let all = target
+        .portals
+        .iter()
+        .map(|p| validate_portal(p))
+        .collect::<Result<Vec<_>>>()?;
+    if !core.multipath_mode.wants_map(all.len()) {
+        return Ok((all.into_iter().take(1).collect(), None));
+    }
+    let wwid = matcher::expected_wwid(&target.serial).ok_or_else(|| {
+        Error::failed_precondition(format!(
+            "serial {:?} has too few hex digits to derive the LUN's WWID: cannot verify a multipath map",
+            target.serial
+        ))
+    })?;
+    Ok((all, Some(wwid)))
+}
+
+/// Logs in to `target` at `portal` unless a session exists; a failed login drops the node
+/// record it created (it may hold CHAP secrets).
+async fn login_path(
+    core: &NodeCore,
+    target: &Iqn,
+    portal: SocketAddr,
+    chap: Option<&Chap>,
+    replacement_timeout: Option<u32>,
+) -> Result<Login> {
+    if find_session(&core.initiator.sessions(), target, portal).is_some() {
+        return Ok(Login::AlreadyLoggedIn);
+    }
+    core.initiator
+        .prepare(target, portal, chap, replacement_timeout)
+        .await?;
+    match core.initiator.login(target, portal).await {
+        Ok(login) => Ok(login),
+        Err(e) => {
+            let _ = core.initiator.delete_record(target, portal).await;
+            Err(e)
+        }
     }
 }
 
@@ -135,11 +206,35 @@ struct Intent<'a> {
     content_source: &'a str,
 }
 
-/// After login: find and verify the disk; mount volumes get formatted (if new) and mounted.
-async fn attach(core: &NodeCore, record: &mut StageRecord, intent: &Intent<'_>) -> Result<()> {
-    let expected = record.expected()?;
-    let device = find_disk(core, &expected).await?;
-    verify_serial(core, &device, &expected.serial)?;
+/// After login: find and verify the disk of every path that is `up` (and assemble their map);
+/// mount volumes get formatted (if new) and mounted.
+async fn attach(
+    core: &NodeCore,
+    record: &mut StageRecord,
+    intent: &Intent<'_>,
+    up: &[SocketAddr],
+) -> Result<()> {
+    let device = match record.multipath.clone() {
+        None => {
+            let expected = record.expected()?;
+            let device = find_disk(core, &expected).await?;
+            verify_serial(core, &device, &expected.serial)?;
+            device
+        }
+        Some(wwid) => {
+            let mut paths = Vec::new();
+            for portal in up {
+                let expected = record.expected_at(*portal)?;
+                let disk = find_disk(core, &expected).await?;
+                verify_serial(core, &disk, &expected.serial)?;
+                matcher::check_wwid(&core.devices.kernel_wwid(&disk)?, &wwid)?;
+                paths.push(disk);
+            }
+            let map = assemble(core, &wwid, &paths).await?;
+            verify_serial(core, &map, &record.serial)?;
+            map
+        }
+    };
     if record.device.as_deref() != Some(device.name.as_str()) {
         record.device = Some(device.name.clone());
         core.state.save(record)?;
@@ -246,6 +341,45 @@ pub async fn find_disk(core: &NodeCore, expected: &Expected) -> Result<Device> {
             e
         }
     })
+}
+
+/// The multipath map of `wwid` with (at least) every one of `paths` in it, assembled if needed:
+/// Carve's drop-in checked, the WWID registered and the missing paths handed to multipathd,
+/// then up to `device_timeout` for the map (sysfs) and its by-id node (udev). The caller
+/// verified each path's serial and WWID before.
+pub async fn assemble(core: &NodeCore, wwid: &str, paths: &[Device]) -> Result<Device> {
+    core.multipath.ensure_config().await?;
+    let members = core
+        .multipath
+        .map(wwid)
+        .map(|m| core.multipath.paths_of(&m))
+        .unwrap_or_default();
+    let missing: Vec<Device> = paths
+        .iter()
+        .filter(|p| !members.contains(&p.name))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        core.multipath.assemble(&missing).await?;
+    }
+    let deadline = tokio::time::Instant::now() + core.device_timeout;
+    loop {
+        if let Some(map) = core.multipath.map(wwid) {
+            let members = core.multipath.paths_of(&map);
+            if paths.iter().all(|p| members.contains(&p.name)) && core.multipath.node_ready(&map) {
+                tracing::info!(wwid, map = %map.name, paths = ?members, "multipath map ready");
+                return Ok(map);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::deadline_exceeded(format!(
+                "the multipath map of WWID {wwid} with paths {:?} did not appear within {:?} (is multipathd running?)",
+                paths.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+                core.device_timeout
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Grows an existing filesystem to fill its disk right after mounting it.

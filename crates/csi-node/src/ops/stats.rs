@@ -64,18 +64,29 @@ pub async fn stats(
     }
     let target = Iqn::parse(&record.target)?;
     let sessions = core.initiator.sessions();
-    let session = find_session(&sessions, &target, record.portal);
     let device = core.attached_device(&record)?;
     let mut problems = Vec::new();
-    match session {
-        None => problems.push(format!("no iSCSI session to {target}")),
-        Some(s) if s.state != "LOGGED_IN" => {
-            problems.push(format!("iSCSI session {} is {}", s.sid, s.state))
+    for portal in record.portals() {
+        match find_session(&sessions, &target, portal) {
+            None => problems.push(format!("no iSCSI session to {target} at {portal}")),
+            Some(s) if s.state != "LOGGED_IN" => problems.push(format!(
+                "iSCSI session {} to {portal} is {}",
+                s.sid, s.state
+            )),
+            Some(s) if record.multipath.is_some() && s.disk(record.lun).is_none() => {
+                problems.push(format!(
+                    "the path through {portal} has no disk for LUN {}",
+                    record.lun
+                ))
+            }
+            Some(_) => {}
         }
-        Some(_) => {}
     }
     if device.as_ref().is_none_or(|d| !core.devices.exists(d)) {
-        problems.push(format!("disk of LUN {} is gone", record.lun));
+        problems.push(match &record.multipath {
+            Some(wwid) => format!("the multipath map of {wwid} is gone"),
+            None => format!("disk of LUN {} is gone", record.lun),
+        });
     }
     let mut usage = Vec::new();
     if let Some(e) = io_error {

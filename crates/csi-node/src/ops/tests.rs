@@ -23,6 +23,7 @@ const SERIAL: &str = "5a0c1e00-0000-4000-8000-00000000c0de";
 
 mod expand;
 mod holds;
+mod multipath;
 mod safety;
 mod unknown;
 
@@ -32,6 +33,7 @@ struct Harness {
     devs: Arc<FakeDevices>,
     probe: Arc<FakeProbe>,
     mounts: Arc<RecordingMounter>,
+    mp: Arc<FakeMultipath>,
     runner: Arc<ScriptedRunner>,
     root: PathBuf,
     _dir: tempfile::TempDir,
@@ -60,6 +62,9 @@ fn harness(probe: Result<Probe, String>) -> Harness {
     let probe = Arc::new(FakeProbe::new(probe));
     let mounts = Arc::new(RecordingMounter::default());
     let runner = Arc::new(ScriptedRunner::new());
+    let mp = Arc::new(FakeMultipath::new(
+        &crate::device::matcher::expected_wwid(SERIAL).unwrap(),
+    ));
     let core = NodeCore {
         node_id: NodeId::parse("iqn.2024-01.dev.carve:node1").unwrap(),
         max_volumes: 10,
@@ -77,6 +82,8 @@ fn harness(probe: Result<Probe, String>) -> Harness {
         device_timeout: Duration::from_secs(1),
         host: fake_host(&root),
         kubelet_dir: root.clone(),
+        multipath: mp.clone(),
+        multipath_mode: crate::multipath::Mode::Auto,
     };
     Harness {
         core,
@@ -84,6 +91,7 @@ fn harness(probe: Result<Probe, String>) -> Harness {
         devs,
         probe,
         mounts,
+        mp,
         runner,
         root,
         _dir: dir,

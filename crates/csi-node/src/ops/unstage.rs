@@ -1,5 +1,5 @@
-//! NodeUnstageVolume: unmount, flush, delete the SCSI device, log out, delete the node record
-//! and the stage record.
+//! NodeUnstageVolume: unmount, flush, remove the multipath map (if any), delete each path's SCSI
+//! device, log out of each, delete the node records and the stage record.
 //!
 //! Invariants: the stage record stays until every step is done, so a retry resumes; nothing is
 //! left mounted, attached or logged in when it returns OK. A volume still in use is refused
@@ -13,9 +13,13 @@
 //! A volume not staged at that path, an id Carve never issued included, is OK and nothing is
 //! touched (spec.md: "not staged to the staging_target_path: the Plugin MUST reply 0 OK").
 
-use super::{NodeCore, device_binds, other_mounts_of};
+use super::{
+    NodeCore,
+    detach::{self, Allowed, Flush},
+};
 use crate::{
     device::Device,
+    iscsi::find_session,
     mount::mountinfo::mounted_at,
     paths,
     state::{Access, StageRecord},
@@ -54,7 +58,9 @@ pub async fn unstage(core: &NodeCore, req: NodeUnstageVolumeRequest) -> Result<(
 }
 
 /// Refuses (changing nothing) while the volume is in use; otherwise undoes whatever part of a
-/// stage exists. Fails on the first step that fails.
+/// stage exists: unmount, then for a multipath stage flush and remove the map (its removal must
+/// succeed, or this fails and a retry resumes here), then detach every path
+/// ([`detach::detach_path`]). Fails on the first step that fails.
 pub async fn teardown(core: &NodeCore, record: &StageRecord) -> Result<()> {
     let target = Iqn::parse(&record.target)?;
     let device = core
@@ -83,82 +89,120 @@ pub async fn teardown(core: &NodeCore, record: &StageRecord) -> Result<()> {
             )));
         }
     }
-    if let Some(dev) = &device {
-        flush(core, record, &target, dev).await?;
-        core.devices.delete(dev)?;
-        tracing::info!(volume = %record.volume_id, device = %dev.path.display(), "deleted SCSI device");
-    } else {
+    let flush = match &record.multipath {
+        Some(wwid) => {
+            remove_map(core, record, &target, wwid, device.as_ref()).await?;
+            Flush::Skip
+        }
+        None => Flush::Required,
+    };
+    if device.is_none() {
         tracing::info!(volume = %record.volume_id, "no disk attached: nothing to flush or delete");
     }
-    let logout = core.initiator.logout(&target, record.portal).await?;
-    let deleted = core.initiator.delete_record(&target, record.portal).await?;
-    tracing::info!(volume = %record.volume_id, target = %target, logout = ?logout, record = ?deleted, "detached");
+    for portal in record.portals() {
+        detach::detach_path(core, &target, portal, Some(record.lun), flush).await?;
+    }
+    tracing::info!(volume = %record.volume_id, target = %target, "detached");
     Ok(())
 }
 
-/// FailedPrecondition naming the user when the volume is still in use on this node.
-fn refuse_if_in_use(core: &NodeCore, record: &StageRecord, device: Option<&Device>) -> Result<()> {
-    let busy = |what: String| Err(Error::failed_precondition(what));
-    let table = core.mounter.table()?;
-    if let Some(b) = device.and_then(|d| device_binds(&table, &d.name).first().copied()) {
-        return busy(format!(
-            "block volume is still published at {}: unpublish it first",
-            b.mount_point.display()
-        ));
-    }
-    if let Some(dev) = device
-        && let Some(holder) = core.host.holders(&dev.name)?.first()
-    {
-        return busy(format!(
-            "{} is held by {holder} (/sys/class/block/{}/holders): deactivate it first",
-            dev.path.display(),
-            dev.name
-        ));
-    }
-    let staged = mounted_at(&table, &record.staging_path);
-    if let (Access::Mount { .. }, Some(m)) = (&record.access, staged)
-        && let Some(o) = other_mounts_of(&table, m, &[&record.staging_path]).first()
-    {
-        return busy(format!(
-            "volume is still published at {}: unpublish it first",
-            o.mount_point.display()
-        ));
-    }
-    let number = device
-        .and_then(|d| core.host.dev_number(&d.name))
-        .or(staged.map(|m| (m.major, m.minor)));
-    if let Some((major, minor)) = number {
-        let ours: Vec<_> = staged.into_iter().collect();
-        if let Some(elsewhere) = core.host.foreign_mounts(major, minor, &ours)?.first() {
-            return busy(format!(
-                "the volume's filesystem is still mounted in another mount namespace at {elsewhere}"
-            ));
+/// Flushes the map's buffers (unless no path of it is logged in: nothing could write them),
+/// removes the map (`multipath -f`) and unregisters its WWID. The removal must succeed; the
+/// unregistration is logged when it fails (a registered WWID only makes multipathd claim that
+/// LUN again, and a volume id, so its WWID, is never reused).
+async fn remove_map(
+    core: &NodeCore,
+    record: &StageRecord,
+    target: &Iqn,
+    wwid: &str,
+    map: Option<&Device>,
+) -> Result<()> {
+    let sessions = core.initiator.sessions();
+    let paths: Vec<Device> = record
+        .portals()
+        .into_iter()
+        .filter_map(|p| find_session(&sessions, target, p))
+        .filter_map(|s| s.disk(record.lun))
+        .map(Device::from_name)
+        .filter(|d| core.devices.exists(d))
+        .collect();
+    if let Some(map) = map {
+        let reachable = record
+            .portals()
+            .into_iter()
+            .any(|p| find_session(&sessions, target, p).is_some_and(|s| s.state == "LOGGED_IN"));
+        if reachable {
+            core.devices.flush(map).await?;
+        } else {
+            tracing::warn!(volume = %record.volume_id, map = %map.name, "no path of the map is logged in: not flushing it");
         }
     }
-    if let (Access::Block, Some(dev)) = (&record.access, device)
-        && let Some(user) = core.host.exclusive_user(&dev.name)?
+    let removal = core.multipath.remove_map(wwid).await?;
+    tracing::info!(volume = %record.volume_id, wwid, removal = ?removal, "removed multipath map");
+    if let Some(path) = paths.first()
+        && let Err(e) = core.multipath.forget(path).await
     {
-        return busy(user);
+        tracing::warn!(volume = %record.volume_id, wwid, error = %e, "cannot remove the WWID from multipath's wwids file");
     }
     Ok(())
 }
 
-/// Flushes the disk's buffers, unless nothing can reach the disk any more: it vanished, its
-/// session is not logged in, or the kernel answers ENXIO (the target dropped the LUN). Those
-/// buffers cannot be written anywhere, and refusing would leave the session and records behind
-/// forever.
-async fn flush(core: &NodeCore, record: &StageRecord, target: &Iqn, dev: &Device) -> Result<()> {
-    let Err(e) = core.devices.flush(dev).await else {
-        return Ok(());
+/// FailedPrecondition naming the user when the volume is still in use on this node: the device
+/// it is used through ([`detach::in_use`], our staging mount allowed) and, for a multipath
+/// stage, each path disk (only the map may hold it).
+fn refuse_if_in_use(core: &NodeCore, record: &StageRecord, device: Option<&Device>) -> Result<()> {
+    let table = core.mounter.table()?;
+    let staged = match &record.access {
+        Access::Mount { .. } => mounted_at(&table, &record.staging_path),
+        Access::Block => None,
     };
-    let sessions = core.initiator.sessions();
-    let logged_in = crate::iscsi::find_session(&sessions, target, record.portal)
-        .is_some_and(|s| s.state == "LOGGED_IN");
-    let unreachable = e.message().contains("No such device or address");
-    if !core.devices.exists(dev) || !logged_in || unreachable {
-        tracing::warn!(volume = %record.volume_id, device = %dev.path.display(), error = %e,
-            logged_in, "disk unreachable: skipping the flush");
-        return Ok(());
+    let allowed = Allowed {
+        staging: staged,
+        holder: None,
+        exclusive: matches!(record.access, Access::Block),
+    };
+    let why = match (device, staged) {
+        (Some(dev), _) => detach::in_use(core, &dev.name, allowed)?,
+        // The disk is gone but our staging mount is still there: its other mounts are still
+        // users of the volume's (dead) filesystem.
+        (None, Some(m)) => {
+            let other = table.iter().find(|o| {
+                (o.major, o.minor) == (m.major, m.minor) && o.mount_point != m.mount_point
+            });
+            match other {
+                Some(o) => Some(format!(
+                    "volume is still published at {}: unpublish it first",
+                    o.mount_point.display()
+                )),
+                None => core.host.foreign_mounts(m.major, m.minor, &[m])?.first().map(|f| {
+                    format!("the volume's filesystem is still mounted in another mount namespace at {f}")
+                }),
+            }
+        }
+        (None, None) => None,
+    };
+    if let Some(why) = why {
+        return Err(Error::failed_precondition(why));
     }
-    Err(e)
+    if record.multipath.is_some() {
+        let target = Iqn::parse(&record.target)?;
+        let sessions = core.initiator.sessions();
+        for portal in record.portals() {
+            let Some(disk) =
+                find_session(&sessions, &target, portal).and_then(|s| s.disk(record.lun))
+            else {
+                continue;
+            };
+            let allowed = Allowed {
+                holder: device.map(|d| d.name.as_str()),
+                ..Allowed::default()
+            };
+            if let Some(why) = detach::in_use(core, disk, allowed)? {
+                return Err(Error::failed_precondition(format!(
+                    "a path of the volume's multipath map is in use: {why}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

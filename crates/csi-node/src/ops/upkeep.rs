@@ -1,4 +1,5 @@
-//! Stale-session cleanup, run once before the node serves and then every `--upkeep-interval`.
+//! The upkeep loop, run once before the node serves and then every `--upkeep-interval`: the
+//! stale-session cleanup here, then the staged volumes' path self-heal ([`super::heal`]).
 //!
 //! A session or node record of one of Carve's own targets (`<target IQN prefix>:<volume id>`,
 //! through the plugin's iface) that no stage record owns is debris: a plugin or node crash
@@ -14,8 +15,11 @@
 //! device, log out, delete the node record) and each removal is logged. Other initiators'
 //! sessions (another iface) and other targets are never touched.
 
-use super::{NodeCore, device_binds};
-use crate::{device::Device, iscsi::Session};
+use super::{
+    NodeCore,
+    detach::{self, Allowed, Flush},
+};
+use crate::iscsi::Session;
 use csi_common::{
     Result,
     guard::OperationGuards,
@@ -38,35 +42,6 @@ pub struct Sweep {
 pub fn own_volume(prefix: &Iqn, target: &str) -> Option<VolumeId> {
     let id = target.strip_prefix(prefix.as_str())?.strip_prefix(':')?;
     VolumeId::lookup(id).ok().flatten()
-}
-
-/// Why `disk` is in use, if it is (mounts in any namespace, device binds, holders, exclusive
-/// openers).
-fn disk_in_use(core: &NodeCore, disk: &str) -> Result<Option<String>> {
-    let table = core.mounter.table()?;
-    if let Some(number) = core.host.dev_number(disk) {
-        if let Some(m) = table.iter().find(|m| (m.major, m.minor) == number) {
-            return Ok(Some(format!(
-                "/dev/{disk} is mounted at {}",
-                m.mount_point.display()
-            )));
-        }
-        if let Some(elsewhere) = core.host.foreign_mounts(number.0, number.1, &[])?.first() {
-            return Ok(Some(format!(
-                "/dev/{disk} is mounted in another mount namespace at {elsewhere}"
-            )));
-        }
-    }
-    if let Some(bind) = device_binds(&table, disk).first() {
-        return Ok(Some(format!(
-            "/dev/{disk} is bind-mounted at {}",
-            bind.mount_point.display()
-        )));
-    }
-    if let Some(holder) = core.host.holders(disk)?.first() {
-        return Ok(Some(format!("/dev/{disk} is held by {holder}")));
-    }
-    core.host.exclusive_user(disk)
 }
 
 /// One sweep: removes every stale session and node record of Carve's targets under `prefix`.
@@ -153,41 +128,32 @@ pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> S
     done
 }
 
-/// Removes one stale session unless a disk of it is in use (answered as `Some(why)`).
-/// A disk of a session that is not logged in (recovering, or fenced by the target) is not
-/// flushed: nothing can reach it, and the flush would block until iscsid gives up.
+/// Removes one stale session unless a disk of it is in use (answered as `Some(why)`), through
+/// the same detach as unstage ([`detach::detach_path`]; best-effort flush: nobody's data).
 async fn remove_session(
     core: &NodeCore,
     session: &Session,
     portal: SocketAddr,
 ) -> Result<Option<String>> {
     for (_, disk) in &session.disks {
-        if let Some(why) = disk_in_use(core, disk)? {
+        if let Some(why) = detach::in_use(
+            core,
+            disk,
+            Allowed {
+                exclusive: true,
+                ..Allowed::default()
+            },
+        )? {
             return Ok(Some(why));
         }
     }
-    for (_, disk) in &session.disks {
-        let device = Device::from_name(disk);
-        if !core.devices.exists(&device) {
-            continue;
-        }
-        if session.state != "LOGGED_IN" {
-            tracing::warn!(device = %device.path.display(), state = %session.state,
-                "upkeep: stale session not logged in: not flushing its disk");
-        } else if let Err(e) = core.devices.flush(&device).await {
-            // Nobody uses the disk; buffers it cannot write are nobody's data.
-            tracing::warn!(device = %device.path.display(), error = %e, "upkeep: flush of a stale disk failed");
-        }
-        core.devices.delete(&device)?;
-    }
     let iqn = Iqn::parse(&session.target)?;
-    core.initiator.logout(&iqn, portal).await?;
-    core.initiator.delete_record(&iqn, portal).await?;
+    detach::detach_path(core, &iqn, portal, None, Flush::BestEffort).await?;
     Ok(None)
 }
 
-/// Runs a sweep now and then every `interval` in a background task, for the life of the
-/// process. An `interval` of zero disables both.
+/// Runs a sweep and a self-heal round now and then every `interval` in a background task, for
+/// the life of the process. An `interval` of zero disables all of it.
 pub async fn start(
     core: Arc<NodeCore>,
     guards: OperationGuards,
@@ -199,10 +165,13 @@ pub async fn start(
         return None;
     }
     let first = sweep(&core, &guards, &prefix).await;
+    let healed = super::heal::heal(&core, &guards).await;
     tracing::info!(
         sessions_removed = first.sessions_removed.len(),
         records_removed = first.records_removed.len(),
         in_use = first.in_use.len(),
+        paths_restored = healed.restored.len(),
+        paths_degraded = healed.degraded.len(),
         "upkeep: start-up sweep done"
     );
     Some(tokio::spawn(async move {
@@ -212,7 +181,8 @@ pub async fn start(
         loop {
             tick.tick().await;
             let done = sweep(&core, &guards, &prefix).await;
-            tracing::debug!(?done, "upkeep sweep");
+            let healed = super::heal::heal(&core, &guards).await;
+            tracing::debug!(?done, ?healed, "upkeep sweep");
         }
     }))
 }
