@@ -14,6 +14,7 @@ pub mod heal;
 pub mod info;
 pub mod publish;
 pub mod stage;
+pub mod stage_paths;
 pub mod stats;
 pub mod unpublish;
 pub mod unstage;

@@ -19,7 +19,7 @@
 //! access mode, or publish_context `readonly`: the LUN is write-protected) writes nothing: no
 //! mkfs, fsck or grow, and a mount that replays no journal.
 
-use super::{NodeCore, capability, unstage};
+use super::{NodeCore, capability, stage_paths, unstage};
 use crate::{
     device::{Device, Expected, matcher},
     fs::{Decision, decide, decision::Facts},
@@ -31,7 +31,7 @@ use crate::{
 };
 use csi_common::{
     Error, Kind, Result,
-    contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag, validate_portal},
+    contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag},
     ids::{Iqn, VolumeId},
 };
 use csi_proto::v1::NodeStageVolumeRequest;
@@ -87,7 +87,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
     }
     let (portals, wwid) = match &existing {
         Some(rec) => (rec.portals(), rec.multipath.clone()),
-        None => plan_paths(core, &target)?,
+        None => stage_paths::plan(core, &target)?,
     };
     let mut record = existing.unwrap_or_else(|| StageRecord {
         version: VERSION,
@@ -151,27 +151,6 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
     }
 }
 
-/// The portals a new stage logs in to and the WWID of its map (`None`: single path): every
-/// portal of the publish context with a map when `--multipath` wants one for that many
-/// portals, else the first portal alone.
-fn plan_paths(core: &NodeCore, target: &IscsiTarget) -> Result<(Vec<SocketAddr>, Option<String>)> {
-    let all = target
-        .portals
-        .iter()
-        .map(|p| validate_portal(p))
-        .collect::<Result<Vec<_>>>()?;
-    if !core.multipath_mode.wants_map(all.len()) {
-        return Ok((all.into_iter().take(1).collect(), None));
-    }
-    let wwid = matcher::expected_wwid(&target.serial).ok_or_else(|| {
-        Error::failed_precondition(format!(
-            "serial {:?} has too few hex digits to derive the LUN's WWID: cannot verify a multipath map",
-            target.serial
-        ))
-    })?;
-    Ok((all, Some(wwid)))
-}
-
 /// Logs in to `target` at `portal` unless a session exists; a failed login drops the node
 /// record it created (it may hold CHAP secrets).
 async fn login_path(
@@ -230,7 +209,7 @@ async fn attach(
                 matcher::check_wwid(&core.devices.kernel_wwid(&disk)?, &wwid)?;
                 paths.push(disk);
             }
-            let map = assemble(core, &wwid, &paths).await?;
+            let map = stage_paths::assemble(core, &wwid, &paths).await?;
             verify_serial(core, &map, &record.serial)?;
             map
         }
@@ -341,45 +320,6 @@ pub async fn find_disk(core: &NodeCore, expected: &Expected) -> Result<Device> {
             e
         }
     })
-}
-
-/// The multipath map of `wwid` with (at least) every one of `paths` in it, assembled if needed:
-/// Carve's drop-in checked, the WWID registered and the missing paths handed to multipathd,
-/// then up to `device_timeout` for the map (sysfs) and its by-id node (udev). The caller
-/// verified each path's serial and WWID before.
-pub async fn assemble(core: &NodeCore, wwid: &str, paths: &[Device]) -> Result<Device> {
-    core.multipath.ensure_config().await?;
-    let members = core
-        .multipath
-        .map(wwid)
-        .map(|m| core.multipath.paths_of(&m))
-        .unwrap_or_default();
-    let missing: Vec<Device> = paths
-        .iter()
-        .filter(|p| !members.contains(&p.name))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        core.multipath.assemble(&missing).await?;
-    }
-    let deadline = tokio::time::Instant::now() + core.device_timeout;
-    loop {
-        if let Some(map) = core.multipath.map(wwid) {
-            let members = core.multipath.paths_of(&map);
-            if paths.iter().all(|p| members.contains(&p.name)) && core.multipath.node_ready(&map) {
-                tracing::info!(wwid, map = %map.name, paths = ?members, "multipath map ready");
-                return Ok(map);
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::deadline_exceeded(format!(
-                "the multipath map of WWID {wwid} with paths {:?} did not appear within {:?} (is multipathd running?)",
-                paths.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-                core.device_timeout
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// Grows an existing filesystem to fill its disk right after mounting it.
