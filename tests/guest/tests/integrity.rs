@@ -4,7 +4,9 @@
 //! and wipe; thin: the pool's zeroing, refused when it is off). Each scenario makes its own
 //! small pool or volume group and removes it at the end, then accounts for leaks.
 
-use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, run, run_ok};
+use carve_guest_tests::{
+    Driver, DriverOptions, Lab, assert_no_leaks, run, run_ok, volume::delete_volume,
+};
 use carvectl::request::{block_capability, capacity_range};
 use csi_proto::v1::{
     CreateVolumeRequest, DeleteVolumeRequest, ProbeRequest, volume_capability::access_mode::Mode,
@@ -209,19 +211,6 @@ async fn create_id(driver: &Driver, req: CreateVolumeRequest) -> String {
         .volume_id
 }
 
-async fn delete(driver: &Driver, id: &str) {
-    driver
-        .controller
-        .controller
-        .clone()
-        .delete_volume(DeleteVolumeRequest {
-            volume_id: id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("DeleteVolume {id}: {s:?}\n{}", driver.logs()));
-}
-
 async fn ready(driver: &Driver) -> Option<bool> {
     driver
         .controller
@@ -253,7 +242,7 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     );
     let extents = pe_ranges(&lab.vg, &first);
     let started = Instant::now();
-    delete(&driver, &first).await;
+    delete_volume(&driver, &first).await;
     let delete_took = started.elapsed();
     wait_wiped(&lab.vg);
     let second = create_id(&driver, request("tenant-b", 64 * MIB, false)).await;
@@ -267,7 +256,7 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
         Vec::<u64>::new(),
         "linear remanence"
     );
-    delete(&driver, &second).await;
+    delete_volume(&driver, &second).await;
     wait_wiped(&lab.vg);
     eprintln!("linear DeleteVolume answered in {delete_took:?}");
 
@@ -275,7 +264,7 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     // write into a new volume.
     let first = create_id(&driver, request("tenant-c", 60 * MIB, true)).await;
     write_marker(&lab.vg, &first);
-    delete(&driver, &first).await;
+    delete_volume(&driver, &first).await;
     let second = create_id(&driver, request("tenant-d", 60 * MIB, true)).await;
     {
         let path = format!("/dev/{}/{second}", lab.vg);
@@ -292,7 +281,7 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
         Vec::<u64>::new(),
         "thin remanence"
     );
-    delete(&driver, &second).await;
+    delete_volume(&driver, &second).await;
 
     // A pool that stops zeroing: thin CreateVolume refused, Probe not ready; back when it zeroes.
     run_ok("lvchange", &["--zero", "n", &format!("{}/pool", lab.vg)]);
@@ -473,7 +462,7 @@ async fn a_full_thin_pool_shows_in_condition_and_capacity() {
         "{condition:?}"
     );
 
-    delete(&driver, &id).await;
+    delete_volume(&driver, &id).await;
     assert!(
         capacity().await >= 60 * MIB,
         "room again once the volume is gone"
@@ -594,7 +583,7 @@ async fn a_revoked_acl_never_comes_back_from_saveconfig() {
     let saved = std::fs::read_to_string(&saveconfig).expect("saveconfig");
     assert!(!saved.contains(&lab.initiator), "and saved that");
 
-    delete(&driver, &id).await;
+    delete_volume(&driver, &id).await;
     drop(driver);
     assert_no_leaks(&lab, None);
 }

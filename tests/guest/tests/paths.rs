@@ -13,7 +13,9 @@
 //! included).
 
 mod iscsi_paths {
-    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok};
+    use carve_guest_tests::{
+        Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok, volume::Timer,
+    };
     use carvectl::request::{block_capability, capacity_range, mount_capability};
     use csi_proto::v1::{
         ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
@@ -223,26 +225,11 @@ mod iscsi_paths {
         }
     }
 
-    /// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
-    struct Timer(&'static str, Instant);
-
-    impl Drop for Timer {
-        fn drop(&mut self) {
-            eprintln!(
-                "iscsi_paths::{}: {:.1} s",
-                self.0,
-                self.1.elapsed().as_secs_f64()
-            );
-        }
-    }
-
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn an_ipv6_portal_logs_in_finds_its_disk_and_carries_data() {
-        let _timer = Timer(
-            "an_ipv6_portal_logs_in_finds_its_disk_and_carries_data",
-            Instant::now(),
-        );
+        let _timer =
+            Timer::start("iscsi_paths::an_ipv6_portal_logs_in_finds_its_disk_and_carries_data");
         let lab = Lab::from_env();
         let driver = Driver::start(
             &lab,
@@ -309,10 +296,8 @@ mod iscsi_paths {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn stage_rescans_a_session_logged_in_with_manual_scan() {
-        let _timer = Timer(
-            "stage_rescans_a_session_logged_in_with_manual_scan",
-            Instant::now(),
-        );
+        let _timer =
+            Timer::start("iscsi_paths::stage_rescans_a_session_logged_in_with_manual_scan");
         let lab = Lab::from_env();
         let original = std::fs::read_to_string(ISCSID_CONF).expect("iscsid.conf");
         let _restore = ConfRestore(original.clone());
@@ -356,9 +341,8 @@ mod iscsi_paths {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn stage_rescans_a_session_whose_disk_was_deleted_behind_its_back() {
-        let _timer = Timer(
-            "stage_rescans_a_session_whose_disk_was_deleted_behind_its_back",
-            Instant::now(),
+        let _timer = Timer::start(
+            "iscsi_paths::stage_rescans_a_session_whose_disk_was_deleted_behind_its_back",
         );
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, options()).await;
@@ -438,9 +422,8 @@ mod iscsi_paths {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume() {
-        let _timer = Timer(
-            "the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume",
-            Instant::now(),
+        let _timer = Timer::start(
+            "iscsi_paths::the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume",
         );
         let lab = Lab::from_env();
         // No periodic sweep during the test: only the one at start-up.
@@ -509,9 +492,8 @@ mod iscsi_paths {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted() {
-        let _timer = Timer(
-            "the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted",
-            Instant::now(),
+        let _timer = Timer::start(
+            "iscsi_paths::the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted",
         );
         let lab = Lab::from_env();
         // Set the scene with the upkeep off (a sweep must not win the race between the login
@@ -633,9 +615,8 @@ mod iscsi_paths {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path() {
-        let _timer = Timer(
-            "multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path",
-            Instant::now(),
+        let _timer = Timer::start(
+            "iscsi_paths::multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path",
         );
         let lab = Lab::from_env();
         let driver = Driver::start(

@@ -7,7 +7,9 @@
 //! unstages. Every scenario checks its data by checksum and ends with leak accounting.
 
 mod safety {
-    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok};
+    use carve_guest_tests::{
+        Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok, volume::Timer,
+    };
     use carvectl::request::{block_capability, capacity_range, mount_capability};
     use csi_proto::v1::{
         ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
@@ -19,23 +21,11 @@ mod safety {
         collections::HashMap,
         io::Write,
         path::{Path, PathBuf},
-        time::{Duration, Instant},
+        time::Duration,
     };
     use tonic::{Code, Status};
 
     const MIB: i64 = 1024 * 1024;
-
-    struct Timer(&'static str, Instant);
-
-    impl Drop for Timer {
-        fn drop(&mut self) {
-            eprintln!(
-                "safety::{}: {:.1} s",
-                self.0,
-                self.1.elapsed().as_secs_f64()
-            );
-        }
-    }
 
     fn fs(fs_type: &str, flags: &[&str]) -> VolumeCapability {
         mount_capability(Mode::SingleNodeWriter, fs_type, flags, "")
@@ -406,10 +396,7 @@ mod safety {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn readonly_attachments_are_unwritable_through_configfs() {
-        let _t = Timer(
-            "readonly_attachments_are_unwritable_through_configfs",
-            Instant::now(),
-        );
+        let _t = Timer::start("safety::readonly_attachments_are_unwritable_through_configfs");
         let lab = Lab::from_env();
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         readonly_filesystem(&driver, "ext4", 64 * MIB).await;
@@ -421,10 +408,7 @@ mod safety {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn readonly_attachments_are_unwritable_through_targetcli() {
-        let _t = Timer(
-            "readonly_attachments_are_unwritable_through_targetcli",
-            Instant::now(),
-        );
+        let _t = Timer::start("safety::readonly_attachments_are_unwritable_through_targetcli");
         let lab = Lab::from_env();
         let options = DriverOptions {
             lio_backend: "targetcli",
@@ -638,7 +622,7 @@ mod safety {
         F: FnOnce(Driver) -> Fut,
         Fut: std::future::Future<Output = Driver>,
     {
-        let _t = Timer(name, Instant::now());
+        let _t = Timer::start(name);
         let lab = Lab::from_env();
         let driver = body(Driver::start(&lab, DriverOptions::default()).await).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
@@ -647,17 +631,20 @@ mod safety {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn raw_data_survives_a_filesystem_stage_attempt() {
-        scenario("raw_data_survives_a_filesystem_stage_attempt", |d| async {
-            raw_data_is_never_formatted(&d).await;
-            d
-        })
+        scenario(
+            "safety::raw_data_survives_a_filesystem_stage_attempt",
+            |d| async {
+                raw_data_is_never_formatted(&d).await;
+                d
+            },
+        )
         .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn unstage_with_a_holder_or_another_mount_namespace_is_refused_and_changes_nothing() {
-        scenario("unstage_refusals", |d| async {
+        scenario("safety::unstage_refusals", |d| async {
             unstage_refuses_while_a_holder_uses_the_disk(&d).await;
             unstage_refuses_while_mounted_in_another_namespace(&d).await;
             d
@@ -669,7 +656,7 @@ mod safety {
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn unstage_after_the_target_vanished_leaves_nothing() {
         scenario(
-            "unstage_after_the_target_vanished_leaves_nothing",
+            "safety::unstage_after_the_target_vanished_leaves_nothing",
             |d| async {
                 unstage_finishes_when_the_target_is_gone(&d).await;
                 d
@@ -681,7 +668,7 @@ mod safety {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn ext4_gone_read_only_is_abnormal_unpublishable_and_unstages() {
-        scenario("ext4_gone_read_only", |d| async {
+        scenario("safety::ext4_gone_read_only", |d| async {
             broken_filesystems(&d, "ext4", 64 * MIB).await;
             d
         })
@@ -691,7 +678,7 @@ mod safety {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn xfs_shut_down_is_abnormal_unpublishable_and_unstages() {
-        scenario("xfs_shut_down", |d| async {
+        scenario("safety::xfs_shut_down", |d| async {
             broken_filesystems(&d, "xfs", 320 * MIB).await;
             d
         })
