@@ -95,6 +95,13 @@ pub struct ControllerArgs {
     #[arg(long, env = "CARVE_LVM_RESYNC_INTERVAL", default_value = "60", value_parser = parse_seconds)]
     pub lvm_resync_interval: Duration,
 
+    /// How often the thin pool's usage, faults and zeroing flag are read from LVM (one
+    /// `lvs vg/pool`, off the request path), in seconds. Thin CreateVolume, expansion and
+    /// snapshots are admitted on that reading while it is younger than three intervals, and
+    /// read the pool themselves otherwise (so no LVM read per request while this runs).
+    #[arg(long, env = "CARVE_THIN_POOL_REFRESH_INTERVAL", default_value = "10", value_parser = parse_seconds)]
+    pub thin_pool_refresh_interval: Duration,
+
     /// Timeout for each targetcli batch, in seconds.
     #[arg(long, env = "CARVE_TARGETCLI_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
     pub targetcli_timeout: Duration,

@@ -1,6 +1,6 @@
 //! `csi-controller`: parses flags, sets up logs and metrics, serves until SIGTERM/SIGINT and,
 //! beside the service from the start, seeds the volume-group ledger (resynced on a timer and on
-//! SIGHUP) and reconciles LIO with LVM (Probe is not ready until that completes).
+//! SIGHUP, its thin pool's row on a shorter timer) and reconciles LIO with LVM (Probe is not ready until that completes).
 
 use anyhow::Context;
 use clap::Parser;
@@ -89,6 +89,13 @@ async fn start_up(
             Arc::clone(&ctx.lio),
             args.lvm_resync_interval,
         );
+        if let Some(pool) = &args.thin_pool {
+            resync::spawn_pool_refresh(
+                Arc::clone(lvm),
+                pool.clone(),
+                args.thin_pool_refresh_interval,
+            );
+        }
     }
     // Resume the wipes a stopped controller left unfinished (the quarantined LVs are the state).
     ctx.wipe_requested();

@@ -1,6 +1,8 @@
 //! Resync of the ledger (the in-memory record of the volume group, [`crate::lvm::ledger`]) with
 //! LVM: every `--lvm-resync-interval` and at once on SIGHUP, so an operator's hand edit (tags,
-//! an LV created or removed by hand) and the thin pool's usage reach the controller. The LIO
+//! an LV created or removed by hand) and the thin pool's usage reach the controller; and the
+//! thin pool's own row every `--thin-pool-refresh-interval` ([`spawn_pool_refresh`]), so thin
+//! admissions run no LVM process of their own. The LIO
 //! backend's cache (the configfs HBA index) is dropped at the same moments, so a storage object
 //! made or removed by hand is seen too.
 //!
@@ -51,6 +53,26 @@ pub fn spawn(
                 Err(error) => {
                     tracing::warn!(%error, vg = %lvm.vg_name(), why, "ledger resync failed")
                 }
+            }
+        }
+    })
+}
+
+/// Reads the thin pool `pool` into `lvm`'s ledger every `interval` (must run inside a tokio
+/// runtime); a failed read is logged, and admissions read the pool themselves once the last
+/// good reading is too old (see [`crate::lvm::LvmCli::with_pool_max_age`]).
+pub fn spawn_pool_refresh(
+    lvm: Arc<dyn Lvm>,
+    pool: String,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = lvm.refresh_pool(&pool).await {
+                tracing::warn!(%error, vg = %lvm.vg_name(), pool, "thin pool refresh failed");
             }
         }
     })

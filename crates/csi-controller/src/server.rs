@@ -41,6 +41,9 @@ use tonic::service::Routes;
 pub const SAVE_DELAY: Duration = Duration::from_secs(2);
 /// How long the wiper waits before retrying a failed wipe.
 pub const WIPE_RETRY: Duration = Duration::from_secs(60);
+/// A thin-pool reading stays good for admission this many `--thin-pool-refresh-interval`s (one
+/// missed refresh is no reason for a request to read LVM; a stopped refresher is).
+pub const POOL_MAX_AGE_INTERVALS: u32 = 3;
 /// Capacity of a volume created without a capacity range.
 pub const DEFAULT_CAPACITY: u64 = 1 << 30;
 
@@ -96,7 +99,8 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         Arc::new(
             LvmCli::new(Arc::clone(&runner), vg.clone(), args.lvm_timeout)
                 .with_wipe_timeout(args.wipe_timeout)
-                .with_ledger(),
+                .with_ledger()
+                .with_pool_max_age(args.thin_pool_refresh_interval * POOL_MAX_AGE_INTERVALS),
         ) as Arc<dyn Lvm>
     });
     let wiper = lvm

@@ -231,7 +231,13 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     let mut lab = base.clone();
     lab.vg = own.vg.clone();
     lab.pool = "pool".into();
-    let driver = Driver::start(&lab, DriverOptions::default()).await;
+    // Thin admission reads the pool's zeroing flag from the refresher's reading (every 10 s by
+    // default): every second here, so the hand edit below reaches it within the wait there.
+    let options = DriverOptions {
+        controller_args: vec!["--thin-pool-refresh-interval".into(), "1".into()],
+        ..DriverOptions::default()
+    };
+    let driver = Driver::start(&lab, options).await;
 
     // Linear: the same 64 MiB of extents, written, deleted, carved again.
     let first = create_id(&driver, request("tenant-a", 64 * MIB, false)).await;
@@ -283,8 +289,11 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     );
     delete_volume(&driver, &second).await;
 
-    // A pool that stops zeroing: thin CreateVolume refused, Probe not ready; back when it zeroes.
+    // A pool that stops zeroing: Probe not ready at once (it reads the pool), thin CreateVolume
+    // refused once the refresher read it; both back when it zeroes.
     run_ok("lvchange", &["--zero", "n", &format!("{}/pool", lab.vg)]);
+    assert_eq!(ready(&driver).await, Some(false));
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let status = driver
         .controller
         .controller
@@ -294,7 +303,6 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
         .expect_err("an unzeroed pool is refused");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("does not zero"), "{status:?}");
-    assert_eq!(ready(&driver).await, Some(false));
     run_ok("lvchange", &["--zero", "y", &format!("{}/pool", lab.vg)]);
     assert_eq!(ready(&driver).await, Some(true));
 

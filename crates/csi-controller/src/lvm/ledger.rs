@@ -18,12 +18,18 @@
 //! can have written since it was read: a thin LV carrying a publication tag, or given one, has
 //! `data_percent` unknown (`None`) until the next survey (ControllerPublish then reads that one
 //! LV from LVM, [`super::Lvm::read`], before it says blank). Figures LVM changes on its own (a thin
-//! pool's data and metadata usage, its zeroing flag) are read again at each thin admission
-//! (one `lvs vg/pool`: a thin LV is never admitted into a pool that stopped zeroing or filled
-//! up), and operators' hand edits are picked up by a resync
-//! ([`super::Lvm::resync`]: periodic, and on SIGHUP).
+//! pool's data and metadata usage, its zeroing flag) are read again by one `lvs vg/pool`, off
+//! the request path ([`super::Lvm::refresh_pool`], every `--thin-pool-refresh-interval`); the
+//! ledger knows when each pool was read ([`Ledger::pool_age`]) and a thin admission reads the
+//! pool itself when that is older than its limit, so a thin LV is never admitted into a pool
+//! seen stopped zeroing or full, and never on figures older than that limit. Operators' hand
+//! edits are picked up by a resync ([`super::Lvm::resync`]: periodic, and on SIGHUP).
 
 use super::{LvRow, Survey, tags::PUBLISHED};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 /// One mutation's effect on the volume group, applied once its command succeeded.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +86,8 @@ pub enum Change<'a> {
 #[derive(Debug, Default)]
 pub struct Ledger {
     survey: Option<Survey>,
+    /// When each thin pool's row was last read from LVM (by a seed or a pool read).
+    pools_read: HashMap<String, Instant>,
 }
 
 impl Ledger {
@@ -95,6 +103,13 @@ impl Ledger {
                 row.data_percent = None;
             }
         }
+        let now = Instant::now();
+        self.pools_read = survey
+            .lvs
+            .iter()
+            .filter(|row| row.is_thin_pool())
+            .map(|row| (row.name.clone(), now))
+            .collect();
         self.survey = Some(survey);
     }
 
@@ -105,12 +120,25 @@ impl Ledger {
             return;
         };
         survey.lvs.retain(|r| !(r.name == name && r.is_thin_pool()));
+        if row.is_some() {
+            self.pools_read.insert(name.to_string(), Instant::now());
+        } else {
+            self.pools_read.remove(name);
+        }
         survey.lvs.extend(row);
+    }
+
+    /// How long ago the thin pool `name`'s row was read from LVM; `None` when the record holds
+    /// no such row (never read, no such pool, or the record was forgotten).
+    pub fn pool_age(&self, name: &str) -> Option<Duration> {
+        self.survey.as_ref()?;
+        self.pools_read.get(name).map(Instant::elapsed)
     }
 
     /// Drops the record: the next admission reads LVM again.
     pub fn forget(&mut self) {
         self.survey = None;
+        self.pools_read.clear();
     }
 
     /// Applies `change`, made by a command that succeeded. A change that does not fit the
@@ -120,7 +148,7 @@ impl Ledger {
             return;
         };
         if !apply(survey, change) {
-            self.survey = None;
+            self.forget();
         }
     }
 }

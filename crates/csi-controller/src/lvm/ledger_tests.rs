@@ -446,3 +446,115 @@ async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context
     assert!(!ops::publish::publish(&lab.ctx, req).await.unwrap().blank);
     lab.finish();
 }
+
+#[test]
+fn a_pool_reading_has_an_age_from_its_seed_or_read_until_forgotten() {
+    let mut l = Ledger::default();
+    assert_eq!(l.pool_age("pool"), None, "nothing read yet");
+    l.seed(survey(1 << 30, vec![pool_row(1 << 30)]));
+    let seeded = l.pool_age("pool").expect("the seed read the pool");
+    assert!(seeded < Duration::from_secs(60));
+    assert_eq!(l.pool_age("other"), None, "no such pool");
+    l.pool_read("pool", None);
+    assert_eq!(l.pool_age("pool"), None, "the pool is gone");
+    l.pool_read("pool", Some(pool_row(1 << 30)));
+    assert!(l.pool_age("pool").is_some());
+    l.forget();
+    assert_eq!(
+        l.pool_age("pool"),
+        None,
+        "a forgotten record has no reading"
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_updates_it() {
+    let lab = Lab::with_pool_max_age(Duration::from_secs(3600));
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    let pool = Allocation::Thin {
+        pool: "pool".into(),
+    };
+    let thin = |bytes| Within {
+        claim: Claim::Thin {
+            pool: "pool",
+            bytes,
+            ratio: 1.0,
+            zeroing_required: true,
+        },
+        seen: None,
+    };
+    let (a, b) = (LvName::for_volume("a"), LvName::for_volume("b"));
+    lab.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
+    lvm.resync().await.unwrap();
+    // The seed's reading is fresh: lvcreate is the only command.
+    expect_lvcreate(&lab, &a, 64 * MIB, &pool);
+    lvm.create_within(&a, 64 * MIB, &pool, &[], thin(64 * MIB))
+        .await
+        .unwrap();
+    // The refresher reads the pool full: the next thin claim is refused on that reading,
+    // with no LVM command of its own.
+    let mut full = pool_row(1 << 30);
+    full.data_percent = Some(100.0);
+    lab.expect_pool(&full);
+    lvm.refresh_pool("pool").await.unwrap();
+    let err = lvm
+        .create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    assert!(err.message().contains("full"), "{err}");
+    // A pool that stopped zeroing is refused the same way.
+    let mut unzeroed = pool_row(1 << 30);
+    unzeroed.attr = "twi-aotz--".replace('z', "-");
+    lab.expect_pool(&unzeroed);
+    lvm.refresh_pool("pool").await.unwrap();
+    let err = lvm
+        .create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
+    lab.finish();
+}
+
+#[tokio::test]
+async fn a_forgotten_record_reads_the_pool_again_at_a_thin_admission() {
+    let lab = Lab::with_pool_max_age(Duration::from_secs(3600));
+    let lvm = lab.ctx.lvm().unwrap().clone();
+    let pool = Allocation::Thin {
+        pool: "pool".into(),
+    };
+    let a = LvName::for_volume("a");
+    lab.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
+    lvm.resync().await.unwrap();
+    // A failed mutation forgets the record, and the next admission seeds it again (one
+    // survey, which reads the pool too).
+    lab.expect(
+        Expectation::new(
+            std::iter::once("lvremove".to_string())
+                .chain(argv::lvremove(VG, &a, T).arg_values().map(str::to_string))
+                .collect::<Vec<_>>(),
+        )
+        .fails(5, "  Internal error: something odd\n"),
+    );
+    assert!(lvm.remove(&a).await.is_err());
+    lab.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
+    expect_lvcreate(&lab, &a, 64 * MIB, &pool);
+    lvm.create_within(
+        &a,
+        64 * MIB,
+        &pool,
+        &[],
+        Within {
+            claim: Claim::Thin {
+                pool: "pool",
+                bytes: 64 * MIB,
+                ratio: 1.0,
+                zeroing_required: true,
+            },
+            seen: None,
+        },
+    )
+    .await
+    .unwrap();
+    lab.finish();
+}

@@ -57,6 +57,10 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     /// Reads the VG and its LVs from LVM now, inside the per-VG queue, and replaces the
     /// [`ledger`]'s record with them (picks up hand edits and the thin pool's usage).
     fn resync(&self) -> BoxFuture<'_, Result<Survey>>;
+    /// Reads the thin pool `name` from LVM now (one `lvs vg/pool`), inside the per-VG queue,
+    /// into the [`ledger`] (its usage, faults and zeroing flag change with every write and by
+    /// hand); nothing without a ledger.
+    fn refresh_pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
     /// The thin pool `name` of the VG, or `None` if there is no thin pool of that name.
     fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>>;
     /// One LV, or `None` (from the [`ledger`] when it holds a record).
@@ -174,6 +178,7 @@ pub struct LvmCli {
     generation: AtomicU64,
     wipe_timeout: Duration,
     ledger: Option<std::sync::Mutex<Ledger>>,
+    pool_max_age: Duration,
 }
 
 /// How long zeroing one quarantined LV may take unless [`LvmCli::with_wipe_timeout`] says.
@@ -190,7 +195,23 @@ impl LvmCli {
             generation: AtomicU64::new(0),
             wipe_timeout: DEFAULT_WIPE_TIMEOUT,
             ledger: None,
+            pool_max_age: Duration::ZERO,
         }
+    }
+
+    /// The same, admitting thin claims on the ledger's thin-pool row while it is younger than
+    /// `max_age` (kept young by [`Lvm::refresh_pool`]); an older row is read again at admission.
+    /// The default, zero, reads the pool at every thin admission.
+    pub fn with_pool_max_age(mut self, max_age: Duration) -> Self {
+        self.pool_max_age = max_age;
+        self
+    }
+
+    /// The ledger's row of the thin pool `name` is younger than the limit.
+    fn pool_fresh(&self, name: &str) -> bool {
+        self.ledger(|l| l.pool_age(name))
+            .flatten()
+            .is_some_and(|age| age < self.pool_max_age)
     }
 
     /// The same, keeping the VG's figures in a [`Ledger`] (seeded by the first
@@ -222,7 +243,8 @@ impl LvmCli {
     /// Reads the thin pool `name` (one `lvs vg/pool`) into the ledger and answers the record;
     /// the caller holds the queue. A pool's zeroing flag, faults and usage change outside the
     /// controller (by hand, or with every write), and a thin claim must never be admitted into
-    /// a pool that stopped zeroing or filled up, so they are read at each thin admission.
+    /// a pool seen stopped zeroing or full, so they are read by [`Lvm::refresh_pool`] and, when
+    /// that row is older than [`LvmCli::with_pool_max_age`], at the thin admission itself.
     async fn pool_in_queue(&self, name: &str) -> Result<Survey> {
         let row = self.pool(name).await?;
         self.ledger(|l| l.pool_read(name, row));
@@ -269,8 +291,10 @@ impl LvmCli {
                 (true, _) => {
                     fresh = match self.recorded() {
                         Some(recorded) => match within.claim {
-                            Claim::Thin { pool, .. } => self.pool_in_queue(pool).await?,
-                            Claim::Linear { .. } => recorded,
+                            Claim::Thin { pool, .. } if !self.pool_fresh(pool) => {
+                                self.pool_in_queue(pool).await?
+                            }
+                            _ => recorded,
                         },
                         None => self.seed_in_queue().await?,
                     };
@@ -441,6 +465,16 @@ impl Lvm for LvmCli {
         Box::pin(async move {
             let _turn = self.queue.lock().await;
             self.seed_in_queue().await
+        })
+    }
+
+    fn refresh_pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if self.ledger.is_none() {
+                return Ok(());
+            }
+            let _turn = self.queue.lock().await;
+            self.pool_in_queue(name).await.map(drop)
         })
     }
 

@@ -79,23 +79,29 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Self {
-        Self::build(false)
+        Self::build(false, Duration::ZERO)
     }
 
     /// A lab whose LVM keeps a ledger (as the controller binary does): reads and admission
     /// run no LVM command once it is seeded.
     pub fn with_ledger() -> Self {
-        Self::build(true)
+        Self::build(true, Duration::ZERO)
     }
 
-    fn build(ledger: bool) -> Self {
+    /// [`Lab::with_ledger`], admitting thin claims on a thin-pool reading younger than
+    /// `max_age` ([`LvmCli::with_pool_max_age`]).
+    pub fn with_pool_max_age(max_age: Duration) -> Self {
+        Self::build(true, max_age)
+    }
+
+    fn build(ledger: bool, pool_max_age: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("target");
         std::fs::create_dir_all(&root).unwrap();
         let runner = Arc::new(ScriptedRunner::new());
         let mut lvm = LvmCli::new(runner.clone(), VG, T);
         if ledger {
-            lvm = lvm.with_ledger();
+            lvm = lvm.with_ledger().with_pool_max_age(pool_max_age);
         }
         let lvm = Arc::new(lvm);
         let lio = Arc::new(ConfigfsLio::plain_directory(&root));
