@@ -1,5 +1,5 @@
 use super::*;
-use crate::ops::testing::{Lab, NODE1, NODE2, carve_tags, lv_row, pool_row};
+use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, pool_row};
 
 fn chap() -> Chap {
     Chap {
@@ -11,70 +11,70 @@ fn chap() -> Chap {
 
 #[tokio::test]
 async fn wiped_lio_is_rebuilt_from_tags_with_saved_chap() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let mut tags = carve_tags("a");
     tags.push(format!("carve.pub=ro.chap:{NODE1}"));
     let a = lv_row("csi-a-1", 8 << 20, Some("pool"), &tags);
     let b = lv_row("csi-b-1", 8 << 20, None, &carve_tags("b"));
-    lab.expect_lvs(&[pool_row(8 << 30), a.clone(), b]);
-    lab.expect_lvs_one("csi-a-1", &[a]);
+    host.expect_lvs(&[pool_row(8 << 30), a.clone(), b]);
+    host.expect_lvs_one("csi-a-1", &[a]);
     let saved = HashMap::from([(
-        (lab.target("csi-a-1").to_string(), NODE1.to_string()),
+        (host.target("csi-a-1").to_string(), NODE1.to_string()),
         chap(),
     )]);
-    let report = reconcile(&lab.ctx, &saved).await.unwrap();
+    let report = reconcile(&host.ctx, &saved).await.unwrap();
     assert_eq!(report.volumes, 2);
     assert_eq!(report.restored_exports, 2);
     assert_eq!(report.restored_acls, 1);
     assert!(report.unexported.is_empty() && report.orphan_exports.is_empty());
-    assert_eq!(lab.acls("csi-a-1"), [NODE1]);
-    assert!(lab.acls("csi-b-1").is_empty());
-    let state = lab.ctx.lio.state().await.unwrap();
-    let target = state.target(lab.target("csi-a-1").as_str()).unwrap();
+    assert_eq!(host.acls("csi-a-1"), [NODE1]);
+    assert!(host.acls("csi-b-1").is_empty());
+    let state = host.ctx.lio.state().await.unwrap();
+    let target = state.target(host.target("csi-a-1").as_str()).unwrap();
     assert!(target.authentication);
     assert!(
         target.acls[0].write_protect,
         "readonly publication restored read-only"
     );
     assert_eq!(target.acls[0].auth.userid.as_deref(), Some("user1"));
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn existing_acls_are_left_alone_and_orphans_counted_not_deleted() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let mut tags = carve_tags("a");
     tags.push(format!("carve.pub=rw:{NODE1}"));
     let a = lv_row("csi-a-1", 8 << 20, None, &tags);
-    lab.export(&a).await;
-    lab.add_acl("csi-a-1", NODE1).await;
+    host.export(&a).await;
+    host.add_acl("csi-a-1", NODE1).await;
     let gone = lv_row("csi-gone-1", 8 << 20, None, &carve_tags("gone"));
-    lab.export(&gone).await;
-    lab.add_acl("csi-gone-1", NODE2).await;
-    lab.expect_lvs(&[a]);
-    let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
+    host.export(&gone).await;
+    host.add_acl("csi-gone-1", NODE2).await;
+    host.expect_lvs(&[a]);
+    let report = reconcile(&host.ctx, &HashMap::new()).await.unwrap();
     assert_eq!((report.restored_exports, report.restored_acls), (0, 0));
     assert_eq!(
         report.orphan_exports,
-        [lab.target("csi-gone-1").to_string()]
+        [host.target("csi-gone-1").to_string()]
     );
     assert_eq!(
-        lab.acls("csi-gone-1"),
+        host.acls("csi-gone-1"),
         [NODE2],
         "orphans are reported, never deleted"
     );
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn chap_publication_without_saved_credentials_waits_for_the_co() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let mut tags = carve_tags("a");
     tags.push(format!("carve.pub=rw.chap:{NODE1}"));
     let a = lv_row("csi-a-1", 8 << 20, None, &tags);
-    lab.expect_lvs(std::slice::from_ref(&a));
-    lab.expect_lvs_one("csi-a-1", std::slice::from_ref(&a));
-    let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
+    host.expect_lvs(std::slice::from_ref(&a));
+    host.expect_lvs_one("csi-a-1", std::slice::from_ref(&a));
+    let report = reconcile(&host.ctx, &HashMap::new()).await.unwrap();
     assert_eq!(
         (
             report.restored_exports,
@@ -84,61 +84,68 @@ async fn chap_publication_without_saved_credentials_waits_for_the_co() {
         (1, 0, 1)
     );
     assert!(
-        lab.acls("csi-a-1").is_empty(),
+        host.acls("csi-a-1").is_empty(),
         "never an ACL without the CHAP it had"
     );
-    lab.expect_survey(1 << 30, 4 << 20, &[a]);
-    let page = crate::ops::list_volumes::list_volumes(&lab.ctx, 0, "")
+    host.expect_survey(1 << 30, 4 << 20, &[a]);
+    let page = crate::ops::list_volumes::list_volumes(&host.ctx, 0, "")
         .await
         .unwrap();
     assert!(
         page.entries[0].published_nodes.is_empty(),
         "reported unpublished, so the CO republishes"
     );
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn an_acl_the_record_does_not_hold_is_removed_and_a_grant_is_decided_on_a_fresh_read() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let mut tags = carve_tags("a");
     tags.push(format!("carve.pub=rw:{NODE1}"));
     let listed = lv_row("csi-a-1", 8 << 20, None, &tags);
-    lab.export(&listed).await;
+    host.export(&listed).await;
     // node2 holds an ACL no tag grants (restored from a stale saveconfig.json); node1's
     // publication was revoked between the list and the fresh read.
-    lab.add_acl("csi-a-1", NODE2).await;
-    lab.expect_lvs(std::slice::from_ref(&listed));
+    host.add_acl("csi-a-1", NODE2).await;
+    host.expect_lvs(std::slice::from_ref(&listed));
     let revoked = lv_row("csi-a-1", 8 << 20, None, &carve_tags("a"));
-    lab.expect_lvs_one("csi-a-1", &[revoked]);
-    let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
+    host.expect_lvs_one("csi-a-1", &[revoked]);
+    let report = reconcile(&host.ctx, &HashMap::new()).await.unwrap();
     assert_eq!((report.restored_acls, report.removed_acls), (0, 1));
-    assert!(lab.acls("csi-a-1").is_empty(), "{:?}", lab.acls("csi-a-1"));
-    lab.finish();
+    assert!(
+        host.acls("csi-a-1").is_empty(),
+        "{:?}",
+        host.acls("csi-a-1")
+    );
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_volume_with_an_rpc_in_flight_is_left_to_it_and_the_pass_retried() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let mut tags = carve_tags("a");
     tags.push(format!("carve.pub=rw:{NODE1}"));
     let a = lv_row("csi-a-1", 8 << 20, None, &tags);
-    lab.expect_lvs(&[a]);
+    host.expect_lvs(&[a]);
     let guards = OperationGuards::new("volume");
     let held = guards.try_acquire("csi-a-1").unwrap();
-    let err = reconcile_guarded(&lab.ctx, &HashMap::new(), &guards)
+    let err = reconcile_guarded(&host.ctx, &HashMap::new(), &guards)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), csi_common::Kind::Unavailable, "{err}");
-    assert!(lab.configfs_is_empty(), "nothing done to a guarded volume");
+    assert!(host.configfs_is_empty(), "nothing done to a guarded volume");
     drop(held);
-    lab.finish();
+    host.finish();
 }
 
-/// A lab whose ledger holds `n` volumes, the `i`th with the publication tags `publications(i)`,
+/// A host whose ledger holds `n` volumes, the `i`th with the publication tags `publications(i)`,
 /// and whose LIO is empty, as after a reboot; and the volumes' ids.
-async fn wiped_lab(n: usize, publications: impl Fn(usize) -> Vec<String>) -> (Lab, Vec<String>) {
-    let lab = Lab::with_ledger();
+async fn wiped_lab(
+    n: usize,
+    publications: impl Fn(usize) -> Vec<String>,
+) -> (FakeHost, Vec<String>) {
+    let host = FakeHost::with_ledger();
     let mut survey = vec![pool_row(8 << 30)];
     let mut ids = Vec::new();
     for i in 0..n {
@@ -148,9 +155,9 @@ async fn wiped_lab(n: usize, publications: impl Fn(usize) -> Vec<String>) -> (La
         ids.push(format!("csi-{name}-1"));
         survey.push(lv_row(&ids[i], 8 << 20, Some("pool"), &tags));
     }
-    lab.expect_survey(1 << 30, 4 << 20, &survey);
-    lab.ctx.lvm().unwrap().resync().await.unwrap();
-    (lab, ids)
+    host.expect_survey(1 << 30, 4 << 20, &survey);
+    host.ctx.lvm().unwrap().resync().await.unwrap();
+    (host, ids)
 }
 
 fn alternate_node(i: usize) -> &'static str {
@@ -160,15 +167,15 @@ fn alternate_node(i: usize) -> &'static str {
 /// The configfs operations (listings, entries, stats, reads, writes) one reconciliation of `n`
 /// wiped volumes performs.
 async fn reconcile_ops(n: usize) -> u64 {
-    let (lab, ids) = wiped_lab(n, |i| vec![format!("carve.pub=rw:{}", alternate_node(i))]).await;
-    let before = crate::lio::counted::tally::under(&lab.root);
-    let report = reconcile(&lab.ctx, &HashMap::new()).await.unwrap();
-    let ops = crate::lio::counted::tally::under(&lab.root) - before;
+    let (host, ids) = wiped_lab(n, |i| vec![format!("carve.pub=rw:{}", alternate_node(i))]).await;
+    let before = crate::lio::counted::tally::under(&host.root);
+    let report = reconcile(&host.ctx, &HashMap::new()).await.unwrap();
+    let ops = crate::lio::counted::tally::under(&host.root) - before;
     assert_eq!((report.restored_exports, report.restored_acls), (n, n));
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(lab.acls(id), [alternate_node(i)], "{id}");
+        assert_eq!(host.acls(id), [alternate_node(i)], "{id}");
     }
-    lab.finish();
+    host.finish();
     ops
 }
 
@@ -190,7 +197,7 @@ async fn reconciliation_does_configfs_work_linear_in_the_volumes() {
 #[tokio::test]
 async fn parallel_restores_give_each_target_exactly_its_own_acls_and_chap() {
     let n = 24;
-    let (lab, ids) = wiped_lab(n, |i| match i % 4 {
+    let (host, ids) = wiped_lab(n, |i| match i % 4 {
         0 => vec![format!("carve.pub=rw:{NODE1}")],
         1 => vec![format!("carve.pub=ro.chap:{NODE2}")],
         2 => vec![format!("carve.pub=rw.chap:{NODE1}")],
@@ -210,12 +217,12 @@ async fn parallel_restores_give_each_target_exactly_its_own_acls_and_chap() {
                     password: format!("secretpass{i:02}{}", &node[node.len() - 1..]),
                     mutual: None,
                 };
-                saved.insert((lab.target(id).to_string(), node.to_string()), chap);
+                saved.insert((host.target(id).to_string(), node.to_string()), chap);
             }
         }
     }
     let report = reconcile_serving(
-        &lab.ctx,
+        &host.ctx,
         Arc::new(saved),
         &OperationGuards::new("volume"),
         &Restoration::default(),
@@ -225,9 +232,9 @@ async fn parallel_restores_give_each_target_exactly_its_own_acls_and_chap() {
     .unwrap();
     assert_eq!(report.restored_exports, n);
     assert_eq!((report.restored_acls, report.awaiting_chap), (n, n / 4));
-    let state = lab.ctx.lio.state().await.unwrap();
+    let state = host.ctx.lio.state().await.unwrap();
     for (i, id) in ids.iter().enumerate() {
-        let target = state.target(lab.target(id).as_str()).unwrap();
+        let target = state.target(host.target(id).as_str()).unwrap();
         let acls: Vec<(&str, bool, Option<&str>)> = target
             .acls
             .iter()
@@ -257,5 +264,5 @@ async fn parallel_restores_give_each_target_exactly_its_own_acls_and_chap() {
         .map(|o| o.hba.as_str())
         .collect();
     assert_eq!(hbas.len(), n, "one HBA per storage object");
-    lab.finish();
+    host.finish();
 }

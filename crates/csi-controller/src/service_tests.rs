@@ -1,10 +1,10 @@
 use super::*;
-use crate::ops::testing::{Lab, carve_tags, lv_row};
+use crate::ops::testing::{FakeHost, carve_tags, lv_row};
 
 #[tokio::test]
 async fn advertises_exactly_what_works() {
-    let lab = Lab::new();
-    let svc = ControllerService::new(lab.ctx.clone());
+    let host = FakeHost::new();
+    let svc = ControllerService::new(host.ctx.clone());
     let caps = svc
         .controller_get_capabilities(Request::new(ControllerGetCapabilitiesRequest {}))
         .await
@@ -41,8 +41,8 @@ async fn advertises_exactly_what_works() {
 
 #[tokio::test]
 async fn an_operation_in_flight_makes_the_next_one_aborted() {
-    let lab = Lab::new();
-    let svc = ControllerService::new(lab.ctx.clone());
+    let host = FakeHost::new();
+    let svc = ControllerService::new(host.ctx.clone());
     let held = svc.volumes.try_acquire("csi-v-1").unwrap();
     let req = DeleteVolumeRequest {
         volume_id: "csi-v-1".into(),
@@ -54,19 +54,19 @@ async fn an_operation_in_flight_makes_the_next_one_aborted() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Aborted);
     drop(held);
-    lab.expect_lvs_one("csi-v-1", &[]);
+    host.expect_lvs_one("csi-v-1", &[]);
     svc.delete_volume(Request::new(req))
         .await
         .expect("runs once the guard is free");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn create_volume_answers_the_volume_with_its_context() {
-    let lab = Lab::new();
-    let svc = ControllerService::new(lab.ctx.clone());
+    let host = FakeHost::new();
+    let svc = ControllerService::new(host.ctx.clone());
     let lv = csi_common::ids::LvName::for_volume("v");
-    lab.expect_survey(
+    host.expect_survey(
         10 << 30,
         4 << 20,
         &[lv_row(lv.as_str(), 8 << 20, None, &carve_tags("v"))],
@@ -91,10 +91,10 @@ async fn create_volume_answers_the_volume_with_its_context() {
     assert_eq!(volume.capacity_bytes, 8 << 20);
     assert_eq!(
         volume.volume_context["targetIqn"],
-        lab.target(lv.as_str()).as_str()
+        host.target(lv.as_str()).as_str()
     );
     assert_eq!(volume.volume_context["contentSource"], "");
-    lab.finish();
+    host.finish();
 }
 
 /// spec.md CreateVolume: a volume made from a source carries `content_source`, in the answer to
@@ -103,8 +103,8 @@ async fn create_volume_answers_the_volume_with_its_context() {
 #[tokio::test]
 async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
     use csi_proto::v1::volume_content_source::{SnapshotSource, Type, VolumeSource};
-    let lab = Lab::new();
-    let svc = ControllerService::new(lab.ctx.clone());
+    let host = FakeHost::new();
+    let svc = ControllerService::new(host.ctx.clone());
     let cap = crate::ops::capability::mount(
         "ext4",
         volume_capability::access_mode::Mode::SingleNodeWriter,
@@ -146,8 +146,8 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
         })),
     });
     for (name, row, source) in [("r", &restored_row, &snapshot), ("c", &cloned_row, &volume)] {
-        lab.expect_vgs(10 << 30, 4 << 20);
-        lab.expect_lvs_one(&row.name, std::slice::from_ref(row));
+        host.expect_vgs(10 << 30, 4 << 20);
+        host.expect_lvs_one(&row.name, std::slice::from_ref(row));
         let req = CreateVolumeRequest {
             name: name.into(),
             volume_capabilities: vec![cap.clone()],
@@ -167,7 +167,7 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
             "repeated CreateVolume {name}"
         );
     }
-    lab.expect_survey(
+    host.expect_survey(
         1 << 30,
         4 << 20,
         &[restored_row.clone(), cloned_row.clone()],
@@ -192,9 +192,9 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
     ];
     want.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(sources, want, "ListVolumes");
-    lab.expect_lvs_one(restored.as_str(), &[restored_row]);
+    host.expect_lvs_one(restored.as_str(), &[restored_row]);
     // ControllerGetVolume reads the volume's thin pool for its condition.
-    lab.expect_pool(&crate::ops::testing::pool_row(8 << 30));
+    host.expect_pool(&crate::ops::testing::pool_row(8 << 30));
     let got = svc
         .controller_get_volume(Request::new(ControllerGetVolumeRequest {
             volume_id: restored.to_string(),
@@ -205,8 +205,8 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
         .volume
         .unwrap();
     assert_eq!(got.content_source, snapshot, "ControllerGetVolume");
-    lab.expect_lvs_one(cloned.as_str(), &[cloned_row]);
-    lab.expect_pool(&crate::ops::testing::pool_row(8 << 30));
+    host.expect_lvs_one(cloned.as_str(), &[cloned_row]);
+    host.expect_pool(&crate::ops::testing::pool_row(8 << 30));
     let got = svc
         .controller_get_volume(Request::new(ControllerGetVolumeRequest {
             volume_id: cloned.to_string(),
@@ -217,7 +217,7 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
         .volume
         .unwrap();
     assert_eq!(got.content_source, volume, "ControllerGetVolume");
-    lab.finish();
+    host.finish();
 }
 
 /// Every RPC naming `volume` (and ListVolumes) answers UNAVAILABLE, before any LVM or LIO work.
@@ -305,11 +305,11 @@ async fn assert_unavailable(svc: &ControllerService, volume: &str, name: &str) {
 async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
     use crate::{lvm::argv, restoration::Restoration};
     use csi_common::{command::Expectation, guard::OperationGuards, ids::LvName};
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let restoration = Restoration::default();
     restoration.expect();
     let guards = OperationGuards::new("volume");
-    let svc = ControllerService::with_volume_guards(lab.ctx.clone(), guards.clone())
+    let svc = ControllerService::with_volume_guards(host.ctx.clone(), guards.clone())
         .with_restoration(restoration.clone());
     let a = LvName::for_volume("a");
     let mut tags = carve_tags("a");
@@ -320,7 +320,7 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
     assert_unavailable(&svc, a.as_str(), "a").await;
 
     let fresh = LvName::for_volume("fresh");
-    lab.expect_survey(10 << 30, 4 << 20, std::slice::from_ref(&row));
+    host.expect_survey(10 << 30, 4 << 20, std::slice::from_ref(&row));
     let record = crate::lvm::tags::VolumeRecord {
         name: "fresh".into(),
         required_bytes: 8 << 20,
@@ -335,7 +335,7 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
         &record.creation_tags(),
         std::time::Duration::from_secs(5),
     );
-    lab.expect(Expectation::new(
+    host.expect(Expectation::new(
         std::iter::once(create.program().to_string())
             .chain(create.arg_values().map(str::to_string))
             .collect::<Vec<_>>(),
@@ -361,14 +361,14 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
         fresh.as_str()
     );
 
-    lab.expect_lvs(std::slice::from_ref(&row));
-    lab.expect_lvs_one(a.as_str(), std::slice::from_ref(&row));
+    host.expect_lvs(std::slice::from_ref(&row));
+    host.expect_lvs_one(a.as_str(), std::slice::from_ref(&row));
     let chap = Default::default();
-    crate::reconcile::reconcile_serving(&lab.ctx, chap, &guards, &restoration, 8)
+    crate::reconcile::reconcile_serving(&host.ctx, chap, &guards, &restoration, 8)
         .await
         .unwrap();
     assert!(restoration.ready().is_ok());
-    lab.expect_lvs_one(a.as_str(), std::slice::from_ref(&row));
+    host.expect_lvs_one(a.as_str(), std::slice::from_ref(&row));
     let got = svc
         .controller_get_volume(Request::new(ControllerGetVolumeRequest {
             volume_id: a.to_string(),
@@ -380,5 +380,5 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
         got.status.unwrap().published_node_ids,
         [crate::ops::testing::NODE1]
     );
-    lab.finish();
+    host.finish();
 }

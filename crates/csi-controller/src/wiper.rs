@@ -84,7 +84,7 @@ mod tests {
     use super::*;
     use crate::{
         lvm::{quarantine, tags::VolumeRecord},
-        ops::testing::{Lab, VG, lv_row},
+        ops::testing::{FakeHost, VG, lv_row},
     };
     use csi_common::command::Expectation;
 
@@ -96,7 +96,7 @@ mod tests {
 
     #[tokio::test]
     async fn zeroes_then_removes_quarantined_lvs_only_and_carries_on_after_a_failure() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let tags = VolumeRecord {
             name: "v".into(),
             ..Default::default()
@@ -107,7 +107,7 @@ mod tests {
         let untagged = format!("carve-wipe-csi-c-1-{}", "2".repeat(16));
         let mut inactive = lv_row(&two, 8 << 20, None, &tags);
         inactive.attr = "-wi-------".into();
-        lab.expect_lvs(&[
+        host.expect_lvs(&[
             lv_row("csi-live-1", 8 << 20, None, &tags),
             lv_row(&one, 8 << 20, None, &tags),
             inactive,
@@ -115,7 +115,7 @@ mod tests {
         ]);
         let t = Duration::from_secs(5);
         // The first fails to zero: never removed.
-        lab.expect(
+        host.expect(
             Expectation::new(argv_of(&quarantine::blkdiscard_zeroout(
                 VG,
                 &one,
@@ -124,7 +124,7 @@ mod tests {
             .fails(1, "blkdiscard: Operation not supported\n"),
         );
         // The second is activated, zeroed, removed.
-        lab.expect(Expectation::new(vec![
+        host.expect(Expectation::new(vec![
             "lvchange".to_string(),
             "--activate".into(),
             "y".into(),
@@ -132,16 +132,16 @@ mod tests {
             "--".into(),
             format!("{VG}/{two}"),
         ]));
-        lab.expect(Expectation::new(argv_of(&quarantine::blkdiscard_zeroout(
+        host.expect(Expectation::new(argv_of(&quarantine::blkdiscard_zeroout(
             VG,
             &two,
             crate::lvm::DEFAULT_WIPE_TIMEOUT,
         ))));
-        lab.expect(Expectation::new(argv_of(&crate::lvm::argv::lvremove(
+        host.expect(Expectation::new(argv_of(&crate::lvm::argv::lvremove(
             VG, &two, t,
         ))));
-        let lvm = lab.ctx.lvm().unwrap().clone();
+        let lvm = host.ctx.lvm().unwrap().clone();
         assert_eq!(wipe_all(lvm.as_ref()).await.unwrap(), 1);
-        lab.finish();
+        host.finish();
     }
 }

@@ -10,7 +10,7 @@ use crate::{
         capability::mount,
         create_volume::{CreateVolume, Created},
         publish::Publish,
-        testing::{Lab, NODE1, VG, carve_tags, lv_row, pool_row},
+        testing::{FakeHost, NODE1, VG, carve_tags, lv_row, pool_row},
     },
 };
 use csi_common::{Kind, command::Expectation, ids::LvName};
@@ -165,9 +165,9 @@ fn a_change_that_does_not_fit_forgets_the_record() {
     assert!(l.current().is_none(), "nothing to change before a seed");
 }
 
-fn expect_lvcreate(lab: &Lab, lv: &LvName, size: u64, allocation: &Allocation) {
+fn expect_lvcreate(host: &FakeHost, lv: &LvName, size: u64, allocation: &Allocation) {
     let cmd = argv::lvcreate(VG, lv, size, allocation, &[], T);
-    lab.expect(Expectation::new(
+    host.expect(Expectation::new(
         std::iter::once(cmd.program().to_string())
             .chain(cmd.arg_values().map(str::to_string))
             .collect::<Vec<_>>(),
@@ -176,12 +176,12 @@ fn expect_lvcreate(lab: &Lab, lv: &LvName, size: u64, allocation: &Allocation) {
 
 #[tokio::test]
 async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
-    let lab = Lab::with_ledger();
-    let lvm = lab.ctx.lvm().unwrap().clone();
+    let host = FakeHost::with_ledger();
+    let lvm = host.ctx.lvm().unwrap().clone();
     let pool = Allocation::Thin {
         pool: "pool".into(),
     };
-    lab.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
+    host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
     lvm.resync().await.unwrap();
     let names: Vec<LvName> = ["a", "b", "c", "d"]
         .into_iter()
@@ -202,7 +202,7 @@ async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
     };
     // Two linear LVs fill the VG's 8 MiB; the third is refused from the ledger's figures.
     for lv in &names[..2] {
-        expect_lvcreate(&lab, lv, 4 * MIB, &Allocation::Linear);
+        expect_lvcreate(&host, lv, 4 * MIB, &Allocation::Linear);
         lvm.create_within(lv, 4 * MIB, &Allocation::Linear, &[], linear(4 * MIB))
             .await
             .unwrap();
@@ -220,12 +220,12 @@ async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
     assert!(err.message().contains("0 bytes free"), "{err}");
     // Thin promises add up in the ledger too; the pool itself is read at each thin admission.
-    lab.expect_pool(&pool_row(1 << 30));
-    expect_lvcreate(&lab, &names[2], 768 * MIB, &pool);
+    host.expect_pool(&pool_row(1 << 30));
+    expect_lvcreate(&host, &names[2], 768 * MIB, &pool);
     lvm.create_within(&names[2], 768 * MIB, &pool, &[], thin(768 * MIB))
         .await
         .unwrap();
-    lab.expect_pool(&pool_row(1 << 30));
+    host.expect_pool(&pool_row(1 << 30));
     let err = lvm
         .create_within(&names[3], 512 * MIB, &pool, &[], thin(512 * MIB))
         .await
@@ -237,17 +237,17 @@ async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
     assert!(lvm.get(&names[0]).await.unwrap().is_some());
     assert!(lvm.get(&names[3]).await.unwrap().is_none());
     assert_eq!(lvm.survey().await.unwrap().lvs.len(), 4);
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_failed_command_makes_the_next_admission_read_lvm() {
-    let lab = Lab::with_ledger();
-    let lvm = lab.ctx.lvm().unwrap().clone();
+    let host = FakeHost::with_ledger();
+    let lvm = host.ctx.lvm().unwrap().clone();
     let a = LvName::for_volume("a");
-    lab.expect_survey(1 << 30, 4 * MIB, &[]);
+    host.expect_survey(1 << 30, 4 * MIB, &[]);
     lvm.resync().await.unwrap();
-    lab.expect(
+    host.expect(
         Expectation::new(
             std::iter::once("lvremove".to_string())
                 .chain(argv::lvremove(VG, &a, T).arg_values().map(str::to_string))
@@ -258,7 +258,7 @@ async fn a_failed_command_makes_the_next_admission_read_lvm() {
     assert!(lvm.remove(&a).await.is_err());
     // The ledger is forgotten: the claim is admitted against a fresh report, which shows the
     // VG full (someone else took the space), and the report seeds the ledger again.
-    lab.expect_survey(0, 4 * MIB, &[lv_row("other", 1 << 30, None, &[])]);
+    host.expect_survey(0, 4 * MIB, &[lv_row("other", 1 << 30, None, &[])]);
     let within = Within {
         claim: Claim::Linear { bytes: 4 * MIB },
         seen: None,
@@ -269,14 +269,14 @@ async fn a_failed_command_makes_the_next_admission_read_lvm() {
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
     assert_eq!(lvm.list().await.unwrap().len(), 1, "read from the new seed");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
-    let lab = Lab::with_ledger();
-    let lvm = lab.ctx.lvm().unwrap().clone();
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30)]);
+    let host = FakeHost::with_ledger();
+    let lvm = host.ctx.lvm().unwrap().clone();
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30)]);
     lvm.resync().await.unwrap();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let range = CapacityRange {
@@ -306,12 +306,12 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
         &record.creation_tags(),
         T,
     );
-    lab.expect(Expectation::new(
+    host.expect(Expectation::new(
         std::iter::once(cmd.program().to_string())
             .chain(cmd.arg_values().map(str::to_string))
             .collect::<Vec<_>>(),
     ));
-    let created = ops::create_volume::create_volume(&lab.ctx, req)
+    let created = ops::create_volume::create_volume(&host.ctx, req)
         .await
         .unwrap();
     let Created::Created(volume) = created else {
@@ -319,7 +319,7 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     };
     // Publish: no `lvs`, one `lvchange` for the durable records (used marker, publication)
     // before the ACL.
-    lab.expect_retag(
+    host.expect_retag(
         lv.as_str(),
         &[],
         &[crate::lvm::tags::USED, &format!("{PUBLISHED}rw:{NODE1}")],
@@ -328,7 +328,7 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let id = volume.id.to_string();
     let published = ops::publish::publish(
-        &lab.ctx,
+        &host.ctx,
         Publish {
             volume_id: &id,
             node_id: NODE1,
@@ -343,10 +343,10 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
         published.blank,
         "a new linear volume is blank at its first publish"
     );
-    assert_eq!(lab.acls(lv.as_str()), [NODE1]);
+    assert_eq!(host.acls(lv.as_str()), [NODE1]);
     // The ledger kept both tags: a repeat is recognised without LVM and writes nothing.
     ops::publish::publish(
-        &lab.ctx,
+        &host.ctx,
         Publish {
             volume_id: &id,
             node_id: NODE1,
@@ -358,18 +358,18 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     .await
     .map(|p| assert!(!p.blank, "used from its first publish on"))
     .unwrap();
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
-    let lab = Lab::with_ledger();
-    let lvm = lab.ctx.lvm().unwrap().clone();
-    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
+    let host = FakeHost::with_ledger();
+    let lvm = host.ctx.lvm().unwrap().clone();
+    host.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
     lvm.resync().await.unwrap();
     let mut unzeroed = pool_row(1 << 30);
     unzeroed.attr = "twi-aot---".into();
-    lab.expect_pool(&unzeroed);
+    host.expect_pool(&unzeroed);
     let within = Within {
         claim: Claim::Thin {
             pool: "pool",
@@ -388,14 +388,14 @@ async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_resync_picks_up_hand_edits() {
-    let lab = Lab::with_ledger();
-    let lvm = lab.ctx.lvm().unwrap().clone();
-    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
+    let host = FakeHost::with_ledger();
+    let lvm = host.ctx.lvm().unwrap().clone();
+    host.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
     lvm.resync().await.unwrap();
     let hand = LvName::for_volume("by-hand");
     assert!(lvm.get(&hand).await.unwrap().is_none());
@@ -403,7 +403,7 @@ async fn a_resync_picks_up_hand_edits() {
     let mut tags = carve_tags("by-hand");
     tags.push(format!("{PUBLISHED}rw:{NODE1}"));
     let row = lv_row(hand.as_str(), 8 * MIB, Some("pool"), &tags);
-    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row]);
+    host.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row]);
     lvm.resync().await.unwrap();
     let seen = lvm.get(&hand).await.unwrap().expect("picked up");
     assert_eq!(seen.tags, tags);
@@ -411,17 +411,17 @@ async fn a_resync_picks_up_hand_edits() {
         seen.data_percent, None,
         "published: may have been written since"
     );
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context() {
-    let lab = Lab::with_ledger();
-    let lvm = lab.ctx.lvm().unwrap().clone();
+    let host = FakeHost::with_ledger();
+    let lvm = host.ctx.lvm().unwrap().clone();
     let row = lv_row("csi-v-1", 8 * MIB, Some("pool"), &carve_tags("v"));
-    lab.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row.clone()]);
+    host.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row.clone()]);
     lvm.resync().await.unwrap();
-    lab.export(&row).await;
+    host.export(&row).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let secrets = HashMap::new();
     let req = Publish {
@@ -432,19 +432,19 @@ async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context
         secrets: &secrets,
     };
     // First publish: the ledger's count (0, no node could write) says blank; no LVM read.
-    lab.expect_retag("csi-v-1", &[], &[&format!("{PUBLISHED}rw:{NODE1}")]);
-    let first = ops::publish::publish(&lab.ctx, req).await.unwrap();
+    host.expect_retag("csi-v-1", &[], &[&format!("{PUBLISHED}rw:{NODE1}")]);
+    let first = ops::publish::publish(&host.ctx, req).await.unwrap();
     assert!(first.blank);
     // The repeat: the ledger no longer vouches for the count, LVM is asked, and it is still 0.
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let again = ops::publish::publish(&lab.ctx, req).await.unwrap();
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let again = ops::publish::publish(&host.ctx, req).await.unwrap();
     assert_eq!(again.to_context(), first.to_context());
     // Written since: LVM's count says so.
     let mut written = row.clone();
     written.data_percent = Some(1.5);
-    lab.expect_lvs_one("csi-v-1", &[written]);
-    assert!(!ops::publish::publish(&lab.ctx, req).await.unwrap().blank);
-    lab.finish();
+    host.expect_lvs_one("csi-v-1", &[written]);
+    assert!(!ops::publish::publish(&host.ctx, req).await.unwrap().blank);
+    host.finish();
 }
 
 #[test]
@@ -469,8 +469,8 @@ fn a_pool_reading_has_an_age_from_its_seed_or_read_until_forgotten() {
 
 #[tokio::test]
 async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_updates_it() {
-    let lab = Lab::with_pool_max_age(Duration::from_secs(3600));
-    let lvm = lab.ctx.lvm().unwrap().clone();
+    let host = FakeHost::with_pool_max_age(Duration::from_secs(3600));
+    let lvm = host.ctx.lvm().unwrap().clone();
     let pool = Allocation::Thin {
         pool: "pool".into(),
     };
@@ -484,10 +484,10 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
         seen: None,
     };
     let (a, b) = (LvName::for_volume("a"), LvName::for_volume("b"));
-    lab.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
+    host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
     lvm.resync().await.unwrap();
     // The seed's reading is fresh: lvcreate is the only command.
-    expect_lvcreate(&lab, &a, 64 * MIB, &pool);
+    expect_lvcreate(&host, &a, 64 * MIB, &pool);
     lvm.create_within(&a, 64 * MIB, &pool, &[], thin(64 * MIB))
         .await
         .unwrap();
@@ -495,7 +495,7 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
     // with no LVM command of its own.
     let mut full = pool_row(1 << 30);
     full.data_percent = Some(100.0);
-    lab.expect_pool(&full);
+    host.expect_pool(&full);
     lvm.refresh_pool("pool").await.unwrap();
     let err = lvm
         .create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB))
@@ -506,29 +506,29 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
     // A pool that stopped zeroing is refused the same way.
     let mut unzeroed = pool_row(1 << 30);
     unzeroed.attr = "twi-aotz--".replace('z', "-");
-    lab.expect_pool(&unzeroed);
+    host.expect_pool(&unzeroed);
     lvm.refresh_pool("pool").await.unwrap();
     let err = lvm
         .create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_forgotten_record_reads_the_pool_again_at_a_thin_admission() {
-    let lab = Lab::with_pool_max_age(Duration::from_secs(3600));
-    let lvm = lab.ctx.lvm().unwrap().clone();
+    let host = FakeHost::with_pool_max_age(Duration::from_secs(3600));
+    let lvm = host.ctx.lvm().unwrap().clone();
     let pool = Allocation::Thin {
         pool: "pool".into(),
     };
     let a = LvName::for_volume("a");
-    lab.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
+    host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
     lvm.resync().await.unwrap();
     // A failed mutation forgets the record, and the next admission seeds it again (one
     // survey, which reads the pool too).
-    lab.expect(
+    host.expect(
         Expectation::new(
             std::iter::once("lvremove".to_string())
                 .chain(argv::lvremove(VG, &a, T).arg_values().map(str::to_string))
@@ -537,8 +537,8 @@ async fn a_forgotten_record_reads_the_pool_again_at_a_thin_admission() {
         .fails(5, "  Internal error: something odd\n"),
     );
     assert!(lvm.remove(&a).await.is_err());
-    lab.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
-    expect_lvcreate(&lab, &a, 64 * MIB, &pool);
+    host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
+    expect_lvcreate(&host, &a, 64 * MIB, &pool);
     lvm.create_within(
         &a,
         64 * MIB,
@@ -556,5 +556,5 @@ async fn a_forgotten_record_reads_the_pool_again_at_a_thin_admission() {
     )
     .await
     .unwrap();
-    lab.finish();
+    host.finish();
 }

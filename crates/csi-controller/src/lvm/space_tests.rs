@@ -4,7 +4,7 @@
 
 use crate::{
     lvm::{Allocation, Claim, Within, argv},
-    ops::testing::{Lab, VG, lv_row, pool_row},
+    ops::testing::{FakeHost, VG, lv_row, pool_row},
 };
 use csi_common::{Kind, command::Expectation, ids::LvName};
 use std::time::Duration;
@@ -21,9 +21,9 @@ fn thin(bytes: u64) -> Claim<'static> {
     }
 }
 
-fn expect_lvcreate(lab: &Lab, lv: &LvName, allocation: &Allocation) {
+fn expect_lvcreate(host: &FakeHost, lv: &LvName, allocation: &Allocation) {
     let cmd = argv::lvcreate(VG, lv, 512 * MIB, allocation, &[], T);
-    lab.expect(Expectation::new(
+    host.expect(Expectation::new(
         std::iter::once(cmd.program().to_string())
             .chain(cmd.arg_values().map(str::to_string))
             .collect::<Vec<_>>(),
@@ -32,8 +32,8 @@ fn expect_lvcreate(lab: &Lab, lv: &LvName, allocation: &Allocation) {
 
 #[tokio::test]
 async fn claims_from_one_stale_survey_are_admitted_against_fresh_figures() {
-    let lab = Lab::new();
-    let lvm = lab.ctx.lvm().unwrap().clone();
+    let host = FakeHost::new();
+    let lvm = host.ctx.lvm().unwrap().clone();
     let pool = Allocation::Thin {
         pool: "pool".into(),
     };
@@ -42,7 +42,7 @@ async fn claims_from_one_stale_survey_are_admitted_against_fresh_figures() {
         LvName::for_volume("b"),
         LvName::for_volume("c"),
     );
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30)]);
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30)]);
     let seen = lvm.survey().await.unwrap();
     let within = |bytes| Within {
         claim: thin(bytes),
@@ -50,22 +50,22 @@ async fn claims_from_one_stale_survey_are_admitted_against_fresh_figures() {
     };
 
     // Still current: admitted as it is, no second report.
-    expect_lvcreate(&lab, &a, &pool);
+    expect_lvcreate(&host, &a, &pool);
     lvm.create_within(&a, 512 * MIB, &pool, &[], within(512 * MIB))
         .await
         .unwrap();
 
     // Overtaken by the first lvcreate: read again, and the first promise counts.
     let row_a = lv_row(a.as_str(), 512 * MIB, Some("pool"), &[]);
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), row_a.clone()]);
-    expect_lvcreate(&lab, &b, &pool);
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), row_a.clone()]);
+    expect_lvcreate(&host, &b, &pool);
     lvm.create_within(&b, 512 * MIB, &pool, &[], within(512 * MIB))
         .await
         .unwrap();
 
     // The pool's whole promise is taken: refused before lvcreate, figures named.
     let row_b = lv_row(b.as_str(), 512 * MIB, Some("pool"), &[]);
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), row_a, row_b]);
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), row_a, row_b]);
     let err = lvm
         .create_within(&c, 512 * MIB, &pool, &[], within(512 * MIB))
         .await
@@ -75,17 +75,17 @@ async fn claims_from_one_stale_survey_are_admitted_against_fresh_figures() {
         err.message().contains("1073741824 already are, 0 left"),
         "{err}"
     );
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_failed_mutation_also_makes_the_survey_stale() {
-    let lab = Lab::new();
-    let lvm = lab.ctx.lvm().unwrap().clone();
+    let host = FakeHost::new();
+    let lvm = host.ctx.lvm().unwrap().clone();
     let a = LvName::for_volume("a");
-    lab.expect_survey(1 << 30, 4 * MIB, &[]);
+    host.expect_survey(1 << 30, 4 * MIB, &[]);
     let seen = lvm.survey().await.unwrap();
-    lab.expect(
+    host.expect(
         Expectation::new(
             std::iter::once("lvremove".to_string())
                 .chain(argv::lvremove(VG, &a, T).arg_values().map(str::to_string))
@@ -95,7 +95,7 @@ async fn a_failed_mutation_also_makes_the_survey_stale() {
     );
     assert!(lvm.remove(&a).await.is_err());
     // The linear claim is checked against a fresh report showing the VG full.
-    lab.expect_survey(0, 4 * MIB, &[lv_row("other", 1 << 30, None, &[])]);
+    host.expect_survey(0, 4 * MIB, &[lv_row("other", 1 << 30, None, &[])]);
     let within = Within {
         claim: Claim::Linear { bytes: 4 * MIB },
         seen: Some(&seen),
@@ -105,5 +105,5 @@ async fn a_failed_mutation_also_makes_the_survey_stale() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
-    lab.finish();
+    host.finish();
 }

@@ -4,7 +4,7 @@ use crate::{
     ops::{
         capability::mount,
         snapshot::testing::snap_row,
-        testing::{Lab, VG, carve_tags, lv_row, pool_row},
+        testing::{FakeHost, VG, carve_tags, lv_row, pool_row},
     },
 };
 use csi_common::{Kind, command::Expectation};
@@ -78,9 +78,9 @@ fn record(name: &str, required: u64, source: &str) -> VolumeRecord {
     }
 }
 
-fn expect_restore_lvcreate(lab: &Lab, origin: &str, lv: &LvName, record: &VolumeRecord) {
+fn expect_restore_lvcreate(host: &FakeHost, origin: &str, lv: &LvName, record: &VolumeRecord) {
     let origin = LvName::parse(origin).unwrap();
-    lab.expect(Expectation::new(argv(&argv::lvcreate_thin_snapshot(
+    host.expect(Expectation::new(argv(&argv::lvcreate_thin_snapshot(
         VG,
         &origin,
         lv,
@@ -92,21 +92,21 @@ fn expect_restore_lvcreate(lab: &Lab, origin: &str, lv: &LvName, record: &Volume
 
 #[tokio::test]
 async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let params = thin();
     let lv = LvName::for_volume("r");
     let snap = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
-    lab.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), snap]);
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), &[]);
+    host.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), snap]);
     let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
-    expect_restore_lvcreate(&lab, "snap-s-1", &lv, &rec);
+    expect_restore_lvcreate(&host, "snap-s-1", &lv, &rec);
     // The growth is a second claim, admitted against a report read after the snapshot.
     let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
-    lab.expect(Expectation::new(argv(&argv::lvextend(
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
+    host.expect(Expectation::new(argv(&argv::lvextend(
         VG,
         &lv,
         100 * MIB,
@@ -114,10 +114,10 @@ async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
     ))));
     let mut row = lv_row(lv.as_str(), 100 * MIB, Some("pool"), &rec.creation_tags());
     row.origin = Some("snap-s-1".into());
-    lab.expect_lvs_one(lv.as_str(), &[row]);
+    host.expect_lvs_one(lv.as_str(), &[row]);
     let r = range(100 * MIB, 0);
     let created = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("r", &caps, Some(&r), &params),
         &from_snapshot("snap-s-1"),
     )
@@ -127,16 +127,16 @@ async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
         panic!("{created:?}")
     };
     assert_eq!(volume.lv.size, 100 * MIB);
-    let context = volume.volume_context(&lab.ctx);
+    let context = volume.volume_context(&host.ctx);
     assert_eq!(context["contentSource"], "snapshot:snap-s-1");
-    let state = crate::lio::state::read_state(lab.lio.layout()).unwrap();
-    crate::lio::verify_export(&state, &volume.export_spec(&lab.ctx, VG)).unwrap();
-    lab.finish();
+    let state = crate::lio::state::read_state(host.lio.layout()).unwrap();
+    crate::lio::verify_export(&state, &volume.export_spec(&host.ctx, VG)).unwrap();
+    host.finish();
 }
 
 #[tokio::test]
 async fn clones_a_thin_volume_at_its_size_without_a_range() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     // As the provisioner sends it with --extra-create-metadata: the clone records its claim.
     let mut params = thin();
@@ -144,18 +144,18 @@ async fn clones_a_thin_volume_at_its_size_without_a_range() {
     params.insert("csi.storage.k8s.io/pvc/name".into(), "copy".into());
     let lv = LvName::for_volume("c");
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source]);
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), &[]);
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source]);
     let mut rec = record("c", 0, "volume:csi-v-1");
     rec.claim.pvc_namespace = "ns".into();
     rec.claim.pvc_name = "copy".into();
-    expect_restore_lvcreate(&lab, "csi-v-1", &lv, &rec);
+    expect_restore_lvcreate(&host, "csi-v-1", &lv, &rec);
     let row = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
-    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
     let created = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("c", &caps, None, &params),
         &from_volume("csi-v-1"),
     )
@@ -163,71 +163,71 @@ async fn clones_a_thin_volume_at_its_size_without_a_range() {
     .unwrap();
     assert_eq!(created.volume().lv.size, 64 * MIB);
     assert!(matches!(created, Created::Created(_)));
-    let context = created.volume().volume_context(&lab.ctx);
+    let context = created.volume().volume_context(&host.ctx);
     assert_eq!(
         (&context["pvcNamespace"][..], &context["pvcName"][..]),
         ("ns", "copy")
     );
 
     // Same name and source: the same volume. Another source, or empty: ALREADY_EXISTS.
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
     let again = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("c", &caps, None, &params),
         &from_volume("csi-v-1"),
     )
     .await
     .unwrap();
     assert!(matches!(again, Created::AlreadyExisted(_)));
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
     let err = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("c", &caps, None, &params),
         &from_snapshot("snap-s-1"),
     )
     .await
     .unwrap_err();
     assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn an_interrupted_restore_is_grown_by_the_retry() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let params = thin();
     let lv = LvName::for_volume("r");
     let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
     let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), std::slice::from_ref(&small));
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&small));
     // The growth is admitted in the queue like any other claim.
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
-    lab.expect(Expectation::new(argv(&argv::lvextend(
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
+    host.expect(Expectation::new(argv(&argv::lvextend(
         VG,
         &lv,
         100 * MIB,
         T,
     ))));
     let grown = lv_row(lv.as_str(), 100 * MIB, Some("pool"), &rec.creation_tags());
-    lab.expect_lvs_one(lv.as_str(), &[grown]);
+    host.expect_lvs_one(lv.as_str(), &[grown]);
     let r = range(100 * MIB, 0);
     let again = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("r", &caps, Some(&r), &params),
         &from_snapshot("snap-s-1"),
     )
     .await
     .unwrap();
     assert_eq!(again.volume().lv.size, 100 * MIB);
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let params = thin();
     let lv = LvName::for_volume("r");
@@ -238,25 +238,25 @@ async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
         (from_volume("snap-s-1"), None),
         (from_volume("csi-gone-1"), Some("csi-gone-1")),
     ] {
-        lab.expect_vgs(10 << 30, 4 * MIB);
-        lab.expect_lvs_one(lv.as_str(), &[]);
+        host.expect_vgs(10 << 30, 4 * MIB);
+        host.expect_lvs_one(lv.as_str(), &[]);
         if let Some(name) = lookup {
-            lab.expect_lvs_one(name, &[]);
+            host.expect_lvs_one(name, &[]);
         }
-        let err = create_from_source(&lab.ctx, request("r", &caps, None, &params), &source)
+        let err = create_from_source(&host.ctx, request("r", &caps, None, &params), &source)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), Kind::NotFound, "{source:?}");
     }
     // A linear source volume: INVALID_ARGUMENT.
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
-    lab.expect_lvs_one(
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), &[]);
+    host.expect_lvs_one(
         "csi-lin-1",
         &[lv_row("csi-lin-1", 64 * MIB, None, &carve_tags("lin"))],
     );
     let err = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("r", &caps, None, &params),
         &from_volume("csi-lin-1"),
     )
@@ -264,15 +264,15 @@ async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
     .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
     // limit_bytes below the source's size: OUT_OF_RANGE.
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
-    lab.expect_lvs_one(
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), &[]);
+    host.expect_lvs_one(
         "snap-s-1",
         &[snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1")],
     );
     let r = range(16 * MIB, 32 * MIB);
     let err = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("r", &caps, Some(&r), &params),
         &from_snapshot("snap-s-1"),
     )
@@ -282,11 +282,11 @@ async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
     // A snapshot whose pool failed is not ready: UNAVAILABLE (retried).
     let mut failed = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
     failed.attr = "Vwi---tzFk".into();
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
-    lab.expect_lvs_one("snap-s-1", &[failed]);
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), &[]);
+    host.expect_lvs_one("snap-s-1", &[failed]);
     let err = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("r", &caps, None, &params),
         &from_snapshot("snap-s-1"),
     )
@@ -295,10 +295,10 @@ async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
     assert_eq!(err.kind(), Kind::Unavailable, "{err}");
     // No room left in the pool's promise: RESOURCE_EXHAUSTED.
     let snap = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
-    lab.expect_vgs(10 << 30, 4 * MIB);
-    lab.expect_lvs_one(lv.as_str(), &[]);
-    lab.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
-    lab.expect_survey(
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), &[]);
+    host.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
+    host.expect_survey(
         10 << 30,
         4 * MIB,
         &[
@@ -308,24 +308,24 @@ async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
         ],
     );
     let err = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("r", &caps, None, &params),
         &from_snapshot("snap-s-1"),
     )
     .await
     .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn requests_refused_before_lvm() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let linear = HashMap::new();
     let params = thin();
     let err = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("r", &caps, None, &linear),
         &from_snapshot("snap-s-1"),
     )
@@ -338,18 +338,18 @@ async fn requests_refused_before_lvm() {
         from_snapshot(""),
         from_volume(""),
     ] {
-        let err = create_from_source(&lab.ctx, request("r", &caps, None, &params), &source)
+        let err = create_from_source(&host.ctx, request("r", &caps, None, &params), &source)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), Kind::InvalidArgument, "{source:?}");
     }
     let err = create_from_source(
-        &lab.ctx,
+        &host.ctx,
         request("", &caps, None, &params),
         &from_snapshot("snap-s-1"),
     )
     .await
     .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
-    lab.finish();
+    host.finish();
 }

@@ -80,55 +80,55 @@ pub async fn delete_volume(ctx: &Ctx, raw_id: &str) -> Result<Deleted> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{Lab, carve_tags, lv_row};
+    use crate::ops::testing::{FakeHost, carve_tags, lv_row};
     use csi_common::Kind;
 
     #[tokio::test]
     async fn unknown_and_foreign_ids_are_ok() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         assert_eq!(
-            delete_volume(&lab.ctx, "no-such-volume").await.unwrap(),
+            delete_volume(&host.ctx, "no-such-volume").await.unwrap(),
             Deleted::NotFound
         );
         assert_eq!(
-            delete_volume(&lab.ctx, "").await.unwrap_err().kind(),
+            delete_volume(&host.ctx, "").await.unwrap_err().kind(),
             Kind::InvalidArgument
         );
-        lab.expect_lvs_one("csi-gone-1", &[]);
+        host.expect_lvs_one("csi-gone-1", &[]);
         assert_eq!(
-            delete_volume(&lab.ctx, "csi-gone-1").await.unwrap(),
+            delete_volume(&host.ctx, "csi-gone-1").await.unwrap(),
             Deleted::NotFound
         );
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn removes_export_then_lv_and_is_idempotent() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let row = lv_row("csi-v-1", 8 << 20, Some("pool"), &carve_tags("v"));
-        lab.export(&row).await;
-        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-        lab.expect_lvremove("csi-v-1");
+        host.export(&row).await;
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        host.expect_lvremove("csi-v-1");
         assert_eq!(
-            delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
+            delete_volume(&host.ctx, "csi-v-1").await.unwrap(),
             Deleted::Deleted
         );
-        assert!(lab.configfs_is_empty(), "{:?}", lab.configfs_tree());
-        lab.expect_lvs_one("csi-v-1", &[]);
+        assert!(host.configfs_is_empty(), "{:?}", host.configfs_tree());
+        host.expect_lvs_one("csi-v-1", &[]);
         assert_eq!(
-            delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
+            delete_volume(&host.ctx, "csi-v-1").await.unwrap(),
             Deleted::NotFound
         );
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn a_linear_volume_is_quarantined_not_removed_and_is_gone_at_once() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-        lab.export(&row).await;
-        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-        lab.expect_lvs(std::slice::from_ref(&row));
+        host.export(&row).await;
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        host.expect_lvs(std::slice::from_ref(&row));
         let lv = csi_common::ids::LvName::parse("csi-v-1").unwrap();
         let rename = crate::lvm::argv::lvrename(
             crate::ops::testing::VG,
@@ -136,47 +136,47 @@ mod tests {
             &quarantine::name_for(&lv, 0),
             std::time::Duration::from_secs(5),
         );
-        lab.expect(csi_common::command::Expectation::new(
+        host.expect(csi_common::command::Expectation::new(
             std::iter::once(rename.program().to_string())
                 .chain(rename.arg_values().map(str::to_string))
                 .collect::<Vec<_>>(),
         ));
         assert_eq!(
-            delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
+            delete_volume(&host.ctx, "csi-v-1").await.unwrap(),
             Deleted::Deleted
         );
-        assert!(lab.configfs_is_empty());
-        lab.finish();
+        assert!(host.configfs_is_empty());
+        host.finish();
     }
 
     #[tokio::test]
     async fn half_deleted_volume_is_finished() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-        lab.export(&row).await;
-        lab.expect_lvs_one("csi-v-1", &[]);
+        host.export(&row).await;
+        host.expect_lvs_one("csi-v-1", &[]);
         assert_eq!(
-            delete_volume(&lab.ctx, "csi-v-1").await.unwrap(),
+            delete_volume(&host.ctx, "csi-v-1").await.unwrap(),
             Deleted::Deleted
         );
-        assert!(lab.configfs_is_empty());
-        lab.finish();
+        assert!(host.configfs_is_empty());
+        host.finish();
     }
 
     #[tokio::test]
     async fn foreign_lv_and_classic_snapshots_are_refused() {
-        let lab = Lab::new();
-        lab.expect_lvs_one("csi-x-1", &[lv_row("csi-x-1", 8 << 20, None, &[])]);
-        let err = delete_volume(&lab.ctx, "csi-x-1").await.unwrap_err();
+        let host = FakeHost::new();
+        host.expect_lvs_one("csi-x-1", &[lv_row("csi-x-1", 8 << 20, None, &[])]);
+        let err = delete_volume(&host.ctx, "csi-x-1").await.unwrap_err();
         assert_eq!(err.kind(), Kind::FailedPrecondition);
         let origin = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
         let mut snap = lv_row("snap-s-1", 8 << 20, None, &[]);
         snap.origin = Some("csi-v-1".into());
-        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&origin));
-        lab.expect_lvs(&[origin, snap]);
-        let err = delete_volume(&lab.ctx, "csi-v-1").await.unwrap_err();
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&origin));
+        host.expect_lvs(&[origin, snap]);
+        let err = delete_volume(&host.ctx, "csi-v-1").await.unwrap_err();
         assert_eq!(err.kind(), Kind::FailedPrecondition);
         assert!(err.message().contains("snap-s-1"), "{err}");
-        lab.finish();
+        host.finish();
     }
 }

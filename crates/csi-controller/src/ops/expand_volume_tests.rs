@@ -3,7 +3,7 @@ use crate::{
     lvm::{argv, tags::VolumeRecord},
     ops::{
         capability::mount,
-        testing::{Lab, VG, lv_row, pool_row},
+        testing::{FakeHost, VG, lv_row, pool_row},
     },
 };
 use csi_common::{Kind, command::Expectation, ids::LvName};
@@ -44,17 +44,17 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-fn expect_extend(lab: &Lab, lv: &str, size: u64) {
+fn expect_extend(host: &FakeHost, lv: &str, size: u64) {
     let lv = LvName::parse(lv).unwrap();
-    lab.expect(
+    host.expect(
         Expectation::new(argv(&argv::lvextend(VG, &lv, size, T)))
             .stdout(fixture("lvextend-thin.stdout")),
     );
 }
 
-fn expect_retag(lab: &Lab, lv: &str, from: u64, to: u64) {
+fn expect_retag(host: &FakeHost, lv: &str, from: u64, to: u64) {
     let lv = LvName::parse(lv).unwrap();
-    lab.expect(Expectation::new(argv(&argv::lvchange_retag(
+    host.expect(Expectation::new(argv(&argv::lvchange_retag(
         VG,
         &lv,
         &[required_tag(from)],
@@ -65,14 +65,14 @@ fn expect_retag(lab: &Lab, lv: &str, from: u64, to: u64) {
 
 #[tokio::test]
 async fn grows_a_thin_volume_to_whole_extents_and_records_the_request() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let row = lv_row("csi-v-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), row]);
-    expect_extend(&lab, "csi-v-1", 132 * MIB);
-    expect_retag(&lab, "csi-v-1", 64 * MIB, 130 * MIB);
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), row]);
+    expect_extend(&host, "csi-v-1", 132 * MIB);
+    expect_retag(&host, "csi-v-1", 64 * MIB, 130 * MIB);
     let cap = mount("ext4", Mode::SingleNodeWriter);
-    let out = expand_volume(&lab.ctx, "csi-v-1", Some(&range(130 * MIB, 0)), Some(&cap))
+    let out = expand_volume(&host.ctx, "csi-v-1", Some(&range(130 * MIB, 0)), Some(&cap))
         .await
         .unwrap();
     assert_eq!(
@@ -82,14 +82,14 @@ async fn grows_a_thin_volume_to_whole_extents_and_records_the_request() {
             node_expansion_required: true
         }
     );
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn already_large_enough_answers_the_current_size_and_block_needs_the_node_too() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
     let block = csi_proto::v1::VolumeCapability {
         access_type: Some(csi_proto::v1::volume_capability::AccessType::Block(
             Default::default(),
@@ -99,7 +99,7 @@ async fn already_large_enough_answers_the_current_size_and_block_needs_the_node_
         }),
     };
     let out = expand_volume(
-        &lab.ctx,
+        &host.ctx,
         "csi-v-1",
         Some(&range(100 * MIB, 0)),
         Some(&block),
@@ -112,30 +112,30 @@ async fn already_large_enough_answers_the_current_size_and_block_needs_the_node_
         "the node rescans block volumes too"
     );
     // An interrupted call (LV grown, tag not yet) is completed by the retry.
-    lab.expect_lvs_one("csi-v-1", &[row]);
-    expect_retag(&lab, "csi-v-1", 130 * MIB, 131 * MIB);
-    let out = expand_volume(&lab.ctx, "csi-v-1", Some(&range(131 * MIB, 0)), None)
+    host.expect_lvs_one("csi-v-1", &[row]);
+    expect_retag(&host, "csi-v-1", 130 * MIB, 131 * MIB);
+    let out = expand_volume(&host.ctx, "csi-v-1", Some(&range(131 * MIB, 0)), None)
         .await
         .unwrap();
     assert_eq!(out.capacity, 132 * MIB);
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn shrinking_limits_and_bad_requests() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
     // Shrinking: the range wants less than the volume has.
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = expand_volume(&lab.ctx, "csi-v-1", Some(&range(64 * MIB, 64 * MIB)), None)
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let err = expand_volume(&host.ctx, "csi-v-1", Some(&range(64 * MIB, 64 * MIB)), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::OutOfRange, "{err}");
     // The rounded size would pass limit_bytes.
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    lab.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
     let err = expand_volume(
-        &lab.ctx,
+        &host.ctx,
         "csi-v-1",
         Some(&range(133 * MIB, 134 * MIB)),
         None,
@@ -150,7 +150,7 @@ async fn shrinking_limits_and_bad_requests() {
         ("csi-v-1", Some(range(2 * MIB, MIB)), Kind::OutOfRange),
         ("no-such", Some(range(MIB, 0)), Kind::NotFound),
     ] {
-        let err = expand_volume(&lab.ctx, id, r.as_ref(), None)
+        let err = expand_volume(&host.ctx, id, r.as_ref(), None)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), kind, "{id} {r:?}");
@@ -159,12 +159,12 @@ async fn shrinking_limits_and_bad_requests() {
         required_bytes: -1,
         limit_bytes: 0,
     };
-    let err = expand_volume(&lab.ctx, "csi-v-1", Some(&negative), None)
+    let err = expand_volume(&host.ctx, "csi-v-1", Some(&negative), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
     let err = expand_volume(
-        &lab.ctx,
+        &host.ctx,
         "csi-v-1",
         Some(&range(MIB, 0)),
         Some(&mount("btrfs", Mode::SingleNodeWriter)),
@@ -173,22 +173,22 @@ async fn shrinking_limits_and_bad_requests() {
     .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
     // A volume that does not exist.
-    lab.expect_lvs_one("csi-gone-1", &[]);
-    let err = expand_volume(&lab.ctx, "csi-gone-1", Some(&range(MIB, 0)), None)
+    host.expect_lvs_one("csi-gone-1", &[]);
+    let err = expand_volume(&host.ctx, "csi-gone-1", Some(&range(MIB, 0)), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::NotFound);
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn no_room_is_resource_exhausted() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     // Linear: the VG's free space.
     let linear = lv_row("csi-v-1", 64 * MIB, None, &tags(64 * MIB));
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
-    lab.expect_survey(32 * MIB, 4 * MIB, std::slice::from_ref(&linear));
-    let err = expand_volume(&lab.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
+    host.expect_survey(32 * MIB, 4 * MIB, std::slice::from_ref(&linear));
+    let err = expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
@@ -199,9 +199,9 @@ async fn no_room_is_resource_exhausted() {
     );
     // Thin: the pool's remaining promise.
     let thin = lv_row("csi-t-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
-    lab.expect_lvs_one("csi-t-1", std::slice::from_ref(&thin));
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), thin]);
-    let err = expand_volume(&lab.ctx, "csi-t-1", Some(&range(2 << 30, 0)), None)
+    host.expect_lvs_one("csi-t-1", std::slice::from_ref(&thin));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), thin]);
+    let err = expand_volume(&host.ctx, "csi-t-1", Some(&range(2 << 30, 0)), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
@@ -211,16 +211,16 @@ async fn no_room_is_resource_exhausted() {
         "{err}"
     );
     // LVM's own refusal (captured) maps the same way.
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
-    lab.expect_survey(10 << 30, 4 * MIB, &[linear]);
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
+    host.expect_survey(10 << 30, 4 * MIB, &[linear]);
     let lv = LvName::parse("csi-v-1").unwrap();
-    lab.expect(
+    host.expect(
         Expectation::new(argv(&argv::lvextend(VG, &lv, 128 * MIB, T)))
             .fails(5, fixture("lvextend-nospace.stderr")),
     );
-    let err = expand_volume(&lab.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
+    let err = expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
-    lab.finish();
+    host.finish();
 }

@@ -103,7 +103,7 @@ pub async fn get_capacity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{Lab, lv_row, pool_row};
+    use crate::ops::testing::{FakeHost, lv_row, pool_row};
     use csi_common::Kind;
 
     #[test]
@@ -127,9 +127,9 @@ mod tests {
 
     #[tokio::test]
     async fn linear_capacity_is_vg_free_and_unknown_parameters_are_refused() {
-        let lab = Lab::new();
-        lab.expect_survey(10 << 30, 4 << 20, &[]);
-        let cap = get_capacity(&lab.ctx, &[], &HashMap::new(), None)
+        let host = FakeHost::new();
+        host.expect_survey(10 << 30, 4 << 20, &[]);
+        let cap = get_capacity(&host.ctx, &[], &HashMap::new(), None)
             .await
             .unwrap();
         assert_eq!(
@@ -140,15 +140,15 @@ mod tests {
             }
         );
         let bad = HashMap::from([("size".to_string(), "1".to_string())]);
-        let err = get_capacity(&lab.ctx, &[], &bad, None).await.unwrap_err();
+        let err = get_capacity(&host.ctx, &[], &bad, None).await.unwrap_err();
         assert_eq!(err.kind(), Kind::InvalidArgument);
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn xfs_minimum_and_thin_pool_capacity() {
-        let lab = Lab::new();
-        lab.expect_survey(
+        let host = FakeHost::new();
+        host.expect_survey(
             10 << 30,
             4 << 20,
             &[
@@ -161,7 +161,7 @@ mod tests {
             csi_proto::v1::volume_capability::access_mode::Mode::SingleNodeWriter,
         );
         let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
-        let cap = get_capacity(&lab.ctx, &[xfs], &thin, None).await.unwrap();
+        let cap = get_capacity(&host.ctx, &[xfs], &thin, None).await.unwrap();
         assert_eq!(
             cap,
             Capacity {
@@ -169,56 +169,56 @@ mod tests {
                 minimum_volume_size: 300 << 20
             }
         );
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn thin_capacity_is_what_the_pool_can_still_store_and_zero_when_full() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
         let mut half = pool_row(1 << 30);
         half.data_percent = Some(75.0);
-        lab.expect_survey(10 << 30, 4 << 20, &[half.clone()]);
-        let cap = get_capacity(&lab.ctx, &[], &thin, None).await.unwrap();
+        host.expect_survey(10 << 30, 4 << 20, &[half.clone()]);
+        let cap = get_capacity(&host.ctx, &[], &thin, None).await.unwrap();
         assert_eq!(cap.available, 256 << 20);
         half.data_percent = Some(100.0);
-        lab.expect_survey(10 << 30, 4 << 20, &[half]);
-        let cap = get_capacity(&lab.ctx, &[], &thin, None).await.unwrap();
+        host.expect_survey(10 << 30, 4 << 20, &[half]);
+        let cap = get_capacity(&host.ctx, &[], &thin, None).await.unwrap();
         assert_eq!(cap.available, 0);
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn missing_volume_group_is_unavailable() {
-        let lab = Lab::new();
-        lab.expect_survey_missing();
-        let err = get_capacity(&lab.ctx, &[], &HashMap::new(), None)
+        let host = FakeHost::new();
+        host.expect_survey_missing();
+        let err = get_capacity(&host.ctx, &[], &HashMap::new(), None)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), Kind::Unavailable);
         assert!(err.message().contains("carvevg"), "{err}");
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn a_topology_the_host_does_not_serve_has_no_capacity() {
-        let mut lab = Lab::new();
-        lab.ctx.settings.accessible_topology =
+        let mut host = FakeHost::new();
+        host.ctx.settings.accessible_topology =
             vec![csi_common::topology::Segments::parse("zone=a").unwrap()];
         let zone = |z: &str| HashMap::from([("zone".to_string(), z.to_string())]);
-        lab.expect_survey(10 << 30, 4 << 20, &[]);
-        let here = get_capacity(&lab.ctx, &[], &HashMap::new(), Some(&zone("a")))
+        host.expect_survey(10 << 30, 4 << 20, &[]);
+        let here = get_capacity(&host.ctx, &[], &HashMap::new(), Some(&zone("a")))
             .await
             .unwrap();
         assert_eq!(here.available, 10 << 30);
         // No report for a zone the host does not serve: only the VG row (the ledger's, in the
-        // controller; `vgs` for this ledger-less lab), which the scripted runner enforces.
-        lab.expect_vgs(10 << 30, 4 << 20);
-        let there = get_capacity(&lab.ctx, &[], &HashMap::new(), Some(&zone("b")))
+        // controller; `vgs` for this ledger-less host), which the scripted runner enforces.
+        host.expect_vgs(10 << 30, 4 << 20);
+        let there = get_capacity(&host.ctx, &[], &HashMap::new(), Some(&zone("b")))
             .await
             .unwrap();
         assert_eq!(there.available, 0);
         assert_eq!(there.minimum_volume_size, 4 << 20);
-        lab.finish();
+        host.finish();
     }
 }

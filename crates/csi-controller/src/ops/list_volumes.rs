@@ -128,12 +128,12 @@ fn with_storage(mut status: VolumeStatus, pools: &[LvRow]) -> VolumeStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{Lab, NODE1, carve_tags, lv_row, pool_row};
+    use crate::ops::testing::{FakeHost, NODE1, carve_tags, lv_row, pool_row};
     use csi_common::Kind;
 
     #[tokio::test]
     async fn pages_through_volumes_with_published_nodes_and_condition() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let rows = vec![
             pool_row(8 << 30),
             lv_row("csi-a-1", 8 << 20, Some("pool"), &carve_tags("a")),
@@ -141,10 +141,10 @@ mod tests {
             lv_row("csi-c-1", 8 << 20, None, &carve_tags("c")),
             lv_row("other", 8 << 20, None, &[]),
         ];
-        lab.export(&rows[1]).await;
-        lab.add_acl("csi-a-1", NODE1).await;
-        lab.expect_survey(1 << 30, 4 << 20, &rows);
-        let page = list_volumes(&lab.ctx, 2, "").await.unwrap();
+        host.export(&rows[1]).await;
+        host.add_acl("csi-a-1", NODE1).await;
+        host.expect_survey(1 << 30, 4 << 20, &rows);
+        let page = list_volumes(&host.ctx, 2, "").await.unwrap();
         let ids: Vec<_> = page
             .entries
             .iter()
@@ -161,54 +161,54 @@ mod tests {
                 .contains("storage object missing")
         );
         assert_eq!(page.next_token, "csi-c-1");
-        lab.expect_survey(1 << 30, 4 << 20, &rows);
-        let last = list_volumes(&lab.ctx, 2, &page.next_token).await.unwrap();
+        host.expect_survey(1 << 30, 4 << 20, &rows);
+        let last = list_volumes(&host.ctx, 2, &page.next_token).await.unwrap();
         assert_eq!(last.entries.len(), 1);
         assert_eq!(last.next_token, "");
-        let bad = list_volumes(&lab.ctx, 0, "garbage!").await.unwrap_err();
+        let bad = list_volumes(&host.ctx, 0, "garbage!").await.unwrap_err();
         assert_eq!(bad.kind(), Kind::Aborted);
         assert_eq!(
-            list_volumes(&lab.ctx, -1, "").await.unwrap_err().kind(),
+            list_volumes(&host.ctx, -1, "").await.unwrap_err().kind(),
             Kind::InvalidArgument
         );
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn get_volume_reports_not_found_and_condition() {
-        let lab = Lab::new();
-        lab.expect_lvs_one("csi-a-1", &[]);
+        let host = FakeHost::new();
+        host.expect_lvs_one("csi-a-1", &[]);
         assert_eq!(
-            get_volume(&lab.ctx, "csi-a-1").await.unwrap_err().kind(),
+            get_volume(&host.ctx, "csi-a-1").await.unwrap_err().kind(),
             Kind::NotFound
         );
         assert_eq!(
-            get_volume(&lab.ctx, "bogus").await.unwrap_err().kind(),
+            get_volume(&host.ctx, "bogus").await.unwrap_err().kind(),
             Kind::NotFound
         );
         let mut row = lv_row("csi-a-1", 8 << 20, None, &carve_tags("a"));
-        lab.export(&row).await;
+        host.export(&row).await;
         row.attr = "-wi-------".into();
-        lab.expect_lvs_one("csi-a-1", &[row]);
-        let status = get_volume(&lab.ctx, "csi-a-1").await.unwrap();
+        host.expect_lvs_one("csi-a-1", &[row]);
+        let status = get_volume(&host.ctx, "csi-a-1").await.unwrap();
         assert!(status.abnormal.unwrap().contains("not active"));
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn a_thin_volume_in_a_full_pool_is_abnormal_in_both_rpcs() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let mut full = pool_row(64 << 20);
         full.data_percent = Some(100.0);
         let thin = lv_row("csi-a-1", 8 << 20, Some("pool"), &carve_tags("a"));
-        lab.export(&thin).await;
-        lab.expect_survey(1 << 30, 4 << 20, &[full.clone(), thin.clone()]);
-        let page = list_volumes(&lab.ctx, 0, "").await.unwrap();
+        host.export(&thin).await;
+        host.expect_survey(1 << 30, 4 << 20, &[full.clone(), thin.clone()]);
+        let page = list_volumes(&host.ctx, 0, "").await.unwrap();
         let why = page.entries[0].abnormal.clone().unwrap_or_default();
         assert!(why.contains("thin pool pool is full"), "{why:?}");
-        lab.expect_lvs_one("csi-a-1", &[thin]);
+        host.expect_lvs_one("csi-a-1", &[thin]);
         let cmd = crate::lvm::argv::lvs("carvevg/pool", std::time::Duration::from_secs(5));
-        lab.expect(
+        host.expect(
             csi_common::command::Expectation::new(
                 std::iter::once(cmd.program().to_string())
                     .chain(cmd.arg_values().map(str::to_string))
@@ -216,9 +216,9 @@ mod tests {
             )
             .stdout(crate::ops::testing::lvs_json(&[full])),
         );
-        let status = get_volume(&lab.ctx, "csi-a-1").await.unwrap();
+        let status = get_volume(&host.ctx, "csi-a-1").await.unwrap();
         let why = status.abnormal.unwrap_or_default();
         assert!(why.contains("thin pool pool is full"), "{why:?}");
-        lab.finish();
+        host.finish();
     }
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::ops::{
     capability::mount,
-    testing::{Lab, NODE1, NODE2, carve_tags, lv_row},
+    testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row},
 };
 use csi_common::{
     Kind,
@@ -26,83 +26,83 @@ fn req<'a>(
 
 #[tokio::test]
 async fn tags_then_acl_for_that_initiator_only() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-    lab.export(&row).await;
+    host.export(&row).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
-    lab.expect_lvs_one("csi-v-1", &[row]);
-    lab.expect_retag(
+    host.expect_lvs_one("csi-v-1", &[row]);
+    host.expect_retag(
         "csi-v-1",
         &[],
         &["carve.used", &format!("carve.pub=rw:{NODE1}")],
     );
-    let target = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+    let target = publish(&host.ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap();
     assert!(target.blank, "a linear volume never published is blank");
     assert!(!target.readonly);
-    assert_eq!(target.target.iqn, lab.target("csi-v-1"));
+    assert_eq!(target.target.iqn, host.target("csi-v-1"));
     assert_eq!(target.target.lun, 0);
-    assert_eq!(lab.acls("csi-v-1"), [NODE1]);
+    assert_eq!(host.acls("csi-v-1"), [NODE1]);
     let ctx = target.to_context();
     assert!(!ctx.values().any(|v| v.contains("secret")));
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn republish_same_node_is_ok_and_other_node_is_refused_naming_it() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let mut tags = carve_tags("v");
     tags.push(format!("carve.pub=rw:{NODE1}"));
     let row = lv_row("csi-v-1", 8 << 20, None, &tags);
-    lab.export(&row).await;
-    lab.add_acl("csi-v-1", NODE1).await;
+    host.export(&row).await;
+    host.add_acl("csi-v-1", NODE1).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    lab.expect_retag("csi-v-1", &[], &["carve.used"]);
-    let again = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    host.expect_retag("csi-v-1", &[], &["carve.used"]);
+    let again = publish(&host.ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap();
     assert!(!again.blank, "published before: may hold data");
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = publish(&lab.ctx, req(NODE2, &cap, false, &none))
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let err = publish(&host.ctx, req(NODE2, &cap, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition);
     assert!(err.message().contains(NODE1), "{err}");
-    assert_eq!(lab.acls("csi-v-1"), [NODE1], "node2 got nothing");
-    lab.expect_lvs_one("csi-v-1", &[row]);
-    let err = publish(&lab.ctx, req(NODE1, &cap, true, &none))
+    assert_eq!(host.acls("csi-v-1"), [NODE1], "node2 got nothing");
+    host.expect_lvs_one("csi-v-1", &[row]);
+    let err = publish(&host.ctx, req(NODE1, &cap, true, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::AlreadyExists);
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn acl_alone_also_blocks_another_node() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-    lab.export(&row).await;
-    lab.add_acl("csi-v-1", NODE2).await;
+    host.export(&row).await;
+    host.add_acl("csi-v-1", NODE2).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
-    lab.expect_lvs_one("csi-v-1", &[row]);
-    let err = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+    host.expect_lvs_one("csi-v-1", &[row]);
+    let err = publish(&host.ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition);
     assert!(err.message().contains(NODE2));
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn readonly_and_mutual_chap_reach_configfs_without_newlines() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-    lab.export(&row).await;
+    host.export(&row).await;
     let cap = mount("ext4", Mode::SingleNodeReaderOnly);
     let secrets: HashMap<String, String> = [
         (CHAP_USERNAME, "user1"),
@@ -113,18 +113,18 @@ async fn readonly_and_mutual_chap_reach_configfs_without_newlines() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    lab.expect_lvs_one("csi-v-1", &[row]);
-    lab.expect_retag(
+    host.expect_lvs_one("csi-v-1", &[row]);
+    host.expect_retag(
         "csi-v-1",
         &[],
         &["carve.used", &format!("carve.pub=ro.chap:{NODE1}")],
     );
-    let published = publish(&lab.ctx, req(NODE1, &cap, false, &secrets))
+    let published = publish(&host.ctx, req(NODE1, &cap, false, &secrets))
         .await
         .unwrap();
     assert!(published.readonly, "reader-only capability");
     assert_eq!(published.to_context()["readonly"], "true");
-    let tpg = lab.lio.layout().tpg(lab.target("csi-v-1").as_str());
+    let tpg = host.lio.layout().tpg(host.target("csi-v-1").as_str());
     let read = |p: &str| std::fs::read_to_string(tpg.join(p)).unwrap();
     let acl = format!("acls/{NODE1}");
     assert_eq!(read(&format!("{acl}/auth/userid")), "user1");
@@ -134,100 +134,100 @@ async fn readonly_and_mutual_chap_reach_configfs_without_newlines() {
     assert_eq!(read(&format!("{acl}/lun_0/write_protect")), "1");
     assert_eq!(read("attrib/authentication"), "1");
     assert_eq!(read("attrib/generate_node_acls"), "0");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn unknown_volume_or_node_is_not_found_and_bad_input_invalid() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
-    lab.expect_lvs_one("csi-v-1", &[]);
-    let err = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+    host.expect_lvs_one("csi-v-1", &[]);
+    let err = publish(&host.ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::NotFound);
-    let err = publish(&lab.ctx, req("worker-1", &cap, false, &none))
+    let err = publish(&host.ctx, req("worker-1", &cap, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::NotFound);
     assert!(err.message().contains("initiator IQN"));
-    let err = publish(&lab.ctx, req("", &cap, false, &none))
+    let err = publish(&host.ctx, req("", &cap, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
     let mut missing_cap = req(NODE1, &cap, false, &none);
     missing_cap.capability = None;
     assert_eq!(
-        publish(&lab.ctx, missing_cap).await.unwrap_err().kind(),
+        publish(&host.ctx, missing_cap).await.unwrap_err().kind(),
         Kind::InvalidArgument
     );
     let rwx = mount("ext4", Mode::MultiNodeMultiWriter);
-    let err = publish(&lab.ctx, req(NODE1, &rwx, false, &none))
+    let err = publish(&host.ctx, req(NODE1, &rwx, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
     let half = HashMap::from([(CHAP_USERNAME.to_string(), "u".to_string())]);
-    let err = publish(&lab.ctx, req(NODE1, &cap, false, &half))
+    let err = publish(&host.ctx, req(NODE1, &cap, false, &half))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_tag_without_acl_still_blocks_another_node_and_chap_change_rewrites_the_tag() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let mut tags = carve_tags("v");
     tags.push(format!("carve.pub=rw.chap:{NODE1}"));
     let row = lv_row("csi-v-1", 8 << 20, None, &tags);
-    lab.export(&row).await;
+    host.export(&row).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = publish(&lab.ctx, req(NODE2, &cap, false, &none))
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let err = publish(&host.ctx, req(NODE2, &cap, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition);
-    lab.expect_lvs_one("csi-v-1", &[row]);
-    lab.expect_retag(
+    host.expect_lvs_one("csi-v-1", &[row]);
+    host.expect_retag(
         "csi-v-1",
         &[&format!("carve.pub=rw.chap:{NODE1}")],
         &["carve.used", &format!("carve.pub=rw:{NODE1}")],
     );
-    publish(&lab.ctx, req(NODE1, &cap, false, &none))
+    publish(&host.ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap();
-    assert_eq!(lab.acls("csi-v-1"), [NODE1]);
-    lab.finish();
+    assert_eq!(host.acls("csi-v-1"), [NODE1]);
+    host.finish();
 }
 
 /// spec.md ControllerPublishVolume Errors, "Max volumes attached": one more than the limit is
 /// RESOURCE_EXHAUSTED; what the node already holds is still OK; another node has its own room.
 #[tokio::test]
 async fn one_more_than_the_attach_limit_is_resource_exhausted() {
-    let lab = Lab::new();
-    let ctx = lab.ctx.clone().with_attach_limit(2);
+    let host = FakeHost::new();
+    let ctx = host.ctx.clone().with_attach_limit(2);
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     let a = lv_row("csi-a-1", 8 << 20, None, &carve_tags("a"));
     let b = lv_row("csi-b-1", 8 << 20, None, &carve_tags("b"));
     let v = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
     for row in [&a, &b, &v] {
-        lab.export(row).await;
+        host.export(row).await;
     }
-    lab.add_acl("csi-a-1", NODE1).await;
-    lab.add_acl("csi-b-1", NODE1).await;
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
+    host.add_acl("csi-a-1", NODE1).await;
+    host.add_acl("csi-b-1", NODE1).await;
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
     let err = publish(&ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
-    assert!(lab.acls("csi-v-1").is_empty(), "nothing granted");
+    assert!(host.acls("csi-v-1").is_empty(), "nothing granted");
 
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
     // A linear LV is marked used in the same command, before its first ACL.
-    lab.expect_retag(
+    host.expect_retag(
         "csi-v-1",
         &[],
         &["carve.used", &format!("carve.pub=rw:{NODE2}")],
@@ -240,9 +240,9 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     at_limit.push(format!("carve.pub=rw:{NODE2}"));
     at_limit.push("carve.used".into());
     let v2 = lv_row("csi-v-1", 8 << 20, None, &at_limit);
-    let ctx1 = lab.ctx.clone().with_attach_limit(1);
-    lab.add_acl("csi-a-1", NODE2).await; // node2 is now past a limit of 1
-    lab.expect_lvs_one("csi-v-1", &[v2]);
+    let ctx1 = host.ctx.clone().with_attach_limit(1);
+    host.add_acl("csi-a-1", NODE2).await; // node2 is now past a limit of 1
+    host.expect_lvs_one("csi-v-1", &[v2]);
     publish(&ctx1, req(NODE2, &cap, false, &none))
         .await
         .expect("a repeat past the limit is still OK: the node already holds the volume");
@@ -253,8 +253,8 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     tagged.push(format!("carve.pub=rw:{NODE2}"));
     tagged.push("carve.used".into());
     let w = lv_row("csi-w-1", 8 << 20, None, &tagged);
-    lab.export(&w).await;
-    lab.expect_lvs_one("csi-w-1", &[w]);
+    host.export(&w).await;
+    host.expect_lvs_one("csi-w-1", &[w]);
     let err = publish(
         &ctx1,
         Publish {
@@ -265,26 +265,26 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     .await
     .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
-    assert!(lab.acls("csi-w-1").is_empty(), "nothing granted");
-    lab.finish();
+    assert!(host.acls("csi-w-1").is_empty(), "nothing granted");
+    host.finish();
 }
 
 #[tokio::test]
 async fn blank_only_for_thin_volumes_with_no_mapped_data_and_no_source() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     let mut row = lv_row("csi-v-1", 8 << 20, Some("pool"), &carve_tags("v"));
-    lab.export(&row).await;
+    host.export(&row).await;
     for (percent, want) in [(Some(0.0), true), (Some(0.01), false), (None, false)] {
         row.data_percent = percent;
-        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         if percent.is_none() {
             // No data count: read from LVM again before deciding (the ledger's case).
-            lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+            host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         }
-        lab.expect_retag("csi-v-1", &[], &[&format!("carve.pub=rw:{NODE1}")]);
-        let got = publish(&lab.ctx, req(NODE1, &cap, false, &none))
+        host.expect_retag("csi-v-1", &[], &[&format!("carve.pub=rw:{NODE1}")]);
+        let got = publish(&host.ctx, req(NODE1, &cap, false, &none))
             .await
             .unwrap();
         assert_eq!(got.blank, want, "data_percent {percent:?}");
@@ -299,12 +299,12 @@ async fn blank_only_for_thin_volumes_with_no_mapped_data_and_no_source() {
     assert!(provably_blank(&vol));
     vol.record.used = true;
     assert!(!provably_blank(&vol), "a linear volume published before");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let record = crate::lvm::tags::VolumeRecord {
         name: "v".into(),
         required_bytes: 1,
@@ -312,26 +312,26 @@ async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
         ..Default::default()
     };
     let row = lv_row("csi-v-1", 8 << 20, None, &record.creation_tags());
-    lab.export(&row).await;
+    host.export(&row).await;
     let as_mount = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     // Not published yet: an unsupported capability for this volume.
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = publish(&lab.ctx, req(NODE1, &as_mount, false, &none))
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    let err = publish(&host.ctx, req(NODE1, &as_mount, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
     assert!(err.message().contains("block/SINGLE_NODE_WRITER"), "{err}");
-    assert!(lab.acls("csi-v-1").is_empty(), "nothing granted");
+    assert!(host.acls("csi-v-1").is_empty(), "nothing granted");
     // Published to that node already: incompatible with the publication.
     let mut tags = record.creation_tags();
     tags.push(format!("carve.pub=rw:{NODE1}"));
     let published = lv_row("csi-v-1", 8 << 20, None, &tags);
-    lab.add_acl("csi-v-1", NODE1).await;
-    lab.expect_lvs_one("csi-v-1", &[published]);
-    let err = publish(&lab.ctx, req(NODE1, &as_mount, false, &none))
+    host.add_acl("csi-v-1", NODE1).await;
+    host.expect_lvs_one("csi-v-1", &[published]);
+    let err = publish(&host.ctx, req(NODE1, &as_mount, false, &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
-    lab.finish();
+    host.finish();
 }

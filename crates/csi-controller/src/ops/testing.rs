@@ -1,4 +1,4 @@
-//! Test bench for the operations: LVM through a [`ScriptedRunner`] replaying `lvs`/`vgs` JSON in
+//! [`FakeHost`]: a storage host for the operations' unit tests, LVM through a [`ScriptedRunner`] replaying `lvs`/`vgs` JSON in
 //! the captured format, and the configfs LIO backend on a tempdir.
 
 use super::{Ctx, Settings};
@@ -69,7 +69,7 @@ fn argv_of(cmd: &csi_common::command::Cmd) -> Vec<String> {
 }
 
 #[derive(Debug)]
-pub struct Lab {
+pub struct FakeHost {
     pub runner: Arc<ScriptedRunner>,
     pub lio: Arc<ConfigfsLio>,
     pub ctx: Ctx,
@@ -77,18 +77,18 @@ pub struct Lab {
     _dir: tempfile::TempDir,
 }
 
-impl Lab {
+impl FakeHost {
     pub fn new() -> Self {
         Self::build(false, Duration::ZERO)
     }
 
-    /// A lab whose LVM keeps a ledger (as the controller binary does): reads and admission
+    /// A host whose LVM keeps a ledger (as the controller binary does): reads and admission
     /// run no LVM command once it is seeded.
     pub fn with_ledger() -> Self {
         Self::build(true, Duration::ZERO)
     }
 
-    /// [`Lab::with_ledger`], admitting thin claims on a thin-pool reading younger than
+    /// [`FakeHost::with_ledger`], admitting thin claims on a thin-pool reading younger than
     /// `max_age` ([`LvmCli::with_pool_max_age`]).
     pub fn with_pool_max_age(max_age: Duration) -> Self {
         Self::build(true, max_age)

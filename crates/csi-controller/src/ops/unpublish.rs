@@ -60,44 +60,44 @@ pub async fn unpublish(ctx: &Ctx, raw_volume: &str, raw_node: &str) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{Lab, NODE1, NODE2, carve_tags, lv_row};
+    use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row};
     use csi_common::Kind;
 
     #[tokio::test]
     async fn removes_tag_then_acl_and_is_idempotent() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let mut tags = carve_tags("v");
         tags.push(format!("carve.pub=rw:{NODE1}"));
         let row = lv_row("csi-v-1", 8 << 20, None, &tags);
-        lab.export(&row).await;
-        lab.add_acl("csi-v-1", NODE1).await;
-        lab.add_acl("csi-v-1", NODE2).await;
-        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-        lab.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE1}"), false);
-        assert!(unpublish(&lab.ctx, "csi-v-1", NODE1).await.unwrap());
-        assert_eq!(lab.acls("csi-v-1"), [NODE2], "only node1's ACL is gone");
+        host.export(&row).await;
+        host.add_acl("csi-v-1", NODE1).await;
+        host.add_acl("csi-v-1", NODE2).await;
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        host.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE1}"), false);
+        assert!(unpublish(&host.ctx, "csi-v-1", NODE1).await.unwrap());
+        assert_eq!(host.acls("csi-v-1"), [NODE2], "only node1's ACL is gone");
         let untagged = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-        lab.expect_lvs_one("csi-v-1", &[untagged]);
-        assert!(!unpublish(&lab.ctx, "csi-v-1", NODE1).await.unwrap());
-        lab.finish();
+        host.expect_lvs_one("csi-v-1", &[untagged]);
+        assert!(!unpublish(&host.ctx, "csi-v-1", NODE1).await.unwrap());
+        host.finish();
     }
 
     #[tokio::test]
     async fn empty_node_unpublishes_everyone_and_unknowns_are_ok() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-        lab.export(&row).await;
-        lab.add_acl("csi-v-1", NODE1).await;
-        lab.add_acl("csi-v-1", NODE2).await;
-        lab.expect_lvs_one("csi-v-1", &[row]);
-        assert!(unpublish(&lab.ctx, "csi-v-1", "").await.unwrap());
-        assert!(lab.acls("csi-v-1").is_empty());
-        assert!(!unpublish(&lab.ctx, "not-a-volume", NODE1).await.unwrap());
-        assert!(!unpublish(&lab.ctx, "csi-v-1", "worker-1").await.unwrap());
+        host.export(&row).await;
+        host.add_acl("csi-v-1", NODE1).await;
+        host.add_acl("csi-v-1", NODE2).await;
+        host.expect_lvs_one("csi-v-1", &[row]);
+        assert!(unpublish(&host.ctx, "csi-v-1", "").await.unwrap());
+        assert!(host.acls("csi-v-1").is_empty());
+        assert!(!unpublish(&host.ctx, "not-a-volume", NODE1).await.unwrap());
+        assert!(!unpublish(&host.ctx, "csi-v-1", "worker-1").await.unwrap());
         assert_eq!(
-            unpublish(&lab.ctx, "", NODE1).await.unwrap_err().kind(),
+            unpublish(&host.ctx, "", NODE1).await.unwrap_err().kind(),
             Kind::InvalidArgument
         );
-        lab.finish();
+        host.finish();
     }
 }

@@ -62,34 +62,36 @@ mod tests {
     use super::*;
     use crate::ops::{
         capability::mount,
-        testing::{Lab, carve_tags, lv_row},
+        testing::{FakeHost, carve_tags, lv_row},
     };
     use csi_common::Kind;
     use csi_proto::v1::volume_capability::access_mode::Mode;
 
     #[tokio::test]
     async fn confirms_served_capabilities_only() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let row = lv_row("csi-v-1", 64 << 20, None, &carve_tags("v"));
         let none = HashMap::new();
-        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         let caps = [mount("ext4", Mode::SingleNodeWriter)];
-        let ok = validate(&lab.ctx, "csi-v-1", &caps, &none);
+        let ok = validate(&host.ctx, "csi-v-1", &caps, &none);
         assert_eq!(ok.await.unwrap(), Validation::Confirmed);
-        lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         let caps = [mount("ext4", Mode::MultiNodeMultiWriter)];
-        let rwx = validate(&lab.ctx, "csi-v-1", &caps, &none);
+        let rwx = validate(&host.ctx, "csi-v-1", &caps, &none);
         assert!(matches!(rwx.await.unwrap(), Validation::Unconfirmed(_)));
-        lab.expect_lvs_one("csi-v-1", &[row]);
+        host.expect_lvs_one("csi-v-1", &[row]);
         let caps = [mount("xfs", Mode::SingleNodeWriter)];
-        let xfs = validate(&lab.ctx, "csi-v-1", &caps, &none);
+        let xfs = validate(&host.ctx, "csi-v-1", &caps, &none);
         assert!(matches!(xfs.await.unwrap(), Validation::Unconfirmed(m) if m.contains("minimum")));
-        lab.expect_lvs_one("csi-none-1", &[]);
+        host.expect_lvs_one("csi-none-1", &[]);
         let caps = [mount("", Mode::SingleNodeWriter)];
-        let missing = validate(&lab.ctx, "csi-none-1", &caps, &none);
+        let missing = validate(&host.ctx, "csi-none-1", &caps, &none);
         assert_eq!(missing.await.unwrap_err().kind(), Kind::NotFound);
-        let empty = validate(&lab.ctx, "csi-v-1", &[], &none).await.unwrap_err();
+        let empty = validate(&host.ctx, "csi-v-1", &[], &none)
+            .await
+            .unwrap_err();
         assert_eq!(empty.kind(), Kind::InvalidArgument);
-        lab.finish();
+        host.finish();
     }
 }

@@ -3,7 +3,7 @@ use crate::{
     lvm::argv::lvcreate_thin_snapshot,
     ops::{
         snapshot::testing::snap_row,
-        testing::{Lab, VG, carve_tags, lv_row, pool_row},
+        testing::{FakeHost, VG, carve_tags, lv_row, pool_row},
     },
 };
 use csi_common::{Kind, command::Expectation};
@@ -37,7 +37,7 @@ fn fixture(name: &str) -> String {
 }
 
 /// The snapshot lvcreate, matched on everything but the creation-time tag (taken at run time).
-fn expect_snapshot_lvcreate(lab: &Lab, origin: &str, name: &str, fails: Option<&str>) {
+fn expect_snapshot_lvcreate(host: &FakeHost, origin: &str, name: &str, fails: Option<&str>) {
     let lv = id_for(name);
     let origin = LvName::parse(origin).unwrap();
     let record = SnapshotRecord {
@@ -61,25 +61,25 @@ fn expect_snapshot_lvcreate(lab: &Lab, origin: &str, name: &str, fails: Option<&
     if let Some(stderr) = fails {
         e = e.fails(5, stderr);
     }
-    lab.expect(e);
+    host.expect(e);
 }
 
 #[tokio::test]
 async fn cuts_a_thin_snapshot_with_its_record_and_is_idempotent_by_name() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let params = HashMap::from([(
         "csi.storage.k8s.io/volumesnapshot/name".to_string(),
         "x".to_string(),
     )]);
     let snap = id_for("s1");
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
-    lab.expect_lvs_one(snap.as_str(), &[]);
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
-    expect_snapshot_lvcreate(&lab, "csi-v-1", "s1", None);
+    host.expect_lvs_one(snap.as_str(), &[]);
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
+    expect_snapshot_lvcreate(&host, "csi-v-1", "s1", None);
     let row = snap_row(snap.as_str(), 64 * MIB, "s1", "csi-v-1");
-    lab.expect_lvs_one(snap.as_str(), std::slice::from_ref(&row));
-    let created = create(&lab.ctx, req("s1", "csi-v-1", &params))
+    host.expect_lvs_one(snap.as_str(), std::slice::from_ref(&row));
+    let created = create(&host.ctx, req("s1", "csi-v-1", &params))
         .await
         .unwrap();
     let SnapshotCreated::Created(s) = &created else {
@@ -89,22 +89,22 @@ async fn cuts_a_thin_snapshot_with_its_record_and_is_idempotent_by_name() {
     assert!(s.ready());
     assert_eq!(s.to_csi().source_volume_id, "csi-v-1");
 
-    lab.expect_lvs_one(snap.as_str(), std::slice::from_ref(&row));
-    let again = create(&lab.ctx, req("s1", "csi-v-1", &params))
+    host.expect_lvs_one(snap.as_str(), std::slice::from_ref(&row));
+    let again = create(&host.ctx, req("s1", "csi-v-1", &params))
         .await
         .unwrap();
     assert!(matches!(again, SnapshotCreated::AlreadyExisted(_)));
-    lab.expect_lvs_one(snap.as_str(), &[row]);
-    let err = create(&lab.ctx, req("s1", "csi-w-1", &params))
+    host.expect_lvs_one(snap.as_str(), &[row]);
+    let err = create(&host.ctx, req("s1", "csi-w-1", &params))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn invalid_requests_never_reach_lvm() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let none = HashMap::new();
     let long = "x".repeat(129);
     let bad = HashMap::from([("retention".to_string(), "1d".to_string())]);
@@ -114,95 +114,95 @@ async fn invalid_requests_never_reach_lvm() {
         req("s", "", &none),
         req("s", "csi-v-1", &bad),
     ] {
-        let err = create(&lab.ctx, r).await.unwrap_err();
+        let err = create(&host.ctx, r).await.unwrap_err();
         assert_eq!(err.kind(), Kind::InvalidArgument, "{r:?}");
     }
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn missing_linear_and_foreign_sources() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let none = HashMap::new();
     let snap = id_for("s");
     // A source id Carve never issued, then a well-formed one that does not exist.
-    lab.expect_lvs_one(snap.as_str(), &[]);
-    let err = create(&lab.ctx, req("s", "vol-1", &none))
+    host.expect_lvs_one(snap.as_str(), &[]);
+    let err = create(&host.ctx, req("s", "vol-1", &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::NotFound);
-    lab.expect_lvs_one(snap.as_str(), &[]);
-    lab.expect_lvs_one("csi-gone-1", &[]);
-    let err = create(&lab.ctx, req("s", "csi-gone-1", &none))
+    host.expect_lvs_one(snap.as_str(), &[]);
+    host.expect_lvs_one("csi-gone-1", &[]);
+    let err = create(&host.ctx, req("s", "csi-gone-1", &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::NotFound);
     // A linear source: a clear INVALID_ARGUMENT.
-    lab.expect_lvs_one(snap.as_str(), &[]);
-    lab.expect_lvs_one(
+    host.expect_lvs_one(snap.as_str(), &[]);
+    host.expect_lvs_one(
         "csi-lin-1",
         &[lv_row("csi-lin-1", 64 * MIB, None, &carve_tags("lin"))],
     );
-    let err = create(&lab.ctx, req("s", "csi-lin-1", &none))
+    let err = create(&host.ctx, req("s", "csi-lin-1", &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
     assert!(err.message().contains("thin"), "{err}");
     // The name's LV exists but is not a Carve snapshot.
-    lab.expect_lvs_one(
+    host.expect_lvs_one(
         snap.as_str(),
         &[lv_row(snap.as_str(), 64 * MIB, Some("pool"), &[])],
     );
-    let err = create(&lab.ctx, req("s", "csi-v-1", &none))
+    let err = create(&host.ctx, req("s", "csi-v-1", &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::AlreadyExists);
-    lab.finish();
+    host.finish();
 }
 
 #[tokio::test]
 async fn no_room_in_the_pool_is_resource_exhausted() {
-    let lab = Lab::new();
+    let host = FakeHost::new();
     let none = HashMap::new();
     let snap = id_for("s");
     let source = lv_row("csi-v-1", 6 << 30, Some("pool"), &carve_tags("v"));
-    lab.expect_lvs_one(snap.as_str(), &[]);
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
-    let err = create(&lab.ctx, req("s", "csi-v-1", &none))
+    host.expect_lvs_one(snap.as_str(), &[]);
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
+    let err = create(&host.ctx, req("s", "csi-v-1", &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
     // LVM's own refusal (pool above its threshold) maps the same way.
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
-    lab.expect_lvs_one(snap.as_str(), &[]);
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
+    host.expect_lvs_one(snap.as_str(), &[]);
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
     expect_snapshot_lvcreate(
-        &lab,
+        &host,
         "csi-v-1",
         "s",
         Some(
             "  Cannot create new thin volume, free space in thin pool carvevg/pool reached threshold.\n",
         ),
     );
-    let err = create(&lab.ctx, req("s", "csi-v-1", &none))
+    let err = create(&host.ctx, req("s", "csi-v-1", &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
     // A name raced in by someone else (captured lvcreate output).
-    lab.expect_lvs_one(snap.as_str(), &[]);
-    lab.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
-    lab.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source]);
+    host.expect_lvs_one(snap.as_str(), &[]);
+    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source]);
     expect_snapshot_lvcreate(
-        &lab,
+        &host,
         "csi-v-1",
         "s",
         Some(&fixture("lvcreate-snapshot-exists.stderr")),
     );
-    let err = create(&lab.ctx, req("s", "csi-v-1", &none))
+    let err = create(&host.ctx, req("s", "csi-v-1", &none))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
-    lab.finish();
+    host.finish();
 }

@@ -36,61 +36,61 @@ mod tests {
     use super::*;
     use crate::ops::{
         snapshot::testing::snap_row,
-        testing::{Lab, lv_row},
+        testing::{FakeHost, lv_row},
     };
     use csi_common::Kind;
 
     #[tokio::test]
     async fn deletes_then_answers_ok_for_gone_unknown_and_malformed_ids() {
-        let lab = Lab::new();
-        lab.expect_lvs_one("snap-s-1", &[snap_row("snap-s-1", 8 << 20, "s", "csi-v-1")]);
-        lab.expect_lvremove("snap-s-1");
+        let host = FakeHost::new();
+        host.expect_lvs_one("snap-s-1", &[snap_row("snap-s-1", 8 << 20, "s", "csi-v-1")]);
+        host.expect_lvremove("snap-s-1");
         assert_eq!(
-            delete_snapshot(&lab.ctx, "snap-s-1").await.unwrap(),
+            delete_snapshot(&host.ctx, "snap-s-1").await.unwrap(),
             Deleted::Deleted
         );
-        lab.expect_lvs_one("snap-s-1", &[]);
+        host.expect_lvs_one("snap-s-1", &[]);
         assert_eq!(
-            delete_snapshot(&lab.ctx, "snap-s-1").await.unwrap(),
+            delete_snapshot(&host.ctx, "snap-s-1").await.unwrap(),
             Deleted::NotFound
         );
         for raw in ["csi-v-1", "no such id", "snap-"] {
             assert_eq!(
-                delete_snapshot(&lab.ctx, raw).await.unwrap(),
+                delete_snapshot(&host.ctx, raw).await.unwrap(),
                 Deleted::NotFound,
                 "{raw}"
             );
         }
         assert_eq!(
-            delete_snapshot(&lab.ctx, "").await.unwrap_err().kind(),
+            delete_snapshot(&host.ctx, "").await.unwrap_err().kind(),
             Kind::InvalidArgument
         );
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn an_lv_without_the_snapshot_record_is_never_removed() {
-        let lab = Lab::new();
-        lab.expect_lvs_one(
+        let host = FakeHost::new();
+        host.expect_lvs_one(
             "snap-s-1",
             &[lv_row("snap-s-1", 8 << 20, Some("pool"), &[])],
         );
-        let err = delete_snapshot(&lab.ctx, "snap-s-1").await.unwrap_err();
+        let err = delete_snapshot(&host.ctx, "snap-s-1").await.unwrap_err();
         assert_eq!(err.kind(), Kind::FailedPrecondition);
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn removed_between_lookup_and_lvremove_is_ok() {
-        let lab = Lab::new();
-        lab.expect_lvs_one("snap-s-1", &[snap_row("snap-s-1", 8 << 20, "s", "csi-v-1")]);
+        let host = FakeHost::new();
+        host.expect_lvs_one("snap-s-1", &[snap_row("snap-s-1", 8 << 20, "s", "csi-v-1")]);
         let lv = csi_common::ids::LvName::parse("snap-s-1").unwrap();
         let argv = crate::lvm::argv::lvremove(
             crate::ops::testing::VG,
             &lv,
             std::time::Duration::from_secs(5),
         );
-        lab.expect(
+        host.expect(
             csi_common::command::Expectation::new(
                 std::iter::once(argv.program().to_string())
                     .chain(argv.arg_values().map(str::to_string))
@@ -102,9 +102,9 @@ mod tests {
             ),
         );
         assert_eq!(
-            delete_snapshot(&lab.ctx, "snap-s-1").await.unwrap(),
+            delete_snapshot(&host.ctx, "snap-s-1").await.unwrap(),
             Deleted::NotFound
         );
-        lab.finish();
+        host.finish();
     }
 }

@@ -91,7 +91,7 @@ mod tests {
     use super::*;
     use crate::ops::{
         snapshot::testing::snap_row,
-        testing::{Lab, carve_tags, lv_row, pool_row},
+        testing::{FakeHost, carve_tags, lv_row, pool_row},
     };
     use csi_common::Kind;
 
@@ -112,10 +112,10 @@ mod tests {
 
     #[tokio::test]
     async fn pages_and_filters_by_source() {
-        let lab = Lab::new();
-        lab.expect_lvs(&rows());
+        let host = FakeHost::new();
+        host.expect_lvs(&rows());
         let first = list_snapshots(
-            &lab.ctx,
+            &host.ctx,
             ListSnapshots {
                 max_entries: 2,
                 ..Default::default()
@@ -125,9 +125,9 @@ mod tests {
         .unwrap();
         assert_eq!(ids(&first), ["snap-a-1", "snap-b-1"]);
         assert_eq!(first.next_token, "snap-c-1");
-        lab.expect_lvs(&rows());
+        host.expect_lvs(&rows());
         let last = list_snapshots(
-            &lab.ctx,
+            &host.ctx,
             ListSnapshots {
                 max_entries: 2,
                 starting_token: &first.next_token,
@@ -140,9 +140,9 @@ mod tests {
             (ids(&last), last.next_token.as_str()),
             (vec!["snap-c-1"], "")
         );
-        lab.expect_lvs(&rows());
+        host.expect_lvs(&rows());
         let of_v = list_snapshots(
-            &lab.ctx,
+            &host.ctx,
             ListSnapshots {
                 source_volume_id: "csi-v-1",
                 ..Default::default()
@@ -151,9 +151,9 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(ids(&of_v), ["snap-a-1", "snap-c-1"]);
-        lab.expect_lvs(&rows());
+        host.expect_lvs(&rows());
         let none = list_snapshots(
-            &lab.ctx,
+            &host.ctx,
             ListSnapshots {
                 source_volume_id: "not-a-volume",
                 ..Default::default()
@@ -162,16 +162,16 @@ mod tests {
         .await
         .unwrap();
         assert!(none.entries.is_empty());
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn filters_by_id_and_refuses_bad_tokens() {
-        let lab = Lab::new();
+        let host = FakeHost::new();
         let row = snap_row("snap-b-1", 8 << 20, "b", "csi-w-1");
-        lab.expect_lvs_one("snap-b-1", std::slice::from_ref(&row));
+        host.expect_lvs_one("snap-b-1", std::slice::from_ref(&row));
         let one = list_snapshots(
-            &lab.ctx,
+            &host.ctx,
             ListSnapshots {
                 snapshot_id: "snap-b-1",
                 ..Default::default()
@@ -180,9 +180,9 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(ids(&one), ["snap-b-1"]);
-        lab.expect_lvs_one("snap-b-1", std::slice::from_ref(&row));
+        host.expect_lvs_one("snap-b-1", std::slice::from_ref(&row));
         let other_source = list_snapshots(
-            &lab.ctx,
+            &host.ctx,
             ListSnapshots {
                 snapshot_id: "snap-b-1",
                 source_volume_id: "csi-v-1",
@@ -193,7 +193,7 @@ mod tests {
         .unwrap();
         assert!(other_source.entries.is_empty());
         let malformed = list_snapshots(
-            &lab.ctx,
+            &host.ctx,
             ListSnapshots {
                 snapshot_id: "csi-v-1",
                 ..Default::default()
@@ -204,7 +204,7 @@ mod tests {
         assert!(malformed.entries.is_empty());
         for token in ["garbage!", "csi-v-1"] {
             let err = list_snapshots(
-                &lab.ctx,
+                &host.ctx,
                 ListSnapshots {
                     starting_token: token,
                     ..Default::default()
@@ -215,7 +215,7 @@ mod tests {
             assert_eq!(err.kind(), Kind::Aborted, "{token}");
         }
         let err = list_snapshots(
-            &lab.ctx,
+            &host.ctx,
             ListSnapshots {
                 max_entries: -1,
                 ..Default::default()
@@ -224,28 +224,31 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.kind(), Kind::InvalidArgument);
-        lab.finish();
+        host.finish();
     }
 
     #[tokio::test]
     async fn get_snapshot_found_and_not_found() {
-        let lab = Lab::new();
-        lab.expect_lvs_one("snap-a-1", &[snap_row("snap-a-1", 8 << 20, "a", "csi-v-1")]);
-        let s = get_snapshot(&lab.ctx, "snap-a-1").await.unwrap();
+        let host = FakeHost::new();
+        host.expect_lvs_one("snap-a-1", &[snap_row("snap-a-1", 8 << 20, "a", "csi-v-1")]);
+        let s = get_snapshot(&host.ctx, "snap-a-1").await.unwrap();
         assert_eq!(s.record.name, "a");
-        lab.expect_lvs_one("snap-a-1", &[]);
+        host.expect_lvs_one("snap-a-1", &[]);
         assert_eq!(
-            get_snapshot(&lab.ctx, "snap-a-1").await.unwrap_err().kind(),
+            get_snapshot(&host.ctx, "snap-a-1")
+                .await
+                .unwrap_err()
+                .kind(),
             Kind::NotFound
         );
         assert_eq!(
-            get_snapshot(&lab.ctx, "csi-v-1").await.unwrap_err().kind(),
+            get_snapshot(&host.ctx, "csi-v-1").await.unwrap_err().kind(),
             Kind::NotFound
         );
         assert_eq!(
-            get_snapshot(&lab.ctx, "").await.unwrap_err().kind(),
+            get_snapshot(&host.ctx, "").await.unwrap_err().kind(),
             Kind::InvalidArgument
         );
-        lab.finish();
+        host.finish();
     }
 }
