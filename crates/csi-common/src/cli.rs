@@ -42,6 +42,7 @@ pub struct CommonArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefix(pub Vec<String>);
 
+#[allow(clippy::unnecessary_wraps)] // the shape clap's value_parser takes
 fn parse_prefix(raw: &str) -> Result<Prefix, String> {
     Ok(Prefix(raw.split_whitespace().map(str::to_string).collect()))
 }

@@ -35,7 +35,10 @@ impl OperationGuards {
 
     /// Takes `key`, or answers `Aborted` if an operation on it is in flight.
     pub fn try_acquire(&self, key: &str) -> Result<Guard> {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !in_flight.insert(key.to_string()) {
             return Err(Error::aborted(format!(
                 "an operation on {} {key:?} is already in progress",
@@ -53,7 +56,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         self.in_flight
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&self.key);
     }
 }

@@ -61,10 +61,13 @@ const SLUG_MAX: usize = 32;
 
 /// Hex SHA-256 of `input`.
 pub fn sha256_hex(input: &[u8]) -> String {
+    use std::fmt::Write;
     Sha256::digest(input)
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// A readable, safe fragment of an untrusted name: `[a-z0-9]` runs joined by `-`.
@@ -256,7 +259,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for name in hostile {
             let lv = LvName::for_volume(name);
-            assert!(LvName::parse(lv.as_str()).is_ok(), "{name:?} -> {}", lv);
+            assert!(LvName::parse(lv.as_str()).is_ok(), "{name:?} -> {lv}");
             assert!(seen.insert(lv.clone()), "collision for {name:?}");
         }
         assert!(
@@ -359,7 +362,7 @@ mod tests {
         fn any_name_yields_a_valid_lv_name(name in "\\PC{0,64}") {
             let lv = LvName::for_volume(&name);
             prop_assert!(LvName::parse(lv.as_str()).is_ok());
-            let target = format!("iqn.2024-01.dev.carve:{}", lv);
+            let target = format!("iqn.2024-01.dev.carve:{lv}");
             prop_assert!(Iqn::parse(&target).is_ok());
         }
 

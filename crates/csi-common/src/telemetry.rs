@@ -184,8 +184,10 @@ where
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .filter(|v| v.len() <= 64)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{:08x}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)));
+            .map_or_else(
+                || format!("{:08x}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)),
+                str::to_string,
+            );
         let span = tracing::info_span!("rpc", %request_id, method = %method, volume_id = Empty, node_id = Empty);
         let slow = self.slow;
         let started = Instant::now();
@@ -197,7 +199,7 @@ where
             metrics::counter!("carve_rpc_requests_total", "method" => method.clone()).increment(1);
             metrics::histogram!("carve_rpc_duration_seconds", "method" => method.clone())
                 .record(elapsed.as_secs_f64());
-            let ms = elapsed.as_millis() as u64;
+            let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
             if let Ok(response) = &result {
                 let code = grpc_code(response);
                 if code == tonic::Code::Ok {
@@ -211,7 +213,7 @@ where
             if elapsed > slow {
                 tracing::warn!(
                     duration_ms = ms,
-                    threshold_ms = slow.as_millis() as u64,
+                    threshold_ms = u64::try_from(slow.as_millis()).unwrap_or(u64::MAX),
                     "slow rpc"
                 );
             }

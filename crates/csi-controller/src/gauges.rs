@@ -107,7 +107,8 @@ pub fn record_values(survey: &Survey) {
     for reading in readings(survey) {
         match reading.pool {
             Some(pool) => {
-                metrics::gauge!(reading.name, "vg" => vg.clone(), "pool" => pool).set(reading.value)
+                metrics::gauge!(reading.name, "vg" => vg.clone(), "pool" => pool)
+                    .set(reading.value);
             }
             None => metrics::gauge!(reading.name, "vg" => vg.clone()).set(reading.value),
         }
@@ -173,8 +174,8 @@ mod tests {
     fn vg() -> VgRow {
         VgRow {
             name: "carvevg".into(),
-            size: 17175674880,
-            free: 8568963072,
+            size: 17_175_674_880,
+            free: 8_568_963_072,
             extent_size: 4 << 20,
         }
     }
@@ -197,14 +198,20 @@ mod tests {
             generation: 0,
         };
         let r = readings(&survey);
-        assert_eq!(value(&r, "carve_vg_size_bytes", None), Some(17175674880.0));
-        assert_eq!(value(&r, "carve_vg_free_bytes", None), Some(8568963072.0));
+        assert_eq!(
+            value(&r, "carve_vg_size_bytes", None),
+            Some(17_175_674_880.0)
+        );
+        assert_eq!(
+            value(&r, "carve_vg_free_bytes", None),
+            Some(8_568_963_072.0)
+        );
         assert_eq!(value(&r, "carve_volumes", None), Some(3.0));
         assert_eq!(value(&r, "carve_snapshots", None), Some(1.0));
         assert_eq!(value(&r, "carve_published_volumes", None), Some(1.0));
         assert_eq!(
             value(&r, "carve_thin_pool_size_bytes", Some("pool")),
-            Some(8589934592.0)
+            Some(8_589_934_592.0)
         );
         assert_eq!(
             value(&r, "carve_thin_pool_data_percent", Some("pool")),

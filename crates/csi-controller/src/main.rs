@@ -36,9 +36,9 @@ async fn main() -> anyhow::Result<()> {
     let chap = match std::fs::read_to_string(&controller.saveconfig) {
         Ok(text) => saveconfig::chap_credentials(&text).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "saveconfig unreadable: CHAP credentials come back on republish");
-            Default::default()
+            std::collections::HashMap::default()
         }),
-        Err(_) => Default::default(),
+        Err(_) => std::collections::HashMap::default(),
     };
     if args.volume_group.is_some() {
         // Serve at once; Probe says not ready, and RPCs on volumes not restored yet say
@@ -114,7 +114,7 @@ async fn start_up(
         match pass.await {
             Ok(_) => break,
             Err(e) => {
-                tracing::warn!(error = %e, "reconciliation failed; retrying in the background")
+                tracing::warn!(error = %e, "reconciliation failed; retrying in the background");
             }
         }
         tokio::time::sleep(RECONCILE_RETRY).await;

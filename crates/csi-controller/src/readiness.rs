@@ -93,7 +93,7 @@ impl ControllerReadiness {
                 .run(
                     &Cmd::new(program)
                         .arg("version")
-                        .timeout(Duration::from_secs(60)),
+                        .timeout(Duration::from_mins(1)),
                 )
                 .await
                 .map_err(|e| format!("targetcli is not runnable: {e}"))?;

@@ -314,7 +314,7 @@ async fn reconcile_acls(
                 report.restored_acls += 1;
             }
             Err(e) => {
-                error!(volume = %vol.id, node = %publication.node, error = %e, "cannot restore ACL")
+                error!(volume = %vol.id, node = %publication.node, error = %e, "cannot restore ACL");
             }
         }
     }
@@ -336,7 +336,7 @@ async fn reconcile_acls(
                 report.removed_acls += 1;
             }
             Err(e) => {
-                error!(volume = %vol.id, node = %initiator, error = %e, "cannot remove an unrecorded ACL")
+                error!(volume = %vol.id, node = %initiator, error = %e, "cannot remove an unrecorded ACL");
             }
         }
     }

@@ -39,7 +39,9 @@ pub struct Restoration {
 
 impl Restoration {
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
-        self.phase.lock().unwrap_or_else(|p| p.into_inner())
+        self.phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A record that waits for reconciliation: nothing is served on existing volumes until

@@ -51,7 +51,7 @@ pub fn spawn(
                     "resynced the volume-group ledger with LVM"
                 ),
                 Err(error) => {
-                    tracing::warn!(%error, vg = %lvm.vg_name(), why, "ledger resync failed")
+                    tracing::warn!(%error, vg = %lvm.vg_name(), why, "ledger resync failed");
                 }
             }
         }

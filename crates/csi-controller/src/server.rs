@@ -40,7 +40,7 @@ use tonic::service::Routes;
 /// How long the saver gathers requests before writing saveconfig.json.
 pub const SAVE_DELAY: Duration = Duration::from_secs(2);
 /// How long the wiper waits before retrying a failed wipe.
-pub const WIPE_RETRY: Duration = Duration::from_secs(60);
+pub const WIPE_RETRY: Duration = Duration::from_mins(1);
 /// A thin-pool reading stays good for admission this many `--thin-pool-refresh-interval`s (one
 /// missed refresh is no reason for a request to read LVM; a stopped refresher is).
 pub const POOL_MAX_AGE_INTERVALS: u32 = 3;
@@ -132,9 +132,8 @@ pub fn build(args: &ControllerArgs, runner: Arc<dyn CommandRunner>) -> Result<Co
         ctx = ctx.with_wiper(wiper);
     }
     let restoration = Restoration::default();
-    let readiness = Arc::new(
-        ControllerReadiness::new(Arc::clone(&runner), args).with_restoration(restoration.clone()),
-    );
+    let readiness =
+        Arc::new(ControllerReadiness::new(runner, args).with_restoration(restoration.clone()));
     let identity = IdentityService::new(
         args.common.driver_name.clone(),
         env!("CARGO_PKG_VERSION"),

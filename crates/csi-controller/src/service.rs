@@ -17,6 +17,8 @@ use crate::ops::{
 };
 use crate::restoration::Restoration;
 use csi_common::{Error, Result, guard::OperationGuards, telemetry::record_ids};
+// The service speaks every message of CSI's Controller service.
+#[allow(clippy::wildcard_imports)]
 use csi_proto::v1::{
     controller_server::Controller, controller_service_capability::rpc::Type as Rpc, *,
 };
@@ -111,7 +113,7 @@ impl ControllerService {
 /// one of them.
 fn csi_volume(ctx: &Ctx, v: &ops::volume::Volume) -> Volume {
     Volume {
-        capacity_bytes: v.lv.size as i64,
+        capacity_bytes: v.lv.size.cast_signed(),
         volume_id: v.id.to_string(),
         volume_context: v.volume_context(ctx),
         content_source: v.content_source(),
@@ -322,9 +324,9 @@ impl Controller for ControllerService {
         )
         .await?;
         Ok(Response::new(GetCapacityResponse {
-            available_capacity: cap.available.min(i64::MAX as u64) as i64,
+            available_capacity: cap.available.min(i64::MAX as u64).cast_signed(),
             maximum_volume_size: None,
-            minimum_volume_size: Some(cap.minimum_volume_size.min(i64::MAX as u64) as i64),
+            minimum_volume_size: Some(cap.minimum_volume_size.min(i64::MAX as u64).cast_signed()),
         }))
     }
 

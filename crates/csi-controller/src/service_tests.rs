@@ -363,7 +363,7 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
 
     host.expect_lvs(std::slice::from_ref(&row));
     host.expect_lvs_one(a.as_str(), std::slice::from_ref(&row));
-    let chap = Default::default();
+    let chap = std::sync::Arc::default();
     crate::reconcile::reconcile_serving(&host.ctx, chap, &guards, &restoration, 8)
         .await
         .unwrap();

@@ -17,7 +17,7 @@
 
 mod serialize;
 
-use std::{env, fs, path::PathBuf};
+use std::{env, fmt::Write as _, fs, path::PathBuf};
 
 use prost::Message;
 
@@ -51,8 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(
         out.join("enum_json.rs"),
         format!(
-            "/// Enum fields by proto name, for `Serialize`.\npub(crate) mod enum_json {{\n{}}}\n",
-            enum_fns
+            "/// Enum fields by proto name, for `Serialize`.\npub(crate) mod enum_json {{\n{enum_fns}}}\n"
         ),
     )?;
     real.compile_protos(&[&proto], &[&proto_dir])?;
@@ -69,17 +68,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut impls = String::new();
     for (message, fields) in &secrets {
-        let redact: String = fields
-            .iter()
-            .map(|f| format!("crate::redact_map(&mut copy.{f});"))
-            .collect();
-        impls.push_str(&format!(
+        let redact = fields.iter().fold(String::new(), |mut out, f| {
+            let _ = write!(out, "crate::redact_map(&mut copy.{f});");
+            out
+        });
+        let _ = write!(
+            impls,
             "impl ::core::fmt::Debug for {message} {{\n\
              fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {{\n\
              let mut copy = self.clone();\n{redact}\n\
              crate::mirror_debug::<mirror::{message}>(&copy, f)\n}}\n}}\n"
-        ));
-        impls.push_str(&format!("impl crate::HasSecrets for {message} {{}}\n"));
+        );
+        let _ = writeln!(impls, "impl crate::HasSecrets for {message} {{}}");
     }
     fs::write(out.join("redacted_debug.rs"), impls)?;
     Ok(())

@@ -14,6 +14,7 @@
 //! only, not every type nested under it (a leading dot also matches by prefix).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
 
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorSet};
@@ -75,7 +76,7 @@ pub fn configure(
             for variant in message
                 .field
                 .iter()
-                .filter(|f| f.oneof_index == Some(index as i32))
+                .filter(|f| f.oneof_index.and_then(|i| usize::try_from(i).ok()) == Some(index))
             {
                 assert_eq!(
                     variant.r#type(),
@@ -153,11 +154,10 @@ fn fn_name(enum_name: &str) -> String {
 
 /// `fn x(value: &i32, s: S)`: the proto name of a known value, else the number.
 fn enum_fn(name: &str, descriptor: &EnumDescriptorProto) -> String {
-    let arms: String = descriptor
-        .value
-        .iter()
-        .map(|v| format!("{} => Some(\"{}\"),", v.number(), v.name()))
-        .collect();
+    let arms = descriptor.value.iter().fold(String::new(), |mut out, v| {
+        let _ = write!(out, "{} => Some(\"{}\"),", v.number(), v.name());
+        out
+    });
     format!(
         "/// `{name}` by its proto name.\n\
          pub(crate) fn {}<S: serde::Serializer>(value: &i32, s: S) -> Result<S::Ok, S::Error> {{\n\

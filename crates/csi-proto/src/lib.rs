@@ -63,7 +63,7 @@ mod tests {
         HashMap::from([("password".to_string(), SENTINEL.to_string())])
     }
 
-    fn assert_redacted(debug: String, visible: &str) {
+    fn assert_redacted(debug: &str, visible: &str) {
         assert!(!debug.contains(SENTINEL), "secret leaked: {debug}");
         assert!(
             debug.contains(super::REDACTED),
@@ -85,8 +85,8 @@ mod tests {
         macro_rules! check {
             ($($ty:ident { $field:ident }),* $(,)?) => {$(
                 let req = $ty { secrets: secrets(), $field: "visible-id".into(), ..Default::default() };
-                assert_redacted(format!("{req:?}"), "visible-id");
-                assert_redacted(format!("{req:#?}"), "visible-id");
+                assert_redacted(&format!("{req:?}"), "visible-id");
+                assert_redacted(&format!("{req:#?}"), "visible-id");
             )*};
         }
         check!(

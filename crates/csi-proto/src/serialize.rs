@@ -20,6 +20,7 @@ pub(crate) fn enumeration<S: Serializer>(
 }
 
 /// A timestamp as RFC 3339 (`2025-12-01T00:00:00.123456789Z`); unset as `null`.
+#[allow(clippy::ref_option)] // the signature serde's `serialize_with` calls
 pub(crate) fn timestamp<S: Serializer>(
     value: &Option<prost_types::Timestamp>,
     s: S,

@@ -29,7 +29,7 @@ pub trait CommandRunner: Send + Sync + fmt::Debug {
 }
 
 /// The default timeout for a command that does not set one.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// The text that replaces a secret wherever a command is shown.
 pub const REDACTED: &str = "<redacted>";

@@ -87,20 +87,20 @@ impl SystemRunner {
             drop(pipe);
         }
 
-        let status = match tokio::time::timeout(cmd.timeout_value(), child.wait()).await {
-            Ok(status) => status.map_err(|e| CommandError::Spawn {
-                command: shown.clone(),
-                reason: e.to_string(),
-            })?,
-            Err(_) => {
+        let status =
+            if let Ok(status) = tokio::time::timeout(cmd.timeout_value(), child.wait()).await {
+                status.map_err(|e| CommandError::Spawn {
+                    command: shown.clone(),
+                    reason: e.to_string(),
+                })?
+            } else {
                 kill_group(child.id());
                 let _ = child.wait().await;
                 return Err(CommandError::TimedOut {
                     command: shown,
                     timeout: cmd.timeout_value(),
                 });
-            }
-        };
+            };
         let stdout = cmd.scrub(&String::from_utf8_lossy(
             &out_reader.await.unwrap_or_default(),
         ));
@@ -139,17 +139,17 @@ impl CommandRunner for SystemRunner {
             let elapsed = started.elapsed();
             metrics::histogram!("carve_command_duration_seconds", "program" => program_label(cmd.program()))
                 .record(elapsed.as_secs_f64());
-            let ms = elapsed.as_millis() as u64;
+            let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
             match &result {
                 Ok(out) if out.success() => {
-                    tracing::debug!(program = cmd.program(), argv = %out.command, code = 0, duration_ms = ms, "ran command")
+                    tracing::debug!(program = cmd.program(), argv = %out.command, code = 0, duration_ms = ms, "ran command");
                 }
                 Ok(out) => tracing::debug!(
                     program = cmd.program(), argv = %out.command, code = ?out.code, duration_ms = ms,
                     stderr = %out.stderr.trim(), "ran command"
                 ),
                 Err(error) => {
-                    tracing::debug!(program = cmd.program(), argv = %cmd.redacted(), duration_ms = ms, %error, "command failed")
+                    tracing::debug!(program = cmd.program(), argv = %cmd.redacted(), duration_ms = ms, %error, "command failed");
                 }
             }
             result

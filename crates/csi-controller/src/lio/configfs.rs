@@ -45,7 +45,38 @@ pub struct ConfigfsLio {
     acls: Arc<Mutex<Option<AclIndex>>>,
 }
 
-fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
+fn write(path: &Path, value: &str) -> Result<()> {
+    debug!(path = %path.display(), value, "configfs write");
+    touched(path, 1);
+    fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, &e))
+}
+
+fn write_secret(path: &Path, value: &str) -> Result<()> {
+    touched(path, 1);
+    fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, &e))
+}
+
+fn symlink(dest: &Path, link: &Path) -> Result<()> {
+    touched(link, 1);
+    match std::os::unix::fs::symlink(dest, link) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_error("symlink", link, &e)),
+    }
+}
+
+fn unlink_all_links(dir: &Path) -> Result<()> {
+    for name in entries(dir) {
+        let path = dir.join(&name);
+        touched(&path, 1);
+        if path.is_symlink() {
+            fs::remove_file(&path).map_err(|e| io_error("unlink", &path, &e))?;
+        }
+    }
+    Ok(())
+}
+
+fn io_error(what: &str, path: &Path, e: &io::Error) -> Error {
     Error::internal(format!("configfs: {what} {}: {e}", path.display()))
 }
 
@@ -55,8 +86,8 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: false,
-            hbas: Default::default(),
-            acls: Default::default(),
+            hbas: Arc::default(),
+            acls: Arc::default(),
         }
     }
 
@@ -65,8 +96,8 @@ impl ConfigfsLio {
         Self {
             layout: Layout::new(root),
             plain_directory: true,
-            hbas: Default::default(),
-            acls: Default::default(),
+            hbas: Arc::default(),
+            acls: Arc::default(),
         }
     }
 
@@ -75,47 +106,16 @@ impl ConfigfsLio {
         &self.layout
     }
 
-    fn write(&self, path: &Path, value: &str) -> Result<()> {
-        debug!(path = %path.display(), value, "configfs write");
-        touched(path, 1);
-        fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, e))
-    }
-
-    fn write_secret(&self, path: &Path, value: &str) -> Result<()> {
-        touched(path, 1);
-        fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, e))
-    }
-
     fn mkdir(&self, path: &Path) -> Result<()> {
         touched(path, 1);
         match fs::create_dir(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound && self.plain_directory => {
-                fs::create_dir_all(path).map_err(|e| io_error("mkdir", path, e))
+                fs::create_dir_all(path).map_err(|e| io_error("mkdir", path, &e))
             }
-            Err(e) => Err(io_error("mkdir", path, e)),
+            Err(e) => Err(io_error("mkdir", path, &e)),
         }
-    }
-
-    fn symlink(&self, dest: &Path, link: &Path) -> Result<()> {
-        touched(link, 1);
-        match std::os::unix::fs::symlink(dest, link) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(io_error("symlink", link, e)),
-        }
-    }
-
-    fn unlink_all_links(&self, dir: &Path) -> Result<()> {
-        for name in entries(dir) {
-            let path = dir.join(&name);
-            touched(&path, 1);
-            if path.is_symlink() {
-                fs::remove_file(&path).map_err(|e| io_error("unlink", &path, e))?;
-            }
-        }
-        Ok(())
     }
 
     /// `rmdir`, tolerating absence. In plain-directory mode, regular files and empty
@@ -125,18 +125,20 @@ impl ConfigfsLio {
             return Ok(false);
         }
         if self.plain_directory {
-            plain_clear(path).map_err(|e| io_error("clear", path, e))?;
+            plain_clear(path).map_err(|e| io_error("clear", path, &e))?;
         }
         match fs::remove_dir(path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_error("rmdir", path, e)),
+            Err(e) => Err(io_error("rmdir", path, &e)),
         }
     }
 
     /// The HBA index, locked (see [`HbaIndex`]).
     fn hbas(&self) -> MutexGuard<'_, Option<HbaIndex>> {
-        self.hbas.lock().unwrap_or_else(|p| p.into_inner())
+        self.hbas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Drops the HBA index, so the next change reads configfs again.
@@ -146,7 +148,9 @@ impl ConfigfsLio {
 
     /// The ACL index, locked (see [`AclIndex`]).
     fn acls(&self) -> MutexGuard<'_, Option<AclIndex>> {
-        self.acls.lock().unwrap_or_else(|p| p.into_inner())
+        self.acls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Applies `change` to the ACL index if it has been read (else the next read sees it).
@@ -186,41 +190,40 @@ impl ConfigfsLio {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::NotFound && self.plain_directory => {
                 if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent).map_err(|e| io_error("mkdir", parent, e))?;
+                    fs::create_dir_all(parent).map_err(|e| io_error("mkdir", parent, &e))?;
                 }
                 self.mkdir_new(path)
             }
-            Err(e) => Err(io_error("mkdir", path, e)),
+            Err(e) => Err(io_error("mkdir", path, &e)),
         }
     }
 
     fn ensure_object(&self, spec: &ExportSpec) -> Result<PathBuf> {
         let mut slot = self.hbas();
-        let dir = match self.find_object(&mut slot, &spec.storage_object) {
-            Some(dir) => dir,
-            None => {
-                let index = slot.get_or_insert_with(|| HbaIndex::read(&self.layout));
-                let n = loop {
-                    let n = index.free();
-                    if self.mkdir_new(&self.layout.hba(n))? {
-                        break n;
-                    }
-                    index.take(n); // made behind our back: never shared
-                };
-                let dir = self.layout.hba(n).join(&spec.storage_object);
-                self.mkdir(&dir)?;
-                index.insert(&spec.storage_object, n);
-                dir
-            }
+        let dir = if let Some(dir) = self.find_object(&mut slot, &spec.storage_object) {
+            dir
+        } else {
+            let index = slot.get_or_insert_with(|| HbaIndex::read(&self.layout));
+            let n = loop {
+                let n = index.free();
+                if self.mkdir_new(&self.layout.hba(n))? {
+                    break n;
+                }
+                index.take(n); // made behind our back: never shared
+            };
+            let dir = self.layout.hba(n).join(&spec.storage_object);
+            self.mkdir(&dir)?;
+            index.insert(&spec.storage_object, n);
+            dir
         };
         drop(slot);
         if read_attr(&dir.join("enable")).as_deref() != Some("1") {
             let device = spec.device.display().to_string();
             // rtslib's order: udev_path, control udev_path, control readonly, enable.
-            self.write(&dir.join("udev_path"), &device)?;
-            self.write(&dir.join("control"), &format!("udev_path={device}"))?;
-            self.write(&dir.join("control"), "readonly=0")?;
-            self.write(&dir.join("enable"), "1")?;
+            write(&dir.join("udev_path"), &device)?;
+            write(&dir.join("control"), &format!("udev_path={device}"))?;
+            write(&dir.join("control"), "readonly=0")?;
+            write(&dir.join("enable"), "1")?;
             info!(object = %spec.storage_object, device = %device, "created block storage object");
         }
         let serial_path = dir.join("wwn/vpd_unit_serial");
@@ -229,13 +232,13 @@ impl ConfigfsLio {
             if self.plain_directory {
                 self.mkdir(&dir.join("wwn"))?;
             }
-            self.write(&serial_path, &spec.serial)?;
+            write(&serial_path, &spec.serial)?;
         }
         if spec.thin && read_attr(&dir.join("attrib/emulate_tpu")).as_deref() != Some("1") {
             if self.plain_directory {
                 self.mkdir(&dir.join("attrib"))?;
             }
-            self.write(&dir.join("attrib/emulate_tpu"), "1")?;
+            write(&dir.join("attrib/emulate_tpu"), "1")?;
         }
         Ok(dir)
     }
@@ -257,7 +260,7 @@ impl ConfigfsLio {
                     spec.storage_object
                 )));
             }
-            None => self.symlink(&object, &lun0.join(link_alias(&spec.target, "lun0")))?,
+            None => symlink(&object, &lun0.join(link_alias(&spec.target, "lun0")))?,
         }
         let wanted: Vec<String> = spec.portals.iter().map(ToString::to_string).collect();
         for existing in entries(&tpg.join("np")) {
@@ -274,7 +277,7 @@ impl ConfigfsLio {
                 if self.plain_directory {
                     self.mkdir(&tpg.join("param"))?;
                 }
-                self.write(&path, value)?;
+                write(&path, value)?;
             }
         }
         if read_attr(&tpg.join("enable")).as_deref() != Some("1") {
@@ -282,12 +285,12 @@ impl ConfigfsLio {
             if self.plain_directory {
                 self.mkdir(&tpg.join("attrib"))?;
             }
-            self.write(&tpg.join("attrib/generate_node_acls"), "0")?;
-            self.write(&tpg.join("attrib/authentication"), "0")?;
-            self.write(&tpg.join("enable"), "1")?;
+            write(&tpg.join("attrib/generate_node_acls"), "0")?;
+            write(&tpg.join("attrib/authentication"), "0")?;
+            write(&tpg.join("enable"), "1")?;
             info!(target = %iqn, object = %spec.storage_object, "exported volume");
         } else if read_attr(&tpg.join("attrib/generate_node_acls")).as_deref() != Some("0") {
-            self.write(&tpg.join("attrib/generate_node_acls"), "0")?;
+            write(&tpg.join("attrib/generate_node_acls"), "0")?;
         }
         verify_export(
             &read_volume_state(&self.layout, iqn, &spec.storage_object),
@@ -304,7 +307,7 @@ impl ConfigfsLio {
         for lun in entries(&acl) {
             let dir = acl.join(&lun);
             if lun.starts_with("lun_") && is_dir(&dir) {
-                self.unlink_all_links(&dir)?;
+                unlink_all_links(&dir)?;
                 self.rmdir(&dir)?;
             }
         }
@@ -325,14 +328,14 @@ impl ConfigfsLio {
             {
                 let tpg = target_dir.join(&tpg_name);
                 if read_attr(&tpg.join("enable")).as_deref() == Some("1") {
-                    self.write(&tpg.join("enable"), "0")?;
+                    write(&tpg.join("enable"), "0")?;
                 }
                 for initiator in entries(&tpg.join("acls")) {
                     self.remove_acl_now(iqn, &initiator)?;
                 }
                 for lun in entries(&tpg.join("lun")) {
                     let dir = tpg.join("lun").join(&lun);
-                    self.unlink_all_links(&dir)?;
+                    unlink_all_links(&dir)?;
                     self.rmdir(&dir)?;
                 }
                 for portal in entries(&tpg.join("np")) {
@@ -377,21 +380,21 @@ impl ConfigfsLio {
             if self.plain_directory {
                 self.mkdir(&acl.join("auth"))?;
             }
-            self.write(&acl.join("auth/userid"), &chap.username)?;
-            self.write_secret(&acl.join("auth/password"), &chap.password)?;
+            write(&acl.join("auth/userid"), &chap.username)?;
+            write_secret(&acl.join("auth/password"), &chap.password)?;
             if let Some((user, password)) = &chap.mutual {
-                self.write(&acl.join("auth/userid_mutual"), user)?;
-                self.write_secret(&acl.join("auth/password_mutual"), password)?;
+                write(&acl.join("auth/userid_mutual"), user)?;
+                write_secret(&acl.join("auth/password_mutual"), password)?;
             }
         }
         let authentication = if spec.chap.is_some() { "1" } else { "0" };
         if read_attr(&tpg.join("attrib/authentication")).as_deref() != Some(authentication) {
-            self.write(&tpg.join("attrib/authentication"), authentication)?;
+            write(&tpg.join("attrib/authentication"), authentication)?;
         }
         let mapped = self.layout.mapped_lun0(iqn, initiator);
         self.mkdir(&mapped)?;
         if link_in(&mapped).is_none() {
-            self.symlink(
+            symlink(
                 &self.layout.lun0(iqn),
                 &mapped.join(link_alias(target, initiator)),
             )?;
@@ -402,7 +405,7 @@ impl ConfigfsLio {
         // link creates; before it, a write is accepted and dropped and a read shows nothing.
         let write_protect = if spec.readonly { "1" } else { "0" };
         if read_attr(&mapped.join("write_protect")).as_deref() != Some(write_protect) {
-            self.write(&mapped.join("write_protect"), write_protect)?;
+            write(&mapped.join("write_protect"), write_protect)?;
         }
         verify_acl(&read_volume_state(&self.layout, iqn, ""), target, spec)?;
         self.acls_changed(|index| index.granted(iqn, initiator));
@@ -415,7 +418,8 @@ fn plain_clear(dir: &Path) -> io::Result<()> {
         let path = entry?.path();
         if path.is_symlink() {
             continue; // a link left behind must make rmdir fail, as on configfs
-        } else if path.is_dir() {
+        }
+        if path.is_dir() {
             plain_clear(&path)?;
             let _ = fs::remove_dir(&path);
         } else {

@@ -41,7 +41,9 @@ pub mod tally {
     static COUNTS: Mutex<Option<HashMap<PathBuf, u64>>> = Mutex::new(None);
 
     pub(super) fn add(path: &Path, n: u64) {
-        let mut counts = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = COUNTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *counts
             .get_or_insert_with(HashMap::new)
             .entry(path.to_path_buf())
@@ -50,7 +52,9 @@ pub mod tally {
 
     /// The operations counted so far on paths under `root`.
     pub fn under(root: &Path) -> u64 {
-        let counts = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = COUNTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         counts
             .iter()
             .flatten()

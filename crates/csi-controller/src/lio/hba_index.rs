@@ -55,7 +55,7 @@ impl HbaIndex {
 
     /// The lowest HBA index not in use (rtslib's choice).
     pub fn free(&self) -> u32 {
-        (0..).find(|n| !self.used.contains(n)).unwrap_or(0)
+        (0..=u32::MAX).find(|n| !self.used.contains(n)).unwrap_or(0)
     }
 
     /// Marks HBA index `n` in use (made now, or found taken).

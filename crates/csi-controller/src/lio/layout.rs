@@ -92,7 +92,7 @@ pub fn free_hba_index<'a>(existing: impl IntoIterator<Item = &'a str>) -> u32 {
         .into_iter()
         .filter_map(|name| name.rsplit_once('_')?.1.parse().ok())
         .collect();
-    (0..).find(|i| !used.contains(i)).unwrap_or(0)
+    (0..=u32::MAX).find(|i| !used.contains(i)).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ async fn flush_writes_at_once_and_clears_pending_only_on_success() {
     std::fs::create_dir_all(&root).unwrap();
     let lio: Arc<dyn Lio> = Arc::new(crate::lio::configfs::ConfigfsLio::plain_directory(&root));
     let path = dir.path().join("etc").join("saveconfig.json");
-    let handle = SaveHandle::spawn(lio, path.clone(), Duration::from_secs(3600));
+    let handle = SaveHandle::spawn(lio, path.clone(), Duration::from_hours(1));
     assert!(!handle.pending());
     handle.request();
     assert!(

@@ -73,6 +73,7 @@ pub struct AclState {
 
 /// One iSCSI target (its TPG 1).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[allow(clippy::struct_excessive_bools)] // LIO's own flags, one field each
 pub struct TargetState {
     /// The target IQN.
     pub iqn: String,
@@ -152,7 +153,7 @@ fn non_empty(value: Option<String>) -> Option<String> {
 pub fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|it| {
-            it.filter_map(|e| e.ok())
+            it.filter_map(std::result::Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })

@@ -19,7 +19,7 @@ use csi_common::{
     command::{BoxFuture, Cmd, CommandRunner},
     ids::Iqn,
 };
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{fmt::Write as _, path::PathBuf, sync::Arc, time::Duration};
 use tracing::info;
 
 /// The one targetcli queue of this process.
@@ -154,7 +154,7 @@ pub fn acl_plan(
             chap.username, chap.password
         );
         if let Some((u, p)) = &chap.mutual {
-            line.push_str(&format!(" mutual_userid={u} mutual_password={p}"));
+            let _ = write!(line, " mutual_userid={u} mutual_password={p}");
         }
         plan.push(line);
         secrets.push(chap.password.clone());

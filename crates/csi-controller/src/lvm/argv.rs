@@ -248,7 +248,7 @@ mod tests {
             pool: "pool".into(),
         };
         assert_eq!(
-            argv(&lvcreate("vg0", &lv, 4194304, &thin, &[], T)),
+            argv(&lvcreate("vg0", &lv, 4_194_304, &thin, &[], T)),
             [
                 "lvcreate",
                 "--yes",
@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn extend_and_retag_argv() {
         assert_eq!(
-            argv(&lvextend("vg0", &lv("csi-a-1"), 134217728, T)),
+            argv(&lvextend("vg0", &lv("csi-a-1"), 134_217_728, T)),
             ["lvextend", "--size", "134217728b", "--", "vg0/csi-a-1"]
         );
         assert_eq!(

@@ -188,13 +188,13 @@ mod tests {
             Expectation::new(argv(&lvextend(
                 "carvevg",
                 &lv("csi-lin-cdef"),
-                107374182400,
+                107_374_182_400,
                 T,
             )))
             .fails(5, fixture("lvextend-nospace.stderr")),
         );
         let err = lvm
-            .extend(&lv("csi-lin-cdef"), 107374182400)
+            .extend(&lv("csi-lin-cdef"), 107_374_182_400)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
@@ -202,13 +202,13 @@ mod tests {
             Expectation::new(argv(&lvextend(
                 "carvevg",
                 &lv("csi-restored-89ab"),
-                67108864,
+                67_108_864,
                 T,
             )))
             .fails(5, fixture("lvextend-smaller.stderr")),
         );
         let err = lvm
-            .extend(&lv("csi-restored-89ab"), 67108864)
+            .extend(&lv("csi-restored-89ab"), 67_108_864)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), Kind::Internal, "{err}");
@@ -223,12 +223,12 @@ mod tests {
             Expectation::new(argv(&lvextend(
                 "carvevg",
                 &lv("csi-restored-89ab"),
-                134217728,
+                134_217_728,
                 T,
             )))
             .stdout(fixture("lvextend-thin.stdout")),
         );
-        lvm.extend(&lv("csi-restored-89ab"), 134217728)
+        lvm.extend(&lv("csi-restored-89ab"), 134_217_728)
             .await
             .unwrap();
         let (old, new) = (

@@ -280,7 +280,7 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     lvm.resync().await.unwrap();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let range = CapacityRange {
-        required_bytes: 8 * MIB as i64,
+        required_bytes: 8 * MIB.cast_signed(),
         limit_bytes: 0,
     };
     let params = HashMap::new();
@@ -453,7 +453,7 @@ fn a_pool_reading_has_an_age_from_its_seed_or_read_until_forgotten() {
     assert_eq!(l.pool_age("pool"), None, "nothing read yet");
     l.seed(survey(1 << 30, vec![pool_row(1 << 30)]));
     let seeded = l.pool_age("pool").expect("the seed read the pool");
-    assert!(seeded < Duration::from_secs(60));
+    assert!(seeded < Duration::from_mins(1));
     assert_eq!(l.pool_age("other"), None, "no such pool");
     l.pool_read("pool", None);
     assert_eq!(l.pool_age("pool"), None, "the pool is gone");
@@ -469,7 +469,7 @@ fn a_pool_reading_has_an_age_from_its_seed_or_read_until_forgotten() {
 
 #[tokio::test]
 async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_updates_it() {
-    let host = FakeHost::with_pool_max_age(Duration::from_secs(3600));
+    let host = FakeHost::with_pool_max_age(Duration::from_hours(1));
     let lvm = host.ctx.lvm().unwrap().clone();
     let pool = Allocation::Thin {
         pool: "pool".into(),
@@ -518,7 +518,7 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
 
 #[tokio::test]
 async fn a_forgotten_record_reads_the_pool_again_at_a_thin_admission() {
-    let host = FakeHost::with_pool_max_age(Duration::from_secs(3600));
+    let host = FakeHost::with_pool_max_age(Duration::from_hours(1));
     let lvm = host.ctx.lvm().unwrap().clone();
     let pool = Allocation::Thin {
         pool: "pool".into(),

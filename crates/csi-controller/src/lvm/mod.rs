@@ -182,7 +182,7 @@ pub struct LvmCli {
 }
 
 /// How long zeroing one quarantined LV may take unless [`LvmCli::with_wipe_timeout`] says.
-pub const DEFAULT_WIPE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+pub const DEFAULT_WIPE_TIMEOUT: Duration = Duration::from_hours(6);
 
 impl LvmCli {
     /// LVM on `vg`, each command limited to `timeout`.
@@ -226,7 +226,7 @@ impl LvmCli {
         let ledger = self.ledger.as_ref()?;
         let mut guard = ledger
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Some(f(&mut guard))
     }
 

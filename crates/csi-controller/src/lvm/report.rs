@@ -102,6 +102,7 @@ struct RawLv {
 }
 
 #[derive(Deserialize)]
+#[allow(clippy::struct_field_names)] // the report's own column names
 struct RawVg {
     vg_name: String,
     vg_size: String,
@@ -196,7 +197,7 @@ mod tests {
         );
         assert_eq!(thin.tags.len(), 4);
         let linear = &rows[1];
-        assert_eq!((linear.size, linear.pool.as_deref()), (67108864, None));
+        assert_eq!((linear.size, linear.pool.as_deref()), (67_108_864, None));
         let fresh = LvRow::fresh(&linear.name, linear.size, None, linear.tags.clone());
         assert_eq!(
             linear, &fresh,
@@ -235,8 +236,8 @@ mod tests {
     fn parses_captured_vgs() {
         let vg = &parse_vgs(&fixture("vgs.stdout")).unwrap()[0];
         assert_eq!(vg.name, "carvevg");
-        assert_eq!(vg.size, 17175674880);
-        assert_eq!(vg.free, 8568963072);
+        assert_eq!(vg.size, 17_175_674_880);
+        assert_eq!(vg.free, 8_568_963_072);
         assert_eq!(vg.extent_size, 4 << 20);
     }
 
@@ -246,7 +247,7 @@ mod tests {
         let json = fixture("lvs-survey.stdout");
         let rows = parse_lvs(&json).unwrap();
         assert_eq!(rows.len(), 101);
-        assert!(rows.iter().any(|r| r.is_thin_pool()));
+        assert!(rows.iter().any(super::LvRow::is_thin_pool));
         let captured = rows.iter().find(|r| r.name == "csi-t50").unwrap();
         // What CreateVolume answers without reading the LV back is what LVM reports for it.
         let fresh = LvRow::fresh("csi-t50", 16 << 20, Some("pool"), captured.tags.clone());

@@ -130,6 +130,7 @@ pub fn pool_condition(row: &LvRow) -> Option<String> {
 }
 
 /// Bytes of data the thin pool `row` can still store (its size less the `data_percent` used).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // non-negative; `as` saturates
 pub fn pool_free(row: &LvRow) -> u64 {
     if pool_condition(row).is_some() {
         return 0;
@@ -152,6 +153,7 @@ pub fn require_zeroing(row: &LvRow) -> Result<()> {
 }
 
 /// Bytes a pool of `pool_size` may promise at `ratio` (negative ratios count as 0).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // non-negative; `as` saturates
 pub fn allowed(pool_size: u64, ratio: f64) -> u64 {
     (pool_size as f64 * ratio.max(0.0)) as u64
 }

@@ -8,6 +8,7 @@
 //! world-readable through `lvs`). An LV without [`MARKER`] is not Carve's and is never touched.
 
 use csi_common::{Error, Result, ids::NodeId};
+use std::fmt::Write as _;
 
 pub mod claim;
 pub mod snapshot;
@@ -193,7 +194,7 @@ pub fn encode(value: &str) -> String {
         if is_plain(b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("#{b:02X}"));
+            let _ = write!(out, "#{b:02X}");
         }
     }
     out

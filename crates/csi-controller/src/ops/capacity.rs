@@ -20,7 +20,7 @@ pub fn size_for(
             "capacity_range must not be negative",
         ));
     }
-    let (required, limit) = (required as u64, limit as u64);
+    let (required, limit) = (required.cast_unsigned(), limit.cast_unsigned());
     if limit != 0 && required > limit {
         return Err(Error::out_of_range(format!(
             "required_bytes {required} exceeds limit_bytes {limit}"
@@ -45,7 +45,7 @@ pub fn size_for(
 /// Whether an existing volume of `size` bytes satisfies `range`.
 pub fn satisfies(size: u64, range: Option<&CapacityRange>) -> bool {
     let (required, limit) = range.map_or((0, 0), |r| (r.required_bytes, r.limit_bytes));
-    size >= required.max(0) as u64 && (limit <= 0 || size <= limit as u64)
+    size >= required.max(0).cast_unsigned() && (limit <= 0 || size <= limit.cast_unsigned())
 }
 
 #[cfg(test)]
@@ -66,16 +66,16 @@ mod tests {
         let ext = 4 * MIB;
         assert_eq!(size_for(Some(&range(1, 0)), ext, 0, 1 << 30).unwrap(), ext);
         assert_eq!(
-            size_for(Some(&range(5 * MIB as i64, 0)), ext, 0, 1).unwrap(),
+            size_for(Some(&range(5 * MIB.cast_signed(), 0)), ext, 0, 1).unwrap(),
             8 * MIB
         );
         assert_eq!(size_for(None, ext, 0, 1 << 30).unwrap(), 1 << 30);
         assert_eq!(
-            size_for(Some(&range(0, 8 * MIB as i64)), ext, 0, 1 << 30).unwrap(),
+            size_for(Some(&range(0, 8 * MIB.cast_signed())), ext, 0, 1 << 30).unwrap(),
             8 * MIB
         );
         assert_eq!(
-            size_for(Some(&range(MIB as i64, 0)), ext, 300 * MIB, 1).unwrap(),
+            size_for(Some(&range(MIB.cast_signed(), 0)), ext, 300 * MIB, 1).unwrap(),
             300 * MIB
         );
     }
@@ -85,20 +85,25 @@ mod tests {
         let ext = 4 * MIB;
         let kind = |r| size_for(Some(&r), ext, 0, 1 << 30).unwrap_err().kind();
         assert_eq!(
-            kind(range(5 * MIB as i64, 6 * MIB as i64)),
+            kind(range(5 * MIB.cast_signed(), 6 * MIB.cast_signed())),
             Kind::OutOfRange
         );
         assert_eq!(kind(range(10, 5)), Kind::OutOfRange);
         assert_eq!(kind(range(-1, 0)), Kind::InvalidArgument);
-        let xfs = size_for(Some(&range(0, 100 * MIB as i64)), ext, 300 * MIB, 1 << 30);
+        let xfs = size_for(
+            Some(&range(0, 100 * MIB.cast_signed())),
+            ext,
+            300 * MIB,
+            1 << 30,
+        );
         assert_eq!(xfs.unwrap_err().kind(), Kind::OutOfRange);
     }
 
     #[test]
     fn existing_size_checks() {
-        assert!(satisfies(8 * MIB, Some(&range(5 * MIB as i64, 0))));
-        assert!(!satisfies(8 * MIB, Some(&range(0, 6 * MIB as i64))));
-        assert!(!satisfies(4 * MIB, Some(&range(5 * MIB as i64, 0))));
+        assert!(satisfies(8 * MIB, Some(&range(5 * MIB.cast_signed(), 0))));
+        assert!(!satisfies(8 * MIB, Some(&range(0, 6 * MIB.cast_signed()))));
+        assert!(!satisfies(4 * MIB, Some(&range(5 * MIB.cast_signed(), 0))));
         assert!(satisfies(4 * MIB, None));
     }
 }

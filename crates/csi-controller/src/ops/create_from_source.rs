@@ -122,7 +122,9 @@ pub async fn create_from_source(
     let (origin, source_size) = resolve(ctx, source).await?;
     let wanted = capacity::size_for(req.capacity, vg.extent_size, minimum, source_size)?;
     let size = wanted.max(source_size);
-    let limit = req.capacity.map_or(0, |r| r.limit_bytes.max(0) as u64);
+    let limit = req
+        .capacity
+        .map_or(0, |r| r.limit_bytes.max(0).cast_unsigned());
     if limit != 0 && size > limit {
         return Err(Error::out_of_range(format!(
             "the source {content_source} has {source_size} bytes; a volume made from it cannot \
@@ -131,7 +133,9 @@ pub async fn create_from_source(
     }
     let record = VolumeRecord {
         name: req.name.to_string(),
-        required_bytes: req.capacity.map_or(0, |r| r.required_bytes.max(0) as u64),
+        required_bytes: req
+            .capacity
+            .map_or(0, |r| r.required_bytes.max(0).cast_unsigned()),
         capabilities: capability::summary(&caps),
         content_source: content_source.clone(),
         published: Vec::new(),
@@ -202,7 +206,9 @@ async fn complete(
     if capacity::satisfies(volume.lv.size, req.capacity) {
         return Ok(volume);
     }
-    let required = req.capacity.map_or(0, |r| r.required_bytes.max(0) as u64);
+    let required = req
+        .capacity
+        .map_or(0, |r| r.required_bytes.max(0).cast_unsigned());
     if volume.lv.size >= required {
         return Err(incompatible(format!(
             "it has {} bytes, above limit_bytes",

@@ -148,7 +148,9 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
     };
     let record = VolumeRecord {
         name: req.name.to_string(),
-        required_bytes: req.capacity.map_or(0, |r| r.required_bytes.max(0) as u64),
+        required_bytes: req
+            .capacity
+            .map_or(0, |r| r.required_bytes.max(0).cast_unsigned()),
         capabilities: capability::summary(&caps),
         content_source: String::new(),
         published: Vec::new(),

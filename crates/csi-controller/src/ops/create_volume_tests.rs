@@ -40,7 +40,7 @@ async fn creates_a_thin_volume_rounded_to_extents_and_exports_it() {
     let lv = LvName::for_volume(name);
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let range = CapacityRange {
-        required_bytes: 5 * MIB as i64,
+        required_bytes: 5 * MIB.cast_signed(),
         limit_bytes: 0,
     };
     let params = HashMap::from([("thin".to_string(), "true".to_string())]);
@@ -139,7 +139,7 @@ async fn provisioner_metadata_is_recorded_in_tags_and_shown_in_volume_context() 
     }
     host.expect(Expectation::new(args));
     let range = CapacityRange {
-        required_bytes: 8 * MIB as i64,
+        required_bytes: 8 * MIB.cast_signed(),
         limit_bytes: 0,
     };
     let created = create_volume(&host.ctx, request(name, &caps, Some(&range), &params))
@@ -177,7 +177,7 @@ async fn same_name_compatible_is_the_same_volume_and_incompatible_is_already_exi
     let caps = [mount("", Mode::SingleNodeWriter)];
     let none = HashMap::new();
     let ok = CapacityRange {
-        required_bytes: 8 * MIB as i64,
+        required_bytes: 8 * MIB.cast_signed(),
         limit_bytes: 0,
     };
     host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
@@ -186,7 +186,7 @@ async fn same_name_compatible_is_the_same_volume_and_incompatible_is_already_exi
         .unwrap();
     assert!(matches!(again, Created::AlreadyExisted(_)));
     let bigger = CapacityRange {
-        required_bytes: 16 * MIB as i64,
+        required_bytes: 16 * MIB.cast_signed(),
         limit_bytes: 0,
     };
     host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
@@ -269,8 +269,8 @@ async fn capacity_errors_out_of_range_and_resource_exhausted() {
     let xfs = [mount("xfs", Mode::SingleNodeWriter)];
     let none = HashMap::new();
     let small = CapacityRange {
-        required_bytes: MIB as i64,
-        limit_bytes: 100 * MIB as i64,
+        required_bytes: MIB.cast_signed(),
+        limit_bytes: 100 * MIB.cast_signed(),
     };
     host.expect_survey(10 << 30, 4 * MIB, &[]);
     let err = create_volume(&host.ctx, request("v", &xfs, Some(&small), &none))
@@ -296,7 +296,7 @@ async fn lvcreate_out_of_space_is_resource_exhausted() {
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let none = HashMap::new();
     let range = CapacityRange {
-        required_bytes: 8 * MIB as i64,
+        required_bytes: 8 * MIB.cast_signed(),
         limit_bytes: 0,
     };
     host.expect_survey(10 << 30, 4 * MIB, &[]);

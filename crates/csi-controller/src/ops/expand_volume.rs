@@ -41,7 +41,10 @@ pub async fn expand_volume(
             "capacity_range must not be negative",
         ));
     }
-    let (required, limit) = (range.required_bytes as u64, range.limit_bytes as u64);
+    let (required, limit) = (
+        range.required_bytes.cast_unsigned(),
+        range.limit_bytes.cast_unsigned(),
+    );
     if limit != 0 && required > limit {
         return Err(Error::out_of_range(format!(
             "required_bytes {required} exceeds limit_bytes {limit}"

@@ -15,8 +15,8 @@ const T: Duration = Duration::from_secs(5);
 
 fn range(required: u64, limit: u64) -> CapacityRange {
     CapacityRange {
-        required_bytes: required as i64,
-        limit_bytes: limit as i64,
+        required_bytes: required.cast_signed(),
+        limit_bytes: limit.cast_signed(),
     }
 }
 

@@ -76,18 +76,15 @@ pub async fn get_capacity(
         Some(survey) => survey.vg.clone(),
         None => lvm.vg().await?,
     };
-    let caps = match capabilities
+    let Ok(caps) = capabilities
         .iter()
         .map(capability::parse)
         .collect::<Result<Vec<_>>>()
-    {
-        Ok(caps) => caps,
-        Err(_) => {
-            return Ok(Capacity {
-                available: 0,
-                minimum_volume_size: vg.extent_size,
-            });
-        }
+    else {
+        return Ok(Capacity {
+            available: 0,
+            minimum_volume_size: vg.extent_size,
+        });
     };
     let minimum = capability::minimum_bytes(&caps).max(vg.extent_size);
     let minimum = minimum.div_ceil(vg.extent_size.max(1)) * vg.extent_size.max(1);

@@ -72,10 +72,10 @@ pub async fn list_volumes(ctx: &Ctx, max_entries: i32, starting_token: &str) -> 
         .into_iter()
         .filter(|v| start.as_ref().is_none_or(|s| &v.id >= s))
         .peekable();
-    let limit = if max_entries == 0 {
-        usize::MAX
-    } else {
-        max_entries as usize
+    // Not negative (checked above); 0 means no limit.
+    let limit = match usize::try_from(max_entries) {
+        Ok(0) | Err(_) => usize::MAX,
+        Ok(n) => n,
     };
     let mut entries = Vec::new();
     while entries.len() < limit {

@@ -203,7 +203,11 @@ impl FakeHost {
     /// One `lvchange` deleting `remove` and adding `add` on `name`.
     pub fn expect_retag(&self, name: &str, remove: &[&str], add: &[&str]) {
         let lv = LvName::parse(name).unwrap();
-        let owned = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let owned = |tags: &[&str]| {
+            tags.iter()
+                .map(std::string::ToString::to_string)
+                .collect::<Vec<_>>()
+        };
         self.runner.expect(Expectation::new(argv_of(
             &crate::lvm::argv::lvchange_retag(VG, &lv, &owned(remove), &owned(add), T),
         )));
@@ -213,6 +217,7 @@ impl FakeHost {
         self.runner.expect(expectation);
     }
 
+    #[allow(clippy::unused_self)] // read as host.target(..) beside the host's expectations
     pub fn target(&self, volume: &str) -> Iqn {
         Iqn::parse(PREFIX)
             .unwrap()

@@ -16,7 +16,11 @@ use crate::ops::{
     },
 };
 use csi_common::telemetry::record_ids;
-use csi_proto::v1::*;
+use csi_proto::v1::{
+    ControllerExpandVolumeRequest, ControllerExpandVolumeResponse, CreateSnapshotRequest,
+    CreateSnapshotResponse, DeleteSnapshotRequest, DeleteSnapshotResponse, GetSnapshotRequest,
+    GetSnapshotResponse, ListSnapshotsRequest, ListSnapshotsResponse, list_snapshots_response,
+};
 use tonic::{Request, Response, Status};
 
 pub(super) async fn controller_expand_volume(

@@ -145,7 +145,7 @@ mod tests {
             "carve.created=x.000000000",
         ] {
             let mut tags = record("s").creation_tags();
-            let prefix = &bad[..bad.find('=').unwrap() + 1];
+            let prefix = &bad[..=bad.find('=').unwrap()];
             tags.retain(|t| !t.starts_with(prefix));
             tags.push(bad.to_string());
             assert!(SnapshotRecord::from_tags(&tags).is_err(), "{bad}");

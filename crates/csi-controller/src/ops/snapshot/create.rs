@@ -74,7 +74,7 @@ fn now() -> (i64, u32) {
     let since = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    (since.as_secs() as i64, since.subsec_nanos())
+    (since.as_secs().cast_signed(), since.subsec_nanos())
 }
 
 /// CreateSnapshot.

@@ -61,9 +61,10 @@ pub async fn list_snapshots(ctx: &Ctx, req: ListSnapshots<'_>) -> Result<Page> {
         })
         .filter(|s| start.as_ref().is_none_or(|t| &s.id >= t))
         .peekable();
-    let limit = match req.max_entries {
-        0 => usize::MAX,
-        n => n as usize,
+    // Not negative (checked above); 0 means no limit.
+    let limit = match usize::try_from(req.max_entries) {
+        Ok(0) | Err(_) => usize::MAX,
+        Ok(n) => n,
     };
     let mut entries = Vec::new();
     while entries.len() < limit {

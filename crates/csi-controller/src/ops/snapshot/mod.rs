@@ -85,7 +85,7 @@ impl Snapshot {
             source_volume_id: self.record.source_volume.to_string(),
             creation_time: Some(prost_types::Timestamp {
                 seconds: self.record.created_seconds,
-                nanos: self.record.created_nanos as i32,
+                nanos: self.record.created_nanos.cast_signed(),
             }),
             ready_to_use: self.ready(),
             group_snapshot_id: String::new(),
