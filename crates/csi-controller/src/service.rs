@@ -113,7 +113,7 @@ impl ControllerService {
 /// one of them.
 fn csi_volume(ctx: &Ctx, v: &ops::volume::Volume) -> Volume {
     Volume {
-        capacity_bytes: v.lv.size.cast_signed(),
+        capacity_bytes: i64::try_from(v.lv.size).unwrap_or(i64::MAX),
         volume_id: v.id.to_string(),
         volume_context: v.volume_context(ctx),
         content_source: v.content_source(),
@@ -324,9 +324,9 @@ impl Controller for ControllerService {
         )
         .await?;
         Ok(Response::new(GetCapacityResponse {
-            available_capacity: cap.available.min(i64::MAX as u64).cast_signed(),
+            available_capacity: i64::try_from(cap.available).unwrap_or(i64::MAX),
             maximum_volume_size: None,
-            minimum_volume_size: Some(cap.minimum_volume_size.min(i64::MAX as u64).cast_signed()),
+            minimum_volume_size: Some(i64::try_from(cap.minimum_volume_size).unwrap_or(i64::MAX)),
         }))
     }
 
