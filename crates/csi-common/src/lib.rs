@@ -14,6 +14,8 @@ pub mod ids;
 pub mod iscsi_name;
 pub mod serve;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod topology;
 
 pub use error::{Error, Kind, Result};

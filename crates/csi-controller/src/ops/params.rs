@@ -60,13 +60,7 @@ pub fn parse(parameters: &HashMap<String, String>, thin_pool: Option<&str>) -> R
 mod tests {
     use super::*;
     use csi_common::Kind;
-
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use csi_common::testing::map;
 
     #[test]
     fn thin_is_parsed_and_unknown_keys_refused() {

@@ -51,13 +51,7 @@ fn show(segments: &HashMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use csi_common::testing::map;
 
     #[test]
     fn nothing_configured_constrains_nothing() {
