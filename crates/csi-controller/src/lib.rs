@@ -1,15 +1,12 @@
 //! Carve's CSI controller: configuration, readiness and the gRPC services.
 //!
 //! Layers: `config` (flags) → `service` (gRPC, thin) → `ops` (one file per RPC) → OS layers
-//! (`lvm`, `lio`) that know nothing of gRPC. Errors become gRPC codes only in
+//! (`lvm`, `lio`, from the carve-storage crate) that know nothing of gRPC. Errors become gRPC codes only in
 //! `csi_common::error`. `reconcile` rebuilds LIO from LVM at start while the service already
 //! answers (`restoration` says which volumes wait for it). The controller keeps the VG's
 //! figures in memory (`lvm::ledger`), seeded at start and resynced by `resync`.
 
 pub mod config;
-pub mod gauges;
-pub mod lio;
-pub mod lvm;
 pub mod ops;
 pub mod readiness;
 pub mod reconcile;
@@ -19,3 +16,6 @@ pub mod server;
 pub mod service;
 pub mod tools;
 pub mod wiper;
+
+/// The storage host's layers ([`carve_storage`]), under the paths the controller has always used.
+pub use carve_storage::{gauges, lio, lvm};

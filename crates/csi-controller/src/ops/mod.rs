@@ -28,6 +28,14 @@ pub mod volume;
 
 #[cfg(test)]
 pub(crate) mod testing;
+// The LVM layer's ledger and space admission under these operations (carve-storage holds the
+// ledger's own unit tests; these need the fake host).
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod ledger_tests;
+#[cfg(test)]
+#[path = "space_tests.rs"]
+mod space_tests;
 
 use crate::{
     lio::{Lio, saveconfig::SaveHandle},

@@ -12,55 +12,10 @@ use csi_common::{
 };
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-pub const VG: &str = "carvevg";
+pub use crate::lvm::testing::{NODE1, NODE2, VG, carve_tags, lv_row, lvs_json, pool_row};
+
 pub const PREFIX: &str = "iqn.2024-01.dev.carve.csi.lvm-iscsi";
-pub const NODE1: &str = "iqn.2024-01.dev.carve:node1";
-pub const NODE2: &str = "iqn.2024-01.dev.carve:node2";
 const T: Duration = Duration::from_secs(5);
-
-pub fn lv_row(name: &str, size: u64, pool: Option<&str>, tags: &[String]) -> LvRow {
-    LvRow::fresh(name, size, pool, tags.to_vec())
-}
-
-pub fn pool_row(size: u64) -> LvRow {
-    LvRow {
-        name: "pool".into(),
-        size,
-        attr: "twi-aotz--".into(),
-        tags: vec![],
-        pool: None,
-        origin: None,
-        data_percent: Some(0.0),
-        metadata_percent: Some(0.0),
-    }
-}
-
-/// The tags of a Carve volume named `name` (no publications).
-pub fn carve_tags(name: &str) -> Vec<String> {
-    crate::lvm::tags::VolumeRecord {
-        name: name.into(),
-        required_bytes: 1,
-        capabilities: "mount//SINGLE_NODE_WRITER".into(),
-        ..Default::default()
-    }
-    .creation_tags()
-}
-
-pub fn lvs_json(rows: &[LvRow]) -> String {
-    let lv: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "lv_name": r.name, "lv_size": r.size.to_string(), "lv_attr": r.attr,
-                "lv_tags": r.tags.join(","), "pool_lv": r.pool.clone().unwrap_or_default(),
-                "origin": r.origin.clone().unwrap_or_default(),
-                "data_percent": r.data_percent.map(|p| format!("{p:.2}")).unwrap_or_default(),
-                "metadata_percent": r.metadata_percent.map(|p| format!("{p:.2}")).unwrap_or_default(),
-            })
-        })
-        .collect();
-    serde_json::json!({"report": [{"lv": lv}]}).to_string()
-}
 
 fn argv_of(cmd: &csi_common::command::Cmd) -> Vec<String> {
     std::iter::once(cmd.program().to_string())

@@ -372,7 +372,3 @@ mod tests {
         assert!(!zeroes_new_blocks(&LvRow::fresh("short", 1, None, vec![])));
     }
 }
-
-#[cfg(test)]
-#[path = "space_tests.rs"]
-mod queue_tests;

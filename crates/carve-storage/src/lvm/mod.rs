@@ -21,6 +21,8 @@ pub mod quarantine;
 pub mod report;
 pub mod space;
 pub mod tags;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use argv::Allocation;
 pub use argv::SnapshotUse;

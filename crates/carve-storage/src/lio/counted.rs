@@ -1,7 +1,8 @@
 //! The configfs operations the LIO code performs, counted in tests: each directory listed (one
 //! plus one per entry), attribute read or written, `stat`, `mkdir`, `symlink` and `rmdir` goes
 //! through here, so a test can prove how the work grows with the number of exports (see
-//! `reconcile_tests.rs`). In a normal build the count is a no-op.
+//! csi-controller's `reconcile_tests.rs`, built with this crate's `testing` feature). In a normal
+//! build the count is a no-op.
 //!
 //! Invariants: counts are kept per path and summed under a root, so tests running at once on
 //! their own tempdirs never see each other's operations.
@@ -11,9 +12,9 @@ use std::path::Path;
 /// Records `n` operations on `path` (tests only).
 #[inline]
 pub fn touched(path: &Path, n: u64) {
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testing"))]
     tally::add(path, n);
-    #[cfg(not(test))]
+    #[cfg(not(any(test, feature = "testing")))]
     let _ = (path, n);
 }
 
@@ -29,7 +30,7 @@ pub fn exists(path: &Path) -> bool {
     path.exists()
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod tally {
     //! The per-path counts.
     use std::{
