@@ -2,7 +2,17 @@
 //! record auth written by [`super::record`], sessions read by [`super::sysfs`].
 //!
 //! Exit codes (open-iscsi 2.1.8, captured in tests/fixtures/node/iscsiadm-*.txt): 15 session
-//! exists, 20 cannot reach iscsid, 21 no records / no sessions, 24 login authorization failure.
+//! exists, 20 cannot reach iscsid, 21 no records / no sessions, 24 login authorization failure;
+//! 6 (ISCSI_ERR_IDBM, iscsi_err.h) a node-database failure.
+//!
+//! Concurrency: every `iscsiadm -m node -T … -p …` walks the whole node database
+//! (`/etc/iscsi/nodes`, idbm_for_each_rec) without a lock, so a record created or deleted beside
+//! the walk fails it with "iface iter could not stat …" and exit code 6 (seen with 20 NodeUnstage
+//! at once). This process's own record changes (`-o new` and the auth written after it,
+//! `-o delete`) therefore take turns ([`NODE_DB`]), and a node-mode call that still meets a
+//! database failure (a walk of a login beside a delete, or another program's iscsiadm) is tried
+//! again, [`IDBM_RETRIES`] times with a doubling pause from 100 ms: each of them either did
+//! nothing or is idempotent (a login that did happen answers "session exists" on the retry).
 
 use super::{Initiator, Login, Removal, Session, record, sysfs};
 use csi_common::{
@@ -21,6 +31,15 @@ pub const RC_ISCSID_NOTCONN: i32 = 20;
 pub const RC_NO_OBJS_FOUND: i32 = 21;
 /// Login failed: authorization (wrong CHAP, not in ACL).
 pub const RC_LOGIN_AUTH_FAILED: i32 = 24;
+/// The node database failed (a record vanished or appeared during the walk).
+pub const RC_IDBM: i32 = 6;
+
+/// Retries of a node-mode call that failed with [`RC_IDBM`].
+pub const IDBM_RETRIES: u32 = 3;
+
+/// Turns for this process's changes to the node database: records are host-wide, so the lock
+/// is process-wide, not per [`OpenIscsi`] value.
+static NODE_DB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// open-iscsi through `iscsiadm` and the node record files.
 #[derive(Debug, Clone)]
@@ -56,11 +75,37 @@ pub fn node_argv(target: &Iqn, portal: SocketAddr, iface: &str, extra: &[&str]) 
 }
 
 impl OpenIscsi {
+    /// Runs a node-mode call (see the module documentation for its turns and retries).
     async fn node(&self, target: &Iqn, portal: SocketAddr, extra: &[&str]) -> Result<Output> {
+        let _turn = if extra.first() == Some(&"-o") {
+            Some(NODE_DB.lock().await)
+        } else {
+            None
+        };
+        self.node_unlocked(target, portal, extra).await
+    }
+
+    async fn node_unlocked(
+        &self,
+        target: &Iqn,
+        portal: SocketAddr,
+        extra: &[&str],
+    ) -> Result<Output> {
         let cmd = Cmd::new(&self.iscsiadm)
             .args(node_argv(target, portal, &self.iface, extra))
             .timeout(self.timeout);
-        Ok(self.runner.run(&cmd).await?)
+        let mut pause = Duration::from_millis(100);
+        let mut retries = 0;
+        loop {
+            let out = self.runner.run(&cmd).await?;
+            if out.code != Some(RC_IDBM) || retries == IDBM_RETRIES {
+                return Ok(out);
+            }
+            retries += 1;
+            tracing::debug!(target = %target, %portal, retries, stderr = %out.stderr.trim(), "iscsiadm node database failure; trying again");
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
     }
 
     fn failure(out: Output, what: &str) -> Error {
@@ -81,7 +126,9 @@ impl OpenIscsi {
         chap: Option<&Chap>,
         replacement_timeout: Option<u32>,
     ) -> Result<()> {
-        let out = self.node(target, portal, &["-o", "new"]).await?;
+        // The record and the auth written into it, in one turn.
+        let _turn = NODE_DB.lock().await;
+        let out = self.node_unlocked(target, portal, &["-o", "new"]).await?;
         if !out.success() {
             return Err(Self::failure(out, "create node record"));
         }
@@ -262,9 +309,18 @@ mod tests {
         );
         fake.expect(Expectation::new(argv(&["--logout"])).fails(gone, gone_err));
         fake.expect(Expectation::new(argv(&["-o", "delete"])).fails(norec, norec_err));
-        fake.expect(
-            Expectation::new(argv(&["-o", "delete"])).fails(6, "iscsiadm: database failure"),
-        );
+        // A database failure is tried again: once it clears, the call's own answer counts;
+        // one that lasts past the retries is an error.
+        fake.expect(Expectation::new(argv(&["-o", "delete"])).fails(
+            6,
+            "iscsiadm: iface iter could not stat /etc/iscsi/nodes/x.\niscsiadm: Could not execute operation on all records: encountered iSCSI database failure",
+        ));
+        fake.expect(Expectation::new(argv(&["-o", "delete"])));
+        for _ in 0..=IDBM_RETRIES {
+            fake.expect(
+                Expectation::new(argv(&["-o", "delete"])).fails(6, "iscsiadm: database failure"),
+            );
+        }
         let i = iscsi(fake.clone(), PathBuf::from("/nonexistent"));
         let (t, p) = (Iqn::parse(T).unwrap(), P.parse().unwrap());
         assert_eq!(i.login(&t, p).await.unwrap(), Login::LoggedIn);
@@ -278,11 +334,75 @@ mod tests {
         assert_eq!(i.login(&t, p).await.unwrap_err().kind(), Kind::Unavailable);
         assert_eq!(i.logout(&t, p).await.unwrap(), Removal::NotFound);
         assert_eq!(i.delete_record(&t, p).await.unwrap(), Removal::NotFound);
+        assert_eq!(i.delete_record(&t, p).await.unwrap(), Removal::Removed);
         assert_eq!(
             i.delete_record(&t, p).await.unwrap_err().kind(),
             Kind::Internal
         );
         fake.finish();
+    }
+
+    /// Counts the record changes (`-o …`) running at once.
+    #[derive(Debug, Default)]
+    struct Overlap {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl CommandRunner for Overlap {
+        fn run<'a>(
+            &'a self,
+            cmd: &'a Cmd,
+        ) -> BoxFuture<'a, std::result::Result<Output, csi_common::command::CommandError>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            Box::pin(async move {
+                let change = cmd.arg_values().any(|a| a == "-o");
+                if change {
+                    let now = self.now.fetch_add(1, SeqCst) + 1;
+                    self.most.fetch_max(now, SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if change {
+                    self.now.fetch_sub(1, SeqCst);
+                }
+                Ok(Output {
+                    command: String::new(),
+                    code: Some(0),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn record_changes_take_turns() {
+        let overlap = Arc::new(Overlap::default());
+        let mut i = iscsi(
+            Arc::new(ScriptedRunner::new()),
+            PathBuf::from("/nonexistent"),
+        );
+        i.runner = overlap.clone();
+        let i = Arc::new(i);
+        let t = Iqn::parse(T).unwrap();
+        let tasks: Vec<_> = (0..8u16)
+            .map(|n| {
+                let (i, t) = (Arc::clone(&i), t.clone());
+                tokio::spawn(async move {
+                    let p = SocketAddr::from(([127, 0, 0, 1], 3260 + n));
+                    i.delete_record(&t, p).await.unwrap();
+                    i.login(&t, p).await.unwrap();
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            overlap.most.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "record changes never overlap"
+        );
     }
 
     #[tokio::test]
