@@ -93,6 +93,7 @@ const CP: &str = "CreateVolume+ControllerPublish";
 /// The probe's timings, in the per-RPC table's order.
 const RPCS: &[&str] = &[
     CP,
+    "CreateVolume",
     "ControllerPublish",
     "NodeStage",
     "NodeUnstage",
@@ -126,6 +127,7 @@ async fn probe_once(
     stage: bool,
     s: &mut Samples,
 ) -> Result<()> {
+    s.entry("CreateVolume").or_default().push(created);
     let ((), d) = csi::time(csi::publish(driver, v)).await?;
     s.entry("ControllerPublish").or_default().push(d);
     s.entry(CP).or_default().push(created + d);
@@ -419,6 +421,7 @@ impl Report {
             &[
                 "N exported",
                 "CreateVolume+ControllerPublish",
+                "CreateVolume",
                 "ControllerPublish",
                 "NodeStage",
                 "NodeUnstage",
