@@ -5,6 +5,7 @@
 //! `--share`, `/mnt/share/bench.md`). Times under TCG emulation mean little: read the ratios.
 //! Everything it creates is deleted; it ends with the guest harness's leak check.
 
+mod big_delete;
 mod concurrency;
 mod csi;
 mod fio;
@@ -13,6 +14,7 @@ mod footprint;
 mod raw;
 mod report;
 mod scale;
+mod stage_burst;
 mod sys;
 
 use anyhow::Result;
@@ -29,15 +31,23 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "footprint,floor,fio,concurrency,scale"
+        default_value = "footprint,floor,fio,concurrency,stage-burst,big-delete,scale"
     )]
     sections: Vec<String>,
+    /// The commit measured, as `hack/bench` passes it (`<short hash>` or `<short hash>-dirty`;
+    /// the guest has no git).
+    #[arg(long, default_value = "unknown (not passed: run through hack/bench)")]
+    commit: String,
     /// Repetitions of each floor/Carve lifecycle and of each scale probe (medians are reported).
     #[arg(long, default_value_t = 5)]
     reps: usize,
-    /// Volume counts for the scale section.
+    /// Volume counts for the scale section (2,000 is opt-in: `--scale 10,100,500,2000`).
     #[arg(long, value_delimiter = ',', default_value = "10,100,500")]
     scale: Vec<usize>,
+    /// Scale points from which controller restarts (reconciliation) are timed, LIO intact and
+    /// after a wipe; the largest point is always timed.
+    #[arg(long, default_value_t = 500)]
+    reconcile_from: usize,
     /// Volume counts at which the targetcli backend is measured too (a subset of --scale).
     #[arg(long, value_delimiter = ',', default_value = "10,100")]
     targetcli_scale: Vec<usize>,
@@ -53,6 +63,12 @@ struct Args {
     /// Burst sizes of the concurrency section.
     #[arg(long, value_delimiter = ',', default_value = "50,100")]
     concurrency: Vec<usize>,
+    /// Parallel NodeStage calls of the stage-burst section.
+    #[arg(long, default_value_t = 20)]
+    stage_burst: usize,
+    /// Size in GiB of the linear volume the big-delete section deletes.
+    #[arg(long, default_value_t = 10)]
+    big_delete_gib: u64,
     /// Seconds per fio job.
     #[arg(long, default_value_t = 10)]
     fio_seconds: u64,
@@ -66,6 +82,17 @@ struct Args {
     #[arg(long)]
     share: bool,
 }
+
+/// Every section, in the order they run.
+const SECTIONS: &[&str] = &[
+    "footprint",
+    "floor",
+    "fio",
+    "concurrency",
+    "stage-burst",
+    "big-delete",
+    "scale",
+];
 
 /// Records a failed section and prints it at once (a later timeout must not hide it).
 fn fail(sink: &Sink, failed: &mut Vec<String>, message: String) {
@@ -113,7 +140,8 @@ async fn main() -> Result<()> {
     }
     let sink = Sink::new(files);
     sink.text(&format!(
-        "## carve-bench\n\n{}\n\nargs: {args:?}",
+        "## carve-bench\n\ncommit {}\n\n{}\n\nargs: {args:?}",
+        args.commit,
         machine()
     ));
     if std::env::var("CARVE_TEST_LOG").is_err() {
@@ -122,8 +150,18 @@ async fn main() -> Result<()> {
         );
     }
     let mut failed = Vec::new();
+    if let Some(bad) = args
+        .sections
+        .iter()
+        .find(|s| !SECTIONS.contains(&s.as_str()))
+    {
+        anyhow::bail!(
+            "unknown section {bad:?}; the sections are {}",
+            SECTIONS.join(",")
+        );
+    }
     let want = |s: &str| args.sections.iter().any(|x| x == s);
-    let needs_driver = ["footprint", "floor", "fio", "concurrency"]
+    let needs_driver = ["footprint", "floor", "fio", "concurrency", "stage-burst"]
         .iter()
         .any(|s| want(s));
     if needs_driver {
@@ -145,12 +183,18 @@ async fn main() -> Result<()> {
             }
         }
         if want("concurrency") {
-            match concurrency::run(Arc::clone(&driver), &args.concurrency, args.reps).await {
+            match concurrency::run(Arc::clone(&driver), &args.concurrency).await {
                 Ok(t) => sink.table(&t),
                 Err(e) => fail(&sink, &mut failed, format!("concurrency: {e:#}")),
             }
             if want("footprint") {
                 sink.table(&footprint::idle(Duration::from_secs(args.idle_seconds)).await);
+            }
+        }
+        if want("stage-burst") {
+            match stage_burst::run(Arc::clone(&driver), args.stage_burst, args.reps.max(1)).await {
+                Ok(t) => sink.table(&t),
+                Err(e) => fail(&sink, &mut failed, format!("stage-burst: {e:#}")),
             }
         }
         if !failed.is_empty() {
@@ -161,6 +205,12 @@ async fn main() -> Result<()> {
             );
         }
     }
+    if want("big-delete") {
+        match big_delete::run(&lab, args.big_delete_gib).await {
+            Ok(t) => sink.table(&t),
+            Err(e) => fail(&sink, &mut failed, format!("big-delete: {e:#}")),
+        }
+    }
     if want("scale") {
         let plan = scale::Plan {
             points: args.scale.clone(),
@@ -169,6 +219,7 @@ async fn main() -> Result<()> {
             targetcli_reps: args.targetcli_reps.max(1),
             parallel: args.parallel,
             targetcli_save: !args.no_targetcli_save,
+            reconcile_from: args.reconcile_from,
         };
         match scale::run(&lab, &plan, &sink).await {
             Ok(tables) => tables.iter().for_each(|t| sink.table(t)),

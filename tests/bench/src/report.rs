@@ -5,7 +5,7 @@
 use std::{io::Write, path::PathBuf, time::Duration};
 
 /// One markdown table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Table {
     title: String,
     header: Vec<String>,
