@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use csi_proto::v1::*;
 
 use super::args::{CapabilitiesArgs, CapabilityArgs, SecretArgs, map};
-use super::{CliError, Ctx, Output};
+use super::{CliError, Output, Session};
 use crate::parse;
 use crate::render::{human_bytes, table};
 use crate::request;
@@ -17,39 +17,39 @@ use crate::request;
 #[derive(Subcommand)]
 pub(crate) enum ControllerCmd {
     /// CreateVolume: provision a volume
-    CreateVolume(CreateVolume),
+    CreateVolume(CreateVolumeArgs),
     /// DeleteVolume: delete a volume
-    DeleteVolume(DeleteVolume),
+    DeleteVolume(DeleteVolumeArgs),
     /// ControllerPublishVolume: make a volume available on a node (attach)
-    Publish(Publish),
+    Publish(PublishArgs),
     /// ControllerUnpublishVolume: withdraw a volume from a node (detach)
-    Unpublish(Unpublish),
+    Unpublish(UnpublishArgs),
     /// ValidateVolumeCapabilities: check that a volume supports capabilities
-    Validate(Validate),
+    Validate(ValidateArgs),
     /// ListVolumes: list volumes (a table; --json for every field)
-    ListVolumes(ListVolumes),
+    ListVolumes(ListVolumesArgs),
     /// GetCapacity: the capacity available for new volumes
-    Capacity(Capacity),
+    Capacity(CapacityArgs),
     /// ControllerGetCapabilities: which controller RPCs the plugin supports
     Capabilities,
     /// ControllerGetVolume: one volume with its status
-    GetVolume(GetVolume),
+    GetVolume(GetVolumeArgs),
     /// ControllerExpandVolume: grow a volume
-    Expand(Expand),
+    Expand(ExpandArgs),
     /// CreateSnapshot: snapshot a volume
-    CreateSnapshot(CreateSnapshot),
+    CreateSnapshot(CreateSnapshotArgs),
     /// DeleteSnapshot: delete a snapshot
-    DeleteSnapshot(DeleteSnapshot),
+    DeleteSnapshot(DeleteSnapshotArgs),
     /// ListSnapshots: list snapshots (a table; --json for every field)
-    ListSnapshots(ListSnapshots),
+    ListSnapshots(ListSnapshotsArgs),
     /// GetSnapshot: one snapshot
-    GetSnapshot(GetSnapshot),
+    GetSnapshot(GetSnapshotArgs),
     /// ControllerModifyVolume: change a volume's mutable parameters
-    ModifyVolume(ModifyVolume),
+    ModifyVolume(ModifyVolumeArgs),
 }
 
 #[derive(Args)]
-pub(crate) struct CreateVolume {
+pub(crate) struct CreateVolumeArgs {
     /// Volume name (the idempotency key, e.g. the PV name)
     #[arg(long)]
     name: String,
@@ -83,7 +83,7 @@ pub(crate) struct CreateVolume {
     secrets: SecretArgs,
 }
 
-impl CreateVolume {
+impl CreateVolumeArgs {
     fn request(&self) -> Result<CreateVolumeRequest, CliError> {
         let source = match (&self.from_snapshot, &self.from_volume) {
             (Some(snapshot), _) => Some(request::from_snapshot(snapshot)),
@@ -107,7 +107,7 @@ impl CreateVolume {
 }
 
 #[derive(Args)]
-pub(crate) struct DeleteVolume {
+pub(crate) struct DeleteVolumeArgs {
     /// Volume id
     volume_id: String,
     #[command(flatten)]
@@ -115,7 +115,7 @@ pub(crate) struct DeleteVolume {
 }
 
 #[derive(Args)]
-pub(crate) struct Publish {
+pub(crate) struct PublishArgs {
     /// Volume id
     volume_id: String,
     /// Node id to publish to (as NodeGetInfo reports it)
@@ -133,7 +133,7 @@ pub(crate) struct Publish {
     secrets: SecretArgs,
 }
 
-impl Publish {
+impl PublishArgs {
     fn request(&self) -> Result<ControllerPublishVolumeRequest, CliError> {
         Ok(ControllerPublishVolumeRequest {
             volume_id: self.volume_id.clone(),
@@ -147,7 +147,7 @@ impl Publish {
 }
 
 #[derive(Args)]
-pub(crate) struct Unpublish {
+pub(crate) struct UnpublishArgs {
     /// Volume id
     volume_id: String,
     /// Node id to unpublish from (empty: from all nodes)
@@ -158,7 +158,7 @@ pub(crate) struct Unpublish {
 }
 
 #[derive(Args)]
-pub(crate) struct Validate {
+pub(crate) struct ValidateArgs {
     /// Volume id
     volume_id: String,
     /// A volume context entry key=value (repeatable)
@@ -176,7 +176,7 @@ pub(crate) struct Validate {
     secrets: SecretArgs,
 }
 
-impl Validate {
+impl ValidateArgs {
     fn request(&self) -> Result<ValidateVolumeCapabilitiesRequest, CliError> {
         Ok(ValidateVolumeCapabilitiesRequest {
             volume_id: self.volume_id.clone(),
@@ -190,7 +190,7 @@ impl Validate {
 }
 
 #[derive(Args)]
-pub(crate) struct ListVolumes {
+pub(crate) struct ListVolumesArgs {
     /// At most this many entries per page (0: the plugin decides)
     #[arg(long, default_value_t = 0, value_name = "N")]
     max_entries: i32,
@@ -203,7 +203,7 @@ pub(crate) struct ListVolumes {
 }
 
 #[derive(Args)]
-pub(crate) struct Capacity {
+pub(crate) struct CapacityArgs {
     /// A parameter key=value (repeatable)
     #[arg(long = "param", value_name = "K=V", value_parser = parse::parse_kv)]
     params: Vec<(String, String)>,
@@ -215,7 +215,7 @@ pub(crate) struct Capacity {
     caps: CapabilitiesArgs,
 }
 
-impl Capacity {
+impl CapacityArgs {
     fn request(&self) -> Result<GetCapacityRequest, CliError> {
         Ok(GetCapacityRequest {
             volume_capabilities: self.caps.optional(),
@@ -226,13 +226,13 @@ impl Capacity {
 }
 
 #[derive(Args)]
-pub(crate) struct GetVolume {
+pub(crate) struct GetVolumeArgs {
     /// Volume id
     volume_id: String,
 }
 
 #[derive(Args)]
-pub(crate) struct Expand {
+pub(crate) struct ExpandArgs {
     /// Volume id
     volume_id: String,
     /// New required capacity, e.g. 2Gi
@@ -248,7 +248,7 @@ pub(crate) struct Expand {
     secrets: SecretArgs,
 }
 
-impl Expand {
+impl ExpandArgs {
     fn request(&self) -> Result<ControllerExpandVolumeRequest, CliError> {
         Ok(ControllerExpandVolumeRequest {
             volume_id: self.volume_id.clone(),
@@ -260,7 +260,7 @@ impl Expand {
 }
 
 #[derive(Args)]
-pub(crate) struct CreateSnapshot {
+pub(crate) struct CreateSnapshotArgs {
     /// Snapshot name (the idempotency key)
     #[arg(long)]
     name: String,
@@ -275,7 +275,7 @@ pub(crate) struct CreateSnapshot {
 }
 
 #[derive(Args)]
-pub(crate) struct DeleteSnapshot {
+pub(crate) struct DeleteSnapshotArgs {
     /// Snapshot id
     snapshot_id: String,
     #[command(flatten)]
@@ -283,7 +283,7 @@ pub(crate) struct DeleteSnapshot {
 }
 
 #[derive(Args)]
-pub(crate) struct ListSnapshots {
+pub(crate) struct ListSnapshotsArgs {
     /// Only this snapshot
     #[arg(long, default_value = "", value_name = "ID")]
     snapshot_id: String,
@@ -304,7 +304,7 @@ pub(crate) struct ListSnapshots {
 }
 
 #[derive(Args)]
-pub(crate) struct GetSnapshot {
+pub(crate) struct GetSnapshotArgs {
     /// Snapshot id
     snapshot_id: String,
     #[command(flatten)]
@@ -312,7 +312,7 @@ pub(crate) struct GetSnapshot {
 }
 
 #[derive(Args)]
-pub(crate) struct ModifyVolume {
+pub(crate) struct ModifyVolumeArgs {
     /// Volume id
     volume_id: String,
     /// A mutable parameter key=value to set (repeatable, at least one)
@@ -333,21 +333,21 @@ fn next_page(current: &str, next: &str) -> Result<(), CliError> {
 }
 
 impl ControllerCmd {
-    pub(crate) async fn run(self, ctx: &mut Ctx<'_>) -> Result<Output, CliError> {
+    pub(crate) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
         Ok(match self {
             ControllerCmd::CreateVolume(args) => {
-                Output::of(&rpc!(ctx, controller, create_volume, args.request()?))
+                Output::of(&rpc!(session, controller, create_volume, args.request()?))
             }
             ControllerCmd::DeleteVolume(args) => {
                 let request = DeleteVolumeRequest {
                     volume_id: args.volume_id.clone(),
                     secrets: args.secrets.load()?,
                 };
-                let response = rpc!(ctx, controller, delete_volume, request);
+                let response = rpc!(session, controller, delete_volume, request);
                 Output::with_human(&response, format!("volume {} deleted", args.volume_id))
             }
             ControllerCmd::Publish(args) => Output::of(&rpc!(
-                ctx,
+                session,
                 controller,
                 controller_publish_volume,
                 args.request()?
@@ -358,7 +358,7 @@ impl ControllerCmd {
                     node_id: args.node_id.clone(),
                     secrets: args.secrets.load()?,
                 };
-                let response = rpc!(ctx, controller, controller_unpublish_volume, request);
+                let response = rpc!(session, controller, controller_unpublish_volume, request);
                 let from = if args.node_id.is_empty() {
                     "all nodes".to_string()
                 } else {
@@ -370,7 +370,7 @@ impl ControllerCmd {
                 )
             }
             ControllerCmd::Validate(args) => Output::of(&rpc!(
-                ctx,
+                session,
                 controller,
                 validate_volume_capabilities,
                 args.request()?
@@ -383,7 +383,7 @@ impl ControllerCmd {
                         max_entries: args.max_entries,
                         starting_token: token.clone(),
                     };
-                    let page = rpc!(ctx, controller, list_volumes, request);
+                    let page = rpc!(session, controller, list_volumes, request);
                     all.entries.extend(page.entries);
                     all.next_token = page.next_token;
                     if !args.all || all.next_token.is_empty() {
@@ -395,10 +395,10 @@ impl ControllerCmd {
                 Output::with_human(&all, volumes_table(&all))
             }
             ControllerCmd::Capacity(args) => {
-                Output::of(&rpc!(ctx, controller, get_capacity, args.request()?))
+                Output::of(&rpc!(session, controller, get_capacity, args.request()?))
             }
             ControllerCmd::Capabilities => Output::of(&rpc!(
-                ctx,
+                session,
                 controller,
                 controller_get_capabilities,
                 ControllerGetCapabilitiesRequest {}
@@ -407,10 +407,10 @@ impl ControllerCmd {
                 let request = ControllerGetVolumeRequest {
                     volume_id: args.volume_id,
                 };
-                Output::of(&rpc!(ctx, controller, controller_get_volume, request))
+                Output::of(&rpc!(session, controller, controller_get_volume, request))
             }
             ControllerCmd::Expand(args) => Output::of(&rpc!(
-                ctx,
+                session,
                 controller,
                 controller_expand_volume,
                 args.request()?
@@ -422,14 +422,14 @@ impl ControllerCmd {
                     secrets: args.secrets.load()?,
                     parameters: map(&args.params)?,
                 };
-                Output::of(&rpc!(ctx, controller, create_snapshot, request))
+                Output::of(&rpc!(session, controller, create_snapshot, request))
             }
             ControllerCmd::DeleteSnapshot(args) => {
                 let request = DeleteSnapshotRequest {
                     snapshot_id: args.snapshot_id.clone(),
                     secrets: args.secrets.load()?,
                 };
-                let response = rpc!(ctx, controller, delete_snapshot, request);
+                let response = rpc!(session, controller, delete_snapshot, request);
                 Output::with_human(&response, format!("snapshot {} deleted", args.snapshot_id))
             }
             ControllerCmd::ListSnapshots(args) => {
@@ -444,7 +444,7 @@ impl ControllerCmd {
                         snapshot_id: args.snapshot_id.clone(),
                         secrets: secrets.clone(),
                     };
-                    let page = rpc!(ctx, controller, list_snapshots, request);
+                    let page = rpc!(session, controller, list_snapshots, request);
                     all.entries.extend(page.entries);
                     all.next_token = page.next_token;
                     if !args.all || all.next_token.is_empty() {
@@ -460,7 +460,7 @@ impl ControllerCmd {
                     snapshot_id: args.snapshot_id,
                     secrets: args.secrets.load()?,
                 };
-                Output::of(&rpc!(ctx, controller, get_snapshot, request))
+                Output::of(&rpc!(session, controller, get_snapshot, request))
             }
             ControllerCmd::ModifyVolume(args) => {
                 let request = ControllerModifyVolumeRequest {
@@ -468,7 +468,7 @@ impl ControllerCmd {
                     secrets: args.secrets.load()?,
                     mutable_parameters: map(&args.mutable_params)?,
                 };
-                let response = rpc!(ctx, controller, controller_modify_volume, request);
+                let response = rpc!(session, controller, controller_modify_volume, request);
                 Output::with_human(&response, format!("volume {} modified", args.volume_id))
             }
         })

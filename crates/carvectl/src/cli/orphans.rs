@@ -7,13 +7,13 @@ use clap::Args;
 use csi_common::cli::DEFAULT_DRIVER_NAME;
 use csi_proto::v1::ListVolumesRequest;
 
-use super::{CliError, Ctx, Output};
+use super::{CliError, Output, Session};
 use crate::orphans::{PersistentVolumes, Report};
 use crate::render::{human_bytes, table};
 use crate::status::EXIT_FOUND;
 
 #[derive(Args)]
-pub(crate) struct Orphans {
+pub(crate) struct OrphansArgs {
     /// `kubectl get pv -o json` output: a file, or - for stdin. Take it fresh: a volume created
     /// after it was taken has no PV in it and shows as an orphan
     #[arg(long, value_name = "FILE")]
@@ -23,7 +23,7 @@ pub(crate) struct Orphans {
     driver: String,
 }
 
-impl Orphans {
+impl OrphansArgs {
     fn read_pvs(&self) -> Result<PersistentVolumes, CliError> {
         let mut text = String::new();
         let read = if self.pvs == "-" {
@@ -36,7 +36,7 @@ impl Orphans {
             .map_err(|e| CliError::Usage(format!("--pvs {}: {e}", self.pvs)))
     }
 
-    pub(crate) async fn run(self, ctx: &mut Ctx<'_>) -> Result<Output, CliError> {
+    pub(crate) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
         let pvs = self.read_pvs()?;
         let mut listed = Vec::new();
         let mut token = String::new();
@@ -45,7 +45,7 @@ impl Orphans {
                 max_entries: 0,
                 starting_token: token.clone(),
             };
-            let page = rpc!(ctx, controller, list_volumes, request);
+            let page = rpc!(session, controller, list_volumes, request);
             listed.extend(page.entries);
             if page.next_token.is_empty() {
                 break;
