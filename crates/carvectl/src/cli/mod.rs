@@ -5,15 +5,18 @@
 //! errors and `--verbose` request traces go to stderr; requests are only ever printed through
 //! their redacting `Debug`.
 
+/// `send!(controller, list_volumes)`: the closure [`Session::call`] sends a request with.
+macro_rules! send {
+    ($service:ident, $method:ident) => {
+        |mut client, request| async move { client.$service.$method(request).await }
+    };
+}
+
 /// `rpc!(session, controller, create_volume, request)`: send through [`Session::call`], `?` on
 /// error.
 macro_rules! rpc {
     ($session:expr, $service:ident, $method:ident, $request:expr) => {
-        $session
-            .call($request, |mut client, request| async move {
-                client.$service.$method(request).await
-            })
-            .await?
+        $session.call($request, send!($service, $method)).await?
     };
 }
 
@@ -22,6 +25,7 @@ mod controller;
 mod identity;
 mod node;
 mod orphans;
+mod pages;
 
 use std::ffi::OsString;
 use std::fmt::Debug;

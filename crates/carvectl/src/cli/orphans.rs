@@ -7,7 +7,7 @@ use clap::Args;
 use csi_common::cli::DEFAULT_DRIVER_NAME;
 use csi_proto::v1::ListVolumesRequest;
 
-use super::{CliError, Output, Session};
+use super::{CliError, Output, Session, pages};
 use crate::orphans::{PersistentVolumes, Report};
 use crate::render::{human_bytes, table};
 use crate::status::EXIT_FOUND;
@@ -38,25 +38,18 @@ impl OrphansArgs {
 
     pub(crate) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
         let pvs = self.read_pvs()?;
-        let mut listed = Vec::new();
-        let mut token = String::new();
-        loop {
-            let request = ListVolumesRequest {
+        let listed = pages::fetch(
+            session,
+            "",
+            true,
+            |token| ListVolumesRequest {
                 max_entries: 0,
-                starting_token: token.clone(),
-            };
-            let page = rpc!(session, controller, list_volumes, request);
-            listed.extend(page.entries);
-            if page.next_token.is_empty() {
-                break;
-            }
-            if page.next_token == token {
-                return Err(CliError::Usage(format!(
-                    "plugin returned next_token {token:?} again; stopping"
-                )));
-            }
-            token = page.next_token;
-        }
+                starting_token: token,
+            },
+            send!(controller, list_volumes),
+        )
+        .await?
+        .entries;
         let report = Report::new(&self.driver, &listed, &pvs);
         Ok(Output {
             json: report.to_json(),

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use clap::Args;
 use csi_proto::v1::*;
 
-use super::{next_page, next_token_line};
 use crate::cli::args::{CapabilitiesArgs, SecretArgs, map};
+use crate::cli::pages::{self, next_token_line};
 use crate::cli::{CliError, Output, Session};
 use crate::parse;
 use crate::render::{human_bytes, table};
@@ -68,22 +68,17 @@ pub(crate) struct ListVolumesArgs {
 
 impl ListVolumesArgs {
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
-        let mut all = ListVolumesResponse::default();
-        let mut token = self.starting_token.clone();
-        loop {
-            let request = ListVolumesRequest {
+        let all = pages::fetch(
+            session,
+            &self.starting_token,
+            self.all,
+            |token| ListVolumesRequest {
                 max_entries: self.max_entries,
-                starting_token: token.clone(),
-            };
-            let page = rpc!(session, controller, list_volumes, request);
-            all.entries.extend(page.entries);
-            all.next_token = page.next_token;
-            if !self.all || all.next_token.is_empty() {
-                break;
-            }
-            next_page(&token, &all.next_token)?;
-            token = all.next_token.clone();
-        }
+                starting_token: token,
+            },
+            send!(controller, list_volumes),
+        )
+        .await?;
         Ok(Output::with_human(&all, volumes_table(&all)))
     }
 }
@@ -166,6 +161,7 @@ fn volumes_table(response: &ListVolumesResponse) -> String {
 mod tests {
     use super::*;
     use crate::cli::controller::{ControllerCmd, tests::parse};
+    use crate::cli::pages::next_page;
     use crate::request;
     use volume_capability::access_mode::Mode;
 

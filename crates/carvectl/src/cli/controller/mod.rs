@@ -75,24 +75,6 @@ impl ControllerCmd {
     }
 }
 
-/// Fails when a plugin hands back the token it was given (it would page forever).
-fn next_page(current: &str, next: &str) -> Result<(), CliError> {
-    if next == current {
-        return Err(CliError::Usage(format!(
-            "plugin returned next_token {next:?} again; stopping"
-        )));
-    }
-    Ok(())
-}
-
-fn next_token_line(token: &str) -> String {
-    if token.is_empty() {
-        String::new()
-    } else {
-        format!("next_token: {token}\n")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,8 @@
 use clap::Args;
 use csi_proto::v1::*;
 
-use super::{next_page, next_token_line};
 use crate::cli::args::{SecretArgs, map};
+use crate::cli::pages::{self, next_token_line};
 use crate::cli::{CliError, Output, Session};
 use crate::parse;
 use crate::render::{human_bytes, table};
@@ -88,25 +88,20 @@ pub(crate) struct ListSnapshotsArgs {
 impl ListSnapshotsArgs {
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
         let secrets = self.secrets.load()?;
-        let mut all = ListSnapshotsResponse::default();
-        let mut token = self.starting_token.clone();
-        loop {
-            let request = ListSnapshotsRequest {
+        let all = pages::fetch(
+            session,
+            &self.starting_token,
+            self.all,
+            |token| ListSnapshotsRequest {
                 max_entries: self.max_entries,
-                starting_token: token.clone(),
+                starting_token: token,
                 source_volume_id: self.source_volume_id.clone(),
                 snapshot_id: self.snapshot_id.clone(),
                 secrets: secrets.clone(),
-            };
-            let page = rpc!(session, controller, list_snapshots, request);
-            all.entries.extend(page.entries);
-            all.next_token = page.next_token;
-            if !self.all || all.next_token.is_empty() {
-                break;
-            }
-            next_page(&token, &all.next_token)?;
-            token = all.next_token.clone();
-        }
+            },
+            send!(controller, list_snapshots),
+        )
+        .await?;
         Ok(Output::with_human(&all, snapshots_table(&all)))
     }
 }
