@@ -1,10 +1,11 @@
-//! Paged List RPCs (ListVolumes, ListSnapshots): following `next_token` from page to page, the
-//! guard against a plugin that hands back the token it was given, and the `next_token:` line
-//! under a table.
+//! Paged List RPCs (ListVolumes, ListSnapshots): the paging flags, following `next_token` from
+//! page to page, the guard against a plugin that hands back the token it was given, and the
+//! `next_token:` line under a table.
 
 use std::fmt::Debug;
 use std::future::Future;
 
+use clap::Args;
 use csi_proto::v1::{ListSnapshotsResponse, ListVolumesResponse};
 
 use super::{CliError, Session};
@@ -18,26 +19,36 @@ pub(crate) trait Paged: Default {
     fn append(&mut self, page: Self);
 }
 
-impl Paged for ListVolumesResponse {
-    fn next_token(&self) -> &str {
-        &self.next_token
-    }
+/// `impl Paged` for List responses: each has `entries` and `next_token`.
+macro_rules! paged {
+    ($($response:ty),*) => {$(
+        impl Paged for $response {
+            fn next_token(&self) -> &str {
+                &self.next_token
+            }
 
-    fn append(&mut self, page: Self) {
-        self.entries.extend(page.entries);
-        self.next_token = page.next_token;
-    }
+            fn append(&mut self, page: Self) {
+                self.entries.extend(page.entries);
+                self.next_token = page.next_token;
+            }
+        }
+    )*};
 }
 
-impl Paged for ListSnapshotsResponse {
-    fn next_token(&self) -> &str {
-        &self.next_token
-    }
+paged!(ListVolumesResponse, ListSnapshotsResponse);
 
-    fn append(&mut self, page: Self) {
-        self.entries.extend(page.entries);
-        self.next_token = page.next_token;
-    }
+/// The paging flags of a List command.
+#[derive(Args)]
+pub(crate) struct PageArgs {
+    /// At most this many entries per page (0: the plugin decides)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_entries: i32,
+    /// Continue from this next_token of an earlier page
+    #[arg(long, default_value = "", value_name = "TOKEN")]
+    pub starting_token: String,
+    /// Follow next_token until the last page and print all entries as one response
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Sends `request(token)` for the page at `start`; with `all`, follows `next_token` to the last

@@ -7,7 +7,7 @@ use clap::Args;
 use csi_proto::v1::*;
 
 use crate::cli::args::{CapabilitiesArgs, SecretArgs, map};
-use crate::cli::pages::{self, next_token_line};
+use crate::cli::pages::{self, PageArgs, next_token_line};
 use crate::cli::{CliError, Output, Session};
 use crate::parse;
 use crate::render::{human_bytes, table};
@@ -55,25 +55,18 @@ impl ValidateArgs {
 
 #[derive(Args)]
 pub(crate) struct ListVolumesArgs {
-    /// At most this many entries per page (0: the plugin decides)
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    max_entries: i32,
-    /// Continue from this next_token of an earlier page
-    #[arg(long, default_value = "", value_name = "TOKEN")]
-    starting_token: String,
-    /// Follow next_token until the last page and print all entries as one response
-    #[arg(long)]
-    all: bool,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
 impl ListVolumesArgs {
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
         let all = pages::fetch(
             session,
-            &self.starting_token,
-            self.all,
+            &self.page.starting_token,
+            self.page.all,
             |token| ListVolumesRequest {
-                max_entries: self.max_entries,
+                max_entries: self.page.max_entries,
                 starting_token: token,
             },
             send!(controller, list_volumes),

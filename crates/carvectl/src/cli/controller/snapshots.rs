@@ -5,7 +5,7 @@ use clap::Args;
 use csi_proto::v1::*;
 
 use crate::cli::args::{SecretArgs, map};
-use crate::cli::pages::{self, next_token_line};
+use crate::cli::pages::{self, PageArgs, next_token_line};
 use crate::cli::{CliError, Output, Session};
 use crate::parse;
 use crate::render::{human_bytes, table};
@@ -72,15 +72,8 @@ pub(crate) struct ListSnapshotsArgs {
     /// Only snapshots of this volume
     #[arg(long, default_value = "", value_name = "ID")]
     source_volume_id: String,
-    /// At most this many entries per page (0: the plugin decides)
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    max_entries: i32,
-    /// Continue from this next_token of an earlier page
-    #[arg(long, default_value = "", value_name = "TOKEN")]
-    starting_token: String,
-    /// Follow next_token until the last page and print all entries as one response
-    #[arg(long)]
-    all: bool,
+    #[command(flatten)]
+    page: PageArgs,
     #[command(flatten)]
     secrets: SecretArgs,
 }
@@ -90,10 +83,10 @@ impl ListSnapshotsArgs {
         let secrets = self.secrets.load()?;
         let all = pages::fetch(
             session,
-            &self.starting_token,
-            self.all,
+            &self.page.starting_token,
+            self.page.all,
             |token| ListSnapshotsRequest {
-                max_entries: self.max_entries,
+                max_entries: self.page.max_entries,
                 starting_token: token,
                 source_volume_id: self.source_volume_id.clone(),
                 snapshot_id: self.snapshot_id.clone(),
