@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use csi_proto::v1::{GetPluginCapabilitiesRequest, GetPluginInfoRequest, ProbeRequest};
 
-use super::{CliError, Ctx, Output};
+use super::{CliError, Output, Session};
 use crate::status::EXIT_NOT_READY;
 
 #[derive(Subcommand)]
@@ -17,22 +17,22 @@ pub(crate) enum IdentityCmd {
 }
 
 impl IdentityCmd {
-    pub(crate) async fn run(self, ctx: &mut Ctx<'_>) -> Result<Output, CliError> {
+    pub(crate) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
         Ok(match self {
             IdentityCmd::Info => Output::of(&rpc!(
-                ctx,
+                session,
                 identity,
                 get_plugin_info,
                 GetPluginInfoRequest {}
             )),
             IdentityCmd::Capabilities => Output::of(&rpc!(
-                ctx,
+                session,
                 identity,
                 get_plugin_capabilities,
                 GetPluginCapabilitiesRequest {}
             )),
             IdentityCmd::Probe => {
-                let response = rpc!(ctx, identity, probe, ProbeRequest {});
+                let response = rpc!(session, identity, probe, ProbeRequest {});
                 let mut output = Output::of(&response);
                 if response.ready == Some(false) {
                     output.status = EXIT_NOT_READY;

@@ -5,13 +5,18 @@
 //! errors and `--verbose` request traces go to stderr; requests are only ever printed through
 //! their redacting `Debug`.
 
-/// `rpc!(ctx, controller, create_volume, request)`: send through [`Ctx::call`], `?` on error.
+/// `send!(controller, list_volumes)`: the closure [`Session::call`] sends a request with.
+macro_rules! send {
+    ($service:ident, $method:ident) => {
+        |mut client, request| async move { client.$service.$method(request).await }
+    };
+}
+
+/// `rpc!(session, controller, create_volume, request)`: send through [`Session::call`], `?` on
+/// error.
 macro_rules! rpc {
-    ($ctx:expr, $service:ident, $method:ident, $request:expr) => {
-        $ctx.call($request, |mut client, request| async move {
-            client.$service.$method(request).await
-        })
-        .await?
+    ($session:expr, $service:ident, $method:ident, $request:expr) => {
+        $session.call($request, send!($service, $method)).await?
     };
 }
 
@@ -20,6 +25,7 @@ mod controller;
 mod identity;
 mod node;
 mod orphans;
+mod pages;
 
 use std::ffi::OsString;
 use std::fmt::Debug;
@@ -81,7 +87,7 @@ enum Group {
     Node(node::NodeCmd),
     /// Orphan report: volumes no PersistentVolume names, PersistentVolumes without their volume
     /// (ListVolumes against `kubectl get pv -o json`; read-only)
-    Orphans(orphans::Orphans),
+    Orphans(orphans::OrphansArgs),
 }
 
 /// Why a command failed; decides the exit status.
@@ -150,14 +156,15 @@ impl Output {
     }
 }
 
-/// The connection and per-call settings commands run with.
-pub(crate) struct Ctx<'a> {
+/// One run's connection to the plugin and the settings every RPC of that run is sent with
+/// (deadline, request trace). Commands send through [`Session::call`] (the `rpc!` macro).
+pub(crate) struct Session<'a> {
     client: Client,
     timeout: Option<Duration>,
     trace: Option<&'a mut dyn Write>,
 }
 
-impl Ctx<'_> {
+impl Session<'_> {
     /// Sends one RPC: traces the request (redacted `Debug`), applies the deadline, and returns
     /// the response message.
     async fn call<Req, Resp, F, Fut>(&mut self, request: Req, send: F) -> Result<Resp, CliError>
@@ -271,16 +278,16 @@ async fn execute(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Re
         .await
         .map_err(|e| CliError::Transport(error_chain(&e)))?;
     let trace: Option<&mut dyn Write> = if cli.verbose { Some(stderr) } else { None };
-    let mut ctx = Ctx {
+    let mut session = Session {
         client: Client::from_channel(channel),
         timeout,
         trace,
     };
     let output = match cli.group {
-        Group::Identity(cmd) => cmd.run(&mut ctx).await?,
-        Group::Controller(cmd) => cmd.run(&mut ctx).await?,
-        Group::Node(cmd) => cmd.run(&mut ctx).await?,
-        Group::Orphans(cmd) => cmd.run(&mut ctx).await?,
+        Group::Identity(cmd) => cmd.run(&mut session).await?,
+        Group::Controller(cmd) => cmd.run(&mut session).await?,
+        Group::Node(cmd) => cmd.run(&mut session).await?,
+        Group::Orphans(cmd) => cmd.run(&mut session).await?,
     };
     // A closed stdout (`| head`) is not worth an error.
     let _ = if cli.json {

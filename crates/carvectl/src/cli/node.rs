@@ -6,24 +6,24 @@ use clap::{Args, Subcommand};
 use csi_proto::v1::*;
 
 use super::args::{CapabilityArgs, SecretArgs, map};
-use super::{CliError, Ctx, Output};
+use super::{CliError, Output, Session};
 use crate::parse;
 use crate::request;
 
 #[derive(Subcommand)]
 pub(crate) enum NodeCmd {
     /// NodeStageVolume: attach and format/mount a volume at a staging path
-    Stage(Stage),
+    Stage(StageArgs),
     /// NodeUnstageVolume: undo stage
-    Unstage(Unstage),
+    Unstage(UnstageArgs),
     /// NodePublishVolume: bind-mount (or expose the block device of) a volume at a target path
-    Publish(Publish),
+    Publish(PublishArgs),
     /// NodeUnpublishVolume: undo publish
-    Unpublish(Unpublish),
+    Unpublish(UnpublishArgs),
     /// NodeGetVolumeStats: usage and condition of a published volume
-    Stats(Stats),
+    Stats(StatsArgs),
     /// NodeExpandVolume: grow the filesystem of a volume after ControllerExpandVolume
-    Expand(Expand),
+    Expand(ExpandArgs),
     /// NodeGetCapabilities: which node RPCs the plugin supports
     Capabilities,
     /// NodeGetInfo: the node id, volume limit and topology
@@ -31,7 +31,7 @@ pub(crate) enum NodeCmd {
 }
 
 #[derive(Args)]
-pub(crate) struct Stage {
+pub(crate) struct StageArgs {
     /// Volume id
     volume_id: String,
     /// Staging path (a directory; the CO creates it)
@@ -49,7 +49,7 @@ pub(crate) struct Stage {
     secrets: SecretArgs,
 }
 
-impl Stage {
+impl StageArgs {
     fn request(&self) -> Result<NodeStageVolumeRequest, CliError> {
         Ok(NodeStageVolumeRequest {
             volume_id: self.volume_id.clone(),
@@ -63,7 +63,7 @@ impl Stage {
 }
 
 #[derive(Args)]
-pub(crate) struct Unstage {
+pub(crate) struct UnstageArgs {
     /// Volume id
     volume_id: String,
     /// Staging path given to stage
@@ -72,7 +72,7 @@ pub(crate) struct Unstage {
 }
 
 #[derive(Args)]
-pub(crate) struct Publish {
+pub(crate) struct PublishArgs {
     /// Volume id
     volume_id: String,
     /// Target path: a directory for mount volumes, a file for block volumes
@@ -96,7 +96,7 @@ pub(crate) struct Publish {
     secrets: SecretArgs,
 }
 
-impl Publish {
+impl PublishArgs {
     fn request(&self) -> Result<NodePublishVolumeRequest, CliError> {
         Ok(NodePublishVolumeRequest {
             volume_id: self.volume_id.clone(),
@@ -112,7 +112,7 @@ impl Publish {
 }
 
 #[derive(Args)]
-pub(crate) struct Unpublish {
+pub(crate) struct UnpublishArgs {
     /// Volume id
     volume_id: String,
     /// Target path given to publish
@@ -121,7 +121,7 @@ pub(crate) struct Unpublish {
 }
 
 #[derive(Args)]
-pub(crate) struct Stats {
+pub(crate) struct StatsArgs {
     /// Volume id
     volume_id: String,
     /// A path where the volume is published
@@ -133,7 +133,7 @@ pub(crate) struct Stats {
 }
 
 #[derive(Args)]
-pub(crate) struct Expand {
+pub(crate) struct ExpandArgs {
     /// Volume id
     volume_id: String,
     /// A path where the volume is published (or staged)
@@ -155,7 +155,7 @@ pub(crate) struct Expand {
     secrets: SecretArgs,
 }
 
-impl Expand {
+impl ExpandArgs {
     fn request(&self) -> Result<NodeExpandVolumeRequest, CliError> {
         Ok(NodeExpandVolumeRequest {
             volume_id: self.volume_id.clone(),
@@ -169,10 +169,10 @@ impl Expand {
 }
 
 impl NodeCmd {
-    pub(crate) async fn run(self, ctx: &mut Ctx<'_>) -> Result<Output, CliError> {
+    pub(crate) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
         Ok(match self {
             NodeCmd::Stage(args) => {
-                let response = rpc!(ctx, node, node_stage_volume, args.request()?);
+                let response = rpc!(session, node, node_stage_volume, args.request()?);
                 Output::with_human(
                     &response,
                     format!("volume {} staged at {}", args.volume_id, args.staging_path),
@@ -183,7 +183,7 @@ impl NodeCmd {
                     volume_id: args.volume_id.clone(),
                     staging_target_path: args.staging_path.clone(),
                 };
-                let response = rpc!(ctx, node, node_unstage_volume, request);
+                let response = rpc!(session, node, node_unstage_volume, request);
                 Output::with_human(
                     &response,
                     format!(
@@ -193,7 +193,7 @@ impl NodeCmd {
                 )
             }
             NodeCmd::Publish(args) => {
-                let response = rpc!(ctx, node, node_publish_volume, args.request()?);
+                let response = rpc!(session, node, node_publish_volume, args.request()?);
                 Output::with_human(
                     &response,
                     format!(
@@ -207,7 +207,7 @@ impl NodeCmd {
                     volume_id: args.volume_id.clone(),
                     target_path: args.target_path.clone(),
                 };
-                let response = rpc!(ctx, node, node_unpublish_volume, request);
+                let response = rpc!(session, node, node_unpublish_volume, request);
                 Output::with_human(
                     &response,
                     format!(
@@ -222,18 +222,18 @@ impl NodeCmd {
                     volume_path: args.volume_path,
                     staging_target_path: args.staging_path,
                 };
-                Output::of(&rpc!(ctx, node, node_get_volume_stats, request))
+                Output::of(&rpc!(session, node, node_get_volume_stats, request))
             }
             NodeCmd::Expand(args) => {
-                Output::of(&rpc!(ctx, node, node_expand_volume, args.request()?))
+                Output::of(&rpc!(session, node, node_expand_volume, args.request()?))
             }
             NodeCmd::Capabilities => Output::of(&rpc!(
-                ctx,
+                session,
                 node,
                 node_get_capabilities,
                 NodeGetCapabilitiesRequest {}
             )),
-            NodeCmd::Info => Output::of(&rpc!(ctx, node, node_get_info, NodeGetInfoRequest {})),
+            NodeCmd::Info => Output::of(&rpc!(session, node, node_get_info, NodeGetInfoRequest {})),
         })
     }
 }

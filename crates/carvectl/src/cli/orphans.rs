@@ -7,13 +7,13 @@ use clap::Args;
 use csi_common::cli::DEFAULT_DRIVER_NAME;
 use csi_proto::v1::ListVolumesRequest;
 
-use super::{CliError, Ctx, Output};
+use super::{CliError, Output, Session, pages};
 use crate::orphans::{PersistentVolumes, Report};
 use crate::render::{human_bytes, table};
 use crate::status::EXIT_FOUND;
 
 #[derive(Args)]
-pub(crate) struct Orphans {
+pub(crate) struct OrphansArgs {
     /// `kubectl get pv -o json` output: a file, or - for stdin. Take it fresh: a volume created
     /// after it was taken has no PV in it and shows as an orphan
     #[arg(long, value_name = "FILE")]
@@ -23,7 +23,7 @@ pub(crate) struct Orphans {
     driver: String,
 }
 
-impl Orphans {
+impl OrphansArgs {
     fn read_pvs(&self) -> Result<PersistentVolumes, CliError> {
         let mut text = String::new();
         let read = if self.pvs == "-" {
@@ -36,27 +36,20 @@ impl Orphans {
             .map_err(|e| CliError::Usage(format!("--pvs {}: {e}", self.pvs)))
     }
 
-    pub(crate) async fn run(self, ctx: &mut Ctx<'_>) -> Result<Output, CliError> {
+    pub(crate) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
         let pvs = self.read_pvs()?;
-        let mut listed = Vec::new();
-        let mut token = String::new();
-        loop {
-            let request = ListVolumesRequest {
+        let listed = pages::fetch(
+            session,
+            "",
+            true,
+            |token| ListVolumesRequest {
                 max_entries: 0,
-                starting_token: token.clone(),
-            };
-            let page = rpc!(ctx, controller, list_volumes, request);
-            listed.extend(page.entries);
-            if page.next_token.is_empty() {
-                break;
-            }
-            if page.next_token == token {
-                return Err(CliError::Usage(format!(
-                    "plugin returned next_token {token:?} again; stopping"
-                )));
-            }
-            token = page.next_token;
-        }
+                starting_token: token,
+            },
+            send!(controller, list_volumes),
+        )
+        .await?
+        .entries;
         let report = Report::new(&self.driver, &listed, &pvs);
         Ok(Output {
             json: report.to_json(),
