@@ -56,7 +56,7 @@ mod tests {
             response.to_json(),
             json!({ "volume": {
                 "volume_id": "vol-1",
-                "capacity_bytes": 1073741824,
+                "capacity_bytes": 1_073_741_824,
                 "volume_context": { "b": "2", "iqn": "iqn.x" },
                 "content_source": { "snapshot": { "snapshot_id": "snap-1" } },
                 "accessible_topology": [ { "segments": { "zone": "a" } } ],

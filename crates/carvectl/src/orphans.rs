@@ -35,7 +35,7 @@ impl PersistentVolumes {
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| format!("not JSON ({e}): want `kubectl get pv -o json`"))?;
         let items: Vec<&Value> = match doc.get("kind").and_then(Value::as_str) {
-            Some("List") | Some("PersistentVolumeList") => doc
+            Some("List" | "PersistentVolumeList") => doc
                 .get("items")
                 .and_then(Value::as_array)
                 .ok_or("a List without items")?
@@ -226,7 +226,7 @@ mod tests {
                 ..Default::default()
             }),
             status: Some(VolumeStatus {
-                published_node_ids: nodes.iter().map(|n| n.to_string()).collect(),
+                published_node_ids: nodes.iter().map(std::string::ToString::to_string).collect(),
                 volume_condition: None,
             }),
         }

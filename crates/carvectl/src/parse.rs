@@ -107,7 +107,7 @@ pub fn parse_size(input: &str) -> Result<i64, ParseError> {
         return fail(format!("{input:?} has too many decimal places"));
     }
     let whole: u128 = whole.parse().map_err(|_| too_big())?;
-    let scale = 10u128.pow(fraction.len() as u32);
+    let scale = 10u128.pow(u32::try_from(fraction.len()).unwrap_or(u32::MAX)); // at most 18
     let fraction: u128 = if fraction.is_empty() {
         0
     } else {

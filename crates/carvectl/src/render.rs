@@ -151,7 +151,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let header: Vec<String> = header
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     for row in std::iter::once(&header).chain(rows) {
         let cells: Vec<String> = row
             .iter()
@@ -179,7 +182,7 @@ mod tests {
         let value = json!({
             "volume": {
                 "volume_id": "vol-1",
-                "capacity_bytes": 1073741824,
+                "capacity_bytes": 1_073_741_824,
                 "volume_context": { "z": "1", "a": "" },
                 "content_source": null,
                 "accessible_topology": [ { "segments": { "zone": "a" } } ],

@@ -74,7 +74,10 @@ pub fn mount_capability(
         mode,
         &AccessType::Mount {
             fs_type: fs_type.to_string(),
-            mount_flags: mount_flags.iter().map(|f| f.to_string()).collect(),
+            mount_flags: mount_flags
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             volume_mount_group: volume_mount_group.to_string(),
         },
     )

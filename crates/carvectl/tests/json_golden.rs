@@ -22,6 +22,7 @@ fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+#[allow(clippy::unnecessary_wraps)] // the value of an optional message field
 fn timestamp(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos })
 }
@@ -63,6 +64,7 @@ fn snapshot() -> Snapshot {
     }
 }
 
+#[allow(clippy::unnecessary_wraps)] // the value of an optional message field
 fn condition() -> Option<VolumeCondition> {
     Some(VolumeCondition {
         abnormal: true,
@@ -98,6 +100,7 @@ type Case = (&'static str, String, String);
 
 /// Every case, rendered.
 fn cases() -> Vec<Case> {
+    #[allow(clippy::needless_pass_by_value)] // each case is written as a literal
     fn case<T: ToJson>(name: &'static str, response: T) -> Case {
         (name, render_json(&response), render_human(&response))
     }

@@ -19,7 +19,7 @@ const PV_FILE: &str = "/var/lib/carve-lab/bench-big-delete-pv.img";
 /// Room kept free beside the volume (LVM's rounding, metadata).
 const MARGIN: u64 = 256 << 20;
 /// How long the wiper may take to give the space back.
-const WIPE_LIMIT: Duration = Duration::from_secs(3600);
+const WIPE_LIMIT: Duration = Duration::from_hours(1);
 
 /// Free bytes of the VG.
 fn vg_free(vg: &str) -> Result<u64> {
@@ -69,14 +69,14 @@ fn extend(vg: &str, gib: u64) -> Result<Extension> {
     if let Err(e) = sh("pvcreate", &["-y", "-q", &ext.device])
         .and_then(|_| sh("vgextend", &["-q", vg, &ext.device]))
     {
-        let _ = remove(vg, ext);
+        let _ = remove(vg, &ext);
         return Err(e);
     }
     Ok(ext)
 }
 
 /// vgreduce, pvremove, losetup -d, rm: each tried, the first error returned.
-fn remove(vg: &str, ext: Extension) -> Result<()> {
+fn remove(vg: &str, ext: &Extension) -> Result<()> {
     let steps = [
         sh("vgreduce", &["-q", vg, &ext.device]).map(drop),
         sh("pvremove", &["-y", "-q", &ext.device]).map(drop),
@@ -114,7 +114,7 @@ pub async fn run(lab: &Lab, gib: u64) -> Result<Table> {
         ),
     });
     let result = measure(lab, bytes, gib, &mut t).await;
-    let removed = ext.map_or(Ok(()), |e| remove(&lab.vg, e));
+    let removed = ext.map_or(Ok(()), |e| remove(&lab.vg, &e));
     result?;
     removed?;
     Ok(t)
@@ -124,8 +124,14 @@ async fn measure(lab: &Lab, bytes: u64, gib: u64, t: &mut Table) -> Result<()> {
     let free = vg_free(&lab.vg)?;
     let driver = Driver::start(lab, DriverOptions::default()).await;
     let name = "bench-big-delete";
-    let (vol, create) =
-        csi::time(csi::create(&driver, name, bytes as i64, false, Kind::Block)).await?;
+    let (vol, create) = csi::time(csi::create(
+        &driver,
+        name,
+        bytes.cast_signed(),
+        false,
+        Kind::Block,
+    ))
+    .await?;
     let lv = format!("csi-{name}");
     let start = Instant::now();
     let deleted = csi::delete(&driver, &vol.id).await;

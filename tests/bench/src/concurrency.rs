@@ -139,7 +139,7 @@ pub async fn run(driver: Arc<Driver>, sizes: &[usize]) -> Result<Table> {
             ratio(create_total, serial),
             "≤1.0×".into(),
             met,
-            ms(create_total / n as u32),
+            ms(create_total.div_f64(n as f64)),
             ms(delete_total),
             format!("{pc:.1} / {pn:.1}"),
             leaks.len().to_string(),

@@ -198,7 +198,7 @@ async fn measure(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> 
         }
     }
     csi::delete(driver, &vol.id).await?;
-    let best = |v: &Vec<f64>| v.iter().cloned().fold(0.0, f64::max);
+    let best = |v: &Vec<f64>| v.iter().copied().fold(0.0, f64::max);
     let mut t = Table::new(
         format!(
             "4. Data path: fio libaio direct, {seconds} s each, 256 MiB linear LV, best of {rounds}"

@@ -44,7 +44,10 @@ pub async fn idle(window: Duration) -> Table {
         let after = cpu_time(pid);
         let cpu = match (before[i], after) {
             (Some(a), Some(b)) => {
-                format!("{:.2}", (b - a).as_secs_f64() / wall.as_secs_f64() * 100.0)
+                format!(
+                    "{:.2}",
+                    b.saturating_sub(a).as_secs_f64() / wall.as_secs_f64() * 100.0
+                )
             }
             _ => "?".into(),
         };

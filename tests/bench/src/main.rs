@@ -102,9 +102,10 @@ fn fail(sink: &Sink, failed: &mut Vec<String>, message: String) {
 
 fn machine() -> String {
     let first = |p: &str, a: &[&str]| {
-        sys::sh(p, a)
-            .map(|s| s.lines().next().unwrap_or("").trim().to_string())
-            .unwrap_or_else(|e| format!("? ({e})"))
+        sys::sh(p, a).map_or_else(
+            |e| format!("? ({e})"),
+            |s| s.lines().next().unwrap_or("").trim().to_string(),
+        )
     };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -114,7 +115,7 @@ fn machine() -> String {
     format!(
         "kernel {}, {} vCPU ({cpu}), {}; {}; {}; {}; carve-bench {} build",
         first("uname", &["-r"]),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         first("sh", &["-c", "grep MemTotal /proc/meminfo"]),
         first("lvm", &["version"]),
         first("fio", &["--version"]),

@@ -204,7 +204,7 @@ impl RawExport {
 
     /// Waits for the by-path link.
     pub fn wait_disk(&self) -> Result<()> {
-        wait_path(&self.by_path(), true, Duration::from_secs(60))
+        wait_path(&self.by_path(), true, Duration::from_mins(1))
     }
 
     /// Logs out and deletes the node record.

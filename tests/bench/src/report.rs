@@ -2,7 +2,7 @@
 //! files (the run's `out/` dir and, with `--share`, `/mnt/share`), so a timeout still leaves
 //! every finished table behind.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{fmt::Write as _, io::Write, path::PathBuf, time::Duration};
 
 /// One markdown table.
 #[derive(Debug, Clone)]
@@ -18,7 +18,10 @@ impl Table {
     pub fn new(title: impl Into<String>, header: &[&str]) -> Self {
         Self {
             title: title.into(),
-            header: header.iter().map(|h| h.to_string()).collect(),
+            header: header
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             rows: Vec::new(),
             notes: Vec::new(),
         }
@@ -49,10 +52,10 @@ impl Table {
         for row in &self.rows {
             let mut cells = row.clone();
             cells.resize(self.header.len().max(cells.len()), String::new());
-            s.push_str(&format!("| {} |\n", cells.join(" | ")));
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
         }
         for note in &self.notes {
-            s.push_str(&format!("\n{note}\n"));
+            let _ = write!(s, "\n{note}\n");
         }
         s
     }

@@ -106,7 +106,7 @@ async fn measure(
         ms(stage_wall),
         spread(&stage_calls),
         ratio(median(&stage_calls), serial_median),
-        ratio(stage_wall, serial_median * n as u32),
+        ratio(stage_wall, serial_median.mul_f64(n as f64)),
     ]);
     t.row(vec![
         format!("{n} NodeUnstage at once"),

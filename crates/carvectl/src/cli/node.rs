@@ -3,6 +3,7 @@
 //! Each subcommand's flags turn into its request in a pure `request()` (unit-tested below).
 
 use clap::{Args, Subcommand};
+#[allow(clippy::wildcard_imports)] // the CSI messages of these commands
 use csi_proto::v1::*;
 
 use super::args::{CapabilityArgs, SecretArgs, map};

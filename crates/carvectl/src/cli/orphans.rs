@@ -1,7 +1,7 @@
 //! `carvectl orphans`: the orphan report ([`crate::orphans`]) from every page of ListVolumes
 //! and a `kubectl get pv -o json` document. Read-only: ListVolumes is the only RPC.
 
-use std::io::Read;
+use std::{fmt::Write as _, io::Read};
 
 use clap::Args;
 use csi_common::cli::DEFAULT_DRIVER_NAME;
@@ -87,8 +87,9 @@ fn human(report: &Report) -> String {
             .collect();
         out += &table(&["PV_WITHOUT_VOLUME", "VOLUME_HANDLE"], &rows);
     }
-    out += &format!(
-        "{} orphan volume(s), {} PersistentVolume(s) without their volume; {} volume(s) listed, {} PersistentVolume(s) of {}\n",
+    let _ = writeln!(
+        out,
+        "{} orphan volume(s), {} PersistentVolume(s) without their volume; {} volume(s) listed, {} PersistentVolume(s) of {}",
         report.orphans.len(),
         report.missing.len(),
         report.listed_volumes,

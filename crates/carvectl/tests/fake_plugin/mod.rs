@@ -73,7 +73,11 @@ impl Controller for Fake {
         request: Request<CreateVolumeRequest>,
     ) -> Rpc<CreateVolumeResponse> {
         let request = request.into_inner();
-        self.seen.lock().unwrap().secrets = request.secrets.clone();
+        self.seen
+            .lock()
+            .unwrap()
+            .secrets
+            .clone_from(&request.secrets);
         if request.volume_capabilities.is_empty() {
             return Err(Status::invalid_argument("volume_capabilities missing"));
         }

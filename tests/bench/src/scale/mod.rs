@@ -231,7 +231,7 @@ async fn reconcile(driver: &mut Driver, have: usize) -> Result<Recon> {
     let (wiped, wipe) = timed(wipe_lio)?;
     let t = Instant::now();
     let (serving, ready) = restart_timed(driver).await?;
-    let deadline = Instant::now() + Duration::from_secs(7200);
+    let deadline = Instant::now() + Duration::from_hours(2);
     while count_targets("bench-scale") != (have, have) {
         if Instant::now() > deadline {
             bail!(
@@ -339,7 +339,7 @@ async fn persistence(plan: &Plan, have: usize) -> Result<Table> {
     let path = std::path::PathBuf::from("/var/tmp/bench-saveconfig.json");
     let t = Instant::now();
     let saved = csi_controller::lio::saveconfig::save_now(&lio, &path).await?;
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     p.row(vec![
         "Carve saveconfig write (the controller's own writer)".into(),
         ms(t.elapsed()),
@@ -399,7 +399,7 @@ async fn restart_timed(driver: &mut Driver) -> Result<(Duration, Duration)> {
         .get_plugin_info(csi_proto::v1::GetPluginInfoRequest {})
         .await?;
     let serving = t.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(7200);
+    let deadline = Instant::now() + Duration::from_hours(2);
     loop {
         let probe = client
             .identity

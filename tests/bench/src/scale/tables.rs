@@ -2,7 +2,9 @@
 //! the probe, restarts, controller RSS) with their growth since the first point and the
 //! verdicts the bench computes (500 vs 10 within 1.3×, reconciliation linear, RSS ≤ 30 MiB).
 
-use super::*;
+use super::{
+    CP, Duration, Plan, RPCS, Recon, Samples, Table, med, median, mib, ms, ratio, spread, verdict,
+};
 
 /// The section's rows so far.
 #[derive(Debug, Default)]

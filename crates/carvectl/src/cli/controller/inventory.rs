@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use clap::Args;
+#[allow(clippy::wildcard_imports)] // the CSI messages of these commands
 use csi_proto::v1::*;
 
 use crate::cli::args::{CapabilitiesArgs, SecretArgs, map};

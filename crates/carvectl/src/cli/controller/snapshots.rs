@@ -2,6 +2,7 @@
 //! table) and GetSnapshot.
 
 use clap::Args;
+#[allow(clippy::wildcard_imports)] // the CSI messages of these commands
 use csi_proto::v1::*;
 
 use crate::cli::args::{SecretArgs, map};
