@@ -18,7 +18,7 @@
 use super::{
     AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
     acl_index::AclIndex,
-    counted::{exists, is_dir, touched},
+    counted::{exists, io_error, is_dir, symlink, touched, unlink_all_links, write, write_secret},
     hba_index::HbaIndex,
     layout::{Layout, link_alias},
     state::{entries, link_in, read_attr, read_state, read_volume_state},
@@ -30,7 +30,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard},
 };
-use tracing::{debug, info};
+use tracing::info;
 
 /// [`Lio`] over configfs.
 #[derive(Debug, Clone)]
@@ -43,41 +43,6 @@ pub struct ConfigfsLio {
     hbas: Arc<Mutex<Option<HbaIndex>>>,
     /// The ACL index ([`AclIndex`]; `None` until read, or dropped to be read again).
     acls: Arc<Mutex<Option<AclIndex>>>,
-}
-
-fn write(path: &Path, value: &str) -> Result<()> {
-    debug!(path = %path.display(), value, "configfs write");
-    touched(path, 1);
-    fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, &e))
-}
-
-fn write_secret(path: &Path, value: &str) -> Result<()> {
-    touched(path, 1);
-    fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, &e))
-}
-
-fn symlink(dest: &Path, link: &Path) -> Result<()> {
-    touched(link, 1);
-    match std::os::unix::fs::symlink(dest, link) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(io_error("symlink", link, &e)),
-    }
-}
-
-fn unlink_all_links(dir: &Path) -> Result<()> {
-    for name in entries(dir) {
-        let path = dir.join(&name);
-        touched(&path, 1);
-        if path.is_symlink() {
-            fs::remove_file(&path).map_err(|e| io_error("unlink", &path, &e))?;
-        }
-    }
-    Ok(())
-}
-
-fn io_error(what: &str, path: &Path, e: &io::Error) -> Error {
-    Error::internal(format!("configfs: {what} {}: {e}", path.display()))
 }
 
 impl ConfigfsLio {

@@ -1,4 +1,4 @@
-//! The configfs operations the LIO code performs, counted in tests: each directory listed (one
+//! The configfs operations the LIO code performs (writes, links, reads), counted in tests: each directory listed (one
 //! plus one per entry), attribute read or written, `stat`, `mkdir`, `symlink` and `rmdir` goes
 //! through here, so a test can prove how the work grows with the number of exports (see
 //! csi-controller's `reconcile_tests.rs`, built with this crate's `testing` feature). In a normal
@@ -7,7 +7,10 @@
 //! Invariants: counts are kept per path and summed under a root, so tests running at once on
 //! their own tempdirs never see each other's operations.
 
-use std::path::Path;
+use super::state::entries;
+use csi_common::{Error, Result};
+use std::{fs, io, path::Path};
+use tracing::debug;
 
 /// Records `n` operations on `path` (tests only).
 #[inline]
@@ -28,6 +31,46 @@ pub fn is_dir(path: &Path) -> bool {
 pub fn exists(path: &Path) -> bool {
     touched(path, 1);
     path.exists()
+}
+
+/// Writes `value` to the attribute `path` (logged).
+pub fn write(path: &Path, value: &str) -> Result<()> {
+    debug!(path = %path.display(), value, "configfs write");
+    touched(path, 1);
+    fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, &e))
+}
+
+/// Writes a secret `value` to the attribute `path` (never logged).
+pub fn write_secret(path: &Path, value: &str) -> Result<()> {
+    touched(path, 1);
+    fs::write(path, value.as_bytes()).map_err(|e| io_error("write", path, &e))
+}
+
+/// Links `link` to `dest`; an existing link is success.
+pub fn symlink(dest: &Path, link: &Path) -> Result<()> {
+    touched(link, 1);
+    match std::os::unix::fs::symlink(dest, link) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_error("symlink", link, &e)),
+    }
+}
+
+/// Removes every symlink in `dir`.
+pub fn unlink_all_links(dir: &Path) -> Result<()> {
+    for name in entries(dir) {
+        let path = dir.join(&name);
+        touched(&path, 1);
+        if path.is_symlink() {
+            fs::remove_file(&path).map_err(|e| io_error("unlink", &path, &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// An I/O failure on `path` as an internal error naming `what` was done.
+pub fn io_error(what: &str, path: &Path, e: &io::Error) -> Error {
+    Error::internal(format!("configfs: {what} {}: {e}", path.display()))
 }
 
 #[cfg(any(test, feature = "testing"))]

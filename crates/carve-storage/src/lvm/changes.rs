@@ -1,6 +1,6 @@
-//! The LV changes of the data services, run by [`LvmCli`]: thin snapshots (CSI snapshots,
-//! restores, clones), growing an LV, and replacing tags in one command (their argv is in
-//! [`super::argv`]).
+//! The LV changes run by [`LvmCli`] beyond removal: creating a volume's LV with its tags, thin
+//! snapshots (CSI snapshots, restores, clones), growing an LV, and replacing tags in one command
+//! (their argv is in [`super::argv`]).
 //!
 //! Invariants: argv only, every VG/LV operand after `--`; sizes in exact bytes; a thin snapshot
 //! never gets a size (so LVM makes a thin snapshot sharing the pool, never a classic COW one);
@@ -10,7 +10,7 @@
 //! `ResourceExhausted`, a missing origin `NotFound`, a name taken `AlreadyExists`.
 
 use super::{
-    Change, LvmCli, SnapshotUse, Within,
+    Allocation, Change, LvmCli, SnapshotUse, Within, argv,
     argv::{lvchange_retag, lvcreate_thin_snapshot, lvextend},
 };
 use csi_common::{Error, Result, ids::LvName};
@@ -25,6 +25,45 @@ fn no_space(stderr: &str) -> bool {
 }
 
 impl LvmCli {
+    pub(super) async fn create_admitted(
+        &self,
+        lv: &LvName,
+        size: u64,
+        allocation: &Allocation,
+        tags: &[String],
+        within: Option<Within<'_>>,
+    ) -> Result<()> {
+        let cmd = argv::lvcreate(&self.vg, lv, size, allocation, tags, self.timeout);
+        let change = Change::Created {
+            lv: lv.as_str(),
+            size,
+            pool: match allocation {
+                Allocation::Thin { pool } => Some(pool.as_str()),
+                Allocation::Linear => None,
+            },
+            tags,
+        };
+        let out = self.mutate_within(cmd, within, change).await?;
+        if out.success() {
+            info!(lv = %lv, vg = %self.vg, size, ?allocation, "created logical volume");
+            return Ok(());
+        }
+        let stderr = out.stderr.to_ascii_lowercase();
+        if stderr.contains("insufficient free space") || stderr.contains("insufficient suitable") {
+            return Err(Error::resource_exhausted(format!(
+                "not enough free space for {size} bytes: {}",
+                out.stderr.trim()
+            )));
+        }
+        if stderr.contains("already exists") {
+            return Err(Error::already_exists(format!(
+                "logical volume {lv} already exists in {}",
+                self.vg
+            )));
+        }
+        Err(self.failed(out))
+    }
+
     pub(super) async fn thin_snapshot(
         &self,
         origin: &LvName,

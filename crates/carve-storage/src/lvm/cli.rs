@@ -1,0 +1,473 @@
+//! [`LvmCli`]: the [`Lvm`] trait over the real LVM tools, one per-VG queue for every mutation
+//! and (with [`LvmCli::with_ledger`]) the VG's figures kept in memory; the module documentation
+//! of [`super`] states its invariants.
+
+use super::{
+    Allocation, Change, Claim, Ledger, LvRow, Lvm, SnapshotUse, Survey, VgRow, Within, argv,
+    report, space,
+};
+use csi_common::{
+    Error, Result,
+    command::{BoxFuture, Cmd, CommandRunner, Output},
+    ids::LvName,
+};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+use tracing::info;
+
+/// [`Lvm`] over the real `lvs`, `vgs`, `lvcreate`, `lvremove` and `lvchange`.
+#[derive(Debug)]
+pub struct LvmCli {
+    pub(super) runner: Arc<dyn CommandRunner>,
+    pub(super) vg: String,
+    pub(super) timeout: Duration,
+    pub(super) queue: tokio::sync::Mutex<()>,
+    pub(super) generation: AtomicU64,
+    pub(super) wipe_timeout: Duration,
+    pub(super) ledger: Option<std::sync::Mutex<Ledger>>,
+    pub(super) pool_max_age: Duration,
+}
+
+/// How long zeroing one quarantined LV may take unless [`LvmCli::with_wipe_timeout`] says.
+pub const DEFAULT_WIPE_TIMEOUT: Duration = Duration::from_hours(6);
+
+impl LvmCli {
+    /// LVM on `vg`, each command limited to `timeout`.
+    pub fn new(runner: Arc<dyn CommandRunner>, vg: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            runner,
+            vg: vg.into(),
+            timeout,
+            queue: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            wipe_timeout: DEFAULT_WIPE_TIMEOUT,
+            ledger: None,
+            pool_max_age: Duration::ZERO,
+        }
+    }
+
+    /// The same, admitting thin claims on the ledger's thin-pool row while it is younger than
+    /// `max_age` (kept young by [`Lvm::refresh_pool`]); an older row is read again at admission.
+    /// The default, zero, reads the pool at every thin admission.
+    pub fn with_pool_max_age(mut self, max_age: Duration) -> Self {
+        self.pool_max_age = max_age;
+        self
+    }
+
+    /// The ledger's row of the thin pool `name` is younger than the limit.
+    fn pool_fresh(&self, name: &str) -> bool {
+        self.ledger(|l| l.pool_age(name))
+            .flatten()
+            .is_some_and(|age| age < self.pool_max_age)
+    }
+
+    /// The same, keeping the VG's figures in a [`Ledger`] (seeded by the first
+    /// [`Lvm::resync`] or admission), so reads and admission run no LVM process.
+    pub fn with_ledger(mut self) -> Self {
+        self.ledger = Some(std::sync::Mutex::new(Ledger::default()));
+        self
+    }
+
+    /// Runs `f` on the ledger, if this LVM keeps one.
+    fn ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> Option<T> {
+        let ledger = self.ledger.as_ref()?;
+        let mut guard = ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(f(&mut guard))
+    }
+
+    /// A copy of the ledger's record, if it holds one.
+    pub(super) fn recorded(&self) -> Option<Survey> {
+        self.ledger(|l| l.current().cloned())
+            .flatten()
+            .map(|mut s| {
+                s.generation = self.generation.load(Ordering::SeqCst);
+                s
+            })
+    }
+
+    /// Reads the thin pool `name` (one `lvs vg/pool`) into the ledger and answers the record;
+    /// the caller holds the queue. A pool's zeroing flag, faults and usage change outside the
+    /// controller (by hand, or with every write), and a thin claim must never be admitted into
+    /// a pool seen stopped zeroing or full, so they are read by [`Lvm::refresh_pool`] and, when
+    /// that row is older than [`LvmCli::with_pool_max_age`], at the thin admission itself.
+    pub(super) async fn pool_in_queue(&self, name: &str) -> Result<Survey> {
+        let row = self.pool(name).await?;
+        self.ledger(|l| l.pool_read(name, row));
+        match self.recorded() {
+            Some(recorded) => Ok(recorded),
+            None => self.seed_in_queue().await,
+        }
+    }
+
+    /// Reads a survey and seeds the ledger with it; the caller holds the queue.
+    pub(super) async fn seed_in_queue(&self) -> Result<Survey> {
+        let survey = self.read_survey().await?;
+        self.ledger(|l| l.seed(survey.clone()));
+        Ok(self.recorded().unwrap_or(survey))
+    }
+
+    /// The same, with zeroing a quarantined LV limited to `timeout`.
+    pub fn with_wipe_timeout(mut self, timeout: Duration) -> Self {
+        self.wipe_timeout = timeout;
+        self
+    }
+
+    pub(super) async fn run(&self, cmd: Cmd) -> Result<Output> {
+        Ok(self.runner.run(&cmd).await?)
+    }
+
+    pub(super) async fn mutate(&self, cmd: Cmd, change: Change<'_>) -> Result<Output> {
+        self.mutate_within(cmd, None, change).await
+    }
+
+    /// Runs `cmd` in the queue, after admitting `within` (if any) against current figures,
+    /// then records `change` in the ledger (or forgets it when the command did not succeed).
+    pub(super) async fn mutate_within(
+        &self,
+        cmd: Cmd,
+        within: Option<Within<'_>>,
+        change: Change<'_>,
+    ) -> Result<Output> {
+        let _turn = self.queue.lock().await;
+        if let Some(within) = within {
+            let current = self.generation.load(Ordering::SeqCst);
+            let fresh;
+            let figures = match (self.ledger.is_some(), within.seen) {
+                (true, _) => {
+                    fresh = match self.recorded() {
+                        Some(recorded) => match within.claim {
+                            Claim::Thin { pool, .. } if !self.pool_fresh(pool) => {
+                                self.pool_in_queue(pool).await?
+                            }
+                            _ => recorded,
+                        },
+                        None => self.seed_in_queue().await?,
+                    };
+                    &fresh
+                }
+                (false, Some(seen)) if seen.generation == current => seen,
+                _ => {
+                    fresh = self.read_survey().await?;
+                    &fresh
+                }
+            };
+            space::admit(figures, &within.claim)?;
+        }
+        let out = self.run(cmd).await;
+        // Counted whatever the outcome: a failed or timed-out command may still have changed
+        // the VG, and a needless re-read is cheap next to a missed one.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let succeeded = matches!(&out, Ok(o) if o.success());
+        self.ledger(|l| {
+            if succeeded {
+                l.apply(&change);
+            } else {
+                l.forget();
+            }
+            // The gauges read the record in place: no copy of every LV per mutation.
+            if let Some(survey) = l.current() {
+                crate::gauges::record_values(survey);
+            }
+        });
+        out
+    }
+
+    pub(super) async fn read_survey(&self) -> Result<Survey> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let out = self.run(argv::lvs_survey(&self.vg, self.timeout)).await?;
+        if !out.success() {
+            return Err(self.failed(out));
+        }
+        let lvs = report::parse_lvs(&out.stdout)?;
+        let vg = match report::parse_vgs(&out.stdout)?
+            .into_iter()
+            .find(|row| row.name == self.vg)
+        {
+            Some(vg) => vg,
+            None => self.vg().await?,
+        };
+        let survey = Survey {
+            vg,
+            lvs,
+            generation,
+        };
+        crate::gauges::record(&survey);
+        Ok(survey)
+    }
+
+    pub(super) fn vg_missing(&self, out: &Output) -> Option<Error> {
+        let missing = out
+            .stderr
+            .contains(&format!("Volume group \"{}\" not found", self.vg))
+            || out.stderr.contains("not found or inconsistent");
+        missing.then(|| {
+            Error::unavailable(format!(
+                "volume group {:?} not found on this storage host: {}",
+                self.vg,
+                out.stderr.trim()
+            ))
+        })
+    }
+
+    pub(super) fn failed(&self, out: Output) -> Error {
+        match self.vg_missing(&out) {
+            Some(e) => e,
+            None => match out.ok() {
+                Err(e) => Error::from(e),
+                Ok(out) => Error::internal(format!("{}: unexpected success", out.command)),
+            },
+        }
+    }
+
+    async fn lvs(&self, cmd: Cmd) -> Result<Vec<LvRow>> {
+        let out = self.run(cmd).await?;
+        if !out.success() {
+            return Err(self.failed(out));
+        }
+        report::parse_lvs(&out.stdout)
+    }
+}
+
+impl Lvm for LvmCli {
+    fn vg_name(&self) -> &str {
+        &self.vg
+    }
+
+    fn vg(&self) -> BoxFuture<'_, Result<VgRow>> {
+        Box::pin(async move {
+            if let Some(vg) = self.ledger(|l| l.current().map(|s| s.vg.clone())).flatten() {
+                return Ok(vg);
+            }
+            let out = self.run(argv::vgs(&self.vg, self.timeout)).await?;
+            if !out.success() {
+                return Err(self.failed(out));
+            }
+            report::parse_vgs(&out.stdout)?
+                .into_iter()
+                .find(|row| row.name == self.vg)
+                .ok_or_else(|| Error::unavailable(format!("volume group {:?} not found", self.vg)))
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<LvRow>>> {
+        Box::pin(async move {
+            match self.recorded() {
+                Some(recorded) => Ok(recorded.lvs),
+                None => self.lvs(argv::lvs(&self.vg, self.timeout)).await,
+            }
+        })
+    }
+
+    fn survey(&self) -> BoxFuture<'_, Result<Survey>> {
+        Box::pin(async move {
+            match self.recorded() {
+                Some(recorded) => Ok(recorded),
+                None => self.read_survey().await,
+            }
+        })
+    }
+
+    fn resync(&self) -> BoxFuture<'_, Result<Survey>> {
+        Box::pin(async move {
+            let _turn = self.queue.lock().await;
+            self.seed_in_queue().await
+        })
+    }
+
+    fn refresh_pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if self.ledger.is_none() {
+                return Ok(());
+            }
+            let _turn = self.queue.lock().await;
+            self.pool_in_queue(name).await.map(drop)
+        })
+    }
+
+    fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>> {
+        Box::pin(async move {
+            let cmd = argv::lvs(&format!("{}/{name}", self.vg), self.timeout);
+            let out = self.run(cmd).await?;
+            if !out.success() {
+                if self.vg_missing(&out).is_none()
+                    && out.stderr.contains("Failed to find logical volume")
+                {
+                    return Ok(None);
+                }
+                return Err(self.failed(out));
+            }
+            let rows = report::parse_lvs(&out.stdout)?;
+            Ok(rows
+                .into_iter()
+                .find(|row| row.name == name && row.is_thin_pool()))
+        })
+    }
+
+    fn get<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {
+        Box::pin(async move {
+            if let Some(found) = self
+                .ledger(|l| {
+                    l.current()
+                        .map(|s| s.lvs.iter().find(|row| row.name == lv.as_str()).cloned())
+                })
+                .flatten()
+            {
+                return Ok(found);
+            }
+            self.read(lv).await
+        })
+    }
+
+    fn read<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<Option<LvRow>>> {
+        Box::pin(async move {
+            let out = self.run(argv::lvs_one(&self.vg, lv, self.timeout)).await?;
+            if !out.success() {
+                if self.vg_missing(&out).is_none()
+                    && out.stderr.contains("Failed to find logical volume")
+                {
+                    return Ok(None);
+                }
+                return Err(self.failed(out));
+            }
+            let rows = report::parse_lvs(&out.stdout)?;
+            Ok(rows.into_iter().find(|row| row.name == lv.as_str()))
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        allocation: &'a Allocation,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.create_admitted(lv, size, allocation, tags, None))
+    }
+
+    fn create_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        allocation: &'a Allocation,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.create_admitted(lv, size, allocation, tags, Some(within)))
+    }
+
+    fn extend_within<'a>(
+        &'a self,
+        lv: &'a LvName,
+        size: u64,
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.grow(lv, size, Some(within)))
+    }
+
+    fn snapshot_within<'a>(
+        &'a self,
+        origin: &'a LvName,
+        lv: &'a LvName,
+        usage: SnapshotUse,
+        tags: &'a [String],
+        within: Within<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.thin_snapshot(origin, lv, usage, tags, Some(within)))
+    }
+
+    fn quarantine<'a>(
+        &'a self,
+        lv: &'a LvName,
+        stamp: u64,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(self.quarantine_lv(lv, stamp))
+    }
+
+    fn wipe<'a>(&'a self, row: &'a LvRow) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.wipe_lv(row, self.wipe_timeout))
+    }
+
+    fn remove<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let out = self
+                .mutate(
+                    argv::lvremove(&self.vg, lv, self.timeout),
+                    Change::Removed { lv: lv.as_str() },
+                )
+                .await?;
+            if out.success() {
+                info!(lv = %lv, vg = %self.vg, "removed logical volume");
+                return Ok(true);
+            }
+            if out.stderr.contains("Failed to find logical volume") {
+                return Ok(false);
+            }
+            Err(self.failed(out))
+        })
+    }
+
+    fn set_tag<'a>(&'a self, lv: &'a LvName, tag: &'a str, add: bool) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let cmd = argv::lvchange_tag(&self.vg, lv, tag, add, self.timeout);
+            let tags = [tag.to_string()];
+            let (remove, added): (&[String], &[String]) =
+                if add { (&[], &tags) } else { (&tags, &[]) };
+            let change = Change::Tagged {
+                lv: lv.as_str(),
+                remove,
+                add: added,
+            };
+            let out = self.mutate(cmd, change).await?;
+            if out.success() {
+                return Ok(());
+            }
+            Err(self.failed(out))
+        })
+    }
+
+    fn activate<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let out = self
+                .mutate(
+                    argv::lvchange_activate(&self.vg, lv, self.timeout),
+                    Change::Activated { lv: lv.as_str() },
+                )
+                .await?;
+            if out.success() {
+                info!(lv = %lv, "activated logical volume");
+                return Ok(());
+            }
+            Err(self.failed(out))
+        })
+    }
+
+    fn snapshot<'a>(
+        &'a self,
+        origin: &'a LvName,
+        lv: &'a LvName,
+        usage: SnapshotUse,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.thin_snapshot(origin, lv, usage, tags, None))
+    }
+
+    fn extend<'a>(&'a self, lv: &'a LvName, size: u64) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.grow(lv, size, None))
+    }
+
+    fn retag<'a>(
+        &'a self,
+        lv: &'a LvName,
+        remove: &'a [String],
+        add: &'a [String],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.replace_tags(lv, remove, add))
+    }
+}
