@@ -6,8 +6,8 @@
 //! iscsid are global state). A scenario drives volumes with [`volume`] (and a second node
 //! plugin with [`second_node`]) and ends with [`assert_no_leaks`].
 
+pub mod checksum;
 pub mod conformance;
-pub mod data;
 pub mod driver;
 pub mod lab;
 pub mod leaks;

@@ -5,7 +5,7 @@
 //! Every helper that is not `Result`-returning panics with the plugins' logs, so a failing
 //! scenario shows why.
 
-use crate::{Driver, Lab, data, run, run_ok};
+use crate::{Driver, Lab, checksum, run, run_ok};
 use carvectl::{
     Client,
     request::{block_capability, capacity_range, mount_capability},
@@ -425,7 +425,7 @@ pub fn reader(
         while reads == 0 || !stop.load(Ordering::Relaxed) {
             let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
             reads += 1;
-            if data::file_sha256(&file) != expected {
+            if checksum::file_sha256(&file) != expected {
                 bad += 1;
             }
         }

@@ -8,8 +8,8 @@
 
 mod node_plugin {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, assert_no_leaks, data, run, run_ok, second_node::SecondNode,
-        volume::*,
+        Driver, DriverOptions, Lab, assert_no_leaks, checksum, run, run_ok,
+        second_node::SecondNode, volume::*,
     };
     use carvectl::Client;
     use csi_proto::v1::{NodeGetInfoRequest, NodeStageVolumeRequest, volume_usage::Unit};
@@ -89,7 +89,7 @@ mod node_plugin {
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-otherfs", 320 * MIB, &xfs(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 11);
+        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 11);
         unpublish_unstage(&driver, &driver.node, &vol).await;
 
         stage_refused(
@@ -104,7 +104,7 @@ mod node_plugin {
 
         stage_publish(&driver, &driver.node, &vol).await;
         assert_eq!(
-            data::file_sha256(&vol.target.join("data.bin")),
+            checksum::file_sha256(&vol.target.join("data.bin")),
             written,
             "the data survived the refused stage"
         );
@@ -163,7 +163,7 @@ mod node_plugin {
             .await;
         }
         assert_eq!(
-            data::device_sha256(&vol.lv(&lab), image.len()),
+            checksum::device_sha256(&vol.lv(&lab), image.len()),
             sha256(&image),
             "the label and the bytes after it are unchanged"
         );
@@ -322,8 +322,8 @@ mod node_plugin {
         node.node_publish_volume(vol.publish())
             .await
             .expect("NodePublish");
-        let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 5);
-        assert_eq!(data::file_sha256(&vol.target.join("data.bin")), written);
+        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 5);
+        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
         unpublish_unstage(&driver, &driver.node, &vol).await;
         let log = node_log(&driver);
         assert!(
@@ -346,13 +346,13 @@ mod node_plugin {
         let mut driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-restart", 64 * MIB, &ext4(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 3);
+        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 3);
 
         driver.restart_node().await;
         let after = stats(&driver, vol.stats(&vol.target)).await;
         let condition = after.volume_condition.expect("condition");
         assert!(!condition.abnormal, "{condition:?}");
-        assert_eq!(data::file_sha256(&vol.target.join("data.bin")), written);
+        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
         unpublish_unstage(&driver, &driver.node, &vol).await;
         assert_nothing_attached(&lab);
         retire(&driver, &vol, &driver.lab.initiator).await;
@@ -378,7 +378,7 @@ mod node_plugin {
         );
         let (inodes, _, free_inodes) = usage(&before, Unit::Inodes);
         assert!(inodes > 0 && free_inodes > 0 && free_inodes < inodes);
-        data::write_file(&fs.target.join("data.bin"), DATA_LEN, 9);
+        checksum::write_file(&fs.target.join("data.bin"), DATA_LEN, 9);
         let after = stats(&driver, fs.stats(&fs.staging)).await;
         let (_, used_after, _) = usage(&after, Unit::Bytes);
         assert!(

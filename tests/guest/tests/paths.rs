@@ -14,7 +14,7 @@
 
 mod iscsi_paths {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok, volume::Timer,
+        Driver, DriverOptions, Lab, assert_no_leaks, checksum, run_ok, volume::Timer,
     };
     use carvectl::request::{block_capability, capacity_range, mount_capability};
     use csi_proto::v1::{
@@ -267,9 +267,9 @@ mod iscsi_paths {
             sessions[0].2[0],
             "udev's by-path name (no brackets) is the session's disk"
         );
-        let sum = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 61);
+        let sum = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 61);
         run_ok("sync", &[]);
-        assert_eq!(data::file_sha256(&vol.target.join("data.bin")), sum);
+        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), sum);
         assert!(
             !node_log(&driver).contains("rescanned"),
             "no rescan was needed"
@@ -332,8 +332,8 @@ mod iscsi_paths {
             record.contains("node.session.scan = manual"),
             "the scenario really ran with manual scan:\n{record}"
         );
-        let sum = data::write_device(&vol.target, DATA_LEN, 62);
-        assert_eq!(data::device_sha256(&vol.target, DATA_LEN), sum);
+        let sum = checksum::write_device(&vol.target, DATA_LEN, 62);
+        assert_eq!(checksum::device_sha256(&vol.target, DATA_LEN), sum);
         teardown(&driver, &vol).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
@@ -374,8 +374,8 @@ mod iscsi_paths {
             "the same session, with its disk again: {sessions:?}"
         );
         eprintln!("stage with a rescan took {took:.1} s");
-        let sum = data::write_device(&vol.target, DATA_LEN, 63);
-        assert_eq!(data::device_sha256(&vol.target, DATA_LEN), sum);
+        let sum = checksum::write_device(&vol.target, DATA_LEN, 63);
+        assert_eq!(checksum::device_sha256(&vol.target, DATA_LEN), sum);
         teardown(&driver, &vol).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
     }
@@ -442,7 +442,7 @@ mod iscsi_paths {
         )
         .await;
         stage_publish(&driver, &staged).await;
-        let sum = data::write_device(&staged.target, DATA_LEN, 64);
+        let sum = checksum::write_device(&staged.target, DATA_LEN, 64);
         // A crash between a login and its record: a session (and node record) nobody owns.
         let stale = provision(
             &driver,
@@ -481,7 +481,7 @@ mod iscsi_paths {
             log.contains("deleted a stale iscsiadm node record"),
             "{log}"
         );
-        assert_eq!(data::device_sha256(&staged.target, DATA_LEN), sum);
+        assert_eq!(checksum::device_sha256(&staged.target, DATA_LEN), sum);
         teardown(&driver, &staged).await;
         for vol in [&stale, &orphan] {
             retire_unstaged(&driver, vol).await;
@@ -514,7 +514,7 @@ mod iscsi_paths {
             .unwrap();
         let point = scratch.path().to_path_buf();
         run_ok("mount", &[&dev, &point.to_string_lossy()]);
-        let sum = data::write_file(&point.join("data.bin"), DATA_LEN, 65);
+        let sum = checksum::write_file(&point.join("data.bin"), DATA_LEN, 65);
         drop(setup);
         let driver = Driver::start(
             &lab,
@@ -535,7 +535,7 @@ mod iscsi_paths {
             1,
             "a mounted disk's session is never removed"
         );
-        assert_eq!(data::file_sha256(&point.join("data.bin")), sum);
+        assert_eq!(checksum::file_sha256(&point.join("data.bin")), sum);
         run_ok("umount", &[&point.to_string_lossy()]);
         let gone = eventually(20, || {
             sessions_to(vol.iqn()).is_empty() && !has_record(vol.iqn())
@@ -683,7 +683,7 @@ mod iscsi_paths {
             record.contains(SECOND) && record.contains(&wwid),
             "the stage record keeps every portal and the map: {record}"
         );
-        let a = data::write_file(&vol.target.join("a.bin"), DATA_LEN, 71);
+        let a = checksum::write_file(&vol.target.join("a.bin"), DATA_LEN, 71);
         run_ok("sync", &[]);
 
         // The target loses its second portal: the listener goes, the live connection is cut.
@@ -710,13 +710,13 @@ mod iscsi_paths {
             sessions_to(vol.iqn())
         );
         let t0 = Instant::now();
-        let b = data::write_file(&vol.target.join("b.bin"), DATA_LEN, 72);
+        let b = checksum::write_file(&vol.target.join("b.bin"), DATA_LEN, 72);
         run_ok("sync", &[]);
         eprintln!(
             "4 MiB written and synced with one portal gone in {:.1} s",
             t0.elapsed().as_secs_f64()
         );
-        assert_eq!(data::file_sha256(&vol.target.join("a.bin")), a);
+        assert_eq!(checksum::file_sha256(&vol.target.join("a.bin")), a);
         let (abnormal, message) = condition(&driver, &vol).await;
         assert!(
             abnormal && message.contains(SECOND),
@@ -773,10 +773,14 @@ mod iscsi_paths {
             "{}",
             node_log(&driver)
         );
-        let c = data::write_file(&vol.target.join("c.bin"), DATA_LEN, 73);
+        let c = checksum::write_file(&vol.target.join("c.bin"), DATA_LEN, 73);
         run_ok("sync", &[]);
         for (name, sum) in [("a.bin", &a), ("b.bin", &b), ("c.bin", &c)] {
-            assert_eq!(&data::file_sha256(&vol.target.join(name)), sum, "{name}");
+            assert_eq!(
+                &checksum::file_sha256(&vol.target.join(name)),
+                sum,
+                "{name}"
+            );
         }
         teardown(&driver, &vol).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));

@@ -8,7 +8,7 @@
 
 mod safety {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok, volume::Timer,
+        Driver, DriverOptions, Lab, assert_no_leaks, checksum, run_ok, volume::Timer,
     };
     use carvectl::request::{block_capability, capacity_range, mount_capability};
     use csi_proto::v1::{
@@ -287,7 +287,7 @@ mod safety {
             "NodePublish",
             publish(driver, &vol, &cap, &target, false).await,
         );
-        let written = data::write_file(&target.join("data.bin"), 4 << 20, 14);
+        let written = checksum::write_file(&target.join("data.bin"), 4 << 20, 14);
         unpublish(driver, &vol, &target).await;
         ok(driver, "NodeUnstage", unstage(driver, &vol).await);
         detach(driver, &vol).await;
@@ -317,7 +317,7 @@ mod safety {
             "NodePublish ro",
             publish(driver, &vol, &cap, &target, true).await,
         );
-        assert_eq!(data::file_sha256(&target.join("data.bin")), written);
+        assert_eq!(checksum::file_sha256(&target.join("data.bin")), written);
         assert!(
             std::fs::write(target.join("new"), b"x").is_err(),
             "no write through the pod"
@@ -346,7 +346,7 @@ mod safety {
             "NodePublish",
             publish(driver, &vol, &cap, &rw, false).await,
         );
-        let written = data::write_device(&rw, 1 << 20, 41);
+        let written = checksum::write_device(&rw, 1 << 20, 41);
         unpublish(driver, &vol, &rw).await;
         let ro = driver.target_path(&format!("{}-ro", vol.id));
         ok(
@@ -358,7 +358,7 @@ mod safety {
             write_fails(&ro),
             "a read-only block publication must refuse writes"
         );
-        assert_eq!(data::device_sha256(&ro, 1 << 20), written);
+        assert_eq!(checksum::device_sha256(&ro, 1 << 20), written);
         unpublish(driver, &vol, &ro).await;
         assert!(!ro.exists(), "the device file publish made is gone");
         ok(driver, "NodeUnstage", unstage(driver, &vol).await);
@@ -386,7 +386,7 @@ mod safety {
             write_fails(Path::new(&format!("/dev/{disk}"))),
             "nor through the disk"
         );
-        assert_eq!(data::device_sha256(&ro, 1 << 20), written);
+        assert_eq!(checksum::device_sha256(&ro, 1 << 20), written);
         unpublish(driver, &vol, &ro).await;
         ok(driver, "NodeUnstage", unstage(driver, &vol).await);
         detach(driver, &vol).await;
@@ -434,7 +434,7 @@ mod safety {
             "NodePublish",
             publish(driver, &vol, &block(), &target, false).await,
         );
-        let written = data::write_device(&target, 16 << 20, 16);
+        let written = checksum::write_device(&target, 16 << 20, 16);
         unpublish(driver, &vol, &target).await;
         ok(driver, "NodeUnstage", unstage(driver, &vol).await);
         detach(driver, &vol).await;
@@ -447,7 +447,7 @@ mod safety {
         assert_eq!(sessions(), 0, "the refused stage logged out");
         assert!(mount_at(&vol.staging).is_none());
         assert_eq!(
-            data::device_sha256(Path::new(&format!("/dev/{}/{}", lab.vg, vol.id)), 16 << 20),
+            checksum::device_sha256(Path::new(&format!("/dev/{}/{}", lab.vg, vol.id)), 16 << 20),
             written,
             "the raw data survived"
         );
@@ -484,7 +484,7 @@ mod safety {
         let mut vol = create(driver, "other-ns", 64 * MIB, &cap).await;
         attach(driver, &mut vol, &cap, false).await;
         ok(driver, "NodeStage", stage(driver, &vol, &cap).await);
-        let written = data::write_file(&vol.staging.join("d.bin"), 1 << 20, 7);
+        let written = checksum::write_file(&vol.staging.join("d.bin"), 1 << 20, 7);
         let mut holder = std::process::Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sleep", "600"])
             .spawn()
@@ -507,7 +507,7 @@ mod safety {
             "another mount namespace",
         );
         assert!(mount_at(&vol.staging).is_some(), "nothing torn down");
-        assert_eq!(data::file_sha256(&vol.staging.join("d.bin")), written);
+        assert_eq!(checksum::file_sha256(&vol.staging.join("d.bin")), written);
         ok(driver, "NodeUnstage", unstage(driver, &vol).await);
         detach(driver, &vol).await;
         delete(driver, &vol).await;
@@ -524,7 +524,7 @@ mod safety {
             "NodePublish",
             publish(driver, &vol, &cap, &target, false).await,
         );
-        data::write_file(&target.join("d.bin"), 1 << 20, 8);
+        checksum::write_file(&target.join("d.bin"), 1 << 20, 8);
         for session in std::fs::read_dir("/sys/class/iscsi_session").unwrap() {
             let tmo = session.unwrap().path().join("recovery_tmo");
             std::fs::write(tmo, "5").expect("recovery_tmo");
@@ -579,7 +579,7 @@ mod safety {
             "NodePublish",
             publish(driver, &vol, &cap, &target, false).await,
         );
-        data::write_file(&target.join("d.bin"), 1 << 20, 9);
+        checksum::write_file(&target.join("d.bin"), 1 << 20, 9);
         assert!(
             !stats_condition(driver, &vol, &target).await.0,
             "healthy at first"

@@ -1,4 +1,5 @@
-//! Data written with a checksum and read back: what a user checks after a round trip.
+//! Byte patterns written with their checksum and read back: what a user checks after a round
+//! trip. (Not Carve's data services: snapshots and clones are in `volume`.)
 
 use sha2::{Digest, Sha256};
 use std::{
