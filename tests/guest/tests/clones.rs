@@ -5,7 +5,8 @@
 
 mod clones {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, assert_no_leaks, checksum, second_node::SecondNode, volume::*,
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, second_node::SecondNode,
+        storage::*, volume::*,
     };
     use carvectl::request::{from_snapshot, from_volume};
     use std::collections::HashMap;

@@ -6,7 +6,9 @@
 //! restores beside their source are in clones.rs. Every scenario ends with leak accounting.
 
 mod data_services {
-    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, checksum, volume::*};
+    use carve_guest_tests::{
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, storage::*, volume::*,
+    };
     use carvectl::request::{capacity_range, from_snapshot, from_volume};
     use csi_proto::v1::{
         CreateVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest, Snapshot, VolumeCapability,
@@ -51,7 +53,7 @@ mod data_services {
         let before = fs_total(&driver, &vol).await;
 
         let stop = Arc::new(AtomicBool::new(false));
-        let checks = reader(file.clone(), written.clone(), Arc::clone(&stop));
+        let checks = checksum::reader(file.clone(), written.clone(), Arc::clone(&stop));
         // Not a whole number of extents: rounded up as at create (4 MiB extents).
         let required = vol.capacity + 62 * MIB;
         let grown = vol.capacity + 64 * MIB;

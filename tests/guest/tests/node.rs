@@ -8,8 +8,8 @@
 
 mod node_plugin {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, assert_no_leaks, checksum, run, run_ok,
-        second_node::SecondNode, volume::*,
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, run, run_ok,
+        second_node::SecondNode, storage::*, volume::*,
     };
     use carvectl::Client;
     use csi_proto::v1::{NodeGetInfoRequest, NodeStageVolumeRequest, volume_usage::Unit};

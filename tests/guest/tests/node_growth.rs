@@ -7,7 +7,7 @@
 
 mod node_growth {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, assert_no_leaks, checksum, run_ok, volume::*,
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, run_ok, storage::*, volume::*,
     };
     use csi_proto::v1::{VolumeCapability, volume_usage::Unit};
     use std::{
@@ -39,7 +39,7 @@ mod node_growth {
         let (before, _, _) = usage(&stats(&driver, vol.stats(&vol.target)).await, Unit::Bytes);
 
         let stop = Arc::new(AtomicBool::new(false));
-        let checks = reader(file.clone(), written.clone(), Arc::clone(&stop));
+        let checks = checksum::reader(file.clone(), written.clone(), Arc::clone(&stop));
         lvextend(&lab, &vol);
         let grown = lv_size(&lab, &vol.id);
         assert_eq!(grown, vol.capacity + 64 * MIB);
