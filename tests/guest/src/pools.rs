@@ -16,21 +16,7 @@ impl Pool {
     /// Creates it (replacing a leftover of the same name), zeroing new chunks if `zero`.
     pub fn create(lab: &Lab, name: &str, size: &str, zero: bool) -> Self {
         let _ = run("lvremove", &["--yes", &format!("{}/{name}", lab.vg)]);
-        run_ok(
-            "lvcreate",
-            &[
-                "--yes",
-                "--type",
-                "thin-pool",
-                "--size",
-                size,
-                "--zero",
-                if zero { "y" } else { "n" },
-                "--name",
-                name,
-                &lab.vg,
-            ],
-        );
+        lvcreate_thin_pool(&lab.vg, name, size, zero);
         Self {
             vg: lab.vg.clone(),
             name: name.to_string(),
@@ -75,21 +61,7 @@ impl OwnVg {
             .to_string();
         run_ok("pvcreate", &["-y", &loop_dev]);
         run_ok("vgcreate", &[name, &loop_dev]);
-        run_ok(
-            "lvcreate",
-            &[
-                "--yes",
-                "--type",
-                "thin-pool",
-                "--size",
-                pool,
-                "--zero",
-                "y",
-                "--name",
-                "pool",
-                name,
-            ],
-        );
+        lvcreate_thin_pool(name, "pool", pool, true);
         Self {
             vg: name.to_string(),
             loop_dev,
@@ -113,4 +85,24 @@ impl Drop for OwnVg {
         let _ = run("losetup", &["-d", &self.loop_dev]);
         let _ = std::fs::remove_file(&self.image);
     }
+}
+
+/// `lvcreate` of the thin pool `vg/name` of `size`, zeroing new chunks if `zero`.
+fn lvcreate_thin_pool(vg: &str, name: &str, size: &str, zero: bool) {
+    let zero = if zero { "y" } else { "n" };
+    run_ok(
+        "lvcreate",
+        &[
+            "--yes",
+            "--type",
+            "thin-pool",
+            "--size",
+            size,
+            "--zero",
+            zero,
+            "--name",
+            name,
+            vg,
+        ],
+    );
 }

@@ -15,6 +15,9 @@ use csi_proto::v1::{
 };
 use std::{collections::HashMap, path::Path, time::Duration};
 
+/// The CHAP user and password node1 logs in with.
+const CHAP: (&str, &str) = ("node1user", "node1-secret-pw");
+
 async fn create(driver: &Driver, name: &str) -> (String, HashMap<String, String>) {
     let vol = volume::create(driver, name, 32 * MIB, &ext4(), true, None)
         .await
@@ -216,12 +219,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
     );
     logout_and_forget(&lab, &target);
     assert_eq!(
-        login_as(
-            &lab,
-            &target,
-            "default",
-            Some(("node1user", "node1-secret-pw"))
-        ),
+        login_as(&lab, &target, "default", Some(CHAP)),
         0,
         "CHAP login"
     );
@@ -299,12 +297,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         "node1user"
     );
     assert_eq!(
-        login_as(
-            &lab,
-            &target,
-            "default",
-            Some(("node1user", "node1-secret-pw"))
-        ),
+        login_as(&lab, &target, "default", Some(CHAP)),
         0,
         "login after the reboot"
     );
