@@ -1,5 +1,6 @@
-//! Byte patterns written with their checksum and read back: what a user checks after a round
-//! trip. (Not Carve's data services: snapshots and clones are in `volume`.)
+//! Byte patterns written with their checksum and read back, once or over and over by a reader
+//! thread: what a user checks after a round trip. (Not Carve's data services: snapshots and
+//! clones are in `volume`.)
 
 use sha2::{Digest, Sha256};
 use std::{
