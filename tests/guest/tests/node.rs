@@ -8,17 +8,13 @@
 
 mod node_plugin {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, run, run_ok,
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, host::mount_at, run, run_ok,
         second_node::SecondNode, storage::*, volume::*,
     };
     use carvectl::Client;
     use csi_proto::v1::{NodeGetInfoRequest, NodeStageVolumeRequest, volume_usage::Unit};
     use sha2::{Digest, Sha256};
-    use std::{
-        collections::HashMap,
-        io::Write,
-        path::{Path, PathBuf},
-    };
+    use std::{collections::HashMap, io::Write, path::PathBuf};
     use tonic::Code;
 
     /// Stages with `cap` and expects `code`; then nothing may be attached, recorded or mounted.
@@ -44,7 +40,7 @@ mod node_plugin {
         );
         assert_nothing_attached(&driver.lab);
         assert!(
-            !is_mountpoint(&staging),
+            mount_at(&staging).is_none(),
             "{} is not mounted",
             staging.display()
         );
@@ -57,18 +53,6 @@ mod node_plugin {
             .filter(|l| l.starts_with("iSCSI session") || l.starts_with("iscsiadm node record"))
             .collect();
         assert!(left.is_empty(), "left attached: {left:?}");
-    }
-
-    fn is_mountpoint(path: &Path) -> bool {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let path = path.to_string_lossy();
-        mountinfo
-            .lines()
-            .any(|l| l.split(' ').nth(4) == Some(path.as_ref()))
-    }
-
-    fn node_log(driver: &Driver) -> String {
-        std::fs::read_to_string(driver.dir.path().join("node.log")).unwrap_or_default()
     }
 
     fn sha256(bytes: &[u8]) -> String {
@@ -325,7 +309,7 @@ mod node_plugin {
         let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 5);
         assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
         unpublish_unstage(&driver, &driver.node, &vol).await;
-        let log = node_log(&driver);
+        let log = driver.node_log();
         assert!(
             !log.contains(password) && !log.contains(wrong),
             "a CHAP secret reached the node log"
