@@ -134,6 +134,23 @@ impl Driver {
         self.dir.path().join("node-state")
     }
 
+    /// The node plugin's log so far.
+    pub fn node_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// The kernel name of the disk the node plugin staged volume `id` on (its stage record's
+    /// `device`).
+    pub fn staged_disk(&self, id: &str) -> String {
+        let record = std::fs::read_to_string(self.state_dir().join(format!("{id}.json")))
+            .expect("stage record");
+        let json: serde_json::Value = serde_json::from_str(&record).expect("stage record JSON");
+        json["device"]
+            .as_str()
+            .expect("device in record")
+            .to_string()
+    }
+
     /// The contents of both plugins' logs so far, for failure messages.
     pub fn logs(&self) -> String {
         let read =

@@ -4,15 +4,23 @@
 //! Every test here is `#[ignore]`d on the host and run inside the guest by
 //! `hack/vm/run -- carve-guest-suite` (`--include-ignored --test-threads=1`: LVM, LIO and
 //! iscsid are global state). A scenario drives volumes with [`volume`] (and a second node
-//! plugin with [`second_node`]) and ends with [`assert_no_leaks`].
+//! plugin with [`second_node`]), checks its data with [`checksum`], looks at the machine
+//! directly with [`storage`] (LVM, block devices), [`host`] (mounts, sysfs), [`iscsi`]
+//! (sessions, multipath, iscsiadm by hand) and [`lio`] (configfs), makes LVM fixtures of its
+//! own with [`pools`], and ends with [`assert_no_leaks`].
 
+pub mod checksum;
 pub mod conformance;
-pub mod data;
 pub mod driver;
+pub mod host;
+pub mod iscsi;
 pub mod lab;
 pub mod leaks;
+pub mod lio;
 pub mod metrics;
+pub mod pools;
 pub mod second_node;
+pub mod storage;
 pub mod volume;
 
 pub use driver::{Driver, DriverOptions};
@@ -38,4 +46,45 @@ pub fn run_ok(program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `done` every 250 ms for up to `secs` seconds; whether it came true.
+pub async fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 4 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    done()
+}
+
+/// One scenario named `name` (timed with [`Timer`]) on a driver of its own with the
+/// default options: `body` gets the driver and hands it back, then leaks are accounted for.
+pub async fn scenario<F, Fut>(name: &'static str, body: F)
+where
+    F: FnOnce(Driver) -> Fut,
+    Fut: std::future::Future<Output = Driver>,
+{
+    let _t = Timer::start(name);
+    let lab = Lab::from_env();
+    let driver = body(Driver::start(&lab, DriverOptions::default()).await).await;
+    assert_no_leaks(&lab, Some(driver.dir.path()));
+}
+
+/// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
+#[derive(Debug)]
+pub struct Timer(&'static str, std::time::Instant);
+
+impl Timer {
+    /// Starts timing the scenario `name` (printed as is, e.g. `node_plugin::name`).
+    pub fn start(name: &'static str) -> Self {
+        Self(name, std::time::Instant::now())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        eprintln!("{}: {:.1} s", self.0, self.1.elapsed().as_secs_f64());
+    }
 }

@@ -1,11 +1,11 @@
 //! A volume's life through the real plugins, as the CO drives it, shared by the scenario files:
 //! CreateVolume (+ ControllerPublish), NodeStage + NodePublish with kubelet's paths, the way
-//! back, expansion, stats, and what the storage side shows (LV size, blkid, device size).
+//! back, expansion, stats. What the storage side shows of it is in [`crate::storage`].
 //!
 //! Every helper that is not `Result`-returning panics with the plugins' logs, so a failing
 //! scenario shows why.
 
-use crate::{Driver, Lab, data, run, run_ok};
+use crate::{Driver, Lab};
 use carvectl::{
     Client,
     request::{block_capability, capacity_range, mount_capability},
@@ -20,13 +20,10 @@ use csi_proto::v1::{
 };
 use std::{
     collections::HashMap,
-    io::{Seek, SeekFrom},
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    time::{Duration, Instant},
 };
+use tonic::Status;
 
 /// One mebibyte, in bytes.
 pub const MIB: i64 = 1024 * 1024;
@@ -91,25 +88,41 @@ impl Vol {
         self.stage_as(&self.cap)
     }
 
-    /// NodePublish.
-    pub fn publish(&self) -> NodePublishVolumeRequest {
+    /// NodePublish at another target path, with another capability, read-only or not.
+    pub fn publish_at(
+        &self,
+        cap: &VolumeCapability,
+        target: &Path,
+        readonly: bool,
+    ) -> NodePublishVolumeRequest {
         NodePublishVolumeRequest {
             volume_id: self.id.clone(),
             publish_context: self.publish.clone(),
             staging_target_path: self.staging.display().to_string(),
-            target_path: self.target.display().to_string(),
-            volume_capability: Some(self.cap.clone()),
+            target_path: target.display().to_string(),
+            volume_capability: Some(cap.clone()),
+            readonly,
             volume_context: self.context.clone(),
             ..Default::default()
         }
     }
 
-    /// NodeUnpublish.
-    pub fn unpublish(&self) -> NodeUnpublishVolumeRequest {
+    /// NodePublish.
+    pub fn publish(&self) -> NodePublishVolumeRequest {
+        self.publish_at(&self.cap, &self.target, false)
+    }
+
+    /// NodeUnpublish of another target path.
+    pub fn unpublish_at(&self, target: &Path) -> NodeUnpublishVolumeRequest {
         NodeUnpublishVolumeRequest {
             volume_id: self.id.clone(),
-            target_path: self.target.display().to_string(),
+            target_path: target.display().to_string(),
         }
+    }
+
+    /// NodeUnpublish.
+    pub fn unpublish(&self) -> NodeUnpublishVolumeRequest {
+        self.unpublish_at(&self.target)
     }
 
     /// NodeUnstage.
@@ -149,6 +162,27 @@ pub async fn create(
     thin_lv: bool,
     source: Option<VolumeContentSource>,
 ) -> Result<Vol, tonic::Status> {
+    create_for(
+        driver,
+        name,
+        size,
+        std::slice::from_ref(cap),
+        thin_lv,
+        source,
+    )
+    .await
+}
+
+/// CreateVolume of `size` bytes for every capability of `caps` (the [`Vol`] keeps the first),
+/// thin or linear, from `source` if any.
+pub async fn create_for(
+    driver: &Driver,
+    name: &str,
+    size: i64,
+    caps: &[VolumeCapability],
+    thin_lv: bool,
+    source: Option<VolumeContentSource>,
+) -> Result<Vol, tonic::Status> {
     let created = driver
         .controller
         .controller
@@ -156,7 +190,7 @@ pub async fn create(
         .create_volume(CreateVolumeRequest {
             name: name.into(),
             capacity_range: capacity_range(size, 0),
-            volume_capabilities: vec![cap.clone()],
+            volume_capabilities: caps.to_vec(),
             parameters: thin(thin_lv),
             volume_content_source: source,
             ..Default::default()
@@ -170,7 +204,7 @@ pub async fn create(
         capacity: created.capacity_bytes,
         context: created.volume_context,
         publish: HashMap::new(),
-        cap: cap.clone(),
+        cap: caps[0].clone(),
         staging: driver.staging_path(&id),
         target: driver.target_path(&id),
         id,
@@ -184,18 +218,28 @@ pub async fn controller_publish(
     node_id: &str,
     secrets: HashMap<String, String>,
 ) -> HashMap<String, String> {
+    let req = ControllerPublishVolumeRequest {
+        volume_id: vol.id.clone(),
+        node_id: node_id.into(),
+        volume_capability: Some(vol.cap.clone()),
+        volume_context: vol.context.clone(),
+        secrets,
+        ..Default::default()
+    };
+    controller_publish_with(driver, req).await
+}
+
+/// ControllerPublish of a request built by hand (read-only, another capability); the publish
+/// context.
+pub async fn controller_publish_with(
+    driver: &Driver,
+    req: ControllerPublishVolumeRequest,
+) -> HashMap<String, String> {
     driver
         .controller
         .controller
         .clone()
-        .controller_publish_volume(ControllerPublishVolumeRequest {
-            volume_id: vol.id.clone(),
-            node_id: node_id.into(),
-            volume_capability: Some(vol.cap.clone()),
-            volume_context: vol.context.clone(),
-            secrets,
-            ..Default::default()
-        })
+        .controller_publish_volume(req)
         .await
         .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
         .into_inner()
@@ -253,15 +297,18 @@ pub async fn retire(driver: &Driver, vol: &Vol, node_id: &str) {
     delete_volume(driver, &vol.id).await;
 }
 
-/// NodeStage + NodePublish through `node`.
-pub async fn stage_publish(driver: &Driver, node: &Client, vol: &Vol) {
+/// NodeStage + NodePublish through `node`; how long NodeStage took.
+pub async fn stage_publish(driver: &Driver, node: &Client, vol: &Vol) -> Duration {
     let mut node = node.node.clone();
+    let started = Instant::now();
     node.node_stage_volume(vol.stage())
         .await
         .unwrap_or_else(|s| panic!("NodeStage {}: {s:?}\n{}", vol.id, driver.logs()));
+    let took = started.elapsed();
     node.node_publish_volume(vol.publish())
         .await
         .unwrap_or_else(|s| panic!("NodePublish {}: {s:?}\n{}", vol.id, driver.logs()));
+    took
 }
 
 /// NodeUnpublish + NodeUnstage through `node`.
@@ -273,6 +320,56 @@ pub async fn unpublish_unstage(driver: &Driver, node: &Client, vol: &Vol) {
     node.node_unstage_volume(vol.unstage())
         .await
         .unwrap_or_else(|s| panic!("NodeUnstage {}: {s:?}\n{}", vol.id, driver.logs()));
+}
+
+/// NodeStage through the driver's node plugin; its refusal, if any.
+pub async fn try_stage(driver: &Driver, req: NodeStageVolumeRequest) -> Result<(), Status> {
+    driver.node.node.clone().node_stage_volume(req).await?;
+    Ok(())
+}
+
+/// NodePublish through the driver's node plugin; its refusal, if any.
+pub async fn try_publish(driver: &Driver, req: NodePublishVolumeRequest) -> Result<(), Status> {
+    driver.node.node.clone().node_publish_volume(req).await?;
+    Ok(())
+}
+
+/// NodeUnstage through the driver's node plugin; its refusal, if any.
+pub async fn try_unstage(driver: &Driver, req: NodeUnstageVolumeRequest) -> Result<(), Status> {
+    driver.node.node.clone().node_unstage_volume(req).await?;
+    Ok(())
+}
+
+/// NodeStage through the driver's node plugin.
+pub async fn node_stage(driver: &Driver, req: NodeStageVolumeRequest) {
+    try_stage(driver, req)
+        .await
+        .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
+}
+
+/// NodeUnstage through the driver's node plugin.
+pub async fn node_unstage(driver: &Driver, req: NodeUnstageVolumeRequest) {
+    try_unstage(driver, req)
+        .await
+        .unwrap_or_else(|s| panic!("NodeUnstage: {s:?}\n{}", driver.logs()));
+}
+
+/// NodePublish through the driver's node plugin.
+pub async fn node_publish(driver: &Driver, req: NodePublishVolumeRequest) {
+    try_publish(driver, req)
+        .await
+        .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
+}
+
+/// NodeUnpublish through the driver's node plugin.
+pub async fn node_unpublish(driver: &Driver, req: NodeUnpublishVolumeRequest) {
+    driver
+        .node
+        .node
+        .clone()
+        .node_unpublish_volume(req)
+        .await
+        .unwrap_or_else(|s| panic!("NodeUnpublish: {s:?}\n{}", driver.logs()));
 }
 
 /// ControllerExpandVolume to `required`..`limit` bytes.
@@ -361,6 +458,15 @@ pub async fn stats(driver: &Driver, req: NodeGetVolumeStatsRequest) -> NodeGetVo
         .into_inner()
 }
 
+/// The volume condition in a NodeGetVolumeStats answer: `(abnormal, message)`.
+pub async fn condition(driver: &Driver, req: NodeGetVolumeStatsRequest) -> (bool, String) {
+    let c = stats(driver, req)
+        .await
+        .volume_condition
+        .expect("condition");
+    (c.abnormal, c.message)
+}
+
 /// (total, used, available) of `unit` in a stats answer.
 pub fn usage(stats: &NodeGetVolumeStatsResponse, unit: Unit) -> (i64, i64, i64) {
     let u = stats
@@ -374,78 +480,4 @@ pub fn usage(stats: &NodeGetVolumeStatsResponse, unit: Unit) -> (i64, i64, i64) 
 /// Total bytes of the mounted filesystem, as the node reports it (statvfs).
 pub async fn fs_total(driver: &Driver, vol: &Vol) -> i64 {
     usage(&stats(driver, vol.stats(&vol.target)).await, Unit::Bytes).0
-}
-
-/// The LV's size in bytes, as LVM reports it.
-pub fn lv_size(lab: &Lab, id: &str) -> i64 {
-    let out = run_ok(
-        "lvs",
-        &[
-            "--noheadings",
-            "--nosuffix",
-            "--units",
-            "b",
-            "-o",
-            "lv_size",
-            &format!("{}/{id}", lab.vg),
-        ],
-    );
-    out.trim().parse().expect("lv_size in bytes")
-}
-
-/// Whether LVM knows the LV.
-pub fn lv_exists(lab: &Lab, id: &str) -> bool {
-    run("lvs", &[&format!("{}/{id}", lab.vg)]).status.success()
-}
-
-/// A block device's size in bytes.
-pub fn device_size(path: &Path) -> i64 {
-    let mut file = std::fs::File::open(path).expect("open device");
-    file.seek(SeekFrom::End(0)).expect("seek to end") as i64
-}
-
-/// One `blkid -p` tag of `device` (empty when it has none).
-pub fn blkid(device: &Path, tag: &str) -> String {
-    let out = run(
-        "blkid",
-        &["-p", "-o", "value", "-s", tag, &device.to_string_lossy()],
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Reads `file` over and over (page cache dropped each time) until stopped; returns the
-/// number of reads and of reads whose checksum differed from `expected`.
-pub fn reader(
-    file: PathBuf,
-    expected: String,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(u32, u32)> {
-    std::thread::spawn(move || {
-        let (mut reads, mut bad) = (0, 0);
-        while reads == 0 || !stop.load(Ordering::Relaxed) {
-            let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
-            reads += 1;
-            if data::file_sha256(&file) != expected {
-                bad += 1;
-            }
-        }
-        (reads, bad)
-    })
-}
-
-/// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
-#[derive(Debug)]
-pub struct Timer(&'static str, std::time::Instant);
-
-impl Timer {
-    /// Starts timing the scenario `name` (printed as is, e.g. `node_plugin::name`).
-    pub fn start(name: &'static str) -> Self {
-        Self(name, std::time::Instant::now())
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        eprintln!("{}: {:.1} s", self.0, self.1.elapsed().as_secs_f64());
-    }
 }

@@ -5,7 +5,8 @@
 
 mod clones {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, assert_no_leaks, data, second_node::SecondNode, volume::*,
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, second_node::SecondNode,
+        storage::*, volume::*,
     };
     use carvectl::request::{from_snapshot, from_volume};
     use std::collections::HashMap;
@@ -21,7 +22,7 @@ mod clones {
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let source = provision(&driver, "ds-clone-src", 64 * MIB, &ext4(), true, None).await;
         stage_publish(&driver, &driver.node, &source).await;
-        let written = data::write_file(&source.target.join("data.bin"), DATA_LEN, 71);
+        let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 71);
 
         // Cloned while the source is mounted and in use on node1; staged on node2.
         let mut clone = create(
@@ -43,18 +44,22 @@ mod clones {
         clone.publish = controller_publish(&driver, &clone, &lab.initiator2, HashMap::new()).await;
         stage_publish(&driver, node2.client(), &clone).await;
         assert_eq!(
-            data::file_sha256(&clone.target.join("data.bin")),
+            checksum::file_sha256(&clone.target.join("data.bin")),
             written,
             "the clone holds the source's data"
         );
         // Writes to one never show in the other.
-        let clone_only = data::write_file(&clone.target.join("clone-only.bin"), MIB as usize, 72);
+        let clone_only =
+            checksum::write_file(&clone.target.join("clone-only.bin"), MIB as usize, 72);
         let source_only =
-            data::write_file(&source.target.join("source-only.bin"), MIB as usize, 73);
-        data::write_file(&clone.target.join("data.bin"), DATA_LEN, 74);
+            checksum::write_file(&source.target.join("source-only.bin"), MIB as usize, 73);
+        checksum::write_file(&clone.target.join("data.bin"), DATA_LEN, 74);
         assert!(!source.target.join("clone-only.bin").exists());
         assert!(!clone.target.join("source-only.bin").exists());
-        assert_eq!(data::file_sha256(&source.target.join("data.bin")), written);
+        assert_eq!(
+            checksum::file_sha256(&source.target.join("data.bin")),
+            written
+        );
 
         // Across a restage (the page cache dropped), both still hold only their own writes.
         unpublish_unstage(&driver, node2.client(), &clone).await;
@@ -62,14 +67,17 @@ mod clones {
         stage_publish(&driver, node2.client(), &clone).await;
         stage_publish(&driver, &driver.node, &source).await;
         assert_eq!(
-            data::file_sha256(&clone.target.join("clone-only.bin")),
+            checksum::file_sha256(&clone.target.join("clone-only.bin")),
             clone_only
         );
         assert_eq!(
-            data::file_sha256(&source.target.join("source-only.bin")),
+            checksum::file_sha256(&source.target.join("source-only.bin")),
             source_only
         );
-        assert_eq!(data::file_sha256(&source.target.join("data.bin")), written);
+        assert_eq!(
+            checksum::file_sha256(&source.target.join("data.bin")),
+            written
+        );
         assert!(!source.target.join("clone-only.bin").exists());
 
         unpublish_unstage(&driver, node2.client(), &clone).await;
@@ -88,7 +96,7 @@ mod clones {
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let source = provision(&driver, "ds-xfs-src", 320 * MIB, &xfs(), true, None).await;
         stage_publish(&driver, &driver.node, &source).await;
-        let written = data::write_file(&source.target.join("data.bin"), DATA_LEN, 81);
+        let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 81);
         let snap = create_snapshot(&driver, "ds-xfs-snap", &source.id)
             .await
             .unwrap();
@@ -107,12 +115,15 @@ mod clones {
 
         stage_publish(&driver, &driver.node, &restored).await;
         assert_eq!(
-            data::file_sha256(&restored.target.join("data.bin")),
+            checksum::file_sha256(&restored.target.join("data.bin")),
             written
         );
-        data::write_file(&restored.target.join("restored-only.bin"), MIB as usize, 82);
+        checksum::write_file(&restored.target.join("restored-only.bin"), MIB as usize, 82);
         assert!(!source.target.join("restored-only.bin").exists());
-        assert_eq!(data::file_sha256(&source.target.join("data.bin")), written);
+        assert_eq!(
+            checksum::file_sha256(&source.target.join("data.bin")),
+            written
+        );
 
         unpublish_unstage(&driver, &driver.node, &restored).await;
         unpublish_unstage(&driver, &driver.node, &source).await;

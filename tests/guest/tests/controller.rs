@@ -3,40 +3,26 @@
 //! reconciling, Probe goes not ready → ready, and every export and ACL comes back exactly), with
 //! each LIO backend, ending with leak accounting.
 
-use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, run, run_ok};
-use carvectl::request::{capacity_range, mount_capability};
+use carve_guest_tests::{
+    Driver, DriverOptions, Lab, assert_no_leaks,
+    iscsi::{any_logged_in, login_as, logout_and_forget},
+    lio, run_ok,
+    volume::{self, MIB, ext4},
+};
 use csi_proto::v1::{
-    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
-    DeleteVolumeRequest, ListVolumesRequest, VolumeCapability,
-    volume_capability::access_mode::Mode,
+    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, DeleteVolumeRequest,
+    ListVolumesRequest,
 };
 use std::{collections::HashMap, path::Path, time::Duration};
 
-const MIB: i64 = 1024 * 1024;
-const CONFIGFS: &str = "/sys/kernel/config/target";
-
-fn capability() -> VolumeCapability {
-    mount_capability(Mode::SingleNodeWriter, "ext4", &[], "")
-}
+/// The CHAP user and password node1 logs in with.
+const CHAP: (&str, &str) = ("node1user", "node1-secret-pw");
 
 async fn create(driver: &Driver, name: &str) -> (String, HashMap<String, String>) {
-    let volume = driver
-        .controller
-        .controller
-        .clone()
-        .create_volume(CreateVolumeRequest {
-            name: name.into(),
-            capacity_range: capacity_range(32 * MIB, 0),
-            volume_capabilities: vec![capability()],
-            parameters: HashMap::from([("thin".into(), "true".into())]),
-            ..Default::default()
-        })
+    let vol = volume::create(driver, name, 32 * MIB, &ext4(), true, None)
         .await
-        .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
-        .into_inner()
-        .volume
-        .expect("volume");
-    (volume.volume_id, volume.volume_context)
+        .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()));
+    (vol.id, vol.context)
 }
 
 fn publish_request(
@@ -47,190 +33,10 @@ fn publish_request(
     ControllerPublishVolumeRequest {
         volume_id: volume.into(),
         node_id: node.into(),
-        volume_capability: Some(capability()),
+        volume_capability: Some(ext4()),
         secrets: secrets.clone(),
         ..Default::default()
     }
-}
-
-/// iscsiadm as `iface` (default: node1's initiator name); returns the exit code.
-fn login(lab: &Lab, target: &str, iface: &str, chap: Option<(&str, &str)>) -> i32 {
-    run_ok(
-        "iscsiadm",
-        &[
-            "-m",
-            "node",
-            "-o",
-            "new",
-            "-T",
-            target,
-            "-p",
-            &lab.portal,
-            "-I",
-            iface,
-        ],
-    );
-    let update = |name: &str, value: &str| {
-        run_ok(
-            "iscsiadm",
-            &[
-                "-m",
-                "node",
-                "-T",
-                target,
-                "-p",
-                &lab.portal,
-                "-I",
-                iface,
-                "-o",
-                "update",
-                "-n",
-                name,
-                "-v",
-                value,
-            ],
-        );
-    };
-    if let Some((user, password)) = chap {
-        update("node.session.auth.authmethod", "CHAP");
-        update("node.session.auth.username", user);
-        update("node.session.auth.password", password);
-    }
-    let out = run(
-        "iscsiadm",
-        &[
-            "-m",
-            "node",
-            "-T",
-            target,
-            "-p",
-            &lab.portal,
-            "-I",
-            iface,
-            "--login",
-        ],
-    );
-    out.status.code().unwrap_or(-1)
-}
-
-fn logout_and_forget(lab: &Lab, target: &str) {
-    let _ = run(
-        "iscsiadm",
-        &["-m", "node", "-T", target, "-p", &lab.portal, "--logout"],
-    );
-    let _ = run(
-        "iscsiadm",
-        &[
-            "-m",
-            "node",
-            "-T",
-            target,
-            "-p",
-            &lab.portal,
-            "-o",
-            "delete",
-        ],
-    );
-    let _ = run("udevadm", &["settle"]);
-}
-
-fn logged_in() -> bool {
-    let out = run("iscsiadm", &["-m", "session", "-P", "1"]);
-    String::from_utf8_lossy(&out.stdout).contains("iSCSI Session State: LOGGED_IN")
-}
-
-/// What a storage-host reboot does to LIO: every target and storage object gone.
-fn wipe_lio() {
-    let cfg = Path::new(CONFIGFS);
-    let names = |p: &Path| -> Vec<String> {
-        std::fs::read_dir(p)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let rm_links = |p: &Path| {
-        for n in names(p) {
-            let _ = std::fs::remove_file(p.join(n));
-        }
-    };
-    for target in names(&cfg.join("iscsi"))
-        .iter()
-        .filter(|n| n.starts_with("iqn."))
-    {
-        let tpg = cfg.join("iscsi").join(target).join("tpgt_1");
-        let _ = std::fs::write(tpg.join("enable"), "0");
-        for acl in names(&tpg.join("acls")) {
-            rm_links(&tpg.join("acls").join(&acl).join("lun_0"));
-            std::fs::remove_dir(tpg.join("acls").join(&acl).join("lun_0")).unwrap();
-            std::fs::remove_dir(tpg.join("acls").join(&acl)).unwrap();
-        }
-        rm_links(&tpg.join("lun/lun_0"));
-        std::fs::remove_dir(tpg.join("lun/lun_0")).unwrap();
-        for np in names(&tpg.join("np")) {
-            std::fs::remove_dir(tpg.join("np").join(np)).unwrap();
-        }
-        std::fs::remove_dir(&tpg).unwrap();
-        std::fs::remove_dir(cfg.join("iscsi").join(target)).unwrap();
-    }
-    for hba in names(&cfg.join("core"))
-        .iter()
-        .filter(|n| n.starts_with("iblock_"))
-    {
-        for object in names(&cfg.join("core").join(hba)) {
-            let path = cfg.join("core").join(hba).join(object);
-            if path.is_dir() {
-                std::fs::remove_dir(path).unwrap();
-            }
-        }
-        std::fs::remove_dir(cfg.join("core").join(hba)).unwrap();
-    }
-}
-
-/// One ACL: initiator, CHAP user, write protection.
-type Acl = (String, String, String);
-
-/// Per target: its storage object and its ACLs.
-fn acls_of(targets: &[&str]) -> Vec<(String, String, Vec<Acl>)> {
-    let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
-    targets
-        .iter()
-        .map(|target| {
-            let tpg = Path::new(CONFIGFS)
-                .join("iscsi")
-                .join(target)
-                .join("tpgt_1");
-            let lun = std::fs::read_dir(tpg.join("lun/lun_0"))
-                .into_iter()
-                .flatten()
-                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                .map(|dest| dest.file_name().unwrap().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut acls: Vec<_> = std::fs::read_dir(tpg.join("acls"))
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok())
-                .map(|e| {
-                    let acl = e.path();
-                    (
-                        e.file_name().to_string_lossy().into_owned(),
-                        read(&acl.join("auth/userid")),
-                        read(&acl.join("lun_0/write_protect")),
-                    )
-                })
-                .collect();
-            acls.sort();
-            (target.to_string(), lun, acls)
-        })
-        .collect()
 }
 
 /// Restarts the controller and polls Probe until ready, asking meanwhile for `volume`; returns
@@ -294,10 +100,10 @@ async fn acl_isolation_single_node_and_fence(backend: &'static str) {
         .await
         .expect("republish node1");
 
-    assert_eq!(login(&lab, &target, "default", None), 0, "node1 logs in");
-    assert!(logged_in());
+    assert_eq!(login_as(&lab, &target, "default", None), 0, "node1 logs in");
+    assert!(any_logged_in());
     assert_eq!(
-        login(&lab, &target, &lab.iface2, None),
+        login_as(&lab, &target, &lab.iface2, None),
         24,
         "node2 has no ACL"
     );
@@ -338,7 +144,7 @@ async fn acl_isolation_single_node_and_fence(backend: &'static str) {
         .expect("unpublish");
     let mut fenced = false;
     for _ in 0..50 {
-        if !logged_in() {
+        if !any_logged_in() {
             fenced = true;
             break;
         }
@@ -407,18 +213,13 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         .await
         .expect("publish with CHAP");
     assert_eq!(
-        login(&lab, &target, "default", None),
+        login_as(&lab, &target, "default", None),
         24,
         "CHAP is enforced"
     );
     logout_and_forget(&lab, &target);
     assert_eq!(
-        login(
-            &lab,
-            &target,
-            "default",
-            Some(("node1user", "node1-secret-pw"))
-        ),
+        login_as(&lab, &target, "default", Some(CHAP)),
         0,
         "CHAP login"
     );
@@ -446,9 +247,14 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
     let targets: Vec<&str> = std::iter::once(target.as_str())
         .chain(others.iter().map(|(_, t)| t.as_str()))
         .collect();
-    let exported = acls_of(&targets);
-    wipe_lio();
-    assert!(!Path::new(CONFIGFS).join("iscsi").join(&target).exists());
+    let exported = lio::acls_of(&targets);
+    lio::wipe();
+    assert!(
+        !Path::new(lio::CONFIGFS)
+            .join("iscsi")
+            .join(&target)
+            .exists()
+    );
     // As after a reboot, the LVs are inactive too: restoring them takes a while, and the
     // controller serves meanwhile.
     for id in std::iter::once(&volume).chain(others.iter().map(|(id, _)| id)) {
@@ -469,12 +275,12 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
     );
     eprintln!("probes while restoring: {probes:?}; ControllerGetVolume answers: {codes:?}");
     assert_eq!(
-        acls_of(&targets),
+        lio::acls_of(&targets),
         exported,
         "every export and ACL back exactly, once ready\n{}",
         driver.logs()
     );
-    let acl = Path::new(CONFIGFS)
+    let acl = Path::new(lio::CONFIGFS)
         .join("iscsi")
         .join(&target)
         .join("tpgt_1/acls")
@@ -491,12 +297,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         "node1user"
     );
     assert_eq!(
-        login(
-            &lab,
-            &target,
-            "default",
-            Some(("node1user", "node1-secret-pw"))
-        ),
+        login_as(&lab, &target, "default", Some(CHAP)),
         0,
         "login after the reboot"
     );

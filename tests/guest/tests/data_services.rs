@@ -6,7 +6,9 @@
 //! restores beside their source are in clones.rs. Every scenario ends with leak accounting.
 
 mod data_services {
-    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, volume::*};
+    use carve_guest_tests::{
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, storage::*, volume::*,
+    };
     use carvectl::request::{capacity_range, from_snapshot, from_volume};
     use csi_proto::v1::{
         CreateVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest, Snapshot, VolumeCapability,
@@ -47,11 +49,11 @@ mod data_services {
         let vol = provision(&driver, name, size, &cap, thin_lv, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
         let file = vol.target.join("data.bin");
-        let written = data::write_file(&file, DATA_LEN, 21);
+        let written = checksum::write_file(&file, DATA_LEN, 21);
         let before = fs_total(&driver, &vol).await;
 
         let stop = Arc::new(AtomicBool::new(false));
-        let checks = reader(file.clone(), written.clone(), Arc::clone(&stop));
+        let checks = checksum::reader(file.clone(), written.clone(), Arc::clone(&stop));
         // Not a whole number of extents: rounded up as at create (4 MiB extents).
         let required = vol.capacity + 62 * MIB;
         let grown = vol.capacity + 64 * MIB;
@@ -83,11 +85,11 @@ mod data_services {
         assert_eq!(shrink.code(), Code::OutOfRange, "{shrink:?}");
         assert_eq!(lv_size(&lab, &vol.id), grown);
 
-        let more = data::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
+        let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
         unpublish_unstage(&driver, &driver.node, &vol).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        assert_eq!(data::file_sha256(&file), written);
-        assert_eq!(data::file_sha256(&vol.target.join("more.bin")), more);
+        assert_eq!(checksum::file_sha256(&file), written);
+        assert_eq!(checksum::file_sha256(&vol.target.join("more.bin")), more);
         unpublish_unstage(&driver, &driver.node, &vol).await;
         retire(&driver, &vol, &lab.initiator).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
@@ -121,7 +123,7 @@ mod data_services {
         let vol = provision(&driver, "ds-grow-block", 32 * MIB, &block(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
         let len = 4 * MIB as usize;
-        let written = data::write_device(&vol.target, len, 31);
+        let written = checksum::write_device(&vol.target, len, 31);
         assert_eq!(device_size(&vol.target), vol.capacity);
 
         let answer = controller_expand(&driver, &vol, vol.capacity + 32 * MIB, 0)
@@ -139,7 +141,7 @@ mod data_services {
             grown,
             "the pod's device shows the new size"
         );
-        assert_eq!(data::device_sha256(&vol.target, len), written);
+        assert_eq!(checksum::device_sha256(&vol.target, len), written);
 
         unpublish_unstage(&driver, &driver.node, &vol).await;
         retire(&driver, &vol, &lab.initiator).await;
@@ -160,7 +162,7 @@ mod data_services {
         let source = provision(&driver, "ds-snap-src", 64 * MIB, &ext4(), true, None).await;
         stage_publish(&driver, &driver.node, &source).await;
         let file = source.target.join("data.bin");
-        let at_snapshot = data::write_file(&file, DATA_LEN, 51);
+        let at_snapshot = checksum::write_file(&file, DATA_LEN, 51);
 
         // Cut while mounted (crash-consistent; the data was fsynced).
         let snap = create_snapshot(&driver, "ds-snap-1", &source.id)
@@ -185,9 +187,9 @@ mod data_services {
         assert_eq!(other.code(), Code::AlreadyExists, "{other:?}");
 
         // Later writes: overwrite the file, add another.
-        let later = data::write_file(&file, DATA_LEN, 52);
+        let later = checksum::write_file(&file, DATA_LEN, 52);
         assert_ne!(later, at_snapshot);
-        data::write_file(&source.target.join("later.bin"), MIB as usize, 53);
+        checksum::write_file(&source.target.join("later.bin"), MIB as usize, 53);
 
         // Restore, 32 MiB larger than the snapshot.
         let restored = provision(
@@ -206,7 +208,7 @@ mod data_services {
         );
         stage_publish(&driver, &driver.node, &restored).await;
         assert_eq!(
-            data::file_sha256(&restored.target.join("data.bin")),
+            checksum::file_sha256(&restored.target.join("data.bin")),
             at_snapshot,
             "the restore holds the snapshot's data"
         );
@@ -215,7 +217,7 @@ mod data_services {
             "and none of the later writes"
         );
         assert_eq!(
-            data::file_sha256(&file),
+            checksum::file_sha256(&file),
             later,
             "the source kept its own data"
         );
@@ -267,7 +269,7 @@ mod data_services {
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let source = provision(&driver, "ds-del-src", 64 * MIB, &ext4(), true, None).await;
         stage_publish(&driver, &driver.node, &source).await;
-        let written = data::write_file(&source.target.join("data.bin"), DATA_LEN, 61);
+        let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 61);
         let first = create_snapshot(&driver, "ds-del-snap-a", &source.id)
             .await
             .unwrap();
@@ -347,13 +349,13 @@ mod data_services {
         );
         stage_publish(&driver, &driver.node, &restored).await;
         assert_eq!(
-            data::file_sha256(&restored.target.join("data.bin")),
+            checksum::file_sha256(&restored.target.join("data.bin")),
             written
         );
         // Deleting the snapshot under a live restore is allowed and leaves the restore intact.
         delete_snapshot(&driver, &first.snapshot_id).await;
         assert_eq!(
-            data::file_sha256(&restored.target.join("data.bin")),
+            checksum::file_sha256(&restored.target.join("data.bin")),
             written
         );
         unpublish_unstage(&driver, &driver.node, &restored).await;

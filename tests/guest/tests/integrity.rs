@@ -5,12 +5,13 @@
 //! small pool or volume group and removes it at the end, then accounts for leaks.
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab, assert_no_leaks, run, run_ok, volume::delete_volume,
+    Driver, DriverOptions, Lab, assert_no_leaks, lio,
+    pools::{OwnVg, Pool},
+    run, run_ok,
+    volume::delete_volume,
 };
 use carvectl::request::{block_capability, capacity_range};
-use csi_proto::v1::{
-    CreateVolumeRequest, DeleteVolumeRequest, ProbeRequest, volume_capability::access_mode::Mode,
-};
+use csi_proto::v1::{CreateVolumeRequest, ProbeRequest, volume_capability::access_mode::Mode};
 use std::{
     collections::HashMap,
     io::{Read, Write},
@@ -18,52 +19,6 @@ use std::{
 };
 
 const MIB: i64 = 1024 * 1024;
-
-/// A thin pool of `size` in the lab's VG, removed on drop (after the driver is gone).
-struct Pool {
-    vg: String,
-    name: String,
-}
-
-impl Pool {
-    fn create(lab: &Lab, name: &str, size: &str, zero: bool) -> Self {
-        let _ = run("lvremove", &["--yes", &format!("{}/{name}", lab.vg)]);
-        run_ok(
-            "lvcreate",
-            &[
-                "--yes",
-                "--type",
-                "thin-pool",
-                "--size",
-                size,
-                "--zero",
-                if zero { "y" } else { "n" },
-                "--name",
-                name,
-                &lab.vg,
-            ],
-        );
-        Self {
-            vg: lab.vg.clone(),
-            name: name.to_string(),
-        }
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let _ = run(
-            "lvremove",
-            &["--yes", &format!("{}/{}", self.vg, self.name)],
-        );
-    }
-}
-
-fn with_pool(lab: &Lab, pool: &Pool) -> Lab {
-    let mut lab = lab.clone();
-    lab.pool = pool.name.clone();
-    lab
-}
 
 fn thin_request(name: &str, size: i64) -> CreateVolumeRequest {
     request(name, size, true)
@@ -76,55 +31,6 @@ fn request(name: &str, size: i64, thin: bool) -> CreateVolumeRequest {
         volume_capabilities: vec![block_capability(Mode::SingleNodeWriter)],
         parameters: HashMap::from([("thin".into(), thin.to_string())]),
         ..Default::default()
-    }
-}
-
-/// A volume group of its own on a loop device (so a new LV reuses a deleted one's extents),
-/// with a small zeroing thin pool `pool`; removed on drop.
-struct OwnVg {
-    vg: String,
-    loop_dev: String,
-    image: String,
-}
-
-impl OwnVg {
-    fn create(name: &str, size: &str, pool: &str) -> Self {
-        let image = format!("/var/lib/carve-lab/{name}.img");
-        run_ok("truncate", &["-s", size, &image]);
-        let loop_dev = run_ok("losetup", &["--find", "--show", &image])
-            .trim()
-            .to_string();
-        run_ok("pvcreate", &["-y", &loop_dev]);
-        run_ok("vgcreate", &[name, &loop_dev]);
-        run_ok(
-            "lvcreate",
-            &[
-                "--yes",
-                "--type",
-                "thin-pool",
-                "--size",
-                pool,
-                "--zero",
-                "y",
-                "--name",
-                "pool",
-                name,
-            ],
-        );
-        Self {
-            vg: name.to_string(),
-            loop_dev,
-            image,
-        }
-    }
-}
-
-impl Drop for OwnVg {
-    fn drop(&mut self) {
-        let _ = run("vgremove", &["--yes", "--force", &self.vg]);
-        let _ = run("pvremove", &["-y", &self.loop_dev]);
-        let _ = run("losetup", &["-d", &self.loop_dev]);
-        let _ = std::fs::remove_file(&self.image);
     }
 }
 
@@ -228,9 +134,7 @@ async fn ready(driver: &Driver) -> Option<bool> {
 async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     let base = Lab::from_env();
     let own = OwnVg::create("i15vg", "200m", "64m");
-    let mut lab = base.clone();
-    lab.vg = own.vg.clone();
-    lab.pool = "pool".into();
+    let lab = own.lab(&base);
     // Thin admission reads the pool's zeroing flag from the refresher's reading (every 10 s by
     // default): every second here, so the hand edit below reaches it within the wait there.
     let options = DriverOptions {
@@ -339,7 +243,7 @@ fn promised(lab: &Lab, pool: &str) -> u64 {
 async fn parallel_creates_never_exceed_the_overprovision_ratio() {
     let base = Lab::from_env();
     let pool = Pool::create(&base, "i15ratio", "1g", true);
-    let lab = with_pool(&base, &pool);
+    let lab = pool.lab(&base);
     let driver = Driver::start(
         &lab,
         DriverOptions {
@@ -375,16 +279,7 @@ async fn parallel_creates_never_exceed_the_overprovision_ratio() {
     }
     assert_eq!(promised(&lab, &pool.name), 1 << 30);
     for id in created {
-        driver
-            .controller
-            .controller
-            .clone()
-            .delete_volume(DeleteVolumeRequest {
-                volume_id: id,
-                ..Default::default()
-            })
-            .await
-            .expect("DeleteVolume");
+        delete_volume(&driver, &id).await;
     }
     drop(driver);
     drop(pool);
@@ -397,9 +292,7 @@ async fn a_full_thin_pool_shows_in_condition_and_capacity() {
     use csi_proto::v1::{ControllerGetVolumeRequest, GetCapacityRequest, ListVolumesRequest};
     let base = Lab::from_env();
     let own = OwnVg::create("i15full", "200m", "64m");
-    let mut lab = base.clone();
-    lab.vg = own.vg.clone();
-    lab.pool = "pool".into();
+    let lab = own.lab(&base);
     let driver = Driver::start(&lab, DriverOptions::default()).await;
     let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
     let capacity = || async {
@@ -480,29 +373,6 @@ async fn a_full_thin_pool_shows_in_condition_and_capacity() {
     drop(own);
 }
 
-/// Whether LIO has an ACL for `initiator` on `target` (configfs).
-fn has_acl(target: &str, initiator: &str) -> bool {
-    std::path::Path::new("/sys/kernel/config/target/iscsi")
-        .join(target)
-        .join("tpgt_1/acls")
-        .join(initiator)
-        .exists()
-}
-
-/// What a storage-host reboot with the distribution's restore service does: LIO cleared, then
-/// rebuilt from `file`.
-fn restore_lio_from(file: &std::path::Path) {
-    run_ok("targetcli", &["clearconfig", "confirm=True"]);
-    run_ok(
-        "targetcli",
-        &[
-            "restoreconfig",
-            &format!("savefile={}", file.display()),
-            "clear_existing=true",
-        ],
-    );
-}
-
 #[tokio::test]
 #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
 async fn a_revoked_acl_never_comes_back_from_saveconfig() {
@@ -567,25 +437,28 @@ async fn a_revoked_acl_never_comes_back_from_saveconfig() {
         !saved.contains(&lab.initiator),
         "the revoked ACL is not in the file"
     );
-    restore_lio_from(&saveconfig);
+    lio::restore_from(&saveconfig);
     assert!(
-        !has_acl(&target, &lab.initiator),
+        !lio::has_acl(&target, &lab.initiator),
         "restored without the revoked ACL"
     );
     driver.start_controller().await;
     assert!(
-        !has_acl(&target, &lab.initiator),
+        !lio::has_acl(&target, &lab.initiator),
         "not granted again at start"
     );
 
     // A restore from a stale file (saved before the revoke) grants it; the controller, whose
     // record says otherwise, takes it away at start.
     driver.kill_controller();
-    restore_lio_from(&stale);
-    assert!(has_acl(&target, &lab.initiator), "the stale file grants it");
+    lio::restore_from(&stale);
+    assert!(
+        lio::has_acl(&target, &lab.initiator),
+        "the stale file grants it"
+    );
     driver.start_controller().await;
     assert!(
-        !has_acl(&target, &lab.initiator),
+        !lio::has_acl(&target, &lab.initiator),
         "reconciliation removed the unrecorded ACL"
     );
     let saved = std::fs::read_to_string(&saveconfig).expect("saveconfig");

@@ -5,7 +5,7 @@
 //! NodeUnstage → NodeStage → NodePublish → read back → NodeUnpublish → NodeUnstage →
 //! ControllerUnpublish → DeleteVolume → nothing left.
 
-use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data};
+use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, checksum};
 use carvectl::request::{block_capability, capacity_range, mount_capability};
 use csi_proto::v1::{
     ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
@@ -203,17 +203,17 @@ async fn lifecycle(
 
 fn write(target: &Path, block: bool) -> String {
     if block {
-        data::write_device(target, DATA_LEN, 7)
+        checksum::write_device(target, DATA_LEN, 7)
     } else {
-        data::write_file(&target.join("data.bin"), DATA_LEN, 7)
+        checksum::write_file(&target.join("data.bin"), DATA_LEN, 7)
     }
 }
 
 fn read(target: &Path, block: bool) -> String {
     if block {
-        data::device_sha256(target, DATA_LEN)
+        checksum::device_sha256(target, DATA_LEN)
     } else {
-        data::file_sha256(&target.join("data.bin"))
+        checksum::file_sha256(&target.join("data.bin"))
     }
 }
 

@@ -8,17 +8,13 @@
 
 mod node_plugin {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, assert_no_leaks, data, run, run_ok, second_node::SecondNode,
-        volume::*,
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, host::mount_at, run, run_ok,
+        second_node::SecondNode, storage::*, volume::*,
     };
     use carvectl::Client;
     use csi_proto::v1::{NodeGetInfoRequest, NodeStageVolumeRequest, volume_usage::Unit};
     use sha2::{Digest, Sha256};
-    use std::{
-        collections::HashMap,
-        io::Write,
-        path::{Path, PathBuf},
-    };
+    use std::{collections::HashMap, io::Write, path::PathBuf};
     use tonic::Code;
 
     /// Stages with `cap` and expects `code`; then nothing may be attached, recorded or mounted.
@@ -44,7 +40,7 @@ mod node_plugin {
         );
         assert_nothing_attached(&driver.lab);
         assert!(
-            !is_mountpoint(&staging),
+            mount_at(&staging).is_none(),
             "{} is not mounted",
             staging.display()
         );
@@ -57,18 +53,6 @@ mod node_plugin {
             .filter(|l| l.starts_with("iSCSI session") || l.starts_with("iscsiadm node record"))
             .collect();
         assert!(left.is_empty(), "left attached: {left:?}");
-    }
-
-    fn is_mountpoint(path: &Path) -> bool {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let path = path.to_string_lossy();
-        mountinfo
-            .lines()
-            .any(|l| l.split(' ').nth(4) == Some(path.as_ref()))
-    }
-
-    fn node_log(driver: &Driver) -> String {
-        std::fs::read_to_string(driver.dir.path().join("node.log")).unwrap_or_default()
     }
 
     fn sha256(bytes: &[u8]) -> String {
@@ -89,7 +73,7 @@ mod node_plugin {
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-otherfs", 320 * MIB, &xfs(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 11);
+        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 11);
         unpublish_unstage(&driver, &driver.node, &vol).await;
 
         stage_refused(
@@ -104,7 +88,7 @@ mod node_plugin {
 
         stage_publish(&driver, &driver.node, &vol).await;
         assert_eq!(
-            data::file_sha256(&vol.target.join("data.bin")),
+            checksum::file_sha256(&vol.target.join("data.bin")),
             written,
             "the data survived the refused stage"
         );
@@ -163,7 +147,7 @@ mod node_plugin {
             .await;
         }
         assert_eq!(
-            data::device_sha256(&vol.lv(&lab), image.len()),
+            checksum::device_sha256(&vol.lv(&lab), image.len()),
             sha256(&image),
             "the label and the bytes after it are unchanged"
         );
@@ -322,10 +306,10 @@ mod node_plugin {
         node.node_publish_volume(vol.publish())
             .await
             .expect("NodePublish");
-        let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 5);
-        assert_eq!(data::file_sha256(&vol.target.join("data.bin")), written);
+        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 5);
+        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
         unpublish_unstage(&driver, &driver.node, &vol).await;
-        let log = node_log(&driver);
+        let log = driver.node_log();
         assert!(
             !log.contains(password) && !log.contains(wrong),
             "a CHAP secret reached the node log"
@@ -346,13 +330,13 @@ mod node_plugin {
         let mut driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-restart", 64 * MIB, &ext4(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        let written = data::write_file(&vol.target.join("data.bin"), DATA_LEN, 3);
+        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 3);
 
         driver.restart_node().await;
         let after = stats(&driver, vol.stats(&vol.target)).await;
         let condition = after.volume_condition.expect("condition");
         assert!(!condition.abnormal, "{condition:?}");
-        assert_eq!(data::file_sha256(&vol.target.join("data.bin")), written);
+        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
         unpublish_unstage(&driver, &driver.node, &vol).await;
         assert_nothing_attached(&lab);
         retire(&driver, &vol, &driver.lab.initiator).await;
@@ -378,7 +362,7 @@ mod node_plugin {
         );
         let (inodes, _, free_inodes) = usage(&before, Unit::Inodes);
         assert!(inodes > 0 && free_inodes > 0 && free_inodes < inodes);
-        data::write_file(&fs.target.join("data.bin"), DATA_LEN, 9);
+        checksum::write_file(&fs.target.join("data.bin"), DATA_LEN, 9);
         let after = stats(&driver, fs.stats(&fs.staging)).await;
         let (_, used_after, _) = usage(&after, Unit::Bytes);
         assert!(

@@ -6,7 +6,9 @@
 //! source. Every scenario ends with leak accounting.
 
 mod node_growth {
-    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, run_ok, volume::*};
+    use carve_guest_tests::{
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, run_ok, storage::*, volume::*,
+    };
     use csi_proto::v1::{VolumeCapability, volume_usage::Unit};
     use std::{
         io::{Read, Write},
@@ -33,11 +35,11 @@ mod node_growth {
         let vol = provision(&driver, name, size, &cap, true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
         let file = vol.target.join("data.bin");
-        let written = data::write_file(&file, DATA_LEN, 21);
+        let written = checksum::write_file(&file, DATA_LEN, 21);
         let (before, _, _) = usage(&stats(&driver, vol.stats(&vol.target)).await, Unit::Bytes);
 
         let stop = Arc::new(AtomicBool::new(false));
-        let checks = reader(file.clone(), written.clone(), Arc::clone(&stop));
+        let checks = checksum::reader(file.clone(), written.clone(), Arc::clone(&stop));
         lvextend(&lab, &vol);
         let grown = lv_size(&lab, &vol.id);
         assert_eq!(grown, vol.capacity + 64 * MIB);
@@ -58,13 +60,13 @@ mod node_growth {
         );
         // The new space is usable.
         assert!(available > 56 * MIB);
-        let more = data::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
+        let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
 
         // Unstage, restage (fsck runs for ext4): everything is still there.
         unpublish_unstage(&driver, &driver.node, &vol).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        assert_eq!(data::file_sha256(&file), written);
-        assert_eq!(data::file_sha256(&vol.target.join("more.bin")), more);
+        assert_eq!(checksum::file_sha256(&file), written);
+        assert_eq!(checksum::file_sha256(&vol.target.join("more.bin")), more);
         unpublish_unstage(&driver, &driver.node, &vol).await;
         retire(&driver, &vol, &driver.lab.initiator).await;
         assert_no_leaks(&lab, Some(driver.dir.path()));
@@ -93,7 +95,7 @@ mod node_growth {
         let vol = provision(&driver, "node-grow-block", 32 * MIB, &block(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
         let len = 4 * MIB as usize;
-        let written = data::write_device(&vol.target, len, 31);
+        let written = checksum::write_device(&vol.target, len, 31);
         assert_eq!(device_size(&vol.target), vol.capacity);
 
         lvextend(&lab, &vol);
@@ -106,7 +108,7 @@ mod node_growth {
         );
         let now = stats(&driver, vol.stats(&vol.target)).await;
         assert_eq!(usage(&now, Unit::Bytes).0, grown);
-        assert_eq!(data::device_sha256(&vol.target, len), written);
+        assert_eq!(checksum::device_sha256(&vol.target, len), written);
 
         unpublish_unstage(&driver, &driver.node, &vol).await;
         retire(&driver, &vol, &driver.lab.initiator).await;
@@ -145,7 +147,7 @@ mod node_growth {
         let clone = provision(&driver, "node-xfs-clone", 320 * MIB, &xfs(), true, None).await;
         assert_eq!(source.capacity, clone.capacity);
         stage_publish(&driver, &driver.node, &source).await;
-        let written = data::write_file(&source.target.join("data.bin"), DATA_LEN, 41);
+        let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 41);
 
         // A crash-consistent copy of the mounted source, as a snapshot would be.
         copy_device(&source.lv(&lab), &clone.lv(&lab));
@@ -159,16 +161,19 @@ mod node_growth {
 
         stage_publish(&driver, &driver.node, &clone).await;
         assert_eq!(
-            data::file_sha256(&clone.target.join("data.bin")),
+            checksum::file_sha256(&clone.target.join("data.bin")),
             written,
             "the clone holds the source's data"
         );
-        data::write_file(&clone.target.join("clone-only.bin"), MIB as usize, 42);
+        checksum::write_file(&clone.target.join("clone-only.bin"), MIB as usize, 42);
         assert!(
             !source.target.join("clone-only.bin").exists(),
             "the clone is independent of its source"
         );
-        assert_eq!(data::file_sha256(&source.target.join("data.bin")), written);
+        assert_eq!(
+            checksum::file_sha256(&source.target.join("data.bin")),
+            written
+        );
 
         unpublish_unstage(&driver, &driver.node, &clone).await;
         unpublish_unstage(&driver, &driver.node, &source).await;

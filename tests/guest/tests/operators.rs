@@ -5,7 +5,7 @@
 //! lands in the LV's tags and volume_context. Ends with leak accounting.
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab, assert_no_leaks, data,
+    Driver, DriverOptions, Lab, assert_no_leaks, checksum,
     metrics::{Scrape, free_local_address, scrape},
     run, run_ok,
 };
@@ -303,7 +303,7 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
     .await
     .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
     // Mapped blocks in the thin pool, so data% is not a trivial 0 = 0.
-    data::write_device(&target, 16 * MIB as usize, 11);
+    checksum::write_device(&target, 16 * MIB as usize, 11);
 
     check_controller_gauges(&driver, controller_metrics).await;
     check_node_gauges(node_metrics).await;

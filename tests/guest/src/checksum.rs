@@ -1,9 +1,15 @@
-//! Data written with a checksum and read back: what a user checks after a round trip.
+//! Byte patterns written with their checksum and read back, once or over and over by a reader
+//! thread: what a user checks after a round trip. (Not Carve's data services: snapshots and
+//! clones are in `volume`.)
 
 use sha2::{Digest, Sha256};
 use std::{
     io::{Read, Write},
-    path::Path,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -60,4 +66,24 @@ pub fn device_sha256(path: &Path, len: usize) -> String {
     let mut data = vec![0u8; len];
     dev.read_exact(&mut data).expect("read device");
     hex(&Sha256::digest(&data))
+}
+
+/// Reads `file` over and over (page cache dropped each time) until stopped; returns the
+/// number of reads and of reads whose checksum differed from `expected`.
+pub fn reader(
+    file: PathBuf,
+    expected: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u32, u32)> {
+    std::thread::spawn(move || {
+        let (mut reads, mut bad) = (0, 0);
+        while reads == 0 || !stop.load(Ordering::Relaxed) {
+            let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+            reads += 1;
+            if file_sha256(&file) != expected {
+                bad += 1;
+            }
+        }
+        (reads, bad)
+    })
 }
