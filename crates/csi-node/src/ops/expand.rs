@@ -16,7 +16,7 @@ use crate::{
     device::{Device, matcher},
     mount::mountinfo::mounted_at,
     paths,
-    state::{Access, StageRecord},
+    records::{Access, StageRecord},
 };
 use csi_common::{Error, Result, ids::VolumeId};
 use csi_proto::v1::{CapacityRange, NodeExpandVolumeRequest, NodeExpandVolumeResponse};
@@ -50,7 +50,7 @@ pub async fn expand(
         ),
     };
     let record = core
-        .state
+        .records
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
     if let Some(staging) = staging.filter(|s| *s != record.staging_path) {

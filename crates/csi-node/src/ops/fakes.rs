@@ -3,7 +3,7 @@
 
 use crate::{
     device::{Device, DeviceLocator, Expected},
-    fs::{FsProbe, Probe},
+    filesystem::{FsProbe, Probe},
     iscsi::{Initiator, Login, Removal, Session},
     mount::{MountInfo, MountOptions, Mounter},
     multipath::Multipath,

@@ -27,12 +27,12 @@ mod tests;
 
 use crate::{
     device::{Device, DeviceLocator},
-    fs::{FsProbe, mkfs::Formatter},
+    filesystem::{FsProbe, mkfs::Formatter},
     host::HostView,
     iscsi::{Initiator, find_session},
     mount::{MountInfo, Mounter},
     multipath::Multipath,
-    state::{StageRecord, StateDir},
+    records::{StageRecord, StateDir},
 };
 use csi_common::{
     Result,
@@ -62,7 +62,7 @@ pub struct NodeCore {
     /// mkfs and fsck.
     pub formatter: Formatter,
     /// Stage records.
-    pub state: StateDir,
+    pub records: StateDir,
     /// Bounds concurrent mkfs runs.
     pub mkfs_permits: Arc<Semaphore>,
     /// How long to wait for a disk after login.
@@ -122,14 +122,14 @@ pub fn holds_volume(
     }
     let disk = record.device.as_deref();
     match &record.access {
-        crate::state::Access::Mount { .. } => {
+        crate::records::Access::Mount { .. } => {
             let staged = crate::mount::mountinfo::mounted_at(table, &record.staging_path);
             crate::mount::mountinfo::mounted_at(table, path).is_some_and(|m| {
                 staged.is_some_and(|s| (s.major, s.minor) == (m.major, m.minor))
                     || disk.is_some_and(|d| m.source == format!("/dev/{d}"))
             })
         }
-        crate::state::Access::Block => disk.is_some_and(|d| {
+        crate::records::Access::Block => disk.is_some_and(|d| {
             // A disk the kernel has dropped (session gone) leaves its bind mount in place, with
             // the device node's root shown as `/<disk>//deleted`: still this volume's path, so
             // that stats report it abnormal instead of NOT_FOUND.

@@ -12,7 +12,7 @@
 //! itself: a read-only bind mount does not stop writes through a device node.
 
 use super::{NodeCore, capability, device_binds, other_mounts_of};
-use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths, state::Access};
+use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths, records::Access};
 use csi_common::{Error, Result, ids::VolumeId};
 use csi_proto::v1::{NodePublishVolumeRequest, volume_capability::access_mode::Mode};
 use std::{
@@ -43,7 +43,7 @@ pub async fn publish(core: &NodeCore, req: NodePublishVolumeRequest) -> Result<(
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
     let record = core
-        .state
+        .records
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
     if record.staging_path != staging {

@@ -22,12 +22,12 @@
 use super::{NodeCore, capability, stage_paths, unstage};
 use crate::{
     device::{Device, Expected, matcher},
-    fs::{Decision, decide, decision::Facts},
+    filesystem::{Decision, decide, decision::Facts},
     iscsi::{Login, find_session},
     mount::{MountOptions, mountinfo::mounted_at, parse_flags},
     multipath::conf,
     paths,
-    state::{Access, StageRecord, VERSION},
+    records::{Access, StageRecord, VERSION},
 };
 use csi_common::{
     Error, Kind, Result,
@@ -58,7 +58,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
         content_source: &content_source,
     };
 
-    let existing = core.state.load(&volume)?;
+    let existing = core.records.load(&volume)?;
     if let Some(rec) = &existing {
         if rec.staging_path != staging {
             return Err(Error::already_exists(format!(
@@ -107,7 +107,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
         serial: target.serial.clone(),
         device: None,
     });
-    core.state.save(&record)?;
+    core.records.save(&record)?;
 
     // A path of a map fails over after a few seconds; a lone path waits as long as it can.
     let replacement = record
@@ -128,7 +128,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
     }
     if up.is_empty() {
         // Nothing attached: our record goes (each failed login already dropped its node record).
-        let _ = core.state.remove(&volume);
+        let _ = core.records.remove(&volume);
         let (_, e) = failed.remove(0);
         return Err(e.context(format!("stage volume {volume}")));
     }
@@ -143,7 +143,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
             if let Err(rollback) = unstage::teardown(core, &record).await {
                 tracing::error!(volume = %volume, error = %rollback, "rollback of a failed stage failed");
             } else {
-                let _ = core.state.remove(&volume);
+                let _ = core.records.remove(&volume);
             }
             Err(e.context(format!("stage volume {volume}")))
         }
@@ -216,7 +216,7 @@ async fn attach(
     };
     if record.device.as_deref() != Some(device.name.as_str()) {
         record.device = Some(device.name.clone());
-        core.state.save(record)?;
+        core.records.save(record)?;
     }
     let Access::Mount { fs_type, flags } = &record.access else {
         return Ok(()); // block: login + verify only

@@ -12,7 +12,7 @@
 use super::NodeCore;
 use crate::{
     device::readonly::view_name, iscsi::find_session, mount::mountinfo::mounted_at, paths,
-    state::Access,
+    records::Access,
 };
 use csi_common::{
     Error, Result,
@@ -52,7 +52,7 @@ pub async fn stats(
         Err(e) => Some(format!("{}: {e}", path.display())),
     };
     let record = core
-        .state
+        .records
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
     let view = readonly_view_of(core, &record, &volume, &path);
@@ -159,7 +159,7 @@ pub async fn stats(
 /// [`view_name`]. `None` for any other publication.
 fn readonly_view_of(
     core: &NodeCore,
-    record: &crate::state::StageRecord,
+    record: &crate::records::StageRecord,
     volume: &VolumeId,
     path: &std::path::Path,
 ) -> Option<String> {

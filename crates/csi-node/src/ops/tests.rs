@@ -6,8 +6,8 @@ use super::{
     fakes::*,
 };
 use crate::{
-    fs::{Probe, mkfs::Formatter},
-    state::StateDir,
+    filesystem::{Probe, mkfs::Formatter},
+    records::StateDir,
 };
 use csi_common::{
     Kind,
@@ -77,7 +77,7 @@ fn harness(probe: Result<Probe, String>) -> Harness {
             runner: runner.clone(),
             timeout: Duration::from_secs(5),
         },
-        state: StateDir::new(root.join("state")),
+        records: StateDir::new(root.join("state")),
         mkfs_permits: Arc::new(tokio::sync::Semaphore::new(1)),
         device_timeout: Duration::from_secs(1),
         host: fake_host(&root),
@@ -298,7 +298,7 @@ async fn new_volume_is_formatted_mounted_published_and_torn_down() {
     assert!(h.mounts.table.lock().unwrap().is_empty());
     assert_eq!(
         h.core
-            .state
+            .records
             .load(&csi_common::ids::VolumeId::parse(VOL).unwrap())
             .unwrap(),
         None

@@ -22,7 +22,7 @@ use crate::{
     iscsi::find_session,
     mount::mountinfo::mounted_at,
     paths,
-    state::{Access, StageRecord},
+    records::{Access, StageRecord},
 };
 use csi_common::{
     Error, Result,
@@ -37,7 +37,7 @@ pub async fn unstage(core: &NodeCore, req: NodeUnstageVolumeRequest) -> Result<(
     let Some(volume) = volume else {
         return Ok(()); // an id Carve never issued was never staged: nothing to undo
     };
-    let Some(record) = core.state.load(&volume)? else {
+    let Some(record) = core.records.load(&volume)? else {
         let table = core.mounter.table()?;
         if let Some(m) = mounted_at(&table, &staging) {
             return Err(Error::failed_precondition(format!(
@@ -54,7 +54,7 @@ pub async fn unstage(core: &NodeCore, req: NodeUnstageVolumeRequest) -> Result<(
     teardown(core, &record)
         .await
         .map_err(|e| e.context(format!("unstage volume {volume}")))?;
-    core.state.remove(&volume)
+    core.records.remove(&volume)
 }
 
 /// Refuses (changing nothing) while the volume is in use; otherwise undoes whatever part of a

@@ -2,7 +2,7 @@
 //! block, idempotency, and every error case.
 
 use super::{Harness, SERIAL, VOL, ext4, harness};
-use crate::{fs::Probe, ops::expand::expand};
+use crate::{filesystem::Probe, ops::expand::expand};
 use csi_common::{Kind, command::Expectation};
 use csi_proto::v1::{CapacityRange, NodeExpandVolumeRequest, volume_capability::access_mode::Mode};
 

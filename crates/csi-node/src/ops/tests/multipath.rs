@@ -5,7 +5,7 @@
 use super::{SERIAL, VOL, ext4, harness};
 use crate::{
     device::matcher::expected_wwid,
-    fs::Probe,
+    filesystem::Probe,
     multipath::{Mode, conf::PATH_REPLACEMENT_TIMEOUT_S},
     ops::{capability::block_cap, fakes::*, heal, stage, stats, unstage},
 };
@@ -71,7 +71,7 @@ async fn two_portals_are_logged_in_verified_assembled_mounted_by_wwid_and_torn_d
     assert_eq!(h.mount_calls()[0], format!("mount_fs {node} /stage ext4 "));
     let record = h
         .core
-        .state
+        .records
         .load(&VolumeId::parse(VOL).unwrap())
         .unwrap()
         .unwrap();
@@ -111,7 +111,7 @@ async fn with_multipath_off_only_the_first_portal_is_used_as_before() {
     assert_eq!(*h.init.replacement_timeouts.lock().unwrap(), [None]);
     let record = h
         .core
-        .state
+        .records
         .load(&VolumeId::parse(VOL).unwrap())
         .unwrap()
         .unwrap();
@@ -144,7 +144,7 @@ async fn a_path_whose_wwid_differs_is_refused_before_multipathd_hears_of_it() {
     assert!(h.init.other_records.lock().unwrap().is_empty());
     assert!(
         h.core
-            .state
+            .records
             .load(&VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_none()
@@ -251,7 +251,7 @@ async fn a_map_that_will_not_go_fails_unstage_loudly_and_a_retry_finishes() {
     assert_eq!(h.init.sessions.lock().unwrap().len(), 2, "no path detached");
     assert!(
         h.core
-            .state
+            .records
             .load(&VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_some()
@@ -261,7 +261,7 @@ async fn a_map_that_will_not_go_fails_unstage_loudly_and_a_retry_finishes() {
     assert!(h.init.sessions.lock().unwrap().is_empty());
     assert!(
         h.core
-            .state
+            .records
             .load(&VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_none()
@@ -281,7 +281,7 @@ async fn without_multipathd_a_multipath_stage_fails_unavailable_and_rolls_its_lo
     assert!(h.init.other_records.lock().unwrap().is_empty());
     assert!(
         h.core
-            .state
+            .records
             .load(&VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_none()

@@ -3,7 +3,7 @@
 //! disk or its target is gone.
 
 use super::{Harness, VOL, ext4, harness};
-use crate::fs::Probe;
+use crate::filesystem::Probe;
 use csi_common::{Error, Kind, command::Expectation};
 use csi_proto::v1::volume_capability::access_mode::Mode;
 
@@ -12,7 +12,7 @@ use super::{block_cap, mount_cap};
 impl Harness {
     fn staged(&self) -> bool {
         self.core
-            .state
+            .records
             .load(&csi_common::ids::VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_some()

@@ -5,7 +5,7 @@
 //! the volume.
 
 use super::{Harness, VOL, ext4, harness};
-use crate::{fs::Probe, ops};
+use crate::{filesystem::Probe, ops};
 use csi_common::{Kind, Result, command::Expectation};
 use csi_proto::v1::*;
 
