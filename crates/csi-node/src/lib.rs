@@ -1,8 +1,9 @@
 //! Carve's CSI node plugin: configuration, readiness and the gRPC services.
 //!
-//! Layers: `config` (flags) → `service` (gRPC, thin) → `ops` (one file per RPC) → OS layers
-//! (`iscsi`, `device`, `filesystem`, `mount`, `records` (the stage records), `paths`) that know
-//! nothing of gRPC. Errors become gRPC codes only in `csi_common::error`.
+//! Layers: `config` (flags) → `service` (gRPC, thin: the only module that reads CSI requests
+//! and builds CSI responses) → `ops` (one file per RPC: domain requests in, domain results out)
+//! → OS layers (`iscsi`, `device`, `filesystem`, `mount`, `records` (the stage records),
+//! `paths`) that know nothing of gRPC. Errors become gRPC codes only in `csi_common::error`.
 
 pub mod config;
 pub mod device;

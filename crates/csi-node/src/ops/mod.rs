@@ -1,8 +1,12 @@
 //! The Node RPCs as operations on the OS layers, one file per RPC, plus `upkeep` (the
 //! stale-session sweep run at start and on a timer), `heal` (the staged volumes' path self-heal
 //! run with it) and `detach` (the in-use check and path teardown unstage and the sweep share).
-//! Nothing here builds a gRPC status: operations return domain errors, `service` turns them into
-//! codes.
+//! Operations take a borrowed domain request stripped of gRPC (`stage::Stage`, `publish::Publish`,
+//! ...) and return a domain result (`stats::VolumeStats`, `expand::Expanded`, `info::NodeInfo`);
+//! `service` alone converts CSI requests and responses. Each operation parses its fields itself,
+//! so that its errors come in the spec's order; the one CSI message read here is the
+//! `VolumeCapability` ([`capability::parse`]). Nothing here builds a gRPC status: operations
+//! return domain errors, `service` turns them into codes.
 //!
 //! Invariants: every operation is idempotent; mutating operations are run by `service` in a
 //! spawned task that holds the volume's guard, so a client timeout never half-cancels them.

@@ -34,27 +34,52 @@ use csi_common::{
     contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag},
     ids::{Iqn, VolumeId},
 };
-use csi_proto::v1::NodeStageVolumeRequest;
+use csi_proto::v1::VolumeCapability;
 use nix::mount::MsFlags;
-use std::{net::SocketAddr, path::Path};
+use std::{collections::HashMap, net::SocketAddr, path::Path};
+
+/// A NodeStageVolume request, stripped of gRPC.
+///
+/// The fields stay as the CO sent them and [`stage`] parses them itself, in the order the spec's
+/// error rows ask for: missing or malformed fields are INVALID_ARGUMENT (volume id, staging
+/// path, then capability), an id Carve never issued is NOT_FOUND *before* the contexts are read
+/// (a CO probing with an unknown id sends no publish context), then the contexts and secrets.
+/// Parsing any of them earlier, in `service`, would answer some bad requests with another code
+/// or message.
+#[derive(Debug, Clone, Copy)]
+pub struct Stage<'a> {
+    /// Volume id (untrusted).
+    pub volume_id: &'a str,
+    /// The staging path (untrusted; a directory for mount volumes).
+    pub staging_path: &'a str,
+    /// The capability, read by [`capability::parse`].
+    pub capability: Option<&'a VolumeCapability>,
+    /// ControllerPublishVolume's publish_context: the iSCSI target
+    /// ([`IscsiTarget::from_contexts`]) and the [`READONLY`] and [`BLANK`] flags.
+    pub publish_context: &'a HashMap<String, String>,
+    /// CreateVolume's volume_context (the target's fallback keys, [`CONTENT_SOURCE`]).
+    pub volume_context: &'a HashMap<String, String>,
+    /// Secrets (CHAP keys): never logged, never written to a record.
+    pub secrets: &'a HashMap<String, String>,
+}
 
 /// Runs NodeStageVolume.
-pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
-    let volume = VolumeId::lookup(&req.volume_id)?;
-    let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
-    let cap = capability::parse(req.volume_capability.as_ref())?;
+pub async fn stage(core: &NodeCore, req: Stage<'_>) -> Result<()> {
+    let volume = VolumeId::lookup(req.volume_id)?;
+    let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
+    let cap = capability::parse(req.capability)?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
-    let target = IscsiTarget::from_contexts(&req.publish_context, &req.volume_context)?;
-    let chap = Chap::from_secrets(&req.secrets)?;
+    let target = IscsiTarget::from_contexts(req.publish_context, req.volume_context)?;
+    let chap = Chap::from_secrets(req.secrets)?;
     let content_source = req
         .volume_context
         .get(CONTENT_SOURCE)
         .cloned()
         .unwrap_or_default();
     let intent = Intent {
-        readonly: cap.read_only_mode() || context_flag(&req.publish_context, READONLY),
-        blank: context_flag(&req.publish_context, BLANK),
+        readonly: cap.read_only_mode() || context_flag(req.publish_context, READONLY),
+        blank: context_flag(req.publish_context, BLANK),
         content_source: &content_source,
     };
 
@@ -77,7 +102,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
         }
     }
     if let Access::Mount { .. } = cap.access {
-        let dir = paths::validate(&req.staging_target_path, "staging_target_path")?;
+        let dir = paths::validate(req.staging_path, "staging_target_path")?;
         if !dir.is_dir() {
             return Err(Error::invalid_argument(format!(
                 "staging_target_path {} is not a directory",

@@ -28,12 +28,21 @@ use csi_common::{
     Error, Result,
     ids::{Iqn, VolumeId},
 };
-use csi_proto::v1::NodeUnstageVolumeRequest;
+
+/// A NodeUnstageVolume request, stripped of gRPC. [`unstage`] parses both fields (an id Carve
+/// never issued is OK, not an error, so the id is looked up, never just parsed).
+#[derive(Debug, Clone, Copy)]
+pub struct Unstage<'a> {
+    /// Volume id (untrusted).
+    pub volume_id: &'a str,
+    /// The staging path (untrusted).
+    pub staging_path: &'a str,
+}
 
 /// Runs NodeUnstageVolume.
-pub async fn unstage(core: &NodeCore, req: NodeUnstageVolumeRequest) -> Result<()> {
-    let volume = VolumeId::lookup(&req.volume_id)?;
-    let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
+pub async fn unstage(core: &NodeCore, req: Unstage<'_>) -> Result<()> {
+    let volume = VolumeId::lookup(req.volume_id)?;
+    let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
     let Some(volume) = volume else {
         return Ok(()); // an id Carve never issued was never staged: nothing to undo
     };
