@@ -151,6 +151,19 @@ impl Harness {
         }
     }
 
+    /// The runner expects the mkfs of a new ext4 volume on `device`.
+    fn expect_mkfs_ext4(&self, device: &str) {
+        self.runner.expect(Expectation::new([
+            "mkfs.ext4",
+            "-q",
+            "-E",
+            "nodiscard",
+            "-m",
+            "0",
+            device,
+        ]));
+    }
+
     fn mount_calls(&self) -> Vec<String> {
         let root = self.root.to_string_lossy().into_owned();
         self.mounts

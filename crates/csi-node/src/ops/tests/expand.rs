@@ -34,15 +34,7 @@ impl Harness {
 #[tokio::test]
 async fn ext4_is_rescanned_then_grown_online_through_the_device_and_idempotent() {
     let h = harness(Ok(Probe::Empty));
-    h.runner.expect(Expectation::new([
-        "mkfs.ext4",
-        "-q",
-        "-E",
-        "nodiscard",
-        "-m",
-        "0",
-        "/dev/sdb",
-    ]));
+    h.expect_mkfs_ext4("/dev/sdb");
     rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     rpc::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
         .await

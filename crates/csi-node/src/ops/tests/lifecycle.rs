@@ -51,15 +51,7 @@ async fn a_session_without_its_disk_is_rescanned_once_before_stage_gives_up() {
 #[tokio::test]
 async fn new_volume_is_formatted_mounted_published_and_torn_down() {
     let h = harness(Ok(Probe::Empty));
-    h.runner.expect(Expectation::new([
-        "mkfs.ext4",
-        "-q",
-        "-E",
-        "nodiscard",
-        "-m",
-        "0",
-        "/dev/sdb",
-    ]));
+    h.expect_mkfs_ext4("/dev/sdb");
     rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     rpc::stage(&h.core, h.stage_req(ext4()))
         .await

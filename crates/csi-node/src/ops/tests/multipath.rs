@@ -9,7 +9,7 @@ use crate::{
     multipath::{Mode, conf::PATH_REPLACEMENT_TIMEOUT_S},
     ops::{capability::block_cap, fakes::*, heal},
 };
-use csi_common::{Kind, command::Expectation, guard::OperationGuards, ids::VolumeId};
+use csi_common::{Kind, guard::OperationGuards, ids::VolumeId};
 use csi_proto::v1::{
     NodeGetVolumeStatsRequest, volume_capability::access_mode::Mode as AccessMode,
 };
@@ -28,15 +28,7 @@ fn wwid() -> String {
 async fn two_portals_are_logged_in_verified_assembled_mounted_by_wwid_and_torn_down_map_first() {
     let h = harness(Ok(Probe::Empty));
     let node = format!("/dev/disk/by-id/dm-uuid-mpath-{}", wwid());
-    h.runner.expect(Expectation::new([
-        "mkfs.ext4",
-        "-q",
-        "-E",
-        "nodiscard",
-        "-m",
-        "0",
-        &node,
-    ]));
+    h.expect_mkfs_ext4(&node);
     let mut req = h.stage_req(ext4());
     two_portals(&mut req);
     rpc::stage(&h.core, req.clone()).await.unwrap();

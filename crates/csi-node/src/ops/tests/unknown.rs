@@ -6,7 +6,7 @@
 
 use super::{Harness, VOL, ext4, harness, rpc};
 use crate::filesystem::Probe;
-use csi_common::{Kind, Result, command::Expectation};
+use csi_common::{Kind, Result};
 use csi_proto::v1::*;
 
 const FOREIGN: &str = "fake-vol-id-3c6105c0-f";
@@ -101,15 +101,7 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
 #[tokio::test]
 async fn volume_stats_answer_only_for_the_volumes_own_paths() {
     let h = harness(Ok(Probe::Empty));
-    h.runner.expect(Expectation::new([
-        "mkfs.ext4",
-        "-q",
-        "-E",
-        "nodiscard",
-        "-m",
-        "0",
-        "/dev/sdb",
-    ]));
+    h.expect_mkfs_ext4("/dev/sdb");
     rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     rpc::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
         .await
