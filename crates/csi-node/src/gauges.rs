@@ -8,7 +8,7 @@
 
 use crate::{
     iscsi::sysfs::{self, Session},
-    state::{self, StageRecord},
+    records::{self, StageRecord},
 };
 use std::{
     collections::BTreeMap,
@@ -50,7 +50,7 @@ pub fn stage_records(dir: &Path) -> (Vec<StageRecord>, usize) {
         if name.starts_with('.') || !name.ends_with(".json") {
             continue;
         }
-        match std::fs::read_to_string(entry.path()).map(|t| state::decode(&t)) {
+        match std::fs::read_to_string(entry.path()).map(|t| records::decode(&t)) {
             Ok(Ok(record)) => records.push(record),
             _ => unreadable += 1,
         }
@@ -167,7 +167,7 @@ mod tests {
     use super::*;
     use crate::{
         iscsi::sysfs::build_session,
-        state::{Access, StateDir, sample},
+        records::{Access, StateDir, sample},
     };
 
     #[test]

@@ -3,7 +3,7 @@
 use crate::{
     config::NodeArgs,
     device::sys::SysDevices,
-    fs::{mkfs::Formatter, probe::Blkid},
+    filesystem::{mkfs::Formatter, probe::Blkid},
     host::HostView,
     initiator_name,
     iscsi::iscsiadm::OpenIscsi,
@@ -11,8 +11,8 @@ use crate::{
     multipath::tools::MultipathTools,
     ops::NodeCore,
     readiness::NodeReadiness,
+    records::StateDir,
     service::NodeService,
-    state::StateDir,
 };
 use csi_common::{
     Error, Result,
@@ -77,7 +77,7 @@ pub fn core(args: &NodeArgs, runner: Arc<dyn CommandRunner>) -> Result<NodeCore>
             runner,
             timeout: args.mkfs_timeout,
         },
-        state: StateDir::new(args.state_dir()),
+        records: StateDir::new(args.state_dir()),
         mkfs_permits: Arc::new(tokio::sync::Semaphore::new(args.mkfs_concurrency as usize)),
         device_timeout: args.device_timeout,
         host: HostView::default(),

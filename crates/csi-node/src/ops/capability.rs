@@ -4,7 +4,7 @@
 //! (empty means the default, ext4); a mount volume is never shared by several writers across
 //! nodes (ext4/xfs are not cluster filesystems), a block volume may be.
 
-use crate::{fs::mkfs::SUPPORTED, state::Access};
+use crate::{filesystem::mkfs::SUPPORTED, records::Access};
 use csi_common::{Error, Result};
 use csi_proto::v1::{
     VolumeCapability,

@@ -16,10 +16,10 @@ use crate::{
     device::{Device, matcher},
     mount::mountinfo::mounted_at,
     paths,
-    state::{Access, StageRecord},
+    records::{Access, StageRecord},
 };
 use csi_common::{Error, Result, ids::VolumeId};
-use csi_proto::v1::{CapacityRange, NodeExpandVolumeRequest, NodeExpandVolumeResponse};
+use csi_proto::v1::VolumeCapability;
 use std::{
     path::Path,
     time::{Duration, Instant},
@@ -28,21 +28,47 @@ use std::{
 /// Pause between rescans while waiting for the disk to reach the required size.
 const RESCAN_INTERVAL: Duration = Duration::from_millis(250);
 
+/// A NodeExpandVolume request, stripped of gRPC.
+///
+/// The fields stay as the CO sent them and [`expand`] parses them itself, in the spec's error
+/// order: an empty id or volume path and a bad range are INVALID_ARGUMENT, an id Carve never
+/// issued or a path that cannot be the volume's is NOT_FOUND, and the capability is read only
+/// once the volume's stage record is found (it is checked against the record).
+#[derive(Debug, Clone, Copy)]
+pub struct Expand<'a> {
+    /// Volume id (untrusted).
+    pub volume_id: &'a str,
+    /// The staging path or a publish target of the volume (untrusted).
+    pub volume_path: &'a str,
+    /// The staging path (untrusted; `""`: not given).
+    pub staging_path: &'a str,
+    /// `capacity_range.required_bytes` (0: unset, as is a missing range).
+    pub required_bytes: i64,
+    /// `capacity_range.limit_bytes` (0: unset, as is a missing range).
+    pub limit_bytes: i64,
+    /// The capability, if given, read by [`capability::parse`].
+    pub capability: Option<&'a VolumeCapability>,
+}
+
+/// What NodeExpandVolume did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expanded {
+    /// The disk's size after the rescan, in bytes: the filesystem (if any) was grown to it.
+    pub capacity_bytes: i64,
+}
+
 /// Runs NodeExpandVolume.
-pub async fn expand(
-    core: &NodeCore,
-    req: NodeExpandVolumeRequest,
-) -> Result<NodeExpandVolumeResponse> {
-    let volume = VolumeId::lookup(&req.volume_id)?;
-    let volume_path = paths::lookup(&req.volume_path, "volume_path")?;
-    let (required, limit) = range(req.capacity_range.as_ref())?;
+pub async fn expand(core: &NodeCore, req: Expand<'_>) -> Result<Expanded> {
+    let volume = VolumeId::lookup(req.volume_id)?;
+    let volume_path = paths::lookup(req.volume_path, "volume_path")?;
+    let (required, limit) = range(req.required_bytes, req.limit_bytes)?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
     let not_here = |what: &str, raw: &str| {
         Error::not_found(format!("volume {volume} is not at {what} {raw:?}"))
     };
-    let volume_path = volume_path.ok_or_else(|| not_here("volume_path", &req.volume_path))?;
-    let staging = match req.staging_target_path.as_str() {
+    let volume_path = volume_path.ok_or_else(|| not_here("volume_path", req.volume_path))?;
+    let staging = match req.staging_path {
         "" => None,
         raw => Some(
             paths::check_shape(raw, "staging_target_path")
@@ -50,7 +76,7 @@ pub async fn expand(
         ),
     };
     let record = core
-        .state
+        .records
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
     if let Some(staging) = staging.filter(|s| *s != record.staging_path) {
@@ -60,7 +86,7 @@ pub async fn expand(
             staging.display()
         )));
     }
-    if let Some(cap) = &req.volume_capability {
+    if let Some(cap) = req.capability {
         let cap = capability::parse(Some(cap))?;
         if std::mem::discriminant(&cap.access) != std::mem::discriminant(&record.access) {
             return Err(Error::invalid_argument(format!(
@@ -100,28 +126,25 @@ pub async fn expand(
             .map_err(|e| e.context(format!("expand volume {volume}")))?;
     }
     tracing::info!(volume = %volume, device = %device.path.display(), size, "expanded volume on the node");
-    Ok(NodeExpandVolumeResponse {
+    Ok(Expanded {
         capacity_bytes: i64::try_from(size)
             .map_err(|_| Error::internal(format!("disk size {size} does not fit an i64")))?,
     })
 }
 
 /// `(required, limit)` in bytes, 0 meaning unset.
-fn range(range: Option<&CapacityRange>) -> Result<(u64, u64)> {
-    let Some(r) = range else {
-        return Ok((0, 0));
-    };
-    if r.required_bytes < 0 || r.limit_bytes < 0 {
+fn range(required_bytes: i64, limit_bytes: i64) -> Result<(u64, u64)> {
+    if required_bytes < 0 || limit_bytes < 0 {
         return Err(Error::invalid_argument(
             "capacity_range must not be negative",
         ));
     }
-    if r.limit_bytes > 0 && r.required_bytes > r.limit_bytes {
+    if limit_bytes > 0 && required_bytes > limit_bytes {
         return Err(Error::invalid_argument(
             "capacity_range.required_bytes exceeds limit_bytes",
         ));
     }
-    Ok((r.required_bytes as u64, r.limit_bytes as u64))
+    Ok((required_bytes.cast_unsigned(), limit_bytes.cast_unsigned()))
 }
 
 /// `volume_path` must be the staging path or a publish target of this very volume.

@@ -14,7 +14,7 @@ use crate::{
     device::{Device, matcher},
     gauges,
     iscsi::find_session,
-    state::StageRecord,
+    records::StageRecord,
 };
 use csi_common::{
     Result,
@@ -34,7 +34,7 @@ pub struct Heal {
 /// One round over every stage record.
 pub async fn heal(core: &NodeCore, guards: &OperationGuards) -> Heal {
     let mut done = Heal::default();
-    let (records, _) = gauges::stage_records(core.state.dir());
+    let (records, _) = gauges::stage_records(core.records.dir());
     for listed in records {
         let Ok(volume) = VolumeId::parse(&listed.volume_id) else {
             continue;
@@ -42,7 +42,7 @@ pub async fn heal(core: &NodeCore, guards: &OperationGuards) -> Heal {
         let Ok(_guard) = guards.try_acquire(volume.as_str()) else {
             continue; // an RPC on this volume is in flight: next round
         };
-        let Ok(Some(record)) = core.state.load(&volume) else {
+        let Ok(Some(record)) = core.records.load(&volume) else {
             continue; // unstaged meanwhile
         };
         if let Err(e) = heal_volume(core, &record, &mut done).await {

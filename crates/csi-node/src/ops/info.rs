@@ -1,42 +1,27 @@
-//! NodeGetInfo and NodeGetCapabilities.
+//! NodeGetInfo: who this node is, as the controller and the scheduler see it. (NodeGetCapabilities
+//! needs nothing of the node: `service` answers it from its list of capabilities.)
 //!
-//! Invariant: node_id is the initiator IQN (the controller puts it in the target ACL); every
-//! capability advertised is implemented (EXPAND_VOLUME: `expand`, proven in the guest).
+//! Invariant: node_id is the initiator IQN (the controller puts it in the target ACL).
 
 use super::NodeCore;
-use csi_proto::v1::{
-    NodeGetCapabilitiesResponse, NodeGetInfoResponse, NodeServiceCapability, Topology,
-    node_service_capability::{Rpc, Type, rpc::Type as RpcType},
-};
+use std::collections::HashMap;
 
-/// The capabilities this node advertises.
-pub const CAPABILITIES: [RpcType; 5] = [
-    RpcType::StageUnstageVolume,
-    RpcType::GetVolumeStats,
-    RpcType::VolumeCondition,
-    RpcType::SingleNodeMultiWriter,
-    RpcType::ExpandVolume,
-];
-
-/// NodeGetCapabilities.
-pub fn capabilities() -> NodeGetCapabilitiesResponse {
-    NodeGetCapabilitiesResponse {
-        capabilities: CAPABILITIES
-            .iter()
-            .map(|t| NodeServiceCapability {
-                r#type: Some(Type::Rpc(Rpc { r#type: *t as i32 })),
-            })
-            .collect(),
-    }
+/// What NodeGetInfo reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node id: this node's initiator IQN.
+    pub node_id: String,
+    /// max_volumes_per_node (0: not reported).
+    pub max_volumes: i64,
+    /// accessible_topology segments (`None`: none reported).
+    pub topology: Option<HashMap<String, String>>,
 }
 
 /// NodeGetInfo.
-pub fn info(core: &NodeCore) -> NodeGetInfoResponse {
-    NodeGetInfoResponse {
+pub fn info(core: &NodeCore) -> NodeInfo {
+    NodeInfo {
         node_id: core.node_id.to_string(),
-        max_volumes_per_node: core.max_volumes.max(0),
-        accessible_topology: (!core.topology.is_empty()).then(|| Topology {
-            segments: core.topology.to_map(),
-        }),
+        max_volumes: core.max_volumes.max(0),
+        topology: (!core.topology.is_empty()).then(|| core.topology.to_map()),
     }
 }

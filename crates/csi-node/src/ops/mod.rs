@@ -1,8 +1,12 @@
 //! The Node RPCs as operations on the OS layers, one file per RPC, plus `upkeep` (the
 //! stale-session sweep run at start and on a timer), `heal` (the staged volumes' path self-heal
 //! run with it) and `detach` (the in-use check and path teardown unstage and the sweep share).
-//! Nothing here builds a gRPC status: operations return domain errors, `service` turns them into
-//! codes.
+//! Operations take a borrowed domain request stripped of gRPC (`stage::Stage`, `publish::Publish`,
+//! ...) and return a domain result (`stats::VolumeStats`, `expand::Expanded`, `info::NodeInfo`);
+//! `service` alone converts CSI requests and responses. Each operation parses its fields itself,
+//! so that its errors come in the spec's order; the one CSI message read here is the
+//! `VolumeCapability` ([`capability::parse`]). Nothing here builds a gRPC status: operations
+//! return domain errors, `service` turns them into codes.
 //!
 //! Invariants: every operation is idempotent; mutating operations are run by `service` in a
 //! spawned task that holds the volume's guard, so a client timeout never half-cancels them.
@@ -27,12 +31,12 @@ mod tests;
 
 use crate::{
     device::{Device, DeviceLocator},
-    fs::{FsProbe, mkfs::Formatter},
+    filesystem::{FsProbe, mkfs::Formatter},
     host::HostView,
     iscsi::{Initiator, find_session},
     mount::{MountInfo, Mounter},
     multipath::Multipath,
-    state::{StageRecord, StateDir},
+    records::{StageRecord, StateDir},
 };
 use csi_common::{
     Result,
@@ -62,7 +66,7 @@ pub struct NodeCore {
     /// mkfs and fsck.
     pub formatter: Formatter,
     /// Stage records.
-    pub state: StateDir,
+    pub records: StateDir,
     /// Bounds concurrent mkfs runs.
     pub mkfs_permits: Arc<Semaphore>,
     /// How long to wait for a disk after login.
@@ -122,14 +126,14 @@ pub fn holds_volume(
     }
     let disk = record.device.as_deref();
     match &record.access {
-        crate::state::Access::Mount { .. } => {
+        crate::records::Access::Mount { .. } => {
             let staged = crate::mount::mountinfo::mounted_at(table, &record.staging_path);
             crate::mount::mountinfo::mounted_at(table, path).is_some_and(|m| {
                 staged.is_some_and(|s| (s.major, s.minor) == (m.major, m.minor))
                     || disk.is_some_and(|d| m.source == format!("/dev/{d}"))
             })
         }
-        crate::state::Access::Block => disk.is_some_and(|d| {
+        crate::records::Access::Block => disk.is_some_and(|d| {
             // A disk the kernel has dropped (session gone) leaves its bind mount in place, with
             // the device node's root shown as `/<disk>//deleted`: still this volume's path, so
             // that stats report it abnormal instead of NOT_FOUND.

@@ -12,9 +12,9 @@
 //! itself: a read-only bind mount does not stop writes through a device node.
 
 use super::{NodeCore, capability, device_binds, other_mounts_of};
-use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths, state::Access};
+use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths, records::Access};
 use csi_common::{Error, Result, ids::VolumeId};
-use csi_proto::v1::{NodePublishVolumeRequest, volume_capability::access_mode::Mode};
+use csi_proto::v1::{VolumeCapability, volume_capability::access_mode::Mode};
 use std::{
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::Path,
@@ -28,22 +28,44 @@ fn same_kind(a: &Access, b: &Access) -> bool {
     }
 }
 
+/// A NodePublishVolume request, stripped of gRPC (the publish context, volume context and
+/// secrets play no part: the stage used them).
+///
+/// The fields stay as the CO sent them and [`publish`] parses them itself, in the spec's error
+/// order: a missing staging path is FAILED_PRECONDITION, malformed paths (the target checked
+/// against the filesystem and the kubelet directory) then the capability are INVALID_ARGUMENT,
+/// and only then is an id Carve never issued NOT_FOUND. Parsing the capability earlier, in
+/// `service`, would answer a request with two faults with the other one.
+#[derive(Debug, Clone, Copy)]
+pub struct Publish<'a> {
+    /// Volume id (untrusted).
+    pub volume_id: &'a str,
+    /// The staging path the volume was staged at (untrusted).
+    pub staging_path: &'a str,
+    /// The publish target (untrusted; must lie under the kubelet directory).
+    pub target_path: &'a str,
+    /// The capability, read by [`capability::parse`].
+    pub capability: Option<&'a VolumeCapability>,
+    /// The CO's readonly flag (a reader-only access mode is read-only too).
+    pub readonly: bool,
+}
+
 /// Runs NodePublishVolume.
-pub async fn publish(core: &NodeCore, req: NodePublishVolumeRequest) -> Result<()> {
-    let volume = VolumeId::lookup(&req.volume_id)?;
-    if req.staging_target_path.is_empty() {
+pub async fn publish(core: &NodeCore, req: Publish<'_>) -> Result<()> {
+    let volume = VolumeId::lookup(req.volume_id)?;
+    if req.staging_path.is_empty() {
         return Err(Error::failed_precondition(
             "staging_target_path is required (the plugin stages volumes)",
         ));
     }
-    let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
-    let target = paths::validate(&req.target_path, "target_path")?;
+    let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
+    let target = paths::validate(req.target_path, "target_path")?;
     paths::confine(&target, &core.kubelet_dir, "target_path")?;
-    let cap = capability::parse(req.volume_capability.as_ref())?;
+    let cap = capability::parse(req.capability)?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
     let record = core
-        .state
+        .records
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
     if record.staging_path != staging {

@@ -22,43 +22,68 @@
 use super::{NodeCore, capability, stage_paths, unstage};
 use crate::{
     device::{Device, Expected, matcher},
-    fs::{Decision, decide, decision::Facts},
+    filesystem::{Decision, decide, decision::Facts},
     iscsi::{Login, find_session},
     mount::{MountOptions, mountinfo::mounted_at, parse_flags},
     multipath::conf,
     paths,
-    state::{Access, StageRecord, VERSION},
+    records::{Access, StageRecord, VERSION},
 };
 use csi_common::{
     Error, Kind, Result,
     contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag},
     ids::{Iqn, VolumeId},
 };
-use csi_proto::v1::NodeStageVolumeRequest;
+use csi_proto::v1::VolumeCapability;
 use nix::mount::MsFlags;
-use std::{net::SocketAddr, path::Path};
+use std::{collections::HashMap, net::SocketAddr, path::Path};
+
+/// A NodeStageVolume request, stripped of gRPC.
+///
+/// The fields stay as the CO sent them and [`stage`] parses them itself, in the order the spec's
+/// error rows ask for: missing or malformed fields are INVALID_ARGUMENT (volume id, staging
+/// path, then capability), an id Carve never issued is NOT_FOUND *before* the contexts are read
+/// (a CO probing with an unknown id sends no publish context), then the contexts and secrets.
+/// Parsing any of them earlier, in `service`, would answer some bad requests with another code
+/// or message.
+#[derive(Debug, Clone, Copy)]
+pub struct Stage<'a> {
+    /// Volume id (untrusted).
+    pub volume_id: &'a str,
+    /// The staging path (untrusted; a directory for mount volumes).
+    pub staging_path: &'a str,
+    /// The capability, read by [`capability::parse`].
+    pub capability: Option<&'a VolumeCapability>,
+    /// ControllerPublishVolume's publish_context: the iSCSI target
+    /// ([`IscsiTarget::from_contexts`]) and the [`READONLY`] and [`BLANK`] flags.
+    pub publish_context: &'a HashMap<String, String>,
+    /// CreateVolume's volume_context (the target's fallback keys, [`CONTENT_SOURCE`]).
+    pub volume_context: &'a HashMap<String, String>,
+    /// Secrets (CHAP keys): never logged, never written to a record.
+    pub secrets: &'a HashMap<String, String>,
+}
 
 /// Runs NodeStageVolume.
-pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
-    let volume = VolumeId::lookup(&req.volume_id)?;
-    let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
-    let cap = capability::parse(req.volume_capability.as_ref())?;
+pub async fn stage(core: &NodeCore, req: Stage<'_>) -> Result<()> {
+    let volume = VolumeId::lookup(req.volume_id)?;
+    let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
+    let cap = capability::parse(req.capability)?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
-    let target = IscsiTarget::from_contexts(&req.publish_context, &req.volume_context)?;
-    let chap = Chap::from_secrets(&req.secrets)?;
+    let target = IscsiTarget::from_contexts(req.publish_context, req.volume_context)?;
+    let chap = Chap::from_secrets(req.secrets)?;
     let content_source = req
         .volume_context
         .get(CONTENT_SOURCE)
         .cloned()
         .unwrap_or_default();
     let intent = Intent {
-        readonly: cap.read_only_mode() || context_flag(&req.publish_context, READONLY),
-        blank: context_flag(&req.publish_context, BLANK),
+        readonly: cap.read_only_mode() || context_flag(req.publish_context, READONLY),
+        blank: context_flag(req.publish_context, BLANK),
         content_source: &content_source,
     };
 
-    let existing = core.state.load(&volume)?;
+    let existing = core.records.load(&volume)?;
     if let Some(rec) = &existing {
         if rec.staging_path != staging {
             return Err(Error::already_exists(format!(
@@ -77,7 +102,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
         }
     }
     if let Access::Mount { .. } = cap.access {
-        let dir = paths::validate(&req.staging_target_path, "staging_target_path")?;
+        let dir = paths::validate(req.staging_path, "staging_target_path")?;
         if !dir.is_dir() {
             return Err(Error::invalid_argument(format!(
                 "staging_target_path {} is not a directory",
@@ -107,7 +132,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
         serial: target.serial.clone(),
         device: None,
     });
-    core.state.save(&record)?;
+    core.records.save(&record)?;
 
     // A path of a map fails over after a few seconds; a lone path waits as long as it can.
     let replacement = record
@@ -128,7 +153,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
     }
     if up.is_empty() {
         // Nothing attached: our record goes (each failed login already dropped its node record).
-        let _ = core.state.remove(&volume);
+        let _ = core.records.remove(&volume);
         let (_, e) = failed.remove(0);
         return Err(e.context(format!("stage volume {volume}")));
     }
@@ -143,7 +168,7 @@ pub async fn stage(core: &NodeCore, req: NodeStageVolumeRequest) -> Result<()> {
             if let Err(rollback) = unstage::teardown(core, &record).await {
                 tracing::error!(volume = %volume, error = %rollback, "rollback of a failed stage failed");
             } else {
-                let _ = core.state.remove(&volume);
+                let _ = core.records.remove(&volume);
             }
             Err(e.context(format!("stage volume {volume}")))
         }
@@ -216,7 +241,7 @@ async fn attach(
     };
     if record.device.as_deref() != Some(device.name.as_str()) {
         record.device = Some(device.name.clone());
-        core.state.save(record)?;
+        core.records.save(record)?;
     }
     let Access::Mount { fs_type, flags } = &record.access else {
         return Ok(()); // block: login + verify only

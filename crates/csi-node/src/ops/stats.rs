@@ -12,24 +12,62 @@
 use super::NodeCore;
 use crate::{
     device::readonly::view_name, iscsi::find_session, mount::mountinfo::mounted_at, paths,
-    state::Access,
+    records::Access,
 };
 use csi_common::{
     Error, Result,
     ids::{Iqn, VolumeId},
 };
-use csi_proto::v1::{
-    NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, VolumeCondition, VolumeUsage,
-    volume_usage::Unit,
-};
+
+/// A NodeGetVolumeStats request, stripped of gRPC (its staging path plays no part). [`stats`]
+/// parses both fields: an id Carve never issued and a path that cannot be the volume's are
+/// NOT_FOUND, only empty ones INVALID_ARGUMENT.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats<'a> {
+    /// Volume id (untrusted).
+    pub volume_id: &'a str,
+    /// The staging path or a publish target of the volume (untrusted).
+    pub volume_path: &'a str,
+}
+
+/// What a usage figure counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Bytes.
+    Bytes,
+    /// Inodes.
+    Inodes,
+}
+
+/// One usage figure (0: not known, as for `available` and `used` of a block volume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// What is counted.
+    pub unit: Unit,
+    /// The total.
+    pub total: i64,
+    /// What is still free for the volume's user.
+    pub available: i64,
+    /// What is in use.
+    pub used: i64,
+}
+
+/// What NodeGetVolumeStats found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeStats {
+    /// Bytes then inodes for a mount volume, bytes (total only) for a block volume; empty when
+    /// the volume cannot be measured (not mounted, filesystem sick, disk gone).
+    pub usage: Vec<Usage>,
+    /// Whether anything is wrong with the volume (the condition is abnormal).
+    pub abnormal: bool,
+    /// Every problem found, joined by `; `, or that the volume is healthy.
+    pub message: String,
+}
 
 /// Runs NodeGetVolumeStats.
-pub async fn stats(
-    core: &NodeCore,
-    req: NodeGetVolumeStatsRequest,
-) -> Result<NodeGetVolumeStatsResponse> {
-    let volume = VolumeId::lookup(&req.volume_id)?;
-    let path = paths::lookup(&req.volume_path, "volume_path")?;
+pub async fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
+    let volume = VolumeId::lookup(req.volume_id)?;
+    let path = paths::lookup(req.volume_path, "volume_path")?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
     let path = path.ok_or_else(|| {
@@ -52,7 +90,7 @@ pub async fn stats(
         Err(e) => Some(format!("{}: {e}", path.display())),
     };
     let record = core
-        .state
+        .records
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
     let view = readonly_view_of(core, &record, &volume, &path);
@@ -114,43 +152,41 @@ pub async fn stats(
                     st.blocks_free() as i64,
                     st.blocks_available() as i64,
                 );
-                usage.push(VolumeUsage {
+                usage.push(Usage {
                     total: blocks * frsize,
                     available: bavail * frsize,
                     used: (blocks - bfree) * frsize,
-                    unit: Unit::Bytes as i32,
+                    unit: Unit::Bytes,
                 });
                 let (files, ffree) = (st.files() as i64, st.files_free() as i64);
-                usage.push(VolumeUsage {
+                usage.push(Usage {
                     total: files,
                     available: ffree,
                     used: files - ffree,
-                    unit: Unit::Inodes as i32,
+                    unit: Unit::Inodes,
                 });
             }
         }
         Access::Block => {
             if let Some(d) = device.as_ref().filter(|d| core.devices.exists(d)) {
                 let size = core.devices.size_bytes(d)? as i64;
-                usage.push(VolumeUsage {
+                usage.push(Usage {
                     total: size,
-                    unit: Unit::Bytes as i32,
-                    ..Default::default()
+                    available: 0,
+                    used: 0,
+                    unit: Unit::Bytes,
                 });
             }
         }
     }
-    let condition = VolumeCondition {
+    Ok(VolumeStats {
+        usage,
         abnormal: !problems.is_empty(),
         message: if problems.is_empty() {
             "volume is attached and healthy".into()
         } else {
             problems.join("; ")
         },
-    };
-    Ok(NodeGetVolumeStatsResponse {
-        usage,
-        volume_condition: Some(condition),
     })
 }
 
@@ -159,7 +195,7 @@ pub async fn stats(
 /// [`view_name`]. `None` for any other publication.
 fn readonly_view_of(
     core: &NodeCore,
-    record: &crate::state::StageRecord,
+    record: &crate::records::StageRecord,
     volume: &VolumeId,
     path: &std::path::Path,
 ) -> Option<String> {

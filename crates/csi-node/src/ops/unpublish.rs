@@ -11,12 +11,21 @@
 use super::NodeCore;
 use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths};
 use csi_common::{Error, Result, ids::VolumeId};
-use csi_proto::v1::NodeUnpublishVolumeRequest;
+
+/// A NodeUnpublishVolume request, stripped of gRPC. [`unpublish`] parses both fields (an id
+/// Carve never issued is OK, not an error, so the id is looked up, never just parsed).
+#[derive(Debug, Clone, Copy)]
+pub struct Unpublish<'a> {
+    /// Volume id (untrusted).
+    pub volume_id: &'a str,
+    /// The publish target (untrusted).
+    pub target_path: &'a str,
+}
 
 /// Runs NodeUnpublishVolume.
-pub async fn unpublish(core: &NodeCore, req: NodeUnpublishVolumeRequest) -> Result<()> {
-    let volume = VolumeId::lookup(&req.volume_id)?;
-    let target = paths::check_shape(&req.target_path, "target_path")?;
+pub async fn unpublish(core: &NodeCore, req: Unpublish<'_>) -> Result<()> {
+    let volume = VolumeId::lookup(req.volume_id)?;
+    let target = paths::check_shape(req.target_path, "target_path")?;
     let Some(volume) = volume else {
         return Ok(()); // an id Carve never issued was never published: nothing to undo
     };

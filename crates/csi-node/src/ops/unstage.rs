@@ -22,22 +22,31 @@ use crate::{
     iscsi::find_session,
     mount::mountinfo::mounted_at,
     paths,
-    state::{Access, StageRecord},
+    records::{Access, StageRecord},
 };
 use csi_common::{
     Error, Result,
     ids::{Iqn, VolumeId},
 };
-use csi_proto::v1::NodeUnstageVolumeRequest;
+
+/// A NodeUnstageVolume request, stripped of gRPC. [`unstage`] parses both fields (an id Carve
+/// never issued is OK, not an error, so the id is looked up, never just parsed).
+#[derive(Debug, Clone, Copy)]
+pub struct Unstage<'a> {
+    /// Volume id (untrusted).
+    pub volume_id: &'a str,
+    /// The staging path (untrusted).
+    pub staging_path: &'a str,
+}
 
 /// Runs NodeUnstageVolume.
-pub async fn unstage(core: &NodeCore, req: NodeUnstageVolumeRequest) -> Result<()> {
-    let volume = VolumeId::lookup(&req.volume_id)?;
-    let staging = paths::check_shape(&req.staging_target_path, "staging_target_path")?;
+pub async fn unstage(core: &NodeCore, req: Unstage<'_>) -> Result<()> {
+    let volume = VolumeId::lookup(req.volume_id)?;
+    let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
     let Some(volume) = volume else {
         return Ok(()); // an id Carve never issued was never staged: nothing to undo
     };
-    let Some(record) = core.state.load(&volume)? else {
+    let Some(record) = core.records.load(&volume)? else {
         let table = core.mounter.table()?;
         if let Some(m) = mounted_at(&table, &staging) {
             return Err(Error::failed_precondition(format!(
@@ -54,7 +63,7 @@ pub async fn unstage(core: &NodeCore, req: NodeUnstageVolumeRequest) -> Result<(
     teardown(core, &record)
         .await
         .map_err(|e| e.context(format!("unstage volume {volume}")))?;
-    core.state.remove(&volume)
+    core.records.remove(&volume)
 }
 
 /// Refuses (changing nothing) while the volume is in use; otherwise undoes whatever part of a

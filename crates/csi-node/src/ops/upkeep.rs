@@ -61,7 +61,7 @@ pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> S
         let Ok(_guard) = guards.try_acquire(volume.as_str()) else {
             continue; // an RPC on this volume is in flight: next round
         };
-        match core.state.load(&volume) {
+        match core.records.load(&volume) {
             Ok(None) => {}
             Ok(Some(_)) => continue,
             Err(e) => {
@@ -99,7 +99,7 @@ pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> S
         let Ok(_guard) = guards.try_acquire(volume.as_str()) else {
             continue;
         };
-        if !matches!(core.state.load(&volume), Ok(None)) {
+        if !matches!(core.records.load(&volume), Ok(None)) {
             continue;
         }
         // A session may have appeared since the listing: only a record without one goes.

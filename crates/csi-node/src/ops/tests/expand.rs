@@ -1,8 +1,9 @@
 //! NodeExpandVolume against the fakes: rescan then grow for ext4 and XFS, rescan only for
 //! block, idempotency, and every error case.
 
+use super::rpc::{self, expand};
 use super::{Harness, SERIAL, VOL, ext4, harness};
-use crate::{fs::Probe, ops::expand::expand};
+use crate::filesystem::Probe;
 use csi_common::{Kind, command::Expectation};
 use csi_proto::v1::{CapacityRange, NodeExpandVolumeRequest, volume_capability::access_mode::Mode};
 
@@ -33,19 +34,9 @@ impl Harness {
 #[tokio::test]
 async fn ext4_is_rescanned_then_grown_online_through_the_device_and_idempotent() {
     let h = harness(Ok(Probe::Empty));
-    h.runner.expect(Expectation::new([
-        "mkfs.ext4",
-        "-q",
-        "-E",
-        "nodiscard",
-        "-m",
-        "0",
-        "/dev/sdb",
-    ]));
-    crate::ops::stage::stage(&h.core, h.stage_req(ext4()))
-        .await
-        .unwrap();
-    crate::ops::publish::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
+    h.expect_mkfs_ext4("/dev/sdb");
+    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
+    rpc::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
         .await
         .unwrap();
     *h.devs.size_after_rescan.lock().unwrap() = Some(128 * MIB);
@@ -79,9 +70,7 @@ async fn xfs_is_grown_on_the_staging_mount_which_is_nouuid() {
     let xfs = mount_cap("xfs", Mode::SingleNodeWriter);
     h.runner
         .expect(Expectation::new(["xfs_growfs", "-d", &h.p("stage")]));
-    crate::ops::stage::stage(&h.core, h.stage_req(xfs.clone()))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(xfs.clone())).await.unwrap();
     assert_eq!(
         h.mount_calls(),
         ["mount_fs /dev/sdb /stage xfs nouuid"],
@@ -103,10 +92,8 @@ async fn xfs_is_grown_on_the_staging_mount_which_is_nouuid() {
 async fn block_volume_is_rescanned_only() {
     let h = harness(Err("the probe must not run".into()));
     let cap = block_cap(Mode::SingleNodeWriter);
-    crate::ops::stage::stage(&h.core, h.stage_req(cap.clone()))
-        .await
-        .unwrap();
-    crate::ops::publish::publish(&h.core, h.publish_req(cap.clone(), "pods/dev", false))
+    rpc::stage(&h.core, h.stage_req(cap.clone())).await.unwrap();
+    rpc::publish(&h.core, h.publish_req(cap.clone(), "pods/dev", false))
         .await
         .unwrap();
     *h.devs.size_after_rescan.lock().unwrap() = Some(96 * MIB);
@@ -135,9 +122,7 @@ async fn expand_errors() {
     h.runner
         .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]));
     h.runner.expect(Expectation::new(["resize2fs", "/dev/sdb"])); // an existing fs fills its disk
-    crate::ops::stage::stage(&h.core, h.stage_req(ext4()))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     h.runner.finish();
 
     let mut r = h.expand_req("stage", 0);

@@ -4,7 +4,7 @@
 use crate::{
     mount::mountinfo,
     ops::holds_volume,
-    state::{Access, sample},
+    records::{Access, sample},
 };
 use std::path::Path;
 

@@ -2,14 +2,14 @@
 //! and used by WWID, torn down map first; `--multipath off`; a WWID that does not match; a
 //! portal down at stage time and brought back by the self-heal round; a map that will not go.
 
-use super::{SERIAL, VOL, ext4, harness};
+use super::{SERIAL, VOL, ext4, harness, rpc};
 use crate::{
     device::matcher::expected_wwid,
-    fs::Probe,
+    filesystem::Probe,
     multipath::{Mode, conf::PATH_REPLACEMENT_TIMEOUT_S},
-    ops::{capability::block_cap, fakes::*, heal, stage, stats, unstage},
+    ops::{capability::block_cap, fakes::*, heal},
 };
-use csi_common::{Kind, command::Expectation, guard::OperationGuards, ids::VolumeId};
+use csi_common::{Kind, guard::OperationGuards, ids::VolumeId};
 use csi_proto::v1::{
     NodeGetVolumeStatsRequest, volume_capability::access_mode::Mode as AccessMode,
 };
@@ -28,19 +28,11 @@ fn wwid() -> String {
 async fn two_portals_are_logged_in_verified_assembled_mounted_by_wwid_and_torn_down_map_first() {
     let h = harness(Ok(Probe::Empty));
     let node = format!("/dev/disk/by-id/dm-uuid-mpath-{}", wwid());
-    h.runner.expect(Expectation::new([
-        "mkfs.ext4",
-        "-q",
-        "-E",
-        "nodiscard",
-        "-m",
-        "0",
-        &node,
-    ]));
+    h.expect_mkfs_ext4(&node);
     let mut req = h.stage_req(ext4());
     two_portals(&mut req);
-    stage::stage(&h.core, req.clone()).await.unwrap();
-    stage::stage(&h.core, req).await.expect("idempotent");
+    rpc::stage(&h.core, req.clone()).await.unwrap();
+    rpc::stage(&h.core, req).await.expect("idempotent");
     h.runner.finish();
     let calls = h.init.calls.lock().unwrap().clone();
     let iqn = format!("iqn.2024-01.dev.carve:{VOL}");
@@ -71,7 +63,7 @@ async fn two_portals_are_logged_in_verified_assembled_mounted_by_wwid_and_torn_d
     assert_eq!(h.mount_calls()[0], format!("mount_fs {node} /stage ext4 "));
     let record = h
         .core
-        .state
+        .records
         .load(&VolumeId::parse(VOL).unwrap())
         .unwrap()
         .unwrap();
@@ -79,8 +71,8 @@ async fn two_portals_are_logged_in_verified_assembled_mounted_by_wwid_and_torn_d
     assert_eq!(record.portals.len(), 2);
     assert_eq!(record.device.as_deref(), Some("dm-7"));
 
-    unstage::unstage(&h.core, h.unstage_req()).await.unwrap();
-    unstage::unstage(&h.core, h.unstage_req())
+    rpc::unstage(&h.core, h.unstage_req()).await.unwrap();
+    rpc::unstage(&h.core, h.unstage_req())
         .await
         .expect("idempotent");
     assert!(h.mp.maps.lock().unwrap().is_empty());
@@ -104,21 +96,21 @@ async fn with_multipath_off_only_the_first_portal_is_used_as_before() {
     h.core.multipath_mode = Mode::Off;
     let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
     two_portals(&mut req);
-    stage::stage(&h.core, req).await.unwrap();
+    rpc::stage(&h.core, req).await.unwrap();
     let sessions = h.init.sessions.lock().unwrap().clone();
     assert_eq!(sessions.len(), 1);
     assert!(h.mp.calls.lock().unwrap().is_empty(), "no multipath at all");
     assert_eq!(*h.init.replacement_timeouts.lock().unwrap(), [None]);
     let record = h
         .core
-        .state
+        .records
         .load(&VolumeId::parse(VOL).unwrap())
         .unwrap()
         .unwrap();
     assert_eq!((record.multipath, record.portals.len()), (None, 0));
     // A later flag change does not change a staged volume: the record decides.
     h.core.multipath_mode = Mode::On;
-    unstage::unstage(&h.core, h.unstage_req()).await.unwrap();
+    rpc::unstage(&h.core, h.unstage_req()).await.unwrap();
     assert!(h.mp.calls.lock().unwrap().is_empty());
     assert!(h.init.sessions.lock().unwrap().is_empty());
 }
@@ -129,7 +121,7 @@ async fn a_path_whose_wwid_differs_is_refused_before_multipathd_hears_of_it() {
     *h.devs.wwid.lock().unwrap() = Some("36001405ffffffffffffffffffffffffff".into());
     let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
     two_portals(&mut req);
-    let err = stage::stage(&h.core, req).await.unwrap_err();
+    let err = rpc::stage(&h.core, req).await.unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
     assert!(err.message().contains("WWID"), "{err}");
     let calls = h.mp.calls.lock().unwrap().clone();
@@ -144,7 +136,7 @@ async fn a_path_whose_wwid_differs_is_refused_before_multipathd_hears_of_it() {
     assert!(h.init.other_records.lock().unwrap().is_empty());
     assert!(
         h.core
-            .state
+            .records
             .load(&VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_none()
@@ -158,7 +150,7 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
     h.init.down.lock().unwrap().push(second);
     let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
     two_portals(&mut req);
-    stage::stage(&h.core, req)
+    rpc::stage(&h.core, req)
         .await
         .expect("one path is enough to stage");
     assert_eq!(
@@ -171,7 +163,7 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
         ..Default::default()
     };
     std::fs::create_dir_all(h.root.join("stage")).unwrap();
-    let condition = stats::stats(&h.core, stats_req.clone())
+    let condition = rpc::stats(&h.core, stats_req.clone())
         .await
         .unwrap()
         .volume_condition
@@ -216,7 +208,7 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
     );
     let round = heal::heal(&h.core, &guards).await;
     assert_eq!(round, heal::Heal::default(), "healthy: nothing to do");
-    let condition = stats::stats(&h.core, stats_req)
+    let condition = rpc::stats(&h.core, stats_req)
         .await
         .unwrap()
         .volume_condition
@@ -241,27 +233,25 @@ async fn a_map_that_will_not_go_fails_unstage_loudly_and_a_retry_finishes() {
     let h = harness(Ok(Probe::Empty));
     let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
     two_portals(&mut req);
-    stage::stage(&h.core, req).await.unwrap();
+    rpc::stage(&h.core, req).await.unwrap();
     *h.mp.remove_error.lock().unwrap() =
         Some(csi_common::Error::internal("multipath -f: map in use"));
-    let err = unstage::unstage(&h.core, h.unstage_req())
-        .await
-        .unwrap_err();
+    let err = rpc::unstage(&h.core, h.unstage_req()).await.unwrap_err();
     assert!(err.message().contains("map in use"), "{err}");
     assert_eq!(h.init.sessions.lock().unwrap().len(), 2, "no path detached");
     assert!(
         h.core
-            .state
+            .records
             .load(&VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_some()
     );
-    unstage::unstage(&h.core, h.unstage_req()).await.unwrap();
+    rpc::unstage(&h.core, h.unstage_req()).await.unwrap();
     assert!(h.mp.maps.lock().unwrap().is_empty());
     assert!(h.init.sessions.lock().unwrap().is_empty());
     assert!(
         h.core
-            .state
+            .records
             .load(&VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_none()
@@ -274,14 +264,14 @@ async fn without_multipathd_a_multipath_stage_fails_unavailable_and_rolls_its_lo
     *h.mp.down.lock().unwrap() = true;
     let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
     two_portals(&mut req);
-    let err = stage::stage(&h.core, req).await.unwrap_err();
+    let err = rpc::stage(&h.core, req).await.unwrap_err();
     assert_eq!(err.kind(), Kind::Unavailable, "retryable: {err}");
     assert!(h.init.sessions.lock().unwrap().is_empty());
     assert!(h.init.records.lock().unwrap().is_empty());
     assert!(h.init.other_records.lock().unwrap().is_empty());
     assert!(
         h.core
-            .state
+            .records
             .load(&VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_none()

@@ -2,8 +2,8 @@
 //! nothing, unstage refuses while the disk is in use (changing nothing) and finishes when the
 //! disk or its target is gone.
 
-use super::{Harness, VOL, ext4, harness};
-use crate::fs::Probe;
+use super::{Harness, VOL, ext4, harness, rpc};
+use crate::filesystem::Probe;
 use csi_common::{Error, Kind, command::Expectation};
 use csi_proto::v1::volume_capability::access_mode::Mode;
 
@@ -12,7 +12,7 @@ use super::{block_cap, mount_cap};
 impl Harness {
     fn staged(&self) -> bool {
         self.core
-            .state
+            .records
             .load(&csi_common::ids::VolumeId::parse(VOL).unwrap())
             .unwrap()
             .is_some()
@@ -28,7 +28,7 @@ async fn an_empty_looking_disk_the_controller_does_not_vouch_for_is_never_format
             Some(v) => req.publish_context.insert("blank".into(), v.into()),
             None => req.publish_context.remove("blank"),
         };
-        let err = super::super::stage::stage(&h.core, req).await.unwrap_err();
+        let err = rpc::stage(&h.core, req).await.unwrap_err();
         assert_eq!(err.kind(), Kind::FailedPrecondition, "{blank:?}");
         assert!(err.message().contains("raw data"), "{err}");
         h.runner.finish(); // no mkfs
@@ -49,7 +49,7 @@ async fn a_readonly_stage_mounts_without_replay_and_runs_no_fsck_or_grow() {
             if ctx_readonly {
                 req.publish_context.insert("readonly".into(), "true".into());
             }
-            super::super::stage::stage(&h.core, req).await.unwrap();
+            rpc::stage(&h.core, req).await.unwrap();
             h.runner.finish(); // no e2fsck, resize2fs or xfs_growfs
             assert_eq!(
                 h.mount_calls(),
@@ -60,7 +60,7 @@ async fn a_readonly_stage_mounts_without_replay_and_runs_no_fsck_or_grow() {
     }
     let h = harness(Ok(Probe::Empty));
     let req = h.stage_req(mount_cap("ext4", Mode::SingleNodeReaderOnly));
-    let err = super::super::stage::stage(&h.core, req).await.unwrap_err();
+    let err = rpc::stage(&h.core, req).await.unwrap_err();
     assert_eq!(
         err.kind(),
         Kind::FailedPrecondition,
@@ -73,14 +73,10 @@ async fn a_readonly_stage_mounts_without_replay_and_runs_no_fsck_or_grow() {
 async fn unstage_refuses_while_a_holder_sits_on_the_disk_and_changes_nothing() {
     let h = harness(Err("block volumes are not probed".into()));
     let cap = block_cap(Mode::SingleNodeWriter);
-    super::super::stage::stage(&h.core, h.stage_req(cap))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(cap)).await.unwrap();
     let holder = h.root.join("sys/class/block/sdb/holders/dm-7");
     std::fs::create_dir_all(&holder).unwrap();
-    let err = super::super::unstage::unstage(&h.core, h.unstage_req())
-        .await
-        .unwrap_err();
+    let err = rpc::unstage(&h.core, h.unstage_req()).await.unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition);
     assert!(err.message().contains("dm-7"), "{err}");
     assert!(
@@ -90,9 +86,7 @@ async fn unstage_refuses_while_a_holder_sits_on_the_disk_and_changes_nothing() {
     assert_eq!(h.init.sessions.lock().unwrap().len(), 1, "still logged in");
     assert!(h.staged());
     std::fs::remove_dir(&holder).unwrap();
-    super::super::unstage::unstage(&h.core, h.unstage_req())
-        .await
-        .unwrap();
+    rpc::unstage(&h.core, h.unstage_req()).await.unwrap();
     assert!(!h.staged() && h.init.sessions.lock().unwrap().is_empty());
 }
 
@@ -102,17 +96,13 @@ async fn unstage_refuses_while_mounted_in_another_namespace() {
     h.runner
         .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
         .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
-    super::super::stage::stage(&h.core, h.stage_req(ext4()))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     let pid = h.root.join("proc/4242");
     std::fs::create_dir_all(pid.join("ns")).unwrap();
     std::os::unix::fs::symlink("mnt:[9]", pid.join("ns/mnt")).unwrap();
     let line = format!("50 1 8:16 / {} rw - ext4 /dev/sdb rw\n", h.p("stage"));
     std::fs::write(pid.join("mountinfo"), line).unwrap();
-    let err = super::super::unstage::unstage(&h.core, h.unstage_req())
-        .await
-        .unwrap_err();
+    let err = rpc::unstage(&h.core, h.unstage_req()).await.unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition);
     assert!(err.message().contains("pid 4242"), "{err}");
     assert_eq!(
@@ -122,9 +112,7 @@ async fn unstage_refuses_while_mounted_in_another_namespace() {
     );
     std::fs::remove_file(pid.join("mountinfo")).unwrap();
     std::fs::remove_file(pid.join("ns/mnt")).unwrap();
-    super::super::unstage::unstage(&h.core, h.unstage_req())
-        .await
-        .unwrap();
+    rpc::unstage(&h.core, h.unstage_req()).await.unwrap();
     assert!(!h.staged());
 }
 
@@ -132,13 +120,9 @@ async fn unstage_refuses_while_mounted_in_another_namespace() {
 async fn unstage_finishes_when_the_disk_is_gone_or_unreachable() {
     let cap = block_cap(Mode::SingleNodeWriter);
     let h = harness(Err("not probed".into()));
-    super::super::stage::stage(&h.core, h.stage_req(cap.clone()))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(cap.clone())).await.unwrap();
     *h.devs.present.lock().unwrap() = false;
-    super::super::unstage::unstage(&h.core, h.unstage_req())
-        .await
-        .unwrap();
+    rpc::unstage(&h.core, h.unstage_req()).await.unwrap();
     assert!(
         h.devs.calls.lock().unwrap().is_empty(),
         "no flush of a vanished disk"
@@ -148,26 +132,18 @@ async fn unstage_finishes_when_the_disk_is_gone_or_unreachable() {
     assert!(!h.staged());
 
     let h = harness(Err("not probed".into()));
-    super::super::stage::stage(&h.core, h.stage_req(cap.clone()))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(cap.clone())).await.unwrap();
     *h.devs.flush_error.lock().unwrap() = Some(Error::internal(
         "blockdev --flushbufs /dev/sdb: No such device or address",
     ));
-    super::super::unstage::unstage(&h.core, h.unstage_req())
-        .await
-        .unwrap();
+    rpc::unstage(&h.core, h.unstage_req()).await.unwrap();
     assert_eq!(*h.devs.calls.lock().unwrap(), ["flush sdb", "delete sdb"]);
     assert!(!h.staged() && h.init.sessions.lock().unwrap().is_empty());
 
     let h = harness(Err("not probed".into()));
-    super::super::stage::stage(&h.core, h.stage_req(cap))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(cap)).await.unwrap();
     *h.devs.flush_error.lock().unwrap() = Some(Error::internal("blockdev: Input/output error"));
-    let err = super::super::unstage::unstage(&h.core, h.unstage_req())
-        .await
-        .unwrap_err();
+    let err = rpc::unstage(&h.core, h.unstage_req()).await.unwrap_err();
     assert_eq!(
         err.kind(),
         Kind::Internal,
@@ -180,15 +156,13 @@ async fn unstage_finishes_when_the_disk_is_gone_or_unreachable() {
 async fn a_readonly_block_publication_binds_a_readonly_view_removed_on_unpublish() {
     let h = harness(Err("not probed".into()));
     let cap = block_cap(Mode::SingleNodeMultiWriter);
-    super::super::stage::stage(&h.core, h.stage_req(cap.clone()))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(cap.clone())).await.unwrap();
     for _ in 0..2 {
-        super::super::publish::publish(&h.core, h.publish_req(cap.clone(), "pods/ro", true))
+        rpc::publish(&h.core, h.publish_req(cap.clone(), "pods/ro", true))
             .await
             .unwrap();
     }
-    super::super::publish::publish(&h.core, h.publish_req(cap.clone(), "pods/rw", false))
+    rpc::publish(&h.core, h.publish_req(cap.clone(), "pods/rw", false))
         .await
         .unwrap();
     assert_eq!(
@@ -203,9 +177,7 @@ async fn a_readonly_block_publication_binds_a_readonly_view_removed_on_unpublish
             volume_id: VOL.into(),
             target_path: h.p(t),
         };
-        super::super::unpublish::unpublish(&h.core, req)
-            .await
-            .unwrap();
+        rpc::unpublish(&h.core, req).await.unwrap();
     }
     assert!(h.devs.views.lock().unwrap().is_empty(), "view removed");
     assert!(
@@ -223,26 +195,22 @@ async fn paths_outside_the_kubelet_directory_and_files_publish_did_not_make() {
     h.runner
         .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
         .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
-    super::super::stage::stage(&h.core, h.stage_req(ext4()))
-        .await
-        .unwrap();
+    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     let mut outside = h.publish_req(ext4(), "pods/a", false);
     outside.target_path = "/tmp/carve-outside".into();
-    let err = super::super::publish::publish(&h.core, outside)
-        .await
-        .unwrap_err();
+    let err = rpc::publish(&h.core, outside).await.unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
     let unpublish = |t: &str| csi_proto::v1::NodeUnpublishVolumeRequest {
         volume_id: VOL.into(),
         target_path: t.into(),
     };
-    let err = super::super::unpublish::unpublish(&h.core, unpublish("/etc/hostname"))
+    let err = rpc::unpublish(&h.core, unpublish("/etc/hostname"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidArgument);
     let file = h.root.join("pods/data.txt");
     std::fs::write(&file, "user data").unwrap();
-    super::super::unpublish::unpublish(&h.core, unpublish(&h.p("pods/data.txt")))
+    rpc::unpublish(&h.core, unpublish(&h.p("pods/data.txt")))
         .await
         .unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "user data");
@@ -251,9 +219,7 @@ async fn paths_outside_the_kubelet_directory_and_files_publish_did_not_make() {
         volume_path: "/etc".into(),
         staging_target_path: String::new(),
     };
-    let err = super::super::stats::stats(&h.core, stats)
-        .await
-        .unwrap_err();
+    let err = rpc::stats(&h.core, stats).await.unwrap_err();
     assert_eq!(err.kind(), Kind::NotFound);
 }
 
@@ -263,17 +229,15 @@ async fn a_filesystem_that_went_read_only_is_not_published_and_stats_say_why() {
     h.runner
         .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
         .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
-    super::super::stage::stage(&h.core, h.stage_req(ext4()))
-        .await
-        .unwrap();
-    super::super::publish::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
+    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
+    rpc::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
         .await
         .unwrap();
     std::fs::create_dir_all(h.root.join("pods/a")).unwrap();
     for m in h.mounts.table.lock().unwrap().iter_mut() {
         m.super_options = vec!["ro".into(), "errors=remount-ro".into()];
     }
-    let err = super::super::publish::publish(&h.core, h.publish_req(ext4(), "pods/b", false))
+    let err = rpc::publish(&h.core, h.publish_req(ext4(), "pods/b", false))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition);
@@ -283,7 +247,7 @@ async fn a_filesystem_that_went_read_only_is_not_published_and_stats_say_why() {
         volume_path: h.p("pods/a"),
         staging_target_path: h.p("stage"),
     };
-    let condition = super::super::stats::stats(&h.core, stats)
+    let condition = rpc::stats(&h.core, stats)
         .await
         .unwrap()
         .volume_condition
@@ -293,9 +257,7 @@ async fn a_filesystem_that_went_read_only_is_not_published_and_stats_say_why() {
         condition.message.contains("went read-only"),
         "{condition:?}"
     );
-    let err = super::super::stage::stage(&h.core, h.stage_req(ext4()))
-        .await
-        .unwrap_err();
+    let err = rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap_err();
     assert_eq!(
         err.kind(),
         Kind::FailedPrecondition,

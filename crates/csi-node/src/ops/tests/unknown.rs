@@ -4,9 +4,9 @@
 //! stays INVALID_ARGUMENT; NodeGetVolumeStats answers NOT_FOUND for a path that does not hold
 //! the volume.
 
-use super::{Harness, VOL, ext4, harness};
-use crate::{fs::Probe, ops};
-use csi_common::{Kind, Result, command::Expectation};
+use super::{Harness, VOL, ext4, harness, rpc};
+use crate::filesystem::Probe;
+use csi_common::{Kind, Result};
 use csi_proto::v1::*;
 
 const FOREIGN: &str = "fake-vol-id-3c6105c0-f";
@@ -22,7 +22,7 @@ impl Harness {
             volume_path: path.into(),
             staging_target_path: self.p("stage"),
         };
-        kind(ops::stats::stats(&self.core, req).await)
+        kind(rpc::stats(&self.core, req).await)
     }
 }
 
@@ -32,21 +32,21 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
     let mut stage = h.stage_req(ext4());
     stage.volume_id = FOREIGN.into();
     assert_eq!(
-        kind(ops::stage::stage(&h.core, stage).await),
+        kind(rpc::stage(&h.core, stage).await),
         Some(Kind::NotFound),
         "node_stage_volume__volume_not_found"
     );
     let mut publish = h.publish_req(ext4(), "pods/a", false);
     publish.volume_id = FOREIGN.into();
     assert_eq!(
-        kind(ops::publish::publish(&h.core, publish).await),
+        kind(rpc::publish(&h.core, publish).await),
         Some(Kind::NotFound),
         "node_publish_volume__volume_not_found"
     );
     let mut unstage = h.unstage_req();
     unstage.volume_id = FOREIGN.into();
     assert_eq!(
-        kind(ops::unstage::unstage(&h.core, unstage).await),
+        kind(rpc::unstage(&h.core, unstage).await),
         None,
         "node_unstage_volume__not_staged_is_ok"
     );
@@ -55,7 +55,7 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
         target_path: h.p("pods/a"),
     };
     assert_eq!(
-        kind(ops::unpublish::unpublish(&h.core, unpublish).await),
+        kind(rpc::unpublish(&h.core, unpublish).await),
         None,
         "node_unpublish_volume__not_published_is_ok"
     );
@@ -70,7 +70,7 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
         ..Default::default()
     };
     assert_eq!(
-        kind(ops::expand::expand(&h.core, expand).await),
+        kind(rpc::expand(&h.core, expand).await),
         Some(Kind::NotFound),
         "node_expand_volume__volume_not_found"
     );
@@ -81,7 +81,7 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
     nopath.volume_id = FOREIGN.into();
     nopath.staging_target_path.clear();
     assert_eq!(
-        kind(ops::unstage::unstage(&h.core, nopath).await),
+        kind(rpc::unstage(&h.core, nopath).await),
         Some(Kind::InvalidArgument)
     );
     assert_eq!(h.stats(FOREIGN, "").await, Some(Kind::InvalidArgument));
@@ -93,7 +93,7 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
     nocap.volume_id = FOREIGN.into();
     nocap.volume_capability = None;
     assert_eq!(
-        kind(ops::stage::stage(&h.core, nocap).await),
+        kind(rpc::stage(&h.core, nocap).await),
         Some(Kind::InvalidArgument)
     );
 }
@@ -101,19 +101,9 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
 #[tokio::test]
 async fn volume_stats_answer_only_for_the_volumes_own_paths() {
     let h = harness(Ok(Probe::Empty));
-    h.runner.expect(Expectation::new([
-        "mkfs.ext4",
-        "-q",
-        "-E",
-        "nodiscard",
-        "-m",
-        "0",
-        "/dev/sdb",
-    ]));
-    ops::stage::stage(&h.core, h.stage_req(ext4()))
-        .await
-        .unwrap();
-    ops::publish::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
+    h.expect_mkfs_ext4("/dev/sdb");
+    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
+    rpc::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
         .await
         .unwrap();
     std::fs::create_dir(h.root.join("pods/other")).unwrap();
@@ -142,7 +132,7 @@ async fn volume_stats_answer_only_for_the_volumes_own_paths() {
         ..Default::default()
     };
     assert_eq!(
-        kind(ops::expand::expand(&h.core, relative).await),
+        kind(rpc::expand(&h.core, relative).await),
         Some(Kind::NotFound),
         "node_expand_volume__relative_path"
     );
@@ -154,10 +144,10 @@ async fn block_stats_answer_for_the_publish_target_even_after_the_disk_is_gone()
     use csi_proto::v1::volume_capability::access_mode::Mode;
     let h = harness(Ok(Probe::Empty));
     let block = block_cap(Mode::SingleNodeWriter);
-    ops::stage::stage(&h.core, h.stage_req(block.clone()))
+    rpc::stage(&h.core, h.stage_req(block.clone()))
         .await
         .unwrap();
-    ops::publish::publish(&h.core, h.publish_req(block, "pods/dev", false))
+    rpc::publish(&h.core, h.publish_req(block, "pods/dev", false))
         .await
         .unwrap();
     std::fs::write(h.root.join("pods/file"), b"").unwrap();
@@ -183,7 +173,7 @@ async fn block_stats_answer_for_the_publish_target_even_after_the_disk_is_gone()
         volume_path: h.p("pods/dev"),
         staging_target_path: h.p("stage"),
     };
-    let sick = ops::stats::stats(&h.core, req).await.unwrap();
+    let sick = rpc::stats(&h.core, req).await.unwrap();
     assert!(
         sick.volume_condition.is_some_and(|c| c.abnormal),
         "still this volume's path: reported abnormal, not NOT_FOUND"
