@@ -52,7 +52,7 @@ impl NodeReadiness {
             .await
             .map_err(|e| format!("cannot query iscsid: {e}"))?;
         match out.code {
-            Some(0) | Some(21) => {}
+            Some(0 | 21) => {}
             _ => return Err(format!("iscsid is not reachable: {}", out.stderr.trim())),
         }
         let Some(multipathd) = &self.multipathd else {

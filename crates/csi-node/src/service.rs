@@ -256,7 +256,7 @@ impl Node for NodeService {
         if req.volume_id.is_empty() {
             return Err(Error::invalid_argument("volume_id is required").into());
         }
-        let stats = ops::stats::stats(&self.core, (&req).into()).await?;
+        let stats = ops::stats::stats(&self.core, (&req).into())?;
         Ok(Response::new(stats.into()))
     }
 

@@ -25,8 +25,19 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The SHA-256 of `bytes`, as lowercase hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    digest
+        .iter()
+        .fold(String::with_capacity(digest.len() * 2), |mut out, b| {
+            write!(out, "{b:02x}").expect("writing to a String cannot fail");
+            out
+        })
 }
 
 /// Writes `len` pseudo-random bytes to a new file, fsyncs it, returns their SHA-256.

@@ -49,7 +49,7 @@ pub struct Driver {
     pub node: Client,
 }
 
-const READY_WITHIN: Duration = Duration::from_secs(120);
+const READY_WITHIN: Duration = Duration::from_mins(2);
 
 impl Driver {
     /// Starts both plugins and waits until each Probe answers ready.

@@ -85,7 +85,7 @@ pub fn session_state(iqn: &str, address: &str) -> Option<String> {
 
 /// How many iSCSI sessions the kernel has, to any target.
 pub fn session_count() -> usize {
-    std::fs::read_dir("/sys/class/iscsi_session").map_or(0, |d| d.count())
+    std::fs::read_dir("/sys/class/iscsi_session").map_or(0, std::iter::Iterator::count)
 }
 
 /// Whether iscsiadm has a node record for `iqn`.

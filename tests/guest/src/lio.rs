@@ -41,7 +41,7 @@ pub fn wipe() {
     let names = |p: &Path| -> Vec<String> {
         std::fs::read_dir(p)
             .map(|d| {
-                d.filter_map(|e| e.ok())
+                d.filter_map(std::result::Result::ok)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .collect()
             })
@@ -113,7 +113,7 @@ pub fn acls_of(targets: &[&str]) -> Vec<(String, String, Vec<Acl>)> {
             let mut acls: Vec<_> = std::fs::read_dir(tpg.join("acls"))
                 .into_iter()
                 .flatten()
-                .filter_map(|e| e.ok())
+                .filter_map(std::result::Result::ok)
                 .map(|e| {
                     let acl = e.path();
                     (

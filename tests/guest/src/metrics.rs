@@ -179,7 +179,7 @@ mod tests {
         let scrape = parse(text).unwrap();
         assert_eq!(
             scrape.value("carve_vg_free_bytes", &[("vg", "carvevg")]),
-            Some(8568963072.0)
+            Some(8_568_963_072.0)
         );
         assert_eq!(
             scrape.value("carve_thin_pool_data_percent", &[("pool", "pool")]),

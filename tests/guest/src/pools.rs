@@ -26,7 +26,7 @@ impl Pool {
     /// `lab` with this pool as its thin pool.
     pub fn lab(&self, lab: &Lab) -> Lab {
         let mut lab = lab.clone();
-        lab.pool = self.name.clone();
+        lab.pool.clone_from(&self.name);
         lab
     }
 }
@@ -72,7 +72,7 @@ impl OwnVg {
     /// `lab` with this volume group and its pool.
     pub fn lab(&self, lab: &Lab) -> Lab {
         let mut lab = lab.clone();
-        lab.vg = self.vg.clone();
+        lab.vg.clone_from(&self.vg);
         lab.pool = "pool".into();
         lab
     }

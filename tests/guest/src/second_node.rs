@@ -43,7 +43,7 @@ impl SecondNode {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("csi-node on PATH");
-        let client = Client::wait_until_ready(&Endpoint::Unix(socket), Duration::from_secs(120))
+        let client = Client::wait_until_ready(&Endpoint::Unix(socket), Duration::from_mins(2))
             .await
             .expect("second csi-node ready");
         Self {

@@ -44,7 +44,9 @@ pub fn lv_exists(lab: &Lab, id: &str) -> bool {
 /// A block device's size in bytes.
 pub fn device_size(path: &Path) -> i64 {
     let mut file = std::fs::File::open(path).expect("open device");
-    file.seek(SeekFrom::End(0)).expect("seek to end") as i64
+    file.seek(SeekFrom::End(0))
+        .expect("seek to end")
+        .cast_signed()
 }
 
 /// One `blkid -p` tag of `device` (empty when it has none).

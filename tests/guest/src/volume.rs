@@ -27,6 +27,8 @@ use tonic::Status;
 
 /// One mebibyte, in bytes.
 pub const MIB: i64 = 1024 * 1024;
+/// One mebibyte, as a buffer length.
+pub const MIB_LEN: usize = 1024 * 1024;
 /// Bytes of checksummed data a scenario writes.
 pub const DATA_LEN: usize = 8 * 1024 * 1024;
 

@@ -49,10 +49,8 @@ mod clones {
             "the clone holds the source's data"
         );
         // Writes to one never show in the other.
-        let clone_only =
-            checksum::write_file(&clone.target.join("clone-only.bin"), MIB as usize, 72);
-        let source_only =
-            checksum::write_file(&source.target.join("source-only.bin"), MIB as usize, 73);
+        let clone_only = checksum::write_file(&clone.target.join("clone-only.bin"), MIB_LEN, 72);
+        let source_only = checksum::write_file(&source.target.join("source-only.bin"), MIB_LEN, 73);
         checksum::write_file(&clone.target.join("data.bin"), DATA_LEN, 74);
         assert!(!source.target.join("clone-only.bin").exists());
         assert!(!clone.target.join("source-only.bin").exists());
@@ -118,7 +116,7 @@ mod clones {
             checksum::file_sha256(&restored.target.join("data.bin")),
             written
         );
-        checksum::write_file(&restored.target.join("restored-only.bin"), MIB as usize, 82);
+        checksum::write_file(&restored.target.join("restored-only.bin"), MIB_LEN, 82);
         assert!(!source.target.join("restored-only.bin").exists());
         assert_eq!(
             checksum::file_sha256(&source.target.join("data.bin")),

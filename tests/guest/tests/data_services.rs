@@ -122,7 +122,7 @@ mod data_services {
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "ds-grow-block", 32 * MIB, &block(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        let len = 4 * MIB as usize;
+        let len = 4 * MIB_LEN;
         let written = checksum::write_device(&vol.target, len, 31);
         assert_eq!(device_size(&vol.target), vol.capacity);
 
@@ -189,7 +189,7 @@ mod data_services {
         // Later writes: overwrite the file, add another.
         let later = checksum::write_file(&file, DATA_LEN, 52);
         assert_ne!(later, at_snapshot);
-        checksum::write_file(&source.target.join("later.bin"), MIB as usize, 53);
+        checksum::write_file(&source.target.join("later.bin"), MIB_LEN, 53);
 
         // Restore, 32 MiB larger than the snapshot.
         let restored = provision(

@@ -45,7 +45,7 @@ async fn controller_without_its_volume_group_is_not_ready() {
         .unwrap();
     let client = carvectl::Client::connect_with_retry(
         &carvectl::Endpoint::Unix(socket),
-        std::time::Duration::from_secs(60),
+        std::time::Duration::from_mins(1),
     )
     .await
     .unwrap();

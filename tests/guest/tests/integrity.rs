@@ -92,7 +92,7 @@ fn pe_ranges(vg: &str, lv: &str) -> String {
 
 /// Waits until no quarantined LV is left in `vg` (the wiper has zeroed and removed them).
 fn wait_wiped(vg: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_mins(2);
     loop {
         let lvs = run_ok("lvs", &["--noheadings", "-o", "lv_name", vg]);
         if !lvs.contains("carve-wipe-") {

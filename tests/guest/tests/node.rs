@@ -13,7 +13,6 @@ mod node_plugin {
     };
     use carvectl::Client;
     use csi_proto::v1::{NodeGetInfoRequest, NodeStageVolumeRequest, volume_usage::Unit};
-    use sha2::{Digest, Sha256};
     use std::{collections::HashMap, io::Write, path::PathBuf};
     use tonic::Code;
 
@@ -55,13 +54,6 @@ mod node_plugin {
         assert!(left.is_empty(), "left attached: {left:?}");
     }
 
-    fn sha256(bytes: &[u8]) -> String {
-        Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
     // ---------------------------------------------------------------------------------------
     // Never reformat, never the wrong disk
 
@@ -99,7 +91,9 @@ mod node_plugin {
 
     /// A DOS label with one Linux partition from sector 2048 to the end, then a pattern.
     fn partitioned_image(sectors: u32) -> Vec<u8> {
-        let mut image: Vec<u8> = (0..MIB as usize).map(|i| (i * 31 % 251) as u8).collect();
+        let mut image: Vec<u8> = (0..MIB_LEN)
+            .map(|i| u8::try_from(i * 31 % 251).unwrap())
+            .collect();
         image[..512].fill(0);
         let entry = &mut image[446..462];
         entry[4] = 0x83;
@@ -120,7 +114,7 @@ mod node_plugin {
         // the pod's device file, unstage.
         let vol = provision(&driver, "node-parts", 32 * MIB, &block(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        let image = partitioned_image((vol.capacity / 512) as u32);
+        let image = partitioned_image(u32::try_from(vol.capacity / 512).unwrap());
         {
             let mut dev = std::fs::OpenOptions::new()
                 .write(true)
@@ -148,7 +142,7 @@ mod node_plugin {
         }
         assert_eq!(
             checksum::device_sha256(&vol.lv(&lab), image.len()),
-            sha256(&image),
+            checksum::sha256(&image),
             "the label and the bytes after it are unchanged"
         );
         retire(&driver, &vol, &driver.lab.initiator).await;
@@ -366,7 +360,7 @@ mod node_plugin {
         let after = stats(&driver, fs.stats(&fs.staging)).await;
         let (_, used_after, _) = usage(&after, Unit::Bytes);
         assert!(
-            used_after - used >= DATA_LEN as i64,
+            used_after - used >= i64::try_from(DATA_LEN).unwrap(),
             "used grew by the file: {used} -> {used_after}"
         );
         assert!(!after.volume_condition.expect("condition").abnormal);

@@ -94,7 +94,7 @@ mod node_growth {
         let driver = Driver::start(&lab, DriverOptions::default()).await;
         let vol = provision(&driver, "node-grow-block", 32 * MIB, &block(), true, None).await;
         stage_publish(&driver, &driver.node, &vol).await;
-        let len = 4 * MIB as usize;
+        let len = 4 * MIB_LEN;
         let written = checksum::write_device(&vol.target, len, 31);
         assert_eq!(device_size(&vol.target), vol.capacity);
 
@@ -126,7 +126,7 @@ mod node_growth {
             .write(true)
             .open(to)
             .expect("open clone LV");
-        let mut buf = vec![0u8; 4 * MIB as usize];
+        let mut buf = vec![0u8; 4 * MIB_LEN];
         loop {
             let n = src.read(&mut buf).expect("read source LV");
             if n == 0 {
@@ -165,7 +165,7 @@ mod node_growth {
             written,
             "the clone holds the source's data"
         );
-        checksum::write_file(&clone.target.join("clone-only.bin"), MIB as usize, 42);
+        checksum::write_file(&clone.target.join("clone-only.bin"), MIB_LEN, 42);
         assert!(
             !source.target.join("clone-only.bin").exists(),
             "the clone is independent of its source"

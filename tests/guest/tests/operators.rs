@@ -3,11 +3,16 @@
 //! written; `carvectl orphans` finds an LV created behind the controller's back and shows the
 //! claim recorded in its tags; the claim the provisioner's `--extra-create-metadata` passes
 //! lands in the LV's tags and volume_context. Ends with leak accounting.
+#![allow(
+    clippy::float_cmp,
+    reason = "Prometheus samples are f64; the counts and byte figures compared are exact integers"
+)]
 
 use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks, checksum,
     metrics::{Scrape, free_local_address, scrape},
     run, run_ok,
+    volume::{MIB, MIB_LEN},
 };
 use carvectl::request::{block_capability, capacity_range};
 use csi_common::cli::DEFAULT_DRIVER_NAME;
@@ -22,7 +27,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-const MIB: i64 = 1024 * 1024;
 /// The node refreshes its gauges every 30 s: one full period and some slack.
 const NODE_GAUGES_WITHIN: Duration = Duration::from_secs(45);
 /// The LV created behind the controller's back (a valid Carve volume id, Carve's marker tag).
@@ -303,7 +307,7 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
     .await
     .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
     // Mapped blocks in the thin pool, so data% is not a trivial 0 = 0.
-    checksum::write_device(&target, 16 * MIB as usize, 11);
+    checksum::write_device(&target, 16 * MIB_LEN, 11);
 
     check_controller_gauges(&driver, controller_metrics).await;
     check_node_gauges(node_metrics).await;

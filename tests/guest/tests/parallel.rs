@@ -6,7 +6,9 @@
 //! call must succeed and nothing may be left.
 
 mod parallel {
-    use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, data, volume::*};
+    use carve_guest_tests::{
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, volume::*,
+    };
     use std::sync::Arc;
     use tokio::task::JoinSet;
 
@@ -39,7 +41,7 @@ mod parallel {
             let driver = Arc::clone(&driver);
             calls.spawn(async move {
                 stage_publish(&driver, &driver.node, &vol).await;
-                let sum = data::write_file(&vol.target.join("data.bin"), MIB as usize, n as u64);
+                let sum = checksum::write_file(&vol.target.join("data.bin"), MIB_LEN, n as u64);
                 (n, sum)
             });
         }
@@ -50,7 +52,7 @@ mod parallel {
         }
         for (n, vol) in vols.iter().enumerate() {
             assert_eq!(
-                data::file_sha256(&vol.target.join("data.bin")),
+                checksum::file_sha256(&vol.target.join("data.bin")),
                 sums[n],
                 "volume {n} holds its own data"
             );

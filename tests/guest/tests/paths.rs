@@ -353,7 +353,7 @@ mod iscsi_paths {
         // Two sessions, one map of both disks, mounted through the map by WWID.
         let sessions = sessions_to(iqn);
         let mut addresses: Vec<&str> = sessions.iter().map(|s| s.address.as_str()).collect();
-        addresses.sort();
+        addresses.sort_unstable();
         assert_eq!(addresses, ["127.0.0.1", "127.0.0.2"], "{sessions:?}");
         let mut disks: Vec<String> = sessions.iter().flat_map(|s| s.disks.clone()).collect();
         disks.sort();
@@ -394,7 +394,7 @@ mod iscsi_paths {
         run_ok("sync", &[]);
 
         // The target loses its second portal: the listener goes, the live connection is cut.
-        let np = format!("/sys/kernel/config/target/iscsi/{}/tpgt_1/np/{SECOND}", iqn);
+        let np = format!("/sys/kernel/config/target/iscsi/{iqn}/tpgt_1/np/{SECOND}");
         std::fs::remove_dir(&np).unwrap_or_else(|e| panic!("rmdir {np}: {e}"));
         run_ok(
             "ss",

@@ -82,17 +82,16 @@ impl Views {
     /// The read-only view `name` of `disk` (`sectors` long), created if missing; checks that the
     /// kernel treats it as read-only (`/sys/class/block/dm-N/ro`).
     pub async fn ensure(&self, name: &str, disk: &Device, sectors: u64) -> Result<Device> {
-        let kname = match self.find(name)? {
-            Some(k) => k,
-            None => {
-                let cmd = create_cmd(name, &disk.path, sectors).timeout(self.timeout);
-                self.runner.run(&cmd).await?.ok()?;
-                self.find(name)?.ok_or_else(|| {
-                    Error::internal(format!(
-                        "device-mapper device {name} not found after create"
-                    ))
-                })?
-            }
+        let kname = if let Some(k) = self.find(name)? {
+            k
+        } else {
+            let cmd = create_cmd(name, &disk.path, sectors).timeout(self.timeout);
+            self.runner.run(&cmd).await?.ok()?;
+            self.find(name)?.ok_or_else(|| {
+                Error::internal(format!(
+                    "device-mapper device {name} not found after create"
+                ))
+            })?
         };
         let ro = self.sys.join("class/block").join(&kname).join("ro");
         let flag = std::fs::read_to_string(&ro)

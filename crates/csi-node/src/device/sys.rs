@@ -226,7 +226,7 @@ mod tests {
         let block = sys.path().join("class/block");
         for (disk, serial) in [("sda", "ab-12"), ("sdb", "ab-12")] {
             std::fs::create_dir_all(block.join(disk).join("device")).unwrap();
-            let mut page = vec![0u8, 0x80, 0, serial.len() as u8];
+            let mut page = vec![0u8, 0x80, 0, u8::try_from(serial.len()).unwrap()];
             page.extend_from_slice(serial.as_bytes());
             std::fs::write(block.join(disk).join("device/vpd_pg80"), page).unwrap();
             std::fs::write(block.join(disk).join("device/rescan"), "").unwrap();

@@ -37,6 +37,7 @@ fn found(device: &udev::Device) -> Option<Device> {
     })
 }
 
+#[allow(clippy::needless_pass_by_value, reason = "the shape map_err wants")]
 fn udev_error(e: std::io::Error) -> Error {
     Error::unavailable(format!("udev: {e}"))
 }
@@ -45,7 +46,7 @@ fn wait_blocking(expected: &Expected, timeout: Duration) -> Result<Device> {
     let deadline = Instant::now() + timeout;
     let socket = udev::MonitorBuilder::new()
         .and_then(|b| b.match_subsystem_devtype("block", "disk"))
-        .and_then(|b| b.listen())
+        .and_then(udev::MonitorBuilder::listen)
         .map_err(udev_error)?;
     let mut enumerator = udev::Enumerator::new().map_err(udev_error)?;
     enumerator.match_subsystem("block").map_err(udev_error)?;

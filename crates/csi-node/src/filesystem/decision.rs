@@ -22,6 +22,10 @@ pub enum Decision {
 
 /// The facts the decision rests on.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each bool is one independent fact the decision table reads; no two form a state"
+)]
 pub struct Facts<'a> {
     /// The probe's result, or its error message.
     pub probe: Result<Probe, String>,

@@ -60,7 +60,7 @@ impl Formatter {
         };
         let out = self.runner.run(&cmd.timeout(self.timeout)).await?;
         match out.code {
-            Some(0) | Some(1) => Ok(()),
+            Some(0 | 1) => Ok(()),
             _ => Err(Error::internal(format!(
                 "filesystem check found errors it could not fix: {}",
                 out.ok().unwrap_err()

@@ -166,11 +166,11 @@ fn read_check_blocking(device: &Path) -> Result<()> {
         |e: std::io::Error| Error::internal(format!("read check of {}: {e}", device.display()));
     let mut file = std::fs::File::open(device).map_err(fail)?;
     let size = file.seek(SeekFrom::End(0)).map_err(fail)?;
-    let chunk = 1 << 20;
-    let mut buf = vec![0u8; chunk as usize];
+    let chunk: u64 = 1 << 20;
+    let mut buf = vec![0u8; 1 << 20];
     for offset in [0, size.saturating_sub(chunk)] {
         file.seek(SeekFrom::Start(offset)).map_err(fail)?;
-        let want = chunk.min(size) as usize;
+        let want = usize::try_from(chunk.min(size)).unwrap_or(buf.len());
         file.read_exact(&mut buf[..want]).map_err(fail)?;
     }
     Ok(())

@@ -70,7 +70,7 @@ pub fn node_argv(target: &Iqn, portal: SocketAddr, iface: &str, extra: &[&str]) 
         "-I".into(),
         iface.to_string(),
     ]);
-    argv.extend(extra.iter().map(|s| s.to_string()));
+    argv.extend(extra.iter().map(std::string::ToString::to_string));
     argv
 }
 
@@ -108,7 +108,7 @@ impl OpenIscsi {
         }
     }
 
-    fn failure(out: Output, what: &str) -> Error {
+    fn failure(out: &Output, what: &str) -> Error {
         let message = format!("{what}: {}", out.clone().ok().unwrap_err());
         match out.code {
             Some(RC_ISCSID_NOTCONN) => Error::unavailable(message),
@@ -130,7 +130,7 @@ impl OpenIscsi {
         let _turn = NODE_DB.lock().await;
         let out = self.node_unlocked(target, portal, &["-o", "new"]).await?;
         if !out.success() {
-            return Err(Self::failure(out, "create node record"));
+            return Err(Self::failure(&out, "create node record"));
         }
         let path = record::locate(&self.nodes_dir, target, portal, &self.iface)?;
         record::write_auth(
@@ -148,7 +148,7 @@ impl OpenIscsi {
         match out.code {
             Some(0) => Ok(Login::LoggedIn),
             Some(RC_SESSION_EXISTS) => Ok(Login::AlreadyLoggedIn),
-            _ => Err(Self::failure(out, "iscsi login")),
+            _ => Err(Self::failure(&out, "iscsi login")),
         }
     }
 
@@ -163,7 +163,7 @@ impl OpenIscsi {
         match out.code {
             Some(0) => Ok(Removal::Removed),
             Some(RC_NO_OBJS_FOUND) => Ok(Removal::NotFound),
-            _ => Err(Self::failure(out, what)),
+            _ => Err(Self::failure(&out, what)),
         }
     }
 }

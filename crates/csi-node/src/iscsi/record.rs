@@ -67,7 +67,7 @@ pub fn rewrite(text: &str, chap: Option<&Chap>, replacement_timeout: Option<u32>
             inserted = true;
         }
         match key {
-            REPLACEMENT_TIMEOUT if replacement_timeout.is_some() => continue,
+            REPLACEMENT_TIMEOUT if replacement_timeout.is_some() => {}
             "node.startup" => out.push("node.startup = manual".to_string()),
             "node.conn[0].startup" => out.push("node.conn[0].startup = manual".to_string()),
             _ => out.push(line.to_string()),

@@ -25,7 +25,7 @@ pub mod unstage;
 pub mod upkeep;
 
 #[cfg(test)]
-pub mod fakes;
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

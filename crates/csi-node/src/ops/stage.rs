@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn xfs_mounts_get_nouuid_once_and_other_filesystems_nothing_extra() {
         let o = |fs: &str, flags: &[&str]| {
-            let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+            let flags: Vec<String> = flags.iter().map(std::string::ToString::to_string).collect();
             mount_options(fs, &flags, false).unwrap().data
         };
         assert_eq!(o("xfs", &[]), "nouuid");

@@ -65,7 +65,7 @@ pub struct VolumeStats {
 }
 
 /// Runs NodeGetVolumeStats.
-pub async fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
+pub fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
     let volume = VolumeId::lookup(req.volume_id)?;
     let path = paths::lookup(req.volume_path, "volume_path")?;
     let volume = volume
@@ -115,7 +115,7 @@ pub async fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
                 problems.push(format!(
                     "the path through {portal} has no disk for LUN {}",
                     record.lun
-                ))
+                ));
             }
             Some(_) => {}
         }
@@ -146,11 +146,11 @@ pub async fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
             } else {
                 let st = nix::sys::statvfs::statvfs(&path)
                     .map_err(|e| Error::internal(format!("statvfs {}: {e}", path.display())))?;
-                let frsize = st.fragment_size() as i64;
+                let frsize = st.fragment_size().cast_signed();
                 let (blocks, bfree, bavail) = (
-                    st.blocks() as i64,
-                    st.blocks_free() as i64,
-                    st.blocks_available() as i64,
+                    st.blocks().cast_signed(),
+                    st.blocks_free().cast_signed(),
+                    st.blocks_available().cast_signed(),
                 );
                 usage.push(Usage {
                     total: blocks * frsize,
@@ -158,7 +158,7 @@ pub async fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
                     used: (blocks - bfree) * frsize,
                     unit: Unit::Bytes,
                 });
-                let (files, ffree) = (st.files() as i64, st.files_free() as i64);
+                let (files, ffree) = (st.files().cast_signed(), st.files_free().cast_signed());
                 usage.push(Usage {
                     total: files,
                     available: ffree,
@@ -169,7 +169,7 @@ pub async fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
         }
         Access::Block => {
             if let Some(d) = device.as_ref().filter(|d| core.devices.exists(d)) {
-                let size = core.devices.size_bytes(d)? as i64;
+                let size = core.devices.size_bytes(d)?.cast_signed();
                 usage.push(Usage {
                     total: size,
                     available: 0,

@@ -4,7 +4,7 @@
 use super::{
     NodeCore,
     capability::{block_cap, mount_cap},
-    fakes::*,
+    testing::*,
 };
 use crate::{
     filesystem::{Probe, mkfs::Formatter},
@@ -182,6 +182,10 @@ fn ext4() -> VolumeCapability {
 
 /// The operations as `service` calls them: a CSI request in (through `service`'s conversion to
 /// the operation's domain request), a CSI response out, so that these tests check what a CO gets.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "each takes its request by value, as the gRPC service receives it"
+)]
 mod rpc {
     use crate::ops::{self, NodeCore};
     use csi_common::Result;
@@ -203,11 +207,11 @@ mod rpc {
         ops::unpublish::unpublish(core, (&req).into()).await
     }
 
-    pub async fn stats(
+    pub fn stats(
         core: &NodeCore,
         req: NodeGetVolumeStatsRequest,
     ) -> Result<NodeGetVolumeStatsResponse> {
-        ops::stats::stats(core, (&req).into()).await.map(Into::into)
+        ops::stats::stats(core, (&req).into()).map(Into::into)
     }
 
     pub async fn expand(

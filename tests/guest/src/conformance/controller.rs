@@ -7,9 +7,15 @@ use carvectl::{
     request::{capacity_range, mount_capability},
 };
 use csi_proto::v1::{
-    controller_service_capability::rpc::Type as CtrlRpc, volume_capability::access_mode::Mode, *,
+    CapacityRange, ControllerExpandVolumeRequest, ControllerGetCapabilitiesRequest,
+    ControllerGetVolumeRequest, ControllerModifyVolumeRequest, ControllerPublishVolumeRequest,
+    ControllerUnpublishVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest,
+    DeleteSnapshotRequest, DeleteVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest,
+    ListVolumesRequest, ValidateVolumeCapabilitiesRequest, VolumeCapability,
+    controller_service_capability, controller_service_capability::rpc::Type as CtrlRpc,
+    volume_capability::access_mode::Mode,
 };
-use tonic::Code::*;
+use tonic::Code::{Aborted, InvalidArgument, NotFound, Ok, Unimplemented};
 
 /// Runs the stateless Controller cases.
 pub async fn controller_cases(t: &mut Table, client: &Client, env: &Env<'_>) {

@@ -7,9 +7,15 @@
 use super::Table;
 use crate::Driver;
 use carvectl::request::capacity_range;
-use csi_proto::v1::*;
+use csi_proto::v1::{
+    ControllerExpandVolumeRequest, ControllerGetVolumeRequest, ControllerPublishVolumeRequest,
+    ControllerUnpublishVolumeRequest, CreateVolumeRequest, DeleteVolumeRequest, ListVolumesRequest,
+    NodeExpandVolumeRequest, NodeGetVolumeStatsRequest, NodePublishVolumeRequest,
+    NodeStageVolumeRequest, NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest,
+    ValidateVolumeCapabilitiesRequest, VolumeCapability, volume_usage,
+};
 use std::collections::HashMap;
-use tonic::Code::*;
+use tonic::Code::{AlreadyExists, NotFound, Ok};
 
 const MIB: i64 = 1 << 20;
 
@@ -255,7 +261,7 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
             Ok,
             c.controller_expand_volume(expand.clone()).await,
         )
-        .map(|g| g.into_inner());
+        .map(tonic::Response::into_inner);
     t.check(
         &case("controller_expand_volume__capacity_and_node_expansion_required"),
         grown

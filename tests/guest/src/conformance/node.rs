@@ -8,10 +8,14 @@ use carvectl::{
     request::{capacity_range, mount_capability},
 };
 use csi_proto::v1::{
-    node_service_capability::rpc::Type as NodeRpc, volume_capability::access_mode::Mode, *,
+    NodeExpandVolumeRequest, NodeGetCapabilitiesRequest, NodeGetInfoRequest,
+    NodeGetVolumeStatsRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
+    NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
+    node_service_capability, node_service_capability::rpc::Type as NodeRpc,
+    volume_capability::access_mode::Mode,
 };
 use std::{collections::HashMap, path::Path};
-use tonic::Code::{self, *};
+use tonic::Code::{self, FailedPrecondition, InvalidArgument, NotFound, Ok};
 
 fn s(p: &Path) -> String {
     p.display().to_string()

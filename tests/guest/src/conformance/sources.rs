@@ -5,8 +5,12 @@
 use super::{FOREIGN_SNAPSHOT, FOREIGN_VOLUME, Table, lifecycle::Run};
 use crate::Driver;
 use carvectl::request::{capacity_range, from_snapshot, from_volume};
-use csi_proto::v1::*;
-use tonic::Code::*;
+use csi_proto::v1::{
+    ControllerGetVolumeRequest, ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest,
+    CreateSnapshotRequest, CreateVolumeRequest, DeleteSnapshotRequest, DeleteVolumeRequest,
+    GetSnapshotRequest, ListSnapshotsRequest, ListVolumesRequest, VolumeContentSource,
+};
+use tonic::Code::{AlreadyExists, NotFound, Ok, ResourceExhausted};
 
 /// Snapshot, restore and clone of volume `id` (published to the lab's node, created by
 /// `create`), then their removal.

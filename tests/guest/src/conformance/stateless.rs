@@ -4,9 +4,12 @@
 
 use super::Table;
 use carvectl::Client;
-use csi_proto::v1::{plugin_capability::service::Type as Service, *};
+use csi_proto::v1::{
+    GetPluginCapabilitiesRequest, GetPluginInfoRequest, ProbeRequest, plugin_capability,
+    plugin_capability::service::Type as Service,
+};
 use std::path::Path;
-use tonic::Code::*;
+use tonic::Code::Ok;
 
 /// Where the node cases point: an existing staging directory and a target path whose parent
 /// exists, as kubelet prepares them; the node id and attach limit NodeGetInfo must report.

@@ -80,7 +80,7 @@ async fn argument_errors() {
         staging_target_path: String::new(),
     };
     assert_eq!(
-        rpc::stats(&h.core, stats).await.unwrap_err().kind(),
+        rpc::stats(&h.core, stats).unwrap_err().kind(),
         Kind::NotFound
     );
     rpc::unstage(&h.core, h.unstage_req())

@@ -18,7 +18,7 @@ impl Harness {
             volume_path: self.p(volume_path),
             staging_target_path: self.p("stage"),
             capacity_range: (required > 0).then_some(CapacityRange {
-                required_bytes: required as i64,
+                required_bytes: required.cast_signed(),
                 limit_bytes: 0,
             }),
             ..Default::default()
@@ -50,11 +50,11 @@ async fn ext4_is_rescanned_then_grown_online_through_the_device_and_idempotent()
     let grown = expand(&h.core, h.expand_req("pods/a", 128 * MIB))
         .await
         .unwrap();
-    assert_eq!(grown.capacity_bytes, (128 * MIB) as i64);
+    assert_eq!(grown.capacity_bytes, (128 * MIB).cast_signed());
     let again = expand(&h.core, h.expand_req("pods/a", 128 * MIB))
         .await
         .expect("idempotent");
-    assert_eq!(again.capacity_bytes, (128 * MIB) as i64);
+    assert_eq!(again.capacity_bytes, (128 * MIB).cast_signed());
     let mut at_staging = h.expand_req("stage", 0);
     at_staging.staging_target_path.clear(); // optional for the CO
     expand(&h.core, at_staging)
@@ -83,7 +83,7 @@ async fn xfs_is_grown_on_the_staging_mount_which_is_nouuid() {
     req.volume_capability = Some(xfs);
     assert_eq!(
         expand(&h.core, req).await.unwrap().capacity_bytes,
-        (512 * MIB) as i64
+        (512 * MIB).cast_signed()
     );
     h.runner.finish();
 }
@@ -101,7 +101,7 @@ async fn block_volume_is_rescanned_only() {
     req.volume_capability = Some(cap);
     assert_eq!(
         expand(&h.core, req).await.unwrap().capacity_bytes,
-        (96 * MIB) as i64
+        (96 * MIB).cast_signed()
     );
     h.runner.finish(); // no resize tool ran
     assert_eq!(h.rescans(), 1);
@@ -161,8 +161,8 @@ async fn expand_errors() {
     assert_eq!(kind(r).await, Kind::InvalidArgument);
     let mut r = h.expand_req("stage", 0);
     r.capacity_range = Some(CapacityRange {
-        required_bytes: 2 * MIB as i64,
-        limit_bytes: MIB as i64,
+        required_bytes: 2 * MIB.cast_signed(),
+        limit_bytes: MIB.cast_signed(),
     });
     assert_eq!(kind(r).await, Kind::InvalidArgument);
 
@@ -176,7 +176,7 @@ async fn expand_errors() {
     let mut r = h.expand_req("stage", 0);
     r.capacity_range = Some(CapacityRange {
         required_bytes: 0,
-        limit_bytes: 32 * MIB as i64,
+        limit_bytes: 32 * MIB.cast_signed(),
     });
     assert_eq!(kind(r).await, Kind::OutOfRange, "disk above the limit");
 

@@ -78,15 +78,11 @@ async fn block_volume_is_never_probed_formatted_or_mounted_at_staging() {
         volume_path: h.p("pods/dev"),
         staging_target_path: String::new(),
     };
-    let stats = rpc::stats(&h.core, req.clone()).await.unwrap();
+    let stats = rpc::stats(&h.core, req.clone()).unwrap();
     assert_eq!(stats.usage[0].total, 64 << 20);
     assert!(!stats.volume_condition.unwrap().abnormal);
     h.init.sessions.lock().unwrap().clear();
-    let sick = rpc::stats(&h.core, req)
-        .await
-        .unwrap()
-        .volume_condition
-        .unwrap();
+    let sick = rpc::stats(&h.core, req).unwrap().volume_condition.unwrap();
     assert!(
         sick.abnormal && sick.message.contains("no iSCSI session"),
         "{sick:?}"

@@ -7,7 +7,7 @@ use crate::{
     device::matcher::expected_wwid,
     filesystem::Probe,
     multipath::{Mode, conf::PATH_REPLACEMENT_TIMEOUT_S},
-    ops::{capability::block_cap, fakes::*, heal},
+    ops::{capability::block_cap, heal, testing::*},
 };
 use csi_common::{Kind, guard::OperationGuards, ids::VolumeId};
 use csi_proto::v1::{
@@ -164,7 +164,6 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
     };
     std::fs::create_dir_all(h.root.join("stage")).unwrap();
     let condition = rpc::stats(&h.core, stats_req.clone())
-        .await
         .unwrap()
         .volume_condition
         .unwrap();
@@ -209,7 +208,6 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
     let round = heal::heal(&h.core, &guards).await;
     assert_eq!(round, heal::Heal::default(), "healthy: nothing to do");
     let condition = rpc::stats(&h.core, stats_req)
-        .await
         .unwrap()
         .volume_condition
         .unwrap();

@@ -219,7 +219,7 @@ async fn paths_outside_the_kubelet_directory_and_files_publish_did_not_make() {
         volume_path: "/etc".into(),
         staging_target_path: String::new(),
     };
-    let err = rpc::stats(&h.core, stats).await.unwrap_err();
+    let err = rpc::stats(&h.core, stats).unwrap_err();
     assert_eq!(err.kind(), Kind::NotFound);
 }
 
@@ -248,7 +248,6 @@ async fn a_filesystem_that_went_read_only_is_not_published_and_stats_say_why() {
         staging_target_path: h.p("stage"),
     };
     let condition = rpc::stats(&h.core, stats)
-        .await
         .unwrap()
         .volume_condition
         .unwrap();

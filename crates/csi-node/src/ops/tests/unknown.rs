@@ -16,13 +16,13 @@ fn kind<T: std::fmt::Debug>(r: Result<T>) -> Option<Kind> {
 }
 
 impl Harness {
-    async fn stats(&self, id: &str, path: &str) -> Option<Kind> {
+    fn stats(&self, id: &str, path: &str) -> Option<Kind> {
         let req = NodeGetVolumeStatsRequest {
             volume_id: id.into(),
             volume_path: path.into(),
             staging_target_path: self.p("stage"),
         };
-        kind(rpc::stats(&self.core, req).await)
+        kind(rpc::stats(&self.core, req))
     }
 }
 
@@ -60,7 +60,7 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
         "node_unpublish_volume__not_published_is_ok"
     );
     assert_eq!(
-        h.stats(FOREIGN, &h.p("stage")).await,
+        h.stats(FOREIGN, &h.p("stage")),
         Some(Kind::NotFound),
         "node_get_volume_stats__volume_not_found"
     );
@@ -84,11 +84,8 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
         kind(rpc::unstage(&h.core, nopath).await),
         Some(Kind::InvalidArgument)
     );
-    assert_eq!(h.stats(FOREIGN, "").await, Some(Kind::InvalidArgument));
-    assert_eq!(
-        h.stats("", &h.p("stage")).await,
-        Some(Kind::InvalidArgument)
-    );
+    assert_eq!(h.stats(FOREIGN, ""), Some(Kind::InvalidArgument));
+    assert_eq!(h.stats("", &h.p("stage")), Some(Kind::InvalidArgument));
     let mut nocap = h.stage_req(ext4());
     nocap.volume_id = FOREIGN.into();
     nocap.volume_capability = None;
@@ -107,8 +104,8 @@ async fn volume_stats_answer_only_for_the_volumes_own_paths() {
         .await
         .unwrap();
     std::fs::create_dir(h.root.join("pods/other")).unwrap();
-    assert_eq!(h.stats(VOL, &h.p("stage")).await, None, "the staging path");
-    assert_eq!(h.stats(VOL, &h.p("pods/a")).await, None, "a publish target");
+    assert_eq!(h.stats(VOL, &h.p("stage")), None, "the staging path");
+    assert_eq!(h.stats(VOL, &h.p("pods/a")), None, "a publish target");
     for (case, path) in [
         (
             "node_get_volume_stats__relative_path",
@@ -124,7 +121,7 @@ async fn volume_stats_answer_only_for_the_volumes_own_paths() {
             h.p("pods/../stage"),
         ),
     ] {
-        assert_eq!(h.stats(VOL, &path).await, Some(Kind::NotFound), "{case}");
+        assert_eq!(h.stats(VOL, &path), Some(Kind::NotFound), "{case}");
     }
     let relative = NodeExpandVolumeRequest {
         volume_id: VOL.into(),
@@ -151,13 +148,9 @@ async fn block_stats_answer_for_the_publish_target_even_after_the_disk_is_gone()
         .await
         .unwrap();
     std::fs::write(h.root.join("pods/file"), b"").unwrap();
+    assert_eq!(h.stats(VOL, &h.p("pods/dev")), None, "the device bind");
     assert_eq!(
-        h.stats(VOL, &h.p("pods/dev")).await,
-        None,
-        "the device bind"
-    );
-    assert_eq!(
-        h.stats(VOL, &h.p("pods/file")).await,
+        h.stats(VOL, &h.p("pods/file")),
         Some(Kind::NotFound),
         "node_get_volume_stats__path_of_no_volume (block)"
     );
@@ -173,7 +166,7 @@ async fn block_stats_answer_for_the_publish_target_even_after_the_disk_is_gone()
         volume_path: h.p("pods/dev"),
         staging_target_path: h.p("stage"),
     };
-    let sick = rpc::stats(&h.core, req).await.unwrap();
+    let sick = rpc::stats(&h.core, req).unwrap();
     assert!(
         sick.volume_condition.is_some_and(|c| c.abnormal),
         "still this volume's path: reported abnormal, not NOT_FOUND"

@@ -64,7 +64,7 @@ impl RecordingMounter {
         ro: bool,
     ) {
         let mut table = self.table.lock().unwrap();
-        let id = 100 + table.len() as u32;
+        let id = 100 + u32::try_from(table.len()).unwrap();
         table.push(MountInfo {
             id,
             major,
@@ -126,22 +126,21 @@ impl Mounter for RecordingMounter {
             .rev()
             .find(|m| m.mount_point == source)
             .cloned();
-        match src {
-            Some(m) => self.push(
+        if let Some(m) = src {
+            self.push(
                 m.major, m.minor, "/", target, &m.fs_type, &m.source, readonly,
-            ),
-            None => {
-                let name = source.file_name().unwrap().to_string_lossy();
-                self.push(
-                    0,
-                    5,
-                    &format!("/{name}"),
-                    target,
-                    "devtmpfs",
-                    "udev",
-                    readonly,
-                );
-            }
+            );
+        } else {
+            let name = source.file_name().unwrap().to_string_lossy();
+            self.push(
+                0,
+                5,
+                &format!("/{name}"),
+                target,
+                "devtmpfs",
+                "udev",
+                readonly,
+            );
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! recording mounter that keeps a mount table (youki-style: tests assert on the calls made).
 //!
 //! One file per layer: `initiator`, `devices`, `mounts` (probe and mounter), `multipath`; all
-//! re-exported here, so tests name them `fakes::X`.
+//! re-exported here, so tests name them `testing::X`.
 
 mod devices;
 mod initiator;
