@@ -1,7 +1,11 @@
 //! Helpers for the workspace's unit tests (compiled for tests and the `testing` feature only,
 //! never into a release binary).
 
-use std::collections::HashMap;
+use crate::{
+    command::Cmd,
+    error::{Error, Kind},
+};
+use std::{collections::HashMap, fmt::Debug};
 
 /// A CSI string map (parameters, contexts, secrets, topology segments) from literal pairs.
 pub fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -9,4 +13,22 @@ pub fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .iter()
         .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
         .collect()
+}
+
+/// The argv `cmd` runs, program first, secrets included (what the scripted runner matches).
+pub fn argv(cmd: &Cmd) -> Vec<String> {
+    std::iter::once(cmd.program().to_string())
+        .chain(cmd.arg_values().map(str::to_string))
+        .collect()
+}
+
+/// The error in `result`, which must be of `kind` (the assertion names the error).
+///
+/// # Panics
+/// When `result` is `Ok`, or its error is of another kind.
+#[track_caller]
+pub fn refused<T: Debug>(result: Result<T, Error>, kind: Kind) -> Error {
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), kind, "{err}");
+    err
 }

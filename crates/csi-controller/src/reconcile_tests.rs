@@ -1,5 +1,5 @@
 use super::*;
-use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, pool_row};
+use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, pool_row, published_tags};
 
 fn chap() -> Chap {
     Chap {
@@ -43,13 +43,10 @@ async fn wiped_lio_is_rebuilt_from_tags_with_saved_chap() {
 #[tokio::test]
 async fn existing_acls_are_left_alone_and_orphans_counted_not_deleted() {
     let host = FakeHost::new();
-    let mut tags = carve_tags("a");
-    tags.push(format!("carve.pub=rw:{NODE1}"));
-    let a = lv_row("csi-a-1", 8 << 20, None, &tags);
-    host.export(&a).await;
+    let tags = published_tags("a", NODE1);
+    let a = host.export_linear("csi-a-1", &tags).await;
     host.add_acl("csi-a-1", NODE1).await;
-    let gone = lv_row("csi-gone-1", 8 << 20, None, &carve_tags("gone"));
-    host.export(&gone).await;
+    host.export_linear("csi-gone-1", &carve_tags("gone")).await;
     host.add_acl("csi-gone-1", NODE2).await;
     host.expect_lvs(&[a]);
     let report = reconcile(&host.ctx, &HashMap::new()).await.unwrap();
@@ -101,10 +98,8 @@ async fn chap_publication_without_saved_credentials_waits_for_the_co() {
 #[tokio::test]
 async fn an_acl_the_record_does_not_hold_is_removed_and_a_grant_is_decided_on_a_fresh_read() {
     let host = FakeHost::new();
-    let mut tags = carve_tags("a");
-    tags.push(format!("carve.pub=rw:{NODE1}"));
-    let listed = lv_row("csi-a-1", 8 << 20, None, &tags);
-    host.export(&listed).await;
+    let tags = published_tags("a", NODE1);
+    let listed = host.export_linear("csi-a-1", &tags).await;
     // node2 holds an ACL no tag grants (restored from a stale saveconfig.json); node1's
     // publication was revoked between the list and the fresh read.
     host.add_acl("csi-a-1", NODE2).await;

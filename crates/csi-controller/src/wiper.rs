@@ -88,11 +88,7 @@ mod tests {
     };
     use csi_common::command::Expectation;
 
-    fn argv_of(cmd: &csi_common::command::Cmd) -> Vec<String> {
-        std::iter::once(cmd.program().to_string())
-            .chain(cmd.arg_values().map(str::to_string))
-            .collect()
-    }
+    use csi_common::testing::argv as argv_of;
 
     #[tokio::test]
     async fn zeroes_then_removes_quarantined_lvs_only_and_carries_on_after_a_failure() {

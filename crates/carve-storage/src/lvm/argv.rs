@@ -194,11 +194,7 @@ pub fn lvchange_retag(
 mod tests {
     use super::*;
 
-    fn argv(cmd: &Cmd) -> Vec<String> {
-        std::iter::once(cmd.program().to_string())
-            .chain(cmd.arg_values().map(str::to_string))
-            .collect()
-    }
+    use csi_common::testing::argv;
 
     const T: Duration = Duration::from_secs(5);
 

@@ -153,7 +153,8 @@ mod tests {
     use crate::lvm::Lvm;
     use csi_common::{
         Kind,
-        command::{Cmd, Expectation, ScriptedRunner},
+        command::{Expectation, ScriptedRunner},
+        testing::refused,
     };
     use std::{sync::Arc, time::Duration};
 
@@ -167,11 +168,7 @@ mod tests {
         std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
     }
 
-    fn argv(cmd: &Cmd) -> Vec<String> {
-        std::iter::once(cmd.program().to_string())
-            .chain(cmd.arg_values().map(str::to_string))
-            .collect()
-    }
+    use csi_common::testing::argv;
 
     fn lv(name: &str) -> LvName {
         LvName::parse(name).unwrap()
@@ -199,30 +196,30 @@ mod tests {
             Expectation::new(snap("csi-src-0123", "snap-s1-4567"))
                 .fails(5, fixture("lvcreate-snapshot-exists.stderr")),
         );
-        let err = lvm
-            .snapshot(
+        refused(
+            lvm.snapshot(
                 &lv("csi-src-0123"),
                 &lv("snap-s1-4567"),
                 SnapshotUse::Snapshot,
                 &[],
             )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
+            .await,
+            Kind::AlreadyExists,
+        );
         runner.expect(
             Expectation::new(snap("csi-nope-0000", "snap-x-0000"))
                 .fails(5, fixture("lvcreate-snapshot-no-origin.stderr")),
         );
-        let err = lvm
-            .snapshot(
+        refused(
+            lvm.snapshot(
                 &lv("csi-nope-0000"),
                 &lv("snap-x-0000"),
                 SnapshotUse::Snapshot,
                 &[],
             )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), Kind::NotFound, "{err}");
+            .await,
+            Kind::NotFound,
+        );
         runner.expect(
             Expectation::new(argv(&lvextend(
                 "carvevg",
@@ -232,11 +229,10 @@ mod tests {
             )))
             .fails(5, fixture("lvextend-nospace.stderr")),
         );
-        let err = lvm
-            .extend(&lv("csi-lin-cdef"), 107_374_182_400)
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+        refused(
+            lvm.extend(&lv("csi-lin-cdef"), 107_374_182_400).await,
+            Kind::ResourceExhausted,
+        );
         runner.expect(
             Expectation::new(argv(&lvextend(
                 "carvevg",
@@ -246,11 +242,10 @@ mod tests {
             )))
             .fails(5, fixture("lvextend-smaller.stderr")),
         );
-        let err = lvm
-            .extend(&lv("csi-restored-89ab"), 67_108_864)
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), Kind::Internal, "{err}");
+        refused(
+            lvm.extend(&lv("csi-restored-89ab"), 67_108_864).await,
+            Kind::Internal,
+        );
         runner.finish();
     }
 

@@ -123,11 +123,7 @@ impl LvmCli {
 mod tests {
     use super::*;
 
-    fn argv_of(cmd: &Cmd) -> Vec<String> {
-        std::iter::once(cmd.program().to_string())
-            .chain(cmd.arg_values().map(str::to_string))
-            .collect()
-    }
+    use csi_common::testing::argv as argv_of;
 
     fn tagged(name: &str) -> LvRow {
         let record = VolumeRecord {

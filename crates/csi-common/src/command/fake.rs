@@ -29,6 +29,11 @@ impl Expectation {
         }
     }
 
+    /// Expects exactly the argv `cmd` runs ([`crate::testing::argv`]).
+    pub fn of(cmd: &Cmd) -> Self {
+        Self::new(crate::testing::argv(cmd))
+    }
+
     /// Also expects this exact stdin.
     #[must_use]
     pub fn stdin(mut self, stdin: impl Into<String>) -> Self {

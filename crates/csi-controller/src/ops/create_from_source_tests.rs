@@ -1,15 +1,15 @@
 use super::*;
 use crate::{
-    lvm::argv,
+    lvm::{LvRow, argv},
     ops::{
         capability::mount,
         snapshot::testing::snap_row,
-        testing::{FakeHost, VG, carve_tags, lv_row, pool_row},
+        testing::{FakeHost, VG, carve_tags, create_request, lv_row, pool_row, range},
     },
 };
-use csi_common::{Kind, command::Expectation};
+use csi_common::{Kind, command::Expectation, testing::refused};
 use csi_proto::v1::{
-    CapacityRange, VolumeCapability,
+    CapacityRange,
     volume_capability::access_mode::Mode,
     volume_content_source::{SnapshotSource, VolumeSource},
 };
@@ -38,32 +38,34 @@ fn from_volume(id: &str) -> VolumeContentSource {
     }
 }
 
-fn request<'a>(
-    name: &'a str,
-    caps: &'a [VolumeCapability],
-    range: Option<&'a CapacityRange>,
-    params: &'a HashMap<String, String>,
-) -> CreateVolume<'a> {
-    CreateVolume {
-        name,
-        capacity: range,
-        capabilities: caps,
-        parameters: params,
-        requisite: &[],
-    }
+/// CreateVolume of `name` (ext4, single-node writer) from `source`.
+async fn create(
+    host: &FakeHost,
+    name: &str,
+    range: Option<&CapacityRange>,
+    params: &HashMap<String, String>,
+    source: &VolumeContentSource,
+) -> Result<Created> {
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    create_from_source(
+        &host.ctx,
+        create_request(name, &caps, range, params),
+        source,
+    )
+    .await
 }
 
-fn range(required: u64, limit: u64) -> CapacityRange {
-    CapacityRange {
-        required_bytes: required.cast_signed(),
-        limit_bytes: limit.cast_signed(),
-    }
+/// The lookups before any claim: the VG, the new LV (absent) and the source named `source`.
+fn expect_new_from(host: &FakeHost, lv: &LvName, source: &str, rows: &[LvRow]) {
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), &[]);
+    host.expect_lvs_one(source, rows);
 }
 
-fn argv(cmd: &csi_common::command::Cmd) -> Vec<String> {
-    std::iter::once(cmd.program().to_string())
-        .chain(cmd.arg_values().map(str::to_string))
-        .collect()
+/// The growth of `small` (the LV `lv`) to 100 MiB: a claim admitted on a fresh report.
+fn expect_growth(host: &FakeHost, lv: &LvName, small: LvRow) {
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
+    host.expect(Expectation::of(&argv::lvextend(VG, lv, 100 * MIB, T)));
 }
 
 fn record(name: &str, required: u64, source: &str) -> VolumeRecord {
@@ -80,49 +82,36 @@ fn record(name: &str, required: u64, source: &str) -> VolumeRecord {
 
 fn expect_restore_lvcreate(host: &FakeHost, origin: &str, lv: &LvName, record: &VolumeRecord) {
     let origin = LvName::parse(origin).unwrap();
-    host.expect(Expectation::new(argv(&argv::lvcreate_thin_snapshot(
+    host.expect(Expectation::of(&argv::lvcreate_thin_snapshot(
         VG,
         &origin,
         lv,
         SnapshotUse::Volume,
         &record.creation_tags(),
         T,
-    ))));
+    )));
 }
 
 #[tokio::test]
 async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
     let host = FakeHost::new();
-    let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let params = thin();
     let lv = LvName::for_volume("r");
     let snap = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
-    host.expect_vgs(10 << 30, 4 * MIB);
-    host.expect_lvs_one(lv.as_str(), &[]);
-    host.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
+    expect_new_from(&host, &lv, "snap-s-1", std::slice::from_ref(&snap));
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), snap]);
     let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
     expect_restore_lvcreate(&host, "snap-s-1", &lv, &rec);
     // The growth is a second claim, admitted against a report read after the snapshot.
     let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
-    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
-    host.expect(Expectation::new(argv(&argv::lvextend(
-        VG,
-        &lv,
-        100 * MIB,
-        T,
-    ))));
+    expect_growth(&host, &lv, small);
     let mut row = lv_row(lv.as_str(), 100 * MIB, Some("pool"), &rec.creation_tags());
     row.origin = Some("snap-s-1".into());
     host.expect_lvs_one(lv.as_str(), &[row]);
     let r = range(100 * MIB, 0);
-    let created = create_from_source(
-        &host.ctx,
-        request("r", &caps, Some(&r), &params),
-        &from_snapshot("snap-s-1"),
-    )
-    .await
-    .unwrap();
+    let created = create(&host, "r", Some(&r), &params, &from_snapshot("snap-s-1"))
+        .await
+        .unwrap();
     let Created::Created(volume) = created else {
         panic!("{created:?}")
     };
@@ -137,16 +126,13 @@ async fn restores_a_snapshot_grown_to_the_request_and_exports_it() {
 #[tokio::test]
 async fn clones_a_thin_volume_at_its_size_without_a_range() {
     let host = FakeHost::new();
-    let caps = [mount("ext4", Mode::SingleNodeWriter)];
     // As the provisioner sends it with --extra-create-metadata: the clone records its claim.
     let mut params = thin();
     params.insert("csi.storage.k8s.io/pvc/namespace".into(), "ns".into());
     params.insert("csi.storage.k8s.io/pvc/name".into(), "copy".into());
     let lv = LvName::for_volume("c");
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
-    host.expect_vgs(10 << 30, 4 * MIB);
-    host.expect_lvs_one(lv.as_str(), &[]);
-    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
+    expect_new_from(&host, &lv, "csi-v-1", std::slice::from_ref(&source));
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source]);
     let mut rec = record("c", 0, "volume:csi-v-1");
     rec.claim.pvc_namespace = "ns".into();
@@ -154,13 +140,9 @@ async fn clones_a_thin_volume_at_its_size_without_a_range() {
     expect_restore_lvcreate(&host, "csi-v-1", &lv, &rec);
     let row = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
     host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
-    let created = create_from_source(
-        &host.ctx,
-        request("c", &caps, None, &params),
-        &from_volume("csi-v-1"),
-    )
-    .await
-    .unwrap();
+    let created = create(&host, "c", None, &params, &from_volume("csi-v-1"))
+        .await
+        .unwrap();
     assert_eq!(created.volume().lv.size, 64 * MIB);
     assert!(matches!(created, Created::Created(_)));
     let context = created.volume().volume_context(&host.ctx);
@@ -170,33 +152,25 @@ async fn clones_a_thin_volume_at_its_size_without_a_range() {
     );
 
     // Same name and source: the same volume. Another source, or empty: ALREADY_EXISTS.
-    host.expect_vgs(10 << 30, 4 * MIB);
-    host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
-    let again = create_from_source(
-        &host.ctx,
-        request("c", &caps, None, &params),
-        &from_volume("csi-v-1"),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(again, Created::AlreadyExisted(_)));
-    host.expect_vgs(10 << 30, 4 * MIB);
-    host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
-    let err = create_from_source(
-        &host.ctx,
-        request("c", &caps, None, &params),
-        &from_snapshot("snap-s-1"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
+    for (source, existed) in [
+        (from_volume("csi-v-1"), true),
+        (from_snapshot("snap-s-1"), false),
+    ] {
+        host.expect_vgs(10 << 30, 4 * MIB);
+        host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
+        let again = create(&host, "c", None, &params, &source).await;
+        if existed {
+            assert!(matches!(again.unwrap(), Created::AlreadyExisted(_)));
+        } else {
+            refused(again, Kind::AlreadyExists);
+        }
+    }
     host.finish();
 }
 
 #[tokio::test]
 async fn an_interrupted_restore_is_grown_by_the_retry() {
     let host = FakeHost::new();
-    let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let params = thin();
     let lv = LvName::for_volume("r");
     let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
@@ -204,23 +178,13 @@ async fn an_interrupted_restore_is_grown_by_the_retry() {
     host.expect_vgs(10 << 30, 4 * MIB);
     host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&small));
     // The growth is admitted in the queue like any other claim.
-    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), small]);
-    host.expect(Expectation::new(argv(&argv::lvextend(
-        VG,
-        &lv,
-        100 * MIB,
-        T,
-    ))));
+    expect_growth(&host, &lv, small);
     let grown = lv_row(lv.as_str(), 100 * MIB, Some("pool"), &rec.creation_tags());
     host.expect_lvs_one(lv.as_str(), &[grown]);
     let r = range(100 * MIB, 0);
-    let again = create_from_source(
-        &host.ctx,
-        request("r", &caps, Some(&r), &params),
-        &from_snapshot("snap-s-1"),
-    )
-    .await
-    .unwrap();
+    let again = create(&host, "r", Some(&r), &params, &from_snapshot("snap-s-1"))
+        .await
+        .unwrap();
     assert_eq!(again.volume().lv.size, 100 * MIB);
     host.finish();
 }
@@ -228,7 +192,6 @@ async fn an_interrupted_restore_is_grown_by_the_retry() {
 #[tokio::test]
 async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
     let host = FakeHost::new();
-    let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let params = thin();
     let lv = LvName::for_volume("r");
     // Unknown snapshot ids (never issued, and well-formed but gone): NOT_FOUND.
@@ -243,113 +206,61 @@ async fn sources_that_are_missing_linear_or_too_big_for_the_range() {
         if let Some(name) = lookup {
             host.expect_lvs_one(name, &[]);
         }
-        let err = create_from_source(&host.ctx, request("r", &caps, None, &params), &source)
+        let err = create(&host, "r", None, &params, &source)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), Kind::NotFound, "{source:?}");
     }
     // A linear source volume: INVALID_ARGUMENT.
-    host.expect_vgs(10 << 30, 4 * MIB);
-    host.expect_lvs_one(lv.as_str(), &[]);
-    host.expect_lvs_one(
-        "csi-lin-1",
-        &[lv_row("csi-lin-1", 64 * MIB, None, &carve_tags("lin"))],
-    );
-    let err = create_from_source(
-        &host.ctx,
-        request("r", &caps, None, &params),
-        &from_volume("csi-lin-1"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
+    let linear = lv_row("csi-lin-1", 64 * MIB, None, &carve_tags("lin"));
+    expect_new_from(&host, &lv, "csi-lin-1", &[linear]);
+    let linear = create(&host, "r", None, &params, &from_volume("csi-lin-1")).await;
+    refused(linear, Kind::InvalidArgument);
     // limit_bytes below the source's size: OUT_OF_RANGE.
-    host.expect_vgs(10 << 30, 4 * MIB);
-    host.expect_lvs_one(lv.as_str(), &[]);
-    host.expect_lvs_one(
-        "snap-s-1",
-        &[snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1")],
-    );
-    let r = range(16 * MIB, 32 * MIB);
-    let err = create_from_source(
-        &host.ctx,
-        request("r", &caps, Some(&r), &params),
-        &from_snapshot("snap-s-1"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::OutOfRange, "{err}");
-    // A snapshot whose pool failed is not ready: UNAVAILABLE (retried).
-    let mut failed = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
-    failed.attr = "Vwi---tzFk".into();
-    host.expect_vgs(10 << 30, 4 * MIB);
-    host.expect_lvs_one(lv.as_str(), &[]);
-    host.expect_lvs_one("snap-s-1", &[failed]);
-    let err = create_from_source(
-        &host.ctx,
-        request("r", &caps, None, &params),
-        &from_snapshot("snap-s-1"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::Unavailable, "{err}");
-    // No room left in the pool's promise: RESOURCE_EXHAUSTED.
     let snap = snap_row("snap-s-1", 64 * MIB, "s", "csi-v-1");
-    host.expect_vgs(10 << 30, 4 * MIB);
-    host.expect_lvs_one(lv.as_str(), &[]);
-    host.expect_lvs_one("snap-s-1", std::slice::from_ref(&snap));
-    host.expect_survey(
-        10 << 30,
-        4 * MIB,
-        &[
-            pool_row(128 * MIB),
-            snap,
-            lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v")),
-        ],
-    );
-    let err = create_from_source(
-        &host.ctx,
-        request("r", &caps, None, &params),
-        &from_snapshot("snap-s-1"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    expect_new_from(&host, &lv, "snap-s-1", std::slice::from_ref(&snap));
+    let r = range(16 * MIB, 32 * MIB);
+    let too_big = create(&host, "r", Some(&r), &params, &from_snapshot("snap-s-1")).await;
+    refused(too_big, Kind::OutOfRange);
+    // A snapshot whose pool failed is not ready: UNAVAILABLE (retried).
+    let mut failed = snap.clone();
+    failed.attr = "Vwi---tzFk".into();
+    expect_new_from(&host, &lv, "snap-s-1", &[failed]);
+    let not_ready = create(&host, "r", None, &params, &from_snapshot("snap-s-1")).await;
+    refused(not_ready, Kind::Unavailable);
+    // No room left in the pool's promise: RESOURCE_EXHAUSTED.
+    expect_new_from(&host, &lv, "snap-s-1", std::slice::from_ref(&snap));
+    let v = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
+    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(128 * MIB), snap, v]);
+    let no_room = create(&host, "r", None, &params, &from_snapshot("snap-s-1")).await;
+    refused(no_room, Kind::ResourceExhausted);
     host.finish();
 }
 
 #[tokio::test]
 async fn requests_refused_before_lvm() {
     let host = FakeHost::new();
-    let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let linear = HashMap::new();
     let params = thin();
-    let err = create_from_source(
-        &host.ctx,
-        request("r", &caps, None, &linear),
-        &from_snapshot("snap-s-1"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let snapshot = from_snapshot("snap-s-1");
+    let err = refused(
+        create(&host, "r", None, &linear, &snapshot).await,
+        Kind::InvalidArgument,
+    );
     assert!(err.message().contains("thin=true"), "{err}");
     for source in [
         VolumeContentSource { r#type: None },
         from_snapshot(""),
         from_volume(""),
     ] {
-        let err = create_from_source(&host.ctx, request("r", &caps, None, &params), &source)
+        let err = create(&host, "r", None, &params, &source)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), Kind::InvalidArgument, "{source:?}");
     }
-    let err = create_from_source(
-        &host.ctx,
-        request("", &caps, None, &params),
-        &from_snapshot("snap-s-1"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    refused(
+        create(&host, "", None, &params, &snapshot).await,
+        Kind::InvalidArgument,
+    );
     host.finish();
 }

@@ -3,35 +3,18 @@ use crate::{
     lvm::argv,
     ops::{
         capability::mount,
-        testing::{FakeHost, VG, carve_tags, lv_row, pool_row},
+        testing::{
+            FakeHost, VG, carve_tags, create_request as request, ext4_record, lv_row, pool_row,
+            range, thin_pool,
+        },
     },
 };
-use csi_common::{Kind, command::Expectation};
+use csi_common::{Kind, command::Expectation, testing::refused};
 use csi_proto::v1::volume_capability::access_mode::Mode;
 use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
-
-fn request<'a>(
-    name: &'a str,
-    caps: &'a [VolumeCapability],
-    range: Option<&'a CapacityRange>,
-    params: &'a HashMap<String, String>,
-) -> CreateVolume<'a> {
-    CreateVolume {
-        name,
-        capacity: range,
-        capabilities: caps,
-        parameters: params,
-        requisite: &[],
-    }
-}
-
-fn argv_of(cmd: &csi_common::command::Cmd) -> Vec<String> {
-    std::iter::once(cmd.program().to_string())
-        .chain(cmd.arg_values().map(str::to_string))
-        .collect()
-}
+const T: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn creates_a_thin_volume_rounded_to_extents_and_exports_it() {
@@ -39,30 +22,11 @@ async fn creates_a_thin_volume_rounded_to_extents_and_exports_it() {
     let name = "pvc-1; $(reboot) --force";
     let lv = LvName::for_volume(name);
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
-    let range = CapacityRange {
-        required_bytes: 5 * MIB.cast_signed(),
-        limit_bytes: 0,
-    };
+    let range = range(5 * MIB, 0);
     let params = HashMap::from([("thin".to_string(), "true".to_string())]);
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30)]);
-    let record = VolumeRecord {
-        name: name.into(),
-        required_bytes: 5 * MIB,
-        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
-        ..Default::default()
-    };
-    let thin = Allocation::Thin {
-        pool: "pool".into(),
-    };
-    let create = argv::lvcreate(
-        VG,
-        &lv,
-        8 * MIB,
-        &thin,
-        &record.creation_tags(),
-        Duration::from_secs(5),
-    );
-    host.expect(Expectation::new(argv_of(&create)));
+    let record = ext4_record(name, 5 * MIB);
+    host.expect_lvcreate(&lv, 8 * MIB, &thin_pool(), &record.creation_tags());
     let created = create_volume(&host.ctx, request(name, &caps, Some(&range), &params))
         .await
         .unwrap();
@@ -127,9 +91,9 @@ async fn provisioner_metadata_is_recorded_in_tags_and_shown_in_volume_context() 
         8 * MIB,
         &Allocation::Linear,
         &record.creation_tags(),
-        Duration::from_secs(5),
+        T,
     );
-    let args = argv_of(&create);
+    let args = csi_common::testing::argv(&create);
     for tag in [
         "carve.pvcns.0=team-a",
         "carve.pvcname.0=db#20data#2F#E5#90#8D",
@@ -138,10 +102,7 @@ async fn provisioner_metadata_is_recorded_in_tags_and_shown_in_volume_context() 
         assert!(args.iter().any(|a| a == tag), "{tag} not in {args:?}");
     }
     host.expect(Expectation::new(args));
-    let range = CapacityRange {
-        required_bytes: 8 * MIB.cast_signed(),
-        limit_bytes: 0,
-    };
+    let range = range(8 * MIB, 0);
     let created = create_volume(&host.ctx, request(name, &caps, Some(&range), &params))
         .await
         .unwrap();
@@ -162,10 +123,8 @@ async fn an_overlong_claim_name_is_refused_before_lvm_is_asked() {
     let host = FakeHost::new();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let params = HashMap::from([("csi.storage.k8s.io/pvc/name".to_string(), "x".repeat(300))]);
-    let err = create_volume(&host.ctx, request("v", &caps, None, &params))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let overlong = create_volume(&host.ctx, request("v", &caps, None, &params)).await;
+    refused(overlong, Kind::InvalidArgument);
     host.finish();
 }
 
@@ -176,30 +135,19 @@ async fn same_name_compatible_is_the_same_volume_and_incompatible_is_already_exi
     let row = lv_row(lv.as_str(), 8 * MIB, None, &carve_tags("v"));
     let caps = [mount("", Mode::SingleNodeWriter)];
     let none = HashMap::new();
-    let ok = CapacityRange {
-        required_bytes: 8 * MIB.cast_signed(),
-        limit_bytes: 0,
-    };
+    let ok = range(8 * MIB, 0);
     host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
     let again = create_volume(&host.ctx, request("v", &caps, Some(&ok), &none))
         .await
         .unwrap();
     assert!(matches!(again, Created::AlreadyExisted(_)));
-    let bigger = CapacityRange {
-        required_bytes: 16 * MIB.cast_signed(),
-        limit_bytes: 0,
-    };
-    host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
-    let err = create_volume(&host.ctx, request("v", &caps, Some(&bigger), &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists);
+    let bigger = range(16 * MIB, 0);
     let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
-    host.expect_survey(10 << 30, 4 * MIB, &[row]);
-    let err = create_volume(&host.ctx, request("v", &caps, Some(&ok), &thin))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists);
+    for (range, params) in [(&bigger, &none), (&ok, &thin)] {
+        host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
+        let incompatible = create_volume(&host.ctx, request("v", &caps, Some(range), params)).await;
+        refused(incompatible, Kind::AlreadyExists);
+    }
     host.finish();
 }
 
@@ -217,8 +165,7 @@ async fn a_requisite_topology_the_host_does_not_serve_is_refused_and_creates_not
     host.expect_survey(10 << 30, 4 * MIB, &[]);
     let mut req = request("fresh", &caps, None, &none);
     req.requisite = &elsewhere;
-    let err = create_volume(&host.ctx, req).await.unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    let err = refused(create_volume(&host.ctx, req).await, Kind::ResourceExhausted);
     assert!(err.message().contains("zone=a"), "{err}");
     assert!(host.configfs_is_empty(), "nothing exported");
 
@@ -228,8 +175,7 @@ async fn a_requisite_topology_the_host_does_not_serve_is_refused_and_creates_not
     host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
     let mut req = request("v", &caps, None, &none);
     req.requisite = &elsewhere;
-    let err = create_volume(&host.ctx, req).await.unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
+    refused(create_volume(&host.ctx, req).await, Kind::AlreadyExists);
     let here = [zone("b"), zone("a")];
     host.expect_survey(10 << 30, 4 * MIB, &[row]);
     let mut req = request("v", &caps, None, &none);
@@ -256,10 +202,8 @@ async fn invalid_requests_are_refused_before_touching_lvm() {
         assert_eq!(err.kind(), kind, "{name}");
     }
     let bad = HashMap::from([("fstype".to_string(), "ext4".to_string())]);
-    let err = create_volume(&host.ctx, request("v", &caps, None, &bad))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let bad = create_volume(&host.ctx, request("v", &caps, None, &bad)).await;
+    refused(bad, Kind::InvalidArgument);
     host.finish();
 }
 
@@ -268,24 +212,17 @@ async fn capacity_errors_out_of_range_and_resource_exhausted() {
     let host = FakeHost::new();
     let xfs = [mount("xfs", Mode::SingleNodeWriter)];
     let none = HashMap::new();
-    let small = CapacityRange {
-        required_bytes: MIB.cast_signed(),
-        limit_bytes: 100 * MIB.cast_signed(),
-    };
-    host.expect_survey(10 << 30, 4 * MIB, &[]);
-    let err = create_volume(&host.ctx, request("v", &xfs, Some(&small), &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::OutOfRange);
-    let huge = CapacityRange {
-        required_bytes: 20 << 30,
-        limit_bytes: 0,
-    };
-    host.expect_survey(10 << 30, 4 * MIB, &[]);
-    let err = create_volume(&host.ctx, request("v", &xfs, Some(&huge), &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted);
+    // xfs needs more than a MiB; 20 GiB is more than the VG has.
+    for (range, kind) in [
+        (range(MIB, 100 * MIB), Kind::OutOfRange),
+        (range(20 << 30, 0), Kind::ResourceExhausted),
+    ] {
+        host.expect_survey(10 << 30, 4 * MIB, &[]);
+        refused(
+            create_volume(&host.ctx, request("v", &xfs, Some(&range), &none)).await,
+            kind,
+        );
+    }
     host.finish();
 }
 
@@ -295,31 +232,14 @@ async fn lvcreate_out_of_space_is_resource_exhausted() {
     let lv = LvName::for_volume("v");
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let none = HashMap::new();
-    let range = CapacityRange {
-        required_bytes: 8 * MIB.cast_signed(),
-        limit_bytes: 0,
-    };
+    let range = range(8 * MIB, 0);
     host.expect_survey(10 << 30, 4 * MIB, &[]);
-    let record = VolumeRecord {
-        name: "v".into(),
-        required_bytes: 8 * MIB,
-        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
-        ..Default::default()
-    };
-    let create = argv::lvcreate(
-        VG,
-        &lv,
-        8 * MIB,
-        &Allocation::Linear,
-        &record.creation_tags(),
-        Duration::from_secs(5),
-    );
+    let tags = ext4_record("v", 8 * MIB).creation_tags();
+    let create = argv::lvcreate(VG, &lv, 8 * MIB, &Allocation::Linear, &tags, T);
     let stderr = include_str!("../../../../tests/fixtures/controller/lvcreate-nospace.stderr");
-    host.expect(Expectation::new(argv_of(&create)).fails(5, stderr));
-    let err = create_volume(&host.ctx, request("v", &caps, Some(&range), &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    host.expect(Expectation::of(&create).fails(5, stderr));
+    let no_space = create_volume(&host.ctx, request("v", &caps, Some(&range), &none)).await;
+    refused(no_space, Kind::ResourceExhausted);
     host.finish();
 }
 
@@ -330,16 +250,13 @@ async fn without_volume_group_or_portal_the_reason_is_clear() {
     let none = HashMap::new();
     let mut ctx = host.ctx.clone();
     ctx.settings.portals.clear();
-    let err = create_volume(&ctx, request("v", &caps, None, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::FailedPrecondition);
-    assert!(err.message().contains("--portal"));
     let no_vg = Ctx::new(None, host.lio.clone(), host.ctx.settings.clone(), None);
-    let err = create_volume(&no_vg, request("v", &caps, None, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::FailedPrecondition);
-    assert!(err.message().contains("--volume-group"));
+    for (ctx, flag) in [(&ctx, "--portal"), (&no_vg, "--volume-group")] {
+        let err = refused(
+            create_volume(ctx, request("v", &caps, None, &none)).await,
+            Kind::FailedPrecondition,
+        );
+        assert!(err.message().contains(flag));
+    }
     host.finish();
 }

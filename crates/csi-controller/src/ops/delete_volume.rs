@@ -81,7 +81,7 @@ pub async fn delete_volume(ctx: &Ctx, raw_id: &str) -> Result<Deleted> {
 mod tests {
     use super::*;
     use crate::ops::testing::{FakeHost, carve_tags, lv_row};
-    use csi_common::Kind;
+    use csi_common::{Kind, testing::refused};
 
     #[tokio::test]
     async fn unknown_and_foreign_ids_are_ok() {
@@ -125,8 +125,7 @@ mod tests {
     #[tokio::test]
     async fn a_linear_volume_is_quarantined_not_removed_and_is_gone_at_once() {
         let host = FakeHost::new();
-        let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-        host.export(&row).await;
+        let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
         host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         host.expect_lvs(std::slice::from_ref(&row));
         let lv = csi_common::ids::LvName::parse("csi-v-1").unwrap();
@@ -152,8 +151,7 @@ mod tests {
     #[tokio::test]
     async fn half_deleted_volume_is_finished() {
         let host = FakeHost::new();
-        let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-        host.export(&row).await;
+        host.export_linear("csi-v-1", &carve_tags("v")).await;
         host.expect_lvs_one("csi-v-1", &[]);
         assert_eq!(
             delete_volume(&host.ctx, "csi-v-1").await.unwrap(),
@@ -167,15 +165,19 @@ mod tests {
     async fn foreign_lv_and_classic_snapshots_are_refused() {
         let host = FakeHost::new();
         host.expect_lvs_one("csi-x-1", &[lv_row("csi-x-1", 8 << 20, None, &[])]);
-        let err = delete_volume(&host.ctx, "csi-x-1").await.unwrap_err();
-        assert_eq!(err.kind(), Kind::FailedPrecondition);
+        refused(
+            delete_volume(&host.ctx, "csi-x-1").await,
+            Kind::FailedPrecondition,
+        );
         let origin = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
         let mut snap = lv_row("snap-s-1", 8 << 20, None, &[]);
         snap.origin = Some("csi-v-1".into());
         host.expect_lvs_one("csi-v-1", std::slice::from_ref(&origin));
         host.expect_lvs(&[origin, snap]);
-        let err = delete_volume(&host.ctx, "csi-v-1").await.unwrap_err();
-        assert_eq!(err.kind(), Kind::FailedPrecondition);
+        let err = refused(
+            delete_volume(&host.ctx, "csi-v-1").await,
+            Kind::FailedPrecondition,
+        );
         assert!(err.message().contains("snap-s-1"), "{err}");
         host.finish();
     }

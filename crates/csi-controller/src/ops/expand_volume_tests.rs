@@ -6,7 +6,7 @@ use crate::{
         testing::{FakeHost, VG, lv_row, pool_row},
     },
 };
-use csi_common::{Kind, command::Expectation, ids::LvName};
+use csi_common::{Kind, command::Expectation, ids::LvName, testing::refused};
 use csi_proto::v1::volume_capability::access_mode::Mode;
 use std::time::Duration;
 
@@ -30,11 +30,7 @@ fn tags(required: u64) -> Vec<String> {
     .creation_tags()
 }
 
-fn argv(cmd: &csi_common::command::Cmd) -> Vec<String> {
-    std::iter::once(cmd.program().to_string())
-        .chain(cmd.arg_values().map(str::to_string))
-        .collect()
-}
+use csi_common::testing::argv;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -127,22 +123,23 @@ async fn shrinking_limits_and_bad_requests() {
     let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
     // Shrinking: the range wants less than the volume has.
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = expand_volume(&host.ctx, "csi-v-1", Some(&range(64 * MIB, 64 * MIB)), None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::OutOfRange, "{err}");
+    refused(
+        expand_volume(&host.ctx, "csi-v-1", Some(&range(64 * MIB, 64 * MIB)), None).await,
+        Kind::OutOfRange,
+    );
     // The rounded size would pass limit_bytes.
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
     host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
-    let err = expand_volume(
-        &host.ctx,
-        "csi-v-1",
-        Some(&range(133 * MIB, 134 * MIB)),
-        None,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::OutOfRange, "{err}");
+    refused(
+        expand_volume(
+            &host.ctx,
+            "csi-v-1",
+            Some(&range(133 * MIB, 134 * MIB)),
+            None,
+        )
+        .await,
+        Kind::OutOfRange,
+    );
     // Requests refused before LVM.
     for (id, r, kind) in [
         ("", Some(range(MIB, 0)), Kind::InvalidArgument),
@@ -159,25 +156,26 @@ async fn shrinking_limits_and_bad_requests() {
         required_bytes: -1,
         limit_bytes: 0,
     };
-    let err = expand_volume(&host.ctx, "csi-v-1", Some(&negative), None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
-    let err = expand_volume(
-        &host.ctx,
-        "csi-v-1",
-        Some(&range(MIB, 0)),
-        Some(&mount("btrfs", Mode::SingleNodeWriter)),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    refused(
+        expand_volume(&host.ctx, "csi-v-1", Some(&negative), None).await,
+        Kind::InvalidArgument,
+    );
+    refused(
+        expand_volume(
+            &host.ctx,
+            "csi-v-1",
+            Some(&range(MIB, 0)),
+            Some(&mount("btrfs", Mode::SingleNodeWriter)),
+        )
+        .await,
+        Kind::InvalidArgument,
+    );
     // A volume that does not exist.
     host.expect_lvs_one("csi-gone-1", &[]);
-    let err = expand_volume(&host.ctx, "csi-gone-1", Some(&range(MIB, 0)), None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::NotFound);
+    refused(
+        expand_volume(&host.ctx, "csi-gone-1", Some(&range(MIB, 0)), None).await,
+        Kind::NotFound,
+    );
     host.finish();
 }
 
@@ -188,10 +186,10 @@ async fn no_room_is_resource_exhausted() {
     let linear = lv_row("csi-v-1", 64 * MIB, None, &tags(64 * MIB));
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
     host.expect_survey(32 * MIB, 4 * MIB, std::slice::from_ref(&linear));
-    let err = expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    let err = refused(
+        expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None).await,
+        Kind::ResourceExhausted,
+    );
     assert!(
         err.message()
             .contains("67108864 bytes wanted, 33554432 bytes free"),
@@ -201,10 +199,10 @@ async fn no_room_is_resource_exhausted() {
     let thin = lv_row("csi-t-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
     host.expect_lvs_one("csi-t-1", std::slice::from_ref(&thin));
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), thin]);
-    let err = expand_volume(&host.ctx, "csi-t-1", Some(&range(2 << 30, 0)), None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    let err = refused(
+        expand_volume(&host.ctx, "csi-t-1", Some(&range(2 << 30, 0)), None).await,
+        Kind::ResourceExhausted,
+    );
     assert!(
         err.message()
             .contains("67108864 already are, 1006632960 left"),
@@ -218,9 +216,9 @@ async fn no_room_is_resource_exhausted() {
         Expectation::new(argv(&argv::lvextend(VG, &lv, 128 * MIB, T)))
             .fails(5, fixture("lvextend-nospace.stderr")),
     );
-    let err = expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    refused(
+        expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None).await,
+        Kind::ResourceExhausted,
+    );
     host.finish();
 }

@@ -101,7 +101,7 @@ pub async fn get_capacity(
 mod tests {
     use super::*;
     use crate::ops::testing::{FakeHost, lv_row, pool_row};
-    use csi_common::Kind;
+    use csi_common::{Kind, testing::refused};
 
     #[test]
     fn thin_headroom_counts_promised_virtual_sizes() {
@@ -137,8 +137,10 @@ mod tests {
             }
         );
         let bad = HashMap::from([("size".to_string(), "1".to_string())]);
-        let err = get_capacity(&host.ctx, &[], &bad, None).await.unwrap_err();
-        assert_eq!(err.kind(), Kind::InvalidArgument);
+        refused(
+            get_capacity(&host.ctx, &[], &bad, None).await,
+            Kind::InvalidArgument,
+        );
         host.finish();
     }
 
@@ -189,10 +191,10 @@ mod tests {
     async fn missing_volume_group_is_unavailable() {
         let host = FakeHost::new();
         host.expect_survey_missing();
-        let err = get_capacity(&host.ctx, &[], &HashMap::new(), None)
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), Kind::Unavailable);
+        let err = refused(
+            get_capacity(&host.ctx, &[], &HashMap::new(), None).await,
+            Kind::Unavailable,
+        );
         assert!(err.message().contains("carvevg"), "{err}");
         host.finish();
     }

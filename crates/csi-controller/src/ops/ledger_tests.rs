@@ -3,38 +3,41 @@
 //! admission read LVM again.
 
 use crate::{
-    lvm::{Allocation, Claim, Within, argv, tags::PUBLISHED},
+    lvm::{Allocation, Claim, Within, tags::PUBLISHED},
     ops::{
         self,
         capability::mount,
         create_volume::{CreateVolume, Created},
         publish::Publish,
-        testing::{FakeHost, NODE1, VG, carve_tags, lv_row, pool_row},
+        testing::{
+            FakeHost, NODE1, carve_tags, ext4_record, lv_row, pool_row, range, thin_claim,
+            thin_pool,
+        },
     },
 };
-use csi_common::{Kind, command::Expectation, ids::LvName};
-use csi_proto::v1::{CapacityRange, volume_capability::access_mode::Mode};
+use csi_common::{Kind, ids::LvName, testing::refused};
+use csi_proto::v1::volume_capability::access_mode::Mode;
 use std::{collections::HashMap, time::Duration};
 
 const MIB: u64 = 1 << 20;
-const T: Duration = Duration::from_secs(5);
 
 fn expect_lvcreate(host: &FakeHost, lv: &LvName, size: u64, allocation: &Allocation) {
-    let cmd = argv::lvcreate(VG, lv, size, allocation, &[], T);
-    host.expect(Expectation::new(
-        std::iter::once(cmd.program().to_string())
-            .chain(cmd.arg_values().map(str::to_string))
-            .collect::<Vec<_>>(),
-    ));
+    host.expect_lvcreate(lv, size, allocation, &[]);
+}
+
+/// A claim of `bytes` in the thin pool, admitted on the ledger's figures.
+fn thin(bytes: u64) -> Within<'static> {
+    Within {
+        claim: thin_claim(bytes),
+        seen: None,
+    }
 }
 
 #[tokio::test]
 async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
     let host = FakeHost::with_ledger();
     let lvm = host.ctx.lvm().unwrap().clone();
-    let pool = Allocation::Thin {
-        pool: "pool".into(),
-    };
+    let pool = thin_pool();
     host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
     lvm.resync().await.unwrap();
     let names: Vec<LvName> = ["a", "b", "c", "d"]
@@ -45,15 +48,6 @@ async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
         claim: Claim::Linear { bytes },
         seen: None,
     };
-    let thin = |bytes| Within {
-        claim: Claim::Thin {
-            pool: "pool",
-            bytes,
-            ratio: 1.0,
-            zeroing_required: true,
-        },
-        seen: None,
-    };
     // Two linear LVs fill the VG's 8 MiB; the third is refused from the ledger's figures.
     for lv in &names[..2] {
         expect_lvcreate(&host, lv, 4 * MIB, &Allocation::Linear);
@@ -61,17 +55,14 @@ async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
             .await
             .unwrap();
     }
-    let err = lvm
-        .create_within(
-            &names[2],
-            4 * MIB,
-            &Allocation::Linear,
-            &[],
-            linear(4 * MIB),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    let third = lvm.create_within(
+        &names[2],
+        4 * MIB,
+        &Allocation::Linear,
+        &[],
+        linear(4 * MIB),
+    );
+    let err = refused(third.await, Kind::ResourceExhausted);
     assert!(err.message().contains("0 bytes free"), "{err}");
     // Thin promises add up in the ledger too; the pool itself is read at each thin admission.
     host.expect_pool(&pool_row(1 << 30));
@@ -101,14 +92,7 @@ async fn a_failed_command_makes_the_next_admission_read_lvm() {
     let a = LvName::for_volume("a");
     host.expect_survey(1 << 30, 4 * MIB, &[]);
     lvm.resync().await.unwrap();
-    host.expect(
-        Expectation::new(
-            std::iter::once("lvremove".to_string())
-                .chain(argv::lvremove(VG, &a, T).arg_values().map(str::to_string))
-                .collect::<Vec<_>>(),
-        )
-        .fails(5, "  Internal error: something odd\n"),
-    );
+    host.expect_lvremove_failing(a.as_str());
     assert!(lvm.remove(&a).await.is_err());
     // The ledger is forgotten: the claim is admitted against a fresh report, which shows the
     // VG full (someone else took the space), and the report seeds the ledger again.
@@ -117,11 +101,8 @@ async fn a_failed_command_makes_the_next_admission_read_lvm() {
         claim: Claim::Linear { bytes: 4 * MIB },
         seen: None,
     };
-    let err = lvm
-        .create_within(&a, 4 * MIB, &Allocation::Linear, &[], within)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    let full = lvm.create_within(&a, 4 * MIB, &Allocation::Linear, &[], within);
+    refused(full.await, Kind::ResourceExhausted);
     assert_eq!(lvm.list().await.unwrap().len(), 1, "read from the new seed");
     host.finish();
 }
@@ -133,10 +114,7 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30)]);
     lvm.resync().await.unwrap();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
-    let range = CapacityRange {
-        required_bytes: 8 * MIB.cast_signed(),
-        limit_bytes: 0,
-    };
+    let range = range(8 * MIB, 0);
     let params = HashMap::new();
     let req = CreateVolume {
         name: "pvc-ledger",
@@ -146,25 +124,8 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
         requisite: &[],
     };
     let lv = LvName::for_volume("pvc-ledger");
-    let record = crate::lvm::tags::VolumeRecord {
-        name: "pvc-ledger".into(),
-        required_bytes: 8 * MIB,
-        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
-        ..Default::default()
-    };
-    let cmd = argv::lvcreate(
-        VG,
-        &lv,
-        8 * MIB,
-        &Allocation::Linear,
-        &record.creation_tags(),
-        T,
-    );
-    host.expect(Expectation::new(
-        std::iter::once(cmd.program().to_string())
-            .chain(cmd.arg_values().map(str::to_string))
-            .collect::<Vec<_>>(),
-    ));
+    let tags = ext4_record("pvc-ledger", 8 * MIB).creation_tags();
+    host.expect_lvcreate(&lv, 8 * MIB, &Allocation::Linear, &tags);
     let created = ops::create_volume::create_volume(&host.ctx, req)
         .await
         .unwrap();
@@ -224,24 +185,10 @@ async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
     let mut unzeroed = pool_row(1 << 30);
     unzeroed.attr = "twi-aot---".into();
     host.expect_pool(&unzeroed);
-    let within = Within {
-        claim: Claim::Thin {
-            pool: "pool",
-            bytes: 4 * MIB,
-            ratio: 1.0,
-            zeroing_required: true,
-        },
-        seen: None,
-    };
-    let pool = Allocation::Thin {
-        pool: "pool".into(),
-    };
     let lv = LvName::for_volume("a");
-    let err = lvm
-        .create_within(&lv, 4 * MIB, &pool, &[], within)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
+    let pool = thin_pool();
+    let unzeroed = lvm.create_within(&lv, 4 * MIB, &pool, &[], thin(4 * MIB));
+    refused(unzeroed.await, Kind::FailedPrecondition);
     host.finish();
 }
 
@@ -305,18 +252,7 @@ async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context
 async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_updates_it() {
     let host = FakeHost::with_pool_max_age(Duration::from_hours(1));
     let lvm = host.ctx.lvm().unwrap().clone();
-    let pool = Allocation::Thin {
-        pool: "pool".into(),
-    };
-    let thin = |bytes| Within {
-        claim: Claim::Thin {
-            pool: "pool",
-            bytes,
-            ratio: 1.0,
-            zeroing_required: true,
-        },
-        seen: None,
-    };
+    let pool = thin_pool();
     let (a, b) = (LvName::for_volume("a"), LvName::for_volume("b"));
     host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
     lvm.resync().await.unwrap();
@@ -331,22 +267,16 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
     full.data_percent = Some(100.0);
     host.expect_pool(&full);
     lvm.refresh_pool("pool").await.unwrap();
-    let err = lvm
-        .create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    let full = lvm.create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB));
+    let err = refused(full.await, Kind::ResourceExhausted);
     assert!(err.message().contains("full"), "{err}");
     // A pool that stopped zeroing is refused the same way.
     let mut unzeroed = pool_row(1 << 30);
     unzeroed.attr = "twi-aotz--".replace('z', "-");
     host.expect_pool(&unzeroed);
     lvm.refresh_pool("pool").await.unwrap();
-    let err = lvm
-        .create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
+    let unzeroed = lvm.create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB));
+    refused(unzeroed.await, Kind::FailedPrecondition);
     host.finish();
 }
 
@@ -354,41 +284,18 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
 async fn a_forgotten_record_reads_the_pool_again_at_a_thin_admission() {
     let host = FakeHost::with_pool_max_age(Duration::from_hours(1));
     let lvm = host.ctx.lvm().unwrap().clone();
-    let pool = Allocation::Thin {
-        pool: "pool".into(),
-    };
+    let pool = thin_pool();
     let a = LvName::for_volume("a");
     host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
     lvm.resync().await.unwrap();
     // A failed mutation forgets the record, and the next admission seeds it again (one
     // survey, which reads the pool too).
-    host.expect(
-        Expectation::new(
-            std::iter::once("lvremove".to_string())
-                .chain(argv::lvremove(VG, &a, T).arg_values().map(str::to_string))
-                .collect::<Vec<_>>(),
-        )
-        .fails(5, "  Internal error: something odd\n"),
-    );
+    host.expect_lvremove_failing(a.as_str());
     assert!(lvm.remove(&a).await.is_err());
     host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
     expect_lvcreate(&host, &a, 64 * MIB, &pool);
-    lvm.create_within(
-        &a,
-        64 * MIB,
-        &pool,
-        &[],
-        Within {
-            claim: Claim::Thin {
-                pool: "pool",
-                bytes: 64 * MIB,
-                ratio: 1.0,
-                zeroing_required: true,
-            },
-            seen: None,
-        },
-    )
-    .await
-    .unwrap();
+    lvm.create_within(&a, 64 * MIB, &pool, &[], thin(64 * MIB))
+        .await
+        .unwrap();
     host.finish();
 }

@@ -1,11 +1,12 @@
 use super::*;
 use crate::ops::{
     capability::mount,
-    testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row},
+    testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, published_tags},
 };
 use csi_common::{
     Kind,
     contract::{CHAP_MUTUAL_PASSWORD, CHAP_MUTUAL_USERNAME, CHAP_PASSWORD, CHAP_USERNAME},
+    testing::refused,
 };
 use csi_proto::v1::volume_capability::access_mode::Mode;
 
@@ -27,8 +28,7 @@ fn req<'a>(
 #[tokio::test]
 async fn tags_then_acl_for_that_initiator_only() {
     let host = FakeHost::new();
-    let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-    host.export(&row).await;
+    let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     host.expect_lvs_one("csi-v-1", &[row]);
@@ -53,10 +53,8 @@ async fn tags_then_acl_for_that_initiator_only() {
 #[tokio::test]
 async fn republish_same_node_is_ok_and_other_node_is_refused_naming_it() {
     let host = FakeHost::new();
-    let mut tags = carve_tags("v");
-    tags.push(format!("carve.pub=rw:{NODE1}"));
-    let row = lv_row("csi-v-1", 8 << 20, None, &tags);
-    host.export(&row).await;
+    let tags = published_tags("v", NODE1);
+    let row = host.export_linear("csi-v-1", &tags).await;
     host.add_acl("csi-v-1", NODE1).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
@@ -67,33 +65,32 @@ async fn republish_same_node_is_ok_and_other_node_is_refused_naming_it() {
         .unwrap();
     assert!(!again.blank, "published before: may hold data");
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = publish(&host.ctx, req(NODE2, &cap, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    let err = refused(
+        publish(&host.ctx, req(NODE2, &cap, false, &none)).await,
+        Kind::FailedPrecondition,
+    );
     assert!(err.message().contains(NODE1), "{err}");
     assert_eq!(host.acls("csi-v-1"), [NODE1], "node2 got nothing");
     host.expect_lvs_one("csi-v-1", &[row]);
-    let err = publish(&host.ctx, req(NODE1, &cap, true, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists);
+    refused(
+        publish(&host.ctx, req(NODE1, &cap, true, &none)).await,
+        Kind::AlreadyExists,
+    );
     host.finish();
 }
 
 #[tokio::test]
 async fn acl_alone_also_blocks_another_node() {
     let host = FakeHost::new();
-    let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-    host.export(&row).await;
+    let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
     host.add_acl("csi-v-1", NODE2).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     host.expect_lvs_one("csi-v-1", &[row]);
-    let err = publish(&host.ctx, req(NODE1, &cap, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    let err = refused(
+        publish(&host.ctx, req(NODE1, &cap, false, &none)).await,
+        Kind::FailedPrecondition,
+    );
     assert!(err.message().contains(NODE2));
     host.finish();
 }
@@ -101,8 +98,7 @@ async fn acl_alone_also_blocks_another_node() {
 #[tokio::test]
 async fn readonly_and_mutual_chap_reach_configfs_without_newlines() {
     let host = FakeHost::new();
-    let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-    host.export(&row).await;
+    let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
     let cap = mount("ext4", Mode::SingleNodeReaderOnly);
     let secrets: HashMap<String, String> = [
         (CHAP_USERNAME, "user1"),
@@ -143,19 +139,19 @@ async fn unknown_volume_or_node_is_not_found_and_bad_input_invalid() {
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     host.expect_lvs_one("csi-v-1", &[]);
-    let err = publish(&host.ctx, req(NODE1, &cap, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::NotFound);
-    let err = publish(&host.ctx, req("worker-1", &cap, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::NotFound);
+    refused(
+        publish(&host.ctx, req(NODE1, &cap, false, &none)).await,
+        Kind::NotFound,
+    );
+    let err = refused(
+        publish(&host.ctx, req("worker-1", &cap, false, &none)).await,
+        Kind::NotFound,
+    );
     assert!(err.message().contains("initiator IQN"));
-    let err = publish(&host.ctx, req("", &cap, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    refused(
+        publish(&host.ctx, req("", &cap, false, &none)).await,
+        Kind::InvalidArgument,
+    );
     let mut missing_cap = req(NODE1, &cap, false, &none);
     missing_cap.capability = None;
     assert_eq!(
@@ -163,15 +159,15 @@ async fn unknown_volume_or_node_is_not_found_and_bad_input_invalid() {
         Kind::InvalidArgument
     );
     let rwx = mount("ext4", Mode::MultiNodeMultiWriter);
-    let err = publish(&host.ctx, req(NODE1, &rwx, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    refused(
+        publish(&host.ctx, req(NODE1, &rwx, false, &none)).await,
+        Kind::InvalidArgument,
+    );
     let half = HashMap::from([(CHAP_USERNAME.to_string(), "u".to_string())]);
-    let err = publish(&host.ctx, req(NODE1, &cap, false, &half))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    refused(
+        publish(&host.ctx, req(NODE1, &cap, false, &half)).await,
+        Kind::InvalidArgument,
+    );
     host.finish();
 }
 
@@ -185,10 +181,10 @@ async fn a_tag_without_acl_still_blocks_another_node_and_chap_change_rewrites_th
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = publish(&host.ctx, req(NODE2, &cap, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::FailedPrecondition);
+    refused(
+        publish(&host.ctx, req(NODE2, &cap, false, &none)).await,
+        Kind::FailedPrecondition,
+    );
     host.expect_lvs_one("csi-v-1", &[row]);
     host.expect_retag(
         "csi-v-1",
@@ -219,10 +215,10 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     host.add_acl("csi-a-1", NODE1).await;
     host.add_acl("csi-b-1", NODE1).await;
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
-    let err = publish(&ctx, req(NODE1, &cap, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    refused(
+        publish(&ctx, req(NODE1, &cap, false, &none)).await,
+        Kind::ResourceExhausted,
+    );
     assert!(host.acls("csi-v-1").is_empty(), "nothing granted");
 
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
@@ -255,16 +251,17 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     let w = lv_row("csi-w-1", 8 << 20, None, &tagged);
     host.export(&w).await;
     host.expect_lvs_one("csi-w-1", &[w]);
-    let err = publish(
-        &ctx1,
-        Publish {
-            volume_id: "csi-w-1",
-            ..req(NODE2, &cap, false, &none)
-        },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    refused(
+        publish(
+            &ctx1,
+            Publish {
+                volume_id: "csi-w-1",
+                ..req(NODE2, &cap, false, &none)
+            },
+        )
+        .await,
+        Kind::ResourceExhausted,
+    );
     assert!(host.acls("csi-w-1").is_empty(), "nothing granted");
     host.finish();
 }
@@ -317,10 +314,10 @@ async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
     let none = HashMap::new();
     // Not published yet: an unsupported capability for this volume.
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = publish(&host.ctx, req(NODE1, &as_mount, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
+    let err = refused(
+        publish(&host.ctx, req(NODE1, &as_mount, false, &none)).await,
+        Kind::InvalidArgument,
+    );
     assert!(err.message().contains("block/SINGLE_NODE_WRITER"), "{err}");
     assert!(host.acls("csi-v-1").is_empty(), "nothing granted");
     // Published to that node already: incompatible with the publication.
@@ -329,9 +326,9 @@ async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
     let published = lv_row("csi-v-1", 8 << 20, None, &tags);
     host.add_acl("csi-v-1", NODE1).await;
     host.expect_lvs_one("csi-v-1", &[published]);
-    let err = publish(&host.ctx, req(NODE1, &as_mount, false, &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
+    refused(
+        publish(&host.ctx, req(NODE1, &as_mount, false, &none)).await,
+        Kind::AlreadyExists,
+    );
     host.finish();
 }

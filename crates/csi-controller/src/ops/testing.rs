@@ -1,26 +1,79 @@
 //! [`FakeHost`]: a storage host for the operations' unit tests, LVM through a [`ScriptedRunner`] replaying `lvs`/`vgs` JSON in
 //! the captured format, and the configfs LIO backend on a tempdir.
 
-use super::{Ctx, Settings};
+use super::{Ctx, Settings, create_volume::CreateVolume};
 use crate::{
     lio::{AclSpec, Lio, configfs::ConfigfsLio, state::entries},
-    lvm::{LvRow, LvmCli, argv},
+    lvm::{Allocation, Claim, LvRow, LvmCli, argv, tags::VolumeRecord},
 };
 use csi_common::{
     command::{Expectation, ScriptedRunner},
     ids::{Iqn, LvName, VolumeId},
 };
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use csi_proto::v1::{CapacityRange, VolumeCapability};
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
 pub use crate::lvm::testing::{NODE1, NODE2, VG, carve_tags, lv_row, lvs_json, pool_row};
 
 pub const PREFIX: &str = "iqn.2024-01.dev.carve.csi.lvm-iscsi";
 const T: Duration = Duration::from_secs(5);
 
-fn argv_of(cmd: &csi_common::command::Cmd) -> Vec<String> {
-    std::iter::once(cmd.program().to_string())
-        .chain(cmd.arg_values().map(str::to_string))
-        .collect()
+/// A CreateVolume request with no requisite topology.
+pub fn create_request<'a>(
+    name: &'a str,
+    caps: &'a [VolumeCapability],
+    range: Option<&'a CapacityRange>,
+    params: &'a HashMap<String, String>,
+) -> CreateVolume<'a> {
+    CreateVolume {
+        name,
+        capacity: range,
+        capabilities: caps,
+        parameters: params,
+        requisite: &[],
+    }
+}
+
+/// A capacity range in bytes (0: unset).
+pub fn range(required: u64, limit: u64) -> CapacityRange {
+    CapacityRange {
+        required_bytes: required.cast_signed(),
+        limit_bytes: limit.cast_signed(),
+    }
+}
+
+/// The record of a volume `name` created for `required` bytes as an ext4 single-node writer.
+pub fn ext4_record(name: &str, required: u64) -> VolumeRecord {
+    VolumeRecord {
+        name: name.into(),
+        required_bytes: required,
+        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    }
+}
+
+/// The allocation in the thin pool `pool`.
+pub fn thin_pool() -> Allocation {
+    Allocation::Thin {
+        pool: "pool".into(),
+    }
+}
+
+/// A claim of `bytes` in the thin pool `pool`, at ratio 1 and with zeroing required.
+pub fn thin_claim(bytes: u64) -> Claim<'static> {
+    Claim::Thin {
+        pool: "pool",
+        bytes,
+        ratio: 1.0,
+        zeroing_required: true,
+    }
+}
+
+/// `carve_tags(name)` with the read-write publication to `node`.
+pub fn published_tags(name: &str, node: &str) -> Vec<String> {
+    let mut tags = carve_tags(name);
+    tags.push(format!("carve.pub=rw:{node}"));
+    tags
 }
 
 #[derive(Debug)]
@@ -84,7 +137,7 @@ impl FakeHost {
             "vg_name": VG, "vg_size": "17175674880", "vg_free": free.to_string(),
             "vg_extent_size": extent.to_string()}]}]});
         self.runner
-            .expect(Expectation::new(argv_of(&argv::vgs(VG, T))).stdout(json.to_string()));
+            .expect(Expectation::of(&argv::vgs(VG, T)).stdout(json.to_string()));
     }
 
     /// The one report CreateVolume and GetCapacity start with: every LV, each row with the VG
@@ -98,7 +151,7 @@ impl FakeHost {
             row["vg_extent_size"] = extent.to_string().into();
         }
         self.runner
-            .expect(Expectation::new(argv_of(&argv::lvs_survey(VG, T))).stdout(json.to_string()));
+            .expect(Expectation::of(&argv::lvs_survey(VG, T)).stdout(json.to_string()));
         if rows.is_empty() {
             self.expect_vgs(free, extent);
         }
@@ -106,7 +159,7 @@ impl FakeHost {
 
     pub fn expect_survey_missing(&self) {
         self.runner.expect(
-            Expectation::new(argv_of(&argv::lvs_survey(VG, T))).fails(
+            Expectation::of(&argv::lvs_survey(VG, T)).fails(
                 5,
                 include_str!("../../../../tests/fixtures/controller/vgs-missing.stderr")
                     .replace("novg", VG),
@@ -117,20 +170,20 @@ impl FakeHost {
     /// `lvs vg/pool` of the thin pool `pool` (its condition, in ControllerGetVolume).
     pub fn expect_pool(&self, pool: &LvRow) {
         self.runner.expect(
-            Expectation::new(argv_of(&argv::lvs(&format!("{VG}/{}", pool.name), T)))
+            Expectation::of(&argv::lvs(&format!("{VG}/{}", pool.name), T))
                 .stdout(lvs_json(std::slice::from_ref(pool))),
         );
     }
 
     pub fn expect_lvs(&self, rows: &[LvRow]) {
         self.runner
-            .expect(Expectation::new(argv_of(&argv::lvs(VG, T))).stdout(lvs_json(rows)));
+            .expect(Expectation::of(&argv::lvs(VG, T)).stdout(lvs_json(rows)));
     }
 
     /// `lvs vg/lv`; no rows: the LV does not exist, and LVM answers as captured in the guest.
     pub fn expect_lvs_one(&self, name: &str, rows: &[LvRow]) {
         let lv = LvName::parse(name).unwrap();
-        let cmd = Expectation::new(argv_of(&argv::lvs_one(VG, &lv, T)));
+        let cmd = Expectation::of(&argv::lvs_one(VG, &lv, T));
         self.runner.expect(if rows.is_empty() {
             let stderr =
                 include_str!("../../../../tests/fixtures/controller/lvs-one-missing.stderr")
@@ -144,15 +197,13 @@ impl FakeHost {
     pub fn expect_lvremove(&self, name: &str) {
         let lv = LvName::parse(name).unwrap();
         self.runner
-            .expect(Expectation::new(argv_of(&argv::lvremove(VG, &lv, T))));
+            .expect(Expectation::of(&argv::lvremove(VG, &lv, T)));
     }
 
     pub fn expect_tag(&self, name: &str, tag: &str, add: bool) {
         let lv = LvName::parse(name).unwrap();
         self.runner
-            .expect(Expectation::new(argv_of(&argv::lvchange_tag(
-                VG, &lv, tag, add, T,
-            ))));
+            .expect(Expectation::of(&argv::lvchange_tag(VG, &lv, tag, add, T)));
     }
 
     /// One `lvchange` deleting `remove` and adding `add` on `name`.
@@ -163,13 +214,40 @@ impl FakeHost {
                 .map(std::string::ToString::to_string)
                 .collect::<Vec<_>>()
         };
-        self.runner.expect(Expectation::new(argv_of(
-            &crate::lvm::argv::lvchange_retag(VG, &lv, &owned(remove), &owned(add), T),
-        )));
+        self.runner
+            .expect(Expectation::of(&crate::lvm::argv::lvchange_retag(
+                VG,
+                &lv,
+                &owned(remove),
+                &owned(add),
+                T,
+            )));
     }
 
     pub fn expect(&self, expectation: Expectation) {
         self.runner.expect(expectation);
+    }
+
+    /// `lvcreate` of `lv` with `tags`, answering success.
+    pub fn expect_lvcreate(
+        &self,
+        lv: &LvName,
+        size: u64,
+        allocation: &Allocation,
+        tags: &[String],
+    ) {
+        self.expect(Expectation::of(&argv::lvcreate(
+            VG, lv, size, allocation, tags, T,
+        )));
+    }
+
+    /// An `lvremove` of `name` that fails with an internal LVM error (the ledger forgets).
+    pub fn expect_lvremove_failing(&self, name: &str) {
+        let lv = LvName::parse(name).unwrap();
+        self.expect(
+            Expectation::of(&argv::lvremove(VG, &lv, T))
+                .fails(5, "  Internal error: something odd\n"),
+        );
     }
 
     #[allow(clippy::unused_self)] // read as host.target(..) beside the host's expectations
@@ -188,6 +266,13 @@ impl FakeHost {
             .ensure_export(&volume.export_spec(&self.ctx, VG))
             .await
             .unwrap();
+    }
+
+    /// An 8 MiB linear LV `lv` with `tags`, exported directly through the backend.
+    pub async fn export_linear(&self, lv: &str, tags: &[String]) -> LvRow {
+        let row = lv_row(lv, 8 << 20, None, tags);
+        self.export(&row).await;
+        row
     }
 
     pub async fn add_acl(&self, volume: &str, node: &str) {

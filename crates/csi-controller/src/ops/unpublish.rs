@@ -60,16 +60,14 @@ pub async fn unpublish(ctx: &Ctx, raw_volume: &str, raw_node: &str) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row};
+    use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, published_tags};
     use csi_common::Kind;
 
     #[tokio::test]
     async fn removes_tag_then_acl_and_is_idempotent() {
         let host = FakeHost::new();
-        let mut tags = carve_tags("v");
-        tags.push(format!("carve.pub=rw:{NODE1}"));
-        let row = lv_row("csi-v-1", 8 << 20, None, &tags);
-        host.export(&row).await;
+        let tags = published_tags("v", NODE1);
+        let row = host.export_linear("csi-v-1", &tags).await;
         host.add_acl("csi-v-1", NODE1).await;
         host.add_acl("csi-v-1", NODE2).await;
         host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
@@ -85,8 +83,7 @@ mod tests {
     #[tokio::test]
     async fn empty_node_unpublishes_everyone_and_unknowns_are_ok() {
         let host = FakeHost::new();
-        let row = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
-        host.export(&row).await;
+        let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
         host.add_acl("csi-v-1", NODE1).await;
         host.add_acl("csi-v-1", NODE2).await;
         host.expect_lvs_one("csi-v-1", &[row]);

@@ -6,7 +6,7 @@ use crate::{
         testing::{FakeHost, VG, carve_tags, lv_row, pool_row},
     },
 };
-use csi_common::{Kind, command::Expectation};
+use csi_common::{Kind, command::Expectation, testing::refused};
 use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
@@ -95,10 +95,10 @@ async fn cuts_a_thin_snapshot_with_its_record_and_is_idempotent_by_name() {
         .unwrap();
     assert!(matches!(again, SnapshotCreated::AlreadyExisted(_)));
     host.expect_lvs_one(snap.as_str(), &[row]);
-    let err = create(&host.ctx, req("s1", "csi-w-1", &params))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
+    refused(
+        create(&host.ctx, req("s1", "csi-w-1", &params)).await,
+        Kind::AlreadyExists,
+    );
     host.finish();
 }
 
@@ -127,36 +127,36 @@ async fn missing_linear_and_foreign_sources() {
     let snap = id_for("s");
     // A source id Carve never issued, then a well-formed one that does not exist.
     host.expect_lvs_one(snap.as_str(), &[]);
-    let err = create(&host.ctx, req("s", "vol-1", &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::NotFound);
+    refused(
+        create(&host.ctx, req("s", "vol-1", &none)).await,
+        Kind::NotFound,
+    );
     host.expect_lvs_one(snap.as_str(), &[]);
     host.expect_lvs_one("csi-gone-1", &[]);
-    let err = create(&host.ctx, req("s", "csi-gone-1", &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::NotFound);
+    refused(
+        create(&host.ctx, req("s", "csi-gone-1", &none)).await,
+        Kind::NotFound,
+    );
     // A linear source: a clear INVALID_ARGUMENT.
     host.expect_lvs_one(snap.as_str(), &[]);
     host.expect_lvs_one(
         "csi-lin-1",
         &[lv_row("csi-lin-1", 64 * MIB, None, &carve_tags("lin"))],
     );
-    let err = create(&host.ctx, req("s", "csi-lin-1", &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::InvalidArgument);
+    let err = refused(
+        create(&host.ctx, req("s", "csi-lin-1", &none)).await,
+        Kind::InvalidArgument,
+    );
     assert!(err.message().contains("thin"), "{err}");
     // The name's LV exists but is not a Carve snapshot.
     host.expect_lvs_one(
         snap.as_str(),
         &[lv_row(snap.as_str(), 64 * MIB, Some("pool"), &[])],
     );
-    let err = create(&host.ctx, req("s", "csi-v-1", &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists);
+    refused(
+        create(&host.ctx, req("s", "csi-v-1", &none)).await,
+        Kind::AlreadyExists,
+    );
     host.finish();
 }
 
@@ -169,10 +169,10 @@ async fn no_room_in_the_pool_is_resource_exhausted() {
     host.expect_lvs_one(snap.as_str(), &[]);
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
-    let err = create(&host.ctx, req("s", "csi-v-1", &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    refused(
+        create(&host.ctx, req("s", "csi-v-1", &none)).await,
+        Kind::ResourceExhausted,
+    );
     // LVM's own refusal (pool above its threshold) maps the same way.
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
     host.expect_lvs_one(snap.as_str(), &[]);
@@ -186,10 +186,10 @@ async fn no_room_in_the_pool_is_resource_exhausted() {
             "  Cannot create new thin volume, free space in thin pool carvevg/pool reached threshold.\n",
         ),
     );
-    let err = create(&host.ctx, req("s", "csi-v-1", &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::ResourceExhausted, "{err}");
+    refused(
+        create(&host.ctx, req("s", "csi-v-1", &none)).await,
+        Kind::ResourceExhausted,
+    );
     // A name raced in by someone else (captured lvcreate output).
     host.expect_lvs_one(snap.as_str(), &[]);
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
@@ -200,9 +200,9 @@ async fn no_room_in_the_pool_is_resource_exhausted() {
         "s",
         Some(&fixture("lvcreate-snapshot-exists.stderr")),
     );
-    let err = create(&host.ctx, req("s", "csi-v-1", &none))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::AlreadyExists, "{err}");
+    refused(
+        create(&host.ctx, req("s", "csi-v-1", &none)).await,
+        Kind::AlreadyExists,
+    );
     host.finish();
 }
