@@ -265,17 +265,24 @@ impl Report {
 
 /// Whether the ACLs of `target` in `state` are exactly the publications in `vol`'s record.
 fn acls_match(state: &LioState, target: &Iqn, vol: &volume::Volume) -> bool {
-    let acls: BTreeSet<&str> = state
+    acl_initiators(state, target) == recorded_nodes(vol)
+}
+
+/// The initiators holding an ACL on `target` in `state`.
+fn acl_initiators<'a>(state: &'a LioState, target: &Iqn) -> BTreeSet<&'a str> {
+    state
         .target(target.as_str())
         .map(|t| t.acls.iter().map(|a| a.initiator.as_str()).collect())
-        .unwrap_or_default();
-    let recorded: BTreeSet<&str> = vol
-        .record
+        .unwrap_or_default()
+}
+
+/// The nodes `vol`'s record is published to.
+fn recorded_nodes(vol: &volume::Volume) -> BTreeSet<&str> {
+    vol.record
         .published
         .iter()
         .map(|p| p.node.as_str())
-        .collect();
-    acls == recorded
+        .collect()
 }
 
 /// Grants every publication of `vol`'s record that has no ACL in `state`, and removes every
@@ -288,10 +295,7 @@ async fn reconcile_acls(
     report: &mut Report,
 ) {
     let target = vol.target_iqn(&ctx.settings.iqn_prefix);
-    let existing: BTreeSet<&str> = state
-        .target(target.as_str())
-        .map(|t| t.acls.iter().map(|a| a.initiator.as_str()).collect())
-        .unwrap_or_default();
+    let existing = acl_initiators(state, &target);
     for publication in &vol.record.published {
         if existing.contains(publication.node.as_str()) {
             continue;
@@ -318,12 +322,7 @@ async fn reconcile_acls(
             }
         }
     }
-    let recorded: BTreeSet<&str> = vol
-        .record
-        .published
-        .iter()
-        .map(|p| p.node.as_str())
-        .collect();
+    let recorded = recorded_nodes(vol);
     for initiator in existing.iter().filter(|i| !recorded.contains(*i)) {
         let removed = match NodeId::parse(initiator) {
             Ok(node) => ctx.lio.remove_acl(&target, &node.initiator()).await,

@@ -14,11 +14,11 @@
 
 use super::{
     Ctx, capability, capacity,
-    create_volume::{CreateVolume, Created, check_reachable, export},
+    create_volume::{CreateVolume, Created, check_reachable, export, new_record},
     get_capacity, params, request, snapshot, topology,
     volume::{self, Volume},
 };
-use crate::lvm::{SnapshotUse, Within, tags::VolumeRecord};
+use crate::lvm::{SnapshotUse, Within};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{VolumeContentSource, volume_content_source::Type as SourceType};
 use tracing::info;
@@ -131,17 +131,7 @@ pub async fn create_from_source(
              be smaller, and limit_bytes is {limit}"
         )));
     }
-    let record = VolumeRecord {
-        name: req.name.to_string(),
-        required_bytes: req
-            .capacity
-            .map_or(0, |r| r.required_bytes.max(0).cast_unsigned()),
-        capabilities: capability::summary(&caps),
-        content_source: content_source.clone(),
-        published: Vec::new(),
-        used: false,
-        claim: params.claim.clone(),
-    };
+    let record = new_record(&req, &caps, content_source.clone(), &params.claim);
     let claim = |bytes| Within {
         claim: get_capacity::thin_claim(ctx, &pool, bytes),
         seen: None,

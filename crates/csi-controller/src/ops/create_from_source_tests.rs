@@ -1,6 +1,6 @@
 use super::*;
 use crate::{
-    lvm::{LvRow, argv},
+    lvm::{LvRow, argv, tags::VolumeRecord},
     ops::{
         capability::mount,
         snapshot::testing::snap_row,

@@ -14,7 +14,10 @@
 //! `AlreadyExists`.
 
 use super::{Ctx, capability, capacity, get_capacity, params, request, topology, volume::Volume};
-use crate::lvm::{Allocation, Claim, Within, tags::VolumeRecord};
+use crate::lvm::{
+    Allocation, Claim, Within,
+    tags::{ClaimRef, VolumeRecord},
+};
 use csi_common::{Error, Result, ids::LvName};
 use csi_proto::v1::{CapacityRange, VolumeCapability};
 use std::collections::HashMap;
@@ -102,6 +105,27 @@ fn incompatibility(
 }
 
 /// CreateVolume.
+/// The record a volume created for `req` starts with: its request, capabilities, content source
+/// (empty for a new volume) and claim; not published, never used.
+pub(super) fn new_record(
+    req: &CreateVolume<'_>,
+    caps: &[capability::Capability],
+    content_source: String,
+    claim: &ClaimRef,
+) -> VolumeRecord {
+    VolumeRecord {
+        name: req.name.to_string(),
+        required_bytes: req
+            .capacity
+            .map_or(0, |r| r.required_bytes.max(0).cast_unsigned()),
+        capabilities: capability::summary(caps),
+        content_source,
+        published: Vec::new(),
+        used: false,
+        claim: claim.clone(),
+    }
+}
+
 pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> {
     request::check_name(req.name)?;
     request::check_portals(ctx)?;
@@ -146,17 +170,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         Allocation::Thin { pool } => get_capacity::thin_claim(ctx, pool, size),
         Allocation::Linear => Claim::Linear { bytes: size },
     };
-    let record = VolumeRecord {
-        name: req.name.to_string(),
-        required_bytes: req
-            .capacity
-            .map_or(0, |r| r.required_bytes.max(0).cast_unsigned()),
-        capabilities: capability::summary(&caps),
-        content_source: String::new(),
-        published: Vec::new(),
-        used: false,
-        claim: params.claim.clone(),
-    };
+    let record = new_record(&req, &caps, String::new(), &params.claim);
     let within = Within {
         claim,
         seen: Some(&survey),

@@ -7,11 +7,11 @@ use crate::{
     ops::{
         self,
         capability::mount,
-        create_volume::{CreateVolume, Created},
+        create_volume::Created,
         publish::Publish,
         testing::{
-            FakeHost, NODE1, carve_tags, ext4_record, lv_row, pool_row, range, thin_claim,
-            thin_pool,
+            FakeHost, NODE1, carve_tags, create_request, ext4_record, lv_row, pool_row, range,
+            thin_claim, thin_pool,
         },
     },
 };
@@ -116,13 +116,7 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let range = range(8 * MIB, 0);
     let params = HashMap::new();
-    let req = CreateVolume {
-        name: "pvc-ledger",
-        capacity: Some(&range),
-        capabilities: &caps,
-        parameters: &params,
-        requisite: &[],
-    };
+    let req = create_request("pvc-ledger", &caps, Some(&range), &params);
     let lv = LvName::for_volume("pvc-ledger");
     let tags = ext4_record("pvc-ledger", 8 * MIB).creation_tags();
     host.expect_lvcreate(&lv, 8 * MIB, &Allocation::Linear, &tags);
@@ -142,37 +136,24 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     let secrets = HashMap::new();
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let id = volume.id.to_string();
-    let published = ops::publish::publish(
-        &host.ctx,
-        Publish {
-            volume_id: &id,
-            node_id: NODE1,
-            capability: Some(&cap),
-            readonly: false,
-            secrets: &secrets,
-        },
-    )
-    .await
-    .unwrap();
+    let req = Publish {
+        volume_id: &id,
+        node_id: NODE1,
+        capability: Some(&cap),
+        readonly: false,
+        secrets: &secrets,
+    };
+    let published = ops::publish::publish(&host.ctx, req).await.unwrap();
     assert!(
         published.blank,
         "a new linear volume is blank at its first publish"
     );
     assert_eq!(host.acls(lv.as_str()), [NODE1]);
     // The ledger kept both tags: a repeat is recognised without LVM and writes nothing.
-    ops::publish::publish(
-        &host.ctx,
-        Publish {
-            volume_id: &id,
-            node_id: NODE1,
-            capability: Some(&cap),
-            readonly: false,
-            secrets: &secrets,
-        },
-    )
-    .await
-    .map(|p| assert!(!p.blank, "used from its first publish on"))
-    .unwrap();
+    ops::publish::publish(&host.ctx, req)
+        .await
+        .map(|p| assert!(!p.blank, "used from its first publish on"))
+        .unwrap();
     host.finish();
 }
 

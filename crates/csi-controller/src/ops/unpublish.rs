@@ -61,7 +61,7 @@ pub async fn unpublish(ctx: &Ctx, raw_volume: &str, raw_node: &str) -> Result<bo
 mod tests {
     use super::*;
     use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, published_tags};
-    use csi_common::Kind;
+    use csi_common::{Kind, testing::refused};
 
     #[tokio::test]
     async fn removes_tag_then_acl_and_is_idempotent() {
@@ -91,10 +91,7 @@ mod tests {
         assert!(host.acls("csi-v-1").is_empty());
         assert!(!unpublish(&host.ctx, "not-a-volume", NODE1).await.unwrap());
         assert!(!unpublish(&host.ctx, "csi-v-1", "worker-1").await.unwrap());
-        assert_eq!(
-            unpublish(&host.ctx, "", NODE1).await.unwrap_err().kind(),
-            Kind::InvalidArgument
-        );
+        refused(unpublish(&host.ctx, "", NODE1).await, Kind::InvalidArgument);
         host.finish();
     }
 }

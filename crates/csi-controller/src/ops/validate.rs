@@ -64,7 +64,7 @@ mod tests {
         capability::mount,
         testing::{FakeHost, carve_tags, lv_row},
     };
-    use csi_common::Kind;
+    use csi_common::{Kind, testing::refused};
     use csi_proto::v1::volume_capability::access_mode::Mode;
 
     #[tokio::test]
@@ -87,7 +87,7 @@ mod tests {
         host.expect_lvs_one("csi-none-1", &[]);
         let caps = [mount("", Mode::SingleNodeWriter)];
         let missing = validate(&host.ctx, "csi-none-1", &caps, &none);
-        assert_eq!(missing.await.unwrap_err().kind(), Kind::NotFound);
+        refused(missing.await, Kind::NotFound);
         let empty = validate(&host.ctx, "csi-v-1", &[], &none)
             .await
             .unwrap_err();

@@ -236,21 +236,9 @@ mod tests {
         let s = get_snapshot(&host.ctx, "snap-a-1").await.unwrap();
         assert_eq!(s.record.name, "a");
         host.expect_lvs_one("snap-a-1", &[]);
-        assert_eq!(
-            get_snapshot(&host.ctx, "snap-a-1")
-                .await
-                .unwrap_err()
-                .kind(),
-            Kind::NotFound
-        );
-        assert_eq!(
-            get_snapshot(&host.ctx, "csi-v-1").await.unwrap_err().kind(),
-            Kind::NotFound
-        );
-        assert_eq!(
-            get_snapshot(&host.ctx, "").await.unwrap_err().kind(),
-            Kind::InvalidArgument
-        );
+        refused(get_snapshot(&host.ctx, "snap-a-1").await, Kind::NotFound);
+        refused(get_snapshot(&host.ctx, "csi-v-1").await, Kind::NotFound);
+        refused(get_snapshot(&host.ctx, "").await, Kind::InvalidArgument);
         host.finish();
     }
 }
