@@ -83,6 +83,15 @@ mod tests {
     use crate::ops::testing::{FakeHost, carve_tags, lv_row};
     use csi_common::{Kind, testing::refused};
 
+    /// DeleteVolume of `id` deletes it, and nothing stays exported.
+    async fn assert_deleted(host: &FakeHost, id: &str) {
+        assert_eq!(
+            delete_volume(&host.ctx, id).await.unwrap(),
+            Deleted::Deleted
+        );
+        assert!(host.configfs_is_empty(), "{:?}", host.configfs_tree());
+    }
+
     /// DeleteVolume of `id`, whose LV LVM no longer has: OK, as not found.
     async fn assert_gone(host: &FakeHost, id: &str) {
         host.expect_lvs_one(id, &[]);
@@ -111,11 +120,7 @@ mod tests {
         host.export(&row).await;
         host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         host.expect_lvremove("csi-v-1");
-        assert_eq!(
-            delete_volume(&host.ctx, "csi-v-1").await.unwrap(),
-            Deleted::Deleted
-        );
-        assert!(host.configfs_is_empty(), "{:?}", host.configfs_tree());
+        assert_deleted(&host, "csi-v-1").await;
         assert_gone(&host, "csi-v-1").await;
         host.finish();
     }
@@ -138,11 +143,7 @@ mod tests {
                 .chain(rename.arg_values().map(str::to_string))
                 .collect::<Vec<_>>(),
         ));
-        assert_eq!(
-            delete_volume(&host.ctx, "csi-v-1").await.unwrap(),
-            Deleted::Deleted
-        );
-        assert!(host.configfs_is_empty());
+        assert_deleted(&host, "csi-v-1").await;
         host.finish();
     }
 
@@ -151,11 +152,7 @@ mod tests {
         let host = FakeHost::new();
         host.export_linear("csi-v-1", &carve_tags("v")).await;
         host.expect_lvs_one("csi-v-1", &[]);
-        assert_eq!(
-            delete_volume(&host.ctx, "csi-v-1").await.unwrap(),
-            Deleted::Deleted
-        );
-        assert!(host.configfs_is_empty());
+        assert_deleted(&host, "csi-v-1").await;
         host.finish();
     }
 
