@@ -67,6 +67,29 @@ pub async fn serve(
     }
 }
 
+/// Serves `routes` over TCP on `listener` with mutual TLS ([`crate::mtls`]) until `shutdown`
+/// completes, with [`RpcLayer`] on every call: a client must present a certificate that chains
+/// to `mtls`'s CA, or its handshake fails before any RPC.
+pub async fn serve_mtls(
+    listener: tokio::net::TcpListener,
+    routes: Routes,
+    slow_rpc: Duration,
+    mtls: &crate::mtls::Mtls,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let address = listener.local_addr()?;
+    let server = tonic::transport::Server::builder()
+        .tls_config(mtls.server())?
+        .layer(RpcLayer::new(slow_rpc))
+        .add_routes(routes);
+    tracing::info!(%address, "serving with mutual TLS");
+    server
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    tracing::info!(%address, "stopped serving");
+    Ok(())
+}
+
 async fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
     let fail = |reason: String| ServeError::Socket {
         path: path.to_path_buf(),
