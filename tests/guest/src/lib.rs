@@ -4,15 +4,16 @@
 //! Every test here is `#[ignore]`d on the host and run inside the guest by
 //! `hack/vm/run -- carve-guest-suite` (`--include-ignored --test-threads=1`: LVM, LIO and
 //! iscsid are global state). A scenario drives volumes with [`volume`] (and a second node
-//! plugin with [`second_node`]), checks its data with [`checksum`], looks at the machine
-//! directly with [`storage`] (LVM, block devices), [`host`] (mounts, sysfs), [`iscsi`]
-//! (sessions, multipath, iscsiadm by hand) and [`lio`] (configfs), makes LVM fixtures of its
-//! own with [`pools`], and ends with [`assert_no_leaks`].
+//! plugin with [`second_node`]), asks the plugins who they are with [`identity`], checks its
+//! data with [`checksum`], looks at the machine directly with [`storage`] (LVM, block devices),
+//! [`host`] (mounts, sysfs), [`iscsi`] (sessions, multipath, iscsiadm by hand) and [`lio`]
+//! (configfs), makes LVM fixtures of its own with [`pools`], and ends with [`assert_no_leaks`].
 
 pub mod checksum;
 pub mod conformance;
 pub mod driver;
 pub mod host;
+pub mod identity;
 pub mod iscsi;
 pub mod lab;
 pub mod leaks;
