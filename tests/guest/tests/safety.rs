@@ -14,9 +14,9 @@ mod safety {
         run_ok, scenario, scenario_with,
         storage::lv_sha256,
         volume::{
-            MIB, Vol, block, condition, controller_publish_with, controller_unpublish, create_for,
-            delete_volume, node_publish, node_stage, node_unpublish, node_unstage, retire,
-            try_publish, try_stage, try_unstage,
+            MIB, MIB_LEN, Vol, block, condition, controller_publish_with, controller_unpublish,
+            create_for, delete_volume, node_publish, node_stage, node_unpublish, node_unstage,
+            retire, try_publish, try_stage, try_unstage,
         },
     };
     use carvectl::request::mount_capability;
@@ -157,7 +157,7 @@ mod safety {
         let mut vol = staged(driver, "ro-block", 64 * MIB, &cap).await;
         let rw = driver.target_path(&format!("{}-rw", vol.id));
         node_publish(driver, vol.publish_at(&cap, &rw, false)).await;
-        let written = checksum::write_device(&rw, 1 << 20, 41);
+        let written = checksum::write_device(&rw, MIB_LEN, 41);
         node_unpublish(driver, vol.unpublish_at(&rw)).await;
         let ro = driver.target_path(&format!("{}-ro", vol.id));
         node_publish(driver, vol.publish_at(&cap, &ro, true)).await;
@@ -165,7 +165,7 @@ mod safety {
             write_fails(&ro),
             "a read-only block publication must refuse writes"
         );
-        assert_eq!(checksum::device_sha256(&ro, 1 << 20), written);
+        assert_eq!(checksum::device_sha256(&ro, MIB_LEN), written);
         node_unpublish(driver, vol.unpublish_at(&ro)).await;
         assert!(!ro.exists(), "the device file publish made is gone");
         node_unstage(driver, vol.unstage()).await;
@@ -179,7 +179,7 @@ mod safety {
             write_fails(Path::new(&format!("/dev/{disk}"))),
             "nor through the disk"
         );
-        assert_eq!(checksum::device_sha256(&ro, 1 << 20), written);
+        assert_eq!(checksum::device_sha256(&ro, MIB_LEN), written);
         node_unpublish(driver, vol.unpublish_at(&ro)).await;
         node_unstage(driver, vol.unstage()).await;
         retire(driver, &vol, &driver.lab.initiator).await;
@@ -271,7 +271,7 @@ mod safety {
     async fn unstage_refuses_while_mounted_in_another_namespace(driver: &Driver) {
         let cap = fs("ext4", &[]);
         let vol = staged(driver, "other-ns", 64 * MIB, &cap).await;
-        let written = checksum::write_file(&vol.staging.join("d.bin"), 1 << 20, 7);
+        let written = checksum::write_file(&vol.staging.join("d.bin"), MIB_LEN, 7);
         let mut holder = std::process::Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sleep", "600"])
             .spawn()
@@ -304,7 +304,7 @@ mod safety {
         let vol = staged(driver, "gone", 64 * MIB, &cap).await;
         let target = driver.target_path(&vol.id);
         node_publish(driver, vol.publish_at(&cap, &target, false)).await;
-        checksum::write_file(&target.join("d.bin"), 1 << 20, 8);
+        checksum::write_file(&target.join("d.bin"), MIB_LEN, 8);
         for session in std::fs::read_dir("/sys/class/iscsi_session").unwrap() {
             let tmo = session.unwrap().path().join("recovery_tmo");
             std::fs::write(tmo, "5").expect("recovery_tmo");
@@ -331,7 +331,7 @@ mod safety {
         let vol = staged(driver, &format!("sick-{fs_type}"), size, &cap).await;
         let target = driver.target_path(&vol.id);
         node_publish(driver, vol.publish_at(&cap, &target, false)).await;
-        checksum::write_file(&target.join("d.bin"), 1 << 20, 9);
+        checksum::write_file(&target.join("d.bin"), MIB_LEN, 9);
         assert!(
             !condition(driver, vol.stats(&target)).await.0,
             "healthy at first"
