@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from report import finish
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Program -> Debian bookworm package that ships it. "host" marks programs that run on the host.
@@ -226,10 +228,7 @@ def main() -> int:
                     errors.append(f"chart: --iscsiadm {path} is not created by {where}")
                 if pod.get("hostPID") is not True:
                     errors.append("chart: the iscsiadm wrapper enters PID 1's namespaces: the node needs hostPID")
-    for e in errors:
-        print(f"FAIL {e}")
-    print("FAILED" if errors else "ok: Dockerfiles match the code and the chart")
-    return 1 if errors else 0
+    return finish(errors, "ok: Dockerfiles match the code and the chart")
 
 
 if __name__ == "__main__":

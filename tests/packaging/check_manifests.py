@@ -24,6 +24,8 @@ import yaml
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
+from report import finish
+
 HERE = Path(__file__).resolve().parent
 DRIVER = "lvm-iscsi.csi.carve.dev"
 SIDECAR_REGISTRY = "registry.k8s.io/sig-storage/"
@@ -271,13 +273,20 @@ def check_probes(c: Checker, pod: dict, driver_name: str, what: str) -> None:
             f"{what}: liveness must be carvectl identity info on the driver's socket, is {command}")
 
 
+def the_workload(c: Checker, objects, kind: str, role: str) -> tuple[dict, dict, str] | None:
+    """The one `kind` object (the `role`'s workload), its pod spec and its name for messages."""
+    found = by_kind(objects, kind)
+    if not c.check(len(found) == 1, f"expected one {role} {kind}, found {len(found)}"):
+        return None
+    workload = found[0]
+    return workload, workload["spec"]["template"]["spec"], f"{kind}/{workload['metadata']['name']}"
+
+
 def check_controller(c: Checker, objects, snapshots: bool) -> None:
-    deployments = by_kind(objects, "Deployment")
-    if not c.check(len(deployments) == 1, f"expected one controller Deployment, found {len(deployments)}"):
+    found = the_workload(c, objects, "Deployment", "controller")
+    if found is None:
         return
-    dep = deployments[0]
-    pod = dep["spec"]["template"]["spec"]
-    what = f"Deployment/{dep['metadata']['name']}"
+    dep, pod, what = found
     c.check(dep["spec"].get("replicas") == 1, f"{what}: one replica per storage host")
     affinity = pod.get("affinity", {}).get("nodeAffinity", {})
     c.check(bool(pod.get("nodeSelector")) or bool(affinity.get("requiredDuringSchedulingIgnoredDuringExecution")),
@@ -310,12 +319,10 @@ def check_controller(c: Checker, objects, snapshots: bool) -> None:
 
 
 def check_node(c: Checker, objects, kubelet_dir: str) -> None:
-    sets = by_kind(objects, "DaemonSet")
-    if not c.check(len(sets) == 1, f"expected one node DaemonSet, found {len(sets)}"):
+    found = the_workload(c, objects, "DaemonSet", "node")
+    if found is None:
         return
-    ds = sets[0]
-    pod = ds["spec"]["template"]["spec"]
-    what = f"DaemonSet/{ds['metadata']['name']}"
+    _, pod, what = found
     kubelet_dir = kubelet_dir.rstrip("/")
     c.check(pod.get("hostNetwork") is True, f"{what}: hostNetwork must be true")
     driver = container(pod, "csi-node")
@@ -481,10 +488,8 @@ def main() -> int:
         check_metrics(c, objects)
         check_secrets(c, objects, text)
         check_classes(c, objects, snapshots, not args.not_defaults)
-    for failure in c.failures:
-        print(f"FAIL {failure}")
-    print(f"{'FAILED' if c.failures else 'ok'}: {len(objects)} objects in {', '.join(args.files)}")
-    return 1 if c.failures else 0
+    checked = f"{len(objects)} objects in {', '.join(args.files)}"
+    return finish(c.failures, f"ok: {checked}", f"FAILED: {checked}")
 
 
 if __name__ == "__main__":

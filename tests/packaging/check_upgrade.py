@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from report import finish
+
 SIDECAR_REGISTRY = "registry.k8s.io/sig-storage/"
 
 
@@ -47,10 +49,7 @@ def main() -> int:
                 failures.append(f"{where}: {before} -> {after} is a downgrade")
     for key in sorted(new.keys() - old.keys()):
         print(f"{key[0]}/{key[1]}: new, {new[key]}")
-    for f in failures:
-        print(f"FAIL {f}")
-    print("FAILED" if failures else f"ok: {len(old)} containers compared")
-    return 1 if failures else 0
+    return finish(failures, f"ok: {len(old)} containers compared")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from report import finish
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -95,10 +97,7 @@ def main() -> int:
         mutate(docs)
         if run(docs) == 0:
             failures.append(f"mutation not caught: {name}")
-    for f in failures:
-        print(f"FAIL {f}")
-    print("FAILED" if failures else f"ok: all {len(MUTATIONS)} mutations caught")
-    return 1 if failures else 0
+    return finish(failures, f"ok: all {len(MUTATIONS)} mutations caught")
 
 
 if __name__ == "__main__":

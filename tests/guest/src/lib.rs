@@ -4,15 +4,16 @@
 //! Every test here is `#[ignore]`d on the host and run inside the guest by
 //! `hack/vm/run -- carve-guest-suite` (`--include-ignored --test-threads=1`: LVM, LIO and
 //! iscsid are global state). A scenario drives volumes with [`volume`] (and a second node
-//! plugin with [`second_node`]), checks its data with [`checksum`], looks at the machine
-//! directly with [`storage`] (LVM, block devices), [`host`] (mounts, sysfs), [`iscsi`]
-//! (sessions, multipath, iscsiadm by hand) and [`lio`] (configfs), makes LVM fixtures of its
-//! own with [`pools`], and ends with [`assert_no_leaks`].
+//! plugin with [`second_node`]), asks the plugins who they are with [`identity`], checks its
+//! data with [`checksum`], looks at the machine directly with [`storage`] (LVM, block devices),
+//! [`host`] (mounts, sysfs), [`iscsi`] (sessions, multipath, iscsiadm by hand) and [`lio`]
+//! (configfs), makes LVM fixtures of its own with [`pools`], and ends with [`assert_no_leaks`].
 
 pub mod checksum;
 pub mod conformance;
 pub mod driver;
 pub mod host;
+pub mod identity;
 pub mod iscsi;
 pub mod lab;
 pub mod leaks;
@@ -60,15 +61,21 @@ pub async fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// One scenario named `name` (timed with [`Timer`]) on a driver of its own with the
-/// default options: `body` gets the driver and hands it back, then leaks are accounted for.
-pub async fn scenario<F, Fut>(name: &'static str, body: F)
-where
-    F: FnOnce(Driver) -> Fut,
-    Fut: std::future::Future<Output = Driver>,
-{
+/// default options: `body` runs against the driver, then leaks are accounted for.
+pub async fn scenario(name: &'static str, body: impl AsyncFnOnce(&Driver)) {
+    scenario_with(name, DriverOptions::default(), body).await;
+}
+
+/// [`scenario`] on a driver started with `options`.
+pub async fn scenario_with(
+    name: &'static str,
+    options: DriverOptions,
+    body: impl AsyncFnOnce(&Driver),
+) {
     let _t = Timer::start(name);
     let lab = Lab::from_env();
-    let driver = body(Driver::start(&lab, DriverOptions::default()).await).await;
+    let driver = Driver::start(&lab, options).await;
+    body(&driver).await;
     assert_no_leaks(&lab, Some(driver.dir.path()));
 }
 

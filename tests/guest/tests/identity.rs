@@ -1,8 +1,10 @@
 //! Guest tier: both plugins report ready on a host that has everything, and the controller
 //! reports not ready (without failing) when its volume group is missing.
 
-use carve_guest_tests::{Driver, DriverOptions, Lab};
-use csi_proto::v1::{GetPluginInfoRequest, ProbeRequest};
+use carve_guest_tests::{
+    Driver, DriverOptions, Lab,
+    identity::{plugin_info, ready},
+};
 
 #[tokio::test]
 #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
@@ -10,23 +12,10 @@ async fn both_plugins_are_ready_in_the_lab() {
     let lab = Lab::from_env();
     let driver = Driver::start(&lab, DriverOptions::default()).await;
     for client in [&driver.controller, &driver.node] {
-        let info = client
-            .identity
-            .clone()
-            .get_plugin_info(GetPluginInfoRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let info = plugin_info(client).await;
         assert_eq!(info.name, "lvm-iscsi.csi.carve.dev");
         assert_eq!(info.vendor_version, env!("CARGO_PKG_VERSION"));
-        let probe = client
-            .identity
-            .clone()
-            .probe(ProbeRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(probe.ready, Some(true));
+        assert_eq!(ready(client).await, Some(true));
     }
 }
 
@@ -49,14 +38,7 @@ async fn controller_without_its_volume_group_is_not_ready() {
     )
     .await
     .unwrap();
-    let probe = client
-        .identity
-        .clone()
-        .probe(ProbeRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(probe.ready, Some(false));
+    assert_eq!(ready(&client).await, Some(false));
     let _ = child.kill();
     let _ = child.wait();
     let log = std::fs::read_to_string(dir.path().join("log")).unwrap();

@@ -8,7 +8,7 @@ use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks, lio,
     pools::{OwnVg, Pool},
     run, run_ok,
-    volume::delete_volume,
+    volume::{MIB, MIB_LEN, delete_volume},
 };
 use carvectl::request::{block_capability, capacity_range};
 use csi_proto::v1::{CreateVolumeRequest, ProbeRequest, volume_capability::access_mode::Mode};
@@ -17,8 +17,6 @@ use std::{
     io::{Read, Write},
     time::{Duration, Instant},
 };
-
-const MIB: i64 = 1024 * 1024;
 
 fn thin_request(name: &str, size: i64) -> CreateVolumeRequest {
     request(name, size, true)
@@ -43,7 +41,7 @@ fn write_marker(vg: &str, volume: &str) {
         .write(true)
         .open(&path)
         .unwrap_or_else(|e| panic!("open {path}: {e}"));
-    let chunk: Vec<u8> = MARKER.iter().copied().cycle().take(1 << 20).collect();
+    let chunk: Vec<u8> = MARKER.iter().copied().cycle().take(MIB_LEN).collect();
     loop {
         match dev.write(&chunk) {
             Ok(0) => break,
@@ -61,7 +59,7 @@ fn find_marker(vg: &str, volume: &str) -> Vec<u64> {
     let path = format!("/dev/{vg}/{volume}");
     let _ = run("blockdev", &["--flushbufs", &path]);
     let mut dev = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; MIB_LEN];
     let (mut found, mut offset) = (Vec::new(), 0u64);
     loop {
         let n = dev.read(&mut buf).expect("read");

@@ -5,7 +5,10 @@
 //! NodeUnstage → NodeStage → NodePublish → read back → NodeUnpublish → NodeUnstage →
 //! ControllerUnpublish → DeleteVolume → nothing left.
 
-use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, checksum};
+use carve_guest_tests::{
+    Driver, DriverOptions, Lab, assert_no_leaks, checksum,
+    volume::{DATA_LEN, MIB},
+};
 use carvectl::request::{block_capability, capacity_range, mount_capability};
 use csi_proto::v1::{
     ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
@@ -14,9 +17,6 @@ use csi_proto::v1::{
     volume_capability::access_mode::Mode,
 };
 use std::{collections::HashMap, path::Path};
-
-const MIB: i64 = 1024 * 1024;
-const DATA_LEN: usize = 8 * 1024 * 1024;
 
 async fn lifecycle(
     backend: &'static str,

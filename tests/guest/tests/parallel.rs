@@ -13,7 +13,6 @@ mod parallel {
     use tokio::task::JoinSet;
 
     const VOLUMES: usize = 8;
-    const MIB: i64 = 1 << 20;
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]

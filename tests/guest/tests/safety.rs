@@ -8,15 +8,15 @@
 
 mod safety {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum,
+        Driver, DriverOptions, checksum,
         host::{mount_at, sysfs, write_fails},
         iscsi::session_count,
-        run_ok, scenario,
+        run_ok, scenario, scenario_with,
         storage::lv_sha256,
         volume::{
-            MIB, Vol, block, condition, controller_publish_with, controller_unpublish, create_for,
-            delete_volume, node_publish, node_stage, node_unpublish, node_unstage, try_publish,
-            try_stage, try_unstage,
+            MIB, MIB_LEN, Vol, block, condition, controller_publish_with, controller_unpublish,
+            create_for, delete_volume, node_publish, node_stage, node_unpublish, node_unstage,
+            retire, try_publish, try_stage, try_unstage,
         },
     };
     use carvectl::request::mount_capability;
@@ -56,10 +56,23 @@ mod safety {
         );
     }
 
+    /// CreateVolume for `cap`, attached read-write to this node and staged.
+    async fn staged(driver: &Driver, name: &str, size: i64, cap: &VolumeCapability) -> Vol {
+        let mut vol = create(driver, name, size, from_ref(cap)).await;
+        attach(driver, &mut vol, cap, false).await;
+        node_stage(driver, vol.stage_as(cap)).await;
+        vol
+    }
+
     fn ok(driver: &Driver, what: &str, r: Result<(), Status>) {
         if let Err(s) = r {
             panic!("{what}: {s:?}\n{}", driver.logs());
         }
+    }
+
+    /// NodeUnstage, which must succeed (`what` names it in the failure).
+    async fn unstage_ok(driver: &Driver, vol: &Vol, what: &str) {
+        ok(driver, what, try_unstage(driver, vol.unstage()).await);
     }
 
     fn refused(driver: &Driver, r: Result<(), Status>, code: Code, why: &str) {
@@ -70,6 +83,23 @@ mod safety {
             "the refusal says {why:?}: {}",
             s.message()
         );
+    }
+
+    /// NodeStage of a read-only attachment, which must succeed; the disk it staged, checked
+    /// write-protected.
+    async fn stage_read_only(driver: &Driver, vol: &Vol, cap: &VolumeCapability) -> String {
+        ok(
+            driver,
+            "read-only NodeStage",
+            try_stage(driver, vol.stage_as(cap)).await,
+        );
+        let disk = driver.staged_disk(&vol.id);
+        assert_eq!(
+            sysfs(&format!("/sys/class/block/{disk}/ro")),
+            "1",
+            "LUN write-protected"
+        );
+        disk
     }
 
     // -------------------------------------------------------------------------------------
@@ -96,17 +126,7 @@ mod safety {
 
         attach(driver, &mut vol, &cap, true).await;
         assert_eq!(vol.publish["blank"], "false", "it holds data now");
-        ok(
-            driver,
-            "read-only NodeStage",
-            try_stage(driver, vol.stage_as(&cap)).await,
-        );
-        let disk = driver.staged_disk(&vol.id);
-        assert_eq!(
-            sysfs(&format!("/sys/class/block/{disk}/ro")),
-            "1",
-            "LUN write-protected"
-        );
+        stage_read_only(driver, &vol, &cap).await;
         let super_options = mount_at(&vol.staging).expect("staged").super_options;
         assert!(
             super_options.split(',').any(|o| o == "ro"),
@@ -124,11 +144,7 @@ mod safety {
             "nor the staging path"
         );
         node_unpublish(driver, vol.unpublish_at(&target)).await;
-        ok(
-            driver,
-            "NodeUnstage ro",
-            try_unstage(driver, vol.unstage()).await,
-        );
+        unstage_ok(driver, &vol, "NodeUnstage ro").await;
         controller_unpublish(driver, &vol, &driver.lab.initiator).await;
         assert_eq!(lv_sha256(lab, &vol.id), before, "not a byte written");
         delete_volume(driver, &vol.id).await;
@@ -138,12 +154,10 @@ mod safety {
     /// attachment; both refuse writes through the pod's device node and read the data back.
     async fn readonly_block(driver: &Driver) {
         let cap = block();
-        let mut vol = create(driver, "ro-block", 64 * MIB, from_ref(&cap)).await;
-        attach(driver, &mut vol, &cap, false).await;
-        node_stage(driver, vol.stage_as(&cap)).await;
+        let mut vol = staged(driver, "ro-block", 64 * MIB, &cap).await;
         let rw = driver.target_path(&format!("{}-rw", vol.id));
         node_publish(driver, vol.publish_at(&cap, &rw, false)).await;
-        let written = checksum::write_device(&rw, 1 << 20, 41);
+        let written = checksum::write_device(&rw, MIB_LEN, 41);
         node_unpublish(driver, vol.unpublish_at(&rw)).await;
         let ro = driver.target_path(&format!("{}-ro", vol.id));
         node_publish(driver, vol.publish_at(&cap, &ro, true)).await;
@@ -151,61 +165,51 @@ mod safety {
             write_fails(&ro),
             "a read-only block publication must refuse writes"
         );
-        assert_eq!(checksum::device_sha256(&ro, 1 << 20), written);
+        assert_eq!(checksum::device_sha256(&ro, MIB_LEN), written);
         node_unpublish(driver, vol.unpublish_at(&ro)).await;
         assert!(!ro.exists(), "the device file publish made is gone");
         node_unstage(driver, vol.unstage()).await;
         controller_unpublish(driver, &vol, &driver.lab.initiator).await;
 
         attach(driver, &mut vol, &cap, true).await;
-        ok(
-            driver,
-            "read-only NodeStage",
-            try_stage(driver, vol.stage_as(&cap)).await,
-        );
-        let disk = driver.staged_disk(&vol.id);
-        assert_eq!(
-            sysfs(&format!("/sys/class/block/{disk}/ro")),
-            "1",
-            "LUN write-protected"
-        );
+        let disk = stage_read_only(driver, &vol, &cap).await;
         node_publish(driver, vol.publish_at(&cap, &ro, true)).await;
         assert!(write_fails(&ro));
         assert!(
             write_fails(Path::new(&format!("/dev/{disk}"))),
             "nor through the disk"
         );
-        assert_eq!(checksum::device_sha256(&ro, 1 << 20), written);
+        assert_eq!(checksum::device_sha256(&ro, MIB_LEN), written);
         node_unpublish(driver, vol.unpublish_at(&ro)).await;
         node_unstage(driver, vol.unstage()).await;
-        controller_unpublish(driver, &vol, &driver.lab.initiator).await;
-        delete_volume(driver, &vol.id).await;
+        retire(driver, &vol, &driver.lab.initiator).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn readonly_attachments_are_unwritable_through_configfs() {
-        let _t = Timer::start("safety::readonly_attachments_are_unwritable_through_configfs");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        readonly_filesystem(&driver, "ext4", 64 * MIB).await;
-        readonly_filesystem(&driver, "xfs", 320 * MIB).await;
-        readonly_block(&driver).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+        let name = "safety::readonly_attachments_are_unwritable_through_configfs";
+        scenario(name, async |driver| {
+            readonly_filesystem(driver, "ext4", 64 * MIB).await;
+            readonly_filesystem(driver, "xfs", 320 * MIB).await;
+            readonly_block(driver).await;
+        })
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn readonly_attachments_are_unwritable_through_targetcli() {
-        let _t = Timer::start("safety::readonly_attachments_are_unwritable_through_targetcli");
-        let lab = Lab::from_env();
+        let name = "safety::readonly_attachments_are_unwritable_through_targetcli";
         let options = DriverOptions {
             lio_backend: "targetcli",
             ..DriverOptions::default()
         };
-        let driver = Driver::start(&lab, options).await;
-        readonly_filesystem(&driver, "ext4", 64 * MIB).await; // the block path is backend-blind
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+        // The block path is backend-blind.
+        scenario_with(name, options, async |driver| {
+            readonly_filesystem(driver, "ext4", 64 * MIB).await;
+        })
+        .await;
     }
 
     // -------------------------------------------------------------------------------------
@@ -240,14 +244,11 @@ mod safety {
             written,
             "the raw data survived"
         );
-        controller_unpublish(driver, &vol, &driver.lab.initiator).await;
-        delete_volume(driver, &vol.id).await;
+        retire(driver, &vol, &driver.lab.initiator).await;
     }
 
     async fn unstage_refuses_while_a_holder_uses_the_disk(driver: &Driver) {
-        let mut vol = create(driver, "held", 64 * MIB, &[block()]).await;
-        attach(driver, &mut vol, &block(), false).await;
-        node_stage(driver, vol.stage_as(&block())).await;
+        let vol = staged(driver, "held", 64 * MIB, &block()).await;
         let disk = driver.staged_disk(&vol.id);
         let sectors = sysfs(&format!("/sys/class/block/{disk}/size"));
         let table = format!("0 {sectors} linear /dev/{disk} 0");
@@ -264,16 +265,13 @@ mod safety {
         );
         run_ok("dmsetup", &["remove", "carve-test-holder"]);
         node_unstage(driver, vol.unstage()).await;
-        controller_unpublish(driver, &vol, &driver.lab.initiator).await;
-        delete_volume(driver, &vol.id).await;
+        retire(driver, &vol, &driver.lab.initiator).await;
     }
 
     async fn unstage_refuses_while_mounted_in_another_namespace(driver: &Driver) {
         let cap = fs("ext4", &[]);
-        let mut vol = create(driver, "other-ns", 64 * MIB, from_ref(&cap)).await;
-        attach(driver, &mut vol, &cap, false).await;
-        node_stage(driver, vol.stage_as(&cap)).await;
-        let written = checksum::write_file(&vol.staging.join("d.bin"), 1 << 20, 7);
+        let vol = staged(driver, "other-ns", 64 * MIB, &cap).await;
+        let written = checksum::write_file(&vol.staging.join("d.bin"), MIB_LEN, 7);
         let mut holder = std::process::Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sleep", "600"])
             .spawn()
@@ -298,18 +296,15 @@ mod safety {
         assert!(mount_at(&vol.staging).is_some(), "nothing torn down");
         assert_eq!(checksum::file_sha256(&vol.staging.join("d.bin")), written);
         node_unstage(driver, vol.unstage()).await;
-        controller_unpublish(driver, &vol, &driver.lab.initiator).await;
-        delete_volume(driver, &vol.id).await;
+        retire(driver, &vol, &driver.lab.initiator).await;
     }
 
     async fn unstage_finishes_when_the_target_is_gone(driver: &Driver) {
         let cap = fs("ext4", &[]);
-        let mut vol = create(driver, "gone", 64 * MIB, from_ref(&cap)).await;
-        attach(driver, &mut vol, &cap, false).await;
-        node_stage(driver, vol.stage_as(&cap)).await;
+        let vol = staged(driver, "gone", 64 * MIB, &cap).await;
         let target = driver.target_path(&vol.id);
         node_publish(driver, vol.publish_at(&cap, &target, false)).await;
-        checksum::write_file(&target.join("d.bin"), 1 << 20, 8);
+        checksum::write_file(&target.join("d.bin"), MIB_LEN, 8);
         for session in std::fs::read_dir("/sys/class/iscsi_session").unwrap() {
             let tmo = session.unwrap().path().join("recovery_tmo");
             std::fs::write(tmo, "5").expect("recovery_tmo");
@@ -317,20 +312,11 @@ mod safety {
         let iqn = vol.publish["targetIqn"].clone();
         run_ok("targetcli", &["/iscsi", "delete", &iqn]);
         node_unpublish(driver, vol.unpublish_at(&target)).await;
-        ok(
-            driver,
-            "NodeUnstage after the target vanished",
-            try_unstage(driver, vol.unstage()).await,
-        );
+        unstage_ok(driver, &vol, "NodeUnstage after the target vanished").await;
         assert!(mount_at(&vol.staging).is_none());
         assert_eq!(session_count(), 0, "logged out");
-        ok(
-            driver,
-            "NodeUnstage again",
-            try_unstage(driver, vol.unstage()).await,
-        );
-        controller_unpublish(driver, &vol, &driver.lab.initiator).await;
-        delete_volume(driver, &vol.id).await;
+        unstage_ok(driver, &vol, "NodeUnstage again").await;
+        retire(driver, &vol, &driver.lab.initiator).await;
     }
 
     /// ext4 `errors=remount-ro` after an error, and XFS after a forced shutdown: stats say
@@ -342,12 +328,10 @@ mod safety {
             &[]
         };
         let cap = fs(fs_type, flags);
-        let mut vol = create(driver, &format!("sick-{fs_type}"), size, from_ref(&cap)).await;
-        attach(driver, &mut vol, &cap, false).await;
-        node_stage(driver, vol.stage_as(&cap)).await;
+        let vol = staged(driver, &format!("sick-{fs_type}"), size, &cap).await;
         let target = driver.target_path(&vol.id);
         node_publish(driver, vol.publish_at(&cap, &target, false)).await;
-        checksum::write_file(&target.join("d.bin"), 1 << 20, 9);
+        checksum::write_file(&target.join("d.bin"), MIB_LEN, 9);
         assert!(
             !condition(driver, vol.stats(&target)).await.0,
             "healthy at first"
@@ -374,70 +358,56 @@ mod safety {
         refused(driver, r, Code::FailedPrecondition, why);
         node_unpublish(driver, vol.unpublish_at(&other)).await;
         node_unpublish(driver, vol.unpublish_at(&target)).await;
-        ok(
-            driver,
-            "NodeUnstage of a broken filesystem",
-            try_unstage(driver, vol.unstage()).await,
-        );
+        unstage_ok(driver, &vol, "NodeUnstage of a broken filesystem").await;
         assert!(mount_at(&vol.staging).is_none());
-        controller_unpublish(driver, &vol, &driver.lab.initiator).await;
-        delete_volume(driver, &vol.id).await;
+        retire(driver, &vol, &driver.lab.initiator).await;
+    }
+
+    async fn ext4_gone_read_only(driver: &Driver) {
+        broken_filesystems(driver, "ext4", 64 * MIB).await;
+    }
+
+    async fn xfs_shut_down(driver: &Driver) {
+        broken_filesystems(driver, "xfs", 320 * MIB).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn raw_data_survives_a_filesystem_stage_attempt() {
-        scenario(
-            "safety::raw_data_survives_a_filesystem_stage_attempt",
-            |d| async {
-                raw_data_is_never_formatted(&d).await;
-                d
-            },
-        )
-        .await;
+        let name = "safety::raw_data_survives_a_filesystem_stage_attempt";
+        scenario(name, raw_data_is_never_formatted).await;
+    }
+
+    /// Both refusals, one after the other, on one driver.
+    async fn unstage_refusals(driver: &Driver) {
+        unstage_refuses_while_a_holder_uses_the_disk(driver).await;
+        unstage_refuses_while_mounted_in_another_namespace(driver).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn unstage_with_a_holder_or_another_mount_namespace_is_refused_and_changes_nothing() {
-        scenario("safety::unstage_refusals", |d| async {
-            unstage_refuses_while_a_holder_uses_the_disk(&d).await;
-            unstage_refuses_while_mounted_in_another_namespace(&d).await;
-            d
-        })
-        .await;
+        scenario("safety::unstage_refusals", unstage_refusals).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn unstage_after_the_target_vanished_leaves_nothing() {
-        scenario(
-            "safety::unstage_after_the_target_vanished_leaves_nothing",
-            |d| async {
-                unstage_finishes_when_the_target_is_gone(&d).await;
-                d
-            },
-        )
-        .await;
+        let name = "safety::unstage_after_the_target_vanished_leaves_nothing";
+        scenario(name, unstage_finishes_when_the_target_is_gone).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn ext4_gone_read_only_is_abnormal_unpublishable_and_unstages() {
-        scenario("safety::ext4_gone_read_only", |d| async {
-            broken_filesystems(&d, "ext4", 64 * MIB).await;
-            d
-        })
-        .await;
+        let name = "safety::ext4_gone_read_only";
+        scenario(name, ext4_gone_read_only).await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn xfs_shut_down_is_abnormal_unpublishable_and_unstages() {
-        scenario("safety::xfs_shut_down", |d| async {
-            broken_filesystems(&d, "xfs", 320 * MIB).await;
-            d
-        })
-        .await;
+        let name = "safety::xfs_shut_down";
+        scenario(name, xfs_shut_down).await;
     }
 }

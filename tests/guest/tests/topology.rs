@@ -4,18 +4,24 @@
 //! volume it creates (and in ListVolumes); GetCapacity offers space only to zone a; ending with
 //! leak accounting.
 
-use carve_guest_tests::{Driver, DriverOptions, Lab, assert_no_leaks, run};
-use carvectl::request::{capacity_range, mount_capability};
+use carve_guest_tests::{
+    Driver, DriverOptions, Lab, assert_no_leaks,
+    identity::{node_info, services},
+    run,
+    volume::MIB,
+};
+use carvectl::{
+    Client,
+    request::{capacity_range, mount_capability},
+};
 use csi_proto::v1::{
-    CreateVolumeRequest, DeleteVolumeRequest, GetCapacityRequest, GetPluginCapabilitiesRequest,
-    ListVolumesRequest, NodeGetInfoRequest, Topology, TopologyRequirement, plugin_capability,
-    volume_capability::access_mode::Mode,
+    CreateVolumeRequest, DeleteVolumeRequest, GetCapacityRequest, ListVolumesRequest, Topology,
+    TopologyRequirement, plugin_capability, volume_capability::access_mode::Mode,
 };
 use std::collections::HashMap;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 const KEY: &str = "topology.carve.dev/zone";
-const MIB: i64 = 1024 * 1024;
 
 fn zone(z: &str) -> Topology {
     Topology {
@@ -36,19 +42,9 @@ fn create_request(name: &str, requisite: &[&str]) -> CreateVolumeRequest {
     }
 }
 
-async fn advertises_constraints(
-    identity: &csi_proto::v1::identity_client::IdentityClient<Channel>,
-) -> bool {
+async fn advertises_constraints(client: &Client) -> bool {
     let wanted = plugin_capability::service::Type::VolumeAccessibilityConstraints as i32;
-    identity
-        .clone()
-        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .capabilities
-        .iter()
-        .any(|c| matches!(&c.r#type, Some(plugin_capability::Type::Service(s)) if s.r#type == wanted))
+    services(client).await.contains(&wanted)
 }
 
 /// LV names in the lab's VG.
@@ -70,16 +66,9 @@ async fn a_storage_host_in_zone_a_serves_zone_a_only() {
         },
     )
     .await;
-    assert!(advertises_constraints(&driver.controller.identity).await);
-    assert!(advertises_constraints(&driver.node.identity).await);
-    let info = driver
-        .node
-        .node
-        .clone()
-        .node_get_info(NodeGetInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    assert!(advertises_constraints(&driver.controller).await);
+    assert!(advertises_constraints(&driver.node).await);
+    let info = node_info(&driver.node).await;
     assert_eq!(info.accessible_topology, Some(zone("a")));
 
     let mut controller = driver.controller.controller.clone();

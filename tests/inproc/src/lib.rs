@@ -2,7 +2,8 @@
 //! back a carvectl client: the CO's view without a cluster or a kernel.
 
 use carvectl::{Client, Endpoint};
-use std::{path::PathBuf, time::Duration};
+use csi_common::command::CommandRunner;
+use std::{path::PathBuf, sync::Arc, time::Duration};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::service::Routes;
 
@@ -45,6 +46,16 @@ impl Served {
         }
     }
 
+    /// Serves the controller's real routes for `flags`, running tools via `runner`.
+    pub async fn controller(flags: &[&str], runner: Arc<dyn CommandRunner>) -> Self {
+        Self::start(controller_routes(&controller_args(flags), runner)).await
+    }
+
+    /// Serves the node plugin's real routes for `flags`, running tools via `runner`.
+    pub async fn node(flags: &[&str], runner: Arc<dyn CommandRunner>) -> Self {
+        Self::start(node_routes(&node_args(flags), runner)).await
+    }
+
     /// Stops serving (as on SIGTERM) and waits for the server to finish.
     pub async fn shutdown(self) -> PathBuf {
         let _ = self.stop.send(());
@@ -69,7 +80,7 @@ pub fn node_args(args: &[&str]) -> csi_node::config::NodeArgs {
 /// The controller's real routes (Identity + Controller) for `args`, running tools via `runner`.
 pub fn controller_routes(
     args: &csi_controller::config::ControllerArgs,
-    runner: std::sync::Arc<dyn csi_common::command::CommandRunner>,
+    runner: Arc<dyn CommandRunner>,
 ) -> Routes {
     csi_controller::server::build(args, runner)
         .expect("controller builds")
@@ -77,9 +88,6 @@ pub fn controller_routes(
 }
 
 /// The node plugin's real routes (Identity + Node) for `args`, running tools via `runner`.
-pub fn node_routes(
-    args: &csi_node::config::NodeArgs,
-    runner: std::sync::Arc<dyn csi_common::command::CommandRunner>,
-) -> Routes {
+pub fn node_routes(args: &csi_node::config::NodeArgs, runner: Arc<dyn CommandRunner>) -> Routes {
     csi_node::server::routes(args, runner).expect("node plugin builds")
 }

@@ -5,7 +5,7 @@
 //! that needed a tool (LVM, iscsiadm, mount helpers) is a failure, and so is any tool run.
 
 use carve_guest_tests::conformance::{Table, stateless, stateless::Env};
-use carve_inproc_tests::{Served, controller_args, controller_routes, node_args, node_routes};
+use carve_inproc_tests::Served;
 use csi_common::command::ScriptedRunner;
 use std::sync::Arc;
 
@@ -23,8 +23,8 @@ async fn stateless_cases_answer_as_the_spec_wants_without_running_a_tool() {
     let target = root.join("pods/p1/volume");
     let controller_runner = Arc::new(ScriptedRunner::new());
     let node_runner = Arc::new(ScriptedRunner::new());
-    let controller = Served::start(controller_routes(
-        &controller_args(&[
+    let controller = Served::controller(
+        &[
             "--volume-group",
             "vg0",
             "--thin-pool",
@@ -33,21 +33,21 @@ async fn stateless_cases_answer_as_the_spec_wants_without_running_a_tool() {
             "192.0.2.1:3260",
             "--configfs-root",
             root.join("configfs").to_str().unwrap(),
-        ]),
+        ],
         controller_runner.clone(),
-    ))
+    )
     .await;
-    let node = Served::start(node_routes(
-        &node_args(&[
+    let node = Served::node(
+        &[
             "--initiator-name-file",
             initiator.to_str().unwrap(),
             "--state-dir",
             root.join("state").to_str().unwrap(),
             "--kubelet-dir",
             root.to_str().unwrap(),
-        ]),
+        ],
         node_runner.clone(),
-    ))
+    )
     .await;
     let env = Env {
         node_id: INITIATOR,

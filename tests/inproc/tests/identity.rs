@@ -1,11 +1,9 @@
 //! In-process tier: both plugins' Identity services over unix sockets, through carvectl's client.
 
-use carve_inproc_tests::{Served, controller_args, controller_routes, node_args, node_routes};
+use carve_guest_tests::identity::{node_info, plugin_info, ready, services};
+use carve_inproc_tests::{Served, controller_args, node_args, node_routes};
 use csi_common::command::{Expectation, ScriptedRunner};
-use csi_proto::v1::{
-    GetPluginCapabilitiesRequest, GetPluginInfoRequest, ProbeRequest, plugin_capability::Type,
-    plugin_capability::service::Type as ServiceType,
-};
+use csi_proto::v1::{ProbeRequest, plugin_capability::service::Type as ServiceType};
 use std::sync::Arc;
 
 #[tokio::test]
@@ -17,41 +15,27 @@ async fn controller_identity_reports_not_ready_without_its_volume_group() {
     );
     // The prefix makes the program check look for `env` only (the host has no LVM tools), so
     // the probe goes on to ask the (scripted) `vgs`.
-    let args = controller_args(&[
+    let flags = [
         "--volume-group",
         "vg0",
         "--portal",
         "192.0.2.1:3260",
         "--command-prefix",
         "env",
-    ]);
-    let served = Served::start(controller_routes(&args, fake.clone())).await;
-    let mut identity = served.client.identity.clone();
+    ];
+    let served = Served::controller(&flags, fake.clone()).await;
 
-    let info = identity
-        .get_plugin_info(GetPluginInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = plugin_info(&served.client).await;
     assert_eq!(info.name, "lvm-iscsi.csi.carve.dev");
     assert_eq!(info.vendor_version, env!("CARGO_PKG_VERSION"));
 
-    let caps = identity
-        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let services: Vec<i32> = caps
-        .capabilities
-        .iter()
-        .filter_map(|c| match &c.r#type {
-            Some(Type::Service(s)) => Some(s.r#type),
-            _ => None,
-        })
-        .collect();
+    let services = services(&served.client).await;
     assert!(services.contains(&(ServiceType::ControllerService as i32)));
 
-    let probe = identity
+    let probe = served
+        .client
+        .identity
+        .clone()
         .probe(ProbeRequest {})
         .await
         .expect("not ready is an answer, not an error");
@@ -75,49 +59,32 @@ async fn node_identity_is_ready_when_iscsid_answers() {
     let dir = tempfile::tempdir().unwrap();
     let initiator = dir.path().join("initiatorname.iscsi");
     std::fs::write(&initiator, "InitiatorName=iqn.2024-01.dev.carve:node1\n").unwrap();
-    let args = node_args(&[
+    let flags = [
         "--initiator-name-file",
         initiator.to_str().unwrap(),
         "--state-dir",
         dir.path().to_str().unwrap(),
-    ]);
-    let served = Served::start(node_routes(&args, fake.clone())).await;
-    let mut identity = served.client.identity.clone();
+    ];
+    let served = Served::node(&flags, fake.clone()).await;
 
-    let info = identity
-        .get_plugin_info(GetPluginInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = plugin_info(&served.client).await;
     assert_eq!(info.name, "lvm-iscsi.csi.carve.dev");
-    let caps = identity
-        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
     assert!(
-        caps.capabilities.iter().all(|c| !matches!(&c.r#type, Some(Type::Service(s)) if s.r#type == ServiceType::ControllerService as i32)),
+        !services(&served.client)
+            .await
+            .contains(&(ServiceType::ControllerService as i32)),
         "the node plugin does not claim the controller service"
     );
-    let probe = identity.probe(ProbeRequest {}).await.unwrap().into_inner();
-    assert_eq!(probe.ready, Some(true));
+    assert_eq!(ready(&served.client).await, Some(true));
     fake.finish();
     served.shutdown().await;
 }
 
 #[tokio::test]
 async fn custom_driver_name_is_reported_and_bad_ones_are_refused() {
-    let args = controller_args(&["--driver-name", "block.example.org"]);
-    let served = Served::start(controller_routes(&args, Arc::new(ScriptedRunner::new()))).await;
-    let info = served
-        .client
-        .identity
-        .clone()
-        .get_plugin_info(GetPluginInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(info.name, "block.example.org");
+    let flags = ["--driver-name", "block.example.org"];
+    let served = Served::controller(&flags, Arc::new(ScriptedRunner::new())).await;
+    assert_eq!(plugin_info(&served.client).await.name, "block.example.org");
     served.shutdown().await;
 
     let refused = <csi_controller::config::ControllerArgs as clap::Parser>::try_parse_from([
@@ -128,38 +95,15 @@ async fn custom_driver_name_is_reported_and_bad_ones_are_refused() {
     assert!(refused.is_err());
 }
 
-/// The service capabilities a plugin advertises.
-async fn services(served: &Served) -> Vec<i32> {
-    served
-        .client
-        .identity
-        .clone()
-        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .capabilities
-        .iter()
-        .filter_map(|c| match &c.r#type {
-            Some(Type::Service(s)) => Some(s.r#type),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_topology_comes_with_volume_accessibility_constraints_on_both_plugins() {
     let constraints = ServiceType::VolumeAccessibilityConstraints as i32;
-    let plain = Served::start(controller_routes(
-        &controller_args(&[]),
-        Arc::new(ScriptedRunner::new()),
-    ))
-    .await;
-    assert!(!services(&plain).await.contains(&constraints));
+    let plain = Served::controller(&[], Arc::new(ScriptedRunner::new())).await;
+    assert!(!services(&plain.client).await.contains(&constraints));
     plain.shutdown().await;
-    let args = controller_args(&["--accessible-topology", "topology.carve.dev/zone=a"]);
-    let zoned = Served::start(controller_routes(&args, Arc::new(ScriptedRunner::new()))).await;
-    assert!(services(&zoned).await.contains(&constraints));
+    let flags = ["--accessible-topology", "topology.carve.dev/zone=a"];
+    let zoned = Served::controller(&flags, Arc::new(ScriptedRunner::new())).await;
+    assert!(services(&zoned.client).await.contains(&constraints));
     zoned.shutdown().await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -175,31 +119,16 @@ async fn a_topology_comes_with_volume_accessibility_constraints_on_both_plugins(
         node_args(&flags)
     };
     let plain = Served::start(node_routes(&node(&[]), Arc::new(ScriptedRunner::new()))).await;
-    assert!(!services(&plain).await.contains(&constraints));
-    let info = plain
-        .client
-        .node
-        .clone()
-        .node_get_info(csi_proto::v1::NodeGetInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(info.accessible_topology.is_none());
+    assert!(!services(&plain.client).await.contains(&constraints));
+    assert!(node_info(&plain.client).await.accessible_topology.is_none());
     plain.shutdown().await;
     let args = node(&[
         "--topology",
         "topology.carve.dev/zone=a,topology.carve.dev/rack=r1",
     ]);
     let zoned = Served::start(node_routes(&args, Arc::new(ScriptedRunner::new()))).await;
-    assert!(services(&zoned).await.contains(&constraints));
-    let info = zoned
-        .client
-        .node
-        .clone()
-        .node_get_info(csi_proto::v1::NodeGetInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    assert!(services(&zoned.client).await.contains(&constraints));
+    let info = node_info(&zoned.client).await;
     let segments = info.accessible_topology.unwrap().segments;
     assert_eq!(segments.len(), 2);
     assert_eq!(segments["topology.carve.dev/zone"], "a");
@@ -269,14 +198,7 @@ async fn a_node_reads_its_own_segments_from_its_topology_file() {
         Arc::new(ScriptedRunner::new()),
     ))
     .await;
-    let info = served
-        .client
-        .node
-        .clone()
-        .node_get_info(csi_proto::v1::NodeGetInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = node_info(&served.client).await;
     let segments = info.accessible_topology.unwrap().segments;
     assert_eq!(segments["topology.carve.dev/zone"], "b");
     assert_eq!(segments["topology.carve.dev/rack"], "r7");

@@ -1,7 +1,7 @@
 //! In-process tier: a sentinel secret sent in every secret-bearing RPC never reaches a log line
 //! (at TRACE level, tonic and h2 included) or an error message.
 
-use carve_inproc_tests::{Served, controller_args, controller_routes, node_args, node_routes};
+use carve_inproc_tests::Served;
 use csi_common::command::ScriptedRunner;
 use csi_proto::v1::{
     ControllerPublishVolumeRequest, CreateVolumeRequest, DeleteVolumeRequest,
@@ -50,27 +50,27 @@ async fn a_sentinel_secret_never_reaches_a_log_line_or_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let initiator = dir.path().join("initiatorname.iscsi");
     std::fs::write(&initiator, "InitiatorName=iqn.2024-01.dev.carve:node1\n").unwrap();
-    let controller = Served::start(controller_routes(
-        &controller_args(&[
+    let controller = Served::controller(
+        &[
             "--volume-group",
             "vg0",
             "--portal",
             "192.0.2.1:3260",
             "--configfs-root",
             "/nonexistent",
-        ]),
+        ],
         Arc::new(ScriptedRunner::new()),
-    ))
+    )
     .await;
-    let node = Served::start(node_routes(
-        &node_args(&[
+    let node = Served::node(
+        &[
             "--initiator-name-file",
             initiator.to_str().unwrap(),
             "--state-dir",
             dir.path().to_str().unwrap(),
-        ]),
+        ],
         Arc::new(ScriptedRunner::new()),
-    ))
+    )
     .await;
 
     let mut messages = Vec::new();

@@ -5,7 +5,7 @@
 //! content_source of restores and clones, and the attach limit.
 
 use super::Table;
-use crate::Driver;
+use crate::{Driver, volume::MIB};
 use carvectl::request::capacity_range;
 use csi_proto::v1::{
     ControllerExpandVolumeRequest, ControllerGetVolumeRequest, ControllerPublishVolumeRequest,
@@ -16,8 +16,6 @@ use csi_proto::v1::{
 };
 use std::collections::HashMap;
 use tonic::Code::{AlreadyExists, NotFound, Ok};
-
-const MIB: i64 = 1 << 20;
 
 /// What one run covers.
 #[derive(Debug, Clone)]
