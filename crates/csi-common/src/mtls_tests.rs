@@ -171,7 +171,10 @@ fn load_names_the_file_that_is_wrong_and_never_echoes_a_key() {
     let good = ca.files(dir.path(), &["localhost"], &ca);
     let mtls = good.load().unwrap();
     let shown = format!("{mtls:?}");
-    assert!(shown.contains("<redacted>") && shown.ends_with(".. }"), "{shown}");
+    assert!(
+        shown.contains("<redacted>") && shown.ends_with(".. }"),
+        "{shown}"
+    );
     let key = std::fs::read_to_string(&good.key).unwrap();
     let body: String = key.lines().nth(1).unwrap().to_string();
     assert!(!shown.contains(&body), "the key leaked into Debug");

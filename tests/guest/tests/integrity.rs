@@ -5,13 +5,13 @@
 //! small pool or volume group and removes it at the end, then accounts for leaks.
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab, assert_no_leaks, lio,
+    Driver, DriverOptions, Lab, assert_no_leaks, identity, lio,
     pools::{OwnVg, Pool},
     run, run_ok,
     volume::{MIB, MIB_LEN, delete_volume},
 };
 use carvectl::request::{block_capability, capacity_range};
-use csi_proto::v1::{CreateVolumeRequest, ProbeRequest, volume_capability::access_mode::Mode};
+use csi_proto::v1::{CreateVolumeRequest, volume_capability::access_mode::Mode};
 use std::{
     collections::HashMap,
     io::{Read, Write},
@@ -115,18 +115,6 @@ async fn create_id(driver: &Driver, req: CreateVolumeRequest) -> String {
         .volume_id
 }
 
-async fn ready(driver: &Driver) -> Option<bool> {
-    driver
-        .controller
-        .identity
-        .clone()
-        .probe(ProbeRequest {})
-        .await
-        .expect("Probe")
-        .into_inner()
-        .ready
-}
-
 #[tokio::test]
 #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
 async fn a_new_volume_never_reads_a_deleted_tenants_data() {
@@ -194,7 +182,7 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     // A pool that stops zeroing: Probe not ready at once (it reads the pool), thin CreateVolume
     // refused once the refresher read it; both back when it zeroes.
     run_ok("lvchange", &["--zero", "n", &format!("{}/pool", lab.vg)]);
-    assert_eq!(ready(&driver).await, Some(false));
+    assert_eq!(identity::ready(&driver.controller).await, Some(false));
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let status = driver
         .controller
@@ -206,7 +194,7 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("does not zero"), "{status:?}");
     run_ok("lvchange", &["--zero", "y", &format!("{}/pool", lab.vg)]);
-    assert_eq!(ready(&driver).await, Some(true));
+    assert_eq!(identity::ready(&driver.controller).await, Some(true));
 
     drop(driver);
     assert_no_leaks(&lab, None);

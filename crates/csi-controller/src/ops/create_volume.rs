@@ -104,7 +104,6 @@ fn incompatibility(
     None
 }
 
-/// CreateVolume.
 /// The record a volume created for `req` starts with: its request, capabilities, content source
 /// (empty for a new volume) and claim; not published, never used.
 pub(super) fn new_record(
@@ -126,6 +125,7 @@ pub(super) fn new_record(
     }
 }
 
+/// CreateVolume.
 pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> {
     request::check_name(req.name)?;
     request::check_portals(ctx)?;
