@@ -3,6 +3,7 @@
 
 use crate::lab::Lab;
 use carvectl::{Client, Endpoint};
+use csi_proto::v1::{controller_client::ControllerClient, node_client::NodeClient};
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -113,6 +114,16 @@ impl Driver {
         stop(self.node_process.take());
         self.node_process = Some(spawn_node(&self.options, self.dir.path()));
         self.node = wait_ready(&self.dir.path().join("node.sock")).await;
+    }
+
+    /// The controller's Controller service, to call (a handle on the same connection).
+    pub fn controller_rpc(&self) -> ControllerClient<tonic::transport::Channel> {
+        self.controller.controller.clone()
+    }
+
+    /// The node plugin's Node service, to call (a handle on the same connection).
+    pub fn node_rpc(&self) -> NodeClient<tonic::transport::Channel> {
+        self.node.node.clone()
     }
 
     /// A staging path for `name`, created as kubelet does before NodeStageVolume.

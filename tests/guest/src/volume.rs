@@ -186,9 +186,7 @@ pub async fn create_for(
     source: Option<VolumeContentSource>,
 ) -> Result<Vol, tonic::Status> {
     let created = driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .create_volume(CreateVolumeRequest {
             name: name.into(),
             capacity_range: capacity_range(size, 0),
@@ -238,9 +236,7 @@ pub async fn controller_publish_with(
     req: ControllerPublishVolumeRequest,
 ) -> HashMap<String, String> {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .controller_publish_volume(req)
         .await
         .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
@@ -267,9 +263,7 @@ pub async fn provision(
 /// ControllerUnpublish of `vol` from `node_id`.
 pub async fn controller_unpublish(driver: &Driver, vol: &Vol, node_id: &str) {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
             volume_id: vol.id.clone(),
             node_id: node_id.into(),
@@ -282,9 +276,7 @@ pub async fn controller_unpublish(driver: &Driver, vol: &Vol, node_id: &str) {
 /// DeleteVolume of `id`.
 pub async fn delete_volume(driver: &Driver, id: &str) {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .delete_volume(DeleteVolumeRequest {
             volume_id: id.into(),
             ..Default::default()
@@ -326,19 +318,19 @@ pub async fn unpublish_unstage(driver: &Driver, node: &Client, vol: &Vol) {
 
 /// NodeStage through the driver's node plugin; its refusal, if any.
 pub async fn try_stage(driver: &Driver, req: NodeStageVolumeRequest) -> Result<(), Status> {
-    driver.node.node.clone().node_stage_volume(req).await?;
+    driver.node_rpc().node_stage_volume(req).await?;
     Ok(())
 }
 
 /// NodePublish through the driver's node plugin; its refusal, if any.
 pub async fn try_publish(driver: &Driver, req: NodePublishVolumeRequest) -> Result<(), Status> {
-    driver.node.node.clone().node_publish_volume(req).await?;
+    driver.node_rpc().node_publish_volume(req).await?;
     Ok(())
 }
 
 /// NodeUnstage through the driver's node plugin; its refusal, if any.
 pub async fn try_unstage(driver: &Driver, req: NodeUnstageVolumeRequest) -> Result<(), Status> {
-    driver.node.node.clone().node_unstage_volume(req).await?;
+    driver.node_rpc().node_unstage_volume(req).await?;
     Ok(())
 }
 
@@ -366,9 +358,7 @@ pub async fn node_publish(driver: &Driver, req: NodePublishVolumeRequest) {
 /// NodeUnpublish through the driver's node plugin.
 pub async fn node_unpublish(driver: &Driver, req: NodeUnpublishVolumeRequest) {
     driver
-        .node
-        .node
-        .clone()
+        .node_rpc()
         .node_unpublish_volume(req)
         .await
         .unwrap_or_else(|s| panic!("NodeUnpublish: {s:?}\n{}", driver.logs()));
@@ -382,9 +372,7 @@ pub async fn controller_expand(
     limit: i64,
 ) -> Result<ControllerExpandVolumeResponse, tonic::Status> {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .controller_expand_volume(ControllerExpandVolumeRequest {
             volume_id: vol.id.clone(),
             capacity_range: capacity_range(required, limit),
@@ -398,9 +386,7 @@ pub async fn controller_expand(
 /// NodeExpandVolume to `required` bytes; the capacity the node answers.
 pub async fn node_expand(driver: &Driver, vol: &Vol, required: i64) -> i64 {
     driver
-        .node
-        .node
-        .clone()
+        .node_rpc()
         .node_expand_volume(NodeExpandVolumeRequest {
             volume_id: vol.id.clone(),
             volume_path: vol.target.display().to_string(),
@@ -422,9 +408,7 @@ pub async fn create_snapshot(
     source: &str,
 ) -> Result<Snapshot, tonic::Status> {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .create_snapshot(CreateSnapshotRequest {
             source_volume_id: source.into(),
             name: name.into(),
@@ -437,9 +421,7 @@ pub async fn create_snapshot(
 /// DeleteSnapshot of `id`.
 pub async fn delete_snapshot(driver: &Driver, id: &str) {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .delete_snapshot(DeleteSnapshotRequest {
             snapshot_id: id.into(),
             ..Default::default()
@@ -451,9 +433,7 @@ pub async fn delete_snapshot(driver: &Driver, id: &str) {
 /// NodeGetVolumeStats through the driver's node plugin.
 pub async fn stats(driver: &Driver, req: NodeGetVolumeStatsRequest) -> NodeGetVolumeStatsResponse {
     driver
-        .node
-        .node
-        .clone()
+        .node_rpc()
         .node_get_volume_stats(req)
         .await
         .unwrap_or_else(|s| panic!("NodeGetVolumeStats: {s:?}\n{}", driver.logs()))

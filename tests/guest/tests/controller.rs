@@ -89,7 +89,7 @@ async fn acl_isolation_single_node_and_fence(backend: &'static str) {
     .await;
     let (volume, context) = create(&driver, &format!("pvc-fence-{backend};--force")).await;
     let target = context["targetIqn"].clone();
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let none = HashMap::new();
     controller
         .controller_publish_volume(publish_request(&volume, &lab.initiator, &none))
@@ -194,9 +194,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         let (id, context) = create(&driver, &format!("pvc-reboot-{backend}-{i}")).await;
         if let Some(node) = node {
             driver
-                .controller
-                .controller
-                .clone()
+                .controller_rpc()
                 .controller_publish_volume(publish_request(&id, node, &HashMap::new()))
                 .await
                 .expect("publish without CHAP");
@@ -207,7 +205,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         ("chapUsername".to_string(), "node1user".to_string()),
         ("chapPassword".to_string(), "node1-secret-pw".to_string()),
     ]);
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     controller
         .controller_publish_volume(publish_request(&volume, &lab.initiator, &secrets))
         .await
@@ -307,7 +305,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         "no secret in the logs"
     );
 
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let published = [(&volume, &lab.initiator)].into_iter().chain([
         (&others[0].0, &lab.initiator),
         (&others[1].0, &lab.initiator2),

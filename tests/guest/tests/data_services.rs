@@ -21,19 +21,13 @@ mod data_services {
         driver: &Driver,
         req: ListSnapshotsRequest,
     ) -> Result<(Vec<Snapshot>, String), tonic::Status> {
-        driver
-            .controller
-            .controller
-            .clone()
-            .list_snapshots(req)
-            .await
-            .map(|r| {
-                let r = r.into_inner();
-                (
-                    r.entries.into_iter().filter_map(|e| e.snapshot).collect(),
-                    r.next_token,
-                )
-            })
+        driver.controller_rpc().list_snapshots(req).await.map(|r| {
+            let r = r.into_inner();
+            (
+                r.entries.into_iter().filter_map(|e| e.snapshot).collect(),
+                r.next_token,
+            )
+        })
     }
 
     // ---------------------------------------------------------------------------------------
@@ -255,7 +249,7 @@ mod data_services {
                 volume_content_source: Some(from_snapshot(&snap.snapshot_id)),
                 ..Default::default()
             };
-            let mut controller = driver.controller.controller.clone();
+            let mut controller = driver.controller_rpc();
             let err = controller.create_volume(small.clone()).await.unwrap_err();
             assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
             small.capacity_range = None;
@@ -331,9 +325,7 @@ mod data_services {
             .expect_err("bad token");
             assert_eq!(bad.code(), Code::Aborted);
             let got = driver
-                .controller
-                .controller
-                .clone()
+                .controller_rpc()
                 .get_snapshot(GetSnapshotRequest {
                     snapshot_id: first.snapshot_id.clone(),
                     ..Default::default()

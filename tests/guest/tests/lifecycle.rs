@@ -40,9 +40,7 @@ async fn lifecycle(
     );
 
     let node_id = driver
-        .node
-        .node
-        .clone()
+        .node_rpc()
         .node_get_info(NodeGetInfoRequest {})
         .await
         .unwrap()
@@ -51,9 +49,7 @@ async fn lifecycle(
     assert_eq!(node_id, lab.initiator, "node id is the initiator IQN");
 
     let created = driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .create_volume(CreateVolumeRequest {
             name: name.to_string(),
             capacity_range: capacity_range(size, 0),
@@ -70,9 +66,7 @@ async fn lifecycle(
     let volume_id = created.volume_id.clone();
 
     let published = driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .controller_publish_volume(ControllerPublishVolumeRequest {
             volume_id: volume_id.clone(),
             node_id: node_id.clone(),
@@ -114,7 +108,7 @@ async fn lifecycle(
         staging_target_path: staging.display().to_string(),
     };
 
-    let mut node = driver.node.node.clone();
+    let mut node = driver.node_rpc();
     node.node_stage_volume(stage.clone())
         .await
         .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
@@ -145,7 +139,7 @@ async fn lifecycle(
 
     // A plugin restart between unstage and restage: the node keeps nothing in memory.
     driver.restart_node().await;
-    let mut node = driver.node.node.clone();
+    let mut node = driver.node_rpc();
     node.node_stage_volume(stage.clone())
         .await
         .unwrap_or_else(|s| panic!("re-NodeStage: {s:?}\n{}", driver.logs()));
@@ -171,7 +165,7 @@ async fn lifecycle(
         .await
         .expect("NodeUnstage is idempotent");
 
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let unpublish = ControllerUnpublishVolumeRequest {
         volume_id: volume_id.clone(),
         node_id: node_id.clone(),

@@ -293,7 +293,7 @@ mod node_plugin {
             )
             .await;
 
-            let mut node = driver.node.node.clone();
+            let mut node = driver.node_rpc();
             let mut req = vol.stage();
             req.secrets = secrets(password);
             node.node_stage_volume(req)

@@ -139,7 +139,7 @@ fn controller_gauges_disagree(lab: &Lab, metrics: &Scrape) -> Option<String> {
 /// GetCapacity (its survey refreshes the controller's gauges), then a scrape: until the gauges
 /// agree with the machine (the pool commits its metadata within a second of the last write).
 async fn check_controller_gauges(driver: &Driver, address: std::net::SocketAddr) {
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let mut why = String::new();
     for _ in 0..10 {
         controller
@@ -224,8 +224,8 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
     )
     .await;
     let capability = block_capability(Mode::SingleNodeWriter);
-    let mut controller = driver.controller.controller.clone();
-    let mut node = driver.node.node.clone();
+    let mut controller = driver.controller_rpc();
+    let mut node = driver.node_rpc();
 
     // CreateVolume as the external-provisioner sends it with --extra-create-metadata.
     let parameters = HashMap::from([

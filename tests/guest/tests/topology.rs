@@ -71,7 +71,7 @@ async fn a_storage_host_in_zone_a_serves_zone_a_only() {
     let info = node_info(&driver.node).await;
     assert_eq!(info.accessible_topology, Some(zone("a")));
 
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let before = lvs(&lab);
     let refused = controller
         .create_volume(create_request("pvc-zone-b", &["b", "c"]))
