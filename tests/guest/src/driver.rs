@@ -126,6 +126,12 @@ impl Driver {
         self.node.node.clone()
     }
 
+    /// The value of a call that must succeed; otherwise a panic naming `what`, with both
+    /// plugins' logs.
+    pub fn ok<T>(&self, what: impl std::fmt::Display, result: Result<T, tonic::Status>) -> T {
+        result.unwrap_or_else(|s| panic!("{what}: {s:?}\n{}", self.logs()))
+    }
+
     /// A staging path for `name`, created as kubelet does before NodeStageVolume.
     pub fn staging_path(&self, name: &str) -> PathBuf {
         let path = self.dir.path().join("staging").join(name);

@@ -235,11 +235,9 @@ pub async fn controller_publish_with(
     driver: &Driver,
     req: ControllerPublishVolumeRequest,
 ) -> HashMap<String, String> {
+    let answer = driver.controller_rpc().controller_publish_volume(req).await;
     driver
-        .controller_rpc()
-        .controller_publish_volume(req)
-        .await
-        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+        .ok("ControllerPublish", answer)
         .into_inner()
         .publish_context
 }
@@ -253,36 +251,34 @@ pub async fn provision(
     thin_lv: bool,
     source: Option<VolumeContentSource>,
 ) -> Vol {
-    let mut vol = create(driver, name, size, cap, thin_lv, source)
-        .await
-        .unwrap_or_else(|s| panic!("CreateVolume {name}: {s:?}\n{}", driver.logs()));
+    let created = create(driver, name, size, cap, thin_lv, source).await;
+    let mut vol = driver.ok(format_args!("CreateVolume {name}"), created);
     vol.publish = controller_publish(driver, &vol, &driver.lab.initiator, HashMap::new()).await;
     vol
 }
 
 /// ControllerUnpublish of `vol` from `node_id`.
 pub async fn controller_unpublish(driver: &Driver, vol: &Vol, node_id: &str) {
-    driver
+    let req = ControllerUnpublishVolumeRequest {
+        volume_id: vol.id.clone(),
+        node_id: node_id.into(),
+        ..Default::default()
+    };
+    let answer = driver
         .controller_rpc()
-        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-            volume_id: vol.id.clone(),
-            node_id: node_id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("ControllerUnpublish: {s:?}\n{}", driver.logs()));
+        .controller_unpublish_volume(req)
+        .await;
+    driver.ok("ControllerUnpublish", answer);
 }
 
 /// DeleteVolume of `id`.
 pub async fn delete_volume(driver: &Driver, id: &str) {
-    driver
-        .controller_rpc()
-        .delete_volume(DeleteVolumeRequest {
-            volume_id: id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("DeleteVolume {id}: {s:?}\n{}", driver.logs()));
+    let req = DeleteVolumeRequest {
+        volume_id: id.into(),
+        ..Default::default()
+    };
+    let answer = driver.controller_rpc().delete_volume(req).await;
+    driver.ok(format_args!("DeleteVolume {id}"), answer);
 }
 
 /// ControllerUnpublish from `node_id` + DeleteVolume.
@@ -295,25 +291,21 @@ pub async fn retire(driver: &Driver, vol: &Vol, node_id: &str) {
 pub async fn stage_publish(driver: &Driver, node: &Client, vol: &Vol) -> Duration {
     let mut node = node.node.clone();
     let started = Instant::now();
-    node.node_stage_volume(vol.stage())
-        .await
-        .unwrap_or_else(|s| panic!("NodeStage {}: {s:?}\n{}", vol.id, driver.logs()));
+    let staged = node.node_stage_volume(vol.stage()).await;
+    driver.ok(format_args!("NodeStage {}", vol.id), staged);
     let took = started.elapsed();
-    node.node_publish_volume(vol.publish())
-        .await
-        .unwrap_or_else(|s| panic!("NodePublish {}: {s:?}\n{}", vol.id, driver.logs()));
+    let published = node.node_publish_volume(vol.publish()).await;
+    driver.ok(format_args!("NodePublish {}", vol.id), published);
     took
 }
 
 /// NodeUnpublish + NodeUnstage through `node`.
 pub async fn unpublish_unstage(driver: &Driver, node: &Client, vol: &Vol) {
     let mut node = node.node.clone();
-    node.node_unpublish_volume(vol.unpublish())
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnpublish {}: {s:?}\n{}", vol.id, driver.logs()));
-    node.node_unstage_volume(vol.unstage())
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnstage {}: {s:?}\n{}", vol.id, driver.logs()));
+    let unpublished = node.node_unpublish_volume(vol.unpublish()).await;
+    driver.ok(format_args!("NodeUnpublish {}", vol.id), unpublished);
+    let unstaged = node.node_unstage_volume(vol.unstage()).await;
+    driver.ok(format_args!("NodeUnstage {}", vol.id), unstaged);
 }
 
 /// NodeStage through the driver's node plugin; its refusal, if any.
@@ -336,32 +328,23 @@ pub async fn try_unstage(driver: &Driver, req: NodeUnstageVolumeRequest) -> Resu
 
 /// NodeStage through the driver's node plugin.
 pub async fn node_stage(driver: &Driver, req: NodeStageVolumeRequest) {
-    try_stage(driver, req)
-        .await
-        .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
+    driver.ok("NodeStage", try_stage(driver, req).await);
 }
 
 /// NodeUnstage through the driver's node plugin.
 pub async fn node_unstage(driver: &Driver, req: NodeUnstageVolumeRequest) {
-    try_unstage(driver, req)
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnstage: {s:?}\n{}", driver.logs()));
+    driver.ok("NodeUnstage", try_unstage(driver, req).await);
 }
 
 /// NodePublish through the driver's node plugin.
 pub async fn node_publish(driver: &Driver, req: NodePublishVolumeRequest) {
-    try_publish(driver, req)
-        .await
-        .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
+    driver.ok("NodePublish", try_publish(driver, req).await);
 }
 
 /// NodeUnpublish through the driver's node plugin.
 pub async fn node_unpublish(driver: &Driver, req: NodeUnpublishVolumeRequest) {
-    driver
-        .node_rpc()
-        .node_unpublish_volume(req)
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnpublish: {s:?}\n{}", driver.logs()));
+    let answer = driver.node_rpc().node_unpublish_volume(req).await;
+    driver.ok("NodeUnpublish", answer);
 }
 
 /// ControllerExpandVolume to `required`..`limit` bytes.
@@ -385,18 +368,17 @@ pub async fn controller_expand(
 
 /// NodeExpandVolume to `required` bytes; the capacity the node answers.
 pub async fn node_expand(driver: &Driver, vol: &Vol, required: i64) -> i64 {
+    let req = NodeExpandVolumeRequest {
+        volume_id: vol.id.clone(),
+        volume_path: vol.target.display().to_string(),
+        staging_target_path: vol.staging.display().to_string(),
+        capacity_range: capacity_range(required, 0),
+        volume_capability: Some(vol.cap.clone()),
+        ..Default::default()
+    };
+    let answer = driver.node_rpc().node_expand_volume(req).await;
     driver
-        .node_rpc()
-        .node_expand_volume(NodeExpandVolumeRequest {
-            volume_id: vol.id.clone(),
-            volume_path: vol.target.display().to_string(),
-            staging_target_path: vol.staging.display().to_string(),
-            capacity_range: capacity_range(required, 0),
-            volume_capability: Some(vol.cap.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("NodeExpandVolume: {s:?}\n{}", driver.logs()))
+        .ok("NodeExpandVolume", answer)
         .into_inner()
         .capacity_bytes
 }
@@ -420,24 +402,18 @@ pub async fn create_snapshot(
 
 /// DeleteSnapshot of `id`.
 pub async fn delete_snapshot(driver: &Driver, id: &str) {
-    driver
-        .controller_rpc()
-        .delete_snapshot(DeleteSnapshotRequest {
-            snapshot_id: id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("DeleteSnapshot {id}: {s:?}\n{}", driver.logs()));
+    let req = DeleteSnapshotRequest {
+        snapshot_id: id.into(),
+        ..Default::default()
+    };
+    let answer = driver.controller_rpc().delete_snapshot(req).await;
+    driver.ok(format_args!("DeleteSnapshot {id}"), answer);
 }
 
 /// NodeGetVolumeStats through the driver's node plugin.
 pub async fn stats(driver: &Driver, req: NodeGetVolumeStatsRequest) -> NodeGetVolumeStatsResponse {
-    driver
-        .node_rpc()
-        .node_get_volume_stats(req)
-        .await
-        .unwrap_or_else(|s| panic!("NodeGetVolumeStats: {s:?}\n{}", driver.logs()))
-        .into_inner()
+    let answer = driver.node_rpc().node_get_volume_stats(req).await;
+    driver.ok("NodeGetVolumeStats", answer).into_inner()
 }
 
 /// The volume condition in a NodeGetVolumeStats answer: `(abnormal, message)`.
