@@ -5,7 +5,7 @@
 //! Every helper that is not `Result`-returning panics with the plugins' logs, so a failing
 //! scenario shows why.
 
-use crate::{Driver, Lab};
+use crate::{Driver, Lab, checksum};
 use carvectl::{
     Client,
     request::{block_capability, capacity_range, mount_capability},
@@ -257,6 +257,22 @@ pub async fn provision(
     vol
 }
 
+/// [`provision`] + [`stage_publish`] through the driver's node, then [`DATA_LEN`] bytes of
+/// `seed` written to `data.bin` in it: the volume and the data's checksum.
+pub async fn provision_with_data(
+    driver: &Driver,
+    name: &str,
+    size: i64,
+    cap: &VolumeCapability,
+    thin_lv: bool,
+    seed: u64,
+) -> (Vol, String) {
+    let vol = provision(driver, name, size, cap, thin_lv, None).await;
+    stage_publish(driver, &driver.node, &vol).await;
+    let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, seed);
+    (vol, written)
+}
+
 /// ControllerUnpublish of `vol` from `node_id`.
 pub async fn controller_unpublish(driver: &Driver, vol: &Vol, node_id: &str) {
     let req = ControllerUnpublishVolumeRequest {
@@ -306,6 +322,16 @@ pub async fn unpublish_unstage(driver: &Driver, node: &Client, vol: &Vol) {
     driver.ok(format_args!("NodeUnpublish {}", vol.id), unpublished);
     let unstaged = node.node_unstage_volume(vol.unstage()).await;
     driver.ok(format_args!("NodeUnstage {}", vol.id), unstaged);
+}
+
+/// [`unpublish_unstage`] + [`stage_publish`] through the driver's node; then each of `files`
+/// (a name in the volume, its checksum) still holds its data.
+pub async fn restage_keeps(driver: &Driver, vol: &Vol, files: &[(&str, &str)]) {
+    unpublish_unstage(driver, &driver.node, vol).await;
+    stage_publish(driver, &driver.node, vol).await;
+    for (name, sum) in files {
+        assert_eq!(checksum::file_sha256(&vol.target.join(name)), *sum);
+    }
 }
 
 /// NodeStage through the driver's node plugin; its refusal, if any.

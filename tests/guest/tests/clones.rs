@@ -17,9 +17,8 @@ mod clones {
         let name = "clones::a_clone_on_another_node_is_independent_of_its_source";
         scenario(name, async |driver| {
             let lab = &driver.lab;
-            let source = provision(driver, "ds-clone-src", 64 * MIB, &ext4(), true, None).await;
-            stage_publish(driver, &driver.node, &source).await;
-            let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 71);
+            let (source, written) =
+                provision_with_data(driver, "ds-clone-src", 64 * MIB, &ext4(), true, 71).await;
 
             // Cloned while the source is mounted and in use on node1; staged on node2.
             let mut clone = create(
@@ -93,9 +92,8 @@ mod clones {
         let name = "clones::an_xfs_restore_mounts_beside_its_still_mounted_source";
         scenario(name, async |driver| {
             let lab = &driver.lab;
-            let source = provision(driver, "ds-xfs-src", 320 * MIB, &xfs(), true, None).await;
-            stage_publish(driver, &driver.node, &source).await;
-            let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 81);
+            let (source, written) =
+                provision_with_data(driver, "ds-xfs-src", 320 * MIB, &xfs(), true, 81).await;
             let snap = create_snapshot(driver, "ds-xfs-snap", &source.id)
                 .await
                 .unwrap();

@@ -11,10 +11,6 @@ mod data_services {
     use csi_proto::v1::{
         CreateVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest, Snapshot, VolumeCapability,
     };
-    use std::sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    };
     use tonic::Code;
 
     async fn list_snapshots(
@@ -44,14 +40,11 @@ mod data_services {
     ) {
         scenario(test, async |driver| {
             let lab = &driver.lab;
-            let vol = provision(driver, name, size, &cap, thin_lv, None).await;
-            stage_publish(driver, &driver.node, &vol).await;
+            let (vol, written) = provision_with_data(driver, name, size, &cap, thin_lv, 21).await;
             let file = vol.target.join("data.bin");
-            let written = checksum::write_file(&file, DATA_LEN, 21);
             let before = fs_total(driver, &vol).await;
 
-            let stop = Arc::new(AtomicBool::new(false));
-            let checks = checksum::reader(file.clone(), written.clone(), Arc::clone(&stop));
+            let reader = checksum::Reader::start(file.clone(), written.clone());
             // Not a whole number of extents: rounded up as at create (4 MiB extents).
             let required = vol.capacity + 62 * MIB;
             let grown = vol.capacity + 64 * MIB;
@@ -62,12 +55,7 @@ mod data_services {
             assert!(answer.node_expansion_required);
             assert_eq!(lv_size(lab, &vol.id), grown);
             assert_eq!(node_expand(driver, &vol, grown).await, grown);
-            stop.store(true, Ordering::Relaxed);
-            let (reads, bad) = checks.join().expect("reader");
-            assert_eq!(
-                bad, 0,
-                "{bad} of {reads} reads saw other data while growing"
-            );
+            reader.assert_all_read_alike();
             let after = fs_total(driver, &vol).await;
             assert!(
                 after >= before + 56 * MIB,
@@ -84,10 +72,7 @@ mod data_services {
             assert_eq!(lv_size(lab, &vol.id), grown);
 
             let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
-            unpublish_unstage(driver, &driver.node, &vol).await;
-            stage_publish(driver, &driver.node, &vol).await;
-            assert_eq!(checksum::file_sha256(&file), written);
-            assert_eq!(checksum::file_sha256(&vol.target.join("more.bin")), more);
+            restage_keeps(driver, &vol, &[("data.bin", &written), ("more.bin", &more)]).await;
             unpublish_unstage(driver, &driver.node, &vol).await;
             retire(driver, &vol, &lab.initiator).await;
         })
@@ -164,10 +149,9 @@ mod data_services {
         let name = "data_services::a_restore_holds_exactly_the_snapshot_data_not_later_writes";
         scenario(name, async |driver| {
             let lab = &driver.lab;
-            let source = provision(driver, "ds-snap-src", 64 * MIB, &ext4(), true, None).await;
-            stage_publish(driver, &driver.node, &source).await;
+            let (source, at_snapshot) =
+                provision_with_data(driver, "ds-snap-src", 64 * MIB, &ext4(), true, 51).await;
             let file = source.target.join("data.bin");
-            let at_snapshot = checksum::write_file(&file, DATA_LEN, 51);
 
             // Cut while mounted (crash-consistent; the data was fsynced).
             let snap = create_snapshot(driver, "ds-snap-1", &source.id)
@@ -273,9 +257,8 @@ mod data_services {
         let name = "data_services::deleting_a_source_keeps_its_snapshots_usable";
         scenario(name, async |driver| {
             let lab = &driver.lab;
-            let source = provision(driver, "ds-del-src", 64 * MIB, &ext4(), true, None).await;
-            stage_publish(driver, &driver.node, &source).await;
-            let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 61);
+            let (source, written) =
+                provision_with_data(driver, "ds-del-src", 64 * MIB, &ext4(), true, 61).await;
             let first = create_snapshot(driver, "ds-del-snap-a", &source.id)
                 .await
                 .unwrap();

@@ -63,9 +63,8 @@ mod node_plugin {
         let name = "node_plugin::a_filesystem_of_another_type_is_never_reformatted";
         scenario(name, async |driver| {
             let lab = &driver.lab;
-            let vol = provision(driver, "node-otherfs", 320 * MIB, &xfs(), true, None).await;
-            stage_publish(driver, &driver.node, &vol).await;
-            let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 11);
+            let (vol, written) =
+                provision_with_data(driver, "node-otherfs", 320 * MIB, &xfs(), true, 11).await;
             unpublish_unstage(driver, &driver.node, &vol).await;
 
             stage_refused(

@@ -11,10 +11,6 @@ mod node_growth {
     use std::{
         io::{Read, Write},
         path::Path,
-        sync::{
-            Arc,
-            atomic::{AtomicBool, Ordering},
-        },
     };
 
     // ---------------------------------------------------------------------------------------
@@ -35,25 +31,17 @@ mod node_growth {
     ) {
         scenario(test, async |driver| {
             let lab = &driver.lab;
-            let vol = provision(driver, name, size, &cap, true, None).await;
-            stage_publish(driver, &driver.node, &vol).await;
+            let (vol, written) = provision_with_data(driver, name, size, &cap, true, 21).await;
             let file = vol.target.join("data.bin");
-            let written = checksum::write_file(&file, DATA_LEN, 21);
             let (before, _, _) = usage(&stats(driver, vol.stats(&vol.target)).await, Unit::Bytes);
 
-            let stop = Arc::new(AtomicBool::new(false));
-            let checks = checksum::reader(file.clone(), written.clone(), Arc::clone(&stop));
+            let reader = checksum::Reader::start(file.clone(), written.clone());
             lvextend(lab, &vol);
             let grown = lv_size(lab, &vol.id);
             assert_eq!(grown, vol.capacity + 64 * MIB);
             assert_eq!(node_expand(driver, &vol, grown).await, grown);
             assert_eq!(node_expand(driver, &vol, grown).await, grown, "idempotent");
-            stop.store(true, Ordering::Relaxed);
-            let (reads, bad) = checks.join().expect("reader");
-            assert_eq!(
-                bad, 0,
-                "{bad} of {reads} reads saw other data while growing"
-            );
+            reader.assert_all_read_alike();
 
             let (after, _, available) =
                 usage(&stats(driver, vol.stats(&vol.target)).await, Unit::Bytes);
@@ -66,10 +54,7 @@ mod node_growth {
             let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
 
             // Unstage, restage (fsck runs for ext4): everything is still there.
-            unpublish_unstage(driver, &driver.node, &vol).await;
-            stage_publish(driver, &driver.node, &vol).await;
-            assert_eq!(checksum::file_sha256(&file), written);
-            assert_eq!(checksum::file_sha256(&vol.target.join("more.bin")), more);
+            restage_keeps(driver, &vol, &[("data.bin", &written), ("more.bin", &more)]).await;
             unpublish_unstage(driver, &driver.node, &vol).await;
             retire(driver, &vol, &driver.lab.initiator).await;
         })
