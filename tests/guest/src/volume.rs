@@ -13,10 +13,11 @@ use carvectl::{
 use csi_proto::v1::{
     ControllerExpandVolumeRequest, ControllerExpandVolumeResponse, ControllerPublishVolumeRequest,
     ControllerUnpublishVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest,
-    DeleteSnapshotRequest, DeleteVolumeRequest, NodeExpandVolumeRequest, NodeGetVolumeStatsRequest,
-    NodeGetVolumeStatsResponse, NodePublishVolumeRequest, NodeStageVolumeRequest,
-    NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, Snapshot, VolumeCapability,
-    VolumeContentSource, volume_capability::access_mode::Mode, volume_usage::Unit,
+    DeleteSnapshotRequest, DeleteVolumeRequest, ListVolumesRequest, NodeExpandVolumeRequest,
+    NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest,
+    NodeStageVolumeRequest, NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, Snapshot,
+    VolumeCapability, VolumeContentSource, list_volumes_response::Entry,
+    volume_capability::access_mode::Mode, volume_usage::Unit,
 };
 use std::{
     collections::HashMap,
@@ -295,6 +296,20 @@ pub async fn delete_volume(driver: &Driver, id: &str) {
     };
     let answer = driver.controller_rpc().delete_volume(req).await;
     driver.ok(format_args!("DeleteVolume {id}"), answer);
+}
+
+/// ListVolumes (one page): the entry of volume `id`; panics unless it is listed.
+pub async fn list_entry(driver: &Driver, id: &str) -> Entry {
+    let answer = driver
+        .controller_rpc()
+        .list_volumes(ListVolumesRequest::default())
+        .await;
+    let listed = driver.ok("ListVolumes", answer).into_inner();
+    listed
+        .entries
+        .into_iter()
+        .find(|e| e.volume.as_ref().expect("an entry's volume").volume_id == id)
+        .expect("listed")
 }
 
 /// ControllerUnpublish from `node_id` + DeleteVolume.

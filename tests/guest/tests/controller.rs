@@ -11,7 +11,6 @@ use carve_guest_tests::{
 };
 use csi_proto::v1::{
     ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, DeleteVolumeRequest,
-    ListVolumesRequest,
 };
 use std::{collections::HashMap, path::Path, time::Duration};
 
@@ -118,16 +117,7 @@ async fn acl_isolation_single_node_and_fence(backend: &'static str) {
         refused.message()
     );
 
-    let listed = controller
-        .list_volumes(ListVolumesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let entry = listed
-        .entries
-        .iter()
-        .find(|e| e.volume.as_ref().unwrap().volume_id == volume)
-        .expect("listed");
+    let entry = volume::list_entry(&driver, &volume).await;
     assert_eq!(
         entry.status.as_ref().unwrap().published_node_ids,
         std::slice::from_ref(&lab.initiator)
