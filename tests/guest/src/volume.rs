@@ -15,7 +15,7 @@ use csi_proto::v1::{
     ControllerUnpublishVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest,
     DeleteSnapshotRequest, DeleteVolumeRequest, ListVolumesRequest, NodeExpandVolumeRequest,
     NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest,
-    NodeStageVolumeRequest, NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, Snapshot,
+    NodeStageVolumeRequest, NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, Snapshot, Volume,
     VolumeCapability, VolumeContentSource, list_volumes_response::Entry,
     volume_capability::access_mode::Mode, volume_usage::Unit,
 };
@@ -74,6 +74,20 @@ pub struct Vol {
 }
 
 impl Vol {
+    /// The volume a CreateVolume answered, for `cap`, not yet published, with kubelet's paths.
+    pub fn created(driver: &Driver, created: Volume, cap: &VolumeCapability) -> Self {
+        let id = created.volume_id;
+        Self {
+            capacity: created.capacity_bytes,
+            context: created.volume_context,
+            publish: HashMap::new(),
+            cap: cap.clone(),
+            staging: driver.staging_path(&id),
+            target: driver.target_path(&id),
+            id,
+        }
+    }
+
     /// NodeStage with another capability than the one it was created with.
     pub fn stage_as(&self, cap: &VolumeCapability) -> NodeStageVolumeRequest {
         NodeStageVolumeRequest {
@@ -200,16 +214,7 @@ pub async fn create_for(
         .into_inner()
         .volume
         .expect("volume");
-    let id = created.volume_id.clone();
-    Ok(Vol {
-        capacity: created.capacity_bytes,
-        context: created.volume_context,
-        publish: HashMap::new(),
-        cap: caps[0].clone(),
-        staging: driver.staging_path(&id),
-        target: driver.target_path(&id),
-        id,
-    })
+    Ok(Vol::created(driver, created, &caps[0]))
 }
 
 /// ControllerPublish of `vol` to `node_id` with `secrets`; the publish context.
