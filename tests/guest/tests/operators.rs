@@ -76,8 +76,8 @@ fn iscsiadm_sessions() -> usize {
 
 /// Why the controller's gauges disagree with `vgs`/`lvs` read right after the scrape, if they do.
 fn controller_gauges_disagree(lab: &Lab, metrics: &Scrape) -> Option<String> {
-    let vg = [("vg", lab.vg.as_str())];
-    let pool = [("vg", lab.vg.as_str()), ("pool", lab.pool.as_str())];
+    let vg: &[(&str, &str)] = &[("vg", lab.vg.as_str())];
+    let pool: &[(&str, &str)] = &[("vg", lab.vg.as_str()), ("pool", lab.pool.as_str())];
     let gauge = |name: &str, labels: &[(&str, &str)]| {
         metrics
             .value(name, labels)
@@ -87,38 +87,15 @@ fn controller_gauges_disagree(lab: &Lab, metrics: &Scrape) -> Option<String> {
     let pool_lv = format!("{}/{}", lab.vg, lab.pool);
     let lvs = lvm_numbers("lvs", "lv_size,data_percent,metadata_percent", &pool_lv);
     let seen = [
-        (
-            "carve_vg_size_bytes",
-            gauge("carve_vg_size_bytes", &vg),
-            vgs[0],
-        ),
-        (
-            "carve_vg_free_bytes",
-            gauge("carve_vg_free_bytes", &vg),
-            vgs[1],
-        ),
-        (
-            "carve_thin_pool_size_bytes",
-            gauge("carve_thin_pool_size_bytes", &pool),
-            lvs[0],
-        ),
-        (
-            "carve_thin_pool_data_percent",
-            gauge("carve_thin_pool_data_percent", &pool),
-            lvs[1],
-        ),
-        (
-            "carve_thin_pool_metadata_percent",
-            gauge("carve_thin_pool_metadata_percent", &pool),
-            lvs[2],
-        ),
-        ("carve_volumes", gauge("carve_volumes", &vg), 1.0),
-        (
-            "carve_published_volumes",
-            gauge("carve_published_volumes", &vg),
-            1.0,
-        ),
-    ];
+        ("carve_vg_size_bytes", vg, vgs[0]),
+        ("carve_vg_free_bytes", vg, vgs[1]),
+        ("carve_thin_pool_size_bytes", pool, lvs[0]),
+        ("carve_thin_pool_data_percent", pool, lvs[1]),
+        ("carve_thin_pool_metadata_percent", pool, lvs[2]),
+        ("carve_volumes", vg, 1.0),
+        ("carve_published_volumes", vg, 1.0),
+    ]
+    .map(|(name, labels, machine)| (name, gauge(name, labels), machine));
     // lvs prints percentages with two decimals, the gauges hold what lvs reported.
     let wrong: Vec<String> = seen
         .iter()
