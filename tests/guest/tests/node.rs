@@ -8,8 +8,8 @@
 
 mod node_plugin {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, host::mount_at, run, run_ok,
-        scenario, second_node::SecondNode, storage::*, volume::*,
+        Driver, DriverOptions, Lab, checksum, host::mount_at, run, run_ok, scenario, scenario_mut,
+        second_node::SecondNode, storage::*, volume::*,
     };
     use carvectl::Client;
     use csi_proto::v1::{NodeGetInfoRequest, NodeStageVolumeRequest, volume_usage::Unit};
@@ -320,23 +320,21 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_plugin_restart_between_stage_and_unstage_still_unstages() {
-        let _timer =
-            Timer::start("node_plugin::a_plugin_restart_between_stage_and_unstage_still_unstages");
-        let lab = Lab::from_env();
-        let mut driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-restart", 64 * MIB, &ext4(), true, None).await;
-        stage_publish(&driver, &driver.node, &vol).await;
-        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 3);
+        let name = "node_plugin::a_plugin_restart_between_stage_and_unstage_still_unstages";
+        scenario_mut(name, DriverOptions::default(), async |driver| {
+            let (vol, written) =
+                provision_with_data(driver, "node-restart", 64 * MIB, &ext4(), true, 3).await;
 
-        driver.restart_node().await;
-        let after = stats(&driver, vol.stats(&vol.target)).await;
-        let condition = after.volume_condition.expect("condition");
-        assert!(!condition.abnormal, "{condition:?}");
-        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
-        unpublish_unstage(&driver, &driver.node, &vol).await;
-        assert_nothing_attached(&lab);
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            driver.restart_node().await;
+            let after = stats(driver, vol.stats(&vol.target)).await;
+            let condition = after.volume_condition.expect("condition");
+            assert!(!condition.abnormal, "{condition:?}");
+            assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
+            unpublish_unstage(driver, &driver.node, &vol).await;
+            assert_nothing_attached(&driver.lab);
+            retire(driver, &vol, &driver.lab.initiator).await;
+        })
+        .await;
     }
 
     #[tokio::test]
