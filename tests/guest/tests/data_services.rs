@@ -41,10 +41,9 @@ mod data_services {
         scenario(test, async |driver| {
             let lab = &driver.lab;
             let (vol, written) = provision_with_data(driver, name, size, &cap, thin_lv, 21).await;
-            let file = vol.target.join("data.bin");
             let before = fs_total(driver, &vol).await;
 
-            let reader = checksum::Reader::start(file.clone(), written.clone());
+            let reader = checksum::Reader::start(vol.target.join("data.bin"), written.clone());
             // Not a whole number of extents: rounded up as at create (4 MiB extents).
             let required = vol.capacity + 62 * MIB;
             let grown = vol.capacity + 64 * MIB;

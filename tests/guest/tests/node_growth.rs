@@ -32,10 +32,9 @@ mod node_growth {
         scenario(test, async |driver| {
             let lab = &driver.lab;
             let (vol, written) = provision_with_data(driver, name, size, &cap, true, 21).await;
-            let file = vol.target.join("data.bin");
-            let (before, _, _) = usage(&stats(driver, vol.stats(&vol.target)).await, Unit::Bytes);
+            let before = fs_total(driver, &vol).await;
 
-            let reader = checksum::Reader::start(file.clone(), written.clone());
+            let reader = checksum::Reader::start(vol.target.join("data.bin"), written.clone());
             lvextend(lab, &vol);
             let grown = lv_size(lab, &vol.id);
             assert_eq!(grown, vol.capacity + 64 * MIB);
