@@ -180,7 +180,7 @@ pub async fn stage(driver: &Driver, vol: &Vol) -> Result<()> {
         ..Default::default()
     })
     .await
-    .map_err(|s| anyhow!("NodeStage {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    .map_err(node_error("NodeStage", vol))?;
     Ok(())
 }
 
@@ -198,7 +198,7 @@ pub async fn node_publish(driver: &Driver, vol: &Vol) -> Result<String> {
         ..Default::default()
     })
     .await
-    .map_err(|s| anyhow!("NodePublish {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    .map_err(node_error("NodePublish", vol))?;
     Ok(target)
 }
 
@@ -210,7 +210,7 @@ pub async fn node_unpublish(driver: &Driver, vol: &Vol) -> Result<()> {
         target_path: driver.target_path(&vol.id).display().to_string(),
     })
     .await
-    .map_err(|s| anyhow!("NodeUnpublish {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    .map_err(node_error("NodeUnpublish", vol))?;
     Ok(())
 }
 
@@ -222,8 +222,14 @@ pub async fn unstage(driver: &Driver, vol: &Vol) -> Result<()> {
         staging_target_path: driver.staging_path(&vol.id).display().to_string(),
     })
     .await
-    .map_err(|s| anyhow!("NodeUnstage {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    .map_err(node_error("NodeUnstage", vol))?;
     Ok(())
+}
+
+/// The error of node RPC `what` on `vol`: its code and message.
+fn node_error(what: &'static str, vol: &Vol) -> impl FnOnce(tonic::Status) -> anyhow::Error {
+    let id = vol.id.clone();
+    move |s| anyhow!("{what} {id}: {:?}: {}", s.code(), s.message())
 }
 
 /// Times an async step.
