@@ -344,14 +344,16 @@ pub async fn unpublish_unstage(driver: &Driver, node: &Client, vol: &Vol) {
     driver.ok(format_args!("NodeUnstage {}", vol.id), unstaged);
 }
 
-/// [`unpublish_unstage`] + [`stage_publish`] through the driver's node; then each of `files`
-/// (a name in the volume, its checksum) still holds its data.
-pub async fn restage_keeps(driver: &Driver, vol: &Vol, files: &[(&str, &str)]) {
+/// The end of a growth scenario: 2 × [`DATA_LEN`] more bytes in `more.bin` of the grown
+/// filesystem; an unstage and restage (fsck runs for ext4) through the driver's node keep them
+/// and `data.bin` (checksum `written`); then [`teardown`].
+pub async fn grown_keeps_data(driver: &Driver, vol: &Vol, written: &str) {
+    let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
     unpublish_unstage(driver, &driver.node, vol).await;
     stage_publish(driver, &driver.node, vol).await;
-    for (name, sum) in files {
-        assert_eq!(checksum::file_sha256(&vol.target.join(name)), *sum);
-    }
+    assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
+    assert_eq!(checksum::file_sha256(&vol.target.join("more.bin")), more);
+    teardown(driver, vol).await;
 }
 
 /// NodeStage through the driver's node plugin; its refusal, if any.
@@ -364,6 +366,13 @@ pub async fn try_stage(driver: &Driver, req: NodeStageVolumeRequest) -> Result<(
 pub async fn try_publish(driver: &Driver, req: NodePublishVolumeRequest) -> Result<(), Status> {
     driver.node_rpc().node_publish_volume(req).await?;
     Ok(())
+}
+
+/// [`unpublish_unstage`] through the driver's node + [`retire`] from this node: the CO's
+/// whole way back.
+pub async fn teardown(driver: &Driver, vol: &Vol) {
+    unpublish_unstage(driver, &driver.node, vol).await;
+    retire(driver, vol, &driver.lab.initiator).await;
 }
 
 /// NodeUnstage through the driver's node plugin; its refusal, if any.

@@ -70,10 +70,7 @@ mod data_services {
             assert_eq!(shrink.code(), Code::OutOfRange, "{shrink:?}");
             assert_eq!(lv_size(lab, &vol.id), grown);
 
-            let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
-            restage_keeps(driver, &vol, &[("data.bin", &written), ("more.bin", &more)]).await;
-            unpublish_unstage(driver, &driver.node, &vol).await;
-            retire(driver, &vol, &lab.initiator).await;
+            grown_keeps_data(driver, &vol, &written).await;
         })
         .await;
     }
@@ -109,7 +106,6 @@ mod data_services {
     async fn a_block_volume_expands_and_the_node_sees_its_new_size() {
         let name = "data_services::a_block_volume_expands_and_the_node_sees_its_new_size";
         scenario(name, async |driver| {
-            let lab = &driver.lab;
             let vol = provision(driver, "ds-grow-block", 32 * MIB, &block(), true, None).await;
             stage_publish(driver, &driver.node, &vol).await;
             let len = 4 * MIB_LEN;
@@ -133,8 +129,7 @@ mod data_services {
             );
             assert_eq!(checksum::device_sha256(&vol.target, len), written);
 
-            unpublish_unstage(driver, &driver.node, &vol).await;
-            retire(driver, &vol, &lab.initiator).await;
+            teardown(driver, &vol).await;
         })
         .await;
     }
@@ -344,8 +339,7 @@ mod data_services {
                 checksum::file_sha256(&restored.target.join("data.bin")),
                 written
             );
-            unpublish_unstage(driver, &driver.node, &restored).await;
-            retire(driver, &restored, &lab.initiator).await;
+            teardown(driver, &restored).await;
             delete_snapshot(driver, &second.snapshot_id).await;
             let (left, _) = list_snapshots(driver, ListSnapshotsRequest::default())
                 .await

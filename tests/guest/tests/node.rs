@@ -83,8 +83,7 @@ mod node_plugin {
                 written,
                 "the data survived the refused stage"
             );
-            unpublish_unstage(driver, &driver.node, &vol).await;
-            retire(driver, &vol, &driver.lab.initiator).await;
+            teardown(driver, &vol).await;
         })
         .await;
     }

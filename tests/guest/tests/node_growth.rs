@@ -50,12 +50,7 @@ mod node_growth {
             );
             // The new space is usable.
             assert!(available > 56 * MIB);
-            let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
-
-            // Unstage, restage (fsck runs for ext4): everything is still there.
-            restage_keeps(driver, &vol, &[("data.bin", &written), ("more.bin", &more)]).await;
-            unpublish_unstage(driver, &driver.node, &vol).await;
-            retire(driver, &vol, &driver.lab.initiator).await;
+            grown_keeps_data(driver, &vol, &written).await;
         })
         .await;
     }
@@ -108,8 +103,7 @@ mod node_growth {
             assert_eq!(usage(&now, Unit::Bytes).0, grown);
             assert_eq!(checksum::device_sha256(&vol.target, len), written);
 
-            unpublish_unstage(driver, &driver.node, &vol).await;
-            retire(driver, &vol, &driver.lab.initiator).await;
+            teardown(driver, &vol).await;
         })
         .await;
     }

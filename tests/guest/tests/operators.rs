@@ -12,7 +12,7 @@ use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks, checksum,
     metrics::{Scrape, free_local_address, scrape},
     run, run_ok,
-    volume::{MIB, MIB_LEN, Vol, controller_publish, retire, stage_publish, unpublish_unstage},
+    volume::{MIB, MIB_LEN, Vol, controller_publish, stage_publish, teardown},
 };
 use carvectl::request::{block_capability, capacity_range};
 use csi_common::cli::DEFAULT_DRIVER_NAME;
@@ -290,7 +290,6 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
     let (code, report) = orphans(&driver, &pvs);
     assert_eq!(code, Some(0), "clean once the LV is gone: {report}");
 
-    unpublish_unstage(&driver, &driver.node, &vol).await;
-    retire(&driver, &vol, &lab.initiator).await;
+    teardown(&driver, &vol).await;
     assert_no_leaks(&lab, Some(driver.dir.path()));
 }

@@ -20,9 +20,7 @@ mod iscsi_paths {
             session_state, sessions_to,
         },
         run_ok, scenario_mut, scenario_with,
-        volume::{
-            MIB, Vol, block, condition, ext4, provision, retire, stage_publish, unpublish_unstage,
-        },
+        volume::{MIB, Vol, block, condition, ext4, provision, retire, stage_publish, teardown},
     };
     use csi_proto::v1::{NodeGetVolumeStatsRequest, VolumeCapability};
     use std::time::Instant;
@@ -30,12 +28,6 @@ mod iscsi_paths {
     const DATA_LEN: usize = 4 * 1024 * 1024;
     /// The node's `--device-timeout` here: a rescan happens after half of it.
     const DEVICE_TIMEOUT_S: u64 = 10;
-
-    /// NodeUnpublish + NodeUnstage, ControllerUnpublish + DeleteVolume.
-    async fn teardown(driver: &Driver, vol: &Vol) {
-        unpublish_unstage(driver, &driver.node, vol).await;
-        retire(driver, vol, &driver.lab.initiator).await;
-    }
 
     /// NodeStage + NodePublish; how many seconds NodeStage took.
     async fn stage_secs(driver: &Driver, vol: &Vol) -> f64 {
