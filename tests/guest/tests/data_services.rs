@@ -39,7 +39,6 @@ mod data_services {
         thin_lv: bool,
     ) {
         scenario(test, async |driver| {
-            let lab = &driver.lab;
             let (vol, written) = provision_with_data(driver, name, size, &cap, thin_lv, 21).await;
             let before = fs_total(driver, &vol).await;
 
@@ -52,7 +51,7 @@ mod data_services {
                 .unwrap_or_else(|s| panic!("ControllerExpandVolume: {s:?}\n{}", driver.logs()));
             assert_eq!(answer.capacity_bytes, grown);
             assert!(answer.node_expansion_required);
-            assert_eq!(lv_size(lab, &vol.id), grown);
+            assert_eq!(lv_size(&driver.lab, &vol.id), grown);
             assert_eq!(node_expand(driver, &vol, grown).await, grown);
             reader.assert_all_read_alike();
             let after = fs_total(driver, &vol).await;
@@ -68,7 +67,7 @@ mod data_services {
                 .await
                 .expect_err("shrinking is refused");
             assert_eq!(shrink.code(), Code::OutOfRange, "{shrink:?}");
-            assert_eq!(lv_size(lab, &vol.id), grown);
+            assert_eq!(lv_size(&driver.lab, &vol.id), grown);
 
             grown_keeps_data(driver, &vol, &written).await;
         })

@@ -16,11 +16,13 @@ mod node_growth {
     // ---------------------------------------------------------------------------------------
     // Online expansion
 
-    fn lvextend(lab: &Lab, vol: &Vol) {
+    /// Grows `vol`'s LV by 64 MiB on the storage side, as an operator would; its new size.
+    fn lvextend(lab: &Lab, vol: &Vol) -> i64 {
         run_ok(
             "lvextend",
             &["-L", "+64M", &format!("{}/{}", lab.vg, vol.id)],
         );
+        lv_size(lab, &vol.id)
     }
 
     async fn mounted_volume_grows_online(
@@ -30,13 +32,11 @@ mod node_growth {
         cap: VolumeCapability,
     ) {
         scenario(test, async |driver| {
-            let lab = &driver.lab;
             let (vol, written) = provision_with_data(driver, name, size, &cap, true, 21).await;
             let before = fs_total(driver, &vol).await;
 
             let reader = checksum::Reader::start(vol.target.join("data.bin"), written.clone());
-            lvextend(lab, &vol);
-            let grown = lv_size(lab, &vol.id);
+            let grown = lvextend(&driver.lab, &vol);
             assert_eq!(grown, vol.capacity + 64 * MIB);
             assert_eq!(node_expand(driver, &vol, grown).await, grown);
             assert_eq!(node_expand(driver, &vol, grown).await, grown, "idempotent");
@@ -84,15 +84,13 @@ mod node_growth {
     async fn a_block_volume_shows_its_new_size_after_expansion() {
         let name = "node_growth::a_block_volume_shows_its_new_size_after_expansion";
         scenario(name, async |driver| {
-            let lab = &driver.lab;
             let vol = provision(driver, "node-grow-block", 32 * MIB, &block(), true, None).await;
             stage_publish(driver, &driver.node, &vol).await;
             let len = 4 * MIB_LEN;
             let written = checksum::write_device(&vol.target, len, 31);
             assert_eq!(device_size(&vol.target), vol.capacity);
 
-            lvextend(lab, &vol);
-            let grown = lv_size(lab, &vol.id);
+            let grown = lvextend(&driver.lab, &vol);
             assert_eq!(node_expand(driver, &vol, grown).await, grown);
             assert_eq!(
                 device_size(&vol.target),
