@@ -8,7 +8,7 @@ use csi_proto::v1::{
     ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
     DeleteVolumeRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
     NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
-    volume_capability::access_mode::Mode,
+    controller_client::ControllerClient, volume_capability::access_mode::Mode,
 };
 use std::{
     collections::HashMap,
@@ -16,9 +16,26 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
+use tonic::transport::Channel;
 
 /// Every ABORTED answer retried so far.
 pub static ABORTED_RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// `rpc` with `req` on a handle of the driver's controller, retried while it answers ABORTED;
+/// the answer.
+async fn controller_call<Q, T, Fut>(
+    driver: &Driver,
+    req: Q,
+    rpc: impl Fn(ControllerClient<Channel>, Q) -> Fut,
+) -> Result<T>
+where
+    Q: Clone,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let c = driver.controller_rpc();
+    let (resp, _) = retry_aborted(|| rpc(c.clone(), req.clone())).await?;
+    Ok(resp.into_inner())
+}
 
 /// Volume kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,15 +103,14 @@ pub async fn create(
         parameters: HashMap::from([("thin".to_string(), thin.to_string())]),
         ..Default::default()
     };
-    let c = driver.controller.controller.clone();
-    let (resp, _) = retry_aborted(|| {
-        let mut c = c.clone();
-        let req = req.clone();
-        async move { c.create_volume(req).await }
-    })
+    let resp = controller_call(
+        driver,
+        req,
+        |mut c, r| async move { c.create_volume(r).await },
+    )
     .await
     .with_context(|| format!("CreateVolume {name}"))?;
-    let v = resp.into_inner().volume.context("no volume")?;
+    let v = resp.volume.context("no volume")?;
     Ok(Vol {
         id: v.volume_id,
         context: v.volume_context,
@@ -112,15 +128,12 @@ pub async fn publish(driver: &Driver, vol: &mut Vol) -> Result<()> {
         volume_context: vol.context.clone(),
         ..Default::default()
     };
-    let c = driver.controller.controller.clone();
-    let (resp, _) = retry_aborted(|| {
-        let mut c = c.clone();
-        let req = req.clone();
-        async move { c.controller_publish_volume(req).await }
+    let resp = controller_call(driver, req, |mut c, r| async move {
+        c.controller_publish_volume(r).await
     })
     .await
     .with_context(|| format!("ControllerPublish {}", vol.id))?;
-    vol.publish = resp.into_inner().publish_context;
+    vol.publish = resp.publish_context;
     Ok(())
 }
 
@@ -131,11 +144,8 @@ pub async fn unpublish(driver: &Driver, id: &str) -> Result<()> {
         node_id: driver.lab.initiator.clone(),
         ..Default::default()
     };
-    let c = driver.controller.controller.clone();
-    retry_aborted(|| {
-        let mut c = c.clone();
-        let req = req.clone();
-        async move { c.controller_unpublish_volume(req).await }
+    controller_call(driver, req, |mut c, r| async move {
+        c.controller_unpublish_volume(r).await
     })
     .await
     .with_context(|| format!("ControllerUnpublish {id}"))?;
@@ -148,12 +158,11 @@ pub async fn delete(driver: &Driver, id: &str) -> Result<()> {
         volume_id: id.into(),
         ..Default::default()
     };
-    let c = driver.controller.controller.clone();
-    retry_aborted(|| {
-        let mut c = c.clone();
-        let req = req.clone();
-        async move { c.delete_volume(req).await }
-    })
+    controller_call(
+        driver,
+        req,
+        |mut c, r| async move { c.delete_volume(r).await },
+    )
     .await
     .with_context(|| format!("DeleteVolume {id}"))?;
     Ok(())
@@ -171,7 +180,7 @@ pub async fn stage(driver: &Driver, vol: &Vol) -> Result<()> {
         ..Default::default()
     })
     .await
-    .map_err(|s| anyhow!("NodeStage {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    .map_err(node_error("NodeStage", vol))?;
     Ok(())
 }
 
@@ -189,7 +198,7 @@ pub async fn node_publish(driver: &Driver, vol: &Vol) -> Result<String> {
         ..Default::default()
     })
     .await
-    .map_err(|s| anyhow!("NodePublish {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    .map_err(node_error("NodePublish", vol))?;
     Ok(target)
 }
 
@@ -201,7 +210,7 @@ pub async fn node_unpublish(driver: &Driver, vol: &Vol) -> Result<()> {
         target_path: driver.target_path(&vol.id).display().to_string(),
     })
     .await
-    .map_err(|s| anyhow!("NodeUnpublish {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    .map_err(node_error("NodeUnpublish", vol))?;
     Ok(())
 }
 
@@ -213,8 +222,14 @@ pub async fn unstage(driver: &Driver, vol: &Vol) -> Result<()> {
         staging_target_path: driver.staging_path(&vol.id).display().to_string(),
     })
     .await
-    .map_err(|s| anyhow!("NodeUnstage {}: {:?}: {}", vol.id, s.code(), s.message()))?;
+    .map_err(node_error("NodeUnstage", vol))?;
     Ok(())
+}
+
+/// The error of node RPC `what` on `vol`: its code and message.
+fn node_error(what: &'static str, vol: &Vol) -> impl FnOnce(tonic::Status) -> anyhow::Error {
+    let id = vol.id.clone();
+    move |s| anyhow!("{what} {id}: {:?}: {}", s.code(), s.message())
 }
 
 /// Times an async step.

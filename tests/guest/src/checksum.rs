@@ -79,22 +79,40 @@ pub fn device_sha256(path: &Path, len: usize) -> String {
     hex(&Sha256::digest(&data))
 }
 
-/// Reads `file` over and over (page cache dropped each time) until stopped; returns the
-/// number of reads and of reads whose checksum differed from `expected`.
-pub fn reader(
-    file: PathBuf,
-    expected: String,
+/// A thread that reads a file over and over (page cache dropped each time) until
+/// [`Reader::assert_all_read_alike`] stops it.
+#[derive(Debug)]
+pub struct Reader {
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(u32, u32)> {
-    std::thread::spawn(move || {
-        let (mut reads, mut bad) = (0, 0);
-        while reads == 0 || !stop.load(Ordering::Relaxed) {
-            let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
-            reads += 1;
-            if file_sha256(&file) != expected {
-                bad += 1;
+    thread: std::thread::JoinHandle<(u32, u32)>,
+}
+
+impl Reader {
+    /// Starts reading `file`, whose SHA-256 must stay `expected`.
+    pub fn start(file: PathBuf, expected: String) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut reads, mut bad) = (0, 0);
+            while reads == 0 || !stopped.load(Ordering::Relaxed) {
+                let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+                reads += 1;
+                if file_sha256(&file) != expected {
+                    bad += 1;
+                }
             }
-        }
-        (reads, bad)
-    })
+            (reads, bad)
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops it; panics unless every read (at least one) saw the expected data.
+    pub fn assert_all_read_alike(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (reads, bad) = self.thread.join().expect("reader");
+        assert_eq!(
+            bad, 0,
+            "{bad} of {reads} reads saw other data while growing"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 use crate::lab::Lab;
 use carvectl::{Client, Endpoint};
+use csi_proto::v1::{controller_client::ControllerClient, node_client::NodeClient};
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -115,6 +116,22 @@ impl Driver {
         self.node = wait_ready(&self.dir.path().join("node.sock")).await;
     }
 
+    /// The controller's Controller service, to call (a handle on the same connection).
+    pub fn controller_rpc(&self) -> ControllerClient<tonic::transport::Channel> {
+        self.controller.controller.clone()
+    }
+
+    /// The node plugin's Node service, to call (a handle on the same connection).
+    pub fn node_rpc(&self) -> NodeClient<tonic::transport::Channel> {
+        self.node.node.clone()
+    }
+
+    /// The value of a call that must succeed; otherwise a panic naming `what`, with both
+    /// plugins' logs.
+    pub fn ok<T>(&self, what: impl std::fmt::Display, result: Result<T, tonic::Status>) -> T {
+        result.unwrap_or_else(|s| panic!("{what}: {s:?}\n{}", self.logs()))
+    }
+
     /// A staging path for `name`, created as kubelet does before NodeStageVolume.
     pub fn staging_path(&self, name: &str) -> PathBuf {
         let path = self.dir.path().join("staging").join(name);
@@ -183,7 +200,8 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
 }
 
 fn spawn_controller(lab: &Lab, options: &DriverOptions, dir: &Path) -> Child {
-    Command::new("csi-controller")
+    let mut command = Command::new("csi-controller");
+    command
         .arg("--endpoint")
         .arg(format!("unix://{}", dir.join("controller.sock").display()))
         .args([
@@ -195,19 +213,13 @@ fn spawn_controller(lab: &Lab, options: &DriverOptions, dir: &Path) -> Child {
             &lab.portal,
         ])
         .args(["--lio-backend", options.lio_backend])
-        .args(&options.controller_args)
-        .env(
-            "RUST_LOG",
-            std::env::var("CARVE_TEST_LOG").unwrap_or_else(|_| "debug".into()),
-        )
-        .stdout(log_file(dir, "controller.log"))
-        .stderr(log_file(dir, "controller.log"))
-        .spawn()
-        .expect("csi-controller on PATH")
+        .args(&options.controller_args);
+    spawn_logged(command, dir, "controller.log")
 }
 
 fn spawn_node(options: &DriverOptions, dir: &Path) -> Child {
-    Command::new("csi-node")
+    let mut command = Command::new("csi-node");
+    command
         .arg("--endpoint")
         .arg(format!("unix://{}", dir.join("node.sock").display()))
         .arg("--state-dir")
@@ -223,15 +235,23 @@ fn spawn_node(options: &DriverOptions, dir: &Path) -> Child {
             .then_some(["--upkeep-interval", "0"])
             .into_iter()
             .flatten(),
-        )
+        );
+    spawn_logged(command, dir, "node.log")
+}
+
+/// Spawns `command` logging at `CARVE_TEST_LOG` (default `debug`), its output appended to
+/// `log` in `dir`.
+fn spawn_logged(mut command: Command, dir: &Path, log: &str) -> Child {
+    let program = command.get_program().to_string_lossy().into_owned();
+    command
         .env(
             "RUST_LOG",
             std::env::var("CARVE_TEST_LOG").unwrap_or_else(|_| "debug".into()),
         )
-        .stdout(log_file(dir, "node.log"))
-        .stderr(log_file(dir, "node.log"))
+        .stdout(log_file(dir, log))
+        .stderr(log_file(dir, log))
         .spawn()
-        .expect("csi-node on PATH")
+        .unwrap_or_else(|e| panic!("{program} on PATH: {e}"))
 }
 
 async fn wait_ready(socket: &Path) -> Client {

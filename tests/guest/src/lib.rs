@@ -72,10 +72,22 @@ pub async fn scenario_with(
     options: DriverOptions,
     body: impl AsyncFnOnce(&Driver),
 ) {
+    scenario_mut(name, options, async |driver: &mut Driver| {
+        body(driver).await;
+    })
+    .await;
+}
+
+/// [`scenario_with`] whose body may restart the plugins (it has the driver mutably).
+pub async fn scenario_mut(
+    name: &'static str,
+    options: DriverOptions,
+    body: impl AsyncFnOnce(&mut Driver),
+) {
     let _t = Timer::start(name);
     let lab = Lab::from_env();
-    let driver = Driver::start(&lab, options).await;
-    body(&driver).await;
+    let mut driver = Driver::start(&lab, options).await;
+    body(&mut driver).await;
     assert_no_leaks(&lab, Some(driver.dir.path()));
 }
 

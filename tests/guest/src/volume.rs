@@ -5,7 +5,7 @@
 //! Every helper that is not `Result`-returning panics with the plugins' logs, so a failing
 //! scenario shows why.
 
-use crate::{Driver, Lab};
+use crate::{Driver, Lab, checksum};
 use carvectl::{
     Client,
     request::{block_capability, capacity_range, mount_capability},
@@ -13,10 +13,11 @@ use carvectl::{
 use csi_proto::v1::{
     ControllerExpandVolumeRequest, ControllerExpandVolumeResponse, ControllerPublishVolumeRequest,
     ControllerUnpublishVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest,
-    DeleteSnapshotRequest, DeleteVolumeRequest, NodeExpandVolumeRequest, NodeGetVolumeStatsRequest,
-    NodeGetVolumeStatsResponse, NodePublishVolumeRequest, NodeStageVolumeRequest,
-    NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, Snapshot, VolumeCapability,
-    VolumeContentSource, volume_capability::access_mode::Mode, volume_usage::Unit,
+    DeleteSnapshotRequest, DeleteVolumeRequest, ListVolumesRequest, NodeExpandVolumeRequest,
+    NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest,
+    NodeStageVolumeRequest, NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, Snapshot, Volume,
+    VolumeCapability, VolumeContentSource, list_volumes_response::Entry,
+    volume_capability::access_mode::Mode, volume_usage::Unit,
 };
 use std::{
     collections::HashMap,
@@ -73,6 +74,20 @@ pub struct Vol {
 }
 
 impl Vol {
+    /// The volume a CreateVolume answered, for `cap`, not yet published, with kubelet's paths.
+    pub fn created(driver: &Driver, created: Volume, cap: &VolumeCapability) -> Self {
+        let id = created.volume_id;
+        Self {
+            capacity: created.capacity_bytes,
+            context: created.volume_context,
+            publish: HashMap::new(),
+            cap: cap.clone(),
+            staging: driver.staging_path(&id),
+            target: driver.target_path(&id),
+            id,
+        }
+    }
+
     /// NodeStage with another capability than the one it was created with.
     pub fn stage_as(&self, cap: &VolumeCapability) -> NodeStageVolumeRequest {
         NodeStageVolumeRequest {
@@ -186,9 +201,7 @@ pub async fn create_for(
     source: Option<VolumeContentSource>,
 ) -> Result<Vol, tonic::Status> {
     let created = driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .create_volume(CreateVolumeRequest {
             name: name.into(),
             capacity_range: capacity_range(size, 0),
@@ -201,16 +214,7 @@ pub async fn create_for(
         .into_inner()
         .volume
         .expect("volume");
-    let id = created.volume_id.clone();
-    Ok(Vol {
-        capacity: created.capacity_bytes,
-        context: created.volume_context,
-        publish: HashMap::new(),
-        cap: caps[0].clone(),
-        staging: driver.staging_path(&id),
-        target: driver.target_path(&id),
-        id,
-    })
+    Ok(Vol::created(driver, created, &caps[0]))
 }
 
 /// ControllerPublish of `vol` to `node_id` with `secrets`; the publish context.
@@ -237,13 +241,9 @@ pub async fn controller_publish_with(
     driver: &Driver,
     req: ControllerPublishVolumeRequest,
 ) -> HashMap<String, String> {
+    let answer = driver.controller_rpc().controller_publish_volume(req).await;
     driver
-        .controller
-        .controller
-        .clone()
-        .controller_publish_volume(req)
-        .await
-        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+        .ok("ControllerPublish", answer)
         .into_inner()
         .publish_context
 }
@@ -257,40 +257,64 @@ pub async fn provision(
     thin_lv: bool,
     source: Option<VolumeContentSource>,
 ) -> Vol {
-    let mut vol = create(driver, name, size, cap, thin_lv, source)
-        .await
-        .unwrap_or_else(|s| panic!("CreateVolume {name}: {s:?}\n{}", driver.logs()));
+    let created = create(driver, name, size, cap, thin_lv, source).await;
+    let mut vol = driver.ok(format_args!("CreateVolume {name}"), created);
     vol.publish = controller_publish(driver, &vol, &driver.lab.initiator, HashMap::new()).await;
     vol
 }
 
+/// [`provision`] + [`stage_publish`] through the driver's node, then [`DATA_LEN`] bytes of
+/// `seed` written to `data.bin` in it: the volume and the data's checksum.
+pub async fn provision_with_data(
+    driver: &Driver,
+    name: &str,
+    size: i64,
+    cap: &VolumeCapability,
+    thin_lv: bool,
+    seed: u64,
+) -> (Vol, String) {
+    let vol = provision(driver, name, size, cap, thin_lv, None).await;
+    stage_publish(driver, &driver.node, &vol).await;
+    let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, seed);
+    (vol, written)
+}
+
 /// ControllerUnpublish of `vol` from `node_id`.
 pub async fn controller_unpublish(driver: &Driver, vol: &Vol, node_id: &str) {
-    driver
-        .controller
-        .controller
-        .clone()
-        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-            volume_id: vol.id.clone(),
-            node_id: node_id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("ControllerUnpublish: {s:?}\n{}", driver.logs()));
+    let req = ControllerUnpublishVolumeRequest {
+        volume_id: vol.id.clone(),
+        node_id: node_id.into(),
+        ..Default::default()
+    };
+    let answer = driver
+        .controller_rpc()
+        .controller_unpublish_volume(req)
+        .await;
+    driver.ok("ControllerUnpublish", answer);
 }
 
 /// DeleteVolume of `id`.
 pub async fn delete_volume(driver: &Driver, id: &str) {
-    driver
-        .controller
-        .controller
-        .clone()
-        .delete_volume(DeleteVolumeRequest {
-            volume_id: id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("DeleteVolume {id}: {s:?}\n{}", driver.logs()));
+    let req = DeleteVolumeRequest {
+        volume_id: id.into(),
+        ..Default::default()
+    };
+    let answer = driver.controller_rpc().delete_volume(req).await;
+    driver.ok(format_args!("DeleteVolume {id}"), answer);
+}
+
+/// ListVolumes (one page): the entry of volume `id`; panics unless it is listed.
+pub async fn list_entry(driver: &Driver, id: &str) -> Entry {
+    let answer = driver
+        .controller_rpc()
+        .list_volumes(ListVolumesRequest::default())
+        .await;
+    let listed = driver.ok("ListVolumes", answer).into_inner();
+    listed
+        .entries
+        .into_iter()
+        .find(|e| e.volume.as_ref().expect("an entry's volume").volume_id == id)
+        .expect("listed")
 }
 
 /// ControllerUnpublish from `node_id` + DeleteVolume.
@@ -303,75 +327,79 @@ pub async fn retire(driver: &Driver, vol: &Vol, node_id: &str) {
 pub async fn stage_publish(driver: &Driver, node: &Client, vol: &Vol) -> Duration {
     let mut node = node.node.clone();
     let started = Instant::now();
-    node.node_stage_volume(vol.stage())
-        .await
-        .unwrap_or_else(|s| panic!("NodeStage {}: {s:?}\n{}", vol.id, driver.logs()));
+    let staged = node.node_stage_volume(vol.stage()).await;
+    driver.ok(format_args!("NodeStage {}", vol.id), staged);
     let took = started.elapsed();
-    node.node_publish_volume(vol.publish())
-        .await
-        .unwrap_or_else(|s| panic!("NodePublish {}: {s:?}\n{}", vol.id, driver.logs()));
+    let published = node.node_publish_volume(vol.publish()).await;
+    driver.ok(format_args!("NodePublish {}", vol.id), published);
     took
 }
 
 /// NodeUnpublish + NodeUnstage through `node`.
 pub async fn unpublish_unstage(driver: &Driver, node: &Client, vol: &Vol) {
     let mut node = node.node.clone();
-    node.node_unpublish_volume(vol.unpublish())
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnpublish {}: {s:?}\n{}", vol.id, driver.logs()));
-    node.node_unstage_volume(vol.unstage())
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnstage {}: {s:?}\n{}", vol.id, driver.logs()));
+    let unpublished = node.node_unpublish_volume(vol.unpublish()).await;
+    driver.ok(format_args!("NodeUnpublish {}", vol.id), unpublished);
+    let unstaged = node.node_unstage_volume(vol.unstage()).await;
+    driver.ok(format_args!("NodeUnstage {}", vol.id), unstaged);
+}
+
+/// The end of a growth scenario: 2 × [`DATA_LEN`] more bytes in `more.bin` of the grown
+/// filesystem; an unstage and restage (fsck runs for ext4) through the driver's node keep them
+/// and `data.bin` (checksum `written`); then [`teardown`].
+pub async fn grown_keeps_data(driver: &Driver, vol: &Vol, written: &str) {
+    let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
+    unpublish_unstage(driver, &driver.node, vol).await;
+    stage_publish(driver, &driver.node, vol).await;
+    assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
+    assert_eq!(checksum::file_sha256(&vol.target.join("more.bin")), more);
+    teardown(driver, vol).await;
 }
 
 /// NodeStage through the driver's node plugin; its refusal, if any.
 pub async fn try_stage(driver: &Driver, req: NodeStageVolumeRequest) -> Result<(), Status> {
-    driver.node.node.clone().node_stage_volume(req).await?;
+    driver.node_rpc().node_stage_volume(req).await?;
     Ok(())
 }
 
 /// NodePublish through the driver's node plugin; its refusal, if any.
 pub async fn try_publish(driver: &Driver, req: NodePublishVolumeRequest) -> Result<(), Status> {
-    driver.node.node.clone().node_publish_volume(req).await?;
+    driver.node_rpc().node_publish_volume(req).await?;
     Ok(())
+}
+
+/// [`unpublish_unstage`] through the driver's node + [`retire`] from this node: the CO's
+/// whole way back.
+pub async fn teardown(driver: &Driver, vol: &Vol) {
+    unpublish_unstage(driver, &driver.node, vol).await;
+    retire(driver, vol, &driver.lab.initiator).await;
 }
 
 /// NodeUnstage through the driver's node plugin; its refusal, if any.
 pub async fn try_unstage(driver: &Driver, req: NodeUnstageVolumeRequest) -> Result<(), Status> {
-    driver.node.node.clone().node_unstage_volume(req).await?;
+    driver.node_rpc().node_unstage_volume(req).await?;
     Ok(())
 }
 
 /// NodeStage through the driver's node plugin.
 pub async fn node_stage(driver: &Driver, req: NodeStageVolumeRequest) {
-    try_stage(driver, req)
-        .await
-        .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
+    driver.ok("NodeStage", try_stage(driver, req).await);
 }
 
 /// NodeUnstage through the driver's node plugin.
 pub async fn node_unstage(driver: &Driver, req: NodeUnstageVolumeRequest) {
-    try_unstage(driver, req)
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnstage: {s:?}\n{}", driver.logs()));
+    driver.ok("NodeUnstage", try_unstage(driver, req).await);
 }
 
 /// NodePublish through the driver's node plugin.
 pub async fn node_publish(driver: &Driver, req: NodePublishVolumeRequest) {
-    try_publish(driver, req)
-        .await
-        .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
+    driver.ok("NodePublish", try_publish(driver, req).await);
 }
 
 /// NodeUnpublish through the driver's node plugin.
 pub async fn node_unpublish(driver: &Driver, req: NodeUnpublishVolumeRequest) {
-    driver
-        .node
-        .node
-        .clone()
-        .node_unpublish_volume(req)
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnpublish: {s:?}\n{}", driver.logs()));
+    let answer = driver.node_rpc().node_unpublish_volume(req).await;
+    driver.ok("NodeUnpublish", answer);
 }
 
 /// ControllerExpandVolume to `required`..`limit` bytes.
@@ -382,9 +410,7 @@ pub async fn controller_expand(
     limit: i64,
 ) -> Result<ControllerExpandVolumeResponse, tonic::Status> {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .controller_expand_volume(ControllerExpandVolumeRequest {
             volume_id: vol.id.clone(),
             capacity_range: capacity_range(required, limit),
@@ -397,20 +423,17 @@ pub async fn controller_expand(
 
 /// NodeExpandVolume to `required` bytes; the capacity the node answers.
 pub async fn node_expand(driver: &Driver, vol: &Vol, required: i64) -> i64 {
+    let req = NodeExpandVolumeRequest {
+        volume_id: vol.id.clone(),
+        volume_path: vol.target.display().to_string(),
+        staging_target_path: vol.staging.display().to_string(),
+        capacity_range: capacity_range(required, 0),
+        volume_capability: Some(vol.cap.clone()),
+        ..Default::default()
+    };
+    let answer = driver.node_rpc().node_expand_volume(req).await;
     driver
-        .node
-        .node
-        .clone()
-        .node_expand_volume(NodeExpandVolumeRequest {
-            volume_id: vol.id.clone(),
-            volume_path: vol.target.display().to_string(),
-            staging_target_path: vol.staging.display().to_string(),
-            capacity_range: capacity_range(required, 0),
-            volume_capability: Some(vol.cap.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("NodeExpandVolume: {s:?}\n{}", driver.logs()))
+        .ok("NodeExpandVolume", answer)
         .into_inner()
         .capacity_bytes
 }
@@ -422,9 +445,7 @@ pub async fn create_snapshot(
     source: &str,
 ) -> Result<Snapshot, tonic::Status> {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .create_snapshot(CreateSnapshotRequest {
             source_volume_id: source.into(),
             name: name.into(),
@@ -436,28 +457,18 @@ pub async fn create_snapshot(
 
 /// DeleteSnapshot of `id`.
 pub async fn delete_snapshot(driver: &Driver, id: &str) {
-    driver
-        .controller
-        .controller
-        .clone()
-        .delete_snapshot(DeleteSnapshotRequest {
-            snapshot_id: id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("DeleteSnapshot {id}: {s:?}\n{}", driver.logs()));
+    let req = DeleteSnapshotRequest {
+        snapshot_id: id.into(),
+        ..Default::default()
+    };
+    let answer = driver.controller_rpc().delete_snapshot(req).await;
+    driver.ok(format_args!("DeleteSnapshot {id}"), answer);
 }
 
 /// NodeGetVolumeStats through the driver's node plugin.
 pub async fn stats(driver: &Driver, req: NodeGetVolumeStatsRequest) -> NodeGetVolumeStatsResponse {
-    driver
-        .node
-        .node
-        .clone()
-        .node_get_volume_stats(req)
-        .await
-        .unwrap_or_else(|s| panic!("NodeGetVolumeStats: {s:?}\n{}", driver.logs()))
-        .into_inner()
+    let answer = driver.node_rpc().node_get_volume_stats(req).await;
+    driver.ok("NodeGetVolumeStats", answer).into_inner()
 }
 
 /// The volume condition in a NodeGetVolumeStats answer: `(abnormal, message)`.

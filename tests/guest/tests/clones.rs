@@ -4,10 +4,7 @@
 //! (duplicate UUID). Every scenario ends with leak accounting.
 
 mod clones {
-    use carve_guest_tests::{
-        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, second_node::SecondNode,
-        storage::*, volume::*,
-    };
+    use carve_guest_tests::{checksum, scenario, second_node::SecondNode, storage::*, volume::*};
     use carvectl::request::{from_snapshot, from_volume};
     use std::collections::HashMap;
 
@@ -17,117 +14,120 @@ mod clones {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_clone_on_another_node_is_independent_of_its_source() {
-        let _timer = Timer::start("clones::a_clone_on_another_node_is_independent_of_its_source");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let source = provision(&driver, "ds-clone-src", 64 * MIB, &ext4(), true, None).await;
-        stage_publish(&driver, &driver.node, &source).await;
-        let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 71);
+        let name = "clones::a_clone_on_another_node_is_independent_of_its_source";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
+            let (source, written) =
+                provision_with_data(driver, "ds-clone-src", 64 * MIB, &ext4(), true, 71).await;
 
-        // Cloned while the source is mounted and in use on node1; staged on node2.
-        let mut clone = create(
-            &driver,
-            "ds-clone",
-            0,
-            &ext4(),
-            true,
-            Some(from_volume(&source.id)),
-        )
-        .await
-        .unwrap_or_else(|s| panic!("CreateVolume clone: {s:?}\n{}", driver.logs()));
-        assert_eq!(clone.capacity, source.capacity);
-        assert_eq!(
-            clone.context["contentSource"],
-            format!("volume:{}", source.id)
-        );
-        let node2 = SecondNode::start(&driver).await;
-        clone.publish = controller_publish(&driver, &clone, &lab.initiator2, HashMap::new()).await;
-        stage_publish(&driver, node2.client(), &clone).await;
-        assert_eq!(
-            checksum::file_sha256(&clone.target.join("data.bin")),
-            written,
-            "the clone holds the source's data"
-        );
-        // Writes to one never show in the other.
-        let clone_only = checksum::write_file(&clone.target.join("clone-only.bin"), MIB_LEN, 72);
-        let source_only = checksum::write_file(&source.target.join("source-only.bin"), MIB_LEN, 73);
-        checksum::write_file(&clone.target.join("data.bin"), DATA_LEN, 74);
-        assert!(!source.target.join("clone-only.bin").exists());
-        assert!(!clone.target.join("source-only.bin").exists());
-        assert_eq!(
-            checksum::file_sha256(&source.target.join("data.bin")),
-            written
-        );
+            // Cloned while the source is mounted and in use on node1; staged on node2.
+            let mut clone = create(
+                driver,
+                "ds-clone",
+                0,
+                &ext4(),
+                true,
+                Some(from_volume(&source.id)),
+            )
+            .await
+            .unwrap_or_else(|s| panic!("CreateVolume clone: {s:?}\n{}", driver.logs()));
+            assert_eq!(clone.capacity, source.capacity);
+            assert_eq!(
+                clone.context["contentSource"],
+                format!("volume:{}", source.id)
+            );
+            let node2 = SecondNode::start(driver).await;
+            clone.publish =
+                controller_publish(driver, &clone, &lab.initiator2, HashMap::new()).await;
+            stage_publish(driver, node2.client(), &clone).await;
+            assert_eq!(
+                checksum::file_sha256(&clone.target.join("data.bin")),
+                written,
+                "the clone holds the source's data"
+            );
+            // Writes to one never show in the other.
+            let clone_only =
+                checksum::write_file(&clone.target.join("clone-only.bin"), MIB_LEN, 72);
+            let source_only =
+                checksum::write_file(&source.target.join("source-only.bin"), MIB_LEN, 73);
+            checksum::write_file(&clone.target.join("data.bin"), DATA_LEN, 74);
+            assert!(!source.target.join("clone-only.bin").exists());
+            assert!(!clone.target.join("source-only.bin").exists());
+            assert_eq!(
+                checksum::file_sha256(&source.target.join("data.bin")),
+                written
+            );
 
-        // Across a restage (the page cache dropped), both still hold only their own writes.
-        unpublish_unstage(&driver, node2.client(), &clone).await;
-        unpublish_unstage(&driver, &driver.node, &source).await;
-        stage_publish(&driver, node2.client(), &clone).await;
-        stage_publish(&driver, &driver.node, &source).await;
-        assert_eq!(
-            checksum::file_sha256(&clone.target.join("clone-only.bin")),
-            clone_only
-        );
-        assert_eq!(
-            checksum::file_sha256(&source.target.join("source-only.bin")),
-            source_only
-        );
-        assert_eq!(
-            checksum::file_sha256(&source.target.join("data.bin")),
-            written
-        );
-        assert!(!source.target.join("clone-only.bin").exists());
+            // Across a restage (the page cache dropped), both still hold only their own writes.
+            unpublish_unstage(driver, node2.client(), &clone).await;
+            unpublish_unstage(driver, &driver.node, &source).await;
+            stage_publish(driver, node2.client(), &clone).await;
+            stage_publish(driver, &driver.node, &source).await;
+            assert_eq!(
+                checksum::file_sha256(&clone.target.join("clone-only.bin")),
+                clone_only
+            );
+            assert_eq!(
+                checksum::file_sha256(&source.target.join("source-only.bin")),
+                source_only
+            );
+            assert_eq!(
+                checksum::file_sha256(&source.target.join("data.bin")),
+                written
+            );
+            assert!(!source.target.join("clone-only.bin").exists());
 
-        unpublish_unstage(&driver, node2.client(), &clone).await;
-        node2.stop().await;
-        unpublish_unstage(&driver, &driver.node, &source).await;
-        retire(&driver, &clone, &lab.initiator2).await;
-        retire(&driver, &source, &lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            unpublish_unstage(driver, node2.client(), &clone).await;
+            node2.stop().await;
+            unpublish_unstage(driver, &driver.node, &source).await;
+            retire(driver, &clone, &lab.initiator2).await;
+            retire(driver, &source, &lab.initiator).await;
+        })
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn an_xfs_restore_mounts_beside_its_still_mounted_source() {
-        let _timer = Timer::start("clones::an_xfs_restore_mounts_beside_its_still_mounted_source");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let source = provision(&driver, "ds-xfs-src", 320 * MIB, &xfs(), true, None).await;
-        stage_publish(&driver, &driver.node, &source).await;
-        let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 81);
-        let snap = create_snapshot(&driver, "ds-xfs-snap", &source.id)
-            .await
-            .unwrap();
-        let restored = provision(
-            &driver,
-            "ds-xfs-restored",
-            0,
-            &xfs(),
-            true,
-            Some(from_snapshot(&snap.snapshot_id)),
-        )
+        let name = "clones::an_xfs_restore_mounts_beside_its_still_mounted_source";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
+            let (source, written) =
+                provision_with_data(driver, "ds-xfs-src", 320 * MIB, &xfs(), true, 81).await;
+            let snap = create_snapshot(driver, "ds-xfs-snap", &source.id)
+                .await
+                .unwrap();
+            let restored = provision(
+                driver,
+                "ds-xfs-restored",
+                0,
+                &xfs(),
+                true,
+                Some(from_snapshot(&snap.snapshot_id)),
+            )
+            .await;
+            let uuid = blkid(&source.lv(lab), "UUID");
+            assert!(!uuid.is_empty());
+            assert_eq!(blkid(&restored.lv(lab), "UUID"), uuid, "same XFS UUID");
+
+            stage_publish(driver, &driver.node, &restored).await;
+            assert_eq!(
+                checksum::file_sha256(&restored.target.join("data.bin")),
+                written
+            );
+            checksum::write_file(&restored.target.join("restored-only.bin"), MIB_LEN, 82);
+            assert!(!source.target.join("restored-only.bin").exists());
+            assert_eq!(
+                checksum::file_sha256(&source.target.join("data.bin")),
+                written
+            );
+
+            unpublish_unstage(driver, &driver.node, &restored).await;
+            unpublish_unstage(driver, &driver.node, &source).await;
+            retire(driver, &restored, &lab.initiator).await;
+            retire(driver, &source, &lab.initiator).await;
+            delete_snapshot(driver, &snap.snapshot_id).await;
+        })
         .await;
-        let uuid = blkid(&source.lv(&lab), "UUID");
-        assert!(!uuid.is_empty());
-        assert_eq!(blkid(&restored.lv(&lab), "UUID"), uuid, "same XFS UUID");
-
-        stage_publish(&driver, &driver.node, &restored).await;
-        assert_eq!(
-            checksum::file_sha256(&restored.target.join("data.bin")),
-            written
-        );
-        checksum::write_file(&restored.target.join("restored-only.bin"), MIB_LEN, 82);
-        assert!(!source.target.join("restored-only.bin").exists());
-        assert_eq!(
-            checksum::file_sha256(&source.target.join("data.bin")),
-            written
-        );
-
-        unpublish_unstage(&driver, &driver.node, &restored).await;
-        unpublish_unstage(&driver, &driver.node, &source).await;
-        retire(&driver, &restored, &lab.initiator).await;
-        retire(&driver, &source, &lab.initiator).await;
-        delete_snapshot(&driver, &snap.snapshot_id).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 }

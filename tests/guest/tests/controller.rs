@@ -11,7 +11,6 @@ use carve_guest_tests::{
 };
 use csi_proto::v1::{
     ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, DeleteVolumeRequest,
-    ListVolumesRequest,
 };
 use std::{collections::HashMap, path::Path, time::Duration};
 
@@ -89,7 +88,7 @@ async fn acl_isolation_single_node_and_fence(backend: &'static str) {
     .await;
     let (volume, context) = create(&driver, &format!("pvc-fence-{backend};--force")).await;
     let target = context["targetIqn"].clone();
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let none = HashMap::new();
     controller
         .controller_publish_volume(publish_request(&volume, &lab.initiator, &none))
@@ -118,16 +117,7 @@ async fn acl_isolation_single_node_and_fence(backend: &'static str) {
         refused.message()
     );
 
-    let listed = controller
-        .list_volumes(ListVolumesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let entry = listed
-        .entries
-        .iter()
-        .find(|e| e.volume.as_ref().unwrap().volume_id == volume)
-        .expect("listed");
+    let entry = volume::list_entry(&driver, &volume).await;
     assert_eq!(
         entry.status.as_ref().unwrap().published_node_ids,
         std::slice::from_ref(&lab.initiator)
@@ -194,9 +184,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         let (id, context) = create(&driver, &format!("pvc-reboot-{backend}-{i}")).await;
         if let Some(node) = node {
             driver
-                .controller
-                .controller
-                .clone()
+                .controller_rpc()
                 .controller_publish_volume(publish_request(&id, node, &HashMap::new()))
                 .await
                 .expect("publish without CHAP");
@@ -207,7 +195,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         ("chapUsername".to_string(), "node1user".to_string()),
         ("chapPassword".to_string(), "node1-secret-pw".to_string()),
     ]);
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     controller
         .controller_publish_volume(publish_request(&volume, &lab.initiator, &secrets))
         .await
@@ -307,7 +295,7 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         "no secret in the logs"
     );
 
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let published = [(&volume, &lab.initiator)].into_iter().chain([
         (&others[0].0, &lab.initiator),
         (&others[1].0, &lab.initiator2),

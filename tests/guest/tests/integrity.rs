@@ -103,9 +103,7 @@ fn wait_wiped(vg: &str) {
 
 async fn create_id(driver: &Driver, req: CreateVolumeRequest) -> String {
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .create_volume(req)
         .await
         .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
@@ -185,9 +183,7 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     assert_eq!(identity::ready(&driver.controller).await, Some(false));
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let status = driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .create_volume(request("tenant-e", 8 * MIB, true))
         .await
         .expect_err("an unzeroed pool is refused");
@@ -239,7 +235,7 @@ async fn parallel_creates_never_exceed_the_overprovision_ratio() {
     )
     .await;
     let calls = (0..8).map(|i| {
-        let mut client = driver.controller.controller.clone();
+        let mut client = driver.controller_rpc();
         tokio::spawn(async move {
             client
                 .create_volume(thin_request(&format!("ratio-{i}"), 512 * MIB))
@@ -283,9 +279,7 @@ async fn a_full_thin_pool_shows_in_condition_and_capacity() {
     let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
     let capacity = || async {
         driver
-            .controller
-            .controller
-            .clone()
+            .controller_rpc()
             .get_capacity(GetCapacityRequest {
                 parameters: thin.clone(),
                 ..Default::default()
@@ -311,9 +305,7 @@ async fn a_full_thin_pool_shows_in_condition_and_capacity() {
 
     assert_eq!(capacity().await, 0, "a full pool offers nothing");
     let got = driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .controller_get_volume(ControllerGetVolumeRequest {
             volume_id: id.clone(),
         })
@@ -327,9 +319,7 @@ async fn a_full_thin_pool_shows_in_condition_and_capacity() {
     assert!(condition.abnormal, "{condition:?}");
     assert!(condition.message.contains("full"), "{condition:?}");
     let listed = driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .list_volumes(ListVolumesRequest::default())
         .await
         .expect("ListVolumes")
@@ -382,9 +372,7 @@ async fn a_revoked_acl_never_comes_back_from_saveconfig() {
         ..Default::default()
     };
     let published = driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .controller_publish_volume(publish)
         .await
         .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
@@ -405,9 +393,7 @@ async fn a_revoked_acl_never_comes_back_from_saveconfig() {
     std::fs::copy(&saveconfig, &stale).expect("copy");
 
     driver
-        .controller
-        .controller
-        .clone()
+        .controller_rpc()
         .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
             volume_id: id.clone(),
             node_id: lab.initiator.clone(),

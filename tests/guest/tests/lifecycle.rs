@@ -7,15 +7,10 @@
 
 use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks, checksum,
-    volume::{DATA_LEN, MIB},
+    volume::{self, DATA_LEN, MIB, controller_publish, controller_unpublish, delete_volume},
 };
-use carvectl::request::{block_capability, capacity_range, mount_capability};
-use csi_proto::v1::{
-    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
-    DeleteVolumeRequest, NodeGetInfoRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
-    NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
-    volume_capability::access_mode::Mode,
-};
+use carvectl::request::{block_capability, mount_capability};
+use csi_proto::v1::{NodeGetInfoRequest, VolumeCapability, volume_capability::access_mode::Mode};
 use std::{collections::HashMap, path::Path};
 
 async fn lifecycle(
@@ -40,9 +35,7 @@ async fn lifecycle(
     );
 
     let node_id = driver
-        .node
-        .node
-        .clone()
+        .node_rpc()
         .node_get_info(NodeGetInfoRequest {})
         .await
         .unwrap()
@@ -50,92 +43,35 @@ async fn lifecycle(
         .node_id;
     assert_eq!(node_id, lab.initiator, "node id is the initiator IQN");
 
-    let created = driver
-        .controller
-        .controller
-        .clone()
-        .create_volume(CreateVolumeRequest {
-            name: name.to_string(),
-            capacity_range: capacity_range(size, 0),
-            volume_capabilities: vec![capability.clone()],
-            parameters: HashMap::from([("thin".to_string(), thin.to_string())]),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
-        .into_inner()
-        .volume
-        .expect("volume");
-    assert!(created.capacity_bytes >= size);
-    let volume_id = created.volume_id.clone();
+    let created = volume::create(&driver, name, size, &capability, thin, None).await;
+    let mut vol = driver.ok("CreateVolume", created);
+    assert!(vol.capacity >= size);
+    vol.publish = controller_publish(&driver, &vol, &node_id, HashMap::new()).await;
+    let (stage, publish) = (vol.stage(), vol.publish());
+    let (unpublish, unstage) = (vol.unpublish(), vol.unstage());
 
-    let published = driver
-        .controller
-        .controller
-        .clone()
-        .controller_publish_volume(ControllerPublishVolumeRequest {
-            volume_id: volume_id.clone(),
-            node_id: node_id.clone(),
-            volume_capability: Some(capability.clone()),
-            readonly: false,
-            volume_context: created.volume_context.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
-        .into_inner();
-
-    let staging = driver.staging_path(&volume_id);
-    let target = driver.target_path(&volume_id);
-    let stage = NodeStageVolumeRequest {
-        volume_id: volume_id.clone(),
-        publish_context: published.publish_context.clone(),
-        staging_target_path: staging.display().to_string(),
-        volume_capability: Some(capability.clone()),
-        volume_context: created.volume_context.clone(),
-        ..Default::default()
-    };
-    let publish = NodePublishVolumeRequest {
-        volume_id: volume_id.clone(),
-        publish_context: published.publish_context.clone(),
-        staging_target_path: staging.display().to_string(),
-        target_path: target.display().to_string(),
-        volume_capability: Some(capability.clone()),
-        readonly: false,
-        volume_context: created.volume_context.clone(),
-        ..Default::default()
-    };
-    let unpublish = NodeUnpublishVolumeRequest {
-        volume_id: volume_id.clone(),
-        target_path: target.display().to_string(),
-    };
-    let unstage = NodeUnstageVolumeRequest {
-        volume_id: volume_id.clone(),
-        staging_target_path: staging.display().to_string(),
-    };
-
-    let mut node = driver.node.node.clone();
-    node.node_stage_volume(stage.clone())
-        .await
-        .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
+    let mut node = driver.node_rpc();
+    driver.ok("NodeStage", node.node_stage_volume(stage.clone()).await);
     node.node_stage_volume(stage.clone())
         .await
         .expect("NodeStage is idempotent");
-    node.node_publish_volume(publish.clone())
-        .await
-        .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
+    driver.ok(
+        "NodePublish",
+        node.node_publish_volume(publish.clone()).await,
+    );
     node.node_publish_volume(publish.clone())
         .await
         .expect("NodePublish is idempotent");
 
-    let written = write(&target, block);
+    let written = write(&vol.target, block);
 
     node.node_unpublish_volume(unpublish.clone())
         .await
         .expect("NodeUnpublish");
-    node.node_unstage_volume(unstage.clone())
-        .await
-        .unwrap_or_else(|s| panic!("NodeUnstage: {s:?}\n{}", driver.logs()));
+    driver.ok(
+        "NodeUnstage",
+        node.node_unstage_volume(unstage.clone()).await,
+    );
     assert!(
         carve_guest_tests::leaks::leaks(&lab, None)
             .iter()
@@ -145,15 +81,13 @@ async fn lifecycle(
 
     // A plugin restart between unstage and restage: the node keeps nothing in memory.
     driver.restart_node().await;
-    let mut node = driver.node.node.clone();
-    node.node_stage_volume(stage.clone())
-        .await
-        .unwrap_or_else(|s| panic!("re-NodeStage: {s:?}\n{}", driver.logs()));
+    let mut node = driver.node_rpc();
+    driver.ok("re-NodeStage", node.node_stage_volume(stage.clone()).await);
     node.node_publish_volume(publish.clone())
         .await
         .expect("re-NodePublish");
     assert_eq!(
-        read(&target, block),
+        read(&vol.target, block),
         written,
         "data survives unstage and restage"
     );
@@ -171,32 +105,11 @@ async fn lifecycle(
         .await
         .expect("NodeUnstage is idempotent");
 
-    let mut controller = driver.controller.controller.clone();
-    let unpublish = ControllerUnpublishVolumeRequest {
-        volume_id: volume_id.clone(),
-        node_id: node_id.clone(),
-        ..Default::default()
-    };
-    controller
-        .controller_unpublish_volume(unpublish.clone())
-        .await
-        .expect("ControllerUnpublish");
-    controller
-        .controller_unpublish_volume(unpublish)
-        .await
-        .expect("ControllerUnpublish is idempotent");
-    let delete = DeleteVolumeRequest {
-        volume_id: volume_id.clone(),
-        ..Default::default()
-    };
-    controller
-        .delete_volume(delete.clone())
-        .await
-        .unwrap_or_else(|s| panic!("DeleteVolume: {s:?}\n{}", driver.logs()));
-    controller
-        .delete_volume(delete)
-        .await
-        .expect("DeleteVolume is idempotent");
+    // Twice each: both are idempotent.
+    controller_unpublish(&driver, &vol, &node_id).await;
+    controller_unpublish(&driver, &vol, &node_id).await;
+    delete_volume(&driver, &vol.id).await;
+    delete_volume(&driver, &vol.id).await;
 
     assert_no_leaks(&lab, Some(driver.dir.path()));
 }

@@ -8,7 +8,7 @@
 
 mod node_plugin {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, host::mount_at, run, run_ok,
+        Driver, DriverOptions, Lab, checksum, host::mount_at, run, run_ok, scenario, scenario_mut,
         second_node::SecondNode, storage::*, volume::*,
     };
     use carvectl::Client;
@@ -60,33 +60,32 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_filesystem_of_another_type_is_never_reformatted() {
-        let _timer = Timer::start("node_plugin::a_filesystem_of_another_type_is_never_reformatted");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-otherfs", 320 * MIB, &xfs(), true, None).await;
-        stage_publish(&driver, &driver.node, &vol).await;
-        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 11);
-        unpublish_unstage(&driver, &driver.node, &vol).await;
+        let name = "node_plugin::a_filesystem_of_another_type_is_never_reformatted";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
+            let (vol, written) =
+                provision_with_data(driver, "node-otherfs", 320 * MIB, &xfs(), true, 11).await;
+            unpublish_unstage(driver, &driver.node, &vol).await;
 
-        stage_refused(
-            &driver,
-            &driver.node,
-            vol.stage_as(&ext4()),
-            Code::FailedPrecondition,
-            "already holds xfs",
-        )
+            stage_refused(
+                driver,
+                &driver.node,
+                vol.stage_as(&ext4()),
+                Code::FailedPrecondition,
+                "already holds xfs",
+            )
+            .await;
+            assert_eq!(blkid(&vol.lv(lab), "TYPE"), "xfs", "still XFS on the LV");
+
+            stage_publish(driver, &driver.node, &vol).await;
+            assert_eq!(
+                checksum::file_sha256(&vol.target.join("data.bin")),
+                written,
+                "the data survived the refused stage"
+            );
+            teardown(driver, &vol).await;
+        })
         .await;
-        assert_eq!(blkid(&vol.lv(&lab), "TYPE"), "xfs", "still XFS on the LV");
-
-        stage_publish(&driver, &driver.node, &vol).await;
-        assert_eq!(
-            checksum::file_sha256(&vol.target.join("data.bin")),
-            written,
-            "the data survived the refused stage"
-        );
-        unpublish_unstage(&driver, &driver.node, &vol).await;
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
     /// A DOS label with one Linux partition from sector 2048 to the end, then a pattern.
@@ -107,77 +106,78 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_partition_table_is_never_formatted() {
-        let _timer = Timer::start("node_plugin::a_partition_table_is_never_formatted");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        // Written through the CO path: stage and publish as block, write the label through
-        // the pod's device file, unstage.
-        let vol = provision(&driver, "node-parts", 32 * MIB, &block(), true, None).await;
-        stage_publish(&driver, &driver.node, &vol).await;
-        let image = partitioned_image(u32::try_from(vol.capacity / 512).unwrap());
-        {
-            let mut dev = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&vol.target)
-                .expect("open the published device");
-            dev.write_all(&image).expect("write the label");
-            dev.sync_all().expect("fsync");
-        }
-        unpublish_unstage(&driver, &driver.node, &vol).await;
-        assert_eq!(
-            blkid(&vol.lv(&lab), "PTTYPE"),
-            "dos",
-            "the LV holds the label"
-        );
+        let name = "node_plugin::a_partition_table_is_never_formatted";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
+            // Written through the CO path: stage and publish as block, write the label through
+            // the pod's device file, unstage.
+            let vol = provision(driver, "node-parts", 32 * MIB, &block(), true, None).await;
+            stage_publish(driver, &driver.node, &vol).await;
+            let image = partitioned_image(u32::try_from(vol.capacity / 512).unwrap());
+            {
+                let mut dev = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&vol.target)
+                    .expect("open the published device");
+                dev.write_all(&image).expect("write the label");
+                dev.sync_all().expect("fsync");
+            }
+            unpublish_unstage(driver, &driver.node, &vol).await;
+            assert_eq!(
+                blkid(&vol.lv(lab), "PTTYPE"),
+                "dos",
+                "the LV holds the label"
+            );
 
-        for cap in [ext4(), xfs()] {
-            stage_refused(
-                &driver,
-                &driver.node,
-                vol.stage_as(&cap),
-                Code::FailedPrecondition,
-                "partition table",
-            )
-            .await;
-        }
-        assert_eq!(
-            checksum::device_sha256(&vol.lv(&lab), image.len()),
-            checksum::sha256(&image),
-            "the label and the bytes after it are unchanged"
-        );
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            for cap in [ext4(), xfs()] {
+                stage_refused(
+                    driver,
+                    &driver.node,
+                    vol.stage_as(&cap),
+                    Code::FailedPrecondition,
+                    "partition table",
+                )
+                .await;
+            }
+            assert_eq!(
+                checksum::device_sha256(&vol.lv(lab), image.len()),
+                checksum::sha256(&image),
+                "the label and the bytes after it are unchanged"
+            );
+            retire(driver, &vol, &driver.lab.initiator).await;
+        })
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_disk_with_another_serial_is_refused_before_any_write() {
-        let _timer =
-            Timer::start("node_plugin::a_disk_with_another_serial_is_refused_before_any_write");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-serial", 32 * MIB, &ext4(), true, None).await;
-        let mut req = vol.stage();
-        req.publish_context.insert(
-            "serial".into(),
-            "5a0c1e00-0000-4000-8000-000000000bad".into(),
-        );
-        stage_refused(
-            &driver,
-            &driver.node,
-            req,
-            Code::FailedPrecondition,
-            "serial",
-        )
+        let name = "node_plugin::a_disk_with_another_serial_is_refused_before_any_write";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
+            let vol = provision(driver, "node-serial", 32 * MIB, &ext4(), true, None).await;
+            let mut req = vol.stage();
+            req.publish_context.insert(
+                "serial".into(),
+                "5a0c1e00-0000-4000-8000-000000000bad".into(),
+            );
+            stage_refused(
+                driver,
+                &driver.node,
+                req,
+                Code::FailedPrecondition,
+                "serial",
+            )
+            .await;
+            let probe = run("blkid", &["-p", &vol.lv(lab).to_string_lossy()]);
+            assert_eq!(
+                probe.status.code(),
+                Some(2),
+                "nothing was written: the LV still has no signature"
+            );
+            retire(driver, &vol, &driver.lab.initiator).await;
+        })
         .await;
-        let probe = run("blkid", &["-p", &vol.lv(&lab).to_string_lossy()]);
-        assert_eq!(
-            probe.status.code(),
-            Some(2),
-            "nothing was written: the LV still has no signature"
-        );
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -186,130 +186,131 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn an_initiator_without_the_acl_cannot_log_in() {
-        let _timer = Timer::start("node_plugin::an_initiator_without_the_acl_cannot_log_in");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let node2 = SecondNode::start(&driver).await;
-        let info = node2
-            .client()
-            .node
-            .clone()
-            .node_get_info(NodeGetInfoRequest {})
-            .await
-            .expect("NodeGetInfo")
-            .into_inner();
-        assert_eq!(info.node_id, lab.initiator2);
+        let name = "node_plugin::an_initiator_without_the_acl_cannot_log_in";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
+            let node2 = SecondNode::start(driver).await;
+            let info = node2
+                .client()
+                .node
+                .clone()
+                .node_get_info(NodeGetInfoRequest {})
+                .await
+                .expect("NodeGetInfo")
+                .into_inner();
+            assert_eq!(info.node_id, lab.initiator2);
 
-        let mut vol = provision(&driver, "node-acl", 32 * MIB, &ext4(), true, None).await;
-        vol.staging = driver.staging_path("node2-acl");
-        stage_refused(
-            &driver,
-            node2.client(),
-            vol.stage(),
-            Code::FailedPrecondition,
-            "authorization failure",
-        )
+            let mut vol = provision(driver, "node-acl", 32 * MIB, &ext4(), true, None).await;
+            vol.staging = driver.staging_path("node2-acl");
+            stage_refused(
+                driver,
+                node2.client(),
+                vol.stage(),
+                Code::FailedPrecondition,
+                "authorization failure",
+            )
+            .await;
+            assert!(
+                node2.stage_records().is_empty(),
+                "no stage record left: {:?}",
+                node2.stage_records()
+            );
+
+            // Once the ACL allows it, the same identity logs in: the refusal was the ACL's.
+            controller_unpublish(driver, &vol, &lab.initiator).await;
+            vol.publish = controller_publish(driver, &vol, &lab.initiator2, HashMap::new()).await;
+            let mut node = node2.client().node.clone();
+            node.node_stage_volume(vol.stage())
+                .await
+                .unwrap_or_else(|s| panic!("NodeStage on node2: {s:?}\n{}", driver.logs()));
+            let ifaces: Vec<String> = std::fs::read_dir("/sys/class/iscsi_session")
+                .unwrap()
+                .flatten()
+                .map(|s| {
+                    std::fs::read_to_string(s.path().join("ifacename"))
+                        .unwrap()
+                        .trim()
+                        .to_string()
+                })
+                .collect();
+            assert_eq!(
+                ifaces,
+                std::slice::from_ref(&lab.iface2),
+                "one session, through node2's iface"
+            );
+            node.node_unstage_volume(vol.unstage())
+                .await
+                .unwrap_or_else(|s| panic!("NodeUnstage on node2: {s:?}\n{}", driver.logs()));
+            controller_unpublish(driver, &vol, &lab.initiator2).await;
+            drop(node);
+            node2.stop().await;
+            delete_volume(driver, &vol.id).await;
+        })
         .await;
-        assert!(
-            node2.stage_records().is_empty(),
-            "no stage record left: {:?}",
-            node2.stage_records()
-        );
-
-        // Once the ACL allows it, the same identity logs in: the refusal was the ACL's.
-        controller_unpublish(&driver, &vol, &lab.initiator).await;
-        vol.publish = controller_publish(&driver, &vol, &lab.initiator2, HashMap::new()).await;
-        let mut node = node2.client().node.clone();
-        node.node_stage_volume(vol.stage())
-            .await
-            .unwrap_or_else(|s| panic!("NodeStage on node2: {s:?}\n{}", driver.logs()));
-        let ifaces: Vec<String> = std::fs::read_dir("/sys/class/iscsi_session")
-            .unwrap()
-            .flatten()
-            .map(|s| {
-                std::fs::read_to_string(s.path().join("ifacename"))
-                    .unwrap()
-                    .trim()
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(
-            ifaces,
-            std::slice::from_ref(&lab.iface2),
-            "one session, through node2's iface"
-        );
-        node.node_unstage_volume(vol.unstage())
-            .await
-            .unwrap_or_else(|s| panic!("NodeUnstage on node2: {s:?}\n{}", driver.logs()));
-        controller_unpublish(&driver, &vol, &lab.initiator2).await;
-        drop(node);
-        node2.stop().await;
-        delete_volume(&driver, &vol.id).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused() {
-        let _timer = Timer::start(
-            "node_plugin::chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused",
-        );
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let (user, password, wrong) = ("node1user", "node1-secret-pw-0419", "wrong-secret-pw-0419");
-        let secrets = |password: &str| {
-            HashMap::from([
-                ("chapUsername".to_string(), user.to_string()),
-                ("chapPassword".to_string(), password.to_string()),
-            ])
-        };
-        let mut vol = create(&driver, "node-chap", 32 * MIB, &ext4(), true, None)
-            .await
-            .expect("CreateVolume");
-        vol.publish = controller_publish(&driver, &vol, &lab.initiator, secrets(password)).await;
-        assert!(
-            vol.publish.values().all(|v| !v.contains(password)),
-            "no secret in publish_context"
-        );
+        let name = "node_plugin::chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
+            let (user, password, wrong) =
+                ("node1user", "node1-secret-pw-0419", "wrong-secret-pw-0419");
+            let secrets = |password: &str| {
+                HashMap::from([
+                    ("chapUsername".to_string(), user.to_string()),
+                    ("chapPassword".to_string(), password.to_string()),
+                ])
+            };
+            let mut vol = create(driver, "node-chap", 32 * MIB, &ext4(), true, None)
+                .await
+                .expect("CreateVolume");
+            vol.publish = controller_publish(driver, &vol, &lab.initiator, secrets(password)).await;
+            assert!(
+                vol.publish.values().all(|v| !v.contains(password)),
+                "no secret in publish_context"
+            );
 
-        let mut req = vol.stage();
-        req.secrets = secrets(wrong);
-        stage_refused(
-            &driver,
-            &driver.node,
-            req,
-            Code::FailedPrecondition,
-            "authorization failure",
-        )
-        .await;
-        stage_refused(
-            &driver,
-            &driver.node,
-            vol.stage(),
-            Code::FailedPrecondition,
-            "authorization failure",
-        )
-        .await;
+            let mut req = vol.stage();
+            req.secrets = secrets(wrong);
+            stage_refused(
+                driver,
+                &driver.node,
+                req,
+                Code::FailedPrecondition,
+                "authorization failure",
+            )
+            .await;
+            stage_refused(
+                driver,
+                &driver.node,
+                vol.stage(),
+                Code::FailedPrecondition,
+                "authorization failure",
+            )
+            .await;
 
-        let mut node = driver.node.node.clone();
-        let mut req = vol.stage();
-        req.secrets = secrets(password);
-        node.node_stage_volume(req)
-            .await
-            .unwrap_or_else(|s| panic!("NodeStage with CHAP: {s:?}\n{}", driver.logs()));
-        node.node_publish_volume(vol.publish())
-            .await
-            .expect("NodePublish");
-        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 5);
-        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
-        unpublish_unstage(&driver, &driver.node, &vol).await;
-        let log = driver.node_log();
-        assert!(
-            !log.contains(password) && !log.contains(wrong),
-            "a CHAP secret reached the node log"
-        );
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            let mut node = driver.node_rpc();
+            let mut req = vol.stage();
+            req.secrets = secrets(password);
+            node.node_stage_volume(req)
+                .await
+                .unwrap_or_else(|s| panic!("NodeStage with CHAP: {s:?}\n{}", driver.logs()));
+            node.node_publish_volume(vol.publish())
+                .await
+                .expect("NodePublish");
+            let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 5);
+            assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
+            unpublish_unstage(driver, &driver.node, &vol).await;
+            let log = driver.node_log();
+            assert!(
+                !log.contains(password) && !log.contains(wrong),
+                "a CHAP secret reached the node log"
+            );
+            retire(driver, &vol, &driver.lab.initiator).await;
+        })
+        .await;
     }
 
     // ---------------------------------------------------------------------------------------
@@ -318,85 +319,82 @@ mod node_plugin {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_plugin_restart_between_stage_and_unstage_still_unstages() {
-        let _timer =
-            Timer::start("node_plugin::a_plugin_restart_between_stage_and_unstage_still_unstages");
-        let lab = Lab::from_env();
-        let mut driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-restart", 64 * MIB, &ext4(), true, None).await;
-        stage_publish(&driver, &driver.node, &vol).await;
-        let written = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 3);
+        let name = "node_plugin::a_plugin_restart_between_stage_and_unstage_still_unstages";
+        scenario_mut(name, DriverOptions::default(), async |driver| {
+            let (vol, written) =
+                provision_with_data(driver, "node-restart", 64 * MIB, &ext4(), true, 3).await;
 
-        driver.restart_node().await;
-        let after = stats(&driver, vol.stats(&vol.target)).await;
-        let condition = after.volume_condition.expect("condition");
-        assert!(!condition.abnormal, "{condition:?}");
-        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
-        unpublish_unstage(&driver, &driver.node, &vol).await;
-        assert_nothing_attached(&lab);
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            driver.restart_node().await;
+            let after = stats(driver, vol.stats(&vol.target)).await;
+            let condition = after.volume_condition.expect("condition");
+            assert!(!condition.abnormal, "{condition:?}");
+            assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
+            unpublish_unstage(driver, &driver.node, &vol).await;
+            assert_nothing_attached(&driver.lab);
+            retire(driver, &vol, &driver.lab.initiator).await;
+        })
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back() {
-        let _timer = Timer::start(
-            "node_plugin::volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back",
-        );
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
+        let name = "node_plugin::volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
 
-        let fs = provision(&driver, "node-stats-fs", 64 * MIB, &ext4(), true, None).await;
-        stage_publish(&driver, &driver.node, &fs).await;
-        let before = stats(&driver, fs.stats(&fs.target)).await;
-        let (total, used, available) = usage(&before, Unit::Bytes);
-        assert!(
-            total > 48 * MIB && total <= fs.capacity && used + available <= total,
-            "bytes of a 64 MiB ext4: {before:?}"
-        );
-        let (inodes, _, free_inodes) = usage(&before, Unit::Inodes);
-        assert!(inodes > 0 && free_inodes > 0 && free_inodes < inodes);
-        checksum::write_file(&fs.target.join("data.bin"), DATA_LEN, 9);
-        let after = stats(&driver, fs.stats(&fs.staging)).await;
-        let (_, used_after, _) = usage(&after, Unit::Bytes);
-        assert!(
-            used_after - used >= i64::try_from(DATA_LEN).unwrap(),
-            "used grew by the file: {used} -> {used_after}"
-        );
-        assert!(!after.volume_condition.expect("condition").abnormal);
-        unpublish_unstage(&driver, &driver.node, &fs).await;
+            let fs = provision(driver, "node-stats-fs", 64 * MIB, &ext4(), true, None).await;
+            stage_publish(driver, &driver.node, &fs).await;
+            let before = stats(driver, fs.stats(&fs.target)).await;
+            let (total, used, available) = usage(&before, Unit::Bytes);
+            assert!(
+                total > 48 * MIB && total <= fs.capacity && used + available <= total,
+                "bytes of a 64 MiB ext4: {before:?}"
+            );
+            let (inodes, _, free_inodes) = usage(&before, Unit::Inodes);
+            assert!(inodes > 0 && free_inodes > 0 && free_inodes < inodes);
+            checksum::write_file(&fs.target.join("data.bin"), DATA_LEN, 9);
+            let after = stats(driver, fs.stats(&fs.staging)).await;
+            let (_, used_after, _) = usage(&after, Unit::Bytes);
+            assert!(
+                used_after - used >= i64::try_from(DATA_LEN).unwrap(),
+                "used grew by the file: {used} -> {used_after}"
+            );
+            assert!(!after.volume_condition.expect("condition").abnormal);
+            unpublish_unstage(driver, &driver.node, &fs).await;
 
-        let dev = provision(&driver, "node-stats-block", 32 * MIB, &block(), true, None).await;
-        stage_publish(&driver, &driver.node, &dev).await;
-        let healthy = stats(&driver, dev.stats(&dev.target)).await;
-        assert_eq!(usage(&healthy, Unit::Bytes).0, dev.capacity);
-        assert!(!healthy.volume_condition.expect("condition").abnormal);
+            let dev = provision(driver, "node-stats-block", 32 * MIB, &block(), true, None).await;
+            stage_publish(driver, &driver.node, &dev).await;
+            let healthy = stats(driver, dev.stats(&dev.target)).await;
+            assert_eq!(usage(&healthy, Unit::Bytes).0, dev.capacity);
+            assert!(!healthy.volume_condition.expect("condition").abnormal);
 
-        // Kill the session behind the plugin's back.
-        run_ok(
-            "iscsiadm",
-            &[
-                "-m",
-                "node",
-                "-T",
-                dev.target_iqn(),
-                "-p",
-                &lab.portal,
-                "--logout",
-            ],
-        );
-        let sick = stats(&driver, dev.stats(&dev.target))
-            .await
-            .volume_condition
-            .expect("condition");
-        assert!(
-            sick.abnormal && sick.message.contains("no iSCSI session"),
-            "{sick:?}"
-        );
-        // The CO's teardown still completes and leaves nothing.
-        unpublish_unstage(&driver, &driver.node, &dev).await;
-        retire(&driver, &fs, &driver.lab.initiator).await;
-        retire(&driver, &dev, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            // Kill the session behind the plugin's back.
+            run_ok(
+                "iscsiadm",
+                &[
+                    "-m",
+                    "node",
+                    "-T",
+                    dev.target_iqn(),
+                    "-p",
+                    &lab.portal,
+                    "--logout",
+                ],
+            );
+            let sick = stats(driver, dev.stats(&dev.target))
+                .await
+                .volume_condition
+                .expect("condition");
+            assert!(
+                sick.abnormal && sick.message.contains("no iSCSI session"),
+                "{sick:?}"
+            );
+            // The CO's teardown still completes and leaves nothing.
+            unpublish_unstage(driver, &driver.node, &dev).await;
+            retire(driver, &fs, &driver.lab.initiator).await;
+            retire(driver, &dev, &driver.lab.initiator).await;
+        })
+        .await;
     }
 }

@@ -6,113 +6,104 @@
 //! source. Every scenario ends with leak accounting.
 
 mod node_growth {
-    use carve_guest_tests::{
-        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, run_ok, storage::*, volume::*,
-    };
+    use carve_guest_tests::{Lab, checksum, run_ok, scenario, storage::*, volume::*};
     use csi_proto::v1::{VolumeCapability, volume_usage::Unit};
     use std::{
         io::{Read, Write},
         path::Path,
-        sync::{
-            Arc,
-            atomic::{AtomicBool, Ordering},
-        },
     };
 
     // ---------------------------------------------------------------------------------------
     // Online expansion
 
-    fn lvextend(lab: &Lab, vol: &Vol) {
+    /// Grows `vol`'s LV by 64 MiB on the storage side, as an operator would; its new size.
+    fn lvextend(lab: &Lab, vol: &Vol) -> i64 {
         run_ok(
             "lvextend",
             &["-L", "+64M", &format!("{}/{}", lab.vg, vol.id)],
         );
+        lv_size(lab, &vol.id)
     }
 
-    async fn mounted_volume_grows_online(name: &str, size: i64, cap: VolumeCapability) {
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, name, size, &cap, true, None).await;
-        stage_publish(&driver, &driver.node, &vol).await;
-        let file = vol.target.join("data.bin");
-        let written = checksum::write_file(&file, DATA_LEN, 21);
-        let (before, _, _) = usage(&stats(&driver, vol.stats(&vol.target)).await, Unit::Bytes);
+    async fn mounted_volume_grows_online(
+        test: &'static str,
+        name: &str,
+        size: i64,
+        cap: VolumeCapability,
+    ) {
+        scenario(test, async |driver| {
+            let (vol, written) = provision_with_data(driver, name, size, &cap, true, 21).await;
+            let before = fs_total(driver, &vol).await;
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let checks = checksum::reader(file.clone(), written.clone(), Arc::clone(&stop));
-        lvextend(&lab, &vol);
-        let grown = lv_size(&lab, &vol.id);
-        assert_eq!(grown, vol.capacity + 64 * MIB);
-        assert_eq!(node_expand(&driver, &vol, grown).await, grown);
-        assert_eq!(node_expand(&driver, &vol, grown).await, grown, "idempotent");
-        stop.store(true, Ordering::Relaxed);
-        let (reads, bad) = checks.join().expect("reader");
-        assert_eq!(
-            bad, 0,
-            "{bad} of {reads} reads saw other data while growing"
-        );
+            let reader = checksum::Reader::start(vol.target.join("data.bin"), written.clone());
+            let grown = lvextend(&driver.lab, &vol);
+            assert_eq!(grown, vol.capacity + 64 * MIB);
+            assert_eq!(node_expand(driver, &vol, grown).await, grown);
+            assert_eq!(node_expand(driver, &vol, grown).await, grown, "idempotent");
+            reader.assert_all_read_alike();
 
-        let (after, _, available) =
-            usage(&stats(&driver, vol.stats(&vol.target)).await, Unit::Bytes);
-        assert!(
-            after >= before + 56 * MIB,
-            "the filesystem grew online: {before} -> {after}"
-        );
-        // The new space is usable.
-        assert!(available > 56 * MIB);
-        let more = checksum::write_file(&vol.target.join("more.bin"), 2 * DATA_LEN, 22);
-
-        // Unstage, restage (fsck runs for ext4): everything is still there.
-        unpublish_unstage(&driver, &driver.node, &vol).await;
-        stage_publish(&driver, &driver.node, &vol).await;
-        assert_eq!(checksum::file_sha256(&file), written);
-        assert_eq!(checksum::file_sha256(&vol.target.join("more.bin")), more);
-        unpublish_unstage(&driver, &driver.node, &vol).await;
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            let (after, _, available) =
+                usage(&stats(driver, vol.stats(&vol.target)).await, Unit::Bytes);
+            assert!(
+                after >= before + 56 * MIB,
+                "the filesystem grew online: {before} -> {after}"
+            );
+            // The new space is usable.
+            assert!(available > 56 * MIB);
+            grown_keeps_data(driver, &vol, &written).await;
+        })
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn ext4_grows_online_while_a_reader_checks_the_data() {
-        let _timer = Timer::start("node_growth::ext4_grows_online_while_a_reader_checks_the_data");
-        mounted_volume_grows_online("node-grow-ext4", 64 * MIB, ext4()).await;
+        mounted_volume_grows_online(
+            "node_growth::ext4_grows_online_while_a_reader_checks_the_data",
+            "node-grow-ext4",
+            64 * MIB,
+            ext4(),
+        )
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn xfs_grows_online_while_a_reader_checks_the_data() {
-        let _timer = Timer::start("node_growth::xfs_grows_online_while_a_reader_checks_the_data");
-        mounted_volume_grows_online("node-grow-xfs", 320 * MIB, xfs()).await;
+        mounted_volume_grows_online(
+            "node_growth::xfs_grows_online_while_a_reader_checks_the_data",
+            "node-grow-xfs",
+            320 * MIB,
+            xfs(),
+        )
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn a_block_volume_shows_its_new_size_after_expansion() {
-        let _timer = Timer::start("node_growth::a_block_volume_shows_its_new_size_after_expansion");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let vol = provision(&driver, "node-grow-block", 32 * MIB, &block(), true, None).await;
-        stage_publish(&driver, &driver.node, &vol).await;
-        let len = 4 * MIB_LEN;
-        let written = checksum::write_device(&vol.target, len, 31);
-        assert_eq!(device_size(&vol.target), vol.capacity);
+        let name = "node_growth::a_block_volume_shows_its_new_size_after_expansion";
+        scenario(name, async |driver| {
+            let vol = provision(driver, "node-grow-block", 32 * MIB, &block(), true, None).await;
+            stage_publish(driver, &driver.node, &vol).await;
+            let len = 4 * MIB_LEN;
+            let written = checksum::write_device(&vol.target, len, 31);
+            assert_eq!(device_size(&vol.target), vol.capacity);
 
-        lvextend(&lab, &vol);
-        let grown = lv_size(&lab, &vol.id);
-        assert_eq!(node_expand(&driver, &vol, grown).await, grown);
-        assert_eq!(
-            device_size(&vol.target),
-            grown,
-            "the pod's device shows the new size"
-        );
-        let now = stats(&driver, vol.stats(&vol.target)).await;
-        assert_eq!(usage(&now, Unit::Bytes).0, grown);
-        assert_eq!(checksum::device_sha256(&vol.target, len), written);
+            let grown = lvextend(&driver.lab, &vol);
+            assert_eq!(node_expand(driver, &vol, grown).await, grown);
+            assert_eq!(
+                device_size(&vol.target),
+                grown,
+                "the pod's device shows the new size"
+            );
+            let now = stats(driver, vol.stats(&vol.target)).await;
+            assert_eq!(usage(&now, Unit::Bytes).0, grown);
+            assert_eq!(checksum::device_sha256(&vol.target, len), written);
 
-        unpublish_unstage(&driver, &driver.node, &vol).await;
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            teardown(driver, &vol).await;
+        })
+        .await;
     }
 
     // ---------------------------------------------------------------------------------------
@@ -140,45 +131,46 @@ mod node_growth {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn an_xfs_clone_stages_beside_its_mounted_source() {
-        let _timer = Timer::start("node_growth::an_xfs_clone_stages_beside_its_mounted_source");
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, DriverOptions::default()).await;
-        let source = provision(&driver, "node-xfs-source", 320 * MIB, &xfs(), true, None).await;
-        let clone = provision(&driver, "node-xfs-clone", 320 * MIB, &xfs(), true, None).await;
-        assert_eq!(source.capacity, clone.capacity);
-        stage_publish(&driver, &driver.node, &source).await;
-        let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 41);
+        let name = "node_growth::an_xfs_clone_stages_beside_its_mounted_source";
+        scenario(name, async |driver| {
+            let lab = &driver.lab;
+            let source = provision(driver, "node-xfs-source", 320 * MIB, &xfs(), true, None).await;
+            let clone = provision(driver, "node-xfs-clone", 320 * MIB, &xfs(), true, None).await;
+            assert_eq!(source.capacity, clone.capacity);
+            stage_publish(driver, &driver.node, &source).await;
+            let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 41);
 
-        // A crash-consistent copy of the mounted source, as a snapshot would be.
-        copy_device(&source.lv(&lab), &clone.lv(&lab));
-        let uuid = blkid(&source.lv(&lab), "UUID");
-        assert!(!uuid.is_empty());
-        assert_eq!(
-            blkid(&clone.lv(&lab), "UUID"),
-            uuid,
-            "the clone has the same UUID"
-        );
+            // A crash-consistent copy of the mounted source, as a snapshot would be.
+            copy_device(&source.lv(lab), &clone.lv(lab));
+            let uuid = blkid(&source.lv(lab), "UUID");
+            assert!(!uuid.is_empty());
+            assert_eq!(
+                blkid(&clone.lv(lab), "UUID"),
+                uuid,
+                "the clone has the same UUID"
+            );
 
-        stage_publish(&driver, &driver.node, &clone).await;
-        assert_eq!(
-            checksum::file_sha256(&clone.target.join("data.bin")),
-            written,
-            "the clone holds the source's data"
-        );
-        checksum::write_file(&clone.target.join("clone-only.bin"), MIB_LEN, 42);
-        assert!(
-            !source.target.join("clone-only.bin").exists(),
-            "the clone is independent of its source"
-        );
-        assert_eq!(
-            checksum::file_sha256(&source.target.join("data.bin")),
-            written
-        );
+            stage_publish(driver, &driver.node, &clone).await;
+            assert_eq!(
+                checksum::file_sha256(&clone.target.join("data.bin")),
+                written,
+                "the clone holds the source's data"
+            );
+            checksum::write_file(&clone.target.join("clone-only.bin"), MIB_LEN, 42);
+            assert!(
+                !source.target.join("clone-only.bin").exists(),
+                "the clone is independent of its source"
+            );
+            assert_eq!(
+                checksum::file_sha256(&source.target.join("data.bin")),
+                written
+            );
 
-        unpublish_unstage(&driver, &driver.node, &clone).await;
-        unpublish_unstage(&driver, &driver.node, &source).await;
-        retire(&driver, &clone, &driver.lab.initiator).await;
-        retire(&driver, &source, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            unpublish_unstage(driver, &driver.node, &clone).await;
+            unpublish_unstage(driver, &driver.node, &source).await;
+            retire(driver, &clone, &driver.lab.initiator).await;
+            retire(driver, &source, &driver.lab.initiator).await;
+        })
+        .await;
     }
 }

@@ -12,14 +12,12 @@ use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks, checksum,
     metrics::{Scrape, free_local_address, scrape},
     run, run_ok,
-    volume::{MIB, MIB_LEN},
+    volume::{MIB, MIB_LEN, Vol, controller_publish, stage_publish, teardown},
 };
 use carvectl::request::{block_capability, capacity_range};
 use csi_common::cli::DEFAULT_DRIVER_NAME;
 use csi_proto::v1::{
-    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest,
-    DeleteVolumeRequest, GetCapacityRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
-    NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, volume_capability::access_mode::Mode,
+    CreateVolumeRequest, GetCapacityRequest, volume_capability::access_mode::Mode,
 };
 use serde_json::{Value, json};
 use std::{
@@ -78,8 +76,8 @@ fn iscsiadm_sessions() -> usize {
 
 /// Why the controller's gauges disagree with `vgs`/`lvs` read right after the scrape, if they do.
 fn controller_gauges_disagree(lab: &Lab, metrics: &Scrape) -> Option<String> {
-    let vg = [("vg", lab.vg.as_str())];
-    let pool = [("vg", lab.vg.as_str()), ("pool", lab.pool.as_str())];
+    let vg: &[(&str, &str)] = &[("vg", lab.vg.as_str())];
+    let pool: &[(&str, &str)] = &[("vg", lab.vg.as_str()), ("pool", lab.pool.as_str())];
     let gauge = |name: &str, labels: &[(&str, &str)]| {
         metrics
             .value(name, labels)
@@ -89,38 +87,15 @@ fn controller_gauges_disagree(lab: &Lab, metrics: &Scrape) -> Option<String> {
     let pool_lv = format!("{}/{}", lab.vg, lab.pool);
     let lvs = lvm_numbers("lvs", "lv_size,data_percent,metadata_percent", &pool_lv);
     let seen = [
-        (
-            "carve_vg_size_bytes",
-            gauge("carve_vg_size_bytes", &vg),
-            vgs[0],
-        ),
-        (
-            "carve_vg_free_bytes",
-            gauge("carve_vg_free_bytes", &vg),
-            vgs[1],
-        ),
-        (
-            "carve_thin_pool_size_bytes",
-            gauge("carve_thin_pool_size_bytes", &pool),
-            lvs[0],
-        ),
-        (
-            "carve_thin_pool_data_percent",
-            gauge("carve_thin_pool_data_percent", &pool),
-            lvs[1],
-        ),
-        (
-            "carve_thin_pool_metadata_percent",
-            gauge("carve_thin_pool_metadata_percent", &pool),
-            lvs[2],
-        ),
-        ("carve_volumes", gauge("carve_volumes", &vg), 1.0),
-        (
-            "carve_published_volumes",
-            gauge("carve_published_volumes", &vg),
-            1.0,
-        ),
-    ];
+        ("carve_vg_size_bytes", vg, vgs[0]),
+        ("carve_vg_free_bytes", vg, vgs[1]),
+        ("carve_thin_pool_size_bytes", pool, lvs[0]),
+        ("carve_thin_pool_data_percent", pool, lvs[1]),
+        ("carve_thin_pool_metadata_percent", pool, lvs[2]),
+        ("carve_volumes", vg, 1.0),
+        ("carve_published_volumes", vg, 1.0),
+    ]
+    .map(|(name, labels, machine)| (name, gauge(name, labels), machine));
     // lvs prints percentages with two decimals, the gauges hold what lvs reported.
     let wrong: Vec<String> = seen
         .iter()
@@ -139,7 +114,7 @@ fn controller_gauges_disagree(lab: &Lab, metrics: &Scrape) -> Option<String> {
 /// GetCapacity (its survey refreshes the controller's gauges), then a scrape: until the gauges
 /// agree with the machine (the pool commits its metadata within a second of the last write).
 async fn check_controller_gauges(driver: &Driver, address: std::net::SocketAddr) {
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let mut why = String::new();
     for _ in 0..10 {
         controller
@@ -224,8 +199,6 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
     )
     .await;
     let capability = block_capability(Mode::SingleNodeWriter);
-    let mut controller = driver.controller.controller.clone();
-    let mut node = driver.node.node.clone();
 
     // CreateVolume as the external-provisioner sends it with --extra-create-metadata.
     let parameters = HashMap::from([
@@ -243,7 +216,8 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
             "pvc-5f1d".to_string(),
         ),
     ]);
-    let volume = controller
+    let created = driver
+        .controller_rpc()
         .create_volume(CreateVolumeRequest {
             name: "pvc-5f1d".into(),
             capacity_range: capacity_range(32 * MIB, 0),
@@ -251,15 +225,13 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
             parameters,
             ..Default::default()
         })
-        .await
-        .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
-        .into_inner()
-        .volume
-        .expect("volume");
-    let id = volume.volume_id.clone();
-    assert_eq!(volume.volume_context["pvcNamespace"], "team-a");
-    assert_eq!(volume.volume_context["pvcName"], "db-0");
-    assert_eq!(volume.volume_context["pvName"], "pvc-5f1d");
+        .await;
+    let volume = driver.ok("CreateVolume", created).into_inner().volume;
+    let mut vol = Vol::created(&driver, volume.expect("volume"), &capability);
+    let id = vol.id.clone();
+    assert_eq!(vol.context["pvcNamespace"], "team-a");
+    assert_eq!(vol.context["pvcName"], "db-0");
+    assert_eq!(vol.context["pvName"], "pvc-5f1d");
     let tags = run_ok(
         "lvs",
         &["--noheadings", "-o", "lv_tags", &format!("{}/{id}", lab.vg)],
@@ -272,42 +244,10 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
         assert!(tags.contains(tag), "{tag} not in the LV's tags {tags:?}");
     }
 
-    let published = controller
-        .controller_publish_volume(ControllerPublishVolumeRequest {
-            volume_id: id.clone(),
-            node_id: lab.initiator.clone(),
-            volume_capability: Some(capability.clone()),
-            volume_context: volume.volume_context.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
-        .into_inner();
-    let staging = driver.staging_path(&id).display().to_string();
-    let target = driver.target_path(&id);
-    node.node_stage_volume(NodeStageVolumeRequest {
-        volume_id: id.clone(),
-        publish_context: published.publish_context.clone(),
-        staging_target_path: staging.clone(),
-        volume_capability: Some(capability.clone()),
-        volume_context: volume.volume_context.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap_or_else(|s| panic!("NodeStage: {s:?}\n{}", driver.logs()));
-    node.node_publish_volume(NodePublishVolumeRequest {
-        volume_id: id.clone(),
-        publish_context: published.publish_context.clone(),
-        staging_target_path: staging.clone(),
-        target_path: target.display().to_string(),
-        volume_capability: Some(capability.clone()),
-        volume_context: volume.volume_context.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap_or_else(|s| panic!("NodePublish: {s:?}\n{}", driver.logs()));
+    vol.publish = controller_publish(&driver, &vol, &lab.initiator, HashMap::new()).await;
+    stage_publish(&driver, &driver.node, &vol).await;
     // Mapped blocks in the thin pool, so data% is not a trivial 0 = 0.
-    checksum::write_device(&target, 16 * MIB_LEN, 11);
+    checksum::write_device(&vol.target, 16 * MIB_LEN, 11);
 
     check_controller_gauges(&driver, controller_metrics).await;
     check_node_gauges(node_metrics).await;
@@ -350,32 +290,6 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
     let (code, report) = orphans(&driver, &pvs);
     assert_eq!(code, Some(0), "clean once the LV is gone: {report}");
 
-    node.node_unpublish_volume(NodeUnpublishVolumeRequest {
-        volume_id: id.clone(),
-        target_path: target.display().to_string(),
-    })
-    .await
-    .expect("NodeUnpublish");
-    node.node_unstage_volume(NodeUnstageVolumeRequest {
-        volume_id: id.clone(),
-        staging_target_path: staging,
-    })
-    .await
-    .unwrap_or_else(|s| panic!("NodeUnstage: {s:?}\n{}", driver.logs()));
-    controller
-        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-            volume_id: id.clone(),
-            node_id: lab.initiator.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("ControllerUnpublish");
-    controller
-        .delete_volume(DeleteVolumeRequest {
-            volume_id: id,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("DeleteVolume: {s:?}\n{}", driver.logs()));
+    teardown(&driver, &vol).await;
     assert_no_leaks(&lab, Some(driver.dir.path()));
 }

@@ -19,10 +19,8 @@ mod iscsi_paths {
             IscsidConf, MpathMap, by_hand, has_record, login_by_hand, mpath_maps, mpath_paths,
             session_state, sessions_to,
         },
-        run_ok,
-        volume::{
-            MIB, Vol, block, condition, ext4, provision, retire, stage_publish, unpublish_unstage,
-        },
+        run_ok, scenario_mut, scenario_with,
+        volume::{MIB, Vol, block, condition, ext4, provision, retire, stage_publish, teardown},
     };
     use csi_proto::v1::{NodeGetVolumeStatsRequest, VolumeCapability};
     use std::time::Instant;
@@ -30,12 +28,6 @@ mod iscsi_paths {
     const DATA_LEN: usize = 4 * 1024 * 1024;
     /// The node's `--device-timeout` here: a rescan happens after half of it.
     const DEVICE_TIMEOUT_S: u64 = 10;
-
-    /// NodeUnpublish + NodeUnstage, ControllerUnpublish + DeleteVolume.
-    async fn teardown(driver: &Driver, vol: &Vol) {
-        unpublish_unstage(driver, &driver.node, vol).await;
-        retire(driver, vol, &driver.lab.initiator).await;
-    }
 
     /// NodeStage + NodePublish; how many seconds NodeStage took.
     async fn stage_secs(driver: &Driver, vol: &Vol) -> f64 {
@@ -74,185 +66,176 @@ mod iscsi_paths {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn an_ipv6_portal_logs_in_finds_its_disk_and_carries_data() {
-        let _timer =
-            Timer::start("iscsi_paths::an_ipv6_portal_logs_in_finds_its_disk_and_carries_data");
-        let lab = Lab::from_env();
-        let driver = Driver::start(
-            &lab,
-            DriverOptions {
-                controller_args: vec!["--portal".into(), "[::1]:3260".into()],
-                ..options()
-            },
-        )
+        let name = "iscsi_paths::an_ipv6_portal_logs_in_finds_its_disk_and_carries_data";
+        let options = DriverOptions {
+            controller_args: vec!["--portal".into(), "[::1]:3260".into()],
+            ..options()
+        };
+        scenario_with(name, options, async |driver| {
+            let mut vol = thin_volume(driver, "paths-ipv6", &ext4()).await;
+            let portals = vol.publish["portals"].clone();
+            assert!(
+                portals.split(',').any(|p| p == "[::1]:3260"),
+                "the controller exports the IPv6 portal: {portals}"
+            );
+            // What a controller configured with only the IPv6 portal publishes.
+            vol.publish.insert("portals".into(), "[::1]:3260".into());
+            let took = stage_secs(driver, &vol).await;
+            eprintln!("stage through [::1]:3260 took {took:.1} s");
+            let sessions = sessions_to(vol.target_iqn());
+            assert_eq!(sessions.len(), 1, "{sessions:?}");
+            assert_eq!(
+                sessions[0].address, "::1",
+                "the session runs over IPv6: {sessions:?}"
+            );
+            let by_path = format!(
+                "/dev/disk/by-path/ip-::1:3260-iscsi-{}-lun-0",
+                vol.target_iqn()
+            );
+            let disk = std::fs::canonicalize(&by_path).unwrap_or_else(|e| panic!("{by_path}: {e}"));
+            assert_eq!(
+                disk.file_name().unwrap().to_string_lossy(),
+                sessions[0].disks[0],
+                "udev's by-path name (no brackets) is the session's disk"
+            );
+            let sum = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 61);
+            run_ok("sync", &[]);
+            assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), sum);
+            assert!(
+                !driver.node_log().contains("rescanned"),
+                "no rescan was needed"
+            );
+            assert!(
+                mpath_maps().is_empty(),
+                "one portal (--multipath auto): the disk itself, no multipath map"
+            );
+            teardown(driver, &vol).await;
+        })
         .await;
-        let mut vol = thin_volume(&driver, "paths-ipv6", &ext4()).await;
-        let portals = vol.publish["portals"].clone();
-        assert!(
-            portals.split(',').any(|p| p == "[::1]:3260"),
-            "the controller exports the IPv6 portal: {portals}"
-        );
-        // What a controller configured with only the IPv6 portal publishes.
-        vol.publish.insert("portals".into(), "[::1]:3260".into());
-        let took = stage_secs(&driver, &vol).await;
-        eprintln!("stage through [::1]:3260 took {took:.1} s");
-        let sessions = sessions_to(vol.target_iqn());
-        assert_eq!(sessions.len(), 1, "{sessions:?}");
-        assert_eq!(
-            sessions[0].address, "::1",
-            "the session runs over IPv6: {sessions:?}"
-        );
-        let by_path = format!(
-            "/dev/disk/by-path/ip-::1:3260-iscsi-{}-lun-0",
-            vol.target_iqn()
-        );
-        let disk = std::fs::canonicalize(&by_path).unwrap_or_else(|e| panic!("{by_path}: {e}"));
-        assert_eq!(
-            disk.file_name().unwrap().to_string_lossy(),
-            sessions[0].disks[0],
-            "udev's by-path name (no brackets) is the session's disk"
-        );
-        let sum = checksum::write_file(&vol.target.join("data.bin"), DATA_LEN, 61);
-        run_ok("sync", &[]);
-        assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), sum);
-        assert!(
-            !driver.node_log().contains("rescanned"),
-            "no rescan was needed"
-        );
-        assert!(
-            mpath_maps().is_empty(),
-            "one portal (--multipath auto): the disk itself, no multipath map"
-        );
-        teardown(&driver, &vol).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn stage_rescans_a_session_logged_in_with_manual_scan() {
-        let _timer =
-            Timer::start("iscsi_paths::stage_rescans_a_session_logged_in_with_manual_scan");
-        let lab = Lab::from_env();
+        let name = "iscsi_paths::stage_rescans_a_session_logged_in_with_manual_scan";
         // The node record `-o new` creates takes its defaults from iscsid.conf.
         let _restore = IscsidConf::append("node.session.scan = manual");
-        let driver = Driver::start(&lab, options()).await;
-        let vol = thin_volume(&driver, "paths-manual-scan", &block()).await;
-        let took = stage_secs(&driver, &vol).await;
-        let log = driver.node_log();
-        assert!(
-            log.contains("rescanned it"),
-            "the session had no disk until stage rescanned it:\n{log}"
-        );
-        assert!(
-            took >= (DEVICE_TIMEOUT_S / 2) as f64 - 0.5 && took < DEVICE_TIMEOUT_S as f64 + 5.0,
-            "half the device timeout, a rescan, then the disk: {took:.1} s"
-        );
-        let record = run_ok(
-            "iscsiadm",
-            &["-m", "node", "-T", vol.target_iqn(), "-p", &lab.portal],
-        );
-        assert!(
-            record.contains("node.session.scan = manual"),
-            "the scenario really ran with manual scan:\n{record}"
-        );
-        let sum = checksum::write_device(&vol.target, DATA_LEN, 62);
-        assert_eq!(checksum::device_sha256(&vol.target, DATA_LEN), sum);
-        teardown(&driver, &vol).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+        scenario_with(name, options(), async |driver| {
+            let lab = &driver.lab;
+            let vol = thin_volume(driver, "paths-manual-scan", &block()).await;
+            let took = stage_secs(driver, &vol).await;
+            let log = driver.node_log();
+            assert!(
+                log.contains("rescanned it"),
+                "the session had no disk until stage rescanned it:\n{log}"
+            );
+            assert!(
+                took >= (DEVICE_TIMEOUT_S / 2) as f64 - 0.5 && took < DEVICE_TIMEOUT_S as f64 + 5.0,
+                "half the device timeout, a rescan, then the disk: {took:.1} s"
+            );
+            let record = run_ok(
+                "iscsiadm",
+                &["-m", "node", "-T", vol.target_iqn(), "-p", &lab.portal],
+            );
+            assert!(
+                record.contains("node.session.scan = manual"),
+                "the scenario really ran with manual scan:\n{record}"
+            );
+            let sum = checksum::write_device(&vol.target, DATA_LEN, 62);
+            assert_eq!(checksum::device_sha256(&vol.target, DATA_LEN), sum);
+            teardown(driver, &vol).await;
+        })
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn stage_rescans_a_session_whose_disk_was_deleted_behind_its_back() {
-        let _timer = Timer::start(
-            "iscsi_paths::stage_rescans_a_session_whose_disk_was_deleted_behind_its_back",
-        );
-        let lab = Lab::from_env();
-        let driver = Driver::start(&lab, options()).await;
-        let vol = thin_volume(&driver, "paths-deleted-disk", &block()).await;
-        // Someone logged in to the volume's target by hand (the plugin's own iface) and then
-        // deleted its disk: the session stays, the disk is gone.
-        let disk = login_by_hand(&lab, vol.target_iqn());
-        std::fs::write(format!("/sys/block/{disk}/device/delete"), "1").expect("delete the disk");
-        run_ok("udevadm", &["settle"]);
-        let sessions = sessions_to(vol.target_iqn());
-        assert!(
-            sessions.len() == 1 && sessions[0].disks.is_empty(),
-            "a session without a disk: {sessions:?}"
-        );
-        let took = stage_secs(&driver, &vol).await;
-        assert!(
-            driver.node_log().contains("rescanned it"),
-            "stage rescanned the session:\n{}",
-            driver.node_log()
-        );
-        let sessions = sessions_to(vol.target_iqn());
-        assert!(
-            sessions.len() == 1 && sessions[0].disks.len() == 1,
-            "the same session, with its disk again: {sessions:?}"
-        );
-        eprintln!("stage with a rescan took {took:.1} s");
-        let sum = checksum::write_device(&vol.target, DATA_LEN, 63);
-        assert_eq!(checksum::device_sha256(&vol.target, DATA_LEN), sum);
-        teardown(&driver, &vol).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+        let name = "iscsi_paths::stage_rescans_a_session_whose_disk_was_deleted_behind_its_back";
+        scenario_with(name, options(), async |driver| {
+            let lab = &driver.lab;
+            let vol = thin_volume(driver, "paths-deleted-disk", &block()).await;
+            // Someone logged in to the volume's target by hand (the plugin's own iface) and then
+            // deleted its disk: the session stays, the disk is gone.
+            let disk = login_by_hand(lab, vol.target_iqn());
+            std::fs::write(format!("/sys/block/{disk}/device/delete"), "1")
+                .expect("delete the disk");
+            run_ok("udevadm", &["settle"]);
+            let sessions = sessions_to(vol.target_iqn());
+            assert!(
+                sessions.len() == 1 && sessions[0].disks.is_empty(),
+                "a session without a disk: {sessions:?}"
+            );
+            let took = stage_secs(driver, &vol).await;
+            assert!(
+                driver.node_log().contains("rescanned it"),
+                "stage rescanned the session:\n{}",
+                driver.node_log()
+            );
+            let sessions = sessions_to(vol.target_iqn());
+            assert!(
+                sessions.len() == 1 && sessions[0].disks.len() == 1,
+                "the same session, with its disk again: {sessions:?}"
+            );
+            eprintln!("stage with a rescan took {took:.1} s");
+            let sum = checksum::write_device(&vol.target, DATA_LEN, 63);
+            assert_eq!(checksum::device_sha256(&vol.target, DATA_LEN), sum);
+            teardown(driver, &vol).await;
+        })
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume() {
-        let _timer = Timer::start(
-            "iscsi_paths::the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume",
-        );
-        let lab = Lab::from_env();
+        let name = "iscsi_paths::the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume";
         // No periodic sweep during the test: only the one at start-up.
-        let mut driver = Driver::start(
-            &lab,
-            DriverOptions {
-                node_args: vec!["--upkeep-interval".into(), "3600".into()],
-                ..DriverOptions::default()
-            },
-        )
-        .await;
-        let staged = thin_volume(&driver, "paths-upkeep-staged", &block()).await;
-        stage_publish(&driver, &driver.node, &staged).await;
-        let sum = checksum::write_device(&staged.target, DATA_LEN, 64);
-        // A crash between a login and its record: a session (and node record) nobody owns.
-        let stale = thin_volume(&driver, "paths-upkeep-stale", &block()).await;
-        login_by_hand(&lab, stale.target_iqn());
-        // A node record left without its session.
-        let orphan = thin_volume(&driver, "paths-upkeep-orphan", &block()).await;
-        by_hand(&lab, orphan.target_iqn(), &["-o", "new"]);
-        assert!(has_record(orphan.target_iqn()) && has_record(stale.target_iqn()));
+        let options = DriverOptions {
+            node_args: vec!["--upkeep-interval".into(), "3600".into()],
+            ..DriverOptions::default()
+        };
+        scenario_mut(name, options, async |driver| {
+            let staged = thin_volume(driver, "paths-upkeep-staged", &block()).await;
+            stage_publish(driver, &driver.node, &staged).await;
+            let sum = checksum::write_device(&staged.target, DATA_LEN, 64);
+            // A crash between a login and its record: a session (and node record) nobody owns.
+            let stale = thin_volume(driver, "paths-upkeep-stale", &block()).await;
+            login_by_hand(&driver.lab, stale.target_iqn());
+            // A node record left without its session.
+            let orphan = thin_volume(driver, "paths-upkeep-orphan", &block()).await;
+            by_hand(&driver.lab, orphan.target_iqn(), &["-o", "new"]);
+            assert!(has_record(orphan.target_iqn()) && has_record(stale.target_iqn()));
 
-        driver.restart_node().await;
-        // The sweep ran before the endpoint answered: no waiting here.
-        assert!(
-            sessions_to(stale.target_iqn()).is_empty(),
-            "stale session removed at start-up"
-        );
-        assert!(!has_record(stale.target_iqn()), "its node record too");
-        assert!(
-            !has_record(orphan.target_iqn()),
-            "the orphan node record removed"
-        );
-        assert_eq!(
-            sessions_to(staged.target_iqn()).len(),
-            1,
-            "the staged volume's session stays"
-        );
-        assert!(has_record(staged.target_iqn()), "and its record");
-        let log = driver.node_log();
-        assert!(log.contains("logged out a stale iSCSI session"), "{log}");
-        assert!(
-            log.contains("deleted a stale iscsiadm node record"),
-            "{log}"
-        );
-        assert_eq!(checksum::device_sha256(&staged.target, DATA_LEN), sum);
-        teardown(&driver, &staged).await;
-        for vol in [&stale, &orphan] {
-            retire(&driver, vol, &driver.lab.initiator).await;
-        }
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            driver.restart_node().await;
+            // The sweep ran before the endpoint answered: no waiting here.
+            assert!(
+                sessions_to(stale.target_iqn()).is_empty(),
+                "stale session removed at start-up"
+            );
+            assert!(!has_record(stale.target_iqn()), "its node record too");
+            assert!(
+                !has_record(orphan.target_iqn()),
+                "the orphan node record removed"
+            );
+            assert_eq!(
+                sessions_to(staged.target_iqn()).len(),
+                1,
+                "the staged volume's session stays"
+            );
+            assert!(has_record(staged.target_iqn()), "and its record");
+            let log = driver.node_log();
+            assert!(log.contains("logged out a stale iSCSI session"), "{log}");
+            assert!(
+                log.contains("deleted a stale iscsiadm node record"),
+                "{log}"
+            );
+            assert_eq!(checksum::device_sha256(&staged.target, DATA_LEN), sum);
+            teardown(driver, &staged).await;
+            for vol in [&stale, &orphan] {
+                retire(driver, vol, &driver.lab.initiator).await;
+            }
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -322,166 +305,164 @@ mod iscsi_paths {
     #[tokio::test]
     #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
     async fn multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path() {
-        let _timer = Timer::start(
-            "iscsi_paths::multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path",
-        );
-        let lab = Lab::from_env();
-        let driver = Driver::start(
-            &lab,
-            DriverOptions {
-                controller_args: vec!["--portal".into(), SECOND.into()],
-                node_args: vec![
-                    "--upkeep-interval".into(),
-                    "2".into(),
-                    "--device-timeout".into(),
-                    "20".into(),
-                ],
-                ..DriverOptions::default()
-            },
-        )
-        .await;
-        let vol = thin_volume(&driver, "paths-multipath", &ext4()).await;
-        let iqn = vol.target_iqn();
-        let portals = vol.publish["portals"].clone();
-        assert!(
-            portals.split(',').any(|p| p == SECOND) && portals.split(',').count() == 2,
-            "the controller exports both portals: {portals}"
-        );
-        let took = stage_secs(&driver, &vol).await;
-        eprintln!("multipath stage over {portals} took {took:.1} s");
-
-        // Two sessions, one map of both disks, mounted through the map by WWID.
-        let sessions = sessions_to(iqn);
-        let mut addresses: Vec<&str> = sessions.iter().map(|s| s.address.as_str()).collect();
-        addresses.sort_unstable();
-        assert_eq!(addresses, ["127.0.0.1", "127.0.0.2"], "{sessions:?}");
-        let mut disks: Vec<String> = sessions.iter().flat_map(|s| s.disks.clone()).collect();
-        disks.sort();
-        assert_eq!(disks.len(), 2, "{sessions:?}");
-        let maps = mpath_maps();
-        assert_eq!(maps.len(), 1, "{maps:?}");
-        let MpathMap {
-            dm,
-            wwid,
-            paths: slaves,
-        } = maps[0].clone();
-        assert_eq!(slaves, disks, "the map holds both paths");
-        let naa = std::fs::read_to_string(format!("/sys/block/{}/device/wwid", disks[0])).unwrap();
-        assert_eq!(format!("3{}", naa.trim().trim_start_matches("naa.")), wwid);
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let staging = vol.staging.display().to_string();
-        let line = mountinfo
-            .lines()
-            .find(|l| l.split(' ').nth(4) == Some(staging.as_str()))
-            .expect("the staging mount");
-        let dev = std::fs::read_to_string(format!("/sys/class/block/{dm}/dev")).unwrap();
-        assert_eq!(
-            line.split(' ').nth(2),
-            Some(dev.trim()),
-            "mounted from the map: {line}"
-        );
-        assert!(
-            line.contains(&format!(" /dev/disk/by-id/dm-uuid-mpath-{wwid} ")),
-            "by WWID, never a kernel name: {line}"
-        );
-        let record =
-            std::fs::read_to_string(driver.state_dir().join(format!("{}.json", vol.id))).unwrap();
-        assert!(
-            record.contains(SECOND) && record.contains(&wwid),
-            "the stage record keeps every portal and the map: {record}"
-        );
-        let a = checksum::write_file(&vol.target.join("a.bin"), DATA_LEN, 71);
-        run_ok("sync", &[]);
-
-        // The target loses its second portal: the listener goes, the live connection is cut.
-        let np = format!("/sys/kernel/config/target/iscsi/{iqn}/tpgt_1/np/{SECOND}");
-        std::fs::remove_dir(&np).unwrap_or_else(|e| panic!("rmdir {np}: {e}"));
-        run_ok(
-            "ss",
-            &["-K", "-t", "dst", "127.0.0.2", "dport", "=", ":3260"],
-        );
-        run_ok(
-            "ss",
-            &["-K", "-t", "src", "127.0.0.2", "sport", "=", ":3260"],
-        );
-        let failed = eventually(30, || {
-            session_state(iqn, "127.0.0.2").is_some_and(|s| s != "LOGGED_IN")
-        })
-        .await;
-        assert!(failed, "the second path failed: {:?}", sessions_to(iqn));
-        let t0 = Instant::now();
-        let b = checksum::write_file(&vol.target.join("b.bin"), DATA_LEN, 72);
-        run_ok("sync", &[]);
-        eprintln!(
-            "4 MiB written and synced with one portal gone in {:.1} s",
-            t0.elapsed().as_secs_f64()
-        );
-        assert_eq!(checksum::file_sha256(&vol.target.join("a.bin")), a);
-        let (abnormal, message) = target_condition(&driver, &vol).await;
-        assert!(
-            abnormal && message.contains(SECOND),
-            "names the lost path: {message}"
-        );
-
-        // The portal comes back: iscsid reconnects, multipathd reinstates, nobody intervenes.
-        let t0 = Instant::now();
-        std::fs::create_dir(&np).unwrap_or_else(|e| panic!("mkdir {np}: {e}"));
-        let back = eventually(60, || {
-            session_state(iqn, "127.0.0.2").as_deref() == Some("LOGGED_IN")
-                && mpath_paths()
-                    .lines()
-                    .filter(|l| l.contains("active ready"))
-                    .count()
-                    == 2
-        })
-        .await;
-        assert!(
-            back,
-            "both paths active again:\n{}\n{}",
-            mpath_paths(),
-            driver.node_log()
-        );
-        eprintln!("second path back after {:.1} s", t0.elapsed().as_secs_f64());
-        let (abnormal, message) = target_condition(&driver, &vol).await;
-        assert!(!abnormal, "healthy again: {message}");
-
-        // A path logged out behind the plugin's back: the upkeep loop logs it in again and the
-        // new disk goes back into the map.
-        run_ok(
-            "iscsiadm",
-            &["-m", "node", "-T", iqn, "-p", SECOND, "--logout"],
-        );
-        assert_eq!(sessions_to(iqn).len(), 1);
-        let t0 = Instant::now();
-        let healed = eventually(30, || {
-            sessions_to(iqn).len() == 2 && mpath_maps().first().is_some_and(|m| m.paths.len() == 2)
-        })
-        .await;
-        assert!(
-            healed,
-            "self-heal:\n{}\n{}",
-            mpath_paths(),
-            driver.node_log()
-        );
-        eprintln!(
-            "logged-out path restored after {:.1} s",
-            t0.elapsed().as_secs_f64()
-        );
-        assert!(
-            driver.node_log().contains("logged in again"),
-            "{}",
-            driver.node_log()
-        );
-        let c = checksum::write_file(&vol.target.join("c.bin"), DATA_LEN, 73);
-        run_ok("sync", &[]);
-        for (name, sum) in [("a.bin", &a), ("b.bin", &b), ("c.bin", &c)] {
-            assert_eq!(
-                &checksum::file_sha256(&vol.target.join(name)),
-                sum,
-                "{name}"
+        let name = "iscsi_paths::multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path";
+        let options = DriverOptions {
+            controller_args: vec!["--portal".into(), SECOND.into()],
+            node_args: vec![
+                "--upkeep-interval".into(),
+                "2".into(),
+                "--device-timeout".into(),
+                "20".into(),
+            ],
+            ..DriverOptions::default()
+        };
+        scenario_with(name, options, async |driver| {
+            let vol = thin_volume(driver, "paths-multipath", &ext4()).await;
+            let iqn = vol.target_iqn();
+            let portals = vol.publish["portals"].clone();
+            assert!(
+                portals.split(',').any(|p| p == SECOND) && portals.split(',').count() == 2,
+                "the controller exports both portals: {portals}"
             );
-        }
-        teardown(&driver, &vol).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
+            let took = stage_secs(driver, &vol).await;
+            eprintln!("multipath stage over {portals} took {took:.1} s");
+
+            // Two sessions, one map of both disks, mounted through the map by WWID.
+            let sessions = sessions_to(iqn);
+            let mut addresses: Vec<&str> = sessions.iter().map(|s| s.address.as_str()).collect();
+            addresses.sort_unstable();
+            assert_eq!(addresses, ["127.0.0.1", "127.0.0.2"], "{sessions:?}");
+            let mut disks: Vec<String> = sessions.iter().flat_map(|s| s.disks.clone()).collect();
+            disks.sort();
+            assert_eq!(disks.len(), 2, "{sessions:?}");
+            let maps = mpath_maps();
+            assert_eq!(maps.len(), 1, "{maps:?}");
+            let MpathMap {
+                dm,
+                wwid,
+                paths: slaves,
+            } = maps[0].clone();
+            assert_eq!(slaves, disks, "the map holds both paths");
+            let naa =
+                std::fs::read_to_string(format!("/sys/block/{}/device/wwid", disks[0])).unwrap();
+            assert_eq!(format!("3{}", naa.trim().trim_start_matches("naa.")), wwid);
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            let staging = vol.staging.display().to_string();
+            let line = mountinfo
+                .lines()
+                .find(|l| l.split(' ').nth(4) == Some(staging.as_str()))
+                .expect("the staging mount");
+            let dev = std::fs::read_to_string(format!("/sys/class/block/{dm}/dev")).unwrap();
+            assert_eq!(
+                line.split(' ').nth(2),
+                Some(dev.trim()),
+                "mounted from the map: {line}"
+            );
+            assert!(
+                line.contains(&format!(" /dev/disk/by-id/dm-uuid-mpath-{wwid} ")),
+                "by WWID, never a kernel name: {line}"
+            );
+            let record =
+                std::fs::read_to_string(driver.state_dir().join(format!("{}.json", vol.id)))
+                    .unwrap();
+            assert!(
+                record.contains(SECOND) && record.contains(&wwid),
+                "the stage record keeps every portal and the map: {record}"
+            );
+            let a = checksum::write_file(&vol.target.join("a.bin"), DATA_LEN, 71);
+            run_ok("sync", &[]);
+
+            // The target loses its second portal: the listener goes, the live connection is cut.
+            let np = format!("/sys/kernel/config/target/iscsi/{iqn}/tpgt_1/np/{SECOND}");
+            std::fs::remove_dir(&np).unwrap_or_else(|e| panic!("rmdir {np}: {e}"));
+            run_ok(
+                "ss",
+                &["-K", "-t", "dst", "127.0.0.2", "dport", "=", ":3260"],
+            );
+            run_ok(
+                "ss",
+                &["-K", "-t", "src", "127.0.0.2", "sport", "=", ":3260"],
+            );
+            let failed = eventually(30, || {
+                session_state(iqn, "127.0.0.2").is_some_and(|s| s != "LOGGED_IN")
+            })
+            .await;
+            assert!(failed, "the second path failed: {:?}", sessions_to(iqn));
+            let t0 = Instant::now();
+            let b = checksum::write_file(&vol.target.join("b.bin"), DATA_LEN, 72);
+            run_ok("sync", &[]);
+            eprintln!(
+                "4 MiB written and synced with one portal gone in {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
+            assert_eq!(checksum::file_sha256(&vol.target.join("a.bin")), a);
+            let (abnormal, message) = target_condition(driver, &vol).await;
+            assert!(
+                abnormal && message.contains(SECOND),
+                "names the lost path: {message}"
+            );
+
+            // The portal comes back: iscsid reconnects, multipathd reinstates, nobody intervenes.
+            let t0 = Instant::now();
+            std::fs::create_dir(&np).unwrap_or_else(|e| panic!("mkdir {np}: {e}"));
+            let back = eventually(60, || {
+                session_state(iqn, "127.0.0.2").as_deref() == Some("LOGGED_IN")
+                    && mpath_paths()
+                        .lines()
+                        .filter(|l| l.contains("active ready"))
+                        .count()
+                        == 2
+            })
+            .await;
+            assert!(
+                back,
+                "both paths active again:\n{}\n{}",
+                mpath_paths(),
+                driver.node_log()
+            );
+            eprintln!("second path back after {:.1} s", t0.elapsed().as_secs_f64());
+            let (abnormal, message) = target_condition(driver, &vol).await;
+            assert!(!abnormal, "healthy again: {message}");
+
+            // A path logged out behind the plugin's back: the upkeep loop logs it in again and the
+            // new disk goes back into the map.
+            run_ok(
+                "iscsiadm",
+                &["-m", "node", "-T", iqn, "-p", SECOND, "--logout"],
+            );
+            assert_eq!(sessions_to(iqn).len(), 1);
+            let t0 = Instant::now();
+            let healed = eventually(30, || {
+                sessions_to(iqn).len() == 2
+                    && mpath_maps().first().is_some_and(|m| m.paths.len() == 2)
+            })
+            .await;
+            assert!(
+                healed,
+                "self-heal:\n{}\n{}",
+                mpath_paths(),
+                driver.node_log()
+            );
+            eprintln!(
+                "logged-out path restored after {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
+            assert!(
+                driver.node_log().contains("logged in again"),
+                "{}",
+                driver.node_log()
+            );
+            let c = checksum::write_file(&vol.target.join("c.bin"), DATA_LEN, 73);
+            run_ok("sync", &[]);
+            for (name, sum) in [("a.bin", &a), ("b.bin", &b), ("c.bin", &c)] {
+                assert_eq!(
+                    &checksum::file_sha256(&vol.target.join(name)),
+                    sum,
+                    "{name}"
+                );
+            }
+            teardown(driver, &vol).await;
+        })
+        .await;
     }
 }

@@ -8,15 +8,15 @@ use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks,
     identity::{node_info, services},
     run,
-    volume::MIB,
+    volume::{MIB, list_entry},
 };
 use carvectl::{
     Client,
     request::{capacity_range, mount_capability},
 };
 use csi_proto::v1::{
-    CreateVolumeRequest, DeleteVolumeRequest, GetCapacityRequest, ListVolumesRequest, Topology,
-    TopologyRequirement, plugin_capability, volume_capability::access_mode::Mode,
+    CreateVolumeRequest, DeleteVolumeRequest, GetCapacityRequest, Topology, TopologyRequirement,
+    plugin_capability, volume_capability::access_mode::Mode,
 };
 use std::collections::HashMap;
 use tonic::Code;
@@ -71,7 +71,7 @@ async fn a_storage_host_in_zone_a_serves_zone_a_only() {
     let info = node_info(&driver.node).await;
     assert_eq!(info.accessible_topology, Some(zone("a")));
 
-    let mut controller = driver.controller.controller.clone();
+    let mut controller = driver.controller_rpc();
     let before = lvs(&lab);
     let refused = controller
         .create_volume(create_request("pvc-zone-b", &["b", "c"]))
@@ -89,18 +89,11 @@ async fn a_storage_host_in_zone_a_serves_zone_a_only() {
         .volume
         .unwrap();
     assert_eq!(volume.accessible_topology, vec![zone("a")]);
-    let listed = controller
-        .list_volumes(ListVolumesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let entry = listed
-        .entries
-        .iter()
-        .filter_map(|e| e.volume.as_ref())
-        .find(|v| v.volume_id == volume.volume_id)
-        .expect("listed");
-    assert_eq!(entry.accessible_topology, vec![zone("a")]);
+    let entry = list_entry(&driver, &volume.volume_id).await;
+    assert_eq!(
+        entry.volume.expect("volume").accessible_topology,
+        vec![zone("a")]
+    );
     // The same name, now asked for zone b only: incompatible.
     let again = controller
         .create_volume(create_request("pvc-zone-a", &["b"]))

@@ -174,16 +174,7 @@ impl Report {
                  (growth of the median vs the first N){suffix}",
                 plan.reps
             ),
-            &[
-                "N exported",
-                "CreateVolume+ControllerPublish",
-                "CreateVolume",
-                "ControllerPublish",
-                "NodeStage",
-                "NodeUnstage",
-                "ControllerUnpublish",
-                "DeleteVolume",
-            ],
+            &[&["N exported"], RPCS].concat(),
         );
         rpcs.note("The probe is a thin 16 MiB ext4 volume; NodeStage formats it.");
         let mut recon = Table::new(

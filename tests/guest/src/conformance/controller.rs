@@ -1,7 +1,7 @@
 //! Stateless Controller cases: the capabilities, and every Controller RPC given an id Carve
 //! never issued or a missing field (spec.md, each RPC's error table). None may run a tool.
 
-use super::{ABSENT_VOLUME, FOREIGN_SNAPSHOT, FOREIGN_VOLUME, Table, stateless::Env};
+use super::{ABSENT_VOLUME, FOREIGN_SNAPSHOT, FOREIGN_VOLUME, Table, rpc_types, stateless::Env};
 use carvectl::{
     Client,
     request::{capacity_range, mount_capability},
@@ -12,8 +12,8 @@ use csi_proto::v1::{
     ControllerUnpublishVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest,
     DeleteSnapshotRequest, DeleteVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest,
     ListVolumesRequest, ValidateVolumeCapabilitiesRequest, VolumeCapability,
-    controller_service_capability, controller_service_capability::rpc::Type as CtrlRpc,
-    volume_capability::access_mode::Mode,
+    controller_service_capability::Type as CtrlCap,
+    controller_service_capability::rpc::Type as CtrlRpc, volume_capability::access_mode::Mode,
 };
 use tonic::Code::{Aborted, InvalidArgument, NotFound, Ok, Unimplemented};
 
@@ -27,47 +27,20 @@ pub async fn controller_cases(t: &mut Table, client: &Client, env: &Env<'_>) {
         c.controller_get_capabilities(ControllerGetCapabilitiesRequest {})
             .await,
     );
-    let rpcs: Vec<i32> = caps
-        .map(|r| {
-            r.into_inner()
-                .capabilities
-                .iter()
-                .filter_map(|c| {
-                    c.r#type
-                        .as_ref()
-                        .map(|controller_service_capability::Type::Rpc(r)| r.r#type)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for (case, rpc) in [
-        (
-            "controller_get_capabilities__create_delete_volume",
-            CtrlRpc::CreateDeleteVolume,
-        ),
-        (
-            "controller_get_capabilities__publish_unpublish_volume",
-            CtrlRpc::PublishUnpublishVolume,
-        ),
-        (
-            "controller_get_capabilities__list_volumes_published_nodes",
-            CtrlRpc::ListVolumesPublishedNodes,
-        ),
-        (
-            "controller_get_capabilities__expand_volume",
-            CtrlRpc::ExpandVolume,
-        ),
-        (
-            "controller_get_capabilities__create_delete_snapshot",
-            CtrlRpc::CreateDeleteSnapshot,
-        ),
-        (
-            "controller_get_capabilities__clone_volume",
-            CtrlRpc::CloneVolume,
-        ),
-    ] {
-        t.check(case, rpcs.contains(&(rpc as i32)), format!("{rpcs:?}"));
-    }
+    let listed = caps.map(|r| r.into_inner().capabilities);
+    let rpcs = rpc_types(listed, |c| {
+        c.r#type.as_ref().map(|CtrlCap::Rpc(r)| r.r#type)
+    });
+    let wanted = [
+        CtrlRpc::CreateDeleteVolume,
+        CtrlRpc::PublishUnpublishVolume,
+        CtrlRpc::ListVolumesPublishedNodes,
+        CtrlRpc::ExpandVolume,
+        CtrlRpc::CreateDeleteSnapshot,
+        CtrlRpc::CloneVolume,
+    ]
+    .map(|r| (r.as_str_name(), r as i32));
+    t.lists("controller_get_capabilities", &rpcs, &wanted);
 
     let create = |name: &str, caps: Vec<VolumeCapability>| CreateVolumeRequest {
         name: name.into(),

@@ -28,6 +28,16 @@ pub const FOREIGN_SNAPSHOT: &str = "fake-snap-id-3c6105c0-f";
 /// A volume id in Carve's format that names no volume.
 pub const ABSENT_VOLUME: &str = "csi-absent-000000000000000000000000";
 
+/// The RPC types in the capabilities of a GetCapabilities answer (none without an answer),
+/// `rpc` reading one capability's.
+fn rpc_types<C>(capabilities: Option<Vec<C>>, rpc: impl Fn(&C) -> Option<i32>) -> Vec<i32> {
+    capabilities
+        .unwrap_or_default()
+        .iter()
+        .filter_map(rpc)
+        .collect()
+}
+
 /// The results of a run of cases.
 #[derive(Debug, Default)]
 pub struct Table {
@@ -53,6 +63,15 @@ impl Table {
     /// Records `case` with the outcome of a check on an answer.
     pub fn check(&mut self, case: &str, ok: bool, detail: impl Into<String>) {
         self.rows.push((case.to_string(), ok, detail.into()));
+    }
+
+    /// Records a case `<rpc>__<name>` for each `(name, value)` of `wanted` (an RPC type's name
+    /// and value): whether `listed` (the RPC types a GetCapabilities answer listed) holds it.
+    pub fn lists(&mut self, rpc: &str, listed: &[i32], wanted: &[(&str, i32)]) {
+        for (name, value) in wanted {
+            let case = format!("{rpc}__{}", name.to_lowercase());
+            self.check(&case, listed.contains(value), format!("{listed:?}"));
+        }
     }
 
     /// Whether every case so far answered as the spec wants.

@@ -2,7 +2,7 @@
 //! RPC given an id Carve never issued, a volume not staged here, a path that holds no volume or a
 //! missing field (spec.md, each RPC's error table). None may run a tool or create a path.
 
-use super::{ABSENT_VOLUME, FOREIGN_VOLUME, Table, stateless::Env};
+use super::{ABSENT_VOLUME, FOREIGN_VOLUME, Table, rpc_types, stateless::Env};
 use carvectl::{
     Client,
     request::{capacity_range, mount_capability},
@@ -11,7 +11,7 @@ use csi_proto::v1::{
     NodeExpandVolumeRequest, NodeGetCapabilitiesRequest, NodeGetInfoRequest,
     NodeGetVolumeStatsRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
     NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
-    node_service_capability, node_service_capability::rpc::Type as NodeRpc,
+    node_service_capability::Type as NodeCap, node_service_capability::rpc::Type as NodeRpc,
     volume_capability::access_mode::Mode,
 };
 use std::{collections::HashMap, path::Path};
@@ -66,35 +66,17 @@ pub async fn node_cases(t: &mut Table, client: &Client, env: &Env<'_>) {
         Ok,
         n.node_get_capabilities(NodeGetCapabilitiesRequest {}).await,
     );
-    let rpcs: Vec<i32> = caps
-        .map(|r| {
-            r.into_inner()
-                .capabilities
-                .iter()
-                .filter_map(|c| {
-                    c.r#type
-                        .as_ref()
-                        .map(|node_service_capability::Type::Rpc(r)| r.r#type)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for (case, rpc) in [
-        (
-            "node_get_capabilities__stage_unstage_volume",
-            NodeRpc::StageUnstageVolume,
-        ),
-        (
-            "node_get_capabilities__get_volume_stats",
-            NodeRpc::GetVolumeStats,
-        ),
-        (
-            "node_get_capabilities__expand_volume",
-            NodeRpc::ExpandVolume,
-        ),
-    ] {
-        t.check(case, rpcs.contains(&(rpc as i32)), format!("{rpcs:?}"));
-    }
+    let listed = caps.map(|r| r.into_inner().capabilities);
+    let rpcs = rpc_types(listed, |c| {
+        c.r#type.as_ref().map(|NodeCap::Rpc(r)| r.r#type)
+    });
+    let wanted = [
+        NodeRpc::StageUnstageVolume,
+        NodeRpc::GetVolumeStats,
+        NodeRpc::ExpandVolume,
+    ]
+    .map(|r| (r.as_str_name(), r as i32));
+    t.lists("node_get_capabilities", &rpcs, &wanted);
 
     let stage =
         |volume: &str, staging: String, cap: Option<VolumeCapability>| NodeStageVolumeRequest {
