@@ -9,6 +9,8 @@ pub mod command;
 pub mod contract;
 pub mod endpoint;
 pub mod error;
+pub mod escape;
+pub mod grpc;
 pub mod guard;
 pub mod identity;
 pub mod ids;

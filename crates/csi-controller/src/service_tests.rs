@@ -1,5 +1,6 @@
 use super::*;
 use crate::ops::testing::{FakeHost, carve_tags, lv_row};
+use tonic::Request;
 
 #[tokio::test]
 async fn advertises_exactly_what_works() {

@@ -2,7 +2,7 @@
 //! (`--multipath auto|on`), multipathd answers too.
 
 use csi_common::{
-    command::{BoxFuture, Cmd, CommandRunner},
+    command::{BoxFuture, Cmd, CommandRunner, run_for_reason},
     identity::Readiness,
 };
 use std::{sync::Arc, time::Duration};
@@ -33,24 +33,15 @@ impl NodeReadiness {
     async fn check_now(&self) -> Result<(), String> {
         let timeout = Duration::from_secs(20);
         let version = Cmd::new(&self.iscsiadm).arg("--version").timeout(timeout);
-        let out = self
-            .runner
-            .run(&version)
-            .await
-            .map_err(|e| format!("iscsiadm is not runnable: {e}"))?;
-        if !out.success() {
-            return Err(format!("iscsiadm is not runnable: {}", out.stderr.trim()));
-        }
+        run_for_reason(&*self.runner, &version, "iscsiadm is not runnable")
+            .await?
+            .ok_or_reason("iscsiadm is not runnable")?;
         // `-m session` asks iscsid over its socket: exit 0 (sessions) or 21 (none) means it
         // answered; anything else (e.g. 20, "could not connect to iscsid") means it did not.
         let session = Cmd::new(&self.iscsiadm)
             .args(["-m", "session"])
             .timeout(timeout);
-        let out = self
-            .runner
-            .run(&session)
-            .await
-            .map_err(|e| format!("cannot query iscsid: {e}"))?;
+        let out = run_for_reason(&*self.runner, &session, "cannot query iscsid").await?;
         match out.code {
             Some(0 | 21) => {}
             _ => return Err(format!("iscsid is not reachable: {}", out.stderr.trim())),
@@ -63,11 +54,7 @@ impl NodeReadiness {
         let daemon = Cmd::new(multipathd)
             .args(["show", "daemon"])
             .timeout(timeout);
-        let out = self
-            .runner
-            .run(&daemon)
-            .await
-            .map_err(|e| format!("multipathd is not runnable: {e}"))?;
+        let out = run_for_reason(&*self.runner, &daemon, "multipathd is not runnable").await?;
         if out.success() && out.stdout.trim_start().starts_with("pid ") {
             Ok(())
         } else {

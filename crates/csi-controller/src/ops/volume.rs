@@ -213,12 +213,21 @@ pub async fn find(ctx: &Ctx, id: &VolumeId) -> Result<Option<Volume>> {
 
 /// Reads every volume, sorted by id.
 pub async fn list(ctx: &Ctx) -> Result<Vec<Volume>> {
-    let mut volumes = Vec::new();
+    read_sorted(ctx, Volume::from_row, |v| &v.id).await
+}
+
+/// Every LV that `from_row` makes a `T` of (volumes, snapshots), sorted by `key`.
+pub(crate) async fn read_sorted<T, K: Ord>(
+    ctx: &Ctx,
+    from_row: fn(LvRow) -> Result<Option<T>>,
+    key: fn(&T) -> &K,
+) -> Result<Vec<T>> {
+    let mut found = Vec::new();
     for row in ctx.lvm()?.list().await? {
-        if let Some(v) = Volume::from_row(row)? {
-            volumes.push(v);
+        if let Some(t) = from_row(row)? {
+            found.push(t);
         }
     }
-    volumes.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(volumes)
+    found.sort_by(|a, b| key(a).cmp(key(b)));
+    Ok(found)
 }

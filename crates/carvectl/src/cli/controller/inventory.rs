@@ -45,12 +45,7 @@ impl ValidateArgs {
     }
 
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            validate_volume_capabilities,
-            self.request()?
-        )))
+        show!(session, validate_volume_capabilities, self.request()?)
     }
 }
 
@@ -100,23 +95,17 @@ impl CapacityArgs {
     }
 
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            get_capacity,
-            self.request()?
-        )))
+        show!(session, get_capacity, self.request()?)
     }
 }
 
 /// ControllerGetCapabilities: which controller RPCs the plugin supports.
 pub(super) async fn capabilities(session: &mut Session<'_>) -> Result<Output, CliError> {
-    Ok(Output::of(&rpc!(
+    show!(
         session,
-        controller,
         controller_get_capabilities,
         ControllerGetCapabilitiesRequest {}
-    )))
+    )
 }
 
 /// ListVolumes as a table: id, capacity, published nodes, condition.

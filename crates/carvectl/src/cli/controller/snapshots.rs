@@ -34,12 +34,7 @@ impl CreateSnapshotArgs {
             secrets: self.secrets.load()?,
             parameters: map(&self.params)?,
         };
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            create_snapshot,
-            request
-        )))
+        show!(session, create_snapshot, request)
     }
 }
 
@@ -114,12 +109,7 @@ impl GetSnapshotArgs {
             snapshot_id: self.snapshot_id,
             secrets: self.secrets.load()?,
         };
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            get_snapshot,
-            request
-        )))
+        show!(session, get_snapshot, request)
     }
 }
 
