@@ -313,8 +313,7 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
     let svc = ControllerService::with_volume_guards(host.ctx.clone(), guards.clone())
         .with_restoration(restoration.clone());
     let a = LvName::for_volume("a");
-    let mut tags = carve_tags("a");
-    tags.push(format!("carve.pub=rw:{}", crate::ops::testing::NODE1));
+    let tags = crate::ops::testing::published_tags("a", crate::ops::testing::NODE1);
     let row = lv_row(a.as_str(), 8 << 20, None, &tags);
     assert_unavailable(&svc, a.as_str(), "a").await;
     restoration.listed([a.as_str()]);

@@ -76,6 +76,18 @@ pub fn published_tags(name: &str, node: &str) -> Vec<String> {
     tags
 }
 
+/// `carve_tags(name)` with the publication tag `carve.pub=<publication>` (`"rw.chap:<node>"`).
+pub fn publication_tags(name: &str, publication: &str) -> Vec<String> {
+    let mut tags = carve_tags(name);
+    tags.push(format!("carve.pub={publication}"));
+    tags
+}
+
+/// An 8 MiB linear LV `lv` with `tags`, as `lvs` reports it.
+pub fn linear_row(lv: &str, tags: &[String]) -> LvRow {
+    lv_row(lv, 8 << 20, None, tags)
+}
+
 #[derive(Debug)]
 pub struct FakeHost {
     pub runner: Arc<ScriptedRunner>,
@@ -272,6 +284,14 @@ impl FakeHost {
     pub async fn export_linear(&self, lv: &str, tags: &[String]) -> LvRow {
         let row = lv_row(lv, 8 << 20, None, tags);
         self.export(&row).await;
+        row
+    }
+
+    /// [`FakeHost::export_linear`] of volume `name`, published to `node`: its tags record the
+    /// publication and `node`'s ACL exists.
+    pub async fn published_linear(&self, lv: &str, name: &str, node: &str) -> LvRow {
+        let row = self.export_linear(lv, &published_tags(name, node)).await;
+        self.add_acl(lv, node).await;
         row
     }
 

@@ -1,7 +1,7 @@
 //! The fake iSCSI initiator: sessions in memory, each attaching a fixed disk per portal.
 
-use crate::iscsi::{Initiator, Login, Removal, Session};
-use csi_common::{Error, Result, command::BoxFuture, contract::Chap, ids::Iqn};
+use crate::iscsi::{Initiator, Login, RecordSpec, Removal, Session};
+use csi_common::{Error, Result, command::BoxFuture, ids::Iqn};
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -56,13 +56,13 @@ impl FakeInitiator {
 }
 
 impl Initiator for FakeInitiator {
-    fn prepare<'a>(
-        &'a self,
-        target: &'a Iqn,
-        portal: SocketAddr,
-        chap: Option<&'a Chap>,
-        replacement_timeout: Option<u32>,
-    ) -> BoxFuture<'a, Result<()>> {
+    fn prepare<'a>(&'a self, spec: RecordSpec<'a>) -> BoxFuture<'a, Result<()>> {
+        let RecordSpec {
+            target,
+            portal,
+            chap,
+            replacement_timeout,
+        } = spec;
         self.replacement_timeouts
             .lock()
             .unwrap()
