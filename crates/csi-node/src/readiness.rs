@@ -78,14 +78,17 @@ mod tests {
     use super::*;
     use csi_common::command::{Expectation, ScriptedRunner};
 
+    /// iscsiadm runs, and `-m session` exits `code` with `stderr` (21: iscsid answered, no
+    /// sessions; 20: iscsid is down).
+    fn expect_iscsiadm(fake: &ScriptedRunner, code: i32, stderr: &str) {
+        fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
+        fake.expect(Expectation::new(["iscsiadm", "-m", "session"]).fails(code, stderr));
+    }
+
     #[tokio::test]
     async fn ready_when_iscsid_answers_with_no_sessions() {
         let fake = Arc::new(ScriptedRunner::new());
-        fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
-        fake.expect(
-            Expectation::new(["iscsiadm", "-m", "session"])
-                .fails(21, "iscsiadm: No active sessions.\n"),
-        );
+        expect_iscsiadm(&fake, 21, "iscsiadm: No active sessions.\n");
         let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", None);
         assert_eq!(readiness.check().await, Ok(()));
         fake.finish();
@@ -94,13 +97,7 @@ mod tests {
     #[tokio::test]
     async fn with_multipath_not_ready_until_multipathd_answers() {
         let fake = Arc::new(ScriptedRunner::new());
-        let iscsid_ok = |fake: &ScriptedRunner| {
-            fake.expect(
-                Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"),
-            );
-            fake.expect(Expectation::new(["iscsiadm", "-m", "session"]).fails(21, ""));
-        };
-        iscsid_ok(&fake);
+        expect_iscsiadm(&fake, 21, "");
         fake.expect(
             Expectation::new(["multipathd", "show", "daemon"])
                 .fails(1, "ux_socket_connect: No such file or directory\n"),
@@ -108,7 +105,7 @@ mod tests {
         let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", Some("multipathd".into()));
         let reason = readiness.check().await.unwrap_err();
         assert!(reason.contains("multipathd is not answering"), "{reason}");
-        iscsid_ok(&fake);
+        expect_iscsiadm(&fake, 21, "");
         fake.expect(Expectation::new(["multipathd", "show", "daemon"]).stdout("pid 229 idle\n"));
         assert_eq!(readiness.check().await, Ok(()));
         fake.finish();
@@ -117,10 +114,10 @@ mod tests {
     #[tokio::test]
     async fn not_ready_when_iscsid_is_down() {
         let fake = Arc::new(ScriptedRunner::new());
-        fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
-        fake.expect(
-            Expectation::new(["iscsiadm", "-m", "session"])
-                .fails(20, "iscsiadm: can not connect to iSCSI daemon (111)!\n"),
+        expect_iscsiadm(
+            &fake,
+            20,
+            "iscsiadm: can not connect to iSCSI daemon (111)!\n",
         );
         let reason = NodeReadiness::new(fake.clone(), "iscsiadm", Some("multipathd".into()))
             .check()

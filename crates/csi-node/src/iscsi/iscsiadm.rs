@@ -119,12 +119,7 @@ impl OpenIscsi {
     }
 
     async fn prepare_inner(&self, spec: RecordSpec<'_>) -> Result<()> {
-        let RecordSpec {
-            target,
-            portal,
-            chap,
-            replacement_timeout,
-        } = spec;
+        let (target, portal) = (spec.target, spec.portal);
         // The record and the auth written into it, in one turn.
         let _turn = NODE_DB.lock().await;
         let out = self.node_unlocked(target, portal, &["-o", "new"]).await?;
@@ -137,8 +132,8 @@ impl OpenIscsi {
             target,
             portal,
             &self.iface,
-            chap,
-            replacement_timeout,
+            spec.chap,
+            spec.replacement_timeout,
         )
     }
 

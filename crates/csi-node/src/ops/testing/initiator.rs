@@ -57,16 +57,11 @@ impl FakeInitiator {
 
 impl Initiator for FakeInitiator {
     fn prepare<'a>(&'a self, spec: RecordSpec<'a>) -> BoxFuture<'a, Result<()>> {
-        let RecordSpec {
-            target,
-            portal,
-            chap,
-            replacement_timeout,
-        } = spec;
+        let (target, portal) = (spec.target, spec.portal);
         self.replacement_timeouts
             .lock()
             .unwrap()
-            .push(replacement_timeout);
+            .push(spec.replacement_timeout);
         if portal != default_portal() {
             self.call(format!("prepare {target} at {portal}"));
             let mut others = self.other_records.lock().unwrap();
@@ -77,7 +72,7 @@ impl Initiator for FakeInitiator {
         self.call(format!("prepare {target}"));
         let mut records = self.records.lock().unwrap();
         records.retain(|(t, _)| t != target.as_str());
-        records.push((target.to_string(), chap.is_some()));
+        records.push((target.to_string(), spec.chap.is_some()));
         Box::pin(std::future::ready(Ok(())))
     }
 
