@@ -102,6 +102,14 @@ impl FakeHost {
         Self::build(false, Duration::ZERO)
     }
 
+    /// A host that serves only the topology `segments` (`"zone=a"`).
+    pub fn in_topology(segments: &str) -> Self {
+        let mut host = Self::new();
+        host.ctx.settings.accessible_topology =
+            vec![csi_common::topology::Segments::parse(segments).unwrap()];
+        host
+    }
+
     /// A host whose LVM keeps a ledger (as the controller binary does): reads and admission
     /// run no LVM command once it is seeded.
     pub fn with_ledger() -> Self {
