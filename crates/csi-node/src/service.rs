@@ -53,15 +53,6 @@ impl<'a> From<&'a NodeStageVolumeRequest> for Stage<'a> {
     }
 }
 
-impl<'a> From<&'a NodeUnstageVolumeRequest> for Unstage<'a> {
-    fn from(req: &'a NodeUnstageVolumeRequest) -> Self {
-        Unstage {
-            volume_id: &req.volume_id,
-            staging_path: &req.staging_target_path,
-        }
-    }
-}
-
 impl<'a> From<&'a NodePublishVolumeRequest> for Publish<'a> {
     fn from(req: &'a NodePublishVolumeRequest) -> Self {
         Publish {
@@ -74,22 +65,27 @@ impl<'a> From<&'a NodePublishVolumeRequest> for Publish<'a> {
     }
 }
 
-impl<'a> From<&'a NodeUnpublishVolumeRequest> for Unpublish<'a> {
-    fn from(req: &'a NodeUnpublishVolumeRequest) -> Self {
-        Unpublish {
-            volume_id: &req.volume_id,
-            target_path: &req.target_path,
-        }
-    }
+/// `From<&'a Request>` for the operations whose request is the volume id and one path:
+/// `Request => Operation { operation's field: request's field }`.
+macro_rules! id_and_path {
+    ($($csi:ty => $op:ident { $path:ident: $field:ident })*) => {
+        $(
+            impl<'a> From<&'a $csi> for $op<'a> {
+                fn from(req: &'a $csi) -> Self {
+                    $op {
+                        volume_id: &req.volume_id,
+                        $path: &req.$field,
+                    }
+                }
+            }
+        )*
+    };
 }
 
-impl<'a> From<&'a NodeGetVolumeStatsRequest> for Stats<'a> {
-    fn from(req: &'a NodeGetVolumeStatsRequest) -> Self {
-        Stats {
-            volume_id: &req.volume_id,
-            volume_path: &req.volume_path,
-        }
-    }
+id_and_path! {
+    NodeUnstageVolumeRequest => Unstage { staging_path: staging_target_path }
+    NodeUnpublishVolumeRequest => Unpublish { target_path: target_path }
+    NodeGetVolumeStatsRequest => Stats { volume_path: volume_path }
 }
 
 impl<'a> From<&'a NodeExpandVolumeRequest> for Expand<'a> {

@@ -41,9 +41,7 @@ impl Snapshot {
         else {
             return Ok(None);
         };
-        let Some(record) = SnapshotRecord::from_tags(&row.tags)
-            .map_err(|e| e.context(format!("tags of LV {}", row.name)))?
-        else {
+        let Some(record) = super::volume::record_in(&row, SnapshotRecord::from_tags)? else {
             return Ok(None);
         };
         Ok(Some(Self {
