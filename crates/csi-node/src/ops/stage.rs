@@ -24,7 +24,7 @@ use crate::{
     device::{Device, Expected, matcher},
     filesystem::{Decision, decide, decision::Facts},
     iscsi::{Login, RecordSpec, find_session},
-    mount::{MountOptions, mountinfo::mounted_at, parse_flags},
+    mount::{FsMount, MountOptions, mountinfo::mounted_at, parse_flags},
     multipath::conf,
     paths,
     records::{Access, StageRecord, VERSION},
@@ -293,8 +293,12 @@ async fn attach(
         Decision::Mount(found) => core.formatter.fsck(&found, &device.path).await?,
         Decision::Refuse(why) => return Err(Error::failed_precondition(why)),
     }
-    core.mounter
-        .mount_fs(&device.path, &record.staging_path, fs_type, &options)?;
+    core.mounter.mount_fs(&FsMount {
+        device: &device.path,
+        target: &record.staging_path,
+        fs_type,
+        options: &options,
+    })?;
     if grow {
         grow_to_disk(core, fs_type, &device.path, &record.staging_path).await?;
     }
