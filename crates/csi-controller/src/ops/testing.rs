@@ -201,6 +201,11 @@ impl FakeHost {
     }
 
     /// `lvs vg/lv`; no rows: the LV does not exist, and LVM answers as captured in the guest.
+    /// [`FakeHost::expect_lvs_one`] of the LV of `row`, answering `row`.
+    pub fn expect_lookup(&self, row: &LvRow) {
+        self.expect_lvs_one(&row.name, std::slice::from_ref(row));
+    }
+
     pub fn expect_lvs_one(&self, name: &str, rows: &[LvRow]) {
         let lv = LvName::parse(name).unwrap();
         let cmd = Expectation::of(&argv::lvs_one(VG, &lv, T));
