@@ -171,6 +171,13 @@ mod tests {
             .map(|r| r.value)
     }
 
+    /// Asserts each `(gauge, pool, value)`: `None` is no reading at all.
+    fn assert_values(readings: &[Reading], want: &[(&str, Option<&str>, Option<f64>)]) {
+        for &(name, pool, value_wanted) in want {
+            assert_eq!(value(readings, name, pool), value_wanted, "{name} {pool:?}");
+        }
+    }
+
     fn vg() -> VgRow {
         VgRow {
             name: "carvevg".into(),
@@ -198,29 +205,23 @@ mod tests {
             generation: 0,
         };
         let r = readings(&survey);
-        assert_eq!(
-            value(&r, "carve_vg_size_bytes", None),
-            Some(17_175_674_880.0)
-        );
-        assert_eq!(
-            value(&r, "carve_vg_free_bytes", None),
-            Some(8_568_963_072.0)
-        );
-        assert_eq!(value(&r, "carve_volumes", None), Some(3.0));
-        assert_eq!(value(&r, "carve_snapshots", None), Some(1.0));
-        assert_eq!(value(&r, "carve_published_volumes", None), Some(1.0));
-        assert_eq!(
-            value(&r, "carve_thin_pool_size_bytes", Some("pool")),
-            Some(8_589_934_592.0)
-        );
-        assert_eq!(
-            value(&r, "carve_thin_pool_data_percent", Some("pool")),
-            Some(0.1)
-        );
-        // The capture predates the metadata column: no gauge rather than a false 0.
-        assert_eq!(
-            value(&r, "carve_thin_pool_metadata_percent", Some("pool")),
-            None
+        assert_values(
+            &r,
+            &[
+                ("carve_vg_size_bytes", None, Some(17_175_674_880.0)),
+                ("carve_vg_free_bytes", None, Some(8_568_963_072.0)),
+                ("carve_volumes", None, Some(3.0)),
+                ("carve_snapshots", None, Some(1.0)),
+                ("carve_published_volumes", None, Some(1.0)),
+                (
+                    "carve_thin_pool_size_bytes",
+                    Some("pool"),
+                    Some(8_589_934_592.0),
+                ),
+                ("carve_thin_pool_data_percent", Some("pool"), Some(0.1)),
+                // The capture predates the metadata column: no gauge rather than a false 0.
+                ("carve_thin_pool_metadata_percent", Some("pool"), None),
+            ],
         );
     }
 
@@ -246,23 +247,24 @@ mod tests {
             generation: 0,
         };
         let r = readings(&survey);
-        assert_eq!(
-            value(&r, "carve_thin_pool_data_percent", Some("pool")),
-            Some(81.5)
+        assert_values(
+            &r,
+            &[
+                ("carve_thin_pool_data_percent", Some("pool"), Some(81.5)),
+                (
+                    "carve_thin_pool_metadata_percent",
+                    Some("pool"),
+                    Some(12.75),
+                ),
+                (
+                    "carve_thin_pool_size_bytes",
+                    Some("cold"),
+                    Some((8u64 << 30) as f64),
+                ),
+                ("carve_thin_pool_data_percent", Some("cold"), None),
+                ("carve_snapshots", None, Some(1.0)),
+                ("carve_volumes", None, Some(0.0)),
+            ],
         );
-        assert_eq!(
-            value(&r, "carve_thin_pool_metadata_percent", Some("pool")),
-            Some(12.75)
-        );
-        assert_eq!(
-            value(&r, "carve_thin_pool_size_bytes", Some("cold")),
-            Some((8u64 << 30) as f64)
-        );
-        assert_eq!(
-            value(&r, "carve_thin_pool_data_percent", Some("cold")),
-            None
-        );
-        assert_eq!(value(&r, "carve_snapshots", None), Some(1.0));
-        assert_eq!(value(&r, "carve_volumes", None), Some(0.0));
     }
 }

@@ -45,6 +45,18 @@ pub const READONLY: &str = "readonly";
 /// data".
 pub const BLANK: &str = "blank";
 
+/// The access mode `cap` names, the same for both plugins; `None` when it names none, one this
+/// CSI version does not know, or UNKNOWN (each plugin words its own refusal).
+pub fn access_mode(
+    cap: &csi_proto::v1::VolumeCapability,
+) -> Option<csi_proto::v1::volume_capability::access_mode::Mode> {
+    use csi_proto::v1::volume_capability::access_mode::Mode;
+    cap.access_mode
+        .as_ref()
+        .and_then(|m| Mode::try_from(m.mode).ok())
+        .filter(|m| *m != Mode::Unknown)
+}
+
 /// Whether `publish_context` says `key` is `"true"` (absent or anything else: false).
 pub fn context_flag(publish: &HashMap<String, String>, key: &str) -> bool {
     publish.get(key).is_some_and(|v| v == "true")

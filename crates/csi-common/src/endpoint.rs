@@ -76,26 +76,21 @@ mod tests {
 
     #[test]
     fn parses_unix_and_tcp() {
-        assert_eq!(
-            "unix:///csi/csi.sock".parse::<Endpoint>().unwrap(),
-            Endpoint::Unix("/csi/csi.sock".into())
-        );
-        assert_eq!(
-            "unix:/csi/c.sock".parse::<Endpoint>().unwrap(),
-            Endpoint::Unix("/csi/c.sock".into())
-        );
-        assert_eq!(
-            "/csi/c.sock".parse::<Endpoint>().unwrap(),
-            Endpoint::Unix("/csi/c.sock".into())
-        );
-        assert_eq!(
-            "tcp://127.0.0.1:10000".parse::<Endpoint>().unwrap(),
-            Endpoint::Tcp("127.0.0.1:10000".into())
-        );
-        assert_eq!(
-            "tcp://[::1]:9".parse::<Endpoint>().unwrap(),
-            Endpoint::Tcp("[::1]:9".into())
-        );
+        for (text, want) in [
+            (
+                "unix:///csi/csi.sock",
+                Endpoint::Unix("/csi/csi.sock".into()),
+            ),
+            ("unix:/csi/c.sock", Endpoint::Unix("/csi/c.sock".into())),
+            ("/csi/c.sock", Endpoint::Unix("/csi/c.sock".into())),
+            (
+                "tcp://127.0.0.1:10000",
+                Endpoint::Tcp("127.0.0.1:10000".into()),
+            ),
+            ("tcp://[::1]:9", Endpoint::Tcp("[::1]:9".into())),
+        ] {
+            assert_eq!(text.parse::<Endpoint>().unwrap(), want, "{text}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod contract;
 pub mod drain;
 pub mod endpoint;
 pub mod error;
+pub mod escape;
+pub mod grpc;
 pub mod guard;
 pub mod identity;
 pub mod ids;

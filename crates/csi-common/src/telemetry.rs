@@ -143,23 +143,7 @@ fn grpc_message<B>(response: &http::Response<B>) -> String {
 }
 
 fn percent_decode(input: &str) -> String {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(b) = input
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::escape::unescape(input, b'%', 2, 16)
 }
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RpcService<S>

@@ -11,7 +11,7 @@ use crate::{
     restoration::Restoration,
 };
 use csi_common::{
-    command::{BoxFuture, Cmd, CommandRunner},
+    command::{BoxFuture, Cmd, CommandRunner, run_for_reason},
     identity::Readiness,
 };
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -62,21 +62,12 @@ impl ControllerReadiness {
             .volume_group
             .as_deref()
             .ok_or("no --volume-group configured")?;
-        let out = self
-            .runner
-            .run(
-                &Cmd::new("vgs")
-                    .args(["--noheadings", "-o", "vg_name", "--", vg])
-                    .timeout(Duration::from_secs(30)),
-            )
-            .await
-            .map_err(|e| format!("cannot run vgs: {e}"))?;
-        if !out.success() {
-            return Err(format!(
-                "volume group {vg:?} not found: {}",
-                out.stderr.trim()
-            ));
-        }
+        let vgs = Cmd::new("vgs")
+            .args(["--noheadings", "-o", "vg_name", "--", vg])
+            .timeout(Duration::from_secs(30));
+        run_for_reason(&*self.runner, &vgs, "cannot run vgs")
+            .await?
+            .ok_or_reason(&format!("volume group {vg:?} not found"))?;
         if let Some(pool) = &self.thin_pool {
             self.check_pool(vg, pool).await?;
         }
@@ -88,18 +79,12 @@ impl ControllerReadiness {
         }
         if self.backend == LioBackend::Targetcli {
             let program = self.targetcli.display().to_string();
-            let out = self
-                .runner
-                .run(
-                    &Cmd::new(program)
-                        .arg("version")
-                        .timeout(Duration::from_mins(1)),
-                )
-                .await
-                .map_err(|e| format!("targetcli is not runnable: {e}"))?;
-            if !out.success() {
-                return Err(format!("targetcli is not runnable: {}", out.stderr.trim()));
-            }
+            let version = Cmd::new(program)
+                .arg("version")
+                .timeout(Duration::from_mins(1));
+            run_for_reason(&*self.runner, &version, "targetcli is not runnable")
+                .await?
+                .ok_or_reason("targetcli is not runnable")?;
         }
         self.restoration.ready()
     }
@@ -108,17 +93,9 @@ impl ControllerReadiness {
 impl ControllerReadiness {
     async fn check_pool(&self, vg: &str, pool: &str) -> Result<(), String> {
         let cmd = argv::lvs(&format!("{vg}/{pool}"), Duration::from_secs(30));
-        let out = self
-            .runner
-            .run(&cmd)
-            .await
-            .map_err(|e| format!("cannot run lvs: {e}"))?;
-        if !out.success() {
-            return Err(format!(
-                "thin pool {vg}/{pool} not found: {}",
-                out.stderr.trim()
-            ));
-        }
+        let out = run_for_reason(&*self.runner, &cmd, "cannot run lvs")
+            .await?
+            .ok_or_reason(&format!("thin pool {vg}/{pool} not found"))?;
         let rows = report::parse_lvs(&out.stdout).map_err(|e| e.to_string())?;
         let row = space::pool_row(&rows, pool).map_err(|e| e.to_string())?;
         if !self.allow_unzeroed_thin_pool {

@@ -1,5 +1,8 @@
 use super::*;
-use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, pool_row, published_tags};
+use crate::ops::testing::{
+    FakeHost, NODE1, NODE2, carve_tags, linear_row, lv_row, pool_row, publication_tags,
+    published_tags,
+};
 
 fn chap() -> Chap {
     Chap {
@@ -12,10 +15,9 @@ fn chap() -> Chap {
 #[tokio::test]
 async fn wiped_lio_is_rebuilt_from_tags_with_saved_chap() {
     let host = FakeHost::new();
-    let mut tags = carve_tags("a");
-    tags.push(format!("carve.pub=ro.chap:{NODE1}"));
+    let tags = publication_tags("a", &format!("ro.chap:{NODE1}"));
     let a = lv_row("csi-a-1", 8 << 20, Some("pool"), &tags);
-    let b = lv_row("csi-b-1", 8 << 20, None, &carve_tags("b"));
+    let b = linear_row("csi-b-1", &carve_tags("b"));
     host.expect_lvs(&[pool_row(8 << 30), a.clone(), b]);
     host.expect_lvs_one("csi-a-1", &[a]);
     let saved = HashMap::from([(
@@ -43,9 +45,7 @@ async fn wiped_lio_is_rebuilt_from_tags_with_saved_chap() {
 #[tokio::test]
 async fn existing_acls_are_left_alone_and_orphans_counted_not_deleted() {
     let host = FakeHost::new();
-    let tags = published_tags("a", NODE1);
-    let a = host.export_linear("csi-a-1", &tags).await;
-    host.add_acl("csi-a-1", NODE1).await;
+    let a = host.published_linear("csi-a-1", "a", NODE1).await;
     host.export_linear("csi-gone-1", &carve_tags("gone")).await;
     host.add_acl("csi-gone-1", NODE2).await;
     host.expect_lvs(&[a]);
@@ -66,9 +66,8 @@ async fn existing_acls_are_left_alone_and_orphans_counted_not_deleted() {
 #[tokio::test]
 async fn chap_publication_without_saved_credentials_waits_for_the_co() {
     let host = FakeHost::new();
-    let mut tags = carve_tags("a");
-    tags.push(format!("carve.pub=rw.chap:{NODE1}"));
-    let a = lv_row("csi-a-1", 8 << 20, None, &tags);
+    let tags = publication_tags("a", &format!("rw.chap:{NODE1}"));
+    let a = linear_row("csi-a-1", &tags);
     host.expect_lvs(std::slice::from_ref(&a));
     host.expect_lvs_one("csi-a-1", std::slice::from_ref(&a));
     let report = reconcile(&host.ctx, &HashMap::new()).await.unwrap();
@@ -98,13 +97,14 @@ async fn chap_publication_without_saved_credentials_waits_for_the_co() {
 #[tokio::test]
 async fn an_acl_the_record_does_not_hold_is_removed_and_a_grant_is_decided_on_a_fresh_read() {
     let host = FakeHost::new();
-    let tags = published_tags("a", NODE1);
-    let listed = host.export_linear("csi-a-1", &tags).await;
+    let listed = host
+        .export_linear("csi-a-1", &published_tags("a", NODE1))
+        .await;
     // node2 holds an ACL no tag grants (restored from a stale saveconfig.json); node1's
     // publication was revoked between the list and the fresh read.
     host.add_acl("csi-a-1", NODE2).await;
     host.expect_lvs(std::slice::from_ref(&listed));
-    let revoked = lv_row("csi-a-1", 8 << 20, None, &carve_tags("a"));
+    let revoked = linear_row("csi-a-1", &carve_tags("a"));
     host.expect_lvs_one("csi-a-1", &[revoked]);
     let report = reconcile(&host.ctx, &HashMap::new()).await.unwrap();
     assert_eq!((report.restored_acls, report.removed_acls), (0, 1));
@@ -119,9 +119,7 @@ async fn an_acl_the_record_does_not_hold_is_removed_and_a_grant_is_decided_on_a_
 #[tokio::test]
 async fn a_volume_with_an_rpc_in_flight_is_left_to_it_and_the_pass_retried() {
     let host = FakeHost::new();
-    let mut tags = carve_tags("a");
-    tags.push(format!("carve.pub=rw:{NODE1}"));
-    let a = lv_row("csi-a-1", 8 << 20, None, &tags);
+    let a = linear_row("csi-a-1", &published_tags("a", NODE1));
     host.expect_lvs(&[a]);
     let guards = OperationGuards::new("volume");
     let held = guards.try_acquire("csi-a-1").unwrap();

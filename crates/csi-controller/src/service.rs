@@ -23,7 +23,7 @@ use csi_proto::v1::{
     controller_server::Controller, controller_service_capability::rpc::Type as Rpc, *,
 };
 use std::{collections::HashMap, future::Future};
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 /// The capabilities this controller implements, exactly.
 pub const CAPABILITIES: &[Rpc] = &[
@@ -106,6 +106,24 @@ impl ControllerService {
         .await
         .map_err(|e| Error::internal(format!("operation task failed: {e}")))?
     }
+
+    /// Records `volume_id` (and `node_id`) on the span, answers `Unavailable` until the volume
+    /// is restored, then runs `op` holding the volume's guard.
+    async fn on_volume<T, F, Fut>(
+        &self,
+        volume_id: String,
+        node_id: Option<&str>,
+        op: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Ctx) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        record_ids(Some(&volume_id), node_id);
+        self.restored(&volume_id)?;
+        self.guarded(&self.volumes, &volume_id, op).await
+    }
 }
 
 /// The CSI `Volume` of `v`: every answer that carries a volume (CreateVolume fresh or repeated,
@@ -139,13 +157,8 @@ fn csi_status(s: &VolumeStatus) -> (Vec<String>, VolumeCondition) {
     (s.published_nodes.clone(), condition)
 }
 
-#[tonic::async_trait]
-impl Controller for ControllerService {
-    async fn create_volume(
-        &self,
-        request: Request<CreateVolumeRequest>,
-    ) -> Result<Response<CreateVolumeResponse>, Status> {
-        let req = request.into_inner();
+impl ControllerService {
+    async fn create(&self, req: CreateVolumeRequest) -> Result<CreateVolumeResponse> {
         record_ids(None, None);
         if !req.name.is_empty() {
             self.restored(csi_common::ids::LvName::for_volume(&req.name).as_str())?;
@@ -190,36 +203,26 @@ impl Controller for ControllerService {
         if let Created::AlreadyExisted(v) = &created {
             tracing::info!(volume = %v.id, "volume already existed");
         }
-        Ok(Response::new(CreateVolumeResponse {
+        Ok(CreateVolumeResponse {
             volume: Some(csi_volume(&self.ctx, created.volume())),
-        }))
+        })
     }
 
-    async fn delete_volume(
-        &self,
-        request: Request<DeleteVolumeRequest>,
-    ) -> Result<Response<DeleteVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        self.restored(&req.volume_id)?;
-        let id = req.volume_id.clone();
-        self.guarded(&self.volumes, &id, move |ctx| async move {
+    async fn delete(&self, req: DeleteVolumeRequest) -> Result<DeleteVolumeResponse> {
+        self.on_volume(req.volume_id.clone(), None, move |ctx| async move {
             ops::delete_volume::delete_volume(&ctx, &req.volume_id).await
         })
         .await?;
-        Ok(Response::new(DeleteVolumeResponse {}))
+        Ok(DeleteVolumeResponse {})
     }
 
-    async fn controller_publish_volume(
+    async fn publish(
         &self,
-        request: Request<ControllerPublishVolumeRequest>,
-    ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), Some(&req.node_id));
-        self.restored(&req.volume_id)?;
-        let id = req.volume_id.clone();
+        req: ControllerPublishVolumeRequest,
+    ) -> Result<ControllerPublishVolumeResponse> {
+        let (id, node) = (req.volume_id.clone(), req.node_id.clone());
         let target = self
-            .guarded(&self.volumes, &id, move |ctx| async move {
+            .on_volume(id, Some(&node), move |ctx| async move {
                 let op = Publish {
                     volume_id: &req.volume_id,
                     node_id: &req.node_id,
@@ -230,31 +233,41 @@ impl Controller for ControllerService {
                 ops::publish::publish(&ctx, op).await
             })
             .await?;
-        Ok(Response::new(ControllerPublishVolumeResponse {
+        Ok(ControllerPublishVolumeResponse {
             publish_context: target.to_context(),
-        }))
+        })
     }
 
-    async fn controller_unpublish_volume(
+    async fn unpublish(
         &self,
-        request: Request<ControllerUnpublishVolumeRequest>,
-    ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), Some(&req.node_id));
-        self.restored(&req.volume_id)?;
-        let id = req.volume_id.clone();
-        self.guarded(&self.volumes, &id, move |ctx| async move {
+        req: ControllerUnpublishVolumeRequest,
+    ) -> Result<ControllerUnpublishVolumeResponse> {
+        let (id, node) = (req.volume_id.clone(), req.node_id.clone());
+        self.on_volume(id, Some(&node), move |ctx| async move {
             ops::unpublish::unpublish(&ctx, &req.volume_id, &req.node_id).await
         })
         .await?;
-        Ok(Response::new(ControllerUnpublishVolumeResponse {}))
+        Ok(ControllerUnpublishVolumeResponse {})
     }
 
-    async fn validate_volume_capabilities(
+    async fn get(&self, req: ControllerGetVolumeRequest) -> Result<ControllerGetVolumeResponse> {
+        record_ids(Some(&req.volume_id), None);
+        self.restored(&req.volume_id)?;
+        let s = ops::list_volumes::get_volume(&self.ctx, &req.volume_id).await?;
+        let (published_node_ids, condition) = csi_status(&s);
+        Ok(ControllerGetVolumeResponse {
+            volume: Some(csi_volume(&self.ctx, &s.volume)),
+            status: Some(controller_get_volume_response::VolumeStatus {
+                published_node_ids,
+                volume_condition: Some(condition),
+            }),
+        })
+    }
+
+    async fn validate(
         &self,
-        request: Request<ValidateVolumeCapabilitiesRequest>,
-    ) -> Result<Response<ValidateVolumeCapabilitiesResponse>, Status> {
-        let req = request.into_inner();
+        req: ValidateVolumeCapabilitiesRequest,
+    ) -> Result<ValidateVolumeCapabilitiesResponse> {
         record_ids(Some(&req.volume_id), None);
         self.restored(&req.volume_id)?;
         let answer = ops::validate::validate(
@@ -264,7 +277,7 @@ impl Controller for ControllerService {
             &req.parameters,
         )
         .await?;
-        let response = match answer {
+        Ok(match answer {
             Validation::Confirmed => ValidateVolumeCapabilitiesResponse {
                 confirmed: Some(validate_volume_capabilities_response::Confirmed {
                     volume_context: req.volume_context,
@@ -278,15 +291,10 @@ impl Controller for ControllerService {
                 confirmed: None,
                 message,
             },
-        };
-        Ok(Response::new(response))
+        })
     }
 
-    async fn list_volumes(
-        &self,
-        request: Request<ListVolumesRequest>,
-    ) -> Result<Response<ListVolumesResponse>, Status> {
-        let req = request.into_inner();
+    async fn list(&self, req: ListVolumesRequest) -> Result<ListVolumesResponse> {
         // Published nodes come from the ACLs, which are not all back yet.
         self.restoration.check_all()?;
         let page = ops::list_volumes::list_volumes(&self.ctx, req.max_entries, &req.starting_token)
@@ -305,17 +313,13 @@ impl Controller for ControllerService {
                 }
             })
             .collect();
-        Ok(Response::new(ListVolumesResponse {
+        Ok(ListVolumesResponse {
             entries,
             next_token: page.next_token,
-        }))
+        })
     }
 
-    async fn get_capacity(
-        &self,
-        request: Request<GetCapacityRequest>,
-    ) -> Result<Response<GetCapacityResponse>, Status> {
-        let req = request.into_inner();
+    async fn capacity(&self, req: GetCapacityRequest) -> Result<GetCapacityResponse> {
         let cap = ops::get_capacity::get_capacity(
             &self.ctx,
             &req.volume_capabilities,
@@ -323,17 +327,18 @@ impl Controller for ControllerService {
             req.accessible_topology.as_ref().map(|t| &t.segments),
         )
         .await?;
-        Ok(Response::new(GetCapacityResponse {
+        Ok(GetCapacityResponse {
             available_capacity: i64::try_from(cap.available).unwrap_or(i64::MAX),
             maximum_volume_size: None,
             minimum_volume_size: Some(i64::try_from(cap.minimum_volume_size).unwrap_or(i64::MAX)),
-        }))
+        })
     }
 
-    async fn controller_get_capabilities(
+    #[allow(clippy::unnecessary_wraps, clippy::unused_self)] // the shape of every handler
+    fn capabilities(
         &self,
-        _request: Request<ControllerGetCapabilitiesRequest>,
-    ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
+        _: ControllerGetCapabilitiesRequest,
+    ) -> Result<ControllerGetCapabilitiesResponse> {
         use controller_service_capability::{Rpc as RpcCap, Type};
         let capabilities = CAPABILITIES
             .iter()
@@ -343,69 +348,35 @@ impl Controller for ControllerService {
                 })),
             })
             .collect();
-        Ok(Response::new(ControllerGetCapabilitiesResponse {
-            capabilities,
-        }))
+        Ok(ControllerGetCapabilitiesResponse { capabilities })
     }
 
-    async fn controller_get_volume(
+    #[allow(clippy::unused_self)] // the shape of every handler
+    fn modify(
         &self,
-        request: Request<ControllerGetVolumeRequest>,
-    ) -> Result<Response<ControllerGetVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        self.restored(&req.volume_id)?;
-        let s = ops::list_volumes::get_volume(&self.ctx, &req.volume_id).await?;
-        let (published_node_ids, condition) = csi_status(&s);
-        Ok(Response::new(ControllerGetVolumeResponse {
-            volume: Some(csi_volume(&self.ctx, &s.volume)),
-            status: Some(controller_get_volume_response::VolumeStatus {
-                published_node_ids,
-                volume_condition: Some(condition),
-            }),
-        }))
-    }
-
-    async fn create_snapshot(
-        &self,
-        request: Request<CreateSnapshotRequest>,
-    ) -> Result<Response<CreateSnapshotResponse>, Status> {
-        data_services::create_snapshot(self, request).await
-    }
-
-    async fn delete_snapshot(
-        &self,
-        request: Request<DeleteSnapshotRequest>,
-    ) -> Result<Response<DeleteSnapshotResponse>, Status> {
-        data_services::delete_snapshot(self, request).await
-    }
-
-    async fn list_snapshots(
-        &self,
-        request: Request<ListSnapshotsRequest>,
-    ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        data_services::list_snapshots(self, request).await
-    }
-
-    async fn get_snapshot(
-        &self,
-        request: Request<GetSnapshotRequest>,
-    ) -> Result<Response<GetSnapshotResponse>, Status> {
-        data_services::get_snapshot(self, request).await
-    }
-
-    async fn controller_expand_volume(
-        &self,
-        request: Request<ControllerExpandVolumeRequest>,
-    ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
-        data_services::controller_expand_volume(self, request).await
-    }
-
-    async fn controller_modify_volume(
-        &self,
-        _r: Request<ControllerModifyVolumeRequest>,
-    ) -> Result<Response<ControllerModifyVolumeResponse>, Status> {
+        _: ControllerModifyVolumeRequest,
+    ) -> Result<ControllerModifyVolumeResponse, Status> {
         Err(unimplemented_rpc("ControllerModifyVolume"))
+    }
+}
+
+csi_common::grpc_service! {
+    impl Controller for ControllerService {
+        create_volume(CreateVolumeRequest) -> CreateVolumeResponse = create.await;
+        delete_volume(DeleteVolumeRequest) -> DeleteVolumeResponse = delete.await;
+        controller_publish_volume(ControllerPublishVolumeRequest) -> ControllerPublishVolumeResponse = publish.await;
+        controller_unpublish_volume(ControllerUnpublishVolumeRequest) -> ControllerUnpublishVolumeResponse = unpublish.await;
+        validate_volume_capabilities(ValidateVolumeCapabilitiesRequest) -> ValidateVolumeCapabilitiesResponse = validate.await;
+        list_volumes(ListVolumesRequest) -> ListVolumesResponse = list.await;
+        get_capacity(GetCapacityRequest) -> GetCapacityResponse = capacity.await;
+        controller_get_volume(ControllerGetVolumeRequest) -> ControllerGetVolumeResponse = get.await;
+        create_snapshot(CreateSnapshotRequest) -> CreateSnapshotResponse = take_snapshot.await;
+        delete_snapshot(DeleteSnapshotRequest) -> DeleteSnapshotResponse = remove_snapshot.await;
+        list_snapshots(ListSnapshotsRequest) -> ListSnapshotsResponse = snapshots.await;
+        get_snapshot(GetSnapshotRequest) -> GetSnapshotResponse = snapshot.await;
+        controller_expand_volume(ControllerExpandVolumeRequest) -> ControllerExpandVolumeResponse = expand.await;
+        controller_get_capabilities(ControllerGetCapabilitiesRequest) -> ControllerGetCapabilitiesResponse = capabilities;
+        controller_modify_volume(ControllerModifyVolumeRequest) -> ControllerModifyVolumeResponse = modify;
     }
 }
 

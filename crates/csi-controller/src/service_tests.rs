@@ -1,5 +1,6 @@
 use super::*;
 use crate::ops::testing::{FakeHost, carve_tags, lv_row};
+use tonic::Request;
 
 #[tokio::test]
 async fn advertises_exactly_what_works() {
@@ -61,6 +62,12 @@ async fn an_operation_in_flight_makes_the_next_one_aborted() {
     host.finish();
 }
 
+/// The volume CreateVolume answers for `req`.
+async fn created_volume(svc: &ControllerService, req: CreateVolumeRequest) -> Volume {
+    let answer = svc.create_volume(Request::new(req)).await.unwrap();
+    answer.into_inner().volume.unwrap()
+}
+
 #[tokio::test]
 async fn create_volume_answers_the_volume_with_its_context() {
     let host = FakeHost::new();
@@ -80,13 +87,7 @@ async fn create_volume_answers_the_volume_with_its_context() {
         volume_capabilities: vec![cap],
         ..Default::default()
     };
-    let volume = svc
-        .create_volume(Request::new(req))
-        .await
-        .unwrap()
-        .into_inner()
-        .volume
-        .unwrap();
+    let volume = created_volume(&svc, req).await;
     assert_eq!(volume.volume_id, lv.as_str());
     assert_eq!(volume.capacity_bytes, 8 << 20);
     assert_eq!(
@@ -155,13 +156,7 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
             volume_content_source: source.clone(),
             ..Default::default()
         };
-        let answer = svc
-            .create_volume(Request::new(req))
-            .await
-            .unwrap()
-            .into_inner()
-            .volume
-            .unwrap();
+        let answer = created_volume(&svc, req).await;
         assert_eq!(
             &answer.content_source, source,
             "repeated CreateVolume {name}"
@@ -192,108 +187,74 @@ async fn volumes_made_from_a_source_answer_their_content_source_everywhere() {
     ];
     want.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(sources, want, "ListVolumes");
-    host.expect_lvs_one(restored.as_str(), &[restored_row]);
-    // ControllerGetVolume reads the volume's thin pool for its condition.
-    host.expect_pool(&crate::ops::testing::pool_row(8 << 30));
-    let got = svc
-        .controller_get_volume(Request::new(ControllerGetVolumeRequest {
-            volume_id: restored.to_string(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .volume
-        .unwrap();
-    assert_eq!(got.content_source, snapshot, "ControllerGetVolume");
-    host.expect_lvs_one(cloned.as_str(), &[cloned_row]);
-    host.expect_pool(&crate::ops::testing::pool_row(8 << 30));
-    let got = svc
-        .controller_get_volume(Request::new(ControllerGetVolumeRequest {
-            volume_id: cloned.to_string(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .volume
-        .unwrap();
-    assert_eq!(got.content_source, volume, "ControllerGetVolume");
+    for (lv, row, source) in [
+        (&restored, restored_row, snapshot),
+        (&cloned, cloned_row, volume),
+    ] {
+        host.expect_lvs_one(lv.as_str(), &[row]);
+        // ControllerGetVolume reads the volume's thin pool for its condition.
+        host.expect_pool(&crate::ops::testing::pool_row(8 << 30));
+        let got = svc
+            .controller_get_volume(Request::new(ControllerGetVolumeRequest {
+                volume_id: lv.to_string(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .volume
+            .unwrap();
+        assert_eq!(got.content_source, source, "ControllerGetVolume {lv}");
+    }
     host.finish();
 }
 
 /// Every RPC naming `volume` (and ListVolumes) answers UNAVAILABLE, before any LVM or LIO work.
 async fn assert_unavailable(svc: &ControllerService, volume: &str, name: &str) {
-    let code = |r: Result<(), Status>| r.unwrap_err().code();
-    let id = || volume.to_string();
+    // The status code of `rpc(Request { fields.. })`, the other fields default.
+    macro_rules! code {
+        ($rpc:ident($req:ident { $($field:ident: $value:expr),* })) => {
+            svc.$rpc(Request::new($req { $($field: $value,)* ..Default::default() }))
+                .await
+                .map(drop)
+                .unwrap_err()
+                .code()
+        };
+    }
+    let (id, node) = (
+        || volume.to_string(),
+        || crate::ops::testing::NODE1.to_string(),
+    );
+    // ControllerGetVolumeRequest has no field but the id: nothing to default.
+    let get = ControllerGetVolumeRequest { volume_id: id() };
     let codes = [
-        code(
-            svc.controller_publish_volume(Request::new(ControllerPublishVolumeRequest {
+        code!(controller_publish_volume(ControllerPublishVolumeRequest {
+            volume_id: id(),
+            node_id: node()
+        })),
+        code!(controller_unpublish_volume(
+            ControllerUnpublishVolumeRequest {
                 volume_id: id(),
-                node_id: crate::ops::testing::NODE1.into(),
-                ..Default::default()
-            }))
+                node_id: node()
+            }
+        )),
+        code!(delete_volume(DeleteVolumeRequest { volume_id: id() })),
+        svc.controller_get_volume(Request::new(get))
             .await
-            .map(drop),
-        ),
-        code(
-            svc.controller_unpublish_volume(Request::new(ControllerUnpublishVolumeRequest {
-                volume_id: id(),
-                node_id: crate::ops::testing::NODE1.into(),
-                ..Default::default()
-            }))
-            .await
-            .map(drop),
-        ),
-        code(
-            svc.delete_volume(Request::new(DeleteVolumeRequest {
-                volume_id: id(),
-                ..Default::default()
-            }))
-            .await
-            .map(drop),
-        ),
-        code(
-            svc.controller_get_volume(Request::new(ControllerGetVolumeRequest { volume_id: id() }))
-                .await
-                .map(drop),
-        ),
-        code(
-            svc.validate_volume_capabilities(Request::new(ValidateVolumeCapabilitiesRequest {
-                volume_id: id(),
-                ..Default::default()
-            }))
-            .await
-            .map(drop),
-        ),
-        code(
-            svc.controller_expand_volume(Request::new(ControllerExpandVolumeRequest {
-                volume_id: id(),
-                ..Default::default()
-            }))
-            .await
-            .map(drop),
-        ),
-        code(
-            svc.create_snapshot(Request::new(CreateSnapshotRequest {
-                source_volume_id: id(),
-                name: "snap".into(),
-                ..Default::default()
-            }))
-            .await
-            .map(drop),
-        ),
-        code(
-            svc.create_volume(Request::new(CreateVolumeRequest {
-                name: name.into(),
-                ..Default::default()
-            }))
-            .await
-            .map(drop),
-        ),
-        code(
-            svc.list_volumes(Request::new(ListVolumesRequest::default()))
-                .await
-                .map(drop),
-        ),
+            .map(drop)
+            .unwrap_err()
+            .code(),
+        code!(validate_volume_capabilities(
+            ValidateVolumeCapabilitiesRequest { volume_id: id() }
+        )),
+        code!(controller_expand_volume(ControllerExpandVolumeRequest {
+            volume_id: id()
+        })),
+        code!(create_snapshot(CreateSnapshotRequest {
+            source_volume_id: id(),
+            name: "snap".into()
+        })),
+        code!(create_volume(CreateVolumeRequest { name: name.into() })),
+        code!(list_volumes(ListVolumesRequest {})),
     ];
     assert_eq!(codes, [tonic::Code::Unavailable; 9]);
 }
@@ -312,8 +273,7 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
     let svc = ControllerService::with_volume_guards(host.ctx.clone(), guards.clone())
         .with_restoration(restoration.clone());
     let a = LvName::for_volume("a");
-    let mut tags = carve_tags("a");
-    tags.push(format!("carve.pub=rw:{}", crate::ops::testing::NODE1));
+    let tags = crate::ops::testing::published_tags("a", crate::ops::testing::NODE1);
     let row = lv_row(a.as_str(), 8 << 20, None, &tags);
     assert_unavailable(&svc, a.as_str(), "a").await;
     restoration.listed([a.as_str()]);

@@ -199,14 +199,19 @@ mod tests {
         std::fs::write(proc.join(pid).join("mountinfo"), mountinfo).unwrap();
     }
 
+    /// A view whose sys, proc and dev are directories under `root`.
+    fn view_under(root: &std::path::Path) -> HostView {
+        HostView {
+            sys: root.join("sys"),
+            proc: root.join("proc"),
+            dev: root.join("dev"),
+        }
+    }
+
     #[test]
     fn holders_and_foreign_mounts() {
         let dir = tempfile::tempdir().unwrap();
-        let view = HostView {
-            sys: dir.path().join("sys"),
-            proc: dir.path().join("proc"),
-            dev: dir.path().join("dev"),
-        };
+        let view = view_under(dir.path());
         assert!(view.holders("sdb").unwrap().is_empty(), "gone disk");
         std::fs::create_dir_all(view.sys.join("class/block/sdb/holders/dm-3")).unwrap();
         assert_eq!(view.holders("sdb").unwrap(), ["dm-3"]);
@@ -251,11 +256,7 @@ mod tests {
     #[test]
     fn filesystem_health() {
         let dir = tempfile::tempdir().unwrap();
-        let view = HostView {
-            sys: dir.path().join("sys"),
-            proc: dir.path().join("proc"),
-            dev: dir.path().join("dev"),
-        };
+        let view = view_under(dir.path());
         let point = dir.path().display().to_string();
         let healthy = &mountinfo::parse(&line(&point, "", "rw,errors=remount-ro")).unwrap()[0];
         assert_eq!(view.fs_problem(healthy, true), None);

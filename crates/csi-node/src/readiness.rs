@@ -2,7 +2,7 @@
 //! (`--multipath auto|on`), multipathd answers too.
 
 use csi_common::{
-    command::{BoxFuture, Cmd, CommandRunner},
+    command::{BoxFuture, Cmd, CommandRunner, run_for_reason},
     identity::Readiness,
 };
 use std::{sync::Arc, time::Duration};
@@ -33,24 +33,15 @@ impl NodeReadiness {
     async fn check_now(&self) -> Result<(), String> {
         let timeout = Duration::from_secs(20);
         let version = Cmd::new(&self.iscsiadm).arg("--version").timeout(timeout);
-        let out = self
-            .runner
-            .run(&version)
-            .await
-            .map_err(|e| format!("iscsiadm is not runnable: {e}"))?;
-        if !out.success() {
-            return Err(format!("iscsiadm is not runnable: {}", out.stderr.trim()));
-        }
+        run_for_reason(&*self.runner, &version, "iscsiadm is not runnable")
+            .await?
+            .ok_or_reason("iscsiadm is not runnable")?;
         // `-m session` asks iscsid over its socket: exit 0 (sessions) or 21 (none) means it
         // answered; anything else (e.g. 20, "could not connect to iscsid") means it did not.
         let session = Cmd::new(&self.iscsiadm)
             .args(["-m", "session"])
             .timeout(timeout);
-        let out = self
-            .runner
-            .run(&session)
-            .await
-            .map_err(|e| format!("cannot query iscsid: {e}"))?;
+        let out = run_for_reason(&*self.runner, &session, "cannot query iscsid").await?;
         match out.code {
             Some(0 | 21) => {}
             _ => return Err(format!("iscsid is not reachable: {}", out.stderr.trim())),
@@ -63,11 +54,7 @@ impl NodeReadiness {
         let daemon = Cmd::new(multipathd)
             .args(["show", "daemon"])
             .timeout(timeout);
-        let out = self
-            .runner
-            .run(&daemon)
-            .await
-            .map_err(|e| format!("multipathd is not runnable: {e}"))?;
+        let out = run_for_reason(&*self.runner, &daemon, "multipathd is not runnable").await?;
         if out.success() && out.stdout.trim_start().starts_with("pid ") {
             Ok(())
         } else {
@@ -91,14 +78,17 @@ mod tests {
     use super::*;
     use csi_common::command::{Expectation, ScriptedRunner};
 
+    /// iscsiadm runs, and `-m session` exits `code` with `stderr` (21: iscsid answered, no
+    /// sessions; 20: iscsid is down).
+    fn expect_iscsiadm(fake: &ScriptedRunner, code: i32, stderr: &str) {
+        fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
+        fake.expect(Expectation::new(["iscsiadm", "-m", "session"]).fails(code, stderr));
+    }
+
     #[tokio::test]
     async fn ready_when_iscsid_answers_with_no_sessions() {
         let fake = Arc::new(ScriptedRunner::new());
-        fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
-        fake.expect(
-            Expectation::new(["iscsiadm", "-m", "session"])
-                .fails(21, "iscsiadm: No active sessions.\n"),
-        );
+        expect_iscsiadm(&fake, 21, "iscsiadm: No active sessions.\n");
         let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", None);
         assert_eq!(readiness.check().await, Ok(()));
         fake.finish();
@@ -107,13 +97,7 @@ mod tests {
     #[tokio::test]
     async fn with_multipath_not_ready_until_multipathd_answers() {
         let fake = Arc::new(ScriptedRunner::new());
-        let iscsid_ok = |fake: &ScriptedRunner| {
-            fake.expect(
-                Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"),
-            );
-            fake.expect(Expectation::new(["iscsiadm", "-m", "session"]).fails(21, ""));
-        };
-        iscsid_ok(&fake);
+        expect_iscsiadm(&fake, 21, "");
         fake.expect(
             Expectation::new(["multipathd", "show", "daemon"])
                 .fails(1, "ux_socket_connect: No such file or directory\n"),
@@ -121,7 +105,7 @@ mod tests {
         let readiness = NodeReadiness::new(fake.clone(), "iscsiadm", Some("multipathd".into()));
         let reason = readiness.check().await.unwrap_err();
         assert!(reason.contains("multipathd is not answering"), "{reason}");
-        iscsid_ok(&fake);
+        expect_iscsiadm(&fake, 21, "");
         fake.expect(Expectation::new(["multipathd", "show", "daemon"]).stdout("pid 229 idle\n"));
         assert_eq!(readiness.check().await, Ok(()));
         fake.finish();
@@ -130,10 +114,10 @@ mod tests {
     #[tokio::test]
     async fn not_ready_when_iscsid_is_down() {
         let fake = Arc::new(ScriptedRunner::new());
-        fake.expect(Expectation::new(["iscsiadm", "--version"]).stdout("iscsiadm version 2.1.8\n"));
-        fake.expect(
-            Expectation::new(["iscsiadm", "-m", "session"])
-                .fails(20, "iscsiadm: can not connect to iSCSI daemon (111)!\n"),
+        expect_iscsiadm(
+            &fake,
+            20,
+            "iscsiadm: can not connect to iSCSI daemon (111)!\n",
         );
         let reason = NodeReadiness::new(fake.clone(), "iscsiadm", Some("multipathd".into()))
             .check()

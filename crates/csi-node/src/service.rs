@@ -29,7 +29,6 @@ use csi_proto::v1::{
     volume_usage::Unit as CsiUnit,
 };
 use std::{future::Future, sync::Arc};
-use tonic::{Request, Response, Status};
 
 /// The capabilities this node advertises; every one is implemented (EXPAND_VOLUME: `expand`,
 /// proven in the guest).
@@ -54,15 +53,6 @@ impl<'a> From<&'a NodeStageVolumeRequest> for Stage<'a> {
     }
 }
 
-impl<'a> From<&'a NodeUnstageVolumeRequest> for Unstage<'a> {
-    fn from(req: &'a NodeUnstageVolumeRequest) -> Self {
-        Unstage {
-            volume_id: &req.volume_id,
-            staging_path: &req.staging_target_path,
-        }
-    }
-}
-
 impl<'a> From<&'a NodePublishVolumeRequest> for Publish<'a> {
     fn from(req: &'a NodePublishVolumeRequest) -> Self {
         Publish {
@@ -75,22 +65,27 @@ impl<'a> From<&'a NodePublishVolumeRequest> for Publish<'a> {
     }
 }
 
-impl<'a> From<&'a NodeUnpublishVolumeRequest> for Unpublish<'a> {
-    fn from(req: &'a NodeUnpublishVolumeRequest) -> Self {
-        Unpublish {
-            volume_id: &req.volume_id,
-            target_path: &req.target_path,
-        }
-    }
+/// `From<&'a Request>` for the operations whose request is the volume id and one path:
+/// `Request => Operation { operation's field: request's field }`.
+macro_rules! id_and_path {
+    ($($csi:ty => $op:ident { $path:ident: $field:ident })*) => {
+        $(
+            impl<'a> From<&'a $csi> for $op<'a> {
+                fn from(req: &'a $csi) -> Self {
+                    $op {
+                        volume_id: &req.volume_id,
+                        $path: &req.$field,
+                    }
+                }
+            }
+        )*
+    };
 }
 
-impl<'a> From<&'a NodeGetVolumeStatsRequest> for Stats<'a> {
-    fn from(req: &'a NodeGetVolumeStatsRequest) -> Self {
-        Stats {
-            volume_id: &req.volume_id,
-            volume_path: &req.volume_path,
-        }
-    }
+id_and_path! {
+    NodeUnstageVolumeRequest => Unstage { staging_path: staging_target_path }
+    NodeUnpublishVolumeRequest => Unpublish { target_path: target_path }
+    NodeGetVolumeStatsRequest => Stats { volume_path: volume_path }
 }
 
 impl<'a> From<&'a NodeExpandVolumeRequest> for Expand<'a> {
@@ -164,17 +159,18 @@ impl NodeService {
         Self { core, guards }
     }
 
-    /// Runs `op` in its own task holding the guard of `volume_id`.
-    async fn guarded<T, F, Fut>(&self, volume_id: &str, op: F) -> Result<T>
+    /// Records `volume_id` on the span and runs `op` in its own task holding its guard.
+    async fn guarded<T, F, Fut>(&self, volume_id: String, op: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(Arc<NodeCore>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
+        record_ids(Some(&volume_id), None);
         if volume_id.is_empty() {
             return Err(Error::invalid_argument("volume_id is required"));
         }
-        let guard = self.guards.try_acquire(volume_id)?;
+        let guard = self.guards.try_acquire(&volume_id)?;
         let core = Arc::clone(&self.core);
         let span = tracing::Span::current();
         let task = tokio::spawn(tracing::Instrument::instrument(
@@ -187,113 +183,79 @@ impl NodeService {
         task.await
             .map_err(|e| Error::internal(format!("operation task failed: {e}")))?
     }
-}
 
-#[tonic::async_trait]
-impl Node for NodeService {
-    async fn node_stage_volume(
-        &self,
-        request: Request<NodeStageVolumeRequest>,
-    ) -> Result<Response<NodeStageVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        let id = req.volume_id.clone();
-        self.guarded(&id, |core| async move {
-            ops::stage::stage(&core, (&req).into()).await
-        })
-        .await?;
-        Ok(Response::new(NodeStageVolumeResponse {}))
-    }
-
-    async fn node_unstage_volume(
-        &self,
-        request: Request<NodeUnstageVolumeRequest>,
-    ) -> Result<Response<NodeUnstageVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        let id = req.volume_id.clone();
-        self.guarded(&id, |core| async move {
-            ops::unstage::unstage(&core, (&req).into()).await
-        })
-        .await?;
-        Ok(Response::new(NodeUnstageVolumeResponse {}))
-    }
-
-    async fn node_publish_volume(
-        &self,
-        request: Request<NodePublishVolumeRequest>,
-    ) -> Result<Response<NodePublishVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        let id = req.volume_id.clone();
-        self.guarded(&id, |core| async move {
-            ops::publish::publish(&core, (&req).into()).await
-        })
-        .await?;
-        Ok(Response::new(NodePublishVolumeResponse {}))
-    }
-
-    async fn node_unpublish_volume(
-        &self,
-        request: Request<NodeUnpublishVolumeRequest>,
-    ) -> Result<Response<NodeUnpublishVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        let id = req.volume_id.clone();
-        self.guarded(&id, |core| async move {
-            ops::unpublish::unpublish(&core, (&req).into()).await
-        })
-        .await?;
-        Ok(Response::new(NodeUnpublishVolumeResponse {}))
-    }
-
-    async fn node_get_volume_stats(
-        &self,
-        request: Request<NodeGetVolumeStatsRequest>,
-    ) -> Result<Response<NodeGetVolumeStatsResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        if req.volume_id.is_empty() {
-            return Err(Error::invalid_argument("volume_id is required").into());
-        }
-        let stats = ops::stats::stats(&self.core, (&req).into())?;
-        Ok(Response::new(stats.into()))
-    }
-
-    async fn node_expand_volume(
-        &self,
-        request: Request<NodeExpandVolumeRequest>,
-    ) -> Result<Response<NodeExpandVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        let id = req.volume_id.clone();
-        let response = self
-            .guarded(&id, |core| async move {
+    async fn expand(&self, req: NodeExpandVolumeRequest) -> Result<NodeExpandVolumeResponse> {
+        let expanded = self
+            .guarded(req.volume_id.clone(), |core| async move {
                 ops::expand::expand(&core, (&req).into()).await
             })
             .await?;
-        Ok(Response::new(response.into()))
+        Ok(expanded.into())
     }
 
-    async fn node_get_capabilities(
-        &self,
-        _request: Request<NodeGetCapabilitiesRequest>,
-    ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
-        Ok(Response::new(NodeGetCapabilitiesResponse {
+    #[allow(clippy::needless_pass_by_value)] // the shape of every handler
+    fn stats(&self, req: NodeGetVolumeStatsRequest) -> Result<NodeGetVolumeStatsResponse> {
+        record_ids(Some(&req.volume_id), None);
+        if req.volume_id.is_empty() {
+            return Err(Error::invalid_argument("volume_id is required"));
+        }
+        Ok(ops::stats::stats(&self.core, (&req).into())?.into())
+    }
+
+    #[allow(clippy::unnecessary_wraps, clippy::unused_self)] // the shape of every handler
+    fn capabilities(&self, _: NodeGetCapabilitiesRequest) -> Result<NodeGetCapabilitiesResponse> {
+        Ok(NodeGetCapabilitiesResponse {
             capabilities: CAPABILITIES
                 .iter()
                 .map(|t| NodeServiceCapability {
                     r#type: Some(Type::Rpc(Rpc { r#type: *t as i32 })),
                 })
                 .collect(),
-        }))
+        })
     }
 
-    async fn node_get_info(
-        &self,
-        _request: Request<NodeGetInfoRequest>,
-    ) -> Result<Response<NodeGetInfoResponse>, Status> {
+    #[allow(clippy::unnecessary_wraps)] // the shape of every handler
+    fn info(&self, _: NodeGetInfoRequest) -> Result<NodeGetInfoResponse> {
         record_ids(None, Some(self.core.node_id.as_str()));
-        Ok(Response::new(ops::info::info(&self.core).into()))
+        Ok(ops::info::info(&self.core).into())
+    }
+}
+
+/// The handlers of the RPCs that only run their volume's operation in
+/// [`NodeService::guarded`], handing it the request's domain form (the `From` impls above), and
+/// answer an empty response.
+macro_rules! guarded_handlers {
+    ($($handler:ident($req:ty) -> $resp:ident = $op:path;)*) => {
+        impl NodeService {
+            $(
+                async fn $handler(&self, req: $req) -> Result<$resp> {
+                    self.guarded(req.volume_id.clone(), |core| async move {
+                        $op(&core, (&req).into()).await
+                    })
+                    .await
+                    .map(|()| $resp {})
+                }
+            )*
+        }
+    };
+}
+
+guarded_handlers! {
+    stage(NodeStageVolumeRequest) -> NodeStageVolumeResponse = ops::stage::stage;
+    unstage(NodeUnstageVolumeRequest) -> NodeUnstageVolumeResponse = ops::unstage::unstage;
+    publish(NodePublishVolumeRequest) -> NodePublishVolumeResponse = ops::publish::publish;
+    unpublish(NodeUnpublishVolumeRequest) -> NodeUnpublishVolumeResponse = ops::unpublish::unpublish;
+}
+
+csi_common::grpc_service! {
+    impl Node for NodeService {
+        node_get_capabilities(NodeGetCapabilitiesRequest) -> NodeGetCapabilitiesResponse = capabilities;
+        node_stage_volume(NodeStageVolumeRequest) -> NodeStageVolumeResponse = stage.await;
+        node_unstage_volume(NodeUnstageVolumeRequest) -> NodeUnstageVolumeResponse = unstage.await;
+        node_publish_volume(NodePublishVolumeRequest) -> NodePublishVolumeResponse = publish.await;
+        node_unpublish_volume(NodeUnpublishVolumeRequest) -> NodeUnpublishVolumeResponse = unpublish.await;
+        node_get_volume_stats(NodeGetVolumeStatsRequest) -> NodeGetVolumeStatsResponse = stats;
+        node_expand_volume(NodeExpandVolumeRequest) -> NodeExpandVolumeResponse = expand.await;
+        node_get_info(NodeGetInfoRequest) -> NodeGetInfoResponse = info;
     }
 }

@@ -15,6 +15,13 @@ fn spec() -> ExportSpec {
     }
 }
 
+/// A LIO in a new plain directory (kept as long as the `TempDir` lives).
+fn plain_lio() -> (tempfile::TempDir, ConfigfsLio) {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = ConfigfsLio::plain_directory(dir.path());
+    (dir, lio)
+}
+
 fn read(root: &Path, path: &str) -> String {
     fs::read_to_string(root.join(path)).unwrap()
 }
@@ -53,9 +60,8 @@ async fn export_writes_rtslib_layout_without_trailing_newlines() {
 
 #[tokio::test]
 async fn partial_export_is_completed_and_stray_portals_removed() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, lio) = plain_lio();
     let root = dir.path();
-    let lio = ConfigfsLio::plain_directory(root);
     fs::create_dir_all(root.join("core/iblock_0/csi-v-1")).unwrap();
     fs::create_dir_all(root.join("iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1/np/0.0.0.0:3260"))
         .unwrap();
@@ -67,9 +73,8 @@ async fn partial_export_is_completed_and_stray_portals_removed() {
 
 #[tokio::test]
 async fn acl_with_chap_then_removal_and_full_unexport() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, lio) = plain_lio();
     let root = dir.path();
-    let lio = ConfigfsLio::plain_directory(root);
     lio.ensure_export(&spec()).await.unwrap();
     let chap = Chap {
         username: "u1".into(),
@@ -105,8 +110,7 @@ async fn acl_with_chap_then_removal_and_full_unexport() {
 
 #[tokio::test]
 async fn acl_on_missing_target_is_an_error_and_lun_mismatch_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let lio = ConfigfsLio::plain_directory(dir.path());
+    let (_dir, lio) = plain_lio();
     let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
     let acl = AclSpec {
         initiator: node,
@@ -125,9 +129,8 @@ async fn acl_on_missing_target_is_an_error_and_lun_mismatch_is_refused() {
 
 #[tokio::test]
 async fn session_parameters_are_set_and_an_export_made_with_lio_defaults_is_converged() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, lio) = plain_lio();
     let root = dir.path();
-    let lio = ConfigfsLio::plain_directory(root);
     lio.ensure_export(&spec()).await.unwrap();
     let tpg = "iscsi/iqn.2024-01.dev.carve:csi-v-1/tpgt_1";
     for (name, value) in SESSION_PARAMETERS {
@@ -154,9 +157,8 @@ async fn session_parameters_are_set_and_an_export_made_with_lio_defaults_is_conv
 
 #[tokio::test]
 async fn volume_state_reads_one_export_only() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, lio) = plain_lio();
     let root = dir.path();
-    let lio = ConfigfsLio::plain_directory(root);
     let mut other = spec();
     other.target = Iqn::parse("iqn.2024-01.dev.carve:csi-w-2").unwrap();
     other.storage_object = "csi-w-2".into();
@@ -204,9 +206,8 @@ async fn volume_state_reads_one_export_only() {
 
 #[tokio::test]
 async fn targets_with_acl_agree_with_the_whole_state() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, lio) = plain_lio();
     let root = dir.path();
-    let lio = ConfigfsLio::plain_directory(root);
     let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
     let other = Iqn::parse("iqn.2024-01.dev.carve:node2").unwrap();
     let mut want = Vec::new();
@@ -258,9 +259,8 @@ fn spec_for(name: &str) -> ExportSpec {
 /// made by hand is found, not duplicated.
 #[tokio::test]
 async fn the_hba_index_never_shares_an_hba_and_follows_changes_made_by_hand() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, lio) = plain_lio();
     let root = dir.path();
-    let lio = ConfigfsLio::plain_directory(root);
     lio.ensure_export(&spec_for("csi-a-1")).await.unwrap();
     // Someone (targetcli, by hand) takes the next index: the index does not know it yet.
     fs::create_dir_all(root.join("core/iblock_1/theirs")).unwrap();
@@ -308,9 +308,8 @@ async fn the_hba_index_never_shares_an_hba_and_follows_changes_made_by_hand() {
 #[tokio::test]
 async fn targets_with_acl_answer_from_the_index_kept_with_the_acls() {
     use crate::lio::counted::tally;
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, lio) = plain_lio();
     let root = dir.path();
-    let lio = ConfigfsLio::plain_directory(root);
     let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
     let acl = AclSpec {
         initiator: node.clone(),

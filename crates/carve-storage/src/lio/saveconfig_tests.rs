@@ -111,12 +111,16 @@ fn debug_of_acl_auth_hides_passwords() {
     assert!(shown.contains("user1"));
 }
 
+/// A LIO with no export, in the plain directory `root` (created).
+fn empty_lio(root: &Path) -> Arc<dyn Lio> {
+    std::fs::create_dir_all(root).unwrap();
+    Arc::new(crate::lio::configfs::ConfigfsLio::plain_directory(root))
+}
+
 #[tokio::test]
 async fn coalesced_saves_write_the_current_state() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("cfg");
-    std::fs::create_dir_all(&root).unwrap();
-    let lio: Arc<dyn Lio> = Arc::new(crate::lio::configfs::ConfigfsLio::plain_directory(&root));
+    let lio = empty_lio(&dir.path().join("cfg"));
     let path = dir.path().join("saveconfig.json");
     let saver = SaveHandle::spawn(lio, path.clone(), Duration::from_millis(50));
     for _ in 0..5 {
@@ -145,9 +149,7 @@ fn debian_path_is_detected_only_when_configured_or_present() {
 #[tokio::test]
 async fn flush_writes_at_once_and_clears_pending_only_on_success() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("target");
-    std::fs::create_dir_all(&root).unwrap();
-    let lio: Arc<dyn Lio> = Arc::new(crate::lio::configfs::ConfigfsLio::plain_directory(&root));
+    let lio = empty_lio(&dir.path().join("target"));
     let path = dir.path().join("etc").join("saveconfig.json");
     let handle = SaveHandle::spawn(lio, path.clone(), Duration::from_hours(1));
     assert!(!handle.pending());

@@ -192,60 +192,47 @@ mod tests {
                 T,
             ))
         };
-        runner.expect(
-            Expectation::new(snap("csi-src-0123", "snap-s1-4567"))
-                .fails(5, fixture("lvcreate-snapshot-exists.stderr")),
-        );
-        refused(
-            lvm.snapshot(
-                &lv("csi-src-0123"),
-                &lv("snap-s1-4567"),
-                SnapshotUse::Snapshot,
-                &[],
-            )
-            .await,
-            Kind::AlreadyExists,
-        );
-        runner.expect(
-            Expectation::new(snap("csi-nope-0000", "snap-x-0000"))
-                .fails(5, fixture("lvcreate-snapshot-no-origin.stderr")),
-        );
-        refused(
-            lvm.snapshot(
-                &lv("csi-nope-0000"),
-                &lv("snap-x-0000"),
-                SnapshotUse::Snapshot,
-                &[],
-            )
-            .await,
-            Kind::NotFound,
-        );
-        runner.expect(
-            Expectation::new(argv(&lvextend(
-                "carvevg",
-                &lv("csi-lin-cdef"),
+        for (origin, name, stderr, kind) in [
+            (
+                "csi-src-0123",
+                "snap-s1-4567",
+                "lvcreate-snapshot-exists.stderr",
+                Kind::AlreadyExists,
+            ),
+            (
+                "csi-nope-0000",
+                "snap-x-0000",
+                "lvcreate-snapshot-no-origin.stderr",
+                Kind::NotFound,
+            ),
+        ] {
+            runner.expect(Expectation::new(snap(origin, name)).fails(5, fixture(stderr)));
+            refused(
+                lvm.snapshot(&lv(origin), &lv(name), SnapshotUse::Snapshot, &[])
+                    .await,
+                kind,
+            );
+        }
+        for (name, size, stderr, kind) in [
+            (
+                "csi-lin-cdef",
                 107_374_182_400,
-                T,
-            )))
-            .fails(5, fixture("lvextend-nospace.stderr")),
-        );
-        refused(
-            lvm.extend(&lv("csi-lin-cdef"), 107_374_182_400).await,
-            Kind::ResourceExhausted,
-        );
-        runner.expect(
-            Expectation::new(argv(&lvextend(
-                "carvevg",
-                &lv("csi-restored-89ab"),
+                "lvextend-nospace.stderr",
+                Kind::ResourceExhausted,
+            ),
+            (
+                "csi-restored-89ab",
                 67_108_864,
-                T,
-            )))
-            .fails(5, fixture("lvextend-smaller.stderr")),
-        );
-        refused(
-            lvm.extend(&lv("csi-restored-89ab"), 67_108_864).await,
-            Kind::Internal,
-        );
+                "lvextend-smaller.stderr",
+                Kind::Internal,
+            ),
+        ] {
+            runner.expect(
+                Expectation::new(argv(&lvextend("carvevg", &lv(name), size, T)))
+                    .fails(5, fixture(stderr)),
+            );
+            refused(lvm.extend(&lv(name), size).await, kind);
+        }
         runner.finish();
     }
 

@@ -121,49 +121,57 @@ fn optional(value: String) -> Option<String> {
     Some(value).filter(|v| !v.is_empty())
 }
 
-fn rows<T: for<'de> Deserialize<'de>>(json: &str, what: &str) -> Result<Vec<T>> {
+/// The rows of a JSON report of `what`, each made by `row`.
+fn rows<T: for<'de> Deserialize<'de>, R>(
+    json: &str,
+    what: &str,
+    row: fn(T) -> Result<R>,
+) -> Result<Vec<R>> {
     let report: Report<T> = serde_json::from_str(json)
         .map_err(|e| Error::internal(format!("cannot parse the {what} JSON report: {e}")))?;
-    Ok(report.report.into_iter().flat_map(|s| s.rows).collect())
+    report
+        .report
+        .into_iter()
+        .flat_map(|s| s.rows)
+        .map(row)
+        .collect()
 }
 
 /// Parses `lvs --reportformat json` output.
 pub fn parse_lvs(json: &str) -> Result<Vec<LvRow>> {
-    rows::<RawLv>(json, "lvs")?
-        .into_iter()
-        .map(|raw| {
-            Ok(LvRow {
-                size: bytes("lv_size", &raw.lv_size)?,
-                name: raw.lv_name,
-                attr: raw.lv_attr,
-                tags: raw
-                    .lv_tags
-                    .split(',')
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                pool: optional(raw.pool_lv),
-                origin: optional(raw.origin),
-                data_percent: raw.data_percent.trim().parse::<f64>().ok(),
-                metadata_percent: raw.metadata_percent.trim().parse::<f64>().ok(),
-            })
-        })
-        .collect()
+    rows(json, "lvs", lv_row)
 }
 
 /// Parses `vgs --reportformat json` output.
 pub fn parse_vgs(json: &str) -> Result<Vec<VgRow>> {
-    rows::<RawVg>(json, "vgs")?
-        .into_iter()
-        .map(|raw| {
-            Ok(VgRow {
-                size: bytes("vg_size", &raw.vg_size)?,
-                free: bytes("vg_free", &raw.vg_free)?,
-                extent_size: bytes("vg_extent_size", &raw.vg_extent_size)?,
-                name: raw.vg_name,
-            })
-        })
-        .collect()
+    rows(json, "vgs", vg_row)
+}
+
+fn lv_row(raw: RawLv) -> Result<LvRow> {
+    Ok(LvRow {
+        size: bytes("lv_size", &raw.lv_size)?,
+        name: raw.lv_name,
+        attr: raw.lv_attr,
+        tags: raw
+            .lv_tags
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        pool: optional(raw.pool_lv),
+        origin: optional(raw.origin),
+        data_percent: raw.data_percent.trim().parse::<f64>().ok(),
+        metadata_percent: raw.metadata_percent.trim().parse::<f64>().ok(),
+    })
+}
+
+fn vg_row(raw: RawVg) -> Result<VgRow> {
+    Ok(VgRow {
+        size: bytes("vg_size", &raw.vg_size)?,
+        free: bytes("vg_free", &raw.vg_free)?,
+        extent_size: bytes("vg_extent_size", &raw.vg_extent_size)?,
+        name: raw.vg_name,
+    })
 }
 
 #[cfg(test)]

@@ -99,3 +99,15 @@ pub(crate) fn next_token_line(token: &str) -> String {
         format!("next_token: {token}\n")
     }
 }
+
+/// One page of a list RPC as a table (`row` makes the cells of an entry), with the line under it
+/// that says where the next page starts.
+pub(crate) fn page_table<E>(
+    header: &[&str],
+    entries: &[E],
+    row: impl Fn(&E) -> Vec<String>,
+    next_token: &str,
+) -> String {
+    let rows: Vec<Vec<String>> = entries.iter().map(row).collect();
+    crate::render::table(header, &rows) + &next_token_line(next_token)
+}

@@ -66,13 +66,15 @@ impl Identity for Fake {
     }
 }
 
-#[tonic::async_trait]
-impl Controller for Fake {
-    async fn create_volume(
-        &self,
-        request: Request<CreateVolumeRequest>,
-    ) -> Rpc<CreateVolumeResponse> {
-        let request = request.into_inner();
+// Controller handlers with canned answers; they share the shape `csi_common::grpc_service!`
+// calls.
+#[allow(
+    clippy::unnecessary_wraps,
+    clippy::unused_self,
+    clippy::needless_pass_by_value
+)]
+impl Fake {
+    fn create(&self, request: CreateVolumeRequest) -> Result<CreateVolumeResponse, Status> {
         self.seen
             .lock()
             .unwrap()
@@ -82,7 +84,7 @@ impl Controller for Fake {
             return Err(Status::invalid_argument("volume_capabilities missing"));
         }
         let capacity = request.capacity_range.map_or(1 << 30, |r| r.required_bytes);
-        Ok(Response::new(CreateVolumeResponse {
+        Ok(CreateVolumeResponse {
             volume: Some(Volume {
                 capacity_bytes: capacity,
                 volume_id: format!("vol-{}", request.name),
@@ -93,50 +95,32 @@ impl Controller for Fake {
                 content_source: None,
                 accessible_topology: vec![],
             }),
-        }))
+        })
     }
 
-    async fn delete_volume(
-        &self,
-        request: Request<DeleteVolumeRequest>,
-    ) -> Rpc<DeleteVolumeResponse> {
-        match request.get_ref().volume_id.as_str() {
-            "vol-1" => Ok(Response::new(DeleteVolumeResponse {})),
+    fn delete(&self, request: DeleteVolumeRequest) -> Result<DeleteVolumeResponse, Status> {
+        match request.volume_id.as_str() {
+            "vol-1" => Ok(DeleteVolumeResponse {}),
             other => Err(Status::not_found(format!("no volume {other}"))),
         }
     }
 
-    async fn controller_publish_volume(
+    fn publish(
         &self,
-        request: Request<ControllerPublishVolumeRequest>,
-    ) -> Rpc<ControllerPublishVolumeResponse> {
-        let request = request.into_inner();
-        Ok(Response::new(ControllerPublishVolumeResponse {
+        request: ControllerPublishVolumeRequest,
+    ) -> Result<ControllerPublishVolumeResponse, Status> {
+        Ok(ControllerPublishVolumeResponse {
             publish_context: HashMap::from([
                 ("node".into(), request.node_id),
                 ("readonly".into(), request.readonly.to_string()),
                 ("lun".into(), "3".into()),
             ]),
-        }))
-    }
-
-    async fn controller_unpublish_volume(
-        &self,
-        _: Request<ControllerUnpublishVolumeRequest>,
-    ) -> Rpc<ControllerUnpublishVolumeResponse> {
-        Ok(Response::new(ControllerUnpublishVolumeResponse {}))
-    }
-
-    async fn validate_volume_capabilities(
-        &self,
-        _: Request<ValidateVolumeCapabilitiesRequest>,
-    ) -> Rpc<ValidateVolumeCapabilitiesResponse> {
-        Err(Status::unimplemented("validate"))
+        })
     }
 
     /// Three pages: tokens "" -> "1" -> "2" -> end.
-    async fn list_volumes(&self, request: Request<ListVolumesRequest>) -> Rpc<ListVolumesResponse> {
-        let token = request.into_inner().starting_token;
+    fn list(&self, request: ListVolumesRequest) -> Result<ListVolumesResponse, Status> {
+        let token = request.starting_token;
         self.seen.lock().unwrap().list_tokens.push(token.clone());
         let (id, next) = match token.as_str() {
             "" => ("a", "1"),
@@ -144,7 +128,7 @@ impl Controller for Fake {
             "2" => ("c", ""),
             _ => return Err(Status::aborted("bad token")),
         };
-        Ok(Response::new(ListVolumesResponse {
+        Ok(ListVolumesResponse {
             entries: vec![list_volumes_response::Entry {
                 volume: Some(Volume {
                     volume_id: id.into(),
@@ -157,104 +141,85 @@ impl Controller for Fake {
                 }),
             }],
             next_token: next.into(),
-        }))
-    }
-
-    async fn get_capacity(&self, _: Request<GetCapacityRequest>) -> Rpc<GetCapacityResponse> {
-        Err(Status::unimplemented("get_capacity"))
-    }
-
-    async fn controller_get_capabilities(
-        &self,
-        _: Request<ControllerGetCapabilitiesRequest>,
-    ) -> Rpc<ControllerGetCapabilitiesResponse> {
-        Err(Status::unimplemented("capabilities"))
-    }
-
-    async fn create_snapshot(
-        &self,
-        _: Request<CreateSnapshotRequest>,
-    ) -> Rpc<CreateSnapshotResponse> {
-        Err(Status::unimplemented("create_snapshot"))
-    }
-
-    async fn delete_snapshot(
-        &self,
-        _: Request<DeleteSnapshotRequest>,
-    ) -> Rpc<DeleteSnapshotResponse> {
-        Err(Status::unimplemented("delete_snapshot"))
-    }
-
-    async fn list_snapshots(&self, _: Request<ListSnapshotsRequest>) -> Rpc<ListSnapshotsResponse> {
-        Err(Status::unimplemented("list_snapshots"))
-    }
-
-    async fn get_snapshot(&self, _: Request<GetSnapshotRequest>) -> Rpc<GetSnapshotResponse> {
-        Err(Status::unimplemented("get_snapshot"))
-    }
-
-    async fn controller_expand_volume(
-        &self,
-        _: Request<ControllerExpandVolumeRequest>,
-    ) -> Rpc<ControllerExpandVolumeResponse> {
-        Err(Status::unimplemented("expand"))
-    }
-
-    async fn controller_get_volume(
-        &self,
-        _: Request<ControllerGetVolumeRequest>,
-    ) -> Rpc<ControllerGetVolumeResponse> {
-        Err(Status::unimplemented("get_volume"))
-    }
-
-    async fn controller_modify_volume(
-        &self,
-        _: Request<ControllerModifyVolumeRequest>,
-    ) -> Rpc<ControllerModifyVolumeResponse> {
-        Err(Status::unimplemented("modify"))
+        })
     }
 }
 
-#[tonic::async_trait]
-impl Node for Fake {
-    async fn node_stage_volume(
-        &self,
-        request: Request<NodeStageVolumeRequest>,
-    ) -> Rpc<NodeStageVolumeResponse> {
-        let request = request.into_inner();
+/// Handlers that answer the same whatever the request: UNIMPLEMENTED for the RPCs no test
+/// needs (with the message the tests expect), an empty response where a test needs nothing more.
+macro_rules! canned_handlers {
+    ($($handler:ident($req:ty) -> $resp:ty = $answer:expr;)*) => {
+        impl Fake {
+            $(
+                #[allow(clippy::unused_self, clippy::unnecessary_wraps)] // the shape of every handler
+                fn $handler(&self, _: $req) -> Result<$resp, Status> {
+                    $answer
+                }
+            )*
+        }
+    };
+}
+
+canned_handlers! {
+    unpublish(ControllerUnpublishVolumeRequest) -> ControllerUnpublishVolumeResponse = Ok(ControllerUnpublishVolumeResponse {});
+    validate(ValidateVolumeCapabilitiesRequest) -> ValidateVolumeCapabilitiesResponse = Err(Status::unimplemented("validate"));
+    capacity(GetCapacityRequest) -> GetCapacityResponse = Err(Status::unimplemented("get_capacity"));
+    capabilities(ControllerGetCapabilitiesRequest) -> ControllerGetCapabilitiesResponse = Err(Status::unimplemented("capabilities"));
+    take_snapshot(CreateSnapshotRequest) -> CreateSnapshotResponse = Err(Status::unimplemented("create_snapshot"));
+    remove_snapshot(DeleteSnapshotRequest) -> DeleteSnapshotResponse = Err(Status::unimplemented("delete_snapshot"));
+    snapshots(ListSnapshotsRequest) -> ListSnapshotsResponse = Err(Status::unimplemented("list_snapshots"));
+    snapshot(GetSnapshotRequest) -> GetSnapshotResponse = Err(Status::unimplemented("get_snapshot"));
+    expand(ControllerExpandVolumeRequest) -> ControllerExpandVolumeResponse = Err(Status::unimplemented("expand"));
+    get(ControllerGetVolumeRequest) -> ControllerGetVolumeResponse = Err(Status::unimplemented("get_volume"));
+    modify(ControllerModifyVolumeRequest) -> ControllerModifyVolumeResponse = Err(Status::unimplemented("modify"));
+    unstage(NodeUnstageVolumeRequest) -> NodeUnstageVolumeResponse = Ok(NodeUnstageVolumeResponse {});
+    node_unpublish(NodeUnpublishVolumeRequest) -> NodeUnpublishVolumeResponse = Ok(NodeUnpublishVolumeResponse {});
+}
+
+csi_common::grpc_service! {
+    impl Controller for Fake {
+        create_volume(CreateVolumeRequest) -> CreateVolumeResponse = create;
+        delete_volume(DeleteVolumeRequest) -> DeleteVolumeResponse = delete;
+        controller_publish_volume(ControllerPublishVolumeRequest) -> ControllerPublishVolumeResponse = publish;
+        controller_unpublish_volume(ControllerUnpublishVolumeRequest) -> ControllerUnpublishVolumeResponse = unpublish;
+        validate_volume_capabilities(ValidateVolumeCapabilitiesRequest) -> ValidateVolumeCapabilitiesResponse = validate;
+        list_volumes(ListVolumesRequest) -> ListVolumesResponse = list;
+        get_capacity(GetCapacityRequest) -> GetCapacityResponse = capacity;
+        controller_get_capabilities(ControllerGetCapabilitiesRequest) -> ControllerGetCapabilitiesResponse = capabilities;
+        create_snapshot(CreateSnapshotRequest) -> CreateSnapshotResponse = take_snapshot;
+        delete_snapshot(DeleteSnapshotRequest) -> DeleteSnapshotResponse = remove_snapshot;
+        list_snapshots(ListSnapshotsRequest) -> ListSnapshotsResponse = snapshots;
+        get_snapshot(GetSnapshotRequest) -> GetSnapshotResponse = snapshot;
+        controller_expand_volume(ControllerExpandVolumeRequest) -> ControllerExpandVolumeResponse = expand;
+        controller_get_volume(ControllerGetVolumeRequest) -> ControllerGetVolumeResponse = get;
+        controller_modify_volume(ControllerModifyVolumeRequest) -> ControllerModifyVolumeResponse = modify;
+    }
+}
+
+// Node handlers answer canned responses; they share the shape `csi_common::grpc_service!` calls.
+#[allow(
+    clippy::unnecessary_wraps,
+    clippy::unused_self,
+    clippy::needless_pass_by_value
+)]
+impl Fake {
+    fn stage(&self, request: NodeStageVolumeRequest) -> Result<NodeStageVolumeResponse, Status> {
         self.seen.lock().unwrap().secrets = request.secrets;
-        Ok(Response::new(NodeStageVolumeResponse {}))
+        Ok(NodeStageVolumeResponse {})
     }
 
-    async fn node_unstage_volume(
+    async fn node_publish(
         &self,
-        _: Request<NodeUnstageVolumeRequest>,
-    ) -> Rpc<NodeUnstageVolumeResponse> {
-        Ok(Response::new(NodeUnstageVolumeResponse {}))
-    }
-
-    async fn node_publish_volume(
-        &self,
-        request: Request<NodePublishVolumeRequest>,
-    ) -> Rpc<NodePublishVolumeResponse> {
-        if request.get_ref().target_path == "/slow" {
+        request: NodePublishVolumeRequest,
+    ) -> Result<NodePublishVolumeResponse, Status> {
+        if request.target_path == "/slow" {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
-        Ok(Response::new(NodePublishVolumeResponse {}))
+        Ok(NodePublishVolumeResponse {})
     }
 
-    async fn node_unpublish_volume(
-        &self,
-        _: Request<NodeUnpublishVolumeRequest>,
-    ) -> Rpc<NodeUnpublishVolumeResponse> {
-        Ok(Response::new(NodeUnpublishVolumeResponse {}))
-    }
-
-    async fn node_get_volume_stats(
-        &self,
-        _: Request<NodeGetVolumeStatsRequest>,
-    ) -> Rpc<NodeGetVolumeStatsResponse> {
-        Ok(Response::new(NodeGetVolumeStatsResponse {
+    fn stats(&self, _: NodeGetVolumeStatsRequest) -> Result<NodeGetVolumeStatsResponse, Status> {
+        Ok(NodeGetVolumeStatsResponse {
             usage: vec![VolumeUsage {
                 available: 3 << 30,
                 total: 4 << 30,
@@ -265,40 +230,51 @@ impl Node for Fake {
                 abnormal: true,
                 message: "read errors".into(),
             }),
-        }))
+        })
     }
 
-    async fn node_expand_volume(
-        &self,
-        _: Request<NodeExpandVolumeRequest>,
-    ) -> Rpc<NodeExpandVolumeResponse> {
-        Ok(Response::new(NodeExpandVolumeResponse {
+    fn node_expand(&self, _: NodeExpandVolumeRequest) -> Result<NodeExpandVolumeResponse, Status> {
+        Ok(NodeExpandVolumeResponse {
             capacity_bytes: 2 << 30,
-        }))
+        })
     }
 
-    async fn node_get_capabilities(
+    fn node_capabilities(
         &self,
-        _: Request<NodeGetCapabilitiesRequest>,
-    ) -> Rpc<NodeGetCapabilitiesResponse> {
+        _: NodeGetCapabilitiesRequest,
+    ) -> Result<NodeGetCapabilitiesResponse, Status> {
         use node_service_capability::{Rpc as RpcCap, Type, rpc};
-        Ok(Response::new(NodeGetCapabilitiesResponse {
+        let stage_unstage = RpcCap {
+            r#type: rpc::Type::StageUnstageVolume as i32,
+        };
+        Ok(NodeGetCapabilitiesResponse {
             capabilities: vec![NodeServiceCapability {
-                r#type: Some(Type::Rpc(RpcCap {
-                    r#type: rpc::Type::StageUnstageVolume as i32,
-                })),
+                r#type: Some(Type::Rpc(stage_unstage)),
             }],
-        }))
+        })
     }
 
-    async fn node_get_info(&self, _: Request<NodeGetInfoRequest>) -> Rpc<NodeGetInfoResponse> {
-        Ok(Response::new(NodeGetInfoResponse {
+    fn info(&self, _: NodeGetInfoRequest) -> Result<NodeGetInfoResponse, Status> {
+        Ok(NodeGetInfoResponse {
             node_id: "node-1".into(),
             max_volumes_per_node: 64,
             accessible_topology: Some(Topology {
                 segments: HashMap::from([("zone".into(), "a".into())]),
             }),
-        }))
+        })
+    }
+}
+
+csi_common::grpc_service! {
+    impl Node for Fake {
+        node_stage_volume(NodeStageVolumeRequest) -> NodeStageVolumeResponse = stage;
+        node_unstage_volume(NodeUnstageVolumeRequest) -> NodeUnstageVolumeResponse = unstage;
+        node_publish_volume(NodePublishVolumeRequest) -> NodePublishVolumeResponse = node_publish.await;
+        node_unpublish_volume(NodeUnpublishVolumeRequest) -> NodeUnpublishVolumeResponse = node_unpublish;
+        node_get_volume_stats(NodeGetVolumeStatsRequest) -> NodeGetVolumeStatsResponse = stats;
+        node_expand_volume(NodeExpandVolumeRequest) -> NodeExpandVolumeResponse = node_expand;
+        node_get_capabilities(NodeGetCapabilitiesRequest) -> NodeGetCapabilitiesResponse = node_capabilities;
+        node_get_info(NodeGetInfoRequest) -> NodeGetInfoResponse = info;
     }
 }
 

@@ -28,6 +28,19 @@ pub trait CommandRunner: Send + Sync + fmt::Debug {
     fn run<'a>(&'a self, cmd: &'a Cmd) -> BoxFuture<'a, Result<Output, CommandError>>;
 }
 
+/// Runs `cmd` for a readiness check, whose reasons are text: a command that cannot run at all
+/// is `"{cannot}: {error}"`.
+///
+/// # Errors
+/// That reason, when the runner could not run `cmd`.
+pub async fn run_for_reason(
+    runner: &dyn CommandRunner,
+    cmd: &Cmd,
+    cannot: &str,
+) -> Result<Output, String> {
+    runner.run(cmd).await.map_err(|e| format!("{cannot}: {e}"))
+}
+
 /// The default timeout for a command that does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_mins(1);
 
@@ -221,6 +234,18 @@ impl Output {
     /// Whether the command exited 0.
     pub fn success(&self) -> bool {
         self.code == Some(0)
+    }
+
+    /// This output if the command exited 0, else the readiness reason `"{failed}: {stderr}"`.
+    ///
+    /// # Errors
+    /// That reason, when the command did not exit 0.
+    pub fn ok_or_reason(self, failed: &str) -> Result<Output, String> {
+        if self.success() {
+            Ok(self)
+        } else {
+            Err(format!("{failed}: {}", self.stderr.trim()))
+        }
     }
 
     /// This output if the command exited 0, else [`CommandError::Failed`].

@@ -69,11 +69,7 @@ pub fn parse(cap: &VolumeCapability) -> Result<Capability> {
             ));
         }
     };
-    let mode = cap
-        .access_mode
-        .as_ref()
-        .and_then(|m| Mode::try_from(m.mode).ok())
-        .filter(|m| *m != Mode::Unknown)
+    let mode = csi_common::contract::access_mode(cap)
         .ok_or_else(|| Error::invalid_argument("volume capability lacks an access mode"))?;
     if !MODES.contains(&mode) {
         return Err(Error::invalid_argument(format!(

@@ -153,9 +153,7 @@ async fn same_name_compatible_is_the_same_volume_and_incompatible_is_already_exi
 
 #[tokio::test]
 async fn a_requisite_topology_the_host_does_not_serve_is_refused_and_creates_nothing() {
-    let mut host = FakeHost::new();
-    host.ctx.settings.accessible_topology =
-        vec![csi_common::topology::Segments::parse("topology.carve.dev/zone=a").unwrap()];
+    let host = FakeHost::in_topology("topology.carve.dev/zone=a");
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let none = HashMap::new();
     let zone = |z: &str| HashMap::from([("topology.carve.dev/zone".to_string(), z.to_string())]);

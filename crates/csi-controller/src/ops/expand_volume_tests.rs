@@ -63,7 +63,7 @@ fn expect_retag(host: &FakeHost, lv: &str, from: u64, to: u64) {
 async fn grows_a_thin_volume_to_whole_extents_and_records_the_request() {
     let host = FakeHost::new();
     let row = lv_row("csi-v-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
-    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    host.expect_lookup(&row);
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), row]);
     expect_extend(&host, "csi-v-1", 132 * MIB);
     expect_retag(&host, "csi-v-1", 64 * MIB, 130 * MIB);
@@ -85,7 +85,7 @@ async fn grows_a_thin_volume_to_whole_extents_and_records_the_request() {
 async fn already_large_enough_answers_the_current_size_and_block_needs_the_node_too() {
     let host = FakeHost::new();
     let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
-    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    host.expect_lookup(&row);
     let block = csi_proto::v1::VolumeCapability {
         access_type: Some(csi_proto::v1::volume_capability::AccessType::Block(
             Default::default(),
@@ -122,13 +122,13 @@ async fn shrinking_limits_and_bad_requests() {
     let host = FakeHost::new();
     let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
     // Shrinking: the range wants less than the volume has.
-    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    host.expect_lookup(&row);
     refused(
         expand_volume(&host.ctx, "csi-v-1", Some(&range(64 * MIB, 64 * MIB)), None).await,
         Kind::OutOfRange,
     );
     // The rounded size would pass limit_bytes.
-    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+    host.expect_lookup(&row);
     host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
     refused(
         expand_volume(
@@ -184,7 +184,7 @@ async fn no_room_is_resource_exhausted() {
     let host = FakeHost::new();
     // Linear: the VG's free space.
     let linear = lv_row("csi-v-1", 64 * MIB, None, &tags(64 * MIB));
-    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
+    host.expect_lookup(&linear);
     host.expect_survey(32 * MIB, 4 * MIB, std::slice::from_ref(&linear));
     let err = refused(
         expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None).await,
@@ -197,7 +197,7 @@ async fn no_room_is_resource_exhausted() {
     );
     // Thin: the pool's remaining promise.
     let thin = lv_row("csi-t-1", 64 * MIB, Some("pool"), &tags(64 * MIB));
-    host.expect_lvs_one("csi-t-1", std::slice::from_ref(&thin));
+    host.expect_lookup(&thin);
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), thin]);
     let err = refused(
         expand_volume(&host.ctx, "csi-t-1", Some(&range(2 << 30, 0)), None).await,
@@ -209,7 +209,7 @@ async fn no_room_is_resource_exhausted() {
         "{err}"
     );
     // LVM's own refusal (captured) maps the same way.
-    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&linear));
+    host.expect_lookup(&linear);
     host.expect_survey(10 << 30, 4 * MIB, &[linear]);
     let lv = LvName::parse("csi-v-1").unwrap();
     host.expect(

@@ -201,9 +201,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_topology_the_host_does_not_serve_has_no_capacity() {
-        let mut host = FakeHost::new();
-        host.ctx.settings.accessible_topology =
-            vec![csi_common::topology::Segments::parse("zone=a").unwrap()];
+        let host = FakeHost::in_topology("zone=a");
         let zone = |z: &str| HashMap::from([("zone".to_string(), z.to_string())]);
         host.expect_survey(10 << 30, 4 << 20, &[]);
         let here = get_capacity(&host.ctx, &[], &HashMap::new(), Some(&zone("a")))

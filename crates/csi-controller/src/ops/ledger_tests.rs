@@ -3,7 +3,7 @@
 //! admission read LVM again.
 
 use crate::{
-    lvm::{Allocation, Claim, Within, tags::PUBLISHED},
+    lvm::{Allocation, Claim, LvRow, Lvm, Within, tags::PUBLISHED},
     ops::{
         self,
         capability::mount,
@@ -17,7 +17,7 @@ use crate::{
 };
 use csi_common::{Kind, ids::LvName, testing::refused};
 use csi_proto::v1::volume_capability::access_mode::Mode;
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 const MIB: u64 = 1 << 20;
 
@@ -33,13 +33,19 @@ fn thin(bytes: u64) -> Within<'static> {
     }
 }
 
+/// `host` with its LVM ledger seeded by one survey: `free` bytes in the VG, 4 MiB extents and
+/// `rows` as `lvs` reports them.
+async fn seeded(host: FakeHost, free: u64, rows: &[LvRow]) -> (FakeHost, Arc<dyn Lvm>) {
+    let lvm = host.ctx.lvm().unwrap().clone();
+    host.expect_survey(free, 4 * MIB, rows);
+    lvm.resync().await.unwrap();
+    (host, lvm)
+}
+
 #[tokio::test]
 async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
-    let host = FakeHost::with_ledger();
-    let lvm = host.ctx.lvm().unwrap().clone();
     let pool = thin_pool();
-    host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
-    lvm.resync().await.unwrap();
+    let (host, lvm) = seeded(FakeHost::with_ledger(), 8 * MIB, &[pool_row(1 << 30)]).await;
     let names: Vec<LvName> = ["a", "b", "c", "d"]
         .into_iter()
         .map(LvName::for_volume)
@@ -87,11 +93,8 @@ async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
 
 #[tokio::test]
 async fn a_failed_command_makes_the_next_admission_read_lvm() {
-    let host = FakeHost::with_ledger();
-    let lvm = host.ctx.lvm().unwrap().clone();
     let a = LvName::for_volume("a");
-    host.expect_survey(1 << 30, 4 * MIB, &[]);
-    lvm.resync().await.unwrap();
+    let (host, lvm) = seeded(FakeHost::with_ledger(), 1 << 30, &[]).await;
     host.expect_lvremove_failing(a.as_str());
     assert!(lvm.remove(&a).await.is_err());
     // The ledger is forgotten: the claim is admitted against a fresh report, which shows the
@@ -109,10 +112,7 @@ async fn a_failed_command_makes_the_next_admission_read_lvm() {
 
 #[tokio::test]
 async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
-    let host = FakeHost::with_ledger();
-    let lvm = host.ctx.lvm().unwrap().clone();
-    host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30)]);
-    lvm.resync().await.unwrap();
+    let (host, _) = seeded(FakeHost::with_ledger(), 10 << 30, &[pool_row(8 << 30)]).await;
     let caps = [mount("ext4", Mode::SingleNodeWriter)];
     let range = range(8 * MIB, 0);
     let params = HashMap::new();
@@ -159,10 +159,7 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
 
 #[tokio::test]
 async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
-    let host = FakeHost::with_ledger();
-    let lvm = host.ctx.lvm().unwrap().clone();
-    host.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
-    lvm.resync().await.unwrap();
+    let (host, lvm) = seeded(FakeHost::with_ledger(), 1 << 30, &[pool_row(1 << 30)]).await;
     let mut unzeroed = pool_row(1 << 30);
     unzeroed.attr = "twi-aot---".into();
     host.expect_pool(&unzeroed);
@@ -175,10 +172,7 @@ async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
 
 #[tokio::test]
 async fn a_resync_picks_up_hand_edits() {
-    let host = FakeHost::with_ledger();
-    let lvm = host.ctx.lvm().unwrap().clone();
-    host.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30)]);
-    lvm.resync().await.unwrap();
+    let (host, lvm) = seeded(FakeHost::with_ledger(), 1 << 30, &[pool_row(1 << 30)]).await;
     let hand = LvName::for_volume("by-hand");
     assert!(lvm.get(&hand).await.unwrap().is_none());
     // An operator made an LV and tagged it; the resync (timer, SIGHUP, GetCapacity) sees it.
@@ -198,11 +192,13 @@ async fn a_resync_picks_up_hand_edits() {
 
 #[tokio::test]
 async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context() {
-    let host = FakeHost::with_ledger();
-    let lvm = host.ctx.lvm().unwrap().clone();
     let row = lv_row("csi-v-1", 8 * MIB, Some("pool"), &carve_tags("v"));
-    host.expect_survey(1 << 30, 4 * MIB, &[pool_row(1 << 30), row.clone()]);
-    lvm.resync().await.unwrap();
+    let (host, _) = seeded(
+        FakeHost::with_ledger(),
+        1 << 30,
+        &[pool_row(1 << 30), row.clone()],
+    )
+    .await;
     host.export(&row).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let secrets = HashMap::new();
@@ -231,12 +227,10 @@ async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context
 
 #[tokio::test]
 async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_updates_it() {
-    let host = FakeHost::with_pool_max_age(Duration::from_hours(1));
-    let lvm = host.ctx.lvm().unwrap().clone();
     let pool = thin_pool();
     let (a, b) = (LvName::for_volume("a"), LvName::for_volume("b"));
-    host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
-    lvm.resync().await.unwrap();
+    let host = FakeHost::with_pool_max_age(Duration::from_hours(1));
+    let (host, lvm) = seeded(host, 8 * MIB, &[pool_row(1 << 30)]).await;
     // The seed's reading is fresh: lvcreate is the only command.
     expect_lvcreate(&host, &a, 64 * MIB, &pool);
     lvm.create_within(&a, 64 * MIB, &pool, &[], thin(64 * MIB))
@@ -263,12 +257,10 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
 
 #[tokio::test]
 async fn a_forgotten_record_reads_the_pool_again_at_a_thin_admission() {
-    let host = FakeHost::with_pool_max_age(Duration::from_hours(1));
-    let lvm = host.ctx.lvm().unwrap().clone();
     let pool = thin_pool();
     let a = LvName::for_volume("a");
-    host.expect_survey(8 * MIB, 4 * MIB, &[pool_row(1 << 30)]);
-    lvm.resync().await.unwrap();
+    let host = FakeHost::with_pool_max_age(Duration::from_hours(1));
+    let (host, lvm) = seeded(host, 8 * MIB, &[pool_row(1 << 30)]).await;
     // A failed mutation forgets the record, and the next admission seeds it again (one
     // survey, which reads the pool too).
     host.expect_lvremove_failing(a.as_str());

@@ -1,7 +1,8 @@
 use super::*;
+use crate::lvm::LvRow;
 use crate::ops::{
     capability::mount,
-    testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, published_tags},
+    testing::{FakeHost, NODE1, NODE2, carve_tags, linear_row, lv_row, publication_tags},
 };
 use csi_common::{
     Kind,
@@ -25,18 +26,24 @@ fn req<'a>(
     }
 }
 
+/// The read and the one lvchange of the first publication of the linear `row` ("csi-v-1"): it
+/// is marked used and tagged `carve.pub=<publication>`.
+fn expect_first_publication(host: &FakeHost, row: LvRow, publication: &str) {
+    host.expect_lvs_one("csi-v-1", &[row]);
+    host.expect_retag(
+        "csi-v-1",
+        &[],
+        &["carve.used", &format!("carve.pub={publication}")],
+    );
+}
+
 #[tokio::test]
 async fn tags_then_acl_for_that_initiator_only() {
     let host = FakeHost::new();
     let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
-    host.expect_lvs_one("csi-v-1", &[row]);
-    host.expect_retag(
-        "csi-v-1",
-        &[],
-        &["carve.used", &format!("carve.pub=rw:{NODE1}")],
-    );
+    expect_first_publication(&host, row, &format!("rw:{NODE1}"));
     let target = publish(&host.ctx, req(NODE1, &cap, false, &none))
         .await
         .unwrap();
@@ -53,9 +60,7 @@ async fn tags_then_acl_for_that_initiator_only() {
 #[tokio::test]
 async fn republish_same_node_is_ok_and_other_node_is_refused_naming_it() {
     let host = FakeHost::new();
-    let tags = published_tags("v", NODE1);
-    let row = host.export_linear("csi-v-1", &tags).await;
-    host.add_acl("csi-v-1", NODE1).await;
+    let row = host.published_linear("csi-v-1", "v", NODE1).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
@@ -109,12 +114,7 @@ async fn readonly_and_mutual_chap_reach_configfs_without_newlines() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    host.expect_lvs_one("csi-v-1", &[row]);
-    host.expect_retag(
-        "csi-v-1",
-        &[],
-        &["carve.used", &format!("carve.pub=ro.chap:{NODE1}")],
-    );
+    expect_first_publication(&host, row, &format!("ro.chap:{NODE1}"));
     let published = publish(&host.ctx, req(NODE1, &cap, false, &secrets))
         .await
         .unwrap();
@@ -171,9 +171,8 @@ async fn unknown_volume_or_node_is_not_found_and_bad_input_invalid() {
 #[tokio::test]
 async fn a_tag_without_acl_still_blocks_another_node_and_chap_change_rewrites_the_tag() {
     let host = FakeHost::new();
-    let mut tags = carve_tags("v");
-    tags.push(format!("carve.pub=rw.chap:{NODE1}"));
-    let row = lv_row("csi-v-1", 8 << 20, None, &tags);
+    let tags = publication_tags("v", &format!("rw.chap:{NODE1}"));
+    let row = linear_row("csi-v-1", &tags);
     host.export(&row).await;
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
@@ -203,9 +202,9 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     let ctx = host.ctx.clone().with_attach_limit(2);
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
-    let a = lv_row("csi-a-1", 8 << 20, None, &carve_tags("a"));
-    let b = lv_row("csi-b-1", 8 << 20, None, &carve_tags("b"));
-    let v = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+    let a = linear_row("csi-a-1", &carve_tags("a"));
+    let b = linear_row("csi-b-1", &carve_tags("b"));
+    let v = linear_row("csi-v-1", &carve_tags("v"));
     for row in [&a, &b, &v] {
         host.export(row).await;
     }
@@ -218,13 +217,8 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     );
     assert!(host.acls("csi-v-1").is_empty(), "nothing granted");
 
-    host.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
     // A linear LV is marked used in the same command, before its first ACL.
-    host.expect_retag(
-        "csi-v-1",
-        &[],
-        &["carve.used", &format!("carve.pub=rw:{NODE2}")],
-    );
+    expect_first_publication(&host, v, &format!("rw:{NODE2}"));
     publish(&ctx, req(NODE2, &cap, false, &none))
         .await
         .expect("node2 has room");
@@ -232,7 +226,7 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     let mut at_limit = carve_tags("v");
     at_limit.push(format!("carve.pub=rw:{NODE2}"));
     at_limit.push("carve.used".into());
-    let v2 = lv_row("csi-v-1", 8 << 20, None, &at_limit);
+    let v2 = linear_row("csi-v-1", &at_limit);
     let ctx1 = host.ctx.clone().with_attach_limit(1);
     host.add_acl("csi-a-1", NODE2).await; // node2 is now past a limit of 1
     host.expect_lvs_one("csi-v-1", &[v2]);
@@ -245,7 +239,7 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     let mut tagged = carve_tags("w");
     tagged.push(format!("carve.pub=rw:{NODE2}"));
     tagged.push("carve.used".into());
-    let w = lv_row("csi-w-1", 8 << 20, None, &tagged);
+    let w = linear_row("csi-w-1", &tagged);
     host.export(&w).await;
     host.expect_lvs_one("csi-w-1", &[w]);
     refused(
@@ -305,7 +299,7 @@ async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
         capabilities: "block/SINGLE_NODE_WRITER".into(),
         ..Default::default()
     };
-    let row = lv_row("csi-v-1", 8 << 20, None, &record.creation_tags());
+    let row = linear_row("csi-v-1", &record.creation_tags());
     host.export(&row).await;
     let as_mount = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
@@ -320,7 +314,7 @@ async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
     // Published to that node already: incompatible with the publication.
     let mut tags = record.creation_tags();
     tags.push(format!("carve.pub=rw:{NODE1}"));
-    let published = lv_row("csi-v-1", 8 << 20, None, &tags);
+    let published = linear_row("csi-v-1", &tags);
     host.add_acl("csi-v-1", NODE1).await;
     host.expect_lvs_one("csi-v-1", &[published]);
     refused(

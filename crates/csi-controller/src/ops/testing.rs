@@ -76,6 +76,18 @@ pub fn published_tags(name: &str, node: &str) -> Vec<String> {
     tags
 }
 
+/// `carve_tags(name)` with the publication tag `carve.pub=<publication>` (`"rw.chap:<node>"`).
+pub fn publication_tags(name: &str, publication: &str) -> Vec<String> {
+    let mut tags = carve_tags(name);
+    tags.push(format!("carve.pub={publication}"));
+    tags
+}
+
+/// An 8 MiB linear LV `lv` with `tags`, as `lvs` reports it.
+pub fn linear_row(lv: &str, tags: &[String]) -> LvRow {
+    lv_row(lv, 8 << 20, None, tags)
+}
+
 #[derive(Debug)]
 pub struct FakeHost {
     pub runner: Arc<ScriptedRunner>,
@@ -88,6 +100,14 @@ pub struct FakeHost {
 impl FakeHost {
     pub fn new() -> Self {
         Self::build(false, Duration::ZERO)
+    }
+
+    /// A host that serves only the topology `segments` (`"zone=a"`).
+    pub fn in_topology(segments: &str) -> Self {
+        let mut host = Self::new();
+        host.ctx.settings.accessible_topology =
+            vec![csi_common::topology::Segments::parse(segments).unwrap()];
+        host
     }
 
     /// A host whose LVM keeps a ledger (as the controller binary does): reads and admission
@@ -181,6 +201,11 @@ impl FakeHost {
     }
 
     /// `lvs vg/lv`; no rows: the LV does not exist, and LVM answers as captured in the guest.
+    /// [`FakeHost::expect_lvs_one`] of the LV of `row`, answering `row`.
+    pub fn expect_lookup(&self, row: &LvRow) {
+        self.expect_lvs_one(&row.name, std::slice::from_ref(row));
+    }
+
     pub fn expect_lvs_one(&self, name: &str, rows: &[LvRow]) {
         let lv = LvName::parse(name).unwrap();
         let cmd = Expectation::of(&argv::lvs_one(VG, &lv, T));
@@ -272,6 +297,14 @@ impl FakeHost {
     pub async fn export_linear(&self, lv: &str, tags: &[String]) -> LvRow {
         let row = lv_row(lv, 8 << 20, None, tags);
         self.export(&row).await;
+        row
+    }
+
+    /// [`FakeHost::export_linear`] of volume `name`, published to `node`: its tags record the
+    /// publication and `node`'s ACL exists.
+    pub async fn published_linear(&self, lv: &str, name: &str, node: &str) -> LvRow {
+        let row = self.export_linear(lv, &published_tags(name, node)).await;
+        self.add_acl(lv, node).await;
         row
     }
 

@@ -60,21 +60,19 @@ pub async fn unpublish(ctx: &Ctx, raw_volume: &str, raw_node: &str) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, lv_row, published_tags};
+    use crate::ops::testing::{FakeHost, NODE1, NODE2, carve_tags, linear_row};
     use csi_common::{Kind, testing::refused};
 
     #[tokio::test]
     async fn removes_tag_then_acl_and_is_idempotent() {
         let host = FakeHost::new();
-        let tags = published_tags("v", NODE1);
-        let row = host.export_linear("csi-v-1", &tags).await;
-        host.add_acl("csi-v-1", NODE1).await;
+        let row = host.published_linear("csi-v-1", "v", NODE1).await;
         host.add_acl("csi-v-1", NODE2).await;
         host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         host.expect_tag("csi-v-1", &format!("carve.pub=rw:{NODE1}"), false);
         assert!(unpublish(&host.ctx, "csi-v-1", NODE1).await.unwrap());
         assert_eq!(host.acls("csi-v-1"), [NODE2], "only node1's ACL is gone");
-        let untagged = lv_row("csi-v-1", 8 << 20, None, &carve_tags("v"));
+        let untagged = linear_row("csi-v-1", &carve_tags("v"));
         host.expect_lvs_one("csi-v-1", &[untagged]);
         assert!(!unpublish(&host.ctx, "csi-v-1", NODE1).await.unwrap());
         host.finish();

@@ -40,9 +40,7 @@ impl Volume {
         if !row.name.starts_with("csi-") {
             return Ok(None);
         }
-        let Some(record) = VolumeRecord::from_tags(&row.tags)
-            .map_err(|e| e.context(format!("tags of LV {}", row.name)))?
-        else {
+        let Some(record) = record_in(&row, VolumeRecord::from_tags)? else {
             return Ok(None);
         };
         Ok(Some(Self {
@@ -213,12 +211,30 @@ pub async fn find(ctx: &Ctx, id: &VolumeId) -> Result<Option<Volume>> {
 
 /// Reads every volume, sorted by id.
 pub async fn list(ctx: &Ctx) -> Result<Vec<Volume>> {
-    let mut volumes = Vec::new();
+    read_sorted(ctx, Volume::from_row, |v| &v.id).await
+}
+
+/// The record `from_tags` reads in the tags of `row` (`None`: the LV carries none); a malformed
+/// one is an error naming the LV.
+pub(crate) fn record_in<R>(
+    row: &LvRow,
+    from_tags: fn(&[String]) -> Result<Option<R>>,
+) -> Result<Option<R>> {
+    from_tags(&row.tags).map_err(|e| e.context(format!("tags of LV {}", row.name)))
+}
+
+/// Every LV that `from_row` makes a `T` of (volumes, snapshots), sorted by `key`.
+pub(crate) async fn read_sorted<T, K: Ord>(
+    ctx: &Ctx,
+    from_row: fn(LvRow) -> Result<Option<T>>,
+    key: fn(&T) -> &K,
+) -> Result<Vec<T>> {
+    let mut found = Vec::new();
     for row in ctx.lvm()?.list().await? {
-        if let Some(v) = Volume::from_row(row)? {
-            volumes.push(v);
+        if let Some(t) = from_row(row)? {
+            found.push(t);
         }
     }
-    volumes.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(volumes)
+    found.sort_by(|a, b| key(a).cmp(key(b)));
+    Ok(found)
 }

@@ -183,6 +183,16 @@ mod tests {
     use super::*;
     use csi_common::command::{Expectation, ScriptedRunner};
 
+    /// Devices under the sysfs root `sys`, running commands through `fake`.
+    fn devices(fake: &Arc<ScriptedRunner>, sys: &std::path::Path) -> SysDevices {
+        SysDevices {
+            runner: fake.clone(),
+            sys: sys.into(),
+            timeout: Duration::from_secs(5),
+            multipathd: "multipathd".into(),
+        }
+    }
+
     #[tokio::test]
     async fn sysfs_serial_size_delete_and_flush() {
         let sys = tempfile::tempdir().unwrap();
@@ -196,12 +206,7 @@ mod tests {
         std::fs::write(dev.join("rescan"), "").unwrap();
         let fake = Arc::new(ScriptedRunner::new());
         fake.expect(Expectation::new(["blockdev", "--flushbufs", "/dev/sda"]));
-        let d = SysDevices {
-            runner: fake.clone(),
-            sys: sys.path().into(),
-            timeout: Duration::from_secs(5),
-            multipathd: "multipathd".into(),
-        };
+        let d = devices(&fake, sys.path());
         let sda = Device::from_name("sda");
         assert_eq!(d.kernel_serial(&sda).unwrap(), "ab-12");
         std::fs::write(dev.join("wwid"), "naa.6001405ab12\n").unwrap();
@@ -237,12 +242,7 @@ mod tests {
         std::fs::write(block.join("dm-5/dm/name"), "36001405ab\n").unwrap();
         let fake = Arc::new(ScriptedRunner::new());
         fake.expect(Expectation::new(["multipathd", "resize", "map", "36001405ab"]).stdout("ok\n"));
-        let d = SysDevices {
-            runner: fake.clone(),
-            sys: sys.path().into(),
-            timeout: Duration::from_secs(5),
-            multipathd: "multipathd".into(),
-        };
+        let d = devices(&fake, sys.path());
         let map = Device::from_name("dm-5");
         assert_eq!(d.kernel_serial(&map).unwrap(), "ab-12");
         d.rescan(&map).await.unwrap();

@@ -14,11 +14,10 @@
 //! again, [`IDBM_RETRIES`] times with a doubling pause from 100 ms: each of them either did
 //! nothing or is idempotent (a login that did happen answers "session exists" on the retry).
 
-use super::{Initiator, Login, Removal, Session, record, sysfs};
+use super::{Initiator, Login, RecordSpec, Removal, Session, record, sysfs};
 use csi_common::{
     Error, Result,
     command::{BoxFuture, Cmd, CommandRunner, Output},
-    contract::Chap,
     ids::Iqn,
 };
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -119,13 +118,8 @@ impl OpenIscsi {
         }
     }
 
-    async fn prepare_inner(
-        &self,
-        target: &Iqn,
-        portal: SocketAddr,
-        chap: Option<&Chap>,
-        replacement_timeout: Option<u32>,
-    ) -> Result<()> {
+    async fn prepare_inner(&self, spec: RecordSpec<'_>) -> Result<()> {
+        let (target, portal) = (spec.target, spec.portal);
         // The record and the auth written into it, in one turn.
         let _turn = NODE_DB.lock().await;
         let out = self.node_unlocked(target, portal, &["-o", "new"]).await?;
@@ -138,8 +132,8 @@ impl OpenIscsi {
             target,
             portal,
             &self.iface,
-            chap,
-            replacement_timeout,
+            spec.chap,
+            spec.replacement_timeout,
         )
     }
 
@@ -175,14 +169,8 @@ pub fn own_sessions(sessions: Vec<Session>, iface: &str) -> Vec<Session> {
 }
 
 impl Initiator for OpenIscsi {
-    fn prepare<'a>(
-        &'a self,
-        target: &'a Iqn,
-        portal: SocketAddr,
-        chap: Option<&'a Chap>,
-        replacement_timeout: Option<u32>,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.prepare_inner(target, portal, chap, replacement_timeout))
+    fn prepare<'a>(&'a self, spec: RecordSpec<'a>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.prepare_inner(spec))
     }
 
     fn login<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Login>> {
@@ -418,18 +406,18 @@ mod tests {
         std::fs::write(dir.join("127.0.0.1,3260"), default).unwrap();
         let fake = Arc::new(ScriptedRunner::new());
         fake.expect(Expectation::new(argv(&["-o", "new"])));
-        let chap = Chap {
+        let chap = csi_common::contract::Chap {
             username: "u".into(),
             password: "very-secret-password".into(),
             mutual: None,
         };
         let i = iscsi(fake.clone(), nodes.path().to_path_buf());
-        i.prepare(
-            &Iqn::parse(T).unwrap(),
-            P.parse().unwrap(),
-            Some(&chap),
-            None,
-        )
+        i.prepare(RecordSpec {
+            target: &Iqn::parse(T).unwrap(),
+            portal: P.parse().unwrap(),
+            chap: Some(&chap),
+            replacement_timeout: None,
+        })
         .await
         .unwrap();
         fake.finish();

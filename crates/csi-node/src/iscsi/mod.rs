@@ -16,6 +16,20 @@ use std::{fmt, net::SocketAddr};
 
 pub use sysfs::Session;
 
+/// The node record of one path to a target, as [`Initiator::prepare`] writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordSpec<'a> {
+    /// The target.
+    pub target: &'a Iqn,
+    /// The portal of this path.
+    pub portal: SocketAddr,
+    /// CHAP credentials, if the volume has them.
+    pub chap: Option<&'a Chap>,
+    /// The session's `replacement_timeout` in seconds, when given (a path of a multipath map
+    /// fails over fast).
+    pub replacement_timeout: Option<u32>,
+}
+
 /// What a login did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Login {
@@ -36,16 +50,9 @@ pub enum Removal {
 
 /// The initiator operations the node needs.
 pub trait Initiator: Send + Sync + fmt::Debug {
-    /// Creates (or recreates) the node record of `target` at `portal`, manual startup, with the
-    /// given CHAP credentials written without argv and, when given, the session's
-    /// `replacement_timeout` in seconds (a path of a multipath map fails over fast).
-    fn prepare<'a>(
-        &'a self,
-        target: &'a Iqn,
-        portal: SocketAddr,
-        chap: Option<&'a Chap>,
-        replacement_timeout: Option<u32>,
-    ) -> BoxFuture<'a, Result<()>>;
+    /// Creates (or recreates) the node record `spec` describes, manual startup, with its CHAP
+    /// credentials written without argv.
+    fn prepare<'a>(&'a self, spec: RecordSpec<'a>) -> BoxFuture<'a, Result<()>>;
     /// Logs in to `target` at `portal`.
     fn login<'a>(&'a self, target: &'a Iqn, portal: SocketAddr) -> BoxFuture<'a, Result<Login>>;
     /// Logs out of `target` at `portal`.

@@ -31,6 +31,20 @@ impl Default for MountOptions {
     }
 }
 
+/// A filesystem mount: the filesystem of type `fs_type` on `device`, at the directory `target`,
+/// with `options`.
+#[derive(Debug, Clone, Copy)]
+pub struct FsMount<'a> {
+    /// The block device holding the filesystem.
+    pub device: &'a Path,
+    /// The directory to mount it at.
+    pub target: &'a Path,
+    /// The filesystem type (`ext4`, `xfs`).
+    pub fs_type: &'a str,
+    /// Flags and data.
+    pub options: &'a MountOptions,
+}
+
 /// Parses CSI mount flags (each may itself be comma-separated) into [`MountOptions`].
 pub fn parse_flags(flags: &[String]) -> Result<MountOptions> {
     let mut out = MountOptions::default();
@@ -74,14 +88,8 @@ pub fn parse_flags(flags: &[String]) -> Result<MountOptions> {
 pub trait Mounter: Send + Sync + fmt::Debug {
     /// The current mount table.
     fn table(&self) -> Result<Vec<MountInfo>>;
-    /// Mounts the filesystem on `device` at the directory `target`.
-    fn mount_fs(
-        &self,
-        device: &Path,
-        target: &Path,
-        fs_type: &str,
-        options: &MountOptions,
-    ) -> Result<()>;
+    /// Mounts the filesystem `spec` describes.
+    fn mount_fs(&self, spec: &FsMount<'_>) -> Result<()>;
     /// Bind-mounts `source` onto `target` (a directory, or a file for a device node).
     fn bind(&self, source: &Path, target: &Path, readonly: bool) -> Result<()>;
     /// Unmounts whatever is mounted at `target`.

@@ -58,23 +58,7 @@ impl MountInfo {
 
 /// Undoes the kernel's octal escapes of space, tab, newline and backslash.
 fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(code) = field
-                .get(i + 1..i + 4)
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        {
-            out.push(code);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    csi_common::escape::unescape(field, b'\\', 3, 8)
 }
 
 fn parse_line(line: &str) -> Option<MountInfo> {

@@ -4,7 +4,7 @@
 //! the mount is made on `/proc/self/fd/N`, so a symlink swapped in after validation cannot
 //! redirect the mount elsewhere (runc's approach).
 
-use super::{MountInfo, MountOptions, Mounter, mountinfo};
+use super::{FsMount, MountInfo, Mounter, mountinfo};
 use csi_common::{Error, Result};
 use nix::{
     fcntl::{OFlag, open},
@@ -62,13 +62,13 @@ impl Mounter for SysMounter {
         mountinfo::parse(&text)
     }
 
-    fn mount_fs(
-        &self,
-        device: &Path,
-        target: &Path,
-        fs_type: &str,
-        options: &MountOptions,
-    ) -> Result<()> {
+    fn mount_fs(&self, spec: &FsMount<'_>) -> Result<()> {
+        let FsMount {
+            device,
+            target,
+            fs_type,
+            options,
+        } = *spec;
         let (_fd, at) = open_target(target, true)?;
         let data = (!options.data.is_empty()).then_some(options.data.as_str());
         mount(Some(device), &at, Some(fs_type), options.flags, data).map_err(|e| {

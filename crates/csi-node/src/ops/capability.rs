@@ -38,11 +38,7 @@ impl Capability {
 /// Parses and checks a capability.
 pub fn parse(cap: Option<&VolumeCapability>) -> Result<Capability> {
     let cap = cap.ok_or_else(|| Error::invalid_argument("volume_capability is required"))?;
-    let mode = cap
-        .access_mode
-        .as_ref()
-        .and_then(|m| Mode::try_from(m.mode).ok())
-        .filter(|m| *m != Mode::Unknown)
+    let mode = csi_common::contract::access_mode(cap)
         .ok_or_else(|| Error::invalid_argument("volume_capability.access_mode is required"))?;
     let (access, mount_group) = match &cap.access_type {
         Some(AccessType::Block(_)) => (Access::Block, None),

@@ -23,8 +23,8 @@ use super::{NodeCore, capability, stage_paths, unstage};
 use crate::{
     device::{Device, Expected, matcher},
     filesystem::{Decision, decide, decision::Facts},
-    iscsi::{Login, find_session},
-    mount::{MountOptions, mountinfo::mounted_at, parse_flags},
+    iscsi::{Login, RecordSpec, find_session},
+    mount::{FsMount, MountOptions, mountinfo::mounted_at, parse_flags},
     multipath::conf,
     paths,
     records::{Access, StageRecord, VERSION},
@@ -32,7 +32,7 @@ use crate::{
 use csi_common::{
     Error, Kind, Result,
     contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag},
-    ids::{Iqn, VolumeId},
+    ids::VolumeId,
 };
 use csi_proto::v1::VolumeCapability;
 use nix::mount::MsFlags;
@@ -143,7 +143,13 @@ pub async fn stage(core: &NodeCore, req: Stage<'_>) -> Result<()> {
     let mut new_login = false;
     let mut failed = Vec::new();
     for portal in &portals {
-        match login_path(core, &target.iqn, *portal, chap.as_ref(), replacement).await {
+        let spec = RecordSpec {
+            target: &target.iqn,
+            portal: *portal,
+            chap: chap.as_ref(),
+            replacement_timeout: replacement,
+        };
+        match login_path(core, spec).await {
             Ok(login) => {
                 new_login |= login == Login::LoggedIn;
                 up.push(*portal);
@@ -176,21 +182,14 @@ pub async fn stage(core: &NodeCore, req: Stage<'_>) -> Result<()> {
     }
 }
 
-/// Logs in to `target` at `portal` unless a session exists; a failed login drops the node
+/// Logs in to the target of `spec` at its portal unless a session exists; a failed login drops the node
 /// record it created (it may hold CHAP secrets).
-async fn login_path(
-    core: &NodeCore,
-    target: &Iqn,
-    portal: SocketAddr,
-    chap: Option<&Chap>,
-    replacement_timeout: Option<u32>,
-) -> Result<Login> {
+async fn login_path(core: &NodeCore, spec: RecordSpec<'_>) -> Result<Login> {
+    let RecordSpec { target, portal, .. } = spec;
     if find_session(&core.initiator.sessions(), target, portal).is_some() {
         return Ok(Login::AlreadyLoggedIn);
     }
-    core.initiator
-        .prepare(target, portal, chap, replacement_timeout)
-        .await?;
+    core.initiator.prepare(spec).await?;
     match core.initiator.login(target, portal).await {
         Ok(login) => Ok(login),
         Err(e) => {
@@ -294,8 +293,12 @@ async fn attach(
         Decision::Mount(found) => core.formatter.fsck(&found, &device.path).await?,
         Decision::Refuse(why) => return Err(Error::failed_precondition(why)),
     }
-    core.mounter
-        .mount_fs(&device.path, &record.staging_path, fs_type, &options)?;
+    core.mounter.mount_fs(&FsMount {
+        device: &device.path,
+        target: &record.staging_path,
+        fs_type,
+        options: &options,
+    })?;
     if grow {
         grow_to_disk(core, fs_type, &device.path, &record.staging_path).await?;
     }

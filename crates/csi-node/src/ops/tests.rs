@@ -144,6 +144,37 @@ impl Harness {
         }
     }
 
+    /// Stages `cap`, then publishes it read-write at `target` (relative to the root).
+    async fn stage_and_publish(&self, cap: &VolumeCapability, target: &str) {
+        rpc::stage(&self.core, self.stage_req(cap.clone()))
+            .await
+            .unwrap();
+        rpc::publish(&self.core, self.publish_req(cap.clone(), target, false))
+            .await
+            .unwrap();
+    }
+
+    /// The runner expects what staging the existing ext4 on /dev/sdb runs: `e2fsck -p`, then
+    /// `resize2fs` (an existing filesystem fills its disk).
+    fn expect_existing_ext4(&self) {
+        self.runner
+            .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
+            .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
+    }
+
+    /// The node's stage record of VOL, if it keeps one.
+    fn record(&self) -> Option<crate::records::StageRecord> {
+        self.core
+            .records
+            .load(&csi_common::ids::VolumeId::parse(VOL).unwrap())
+            .unwrap()
+    }
+
+    /// Whether the node keeps a stage record of VOL.
+    fn staged(&self) -> bool {
+        self.record().is_some()
+    }
+
     fn unstage_req(&self) -> NodeUnstageVolumeRequest {
         NodeUnstageVolumeRequest {
             volume_id: VOL.into(),
@@ -151,17 +182,11 @@ impl Harness {
         }
     }
 
-    /// The runner expects the mkfs of a new ext4 volume on `device`.
+    /// The runner expects the mkfs of a new ext4 volume on `device` (the argv of `mkfs_cmd`,
+    /// which its own test pins).
     fn expect_mkfs_ext4(&self, device: &str) {
-        self.runner.expect(Expectation::new([
-            "mkfs.ext4",
-            "-q",
-            "-E",
-            "nodiscard",
-            "-m",
-            "0",
-            device,
-        ]));
+        let mkfs = crate::filesystem::mkfs::mkfs_cmd("ext4", std::path::Path::new(device)).unwrap();
+        self.runner.expect(Expectation::of(&mkfs));
     }
 
     fn mount_calls(&self) -> Vec<String> {

@@ -90,14 +90,7 @@ impl ClaimRef {
 mod tests {
     use super::*;
     use crate::lvm::tags::{CHUNK, is_valid_tag};
-    use csi_common::Kind;
-
-    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use csi_common::{Kind, testing::map as params};
 
     #[test]
     fn provisioner_metadata_is_read_and_round_trips_through_valid_tags() {

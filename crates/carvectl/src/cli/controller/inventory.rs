@@ -8,10 +8,10 @@ use clap::Args;
 use csi_proto::v1::*;
 
 use crate::cli::args::{CapabilitiesArgs, SecretArgs, map};
-use crate::cli::pages::{self, PageArgs, next_token_line};
+use crate::cli::pages::{self, PageArgs, page_table};
 use crate::cli::{CliError, Output, Session};
 use crate::parse;
-use crate::render::{human_bytes, table};
+use crate::render::human_bytes;
 
 #[derive(Args)]
 pub(crate) struct ValidateArgs {
@@ -45,12 +45,7 @@ impl ValidateArgs {
     }
 
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            validate_volume_capabilities,
-            self.request()?
-        )))
+        show!(session, validate_volume_capabilities, self.request()?)
     }
 }
 
@@ -100,55 +95,48 @@ impl CapacityArgs {
     }
 
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            get_capacity,
-            self.request()?
-        )))
+        show!(session, get_capacity, self.request()?)
     }
 }
 
 /// ControllerGetCapabilities: which controller RPCs the plugin supports.
 pub(super) async fn capabilities(session: &mut Session<'_>) -> Result<Output, CliError> {
-    Ok(Output::of(&rpc!(
+    show!(
         session,
-        controller,
         controller_get_capabilities,
         ControllerGetCapabilitiesRequest {}
-    )))
+    )
 }
 
 /// ListVolumes as a table: id, capacity, published nodes, condition.
 fn volumes_table(response: &ListVolumesResponse) -> String {
-    let rows: Vec<Vec<String>> = response
-        .entries
-        .iter()
-        .map(|entry| {
-            let volume = entry.volume.clone().unwrap_or_default();
-            let (nodes, condition) = match &entry.status {
-                Some(status) => (
-                    status.published_node_ids.join(","),
-                    match &status.volume_condition {
-                        Some(c) if c.abnormal => format!("abnormal: {}", c.message),
-                        Some(_) => "ok".to_string(),
-                        None => String::new(),
-                    },
-                ),
-                None => (String::new(), String::new()),
-            };
-            vec![
-                volume.volume_id,
-                human_bytes(volume.capacity_bytes),
-                nodes,
-                condition,
-            ]
-        })
-        .collect();
-    table(
+    page_table(
         &["VOLUME_ID", "CAPACITY", "PUBLISHED_NODES", "CONDITION"],
-        &rows,
-    ) + &next_token_line(&response.next_token)
+        &response.entries,
+        volume_row,
+        &response.next_token,
+    )
+}
+
+fn volume_row(entry: &list_volumes_response::Entry) -> Vec<String> {
+    let volume = entry.volume.clone().unwrap_or_default();
+    let (nodes, condition) = match &entry.status {
+        Some(status) => (
+            status.published_node_ids.join(","),
+            match &status.volume_condition {
+                Some(c) if c.abnormal => format!("abnormal: {}", c.message),
+                Some(_) => "ok".to_string(),
+                None => String::new(),
+            },
+        ),
+        None => (String::new(), String::new()),
+    };
+    vec![
+        volume.volume_id,
+        human_bytes(volume.capacity_bytes),
+        nodes,
+        condition,
+    ]
 }
 
 #[cfg(test)]

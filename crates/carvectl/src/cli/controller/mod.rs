@@ -5,6 +5,14 @@
 //! Each subcommand's flags turn into its request in a pure `request()` (unit-tested beside it);
 //! its `run` sends it and picks the output.
 
+/// `show!(session, create_volume, request)`: sends `request` through the controller's `method`
+/// and shows the response as it is (`Output::of`), `?` on error.
+macro_rules! show {
+    ($session:expr, $method:ident, $request:expr) => {
+        Ok(Output::of(&rpc!($session, controller, $method, $request)))
+    };
+}
+
 mod inventory;
 mod snapshots;
 mod volumes;
@@ -63,7 +71,6 @@ impl ControllerCmd {
             ControllerCmd::Validate(args) => args.run(session).await,
             ControllerCmd::ListVolumes(args) => args.run(session).await,
             ControllerCmd::Capacity(args) => args.run(session).await,
-            ControllerCmd::Capabilities => inventory::capabilities(session).await,
             ControllerCmd::GetVolume(args) => args.run(session).await,
             ControllerCmd::Expand(args) => args.run(session).await,
             ControllerCmd::CreateSnapshot(args) => args.run(session).await,
@@ -71,6 +78,7 @@ impl ControllerCmd {
             ControllerCmd::ListSnapshots(args) => args.run(session).await,
             ControllerCmd::GetSnapshot(args) => args.run(session).await,
             ControllerCmd::ModifyVolume(args) => args.run(session).await,
+            ControllerCmd::Capabilities => inventory::capabilities(session).await,
         }
     }
 }

@@ -6,10 +6,10 @@ use clap::Args;
 use csi_proto::v1::*;
 
 use crate::cli::args::{SecretArgs, map};
-use crate::cli::pages::{self, PageArgs, next_token_line};
+use crate::cli::pages::{self, PageArgs, page_table};
 use crate::cli::{CliError, Output, Session};
 use crate::parse;
-use crate::render::{human_bytes, table};
+use crate::render::human_bytes;
 
 #[derive(Args)]
 pub(crate) struct CreateSnapshotArgs {
@@ -34,12 +34,7 @@ impl CreateSnapshotArgs {
             secrets: self.secrets.load()?,
             parameters: map(&self.params)?,
         };
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            create_snapshot,
-            request
-        )))
+        show!(session, create_snapshot, request)
     }
 }
 
@@ -114,35 +109,13 @@ impl GetSnapshotArgs {
             snapshot_id: self.snapshot_id,
             secrets: self.secrets.load()?,
         };
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            get_snapshot,
-            request
-        )))
+        show!(session, get_snapshot, request)
     }
 }
 
 /// ListSnapshots as a table: id, source volume, size, ready, creation time.
 fn snapshots_table(response: &ListSnapshotsResponse) -> String {
-    let rows: Vec<Vec<String>> = response
-        .entries
-        .iter()
-        .map(|entry| {
-            let snapshot = entry.snapshot.clone().unwrap_or_default();
-            vec![
-                snapshot.snapshot_id,
-                snapshot.source_volume_id,
-                human_bytes(snapshot.size_bytes),
-                snapshot.ready_to_use.to_string(),
-                snapshot
-                    .creation_time
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    table(
+    page_table(
         &[
             "SNAPSHOT_ID",
             "SOURCE_VOLUME_ID",
@@ -150,6 +123,22 @@ fn snapshots_table(response: &ListSnapshotsResponse) -> String {
             "READY",
             "CREATED",
         ],
-        &rows,
-    ) + &next_token_line(&response.next_token)
+        &response.entries,
+        snapshot_row,
+        &response.next_token,
+    )
+}
+
+fn snapshot_row(entry: &list_snapshots_response::Entry) -> Vec<String> {
+    let snapshot = entry.snapshot.clone().unwrap_or_default();
+    vec![
+        snapshot.snapshot_id,
+        snapshot.source_volume_id,
+        human_bytes(snapshot.size_bytes),
+        snapshot.ready_to_use.to_string(),
+        snapshot
+            .creation_time
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+    ]
 }

@@ -70,12 +70,7 @@ impl CreateVolumeArgs {
     }
 
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            create_volume,
-            self.request()?
-        )))
+        show!(session, create_volume, self.request()?)
     }
 }
 
@@ -112,12 +107,7 @@ impl GetVolumeArgs {
         let request = ControllerGetVolumeRequest {
             volume_id: self.volume_id,
         };
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            controller_get_volume,
-            request
-        )))
+        show!(session, controller_get_volume, request)
     }
 }
 
@@ -153,12 +143,7 @@ impl PublishArgs {
     }
 
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            controller_publish_volume,
-            self.request()?
-        )))
+        show!(session, controller_publish_volume, self.request()?)
     }
 }
 
@@ -221,12 +206,7 @@ impl ExpandArgs {
     }
 
     pub(super) async fn run(self, session: &mut Session<'_>) -> Result<Output, CliError> {
-        Ok(Output::of(&rpc!(
-            session,
-            controller,
-            controller_expand_volume,
-            self.request()?
-        )))
+        show!(session, controller_expand_volume, self.request()?)
     }
 }
 

@@ -18,13 +18,13 @@ async fn create(ctx: &Ctx, r: CreateSnapshot<'_>) -> Result<SnapshotCreated> {
 
 fn req<'a>(
     name: &'a str,
-    source: &'a str,
-    params: &'a HashMap<String, String>,
+    source_volume_id: &'a str,
+    parameters: &'a HashMap<String, String>,
 ) -> CreateSnapshot<'a> {
     CreateSnapshot {
         name,
-        source_volume_id: source,
-        parameters: params,
+        source_volume_id,
+        parameters,
     }
 }
 

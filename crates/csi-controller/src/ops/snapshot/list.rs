@@ -111,57 +111,55 @@ mod tests {
         page.entries.iter().map(|s| s.id.as_str()).collect()
     }
 
+    /// A page of at most `max_entries` from `starting_token`, no filter.
+    fn page(max_entries: i32, starting_token: &str) -> ListSnapshots<'_> {
+        ListSnapshots {
+            max_entries,
+            starting_token,
+            ..Default::default()
+        }
+    }
+
+    /// Only the snapshots of `source_volume_id`.
+    fn of_source(source_volume_id: &str) -> ListSnapshots<'_> {
+        ListSnapshots {
+            source_volume_id,
+            ..Default::default()
+        }
+    }
+
+    /// Only the snapshot `snapshot_id`.
+    fn by_id(snapshot_id: &str) -> ListSnapshots<'_> {
+        ListSnapshots {
+            snapshot_id,
+            ..Default::default()
+        }
+    }
+
     #[tokio::test]
     async fn pages_and_filters_by_source() {
         let host = FakeHost::new();
         host.expect_lvs(&rows());
-        let first = list_snapshots(
-            &host.ctx,
-            ListSnapshots {
-                max_entries: 2,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let first = list_snapshots(&host.ctx, page(2, "")).await.unwrap();
         assert_eq!(ids(&first), ["snap-a-1", "snap-b-1"]);
         assert_eq!(first.next_token, "snap-c-1");
         host.expect_lvs(&rows());
-        let last = list_snapshots(
-            &host.ctx,
-            ListSnapshots {
-                max_entries: 2,
-                starting_token: &first.next_token,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let last = list_snapshots(&host.ctx, page(2, &first.next_token))
+            .await
+            .unwrap();
         assert_eq!(
             (ids(&last), last.next_token.as_str()),
             (vec!["snap-c-1"], "")
         );
         host.expect_lvs(&rows());
-        let of_v = list_snapshots(
-            &host.ctx,
-            ListSnapshots {
-                source_volume_id: "csi-v-1",
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let of_v = list_snapshots(&host.ctx, of_source("csi-v-1"))
+            .await
+            .unwrap();
         assert_eq!(ids(&of_v), ["snap-a-1", "snap-c-1"]);
         host.expect_lvs(&rows());
-        let none = list_snapshots(
-            &host.ctx,
-            ListSnapshots {
-                source_volume_id: "not-a-volume",
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let none = list_snapshots(&host.ctx, of_source("not-a-volume"))
+            .await
+            .unwrap();
         assert!(none.entries.is_empty());
         host.finish();
     }
@@ -171,59 +169,23 @@ mod tests {
         let host = FakeHost::new();
         let row = snap_row("snap-b-1", 8 << 20, "b", "csi-w-1");
         host.expect_lvs_one("snap-b-1", std::slice::from_ref(&row));
-        let one = list_snapshots(
-            &host.ctx,
-            ListSnapshots {
-                snapshot_id: "snap-b-1",
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let one = list_snapshots(&host.ctx, by_id("snap-b-1")).await.unwrap();
         assert_eq!(ids(&one), ["snap-b-1"]);
         host.expect_lvs_one("snap-b-1", std::slice::from_ref(&row));
-        let other_source = list_snapshots(
-            &host.ctx,
-            ListSnapshots {
-                snapshot_id: "snap-b-1",
-                source_volume_id: "csi-v-1",
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let other_source = ListSnapshots {
+            source_volume_id: "csi-v-1",
+            ..by_id("snap-b-1")
+        };
+        let other_source = list_snapshots(&host.ctx, other_source).await.unwrap();
         assert!(other_source.entries.is_empty());
-        let malformed = list_snapshots(
-            &host.ctx,
-            ListSnapshots {
-                snapshot_id: "csi-v-1",
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let malformed = list_snapshots(&host.ctx, by_id("csi-v-1")).await.unwrap();
         assert!(malformed.entries.is_empty());
         for token in ["garbage!", "csi-v-1"] {
-            let err = list_snapshots(
-                &host.ctx,
-                ListSnapshots {
-                    starting_token: token,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap_err();
+            let err = list_snapshots(&host.ctx, page(0, token)).await.unwrap_err();
             assert_eq!(err.kind(), Kind::Aborted, "{token}");
         }
         refused(
-            list_snapshots(
-                &host.ctx,
-                ListSnapshots {
-                    max_entries: -1,
-                    ..Default::default()
-                },
-            )
-            .await,
+            list_snapshots(&host.ctx, page(-1, "")).await,
             Kind::InvalidArgument,
         );
         host.finish();

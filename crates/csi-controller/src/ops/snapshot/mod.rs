@@ -41,9 +41,7 @@ impl Snapshot {
         else {
             return Ok(None);
         };
-        let Some(record) = SnapshotRecord::from_tags(&row.tags)
-            .map_err(|e| e.context(format!("tags of LV {}", row.name)))?
-        else {
+        let Some(record) = super::volume::record_in(&row, SnapshotRecord::from_tags)? else {
             return Ok(None);
         };
         Ok(Some(Self {
@@ -114,14 +112,7 @@ pub async fn find(ctx: &Ctx, id: &LvName) -> Result<Option<Snapshot>> {
 
 /// Reads every snapshot, sorted by id.
 pub async fn list(ctx: &Ctx) -> Result<Vec<Snapshot>> {
-    let mut snapshots = Vec::new();
-    for row in ctx.lvm()?.list().await? {
-        if let Some(s) = Snapshot::from_row(row)? {
-            snapshots.push(s);
-        }
-    }
-    snapshots.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(snapshots)
+    super::volume::read_sorted(ctx, Snapshot::from_row, |s| &s.id).await
 }
 
 #[cfg(test)]

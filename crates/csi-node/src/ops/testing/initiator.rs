@@ -1,7 +1,7 @@
 //! The fake iSCSI initiator: sessions in memory, each attaching a fixed disk per portal.
 
-use crate::iscsi::{Initiator, Login, Removal, Session};
-use csi_common::{Error, Result, command::BoxFuture, contract::Chap, ids::Iqn};
+use crate::iscsi::{Initiator, Login, RecordSpec, Removal, Session};
+use csi_common::{Error, Result, command::BoxFuture, ids::Iqn};
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -56,17 +56,12 @@ impl FakeInitiator {
 }
 
 impl Initiator for FakeInitiator {
-    fn prepare<'a>(
-        &'a self,
-        target: &'a Iqn,
-        portal: SocketAddr,
-        chap: Option<&'a Chap>,
-        replacement_timeout: Option<u32>,
-    ) -> BoxFuture<'a, Result<()>> {
+    fn prepare<'a>(&'a self, spec: RecordSpec<'a>) -> BoxFuture<'a, Result<()>> {
+        let (target, portal) = (spec.target, spec.portal);
         self.replacement_timeouts
             .lock()
             .unwrap()
-            .push(replacement_timeout);
+            .push(spec.replacement_timeout);
         if portal != default_portal() {
             self.call(format!("prepare {target} at {portal}"));
             let mut others = self.other_records.lock().unwrap();
@@ -77,7 +72,7 @@ impl Initiator for FakeInitiator {
         self.call(format!("prepare {target}"));
         let mut records = self.records.lock().unwrap();
         records.retain(|(t, _)| t != target.as_str());
-        records.push((target.to_string(), chap.is_some()));
+        records.push((target.to_string(), spec.chap.is_some()));
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -2,7 +2,7 @@
 
 use crate::{
     filesystem::{FsProbe, Probe},
-    mount::{MountInfo, MountOptions, Mounter},
+    mount::{FsMount, MountInfo, Mounter},
 };
 use csi_common::{Error, Result, command::BoxFuture};
 use std::{path::Path, sync::Mutex};
@@ -86,13 +86,9 @@ impl Mounter for RecordingMounter {
         Ok(self.table.lock().unwrap().clone())
     }
 
-    fn mount_fs(
-        &self,
-        device: &Path,
-        target: &Path,
-        fs_type: &str,
-        options: &MountOptions,
-    ) -> Result<()> {
+    fn mount_fs(&self, spec: &FsMount<'_>) -> Result<()> {
+        let (device, target, fs_type) = (spec.device, spec.target, spec.fs_type);
+        let options = spec.options;
         self.calls.lock().unwrap().push(format!(
             "mount_fs {} {} {fs_type} {}",
             device.display(),

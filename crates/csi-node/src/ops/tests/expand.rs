@@ -35,10 +35,7 @@ impl Harness {
 async fn ext4_is_rescanned_then_grown_online_through_the_device_and_idempotent() {
     let h = harness(Ok(Probe::Empty));
     h.expect_mkfs_ext4("/dev/sdb");
-    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
-    rpc::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
-        .await
-        .unwrap();
+    h.stage_and_publish(&ext4(), "pods/a").await;
     *h.devs.size_after_rescan.lock().unwrap() = Some(128 * MIB);
     h.runner
         .expect(Expectation::new(["resize2fs", "/dev/sdb"]))
@@ -92,10 +89,7 @@ async fn xfs_is_grown_on_the_staging_mount_which_is_nouuid() {
 async fn block_volume_is_rescanned_only() {
     let h = harness(Err("the probe must not run".into()));
     let cap = block_cap(Mode::SingleNodeWriter);
-    rpc::stage(&h.core, h.stage_req(cap.clone())).await.unwrap();
-    rpc::publish(&h.core, h.publish_req(cap.clone(), "pods/dev", false))
-        .await
-        .unwrap();
+    h.stage_and_publish(&cap, "pods/dev").await;
     *h.devs.size_after_rescan.lock().unwrap() = Some(96 * MIB);
     let mut req = h.expand_req("pods/dev", 96 * MIB);
     req.volume_capability = Some(cap);
@@ -119,9 +113,7 @@ async fn expand_errors() {
         Kind::NotFound,
         "not staged"
     );
-    h.runner
-        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]));
-    h.runner.expect(Expectation::new(["resize2fs", "/dev/sdb"])); // an existing fs fills its disk
+    h.expect_existing_ext4();
     rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     h.runner.finish();
 

@@ -115,21 +115,13 @@ async fn new_volume_is_formatted_mounted_published_and_torn_down() {
         h.init.sessions.lock().unwrap().is_empty() && h.init.records.lock().unwrap().is_empty()
     );
     assert!(h.mounts.table.lock().unwrap().is_empty());
-    assert_eq!(
-        h.core
-            .records
-            .load(&csi_common::ids::VolumeId::parse(VOL).unwrap())
-            .unwrap(),
-        None
-    );
+    assert_eq!(h.record(), None);
 }
 
 #[tokio::test]
 async fn restage_elsewhere_or_incompatibly_is_already_exists() {
     let h = harness(Ok(Probe::Filesystem("ext4".into())));
-    h.runner
-        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]));
-    h.runner.expect(Expectation::new(["resize2fs", "/dev/sdb"])); // an existing fs fills its disk
+    h.expect_existing_ext4();
     rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     h.runner.finish();
     let mut other = h.stage_req(ext4());

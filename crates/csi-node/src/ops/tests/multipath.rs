@@ -2,22 +2,30 @@
 //! and used by WWID, torn down map first; `--multipath off`; a WWID that does not match; a
 //! portal down at stage time and brought back by the self-heal round; a map that will not go.
 
-use super::{SERIAL, VOL, ext4, harness, rpc};
+use super::{Harness, SERIAL, VOL, ext4, harness, rpc};
 use crate::{
     device::matcher::expected_wwid,
     filesystem::Probe,
     multipath::{Mode, conf::PATH_REPLACEMENT_TIMEOUT_S},
     ops::{capability::block_cap, heal, testing::*},
 };
-use csi_common::{Kind, guard::OperationGuards, ids::VolumeId};
+use csi_common::{Kind, guard::OperationGuards};
 use csi_proto::v1::{
-    NodeGetVolumeStatsRequest, volume_capability::access_mode::Mode as AccessMode,
+    NodeGetVolumeStatsRequest, NodeStageVolumeRequest,
+    volume_capability::access_mode::Mode as AccessMode,
 };
 
 const TWO: &str = "127.0.0.1:3260,127.0.0.2:3260";
 
-fn two_portals(req: &mut csi_proto::v1::NodeStageVolumeRequest) {
+fn two_portals(req: &mut NodeStageVolumeRequest) {
     req.publish_context.insert("portals".into(), TWO.into());
+}
+
+/// A block stage request of VOL through both portals of [`TWO`].
+fn two_portal_block(h: &Harness) -> NodeStageVolumeRequest {
+    let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
+    two_portals(&mut req);
+    req
 }
 
 fn wwid() -> String {
@@ -61,12 +69,7 @@ async fn two_portals_are_logged_in_verified_assembled_mounted_by_wwid_and_torn_d
         "the second stage found the map complete"
     );
     assert_eq!(h.mount_calls()[0], format!("mount_fs {node} /stage ext4 "));
-    let record = h
-        .core
-        .records
-        .load(&VolumeId::parse(VOL).unwrap())
-        .unwrap()
-        .unwrap();
+    let record = h.record().unwrap();
     assert_eq!(record.multipath, Some(wwid()));
     assert_eq!(record.portals.len(), 2);
     assert_eq!(record.device.as_deref(), Some("dm-7"));
@@ -94,19 +97,12 @@ async fn two_portals_are_logged_in_verified_assembled_mounted_by_wwid_and_torn_d
 async fn with_multipath_off_only_the_first_portal_is_used_as_before() {
     let mut h = harness(Ok(Probe::Empty));
     h.core.multipath_mode = Mode::Off;
-    let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
-    two_portals(&mut req);
-    rpc::stage(&h.core, req).await.unwrap();
+    rpc::stage(&h.core, two_portal_block(&h)).await.unwrap();
     let sessions = h.init.sessions.lock().unwrap().clone();
     assert_eq!(sessions.len(), 1);
     assert!(h.mp.calls.lock().unwrap().is_empty(), "no multipath at all");
     assert_eq!(*h.init.replacement_timeouts.lock().unwrap(), [None]);
-    let record = h
-        .core
-        .records
-        .load(&VolumeId::parse(VOL).unwrap())
-        .unwrap()
-        .unwrap();
+    let record = h.record().unwrap();
     assert_eq!((record.multipath, record.portals.len()), (None, 0));
     // A later flag change does not change a staged volume: the record decides.
     h.core.multipath_mode = Mode::On;
@@ -119,9 +115,7 @@ async fn with_multipath_off_only_the_first_portal_is_used_as_before() {
 async fn a_path_whose_wwid_differs_is_refused_before_multipathd_hears_of_it() {
     let h = harness(Ok(Probe::Empty));
     *h.devs.wwid.lock().unwrap() = Some("36001405ffffffffffffffffffffffffff".into());
-    let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
-    two_portals(&mut req);
-    let err = rpc::stage(&h.core, req).await.unwrap_err();
+    let err = rpc::stage(&h.core, two_portal_block(&h)).await.unwrap_err();
     assert_eq!(err.kind(), Kind::FailedPrecondition, "{err}");
     assert!(err.message().contains("WWID"), "{err}");
     let calls = h.mp.calls.lock().unwrap().clone();
@@ -134,13 +128,7 @@ async fn a_path_whose_wwid_differs_is_refused_before_multipathd_hears_of_it() {
         "logins rolled back"
     );
     assert!(h.init.other_records.lock().unwrap().is_empty());
-    assert!(
-        h.core
-            .records
-            .load(&VolumeId::parse(VOL).unwrap())
-            .unwrap()
-            .is_none()
-    );
+    assert!(!h.staged());
 }
 
 #[tokio::test]
@@ -148,9 +136,7 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
     let h = harness(Ok(Probe::Empty));
     let second = "127.0.0.2:3260".parse().unwrap();
     h.init.down.lock().unwrap().push(second);
-    let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
-    two_portals(&mut req);
-    rpc::stage(&h.core, req)
+    rpc::stage(&h.core, two_portal_block(&h))
         .await
         .expect("one path is enough to stage");
     assert_eq!(
@@ -229,49 +215,27 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
 #[tokio::test]
 async fn a_map_that_will_not_go_fails_unstage_loudly_and_a_retry_finishes() {
     let h = harness(Ok(Probe::Empty));
-    let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
-    two_portals(&mut req);
-    rpc::stage(&h.core, req).await.unwrap();
+    rpc::stage(&h.core, two_portal_block(&h)).await.unwrap();
     *h.mp.remove_error.lock().unwrap() =
         Some(csi_common::Error::internal("multipath -f: map in use"));
     let err = rpc::unstage(&h.core, h.unstage_req()).await.unwrap_err();
     assert!(err.message().contains("map in use"), "{err}");
     assert_eq!(h.init.sessions.lock().unwrap().len(), 2, "no path detached");
-    assert!(
-        h.core
-            .records
-            .load(&VolumeId::parse(VOL).unwrap())
-            .unwrap()
-            .is_some()
-    );
+    assert!(h.staged());
     rpc::unstage(&h.core, h.unstage_req()).await.unwrap();
     assert!(h.mp.maps.lock().unwrap().is_empty());
     assert!(h.init.sessions.lock().unwrap().is_empty());
-    assert!(
-        h.core
-            .records
-            .load(&VolumeId::parse(VOL).unwrap())
-            .unwrap()
-            .is_none()
-    );
+    assert!(!h.staged());
 }
 
 #[tokio::test]
 async fn without_multipathd_a_multipath_stage_fails_unavailable_and_rolls_its_logins_back() {
     let h = harness(Ok(Probe::Empty));
     *h.mp.down.lock().unwrap() = true;
-    let mut req = h.stage_req(block_cap(AccessMode::SingleNodeWriter));
-    two_portals(&mut req);
-    let err = rpc::stage(&h.core, req).await.unwrap_err();
+    let err = rpc::stage(&h.core, two_portal_block(&h)).await.unwrap_err();
     assert_eq!(err.kind(), Kind::Unavailable, "retryable: {err}");
     assert!(h.init.sessions.lock().unwrap().is_empty());
     assert!(h.init.records.lock().unwrap().is_empty());
     assert!(h.init.other_records.lock().unwrap().is_empty());
-    assert!(
-        h.core
-            .records
-            .load(&VolumeId::parse(VOL).unwrap())
-            .unwrap()
-            .is_none()
-    );
+    assert!(!h.staged());
 }

@@ -2,22 +2,12 @@
 //! nothing, unstage refuses while the disk is in use (changing nothing) and finishes when the
 //! disk or its target is gone.
 
-use super::{Harness, VOL, ext4, harness, rpc};
+use super::{VOL, ext4, harness, rpc};
 use crate::filesystem::Probe;
-use csi_common::{Error, Kind, command::Expectation};
+use csi_common::{Error, Kind};
 use csi_proto::v1::volume_capability::access_mode::Mode;
 
 use super::{block_cap, mount_cap};
-
-impl Harness {
-    fn staged(&self) -> bool {
-        self.core
-            .records
-            .load(&csi_common::ids::VolumeId::parse(VOL).unwrap())
-            .unwrap()
-            .is_some()
-    }
-}
 
 #[tokio::test]
 async fn an_empty_looking_disk_the_controller_does_not_vouch_for_is_never_formatted() {
@@ -93,9 +83,7 @@ async fn unstage_refuses_while_a_holder_sits_on_the_disk_and_changes_nothing() {
 #[tokio::test]
 async fn unstage_refuses_while_mounted_in_another_namespace() {
     let h = harness(Ok(Probe::Filesystem("ext4".into())));
-    h.runner
-        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
-        .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
+    h.expect_existing_ext4();
     rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     let pid = h.root.join("proc/4242");
     std::fs::create_dir_all(pid.join("ns")).unwrap();
@@ -192,9 +180,7 @@ async fn a_readonly_block_publication_binds_a_readonly_view_removed_on_unpublish
 #[tokio::test]
 async fn paths_outside_the_kubelet_directory_and_files_publish_did_not_make() {
     let h = harness(Ok(Probe::Filesystem("ext4".into())));
-    h.runner
-        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
-        .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
+    h.expect_existing_ext4();
     rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
     let mut outside = h.publish_req(ext4(), "pods/a", false);
     outside.target_path = "/tmp/carve-outside".into();
@@ -226,13 +212,8 @@ async fn paths_outside_the_kubelet_directory_and_files_publish_did_not_make() {
 #[tokio::test]
 async fn a_filesystem_that_went_read_only_is_not_published_and_stats_say_why() {
     let h = harness(Ok(Probe::Filesystem("ext4".into())));
-    h.runner
-        .expect(Expectation::new(["e2fsck", "-p", "/dev/sdb"]))
-        .expect(Expectation::new(["resize2fs", "/dev/sdb"]));
-    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
-    rpc::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
-        .await
-        .unwrap();
+    h.expect_existing_ext4();
+    h.stage_and_publish(&ext4(), "pods/a").await;
     std::fs::create_dir_all(h.root.join("pods/a")).unwrap();
     for m in h.mounts.table.lock().unwrap().iter_mut() {
         m.super_options = vec!["ro".into(), "errors=remount-ro".into()];

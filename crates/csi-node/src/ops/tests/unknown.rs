@@ -99,10 +99,7 @@ async fn ids_carve_never_issued_are_unknown_on_every_node_rpc() {
 async fn volume_stats_answer_only_for_the_volumes_own_paths() {
     let h = harness(Ok(Probe::Empty));
     h.expect_mkfs_ext4("/dev/sdb");
-    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
-    rpc::publish(&h.core, h.publish_req(ext4(), "pods/a", false))
-        .await
-        .unwrap();
+    h.stage_and_publish(&ext4(), "pods/a").await;
     std::fs::create_dir(h.root.join("pods/other")).unwrap();
     assert_eq!(h.stats(VOL, &h.p("stage")), None, "the staging path");
     assert_eq!(h.stats(VOL, &h.p("pods/a")), None, "a publish target");
@@ -141,12 +138,7 @@ async fn block_stats_answer_for_the_publish_target_even_after_the_disk_is_gone()
     use csi_proto::v1::volume_capability::access_mode::Mode;
     let h = harness(Ok(Probe::Empty));
     let block = block_cap(Mode::SingleNodeWriter);
-    rpc::stage(&h.core, h.stage_req(block.clone()))
-        .await
-        .unwrap();
-    rpc::publish(&h.core, h.publish_req(block, "pods/dev", false))
-        .await
-        .unwrap();
+    h.stage_and_publish(&block, "pods/dev").await;
     std::fs::write(h.root.join("pods/file"), b"").unwrap();
     assert_eq!(h.stats(VOL, &h.p("pods/dev")), None, "the device bind");
     assert_eq!(
