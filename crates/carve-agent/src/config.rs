@@ -83,4 +83,37 @@ mod tests {
         assert_eq!(args.tls_files().key, PathBuf::from("/run/tls/tls.key"));
         assert!(AgentArgs::try_parse_from(["carve-agent", "--volume-group", "vg0"]).is_err());
     }
+
+    /// deploy/carve-agent/carve-agent.env names only variables the agent reads (and RUST_LOG),
+    /// and its values parse as the flags they stand for.
+    #[test]
+    fn the_deployed_example_environment_parses() {
+        use clap::CommandFactory;
+        let example = include_str!("../../../deploy/carve-agent/carve-agent.env");
+        let command = AgentArgs::command();
+        let mut argv = vec!["carve-agent".to_string()];
+        for line in example.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = line.split_once('=').expect("KEY=value");
+            if key == "RUST_LOG" {
+                continue;
+            }
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == key))
+                .unwrap_or_else(|| panic!("{key} is not a carve-agent variable"));
+            argv.push(format!(
+                "--{}={value}",
+                arg.get_long().expect("a long flag")
+            ));
+        }
+        let args = AgentArgs::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        assert_eq!(args.host.volume_group.as_deref(), Some("vg0"));
+        assert!(!args.listen.ip().is_unspecified(), "never 0.0.0.0");
+        let unit = include_str!("../../../deploy/carve-agent/carve-agent.service");
+        assert!(unit.contains("EnvironmentFile=/etc/carve-agent/carve-agent.env"));
+        assert!(unit.contains("ExecStart=/usr/local/bin/carve-agent\n"));
+    }
 }
