@@ -6,11 +6,11 @@
 //! [`StorageHostArgs`](csi_controller::config::StorageHostArgs)) → `server` (the host built by
 //! [`csi_controller::host::build`], the same runtime the single-host controller drives, and the
 //! routes) → `service` (thin: agent messages ↔ the operations' domain requests and results,
-//! through `convert`) → csi-controller's `ops`. Errors become gRPC codes only in
+//! through [`csi_controller::agent::convert`], the table the controller's client reads back
+//! with) → csi-controller's `ops`. Errors become gRPC codes only in
 //! `csi_common::error`.
 
 pub mod config;
-pub mod convert;
 pub mod server;
 pub mod service;
 

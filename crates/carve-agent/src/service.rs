@@ -10,11 +10,12 @@
 //! `Unavailable`; domain errors become gRPC codes only through `csi_common::Error`'s table;
 //! CHAP secrets go from the request to LIO and nowhere else.
 
-use crate::{convert, proto};
+use crate::proto;
 use csi_common::{
     Error, Result, guard::OperationGuards, identity::Readiness, telemetry::record_ids,
 };
 use csi_controller::{
+    agent::convert,
     host::StorageHost,
     ops::{
         self, Ctx,
