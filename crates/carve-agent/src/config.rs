@@ -37,6 +37,7 @@ pub struct AgentArgs {
     #[arg(long, env = "CARVE_DRIVER_NAME", default_value = csi_common::cli::DEFAULT_DRIVER_NAME)]
     pub driver_name: String,
 
+    /// Logs, metrics, the command prefix and the slow-RPC threshold (as the CSI plugins').
     #[command(flatten)]
     pub daemon: DaemonArgs,
 
