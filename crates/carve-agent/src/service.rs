@@ -11,9 +11,7 @@
 //! CHAP secrets go from the request to LIO and nowhere else.
 
 use crate::proto;
-use csi_common::{
-    Error, Result, guard::OperationGuards, identity::Readiness, telemetry::record_ids,
-};
+use csi_common::{Result, guard::OperationGuards, identity::Readiness, telemetry::record_ids};
 use csi_controller::{
     agent::convert,
     host::StorageHost,
@@ -75,19 +73,7 @@ impl AgentService {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let guard = guards.try_acquire(key)?;
-        let work = op(self.ctx.clone());
-        let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let result = work.await;
-                drop(guard);
-                result
-            },
-            span,
-        ))
-        .await
-        .map_err(|e| Error::internal(format!("operation task failed: {e}")))?
+        guards.run(key, op(self.ctx.clone())).await
     }
 }
 
