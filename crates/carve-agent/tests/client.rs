@@ -4,23 +4,22 @@
 
 mod support;
 
-use csi_common::{Error, Kind, Result, command::Expectation, ids::LvName, mtls::MtlsFiles};
+use csi_common::{Error, Kind, Result, mtls::MtlsFiles};
 use csi_controller::{
     agent::{AgentBackend, Made},
-    lvm::{Allocation, LvRow, argv, quarantine, tags::VolumeRecord},
     ops::{
         self,
         create_volume::{CreateVolume, Created},
         publish::Publish,
-        testing::{FakeHost, NODE1, VG},
+        testing::{FakeHost, NODE1},
     },
 };
 use csi_proto::v1::{
     CapacityRange, VolumeCapability,
     volume_capability::{AccessMode, AccessType, MountVolume, access_mode::Mode},
 };
-use std::{collections::HashMap, time::Duration};
-use support::{AGENT_NAME, Ca, serve, service};
+use std::collections::HashMap;
+use support::{AGENT_NAME, Ca, Connected, Script, connected, serve, service};
 
 const MIB: u64 = 1 << 20;
 
@@ -34,23 +33,10 @@ fn mount(mode: Mode) -> VolumeCapability {
     }
 }
 
-/// A backend connected to an agent over `remote`, presenting a certificate `ca` signed.
-async fn backend(remote: &FakeHost, ca: &Ca, dir: &std::path::Path) -> (AgentBackend, impl Drop) {
-    let (address, stop) = serve(service(&remote.ctx), ca, dir).await;
-    let files = ca.files(&dir.join("controller"), &["controller"], ca);
-    let backend = AgentBackend::connect_lazy(&address, AGENT_NAME, &files.load().unwrap()).unwrap();
-    (backend, Stop(Some(stop)))
-}
-
-/// Stops a served agent when dropped.
-struct Stop(Option<tokio::sync::oneshot::Sender<()>>);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
-    }
+/// A backend connected to an agent over `remote` (served while the second value lives).
+async fn backend(remote: &FakeHost) -> (AgentBackend, Connected) {
+    let connected = connected(remote).await;
+    (client_of(&connected.address, &connected.files), connected)
 }
 
 /// Both hosts get the same script, so the local and the remote call see the same LVM.
@@ -58,15 +44,6 @@ fn both(hosts: [&FakeHost; 2], script: impl Fn(&FakeHost)) {
     for host in hosts {
         script(host);
     }
-}
-
-fn lvrename(lv: &LvName) -> Expectation {
-    let cmd = argv::lvrename(VG, lv, &quarantine::name_for(lv, 0), Duration::from_secs(5));
-    Expectation::new(
-        std::iter::once(cmd.program().to_string())
-            .chain(cmd.arg_values().map(str::to_string))
-            .collect::<Vec<_>>(),
-    )
 }
 
 fn same_error<L: std::fmt::Debug, R: std::fmt::Debug>(
@@ -80,10 +57,8 @@ fn same_error<L: std::fmt::Debug, R: std::fmt::Debug>(
 
 #[tokio::test]
 async fn every_step_answers_what_the_local_operation_answers() {
-    let dir = tempfile::tempdir().unwrap();
     let (local, remote) = (FakeHost::new(), FakeHost::new());
-    let ca = Ca::new("carve link CA");
-    let (agent, _stop) = backend(&remote, &ca, dir.path()).await;
+    let (agent, _served) = backend(&remote).await;
     let hosts = [&local, &remote];
 
     let caps = [mount(Mode::SingleNodeWriter)];
@@ -99,18 +74,9 @@ async fn every_step_answers_what_the_local_operation_answers() {
         parameters: &params,
         requisite: &[],
     };
-    let lv = LvName::for_volume("pvc-1");
-    let tags = VolumeRecord {
-        name: "pvc-1".into(),
-        required_bytes: 5 * MIB,
-        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
-        ..Default::default()
-    }
-    .creation_tags();
-    both(hosts, |h| {
-        h.expect_survey(10 << 30, 4 * MIB, &[]);
-        h.expect_lvcreate(&lv, 8 * MIB, &Allocation::Linear, &tags);
-    });
+    let script = Script::new("pvc-1");
+    let id = script.lv.as_str();
+    both(hosts, |h| script.expect_create(h));
     let Created::Created(expected) = ops::create_volume::create_volume(&local.ctx, create)
         .await
         .unwrap()
@@ -125,51 +91,35 @@ async fn every_step_answers_what_the_local_operation_answers() {
     assert_eq!(volume.volume_context, expected.volume_context(&local.ctx));
     assert_eq!(volume.content_source, None);
 
-    let row = LvRow::fresh(lv.as_str(), 8 * MIB, None, tags.clone());
     let none = HashMap::new();
     let publish = Publish {
-        volume_id: lv.as_str(),
+        volume_id: id,
         node_id: NODE1,
         capability: Some(&caps[0]),
         readonly: false,
         secrets: &none,
     };
-    let publication = format!("carve.pub=rw:{NODE1}");
-    both(hosts, |h| {
-        h.expect_lvs_one(lv.as_str(), std::slice::from_ref(&row));
-        h.expect_retag(lv.as_str(), &[], &["carve.used", &publication]);
-    });
+    both(hosts, |h| script.expect_publish(h));
     let granted = ops::publish::publish(&local.ctx, publish).await.unwrap();
     assert_eq!(agent.publish(publish).await.unwrap(), granted);
     assert!(granted.blank);
 
-    let mut published_tags = tags.clone();
-    published_tags.extend(["carve.used".to_string(), publication.clone()]);
-    let published = LvRow::fresh(lv.as_str(), 8 * MIB, None, published_tags);
-    both(hosts, |h| {
-        h.expect_lvs_one(lv.as_str(), std::slice::from_ref(&published));
-        h.expect_tag(lv.as_str(), &publication, false);
-    });
-    let revoked = ops::unpublish::unpublish(&local.ctx, lv.as_str(), NODE1)
+    both(hosts, |h| script.expect_unpublish(h));
+    let revoked = ops::unpublish::unpublish(&local.ctx, id, NODE1)
         .await
         .unwrap();
-    assert_eq!(agent.unpublish(lv.as_str(), NODE1).await.unwrap(), revoked);
+    assert_eq!(agent.unpublish(id, NODE1).await.unwrap(), revoked);
     assert!(revoked);
 
-    let mut unpublished_tags = tags.clone();
-    unpublished_tags.push("carve.used".into());
-    let unpublished = LvRow::fresh(lv.as_str(), 8 * MIB, None, unpublished_tags);
     both(hosts, |h| {
-        h.expect_lvs_one(lv.as_str(), std::slice::from_ref(&unpublished));
-        h.expect_lvs(std::slice::from_ref(&unpublished));
-        h.expect(lvrename(&lv));
-        h.expect_lvs_one(lv.as_str(), &[]);
+        script.expect_delete(h);
+        h.expect_lvs_one(id, &[]);
     });
     for _ in 0..2 {
-        let deleted = ops::delete_volume::delete_volume(&local.ctx, lv.as_str())
+        let deleted = ops::delete_volume::delete_volume(&local.ctx, id)
             .await
             .unwrap();
-        assert_eq!(agent.delete_volume(lv.as_str()).await.unwrap(), deleted);
+        assert_eq!(agent.delete_volume(id).await.unwrap(), deleted);
     }
     assert!(remote.configfs_is_empty(), "{:?}", remote.configfs_tree());
     local.finish();
@@ -178,10 +128,8 @@ async fn every_step_answers_what_the_local_operation_answers() {
 
 #[tokio::test]
 async fn refusals_carry_the_local_kind_and_message() {
-    let dir = tempfile::tempdir().unwrap();
     let (local, remote) = (FakeHost::new(), FakeHost::new());
-    let ca = Ca::new("carve link CA");
-    let (agent, _stop) = backend(&remote, &ca, dir.path()).await;
+    let (agent, _served) = backend(&remote).await;
     let none = HashMap::new();
     let writer = mount(Mode::SingleNodeWriter);
     let multi = mount(Mode::MultiNodeMultiWriter);

@@ -9,18 +9,12 @@ use carve_agent::proto::{
     UnpublishRequest,
     capability::{AccessMode, AccessType},
 };
-use csi_common::{command::Expectation, ids::LvName};
-use csi_controller::{
-    lvm::{Allocation, argv, quarantine, tags::VolumeRecord},
-    ops::testing::{FakeHost, NODE1, NODE2, VG},
-};
-use std::{collections::HashMap, time::Duration};
-use support::{Ca, client, serve, service};
+use csi_controller::ops::testing::{FakeHost, NODE1, NODE2, VG};
+use std::collections::HashMap;
+use support::{Script, connected};
 use tonic::Code;
 
 const MIB: u64 = 1 << 20;
-/// FakeHost's LVM timeout.
-const T: Duration = Duration::from_secs(5);
 
 fn ext4_writer() -> Capability {
     Capability {
@@ -59,35 +53,15 @@ fn code<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -
     }
 }
 
-/// An `Expectation` for a command built by csi-controller's argv builders.
-fn expectation(cmd: &csi_common::command::Cmd) -> Expectation {
-    Expectation::new(
-        std::iter::once(cmd.program().to_string())
-            .chain(cmd.arg_values().map(str::to_string))
-            .collect::<Vec<_>>(),
-    )
-}
-
 #[tokio::test]
 async fn create_publish_unpublish_delete_each_twice() {
-    let dir = tempfile::tempdir().unwrap();
     let host = FakeHost::new();
-    let ca = Ca::new("carve link CA");
-    let (address, _stop) = serve(service(&host.ctx), &ca, dir.path()).await;
-    let controller = ca.files(&dir.path().join("controller"), &["controller"], &ca);
-    let mut agent = client(&address, &controller).await.unwrap();
+    let mut served = connected(&host).await;
+    let agent = &mut served.agent;
+    let script = Script::new("pvc-1");
 
     // CreateVolume: one report, one lvcreate, an export; the retry finds it in the report.
-    let lv = LvName::for_volume("pvc-1");
-    let record = VolumeRecord {
-        name: "pvc-1".into(),
-        required_bytes: 5 * MIB,
-        capabilities: "mount/ext4/SINGLE_NODE_WRITER".into(),
-        ..Default::default()
-    };
-    let tags = record.creation_tags();
-    host.expect_survey(10 << 30, 4 * MIB, &[]);
-    host.expect_lvcreate(&lv, 8 * MIB, &Allocation::Linear, &tags);
+    script.expect_create(&host);
     let first = agent
         .create_volume(create_request("pvc-1"))
         .await
@@ -95,28 +69,22 @@ async fn create_publish_unpublish_delete_each_twice() {
         .into_inner();
     assert!(first.created);
     let volume = first.volume.unwrap();
-    assert_eq!(volume.volume_id, lv.as_str());
+    let id = volume.volume_id.as_str();
+    assert_eq!(id, script.lv.as_str());
     assert_eq!(volume.capacity_bytes, 8 * MIB);
-    assert_eq!(
-        volume.volume_context["targetIqn"],
-        host.target(lv.as_str()).as_str()
-    );
+    assert_eq!(volume.volume_context["targetIqn"], host.target(id).as_str());
     assert_eq!(volume.content_source, None);
-    let row = csi_controller::lvm::LvRow::fresh(lv.as_str(), 8 * MIB, None, tags.clone());
-    host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
+    host.expect_survey(10 << 30, 4 * MIB, &[script.row(&[])]);
     let again = agent
         .create_volume(create_request("pvc-1"))
         .await
         .unwrap()
         .into_inner();
     assert!(!again.created, "the retry answers the existing volume");
-    assert_eq!(again.volume.unwrap(), volume);
+    assert_eq!(again.volume.as_ref(), Some(&volume));
 
     // Publish: the publication tag, then NODE1's ACL; the retry changes nothing.
-    let id = volume.volume_id.as_str();
-    let publication = format!("carve.pub=rw:{NODE1}");
-    host.expect_lvs_one(id, std::slice::from_ref(&row));
-    host.expect_retag(id, &[], &["carve.used", &publication]);
+    script.expect_publish(&host);
     let context = agent
         .publish(publish_request(id, NODE1))
         .await
@@ -129,10 +97,7 @@ async fn create_publish_unpublish_delete_each_twice() {
         ("false", "true")
     );
     assert_eq!(host.acls(id), [NODE1]);
-    let mut published_tags = tags.clone();
-    published_tags.extend(["carve.used".to_string(), publication.clone()]);
-    let published = csi_controller::lvm::LvRow::fresh(id, 8 * MIB, None, published_tags);
-    host.expect_lvs_one(id, std::slice::from_ref(&published));
+    host.expect_lvs_one(id, &[script.published()]);
     let repeat = agent
         .publish(publish_request(id, NODE1))
         .await
@@ -147,81 +112,43 @@ async fn create_publish_unpublish_delete_each_twice() {
     assert_eq!(host.acls(id), [NODE1]);
 
     // Another node while NODE1 holds it: refused, naming NODE1.
-    host.expect_lvs_one(id, std::slice::from_ref(&published));
+    host.expect_lvs_one(id, &[script.published()]);
     let busy = agent.publish(publish_request(id, NODE2)).await.unwrap_err();
     assert_eq!(busy.code(), Code::FailedPrecondition, "{busy:?}");
     assert!(busy.message().contains(NODE1), "{busy:?}");
 
     // Unpublish: the tag, then the ACL; the retry has nothing left to revoke.
-    host.expect_lvs_one(id, std::slice::from_ref(&published));
-    host.expect_tag(id, &publication, false);
+    script.expect_unpublish(&host);
     let unpublish = UnpublishRequest {
         volume_id: id.into(),
         node_id: NODE1.into(),
     };
-    assert!(
-        agent
-            .unpublish(unpublish.clone())
-            .await
-            .unwrap()
-            .into_inner()
-            .revoked
-    );
+    let revoked = agent.unpublish(unpublish.clone()).await.unwrap();
+    assert!(revoked.into_inner().revoked);
     assert!(host.acls(id).is_empty());
-    let mut unpublished_tags = tags.clone();
-    unpublished_tags.push("carve.used".into());
-    let unpublished = csi_controller::lvm::LvRow::fresh(id, 8 * MIB, None, unpublished_tags);
-    host.expect_lvs_one(id, std::slice::from_ref(&unpublished));
-    assert!(
-        !agent
-            .unpublish(unpublish)
-            .await
-            .unwrap()
-            .into_inner()
-            .revoked
-    );
+    host.expect_lvs_one(id, &[script.unpublished()]);
+    let revoked = agent.unpublish(unpublish).await.unwrap();
+    assert!(!revoked.into_inner().revoked);
 
     // DeleteVolume: export gone, the linear LV renamed into quarantine; the retry finds nothing.
-    host.expect_lvs_one(id, std::slice::from_ref(&unpublished));
-    host.expect_lvs(std::slice::from_ref(&unpublished));
-    host.expect(expectation(&argv::lvrename(
-        VG,
-        &lv,
-        &quarantine::name_for(&lv, 0),
-        T,
-    )));
+    script.expect_delete(&host);
     let delete = DeleteVolumeRequest {
         volume_id: id.into(),
     };
-    assert!(
-        agent
-            .delete_volume(delete.clone())
-            .await
-            .unwrap()
-            .into_inner()
-            .deleted
-    );
+    let deleted = agent.delete_volume(delete.clone()).await.unwrap();
+    assert!(deleted.into_inner().deleted);
     assert!(host.configfs_is_empty(), "{:?}", host.configfs_tree());
     host.expect_lvs_one(id, &[]);
-    assert!(
-        !agent
-            .delete_volume(delete)
-            .await
-            .unwrap()
-            .into_inner()
-            .deleted
-    );
+    let deleted = agent.delete_volume(delete).await.unwrap();
+    assert!(!deleted.into_inner().deleted);
     host.finish();
 }
 
 #[tokio::test]
 async fn bad_ids_and_names_answer_not_found_or_invalid_argument() {
-    let dir = tempfile::tempdir().unwrap();
     let host = FakeHost::new();
-    let ca = Ca::new("carve link CA");
-    let (address, _stop) = serve(service(&host.ctx), &ca, dir.path()).await;
-    let controller = ca.files(&dir.path().join("controller"), &["controller"], &ca);
-    let mut agent = client(&address, &controller).await.unwrap();
+    let mut served = connected(&host).await;
+    let agent = &mut served.agent;
 
     // Names: required, at most 128 bytes. Both refused before any LVM command.
     assert_eq!(
@@ -280,12 +207,9 @@ async fn bad_ids_and_names_answer_not_found_or_invalid_argument() {
 
 #[tokio::test]
 async fn state_reports_readiness_and_the_volume_groups_counters() {
-    let dir = tempfile::tempdir().unwrap();
     let host = FakeHost::new();
-    let ca = Ca::new("carve link CA");
-    let (address, _stop) = serve(service(&host.ctx), &ca, dir.path()).await;
-    let controller = ca.files(&dir.path().join("controller"), &["controller"], &ca);
-    let mut agent = client(&address, &controller).await.unwrap();
+    let mut served = connected(&host).await;
+    let agent = &mut served.agent;
     host.expect_vgs(3 << 30, 4 * MIB);
     let state = agent
         .state(proto::StateRequest {})
@@ -304,12 +228,9 @@ async fn state_reports_readiness_and_the_volume_groups_counters() {
 
 #[tokio::test]
 async fn chap_secrets_reach_the_acl_and_no_answer() {
-    let dir = tempfile::tempdir().unwrap();
     let host = FakeHost::new();
-    let ca = Ca::new("carve link CA");
-    let (address, _stop) = serve(service(&host.ctx), &ca, dir.path()).await;
-    let controller = ca.files(&dir.path().join("controller"), &["controller"], &ca);
-    let mut agent = client(&address, &controller).await.unwrap();
+    let mut served = connected(&host).await;
+    let agent = &mut served.agent;
     let tags = csi_controller::lvm::testing::carve_tags("v");
     let row = host.export_linear("csi-v-1", &tags).await;
     host.expect_lvs_one("csi-v-1", &[row]);
