@@ -1,4 +1,4 @@
-//! Loopback plumbing for the agent's tests: CAs and certificates made by rcgen, an Agent
+//! Loopback plumbing for the agent's tests: CAs and certificates ([`Ca`], csi-common's), an Agent
 //! service served with mutual TLS on 127.0.0.1 by [`csi_common::serve::serve_mtls`], clients
 //! connected by [`csi_common::mtls::connect`], and the fake host's LVM script of one volume's
 //! life ([`Script`]).
@@ -6,68 +6,24 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use carve_agent::{proto, service::AgentService};
+pub use csi_common::testing::tls::Ca;
 use csi_common::{
-    command::{BoxFuture, Expectation},
-    identity::Readiness,
+    command::Expectation,
     ids::LvName,
     mtls::{Mtls, MtlsFiles, connect},
+    testing::Ready,
 };
 use csi_controller::{
     lvm::{Allocation, LvRow, argv, quarantine, tags::VolumeRecord},
     ops::testing::{FakeHost, NODE1, VG},
 };
 use proto::{agent_client::AgentClient, agent_server::AgentServer};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::{path::Path, sync::Arc, time::Duration};
 use tokio::sync::oneshot;
 use tonic::{service::Routes, transport::Channel};
 
 /// The name the agent's certificate carries and clients check.
 pub const AGENT_NAME: &str = "agent.carve.test";
-
-/// Always ready.
-#[derive(Debug)]
-pub struct Ready;
-
-impl Readiness for Ready {
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// A CA that signs leaf certificates.
-pub struct Ca(CertifiedIssuer<'static, KeyPair>);
-
-impl Ca {
-    pub fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
-    }
-
-    /// Writes `trusting`'s certificate as ca.crt and a leaf this CA signs for `names` as
-    /// tls.crt and tls.key into `dir`, as `--tls-dir` holds them.
-    pub fn files(&self, dir: &Path, names: &[&str], trusting: &Ca) -> MtlsFiles {
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(names.iter().map(ToString::to_string).collect::<Vec<_>>())
-                .unwrap();
-        let leaf = params.signed_by(&key, &self.0).unwrap();
-        std::fs::create_dir_all(dir).unwrap();
-        let files = MtlsFiles {
-            ca: dir.join("ca.crt"),
-            cert: dir.join("tls.crt"),
-            key: dir.join("tls.key"),
-        };
-        std::fs::write(&files.ca, trusting.0.pem()).unwrap();
-        std::fs::write(&files.cert, leaf.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        files
-    }
-}
 
 /// `routes` served with `mtls` on a loopback port; its address and a handle that stops it.
 pub async fn serve_routes(routes: Routes, mtls: Mtls) -> (String, oneshot::Sender<()>) {
