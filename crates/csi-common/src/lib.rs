@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod command;
 pub mod contract;
+pub mod drain;
 pub mod endpoint;
 pub mod error;
 pub mod guard;

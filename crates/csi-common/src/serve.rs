@@ -3,9 +3,10 @@
 //! Invariants for unix sockets: the parent directory is created (0750) if missing; a stale
 //! socket is removed, but a live one (another instance answering) or a non-socket file is never
 //! touched; the socket is made 0600; it is removed again when serving ends. On SIGTERM/SIGINT
-//! the server stops accepting, lets in-flight calls finish, then returns.
+//! the server stops accepting, lets in-flight calls finish, then returns without waiting for
+//! idle connections to close ([`crate::drain`]).
 
-use crate::{endpoint::Endpoint, telemetry::RpcLayer};
+use crate::{drain::Drain, endpoint::Endpoint, telemetry::RpcLayer};
 use std::{
     future::Future,
     os::unix::fs::{FileTypeExt, PermissionsExt},
@@ -41,15 +42,21 @@ pub async fn serve(
     slow_rpc: Duration,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let drain = Drain::default();
     let server = tonic::transport::Server::builder()
+        .layer(drain.layer())
         .layer(RpcLayer::new(slow_rpc))
         .add_routes(routes);
+    let shutdown = drain.signal(shutdown);
     match endpoint {
         Endpoint::Unix(path) => {
             let listener = bind_unix(path).await?;
             tracing::info!(endpoint = %endpoint, "serving");
-            let result = server
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+            let result = drain
+                .run(
+                    server
+                        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown),
+                )
                 .await;
             let _ = std::fs::remove_file(path);
             tracing::info!(endpoint = %endpoint, "stopped serving");
@@ -58,8 +65,10 @@ pub async fn serve(
         Endpoint::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!(endpoint = %endpoint, "serving");
-            server
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            drain
+                .run(
+                    server.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
+                )
                 .await?;
             tracing::info!(endpoint = %endpoint, "stopped serving");
             Ok(())
@@ -78,13 +87,20 @@ pub async fn serve_mtls(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let address = listener.local_addr()?;
+    let drain = Drain::default();
     let server = tonic::transport::Server::builder()
         .tls_config(mtls.server())?
+        .layer(drain.layer())
         .layer(RpcLayer::new(slow_rpc))
         .add_routes(routes);
     tracing::info!(%address, "serving with mutual TLS");
-    server
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+    drain
+        .run(
+            server.serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                drain.signal(shutdown),
+            ),
+        )
         .await?;
     tracing::info!(%address, "stopped serving");
     Ok(())
