@@ -1,4 +1,5 @@
-//! Flags both binaries share, with their environment variables.
+//! Flags the binaries share, with their environment variables: [`CommonArgs`] for both CSI
+//! plugins, [`DaemonArgs`] (within it) for every Carve daemon, carve-agent included.
 
 use crate::{endpoint::Endpoint, ids::validate_driver_name, telemetry::LogFormat};
 use std::{net::SocketAddr, time::Duration};
@@ -18,6 +19,15 @@ pub struct CommonArgs {
     #[arg(long, env = "CARVE_DRIVER_NAME", default_value = DEFAULT_DRIVER_NAME, value_parser = parse_driver_name)]
     pub driver_name: String,
 
+    /// Logging, metrics, the command prefix and the slow-RPC threshold (shared with carve-agent).
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// Flags of every Carve daemon, the CSI plugins and carve-agent alike: logs, metrics, the
+/// command prefix and the slow-RPC threshold.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
     /// Log line format. The level comes from RUST_LOG (default: info; e.g. RUST_LOG=debug shows
     /// every external command, with secrets redacted).
     #[arg(long, env = "CARVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -38,6 +48,18 @@ pub struct CommonArgs {
     pub slow_rpc_seconds: u64,
 }
 
+impl DaemonArgs {
+    /// The command prefix as argv words (empty for none).
+    pub fn prefix(&self) -> Vec<String> {
+        self.command_prefix.clone().map(|p| p.0).unwrap_or_default()
+    }
+
+    /// The slow-RPC threshold.
+    pub fn slow_rpc(&self) -> Duration {
+        Duration::from_secs(self.slow_rpc_seconds)
+    }
+}
+
 /// A whitespace-split command prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefix(pub Vec<String>);
@@ -56,12 +78,12 @@ fn parse_driver_name(raw: &str) -> Result<String, String> {
 impl CommonArgs {
     /// The command prefix as argv words (empty for none).
     pub fn prefix(&self) -> Vec<String> {
-        self.command_prefix.clone().map(|p| p.0).unwrap_or_default()
+        self.daemon.prefix()
     }
 
     /// The slow-RPC threshold.
     pub fn slow_rpc(&self) -> Duration {
-        Duration::from_secs(self.slow_rpc_seconds)
+        self.daemon.slow_rpc()
     }
 }
 

@@ -90,6 +90,41 @@ pub fn code_for(kind: Kind) -> tonic::Code {
     }
 }
 
+/// The kind an error of gRPC code `code` was made from: the inverse of [`code_for`], for a
+/// client of a Carve service (carve.agent.v1) that answers through this table. `None` for a
+/// code the table never produces (OK, CANCELLED, UNKNOWN, UNIMPLEMENTED, ...): those come from
+/// the transport or from a peer that is not Carve's.
+pub fn kind_for(code: tonic::Code) -> Option<Kind> {
+    use tonic::Code;
+    Some(match code {
+        Code::InvalidArgument => Kind::InvalidArgument,
+        Code::NotFound => Kind::NotFound,
+        Code::AlreadyExists => Kind::AlreadyExists,
+        Code::FailedPrecondition => Kind::FailedPrecondition,
+        Code::ResourceExhausted => Kind::ResourceExhausted,
+        Code::OutOfRange => Kind::OutOfRange,
+        Code::Aborted => Kind::Aborted,
+        Code::DeadlineExceeded => Kind::DeadlineExceeded,
+        Code::Unavailable => Kind::Unavailable,
+        Code::Internal => Kind::Internal,
+        _ => return None,
+    })
+}
+
+impl Error {
+    /// The domain error a Carve peer answered as `status`: the same kind and message, so a
+    /// remote operation fails exactly as the local one would. A code outside the table
+    /// ([`kind_for`]) means the call did not reach a Carve service that answered it (the
+    /// connection or TLS handshake failed, the peer is something else): `Unavailable`, which
+    /// the CO retries.
+    pub fn from_status(status: &tonic::Status) -> Self {
+        match kind_for(status.code()) {
+            Some(kind) => Self::new(kind, status.message()),
+            None => Self::unavailable(format!("{:?}: {}", status.code(), status.message())),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -157,6 +192,35 @@ mod tests {
             let status: tonic::Status = error.into();
             assert_eq!(status.code(), code);
             assert_eq!(status.message(), "x");
+        }
+    }
+
+    #[test]
+    fn a_status_of_the_table_comes_back_as_its_kind_and_others_are_unavailable() {
+        for kind in [
+            Kind::InvalidArgument,
+            Kind::NotFound,
+            Kind::AlreadyExists,
+            Kind::FailedPrecondition,
+            Kind::ResourceExhausted,
+            Kind::OutOfRange,
+            Kind::Aborted,
+            Kind::DeadlineExceeded,
+            Kind::Unavailable,
+            Kind::Internal,
+        ] {
+            let error = Error::new(kind, "why");
+            assert_eq!(Error::from_status(&error.clone().into_status()), error);
+        }
+        for code in [
+            Code::Unknown,
+            Code::Cancelled,
+            Code::Unimplemented,
+            Code::Unauthenticated,
+        ] {
+            let error = Error::from_status(&tonic::Status::new(code, "transport"));
+            assert_eq!(error.kind(), Kind::Unavailable, "{code:?}");
+            assert!(error.message().contains("transport"), "{error}");
         }
     }
 

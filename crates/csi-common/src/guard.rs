@@ -50,6 +50,29 @@ impl OperationGuards {
             in_flight: Arc::clone(&self.in_flight),
         })
     }
+
+    /// Runs `work` in its own task (in the caller's span) holding the guard of `key`, or answers
+    /// `Aborted` at once while `key` is taken. A caller that gives up (tonic drops a handler's
+    /// future when the client times out) leaves the task, and the guard, to finish the work:
+    /// a mutation is never cancelled halfway.
+    pub async fn run<T, Fut>(&self, key: &str, work: Fut) -> Result<T>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let guard = self.try_acquire(key)?;
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let result = work.await;
+                drop(guard);
+                result
+            },
+            span,
+        ))
+        .await
+        .map_err(|e| Error::internal(format!("operation task failed: {e}")))?
+    }
 }
 
 impl Drop for Guard {
@@ -91,5 +114,36 @@ mod tests {
         })
         .join();
         guards.try_acquire("v1").expect("released after panic");
+    }
+
+    #[tokio::test]
+    async fn run_holds_the_key_until_its_work_ends_even_when_the_caller_gives_up() {
+        let guards = OperationGuards::new("volume");
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let caller = tokio::spawn({
+            let guards = guards.clone();
+            async move {
+                guards
+                    .run("v1", async move {
+                        let _ = released.await;
+                        let _ = done.send(());
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        while guards.try_acquire("v1").is_ok() {
+            tokio::task::yield_now().await;
+        }
+        let err = guards.run("v1", async { Ok(()) }).await.unwrap_err();
+        assert_eq!(err.kind(), Kind::Aborted);
+        caller.abort(); // the client gave up: the work goes on
+        let _ = release.send(());
+        finished.await.expect("the work ran to its end");
+        while guards.try_acquire("v1").is_err() {
+            tokio::task::yield_now().await;
+        }
     }
 }

@@ -1,60 +1,17 @@
-//! Mutual TLS against a real server on loopback: certificates made here by rcgen (one CA for
+//! Mutual TLS against a real server on loopback: certificates made by rcgen (one CA for
 //! the link, a foreign CA standing for anyone else), the Identity service served by
 //! [`crate::serve::serve_mtls`], clients made by [`super::connect`].
 
 use super::*;
 use crate::{
-    command::BoxFuture,
-    identity::{IdentityService, Readiness},
+    identity::IdentityService,
+    testing::{Ready, tls::Ca},
 };
 use csi_proto::v1::{
     GetPluginInfoRequest, identity_client::IdentityClient, identity_server::IdentityServer,
 };
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::oneshot;
-
-#[derive(Debug)]
-struct Ready;
-
-impl Readiness for Ready {
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// A CA that signs leaf certificates.
-struct Ca(CertifiedIssuer<'static, KeyPair>);
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
-    }
-
-    /// Writes this CA's certificate and a leaf it signs for `names` into `dir`.
-    fn files(&self, dir: &Path, names: &[&str], trusting: &Ca) -> MtlsFiles {
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(names.iter().map(ToString::to_string).collect::<Vec<_>>())
-                .unwrap();
-        let leaf = params.signed_by(&key, &self.0).unwrap();
-        std::fs::create_dir_all(dir).unwrap();
-        let files = MtlsFiles {
-            ca: dir.join("ca.crt"),
-            cert: dir.join("tls.crt"),
-            key: dir.join("tls.key"),
-        };
-        std::fs::write(&files.ca, trusting.0.pem()).unwrap();
-        std::fs::write(&files.cert, leaf.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        files
-    }
-}
 
 /// A server on loopback with `files`; its address and a handle that stops it.
 async fn serve(files: &MtlsFiles) -> (String, oneshot::Sender<()>) {

@@ -1,9 +1,12 @@
 //! Helpers for the workspace's unit tests (compiled for tests and the `testing` feature only,
 //! never into a release binary).
 
+pub mod tls;
+
 use crate::{
-    command::Cmd,
+    command::{BoxFuture, Cmd},
     error::{Error, Kind},
+    identity::Readiness,
 };
 use std::{collections::HashMap, fmt::Debug};
 
@@ -31,4 +34,14 @@ pub fn refused<T: Debug>(result: Result<T, Error>, kind: Kind) -> Error {
     let err = result.unwrap_err();
     assert_eq!(err.kind(), kind, "{err}");
     err
+}
+
+/// A [`Readiness`] that is always ready.
+#[derive(Debug)]
+pub struct Ready;
+
+impl Readiness for Ready {
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }

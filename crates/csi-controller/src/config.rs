@@ -1,4 +1,5 @@
-//! Command-line flags of `csi-controller`, each with an environment variable.
+//! Command-line flags of `csi-controller`, each with an environment variable; the storage
+//! host's own flags ([`StorageHostArgs`]) are shared with `carve-agent`.
 
 use clap::Parser;
 use csi_common::{
@@ -25,6 +26,25 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// The storage host this controller drives (flags shared with carve-agent).
+    #[command(flatten)]
+    pub host: StorageHostArgs,
+
+    /// A topology this storage host's volumes are reachable from, as key=value[,key=value]
+    /// (repeatable; `;` separates several in the environment; none by default). Keys and values
+    /// follow spec.md's `Topology` grammar and share one prefix, the same keys csi-node's
+    /// --topology reports (for example `topology.carve.dev/zone=a`). Setting any makes the
+    /// plugin advertise VOLUME_ACCESSIBILITY_CONSTRAINTS: CreateVolume then answers
+    /// RESOURCE_EXHAUSTED when no requisite topology is served, every volume carries these
+    /// topologies, and GetCapacity reports 0 for a topology not served (docs/topology.md).
+    #[arg(long = "accessible-topology", env = "CARVE_ACCESSIBLE_TOPOLOGY", value_delimiter = ';', value_parser = Segments::parse)]
+    pub accessible_topology: Vec<Segments>,
+}
+
+/// The flags of a storage host's LVM and LIO layers: what `csi-controller` drives on its own
+/// host and `carve-agent` drives for a remote controller, defined once for both binaries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageHostArgs {
     /// LVM volume group to carve volumes from. Probe reports not ready until it exists.
     #[arg(long, env = "CARVE_VOLUME_GROUP")]
     pub volume_group: Option<String>,
@@ -37,16 +57,6 @@ pub struct ControllerArgs {
     /// default: name the storage network address.
     #[arg(long = "portal", env = "CARVE_PORTALS", value_delimiter = ',')]
     pub portals: Vec<String>,
-
-    /// A topology this storage host's volumes are reachable from, as key=value[,key=value]
-    /// (repeatable; `;` separates several in the environment; none by default). Keys and values
-    /// follow spec.md's `Topology` grammar and share one prefix, the same keys csi-node's
-    /// --topology reports (for example `topology.carve.dev/zone=a`). Setting any makes the
-    /// plugin advertise VOLUME_ACCESSIBILITY_CONSTRAINTS: CreateVolume then answers
-    /// RESOURCE_EXHAUSTED when no requisite topology is served, every volume carries these
-    /// topologies, and GetCapacity reports 0 for a topology not served (docs/topology.md).
-    #[arg(long = "accessible-topology", env = "CARVE_ACCESSIBLE_TOPOLOGY", value_delimiter = ';', value_parser = Segments::parse)]
-    pub accessible_topology: Vec<Segments>,
 
     /// Prefix of target IQNs (default: iqn.2024-01.<driver name reversed>).
     #[arg(long, env = "CARVE_IQN_PREFIX")]

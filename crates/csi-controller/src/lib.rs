@@ -4,9 +4,13 @@
 //! (`lvm`, `lio`, from the carve-storage crate) that know nothing of gRPC. Errors become gRPC codes only in
 //! `csi_common::error`. `reconcile` rebuilds LIO from LVM at start while the service already
 //! answers (`restoration` says which volumes wait for it). The controller keeps the VG's
-//! figures in memory (`lvm::ledger`), seeded at start and resynced by `resync`.
+//! figures in memory (`lvm::ledger`), seeded at start and resynced by `resync`. `host` builds
+//! one storage host's runtime from its flags, for this binary and for `carve-agent` alike;
+//! `agent` reaches a host through its carve-agent instead (client side, not wired in yet).
 
+pub mod agent;
 pub mod config;
+pub mod host;
 pub mod ops;
 pub mod readiness;
 pub mod reconcile;

@@ -6,7 +6,7 @@
 //! when startup reconciliation has completed ([`Restoration`]).
 
 use crate::{
-    config::{ControllerArgs, LioBackend},
+    config::{LioBackend, StorageHostArgs},
     lvm::{argv, report, space},
     restoration::Restoration,
 };
@@ -31,15 +31,19 @@ pub struct ControllerReadiness {
 }
 
 impl ControllerReadiness {
-    /// Readiness for the configuration in `args`.
-    pub fn new(runner: Arc<dyn CommandRunner>, args: &ControllerArgs) -> Self {
+    /// Readiness for the host configured by `args`, its commands run under `command_prefix`.
+    pub fn new(
+        runner: Arc<dyn CommandRunner>,
+        args: &StorageHostArgs,
+        command_prefix: &[String],
+    ) -> Self {
         Self {
             runner,
             volume_group: args.volume_group.clone(),
             thin_pool: args.thin_pool.clone(),
             allow_unzeroed_thin_pool: args.allow_unzeroed_thin_pool,
             backend: args.lio_backend,
-            programs: crate::server::needed_programs(args),
+            programs: crate::host::needed_programs(args, command_prefix),
             targetcli: args.targetcli.clone(),
             configfs_root: args.configfs_root.clone(),
             restoration: Restoration::default(),
@@ -131,8 +135,8 @@ mod tests {
             "--thin-pool",
             "pool",
         ];
-        let args = ControllerArgs::parse_from(argv.iter().chain(extra));
-        ControllerReadiness::new(runner.clone(), &args)
+        let args = crate::config::ControllerArgs::parse_from(argv.iter().chain(extra));
+        ControllerReadiness::new(runner.clone(), &args.host, &args.common.prefix())
     }
 
     fn expect_pool(runner: &ScriptedRunner, attr: &str) {

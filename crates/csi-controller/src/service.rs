@@ -16,7 +16,7 @@ use crate::ops::{
     validate::Validation,
 };
 use crate::restoration::Restoration;
-use csi_common::{Error, Result, guard::OperationGuards, telemetry::record_ids};
+use csi_common::{Result, guard::OperationGuards, telemetry::record_ids};
 // The service speaks every message of CSI's Controller service.
 #[allow(clippy::wildcard_imports)]
 use csi_proto::v1::{
@@ -92,19 +92,7 @@ impl ControllerService {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let guard = guards.try_acquire(key)?;
-        let work = op(self.ctx.clone());
-        let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let result = work.await;
-                drop(guard);
-                result
-            },
-            span,
-        ))
-        .await
-        .map_err(|e| Error::internal(format!("operation task failed: {e}")))?
+        guards.run(key, op(self.ctx.clone())).await
     }
 
     /// Records `volume_id` (and `node_id`) on the span, answers `Unavailable` until the volume

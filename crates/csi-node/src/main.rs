@@ -10,8 +10,8 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse();
-    telemetry::init_logging(args.common.log_format);
-    if let Some(address) = args.common.metrics_address {
+    telemetry::init_logging(args.common.daemon.log_format);
+    if let Some(address) = args.common.daemon.metrics_address {
         telemetry::install_metrics(address).map_err(anyhow::Error::msg)?;
         gauges::describe();
         gauges::spawn_refresh("/sys".into(), args.state_dir(), gauges::REFRESH_INTERVAL);

@@ -14,7 +14,11 @@
 //!
 //! The real types that a response reaches also derive `Serialize` ([`serialize`]), with the
 //! generated `enum_json.rs` naming their enum values.
+//!
+//! Carve's own agent API (`proto/carve/agent/v1/agent.proto`) is compiled the same way by
+//! [`agent`], into `carve.agent.v1.rs`.
 
+mod agent;
 mod serialize;
 
 use std::{env, fmt::Write as _, fs, path::PathBuf};
@@ -82,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = writeln!(impls, "impl crate::HasSecrets for {message} {{}}");
     }
     fs::write(out.join("redacted_debug.rs"), impls)?;
-    Ok(())
+    agent::compile(&proto_dir, &out)
 }
 
 /// (message, [secret field names]) for every top-level message with a `csi_secret` field.

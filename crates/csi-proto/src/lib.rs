@@ -7,6 +7,8 @@
 //! Responses, and the messages they hold, implement `serde::Serialize` (proto field names,
 //! enum names, `int64` as numbers, RFC 3339 timestamps: what `carvectl --json` prints);
 //! requests do not, so a secret cannot be serialized either.
+//!
+//! [`agent`] holds Carve's own storage-agent API (`carve.agent.v1`), generated the same way.
 
 #![allow(missing_debug_implementations)]
 
@@ -33,6 +35,7 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/enum_json.rs"));
 }
 
+pub mod agent;
 mod serialize;
 
 fn redact_map(map: &mut std::collections::HashMap<String, String>) {

@@ -26,8 +26,10 @@ pub mod unpublish;
 pub mod validate;
 pub mod volume;
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// The fake storage host the operations' tests (and, through the `testing` feature, other
+/// crates' tests) run against.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 // The LVM layer's ledger and space admission under these operations (carve-storage holds the
 // ledger's own unit tests; these need the fake host).
 #[cfg(test)]

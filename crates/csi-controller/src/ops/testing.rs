@@ -97,6 +97,12 @@ pub struct FakeHost {
     _dir: tempfile::TempDir,
 }
 
+impl Default for FakeHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl FakeHost {
     pub fn new() -> Self {
         Self::build(false, Duration::ZERO)
