@@ -20,16 +20,12 @@ use csi_controller::{
         create_volume::{CreateVolume, Created},
         delete_volume::Deleted,
         publish::Publish,
-        snapshot::{
-            create::{CreateSnapshot, SnapshotCreated, id_for},
-            list::ListSnapshots,
-        },
+        snapshot::create::{SnapshotCreated, id_for},
     },
     restoration::Restoration,
 };
 use proto::agent_server::Agent;
 use std::{future::Future, sync::Arc};
-use tonic::{Request, Response, Status};
 
 /// The Agent service over one storage host.
 #[derive(Debug, Clone)]
@@ -46,34 +42,61 @@ impl AgentService {
     /// The service over `ctx`, ready when `readiness` says so, with guards of its own and
     /// nothing waiting for restoration (for tests; the binary uses [`AgentService::for_host`]).
     pub fn new(ctx: Ctx, readiness: Arc<dyn Readiness>) -> Self {
-        Self {
-            ctx,
-            volumes: OperationGuards::new("volume"),
-            names: OperationGuards::new("name"),
-            snapshots: OperationGuards::new("snapshot"),
-            restoration: Restoration::default(),
-            readiness,
-        }
+        let volumes = OperationGuards::new("volume");
+        Self::over(ctx, readiness, volumes, Restoration::default())
     }
 
     /// The service over `host`, sharing its per-volume guards and restoration record with
     /// startup reconciliation and its readiness with State.
     pub fn for_host(host: &StorageHost) -> Self {
+        let (ctx, readiness) = (host.ctx.clone(), host.readiness.clone());
+        Self::over(
+            ctx,
+            readiness,
+            host.volume_guards.clone(),
+            host.restoration.clone(),
+        )
+    }
+
+    /// The service over `ctx` with these per-volume guards and restoration record, and
+    /// per-name and per-snapshot guards of its own.
+    fn over(
+        ctx: Ctx,
+        readiness: Arc<dyn Readiness>,
+        volumes: OperationGuards,
+        restoration: Restoration,
+    ) -> Self {
         Self {
-            volumes: host.volume_guards.clone(),
-            restoration: host.restoration.clone(),
-            ..Self::new(host.ctx.clone(), host.readiness.clone())
+            ctx,
+            volumes,
+            names: OperationGuards::new("name"),
+            snapshots: OperationGuards::new("snapshot"),
+            restoration,
+            readiness,
         }
     }
 
-    /// Runs `op` in its own task holding the guard of `key`.
-    async fn guarded<T, F, Fut>(&self, guards: &OperationGuards, key: &str, op: F) -> Result<T>
+    /// Records `volume_id` (and `node_id`) on the span; `Unavailable` until the volume is
+    /// restored.
+    fn restored(&self, volume_id: &str, node_id: Option<&str>) -> Result<()> {
+        record_ids(Some(volume_id), node_id);
+        self.restoration.check(volume_id)
+    }
+
+    /// [`Self::restored`], then `op` over the context in its own task holding the volume's
+    /// guard ([`OperationGuards::run`]).
+    async fn on_volume<T, Fut>(
+        &self,
+        volume_id: &str,
+        node_id: Option<&str>,
+        op: impl FnOnce(Ctx) -> Fut,
+    ) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        guards.run(key, op(self.ctx.clone())).await
+        self.restored(volume_id, node_id)?;
+        self.volumes.run(volume_id, op(self.ctx.clone())).await
     }
 }
 
@@ -82,19 +105,15 @@ fn capabilities(caps: &[proto::Capability]) -> Vec<csi_proto::v1::VolumeCapabili
     caps.iter().map(convert::capability).collect()
 }
 
-#[tonic::async_trait]
-impl Agent for AgentService {
-    async fn state(
-        &self,
-        _request: Request<proto::StateRequest>,
-    ) -> Result<Response<proto::StateResponse>, Status> {
+impl AgentService {
+    async fn host_state(&self, _: proto::StateRequest) -> Result<proto::StateResponse> {
         let verdict = self.readiness.check().await;
         let vg = match self.ctx.lvm() {
             Ok(lvm) => lvm.vg().await.ok(),
             Err(_) => None,
         };
         let settings = &self.ctx.settings;
-        Ok(Response::new(proto::StateResponse {
+        Ok(proto::StateResponse {
             ready: verdict.is_ok(),
             not_ready: verdict.err().unwrap_or_default(),
             volume_group: self
@@ -108,14 +127,10 @@ impl Agent for AgentService {
             extent_size_bytes: vg.as_ref().map_or(0, |v| v.extent_size),
             portals: settings.portals.iter().map(ToString::to_string).collect(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-        }))
+        })
     }
 
-    async fn create_volume(
-        &self,
-        request: Request<proto::CreateVolumeRequest>,
-    ) -> Result<Response<proto::CreateVolumeResponse>, Status> {
-        let req = request.into_inner();
+    async fn create(&self, req: proto::CreateVolumeRequest) -> Result<proto::CreateVolumeResponse> {
         record_ids(None, None);
         if !req.name.is_empty() {
             let lv = csi_common::ids::LvName::for_volume(&req.name);
@@ -126,9 +141,10 @@ impl Agent for AgentService {
         {
             self.restoration.check(source)?;
         }
-        let name = req.name.clone();
+        let ctx = self.ctx.clone();
         let created = self
-            .guarded(&self.names, &name, move |ctx| async move {
+            .names
+            .run(&req.name.clone(), async move {
                 let caps = capabilities(&req.capabilities);
                 let range = req.capacity_range.as_ref().map(convert::capacity_range);
                 let op = CreateVolume {
@@ -147,40 +163,26 @@ impl Agent for AgentService {
             })
             .await?;
         record_ids(Some(created.volume().id.as_str()), None);
-        Ok(Response::new(proto::CreateVolumeResponse {
+        Ok(proto::CreateVolumeResponse {
             volume: Some(convert::volume(&self.ctx, created.volume())),
             created: matches!(created, Created::Created(_)),
-        }))
+        })
     }
 
-    async fn delete_volume(
-        &self,
-        request: Request<proto::DeleteVolumeRequest>,
-    ) -> Result<Response<proto::DeleteVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        self.restoration.check(&req.volume_id)?;
-        let id = req.volume_id.clone();
+    async fn delete(&self, req: proto::DeleteVolumeRequest) -> Result<proto::DeleteVolumeResponse> {
         let deleted = self
-            .guarded(&self.volumes, &id, move |ctx| async move {
+            .on_volume(&req.volume_id.clone(), None, move |ctx| async move {
                 ops::delete_volume::delete_volume(&ctx, &req.volume_id).await
             })
             .await?;
-        Ok(Response::new(proto::DeleteVolumeResponse {
+        Ok(proto::DeleteVolumeResponse {
             deleted: deleted == Deleted::Deleted,
-        }))
+        })
     }
 
-    async fn expand_volume(
-        &self,
-        request: Request<proto::ExpandVolumeRequest>,
-    ) -> Result<Response<proto::ExpandVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        self.restoration.check(&req.volume_id)?;
-        let id = req.volume_id.clone();
+    async fn expand(&self, req: proto::ExpandVolumeRequest) -> Result<proto::ExpandVolumeResponse> {
         let expanded = self
-            .guarded(&self.volumes, &id, move |ctx| async move {
+            .on_volume(&req.volume_id.clone(), None, move |ctx| async move {
                 let range = req.capacity_range.as_ref().map(convert::capacity_range);
                 let cap = req.capability.as_ref().map(convert::capability);
                 ops::expand_volume::expand_volume(
@@ -192,67 +194,48 @@ impl Agent for AgentService {
                 .await
             })
             .await?;
-        Ok(Response::new(proto::ExpandVolumeResponse {
+        Ok(proto::ExpandVolumeResponse {
             capacity_bytes: expanded.capacity,
             node_expansion_required: expanded.node_expansion_required,
-        }))
+        })
     }
 
-    async fn get_volume(
-        &self,
-        request: Request<proto::GetVolumeRequest>,
-    ) -> Result<Response<proto::GetVolumeResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), None);
-        self.restoration.check(&req.volume_id)?;
+    async fn get(&self, req: proto::GetVolumeRequest) -> Result<proto::GetVolumeResponse> {
+        self.restored(&req.volume_id, None)?;
         let status = ops::list_volumes::get_volume(&self.ctx, &req.volume_id).await?;
-        Ok(Response::new(proto::GetVolumeResponse {
+        Ok(proto::GetVolumeResponse {
             status: Some(convert::volume_status(&self.ctx, &status)),
-        }))
+        })
     }
 
-    async fn list_volumes(
-        &self,
-        request: Request<proto::ListVolumesRequest>,
-    ) -> Result<Response<proto::ListVolumesResponse>, Status> {
-        let req = request.into_inner();
+    async fn list(&self, req: proto::ListVolumesRequest) -> Result<proto::ListVolumesResponse> {
         // Published nodes come from the ACLs, which are not all back yet.
         self.restoration.check_all()?;
         let page = ops::list_volumes::list_volumes(&self.ctx, req.max_entries, &req.starting_token)
             .await?;
-        Ok(Response::new(proto::ListVolumesResponse {
+        Ok(proto::ListVolumesResponse {
             entries: page
                 .entries
                 .iter()
                 .map(|s| convert::volume_status(&self.ctx, s))
                 .collect(),
             next_token: page.next_token,
-        }))
+        })
     }
 
-    async fn get_capacity(
-        &self,
-        request: Request<proto::GetCapacityRequest>,
-    ) -> Result<Response<proto::GetCapacityResponse>, Status> {
-        let req = request.into_inner();
+    async fn capacity(&self, req: proto::GetCapacityRequest) -> Result<proto::GetCapacityResponse> {
         let caps = capabilities(&req.capabilities);
         let cap = ops::get_capacity::get_capacity(&self.ctx, &caps, &req.parameters, None).await?;
-        Ok(Response::new(proto::GetCapacityResponse {
+        Ok(proto::GetCapacityResponse {
             available_bytes: cap.available,
             minimum_volume_bytes: cap.minimum_volume_size,
-        }))
+        })
     }
 
-    async fn publish(
-        &self,
-        request: Request<proto::PublishRequest>,
-    ) -> Result<Response<proto::PublishResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), Some(&req.node_id));
-        self.restoration.check(&req.volume_id)?;
-        let id = req.volume_id.clone();
+    async fn publish_volume(&self, req: proto::PublishRequest) -> Result<proto::PublishResponse> {
+        let (id, node) = (req.volume_id.clone(), req.node_id.clone());
         let published = self
-            .guarded(&self.volumes, &id, move |ctx| async move {
+            .on_volume(&id, Some(&node), move |ctx| async move {
                 let cap = req.capability.as_ref().map(convert::capability);
                 let secrets = req.chap.map(|c| c.secrets).unwrap_or_default();
                 let op = Publish {
@@ -265,82 +248,87 @@ impl Agent for AgentService {
                 ops::publish::publish(&ctx, op).await
             })
             .await?;
-        Ok(Response::new(proto::PublishResponse {
+        Ok(proto::PublishResponse {
             publish_context: published.to_context(),
-        }))
+        })
     }
 
-    async fn unpublish(
+    async fn unpublish_volume(
         &self,
-        request: Request<proto::UnpublishRequest>,
-    ) -> Result<Response<proto::UnpublishResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.volume_id), Some(&req.node_id));
-        self.restoration.check(&req.volume_id)?;
-        let id = req.volume_id.clone();
+        req: proto::UnpublishRequest,
+    ) -> Result<proto::UnpublishResponse> {
+        let (id, node) = (req.volume_id.clone(), req.node_id.clone());
         let revoked = self
-            .guarded(&self.volumes, &id, move |ctx| async move {
+            .on_volume(&id, Some(&node), move |ctx| async move {
                 ops::unpublish::unpublish(&ctx, &req.volume_id, &req.node_id).await
             })
             .await?;
-        Ok(Response::new(proto::UnpublishResponse { revoked }))
+        Ok(proto::UnpublishResponse { revoked })
     }
 
-    async fn create_snapshot(
+    async fn take_snapshot(
         &self,
-        request: Request<proto::CreateSnapshotRequest>,
-    ) -> Result<Response<proto::CreateSnapshotResponse>, Status> {
-        let req = request.into_inner();
-        record_ids(Some(&req.source_volume_id), None);
-        self.restoration.check(&req.source_volume_id)?;
-        let key = id_for(&req.name).to_string();
+        req: proto::CreateSnapshotRequest,
+    ) -> Result<proto::CreateSnapshotResponse> {
+        self.restored(&req.source_volume_id, None)?;
+        let ctx = self.ctx.clone();
         let created = self
-            .guarded(&self.snapshots, &key, move |ctx| async move {
-                let op = CreateSnapshot {
-                    name: &req.name,
-                    source_volume_id: &req.source_volume_id,
-                    parameters: &req.parameters,
-                };
-                ops::snapshot::create::create_snapshot(&ctx, op).await
+            .snapshots
+            .run(id_for(&req.name).as_str(), async move {
+                ops::snapshot::create::create_snapshot(&ctx, convert::create_snapshot(&req)).await
             })
             .await?;
-        Ok(Response::new(proto::CreateSnapshotResponse {
+        Ok(proto::CreateSnapshotResponse {
             snapshot: Some(convert::snapshot(created.snapshot())),
             created: matches!(created, SnapshotCreated::Created(_)),
-        }))
+        })
     }
 
-    async fn delete_snapshot(
+    async fn remove_snapshot(
         &self,
-        request: Request<proto::DeleteSnapshotRequest>,
-    ) -> Result<Response<proto::DeleteSnapshotResponse>, Status> {
-        let req = request.into_inner();
-        let key = req.snapshot_id.clone();
+        req: proto::DeleteSnapshotRequest,
+    ) -> Result<proto::DeleteSnapshotResponse> {
+        let ctx = self.ctx.clone();
         let deleted = self
-            .guarded(&self.snapshots, &key, move |ctx| async move {
+            .snapshots
+            .run(&req.snapshot_id.clone(), async move {
                 ops::snapshot::delete::delete_snapshot(&ctx, &req.snapshot_id).await
             })
             .await?;
-        Ok(Response::new(proto::DeleteSnapshotResponse {
+        Ok(proto::DeleteSnapshotResponse {
             deleted: deleted == Deleted::Deleted,
-        }))
+        })
     }
 
-    async fn list_snapshots(
+    async fn snapshots(
         &self,
-        request: Request<proto::ListSnapshotsRequest>,
-    ) -> Result<Response<proto::ListSnapshotsResponse>, Status> {
-        let req = request.into_inner();
-        let op = ListSnapshots {
-            max_entries: req.max_entries,
-            starting_token: &req.starting_token,
-            source_volume_id: &req.source_volume_id,
-            snapshot_id: &req.snapshot_id,
-        };
+        req: proto::ListSnapshotsRequest,
+    ) -> Result<proto::ListSnapshotsResponse> {
+        let op = convert::list_snapshots(&req);
         let page = ops::snapshot::list::list_snapshots(&self.ctx, op).await?;
-        Ok(Response::new(proto::ListSnapshotsResponse {
+        Ok(proto::ListSnapshotsResponse {
             entries: page.entries.iter().map(convert::snapshot).collect(),
             next_token: page.next_token,
-        }))
+        })
+    }
+}
+
+csi_common::grpc_service! {
+    impl Agent for AgentService {
+        state(proto::StateRequest) -> proto::StateResponse = host_state.await;
+        // Volumes.
+        create_volume(proto::CreateVolumeRequest) -> proto::CreateVolumeResponse = create.await;
+        delete_volume(proto::DeleteVolumeRequest) -> proto::DeleteVolumeResponse = delete.await;
+        expand_volume(proto::ExpandVolumeRequest) -> proto::ExpandVolumeResponse = expand.await;
+        get_volume(proto::GetVolumeRequest) -> proto::GetVolumeResponse = get.await;
+        list_volumes(proto::ListVolumesRequest) -> proto::ListVolumesResponse = list.await;
+        get_capacity(proto::GetCapacityRequest) -> proto::GetCapacityResponse = capacity.await;
+        // A node's access.
+        publish(proto::PublishRequest) -> proto::PublishResponse = publish_volume.await;
+        unpublish(proto::UnpublishRequest) -> proto::UnpublishResponse = unpublish_volume.await;
+        // Snapshots.
+        create_snapshot(proto::CreateSnapshotRequest) -> proto::CreateSnapshotResponse = take_snapshot.await;
+        delete_snapshot(proto::DeleteSnapshotRequest) -> proto::DeleteSnapshotResponse = remove_snapshot.await;
+        list_snapshots(proto::ListSnapshotsRequest) -> proto::ListSnapshotsResponse = snapshots.await;
     }
 }

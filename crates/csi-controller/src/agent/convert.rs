@@ -8,7 +8,10 @@
 
 use super::{RemoteSnapshot, RemoteVolume, RemoteVolumeStatus};
 use crate::ops::{
-    Ctx, list_volumes::VolumeStatus, snapshot::Snapshot, volume::Volume as OpsVolume,
+    Ctx,
+    list_volumes::VolumeStatus,
+    snapshot::{Snapshot, create::CreateSnapshot, list::ListSnapshots},
+    volume::Volume as OpsVolume,
 };
 use csi_proto::{
     agent::v1 as proto,
@@ -113,6 +116,44 @@ pub fn to_content_source(source: Option<&VolumeContentSource>) -> Option<proto::
     })
 }
 
+/// The operations' CreateSnapshot of an agent request.
+pub fn create_snapshot(req: &proto::CreateSnapshotRequest) -> CreateSnapshot<'_> {
+    CreateSnapshot {
+        name: &req.name,
+        source_volume_id: &req.source_volume_id,
+        parameters: &req.parameters,
+    }
+}
+
+/// The agent request of the operations' CreateSnapshot.
+pub fn to_create_snapshot(req: &CreateSnapshot<'_>) -> proto::CreateSnapshotRequest {
+    proto::CreateSnapshotRequest {
+        name: req.name.to_string(),
+        source_volume_id: req.source_volume_id.to_string(),
+        parameters: req.parameters.clone(),
+    }
+}
+
+/// The operations' ListSnapshots of an agent request.
+pub fn list_snapshots(req: &proto::ListSnapshotsRequest) -> ListSnapshots<'_> {
+    ListSnapshots {
+        max_entries: req.max_entries,
+        starting_token: &req.starting_token,
+        source_volume_id: &req.source_volume_id,
+        snapshot_id: &req.snapshot_id,
+    }
+}
+
+/// The agent request of the operations' ListSnapshots.
+pub fn to_list_snapshots(req: &ListSnapshots<'_>) -> proto::ListSnapshotsRequest {
+    proto::ListSnapshotsRequest {
+        max_entries: req.max_entries,
+        starting_token: req.starting_token.to_string(),
+        source_volume_id: req.source_volume_id.to_string(),
+        snapshot_id: req.snapshot_id.to_string(),
+    }
+}
+
 /// The agent's volume message for `v` (volume_context as CSI's: the same function builds it).
 pub fn volume(ctx: &Ctx, v: &OpsVolume) -> proto::Volume {
     proto::Volume {
@@ -213,6 +254,23 @@ mod tests {
         assert_eq!(unknown.access_mode.unwrap().mode, Mode::Unknown as i32);
         let multi = crate::ops::capability::mount("ext4", Mode::MultiNodeMultiWriter);
         assert_eq!(to_capability(&multi).access_mode, M::Unspecified as i32);
+    }
+
+    #[test]
+    fn snapshot_requests_round_trip() {
+        let create = proto::CreateSnapshotRequest {
+            name: "snap-1".into(),
+            source_volume_id: "csi-v-1".into(),
+            parameters: [("k".to_string(), "v".to_string())].into(),
+        };
+        assert_eq!(to_create_snapshot(&create_snapshot(&create)), create);
+        let list = proto::ListSnapshotsRequest {
+            max_entries: 3,
+            starting_token: "2".into(),
+            source_volume_id: "csi-v-1".into(),
+            snapshot_id: "snap-s-1".into(),
+        };
+        assert_eq!(to_list_snapshots(&list_snapshots(&list)), list);
     }
 
     #[test]

@@ -130,6 +130,15 @@ pub struct HostState {
     pub version: String,
 }
 
+/// What a deleting call did, from the agent's `deleted` flag.
+fn deleted(flag: bool) -> Deleted {
+    if flag {
+        Deleted::Deleted
+    } else {
+        Deleted::NotFound
+    }
+}
+
 /// One storage host reached through its agent.
 #[derive(Debug, Clone)]
 pub struct AgentBackend {
@@ -222,11 +231,7 @@ impl AgentBackend {
             volume_id: volume_id.to_string(),
         };
         let r = self.answer(self.client.clone().delete_volume(request).await)?;
-        Ok(if r.deleted {
-            Deleted::Deleted
-        } else {
-            Deleted::NotFound
-        })
+        Ok(deleted(r.deleted))
     }
 
     /// ControllerExpandVolume on the host.
@@ -338,11 +343,7 @@ impl AgentBackend {
 
     /// CreateSnapshot on the host.
     pub async fn create_snapshot(&self, req: CreateSnapshot<'_>) -> Result<Made<RemoteSnapshot>> {
-        let request = proto::CreateSnapshotRequest {
-            name: req.name.to_string(),
-            source_volume_id: req.source_volume_id.to_string(),
-            parameters: req.parameters.clone(),
-        };
+        let request = convert::to_create_snapshot(&req);
         let r = self.answer(self.client.clone().create_snapshot(request).await)?;
         let snapshot = convert::from_snapshot(r.snapshot.unwrap_or_default());
         Ok(Made::new(r.created, snapshot))
@@ -354,21 +355,12 @@ impl AgentBackend {
             snapshot_id: snapshot_id.to_string(),
         };
         let r = self.answer(self.client.clone().delete_snapshot(request).await)?;
-        Ok(if r.deleted {
-            Deleted::Deleted
-        } else {
-            Deleted::NotFound
-        })
+        Ok(deleted(r.deleted))
     }
 
     /// ListSnapshots on the host.
     pub async fn list_snapshots(&self, req: ListSnapshots<'_>) -> Result<Page<RemoteSnapshot>> {
-        let request = proto::ListSnapshotsRequest {
-            max_entries: req.max_entries,
-            starting_token: req.starting_token.to_string(),
-            source_volume_id: req.source_volume_id.to_string(),
-            snapshot_id: req.snapshot_id.to_string(),
-        };
+        let request = convert::to_list_snapshots(&req);
         let r = self.answer(self.client.clone().list_snapshots(request).await)?;
         Ok(Page {
             entries: r.entries.into_iter().map(convert::from_snapshot).collect(),
