@@ -7,12 +7,13 @@ mod support;
 use carve_agent::proto::{
     self, Capability, CapacityRange, CreateVolumeRequest, DeleteVolumeRequest, PublishRequest,
     UnpublishRequest,
+    agent_client::AgentClient,
     capability::{AccessMode, AccessType},
 };
 use csi_controller::ops::testing::{FakeHost, NODE1, NODE2, VG};
 use std::collections::HashMap;
-use support::{Script, connected};
-use tonic::Code;
+use support::{Connected, Script, connected};
+use tonic::{Code, transport::Channel};
 
 const MIB: u64 = 1 << 20;
 
@@ -45,6 +46,25 @@ fn publish_request(volume_id: &str, node_id: &str) -> PublishRequest {
     }
 }
 
+/// A fake storage host, and a client of an agent serving it (which stops when the third value
+/// is dropped).
+async fn serving_fake_host() -> (FakeHost, AgentClient<Channel>, Connected) {
+    let host = FakeHost::new();
+    let served = connected(&host).await;
+    (host, served.agent.clone(), served)
+}
+
+/// The publish context Publish answers for `volume_id` on `node_id`.
+async fn publish_context(
+    agent: &mut AgentClient<Channel>,
+    volume_id: &str,
+    node_id: &str,
+) -> HashMap<String, String> {
+    let request = publish_request(volume_id, node_id);
+    let answer = agent.publish(request).await.unwrap();
+    answer.into_inner().publish_context
+}
+
 /// The code of a refused call (panics on an answer).
 fn code<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
     match result {
@@ -55,9 +75,7 @@ fn code<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -
 
 #[tokio::test]
 async fn create_publish_unpublish_delete_each_twice() {
-    let host = FakeHost::new();
-    let mut served = connected(&host).await;
-    let agent = &mut served.agent;
+    let (host, mut agent, _served) = serving_fake_host().await;
     let script = Script::new("pvc-1");
 
     // CreateVolume: one report, one lvcreate, an export; the retry finds it in the report.
@@ -85,12 +103,7 @@ async fn create_publish_unpublish_delete_each_twice() {
 
     // Publish: the publication tag, then NODE1's ACL; the retry changes nothing.
     script.expect_publish(&host);
-    let context = agent
-        .publish(publish_request(id, NODE1))
-        .await
-        .unwrap()
-        .into_inner()
-        .publish_context;
+    let context = publish_context(&mut agent, id, NODE1).await;
     assert_eq!(context["targetIqn"], volume.volume_context["targetIqn"]);
     assert_eq!(
         (context["readonly"].as_str(), context["blank"].as_str()),
@@ -98,12 +111,7 @@ async fn create_publish_unpublish_delete_each_twice() {
     );
     assert_eq!(host.acls(id), [NODE1]);
     host.expect_lvs_one(id, &[script.published()]);
-    let repeat = agent
-        .publish(publish_request(id, NODE1))
-        .await
-        .unwrap()
-        .into_inner()
-        .publish_context;
+    let repeat = publish_context(&mut agent, id, NODE1).await;
     assert_eq!(repeat["targetIqn"], context["targetIqn"]);
     assert_eq!(
         repeat["blank"], "false",
@@ -146,58 +154,37 @@ async fn create_publish_unpublish_delete_each_twice() {
 
 #[tokio::test]
 async fn bad_ids_and_names_answer_not_found_or_invalid_argument() {
-    let host = FakeHost::new();
-    let mut served = connected(&host).await;
-    let agent = &mut served.agent;
+    let (host, mut agent, _served) = serving_fake_host().await;
 
     // Names: required, at most 128 bytes. Both refused before any LVM command.
-    assert_eq!(
-        code(agent.create_volume(create_request("")).await),
-        Code::InvalidArgument
-    );
-    let long = "x".repeat(129);
-    assert_eq!(
-        code(agent.create_volume(create_request(&long)).await),
-        Code::InvalidArgument
-    );
     let no_caps = CreateVolumeRequest {
         capabilities: Vec::new(),
         ..create_request("pvc-2")
     };
-    assert_eq!(
-        code(agent.create_volume(no_caps).await),
-        Code::InvalidArgument
-    );
+    let long = "x".repeat(129);
+    for request in [create_request(""), create_request(&long), no_caps] {
+        let refused = code(agent.create_volume(request.clone()).await);
+        assert_eq!(refused, Code::InvalidArgument, "{request:?}");
+    }
 
     // Ids: empty is INVALID_ARGUMENT; one Carve never issued, or a node that is no IQN,
     // NOT_FOUND without asking LVM; a well-formed volume LVM does not have, NOT_FOUND.
-    assert_eq!(
-        code(agent.publish(publish_request("", NODE1)).await),
-        Code::InvalidArgument
-    );
-    assert_eq!(
-        code(agent.publish(publish_request(NODE1, NODE1)).await),
-        Code::NotFound
-    );
-    assert_eq!(
-        code(agent.publish(publish_request("csi-v-1", "worker-1")).await),
-        Code::NotFound
-    );
+    for (volume_id, node_id, expected) in [
+        ("", NODE1, Code::InvalidArgument),
+        (NODE1, NODE1, Code::NotFound),
+        ("csi-v-1", "worker-1", Code::NotFound),
+    ] {
+        let refused = code(agent.publish(publish_request(volume_id, node_id)).await);
+        assert_eq!(refused, expected, "{volume_id:?} on {node_id:?}");
+    }
     host.expect_lvs_one("csi-nope-1", &[]);
-    assert_eq!(
-        code(agent.publish(publish_request("csi-nope-1", NODE1)).await),
-        Code::NotFound
-    );
-    let no_volume = DeleteVolumeRequest::default();
-    assert_eq!(
-        code(agent.delete_volume(no_volume).await),
-        Code::InvalidArgument
-    );
+    let unknown = agent.publish(publish_request("csi-nope-1", NODE1)).await;
+    assert_eq!(code(unknown), Code::NotFound);
+    let no_volume = agent.delete_volume(DeleteVolumeRequest::default()).await;
+    assert_eq!(code(no_volume), Code::InvalidArgument);
     let snapshot = proto::DeleteSnapshotRequest::default();
-    assert_eq!(
-        code(agent.delete_snapshot(snapshot).await),
-        Code::InvalidArgument
-    );
+    let no_snapshot = agent.delete_snapshot(snapshot).await;
+    assert_eq!(code(no_snapshot), Code::InvalidArgument);
     let get = proto::GetVolumeRequest {
         volume_id: "not-a-volume".into(),
     };
@@ -207,9 +194,7 @@ async fn bad_ids_and_names_answer_not_found_or_invalid_argument() {
 
 #[tokio::test]
 async fn state_reports_readiness_and_the_volume_groups_counters() {
-    let host = FakeHost::new();
-    let mut served = connected(&host).await;
-    let agent = &mut served.agent;
+    let (host, mut agent, _served) = serving_fake_host().await;
     host.expect_vgs(3 << 30, 4 * MIB);
     let state = agent
         .state(proto::StateRequest {})
@@ -228,9 +213,7 @@ async fn state_reports_readiness_and_the_volume_groups_counters() {
 
 #[tokio::test]
 async fn chap_secrets_reach_the_acl_and_no_answer() {
-    let host = FakeHost::new();
-    let mut served = connected(&host).await;
-    let agent = &mut served.agent;
+    let (host, mut agent, _served) = serving_fake_host().await;
     let tags = csi_controller::lvm::testing::carve_tags("v");
     let row = host.export_linear("csi-v-1", &tags).await;
     host.expect_lvs_one("csi-v-1", &[row]);

@@ -7,7 +7,7 @@ mod support;
 
 use carve_agent::{config::AgentArgs, proto, server};
 use clap::Parser;
-use csi_common::command::ScriptedRunner;
+use csi_common::{command::ScriptedRunner, testing::tls::spawn_server};
 use std::{sync::Arc, time::Duration};
 use support::{AGENT_NAME, Ca, client};
 
@@ -50,16 +50,9 @@ async fn real_agent_with(
     let agent = server::build(&args, runner).unwrap();
     before(&agent);
     let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        server::run(agent, listener, &mtls, Duration::from_secs(5), async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (address, stop)
+    spawn_server(listener, |listener, stopped| async move {
+        server::run(agent, listener, &mtls, Duration::from_secs(5), stopped).await
+    })
 }
 
 /// State over a fresh connection presenting `files`, or the failure as text.
@@ -77,38 +70,71 @@ async fn state(
         .map_err(|s| format!("rpc: {s:?}"))
 }
 
+/// The real agent with a certificate the link's CA signed, that CA, a foreign one, and where
+/// the clients' certificates go. The agent stops when this is dropped.
+struct Served {
+    dir: tempfile::TempDir,
+    ca: Ca,
+    foreign: Ca,
+    address: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Served {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, foreign) = (Ca::new("carve link CA"), Ca::new("someone else"));
+        let (address, stop) = real_agent(&ca, dir.path()).await;
+        Self {
+            dir,
+            ca,
+            foreign,
+            address,
+            _stop: stop,
+        }
+    }
+
+    /// State presenting a certificate for "controller" that `signer` signed, trusting
+    /// `trusting` (its files under `name`); or the failure as text.
+    async fn state(
+        &self,
+        name: &str,
+        signer: &Ca,
+        trusting: &Ca,
+    ) -> Result<proto::StateResponse, String> {
+        let files = signer.files(&self.dir.path().join(name), &["controller"], trusting);
+        state(&self.address, &files).await
+    }
+}
+
 #[tokio::test]
 async fn the_cas_client_is_served_and_a_foreign_or_forged_one_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, foreign) = (Ca::new("carve link CA"), Ca::new("someone else"));
-    let (address, _stop) = real_agent(&ca, dir.path()).await;
+    let served = Served::new().await;
+    let (ca, foreign) = (&served.ca, &served.foreign);
 
-    let controller = ca.files(&dir.path().join("controller"), &["controller"], &ca);
-    let answer = state(&address, &controller).await.unwrap();
+    let answer = served.state("controller", ca, ca).await.unwrap();
     assert!(!answer.ready, "no volume group configured: {answer:?}");
     assert!(!answer.not_ready.is_empty(), "says why: {answer:?}");
     assert_eq!(answer.portals, ["127.0.0.1:3260"]);
 
     // Signed by another CA, even one that trusts the agent: refused.
-    let stranger = foreign.files(&dir.path().join("stranger"), &["controller"], &ca);
-    let refused = state(&address, &stranger).await.unwrap_err();
+    let refused = served.state("stranger", foreign, ca).await.unwrap_err();
     assert!(refused.contains("UnknownCA"), "{refused}");
 
     // Self-signed under the CA's own name: refused as well.
     let impostor = Ca::new("carve link CA");
-    let forged = impostor.files(&dir.path().join("forged"), &["controller"], &ca);
-    let refused = state(&address, &forged).await.unwrap_err();
+    let refused = served.state("forged", &impostor, ca).await.unwrap_err();
     assert!(refused.contains("DecryptError"), "{refused}");
 }
 
 #[tokio::test]
 async fn the_agent_must_be_the_one_the_ca_signed_for_that_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, foreign) = (Ca::new("carve link CA"), Ca::new("someone else"));
-    let (address, _stop) = real_agent(&ca, dir.path()).await;
+    let served = Served::new().await;
     // A controller that trusts only another CA does not talk to this agent.
-    let wary = ca.files(&dir.path().join("wary"), &["controller"], &foreign);
-    let refused = state(&address, &wary).await.unwrap_err();
+    let refused = served
+        .state("wary", &served.ca, &served.foreign)
+        .await
+        .unwrap_err();
     assert!(refused.contains("UnknownIssuer"), "{refused}");
 }
 

@@ -1,34 +1,26 @@
 //! Mutual TLS against a real server on loopback: certificates made by rcgen (one CA for
 //! the link, a foreign CA standing for anyone else), the Identity service served by
-//! [`crate::serve::serve_mtls`], clients made by [`super::connect`].
+//! [`crate::serve::serve_mtls`] ([`tls::serve`]), clients made by [`super::connect`].
 
 use super::*;
 use crate::{
     identity::IdentityService,
-    testing::{Ready, tls::Ca},
+    testing::{
+        Ready,
+        tls::{self, Ca},
+    },
 };
 use csi_proto::v1::{
     GetPluginInfoRequest, identity_client::IdentityClient, identity_server::IdentityServer,
 };
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// A server on loopback with `files`; its address and a handle that stops it.
+/// The Identity service on loopback with `files`; its address and a handle that stops it.
 async fn serve(files: &MtlsFiles) -> (String, oneshot::Sender<()>) {
-    let mtls = files.load().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
     let identity = IdentityService::new("carve.test", "0", Vec::new(), Arc::new(Ready));
     let routes = tonic::service::Routes::new(IdentityServer::new(identity));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        crate::serve::serve_mtls(listener, routes, Duration::from_secs(5), &mtls, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (address, stop)
+    tls::serve(routes, files.load().unwrap()).await
 }
 
 /// GetPluginInfo over a fresh mutually authenticated channel, or the failure as text.

@@ -1,5 +1,5 @@
 //! Loopback plumbing for the agent's tests: CAs and certificates ([`Ca`], csi-common's), an Agent
-//! service served with mutual TLS on 127.0.0.1 by [`csi_common::serve::serve_mtls`], clients
+//! service served with mutual TLS on 127.0.0.1 by [`csi_common::testing::tls::serve`], clients
 //! connected by [`csi_common::mtls::connect`], and the fake host's LVM script of one volume's
 //! life ([`Script`]).
 
@@ -10,8 +10,8 @@ pub use csi_common::testing::tls::Ca;
 use csi_common::{
     command::Expectation,
     ids::LvName,
-    mtls::{Mtls, MtlsFiles, connect},
-    testing::Ready,
+    mtls::{MtlsFiles, connect},
+    testing::{Ready, tls},
 };
 use csi_controller::{
     lvm::{Allocation, LvRow, argv, quarantine, tags::VolumeRecord},
@@ -25,26 +25,11 @@ use tonic::{service::Routes, transport::Channel};
 /// The name the agent's certificate carries and clients check.
 pub const AGENT_NAME: &str = "agent.carve.test";
 
-/// `routes` served with `mtls` on a loopback port; its address and a handle that stops it.
-pub async fn serve_routes(routes: Routes, mtls: Mtls) -> (String, oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        csi_common::serve::serve_mtls(listener, routes, Duration::from_secs(5), &mtls, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (address, stop)
-}
-
 /// `service` served on loopback with a certificate for [`AGENT_NAME`] that `ca` signs.
 pub async fn serve(service: AgentService, ca: &Ca, dir: &Path) -> (String, oneshot::Sender<()>) {
     let files = ca.files(&dir.join("agent"), &[AGENT_NAME], ca);
     let routes = Routes::new(AgentServer::new(service));
-    serve_routes(routes, files.load().unwrap()).await
+    tls::serve(routes, files.load().unwrap()).await
 }
 
 /// A client of the agent at `address`, presenting the certificate in `files`.

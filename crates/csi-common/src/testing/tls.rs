@@ -1,9 +1,52 @@
 //! Certificates for mutual-TLS tests, made by rcgen: a [`Ca`] that signs leaf certificates and
-//! writes them as a `--tls-dir` holds them (`ca.crt`, `tls.crt`, `tls.key`).
+//! writes them as a `--tls-dir` holds them (`ca.crt`, `tls.crt`, `tls.key`); and servers on
+//! loopback ([`serve`], [`spawn_server`]) for clients to present them to.
 
-use crate::mtls::MtlsFiles;
+use crate::{
+    command::BoxFuture,
+    mtls::{Mtls, MtlsFiles},
+};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use std::path::Path;
+use std::{fmt::Debug, future::Future, path::Path, time::Duration};
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::service::Routes;
+
+/// `routes` served with `mtls` by [`crate::serve::serve_mtls`] on a loopback port; its address
+/// and a handle that stops it.
+///
+/// # Panics
+/// When no loopback port can be bound; the server's task panics when serving fails.
+pub async fn serve(routes: Routes, mtls: Mtls) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_server(listener, |listener, stopped| async move {
+        crate::serve::serve_mtls(listener, routes, Duration::from_secs(5), &mtls, stopped).await
+    })
+}
+
+/// Runs `server` on `listener` in a task, with a shutdown future that completes when the
+/// returned handle is used or dropped; the listener's address and that handle.
+///
+/// # Panics
+/// When `listener` has no local address; the task panics when `server` fails.
+pub fn spawn_server<Fut, E>(
+    listener: TcpListener,
+    server: impl FnOnce(TcpListener, BoxFuture<'static, ()>) -> Fut,
+) -> (String, oneshot::Sender<()>)
+where
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Debug,
+{
+    let address = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = server(
+        listener,
+        Box::pin(async {
+            let _ = stopped.await;
+        }),
+    );
+    tokio::spawn(async move { served.await.unwrap() });
+    (address, stop)
+}
 
 /// A CA that signs leaf certificates.
 pub struct Ca(CertifiedIssuer<'static, KeyPair>);
