@@ -143,14 +143,7 @@ mod tests {
         let cmd = argv::lvs("vg/pool", Duration::from_secs(30));
         let mut row = pool_row(1 << 30);
         row.attr = attr.into();
-        runner.expect(
-            Expectation::new(
-                std::iter::once(cmd.program().to_string())
-                    .chain(cmd.arg_values().map(str::to_string))
-                    .collect::<Vec<_>>(),
-            )
-            .stdout(lvs_json(&[row])),
-        );
+        runner.expect(Expectation::of(&cmd).stdout(lvs_json(&[row])));
     }
 
     #[tokio::test]

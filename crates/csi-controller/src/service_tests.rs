@@ -295,11 +295,7 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
         &record.creation_tags(),
         std::time::Duration::from_secs(5),
     );
-    host.expect(Expectation::new(
-        std::iter::once(create.program().to_string())
-            .chain(create.arg_values().map(str::to_string))
-            .collect::<Vec<_>>(),
-    ));
+    host.expect(Expectation::of(&create));
     let cap = crate::ops::capability::mount(
         "ext4",
         volume_capability::access_mode::Mode::SingleNodeWriter,

@@ -138,11 +138,7 @@ mod tests {
             &quarantine::name_for(&lv, 0),
             std::time::Duration::from_secs(5),
         );
-        host.expect(csi_common::command::Expectation::new(
-            std::iter::once(rename.program().to_string())
-                .chain(rename.arg_values().map(str::to_string))
-                .collect::<Vec<_>>(),
-        ));
+        host.expect(csi_common::command::Expectation::of(&rename));
         assert_deleted(&host, "csi-v-1").await;
         host.finish();
     }

@@ -32,6 +32,11 @@ fn tags(required: u64) -> Vec<String> {
 
 use csi_common::testing::argv;
 
+/// ControllerExpandVolume of `id` to `required`..`limit` bytes, with no capability.
+async fn expand_to(host: &FakeHost, id: &str, required: u64, limit: u64) -> Result<Expanded> {
+    expand_volume(&host.ctx, id, Some(&range(required, limit)), None).await
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/../../tests/fixtures/controller/{name}",
@@ -110,9 +115,7 @@ async fn already_large_enough_answers_the_current_size_and_block_needs_the_node_
     // An interrupted call (LV grown, tag not yet) is completed by the retry.
     host.expect_lvs_one("csi-v-1", &[row]);
     expect_retag(&host, "csi-v-1", 130 * MIB, 131 * MIB);
-    let out = expand_volume(&host.ctx, "csi-v-1", Some(&range(131 * MIB, 0)), None)
-        .await
-        .unwrap();
+    let out = expand_to(&host, "csi-v-1", 131 * MIB, 0).await.unwrap();
     assert_eq!(out.capacity, 132 * MIB);
     host.finish();
 }
@@ -124,20 +127,14 @@ async fn shrinking_limits_and_bad_requests() {
     // Shrinking: the range wants less than the volume has.
     host.expect_lookup(&row);
     refused(
-        expand_volume(&host.ctx, "csi-v-1", Some(&range(64 * MIB, 64 * MIB)), None).await,
+        expand_to(&host, "csi-v-1", 64 * MIB, 64 * MIB).await,
         Kind::OutOfRange,
     );
     // The rounded size would pass limit_bytes.
     host.expect_lookup(&row);
     host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
     refused(
-        expand_volume(
-            &host.ctx,
-            "csi-v-1",
-            Some(&range(133 * MIB, 134 * MIB)),
-            None,
-        )
-        .await,
+        expand_to(&host, "csi-v-1", 133 * MIB, 134 * MIB).await,
         Kind::OutOfRange,
     );
     // Requests refused before LVM.
@@ -172,10 +169,7 @@ async fn shrinking_limits_and_bad_requests() {
     );
     // A volume that does not exist.
     host.expect_lvs_one("csi-gone-1", &[]);
-    refused(
-        expand_volume(&host.ctx, "csi-gone-1", Some(&range(MIB, 0)), None).await,
-        Kind::NotFound,
-    );
+    refused(expand_to(&host, "csi-gone-1", MIB, 0).await, Kind::NotFound);
     host.finish();
 }
 
@@ -187,7 +181,7 @@ async fn no_room_is_resource_exhausted() {
     host.expect_lookup(&linear);
     host.expect_survey(32 * MIB, 4 * MIB, std::slice::from_ref(&linear));
     let err = refused(
-        expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None).await,
+        expand_to(&host, "csi-v-1", 128 * MIB, 0).await,
         Kind::ResourceExhausted,
     );
     assert!(
@@ -200,7 +194,7 @@ async fn no_room_is_resource_exhausted() {
     host.expect_lookup(&thin);
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(1 << 30), thin]);
     let err = refused(
-        expand_volume(&host.ctx, "csi-t-1", Some(&range(2 << 30, 0)), None).await,
+        expand_to(&host, "csi-t-1", 2 << 30, 0).await,
         Kind::ResourceExhausted,
     );
     assert!(
@@ -217,7 +211,7 @@ async fn no_room_is_resource_exhausted() {
             .fails(5, fixture("lvextend-nospace.stderr")),
     );
     refused(
-        expand_volume(&host.ctx, "csi-v-1", Some(&range(128 * MIB, 0)), None).await,
+        expand_to(&host, "csi-v-1", 128 * MIB, 0).await,
         Kind::ResourceExhausted,
     );
     host.finish();

@@ -200,12 +200,8 @@ mod tests {
         host.expect_lvs_one("csi-a-1", &[thin]);
         let cmd = crate::lvm::argv::lvs("carvevg/pool", std::time::Duration::from_secs(5));
         host.expect(
-            csi_common::command::Expectation::new(
-                std::iter::once(cmd.program().to_string())
-                    .chain(cmd.arg_values().map(str::to_string))
-                    .collect::<Vec<_>>(),
-            )
-            .stdout(crate::ops::testing::lvs_json(&[full])),
+            csi_common::command::Expectation::of(&cmd)
+                .stdout(crate::ops::testing::lvs_json(&[full])),
         );
         let status = get_volume(&host.ctx, "csi-a-1").await.unwrap();
         let why = status.abnormal.unwrap_or_default();

@@ -26,6 +26,18 @@ fn req<'a>(
     }
 }
 
+/// Publish of "csi-v-1" to `node`: ext4, single-node writer, read-write, no secrets.
+async fn publish_rw(ctx: &Ctx, node: &str) -> csi_common::Result<Published> {
+    let cap = mount("ext4", Mode::SingleNodeWriter);
+    publish(ctx, req(node, &cap, false, &HashMap::new())).await
+}
+
+/// Publishing "csi-v-1" to `node` is FAILED_PRECONDITION, naming `holder`.
+async fn assert_held_by(host: &FakeHost, node: &str, holder: &str) {
+    let err = refused(publish_rw(&host.ctx, node).await, Kind::FailedPrecondition);
+    assert!(err.message().contains(holder), "{err}");
+}
+
 /// The read and the one lvchange of the first publication of the linear `row` ("csi-v-1"): it
 /// is marked used and tagged `carve.pub=<publication>`.
 fn expect_first_publication(host: &FakeHost, row: LvRow, publication: &str) {
@@ -41,12 +53,8 @@ fn expect_first_publication(host: &FakeHost, row: LvRow, publication: &str) {
 async fn tags_then_acl_for_that_initiator_only() {
     let host = FakeHost::new();
     let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
-    let cap = mount("ext4", Mode::SingleNodeWriter);
-    let none = HashMap::new();
     expect_first_publication(&host, row, &format!("rw:{NODE1}"));
-    let target = publish(&host.ctx, req(NODE1, &cap, false, &none))
-        .await
-        .unwrap();
+    let target = publish_rw(&host.ctx, NODE1).await.unwrap();
     assert!(target.blank, "a linear volume never published is blank");
     assert!(!target.readonly);
     assert_eq!(target.target.iqn, host.target("csi-v-1"));
@@ -65,22 +73,14 @@ async fn republish_same_node_is_ok_and_other_node_is_refused_naming_it() {
     let none = HashMap::new();
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
     host.expect_retag("csi-v-1", &[], &["carve.used"]);
-    let again = publish(&host.ctx, req(NODE1, &cap, false, &none))
-        .await
-        .unwrap();
+    let again = publish_rw(&host.ctx, NODE1).await.unwrap();
     assert!(!again.blank, "published before: may hold data");
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    let err = refused(
-        publish(&host.ctx, req(NODE2, &cap, false, &none)).await,
-        Kind::FailedPrecondition,
-    );
-    assert!(err.message().contains(NODE1), "{err}");
+    assert_held_by(&host, NODE2, NODE1).await;
     assert_eq!(host.acls("csi-v-1"), [NODE1], "node2 got nothing");
     host.expect_lvs_one("csi-v-1", &[row]);
-    refused(
-        publish(&host.ctx, req(NODE1, &cap, true, &none)).await,
-        Kind::AlreadyExists,
-    );
+    let readonly = publish(&host.ctx, req(NODE1, &cap, true, &none)).await;
+    refused(readonly, Kind::AlreadyExists);
     host.finish();
 }
 
@@ -89,14 +89,8 @@ async fn acl_alone_also_blocks_another_node() {
     let host = FakeHost::new();
     let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
     host.add_acl("csi-v-1", NODE2).await;
-    let cap = mount("ext4", Mode::SingleNodeWriter);
-    let none = HashMap::new();
     host.expect_lvs_one("csi-v-1", &[row]);
-    let err = refused(
-        publish(&host.ctx, req(NODE1, &cap, false, &none)).await,
-        Kind::FailedPrecondition,
-    );
-    assert!(err.message().contains(NODE2));
+    assert_held_by(&host, NODE1, NODE2).await;
     host.finish();
 }
 
@@ -139,19 +133,10 @@ async fn unknown_volume_or_node_is_not_found_and_bad_input_invalid() {
     let cap = mount("ext4", Mode::SingleNodeWriter);
     let none = HashMap::new();
     host.expect_lvs_one("csi-v-1", &[]);
-    refused(
-        publish(&host.ctx, req(NODE1, &cap, false, &none)).await,
-        Kind::NotFound,
-    );
-    let err = refused(
-        publish(&host.ctx, req("worker-1", &cap, false, &none)).await,
-        Kind::NotFound,
-    );
+    refused(publish_rw(&host.ctx, NODE1).await, Kind::NotFound);
+    let err = refused(publish_rw(&host.ctx, "worker-1").await, Kind::NotFound);
     assert!(err.message().contains("initiator IQN"));
-    refused(
-        publish(&host.ctx, req("", &cap, false, &none)).await,
-        Kind::InvalidArgument,
-    );
+    refused(publish_rw(&host.ctx, "").await, Kind::InvalidArgument);
     let mut missing_cap = req(NODE1, &cap, false, &none);
     missing_cap.capability = None;
     refused(publish(&host.ctx, missing_cap).await, Kind::InvalidArgument);
@@ -172,24 +157,16 @@ async fn unknown_volume_or_node_is_not_found_and_bad_input_invalid() {
 async fn a_tag_without_acl_still_blocks_another_node_and_chap_change_rewrites_the_tag() {
     let host = FakeHost::new();
     let tags = publication_tags("v", &format!("rw.chap:{NODE1}"));
-    let row = linear_row("csi-v-1", &tags);
-    host.export(&row).await;
-    let cap = mount("ext4", Mode::SingleNodeWriter);
-    let none = HashMap::new();
+    let row = host.export_linear("csi-v-1", &tags).await;
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
-    refused(
-        publish(&host.ctx, req(NODE2, &cap, false, &none)).await,
-        Kind::FailedPrecondition,
-    );
+    refused(publish_rw(&host.ctx, NODE2).await, Kind::FailedPrecondition);
     host.expect_lvs_one("csi-v-1", &[row]);
     host.expect_retag(
         "csi-v-1",
         &[&format!("carve.pub=rw.chap:{NODE1}")],
         &["carve.used", &format!("carve.pub=rw:{NODE1}")],
     );
-    publish(&host.ctx, req(NODE1, &cap, false, &none))
-        .await
-        .unwrap();
+    publish_rw(&host.ctx, NODE1).await.unwrap();
     assert_eq!(host.acls("csi-v-1"), [NODE1]);
     host.finish();
 }
@@ -211,17 +188,12 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     host.add_acl("csi-a-1", NODE1).await;
     host.add_acl("csi-b-1", NODE1).await;
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&v));
-    refused(
-        publish(&ctx, req(NODE1, &cap, false, &none)).await,
-        Kind::ResourceExhausted,
-    );
+    refused(publish_rw(&ctx, NODE1).await, Kind::ResourceExhausted);
     assert!(host.acls("csi-v-1").is_empty(), "nothing granted");
 
     // A linear LV is marked used in the same command, before its first ACL.
     expect_first_publication(&host, v, &format!("rw:{NODE2}"));
-    publish(&ctx, req(NODE2, &cap, false, &none))
-        .await
-        .expect("node2 has room");
+    publish_rw(&ctx, NODE2).await.expect("node2 has room");
 
     let mut at_limit = carve_tags("v");
     at_limit.push(format!("carve.pub=rw:{NODE2}"));
@@ -230,7 +202,7 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     let ctx1 = host.ctx.clone().with_attach_limit(1);
     host.add_acl("csi-a-1", NODE2).await; // node2 is now past a limit of 1
     host.expect_lvs_one("csi-v-1", &[v2]);
-    publish(&ctx1, req(NODE2, &cap, false, &none))
+    publish_rw(&ctx1, NODE2)
         .await
         .expect("a repeat past the limit is still OK: the node already holds the volume");
 
@@ -239,8 +211,7 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
     let mut tagged = carve_tags("w");
     tagged.push(format!("carve.pub=rw:{NODE2}"));
     tagged.push("carve.used".into());
-    let w = linear_row("csi-w-1", &tagged);
-    host.export(&w).await;
+    let w = host.export_linear("csi-w-1", &tagged).await;
     host.expect_lvs_one("csi-w-1", &[w]);
     refused(
         publish(
@@ -260,8 +231,6 @@ async fn one_more_than_the_attach_limit_is_resource_exhausted() {
 #[tokio::test]
 async fn blank_only_for_thin_volumes_with_no_mapped_data_and_no_source() {
     let host = FakeHost::new();
-    let cap = mount("ext4", Mode::SingleNodeWriter);
-    let none = HashMap::new();
     let mut row = lv_row("csi-v-1", 8 << 20, Some("pool"), &carve_tags("v"));
     host.export(&row).await;
     for (percent, want) in [(Some(0.0), true), (Some(0.01), false), (None, false)] {
@@ -272,9 +241,7 @@ async fn blank_only_for_thin_volumes_with_no_mapped_data_and_no_source() {
             host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
         }
         host.expect_retag("csi-v-1", &[], &[&format!("carve.pub=rw:{NODE1}")]);
-        let got = publish(&host.ctx, req(NODE1, &cap, false, &none))
-            .await
-            .unwrap();
+        let got = publish_rw(&host.ctx, NODE1).await.unwrap();
         assert_eq!(got.blank, want, "data_percent {percent:?}");
         assert_eq!(got.to_context()["blank"], want.to_string());
     }

@@ -101,6 +101,16 @@ mod tests {
         }
     }
 
+    /// [`facts`] of `probe`, with `change` made to them.
+    fn with(
+        probe: Result<Probe, String>,
+        change: impl FnOnce(&mut Facts<'static>),
+    ) -> Facts<'static> {
+        let mut f = facts(probe);
+        change(&mut f);
+        f
+    }
+
     #[test]
     fn decision_table() {
         let fs = |t: &str| Ok(Probe::Filesystem(t.into()));
@@ -113,61 +123,21 @@ mod tests {
             (facts(Ok(Probe::Other("LVM2_member (raid)".into()))), None),
             (facts(Ok(Probe::Ambivalent)), None),
             (facts(Err("EIO".into())), None),
+            (with(Ok(Probe::Empty), |f| f.read_ok = false), None),
+            (with(Ok(Probe::Empty), |f| f.serial_matched = false), None),
+            (with(fs("ext4"), |f| f.serial_matched = false), None),
             (
-                Facts {
-                    read_ok: false,
-                    ..facts(Ok(Probe::Empty))
-                },
+                with(Ok(Probe::Empty), |f| f.content_source = "snapshot:snap-x"),
                 None,
             ),
+            (with(Ok(Probe::Empty), |f| f.blank = false), None),
+            (with(Ok(Probe::Empty), |f| f.readonly = true), None),
             (
-                Facts {
-                    serial_matched: false,
-                    ..facts(Ok(Probe::Empty))
-                },
-                None,
-            ),
-            (
-                Facts {
-                    serial_matched: false,
-                    ..facts(fs("ext4"))
-                },
-                None,
-            ),
-            (
-                Facts {
-                    content_source: "snapshot:snap-x",
-                    ..facts(Ok(Probe::Empty))
-                },
-                None,
-            ),
-            (
-                Facts {
-                    blank: false,
-                    ..facts(Ok(Probe::Empty))
-                },
-                None,
-            ),
-            (
-                Facts {
-                    readonly: true,
-                    ..facts(Ok(Probe::Empty))
-                },
-                None,
-            ),
-            (
-                Facts {
-                    blank: false,
-                    readonly: true,
-                    ..facts(fs("ext4"))
-                },
+                with(fs("ext4"), |f| (f.blank, f.readonly) = (false, true)),
                 Some(Decision::Mount("ext4".into())),
             ),
             (
-                Facts {
-                    content_source: "volume:csi-x",
-                    ..facts(fs("ext4"))
-                },
+                with(fs("ext4"), |f| f.content_source = "volume:csi-x"),
                 Some(Decision::Mount("ext4".into())),
             ),
         ];

@@ -16,6 +16,11 @@ async fn create(ctx: &Ctx, r: CreateSnapshot<'_>) -> Result<SnapshotCreated> {
     create_snapshot_at(ctx, r, || CLOCK).await
 }
 
+/// CreateSnapshot of "s" from `source`, with no parameters.
+async fn create_s(host: &FakeHost, source: &str) -> Result<SnapshotCreated> {
+    create(&host.ctx, req("s", source, &HashMap::new())).await
+}
+
 fn req<'a>(
     name: &'a str,
     source_volume_id: &'a str,
@@ -54,10 +59,7 @@ fn expect_snapshot_lvcreate(host: &FakeHost, origin: &str, name: &str, fails: Op
         &record.creation_tags(),
         Duration::from_secs(5),
     );
-    let argv: Vec<String> = std::iter::once(cmd.program().to_string())
-        .chain(cmd.arg_values().map(str::to_string))
-        .collect();
-    let mut e = Expectation::new(argv);
+    let mut e = Expectation::of(&cmd);
     if let Some(stderr) = fails {
         e = e.fails(5, stderr);
     }
@@ -123,56 +125,39 @@ async fn invalid_requests_never_reach_lvm() {
 #[tokio::test]
 async fn missing_linear_and_foreign_sources() {
     let host = FakeHost::new();
-    let none = HashMap::new();
     let snap = id_for("s");
     // A source id Carve never issued, then a well-formed one that does not exist.
     host.expect_lvs_one(snap.as_str(), &[]);
-    refused(
-        create(&host.ctx, req("s", "vol-1", &none)).await,
-        Kind::NotFound,
-    );
+    refused(create_s(&host, "vol-1").await, Kind::NotFound);
     host.expect_lvs_one(snap.as_str(), &[]);
     host.expect_lvs_one("csi-gone-1", &[]);
-    refused(
-        create(&host.ctx, req("s", "csi-gone-1", &none)).await,
-        Kind::NotFound,
-    );
+    refused(create_s(&host, "csi-gone-1").await, Kind::NotFound);
     // A linear source: a clear INVALID_ARGUMENT.
     host.expect_lvs_one(snap.as_str(), &[]);
     host.expect_lvs_one(
         "csi-lin-1",
         &[lv_row("csi-lin-1", 64 * MIB, None, &carve_tags("lin"))],
     );
-    let err = refused(
-        create(&host.ctx, req("s", "csi-lin-1", &none)).await,
-        Kind::InvalidArgument,
-    );
+    let err = refused(create_s(&host, "csi-lin-1").await, Kind::InvalidArgument);
     assert!(err.message().contains("thin"), "{err}");
     // The name's LV exists but is not a Carve snapshot.
     host.expect_lvs_one(
         snap.as_str(),
         &[lv_row(snap.as_str(), 64 * MIB, Some("pool"), &[])],
     );
-    refused(
-        create(&host.ctx, req("s", "csi-v-1", &none)).await,
-        Kind::AlreadyExists,
-    );
+    refused(create_s(&host, "csi-v-1").await, Kind::AlreadyExists);
     host.finish();
 }
 
 #[tokio::test]
 async fn no_room_in_the_pool_is_resource_exhausted() {
     let host = FakeHost::new();
-    let none = HashMap::new();
     let snap = id_for("s");
     let source = lv_row("csi-v-1", 6 << 30, Some("pool"), &carve_tags("v"));
     host.expect_lvs_one(snap.as_str(), &[]);
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
     host.expect_survey(10 << 30, 4 * MIB, &[pool_row(8 << 30), source.clone()]);
-    refused(
-        create(&host.ctx, req("s", "csi-v-1", &none)).await,
-        Kind::ResourceExhausted,
-    );
+    refused(create_s(&host, "csi-v-1").await, Kind::ResourceExhausted);
     // LVM's own refusal (pool above its threshold) maps the same way.
     let source = lv_row("csi-v-1", 64 * MIB, Some("pool"), &carve_tags("v"));
     host.expect_lvs_one(snap.as_str(), &[]);
@@ -186,10 +171,7 @@ async fn no_room_in_the_pool_is_resource_exhausted() {
             "  Cannot create new thin volume, free space in thin pool carvevg/pool reached threshold.\n",
         ),
     );
-    refused(
-        create(&host.ctx, req("s", "csi-v-1", &none)).await,
-        Kind::ResourceExhausted,
-    );
+    refused(create_s(&host, "csi-v-1").await, Kind::ResourceExhausted);
     // A name raced in by someone else (captured lvcreate output).
     host.expect_lvs_one(snap.as_str(), &[]);
     host.expect_lvs_one("csi-v-1", std::slice::from_ref(&source));
@@ -200,9 +182,6 @@ async fn no_room_in_the_pool_is_resource_exhausted() {
         "s",
         Some(&fixture("lvcreate-snapshot-exists.stderr")),
     );
-    refused(
-        create(&host.ctx, req("s", "csi-v-1", &none)).await,
-        Kind::AlreadyExists,
-    );
+    refused(create_s(&host, "csi-v-1").await, Kind::AlreadyExists);
     host.finish();
 }

@@ -72,10 +72,8 @@ mod tests {
             "snap-s-1",
             &[lv_row("snap-s-1", 8 << 20, Some("pool"), &[])],
         );
-        refused(
-            delete_snapshot(&host.ctx, "snap-s-1").await,
-            Kind::FailedPrecondition,
-        );
+        let unrecorded = delete_snapshot(&host.ctx, "snap-s-1").await;
+        refused(unrecorded, Kind::FailedPrecondition);
         host.finish();
     }
 
@@ -89,17 +87,10 @@ mod tests {
             &lv,
             std::time::Duration::from_secs(5),
         );
-        host.expect(
-            csi_common::command::Expectation::new(
-                std::iter::once(argv.program().to_string())
-                    .chain(argv.arg_values().map(str::to_string))
-                    .collect::<Vec<_>>(),
-            )
-            .fails(
-                5,
-                include_str!("../../../../../tests/fixtures/controller/lvremove-missing.stderr"),
-            ),
-        );
+        host.expect(csi_common::command::Expectation::of(&argv).fails(
+            5,
+            include_str!("../../../../../tests/fixtures/controller/lvremove-missing.stderr"),
+        ));
         assert_eq!(
             delete_snapshot(&host.ctx, "snap-s-1").await.unwrap(),
             Deleted::NotFound
