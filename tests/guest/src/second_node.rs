@@ -38,7 +38,7 @@ impl SecondNode {
             .args(["--iscsi-iface", &driver.lab.iface2])
             .args(["--node-id", &driver.lab.initiator2])
             .args(["--upkeep-interval", "0"]) // as Driver's node: no sweeps of hand-made sessions
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", crate::driver::LOG_FILTER)
             .stdout(Stdio::from(log.try_clone().expect("log fd")))
             .stderr(Stdio::from(log))
             .spawn()
