@@ -1,4 +1,4 @@
-//! Shutdown through [`crate::serve::serve`] on a unix socket: a client that holds its connection
+//! Shutdown through [`crate::serve::serve`] on a unix socket and [`crate::serve::serve_mtls`]: a client that holds its connection
 //! open and never answers does not keep the server up; a call in flight is answered first.
 
 use crate::{
@@ -6,7 +6,8 @@ use crate::{
     drain::LINGER,
     endpoint::Endpoint,
     identity::{IdentityService, Readiness},
-    serve::serve,
+    serve::{serve, serve_mtls},
+    testing::tls::Ca,
 };
 use csi_proto::v1::{
     GetPluginInfoRequest, ProbeRequest, identity_client::IdentityClient,
@@ -69,7 +70,7 @@ fn spawn_server(socket: PathBuf, readiness: SlowReady) -> (oneshot::Sender<()>, 
     (stop, server)
 }
 
-async fn client(socket: PathBuf) -> IdentityClient<Channel> {
+async fn channel(socket: PathBuf) -> Channel {
     for _ in 0..200 {
         let path = socket.clone();
         let channel = tonic::transport::Endpoint::from_static("http://[::]:50051")
@@ -82,7 +83,7 @@ async fn client(socket: PathBuf) -> IdentityClient<Channel> {
             }))
             .await;
         if let Ok(channel) = channel {
-            return IdentityClient::new(channel);
+            return channel;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -97,13 +98,14 @@ fn quick() -> SlowReady {
     }
 }
 
-#[tokio::test]
-async fn a_client_that_never_answers_does_not_hold_shutdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("csi.sock");
-    let (stop, server) = spawn_server(socket.clone(), quick());
-    // The client lives on a runtime of its own that stops being polled after one call, as a
-    // stopped or stuck peer: its connection stays open and never answers GOAWAY or PING.
+/// Makes one call through the channel `connect` opens, on a runtime of its own that is never
+/// polled again, as a stopped or stuck peer: its connection stays open and never answers GOAWAY
+/// or PING. Then asks the server to stop (`stop`) and checks that it ends (`server`).
+async fn a_silent_peer_does_not_hold(
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+    connect: impl FnOnce() -> BoxFuture<'static, Channel> + Send + 'static,
+) {
     let (called, was_called) = std::sync::mpsc::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let peer = std::thread::spawn(move || {
@@ -112,7 +114,7 @@ async fn a_client_that_never_answers_does_not_hold_shutdown() {
             .build()
             .unwrap();
         let client = runtime.block_on(async {
-            let mut client = client(socket).await;
+            let mut client = IdentityClient::new(connect().await);
             client
                 .get_plugin_info(GetPluginInfoRequest {})
                 .await
@@ -133,10 +135,51 @@ async fn a_client_that_never_answers_does_not_hold_shutdown() {
     ended
         .expect("serve returned although a connection is still open")
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_never_answers_does_not_hold_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("csi.sock");
+    let (stop, server) = spawn_server(socket.clone(), quick());
+    a_silent_peer_does_not_hold(stop, server, move || {
+        Box::pin(async move { channel(socket).await })
+    })
+    .await;
     assert!(
         !dir.path().join("csi.sock").exists(),
         "the socket is removed"
     );
+}
+
+#[tokio::test]
+async fn a_client_that_never_answers_does_not_hold_mtls_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("carve link CA");
+    let server_files = ca.files(&dir.path().join("agent"), &["localhost"], &ca);
+    let client_files = ca.files(&dir.path().join("controller"), &["controller"], &ca);
+    let mtls = server_files.load().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let identity = IdentityService::new("carve.test", "0", Vec::new(), Arc::new(quick()));
+    let routes = tonic::service::Routes::new(IdentityServer::new(identity));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        serve_mtls(listener, routes, Duration::from_secs(5), &mtls, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    a_silent_peer_does_not_hold(stop, server, move || {
+        Box::pin(async move {
+            let mtls = client_files.load().unwrap();
+            crate::mtls::connect(&format!("localhost:{port}"), "localhost", &mtls)
+                .await
+                .unwrap()
+        })
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -152,7 +195,7 @@ async fn a_call_in_flight_is_answered_before_shutdown_ends() {
         finished: finished.clone(),
     };
     let (stop, server) = spawn_server(socket.clone(), readiness);
-    let mut client = client(socket).await;
+    let mut client = IdentityClient::new(channel(socket).await);
     let call = tokio::spawn(async move { client.probe(ProbeRequest {}).await });
     has_started.await.unwrap();
     stop.send(()).unwrap();
