@@ -1,5 +1,6 @@
-//! Shutdown through [`crate::serve::serve`] on a unix socket and [`crate::serve::serve_mtls`]: a client that holds its connection
-//! open and never answers does not keep the server up; a call in flight is answered first.
+//! Shutdown through [`crate::serve::serve`] (unix socket) and [`crate::serve::serve_mtls`]: a
+//! client that holds its connection open and never answers does not keep the server up; a call
+//! in flight is answered first.
 
 use crate::{
     command::BoxFuture,
