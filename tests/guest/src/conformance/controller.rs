@@ -1,17 +1,17 @@
 //! Stateless Controller cases: the capabilities, and every Controller RPC given an id Carve
 //! never issued or a missing field (spec.md, each RPC's error table). None may run a tool.
 
-use super::{ABSENT_VOLUME, FOREIGN_SNAPSHOT, FOREIGN_VOLUME, Table, rpc_types, stateless::Env};
+use super::{ABSENT_VOLUME, FOREIGN_SNAPSHOT, FOREIGN_VOLUME, Table, stateless::Env};
 use carvectl::{
     Client,
     request::{capacity_range, mount_capability},
 };
 use csi_proto::v1::{
     CapacityRange, ControllerExpandVolumeRequest, ControllerGetCapabilitiesRequest,
-    ControllerGetVolumeRequest, ControllerModifyVolumeRequest, ControllerPublishVolumeRequest,
-    ControllerUnpublishVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest,
-    DeleteSnapshotRequest, DeleteVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest,
-    ListVolumesRequest, ValidateVolumeCapabilitiesRequest, VolumeCapability,
+    ControllerGetCapabilitiesResponse, ControllerGetVolumeRequest, ControllerModifyVolumeRequest,
+    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateSnapshotRequest,
+    CreateVolumeRequest, DeleteSnapshotRequest, DeleteVolumeRequest, GetSnapshotRequest,
+    ListSnapshotsRequest, ListVolumesRequest, ValidateVolumeCapabilitiesRequest, VolumeCapability,
     controller_service_capability::Type as CtrlCap,
     controller_service_capability::rpc::Type as CtrlRpc, volume_capability::access_mode::Mode,
 };
@@ -21,16 +21,9 @@ use tonic::Code::{Aborted, InvalidArgument, NotFound, Ok, Unimplemented};
 pub async fn controller_cases(t: &mut Table, client: &Client, env: &Env<'_>) {
     let mut c = client.controller.clone();
     let cap = mount_capability(Mode::SingleNodeWriter, "ext4", &[], "");
-    let caps = t.code(
-        "controller_get_capabilities__answers",
-        Ok,
-        c.controller_get_capabilities(ControllerGetCapabilitiesRequest {})
-            .await,
-    );
-    let listed = caps.map(|r| r.into_inner().capabilities);
-    let rpcs = rpc_types(listed, |c| {
-        c.r#type.as_ref().map(|CtrlCap::Rpc(r)| r.r#type)
-    });
+    let answer = c
+        .controller_get_capabilities(ControllerGetCapabilitiesRequest {})
+        .await;
     let wanted = [
         CtrlRpc::CreateDeleteVolume,
         CtrlRpc::PublishUnpublishVolume,
@@ -40,128 +33,156 @@ pub async fn controller_cases(t: &mut Table, client: &Client, env: &Env<'_>) {
         CtrlRpc::CloneVolume,
     ]
     .map(|r| (r.as_str_name(), r as i32));
-    t.lists("controller_get_capabilities", &rpcs, &wanted);
+    let rpc_types = |a: ControllerGetCapabilitiesResponse| {
+        let types = a.capabilities.into_iter().filter_map(|c| c.r#type);
+        types.map(|CtrlCap::Rpc(r)| r.r#type).collect()
+    };
+    t.capabilities("controller_get_capabilities", answer, rpc_types, &wanted);
 
-    let create = |name: &str, caps: Vec<VolumeCapability>| CreateVolumeRequest {
+    let create = |name: &str, caps: &[&VolumeCapability]| CreateVolumeRequest {
         name: name.into(),
-        volume_capabilities: caps,
+        volume_capabilities: caps.iter().map(|&c| c.clone()).collect(),
         ..Default::default()
     };
-    t.code(
-        "create_volume__name_missing",
-        InvalidArgument,
-        c.create_volume(create("", vec![cap.clone()])).await,
-    );
-    t.code(
-        "create_volume__volume_capabilities_missing",
-        InvalidArgument,
-        c.create_volume(create("conformance-nocap", vec![])).await,
-    );
-    t.code(
-        "delete_volume__volume_id_missing",
-        InvalidArgument,
-        c.delete_volume(DeleteVolumeRequest::default()).await,
-    );
-    for (case, id) in [
-        ("delete_volume__foreign_id_is_ok", FOREIGN_VOLUME),
-        ("delete_volume__snapshot_id_is_ok", "snap-conformance-1"),
+    for (case, name, caps) in [
+        ("create_volume__name_missing", "", &[&cap][..]),
+        (
+            "create_volume__volume_capabilities_missing",
+            "conformance-nocap",
+            &[],
+        ),
     ] {
         t.code(
             case,
-            Ok,
-            c.delete_volume(DeleteVolumeRequest {
-                volume_id: id.into(),
-                ..Default::default()
-            })
-            .await,
+            InvalidArgument,
+            c.create_volume(create(name, caps)).await,
         );
+    }
+    let delete = |id: &str| DeleteVolumeRequest {
+        volume_id: id.into(),
+        ..Default::default()
+    };
+    for (case, want, id) in [
+        ("delete_volume__volume_id_missing", InvalidArgument, ""),
+        ("delete_volume__foreign_id_is_ok", Ok, FOREIGN_VOLUME),
+        ("delete_volume__snapshot_id_is_ok", Ok, "snap-conformance-1"),
+    ] {
+        t.code(case, want, c.delete_volume(delete(id)).await);
     }
 
     let publish =
-        |volume: &str, node: &str, cap: Option<VolumeCapability>| ControllerPublishVolumeRequest {
+        |volume: &str, node: &str, cap: Option<&VolumeCapability>| ControllerPublishVolumeRequest {
             volume_id: volume.into(),
             node_id: node.into(),
-            volume_capability: cap,
+            volume_capability: cap.cloned(),
             ..Default::default()
         };
-    t.code(
-        "controller_publish_volume__volume_id_missing",
-        InvalidArgument,
-        c.controller_publish_volume(publish("", env.node_id, Some(cap.clone())))
-            .await,
-    );
-    t.code(
-        "controller_publish_volume__node_id_missing",
-        InvalidArgument,
-        c.controller_publish_volume(publish(FOREIGN_VOLUME, "", Some(cap.clone())))
-            .await,
-    );
-    t.code(
-        "controller_publish_volume__volume_capability_missing",
-        InvalidArgument,
-        c.controller_publish_volume(publish(FOREIGN_VOLUME, env.node_id, None))
-            .await,
-    );
-    t.code(
-        "controller_publish_volume__volume_not_found",
-        NotFound,
-        c.controller_publish_volume(publish(FOREIGN_VOLUME, env.node_id, Some(cap.clone())))
-            .await,
-    );
-    t.code(
-        "controller_publish_volume__node_not_found",
-        NotFound,
-        c.controller_publish_volume(publish(ABSENT_VOLUME, "fake-node-id", Some(cap.clone())))
-            .await,
-    );
-
+    for (case, want, volume, node, cap) in [
+        (
+            "controller_publish_volume__volume_id_missing",
+            InvalidArgument,
+            "",
+            env.node_id,
+            Some(&cap),
+        ),
+        (
+            "controller_publish_volume__node_id_missing",
+            InvalidArgument,
+            FOREIGN_VOLUME,
+            "",
+            Some(&cap),
+        ),
+        (
+            "controller_publish_volume__volume_capability_missing",
+            InvalidArgument,
+            FOREIGN_VOLUME,
+            env.node_id,
+            None,
+        ),
+        (
+            "controller_publish_volume__volume_not_found",
+            NotFound,
+            FOREIGN_VOLUME,
+            env.node_id,
+            Some(&cap),
+        ),
+        (
+            "controller_publish_volume__node_not_found",
+            NotFound,
+            ABSENT_VOLUME,
+            "fake-node-id",
+            Some(&cap),
+        ),
+    ] {
+        t.code(
+            case,
+            want,
+            c.controller_publish_volume(publish(volume, node, cap))
+                .await,
+        );
+    }
     let unpublish = |volume: &str, node: &str| ControllerUnpublishVolumeRequest {
         volume_id: volume.into(),
         node_id: node.into(),
         ..Default::default()
     };
-    t.code(
-        "controller_unpublish_volume__volume_id_missing",
-        InvalidArgument,
-        c.controller_unpublish_volume(unpublish("", env.node_id))
-            .await,
-    );
-    t.code(
-        "controller_unpublish_volume__foreign_volume_is_ok",
-        Ok,
-        c.controller_unpublish_volume(unpublish(FOREIGN_VOLUME, env.node_id))
-            .await,
-    );
-    t.code(
-        "controller_unpublish_volume__foreign_node_is_ok",
-        Ok,
-        c.controller_unpublish_volume(unpublish(ABSENT_VOLUME, "fake-node-id"))
-            .await,
-    );
-
-    let validate = |volume: &str, caps: Vec<VolumeCapability>| ValidateVolumeCapabilitiesRequest {
+    for (case, want, volume, node) in [
+        (
+            "controller_unpublish_volume__volume_id_missing",
+            InvalidArgument,
+            "",
+            env.node_id,
+        ),
+        (
+            "controller_unpublish_volume__foreign_volume_is_ok",
+            Ok,
+            FOREIGN_VOLUME,
+            env.node_id,
+        ),
+        (
+            "controller_unpublish_volume__foreign_node_is_ok",
+            Ok,
+            ABSENT_VOLUME,
+            "fake-node-id",
+        ),
+    ] {
+        t.code(
+            case,
+            want,
+            c.controller_unpublish_volume(unpublish(volume, node)).await,
+        );
+    }
+    let validate = |volume: &str, caps: &[&VolumeCapability]| ValidateVolumeCapabilitiesRequest {
         volume_id: volume.into(),
-        volume_capabilities: caps,
+        volume_capabilities: caps.iter().map(|&c| c.clone()).collect(),
         ..Default::default()
     };
-    t.code(
-        "validate_volume_capabilities__volume_id_missing",
-        InvalidArgument,
-        c.validate_volume_capabilities(validate("", vec![cap.clone()]))
-            .await,
-    );
-    t.code(
-        "validate_volume_capabilities__volume_capabilities_missing",
-        InvalidArgument,
-        c.validate_volume_capabilities(validate(FOREIGN_VOLUME, vec![]))
-            .await,
-    );
-    t.code(
-        "validate_volume_capabilities__volume_not_found",
-        NotFound,
-        c.validate_volume_capabilities(validate(FOREIGN_VOLUME, vec![cap.clone()]))
-            .await,
-    );
+    for (case, want, volume, caps) in [
+        (
+            "validate_volume_capabilities__volume_id_missing",
+            InvalidArgument,
+            "",
+            &[&cap][..],
+        ),
+        (
+            "validate_volume_capabilities__volume_capabilities_missing",
+            InvalidArgument,
+            FOREIGN_VOLUME,
+            &[],
+        ),
+        (
+            "validate_volume_capabilities__volume_not_found",
+            NotFound,
+            FOREIGN_VOLUME,
+            &[&cap],
+        ),
+    ] {
+        t.code(
+            case,
+            want,
+            c.validate_volume_capabilities(validate(volume, caps)).await,
+        );
+    }
 
     t.code(
         "list_volumes__invalid_starting_token",
@@ -172,44 +193,55 @@ pub async fn controller_cases(t: &mut Table, client: &Client, env: &Env<'_>) {
         })
         .await,
     );
-    t.code(
-        "controller_get_volume__volume_id_missing",
-        InvalidArgument,
-        c.controller_get_volume(ControllerGetVolumeRequest::default())
-            .await,
-    );
-    t.code(
-        "controller_get_volume__volume_not_found",
-        NotFound,
-        c.controller_get_volume(ControllerGetVolumeRequest {
-            volume_id: FOREIGN_VOLUME.into(),
-        })
-        .await,
-    );
-
+    let get = |id: &str| ControllerGetVolumeRequest {
+        volume_id: id.into(),
+    };
+    for (case, want, id) in [
+        (
+            "controller_get_volume__volume_id_missing",
+            InvalidArgument,
+            "",
+        ),
+        (
+            "controller_get_volume__volume_not_found",
+            NotFound,
+            FOREIGN_VOLUME,
+        ),
+    ] {
+        t.code(case, want, c.controller_get_volume(get(id)).await);
+    }
+    let gib = capacity_range(1 << 30, 0);
     let expand = |volume: &str, range: Option<CapacityRange>| ControllerExpandVolumeRequest {
         volume_id: volume.into(),
         capacity_range: range,
         ..Default::default()
     };
-    t.code(
-        "controller_expand_volume__volume_id_missing",
-        InvalidArgument,
-        c.controller_expand_volume(expand("", capacity_range(1 << 30, 0)))
-            .await,
-    );
-    t.code(
-        "controller_expand_volume__capacity_range_missing",
-        InvalidArgument,
-        c.controller_expand_volume(expand(FOREIGN_VOLUME, None))
-            .await,
-    );
-    t.code(
-        "controller_expand_volume__volume_not_found",
-        NotFound,
-        c.controller_expand_volume(expand(FOREIGN_VOLUME, capacity_range(1 << 30, 0)))
-            .await,
-    );
+    for (case, want, volume, range) in [
+        (
+            "controller_expand_volume__volume_id_missing",
+            InvalidArgument,
+            "",
+            gib,
+        ),
+        (
+            "controller_expand_volume__capacity_range_missing",
+            InvalidArgument,
+            FOREIGN_VOLUME,
+            None,
+        ),
+        (
+            "controller_expand_volume__volume_not_found",
+            NotFound,
+            FOREIGN_VOLUME,
+            gib,
+        ),
+    ] {
+        t.code(
+            case,
+            want,
+            c.controller_expand_volume(expand(volume, range)).await,
+        );
+    }
     t.code(
         "controller_modify_volume__not_advertised_is_unimplemented",
         Unimplemented,
@@ -220,52 +252,45 @@ pub async fn controller_cases(t: &mut Table, client: &Client, env: &Env<'_>) {
         .await,
     );
 
-    t.code(
-        "create_snapshot__name_missing",
-        InvalidArgument,
-        c.create_snapshot(CreateSnapshotRequest {
-            source_volume_id: FOREIGN_VOLUME.into(),
+    for (case, name, source) in [
+        ("create_snapshot__name_missing", "", FOREIGN_VOLUME),
+        (
+            "create_snapshot__source_volume_id_missing",
+            "conformance-snap",
+            "",
+        ),
+    ] {
+        let req = CreateSnapshotRequest {
+            name: name.into(),
+            source_volume_id: source.into(),
             ..Default::default()
-        })
-        .await,
-    );
-    t.code(
-        "create_snapshot__source_volume_id_missing",
-        InvalidArgument,
-        c.create_snapshot(CreateSnapshotRequest {
-            name: "conformance-snap".into(),
-            ..Default::default()
-        })
-        .await,
-    );
-    t.code(
-        "delete_snapshot__snapshot_id_missing",
-        InvalidArgument,
-        c.delete_snapshot(DeleteSnapshotRequest::default()).await,
-    );
-    t.code(
-        "delete_snapshot__foreign_id_is_ok",
-        Ok,
-        c.delete_snapshot(DeleteSnapshotRequest {
-            snapshot_id: FOREIGN_SNAPSHOT.into(),
-            ..Default::default()
-        })
-        .await,
-    );
-    t.code(
-        "get_snapshot__snapshot_id_missing",
-        InvalidArgument,
-        c.get_snapshot(GetSnapshotRequest::default()).await,
-    );
-    t.code(
-        "get_snapshot__snapshot_not_found",
-        NotFound,
-        c.get_snapshot(GetSnapshotRequest {
-            snapshot_id: FOREIGN_SNAPSHOT.into(),
-            ..Default::default()
-        })
-        .await,
-    );
+        };
+        t.code(case, InvalidArgument, c.create_snapshot(req).await);
+    }
+    let delete_snapshot = |id: &str| DeleteSnapshotRequest {
+        snapshot_id: id.into(),
+        ..Default::default()
+    };
+    for (case, want, id) in [
+        ("delete_snapshot__snapshot_id_missing", InvalidArgument, ""),
+        ("delete_snapshot__foreign_id_is_ok", Ok, FOREIGN_SNAPSHOT),
+    ] {
+        t.code(case, want, c.delete_snapshot(delete_snapshot(id)).await);
+    }
+    let get_snapshot = |id: &str| GetSnapshotRequest {
+        snapshot_id: id.into(),
+        ..Default::default()
+    };
+    for (case, want, id) in [
+        ("get_snapshot__snapshot_id_missing", InvalidArgument, ""),
+        (
+            "get_snapshot__snapshot_not_found",
+            NotFound,
+            FOREIGN_SNAPSHOT,
+        ),
+    ] {
+        t.code(case, want, c.get_snapshot(get_snapshot(id)).await);
+    }
     let listed = t.code(
         "list_snapshots__foreign_snapshot_id_lists_nothing",
         Ok,

@@ -29,6 +29,20 @@ pub struct Run<'a> {
     pub sources: bool,
 }
 
+impl Run<'_> {
+    /// The case `<name>__<mode>`.
+    pub fn case(&self, name: &str) -> String {
+        format!("{name}__{}", self.mode)
+    }
+
+    /// The cases of a request sent twice: `<rpc>__<first>__<mode>` and
+    /// `<rpc>__idempotent_repeat__<mode>`.
+    pub fn twice(&self, rpc: &str, first: &str) -> [String; 2] {
+        let repeat = format!("{rpc}__idempotent_repeat");
+        [self.case(&format!("{rpc}__{first}")), self.case(&repeat)]
+    }
+}
+
 fn thin() -> HashMap<String, String> {
     HashMap::from([("thin".to_string(), "true".to_string())])
 }
@@ -36,7 +50,7 @@ fn thin() -> HashMap<String, String> {
 /// Runs one volume's life through every RPC; leaves nothing behind when every case passes.
 pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
     let m = run.mode;
-    let case = |name: &str| format!("{name}__{m}");
+    let case = |name: &str| run.case(name);
     let mut c = d.controller.controller.clone();
     let mut n = d.node.node.clone();
     let cap = run.capability.clone();
@@ -113,19 +127,16 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
         volume_context: volume.volume_context.clone(),
         ..Default::default()
     };
-    let context = t
-        .code(
-            &case("controller_publish_volume__new"),
-            Ok,
-            c.controller_publish_volume(publish.clone()).await,
+    let [first, repeat] = t
+        .twice(
+            run.twice("controller_publish_volume", "new"),
+            publish.clone(),
+            async |r| c.controller_publish_volume(r).await,
         )
+        .await;
+    let context = first
         .map(|r| r.into_inner().publish_context)
         .unwrap_or_default();
-    let repeat = t.code(
-        &case("controller_publish_volume__idempotent_repeat"),
-        Ok,
-        c.controller_publish_volume(publish.clone()).await,
-    );
     t.check(
         &case("controller_publish_volume__repeat_same_context"),
         repeat.is_some_and(|r| r.into_inner().publish_context == context),
@@ -183,16 +194,10 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
         volume_context: volume.volume_context.clone(),
         ..Default::default()
     };
-    t.code(
-        &case("node_stage_volume__new"),
-        Ok,
-        n.node_stage_volume(stage.clone()).await,
-    );
-    t.code(
-        &case("node_stage_volume__idempotent_repeat"),
-        Ok,
-        n.node_stage_volume(stage.clone()).await,
-    );
+    t.twice(run.twice("node_stage_volume", "new"), stage, async |r| {
+        n.node_stage_volume(r).await
+    })
+    .await;
     let node_publish = NodePublishVolumeRequest {
         volume_id: id.clone(),
         publish_context: context.clone(),
@@ -202,16 +207,12 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
         volume_context: volume.volume_context.clone(),
         ..Default::default()
     };
-    t.code(
-        &case("node_publish_volume__new"),
-        Ok,
-        n.node_publish_volume(node_publish.clone()).await,
-    );
-    t.code(
-        &case("node_publish_volume__idempotent_repeat"),
-        Ok,
-        n.node_publish_volume(node_publish.clone()).await,
-    );
+    t.twice(
+        run.twice("node_publish_volume", "new"),
+        node_publish,
+        async |r| n.node_publish_volume(r).await,
+    )
+    .await;
 
     let stats = |path: &str| NodeGetVolumeStatsRequest {
         volume_id: id.clone(),
@@ -253,13 +254,14 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
         volume_capability: Some(cap.clone()),
         ..Default::default()
     };
-    let grown = t
-        .code(
-            &case("controller_expand_volume__grows"),
-            Ok,
-            c.controller_expand_volume(expand.clone()).await,
+    let [grown, _] = t
+        .twice(
+            run.twice("controller_expand_volume", "grows"),
+            expand,
+            async |r| c.controller_expand_volume(r).await,
         )
-        .map(tonic::Response::into_inner);
+        .await;
+    let grown = grown.map(tonic::Response::into_inner);
     t.check(
         &case("controller_expand_volume__capacity_and_node_expansion_required"),
         grown
@@ -269,11 +271,6 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
             "{grown:?}: external-resizer calls NodeExpandVolume only when node_expansion_required"
         ),
     );
-    t.code(
-        &case("controller_expand_volume__idempotent_repeat"),
-        Ok,
-        c.controller_expand_volume(expand).await,
-    );
     let node_expand = NodeExpandVolumeRequest {
         volume_id: id.clone(),
         volume_path: target.clone(),
@@ -282,20 +279,17 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
         volume_capability: Some(cap.clone()),
         ..Default::default()
     };
-    let grown = t.code(
-        &case("node_expand_volume__grows"),
-        Ok,
-        n.node_expand_volume(node_expand.clone()).await,
-    );
+    let [grown, _] = t
+        .twice(
+            run.twice("node_expand_volume", "grows"),
+            node_expand,
+            async |r| n.node_expand_volume(r).await,
+        )
+        .await;
     t.check(
         &case("node_expand_volume__capacity_bytes"),
         grown.is_some_and(|g| g.into_inner().capacity_bytes >= 96 * MIB),
         "",
-    );
-    t.code(
-        &case("node_expand_volume__idempotent_repeat"),
-        Ok,
-        n.node_expand_volume(node_expand).await,
     );
 
     if run.sources {
@@ -306,16 +300,12 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
         volume_id: id.clone(),
         target_path: target.clone(),
     };
-    t.code(
-        &case("node_unpublish_volume__done"),
-        Ok,
-        n.node_unpublish_volume(unpublish.clone()).await,
-    );
-    t.code(
-        &case("node_unpublish_volume__idempotent_repeat"),
-        Ok,
-        n.node_unpublish_volume(unpublish).await,
-    );
+    t.twice(
+        run.twice("node_unpublish_volume", "done"),
+        unpublish,
+        async |r| n.node_unpublish_volume(r).await,
+    )
+    .await;
     t.code(
         &case("node_get_volume_stats__unpublished_target_path"),
         NotFound,
@@ -325,45 +315,31 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
         volume_id: id.clone(),
         staging_target_path: staging.clone(),
     };
-    t.code(
-        &case("node_unstage_volume__done"),
-        Ok,
-        n.node_unstage_volume(unstage.clone()).await,
-    );
-    t.code(
-        &case("node_unstage_volume__idempotent_repeat"),
-        Ok,
-        n.node_unstage_volume(unstage).await,
-    );
+    t.twice(
+        run.twice("node_unstage_volume", "done"),
+        unstage,
+        async |r| n.node_unstage_volume(r).await,
+    )
+    .await;
     let unpublish = ControllerUnpublishVolumeRequest {
         volume_id: id.clone(),
         node_id: node_id.clone(),
         ..Default::default()
     };
-    t.code(
-        &case("controller_unpublish_volume__done"),
-        Ok,
-        c.controller_unpublish_volume(unpublish.clone()).await,
-    );
-    t.code(
-        &case("controller_unpublish_volume__idempotent_repeat"),
-        Ok,
-        c.controller_unpublish_volume(unpublish).await,
-    );
+    t.twice(
+        run.twice("controller_unpublish_volume", "done"),
+        unpublish,
+        async |r| c.controller_unpublish_volume(r).await,
+    )
+    .await;
     let delete = DeleteVolumeRequest {
         volume_id: id.clone(),
         ..Default::default()
     };
-    t.code(
-        &case("delete_volume__done"),
-        Ok,
-        c.delete_volume(delete.clone()).await,
-    );
-    t.code(
-        &case("delete_volume__idempotent_repeat"),
-        Ok,
-        c.delete_volume(delete).await,
-    );
+    t.twice(run.twice("delete_volume", "done"), delete, async |r| {
+        c.delete_volume(r).await
+    })
+    .await;
     t.code(
         &case("controller_get_volume__deleted_volume_not_found"),
         NotFound,

@@ -19,7 +19,7 @@ pub use lifecycle::lifecycle;
 pub use stateless::stateless;
 
 use std::fmt::Write;
-use tonic::{Code, Status};
+use tonic::{Code, Response, Status};
 
 /// An id in no format Carve issues (the outside suite's kind of id).
 pub const FOREIGN_VOLUME: &str = "fake-vol-id-3c6105c0-f";
@@ -27,16 +27,6 @@ pub const FOREIGN_VOLUME: &str = "fake-vol-id-3c6105c0-f";
 pub const FOREIGN_SNAPSHOT: &str = "fake-snap-id-3c6105c0-f";
 /// A volume id in Carve's format that names no volume.
 pub const ABSENT_VOLUME: &str = "csi-absent-000000000000000000000000";
-
-/// The RPC types in the capabilities of a GetCapabilities answer (none without an answer),
-/// `rpc` reading one capability's.
-fn rpc_types<C>(capabilities: Option<Vec<C>>, rpc: impl Fn(&C) -> Option<i32>) -> Vec<i32> {
-    capabilities
-        .unwrap_or_default()
-        .iter()
-        .filter_map(rpc)
-        .collect()
-}
 
 /// The results of a run of cases.
 #[derive(Debug, Default)]
@@ -65,9 +55,34 @@ impl Table {
         self.rows.push((case.to_string(), ok, detail.into()));
     }
 
-    /// Records a case `<rpc>__<name>` for each `(name, value)` of `wanted` (an RPC type's name
-    /// and value): whether `listed` (the RPC types a GetCapabilities answer listed) holds it.
-    pub fn lists(&mut self, rpc: &str, listed: &[i32], wanted: &[(&str, i32)]) {
+    /// Records the cases `first` and `repeat`: `request` sent twice through `call`, each time
+    /// wanting success (spec.md: "This operation MUST be idempotent"); both answers.
+    pub async fn twice<R: Clone, T>(
+        &mut self,
+        [first, repeat]: [String; 2],
+        request: R,
+        mut call: impl AsyncFnMut(R) -> Result<T, Status>,
+    ) -> [Option<T>; 2] {
+        let answer = call(request.clone()).await;
+        let first = self.code(&first, Code::Ok, answer);
+        let answer = call(request).await;
+        [first, self.code(&repeat, Code::Ok, answer)]
+    }
+
+    /// Records `<rpc>__answers` for a GetCapabilities `answer`, then a case `<rpc>__<name>` for
+    /// each `(name, value)` of `wanted` (an RPC type's name and value): whether the RPC types
+    /// `rpc_types` reads from the answer hold it (none without an answer).
+    pub fn capabilities<A>(
+        &mut self,
+        rpc: &str,
+        answer: Result<Response<A>, Status>,
+        rpc_types: impl Fn(A) -> Vec<i32>,
+        wanted: &[(&str, i32)],
+    ) {
+        let answer = self.code(&format!("{rpc}__answers"), Code::Ok, answer);
+        let listed = answer
+            .map(|a| rpc_types(a.into_inner()))
+            .unwrap_or_default();
         for (name, value) in wanted {
             let case = format!("{rpc}__{}", name.to_lowercase());
             self.check(&case, listed.contains(value), format!("{listed:?}"));

@@ -22,7 +22,7 @@ pub async fn sources(
     create: &CreateVolumeRequest,
 ) {
     let m = run.mode;
-    let case = |name: &str| format!("{name}__{m}");
+    let case = |name: &str| run.case(name);
     let mut c = d.controller.controller.clone();
     let node_id = d.lab.initiator.clone();
     let snap = CreateSnapshotRequest {
@@ -30,12 +30,14 @@ pub async fn sources(
         name: format!("conformance-snap-{m}"),
         ..Default::default()
     };
-    let snapshot = t
-        .code(
-            &case("create_snapshot__new"),
-            Ok,
-            c.create_snapshot(snap.clone()).await,
+    let [snapshot, again] = t
+        .twice(
+            run.twice("create_snapshot", "new"),
+            snap.clone(),
+            async |r| c.create_snapshot(r).await,
         )
+        .await;
+    let snapshot = snapshot
         .and_then(|s| s.into_inner().snapshot)
         .unwrap_or_default();
     t.check(
@@ -45,11 +47,6 @@ pub async fn sources(
             && snapshot.size_bytes > 0
             && snapshot.source_volume_id == id,
         format!("{snapshot:?}: external-snapshotter reads all four"),
-    );
-    let again = t.code(
-        &case("create_snapshot__idempotent_repeat"),
-        Ok,
-        c.create_snapshot(snap.clone()).await,
     );
     t.check(
         &case("create_snapshot__repeat_same_snapshot"),
@@ -127,13 +124,17 @@ pub async fn sources(
             capacity_range: capacity_range(0, 0),
             ..create.clone()
         };
-        let fresh = t
-            .code(
-                &case(&format!("create_volume__{kind}")),
-                Ok,
-                c.create_volume(req.clone()).await,
+        let [fresh, repeat] = t
+            .twice(
+                [
+                    case(&format!("create_volume__{kind}")),
+                    case(&format!("create_volume__{kind}_idempotent_repeat")),
+                ],
+                req,
+                async |r| c.create_volume(r).await,
             )
-            .and_then(|r| r.into_inner().volume);
+            .await
+            .map(|r| r.and_then(|r| r.into_inner().volume));
         t.check(
             &case(&format!("create_volume__{kind}_content_source")),
             fresh
@@ -141,13 +142,6 @@ pub async fn sources(
                 .is_some_and(|v| v.content_source.as_ref() == Some(&source)),
             format!("{fresh:?}: external-provisioner deletes a volume without it"),
         );
-        let repeat = t
-            .code(
-                &case(&format!("create_volume__{kind}_idempotent_repeat")),
-                Ok,
-                c.create_volume(req).await,
-            )
-            .and_then(|r| r.into_inner().volume);
         t.check(
             &case(&format!("create_volume__{kind}_repeat_content_source")),
             repeat
@@ -265,16 +259,10 @@ pub async fn sources(
         snapshot_id: snapshot.snapshot_id.clone(),
         ..Default::default()
     };
-    t.code(
-        &case("delete_snapshot__done"),
-        Ok,
-        c.delete_snapshot(delete.clone()).await,
-    );
-    t.code(
-        &case("delete_snapshot__idempotent_repeat"),
-        Ok,
-        c.delete_snapshot(delete).await,
-    );
+    t.twice(run.twice("delete_snapshot", "done"), delete, async |r| {
+        c.delete_snapshot(r).await
+    })
+    .await;
     t.code(
         &case("get_snapshot__deleted_snapshot_not_found"),
         NotFound,
