@@ -1,9 +1,9 @@
 //! Harness for the real-kernel tier: the lab the guest provides, the driver's real binaries
 //! started as a cluster would, and leak accounting.
 //!
-//! Every test here is `#[ignore]`d on the host and run inside the guest by
-//! `hack/vm/run -- carve-guest-suite` (`--include-ignored --test-threads=1`: LVM, LIO and
-//! iscsid are global state). A scenario drives volumes with [`volume`] (and a second node
+//! Every test here is declared with [`guest_test!`]: `#[ignore]`d on the host and run inside the
+//! guest by `hack/vm/run -- carve-guest-suite` (`--include-ignored --test-threads=1`: LVM, LIO
+//! and iscsid are global state). A scenario drives volumes with [`volume`] (and a second node
 //! plugin with [`second_node`]), asks the plugins who they are with [`identity`], checks its
 //! data with [`checksum`], looks at the machine directly with [`storage`] (LVM, block devices),
 //! [`host`] (mounts, sysfs), [`iscsi`] (sessions, multipath, iscsiadm by hand) and [`lio`]
@@ -60,18 +60,66 @@ pub async fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// Declares a guest-tier test `$test`: a `#[tokio::test]`, ignored on the host (the guest runs
+/// it with `--include-ignored`), whose body is one of
+/// - `async { ... }`: run as it is;
+/// - a scenario body (`async |driver| { ... }` or an async fn taking `&Driver`): run by
+///   [`scenario`], named after the test as libtest names it ([`test_name`]);
+/// - driver options, then a scenario body: run by [`scenario_with`].
+///
+/// [`guest_test_mut!`] declares one whose body restarts the plugins.
+#[macro_export]
+macro_rules! guest_test {
+    ($test:ident, async $body:block $(,)?) => {
+        #[tokio::test]
+        #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
+        async fn $test() {
+            async $body.await
+        }
+    };
+    ($test:ident, $body:expr $(,)?) => {
+        $crate::guest_test!($test, async {
+            let name = $crate::test_name(module_path!(), stringify!($test));
+            $crate::scenario(&name, $body).await;
+        });
+    };
+    ($test:ident, $options:expr, $body:expr $(,)?) => {
+        $crate::guest_test!($test, async {
+            let name = $crate::test_name(module_path!(), stringify!($test));
+            $crate::scenario_with(&name, $options, $body).await;
+        });
+    };
+}
+
+/// [`guest_test!`] with driver options and a body run by [`scenario_mut`] (it may restart the
+/// plugins).
+#[macro_export]
+macro_rules! guest_test_mut {
+    ($test:ident, $options:expr, $body:expr $(,)?) => {
+        $crate::guest_test!($test, async {
+            let name = $crate::test_name(module_path!(), stringify!($test));
+            $crate::scenario_mut(&name, $options, $body).await;
+        });
+    };
+}
+
+/// The name libtest gives the test `test` declared in `module` (a `module_path!()`, which starts
+/// with the crate's name): `<module below the crate>::<test>`, e.g. `clones::a_clone`.
+pub fn test_name(module: &str, test: &str) -> String {
+    match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{test}"),
+        None => test.to_string(),
+    }
+}
+
 /// One scenario named `name` (timed with [`Timer`]) on a driver of its own with the
 /// default options: `body` runs against the driver, then leaks are accounted for.
-pub async fn scenario(name: &'static str, body: impl AsyncFnOnce(&Driver)) {
+pub async fn scenario(name: &str, body: impl AsyncFnOnce(&Driver)) {
     scenario_with(name, DriverOptions::default(), body).await;
 }
 
 /// [`scenario`] on a driver started with `options`.
-pub async fn scenario_with(
-    name: &'static str,
-    options: DriverOptions,
-    body: impl AsyncFnOnce(&Driver),
-) {
+pub async fn scenario_with(name: &str, options: DriverOptions, body: impl AsyncFnOnce(&Driver)) {
     scenario_mut(name, options, async |driver: &mut Driver| {
         body(driver).await;
     })
@@ -79,11 +127,7 @@ pub async fn scenario_with(
 }
 
 /// [`scenario_with`] whose body may restart the plugins (it has the driver mutably).
-pub async fn scenario_mut(
-    name: &'static str,
-    options: DriverOptions,
-    body: impl AsyncFnOnce(&mut Driver),
-) {
+pub async fn scenario_mut(name: &str, options: DriverOptions, body: impl AsyncFnOnce(&mut Driver)) {
     let _t = Timer::start(name);
     let lab = Lab::from_env();
     let mut driver = Driver::start(&lab, options).await;
@@ -93,12 +137,12 @@ pub async fn scenario_mut(
 
 /// Prints how long a scenario took (seen with `--nocapture`), pass or fail.
 #[derive(Debug)]
-pub struct Timer(&'static str, std::time::Instant);
+pub struct Timer(String, std::time::Instant);
 
 impl Timer {
     /// Starts timing the scenario `name` (printed as is, e.g. `node_plugin::name`).
-    pub fn start(name: &'static str) -> Self {
-        Self(name, std::time::Instant::now())
+    pub fn start(name: impl Into<String>) -> Self {
+        Self(name.into(), std::time::Instant::now())
     }
 }
 

@@ -4,18 +4,16 @@
 //! (duplicate UUID). Every scenario ends with leak accounting.
 
 mod clones {
-    use carve_guest_tests::{checksum, scenario, second_node::SecondNode, storage::*, volume::*};
+    use carve_guest_tests::{checksum, guest_test, second_node::SecondNode, storage::*, volume::*};
     use carvectl::request::{from_snapshot, from_volume};
     use std::collections::HashMap;
 
     // ---------------------------------------------------------------------------------------
     // Clones
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_clone_on_another_node_is_independent_of_its_source() {
-        let name = "clones::a_clone_on_another_node_is_independent_of_its_source";
-        scenario(name, async |driver| {
+    guest_test!(
+        a_clone_on_another_node_is_independent_of_its_source,
+        async |driver| {
             let lab = &driver.lab;
             let (source, written) =
                 provision_with_data(driver, "ds-clone-src", 64 * MIB, &ext4(), true, 71).await;
@@ -82,15 +80,12 @@ mod clones {
             unpublish_unstage(driver, &driver.node, &source).await;
             retire(driver, &clone, &lab.initiator2).await;
             retire(driver, &source, &lab.initiator).await;
-        })
-        .await;
-    }
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn an_xfs_restore_mounts_beside_its_still_mounted_source() {
-        let name = "clones::an_xfs_restore_mounts_beside_its_still_mounted_source";
-        scenario(name, async |driver| {
+    guest_test!(
+        an_xfs_restore_mounts_beside_its_still_mounted_source,
+        async |driver| {
             let lab = &driver.lab;
             let (source, written) =
                 provision_with_data(driver, "ds-xfs-src", 320 * MIB, &xfs(), true, 81).await;
@@ -127,7 +122,6 @@ mod clones {
             retire(driver, &restored, &lab.initiator).await;
             retire(driver, &source, &lab.initiator).await;
             delete_snapshot(driver, &snap.snapshot_id).await;
-        })
-        .await;
-    }
+        }
+    );
 }

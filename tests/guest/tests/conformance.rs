@@ -6,13 +6,12 @@
 use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks,
     conformance::{Table, lifecycle, lifecycle::Run, stateless, stateless::Env},
+    guest_test,
 };
 use carvectl::request::{block_capability, mount_capability};
 use csi_proto::v1::volume_capability::access_mode::Mode;
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn conformance() {
+guest_test!(conformance, async {
     let lab = Lab::from_env();
     let driver = Driver::start(
         &lab,
@@ -54,4 +53,4 @@ async fn conformance() {
     }
     t.finish("guest");
     assert_no_leaks(&lab, Some(driver.dir.path()));
-}
+});

@@ -4,7 +4,7 @@
 //! each LIO backend, ending with leak accounting.
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab, assert_no_leaks,
+    Driver, DriverOptions, Lab, assert_no_leaks, guest_test,
     iscsi::{any_logged_in, login_as, logout_and_forget},
     lio, run_ok,
     volume::{self, MIB, ext4},
@@ -322,26 +322,18 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
     assert_no_leaks(&lab, Some(driver.dir.path()));
 }
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn configfs_acl_isolation_single_node_and_fence() {
+guest_test!(configfs_acl_isolation_single_node_and_fence, async {
     acl_isolation_single_node_and_fence("configfs").await;
-}
+});
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn targetcli_acl_isolation_single_node_and_fence() {
+guest_test!(targetcli_acl_isolation_single_node_and_fence, async {
     acl_isolation_single_node_and_fence("targetcli").await;
-}
+});
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn configfs_reboot_restores_exports_and_chap_acls() {
+guest_test!(configfs_reboot_restores_exports_and_chap_acls, async {
     reboot_restores_exports_and_chap_acls("configfs").await;
-}
+});
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn targetcli_reboot_restores_exports_and_chap_acls() {
+guest_test!(targetcli_reboot_restores_exports_and_chap_acls, async {
     reboot_restores_exports_and_chap_acls("targetcli").await;
-}
+});

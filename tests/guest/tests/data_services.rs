@@ -6,7 +6,7 @@
 //! restores beside their source are in clones.rs. Every scenario ends with leak accounting.
 
 mod data_services {
-    use carve_guest_tests::{Driver, checksum, scenario, storage::*, volume::*};
+    use carve_guest_tests::{Driver, checksum, guest_test, scenario, storage::*, volume::*};
     use carvectl::request::{capacity_range, from_snapshot, from_volume};
     use csi_proto::v1::{
         CreateVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest, Snapshot, VolumeCapability,
@@ -74,37 +74,37 @@ mod data_services {
         .await;
     }
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_mounted_ext4_linear_volume_expands_online_with_its_data_intact() {
-        mounted_volume_expands(
-            "data_services::a_mounted_ext4_linear_volume_expands_online_with_its_data_intact",
-            "ds-grow-ext4",
-            64 * MIB,
-            ext4(),
-            false,
-        )
-        .await;
-    }
+    guest_test!(
+        a_mounted_ext4_linear_volume_expands_online_with_its_data_intact,
+        async {
+            mounted_volume_expands(
+                "data_services::a_mounted_ext4_linear_volume_expands_online_with_its_data_intact",
+                "ds-grow-ext4",
+                64 * MIB,
+                ext4(),
+                false,
+            )
+            .await;
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_mounted_xfs_thin_volume_expands_online_with_its_data_intact() {
-        mounted_volume_expands(
-            "data_services::a_mounted_xfs_thin_volume_expands_online_with_its_data_intact",
-            "ds-grow-xfs",
-            320 * MIB,
-            xfs(),
-            true,
-        )
-        .await;
-    }
+    guest_test!(
+        a_mounted_xfs_thin_volume_expands_online_with_its_data_intact,
+        async {
+            mounted_volume_expands(
+                "data_services::a_mounted_xfs_thin_volume_expands_online_with_its_data_intact",
+                "ds-grow-xfs",
+                320 * MIB,
+                xfs(),
+                true,
+            )
+            .await;
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_block_volume_expands_and_the_node_sees_its_new_size() {
-        let name = "data_services::a_block_volume_expands_and_the_node_sees_its_new_size";
-        scenario(name, async |driver| {
+    guest_test!(
+        a_block_volume_expands_and_the_node_sees_its_new_size,
+        async |driver| {
             let vol = provision(driver, "ds-grow-block", 32 * MIB, &block(), true, None).await;
             stage_publish(driver, &driver.node, &vol).await;
             let len = 4 * MIB_LEN;
@@ -129,18 +129,15 @@ mod data_services {
             assert_eq!(checksum::device_sha256(&vol.target, len), written);
 
             teardown(driver, &vol).await;
-        })
-        .await;
-    }
+        }
+    );
 
     // ---------------------------------------------------------------------------------------
     // Snapshots and restores
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_restore_holds_exactly_the_snapshot_data_not_later_writes() {
-        let name = "data_services::a_restore_holds_exactly_the_snapshot_data_not_later_writes";
-        scenario(name, async |driver| {
+    guest_test!(
+        a_restore_holds_exactly_the_snapshot_data_not_later_writes,
+        async |driver| {
             let lab = &driver.lab;
             let (source, at_snapshot) =
                 provision_with_data(driver, "ds-snap-src", 64 * MIB, &ext4(), true, 51).await;
@@ -240,15 +237,12 @@ mod data_services {
             retire(driver, &source, &lab.initiator).await;
             delete_snapshot(driver, &snap.snapshot_id).await;
             delete_snapshot(driver, &snap.snapshot_id).await;
-        })
-        .await;
-    }
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn deleting_a_source_keeps_its_snapshots_usable() {
-        let name = "data_services::deleting_a_source_keeps_its_snapshots_usable";
-        scenario(name, async |driver| {
+    guest_test!(
+        deleting_a_source_keeps_its_snapshots_usable,
+        async |driver| {
             let lab = &driver.lab;
             let (source, written) =
                 provision_with_data(driver, "ds-del-src", 64 * MIB, &ext4(), true, 61).await;
@@ -344,15 +338,12 @@ mod data_services {
                 .await
                 .unwrap();
             assert!(left.is_empty(), "{left:?}");
-        })
-        .await;
-    }
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_snapshot_of_a_linear_volume_is_refused_clearly() {
-        let name = "data_services::a_snapshot_of_a_linear_volume_is_refused_clearly";
-        scenario(name, async |driver| {
+    guest_test!(
+        a_snapshot_of_a_linear_volume_is_refused_clearly,
+        async |driver| {
             let vol = create(driver, "ds-linear", 32 * MIB, &ext4(), false, None)
                 .await
                 .unwrap();
@@ -373,7 +364,6 @@ mod data_services {
             .expect_err("linear clone refused");
             assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
             delete_volume(driver, &vol.id).await;
-        })
-        .await;
-    }
+        }
+    );
 }

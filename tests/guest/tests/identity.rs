@@ -2,13 +2,11 @@
 //! reports not ready (without failing) when its volume group is missing.
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab,
+    Driver, DriverOptions, Lab, guest_test,
     identity::{plugin_info, ready},
 };
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn both_plugins_are_ready_in_the_lab() {
+guest_test!(both_plugins_are_ready_in_the_lab, async {
     let lab = Lab::from_env();
     let driver = Driver::start(&lab, DriverOptions::default()).await;
     for client in [&driver.controller, &driver.node] {
@@ -17,11 +15,9 @@ async fn both_plugins_are_ready_in_the_lab() {
         assert_eq!(info.vendor_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(ready(client).await, Some(true));
     }
-}
+});
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn controller_without_its_volume_group_is_not_ready() {
+guest_test!(controller_without_its_volume_group_is_not_ready, async {
     let lab = Lab::from_env();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("c.sock");
@@ -43,4 +39,4 @@ async fn controller_without_its_volume_group_is_not_ready() {
     let _ = child.wait();
     let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
     assert!(log.contains("no-such-vg"), "the reason is logged: {log}");
-}
+});

@@ -5,7 +5,7 @@
 //! small pool or volume group and removes it at the end, then accounts for leaks.
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab, assert_no_leaks, identity, lio,
+    Driver, DriverOptions, Lab, assert_no_leaks, guest_test, identity, lio,
     pools::{OwnVg, Pool},
     run, run_ok,
     volume::{MIB, MIB_LEN, delete_volume},
@@ -113,9 +113,7 @@ async fn create_id(driver: &Driver, req: CreateVolumeRequest) -> String {
         .volume_id
 }
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn a_new_volume_never_reads_a_deleted_tenants_data() {
+guest_test!(a_new_volume_never_reads_a_deleted_tenants_data, async {
     let base = Lab::from_env();
     let own = OwnVg::create("i15vg", "200m", "64m");
     let lab = own.lab(&base);
@@ -195,7 +193,7 @@ async fn a_new_volume_never_reads_a_deleted_tenants_data() {
     drop(driver);
     assert_no_leaks(&lab, None);
     drop(own);
-}
+});
 
 /// Virtual bytes promised in `pool`, as LVM reports them.
 fn promised(lab: &Lab, pool: &str) -> u64 {
@@ -220,57 +218,56 @@ fn promised(lab: &Lab, pool: &str) -> u64 {
         .sum()
 }
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn parallel_creates_never_exceed_the_overprovision_ratio() {
-    let base = Lab::from_env();
-    let pool = Pool::create(&base, "i15ratio", "1g", true);
-    let lab = pool.lab(&base);
-    let driver = Driver::start(
-        &lab,
-        DriverOptions {
-            controller_args: vec!["--thin-overprovision-ratio".into(), "1".into()],
-            ..Default::default()
-        },
-    )
-    .await;
-    let calls = (0..8).map(|i| {
-        let mut client = driver.controller_rpc();
-        tokio::spawn(async move {
-            client
-                .create_volume(thin_request(&format!("ratio-{i}"), 512 * MIB))
-                .await
-                .map(|r| r.into_inner().volume.expect("volume").volume_id)
-        })
-    });
-    let mut created = Vec::new();
-    let mut refused = Vec::new();
-    for call in calls.collect::<Vec<_>>() {
-        match call.await.expect("task") {
-            Ok(id) => created.push(id),
-            Err(status) => refused.push(status),
+guest_test!(
+    parallel_creates_never_exceed_the_overprovision_ratio,
+    async {
+        let base = Lab::from_env();
+        let pool = Pool::create(&base, "i15ratio", "1g", true);
+        let lab = pool.lab(&base);
+        let driver = Driver::start(
+            &lab,
+            DriverOptions {
+                controller_args: vec!["--thin-overprovision-ratio".into(), "1".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        let calls = (0..8).map(|i| {
+            let mut client = driver.controller_rpc();
+            tokio::spawn(async move {
+                client
+                    .create_volume(thin_request(&format!("ratio-{i}"), 512 * MIB))
+                    .await
+                    .map(|r| r.into_inner().volume.expect("volume").volume_id)
+            })
+        });
+        let mut created = Vec::new();
+        let mut refused = Vec::new();
+        for call in calls.collect::<Vec<_>>() {
+            match call.await.expect("task") {
+                Ok(id) => created.push(id),
+                Err(status) => refused.push(status),
+            }
         }
+        assert_eq!(created.len(), 2, "refusals: {refused:?}\n{}", driver.logs());
+        for status in &refused {
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+            assert!(
+                status.message().contains("1073741824 bytes x ratio 1"),
+                "the refusal names the figures: {status:?}"
+            );
+        }
+        assert_eq!(promised(&lab, &pool.name), 1 << 30);
+        for id in created {
+            delete_volume(&driver, &id).await;
+        }
+        drop(driver);
+        drop(pool);
+        assert_no_leaks(&lab, None);
     }
-    assert_eq!(created.len(), 2, "refusals: {refused:?}\n{}", driver.logs());
-    for status in &refused {
-        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-        assert!(
-            status.message().contains("1073741824 bytes x ratio 1"),
-            "the refusal names the figures: {status:?}"
-        );
-    }
-    assert_eq!(promised(&lab, &pool.name), 1 << 30);
-    for id in created {
-        delete_volume(&driver, &id).await;
-    }
-    drop(driver);
-    drop(pool);
-    assert_no_leaks(&lab, None);
-}
+);
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn a_full_thin_pool_shows_in_condition_and_capacity() {
+guest_test!(a_full_thin_pool_shows_in_condition_and_capacity, async {
     use csi_proto::v1::{ControllerGetVolumeRequest, GetCapacityRequest, ListVolumesRequest};
     let base = Lab::from_env();
     let own = OwnVg::create("i15full", "200m", "64m");
@@ -347,11 +344,9 @@ async fn a_full_thin_pool_shows_in_condition_and_capacity() {
     drop(driver);
     assert_no_leaks(&lab, None);
     drop(own);
-}
+});
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn a_revoked_acl_never_comes_back_from_saveconfig() {
+guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
     use csi_proto::v1::{ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest};
     let lab = Lab::from_env();
     let files = tempfile::tempdir_in("/var/tmp").expect("tempdir");
@@ -439,4 +434,4 @@ async fn a_revoked_acl_never_comes_back_from_saveconfig() {
     delete_volume(&driver, &id).await;
     drop(driver);
     assert_no_leaks(&lab, None);
-}
+});

@@ -6,7 +6,7 @@
 //! ControllerUnpublish → DeleteVolume → nothing left.
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab, assert_no_leaks, checksum,
+    Driver, DriverOptions, Lab, assert_no_leaks, checksum, guest_test,
     volume::{self, DATA_LEN, MIB, controller_publish, controller_unpublish, delete_volume},
 };
 use carvectl::request::{block_capability, mount_capability};
@@ -130,30 +130,22 @@ fn read(target: &Path, block: bool) -> String {
     }
 }
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn ext4_thin_volume_round_trip() {
+guest_test!(ext4_thin_volume_round_trip, async {
     let cap = mount_capability(Mode::SingleNodeWriter, "ext4", &[], "");
     lifecycle("configfs", "pvc-ext4;$(reboot)", cap, 64 * MIB, true).await;
-}
+});
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn xfs_thick_volume_round_trip() {
+guest_test!(xfs_thick_volume_round_trip, async {
     let cap = mount_capability(Mode::SingleNodeWriter, "xfs", &["noatime"], "");
     lifecycle("configfs", "pvc-xfs-../../etc", cap, 320 * MIB, false).await;
-}
+});
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn raw_block_volume_round_trip() {
+guest_test!(raw_block_volume_round_trip, async {
     let cap = block_capability(Mode::SingleNodeWriter);
     lifecycle("configfs", "pvc-block-名前", cap, 32 * MIB, true).await;
-}
+});
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn ext4_round_trip_through_targetcli() {
+guest_test!(ext4_round_trip_through_targetcli, async {
     let cap = mount_capability(Mode::SingleNodeWriter, "ext4", &[], "");
     lifecycle("targetcli", "pvc-targetcli", cap, 64 * MIB, true).await;
-}
+});

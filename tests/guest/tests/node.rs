@@ -8,8 +8,8 @@
 
 mod node_plugin {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, checksum, host::mount_at, run, run_ok, scenario, scenario_mut,
-        second_node::SecondNode, storage::*, volume::*,
+        Driver, DriverOptions, Lab, checksum, guest_test, guest_test_mut, host::mount_at, run,
+        run_ok, second_node::SecondNode, storage::*, volume::*,
     };
     use carvectl::Client;
     use csi_proto::v1::{NodeGetInfoRequest, NodeStageVolumeRequest, volume_usage::Unit};
@@ -57,11 +57,9 @@ mod node_plugin {
     // ---------------------------------------------------------------------------------------
     // Never reformat, never the wrong disk
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_filesystem_of_another_type_is_never_reformatted() {
-        let name = "node_plugin::a_filesystem_of_another_type_is_never_reformatted";
-        scenario(name, async |driver| {
+    guest_test!(
+        a_filesystem_of_another_type_is_never_reformatted,
+        async |driver| {
             let lab = &driver.lab;
             let (vol, written) =
                 provision_with_data(driver, "node-otherfs", 320 * MIB, &xfs(), true, 11).await;
@@ -84,9 +82,8 @@ mod node_plugin {
                 "the data survived the refused stage"
             );
             teardown(driver, &vol).await;
-        })
-        .await;
-    }
+        }
+    );
 
     /// A DOS label with one Linux partition from sector 2048 to the end, then a pattern.
     fn partitioned_image(sectors: u32) -> Vec<u8> {
@@ -103,57 +100,49 @@ mod node_plugin {
         image
     }
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_partition_table_is_never_formatted() {
-        let name = "node_plugin::a_partition_table_is_never_formatted";
-        scenario(name, async |driver| {
-            let lab = &driver.lab;
-            // Written through the CO path: stage and publish as block, write the label through
-            // the pod's device file, unstage.
-            let vol = provision(driver, "node-parts", 32 * MIB, &block(), true, None).await;
-            stage_publish(driver, &driver.node, &vol).await;
-            let image = partitioned_image(u32::try_from(vol.capacity / 512).unwrap());
-            {
-                let mut dev = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&vol.target)
-                    .expect("open the published device");
-                dev.write_all(&image).expect("write the label");
-                dev.sync_all().expect("fsync");
-            }
-            unpublish_unstage(driver, &driver.node, &vol).await;
-            assert_eq!(
-                blkid(&vol.lv(lab), "PTTYPE"),
-                "dos",
-                "the LV holds the label"
-            );
+    guest_test!(a_partition_table_is_never_formatted, async |driver| {
+        let lab = &driver.lab;
+        // Written through the CO path: stage and publish as block, write the label through
+        // the pod's device file, unstage.
+        let vol = provision(driver, "node-parts", 32 * MIB, &block(), true, None).await;
+        stage_publish(driver, &driver.node, &vol).await;
+        let image = partitioned_image(u32::try_from(vol.capacity / 512).unwrap());
+        {
+            let mut dev = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&vol.target)
+                .expect("open the published device");
+            dev.write_all(&image).expect("write the label");
+            dev.sync_all().expect("fsync");
+        }
+        unpublish_unstage(driver, &driver.node, &vol).await;
+        assert_eq!(
+            blkid(&vol.lv(lab), "PTTYPE"),
+            "dos",
+            "the LV holds the label"
+        );
 
-            for cap in [ext4(), xfs()] {
-                stage_refused(
-                    driver,
-                    &driver.node,
-                    vol.stage_as(&cap),
-                    Code::FailedPrecondition,
-                    "partition table",
-                )
-                .await;
-            }
-            assert_eq!(
-                checksum::device_sha256(&vol.lv(lab), image.len()),
-                checksum::sha256(&image),
-                "the label and the bytes after it are unchanged"
-            );
-            retire(driver, &vol, &driver.lab.initiator).await;
-        })
-        .await;
-    }
+        for cap in [ext4(), xfs()] {
+            stage_refused(
+                driver,
+                &driver.node,
+                vol.stage_as(&cap),
+                Code::FailedPrecondition,
+                "partition table",
+            )
+            .await;
+        }
+        assert_eq!(
+            checksum::device_sha256(&vol.lv(lab), image.len()),
+            checksum::sha256(&image),
+            "the label and the bytes after it are unchanged"
+        );
+        retire(driver, &vol, &driver.lab.initiator).await;
+    });
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_disk_with_another_serial_is_refused_before_any_write() {
-        let name = "node_plugin::a_disk_with_another_serial_is_refused_before_any_write";
-        scenario(name, async |driver| {
+    guest_test!(
+        a_disk_with_another_serial_is_refused_before_any_write,
+        async |driver| {
             let lab = &driver.lab;
             let vol = provision(driver, "node-serial", 32 * MIB, &ext4(), true, None).await;
             let mut req = vol.stage();
@@ -176,84 +165,75 @@ mod node_plugin {
                 "nothing was written: the LV still has no signature"
             );
             retire(driver, &vol, &driver.lab.initiator).await;
-        })
-        .await;
-    }
+        }
+    );
 
     // ---------------------------------------------------------------------------------------
     // Who may log in
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn an_initiator_without_the_acl_cannot_log_in() {
-        let name = "node_plugin::an_initiator_without_the_acl_cannot_log_in";
-        scenario(name, async |driver| {
-            let lab = &driver.lab;
-            let node2 = SecondNode::start(driver).await;
-            let info = node2
-                .client()
-                .node
-                .clone()
-                .node_get_info(NodeGetInfoRequest {})
-                .await
-                .expect("NodeGetInfo")
-                .into_inner();
-            assert_eq!(info.node_id, lab.initiator2);
+    guest_test!(an_initiator_without_the_acl_cannot_log_in, async |driver| {
+        let lab = &driver.lab;
+        let node2 = SecondNode::start(driver).await;
+        let info = node2
+            .client()
+            .node
+            .clone()
+            .node_get_info(NodeGetInfoRequest {})
+            .await
+            .expect("NodeGetInfo")
+            .into_inner();
+        assert_eq!(info.node_id, lab.initiator2);
 
-            let mut vol = provision(driver, "node-acl", 32 * MIB, &ext4(), true, None).await;
-            vol.staging = driver.staging_path("node2-acl");
-            stage_refused(
-                driver,
-                node2.client(),
-                vol.stage(),
-                Code::FailedPrecondition,
-                "authorization failure",
-            )
-            .await;
-            assert!(
-                node2.stage_records().is_empty(),
-                "no stage record left: {:?}",
-                node2.stage_records()
-            );
-
-            // Once the ACL allows it, the same identity logs in: the refusal was the ACL's.
-            controller_unpublish(driver, &vol, &lab.initiator).await;
-            vol.publish = controller_publish(driver, &vol, &lab.initiator2, HashMap::new()).await;
-            let mut node = node2.client().node.clone();
-            node.node_stage_volume(vol.stage())
-                .await
-                .unwrap_or_else(|s| panic!("NodeStage on node2: {s:?}\n{}", driver.logs()));
-            let ifaces: Vec<String> = std::fs::read_dir("/sys/class/iscsi_session")
-                .unwrap()
-                .flatten()
-                .map(|s| {
-                    std::fs::read_to_string(s.path().join("ifacename"))
-                        .unwrap()
-                        .trim()
-                        .to_string()
-                })
-                .collect();
-            assert_eq!(
-                ifaces,
-                std::slice::from_ref(&lab.iface2),
-                "one session, through node2's iface"
-            );
-            node.node_unstage_volume(vol.unstage())
-                .await
-                .unwrap_or_else(|s| panic!("NodeUnstage on node2: {s:?}\n{}", driver.logs()));
-            controller_unpublish(driver, &vol, &lab.initiator2).await;
-            drop(node);
-            node2.stop().await;
-            delete_volume(driver, &vol.id).await;
-        })
+        let mut vol = provision(driver, "node-acl", 32 * MIB, &ext4(), true, None).await;
+        vol.staging = driver.staging_path("node2-acl");
+        stage_refused(
+            driver,
+            node2.client(),
+            vol.stage(),
+            Code::FailedPrecondition,
+            "authorization failure",
+        )
         .await;
-    }
+        assert!(
+            node2.stage_records().is_empty(),
+            "no stage record left: {:?}",
+            node2.stage_records()
+        );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused() {
-        let name = "node_plugin::chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused";
-        scenario(name, async |driver| {
+        // Once the ACL allows it, the same identity logs in: the refusal was the ACL's.
+        controller_unpublish(driver, &vol, &lab.initiator).await;
+        vol.publish = controller_publish(driver, &vol, &lab.initiator2, HashMap::new()).await;
+        let mut node = node2.client().node.clone();
+        node.node_stage_volume(vol.stage())
+            .await
+            .unwrap_or_else(|s| panic!("NodeStage on node2: {s:?}\n{}", driver.logs()));
+        let ifaces: Vec<String> = std::fs::read_dir("/sys/class/iscsi_session")
+            .unwrap()
+            .flatten()
+            .map(|s| {
+                std::fs::read_to_string(s.path().join("ifacename"))
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            ifaces,
+            std::slice::from_ref(&lab.iface2),
+            "one session, through node2's iface"
+        );
+        node.node_unstage_volume(vol.unstage())
+            .await
+            .unwrap_or_else(|s| panic!("NodeUnstage on node2: {s:?}\n{}", driver.logs()));
+        controller_unpublish(driver, &vol, &lab.initiator2).await;
+        drop(node);
+        node2.stop().await;
+        delete_volume(driver, &vol.id).await;
+    });
+
+    guest_test!(
+        chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused,
+        async |driver| {
             let lab = &driver.lab;
             let (user, password, wrong) =
                 ("node1user", "node1-secret-pw-0419", "wrong-secret-pw-0419");
@@ -309,18 +289,16 @@ mod node_plugin {
                 "a CHAP secret reached the node log"
             );
             retire(driver, &vol, &driver.lab.initiator).await;
-        })
-        .await;
-    }
+        }
+    );
 
     // ---------------------------------------------------------------------------------------
     // Restart, stats, condition
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_plugin_restart_between_stage_and_unstage_still_unstages() {
-        let name = "node_plugin::a_plugin_restart_between_stage_and_unstage_still_unstages";
-        scenario_mut(name, DriverOptions::default(), async |driver| {
+    guest_test_mut!(
+        a_plugin_restart_between_stage_and_unstage_still_unstages,
+        DriverOptions::default(),
+        async |driver| {
             let (vol, written) =
                 provision_with_data(driver, "node-restart", 64 * MIB, &ext4(), true, 3).await;
 
@@ -332,15 +310,12 @@ mod node_plugin {
             unpublish_unstage(driver, &driver.node, &vol).await;
             assert_nothing_attached(&driver.lab);
             retire(driver, &vol, &driver.lab.initiator).await;
-        })
-        .await;
-    }
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back() {
-        let name = "node_plugin::volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back";
-        scenario(name, async |driver| {
+    guest_test!(
+        volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back,
+        async |driver| {
             let lab = &driver.lab;
 
             let fs = provision(driver, "node-stats-fs", 64 * MIB, &ext4(), true, None).await;
@@ -394,7 +369,6 @@ mod node_plugin {
             unpublish_unstage(driver, &driver.node, &dev).await;
             retire(driver, &fs, &driver.lab.initiator).await;
             retire(driver, &dev, &driver.lab.initiator).await;
-        })
-        .await;
-    }
+        }
+    );
 }

@@ -6,7 +6,7 @@
 //! source. Every scenario ends with leak accounting.
 
 mod node_growth {
-    use carve_guest_tests::{Lab, checksum, run_ok, scenario, storage::*, volume::*};
+    use carve_guest_tests::{Lab, checksum, guest_test, run_ok, scenario, storage::*, volume::*};
     use csi_proto::v1::{VolumeCapability, volume_usage::Unit};
     use std::{
         io::{Read, Write},
@@ -55,9 +55,7 @@ mod node_growth {
         .await;
     }
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn ext4_grows_online_while_a_reader_checks_the_data() {
+    guest_test!(ext4_grows_online_while_a_reader_checks_the_data, async {
         mounted_volume_grows_online(
             "node_growth::ext4_grows_online_while_a_reader_checks_the_data",
             "node-grow-ext4",
@@ -65,11 +63,9 @@ mod node_growth {
             ext4(),
         )
         .await;
-    }
+    });
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn xfs_grows_online_while_a_reader_checks_the_data() {
+    guest_test!(xfs_grows_online_while_a_reader_checks_the_data, async {
         mounted_volume_grows_online(
             "node_growth::xfs_grows_online_while_a_reader_checks_the_data",
             "node-grow-xfs",
@@ -77,13 +73,11 @@ mod node_growth {
             xfs(),
         )
         .await;
-    }
+    });
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn a_block_volume_shows_its_new_size_after_expansion() {
-        let name = "node_growth::a_block_volume_shows_its_new_size_after_expansion";
-        scenario(name, async |driver| {
+    guest_test!(
+        a_block_volume_shows_its_new_size_after_expansion,
+        async |driver| {
             let vol = provision(driver, "node-grow-block", 32 * MIB, &block(), true, None).await;
             stage_publish(driver, &driver.node, &vol).await;
             let len = 4 * MIB_LEN;
@@ -102,9 +96,8 @@ mod node_growth {
             assert_eq!(checksum::device_sha256(&vol.target, len), written);
 
             teardown(driver, &vol).await;
-        })
-        .await;
-    }
+        }
+    );
 
     // ---------------------------------------------------------------------------------------
     // XFS clones
@@ -128,11 +121,9 @@ mod node_growth {
         dst.sync_all().expect("fsync clone LV");
     }
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn an_xfs_clone_stages_beside_its_mounted_source() {
-        let name = "node_growth::an_xfs_clone_stages_beside_its_mounted_source";
-        scenario(name, async |driver| {
+    guest_test!(
+        an_xfs_clone_stages_beside_its_mounted_source,
+        async |driver| {
             let lab = &driver.lab;
             let source = provision(driver, "node-xfs-source", 320 * MIB, &xfs(), true, None).await;
             let clone = provision(driver, "node-xfs-clone", 320 * MIB, &xfs(), true, None).await;
@@ -170,7 +161,6 @@ mod node_growth {
             unpublish_unstage(driver, &driver.node, &source).await;
             retire(driver, &clone, &driver.lab.initiator).await;
             retire(driver, &source, &driver.lab.initiator).await;
-        })
-        .await;
-    }
+        }
+    );
 }

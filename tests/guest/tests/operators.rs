@@ -9,7 +9,7 @@
 )]
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab, assert_no_leaks, checksum,
+    Driver, DriverOptions, Lab, assert_no_leaks, checksum, guest_test,
     metrics::{Scrape, free_local_address, scrape},
     run, run_ok,
     volume::{MIB, MIB_LEN, Vol, controller_publish, stage_publish, teardown},
@@ -184,9 +184,7 @@ fn orphans(driver: &Driver, pvs: &Value) -> (Option<i32>, Value) {
     (out.status.code(), report)
 }
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn metrics_match_the_machine_and_orphans_are_found() {
+guest_test!(metrics_match_the_machine_and_orphans_are_found, async {
     let lab = Lab::from_env();
     let (controller_metrics, node_metrics) = (free_local_address(), free_local_address());
     let driver = Driver::start(
@@ -292,4 +290,4 @@ async fn metrics_match_the_machine_and_orphans_are_found() {
 
     teardown(&driver, &vol).await;
     assert_no_leaks(&lab, Some(driver.dir.path()));
-}
+});

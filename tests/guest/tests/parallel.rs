@@ -7,16 +7,14 @@
 
 mod parallel {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, volume::*,
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, guest_test, volume::*,
     };
     use std::sync::Arc;
     use tokio::task::JoinSet;
 
     const VOLUMES: usize = 8;
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn eight_volumes_stage_and_unstage_at_once_on_one_node() {
+    guest_test!(eight_volumes_stage_and_unstage_at_once_on_one_node, async {
         let lab = Lab::from_env();
         let driver = Arc::new(Driver::start(&lab, DriverOptions::default()).await);
         let _t = Timer::start("parallel: 8 volumes");
@@ -72,5 +70,5 @@ mod parallel {
         let driver = Arc::into_inner(driver).expect("no task holds the driver");
         drop(driver);
         assert_no_leaks(&lab, None);
-    }
+    });
 }

@@ -14,12 +14,13 @@
 
 mod iscsi_paths {
     use carve_guest_tests::{
-        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, eventually,
+        Driver, DriverOptions, Lab, Timer, assert_no_leaks, checksum, eventually, guest_test,
+        guest_test_mut,
         iscsi::{
             IscsidConf, MpathMap, by_hand, has_record, login_by_hand, mpath_maps, mpath_paths,
             session_state, sessions_to,
         },
-        run_ok, scenario_mut, scenario_with,
+        run_ok, scenario_with,
         volume::{MIB, Vol, block, condition, ext4, provision, retire, stage_publish, teardown},
     };
     use csi_proto::v1::{NodeGetVolumeStatsRequest, VolumeCapability};
@@ -63,15 +64,13 @@ mod iscsi_paths {
         }
     }
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn an_ipv6_portal_logs_in_finds_its_disk_and_carries_data() {
-        let name = "iscsi_paths::an_ipv6_portal_logs_in_finds_its_disk_and_carries_data";
-        let options = DriverOptions {
+    guest_test!(
+        an_ipv6_portal_logs_in_finds_its_disk_and_carries_data,
+        DriverOptions {
             controller_args: vec!["--portal".into(), "[::1]:3260".into()],
             ..options()
-        };
-        scenario_with(name, options, async |driver| {
+        },
+        async |driver| {
             let mut vol = thin_volume(driver, "paths-ipv6", &ext4()).await;
             let portals = vol.publish["portals"].clone();
             assert!(
@@ -110,13 +109,10 @@ mod iscsi_paths {
                 "one portal (--multipath auto): the disk itself, no multipath map"
             );
             teardown(driver, &vol).await;
-        })
-        .await;
-    }
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn stage_rescans_a_session_logged_in_with_manual_scan() {
+    guest_test!(stage_rescans_a_session_logged_in_with_manual_scan, async {
         let name = "iscsi_paths::stage_rescans_a_session_logged_in_with_manual_scan";
         // The node record `-o new` creates takes its defaults from iscsid.conf.
         let _restore = IscsidConf::append("node.session.scan = manual");
@@ -146,13 +142,12 @@ mod iscsi_paths {
             teardown(driver, &vol).await;
         })
         .await;
-    }
+    });
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn stage_rescans_a_session_whose_disk_was_deleted_behind_its_back() {
-        let name = "iscsi_paths::stage_rescans_a_session_whose_disk_was_deleted_behind_its_back";
-        scenario_with(name, options(), async |driver| {
+    guest_test!(
+        stage_rescans_a_session_whose_disk_was_deleted_behind_its_back,
+        options(),
+        async |driver| {
             let lab = &driver.lab;
             let vol = thin_volume(driver, "paths-deleted-disk", &block()).await;
             // Someone logged in to the volume's target by hand (the plugin's own iface) and then
@@ -181,20 +176,17 @@ mod iscsi_paths {
             let sum = checksum::write_device(&vol.target, DATA_LEN, 63);
             assert_eq!(checksum::device_sha256(&vol.target, DATA_LEN), sum);
             teardown(driver, &vol).await;
-        })
-        .await;
-    }
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume() {
-        let name = "iscsi_paths::the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume";
-        // No periodic sweep during the test: only the one at start-up.
-        let options = DriverOptions {
+    guest_test_mut!(
+        the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume,
+        DriverOptions {
+            // No periodic sweep during the test: only the one at start-up.
             node_args: vec!["--upkeep-interval".into(), "3600".into()],
             ..DriverOptions::default()
-        };
-        scenario_mut(name, options, async |driver| {
+        },
+        async |driver| {
             let staged = thin_volume(driver, "paths-upkeep-staged", &block()).await;
             stage_publish(driver, &driver.node, &staged).await;
             let sum = checksum::write_device(&staged.target, DATA_LEN, 64);
@@ -234,79 +226,78 @@ mod iscsi_paths {
             for vol in [&stale, &orphan] {
                 retire(driver, vol, &driver.lab.initiator).await;
             }
-        })
-        .await;
-    }
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted() {
-        let _timer = Timer::start(
-            "iscsi_paths::the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted",
-        );
-        let lab = Lab::from_env();
-        // Set the scene with the upkeep off (a sweep must not win the race between the login
-        // and the mount), then run a node whose loop sweeps every 2 s.
-        let setup = Driver::start(&lab, options()).await;
-        let vol = thin_volume(&setup, "paths-upkeep-mounted", &block()).await;
-        let disk = login_by_hand(&lab, vol.target_iqn());
-        let dev = format!("/dev/{disk}");
-        run_ok("mkfs.ext4", &["-q", "-F", &dev]);
-        let scratch = tempfile::Builder::new()
-            .prefix("carve-by-hand-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let point = scratch.path().to_path_buf();
-        run_ok("mount", &[&dev, &point.to_string_lossy()]);
-        let sum = checksum::write_file(&point.join("data.bin"), DATA_LEN, 65);
-        drop(setup);
-        let driver = Driver::start(
-            &lab,
-            DriverOptions {
-                node_args: vec!["--upkeep-interval".into(), "2".into()],
-                ..DriverOptions::default()
-            },
-        )
-        .await;
-        let warned = eventually(20, || driver.node_log().contains("is in use; leaving it")).await;
-        assert!(
-            warned,
-            "a sweep saw the stale session in use:\n{}",
-            driver.node_log()
-        );
-        assert_eq!(
-            sessions_to(vol.target_iqn()).len(),
-            1,
-            "a mounted disk's session is never removed"
-        );
-        assert_eq!(checksum::file_sha256(&point.join("data.bin")), sum);
-        run_ok("umount", &[&point.to_string_lossy()]);
-        let gone = eventually(20, || {
-            sessions_to(vol.target_iqn()).is_empty() && !has_record(vol.target_iqn())
-        })
-        .await;
-        assert!(
-            gone,
-            "removed within a few intervals once unmounted:\n{}",
-            driver.node_log()
-        );
-        assert!(
-            driver
-                .node_log()
-                .contains("logged out a stale iSCSI session")
-        );
-        retire(&driver, &vol, &driver.lab.initiator).await;
-        assert_no_leaks(&lab, Some(driver.dir.path()));
-    }
+    guest_test!(
+        the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted,
+        async {
+            let _timer = Timer::start(
+                "iscsi_paths::the_upkeep_loop_leaves_a_mounted_stale_disk_and_removes_it_once_unmounted",
+            );
+            let lab = Lab::from_env();
+            // Set the scene with the upkeep off (a sweep must not win the race between the login
+            // and the mount), then run a node whose loop sweeps every 2 s.
+            let setup = Driver::start(&lab, options()).await;
+            let vol = thin_volume(&setup, "paths-upkeep-mounted", &block()).await;
+            let disk = login_by_hand(&lab, vol.target_iqn());
+            let dev = format!("/dev/{disk}");
+            run_ok("mkfs.ext4", &["-q", "-F", &dev]);
+            let scratch = tempfile::Builder::new()
+                .prefix("carve-by-hand-")
+                .tempdir_in("/var/tmp")
+                .unwrap();
+            let point = scratch.path().to_path_buf();
+            run_ok("mount", &[&dev, &point.to_string_lossy()]);
+            let sum = checksum::write_file(&point.join("data.bin"), DATA_LEN, 65);
+            drop(setup);
+            let driver = Driver::start(
+                &lab,
+                DriverOptions {
+                    node_args: vec!["--upkeep-interval".into(), "2".into()],
+                    ..DriverOptions::default()
+                },
+            )
+            .await;
+            let warned =
+                eventually(20, || driver.node_log().contains("is in use; leaving it")).await;
+            assert!(
+                warned,
+                "a sweep saw the stale session in use:\n{}",
+                driver.node_log()
+            );
+            assert_eq!(
+                sessions_to(vol.target_iqn()).len(),
+                1,
+                "a mounted disk's session is never removed"
+            );
+            assert_eq!(checksum::file_sha256(&point.join("data.bin")), sum);
+            run_ok("umount", &[&point.to_string_lossy()]);
+            let gone = eventually(20, || {
+                sessions_to(vol.target_iqn()).is_empty() && !has_record(vol.target_iqn())
+            })
+            .await;
+            assert!(
+                gone,
+                "removed within a few intervals once unmounted:\n{}",
+                driver.node_log()
+            );
+            assert!(
+                driver
+                    .node_log()
+                    .contains("logged out a stale iSCSI session")
+            );
+            retire(&driver, &vol, &driver.lab.initiator).await;
+            assert_no_leaks(&lab, Some(driver.dir.path()));
+        }
+    );
 
     /// The second loopback portal (all of 127.0.0.0/8 is local on Linux).
     const SECOND: &str = "127.0.0.2:3260";
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path() {
-        let name = "iscsi_paths::multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path";
-        let options = DriverOptions {
+    guest_test!(
+        multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path,
+        DriverOptions {
             controller_args: vec!["--portal".into(), SECOND.into()],
             node_args: vec![
                 "--upkeep-interval".into(),
@@ -315,8 +306,8 @@ mod iscsi_paths {
                 "20".into(),
             ],
             ..DriverOptions::default()
-        };
-        scenario_with(name, options, async |driver| {
+        },
+        async |driver| {
             let vol = thin_volume(driver, "paths-multipath", &ext4()).await;
             let iqn = vol.target_iqn();
             let portals = vol.publish["portals"].clone();
@@ -462,7 +453,6 @@ mod iscsi_paths {
                 );
             }
             teardown(driver, &vol).await;
-        })
-        .await;
-    }
+        }
+    );
 }

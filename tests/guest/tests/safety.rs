@@ -8,10 +8,10 @@
 
 mod safety {
     use carve_guest_tests::{
-        Driver, DriverOptions, checksum,
+        Driver, DriverOptions, checksum, guest_test,
         host::{mount_at, sysfs, write_fails},
         iscsi::session_count,
-        run_ok, scenario, scenario_with,
+        run_ok,
         storage::lv_sha256,
         volume::{
             MIB, MIB_LEN, Vol, block, condition, controller_publish_with, controller_unpublish,
@@ -185,32 +185,26 @@ mod safety {
         retire(driver, &vol, &driver.lab.initiator).await;
     }
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn readonly_attachments_are_unwritable_through_configfs() {
-        let name = "safety::readonly_attachments_are_unwritable_through_configfs";
-        scenario(name, async |driver| {
+    guest_test!(
+        readonly_attachments_are_unwritable_through_configfs,
+        async |driver| {
             readonly_filesystem(driver, "ext4", 64 * MIB).await;
             readonly_filesystem(driver, "xfs", 320 * MIB).await;
             readonly_block(driver).await;
-        })
-        .await;
-    }
+        }
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn readonly_attachments_are_unwritable_through_targetcli() {
-        let name = "safety::readonly_attachments_are_unwritable_through_targetcli";
-        let options = DriverOptions {
+    guest_test!(
+        readonly_attachments_are_unwritable_through_targetcli,
+        DriverOptions {
             lio_backend: "targetcli",
             ..DriverOptions::default()
-        };
-        // The block path is backend-blind.
-        scenario_with(name, options, async |driver| {
+        },
+        async |driver| {
+            // The block path is backend-blind.
             readonly_filesystem(driver, "ext4", 64 * MIB).await;
-        })
-        .await;
-    }
+        }
+    );
 
     // -------------------------------------------------------------------------------------
     // 2-4. Never format data; teardown; filesystem health (one driver)
@@ -371,12 +365,10 @@ mod safety {
         broken_filesystems(driver, "xfs", 320 * MIB).await;
     }
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn raw_data_survives_a_filesystem_stage_attempt() {
-        let name = "safety::raw_data_survives_a_filesystem_stage_attempt";
-        scenario(name, raw_data_is_never_formatted).await;
-    }
+    guest_test!(
+        raw_data_survives_a_filesystem_stage_attempt,
+        raw_data_is_never_formatted
+    );
 
     /// Both refusals, one after the other, on one driver.
     async fn unstage_refusals(driver: &Driver) {
@@ -384,30 +376,23 @@ mod safety {
         unstage_refuses_while_mounted_in_another_namespace(driver).await;
     }
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn unstage_with_a_holder_or_another_mount_namespace_is_refused_and_changes_nothing() {
-        scenario("safety::unstage_refusals", unstage_refusals).await;
-    }
+    guest_test!(
+        unstage_with_a_holder_or_another_mount_namespace_is_refused_and_changes_nothing,
+        unstage_refusals
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn unstage_after_the_target_vanished_leaves_nothing() {
-        let name = "safety::unstage_after_the_target_vanished_leaves_nothing";
-        scenario(name, unstage_finishes_when_the_target_is_gone).await;
-    }
+    guest_test!(
+        unstage_after_the_target_vanished_leaves_nothing,
+        unstage_finishes_when_the_target_is_gone
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn ext4_gone_read_only_is_abnormal_unpublishable_and_unstages() {
-        let name = "safety::ext4_gone_read_only";
-        scenario(name, ext4_gone_read_only).await;
-    }
+    guest_test!(
+        ext4_gone_read_only_is_abnormal_unpublishable_and_unstages,
+        ext4_gone_read_only
+    );
 
-    #[tokio::test]
-    #[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-    async fn xfs_shut_down_is_abnormal_unpublishable_and_unstages() {
-        let name = "safety::xfs_shut_down";
-        scenario(name, xfs_shut_down).await;
-    }
+    guest_test!(
+        xfs_shut_down_is_abnormal_unpublishable_and_unstages,
+        xfs_shut_down
+    );
 }

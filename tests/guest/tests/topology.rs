@@ -5,7 +5,7 @@
 //! leak accounting.
 
 use carve_guest_tests::{
-    Driver, DriverOptions, Lab, assert_no_leaks,
+    Driver, DriverOptions, Lab, assert_no_leaks, guest_test,
     identity::{node_info, services},
     run,
     volume::{MIB, list_entry},
@@ -53,9 +53,7 @@ fn lvs(lab: &Lab) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test]
-#[ignore = "guest tier: hack/vm/run -- carve-guest-suite"]
-async fn a_storage_host_in_zone_a_serves_zone_a_only() {
+guest_test!(a_storage_host_in_zone_a_serves_zone_a_only, async {
     let lab = Lab::from_env();
     let driver = Driver::start(
         &lab,
@@ -126,4 +124,4 @@ async fn a_storage_host_in_zone_a_serves_zone_a_only() {
         .await
         .unwrap();
     assert_no_leaks(&lab, Some(driver.dir.path()));
-}
+});
