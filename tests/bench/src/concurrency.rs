@@ -30,13 +30,7 @@ fn serial_floor(driver: &Driver, n: usize) -> Result<Duration> {
     let result = (|| -> Result<()> {
         for i in 0..n {
             let lv = format!("bconc{n}x{i}");
-            let x = RawExport::new(
-                &format!("/dev/{}/{lv}", lab.vg),
-                &lv,
-                &lab.portal,
-                "c0ffee",
-                true,
-            );
+            let x = RawExport::lab_lv(lab, &lv, "c0ffee", true);
             sh(
                 "lvcreate",
                 &["-y", "-q", "-V", "16M", "-T", &pool, "-n", &lv],

@@ -11,7 +11,7 @@ use csi_proto::v1::{
     controller_client::ControllerClient, volume_capability::access_mode::Mode,
 };
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     future::Future,
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
@@ -230,6 +230,20 @@ pub async fn unstage(driver: &Driver, vol: &Vol) -> Result<()> {
 fn node_error(what: &'static str, vol: &Vol) -> impl FnOnce(tonic::Status) -> anyhow::Error {
     let id = vol.id.clone();
     move |s| anyhow!("{what} {id}: {:?}: {}", s.code(), s.message())
+}
+
+/// Per-step samples, by step name (a Carve RPC's name, or a floor step's).
+pub type Samples = BTreeMap<&'static str, Vec<Duration>>;
+
+/// Runs the async step `f`, adds its time to `samples` under `name`; its value.
+pub async fn record<T>(
+    samples: &mut Samples,
+    name: &'static str,
+    f: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let (v, d) = time(f).await?;
+    samples.entry(name).or_default().push(d);
+    Ok(v)
 }
 
 /// Times an async step.

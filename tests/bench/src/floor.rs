@@ -2,17 +2,14 @@
 //! thin 64 MiB ext4 volume at a time, floor and Carve alternating so drift hits both alike.
 
 use crate::{
-    csi::{self, Kind},
+    csi::{self, Kind, Samples, record},
     raw::RawExport,
     report::{Table, median, ms, ratio, spread, verdict},
     sys::{sh, timed},
 };
 use anyhow::Result;
 use carve_guest_tests::Driver;
-use std::{collections::BTreeMap, time::Duration};
-
-/// Per-step samples, by step name.
-type Samples = BTreeMap<&'static str, Vec<Duration>>;
+use std::time::Duration;
 
 const SIZE: &str = "64M";
 const BYTES: i64 = 64 << 20;
@@ -20,9 +17,8 @@ const BYTES: i64 = 64 << 20;
 fn floor_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
     let lab = &driver.lab;
     let lv = format!("bfloor{i}");
-    let device = format!("/dev/{}/{lv}", lab.vg);
     let serial = format!("b0000000-0000-4000-8000-{i:012}");
-    let x = RawExport::new(&device, &lv, &lab.portal, &serial, true);
+    let x = RawExport::lab_lv(lab, &lv, &serial, true);
     let staging = driver.staging_path(&lv);
     let target = driver.target_path(&lv);
     std::fs::create_dir_all(&target)?;
@@ -76,22 +72,15 @@ fn floor_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
 
 async fn carve_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
     let name = format!("bench-floor-{i}");
-    let (mut vol, d) = csi::time(csi::create(driver, &name, BYTES, true, Kind::Ext4)).await?;
-    s.entry("CreateVolume").or_default().push(d);
-    let ((), d) = csi::time(csi::publish(driver, &mut vol)).await?;
-    s.entry("ControllerPublish").or_default().push(d);
-    let ((), d) = csi::time(csi::stage(driver, &vol)).await?;
-    s.entry("NodeStage").or_default().push(d);
-    let (_, d) = csi::time(csi::node_publish(driver, &vol)).await?;
-    s.entry("NodePublish").or_default().push(d);
-    let ((), d) = csi::time(csi::node_unpublish(driver, &vol)).await?;
-    s.entry("NodeUnpublish").or_default().push(d);
-    let ((), d) = csi::time(csi::unstage(driver, &vol)).await?;
-    s.entry("NodeUnstage").or_default().push(d);
-    let ((), d) = csi::time(csi::unpublish(driver, &vol.id)).await?;
-    s.entry("ControllerUnpublish").or_default().push(d);
-    let ((), d) = csi::time(csi::delete(driver, &vol.id)).await?;
-    s.entry("DeleteVolume").or_default().push(d);
+    let create = csi::create(driver, &name, BYTES, true, Kind::Ext4);
+    let mut vol = record(s, "CreateVolume", create).await?;
+    record(s, "ControllerPublish", csi::publish(driver, &mut vol)).await?;
+    record(s, "NodeStage", csi::stage(driver, &vol)).await?;
+    record(s, "NodePublish", csi::node_publish(driver, &vol)).await?;
+    record(s, "NodeUnpublish", csi::node_unpublish(driver, &vol)).await?;
+    record(s, "NodeUnstage", csi::unstage(driver, &vol)).await?;
+    record(s, "ControllerUnpublish", csi::unpublish(driver, &vol.id)).await?;
+    record(s, "DeleteVolume", csi::delete(driver, &vol.id)).await?;
     Ok(())
 }
 

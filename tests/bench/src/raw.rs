@@ -4,6 +4,7 @@
 
 use crate::sys::{dir_names, sh, wait_path};
 use anyhow::{Context, Result};
+use carve_guest_tests::Lab;
 use std::{
     fs,
     os::unix::fs::symlink,
@@ -99,6 +100,17 @@ impl RawExport {
             tuning: Tuning::Carve,
             hba: PathBuf::from(format!("{CFG}/core/iblock_{i}")),
         }
+    }
+
+    /// An export of the lab's LV `lv` (`/dev/<vg>/<lv>`, named `lv`) through the lab's portal.
+    pub fn lab_lv(lab: &Lab, lv: &str, serial: &str, thin: bool) -> Self {
+        Self::new(
+            &format!("/dev/{}/{lv}", lab.vg),
+            lv,
+            &lab.portal,
+            serial,
+            thin,
+        )
     }
 
     fn tpg(&self) -> PathBuf {

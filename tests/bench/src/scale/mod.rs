@@ -7,7 +7,7 @@
 //! by hand at the end, also when a step fails.
 
 use crate::{
-    csi::{self, Kind, Vol},
+    csi::{self, Kind, Samples, Vol, record},
     raw::{RawExport, count_targets, wipe_lio},
     report::{Sink, Table, median, ms, ratio, spread, verdict},
     sys::{pid_of, rss_kib, sh, timed},
@@ -15,7 +15,6 @@ use crate::{
 use anyhow::{Result, bail};
 use carve_guest_tests::{Driver, DriverOptions, Lab};
 use std::{
-    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -89,9 +88,6 @@ async fn populate(
     Ok((driver, took))
 }
 
-/// Per-RPC samples of the probe volume, by name.
-type Samples = BTreeMap<&'static str, Vec<Duration>>;
-
 /// The user's wait before a pod can be scheduled: CreateVolume and ControllerPublish.
 const CP: &str = "CreateVolume+ControllerPublish";
 /// The probe's timings, in the per-RPC table's order.
@@ -136,15 +132,11 @@ async fn probe_once(
     s.entry("ControllerPublish").or_default().push(d);
     s.entry(CP).or_default().push(created + d);
     if stage {
-        let ((), d) = csi::time(csi::stage(driver, v)).await?;
-        s.entry("NodeStage").or_default().push(d);
-        let ((), d) = csi::time(csi::unstage(driver, v)).await?;
-        s.entry("NodeUnstage").or_default().push(d);
+        record(s, "NodeStage", csi::stage(driver, v)).await?;
+        record(s, "NodeUnstage", csi::unstage(driver, v)).await?;
     }
-    let ((), d) = csi::time(csi::unpublish(driver, &v.id)).await?;
-    s.entry("ControllerUnpublish").or_default().push(d);
-    let ((), d) = csi::time(csi::delete(driver, &v.id)).await?;
-    s.entry("DeleteVolume").or_default().push(d);
+    record(s, "ControllerUnpublish", csi::unpublish(driver, &v.id)).await?;
+    record(s, "DeleteVolume", csi::delete(driver, &v.id)).await?;
     Ok(())
 }
 
@@ -161,13 +153,7 @@ fn floor(lab: &Lab, reps: usize) -> Result<[Duration; 6]> {
     for r in 0..reps {
         for (i, tuned) in [(0, false), (1, true)] {
             let lv = format!("bscale{r}x{i}");
-            let x = RawExport::new(
-                &format!("/dev/{}/{lv}", lab.vg),
-                &lv,
-                &lab.portal,
-                "5ca1e",
-                true,
-            );
+            let x = RawExport::lab_lv(lab, &lv, "5ca1e", true);
             let mut args = vec!["-y", "-q", "-V", "16M", "-T", &pool, "-n", &lv];
             if tuned {
                 args.extend(["--config", NO_BACKUP]);
