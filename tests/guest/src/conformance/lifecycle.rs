@@ -149,13 +149,13 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
         AlreadyExists,
         c.controller_publish_volume(readonly).await,
     );
+    let get = ControllerGetVolumeRequest {
+        volume_id: id.clone(),
+    };
     let got = t.code(
         &case("controller_get_volume__answers"),
         Ok,
-        c.controller_get_volume(ControllerGetVolumeRequest {
-            volume_id: id.clone(),
-        })
-        .await,
+        c.controller_get_volume(get.clone()).await,
     );
     t.check(
         &case("controller_get_volume__published_node_ids"),
@@ -343,9 +343,6 @@ pub async fn lifecycle(t: &mut Table, d: &Driver, run: &Run<'_>) {
     t.code(
         &case("controller_get_volume__deleted_volume_not_found"),
         NotFound,
-        c.controller_get_volume(ControllerGetVolumeRequest {
-            volume_id: id.clone(),
-        })
-        .await,
+        c.controller_get_volume(get).await,
     );
 }

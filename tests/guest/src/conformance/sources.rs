@@ -74,14 +74,14 @@ pub async fn sources(
         NotFound,
         c.create_snapshot(missing).await,
     );
+    let get = GetSnapshotRequest {
+        snapshot_id: snapshot.snapshot_id.clone(),
+        ..Default::default()
+    };
     let got = t.code(
         &case("get_snapshot__answers"),
         Ok,
-        c.get_snapshot(GetSnapshotRequest {
-            snapshot_id: snapshot.snapshot_id.clone(),
-            ..Default::default()
-        })
-        .await,
+        c.get_snapshot(get.clone()).await,
     );
     t.check(
         &case("get_snapshot__same_snapshot"),
@@ -135,20 +135,18 @@ pub async fn sources(
             )
             .await
             .map(|r| r.and_then(|r| r.into_inner().volume));
-        t.check(
-            &case(&format!("create_volume__{kind}_content_source")),
-            fresh
-                .as_ref()
-                .is_some_and(|v| v.content_source.as_ref() == Some(&source)),
-            format!("{fresh:?}: external-provisioner deletes a volume without it"),
-        );
-        t.check(
-            &case(&format!("create_volume__{kind}_repeat_content_source")),
-            repeat
-                .as_ref()
-                .is_some_and(|v| v.content_source.as_ref() == Some(&source)),
-            format!("{repeat:?}"),
-        );
+        for (check, answer) in [
+            ("content_source", &fresh),
+            ("repeat_content_source", &repeat),
+        ] {
+            t.check(
+                &case(&format!("create_volume__{kind}_{check}")),
+                answer
+                    .as_ref()
+                    .is_some_and(|v| v.content_source.as_ref() == Some(&source)),
+                format!("{answer:?}: external-provisioner deletes a volume without it"),
+            );
+        }
         if let Some(v) = fresh {
             let got = t.code(
                 &case(&format!("controller_get_volume__{kind}")),
@@ -266,10 +264,6 @@ pub async fn sources(
     t.code(
         &case("get_snapshot__deleted_snapshot_not_found"),
         NotFound,
-        c.get_snapshot(GetSnapshotRequest {
-            snapshot_id: snapshot.snapshot_id.clone(),
-            ..Default::default()
-        })
-        .await,
+        c.get_snapshot(get).await,
     );
 }
