@@ -132,6 +132,18 @@ impl Driver {
         result.unwrap_or_else(|s| panic!("{what}: {s:?}\n{}", self.logs()))
     }
 
+    /// `call` with `req` twice, `what` an idempotent RPC: panics (with the logs) unless both
+    /// calls succeed.
+    pub async fn twice<R: Clone, T>(
+        &self,
+        what: &str,
+        req: R,
+        mut call: impl AsyncFnMut(R) -> Result<T, tonic::Status>,
+    ) {
+        self.ok(what, call(req.clone()).await);
+        self.ok(format_args!("{what} is idempotent"), call(req).await);
+    }
+
     /// A staging path for `name`, created as kubelet does before NodeStageVolume.
     pub fn staging_path(&self, name: &str) -> PathBuf {
         let path = self.dir.path().join("staging").join(name);

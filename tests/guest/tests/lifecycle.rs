@@ -51,17 +51,16 @@ async fn lifecycle(
     let (unpublish, unstage) = (vol.unpublish(), vol.unstage());
 
     let mut node = driver.node_rpc();
-    driver.ok("NodeStage", node.node_stage_volume(stage.clone()).await);
-    node.node_stage_volume(stage.clone())
-        .await
-        .expect("NodeStage is idempotent");
-    driver.ok(
-        "NodePublish",
-        node.node_publish_volume(publish.clone()).await,
-    );
-    node.node_publish_volume(publish.clone())
-        .await
-        .expect("NodePublish is idempotent");
+    driver
+        .twice("NodeStage", stage.clone(), async |r| {
+            node.node_stage_volume(r).await
+        })
+        .await;
+    driver
+        .twice("NodePublish", publish.clone(), async |r| {
+            node.node_publish_volume(r).await
+        })
+        .await;
 
     let written = write(&vol.target, block);
 
@@ -92,18 +91,16 @@ async fn lifecycle(
         "data survives unstage and restage"
     );
 
-    node.node_unpublish_volume(unpublish.clone())
-        .await
-        .expect("NodeUnpublish");
-    node.node_unpublish_volume(unpublish)
-        .await
-        .expect("NodeUnpublish is idempotent");
-    node.node_unstage_volume(unstage.clone())
-        .await
-        .expect("NodeUnstage");
-    node.node_unstage_volume(unstage)
-        .await
-        .expect("NodeUnstage is idempotent");
+    driver
+        .twice("NodeUnpublish", unpublish, async |r| {
+            node.node_unpublish_volume(r).await
+        })
+        .await;
+    driver
+        .twice("NodeUnstage", unstage, async |r| {
+            node.node_unstage_volume(r).await
+        })
+        .await;
 
     // Twice each: both are idempotent.
     controller_unpublish(&driver, &vol, &node_id).await;
