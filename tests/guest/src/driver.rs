@@ -24,6 +24,27 @@ pub struct DriverOptions {
     pub node_args: Vec<String>,
 }
 
+impl DriverOptions {
+    /// These options with the LIO backend `backend`.
+    pub fn backend(mut self, backend: &'static str) -> Self {
+        self.lio_backend = backend;
+        self
+    }
+
+    /// These options with `args` after the controller flags they have.
+    pub fn controller(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.controller_args
+            .extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// These options with `args` after the node flags they have.
+    pub fn node(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.node_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+}
+
 impl Default for DriverOptions {
     fn default() -> Self {
         Self {

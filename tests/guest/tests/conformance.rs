@@ -13,15 +13,10 @@ use csi_proto::v1::volume_capability::access_mode::Mode;
 
 guest_test!(conformance, async {
     let lab = Lab::from_env();
-    let driver = Driver::start(
-        &lab,
-        DriverOptions {
-            controller_args: vec!["--max-volumes-per-node=2".into()],
-            node_args: vec!["--max-volumes=2".into()],
-            ..Default::default()
-        },
-    )
-    .await;
+    let options = DriverOptions::default()
+        .controller(["--max-volumes-per-node=2"])
+        .node(["--max-volumes=2"]);
+    let driver = Driver::start(&lab, options).await;
     let mut t = Table::default();
     let staging = driver.staging_path("stateless");
     let target = driver.target_path("stateless");

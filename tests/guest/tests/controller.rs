@@ -78,14 +78,7 @@ async fn restart_and_watch(driver: &mut Driver, volume: &str) -> (Vec<bool>, Vec
 
 async fn acl_isolation_single_node_and_fence(backend: &'static str) {
     let lab = Lab::from_env();
-    let driver = Driver::start(
-        &lab,
-        DriverOptions {
-            lio_backend: backend,
-            ..Default::default()
-        },
-    )
-    .await;
+    let driver = Driver::start(&lab, DriverOptions::default().backend(backend)).await;
     let (volume, context) = create(&driver, &format!("pvc-fence-{backend};--force")).await;
     let target = context["targetIqn"].clone();
     let mut controller = driver.controller_rpc();
@@ -167,11 +160,9 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
     let lab = Lab::from_env();
     let scratch = tempfile::tempdir_in("/var/tmp").unwrap();
     let saveconfig = scratch.path().join("saveconfig.json");
-    let options = DriverOptions {
-        lio_backend: backend,
-        controller_args: vec!["--saveconfig".into(), saveconfig.display().to_string()],
-        ..Default::default()
-    };
+    let options = DriverOptions::default()
+        .backend(backend)
+        .controller(["--saveconfig".into(), saveconfig.display().to_string()]);
     let mut driver = Driver::start(&lab, options).await;
     let (volume, context) = create(&driver, &format!("pvc-reboot-{backend}")).await;
     let target = context["targetIqn"].clone();

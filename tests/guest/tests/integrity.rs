@@ -119,10 +119,7 @@ guest_test!(a_new_volume_never_reads_a_deleted_tenants_data, async {
     let lab = own.lab(&base);
     // Thin admission reads the pool's zeroing flag from the refresher's reading (every 10 s by
     // default): every second here, so the hand edit below reaches it within the wait there.
-    let options = DriverOptions {
-        controller_args: vec!["--thin-pool-refresh-interval".into(), "1".into()],
-        ..DriverOptions::default()
-    };
+    let options = DriverOptions::default().controller(["--thin-pool-refresh-interval", "1"]);
     let driver = Driver::start(&lab, options).await;
 
     // Linear: the same 64 MiB of extents, written, deleted, carved again.
@@ -224,14 +221,8 @@ guest_test!(
         let base = Lab::from_env();
         let pool = Pool::create(&base, "i15ratio", "1g", true);
         let lab = pool.lab(&base);
-        let driver = Driver::start(
-            &lab,
-            DriverOptions {
-                controller_args: vec!["--thin-overprovision-ratio".into(), "1".into()],
-                ..Default::default()
-            },
-        )
-        .await;
+        let options = DriverOptions::default().controller(["--thin-overprovision-ratio", "1"]);
+        let driver = Driver::start(&lab, options).await;
         let calls = (0..8).map(|i| {
             let mut client = driver.controller_rpc();
             tokio::spawn(async move {
@@ -351,14 +342,9 @@ guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
     let lab = Lab::from_env();
     let files = tempfile::tempdir_in("/var/tmp").expect("tempdir");
     let saveconfig = files.path().join("saveconfig.json");
-    let mut driver = Driver::start(
-        &lab,
-        DriverOptions {
-            controller_args: vec!["--saveconfig".into(), saveconfig.display().to_string()],
-            ..Default::default()
-        },
-    )
-    .await;
+    let options = DriverOptions::default()
+        .controller(["--saveconfig".into(), saveconfig.display().to_string()]);
+    let mut driver = Driver::start(&lab, options).await;
     let id = create_id(&driver, request("revoked", 16 * MIB, true)).await;
     let publish = ControllerPublishVolumeRequest {
         volume_id: id.clone(),

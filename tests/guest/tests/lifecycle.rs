@@ -21,14 +21,7 @@ async fn lifecycle(
     thin: bool,
 ) {
     let lab = Lab::from_env();
-    let mut driver = Driver::start(
-        &lab,
-        DriverOptions {
-            lio_backend: backend,
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut driver = Driver::start(&lab, DriverOptions::default().backend(backend)).await;
     let block = matches!(
         capability.access_type,
         Some(csi_proto::v1::volume_capability::AccessType::Block(_))

@@ -187,15 +187,10 @@ fn orphans(driver: &Driver, pvs: &Value) -> (Option<i32>, Value) {
 guest_test!(metrics_match_the_machine_and_orphans_are_found, async {
     let lab = Lab::from_env();
     let (controller_metrics, node_metrics) = (free_local_address(), free_local_address());
-    let driver = Driver::start(
-        &lab,
-        DriverOptions {
-            controller_args: vec!["--metrics-address".into(), controller_metrics.to_string()],
-            node_args: vec!["--metrics-address".into(), node_metrics.to_string()],
-            ..Default::default()
-        },
-    )
-    .await;
+    let options = DriverOptions::default()
+        .controller(["--metrics-address".into(), controller_metrics.to_string()])
+        .node(["--metrics-address".into(), node_metrics.to_string()]);
+    let driver = Driver::start(&lab, options).await;
     let capability = block_capability(Mode::SingleNodeWriter);
 
     // CreateVolume as the external-provisioner sends it with --extra-create-metadata.

@@ -53,23 +53,17 @@ mod iscsi_paths {
     /// The node with a short device timeout and no upkeep sweeps (a scenario's own hand-made
     /// session must not be swept away).
     fn options() -> DriverOptions {
-        DriverOptions {
-            node_args: vec![
-                "--device-timeout".into(),
-                DEVICE_TIMEOUT_S.to_string(),
-                "--upkeep-interval".into(),
-                "0".into(),
-            ],
-            ..DriverOptions::default()
-        }
+        DriverOptions::default().node([
+            "--device-timeout".into(),
+            DEVICE_TIMEOUT_S.to_string(),
+            "--upkeep-interval".into(),
+            "0".into(),
+        ])
     }
 
     guest_test!(
         an_ipv6_portal_logs_in_finds_its_disk_and_carries_data,
-        DriverOptions {
-            controller_args: vec!["--portal".into(), "[::1]:3260".into()],
-            ..options()
-        },
+        options().controller(["--portal", "[::1]:3260"]),
         async |driver| {
             let mut vol = thin_volume(driver, "paths-ipv6", &ext4()).await;
             let portals = vol.publish["portals"].clone();
@@ -181,11 +175,8 @@ mod iscsi_paths {
 
     guest_test_mut!(
         the_start_up_sweep_removes_stale_sessions_and_records_but_never_a_staged_volume,
-        DriverOptions {
-            // No periodic sweep during the test: only the one at start-up.
-            node_args: vec!["--upkeep-interval".into(), "3600".into()],
-            ..DriverOptions::default()
-        },
+        // No periodic sweep during the test: only the one at start-up.
+        DriverOptions::default().node(["--upkeep-interval", "3600"]),
         async |driver| {
             let staged = thin_volume(driver, "paths-upkeep-staged", &block()).await;
             stage_publish(driver, &driver.node, &staged).await;
@@ -251,14 +242,8 @@ mod iscsi_paths {
             run_ok("mount", &[&dev, &point.to_string_lossy()]);
             let sum = checksum::write_file(&point.join("data.bin"), DATA_LEN, 65);
             drop(setup);
-            let driver = Driver::start(
-                &lab,
-                DriverOptions {
-                    node_args: vec!["--upkeep-interval".into(), "2".into()],
-                    ..DriverOptions::default()
-                },
-            )
-            .await;
+            let options = DriverOptions::default().node(["--upkeep-interval", "2"]);
+            let driver = Driver::start(&lab, options).await;
             let warned =
                 eventually(20, || driver.node_log().contains("is in use; leaving it")).await;
             assert!(
@@ -297,16 +282,9 @@ mod iscsi_paths {
 
     guest_test!(
         multipath_over_two_portals_rides_out_a_lost_portal_and_heals_a_logged_out_path,
-        DriverOptions {
-            controller_args: vec!["--portal".into(), SECOND.into()],
-            node_args: vec![
-                "--upkeep-interval".into(),
-                "2".into(),
-                "--device-timeout".into(),
-                "20".into(),
-            ],
-            ..DriverOptions::default()
-        },
+        DriverOptions::default()
+            .controller(["--portal", SECOND])
+            .node(["--upkeep-interval", "2", "--device-timeout", "20"]),
         async |driver| {
             let vol = thin_volume(driver, "paths-multipath", &ext4()).await;
             let iqn = vol.target_iqn();

@@ -196,10 +196,7 @@ mod safety {
 
     guest_test!(
         readonly_attachments_are_unwritable_through_targetcli,
-        DriverOptions {
-            lio_backend: "targetcli",
-            ..DriverOptions::default()
-        },
+        DriverOptions::default().backend("targetcli"),
         async |driver| {
             // The block path is backend-blind.
             readonly_filesystem(driver, "ext4", 64 * MIB).await;

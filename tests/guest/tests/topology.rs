@@ -55,15 +55,10 @@ fn lvs(lab: &Lab) -> String {
 
 guest_test!(a_storage_host_in_zone_a_serves_zone_a_only, async {
     let lab = Lab::from_env();
-    let driver = Driver::start(
-        &lab,
-        DriverOptions {
-            controller_args: vec![format!("--accessible-topology={KEY}=a")],
-            node_args: vec![format!("--topology={KEY}=a")],
-            ..Default::default()
-        },
-    )
-    .await;
+    let options = DriverOptions::default()
+        .controller([format!("--accessible-topology={KEY}=a")])
+        .node([format!("--topology={KEY}=a")]);
+    let driver = Driver::start(&lab, options).await;
     assert!(advertises_constraints(&driver.controller).await);
     assert!(advertises_constraints(&driver.node).await);
     let info = node_info(&driver.node).await;
