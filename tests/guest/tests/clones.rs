@@ -5,7 +5,6 @@
 
 mod clones {
     use carve_guest_tests::{checksum, guest_test, second_node::SecondNode, storage::*, volume::*};
-    use carvectl::request::{from_snapshot, from_volume};
     use std::collections::HashMap;
 
     // ---------------------------------------------------------------------------------------
@@ -14,21 +13,13 @@ mod clones {
     guest_test!(
         a_clone_on_another_node_is_independent_of_its_source,
         async |driver| {
-            let lab = &driver.lab;
             let (source, written) =
-                provision_with_data(driver, "ds-clone-src", 64 * MIB, &ext4(), true, 71).await;
+                provision_with_data(driver, Spec::new("ds-clone-src", 64 * MIB, ext4()), 71).await;
 
             // Cloned while the source is mounted and in use on node1; staged on node2.
-            let mut clone = create(
-                driver,
-                "ds-clone",
-                0,
-                &ext4(),
-                true,
-                Some(from_volume(&source.id)),
-            )
-            .await
-            .unwrap_or_else(|s| panic!("CreateVolume clone: {s:?}\n{}", driver.logs()));
+            let mut clone = create(driver, &Spec::new("ds-clone", 0, ext4()).clone_of(&source))
+                .await
+                .unwrap_or_else(|s| panic!("CreateVolume clone: {s:?}\n{}", driver.logs()));
             assert_eq!(clone.capacity, source.capacity);
             assert_eq!(
                 clone.context["contentSource"],
@@ -36,7 +27,7 @@ mod clones {
             );
             let node2 = SecondNode::start(driver).await;
             clone.publish =
-                controller_publish(driver, &clone, &lab.initiator2, HashMap::new()).await;
+                controller_publish(driver, &clone, &driver.lab.initiator2, HashMap::new()).await;
             stage_publish(driver, node2.client(), &clone).await;
             assert_eq!(
                 checksum::file_sha256(&clone.target.join("data.bin")),
@@ -78,32 +69,24 @@ mod clones {
             unpublish_unstage(driver, node2.client(), &clone).await;
             node2.stop().await;
             unpublish_unstage(driver, &driver.node, &source).await;
-            retire(driver, &clone, &lab.initiator2).await;
-            retire(driver, &source, &lab.initiator).await;
+            retire(driver, &clone, &driver.lab.initiator2).await;
+            retire(driver, &source, &driver.lab.initiator).await;
         }
     );
 
     guest_test!(
         an_xfs_restore_mounts_beside_its_still_mounted_source,
         async |driver| {
-            let lab = &driver.lab;
             let (source, written) =
-                provision_with_data(driver, "ds-xfs-src", 320 * MIB, &xfs(), true, 81).await;
+                provision_with_data(driver, Spec::new("ds-xfs-src", 320 * MIB, xfs()), 81).await;
             let snap = create_snapshot(driver, "ds-xfs-snap", &source.id)
                 .await
                 .unwrap();
-            let restored = provision(
-                driver,
-                "ds-xfs-restored",
-                0,
-                &xfs(),
-                true,
-                Some(from_snapshot(&snap.snapshot_id)),
-            )
-            .await;
-            let uuid = blkid(&source.lv(lab), "UUID");
+            let restored = Spec::new("ds-xfs-restored", 0, xfs()).restore_of(&snap);
+            let restored = provision(driver, restored).await;
+            let uuid = blkid(&source.lv, "UUID");
             assert!(!uuid.is_empty());
-            assert_eq!(blkid(&restored.lv(lab), "UUID"), uuid, "same XFS UUID");
+            assert_eq!(blkid(&restored.lv, "UUID"), uuid, "same XFS UUID");
 
             stage_publish(driver, &driver.node, &restored).await;
             assert_eq!(
@@ -119,9 +102,9 @@ mod clones {
 
             unpublish_unstage(driver, &driver.node, &restored).await;
             unpublish_unstage(driver, &driver.node, &source).await;
-            retire(driver, &restored, &lab.initiator).await;
-            retire(driver, &source, &lab.initiator).await;
-            delete_snapshot(driver, &snap.snapshot_id).await;
+            retire(driver, &restored, &driver.lab.initiator).await;
+            retire(driver, &source, &driver.lab.initiator).await;
+            delete_snapshot(driver, &snap).await;
         }
     );
 }

@@ -7,7 +7,7 @@ use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks, guest_test,
     iscsi::{any_logged_in, login_as, logout_and_forget},
     lio, run_ok,
-    volume::{self, MIB, ext4},
+    volume::{self, MIB, Spec, ext4},
 };
 use csi_proto::v1::{
     ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, DeleteVolumeRequest,
@@ -18,7 +18,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 const CHAP: (&str, &str) = ("node1user", "node1-secret-pw");
 
 async fn create(driver: &Driver, name: &str) -> (String, HashMap<String, String>) {
-    let vol = volume::create(driver, name, 32 * MIB, &ext4(), true, None)
+    let vol = volume::create(driver, &Spec::new(name, 32 * MIB, ext4()))
         .await
         .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()));
     (vol.id, vol.context)

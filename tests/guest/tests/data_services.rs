@@ -7,7 +7,7 @@
 
 mod data_services {
     use carve_guest_tests::{Driver, checksum, guest_test, scenario, storage::*, volume::*};
-    use carvectl::request::{capacity_range, from_snapshot, from_volume};
+    use carvectl::request::{capacity_range, from_snapshot};
     use csi_proto::v1::{
         CreateVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest, Snapshot, VolumeCapability,
     };
@@ -39,7 +39,8 @@ mod data_services {
         thin_lv: bool,
     ) {
         scenario(test, async |driver| {
-            let (vol, written) = provision_with_data(driver, name, size, &cap, thin_lv, 21).await;
+            let (vol, written) =
+                provision_with_data(driver, Spec::new(name, size, cap).thin(thin_lv), 21).await;
             let before = fs_total(driver, &vol).await;
 
             let reader = checksum::Reader::start(vol.target.join("data.bin"), written.clone());
@@ -105,7 +106,7 @@ mod data_services {
     guest_test!(
         a_block_volume_expands_and_the_node_sees_its_new_size,
         async |driver| {
-            let vol = provision(driver, "ds-grow-block", 32 * MIB, &block(), true, None).await;
+            let vol = provision(driver, Spec::new("ds-grow-block", 32 * MIB, block())).await;
             stage_publish(driver, &driver.node, &vol).await;
             let len = 4 * MIB_LEN;
             let written = checksum::write_device(&vol.target, len, 31);
@@ -138,9 +139,8 @@ mod data_services {
     guest_test!(
         a_restore_holds_exactly_the_snapshot_data_not_later_writes,
         async |driver| {
-            let lab = &driver.lab;
             let (source, at_snapshot) =
-                provision_with_data(driver, "ds-snap-src", 64 * MIB, &ext4(), true, 51).await;
+                provision_with_data(driver, Spec::new("ds-snap-src", 64 * MIB, ext4()), 51).await;
             let file = source.target.join("data.bin");
 
             // Cut while mounted (crash-consistent; the data was fsynced).
@@ -171,15 +171,8 @@ mod data_services {
             checksum::write_file(&source.target.join("later.bin"), MIB_LEN, 53);
 
             // Restore, 32 MiB larger than the snapshot.
-            let restored = provision(
-                driver,
-                "ds-snap-restored",
-                source.capacity + 32 * MIB,
-                &ext4(),
-                true,
-                Some(from_snapshot(&snap.snapshot_id)),
-            )
-            .await;
+            let restored = Spec::new("ds-snap-restored", source.capacity + 32 * MIB, ext4());
+            let restored = provision(driver, restored.restore_of(&snap)).await;
             assert_eq!(restored.capacity, source.capacity + 32 * MIB);
             assert_eq!(
                 restored.context["contentSource"],
@@ -233,19 +226,18 @@ mod data_services {
 
             unpublish_unstage(driver, &driver.node, &restored).await;
             unpublish_unstage(driver, &driver.node, &source).await;
-            retire(driver, &restored, &lab.initiator).await;
-            retire(driver, &source, &lab.initiator).await;
-            delete_snapshot(driver, &snap.snapshot_id).await;
-            delete_snapshot(driver, &snap.snapshot_id).await;
+            retire(driver, &restored, &driver.lab.initiator).await;
+            retire(driver, &source, &driver.lab.initiator).await;
+            delete_snapshot(driver, &snap).await;
+            delete_snapshot(driver, &snap).await;
         }
     );
 
     guest_test!(
         deleting_a_source_keeps_its_snapshots_usable,
         async |driver| {
-            let lab = &driver.lab;
             let (source, written) =
-                provision_with_data(driver, "ds-del-src", 64 * MIB, &ext4(), true, 61).await;
+                provision_with_data(driver, Spec::new("ds-del-src", 64 * MIB, ext4()), 61).await;
             let first = create_snapshot(driver, "ds-del-snap-a", &source.id)
                 .await
                 .unwrap();
@@ -255,8 +247,8 @@ mod data_services {
             unpublish_unstage(driver, &driver.node, &source).await;
 
             // Documented behaviour: the source is deleted; its thin snapshots survive.
-            retire(driver, &source, &lab.initiator).await;
-            assert!(!lv_exists(lab, &source.id), "the source LV is gone");
+            retire(driver, &source, &driver.lab.initiator).await;
+            assert!(!lv_exists(&driver.lab, &source.id), "the source LV is gone");
             let (listed, next) = list_snapshots(
                 driver,
                 ListSnapshotsRequest {
@@ -308,15 +300,8 @@ mod data_services {
             assert_eq!(got, first);
 
             // Still a working source: a restore holds the data.
-            let restored = provision(
-                driver,
-                "ds-del-restored",
-                0,
-                &ext4(),
-                true,
-                Some(from_snapshot(&first.snapshot_id)),
-            )
-            .await;
+            let restored = Spec::new("ds-del-restored", 0, ext4()).restore_of(&first);
+            let restored = provision(driver, restored).await;
             assert_eq!(
                 restored.capacity, first.size_bytes,
                 "no range: the snapshot's size"
@@ -327,13 +312,13 @@ mod data_services {
                 written
             );
             // Deleting the snapshot under a live restore is allowed and leaves the restore intact.
-            delete_snapshot(driver, &first.snapshot_id).await;
+            delete_snapshot(driver, &first).await;
             assert_eq!(
                 checksum::file_sha256(&restored.target.join("data.bin")),
                 written
             );
             teardown(driver, &restored).await;
-            delete_snapshot(driver, &second.snapshot_id).await;
+            delete_snapshot(driver, &second).await;
             let (left, _) = list_snapshots(driver, ListSnapshotsRequest::default())
                 .await
                 .unwrap();
@@ -344,24 +329,17 @@ mod data_services {
     guest_test!(
         a_snapshot_of_a_linear_volume_is_refused_clearly,
         async |driver| {
-            let vol = create(driver, "ds-linear", 32 * MIB, &ext4(), false, None)
-                .await
-                .unwrap();
+            let linear = Spec::new("ds-linear", 32 * MIB, ext4()).thin(false);
+            let vol = create(driver, &linear).await.unwrap();
             let err = create_snapshot(driver, "ds-linear-snap", &vol.id)
                 .await
                 .expect_err("linear");
             assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
             assert!(err.message().contains("thin"), "{}", err.message());
-            let err = create(
-                driver,
-                "ds-linear-clone",
-                32 * MIB,
-                &ext4(),
-                true,
-                Some(from_volume(&vol.id)),
-            )
-            .await
-            .expect_err("linear clone refused");
+            let clone = Spec::new("ds-linear-clone", 32 * MIB, ext4()).clone_of(&vol);
+            let err = create(driver, &clone)
+                .await
+                .expect_err("linear clone refused");
             assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
             delete_volume(driver, &vol.id).await;
         }

@@ -7,7 +7,7 @@
 
 use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks, checksum, guest_test,
-    volume::{self, DATA_LEN, MIB, controller_publish, controller_unpublish, delete_volume},
+    volume::{self, DATA_LEN, MIB, Spec, controller_publish, controller_unpublish, delete_volume},
 };
 use carvectl::request::{block_capability, mount_capability};
 use csi_proto::v1::{NodeGetInfoRequest, VolumeCapability, volume_capability::access_mode::Mode};
@@ -36,7 +36,7 @@ async fn lifecycle(
         .node_id;
     assert_eq!(node_id, lab.initiator, "node id is the initiator IQN");
 
-    let created = volume::create(&driver, name, size, &capability, thin, None).await;
+    let created = volume::create(&driver, &Spec::new(name, size, capability).thin(thin)).await;
     let mut vol = driver.ok("CreateVolume", created);
     assert!(vol.capacity >= size);
     vol.publish = controller_publish(&driver, &vol, &node_id, HashMap::new()).await;

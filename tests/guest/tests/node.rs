@@ -60,9 +60,8 @@ mod node_plugin {
     guest_test!(
         a_filesystem_of_another_type_is_never_reformatted,
         async |driver| {
-            let lab = &driver.lab;
             let (vol, written) =
-                provision_with_data(driver, "node-otherfs", 320 * MIB, &xfs(), true, 11).await;
+                provision_with_data(driver, Spec::new("node-otherfs", 320 * MIB, xfs()), 11).await;
             unpublish_unstage(driver, &driver.node, &vol).await;
 
             stage_refused(
@@ -73,7 +72,7 @@ mod node_plugin {
                 "already holds xfs",
             )
             .await;
-            assert_eq!(blkid(&vol.lv(lab), "TYPE"), "xfs", "still XFS on the LV");
+            assert_eq!(blkid(&vol.lv, "TYPE"), "xfs", "still XFS on the LV");
 
             stage_publish(driver, &driver.node, &vol).await;
             assert_eq!(
@@ -101,10 +100,9 @@ mod node_plugin {
     }
 
     guest_test!(a_partition_table_is_never_formatted, async |driver| {
-        let lab = &driver.lab;
         // Written through the CO path: stage and publish as block, write the label through
         // the pod's device file, unstage.
-        let vol = provision(driver, "node-parts", 32 * MIB, &block(), true, None).await;
+        let vol = provision(driver, Spec::new("node-parts", 32 * MIB, block())).await;
         stage_publish(driver, &driver.node, &vol).await;
         let image = partitioned_image(u32::try_from(vol.capacity / 512).unwrap());
         {
@@ -116,11 +114,7 @@ mod node_plugin {
             dev.sync_all().expect("fsync");
         }
         unpublish_unstage(driver, &driver.node, &vol).await;
-        assert_eq!(
-            blkid(&vol.lv(lab), "PTTYPE"),
-            "dos",
-            "the LV holds the label"
-        );
+        assert_eq!(blkid(&vol.lv, "PTTYPE"), "dos", "the LV holds the label");
 
         for cap in [ext4(), xfs()] {
             stage_refused(
@@ -133,7 +127,7 @@ mod node_plugin {
             .await;
         }
         assert_eq!(
-            checksum::device_sha256(&vol.lv(lab), image.len()),
+            checksum::device_sha256(&vol.lv, image.len()),
             checksum::sha256(&image),
             "the label and the bytes after it are unchanged"
         );
@@ -143,8 +137,7 @@ mod node_plugin {
     guest_test!(
         a_disk_with_another_serial_is_refused_before_any_write,
         async |driver| {
-            let lab = &driver.lab;
-            let vol = provision(driver, "node-serial", 32 * MIB, &ext4(), true, None).await;
+            let vol = provision(driver, Spec::new("node-serial", 32 * MIB, ext4())).await;
             let mut req = vol.stage();
             req.publish_context.insert(
                 "serial".into(),
@@ -158,7 +151,7 @@ mod node_plugin {
                 "serial",
             )
             .await;
-            let probe = run("blkid", &["-p", &vol.lv(lab).to_string_lossy()]);
+            let probe = run("blkid", &["-p", &vol.lv.to_string_lossy()]);
             assert_eq!(
                 probe.status.code(),
                 Some(2),
@@ -184,7 +177,7 @@ mod node_plugin {
             .into_inner();
         assert_eq!(info.node_id, lab.initiator2);
 
-        let mut vol = provision(driver, "node-acl", 32 * MIB, &ext4(), true, None).await;
+        let mut vol = provision(driver, Spec::new("node-acl", 32 * MIB, ext4())).await;
         vol.staging = driver.staging_path("node2-acl");
         stage_refused(
             driver,
@@ -234,7 +227,6 @@ mod node_plugin {
     guest_test!(
         chap_from_controller_publish_secrets_logs_in_and_a_wrong_secret_is_refused,
         async |driver| {
-            let lab = &driver.lab;
             let (user, password, wrong) =
                 ("node1user", "node1-secret-pw-0419", "wrong-secret-pw-0419");
             let secrets = |password: &str| {
@@ -243,10 +235,11 @@ mod node_plugin {
                     ("chapPassword".to_string(), password.to_string()),
                 ])
             };
-            let mut vol = create(driver, "node-chap", 32 * MIB, &ext4(), true, None)
+            let mut vol = create(driver, &Spec::new("node-chap", 32 * MIB, ext4()))
                 .await
                 .expect("CreateVolume");
-            vol.publish = controller_publish(driver, &vol, &lab.initiator, secrets(password)).await;
+            vol.publish =
+                controller_publish(driver, &vol, &driver.lab.initiator, secrets(password)).await;
             assert!(
                 vol.publish.values().all(|v| !v.contains(password)),
                 "no secret in publish_context"
@@ -300,7 +293,7 @@ mod node_plugin {
         DriverOptions::default(),
         async |driver| {
             let (vol, written) =
-                provision_with_data(driver, "node-restart", 64 * MIB, &ext4(), true, 3).await;
+                provision_with_data(driver, Spec::new("node-restart", 64 * MIB, ext4()), 3).await;
 
             driver.restart_node().await;
             let after = stats(driver, vol.stats(&vol.target)).await;
@@ -316,9 +309,7 @@ mod node_plugin {
     guest_test!(
         volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back,
         async |driver| {
-            let lab = &driver.lab;
-
-            let fs = provision(driver, "node-stats-fs", 64 * MIB, &ext4(), true, None).await;
+            let fs = provision(driver, Spec::new("node-stats-fs", 64 * MIB, ext4())).await;
             stage_publish(driver, &driver.node, &fs).await;
             let before = stats(driver, fs.stats(&fs.target)).await;
             let (total, used, available) = usage(&before, Unit::Bytes);
@@ -338,7 +329,7 @@ mod node_plugin {
             assert!(!after.volume_condition.expect("condition").abnormal);
             unpublish_unstage(driver, &driver.node, &fs).await;
 
-            let dev = provision(driver, "node-stats-block", 32 * MIB, &block(), true, None).await;
+            let dev = provision(driver, Spec::new("node-stats-block", 32 * MIB, block())).await;
             stage_publish(driver, &driver.node, &dev).await;
             let healthy = stats(driver, dev.stats(&dev.target)).await;
             assert_eq!(usage(&healthy, Unit::Bytes).0, dev.capacity);
@@ -353,7 +344,7 @@ mod node_plugin {
                     "-T",
                     dev.target_iqn(),
                     "-p",
-                    &lab.portal,
+                    &driver.lab.portal,
                     "--logout",
                 ],
             );

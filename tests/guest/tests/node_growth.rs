@@ -32,7 +32,7 @@ mod node_growth {
         cap: VolumeCapability,
     ) {
         scenario(test, async |driver| {
-            let (vol, written) = provision_with_data(driver, name, size, &cap, true, 21).await;
+            let (vol, written) = provision_with_data(driver, Spec::new(name, size, cap), 21).await;
             let before = fs_total(driver, &vol).await;
 
             let reader = checksum::Reader::start(vol.target.join("data.bin"), written.clone());
@@ -78,7 +78,7 @@ mod node_growth {
     guest_test!(
         a_block_volume_shows_its_new_size_after_expansion,
         async |driver| {
-            let vol = provision(driver, "node-grow-block", 32 * MIB, &block(), true, None).await;
+            let vol = provision(driver, Spec::new("node-grow-block", 32 * MIB, block())).await;
             stage_publish(driver, &driver.node, &vol).await;
             let len = 4 * MIB_LEN;
             let written = checksum::write_device(&vol.target, len, 31);
@@ -124,19 +124,18 @@ mod node_growth {
     guest_test!(
         an_xfs_clone_stages_beside_its_mounted_source,
         async |driver| {
-            let lab = &driver.lab;
-            let source = provision(driver, "node-xfs-source", 320 * MIB, &xfs(), true, None).await;
-            let clone = provision(driver, "node-xfs-clone", 320 * MIB, &xfs(), true, None).await;
+            let source = provision(driver, Spec::new("node-xfs-source", 320 * MIB, xfs())).await;
+            let clone = provision(driver, Spec::new("node-xfs-clone", 320 * MIB, xfs())).await;
             assert_eq!(source.capacity, clone.capacity);
             stage_publish(driver, &driver.node, &source).await;
             let written = checksum::write_file(&source.target.join("data.bin"), DATA_LEN, 41);
 
             // A crash-consistent copy of the mounted source, as a snapshot would be.
-            copy_device(&source.lv(lab), &clone.lv(lab));
-            let uuid = blkid(&source.lv(lab), "UUID");
+            copy_device(&source.lv, &clone.lv);
+            let uuid = blkid(&source.lv, "UUID");
             assert!(!uuid.is_empty());
             assert_eq!(
-                blkid(&clone.lv(lab), "UUID"),
+                blkid(&clone.lv, "UUID"),
                 uuid,
                 "the clone has the same UUID"
             );

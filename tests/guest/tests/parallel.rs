@@ -20,17 +20,8 @@ mod parallel {
         let _t = Timer::start("parallel: 8 volumes");
         let mut vols = Vec::new();
         for n in 0..VOLUMES {
-            vols.push(
-                provision(
-                    &driver,
-                    &format!("parallel-{n}"),
-                    16 * MIB,
-                    &ext4(),
-                    true,
-                    None,
-                )
-                .await,
-            );
+            let spec = Spec::new(&format!("parallel-{n}"), 16 * MIB, ext4());
+            vols.push(provision(&driver, spec).await);
         }
 
         let mut calls = JoinSet::new();

@@ -21,7 +21,9 @@ mod iscsi_paths {
             session_state, sessions_to,
         },
         run_ok, scenario_with,
-        volume::{MIB, Vol, block, condition, ext4, provision, retire, stage_publish, teardown},
+        volume::{
+            MIB, Spec, Vol, block, condition, ext4, provision, retire, stage_publish, teardown,
+        },
     };
     use csi_proto::v1::{NodeGetVolumeStatsRequest, VolumeCapability};
     use std::time::Instant;
@@ -37,7 +39,7 @@ mod iscsi_paths {
 
     /// A thin volume of 32 MiB, created and published to this node.
     async fn thin_volume(driver: &Driver, name: &str, cap: &VolumeCapability) -> Vol {
-        provision(driver, name, 32 * MIB, cap, true, None).await
+        provision(driver, Spec::new(name, 32 * MIB, cap.clone())).await
     }
 
     /// NodeGetVolumeStats' condition of `vol` at its target path (no staging path given):

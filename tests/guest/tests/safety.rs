@@ -14,9 +14,9 @@ mod safety {
         run_ok,
         storage::lv_sha256,
         volume::{
-            MIB, MIB_LEN, Vol, block, condition, controller_publish_with, controller_unpublish,
-            create_for, delete_volume, node_publish, node_stage, node_unpublish, node_unstage,
-            retire, try_publish, try_stage, try_unstage,
+            MIB, MIB_LEN, Spec, Vol, block, condition, controller_publish_with,
+            controller_unpublish, create as create_volume, delete_volume, node_publish, node_stage,
+            node_unpublish, node_unstage, retire, try_publish, try_stage, try_unstage,
         },
     };
     use carvectl::request::mount_capability;
@@ -32,7 +32,7 @@ mod safety {
 
     /// CreateVolume of a thin volume for `caps`.
     async fn create(driver: &Driver, name: &str, size: i64, caps: &[VolumeCapability]) -> Vol {
-        create_for(driver, name, size, caps, true, None)
+        create_volume(driver, &Spec::new(name, size, caps[0].clone()).caps(caps))
             .await
             .unwrap_or_else(|s| panic!("CreateVolume: {s:?}\n{}", driver.logs()))
     }
