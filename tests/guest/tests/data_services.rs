@@ -106,11 +106,7 @@ mod data_services {
     guest_test!(
         a_block_volume_expands_and_the_node_sees_its_new_size,
         async |driver| {
-            let vol = provision(driver, Spec::new("ds-grow-block", 32 * MIB, block())).await;
-            stage_publish(driver, &driver.node, &vol).await;
-            let len = 4 * MIB_LEN;
-            let written = checksum::write_device(&vol.target, len, 31);
-            assert_eq!(device_size(&vol.target), vol.capacity);
+            let (vol, written) = provision_block_with_data(driver, "ds-grow-block", 31).await;
 
             let answer = controller_expand(driver, &vol, vol.capacity + 32 * MIB, 0)
                 .await
@@ -127,7 +123,10 @@ mod data_services {
                 grown,
                 "the pod's device shows the new size"
             );
-            assert_eq!(checksum::device_sha256(&vol.target, len), written);
+            assert_eq!(
+                checksum::device_sha256(&vol.target, BLOCK_DATA_LEN),
+                written
+            );
 
             teardown(driver, &vol).await;
         }

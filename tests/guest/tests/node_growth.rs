@@ -78,11 +78,7 @@ mod node_growth {
     guest_test!(
         a_block_volume_shows_its_new_size_after_expansion,
         async |driver| {
-            let vol = provision(driver, Spec::new("node-grow-block", 32 * MIB, block())).await;
-            stage_publish(driver, &driver.node, &vol).await;
-            let len = 4 * MIB_LEN;
-            let written = checksum::write_device(&vol.target, len, 31);
-            assert_eq!(device_size(&vol.target), vol.capacity);
+            let (vol, written) = provision_block_with_data(driver, "node-grow-block", 31).await;
 
             let grown = lvextend(&driver.lab, &vol);
             assert_eq!(node_expand(driver, &vol, grown).await, grown);
@@ -93,7 +89,10 @@ mod node_growth {
             );
             let now = stats(driver, vol.stats(&vol.target)).await;
             assert_eq!(usage(&now, Unit::Bytes).0, grown);
-            assert_eq!(checksum::device_sha256(&vol.target, len), written);
+            assert_eq!(
+                checksum::device_sha256(&vol.target, BLOCK_DATA_LEN),
+                written
+            );
 
             teardown(driver, &vol).await;
         }
