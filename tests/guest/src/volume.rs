@@ -273,8 +273,18 @@ pub async fn provision_block_with_data(driver: &Driver, name: &str, seed: u64) -
 /// [`unpublish_unstage`] through the driver's node + [`retire`] from this node: the CO's
 /// whole way back.
 pub async fn teardown(driver: &Driver, vol: &Vol) {
-    unpublish_unstage(driver, &driver.node, vol).await;
-    retire(driver, vol, &driver.lab.initiator).await;
+    teardown_all(driver, &[vol]).await;
+}
+
+/// [`teardown`] of several volumes: [`unpublish_unstage`] of each in turn, then [`retire`] of
+/// each in turn.
+pub async fn teardown_all(driver: &Driver, vols: &[&Vol]) {
+    for vol in vols {
+        unpublish_unstage(driver, &driver.node, vol).await;
+    }
+    for vol in vols {
+        retire(driver, vol, &driver.lab.initiator).await;
+    }
 }
 
 /// The end of a growth scenario: 2 × [`DATA_LEN`] more bytes in `more.bin` of the grown

@@ -79,9 +79,7 @@ mod clones {
         async |driver| {
             let (source, written) =
                 provision_with_data(driver, Spec::new("ds-xfs-src", 320 * MIB, xfs()), 81).await;
-            let snap = create_snapshot(driver, "ds-xfs-snap", &source.id)
-                .await
-                .unwrap();
+            let snap = snapshot(driver, "ds-xfs-snap", &source).await;
             let restored = Spec::new("ds-xfs-restored", 0, xfs()).restore_of(&snap);
             let restored = provision(driver, restored).await;
             let uuid = blkid(&source.lv, "UUID");
@@ -100,10 +98,7 @@ mod clones {
                 written
             );
 
-            unpublish_unstage(driver, &driver.node, &restored).await;
-            unpublish_unstage(driver, &driver.node, &source).await;
-            retire(driver, &restored, &driver.lab.initiator).await;
-            retire(driver, &source, &driver.lab.initiator).await;
+            teardown_all(driver, &[&restored, &source]).await;
             delete_snapshot(driver, &snap).await;
         }
     );

@@ -143,9 +143,7 @@ mod data_services {
             let file = source.target.join("data.bin");
 
             // Cut while mounted (crash-consistent; the data was fsynced).
-            let snap = create_snapshot(driver, "ds-snap-1", &source.id)
-                .await
-                .unwrap_or_else(|s| panic!("CreateSnapshot: {s:?}\n{}", driver.logs()));
+            let snap = snapshot(driver, "ds-snap-1", &source).await;
             assert!(snap.snapshot_id.starts_with("snap-"), "{snap:?}");
             assert_eq!(snap.source_volume_id, source.id);
             assert_eq!(snap.size_bytes, source.capacity);
@@ -155,9 +153,7 @@ mod data_services {
                     .is_some_and(|t| t.seconds > 1_700_000_000)
             );
             // Idempotent by name; the same name for another source is ALREADY_EXISTS.
-            let again = create_snapshot(driver, "ds-snap-1", &source.id)
-                .await
-                .unwrap();
+            let again = snapshot(driver, "ds-snap-1", &source).await;
             assert_eq!(again, snap);
             let other = create_snapshot(driver, "ds-snap-1", "csi-other-0123")
                 .await
@@ -223,10 +219,7 @@ mod data_services {
             let err = controller.create_volume(small).await.unwrap_err();
             assert_eq!(err.code(), Code::NotFound, "{err:?}");
 
-            unpublish_unstage(driver, &driver.node, &restored).await;
-            unpublish_unstage(driver, &driver.node, &source).await;
-            retire(driver, &restored, &driver.lab.initiator).await;
-            retire(driver, &source, &driver.lab.initiator).await;
+            teardown_all(driver, &[&restored, &source]).await;
             delete_snapshot(driver, &snap).await;
             delete_snapshot(driver, &snap).await;
         }
@@ -237,12 +230,8 @@ mod data_services {
         async |driver| {
             let (source, written) =
                 provision_with_data(driver, Spec::new("ds-del-src", 64 * MIB, ext4()), 61).await;
-            let first = create_snapshot(driver, "ds-del-snap-a", &source.id)
-                .await
-                .unwrap();
-            let second = create_snapshot(driver, "ds-del-snap-b", &source.id)
-                .await
-                .unwrap();
+            let first = snapshot(driver, "ds-del-snap-a", &source).await;
+            let second = snapshot(driver, "ds-del-snap-b", &source).await;
             unpublish_unstage(driver, &driver.node, &source).await;
 
             // Documented behaviour: the source is deleted; its thin snapshots survive.

@@ -155,10 +155,7 @@ mod node_growth {
                 written
             );
 
-            unpublish_unstage(driver, &driver.node, &clone).await;
-            unpublish_unstage(driver, &driver.node, &source).await;
-            retire(driver, &clone, &driver.lab.initiator).await;
-            retire(driver, &source, &driver.lab.initiator).await;
+            teardown_all(driver, &[&clone, &source]).await;
         }
     );
 }

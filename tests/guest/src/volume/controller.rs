@@ -135,6 +135,12 @@ pub async fn create_snapshot(
         .map(|r| r.into_inner().snapshot.expect("snapshot"))
 }
 
+/// CreateSnapshot `name` of `source`: the snapshot.
+pub async fn snapshot(driver: &Driver, name: &str, source: &Vol) -> Snapshot {
+    let answer = create_snapshot(driver, name, &source.id).await;
+    driver.ok(format_args!("CreateSnapshot {name}"), answer)
+}
+
 /// DeleteSnapshot of `snap` (as CreateSnapshot answered it).
 pub async fn delete_snapshot(driver: &Driver, snap: &Snapshot) {
     let req = DeleteSnapshotRequest {
