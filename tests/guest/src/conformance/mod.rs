@@ -18,6 +18,10 @@ pub mod stateless;
 pub use lifecycle::lifecycle;
 pub use stateless::stateless;
 
+use csi_proto::v1::{
+    ControllerGetCapabilitiesResponse, NodeGetCapabilitiesResponse,
+    controller_service_capability::Type as CtrlCap, node_service_capability::Type as NodeCap,
+};
 use std::fmt::Write;
 use tonic::{Code, Response, Status};
 
@@ -71,17 +75,16 @@ impl Table {
 
     /// Records `<rpc>__answers` for a GetCapabilities `answer`, then a case `<rpc>__<name>` for
     /// each `(name, value)` of `wanted` (an RPC type's name and value): whether the RPC types
-    /// `rpc_types` reads from the answer hold it (none without an answer).
-    pub fn capabilities<A>(
+    /// the answer lists hold it (none without an answer).
+    pub fn capabilities<A: RpcTypes>(
         &mut self,
         rpc: &str,
         answer: Result<Response<A>, Status>,
-        rpc_types: impl Fn(A) -> Vec<i32>,
         wanted: &[(&str, i32)],
     ) {
         let answer = self.code(&format!("{rpc}__answers"), Code::Ok, answer);
         let listed = answer
-            .map(|a| rpc_types(a.into_inner()))
+            .map(|a| a.into_inner().rpc_types())
             .unwrap_or_default();
         for (name, value) in wanted {
             let case = format!("{rpc}__{}", name.to_lowercase());
@@ -116,5 +119,25 @@ impl Table {
         );
         assert!(self.rows.len() > 1, "no case ran");
         assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+}
+
+/// A GetCapabilities answer of a service whose capabilities are all RPC types.
+pub trait RpcTypes {
+    /// The values of the RPC types it lists.
+    fn rpc_types(self) -> Vec<i32>;
+}
+
+impl RpcTypes for ControllerGetCapabilitiesResponse {
+    fn rpc_types(self) -> Vec<i32> {
+        let types = self.capabilities.into_iter().filter_map(|c| c.r#type);
+        types.map(|CtrlCap::Rpc(r)| r.r#type).collect()
+    }
+}
+
+impl RpcTypes for NodeGetCapabilitiesResponse {
+    fn rpc_types(self) -> Vec<i32> {
+        let types = self.capabilities.into_iter().filter_map(|c| c.r#type);
+        types.map(|NodeCap::Rpc(r)| r.r#type).collect()
     }
 }
