@@ -9,7 +9,8 @@ mod data_services {
     use carve_guest_tests::{Driver, checksum, guest_test, scenario, storage::*, volume::*};
     use carvectl::request::{capacity_range, from_snapshot};
     use csi_proto::v1::{
-        CreateVolumeRequest, GetSnapshotRequest, ListSnapshotsRequest, Snapshot, VolumeCapability,
+        CreateVolumeRequest, DeleteSnapshotRequest, GetSnapshotRequest, ListSnapshotsRequest,
+        Snapshot, VolumeCapability,
     };
     use tonic::Code;
 
@@ -220,8 +221,15 @@ mod data_services {
             assert_eq!(err.code(), Code::NotFound, "{err:?}");
 
             teardown_all(driver, &[&restored, &source]).await;
-            delete_snapshot(driver, &snap).await;
-            delete_snapshot(driver, &snap).await;
+            let delete = DeleteSnapshotRequest {
+                snapshot_id: snap.snapshot_id.clone(),
+                ..Default::default()
+            };
+            driver
+                .twice("DeleteSnapshot", delete, async |r| {
+                    controller.delete_snapshot(r).await
+                })
+                .await;
         }
     );
 
