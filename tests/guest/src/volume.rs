@@ -4,7 +4,8 @@
 //!
 //! Here: the volume ([`Vol`], with the requests the node plugin is sent for it), what
 //! CreateVolume asks for ([`Spec`]) and the CO's whole ways there and back ([`provision`] with
-//! data, [`teardown`]); the Controller RPCs are in [`controller`], the Node RPCs in [`node`].
+//! data, [`teardown`]); the Controller RPCs are in volume/controller.rs, the Node RPCs in
+//! volume/node.rs (both re-exported here).
 //!
 //! Every helper that is not `Result`-returning panics with the plugins' logs, so a failing
 //! scenario shows why.
