@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod fleet;
 pub mod host;
 pub mod ops;
 pub mod readiness;
