@@ -12,12 +12,12 @@
 //! startup reconciliation; a bad portal or IQN prefix is a start-up error); the service takes
 //! the host's per-volume guards, which reconciliation takes too.
 
+use crate::fleet::{self, Backends};
 use crate::{
     config::ControllerArgs,
     host::{self, HostOptions, StorageHost},
     service::ControllerService,
 };
-use crate::fleet::{self, Backends};
 use csi_common::{
     Error, Result,
     command::{BoxFuture, CommandRunner},
@@ -71,7 +71,11 @@ fn build_with_agents(args: &ControllerArgs, file: &Path) -> Result<Controller> {
 }
 
 /// The Identity service; VOLUME_ACCESSIBILITY_CONSTRAINTS only when volumes are `constrained`.
-fn identity(args: &ControllerArgs, constrained: bool, readiness: Arc<dyn Readiness>) -> IdentityService {
+fn identity(
+    args: &ControllerArgs,
+    constrained: bool,
+    readiness: Arc<dyn Readiness>,
+) -> IdentityService {
     IdentityService::new(
         args.common.driver_name.clone(),
         env!("CARGO_PKG_VERSION"),

@@ -66,29 +66,34 @@ struct Entry {
 
 /// Reads and checks the agents file at `path`; errors name the file.
 pub fn load(path: &Path) -> Result<Vec<AgentConfig>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::invalid_argument(format!("agents file {}: {e}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid_argument(format!("agents file {}: {e}", path.display())))?;
     parse(&text).map_err(|e| e.context(format!("agents file {}", path.display())))
 }
 
 /// Parses and checks the agents file's text.
 pub fn parse(text: &str) -> Result<Vec<AgentConfig>> {
-    let file: File = serde_json::from_str(text).map_err(|e| Error::invalid_argument(e.to_string()))?;
+    let file: File =
+        serde_json::from_str(text).map_err(|e| Error::invalid_argument(e.to_string()))?;
     if file.agents.is_empty() {
         return Err(Error::invalid_argument("no agents listed"));
     }
     let mut agents: Vec<AgentConfig> = Vec::new();
     for entry in file.agents {
         let name = entry.name.clone();
-        let agent = check(entry).map_err(|e| Error::invalid_argument(format!("agent {name:?}: {e}")))?;
+        let agent =
+            check(entry).map_err(|e| Error::invalid_argument(format!("agent {name:?}: {e}")))?;
         if agents.iter().any(|a| a.name == agent.name) {
-            return Err(Error::invalid_argument(format!("agent {name:?} listed twice")));
+            return Err(Error::invalid_argument(format!(
+                "agent {name:?} listed twice"
+            )));
         }
         agents.push(agent);
     }
     if agents.iter().filter(|a| a.default).count() > 1 {
-        return Err(Error::invalid_argument("more than one agent is marked default"));
+        return Err(Error::invalid_argument(
+            "more than one agent is marked default",
+        ));
     }
     csi_common::topology::check_one_prefix(agents.iter().map(|a| &a.segments))
         .map_err(Error::invalid_argument)?;
@@ -100,7 +105,9 @@ fn check(entry: Entry) -> Result<AgentConfig, String> {
     let (address, host) = split_url(&entry.address)?;
     let mut segments = Segments::default();
     for (key, value) in &entry.segments {
-        segments.insert(key, value).map_err(|e| format!("segments: {e}"))?;
+        segments
+            .insert(key, value)
+            .map_err(|e| format!("segments: {e}"))?;
     }
     let [pool] = entry.pools.as_slice() else {
         return Err(format!(
@@ -169,7 +176,10 @@ mod tests {
         assert_eq!(agents[0].address, "store-a.example:9811");
         assert_eq!(agents[0].server_name, "store-a.example");
         assert!(agents[0].default);
-        assert_eq!(agents[0].segments.to_string(), "{topology.carve.dev/zone=a}");
+        assert_eq!(
+            agents[0].segments.to_string(),
+            "{topology.carve.dev/zone=a}"
+        );
         assert_eq!(agents[1].address, "[2001:db8::1]:9811");
         assert_eq!(agents[1].server_name, "b.example");
         assert_eq!(agents[1].pool, "data");
@@ -194,19 +204,55 @@ mod tests {
             ("".to_string(), "EOF"),
             ("{}".into(), "missing field `agents`"),
             (r#"{"agents": []}"#.into(), "no agents"),
-            (one(&format!(r#"{{{ok}, "zone": "a"}}"#)), "unknown field `zone`"),
-            (one(r#"{"name": "A", "address": "https://h:1", "pools": ["vg"]}"#), "agent name"),
-            (one(r#"{"name": "a", "address": "http://h:1", "pools": ["vg"]}"#), "https://"),
-            (one(r#"{"name": "a", "address": "https://h", "pools": ["vg"]}"#), "port"),
-            (one(r#"{"name": "a", "address": "https://h:0", "pools": ["vg"]}"#), "port"),
-            (one(r#"{"name": "a", "address": "https://h:1/x", "pools": ["vg"]}"#), "path"),
-            (one(r#"{"name": "a", "address": "https://::1:1", "pools": ["vg"]}"#), "IPv6"),
-            (one(r#"{"name": "a", "address": "https://h:1", "pools": []}"#), "exactly one"),
-            (one(r#"{"name": "a", "address": "https://h:1", "pools": ["a","b"]}"#), "exactly one"),
-            (one(r#"{"name": "a", "address": "https://h:1", "pools": ["-vg"]}"#), "volume group"),
-            (one(&format!(r#"{{{ok}, "segments": {{"zone": "a b"}}}}"#)), "segments"),
+            (
+                one(&format!(r#"{{{ok}, "zone": "a"}}"#)),
+                "unknown field `zone`",
+            ),
+            (
+                one(r#"{"name": "A", "address": "https://h:1", "pools": ["vg"]}"#),
+                "agent name",
+            ),
+            (
+                one(r#"{"name": "a", "address": "http://h:1", "pools": ["vg"]}"#),
+                "https://",
+            ),
+            (
+                one(r#"{"name": "a", "address": "https://h", "pools": ["vg"]}"#),
+                "port",
+            ),
+            (
+                one(r#"{"name": "a", "address": "https://h:0", "pools": ["vg"]}"#),
+                "port",
+            ),
+            (
+                one(r#"{"name": "a", "address": "https://h:1/x", "pools": ["vg"]}"#),
+                "path",
+            ),
+            (
+                one(r#"{"name": "a", "address": "https://::1:1", "pools": ["vg"]}"#),
+                "IPv6",
+            ),
+            (
+                one(r#"{"name": "a", "address": "https://h:1", "pools": []}"#),
+                "exactly one",
+            ),
+            (
+                one(r#"{"name": "a", "address": "https://h:1", "pools": ["a","b"]}"#),
+                "exactly one",
+            ),
+            (
+                one(r#"{"name": "a", "address": "https://h:1", "pools": ["-vg"]}"#),
+                "volume group",
+            ),
+            (
+                one(&format!(r#"{{{ok}, "segments": {{"zone": "a b"}}}}"#)),
+                "segments",
+            ),
             (one(&format!(r#"{{{ok}, "serverName": ""}}"#)), "serverName"),
-            (format!(r#"{{"agents": [{{{ok}}}, {{{ok}}}]}}"#), "listed twice"),
+            (
+                format!(r#"{{"agents": [{{{ok}}}, {{{ok}}}]}}"#),
+                "listed twice",
+            ),
             (
                 format!(
                     r#"{{"agents": [{{{ok}, "default": true}}, {{"name": "b", "address": "https://h:2", "pools": ["vg"], "default": true}}]}}"#

@@ -4,7 +4,7 @@
 //!
 //! Placement (spec.md, CreateVolume, `accessibility_requirements`): the candidates are the agents
 //! the parameters allow whose topology lies within one `requisite` topology (none given: all);
-//! they are ranked by the first `preferred` topology they lie within (earlier first; none: after
+//! they are ranked (when there are several) by the first `preferred` topology they lie within (earlier first; none: after
 //! every preferred one), then by free capacity for this request (their GetCapacity, largest
 //! first), then by name; the first with room for the requested bytes gets the volume, and when
 //! none has room the one with the most does, so its agent answers why (RESOURCE_EXHAUSTED,
@@ -111,7 +111,9 @@ async fn holder(
     for (agent, answer) in answers {
         match answer {
             Ok(()) if found.is_none() => found = Some(agent),
-            Ok(()) => tracing::warn!(agent = agent.name(), lv = %lv, "the volume's LV exists on a second storage host"),
+            Ok(()) => {
+                tracing::warn!(agent = agent.name(), lv = %lv, "the volume's LV exists on a second storage host")
+            }
             Err(e) if e.kind() == Kind::NotFound => {}
             Err(e) if candidates.iter().any(|c| Arc::ptr_eq(c, &agent)) => {
                 return Err(e.context(format!(
@@ -159,9 +161,20 @@ pub async fn create_volume(
     };
     request::check_name(&req.name)?;
     let requirements = req.accessibility_requirements.clone().unwrap_or_default();
-    let requisite: Vec<_> = requirements.requisite.iter().map(|t| t.segments.clone()).collect();
-    let preferred: Vec<_> = requirements.preferred.iter().map(|t| t.segments.clone()).collect();
-    let source = req.volume_content_source.as_ref().filter(|s| s.r#type.is_some());
+    let requisite: Vec<_> = requirements
+        .requisite
+        .iter()
+        .map(|t| t.segments.clone())
+        .collect();
+    let preferred: Vec<_> = requirements
+        .preferred
+        .iter()
+        .map(|t| t.segments.clone())
+        .collect();
+    let source = req
+        .volume_content_source
+        .as_ref()
+        .filter(|s| s.r#type.is_some());
     let (source_agent, local_source) = match source {
         Some(s) => {
             let (agent, local) = source_on(backends, s)?;
@@ -181,6 +194,11 @@ pub async fn create_volume(
         }
         candidates.retain(|c| Arc::ptr_eq(c, agent));
     }
+    if candidates.is_empty() {
+        // Refused before any agent is asked: a request no agent can serve is refused alike
+        // whether or not one holds the name.
+        return Err(nowhere(&allowed, &requisite));
+    }
     let forwarded = remote::forwarded(&req.parameters);
     let op = CreateVolume {
         name: &req.name,
@@ -197,15 +215,18 @@ pub async fn create_volume(
                 agent.name()
             )));
         }
-        let made = agent.client.create_volume(op, local_source.as_ref()).await?;
+        let made = agent
+            .client
+            .create_volume(op, local_source.as_ref())
+            .await?;
         return Ok((agent, made));
-    }
-    if candidates.is_empty() {
-        return Err(nowhere(&allowed, &requisite));
     }
     let chosen = place(&candidates, &preferred, req, &forwarded, needed(req)).await?;
     tracing::info!(agent = chosen.name(), name = %req.name, "placing volume");
-    let made = chosen.client.create_volume(op, local_source.as_ref()).await?;
+    let made = chosen
+        .client
+        .create_volume(op, local_source.as_ref())
+        .await?;
     Ok((chosen, made))
 }
 
@@ -240,7 +261,9 @@ fn source_on(
         return Err(Backends::unresolved(raw, &format!("source {what}")));
     };
     let Backend::Agent(agent) = resolved.backend else {
-        return Err(Error::internal("an agent's source resolved to the local host"));
+        return Err(Error::internal(
+            "an agent's source resolved to the local host",
+        ));
     };
     let mut local = source.clone();
     match &mut local.r#type {
@@ -259,6 +282,10 @@ async fn place(
     forwarded: &HashMap<String, String>,
     needed: u64,
 ) -> Result<Arc<Agent>> {
+    if let [only] = candidates {
+        // No choice to make: its agent answers whether the volume fits.
+        return Ok(Arc::clone(only));
+    }
     let caps = req.volume_capabilities.clone();
     let answers = each(candidates, |agent| {
         let (caps, params) = (caps.clone(), forwarded.clone());
@@ -276,7 +303,10 @@ async fn place(
         }
     }
     ranked.sort_by(|a, b| (a.0, b.1, a.2.name()).cmp(&(b.0, a.1, b.2.name())));
-    let roomiest = ranked.iter().max_by_key(|(_, free, _)| *free).map(|r| Arc::clone(&r.2));
+    let roomiest = ranked
+        .iter()
+        .max_by_key(|(_, free, _)| *free)
+        .map(|r| Arc::clone(&r.2));
     ranked
         .into_iter()
         .find(|(_, free, _)| *free >= needed)
@@ -286,7 +316,10 @@ async fn place(
 }
 
 /// GetCapacity over `backends`' agents (see the module).
-pub async fn get_capacity(backends: &Backends, req: &GetCapacityRequest) -> Result<GetCapacityResponse> {
+pub async fn get_capacity(
+    backends: &Backends,
+    req: &GetCapacityRequest,
+) -> Result<GetCapacityResponse> {
     let Backends::Agents(agents) = backends else {
         return Err(Error::internal("capacity across hosts needs agents"));
     };
@@ -307,7 +340,9 @@ pub async fn get_capacity(backends: &Backends, req: &GetCapacityRequest) -> Resu
         let capacity = answer?;
         total = total.saturating_add(capacity.available);
         largest = largest.max(capacity.available);
-        minimum = Some(minimum.map_or(capacity.minimum_volume_size, |m| m.min(capacity.minimum_volume_size)));
+        minimum = Some(minimum.map_or(capacity.minimum_volume_size, |m| {
+            m.min(capacity.minimum_volume_size)
+        }));
     }
     let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
     Ok(GetCapacityResponse {

@@ -89,31 +89,43 @@ where
 }
 
 /// ListVolumes across the agents of `backends`.
-pub async fn list_volumes(backends: &Backends, req: &ListVolumesRequest) -> Result<ListVolumesResponse> {
+pub async fn list_volumes(
+    backends: &Backends,
+    req: &ListVolumesRequest,
+) -> Result<ListVolumesResponse> {
     let Backends::Agents(agents) = backends else {
         return Err(Error::internal("listing across hosts needs agents"));
     };
-    let (entries, next_token) = page(agents, backends, req.max_entries, &req.starting_token, |agent, max, token| async move {
-        let got = agent.client.list_volumes(max, &token).await?;
-        let entries = got
-            .entries
-            .iter()
-            .map(|s| {
-                let (volume, published_node_ids, condition) = remote::status(&agent, s);
-                let entry = list_volumes_response::Entry {
-                    volume: Some(volume),
-                    status: Some(list_volumes_response::VolumeStatus {
-                        published_node_ids,
-                        volume_condition: Some(condition),
-                    }),
-                };
-                (s.volume.id.clone(), entry)
-            })
-            .collect();
-        Ok((entries, got.next_token))
-    })
+    let (entries, next_token) = page(
+        agents,
+        backends,
+        req.max_entries,
+        &req.starting_token,
+        |agent, max, token| async move {
+            let got = agent.client.list_volumes(max, &token).await?;
+            let entries = got
+                .entries
+                .iter()
+                .map(|s| {
+                    let (volume, published_node_ids, condition) = remote::status(&agent, s);
+                    let entry = list_volumes_response::Entry {
+                        volume: Some(volume),
+                        status: Some(list_volumes_response::VolumeStatus {
+                            published_node_ids,
+                            volume_condition: Some(condition),
+                        }),
+                    };
+                    (s.volume.id.clone(), entry)
+                })
+                .collect();
+            Ok((entries, got.next_token))
+        },
+    )
     .await?;
-    Ok(ListVolumesResponse { entries, next_token })
+    Ok(ListVolumesResponse {
+        entries,
+        next_token,
+    })
 }
 
 /// ListSnapshots across the agents of `backends`: a `snapshot_id` or `source_volume_id` filter
@@ -136,7 +148,10 @@ pub async fn list_snapshots(
             continue;
         }
         let agent = match backends.resolve(raw, "id")? {
-            Some(super::Resolved { backend: Backend::Agent(agent), local: id }) => {
+            Some(super::Resolved {
+                backend: Backend::Agent(agent),
+                local: id,
+            }) => {
                 *local = id;
                 agent
             }
@@ -152,26 +167,35 @@ pub async fn list_snapshots(
         None => agents.to_vec(),
     };
     let (snapshot_id, source_volume_id) = (&snapshot_id, &source_volume_id);
-    let (entries, next_token) = page(&listed, backends, req.max_entries, &req.starting_token, |agent, max, token| async move {
-        let op = ListSnapshots {
-            max_entries: max,
-            starting_token: &token,
-            source_volume_id,
-            snapshot_id,
-        };
-        let got = agent.client.list_snapshots(op).await?;
-        let entries = got
-            .entries
-            .iter()
-            .map(|s| {
-                let entry = list_snapshots_response::Entry {
-                    snapshot: Some(remote::snapshot(&agent, s)),
-                };
-                (s.id.clone(), entry)
-            })
-            .collect();
-        Ok((entries, got.next_token))
-    })
+    let (entries, next_token) = page(
+        &listed,
+        backends,
+        req.max_entries,
+        &req.starting_token,
+        |agent, max, token| async move {
+            let op = ListSnapshots {
+                max_entries: max,
+                starting_token: &token,
+                source_volume_id,
+                snapshot_id,
+            };
+            let got = agent.client.list_snapshots(op).await?;
+            let entries = got
+                .entries
+                .iter()
+                .map(|s| {
+                    let entry = list_snapshots_response::Entry {
+                        snapshot: Some(remote::snapshot(&agent, s)),
+                    };
+                    (s.id.clone(), entry)
+                })
+                .collect();
+            Ok((entries, got.next_token))
+        },
+    )
     .await?;
-    Ok(ListSnapshotsResponse { entries, next_token })
+    Ok(ListSnapshotsResponse {
+        entries,
+        next_token,
+    })
 }

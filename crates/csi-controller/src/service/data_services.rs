@@ -138,7 +138,9 @@ impl ControllerService {
         };
         let ctx = match &self.backends {
             Backends::Local(ctx) => ctx,
-            Backends::Agents(_) => return fleet::listing::list_snapshots(&self.backends, &req).await,
+            Backends::Agents(_) => {
+                return fleet::listing::list_snapshots(&self.backends, &req).await;
+            }
         };
         let page = ops::snapshot::list::list_snapshots(ctx, op).await?;
         Ok(ListSnapshotsResponse {

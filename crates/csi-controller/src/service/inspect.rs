@@ -57,7 +57,9 @@ impl ControllerService {
         let target = self.resolve(&req.volume_id, "volume_id", "volume")?;
         let (caps, params) = (&req.volume_capabilities, &req.parameters);
         let answer = match target.backend {
-            Backend::Local(ctx) => ops::validate::validate(&ctx, &target.local, caps, params).await?,
+            Backend::Local(ctx) => {
+                ops::validate::validate(&ctx, &target.local, caps, params).await?
+            }
             Backend::Agent(agent) => remote::validate(&agent, &target.local, caps, params).await?,
         };
         Ok(match answer {
