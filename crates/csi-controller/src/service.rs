@@ -56,7 +56,7 @@ pub struct ControllerService {
 impl ControllerService {
     /// The service over the local storage host `ctx` (a single-host controller).
     pub fn new(ctx: Ctx) -> Self {
-        Self::over(Backends::Local(ctx))
+        Self::over(Backends::Local(Box::new(ctx)))
     }
 
     /// The service over `backends` (the local host, or the agents of the agents file).
@@ -108,7 +108,7 @@ impl ControllerService {
         let Backends::Local(ctx) = &self.backends else {
             return Err(csi_common::Error::internal("no local storage host"));
         };
-        guards.run(key, op(ctx.clone())).await
+        guards.run(key, op(Ctx::clone(ctx))).await
     }
 
     /// Records `volume_id` (and `node_id`) on the span, answers `Unavailable` until the volume
@@ -167,7 +167,7 @@ impl ControllerService {
     async fn create(&self, req: CreateVolumeRequest) -> Result<CreateVolumeResponse> {
         record_ids(None, None);
         let ctx = match &self.backends {
-            Backends::Local(ctx) => ctx.clone(),
+            Backends::Local(ctx) => Ctx::clone(ctx),
             Backends::Agents(_) => return self.create_placed(req).await,
         };
         if !req.name.is_empty() {
@@ -244,10 +244,10 @@ impl ControllerService {
             record_ids(Some(&id), None);
             // spec.md, DeleteVolume: an id Carve never issued is a volume that does not exist
             // (OK); one naming a storage host not configured here may still hold data.
-            return match Backends::names_a_host(&id) {
-                true => Err(Backends::unresolved(&id, "volume")),
-                false => Ok(DeleteVolumeResponse {}),
-            };
+            if Backends::names_a_host(&id) {
+                return Err(Backends::unresolved(&id, "volume"));
+            }
+            return Ok(DeleteVolumeResponse {});
         }
         self.on_volume(id, None, move |target| async move {
             match target.backend {

@@ -18,9 +18,12 @@ async fn nowhere() -> String {
 
 /// An agents file of agents `a` and `b` at `address`, in zones when `zoned`; and a TLS dir.
 async fn files(dir: &Path, zoned: bool) -> (String, String) {
-    let segments = |zone: &str| match zoned {
-        true => format!(r#", "segments": {{"topology.carve.dev/zone": "{zone}"}}"#),
-        false => String::new(),
+    let segments = |zone: &str| {
+        if zoned {
+            format!(r#", "segments": {{"topology.carve.dev/zone": "{zone}"}}"#)
+        } else {
+            String::new()
+        }
     };
     let address = nowhere().await;
     let text = format!(

@@ -26,7 +26,7 @@ async fn page(
     f.svc
         .list_volumes(Request::new(req))
         .await
-        .map(|r| r.into_inner())
+        .map(tonic::Response::into_inner)
         .map_err(|s| s.code())
 }
 

@@ -122,7 +122,7 @@ async fn capacity_is_summed_per_topology_and_filtered_by_pool() {
         f.svc
             .get_capacity(Request::new(req))
             .await
-            .map(|r| r.into_inner())
+            .map(tonic::Response::into_inner)
     };
 
     f.host("a").expect_survey(1 << 30, 4 * MIB, &[]);

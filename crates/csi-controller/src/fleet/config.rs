@@ -201,7 +201,7 @@ mod tests {
         let ok = r#""name": "a", "address": "https://h:1", "pools": ["vg"]"#;
         assert!(parse(&one(&format!("{{{ok}}}"))).is_ok());
         for (text, says) in [
-            ("".to_string(), "EOF"),
+            (String::new(), "EOF"),
             ("{}".into(), "missing field `agents`"),
             (r#"{"agents": []}"#.into(), "no agents"),
             (

@@ -112,7 +112,7 @@ async fn holder(
         match answer {
             Ok(()) if found.is_none() => found = Some(agent),
             Ok(()) => {
-                tracing::warn!(agent = agent.name(), lv = %lv, "the volume's LV exists on a second storage host")
+                tracing::warn!(agent = agent.name(), lv = %lv, "the volume's LV exists on a second storage host");
             }
             Err(e) if e.kind() == Kind::NotFound => {}
             Err(e) if candidates.iter().any(|c| Arc::ptr_eq(c, &agent)) => {

@@ -71,7 +71,7 @@ impl Agent {
 #[derive(Debug, Clone)]
 pub enum Backend {
     /// This controller's own storage host.
-    Local(Ctx),
+    Local(Box<Ctx>),
     /// A storage host behind its agent.
     Agent(Arc<Agent>),
 }
@@ -89,7 +89,7 @@ pub struct Resolved {
 #[derive(Debug, Clone)]
 pub enum Backends {
     /// The local host only (no agents file).
-    Local(Ctx),
+    Local(Box<Ctx>),
     /// The agents of the agents file, the default one (if any) first, then by name.
     Agents(Arc<[Arc<Agent>]>),
 }

@@ -105,10 +105,10 @@ impl ControllerService {
         let key = req.snapshot_id.clone();
         let Some(target) = self.backends.resolve(&key, "snapshot_id")? else {
             // As DeleteVolume (service.rs): unknown is OK, a host not configured is NotFound.
-            return match Backends::names_a_host(&key) {
-                true => Err(Backends::unresolved(&key, "snapshot")),
-                false => Ok(DeleteSnapshotResponse {}),
-            };
+            if Backends::names_a_host(&key) {
+                return Err(Backends::unresolved(&key, "snapshot"));
+            }
+            return Ok(DeleteSnapshotResponse {});
         };
         self.snapshots
             .run(&key, async move {
