@@ -1,4 +1,7 @@
-//! The gRPC Controller service: thin translation between CSI messages and `ops`.
+//! The gRPC Controller service: thin translation between CSI messages and `ops` on the local
+//! host, or the agents' calls ([`crate::fleet`]): every RPC naming a volume or snapshot resolves
+//! its id to one backend ([`Backends::resolve`]) and runs there; CreateVolume, ListVolumes,
+//! ListSnapshots and GetCapacity over agents go through `fleet`'s placement and listings.
 //!
 //! Invariants: every handler records its ids on the RPC span first; mutating RPCs take the
 //! per-volume (CreateVolume: per-name) guard and run in a spawned task that owns it, so a

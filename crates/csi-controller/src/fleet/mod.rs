@@ -178,3 +178,39 @@ impl Backends {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::FakeHost;
+
+    /// Single-host mode: every id without a host name reaches the operations exactly as sent
+    /// (they answer empty and foreign ids as they always have); placed ids reach nothing.
+    #[test]
+    fn the_local_host_takes_every_id_as_it_is() {
+        let host = FakeHost::new();
+        let backends = Backends::Local(Box::new(host.ctx.clone()));
+        for raw in ["csi-v-1", "snap-s-1", "", "fake-vol-id", "名"] {
+            let resolved = backends.resolve(raw, "volume_id").unwrap().unwrap();
+            assert!(matches!(resolved.backend, Backend::Local(_)));
+            assert_eq!(resolved.local, raw);
+        }
+        for placed in ["a:vg0:csi-v-1", "a::b"] {
+            assert!(backends.resolve(placed, "volume_id").unwrap().is_none());
+        }
+        assert!(!backends.constrained());
+    }
+
+    #[test]
+    fn only_ids_that_may_name_a_volume_somewhere_are_kept_from_ok() {
+        assert!(Backends::names_a_host("a:vg0:csi-v-1"));
+        assert!(Backends::names_a_host("csi-v-1"));
+        assert!(Backends::names_a_host("snap-s-1"));
+        for never in ["fake-vol-id", "a::b", "", "CSI-V"] {
+            assert!(!Backends::names_a_host(never), "{never:?}");
+        }
+        let error = Backends::unresolved("zz:vg0:csi-v-1", "volume");
+        assert_eq!(error.kind(), csi_common::Kind::NotFound);
+        assert!(error.message().contains("\"zz\""), "{error}");
+    }
+}
