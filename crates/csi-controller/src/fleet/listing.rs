@@ -7,10 +7,12 @@
 //! today's form on the default agent. A token naming no configured agent is `Aborted` (spec).
 //!
 //! Invariants: an agent that cannot answer makes the whole call fail (UNAVAILABLE), never a
-//! shorter list: external-attacher's ListVolumes sync marks a VolumeAttachment detached when a
-//! listed volume lacks the node in `published_node_ids` or the volume is missing from the list
-//! (kubernetes-csi/external-attacher, pkg/controller/csi_handler.go, ReconcileVA), so a partial
-//! list would detach volumes that are in use.
+//! shorter list. external-attacher's ListVolumes sync (kubernetes-csi/external-attacher,
+//! pkg/controller/csi_handler.go, `ReconcileVA`) takes a volume missing from the list as
+//! published to no node (`found := slices.Contains(published[volumeHandle], nodeID)`) and
+//! force-resyncs every VolumeAttachment whose state differs; a failed ListVolumes makes it change
+//! nothing. So a partial list would re-drive the attachments of every volume of the missing host
+//! (and record their failures on VolumeAttachments in use), where an error leaves them be.
 
 use super::{Agent, Backend, Backends, remote};
 use crate::ops::snapshot::list::ListSnapshots;
