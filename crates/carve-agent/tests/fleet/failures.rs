@@ -62,6 +62,8 @@ async fn a_stopped_agent_makes_only_its_volumes_unavailable() {
         code(f.svc.delete_volume(Request::new(delete)).await),
         Code::Unavailable
     );
+    f.host("a")
+        .expect_lvs_one(csi_common::ids::LvName::for_snapshot("s").as_str(), &[]);
     let snapshot = CreateSnapshotRequest {
         name: "s".into(),
         source_volume_id: on_b.clone(),

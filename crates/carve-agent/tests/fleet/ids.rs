@@ -171,6 +171,7 @@ async fn snapshots_and_clones_stay_on_their_sources_agent() {
     let source_id = format!("b:{VG}:csi-v-1");
     let snap_lv = LvName::for_snapshot("s");
     let snap = snap_row(snap_lv.as_str(), "s", "csi-v-1");
+    f.host("a").expect_lvs_one(snap_lv.as_str(), &[]);
     f.host("b").expect_lookup(&snap);
     let req = CreateSnapshotRequest {
         name: "s".into(),
@@ -189,6 +190,18 @@ async fn snapshots_and_clones_stay_on_their_sources_agent() {
         (&s.snapshot_id, &s.source_volume_id),
         (&snap_id, &source_id)
     );
+
+    // The name "t" is a snapshot of a volume on a: reused for b's volume, ALREADY_EXISTS.
+    let taken = LvName::for_snapshot("t");
+    f.host("a")
+        .expect_lookup(&snap_row(taken.as_str(), "t", "csi-w-1"));
+    let req = CreateSnapshotRequest {
+        name: "t".into(),
+        source_volume_id: source_id.clone(),
+        ..Default::default()
+    };
+    let refused = f.svc.create_snapshot(Request::new(req)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::AlreadyExists, "{refused:?}");
 
     f.host("b").expect_lookup(&snap);
     let req = GetSnapshotRequest {

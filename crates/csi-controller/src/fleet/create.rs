@@ -73,7 +73,7 @@ fn allowed(agents: &[Arc<Agent>], parameters: &HashMap<String, String>) -> Resul
 }
 
 /// Runs `call` on every agent at once; each agent with its answer, in `agents`' order.
-async fn each<T, Fut>(
+pub(super) async fn each<T, Fut>(
     agents: &[Arc<Agent>],
     call: impl Fn(Arc<Agent>) -> Fut,
 ) -> Vec<(Arc<Agent>, Result<T>)>

@@ -14,6 +14,7 @@ pub mod config;
 pub mod create;
 pub mod listing;
 pub mod remote;
+pub mod snapshots;
 
 use crate::{agent::AgentBackend, ops::Ctx};
 use config::AgentConfig;

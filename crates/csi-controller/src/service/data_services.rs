@@ -73,6 +73,9 @@ impl ControllerService {
                 created.snapshot().to_csi()
             }
             Backend::Agent(agent) => {
+                let Backends::Agents(agents) = self.backends.clone() else {
+                    return Err(csi_common::Error::internal("an agent without agents"));
+                };
                 let on = std::sync::Arc::clone(&agent);
                 let made = self
                     .snapshots
@@ -82,7 +85,7 @@ impl ControllerService {
                             source_volume_id: &source.local,
                             parameters: &req.parameters,
                         };
-                        on.client.create_snapshot(op).await
+                        fleet::snapshots::create_snapshot(&agents, &on, op).await
                     })
                     .await?;
                 let snapshot = remote::snapshot(&agent, made.get());
