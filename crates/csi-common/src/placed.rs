@@ -11,6 +11,7 @@
 //! (spec.md, "Size Limits"), and printable ASCII without `/` (it names a node's stage record
 //! file); parsing never fails: a string that is not a placed id is [`Placed::Default`].
 
+use crate::{Error, Result, ids::VolumeId};
 use std::fmt;
 
 /// The longest agent name, in bytes.
@@ -112,6 +113,78 @@ impl fmt::Display for Placed<'_> {
     }
 }
 
+/// The key an operation on the volume or snapshot `raw` is guarded by on a node: its local id
+/// (the LV name, which its target IQN ends with), so the node's upkeep, which knows a session
+/// only by its target, takes the same guard as the RPCs; `raw` itself for any other id.
+pub fn guard_key(raw: &str) -> &str {
+    match Placed::parse(raw) {
+        Placed::Agent { local, .. } => local,
+        _ => raw,
+    }
+}
+
+/// A CSI volume id as a node receives it: Carve's [`VolumeId`], bare (the default backend's) or
+/// placed (`AGENT:VG:csi-…`). It names the node's stage record (`<id>.json`: neither form holds
+/// a `/`); its [`VolumeHandle::local`] part is the id the volume's target IQN ends with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VolumeHandle {
+    full: String,
+    local: VolumeId,
+}
+
+impl VolumeHandle {
+    /// Parses an id whose local part [`VolumeId::parse`] accepts (the error when it does not).
+    pub fn parse(raw: &str) -> Result<Self> {
+        let local = match Placed::parse(raw) {
+            Placed::Default(local) | Placed::Agent { local, .. } => local,
+            Placed::Foreign => {
+                return Err(Error::invalid_argument(format!(
+                    "{raw:?} is not a Carve volume id"
+                )));
+            }
+        };
+        Ok(Self {
+            full: raw.to_string(),
+            local: VolumeId::parse(local)?,
+        })
+    }
+
+    /// Looks up an untrusted volume id as [`VolumeId::lookup`] does (empty: `InvalidArgument`;
+    /// not a Carve volume id: `Ok(None)`), in either form.
+    pub fn lookup(raw: &str) -> Result<Option<Self>> {
+        if raw.is_empty() {
+            return Err(Error::invalid_argument("volume_id is required"));
+        }
+        Ok(Self::parse(raw)
+            .ok()
+            .filter(|h| h.local.as_str().starts_with("csi-")))
+    }
+
+    /// The handle of the default backend's volume `id`.
+    pub fn from_local(id: &VolumeId) -> Self {
+        Self {
+            full: id.to_string(),
+            local: id.clone(),
+        }
+    }
+
+    /// The id as the CO sends it.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// The id on its storage host.
+    pub fn local(&self) -> &VolumeId {
+        &self.local
+    }
+}
+
+impl fmt::Display for VolumeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +230,32 @@ mod tests {
         let id = format(&"a".repeat(MAX_AGENT), &"V".repeat(MAX_VG), lv.as_str());
         assert!(id.len() <= 128, "{} bytes", id.len());
         assert!(id.bytes().all(|b| b.is_ascii_graphic() && b != b'/'));
+    }
+
+    #[test]
+    fn a_node_takes_both_forms_of_a_volume_id_and_nothing_else() {
+        for plain in ["", "fake-vol-1", "snap-s-1", "csi-A", "名"] {
+            assert_eq!(
+                VolumeHandle::lookup(plain).ok().flatten(),
+                None,
+                "{plain:?} as VolumeId::lookup answers it"
+            );
+        }
+        assert!(VolumeHandle::lookup("").is_err(), "a missing field");
+        let bare = VolumeHandle::lookup("csi-v-1").unwrap().unwrap();
+        assert_eq!(
+            (bare.as_str(), bare.local().as_str()),
+            ("csi-v-1", "csi-v-1")
+        );
+        let placed = VolumeHandle::lookup("b:vg0:csi-v-1").unwrap().unwrap();
+        assert_eq!(placed.as_str(), "b:vg0:csi-v-1");
+        assert_eq!(placed.local().as_str(), "csi-v-1");
+        for foreign in ["b:vg0:snap-s-1", "b:vg0:x", "b::csi-v-1", "B:vg0:csi-v-1"] {
+            assert_eq!(VolumeHandle::lookup(foreign).unwrap(), None, "{foreign:?}");
+        }
+        assert_eq!(guard_key("b:vg0:csi-v-1"), "csi-v-1");
+        assert_eq!(guard_key("csi-v-1"), "csi-v-1");
+        assert_eq!(guard_key("a::b"), "a::b");
     }
 
     #[test]
