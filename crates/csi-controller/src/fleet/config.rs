@@ -272,6 +272,15 @@ mod tests {
         }
     }
 
+    /// deploy/carve-agent/agents.example.json, the controller's side of a deployment with agents.
+    #[test]
+    fn the_deployed_example_parses() {
+        let text = include_str!("../../../../deploy/carve-agent/agents.example.json");
+        let agents = parse(text).unwrap();
+        assert_eq!(agents.len(), 2);
+        assert!(agents[0].default && !agents[1].default);
+    }
+
     #[test]
     fn a_missing_file_is_named() {
         let err = load(Path::new("/nonexistent/agents.json")).unwrap_err();
