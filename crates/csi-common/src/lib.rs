@@ -17,6 +17,7 @@ pub mod identity;
 pub mod ids;
 pub mod iscsi_name;
 pub mod mtls;
+pub mod placed;
 pub mod serve;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

@@ -37,8 +37,37 @@ pub struct ControllerArgs {
     /// plugin advertise VOLUME_ACCESSIBILITY_CONSTRAINTS: CreateVolume then answers
     /// RESOURCE_EXHAUSTED when no requisite topology is served, every volume carries these
     /// topologies, and GetCapacity reports 0 for a topology not served (docs/topology.md).
-    #[arg(long = "accessible-topology", env = "CARVE_ACCESSIBLE_TOPOLOGY", value_delimiter = ';', value_parser = Segments::parse)]
+    #[arg(long = "accessible-topology", env = "CARVE_ACCESSIBLE_TOPOLOGY", value_delimiter = ';', value_parser = Segments::parse, conflicts_with = "agents")]
     pub accessible_topology: Vec<Segments>,
+
+    /// The agents file (JSON, see docs/agents.md): the storage hosts, each behind its
+    /// carve-agent, this controller places volumes on by capacity and topology. Set, the
+    /// controller drives no LVM or LIO of its own (the storage host flags are ignored and each
+    /// agent's `segments` replace --accessible-topology); unset, it drives this host as always.
+    /// A missing or malformed file is a start-up error.
+    #[arg(long = "agents", env = "CARVE_AGENTS")]
+    pub agents: Option<PathBuf>,
+
+    /// Directory holding ca.crt (the CA an agent's certificate must chain to), tls.crt (this
+    /// controller's client certificate, leaf first) and tls.key (its private key), as a
+    /// Kubernetes TLS Secret mounts them; read once at start with --agents, never logged.
+    #[arg(
+        long = "agent-tls-dir",
+        env = "CARVE_AGENT_TLS_DIR",
+        default_value = "/etc/carve/agent-tls"
+    )]
+    pub agent_tls_dir: PathBuf,
+}
+
+impl ControllerArgs {
+    /// The three TLS files in `--agent-tls-dir`.
+    pub fn agent_tls_files(&self) -> csi_common::mtls::MtlsFiles {
+        csi_common::mtls::MtlsFiles {
+            ca: self.agent_tls_dir.join("ca.crt"),
+            cert: self.agent_tls_dir.join("tls.crt"),
+            key: self.agent_tls_dir.join("tls.key"),
+        }
+    }
 }
 
 /// The flags of a storage host's LVM and LIO layers: what `csi-controller` drives on its own

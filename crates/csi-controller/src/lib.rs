@@ -6,10 +6,13 @@
 //! answers (`restoration` says which volumes wait for it). The controller keeps the VG's
 //! figures in memory (`lvm::ledger`), seeded at start and resynced by `resync`. `host` builds
 //! one storage host's runtime from its flags, for this binary and for `carve-agent` alike;
-//! `agent` reaches a host through its carve-agent instead (client side, not wired in yet).
+//! `agent` reaches a host through its carve-agent instead (the client), and `fleet` holds the
+//! backends the service dispatches to (the local host, or the agents of `--agents`), placement
+//! and listings across agents.
 
 pub mod agent;
 pub mod config;
+pub mod fleet;
 pub mod host;
 pub mod ops;
 pub mod readiness;

@@ -21,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
         driver = %args.common.driver_name,
         version = env!("CARGO_PKG_VERSION"),
         volume_group = ?args.host.volume_group,
+        agents = ?args.agents,
         backend = ?args.host.lio_backend,
         "starting csi-controller"
     );
@@ -28,7 +29,9 @@ async fn main() -> anyhow::Result<()> {
     let controller = server::build(&args, runner).context("invalid configuration")?;
     // Serve at once; Probe says not ready, and RPCs on volumes not restored yet say
     // UNAVAILABLE, until startup reconciliation completes.
-    controller.host.start();
+    if let Some(host) = &controller.host {
+        host.start();
+    }
     let served = serve::serve(
         &args.common.endpoint,
         controller.routes,
@@ -38,6 +41,8 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("serving the CSI endpoint");
     // A change still waiting for the coalesced save is written before exit.
-    controller.host.shutdown().await;
+    if let Some(host) = &controller.host {
+        host.shutdown().await;
+    }
     served
 }

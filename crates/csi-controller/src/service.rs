@@ -1,4 +1,7 @@
-//! The gRPC Controller service: thin translation between CSI messages and `ops`.
+//! The gRPC Controller service: thin translation between CSI messages and `ops` on the local
+//! host, or the agents' calls ([`crate::fleet`]): every RPC naming a volume or snapshot resolves
+//! its id to one backend ([`Backends::resolve`]) and runs there; CreateVolume, ListVolumes,
+//! ListSnapshots and GetCapacity over agents go through `fleet`'s placement and listings.
 //!
 //! Invariants: every handler records its ids on the RPC span first; mutating RPCs take the
 //! per-volume (CreateVolume: per-name) guard and run in a spawned task that owns it, so a
@@ -8,12 +11,12 @@
 //! volume of its name, or its source volume), and ListVolumes until it completes, answer
 //! `Unavailable` from [`Restoration`] before taking any guard.
 
+use crate::fleet::{Backend, Backends, Resolved, remote};
 use crate::ops::{
     self, Ctx,
     create_volume::{CreateVolume, Created},
     list_volumes::VolumeStatus,
     publish::Publish,
-    validate::Validation,
 };
 use crate::restoration::Restoration;
 use csi_common::{Result, guard::OperationGuards, telemetry::record_ids};
@@ -46,7 +49,7 @@ pub const CAPABILITIES: &[Rpc] = &[
 /// The Controller service.
 #[derive(Debug, Clone)]
 pub struct ControllerService {
-    ctx: Ctx,
+    backends: Backends,
     volumes: OperationGuards,
     names: OperationGuards,
     snapshots: OperationGuards,
@@ -54,10 +57,15 @@ pub struct ControllerService {
 }
 
 impl ControllerService {
-    /// The service over `ctx`.
+    /// The service over the local storage host `ctx` (a single-host controller).
     pub fn new(ctx: Ctx) -> Self {
+        Self::over(Backends::Local(Box::new(ctx)))
+    }
+
+    /// The service over `backends` (the local host, or the agents of the agents file).
+    pub fn over(backends: Backends) -> Self {
         Self {
-            ctx,
+            backends,
             volumes: OperationGuards::new("volume"),
             names: OperationGuards::new("name"),
             snapshots: OperationGuards::new("snapshot"),
@@ -85,18 +93,30 @@ impl ControllerService {
         }
     }
 
-    /// Runs `op` in its own task holding the guard of `key`.
+    /// The backend of the volume or snapshot `raw` (request field `field`); `NotFound` when no
+    /// configured backend can hold it.
+    fn resolve(&self, raw: &str, field: &str, what: &str) -> Result<Resolved> {
+        self.backends
+            .resolve(raw, field)?
+            .ok_or_else(|| Backends::unresolved(raw, what))
+    }
+
+    /// Runs `op` over the local host in its own task holding the guard of `key`.
     async fn guarded<T, F, Fut>(&self, guards: &OperationGuards, key: &str, op: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        guards.run(key, op(self.ctx.clone())).await
+        let Backends::Local(ctx) = &self.backends else {
+            return Err(csi_common::Error::internal("no local storage host"));
+        };
+        guards.run(key, op(Ctx::clone(ctx))).await
     }
 
     /// Records `volume_id` (and `node_id`) on the span, answers `Unavailable` until the volume
-    /// is restored, then runs `op` holding the volume's guard.
+    /// is restored, resolves its backend (`NotFound`: none), then runs `op` holding the
+    /// volume's guard.
     async fn on_volume<T, F, Fut>(
         &self,
         volume_id: String,
@@ -105,12 +125,13 @@ impl ControllerService {
     ) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Ctx) -> Fut,
+        F: FnOnce(Resolved) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         record_ids(Some(&volume_id), node_id);
         self.restored(&volume_id)?;
-        self.guarded(&self.volumes, &volume_id, op).await
+        let target = self.resolve(&volume_id, "volume_id", "volume")?;
+        self.volumes.run(&volume_id, op(target)).await
     }
 }
 
@@ -148,6 +169,10 @@ fn csi_status(s: &VolumeStatus) -> (Vec<String>, VolumeCondition) {
 impl ControllerService {
     async fn create(&self, req: CreateVolumeRequest) -> Result<CreateVolumeResponse> {
         record_ids(None, None);
+        let ctx = match &self.backends {
+            Backends::Local(ctx) => Ctx::clone(ctx),
+            Backends::Agents(_) => return self.create_placed(req).await,
+        };
         if !req.name.is_empty() {
             self.restored(csi_common::ids::LvName::for_volume(&req.name).as_str())?;
         }
@@ -192,13 +217,51 @@ impl ControllerService {
             tracing::info!(volume = %v.id, "volume already existed");
         }
         Ok(CreateVolumeResponse {
-            volume: Some(csi_volume(&self.ctx, created.volume())),
+            volume: Some(csi_volume(&ctx, created.volume())),
+        })
+    }
+
+    /// CreateVolume across agents ([`crate::fleet::create`]), holding the name's guard.
+    async fn create_placed(&self, req: CreateVolumeRequest) -> Result<CreateVolumeResponse> {
+        let backends = self.backends.clone();
+        let name = req.name.clone();
+        let (agent, made) = self
+            .names
+            .run(&name, async move {
+                crate::fleet::create::create_volume(&backends, &req).await
+            })
+            .await?;
+        let volume = remote::volume(&agent, made.get());
+        record_ids(Some(&volume.volume_id), None);
+        if let crate::agent::Made::AlreadyExisted(_) = made {
+            tracing::info!(volume = %volume.volume_id, agent = agent.name(), "volume already existed");
+        }
+        Ok(CreateVolumeResponse {
+            volume: Some(volume),
         })
     }
 
     async fn delete(&self, req: DeleteVolumeRequest) -> Result<DeleteVolumeResponse> {
-        self.on_volume(req.volume_id.clone(), None, move |ctx| async move {
-            ops::delete_volume::delete_volume(&ctx, &req.volume_id).await
+        let id = req.volume_id;
+        if self.backends.resolve(&id, "volume_id")?.is_none() {
+            record_ids(Some(&id), None);
+            // spec.md, DeleteVolume: an id Carve never issued is a volume that does not exist
+            // (OK); one naming a storage host not configured here may still hold data.
+            if Backends::names_a_host(&id) {
+                return Err(Backends::unresolved(&id, "volume"));
+            }
+            return Ok(DeleteVolumeResponse {});
+        }
+        self.on_volume(id, None, move |target| async move {
+            match target.backend {
+                Backend::Local(ctx) => {
+                    ops::delete_volume::delete_volume(&ctx, &target.local).await?;
+                }
+                Backend::Agent(agent) => {
+                    agent.client.delete_volume(&target.local).await?;
+                }
+            }
+            Ok(())
         })
         .await?;
         Ok(DeleteVolumeResponse {})
@@ -210,15 +273,18 @@ impl ControllerService {
     ) -> Result<ControllerPublishVolumeResponse> {
         let (id, node) = (req.volume_id.clone(), req.node_id.clone());
         let target = self
-            .on_volume(id, Some(&node), move |ctx| async move {
+            .on_volume(id, Some(&node), move |target| async move {
                 let op = Publish {
-                    volume_id: &req.volume_id,
+                    volume_id: &target.local,
                     node_id: &req.node_id,
                     capability: req.volume_capability.as_ref(),
                     readonly: req.readonly,
                     secrets: &req.secrets,
                 };
-                ops::publish::publish(&ctx, op).await
+                match target.backend {
+                    Backend::Local(ctx) => ops::publish::publish(&ctx, op).await,
+                    Backend::Agent(agent) => agent.client.publish(op).await,
+                }
             })
             .await?;
         Ok(ControllerPublishVolumeResponse {
@@ -231,95 +297,16 @@ impl ControllerService {
         req: ControllerUnpublishVolumeRequest,
     ) -> Result<ControllerUnpublishVolumeResponse> {
         let (id, node) = (req.volume_id.clone(), req.node_id.clone());
-        self.on_volume(id, Some(&node), move |ctx| async move {
-            ops::unpublish::unpublish(&ctx, &req.volume_id, &req.node_id).await
+        self.on_volume(id, Some(&node), move |target| async move {
+            match target.backend {
+                Backend::Local(ctx) => {
+                    ops::unpublish::unpublish(&ctx, &target.local, &req.node_id).await
+                }
+                Backend::Agent(agent) => agent.client.unpublish(&target.local, &req.node_id).await,
+            }
         })
         .await?;
         Ok(ControllerUnpublishVolumeResponse {})
-    }
-
-    async fn get(&self, req: ControllerGetVolumeRequest) -> Result<ControllerGetVolumeResponse> {
-        record_ids(Some(&req.volume_id), None);
-        self.restored(&req.volume_id)?;
-        let s = ops::list_volumes::get_volume(&self.ctx, &req.volume_id).await?;
-        let (published_node_ids, condition) = csi_status(&s);
-        Ok(ControllerGetVolumeResponse {
-            volume: Some(csi_volume(&self.ctx, &s.volume)),
-            status: Some(controller_get_volume_response::VolumeStatus {
-                published_node_ids,
-                volume_condition: Some(condition),
-            }),
-        })
-    }
-
-    async fn validate(
-        &self,
-        req: ValidateVolumeCapabilitiesRequest,
-    ) -> Result<ValidateVolumeCapabilitiesResponse> {
-        record_ids(Some(&req.volume_id), None);
-        self.restored(&req.volume_id)?;
-        let answer = ops::validate::validate(
-            &self.ctx,
-            &req.volume_id,
-            &req.volume_capabilities,
-            &req.parameters,
-        )
-        .await?;
-        Ok(match answer {
-            Validation::Confirmed => ValidateVolumeCapabilitiesResponse {
-                confirmed: Some(validate_volume_capabilities_response::Confirmed {
-                    volume_context: req.volume_context,
-                    volume_capabilities: req.volume_capabilities,
-                    parameters: req.parameters,
-                    mutable_parameters: req.mutable_parameters,
-                }),
-                message: String::new(),
-            },
-            Validation::Unconfirmed(message) => ValidateVolumeCapabilitiesResponse {
-                confirmed: None,
-                message,
-            },
-        })
-    }
-
-    async fn list(&self, req: ListVolumesRequest) -> Result<ListVolumesResponse> {
-        // Published nodes come from the ACLs, which are not all back yet.
-        self.restoration.check_all()?;
-        let page = ops::list_volumes::list_volumes(&self.ctx, req.max_entries, &req.starting_token)
-            .await?;
-        let entries = page
-            .entries
-            .iter()
-            .map(|s| {
-                let (published_node_ids, condition) = csi_status(s);
-                list_volumes_response::Entry {
-                    volume: Some(csi_volume(&self.ctx, &s.volume)),
-                    status: Some(list_volumes_response::VolumeStatus {
-                        published_node_ids,
-                        volume_condition: Some(condition),
-                    }),
-                }
-            })
-            .collect();
-        Ok(ListVolumesResponse {
-            entries,
-            next_token: page.next_token,
-        })
-    }
-
-    async fn capacity(&self, req: GetCapacityRequest) -> Result<GetCapacityResponse> {
-        let cap = ops::get_capacity::get_capacity(
-            &self.ctx,
-            &req.volume_capabilities,
-            &req.parameters,
-            req.accessible_topology.as_ref().map(|t| &t.segments),
-        )
-        .await?;
-        Ok(GetCapacityResponse {
-            available_capacity: i64::try_from(cap.available).unwrap_or(i64::MAX),
-            maximum_volume_size: None,
-            minimum_volume_size: Some(i64::try_from(cap.minimum_volume_size).unwrap_or(i64::MAX)),
-        })
     }
 
     #[allow(clippy::unnecessary_wraps, clippy::unused_self)] // the shape of every handler
@@ -374,6 +361,7 @@ fn unimplemented_rpc(name: &str) -> Status {
 }
 
 mod data_services;
+mod inspect;
 
 #[cfg(test)]
 #[path = "service_tests.rs"]

@@ -1,4 +1,6 @@
-//! Stage records: one small versioned JSON file per staged volume in the state directory.
+//! Stage records: one small versioned JSON file per staged volume in the state directory, named
+//! `<volume id>.json` by the id as the CO sends it (bare `csi-…`, or placed `AGENT:VG:csi-…`:
+//! [`VolumeHandle`]).
 //!
 //! Invariants: a record is written (atomically: temp file in the same directory, fsync, rename,
 //! directory fsync; mode 0600) *before* the first side effect of a stage, so a crash at any
@@ -11,6 +13,7 @@ use crate::device::Expected;
 use csi_common::{
     Error, Result,
     ids::{Iqn, VolumeId},
+    placed::VolumeHandle,
 };
 use serde::{Deserialize, Serialize};
 use std::{
@@ -111,12 +114,12 @@ impl StateDir {
         Self { dir: dir.into() }
     }
 
-    fn path(&self, volume: &VolumeId) -> PathBuf {
+    fn path(&self, volume: &VolumeHandle) -> PathBuf {
         self.dir.join(format!("{volume}.json"))
     }
 
     /// The record of `volume`, if any.
-    pub fn load(&self, volume: &VolumeId) -> Result<Option<StageRecord>> {
+    pub fn load(&self, volume: &VolumeHandle) -> Result<Option<StageRecord>> {
         let path = self.path(volume);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -141,7 +144,7 @@ impl StateDir {
             std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| fail("chmod", e))?;
         }
-        let volume = VolumeId::parse(&record.volume_id)?;
+        let volume = VolumeHandle::parse(&record.volume_id)?;
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::internal(e.to_string()))?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".stage")
@@ -159,8 +162,34 @@ impl StateDir {
         Ok(())
     }
 
+    /// The volumes whose records are here and whose local id is `local` (the one a target IQN
+    /// ends with): the bare id's, and any placed one's (`AGENT:VG:<local>`), read from the file
+    /// names, so an unreadable record is still found.
+    pub fn holders_of(&self, local: &VolumeId) -> Result<Vec<VolumeHandle>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::internal(format!("read {}: {e}", self.dir.display())));
+            }
+        };
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if let Ok(handle) = VolumeHandle::parse(id)
+                && handle.local() == local
+            {
+                found.push(handle);
+            }
+        }
+        Ok(found)
+    }
+
     /// Deletes the record of `volume`; a missing record is fine.
-    pub fn remove(&self, volume: &VolumeId) -> Result<()> {
+    pub fn remove(&self, volume: &VolumeHandle) -> Result<()> {
         match std::fs::remove_file(self.path(volume)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -219,7 +248,7 @@ mod tests {
     fn round_trip_atomic_private_and_versioned() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path().join("state"));
-        let v = VolumeId::parse("csi-v1").unwrap();
+        let v = VolumeHandle::parse("csi-v1").unwrap();
         assert_eq!(state.load(&v).unwrap(), None);
         let rec = sample(
             "csi-v1",
@@ -253,6 +282,45 @@ mod tests {
         state.remove(&v).unwrap();
         state.remove(&v).unwrap();
         assert_eq!(state.load(&v).unwrap(), None);
+    }
+
+    /// A volume of a non-default agent (`AGENT:VG:csi-…`, issue 19) has its own record, found
+    /// by the local id its target ends with, beside the bare id's.
+    #[test]
+    fn placed_ids_have_records_found_by_their_local_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let local = VolumeId::parse("csi-v1").unwrap();
+        assert!(
+            state.holders_of(&local).unwrap().is_empty(),
+            "no directory yet"
+        );
+        let placed = VolumeHandle::parse("b:vg0:csi-v1").unwrap();
+        let block = || Access::Block;
+        state
+            .save(&sample("b:vg0:csi-v1", Path::new("/stage/b"), block()))
+            .unwrap();
+        assert!(dir.path().join("state/b:vg0:csi-v1.json").exists());
+        assert_eq!(
+            state.load(&placed).unwrap().unwrap().volume_id,
+            "b:vg0:csi-v1"
+        );
+        assert_eq!(state.load(&VolumeHandle::from_local(&local)).unwrap(), None);
+        state
+            .save(&sample("csi-v1", Path::new("/stage/a"), block()))
+            .unwrap();
+        state
+            .save(&sample("csi-v2", Path::new("/stage/c"), block()))
+            .unwrap();
+        std::fs::write(dir.path().join("state/c:vg0:csi-v1.json"), "{not json").unwrap();
+        let mut holders: Vec<String> = state
+            .holders_of(&local)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        holders.sort();
+        assert_eq!(holders, ["b:vg0:csi-v1", "c:vg0:csi-v1", "csi-v1"]);
     }
 
     #[test]

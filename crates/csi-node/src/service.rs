@@ -170,7 +170,10 @@ impl NodeService {
         if volume_id.is_empty() {
             return Err(Error::invalid_argument("volume_id is required"));
         }
-        let guard = self.guards.try_acquire(&volume_id)?;
+        // Keyed by the local id, as upkeep's sweep keys a session by its target.
+        let guard = self
+            .guards
+            .try_acquire(csi_common::placed::guard_key(&volume_id))?;
         let core = Arc::clone(&self.core);
         let span = tracing::Span::current();
         let task = tokio::spawn(tracing::Instrument::instrument(

@@ -11,7 +11,7 @@
 //! agent) is `Unavailable`, never a wrong answer; capabilities are checked here with the same
 //! [`crate::ops::capability::parse`] the local operations use, so an unsupported one gets the
 //! local message; CHAP secrets travel only inside the TLS channel, in [`proto::Chap`], whose
-//! `Debug` prints no value. Not wired into the CSI service yet (issue 19, item 2).
+//! `Debug` prints no value. The CSI service reaches it through [`crate::fleet`].
 
 pub mod convert;
 

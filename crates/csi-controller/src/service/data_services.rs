@@ -8,6 +8,7 @@
 //! timeout never cancels an LVM change halfway and a second call in flight is ABORTED.
 
 use super::ControllerService;
+use crate::fleet::{self, Backend, Backends, remote};
 use crate::ops::{
     self,
     snapshot::{
@@ -28,14 +29,16 @@ impl ControllerService {
         req: ControllerExpandVolumeRequest,
     ) -> Result<ControllerExpandVolumeResponse> {
         let expanded = self
-            .on_volume(req.volume_id.clone(), None, move |ctx| async move {
-                ops::expand_volume::expand_volume(
-                    &ctx,
-                    &req.volume_id,
-                    req.capacity_range.as_ref(),
-                    req.volume_capability.as_ref(),
-                )
-                .await
+            .on_volume(req.volume_id.clone(), None, move |target| async move {
+                let (range, cap) = (req.capacity_range.as_ref(), req.volume_capability.as_ref());
+                match target.backend {
+                    Backend::Local(ctx) => {
+                        ops::expand_volume::expand_volume(&ctx, &target.local, range, cap).await
+                    }
+                    Backend::Agent(agent) => {
+                        agent.client.expand_volume(&target.local, range, cap).await
+                    }
+                }
             })
             .await?;
         Ok(ControllerExpandVolumeResponse {
@@ -51,21 +54,49 @@ impl ControllerService {
         record_ids(Some(&req.source_volume_id), None);
         self.restored(&req.source_volume_id)?;
         let key = id_for(&req.name).to_string();
-        let created = self
-            .guarded(&self.snapshots, &key, move |ctx| async move {
-                let op = CreateSnapshot {
-                    name: &req.name,
-                    source_volume_id: &req.source_volume_id,
-                    parameters: &req.parameters,
+        let source = self.resolve(&req.source_volume_id, "source_volume_id", "source volume")?;
+        let snapshot = match source.backend {
+            Backend::Local(_) => {
+                let created = self
+                    .guarded(&self.snapshots, &key, move |ctx| async move {
+                        let op = CreateSnapshot {
+                            name: &req.name,
+                            source_volume_id: &req.source_volume_id,
+                            parameters: &req.parameters,
+                        };
+                        ops::snapshot::create::create_snapshot(&ctx, op).await
+                    })
+                    .await?;
+                if let SnapshotCreated::AlreadyExisted(s) = &created {
+                    tracing::info!(snapshot = %s.id, "snapshot already existed");
+                }
+                created.snapshot().to_csi()
+            }
+            Backend::Agent(agent) => {
+                let Backends::Agents(agents) = self.backends.clone() else {
+                    return Err(csi_common::Error::internal("an agent without agents"));
                 };
-                ops::snapshot::create::create_snapshot(&ctx, op).await
-            })
-            .await?;
-        if let SnapshotCreated::AlreadyExisted(s) = &created {
-            tracing::info!(snapshot = %s.id, "snapshot already existed");
-        }
+                let on = std::sync::Arc::clone(&agent);
+                let made = self
+                    .snapshots
+                    .run(&key, async move {
+                        let op = CreateSnapshot {
+                            name: &req.name,
+                            source_volume_id: &source.local,
+                            parameters: &req.parameters,
+                        };
+                        fleet::snapshots::create_snapshot(&agents, &on, op).await
+                    })
+                    .await?;
+                let snapshot = remote::snapshot(&agent, made.get());
+                if let crate::agent::Made::AlreadyExisted(_) = made {
+                    tracing::info!(snapshot = %snapshot.snapshot_id, "snapshot already existed");
+                }
+                snapshot
+            }
+        };
         Ok(CreateSnapshotResponse {
-            snapshot: Some(created.snapshot().to_csi()),
+            snapshot: Some(snapshot),
         })
     }
 
@@ -75,10 +106,26 @@ impl ControllerService {
     ) -> Result<DeleteSnapshotResponse> {
         tracing::debug!(snapshot = %req.snapshot_id, "deleting snapshot");
         let key = req.snapshot_id.clone();
-        self.guarded(&self.snapshots, &key, move |ctx| async move {
-            ops::snapshot::delete::delete_snapshot(&ctx, &req.snapshot_id).await
-        })
-        .await?;
+        let Some(target) = self.backends.resolve(&key, "snapshot_id")? else {
+            // As DeleteVolume (service.rs): unknown is OK, a host not configured is NotFound.
+            if Backends::names_a_host(&key) {
+                return Err(Backends::unresolved(&key, "snapshot"));
+            }
+            return Ok(DeleteSnapshotResponse {});
+        };
+        self.snapshots
+            .run(&key, async move {
+                match target.backend {
+                    Backend::Local(ctx) => {
+                        ops::snapshot::delete::delete_snapshot(&ctx, &target.local).await?;
+                    }
+                    Backend::Agent(agent) => {
+                        agent.client.delete_snapshot(&target.local).await?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
         Ok(DeleteSnapshotResponse {})
     }
 
@@ -92,7 +139,13 @@ impl ControllerService {
             source_volume_id: &req.source_volume_id,
             snapshot_id: &req.snapshot_id,
         };
-        let page = ops::snapshot::list::list_snapshots(&self.ctx, op).await?;
+        let ctx = match &self.backends {
+            Backends::Local(ctx) => ctx,
+            Backends::Agents(_) => {
+                return fleet::listing::list_snapshots(&self.backends, &req).await;
+            }
+        };
+        let page = ops::snapshot::list::list_snapshots(ctx, op).await?;
         Ok(ListSnapshotsResponse {
             entries: page
                 .entries
@@ -106,9 +159,17 @@ impl ControllerService {
     }
 
     pub(super) async fn snapshot(&self, req: GetSnapshotRequest) -> Result<GetSnapshotResponse> {
-        let snapshot = ops::snapshot::list::get_snapshot(&self.ctx, &req.snapshot_id).await?;
+        let target = self.resolve(&req.snapshot_id, "snapshot_id", "snapshot")?;
+        let snapshot = match target.backend {
+            Backend::Local(ctx) => ops::snapshot::list::get_snapshot(&ctx, &target.local)
+                .await?
+                .to_csi(),
+            Backend::Agent(agent) => {
+                remote::get_snapshot(&agent, &target.local, &req.snapshot_id).await?
+            }
+        };
         Ok(GetSnapshotResponse {
-            snapshot: Some(snapshot.to_csi()),
+            snapshot: Some(snapshot),
         })
     }
 }

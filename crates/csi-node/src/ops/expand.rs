@@ -18,7 +18,7 @@ use crate::{
     paths,
     records::{Access, StageRecord},
 };
-use csi_common::{Error, Result, ids::VolumeId};
+use csi_common::{Error, Result, placed::VolumeHandle};
 use csi_proto::v1::VolumeCapability;
 use std::{
     path::Path,
@@ -59,7 +59,7 @@ pub struct Expanded {
 
 /// Runs NodeExpandVolume.
 pub async fn expand(core: &NodeCore, req: Expand<'_>) -> Result<Expanded> {
-    let volume = VolumeId::lookup(req.volume_id)?;
+    let volume = VolumeHandle::lookup(req.volume_id)?;
     let volume_path = paths::lookup(req.volume_path, "volume_path")?;
     let (required, limit) = range(req.required_bytes, req.limit_bytes)?;
     let volume = volume

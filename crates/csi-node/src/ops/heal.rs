@@ -16,11 +16,7 @@ use crate::{
     iscsi::find_session,
     records::StageRecord,
 };
-use csi_common::{
-    Result,
-    guard::OperationGuards,
-    ids::{Iqn, VolumeId},
-};
+use csi_common::{Result, guard::OperationGuards, ids::Iqn, placed::VolumeHandle};
 
 /// What one self-heal round did and saw.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -36,10 +32,10 @@ pub async fn heal(core: &NodeCore, guards: &OperationGuards) -> Heal {
     let mut done = Heal::default();
     let (records, _) = gauges::stage_records(core.records.dir());
     for listed in records {
-        let Ok(volume) = VolumeId::parse(&listed.volume_id) else {
+        let Ok(volume) = VolumeHandle::parse(&listed.volume_id) else {
             continue;
         };
-        let Ok(_guard) = guards.try_acquire(volume.as_str()) else {
+        let Ok(_guard) = guards.try_acquire(volume.local().as_str()) else {
             continue; // an RPC on this volume is in flight: next round
         };
         let Ok(Some(record)) = core.records.load(&volume) else {

@@ -13,7 +13,7 @@
 
 use super::{NodeCore, capability, device_binds, other_mounts_of};
 use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths, records::Access};
-use csi_common::{Error, Result, ids::VolumeId};
+use csi_common::{Error, Result, placed::VolumeHandle};
 use csi_proto::v1::{VolumeCapability, volume_capability::access_mode::Mode};
 use std::{
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
@@ -52,7 +52,7 @@ pub struct Publish<'a> {
 
 /// Runs NodePublishVolume.
 pub async fn publish(core: &NodeCore, req: Publish<'_>) -> Result<()> {
-    let volume = VolumeId::lookup(req.volume_id)?;
+    let volume = VolumeHandle::lookup(req.volume_id)?;
     if req.staging_path.is_empty() {
         return Err(Error::failed_precondition(
             "staging_target_path is required (the plugin stages volumes)",

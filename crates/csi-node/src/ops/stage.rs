@@ -32,7 +32,7 @@ use crate::{
 use csi_common::{
     Error, Kind, Result,
     contract::{BLANK, CONTENT_SOURCE, Chap, IscsiTarget, READONLY, context_flag},
-    ids::VolumeId,
+    placed::VolumeHandle,
 };
 use csi_proto::v1::VolumeCapability;
 use nix::mount::MsFlags;
@@ -65,7 +65,7 @@ pub struct Stage<'a> {
 
 /// Runs NodeStageVolume.
 pub async fn stage(core: &NodeCore, req: Stage<'_>) -> Result<()> {
-    let volume = VolumeId::lookup(req.volume_id)?;
+    let volume = VolumeHandle::lookup(req.volume_id)?;
     let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
     let cap = capability::parse(req.capability)?;
     let volume = volume

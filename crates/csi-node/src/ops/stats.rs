@@ -14,10 +14,7 @@ use crate::{
     device::readonly::view_name, iscsi::find_session, mount::mountinfo::mounted_at, paths,
     records::Access,
 };
-use csi_common::{
-    Error, Result,
-    ids::{Iqn, VolumeId},
-};
+use csi_common::{Error, Result, ids::Iqn, placed::VolumeHandle};
 
 /// A NodeGetVolumeStats request, stripped of gRPC (its staging path plays no part). [`stats`]
 /// parses both fields: an id Carve never issued and a path that cannot be the volume's are
@@ -66,7 +63,7 @@ pub struct VolumeStats {
 
 /// Runs NodeGetVolumeStats.
 pub fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
-    let volume = VolumeId::lookup(req.volume_id)?;
+    let volume = VolumeHandle::lookup(req.volume_id)?;
     let path = paths::lookup(req.volume_path, "volume_path")?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;
@@ -196,7 +193,7 @@ pub fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
 fn readonly_view_of(
     core: &NodeCore,
     record: &crate::records::StageRecord,
-    volume: &VolumeId,
+    volume: &VolumeHandle,
     path: &std::path::Path,
 ) -> Option<String> {
     let disk = record.device.as_deref()?;

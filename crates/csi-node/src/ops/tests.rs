@@ -166,7 +166,7 @@ impl Harness {
     fn record(&self) -> Option<crate::records::StageRecord> {
         self.core
             .records
-            .load(&csi_common::ids::VolumeId::parse(VOL).unwrap())
+            .load(&csi_common::placed::VolumeHandle::parse(VOL).unwrap())
             .unwrap()
     }
 

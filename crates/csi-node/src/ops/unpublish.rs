@@ -10,7 +10,7 @@
 
 use super::NodeCore;
 use crate::{device::readonly::view_name, mount::mountinfo::mounted_at, paths};
-use csi_common::{Error, Result, ids::VolumeId};
+use csi_common::{Error, Result, placed::VolumeHandle};
 
 /// A NodeUnpublishVolume request, stripped of gRPC. [`unpublish`] parses both fields (an id
 /// Carve never issued is OK, not an error, so the id is looked up, never just parsed).
@@ -24,7 +24,7 @@ pub struct Unpublish<'a> {
 
 /// Runs NodeUnpublishVolume.
 pub async fn unpublish(core: &NodeCore, req: Unpublish<'_>) -> Result<()> {
-    let volume = VolumeId::lookup(req.volume_id)?;
+    let volume = VolumeHandle::lookup(req.volume_id)?;
     let target = paths::check_shape(req.target_path, "target_path")?;
     let Some(volume) = volume else {
         return Ok(()); // an id Carve never issued was never published: nothing to undo

@@ -24,10 +24,7 @@ use crate::{
     paths,
     records::{Access, StageRecord},
 };
-use csi_common::{
-    Error, Result,
-    ids::{Iqn, VolumeId},
-};
+use csi_common::{Error, Result, ids::Iqn, placed::VolumeHandle};
 
 /// A NodeUnstageVolume request, stripped of gRPC. [`unstage`] parses both fields (an id Carve
 /// never issued is OK, not an error, so the id is looked up, never just parsed).
@@ -41,7 +38,7 @@ pub struct Unstage<'a> {
 
 /// Runs NodeUnstageVolume.
 pub async fn unstage(core: &NodeCore, req: Unstage<'_>) -> Result<()> {
-    let volume = VolumeId::lookup(req.volume_id)?;
+    let volume = VolumeHandle::lookup(req.volume_id)?;
     let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
     let Some(volume) = volume else {
         return Ok(()); // an id Carve never issued was never staged: nothing to undo

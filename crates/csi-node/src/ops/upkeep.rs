@@ -8,7 +8,9 @@
 //!
 //! Invariants: a volume is swept only under its per-volume guard (taken without waiting; a
 //! volume with an RPC in flight is skipped this round), so the sweep never races a stage or an
-//! unstage; ownership is decided by the stage record after the guard is held; a session is
+//! unstage (the guard is keyed by the local id the target ends with, for a placed id
+//! `AGENT:VG:csi-…` as for a bare one: [`csi_common::placed::guard_key`]); ownership is decided
+//! by the stage records of that local id, under either form, after the guard is held; a session is
 //! removed only when none of its disks is mounted (in any mount namespace), bind-mounted as a
 //! device, held by a stacked device (`holders/`) or open exclusively, and otherwise it is left
 //! alone with a warning on every sweep; removal is the unstage order (flush, delete the SCSI
@@ -44,6 +46,18 @@ pub fn own_volume(prefix: &Iqn, target: &str) -> Option<VolumeId> {
     VolumeId::lookup(id).ok().flatten()
 }
 
+/// Whether a stage record holds the volume whose local id is `volume` (the one its target IQN
+/// ends with), under its bare id or a placed one (`AGENT:VG:<volume>`); an unreadable record
+/// is an error, which leaves the session alone.
+fn staged(core: &NodeCore, volume: &VolumeId) -> Result<bool> {
+    for holder in core.records.holders_of(volume)? {
+        if core.records.load(&holder)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// One sweep: removes every stale session and node record of Carve's targets under `prefix`.
 /// Errors on one volume are logged and the sweep goes on.
 pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> Sweep {
@@ -61,9 +75,9 @@ pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> S
         let Ok(_guard) = guards.try_acquire(volume.as_str()) else {
             continue; // an RPC on this volume is in flight: next round
         };
-        match core.records.load(&volume) {
-            Ok(None) => {}
-            Ok(Some(_)) => continue,
+        match staged(core, &volume) {
+            Ok(false) => {}
+            Ok(true) => continue,
             Err(e) => {
                 tracing::warn!(volume = %volume, error = %e, "upkeep: unreadable stage record; leaving its session alone");
                 continue;
@@ -99,7 +113,7 @@ pub async fn sweep(core: &NodeCore, guards: &OperationGuards, prefix: &Iqn) -> S
         let Ok(_guard) = guards.try_acquire(volume.as_str()) else {
             continue;
         };
-        if !matches!(core.records.load(&volume), Ok(None)) {
+        if !matches!(staged(core, &volume), Ok(false)) {
             continue;
         }
         // A session may have appeared since the listing: only a record without one goes.

@@ -138,3 +138,46 @@ async fn upkeep_never_flushes_the_disk_of_a_stale_session_that_is_not_logged_in(
     );
     assert!(h.init.sessions.lock().unwrap().is_empty());
 }
+
+/// A volume of a non-default agent (`AGENT:VG:csi-…`, issue 19): its target ends with the local
+/// id only, and its stage record is named by the placed id; the sweep finds the record through
+/// the local id and leaves the session and the node record alone. Without a record they go.
+#[tokio::test]
+async fn upkeep_keeps_the_session_of_a_staged_volume_of_another_agent() {
+    use crate::iscsi::Session;
+    use crate::ops::upkeep::sweep;
+    use crate::records::{Access, sample};
+    use csi_common::{guard::OperationGuards, ids::Iqn};
+    let h = harness(Ok(Probe::Empty));
+    let prefix = Iqn::parse("iqn.2024-01.dev.carve").unwrap();
+    let target = "iqn.2024-01.dev.carve:csi-placed";
+    {
+        h.init.sessions.lock().unwrap().push(Session {
+            sid: 7,
+            target: target.into(),
+            iface: "default".into(),
+            state: "LOGGED_IN".into(),
+            portal: Some("127.0.0.1:3260".parse().unwrap()),
+            disks: vec![(0, "sdg".into())],
+        });
+        h.init.records.lock().unwrap().push((target.into(), true));
+    }
+    let record = sample(
+        "b:vg0:csi-placed",
+        std::path::Path::new("/stage/p"),
+        Access::Block,
+    );
+    h.core.records.save(&record).unwrap();
+    let guards = OperationGuards::new("volume");
+    let done = sweep(&h.core, &guards, &prefix).await;
+    assert_eq!(done, Default::default(), "owned by b:vg0:csi-placed");
+    assert_eq!(h.init.sessions.lock().unwrap().len(), 1);
+
+    let handle = csi_common::placed::VolumeHandle::parse("b:vg0:csi-placed").unwrap();
+    h.core.records.remove(&handle).unwrap();
+    let done = sweep(&h.core, &guards, &prefix).await;
+    assert_eq!(
+        done.sessions_removed,
+        [format!("{target} at 127.0.0.1:3260")]
+    );
+}
