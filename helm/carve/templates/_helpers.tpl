@@ -81,9 +81,19 @@ app.kubernetes.io/component: {{ index . 1 }}
 gRPC server answers GetPluginInfo (carvectl, in the image), so a plugin that is up but not ready
 (volume group missing, iscsid down) is never restarted for it. */}}
 {{- define "carve.probes" -}}
+{{ include "carve.probesOn" (list . "127.0.0.1") }}
+{{- end -}}
+
+{{/* carve.probes with the livenessprobe sidecar's /healthz on `host`: pass (list $ host). A
+host-network pod's 127.0.0.1 is the node's, which the kubelet reaches; a pod on the pod network
+leaves host out (the pod IP), since the kubelet cannot reach the pod's loopback. */}}
+{{- define "carve.probesOn" -}}
+{{- $ := index . 0 -}}
 readinessProbe:
   httpGet:
-    host: 127.0.0.1
+    {{- with index . 1 }}
+    host: {{ . }}
+    {{- end }}
     path: /healthz
     port: healthz
   periodSeconds: 10
@@ -93,7 +103,7 @@ livenessProbe:
   exec:
     command:
       - /usr/local/bin/carvectl
-      - --endpoint=unix://{{ include "carve.socket" . }}
+      - --endpoint=unix://{{ include "carve.socket" $ }}
       - --timeout=10
       - identity
       - info
