@@ -12,6 +12,10 @@
 {{- include "carve.name" . }}-node
 {{- end -}}
 
+{{- define "carve.agentName" -}}
+{{- include "carve.name" . }}-agent
+{{- end -}}
+
 {{- define "carve.labels" -}}
 app.kubernetes.io/name: carve
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -134,7 +138,7 @@ volumeMounts:
     mountPath: {{ include "carve.socketDir" $ }}
 {{- end -}}
 
-{{/* The metrics ports of a component, as Service ports: pass (list $ "controller"|"node").
+{{/* The metrics ports of a component, as Service ports: pass (list $ "controller"|"node"|"agent").
 The names are the containers' port names. */}}
 {{- define "carve.metricsPorts" -}}
 {{- $ := index . 0 -}}
@@ -161,6 +165,10 @@ The names are the containers' port names. */}}
   port: {{ $.Values.sidecars.healthMonitor.httpPort }}
   targetPort: health-monitor
 {{- end }}
+{{- else if eq (index . 1) "agent" -}}
+- name: metrics
+  port: {{ $.Values.agents.daemonSet.metricsPort }}
+  targetPort: metrics
 {{- else -}}
 - name: metrics
   port: {{ $.Values.metrics.nodePort }}
