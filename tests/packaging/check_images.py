@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Checks Dockerfile.controller and Dockerfile.node against the code and the chart.
+"""Checks Dockerfile.controller, Dockerfile.node and Dockerfile.agent against the code and the chart.
 
-usage: check_images.py --bin-dir target/debug --render rendered.yaml
+usage: check_images.py --bin-dir target/debug --render rendered.yaml [--render another.yaml ...]
 
 1. Every program csi-controller / csi-node can run is derived from the source (Cmd::new("..."),
    string literals naming a known program, program-name constants, programs chosen by flags) and
    must be installed by that binary's Dockerfile (program -> Debian package table below), or be
    reached on the host through nsenter. An unknown program literal is an error: add it to PACKAGES.
 2. Every package the runtime stage installs is needed by something (no extras).
-3. The chart's args for each binary are flags its --help lists, the chart sets no command (the
-   image's ENTRYPOINT runs), and ENTRYPOINT is the binary the Dockerfile builds; every image
-   carries carvectl, and the program of every exec probe is installed in the image.
+3. The chart's args for each binary, in every rendering given (each binary must run in one),
+   are flags its --help lists, the chart sets no command (the image's ENTRYPOINT runs), and
+   ENTRYPOINT is the binary the Dockerfile builds; every image serving a CSI socket carries
+   carvectl, and the program of every exec probe is installed in the image.
 4. Multi-stage build in a Rust image no older than the workspace's rust-version, run on a slim
    Debian image, with the org.opencontainers.image labels.
 """
@@ -64,10 +65,17 @@ ESSENTIAL = {"coreutils", "util-linux", "bash", "dash"}  # in every debian:*-sli
 # by the literal scan, e.g. report("vgs", ..)) or a program chosen by a flag (flag_programs).
 DYNAMIC = [r"program", r"program\.display\(\)\.to_string\(\)", r"&?self\.(iscsiadm|targetcli|program|multipathd)(\.display\(\)\.to_string\(\))?", r"multipathd"]
 
+# Each binary: its Dockerfile, the crates whose source runs its programs (carve-agent runs
+# csi-controller's storage host runtime), programs chosen by flags, and whether it serves a CSI
+# socket (then carvectl, the chart's liveness probe, is in its image).
 BINARIES = {
-    "csi-controller": {"dockerfile": "Dockerfile.controller", "flag_programs": {"targetcli": "targetcli"}},
-    "csi-node": {"dockerfile": "Dockerfile.node", "flag_programs": {"iscsiadm": "iscsiadm", "multipath-program": "multipath",
-                                                                     "multipathd-program": "multipathd"}},
+    "csi-controller": {"dockerfile": "Dockerfile.controller", "crates": ["csi-controller"],
+                       "flag_programs": {"targetcli": "targetcli"}, "csi": True},
+    "csi-node": {"dockerfile": "Dockerfile.node", "crates": ["csi-node"],
+                 "flag_programs": {"iscsiadm": "iscsiadm", "multipath-program": "multipath",
+                                   "multipathd-program": "multipathd"}, "csi": True},
+    "carve-agent": {"dockerfile": "Dockerfile.agent", "crates": ["carve-agent", "csi-controller"],
+                    "flag_programs": {"targetcli": "targetcli"}, "csi": False},
 }
 
 
@@ -101,10 +109,11 @@ def call_args(text: str, call: str) -> list[str]:
     return out
 
 
-def programs_of(crate: str, errors: list[str]) -> dict[str, str]:
+def programs_of(binary: str, errors: list[str]) -> dict[str, str]:
     """Program -> where it was found."""
     found: dict[str, str] = {}
-    for path, text in crate_sources(crate).items():
+    sources = {p: t for crate in BINARIES[binary]["crates"] for p, t in crate_sources(crate).items()}
+    for path, text in sources.items():
         rel = path.relative_to(ROOT)
         for m in re.finditer(r'Cmd::new\(\s*"([^"]+)"', text):
             found.setdefault(m.group(1), f"{rel}: Cmd::new")
@@ -120,7 +129,7 @@ def programs_of(crate: str, errors: list[str]) -> dict[str, str]:
         for m in re.finditer(r'(?:\w\(\s*|const\s+\w+\s*:\s*&str\s*=\s*)"([A-Za-z0-9_.+-]+)"', text):
             if m.group(1) in PACKAGES:
                 found.setdefault(m.group(1), f"{rel}: literal")
-    for flag, program in BINARIES[f"csi-{crate.split('-')[1]}"]["flag_programs"].items():
+    for flag, program in BINARIES[binary]["flag_programs"].items():
         found.setdefault(program, f"--{flag} default")
     return found
 
@@ -153,16 +162,44 @@ def version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", v)[:2])
 
 
+def check_container(errors: list[str], binary: str, where: str, df: dict, flags: set[str],
+                    container: dict, pod: dict) -> None:
+    """3. for one container running `binary`: its args, command, image and exec probes."""
+    if "command" in container:
+        errors.append(f"chart: {binary} sets command; the image's ENTRYPOINT must run")
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        command = container.get(kind, {}).get("exec", {}).get("command", [])
+        if command and not re.search(rf"^COPY\s.*\s{re.escape(command[0])}\s*$", df["runtime"], re.M):
+            errors.append(f"chart: {binary} {kind} runs {command[0]}, which {where} does not install")
+    if not container["image"].rsplit(":", 1)[0].endswith(f"/{binary}"):
+        errors.append(f"chart: {binary} runs image {container['image']}")
+    for arg in container.get("args", []):
+        name = re.match(r"--([a-z0-9-]+)", arg)
+        if not name or name.group(1) not in flags:
+            errors.append(f"chart: {binary} arg {arg!r} is not a flag of {binary} --help")
+    for arg in container.get("args", []):
+        if arg.startswith("--iscsiadm=/"):
+            path = arg.split("=", 1)[1]
+            if path not in df["runtime"]:
+                errors.append(f"chart: --iscsiadm {path} is not created by {where}")
+            if pod.get("hostPID") is not True:
+                errors.append("chart: the iscsiadm wrapper enters PID 1's namespaces: the node needs hostPID")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", default=str(ROOT / "target" / "debug"))
-    parser.add_argument("--render", required=True, help="the chart's default rendering")
+    parser.add_argument("--render", required=True, action="append",
+                        help="a rendering of the chart (repeat: every binary must run in one)")
     args = parser.parse_args()
     errors: list[str] = []
-    docs = [d for d in yaml.safe_load_all(Path(args.render).read_text()) if d]
-    pods = {c["name"]: (c, d["spec"]["template"]["spec"])
-            for d in docs if d["kind"] in ("Deployment", "DaemonSet")
-            for c in d["spec"]["template"]["spec"]["containers"]}
+    # Container name -> every (container, pod spec) of that name across the renderings.
+    pods: dict[str, list[tuple[dict, dict]]] = {}
+    for render in args.render:
+        for d in yaml.safe_load_all(Path(render).read_text()):
+            if d and d["kind"] in ("Deployment", "DaemonSet"):
+                for c in d["spec"]["template"]["spec"]["containers"]:
+                    pods.setdefault(c["name"], []).append((c, d["spec"]["template"]["spec"]))
     rust_version = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["rust-version"]
 
     for binary, spec in BINARIES.items():
@@ -180,7 +217,7 @@ def main() -> int:
             if f"org.opencontainers.image.{label}" not in df["labels"]:
                 errors.append(f"{where}: label org.opencontainers.image.{label} missing")
         # 1. programs
-        programs = programs_of(crate, errors)
+        programs = programs_of(binary, errors)
         needed: set[str] = set()
         for program, found in sorted(programs.items()):
             package = PACKAGES.get(program)
@@ -200,34 +237,16 @@ def main() -> int:
         print(f"{binary}: programs {listing}; "
               f"installs {' '.join(sorted(df['packages']))}")
         # 3. chart vs --help and ENTRYPOINT
-        container, pod = pods.get(binary, ({}, {}))
-        if not container:
-            errors.append(f"chart: no container named {binary}")
-            continue
-        if "command" in container:
-            errors.append(f"chart: {binary} sets command; the image's ENTRYPOINT must run")
         if df["entrypoint"] != f"/usr/local/bin/{binary}" or f"/usr/local/bin/{binary}" not in df["runtime"]:
             errors.append(f"{where}: ENTRYPOINT {df['entrypoint']} is not the installed /usr/local/bin/{binary}")
-        if "-p carvectl" not in df["text"] or "/usr/local/bin/carvectl" not in df["runtime"]:
+        if spec["csi"] and ("-p carvectl" not in df["text"] or "/usr/local/bin/carvectl" not in df["runtime"]):
             errors.append(f"{where}: does not build and install carvectl as /usr/local/bin/carvectl")
-        for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
-            command = container.get(kind, {}).get("exec", {}).get("command", [])
-            if command and not re.search(rf"^COPY\s.*\s{re.escape(command[0])}\s*$", df["runtime"], re.M):
-                errors.append(f"chart: {binary} {kind} runs {command[0]}, which {where} does not install")
-        if not container["image"].rsplit(":", 1)[0].endswith(f"/{binary}"):
-            errors.append(f"chart: {binary} runs image {container['image']}")
+        if not pods.get(binary):
+            errors.append(f"chart: no container named {binary} in {', '.join(args.render)}")
+            continue
         flags = help_flags(Path(args.bin_dir) / binary)
-        for arg in container.get("args", []):
-            name = re.match(r"--([a-z0-9-]+)", arg)
-            if not name or name.group(1) not in flags:
-                errors.append(f"chart: {binary} arg {arg!r} is not a flag of {binary} --help")
-        for arg in container.get("args", []):
-            if arg.startswith("--iscsiadm=/"):
-                path = arg.split("=", 1)[1]
-                if path not in df["runtime"]:
-                    errors.append(f"chart: --iscsiadm {path} is not created by {where}")
-                if pod.get("hostPID") is not True:
-                    errors.append("chart: the iscsiadm wrapper enters PID 1's namespaces: the node needs hostPID")
+        for container, pod in pods[binary]:
+            check_container(errors, binary, where, df, flags, container, pod)
     return finish(errors, "ok: Dockerfiles match the code and the chart")
 
 

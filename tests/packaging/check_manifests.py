@@ -2,12 +2,14 @@
 """Checks rendered Carve manifests: strict Kubernetes schemas, then the packaging invariants.
 
 usage: check_manifests.py [--kube-version 1.30] [--kubelet-dir DIR] [--snapshots on|off]
-                          [--examples] FILE...
+                          [--agents VALUES.yaml] [--examples] FILE...
 
 Every object is validated strictly (unknown fields rejected) against kubernetes-validate's
 schemas, or against tests/packaging/schemas/ for the snapshot CRDs; an object without a schema is
 an error. Unless --examples is given, the files together must be one rendering of the chart, and
-every invariant of issue #7 is asserted on it. Exit status 1 with one line per failure.
+every invariant of issue #7 is asserted on it, and with --agents (the values file it was rendered
+with) those of agents mode (issue #19: a controller without host access, the agents file as the
+values say, the optional carve-agent DaemonSet). Exit status 1 with one line per failure.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import yaml
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
+from agents_checks import agent_hosts, check_agent_daemonset, check_agents_controller
+from manifests import by_kind, component, container, env_names, flag, host_paths, rules_of, socket_path
 from report import finish
 
 HERE = Path(__file__).resolve().parent
@@ -122,28 +126,6 @@ def validate_schemas(c: Checker, objects: list[tuple[str, dict]], kube_version: 
             c.check(False, f"{what}: {'.'.join(map(str, error.path))}: {error.message}")
 
 
-def by_kind(objects: list[tuple[str, dict]], kind: str) -> list[dict]:
-    return [doc for _, doc in objects if doc["kind"] == kind]
-
-
-def container(pod: dict, name: str) -> dict:
-    return next((c for c in pod["containers"] if c["name"] == name), {})
-
-
-def flag(cont: dict, name: str) -> list[str]:
-    prefix = f"--{name}="
-    return [a[len(prefix):] for a in cont.get("args", []) if a.startswith(prefix)]
-
-
-def host_paths(pod: dict) -> dict[str, str]:
-    return {v["name"]: v["hostPath"]["path"] for v in pod.get("volumes", []) if "hostPath" in v}
-
-
-def socket_path(driver: dict) -> str:
-    endpoint = flag(driver, "endpoint")
-    return endpoint[0].removeprefix("unix://") if endpoint else ""
-
-
 def check_csidriver(c: Checker, objects) -> None:
     drivers = by_kind(objects, "CSIDriver")
     if not c.check(len(drivers) == 1, f"expected one CSIDriver, found {len(drivers)}"):
@@ -155,12 +137,6 @@ def check_csidriver(c: Checker, objects) -> None:
     c.check(spec.get("podInfoOnMount") is False, "CSIDriver: podInfoOnMount must be false")
     c.check(bool(spec.get("fsGroupPolicy")), "CSIDriver: fsGroupPolicy must be set")
     c.check(spec.get("volumeLifecycleModes") == ["Persistent"], "CSIDriver: lifecycle must be Persistent")
-
-
-def env_names(cont: dict) -> dict[str, str]:
-    """Env name -> the fieldRef path (or value) it is set from."""
-    return {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath", e.get("value", ""))
-            for e in cont.get("env", [])}
 
 
 def check_capacity(c: Checker, objects) -> None:
@@ -275,25 +251,24 @@ def check_probes(c: Checker, pod: dict, driver_name: str, what: str) -> None:
 
 def the_workload(c: Checker, objects, kind: str, role: str) -> tuple[dict, dict, str] | None:
     """The one `kind` object (the `role`'s workload), its pod spec and its name for messages."""
-    found = by_kind(objects, kind)
+    found = component(objects, kind, role)
     if not c.check(len(found) == 1, f"expected one {role} {kind}, found {len(found)}"):
         return None
     workload = found[0]
     return workload, workload["spec"]["template"]["spec"], f"{kind}/{workload['metadata']['name']}"
 
 
-def check_controller(c: Checker, objects, snapshots: bool) -> None:
+def check_controller(c: Checker, objects, snapshots: bool, agents: list | None) -> None:
     found = the_workload(c, objects, "Deployment", "controller")
     if found is None:
         return
     dep, pod, what = found
     c.check(dep["spec"].get("replicas") == 1, f"{what}: one replica per storage host")
-    affinity = pod.get("affinity", {}).get("nodeAffinity", {})
-    c.check(bool(pod.get("nodeSelector")) or bool(affinity.get("requiredDuringSchedulingIgnoredDuringExecution")),
-            f"{what}: not pinned to the storage host (nodeSelector or required node affinity)")
-    c.check(pod.get("hostNetwork") is True, f"{what}: hostNetwork must be true (portals are the host's)")
     driver = container(pod, "csi-controller")
-    c.check(driver.get("securityContext", {}).get("privileged") is True, f"{what}: csi-controller not privileged")
+    if agents is None:
+        check_single_host_controller(c, pod, driver, what)
+    else:
+        check_agents_controller(c, objects, pod, driver, what, agents)
     names = {x["name"] for x in pod["containers"]}
     want = {"csi-controller", "csi-provisioner", "csi-attacher", "csi-resizer", "livenessprobe"}
     want |= {"csi-snapshotter"} if snapshots else set()
@@ -305,6 +280,19 @@ def check_controller(c: Checker, objects, snapshots: bool) -> None:
             c.check("--leader-election" in container(pod, side).get("args", []), f"{what}: {side} without leader election")
     c.check("--extra-create-metadata" in container(pod, "csi-provisioner").get("args", []),
             f"{what}: csi-provisioner without --extra-create-metadata (LVs would not record their PVC)")
+    check_sidecars_dial_the_driver(c, pod, "csi-controller", what)
+    check_probes(c, pod, "csi-controller", what)
+
+
+def check_single_host_controller(c: Checker, pod: dict, driver: dict, what: str) -> None:
+    """The controller driving its own storage host: pinned there, privileged, host network, the
+    host paths LVM and LIO need."""
+    affinity = pod.get("affinity", {}).get("nodeAffinity", {})
+    c.check(bool(pod.get("nodeSelector")) or bool(affinity.get("requiredDuringSchedulingIgnoredDuringExecution")),
+            f"{what}: not pinned to the storage host (nodeSelector or required node affinity)")
+    c.check(pod.get("hostNetwork") is True, f"{what}: hostNetwork must be true (portals are the host's)")
+    c.check(driver.get("securityContext", {}).get("privileged") is True, f"{what}: csi-controller not privileged")
+    c.check(not flag(driver, "agents"), f"{what}: --agents without the agents values (check with --agents VALUES)")
     portals = flag(driver, "portal")
     c.check(bool(portals), f"{what}: no --portal")
     for p in portals:
@@ -314,8 +302,6 @@ def check_controller(c: Checker, objects, snapshots: bool) -> None:
     saveconfig = flag(driver, "saveconfig")
     c.check(bool(saveconfig) and str(Path(saveconfig[0]).parent) in paths,
             f"{what}: the saveconfig directory is not mounted from the host")
-    check_sidecars_dial_the_driver(c, pod, "csi-controller", what)
-    check_probes(c, pod, "csi-controller", what)
 
 
 def check_node(c: Checker, objects, kubelet_dir: str) -> None:
@@ -367,29 +353,12 @@ def check_node(c: Checker, objects, kubelet_dir: str) -> None:
     check_probes(c, pod, "csi-node", what)
 
 
-def rules_of(objects, sa_name: str) -> list[tuple[str, dict, str]]:
-    """(kind of role, rule, role namespace) of every rule bound to the service account."""
-    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
-             for d in by_kind(objects, "ClusterRole") + by_kind(objects, "Role")}
-    out = []
-    for binding in by_kind(objects, "ClusterRoleBinding") + by_kind(objects, "RoleBinding"):
-        if not any(s["kind"] == "ServiceAccount" and s["name"] == sa_name for s in binding["subjects"]):
-            continue
-        ref = binding["roleRef"]
-        ns = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
-        role = roles.get((ref["kind"], ns, ref["name"]))
-        if role is None:
-            out.append((ref["kind"], {"missing": ref["name"]}, ns))
-            continue
-        out.extend((ref["kind"], rule, ns) for rule in role.get("rules", []))
-    return out
-
-
 def check_rbac(c: Checker, objects, snapshots: bool) -> None:
     sas = {d["metadata"]["name"]: d for d in by_kind(objects, "ServiceAccount")}
-    pods = {d["kind"]: d["spec"]["template"]["spec"] for d in by_kind(objects, "Deployment") + by_kind(objects, "DaemonSet")}
-    controller_sa = pods.get("Deployment", {}).get("serviceAccountName")
-    node_sa = pods.get("DaemonSet", {}).get("serviceAccountName")
+    pods = {role: d["spec"]["template"]["spec"] for role, kind in (("controller", "Deployment"), ("node", "DaemonSet"))
+            for d in component(objects, kind, role)}
+    controller_sa = pods.get("controller", {}).get("serviceAccountName")
+    node_sa = pods.get("node", {}).get("serviceAccountName")
     c.check(controller_sa in sas and node_sa in sas and controller_sa != node_sa,
             "controller and node need their own service accounts")
     granted: set[tuple[str, str]] = set()
@@ -414,7 +383,7 @@ def check_rbac(c: Checker, objects, snapshots: bool) -> None:
         c.check(not (granted & SNAPSHOT_ONLY), "RBAC: snapshotter permissions granted with snapshots off")
     node_rules = rules_of(objects, node_sa)
     c.check(not node_rules, f"RBAC: the node service account must hold no permissions, has {node_rules}")
-    node_pod = pods.get("DaemonSet", {})
+    node_pod = pods.get("node", {})
     c.check(node_pod.get("automountServiceAccountToken") is False or sas.get(node_sa, {}).get("automountServiceAccountToken") is False,
             "RBAC: the node plugin needs no API token")
 
@@ -469,6 +438,7 @@ def main() -> int:
     parser.add_argument("--snapshots", choices=["on", "off"], default="off")
     parser.add_argument("--examples", action="store_true", help="schemas only (deploy/examples)")
     parser.add_argument("--not-defaults", action="store_true", help="custom StorageClasses")
+    parser.add_argument("--agents", metavar="VALUES", help="agents mode: the values file rendered (its agents.hosts)")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args()
     c = Checker()
@@ -480,7 +450,9 @@ def main() -> int:
         snapshots = args.snapshots == "on"
         c.check("0.0.0.0" not in text, "0.0.0.0 appears in the rendered manifests")
         check_csidriver(c, objects)
-        check_controller(c, objects, snapshots)
+        hosts = agent_hosts(args.agents) if args.agents else None
+        check_controller(c, objects, snapshots, hosts)
+        check_agent_daemonset(c, objects, hosts)
         check_node(c, objects, args.kubelet_dir)
         check_rbac(c, objects, snapshots)
         check_capacity(c, objects)

@@ -12,6 +12,10 @@
 {{- include "carve.name" . }}-node
 {{- end -}}
 
+{{- define "carve.agentName" -}}
+{{- include "carve.name" . }}-agent
+{{- end -}}
+
 {{- define "carve.labels" -}}
 app.kubernetes.io/name: carve
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -81,9 +85,19 @@ app.kubernetes.io/component: {{ index . 1 }}
 gRPC server answers GetPluginInfo (carvectl, in the image), so a plugin that is up but not ready
 (volume group missing, iscsid down) is never restarted for it. */}}
 {{- define "carve.probes" -}}
+{{ include "carve.probesOn" (list . "127.0.0.1") }}
+{{- end -}}
+
+{{/* carve.probes with the livenessprobe sidecar's /healthz on `host`: pass (list $ host). A
+host-network pod's 127.0.0.1 is the node's, which the kubelet reaches; a pod on the pod network
+leaves host out (the pod IP), since the kubelet cannot reach the pod's loopback. */}}
+{{- define "carve.probesOn" -}}
+{{- $ := index . 0 -}}
 readinessProbe:
   httpGet:
-    host: 127.0.0.1
+    {{- with index . 1 }}
+    host: {{ . }}
+    {{- end }}
     path: /healthz
     port: healthz
   periodSeconds: 10
@@ -93,7 +107,7 @@ livenessProbe:
   exec:
     command:
       - /usr/local/bin/carvectl
-      - --endpoint=unix://{{ include "carve.socket" . }}
+      - --endpoint=unix://{{ include "carve.socket" $ }}
       - --timeout=10
       - identity
       - info
@@ -124,7 +138,7 @@ volumeMounts:
     mountPath: {{ include "carve.socketDir" $ }}
 {{- end -}}
 
-{{/* The metrics ports of a component, as Service ports: pass (list $ "controller"|"node").
+{{/* The metrics ports of a component, as Service ports: pass (list $ "controller"|"node"|"agent").
 The names are the containers' port names. */}}
 {{- define "carve.metricsPorts" -}}
 {{- $ := index . 0 -}}
@@ -151,6 +165,10 @@ The names are the containers' port names. */}}
   port: {{ $.Values.sidecars.healthMonitor.httpPort }}
   targetPort: health-monitor
 {{- end }}
+{{- else if eq (index . 1) "agent" -}}
+- name: metrics
+  port: {{ $.Values.agents.daemonSet.metricsPort }}
+  targetPort: metrics
 {{- else -}}
 - name: metrics
   port: {{ $.Values.metrics.nodePort }}
