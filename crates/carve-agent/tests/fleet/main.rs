@@ -53,6 +53,7 @@ pub struct Fleet {
     pub members: Vec<Member>,
     /// The controller's client certificate.
     pub files: MtlsFiles,
+    backends: Backends,
     _dir: tempfile::TempDir,
 }
 
@@ -96,10 +97,12 @@ pub async fn fleet(specs: &[Spec]) -> Fleet {
         .into_iter()
         .map(|c| Agent::connect(c, &mtls).unwrap())
         .collect();
+    let backends = Backends::agents(agents);
     Fleet {
-        svc: ControllerService::over(Backends::agents(agents)),
+        svc: ControllerService::over(backends.clone()),
         members,
         files,
+        backends,
         _dir: dir,
     }
 }
@@ -108,6 +111,12 @@ impl Fleet {
     /// The storage host of the agent `name`.
     pub fn host(&self, name: &str) -> &FakeHost {
         &self.members.iter().find(|m| m.name == name).unwrap().host
+    }
+
+    /// A second controller over the same agents, with guards of its own: the controller as it
+    /// is after a restart (or a leader change) while an earlier call may still run on an agent.
+    pub fn restarted(&self) -> ControllerService {
+        ControllerService::over(self.backends.clone())
     }
 
     /// Every host's script was used up, and nothing else ran.
