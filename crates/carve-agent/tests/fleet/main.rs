@@ -73,6 +73,12 @@ fn entry((name, zone, default): Spec, address: &str) -> String {
 
 /// A fleet of `specs`, all started.
 pub async fn fleet(specs: &[Spec]) -> Fleet {
+    fleet_with(specs, &[]).await
+}
+
+/// A fleet of `specs`, and in its agents file also `extra` (name, `host:port`): addresses no
+/// agent of this fleet serves ([`silent`]).
+pub async fn fleet_with(specs: &[Spec], extra: &[(&'static str, &str)]) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("carve link CA");
     let mut members = Vec::new();
@@ -88,6 +94,9 @@ pub async fn fleet(specs: &[Spec]) -> Fleet {
             address,
             stop: Some(stop),
         });
+    }
+    for (name, address) in extra {
+        entries.push(entry((name, "", false), address));
     }
     let files = ca.files(&dir.path().join("controller"), &["controller"], &ca);
     let text = format!(r#"{{"agents": [{}]}}"#, entries.join(","));
@@ -144,6 +153,20 @@ impl Fleet {
         }
         panic!("agent {name} still listens");
     }
+}
+
+/// A peer that accepts connections and never says a word (a hung process, or another service
+/// on the agent's port): its address, listening until the task is aborted.
+pub async fn silent() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (address, task)
 }
 
 /// An ext4 single-node-writer capability.
