@@ -3,7 +3,8 @@
 //! service calls.
 //!
 //! Invariants, as in the controller's service: mutating RPCs take the per-volume guard
-//! (CreateVolume: per name; snapshots: per snapshot id) and run in a spawned task that owns it,
+//! (CreateVolume: per name, keyed by the LV it derives to, and GetVolume of that LV is
+//! `Aborted` while it runs; snapshots: per snapshot id) and run in a spawned task that owns it,
 //! so a client that gives up (tonic drops the handler future) never cancels an LVM or LIO change
 //! halfway, and a second call in flight is `Aborted`; while startup reconciliation runs, an RPC
 //! naming a volume it has not restored yet, and ListVolumes until it completes, answer
@@ -142,9 +143,11 @@ impl AgentService {
             self.restoration.check(source)?;
         }
         let ctx = self.ctx.clone();
+        // Keyed by the LV the name derives to, so GetVolume can tell a create in flight.
+        let lv = csi_common::ids::LvName::for_volume(&req.name).to_string();
         let created = self
             .names
-            .run(&req.name.clone(), async move {
+            .run(&lv, async move {
                 let caps = capabilities(&req.capabilities);
                 let range = req.capacity_range.as_ref().map(convert::capacity_range);
                 let op = CreateVolume {
@@ -202,6 +205,9 @@ impl AgentService {
 
     async fn get(&self, req: proto::GetVolumeRequest) -> Result<proto::GetVolumeResponse> {
         self.restored(&req.volume_id, None)?;
+        // A volume still being created is not "not found": a controller asking which host holds
+        // a name (after its earlier call was cut off) would place it a second time elsewhere.
+        self.names.check(&req.volume_id)?;
         let status = ops::list_volumes::get_volume(&self.ctx, &req.volume_id).await?;
         Ok(proto::GetVolumeResponse {
             status: Some(convert::volume_status(&self.ctx, &status)),

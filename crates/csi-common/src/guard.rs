@@ -51,6 +51,13 @@ impl OperationGuards {
         })
     }
 
+    /// `Aborted` while an operation on `key` is in flight, without taking it: for a read whose
+    /// answer the operation in flight would change (an LV being created is not there yet, but
+    /// will be, and "no such volume" would be a wrong answer).
+    pub fn check(&self, key: &str) -> Result<()> {
+        self.try_acquire(key).map(drop)
+    }
+
     /// Runs `work` in its own task (in the caller's span) holding the guard of `key`, or answers
     /// `Aborted` at once while `key` is taken. A caller that gives up (tonic drops a handler's
     /// future when the client times out) leaves the task, and the guard, to finish the work:
@@ -95,6 +102,9 @@ mod tests {
         let first = guards.try_acquire("v1").unwrap();
         let err = guards.try_acquire("v1").unwrap_err();
         assert_eq!(err.kind(), Kind::Aborted);
+        assert_eq!(guards.check("v1").unwrap_err().kind(), Kind::Aborted);
+        assert!(guards.check("v3").is_ok());
+        assert!(guards.try_acquire("v3").is_ok(), "check takes nothing");
         assert!(err.message().contains("volume \"v1\""));
         let other = guards
             .try_acquire("v2")

@@ -116,3 +116,34 @@ async fn a_stopped_agent_makes_only_its_volumes_unavailable() {
     assert_eq!(v.volume_id, format!("a:{VG}:{}", lv("n2")));
     f.finish();
 }
+
+#[tokio::test]
+async fn an_agent_that_accepts_and_never_answers_is_unavailable_not_a_hang() {
+    use std::time::Duration;
+    let (address, silent) = super::silent().await;
+    let f = super::fleet_with(&[("a", "", false)], &[("c", &address)]).await;
+    let bounded = Duration::from_secs(20);
+
+    // c's own volume: UNAVAILABLE once the handshake times out, not an RPC that never ends
+    // (holding the volume's guard all the while).
+    let get = ControllerGetVolumeRequest {
+        volume_id: format!("c:{VG}:{}", lv("v")),
+    };
+    let answer = tokio::time::timeout(bounded, f.svc.controller_get_volume(Request::new(get)))
+        .await
+        .expect("ControllerGetVolume of a silent agent's volume must end");
+    assert_eq!(code(answer), Code::Unavailable);
+
+    // A request that excludes c is served by a: c's silence is only logged.
+    expect_absent(&f, &["a"], "n");
+    Script::new("n").expect_create(f.host("a"));
+    let made = tokio::time::timeout(
+        bounded,
+        create(&f.svc, create_request("n", &[("storageHosts", "a")])),
+    )
+    .await
+    .expect("CreateVolume must not wait forever for an agent the request excludes");
+    assert_eq!(made.unwrap().volume_id, format!("a:{VG}:{}", lv("n")));
+    silent.abort();
+    f.finish();
+}

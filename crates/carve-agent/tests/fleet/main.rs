@@ -53,6 +53,7 @@ pub struct Fleet {
     pub members: Vec<Member>,
     /// The controller's client certificate.
     pub files: MtlsFiles,
+    backends: Backends,
     _dir: tempfile::TempDir,
 }
 
@@ -72,6 +73,12 @@ fn entry((name, zone, default): Spec, address: &str) -> String {
 
 /// A fleet of `specs`, all started.
 pub async fn fleet(specs: &[Spec]) -> Fleet {
+    fleet_with(specs, &[]).await
+}
+
+/// A fleet of `specs`, and in its agents file also `extra` (name, `host:port`): addresses no
+/// agent of this fleet serves ([`silent`]).
+pub async fn fleet_with(specs: &[Spec], extra: &[(&'static str, &str)]) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("carve link CA");
     let mut members = Vec::new();
@@ -88,6 +95,9 @@ pub async fn fleet(specs: &[Spec]) -> Fleet {
             stop: Some(stop),
         });
     }
+    for (name, address) in extra {
+        entries.push(entry((name, "", false), address));
+    }
     let files = ca.files(&dir.path().join("controller"), &["controller"], &ca);
     let text = format!(r#"{{"agents": [{}]}}"#, entries.join(","));
     let mtls = files.load().unwrap();
@@ -96,10 +106,12 @@ pub async fn fleet(specs: &[Spec]) -> Fleet {
         .into_iter()
         .map(|c| Agent::connect(c, &mtls).unwrap())
         .collect();
+    let backends = Backends::agents(agents);
     Fleet {
-        svc: ControllerService::over(Backends::agents(agents)),
+        svc: ControllerService::over(backends.clone()),
         members,
         files,
+        backends,
         _dir: dir,
     }
 }
@@ -108,6 +120,12 @@ impl Fleet {
     /// The storage host of the agent `name`.
     pub fn host(&self, name: &str) -> &FakeHost {
         &self.members.iter().find(|m| m.name == name).unwrap().host
+    }
+
+    /// A second controller over the same agents, with guards of its own: the controller as it
+    /// is after a restart (or a leader change) while an earlier call may still run on an agent.
+    pub fn restarted(&self) -> ControllerService {
+        ControllerService::over(self.backends.clone())
     }
 
     /// Every host's script was used up, and nothing else ran.
@@ -135,6 +153,20 @@ impl Fleet {
         }
         panic!("agent {name} still listens");
     }
+}
+
+/// A peer that accepts connections and never says a word (a hung process, or another service
+/// on the agent's port): its address, listening until the task is aborted.
+pub async fn silent() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (address, task)
 }
 
 /// An ext4 single-node-writer capability.

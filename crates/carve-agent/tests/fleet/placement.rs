@@ -165,3 +165,55 @@ async fn capacity_is_summed_per_topology_and_filtered_by_pool() {
     assert!(ZONE.starts_with("topology.carve.dev/"));
     f.finish();
 }
+
+#[tokio::test]
+async fn a_create_still_running_on_an_agent_is_not_placed_a_second_time() {
+    use csi_common::command::Expectation;
+    use csi_controller::lvm::{Allocation, argv};
+    use std::time::Duration;
+
+    let f = fleet(&[("a", "", false), ("b", "", false)]).await;
+    // The first attempt goes to a (more room), whose lvcreate takes a while.
+    let script = Script::new("v");
+    expect_absent(&f, &["a", "b"], "v");
+    f.host("a").expect_survey(10 << 30, 4 * MIB, &[]);
+    f.host("b").expect_survey(1 << 30, 4 * MIB, &[]);
+    f.host("a").expect_survey(10 << 30, 4 * MIB, &[]);
+    let lvcreate = argv::lvcreate(
+        VG,
+        &script.lv,
+        8 * MIB,
+        &Allocation::Linear,
+        &script.tags,
+        Duration::from_secs(5),
+    );
+    f.host("a")
+        .expect(Expectation::of(&lvcreate).delay(Duration::from_secs(2)));
+    let first = {
+        let svc = f.svc.clone();
+        tokio::spawn(async move { create(&svc, create_request("v", &[])).await })
+    };
+    let started = || {
+        f.host("a")
+            .runner
+            .ran()
+            .iter()
+            .any(|argv| argv.first().is_some_and(|p| p == "lvcreate"))
+    };
+    while !started() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The controller restarts (its guards are gone) and the CO retries while a still creates:
+    // a must not answer "no such volume" and let the name be placed on b, which has room now.
+    f.host("b").expect_lvs_one(&lv("v"), &[]);
+    let (code, message) = create(&f.restarted(), create_request("v", &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(code, Code::Aborted, "{message}");
+    assert!(message.contains("storage host a"), "{message}");
+
+    let v = first.await.unwrap().unwrap();
+    assert_eq!(v.volume_id, format!("a:{VG}:{}", lv("v")));
+    f.finish();
+}

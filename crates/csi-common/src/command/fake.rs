@@ -13,6 +13,7 @@ pub struct Expectation {
     argv: Vec<String>,
     stdin: Option<String>,
     answer: Result<(i32, String, String), CommandError>,
+    delay: std::time::Duration,
 }
 
 impl Expectation {
@@ -26,6 +27,7 @@ impl Expectation {
             argv: argv.into_iter().map(Into::into).collect(),
             stdin: None,
             answer: Ok((0, String::new(), String::new())),
+            delay: std::time::Duration::ZERO,
         }
     }
 
@@ -52,6 +54,14 @@ impl Expectation {
     #[must_use]
     pub fn fails(mut self, code: i32, stderr: impl Into<String>) -> Self {
         self.answer = Ok((code, String::new(), stderr.into()));
+        self
+    }
+
+    /// Answers only after `delay` (a command still running while other calls arrive); the
+    /// expectation is consumed when the command starts, so later commands match the rest.
+    #[must_use]
+    pub fn delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
         self
     }
 
@@ -126,6 +136,10 @@ impl CommandRunner for ScriptedRunner {
             .collect();
         let mut state = self.state.lock().expect("fake state");
         state.ran.push(argv.clone());
+        let delay = state
+            .expected
+            .front()
+            .map_or(std::time::Duration::ZERO, |e| e.delay);
         let result = match state.expected.pop_front() {
             Some(exp)
                 if exp.argv == argv
@@ -169,7 +183,14 @@ impl CommandRunner for ScriptedRunner {
                 })
             }
         };
-        Box::pin(std::future::ready(result))
+        drop(state);
+        if delay.is_zero() {
+            return Box::pin(std::future::ready(result));
+        }
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            result
+        })
     }
 }
 

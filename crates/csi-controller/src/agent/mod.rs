@@ -7,6 +7,7 @@
 //! reports of them (the LV rows and tag records stay on the host).
 //!
 //! Invariants: the channel connects lazily, so an agent down at start is no start-up error;
+//! connecting (TCP and the TLS handshake) is bounded by [`CONNECT_TIMEOUT`];
 //! every failure to reach the agent (refused connection, TLS handshake, a peer that is not an
 //! agent) is `Unavailable`, never a wrong answer; capabilities are checked here with the same
 //! [`crate::ops::capability::parse`] the local operations use, so an unsupported one gets the
@@ -32,7 +33,9 @@ use csi_proto::{
 use std::{collections::HashMap, time::Duration};
 use tonic::transport::{Channel, Endpoint};
 
-/// How long a connection attempt to an agent may take.
+/// How long a connection attempt to an agent may take: the TCP connect, and then the TLS
+/// handshake (a peer that accepts and never speaks, such as a hung process or another service on
+/// the agent's port, would otherwise hold the call, and the guard it runs under, forever).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A volume as its agent reports it.
@@ -151,7 +154,7 @@ impl AgentBackend {
     /// to `mtls`'s CA; this end presents `mtls`'s certificate. Connects on first use.
     pub fn connect_lazy(address: &str, server_name: &str, mtls: &Mtls) -> Result<Self> {
         let endpoint = Endpoint::from_shared(format!("https://{address}"))
-            .and_then(|e| e.tls_config(mtls.client(server_name)))
+            .and_then(|e| e.tls_config(mtls.client(server_name).timeout(CONNECT_TIMEOUT)))
             .map_err(|e| Error::invalid_argument(format!("agent address {address:?}: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT);
         Ok(Self::from_channel(address, endpoint.connect_lazy()))
