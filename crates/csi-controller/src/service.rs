@@ -95,6 +95,21 @@ impl ControllerService {
 
     /// The backend of the volume or snapshot `raw` (request field `field`); `NotFound` when no
     /// configured backend can hold it.
+    /// The backend of volume `raw`, once its id is on the RPC span (with `node`, if any) and
+    /// start-up reconciliation has restored it (else `Unavailable`); `field` and `what` name it
+    /// in errors.
+    fn volume_target(
+        &self,
+        raw: &str,
+        node: Option<&str>,
+        field: &str,
+        what: &str,
+    ) -> Result<Resolved> {
+        record_ids(Some(raw), node);
+        self.restored(raw)?;
+        self.resolve(raw, field, what)
+    }
+
     fn resolve(&self, raw: &str, field: &str, what: &str) -> Result<Resolved> {
         self.backends
             .resolve(raw, field)?
@@ -128,9 +143,7 @@ impl ControllerService {
         F: FnOnce(Resolved) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        record_ids(Some(&volume_id), node_id);
-        self.restored(&volume_id)?;
-        let target = self.resolve(&volume_id, "volume_id", "volume")?;
+        let target = self.volume_target(&volume_id, node_id, "volume_id", "volume")?;
         self.volumes.run(&volume_id, op(target)).await
     }
 }
@@ -156,14 +169,22 @@ fn csi_volume(ctx: &Ctx, v: &ops::volume::Volume) -> Volume {
 }
 
 fn csi_status(s: &VolumeStatus) -> (Vec<String>, VolumeCondition) {
-    let condition = VolumeCondition {
-        abnormal: s.abnormal.is_some(),
-        message: s
-            .abnormal
-            .clone()
-            .unwrap_or_else(|| "volume is exported and its LV is active".into()),
-    };
-    (s.published_nodes.clone(), condition)
+    (
+        s.published_nodes.clone(),
+        volume_condition(s.abnormal.as_deref()),
+    )
+}
+
+/// CSI's VolumeCondition (spec.md, "VolumeCondition") of a volume that is abnormal for the
+/// reason `abnormal`, or healthy (`None`), as the local host or its agent reports it.
+pub fn volume_condition(abnormal: Option<&str>) -> VolumeCondition {
+    VolumeCondition {
+        abnormal: abnormal.is_some(),
+        message: abnormal.map_or_else(
+            || "volume is exported and its LV is active".into(),
+            ToString::to_string,
+        ),
+    }
 }
 
 impl ControllerService {

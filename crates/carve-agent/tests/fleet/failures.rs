@@ -50,29 +50,39 @@ async fn a_stopped_agent_makes_only_its_volumes_unavailable() {
         volume_capability: Some(super::ext4()),
         ..Default::default()
     };
-    assert_eq!(
-        code(f.svc.controller_publish_volume(Request::new(publish)).await),
-        Code::Unavailable
-    );
     let delete = DeleteVolumeRequest {
         volume_id: on_b.clone(),
         ..Default::default()
     };
-    assert_eq!(
-        code(f.svc.delete_volume(Request::new(delete)).await),
-        Code::Unavailable
-    );
-    f.host("a")
-        .expect_lvs_one(csi_common::ids::LvName::for_snapshot("s").as_str(), &[]);
     let snapshot = CreateSnapshotRequest {
         name: "s".into(),
         source_volume_id: on_b.clone(),
         ..Default::default()
     };
-    assert_eq!(
-        code(f.svc.create_snapshot(Request::new(snapshot)).await),
-        Code::Unavailable
-    );
+    // CreateSnapshot first asks a whether the name is taken there (it is not).
+    f.host("a")
+        .expect_lvs_one(csi_common::ids::LvName::for_snapshot("s").as_str(), &[]);
+    let on_b_answers = [
+        (
+            "ControllerPublishVolume",
+            code(f.svc.controller_publish_volume(Request::new(publish)).await),
+        ),
+        (
+            "DeleteVolume",
+            code(f.svc.delete_volume(Request::new(delete)).await),
+        ),
+        (
+            "CreateSnapshot",
+            code(f.svc.create_snapshot(Request::new(snapshot)).await),
+        ),
+    ];
+    for (rpc, answer) in on_b_answers {
+        assert_eq!(
+            answer,
+            Code::Unavailable,
+            "{rpc} of a volume on the stopped agent"
+        );
+    }
 
     // A listing without b would tell external-attacher b's volumes are attached nowhere.
     f.host("a")

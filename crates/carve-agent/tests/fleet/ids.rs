@@ -178,12 +178,7 @@ async fn snapshots_and_clones_stay_on_their_sources_agent() {
         source_volume_id: source_id.clone(),
         ..Default::default()
     };
-    let s = f
-        .svc
-        .create_snapshot(Request::new(req))
-        .await
-        .unwrap()
-        .into_inner();
+    let s = super::ok(f.svc.create_snapshot(Request::new(req))).await;
     let s = s.snapshot.unwrap();
     let snap_id = format!("b:{VG}:{snap_lv}");
     assert_eq!(
@@ -208,35 +203,20 @@ async fn snapshots_and_clones_stay_on_their_sources_agent() {
         snapshot_id: snap_id.clone(),
         ..Default::default()
     };
-    let got = f
-        .svc
-        .get_snapshot(Request::new(req))
-        .await
-        .unwrap()
-        .into_inner();
+    let got = super::ok(f.svc.get_snapshot(Request::new(req))).await;
     assert_eq!(got.snapshot.unwrap().snapshot_id, snap_id);
     f.host("b").expect_lvs(std::slice::from_ref(&snap));
     let req = ListSnapshotsRequest {
         source_volume_id: source_id.clone(),
         ..Default::default()
     };
-    let listed = f
-        .svc
-        .list_snapshots(Request::new(req))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = super::ok(f.svc.list_snapshots(Request::new(req))).await;
     assert_eq!(listed.entries.len(), 1);
     let req = ListSnapshotsRequest {
         snapshot_id: format!("zz:{VG}:{snap_lv}"),
         ..Default::default()
     };
-    let none = f
-        .svc
-        .list_snapshots(Request::new(req))
-        .await
-        .unwrap()
-        .into_inner();
+    let none = super::ok(f.svc.list_snapshots(Request::new(req))).await;
     assert!(
         none.entries.is_empty(),
         "an id naming no agent matches nothing"

@@ -241,3 +241,10 @@ pub fn expect_absent(fleet: &Fleet, names: &[&str], name: &str) {
         fleet.host(n).expect_lvs_one(&lv(name), &[]);
     }
 }
+
+/// The answer of an RPC that must succeed (panics with the status otherwise).
+pub async fn ok<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> T {
+    call.await.unwrap_or_else(|s| panic!("{s:?}")).into_inner()
+}

@@ -156,9 +156,7 @@ pub async fn create_volume(
     backends: &Backends,
     req: &CreateVolumeRequest,
 ) -> Result<(Arc<Agent>, Made<RemoteVolume>)> {
-    let Backends::Agents(agents) = backends else {
-        return Err(Error::internal("placement needs agents"));
-    };
+    let agents = backends.agent_list("placement")?;
     request::check_name(&req.name)?;
     let requirements = req.accessibility_requirements.clone().unwrap_or_default();
     let requisite: Vec<_> = requirements
@@ -320,9 +318,7 @@ pub async fn get_capacity(
     backends: &Backends,
     req: &GetCapacityRequest,
 ) -> Result<GetCapacityResponse> {
-    let Backends::Agents(agents) = backends else {
-        return Err(Error::internal("capacity across hosts needs agents"));
-    };
+    let agents = backends.agent_list("capacity across hosts")?;
     let wanted = req.accessible_topology.as_ref().map(|t| &t.segments);
     let serving: Vec<_> = allowed(agents, &req.parameters)?
         .into_iter()

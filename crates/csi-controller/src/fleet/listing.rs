@@ -95,9 +95,7 @@ pub async fn list_volumes(
     backends: &Backends,
     req: &ListVolumesRequest,
 ) -> Result<ListVolumesResponse> {
-    let Backends::Agents(agents) = backends else {
-        return Err(Error::internal("listing across hosts needs agents"));
-    };
+    let agents = backends.agent_list("listing across hosts")?;
     let (entries, next_token) = page(
         agents,
         backends,
@@ -137,9 +135,7 @@ pub async fn list_snapshots(
     backends: &Backends,
     req: &ListSnapshotsRequest,
 ) -> Result<ListSnapshotsResponse> {
-    let Backends::Agents(agents) = backends else {
-        return Err(Error::internal("listing across hosts needs agents"));
-    };
+    let agents = backends.agent_list("listing across hosts")?;
     let mut only: Option<Arc<Agent>> = None;
     let (mut snapshot_id, mut source_volume_id) = (String::new(), String::new());
     for (raw, local) in [

@@ -96,6 +96,15 @@ pub enum Backends {
 }
 
 impl Backends {
+    /// The agents, for `what` (an operation across hosts); `Internal` in single-host mode,
+    /// where the service never calls it.
+    pub fn agent_list(&self, what: &str) -> Result<&[Arc<Agent>]> {
+        match self {
+            Self::Agents(agents) => Ok(agents),
+            Self::Local(_) => Err(Error::internal(format!("{what} needs agents"))),
+        }
+    }
+
     /// The agents `agents`, in listing order.
     pub fn agents(mut agents: Vec<Agent>) -> Self {
         agents.sort_by(|a, b| (!a.config.default, a.name()).cmp(&(!b.config.default, b.name())));

@@ -62,17 +62,10 @@ pub fn volume(agent: &Agent, v: &RemoteVolume) -> Volume {
 
 /// The CSI volume, published nodes and condition of `s` on `agent`.
 pub fn status(agent: &Agent, s: &RemoteVolumeStatus) -> (Volume, Vec<String>, VolumeCondition) {
-    let condition = VolumeCondition {
-        abnormal: s.abnormal.is_some(),
-        message: s
-            .abnormal
-            .clone()
-            .unwrap_or_else(|| "volume is exported and its LV is active".into()),
-    };
     (
         volume(agent, &s.volume),
         s.published_nodes.clone(),
-        condition,
+        crate::service::volume_condition(s.abnormal.as_deref()),
     )
 }
 
@@ -136,12 +129,5 @@ pub async fn validate(
             agent.name()
         )));
     }
-    let minimum = capability::minimum_bytes(&caps);
-    if found.volume.capacity < minimum {
-        return Ok(Validation::Unconfirmed(format!(
-            "the volume has {} bytes, less than the filesystem minimum {minimum}",
-            found.volume.capacity
-        )));
-    }
-    Ok(Validation::Confirmed)
+    Ok(crate::ops::validate::by_size(found.volume.capacity, &caps))
 }

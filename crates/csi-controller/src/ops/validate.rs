@@ -47,14 +47,19 @@ pub async fn validate(
         Ok(_) => {}
         Err(e) => return Ok(Validation::Unconfirmed(e.message().to_string())),
     }
-    let minimum = capability::minimum_bytes(&caps);
-    if vol.lv.size < minimum {
-        return Ok(Validation::Unconfirmed(format!(
-            "the volume has {} bytes, less than the filesystem minimum {minimum}",
-            vol.lv.size
-        )));
+    Ok(by_size(vol.lv.size, &caps))
+}
+
+/// Confirmed, unless a volume of `capacity` bytes is smaller than the smallest filesystem
+/// `caps` name can be made on ([`capability::minimum_bytes`]).
+pub fn by_size(capacity: u64, caps: &[capability::Capability]) -> Validation {
+    let minimum = capability::minimum_bytes(caps);
+    if capacity < minimum {
+        return Validation::Unconfirmed(format!(
+            "the volume has {capacity} bytes, less than the filesystem minimum {minimum}"
+        ));
     }
-    Ok(Validation::Confirmed)
+    Validation::Confirmed
 }
 
 #[cfg(test)]

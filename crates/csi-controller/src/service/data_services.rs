@@ -16,7 +16,7 @@ use crate::ops::{
         list::ListSnapshots,
     },
 };
-use csi_common::{Result, telemetry::record_ids};
+use csi_common::Result;
 use csi_proto::v1::{
     ControllerExpandVolumeRequest, ControllerExpandVolumeResponse, CreateSnapshotRequest,
     CreateSnapshotResponse, DeleteSnapshotRequest, DeleteSnapshotResponse, GetSnapshotRequest,
@@ -51,10 +51,13 @@ impl ControllerService {
         &self,
         req: CreateSnapshotRequest,
     ) -> Result<CreateSnapshotResponse> {
-        record_ids(Some(&req.source_volume_id), None);
-        self.restored(&req.source_volume_id)?;
+        let source = self.volume_target(
+            &req.source_volume_id,
+            None,
+            "source_volume_id",
+            "source volume",
+        )?;
         let key = id_for(&req.name).to_string();
-        let source = self.resolve(&req.source_volume_id, "source_volume_id", "source volume")?;
         let snapshot = match source.backend {
             Backend::Local(_) => {
                 let created = self

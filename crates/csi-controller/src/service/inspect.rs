@@ -12,7 +12,7 @@ use crate::{
     fleet::{self, Backend, Backends, remote},
     ops::{self, validate::Validation},
 };
-use csi_common::{Result, telemetry::record_ids};
+use csi_common::Result;
 use csi_proto::v1::{
     ControllerGetVolumeRequest, ControllerGetVolumeResponse, GetCapacityRequest,
     GetCapacityResponse, ListVolumesRequest, ListVolumesResponse,
@@ -25,9 +25,7 @@ impl ControllerService {
         &self,
         req: ControllerGetVolumeRequest,
     ) -> Result<ControllerGetVolumeResponse> {
-        record_ids(Some(&req.volume_id), None);
-        self.restored(&req.volume_id)?;
-        let target = self.resolve(&req.volume_id, "volume_id", "volume")?;
+        let target = self.volume_target(&req.volume_id, None, "volume_id", "volume")?;
         let (volume, published_node_ids, condition) = match target.backend {
             Backend::Local(ctx) => {
                 let s = ops::list_volumes::get_volume(&ctx, &target.local).await?;
@@ -52,9 +50,7 @@ impl ControllerService {
         &self,
         req: ValidateVolumeCapabilitiesRequest,
     ) -> Result<ValidateVolumeCapabilitiesResponse> {
-        record_ids(Some(&req.volume_id), None);
-        self.restored(&req.volume_id)?;
-        let target = self.resolve(&req.volume_id, "volume_id", "volume")?;
+        let target = self.volume_target(&req.volume_id, None, "volume_id", "volume")?;
         let (caps, params) = (&req.volume_capabilities, &req.parameters);
         let answer = match target.backend {
             Backend::Local(ctx) => {
