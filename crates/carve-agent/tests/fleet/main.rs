@@ -7,6 +7,7 @@
 mod support;
 
 mod failures;
+mod guards;
 mod ids;
 mod listing;
 mod placement;
@@ -76,9 +77,9 @@ pub async fn fleet(specs: &[Spec]) -> Fleet {
     fleet_with(specs, &[]).await
 }
 
-/// A fleet of `specs`, and in its agents file also `extra` (name, `host:port`): addresses no
+/// A fleet of `specs`, and in its agents file also `extra` (spec, `host:port`): addresses no
 /// agent of this fleet serves ([`silent`]).
-pub async fn fleet_with(specs: &[Spec], extra: &[(&'static str, &str)]) -> Fleet {
+pub async fn fleet_with(specs: &[Spec], extra: &[(Spec, &str)]) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("carve link CA");
     let mut members = Vec::new();
@@ -95,8 +96,8 @@ pub async fn fleet_with(specs: &[Spec], extra: &[(&'static str, &str)]) -> Fleet
             stop: Some(stop),
         });
     }
-    for (name, address) in extra {
-        entries.push(entry((name, "", false), address));
+    for (spec, address) in extra {
+        entries.push(entry(*spec, address));
     }
     let files = ca.files(&dir.path().join("controller"), &["controller"], &ca);
     let text = format!(r#"{{"agents": [{}]}}"#, entries.join(","));
