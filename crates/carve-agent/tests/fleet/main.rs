@@ -12,6 +12,7 @@ mod ids;
 mod listing;
 mod partition;
 mod placement;
+mod secrets;
 
 use csi_common::{mtls::MtlsFiles, testing::tls::Ca};
 use csi_controller::{
