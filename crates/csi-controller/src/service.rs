@@ -4,7 +4,9 @@
 //! ListSnapshots and GetCapacity over agents go through `fleet`'s placement and listings.
 //!
 //! Invariants: every handler records its ids on the RPC span first; mutating RPCs take the
-//! per-volume (CreateVolume: per-name) guard and run in a spawned task that owns it, so a
+//! per-volume (CreateVolume: per-name) guard, keyed by the resolved volume
+//! ([`Resolved::guard_key`]: the id itself on the local host, `AGENT:VG:LOCAL` on an agent, so
+//! both spellings of a default agent's id take one guard) and run in a spawned task that owns it, so a
 //! client timeout (tonic drops the handler future) never cancels an operation halfway; domain
 //! errors become gRPC codes only through `csi_common::Error`'s table; while startup
 //! reconciliation runs, an RPC naming a volume it has not restored yet (CreateVolume: the
@@ -144,7 +146,7 @@ impl ControllerService {
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let target = self.volume_target(&volume_id, node_id, "volume_id", "volume")?;
-        self.volumes.run(&volume_id, op(target)).await
+        self.volumes.run(&target.guard_key(), op(target)).await
     }
 }
 

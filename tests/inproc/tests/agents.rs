@@ -16,7 +16,8 @@ async fn nowhere() -> String {
     format!("https://{}", closed.local_addr().unwrap())
 }
 
-/// An agents file of agents `a` and `b` at `address`, in zones when `zoned`; and a TLS dir.
+/// An agents file of agents `a` and `b`, each at a closed port, in zones when `zoned`; and a TLS
+/// dir.
 async fn files(dir: &Path, zoned: bool) -> (String, String) {
     let segments = |zone: &str| {
         if zoned {
@@ -25,11 +26,15 @@ async fn files(dir: &Path, zoned: bool) -> (String, String) {
             String::new()
         }
     };
-    let address = nowhere().await;
+    let a = nowhere().await;
+    let mut b = nowhere().await;
+    while b == a {
+        b = nowhere().await; // one address under two names is refused
+    }
     let text = format!(
         r#"{{"agents": [
-            {{"name": "a", "address": "{address}", "pools": ["vg0"]{}}},
-            {{"name": "b", "address": "{address}", "pools": ["vg0"]{}}}
+            {{"name": "a", "address": "{a}", "pools": ["vg0"]{}}},
+            {{"name": "b", "address": "{b}", "pools": ["vg0"]{}}}
         ]}}"#,
         segments("a"),
         segments("b")

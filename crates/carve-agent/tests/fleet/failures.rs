@@ -131,7 +131,7 @@ async fn a_stopped_agent_makes_only_its_volumes_unavailable() {
 async fn an_agent_that_accepts_and_never_answers_is_unavailable_not_a_hang() {
     use std::time::Duration;
     let (address, silent) = super::silent().await;
-    let f = super::fleet_with(&[("a", "", false)], &[("c", &address)]).await;
+    let f = super::fleet_with(&[("a", "", false)], &[(("c", "", false), &address)]).await;
     let bounded = Duration::from_secs(20);
 
     // c's own volume: UNAVAILABLE once the handshake times out, not an RPC that never ends

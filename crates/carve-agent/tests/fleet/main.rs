@@ -7,9 +7,12 @@
 mod support;
 
 mod failures;
+mod guards;
 mod ids;
 mod listing;
+mod partition;
 mod placement;
+mod secrets;
 
 use csi_common::{mtls::MtlsFiles, testing::tls::Ca};
 use csi_controller::{
@@ -41,6 +44,8 @@ pub struct Member {
     pub host: FakeHost,
     /// Its address.
     pub address: String,
+    /// The proxy the controller reaches it through, if any ([`fleet_proxied`]).
+    pub proxy: Option<partition::Proxy>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -76,9 +81,18 @@ pub async fn fleet(specs: &[Spec]) -> Fleet {
     fleet_with(specs, &[]).await
 }
 
-/// A fleet of `specs`, and in its agents file also `extra` (name, `host:port`): addresses no
+/// A fleet of `specs`, and in its agents file also `extra` (spec, `host:port`): addresses no
 /// agent of this fleet serves ([`silent`]).
-pub async fn fleet_with(specs: &[Spec], extra: &[(&'static str, &str)]) -> Fleet {
+pub async fn fleet_with(specs: &[Spec], extra: &[(Spec, &str)]) -> Fleet {
+    build(specs, extra, false).await
+}
+
+/// A fleet of `specs`, the controller reaching each agent through a [`partition::Proxy`].
+pub async fn fleet_proxied(specs: &[Spec]) -> Fleet {
+    build(specs, &[], true).await
+}
+
+async fn build(specs: &[Spec], extra: &[(Spec, &str)], proxied: bool) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("carve link CA");
     let mut members = Vec::new();
@@ -87,16 +101,23 @@ pub async fn fleet_with(specs: &[Spec], extra: &[(&'static str, &str)]) -> Fleet
         let host = FakeHost::new();
         let (address, stop) =
             support::serve(support::service(&host.ctx), &ca, &dir.path().join(spec.0)).await;
-        entries.push(entry(*spec, &address));
+        let proxy = if proxied {
+            Some(partition::Proxy::to(address.clone()).await)
+        } else {
+            None
+        };
+        let dialled = proxy.as_ref().map_or(&address, |p| &p.address);
+        entries.push(entry(*spec, dialled));
         members.push(Member {
             name: spec.0,
             host,
             address,
+            proxy,
             stop: Some(stop),
         });
     }
-    for (name, address) in extra {
-        entries.push(entry((name, "", false), address));
+    for (spec, address) in extra {
+        entries.push(entry(*spec, address));
     }
     let files = ca.files(&dir.path().join("controller"), &["controller"], &ca);
     let text = format!(r#"{{"agents": [{}]}}"#, entries.join(","));
@@ -120,6 +141,12 @@ impl Fleet {
     /// The storage host of the agent `name`.
     pub fn host(&self, name: &str) -> &FakeHost {
         &self.members.iter().find(|m| m.name == name).unwrap().host
+    }
+
+    /// The proxy in front of the agent `name` ([`fleet_proxied`]).
+    pub fn proxy(&self, name: &str) -> &partition::Proxy {
+        let member = self.members.iter().find(|m| m.name == name).unwrap();
+        member.proxy.as_ref().expect("a proxied fleet")
     }
 
     /// A second controller over the same agents, with guards of its own: the controller as it

@@ -7,7 +7,9 @@
 //! reports of them (the LV rows and tag records stay on the host).
 //!
 //! Invariants: the channel connects lazily, so an agent down at start is no start-up error;
-//! connecting (TCP and the TLS handshake) is bounded by [`CONNECT_TIMEOUT`];
+//! connecting (TCP and the TLS handshake) is bounded by [`CONNECT_TIMEOUT`], and a peer that
+//! stops answering once connected is noticed by HTTP/2 keepalive within [`KEEPALIVE_INTERVAL`] +
+//! [`KEEPALIVE_TIMEOUT`] (no call is capped: a live agent answers PINGs during a slow command);
 //! every failure to reach the agent (refused connection, TLS handshake, a peer that is not an
 //! agent) is `Unavailable`, never a wrong answer; capabilities are checked here with the same
 //! [`crate::ops::capability::parse`] the local operations use, so an unsupported one gets the
@@ -37,6 +39,18 @@ use tonic::transport::{Channel, Endpoint};
 /// handshake (a peer that accepts and never speaks, such as a hung process or another service on
 /// the agent's port, would otherwise hold the call, and the guard it runs under, forever).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the agent channel may go without receiving a frame before it sends an HTTP/2 PING,
+/// while calls are in flight and while idle. A live agent answers a PING from its HTTP/2 layer
+/// whatever its calls are doing, so a slow LVM command is never cut short by it.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long the answer to that PING may take before the connection is closed and every call on
+/// it fails `Unavailable` (a partition or a frozen host after the TLS session was up, which TCP
+/// alone would notice only after many minutes). A dead peer thus ends a call, and frees the
+/// guard it runs under, within [`KEEPALIVE_INTERVAL`] + `KEEPALIVE_TIMEOUT` (10 s), inside the
+/// CSI sidecars' default 15 s timeout, so their retry finds the volume's guard free.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A volume as its agent reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,12 +165,16 @@ pub struct AgentBackend {
 
 impl AgentBackend {
     /// The agent at `address` (`host:port`), whose certificate must name `server_name` and chain
-    /// to `mtls`'s CA; this end presents `mtls`'s certificate. Connects on first use.
+    /// to `mtls`'s CA; this end presents `mtls`'s certificate. Connects on first use; PINGs it
+    /// while idle too, so a connection that died unused is replaced before a call waits on it.
     pub fn connect_lazy(address: &str, server_name: &str, mtls: &Mtls) -> Result<Self> {
         let endpoint = Endpoint::from_shared(format!("https://{address}"))
             .and_then(|e| e.tls_config(mtls.client(server_name).timeout(CONNECT_TIMEOUT)))
             .map_err(|e| Error::invalid_argument(format!("agent address {address:?}: {e}")))?
-            .connect_timeout(CONNECT_TIMEOUT);
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         Ok(Self::from_channel(address, endpoint.connect_lazy()))
     }
 

@@ -20,12 +20,17 @@
 //! one, since carve-agent drives one; `default` (at most one agent) takes the ids without a host
 //! (issued by a single-host controller before: that host, now behind its agent).
 //!
-//! Invariants: unknown fields, duplicate names, bad grammar and topology keys of two prefixes are
-//! start-up errors naming the agent and the field; nothing read here is a secret.
+//! Invariants: unknown fields, duplicate names, one address under two names (after normalising
+//! it: [`same_endpoint`]), bad grammar, topology keys of two prefixes and a file over
+//! [`MAX_FILE_BYTES`] are start-up errors naming the file, the agent and the field; nothing read
+//! here is a secret.
 
 use csi_common::{Error, Result, placed, topology::Segments};
 use serde::Deserialize;
 use std::{collections::BTreeMap, path::Path};
+
+/// The largest agents file read, in bytes (1 MiB: a few thousand agents' entries).
+pub const MAX_FILE_BYTES: usize = 1 << 20;
 
 /// One agent, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,10 +69,20 @@ struct Entry {
     default: bool,
 }
 
-/// Reads and checks the agents file at `path`; errors name the file.
+/// Reads and checks the agents file at `path` (at most [`MAX_FILE_BYTES`]); errors name the
+/// file.
 pub fn load(path: &Path) -> Result<Vec<AgentConfig>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::invalid_argument(format!("agents file {}: {e}", path.display())))?;
+    use std::io::Read;
+    let named = |e: String| Error::invalid_argument(format!("agents file {}: {e}", path.display()));
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(|e| named(e.to_string()))?;
+    if text.len() > MAX_FILE_BYTES {
+        return Err(named(format!(
+            "larger than {MAX_FILE_BYTES} bytes (1 MiB), the most an agents file may hold"
+        )));
+    }
     parse(&text).map_err(|e| e.context(format!("agents file {}", path.display())))
 }
 
@@ -86,6 +101,15 @@ pub fn parse(text: &str) -> Result<Vec<AgentConfig>> {
         if agents.iter().any(|a| a.name == agent.name) {
             return Err(Error::invalid_argument(format!(
                 "agent {name:?} listed twice"
+            )));
+        }
+        if let Some(same) = agents
+            .iter()
+            .find(|a| same_endpoint(&a.address, &agent.address))
+        {
+            return Err(Error::invalid_argument(format!(
+                "agents {:?} and {name:?} have the same address {}: one storage host under two names would list its volumes twice",
+                same.name, agent.address
             )));
         }
         agents.push(agent);
@@ -128,6 +152,23 @@ fn check(entry: Entry) -> Result<AgentConfig, String> {
         pool: pool.clone(),
         default: entry.default,
     })
+}
+
+/// Whether two checked addresses (`HOST:PORT`, as [`split_url`] leaves them) reach one
+/// endpoint: the same port number (`01` is `1`) and the same host, an IP address compared as an
+/// address (`[2001:DB8:0::1]` is `[2001:db8::1]`), a DNS name without regard to case or a
+/// trailing `.`.
+fn same_endpoint(a: &str, b: &str) -> bool {
+    fn key(address: &str) -> Option<(String, u16)> {
+        let (host, port) = address.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => host.trim_end_matches('.').to_ascii_lowercase(),
+        };
+        Some((host, port.parse().ok()?))
+    }
+    key(a).is_some_and(|k| Some(k) == key(b))
 }
 
 /// `https://HOST:PORT` (an optional trailing `/`) → (`HOST:PORT`, `HOST` without IPv6 brackets).
@@ -195,6 +236,51 @@ mod tests {
         assert_eq!(parse(&example).unwrap().len(), 2, "{example}");
     }
 
+    /// Agents `a` and `b` at `first` and `second`.
+    fn two_at(first: &str, second: &str) -> String {
+        format!(
+            r#"{{"agents": [{{"name": "a", "address": "{first}", "pools": ["vg"]}}, {{"name": "b", "address": "{second}", "pools": ["vg"]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn one_storage_host_under_two_names_is_refused_naming_both() {
+        for distinct in [
+            ("https://h:1", "https://h:2"),
+            ("https://h:1", "https://h2:1"),
+            ("https://[::1]:1", "https://127.0.0.1:1"),
+        ] {
+            assert!(
+                parse(&two_at(distinct.0, distinct.1)).is_ok(),
+                "{distinct:?}"
+            );
+        }
+        let err = parse(&two_at("https://h:1", "https://H:1")).unwrap_err();
+        assert!(
+            err.message().contains("\"a\"") && err.message().contains("\"b\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_size_cap_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let valid = r#"{"agents": [{"name": "a", "address": "https://h:1", "pools": ["vg"]}]}"#;
+        let padded = |len: usize| format!("{valid}{}", " ".repeat(len - valid.len()));
+        let at_cap = dir.path().join("at-cap.json");
+        std::fs::write(&at_cap, padded(MAX_FILE_BYTES)).unwrap();
+        assert_eq!(load(&at_cap).unwrap().len(), 1, "a file of exactly the cap");
+        let over = dir.path().join("over.json");
+        std::fs::write(&over, padded(MAX_FILE_BYTES + 1)).unwrap();
+        let err = load(&over).unwrap_err();
+        assert_eq!(err.kind(), csi_common::Kind::InvalidArgument);
+        let named = over.display().to_string();
+        assert!(
+            err.message().contains(&named) && err.message().contains("1 MiB"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn every_mistake_is_refused_naming_what() {
         let one = |entry: &str| format!(r#"{{"agents": [{entry}]}}"#);
@@ -258,6 +344,19 @@ mod tests {
                     r#"{{"agents": [{{{ok}, "default": true}}, {{"name": "b", "address": "https://h:2", "pools": ["vg"], "default": true}}]}}"#
                 ),
                 "more than one",
+            ),
+            (two_at("https://h:1", "https://H:1/"), "same address"),
+            (
+                two_at("https://h.example:1", "https://h.example.:01"),
+                "same address",
+            ),
+            (
+                two_at("https://[2001:db8::1]:9811", "https://[2001:DB8:0::1]:9811"),
+                "same address",
+            ),
+            (
+                two_at("https://127.0.0.1:1", "https://127.0.0.1:1"),
+                "same address",
             ),
             (
                 format!(

@@ -8,7 +8,9 @@
 //! Invariants: a controller has either the local host or agents, never both; an id without a
 //! host name is the default backend's (the local host, or the agent marked `default`), and a
 //! placed id resolves only to a configured agent serving that volume group, so no id ever reaches
-//! a host it was not issued for; an agent's volumes answer with that agent's topology only.
+//! a host it was not issued for; an agent's volumes answer with that agent's topology only; the
+//! controller's guards hold a resolved volume ([`Resolved::guard_key`]), never one spelling of
+//! its id.
 
 pub mod config;
 pub mod create;
@@ -58,6 +60,13 @@ impl Agent {
         }
     }
 
+    /// The canonical id of `local` on this agent, `AGENT:VG:LOCAL` even on the default agent:
+    /// the one spelling of every id of this agent's volumes and snapshots, which the
+    /// controller's guards are keyed by ([`Resolved::guard_key`]).
+    pub fn canonical(&self, local: &str) -> String {
+        csi_common::placed::format(&self.config.name, &self.config.pool, local)
+    }
+
     /// The topologies its volumes are reachable from (none: everywhere).
     pub fn topology(&self) -> &[Segments] {
         if self.config.segments.is_empty() {
@@ -84,6 +93,19 @@ pub struct Resolved {
     pub backend: Backend,
     /// The backend's own id (the LV name).
     pub local: String,
+}
+
+impl Resolved {
+    /// The key the controller's per-volume and per-snapshot guards take for it: the local id on
+    /// the local host (exactly the id sent, as a single-host controller always keyed them), the
+    /// canonical placed id on an agent ([`Agent::canonical`]), so both spellings of a default
+    /// agent's id (`csi-x`, `AGENT:VG:csi-x`) are one volume to the guards.
+    pub fn guard_key(&self) -> String {
+        match &self.backend {
+            Backend::Local(_) => self.local.clone(),
+            Backend::Agent(agent) => agent.canonical(&self.local),
+        }
+    }
 }
 
 /// Every backend of a controller.
@@ -195,7 +217,8 @@ mod tests {
     use crate::ops::testing::FakeHost;
 
     /// Single-host mode: every id without a host name reaches the operations exactly as sent
-    /// (they answer empty and foreign ids as they always have); placed ids reach nothing.
+    /// (they answer empty and foreign ids as they always have), and is its guards' key; placed
+    /// ids reach nothing.
     #[test]
     fn the_local_host_takes_every_id_as_it_is() {
         let host = FakeHost::new();
@@ -204,6 +227,11 @@ mod tests {
             let resolved = backends.resolve(raw, "volume_id").unwrap().unwrap();
             assert!(matches!(resolved.backend, Backend::Local(_)));
             assert_eq!(resolved.local, raw);
+            assert_eq!(
+                resolved.guard_key(),
+                raw,
+                "guards keyed as they always were"
+            );
         }
         for placed in ["a:vg0:csi-v-1", "a::b"] {
             assert!(backends.resolve(placed, "volume_id").unwrap().is_none());

@@ -3,8 +3,9 @@
 //! [`super`] (`service.rs`).
 //!
 //! Invariants: as in `service.rs`: ids on the RPC span first; mutating RPCs hold a guard
-//! (ControllerExpandVolume: the volume's; CreateSnapshot and DeleteSnapshot: the snapshot id's,
-//! which CreateSnapshot derives from the name) in a spawned task that owns it, so a client
+//! (ControllerExpandVolume: the volume's; CreateSnapshot and DeleteSnapshot: the snapshot's
+//! resolved id, which CreateSnapshot derives from the name and its source's backend, keyed as
+//! [`crate::fleet::Resolved::guard_key`] keys it) in a spawned task that owns it, so a client
 //! timeout never cancels an LVM change halfway and a second call in flight is ABORTED.
 
 use super::ControllerService;
@@ -57,7 +58,13 @@ impl ControllerService {
             "source_volume_id",
             "source volume",
         )?;
-        let key = id_for(&req.name).to_string();
+        // The guard of the snapshot's resolved id (DeleteSnapshot's): its local id on the local
+        // host, the canonical placed id on an agent.
+        let local = id_for(&req.name).to_string();
+        let key = match &source.backend {
+            Backend::Local(_) => local,
+            Backend::Agent(agent) => agent.canonical(&local),
+        };
         let snapshot = match source.backend {
             Backend::Local(_) => {
                 let created = self
@@ -117,7 +124,7 @@ impl ControllerService {
             return Ok(DeleteSnapshotResponse {});
         };
         self.snapshots
-            .run(&key, async move {
+            .run(&target.guard_key(), async move {
                 match target.backend {
                     Backend::Local(ctx) => {
                         ops::snapshot::delete::delete_snapshot(&ctx, &target.local).await?;
