@@ -1,6 +1,7 @@
 //! Helpers for the workspace's unit tests (compiled for tests and the `testing` feature only,
 //! never into a release binary).
 
+pub mod logs;
 pub mod tls;
 
 use crate::{

@@ -7,26 +7,9 @@ use csi_proto::v1::{
     ControllerPublishVolumeRequest, CreateVolumeRequest, DeleteVolumeRequest,
     NodePublishVolumeRequest, NodeStageVolumeRequest,
 };
-use std::{
-    collections::HashMap,
-    io::Write,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, sync::Arc};
 
 const SENTINEL: &str = "SENTINEL-s3cr3t-9f8e7d";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn secrets() -> HashMap<String, String> {
     HashMap::from([
@@ -38,14 +21,7 @@ fn secrets() -> HashMap<String, String> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_sentinel_secret_never_reaches_a_log_line_or_an_error() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = csi_common::testing::logs::CapturedLogs::start();
 
     let dir = tempfile::tempdir().unwrap();
     let initiator = dir.path().join("initiatorname.iscsi");
@@ -122,7 +98,7 @@ async fn a_sentinel_secret_never_reaches_a_log_line_or_an_error() {
     controller.shutdown().await;
     node.shutdown().await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("rpc"),
         "the RPC spans were captured, so the check below means something"

@@ -15,30 +15,11 @@ use csi_controller::ops::testing::{NODE1, VG};
 use csi_proto::v1::{
     ControllerPublishVolumeRequest, DeleteVolumeRequest, controller_server::ControllerServer,
 };
-use std::{
-    collections::HashMap,
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 use tonic::{Request, service::Routes};
 
 const SENTINEL: &str = "SENTINEL-s3cr3t-9f8e7d";
 const MUTUAL: &str = "MUTUAL-s3cr3t-1a2b3c";
-
-/// Every log line written, as bytes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Mutual CHAP with the sentinels as passwords, and one more key holding a sentinel.
 fn secrets() -> HashMap<String, String> {
@@ -67,14 +48,7 @@ fn publish(id: &str, secrets: HashMap<String, String>) -> Request<ControllerPubl
 // current_thread: the agents' servers run on this thread too, under the subscriber below.
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_reaches_a_log_line_or_an_error_across_the_fleet() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = csi_common::testing::logs::CapturedLogs::start();
 
     let f = fleet(&[("a", "", true), ("b", "", false)]).await;
     let dir = tempfile::tempdir().unwrap();
@@ -143,7 +117,7 @@ async fn no_secret_reaches_a_log_line_or_an_error_across_the_fleet() {
     drop((c, stop));
     server.await.unwrap().unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for both in ["ControllerPublishVolume", "carve.agent.v1"] {
         assert!(
             logs.contains(both),
