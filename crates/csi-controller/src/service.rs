@@ -95,8 +95,6 @@ impl ControllerService {
         }
     }
 
-    /// The backend of the volume or snapshot `raw` (request field `field`); `NotFound` when no
-    /// configured backend can hold it.
     /// The backend of volume `raw`, once its id is on the RPC span (with `node`, if any) and
     /// start-up reconciliation has restored it (else `Unavailable`); `field` and `what` name it
     /// in errors.
@@ -112,6 +110,8 @@ impl ControllerService {
         self.resolve(raw, field, what)
     }
 
+    /// The backend of the volume or snapshot `raw` (request field `field`); `NotFound` when no
+    /// configured backend can hold it.
     fn resolve(&self, raw: &str, field: &str, what: &str) -> Result<Resolved> {
         self.backends
             .resolve(raw, field)?
