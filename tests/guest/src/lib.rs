@@ -9,6 +9,7 @@
 //! [`host`] (mounts, sysfs), [`iscsi`] (sessions, multipath, iscsiadm by hand) and [`lio`]
 //! (configfs), makes LVM fixtures of its own with [`pools`], and ends with [`assert_no_leaks`].
 
+pub mod agents;
 pub mod checksum;
 pub mod conformance;
 pub mod driver;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod pools;
 pub mod second_node;
 pub mod storage;
+pub mod storage_host;
 pub mod volume;
 
 pub use driver::{Driver, DriverOptions};
