@@ -13,6 +13,7 @@ mod listing;
 mod partition;
 mod placement;
 mod secrets;
+mod validate;
 
 use csi_common::{mtls::MtlsFiles, testing::tls::Ca};
 use csi_controller::{

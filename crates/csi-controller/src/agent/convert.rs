@@ -161,6 +161,7 @@ pub fn volume(ctx: &Ctx, v: &OpsVolume) -> proto::Volume {
         capacity_bytes: v.lv.size,
         volume_context: v.volume_context(ctx),
         content_source: to_content_source(v.content_source().as_ref()),
+        thin: Some(v.thin()),
     }
 }
 
@@ -194,6 +195,7 @@ pub fn from_volume(v: proto::Volume) -> RemoteVolume {
         id: v.volume_id,
         capacity: v.capacity_bytes,
         volume_context: v.volume_context,
+        thin: v.thin,
     }
 }
 

@@ -63,6 +63,8 @@ pub struct RemoteVolume {
     pub volume_context: HashMap<String, String>,
     /// The source it was made from (`None`: an empty volume).
     pub content_source: Option<VolumeContentSource>,
+    /// Whether the LV is thin (`None`: an agent older than the field did not say).
+    pub thin: Option<bool>,
 }
 
 /// A volume with what LIO says about it, as its agent reports it.

@@ -100,8 +100,9 @@ pub async fn get_snapshot(agent: &Agent, local: &str, raw: &str) -> Result<Snaps
 /// ValidateVolumeCapabilities of `local` on `agent`, as [`crate::ops::validate`] answers it
 /// locally: the volume must exist (ControllerGetVolume), the capabilities be served and the
 /// volume large enough for the filesystem; `storageHosts` and `pool` must include this agent and
-/// its volume group. Whether a volume is thin is not reported by the agent, so a `thin`
-/// parameter leaves the answer unconfirmed rather than guessed.
+/// its volume group; the `thin` parameter (absent: linear) must say what the agent reports of
+/// the LV (an agent older than that field does not report it: a `thin` parameter then leaves
+/// the answer unconfirmed rather than guessed).
 pub async fn validate(
     agent: &Agent,
     local: &str,
@@ -120,14 +121,26 @@ pub async fn validate(
         return Ok(Validation::Unconfirmed(why));
     }
     let rest = forwarded(parameters);
-    if let Err(e) = params::parse(&rest, Some("")) {
-        return Ok(Validation::Unconfirmed(e.message().to_string()));
-    }
-    if rest.contains_key(params::THIN) {
-        return Ok(Validation::Unconfirmed(format!(
-            "whether the volume is thin cannot be confirmed through agent {}",
-            agent.name()
-        )));
+    let wanted = match params::parse(&rest, Some("")) {
+        Ok(p) => p.thin,
+        Err(e) => return Ok(Validation::Unconfirmed(e.message().to_string())),
+    };
+    // As the local host answers (crate::ops::validate): the parameters say thin or linear (no
+    // `thin`: linear), and the LV must be that.
+    match found.volume.thin {
+        Some(thin) if thin != wanted => {
+            return Ok(Validation::Unconfirmed(format!(
+                "the volume is {}thin",
+                if thin { "" } else { "not " }
+            )));
+        }
+        None if rest.contains_key(params::THIN) => {
+            return Ok(Validation::Unconfirmed(format!(
+                "whether the volume is thin cannot be confirmed through agent {} (it does not report it)",
+                agent.name()
+            )));
+        }
+        _ => {}
     }
     Ok(crate::ops::validate::by_size(found.volume.capacity, &caps))
 }
