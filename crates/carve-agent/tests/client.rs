@@ -175,7 +175,7 @@ async fn refusals_carry_the_local_kind_and_message() {
 
 /// A client of `address` presenting `files`' certificate (for a server named [`AGENT_NAME`]).
 fn client_of(address: &str, files: &MtlsFiles) -> AgentBackend {
-    AgentBackend::connect_lazy(address, AGENT_NAME, &files.load().unwrap()).unwrap()
+    AgentBackend::connect_lazy("test", address, AGENT_NAME, &files.load().unwrap()).unwrap()
 }
 
 #[tokio::test]

@@ -268,6 +268,36 @@ pub async fn wait_ready(listen: SocketAddr, files: &MtlsFiles, log: impl Fn() ->
     }
 }
 
+/// How many calls the agent whose log is `log` served: each ends with one "rpc succeeded" or
+/// "rpc failed" line of csi-common's RPC layer (crate::driver::LOG_FILTER logs both).
+pub fn served_rpcs(log: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains("csi_common::telemetry: rpc succeeded")
+                || l.contains("csi_common::telemetry: rpc failed")
+        })
+        .count()
+}
+
+/// Asserts a client presenting `files` is refused by the agent at `listen` (whose log `log`
+/// reads) in the TLS handshake: its State call fails after the client's side of the handshake
+/// completed (the alert unknown_ca, RFC 8446 6.2, or the connection the agent closed on it,
+/// whichever the client reads first), and it reaches no service of the agent.
+pub async fn assert_refused(listen: SocketAddr, files: &MtlsFiles, log: impl Fn() -> String) {
+    let served = served_rpcs(&log());
+    let refused = state(listen, files).await;
+    let why = refused.expect_err("the agent served a client certificate its CA did not sign");
+    assert!(
+        why.contains("UnknownCA") || why.starts_with("State:"),
+        "refused before the agent's side of the handshake (by this client, or no connection): {why}"
+    );
+    assert_eq!(
+        served_rpcs(&log()),
+        served,
+        "the call reached the agent: {why}"
+    );
+}
+
 /// What of an agent's is left in its volume group and in LIO, one line each: Carve LVs in `vg`
 /// and targets under `iqn_prefix`.
 pub fn leaks(spec: &AgentSpec) -> Vec<String> {

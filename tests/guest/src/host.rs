@@ -52,3 +52,10 @@ pub fn write_fails(path: &Path) -> bool {
         .and_then(|()| f.sync_all())
         .is_err()
 }
+
+/// Writes dirty pages out and drops the page cache (`/proc/sys/vm/drop_caches`, 3: page cache,
+/// dentries and inodes), so the next read of a file comes from its device.
+pub fn drop_caches() {
+    crate::run_ok("sync", &[]);
+    std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop_caches");
+}

@@ -16,7 +16,7 @@
 use carve_guest_tests::{
     Driver, Lab,
     agents::{self, Agent, AgentSpec, Ca, Pki, ZONE},
-    assert_no_leaks, checksum, guest_test,
+    assert_no_leaks, checksum, guest_test, host,
     pools::OwnVg,
     run_ok,
     volume::{
@@ -212,6 +212,9 @@ guest_test!(placement_capacity_and_data_through_two_agents, async {
     let mut on_west = create_on(driver, &fs, &["b"], &[], west).await;
     let preferred_east = Spec::new("agents-pref-east", 16 * MIB, ext4());
     let pref = create_on(driver, &preferred_east, &["a", "b"], &["a"], east).await;
+    // Preferred beats free space: west has far less room than east and still gets it.
+    let preferred_west = Spec::new("agents-pref-west", 16 * MIB, ext4());
+    let pref_west = create_on(driver, &preferred_west, &["a", "b"], &["b"], west).await;
     let big = Spec::new("agents-too-big-for-west", 512 * MIB, ext4());
     let roomy = create_on(driver, &big, &["a", "b"], &["b"], east).await;
     // spec.md, CreateVolume errors: "Unable to provision in `accessible_topology`".
@@ -256,6 +259,7 @@ guest_test!(placement_capacity_and_data_through_two_agents, async {
 
     teardown_all(driver, &[&on_west, &on_east]).await;
     delete_volume(driver, &pref.id).await;
+    delete_volume(driver, &pref_west.id).await;
     delete_volume(driver, &roomy.id).await;
     fleet.assert_no_leaks();
 });
@@ -286,7 +290,7 @@ guest_test!(a_stopped_agent_makes_only_its_volumes_unavailable, async {
     stage_publish(driver, &driver.node, &on_west).await;
     let written = checksum::write_file(&on_west.target.join("data.bin"), DATA_LEN, 29);
 
-    let west_lvs = run_ok("lvs", &["--noheadings", "-o", "lv_name", &west.vg]);
+    let east_lvs = run_ok("lvs", &["--noheadings", "-o", "lv_name", &east.vg]);
     fleet.west.stop();
     assert!(!fleet.west.listening(), "west is down");
     let driver = &fleet.driver;
@@ -303,12 +307,17 @@ guest_test!(a_stopped_agent_makes_only_its_volumes_unavailable, async {
         node_id: driver.lab.initiator2.clone(),
         ..Default::default()
     };
-    let unavailable = |what: &str, code: Code| {
+    // UNAVAILABLE because of west (the controller itself answers, and says which agent).
+    let unavailable = |what: &str, status: tonic::Status| {
         assert_eq!(
-            code,
+            status.code(),
             Code::Unavailable,
-            "{what} with west down\n{}",
+            "{what} with west down: {status:?}\n{}",
             driver.logs()
+        );
+        assert!(
+            status.message().contains("agent west"),
+            "{what}: {status:?}"
         );
     };
     // West's volumes: every RPC UNAVAILABLE, never a wrong answer.
@@ -316,24 +325,19 @@ guest_test!(a_stopped_agent_makes_only_its_volumes_unavailable, async {
         "publish west",
         rpc.controller_publish_volume(publish(&on_west))
             .await
-            .unwrap_err()
-            .code(),
+            .unwrap_err(),
     );
     unavailable(
         "unpublish west",
         rpc.controller_unpublish_volume(unpublish(&on_west))
             .await
-            .unwrap_err()
-            .code(),
+            .unwrap_err(),
     );
     let delete = DeleteVolumeRequest {
         volume_id: on_west.id.clone(),
         ..Default::default()
     };
-    unavailable(
-        "delete west",
-        rpc.delete_volume(delete).await.unwrap_err().code(),
-    );
+    unavailable("delete west", rpc.delete_volume(delete).await.unwrap_err());
     let snapshot = CreateSnapshotRequest {
         source_volume_id: on_west.id.clone(),
         name: "stop-west-snap".into(),
@@ -341,28 +345,37 @@ guest_test!(a_stopped_agent_makes_only_its_volumes_unavailable, async {
     };
     unavailable(
         "snapshot west",
-        rpc.create_snapshot(snapshot).await.unwrap_err().code(),
+        rpc.create_snapshot(snapshot).await.unwrap_err(),
     );
     let west_only = Spec::new("stop-new-west", 16 * MIB, ext4());
     let refused = try_create(driver, &west_only, placed(&west_only, &["b"], &[])).await;
-    unavailable(
-        "create in zone b",
-        refused.map(|v| v.id).unwrap_err().code(),
+    unavailable("create in zone b", refused.map(|v| v.id).unwrap_err());
+    let now = run_ok("lvs", &["--noheadings", "-o", "lv_name", &east.vg]);
+    assert_eq!(
+        now, east_lvs,
+        "a volume for zone b was not carved on east instead"
     );
     unavailable(
         "GetCapacity b",
-        capacity(driver, Some("b"), false).await.unwrap_err().code(),
+        capacity(driver, Some("b"), false).await.unwrap_err(),
     );
     unavailable(
         "GetCapacity anywhere",
-        capacity(driver, None, false).await.unwrap_err().code(),
+        capacity(driver, None, false).await.unwrap_err(),
     );
     let listed = rpc.list_volumes(ListVolumesRequest::default()).await;
-    unavailable("ListVolumes", listed.unwrap_err().code());
-    // West's export still serves the node: LIO is the kernel's, not the agent's.
+    unavailable("ListVolumes", listed.unwrap_err());
+    // West's export still serves the node (LIO is the kernel's, not the agent's): new data is
+    // written through to it, and both files read back from it, not from the page cache.
+    let after = checksum::write_file(&on_west.target.join("after.bin"), DATA_LEN, 30);
+    host::drop_caches();
     assert_eq!(
         checksum::file_sha256(&on_west.target.join("data.bin")),
         written
+    );
+    assert_eq!(
+        checksum::file_sha256(&on_west.target.join("after.bin")),
+        after
     );
 
     // East's volumes and zone a: as before.
@@ -384,8 +397,6 @@ guest_test!(a_stopped_agent_makes_only_its_volumes_unavailable, async {
     )
     .await;
     delete_volume(driver, &east_new.id).await;
-    let now = run_ok("lvs", &["--noheadings", "-o", "lv_name", &west.vg]);
-    assert_eq!(now, west_lvs, "nothing carved on west while it was down");
 
     // West back: its volumes answer again.
     fleet.west.restart(&fleet.pki).await;
@@ -425,11 +436,7 @@ guest_test!(a_client_the_ca_did_not_sign_is_refused, async {
     // Another CA signed this client's certificate (it trusts the agent's CA all the same).
     let foreign = Ca::new("foreign CA");
     let impostor = foreign.files(&dir.path().join("impostor"), &["carve-controller"], &pki.ca);
-    let refused = east.state(&impostor).await;
-    assert!(
-        refused.is_err(),
-        "the agent served a foreign certificate: {refused:?}"
-    );
+    agents::assert_refused(east.spec.listen, &impostor, || east.log()).await;
 
     // A controller presenting it: UNAVAILABLE, and nothing carved.
     let tls = impostor.ca.parent().expect("tls dir");
@@ -442,7 +449,14 @@ guest_test!(a_client_the_ca_did_not_sign_is_refused, async {
         "{}",
         driver.logs()
     );
-    assert_eq!(agents::leaks(&east.spec), Vec::<String>::new());
+    // It never got past the handshake: no call reached the agent.
+    for rpc in ["GetVolume", "CreateVolume"] {
+        assert!(
+            !east.log().contains(rpc),
+            "{rpc} reached the agent:\n{}",
+            east.log()
+        );
+    }
     let scratch = driver.dir.path().to_path_buf();
     drop(driver);
     assert_no_leaks(&lab, Some(&scratch));

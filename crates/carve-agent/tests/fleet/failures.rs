@@ -31,9 +31,10 @@ async fn a_stopped_agent_makes_only_its_volumes_unavailable() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let address = &f.members.iter().find(|m| m.name == "b").unwrap().address;
     assert!(
-        err.message().contains("agent"),
-        "names the agent: {}",
+        err.message().contains(&format!("agent b ({address})")),
+        "names the agent and its address: {}",
         err.message()
     );
     f.host("a").expect_lookup(&Script::new("v").row(&[]));

@@ -169,7 +169,8 @@ impl AgentBackend {
     /// The agent at `address` (`host:port`), whose certificate must name `server_name` and chain
     /// to `mtls`'s CA; this end presents `mtls`'s certificate. Connects on first use; PINGs it
     /// while idle too, so a connection that died unused is replaced before a call waits on it.
-    pub fn connect_lazy(address: &str, server_name: &str, mtls: &Mtls) -> Result<Self> {
+    /// Errors that never reached it name it `name (address)`.
+    pub fn connect_lazy(name: &str, address: &str, server_name: &str, mtls: &Mtls) -> Result<Self> {
         let endpoint = Endpoint::from_shared(format!("https://{address}"))
             .and_then(|e| e.tls_config(mtls.client(server_name).timeout(CONNECT_TIMEOUT)))
             .map_err(|e| Error::invalid_argument(format!("agent address {address:?}: {e}")))?
@@ -177,7 +178,10 @@ impl AgentBackend {
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
-        Ok(Self::from_channel(address, endpoint.connect_lazy()))
+        Ok(Self::from_channel(
+            format!("{name} ({address})"),
+            endpoint.connect_lazy(),
+        ))
     }
 
     /// The agent behind `channel`, named `name` in errors.

@@ -40,8 +40,9 @@ pub struct Agent {
 impl Agent {
     /// The agent of `config`, connected lazily with `mtls`.
     pub fn connect(config: AgentConfig, mtls: &Mtls) -> Result<Self> {
-        let client = AgentBackend::connect_lazy(&config.address, &config.server_name, mtls)
-            .map_err(|e| e.context(format!("agent {}", config.name)))?;
+        let client =
+            AgentBackend::connect_lazy(&config.name, &config.address, &config.server_name, mtls)
+                .map_err(|e| e.context(format!("agent {}", config.name)))?;
         Ok(Self { config, client })
     }
 

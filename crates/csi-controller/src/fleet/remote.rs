@@ -101,8 +101,7 @@ pub async fn get_snapshot(agent: &Agent, local: &str, raw: &str) -> Result<Snaps
 /// locally: the volume must exist (ControllerGetVolume), the capabilities be served and the
 /// volume large enough for the filesystem; `storageHosts` and `pool` must include this agent and
 /// its volume group; the `thin` parameter (absent: linear) must say what the agent reports of
-/// the LV (an agent older than that field does not report it: a `thin` parameter then leaves
-/// the answer unconfirmed rather than guessed).
+/// the LV ([`thin_mismatch`]).
 pub async fn validate(
     agent: &Agent,
     local: &str,
@@ -125,22 +124,49 @@ pub async fn validate(
         Ok(p) => p.thin,
         Err(e) => return Ok(Validation::Unconfirmed(e.message().to_string())),
     };
-    // As the local host answers (crate::ops::validate): the parameters say thin or linear (no
-    // `thin`: linear), and the LV must be that.
-    match found.volume.thin {
-        Some(thin) if thin != wanted => {
-            return Ok(Validation::Unconfirmed(format!(
-                "the volume is {}thin",
-                if thin { "" } else { "not " }
-            )));
-        }
-        None if rest.contains_key(params::THIN) => {
-            return Ok(Validation::Unconfirmed(format!(
-                "whether the volume is thin cannot be confirmed through agent {} (it does not report it)",
-                agent.name()
-            )));
-        }
-        _ => {}
+    if let Some(why) = thin_mismatch(found.volume.thin, wanted, agent.name()) {
+        return Ok(Validation::Unconfirmed(why));
     }
     Ok(crate::ops::validate::by_size(found.volume.capacity, &caps))
+}
+
+/// Why a volume the agent `agent` reports as `reported` (thin or not; `None`: an agent older than
+/// `Volume.thin` did not say) does not confirm the parameters asking for `wanted`, as the local
+/// host answers (crate::ops::validate, where no `thin` parameter means linear). Unknown is never
+/// confirmed, whatever was asked: it is not guessed.
+pub fn thin_mismatch(reported: Option<bool>, wanted: bool, agent: &str) -> Option<String> {
+    match reported {
+        Some(thin) if thin != wanted => Some(format!(
+            "the volume is {}thin",
+            if thin { "" } else { "not " }
+        )),
+        Some(_) => None,
+        None => Some(format!(
+            "whether the volume is thin or linear cannot be confirmed through agent {agent} \
+             (it does not report it: older than carve.agent.v1 Volume.thin)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thin_mismatch;
+
+    #[test]
+    fn thin_is_confirmed_only_when_the_agent_reports_the_same() {
+        assert_eq!(thin_mismatch(Some(true), true, "a"), None);
+        assert_eq!(thin_mismatch(Some(false), false, "a"), None);
+        assert_eq!(
+            thin_mismatch(Some(true), false, "a").as_deref(),
+            Some("the volume is thin")
+        );
+        assert_eq!(
+            thin_mismatch(Some(false), true, "a").as_deref(),
+            Some("the volume is not thin")
+        );
+        for wanted in [true, false] {
+            let why = thin_mismatch(None, wanted, "store-a").expect("unknown is not confirmed");
+            assert!(why.contains("agent store-a"), "{why}");
+        }
+    }
 }
