@@ -116,3 +116,16 @@ impl Reader {
         );
     }
 }
+
+/// Asserts the filesystem mounted at `dir` is still served by its device: [`DATA_LEN`] more
+/// bytes of `seed` are written to `after.bin`, the page cache is dropped
+/// ([`crate::host::drop_caches`]), and both `after.bin` and `data.bin` (checksum `written`) read
+/// back from the device as written.
+///
+/// [`DATA_LEN`]: crate::volume::DATA_LEN
+pub fn assert_still_served(dir: &Path, written: &str, seed: u64) {
+    let after = write_file(&dir.join("after.bin"), crate::volume::DATA_LEN, seed);
+    crate::host::drop_caches();
+    assert_eq!(file_sha256(&dir.join("data.bin")), written, "data.bin");
+    assert_eq!(file_sha256(&dir.join("after.bin")), after, "after.bin");
+}

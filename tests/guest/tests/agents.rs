@@ -16,7 +16,7 @@
 use carve_guest_tests::{
     Driver, Lab,
     agents::{self, Agent, AgentSpec, Ca, Pki, ZONE},
-    assert_no_leaks, checksum, guest_test, host,
+    assert_no_leaks, checksum, guest_test,
     pools::OwnVg,
     run_ok,
     volume::{
@@ -367,16 +367,7 @@ guest_test!(a_stopped_agent_makes_only_its_volumes_unavailable, async {
     unavailable("ListVolumes", listed.unwrap_err());
     // West's export still serves the node (LIO is the kernel's, not the agent's): new data is
     // written through to it, and both files read back from it, not from the page cache.
-    let after = checksum::write_file(&on_west.target.join("after.bin"), DATA_LEN, 30);
-    host::drop_caches();
-    assert_eq!(
-        checksum::file_sha256(&on_west.target.join("data.bin")),
-        written
-    );
-    assert_eq!(
-        checksum::file_sha256(&on_west.target.join("after.bin")),
-        after
-    );
+    checksum::assert_still_served(&on_west.target, &written, 30);
 
     // East's volumes and zone a: as before.
     controller_publish(driver, &on_east, &driver.lab.initiator2, HashMap::new()).await;

@@ -13,7 +13,7 @@
 use carve_guest_tests::{
     Driver, Lab,
     agents::{self, AgentSpec, Ca, Pki},
-    assert_no_leaks, checksum, guest_test, host,
+    assert_no_leaks, checksum, guest_test,
     storage_host::StorageHost,
     volume::{
         self, BLOCK_DATA_LEN, DATA_LEN, MIB, Spec, Vol, block, controller_publish, ext4,
@@ -195,10 +195,7 @@ guest_test!(two_machines_an_agent_stopped_mid_run, async {
     unavailable("ListVolumes", listed.unwrap_err());
     // The node keeps its data (the target is the storage host's kernel's, not the agent's): new
     // data is written through to it, and both files read back from it, not from the page cache.
-    let after = checksum::write_file(&vol.target.join("after.bin"), DATA_LEN, 42);
-    host::drop_caches();
-    assert_eq!(checksum::file_sha256(&vol.target.join("data.bin")), written);
-    assert_eq!(checksum::file_sha256(&vol.target.join("after.bin")), after);
+    checksum::assert_still_served(&vol.target, &written, 42);
 
     lab2.host.ask("start-agent");
     agents::wait_ready(lab2.spec.listen, &lab2.pki.controller_files(), || {
