@@ -181,11 +181,7 @@ impl Agent {
             .args(["--portal", &spec.portal, "--iqn-prefix", &spec.iqn_prefix()])
             .arg("--saveconfig")
             .arg(self.dir.join(format!("saveconfig-{}.json", spec.name)))
-            .env(
-                "RUST_LOG",
-                std::env::var("CARVE_TEST_LOG")
-                    .unwrap_or_else(|_| crate::driver::LOG_FILTER.into()),
-            )
+            .env("RUST_LOG", log_filter())
             .stdout(Stdio::from(file()))
             .stderr(Stdio::from(file()))
             .spawn()
@@ -268,6 +264,17 @@ pub async fn wait_ready(listen: SocketAddr, files: &MtlsFiles, log: impl Fn() ->
     }
 }
 
+/// The agents' log filter: the plugins' ([`crate::driver::LOG_FILTER`], or `CARVE_TEST_LOG`)
+/// with tonic's TLS accept errors, where a refused handshake shows (at debug, as "tls accept
+/// error" with rustls' reason).
+pub fn log_filter() -> String {
+    let base = std::env::var("CARVE_TEST_LOG").unwrap_or_else(|_| crate::driver::LOG_FILTER.into());
+    format!("{base},{TLS_ACCEPT_TARGET}=debug")
+}
+
+/// The tracing target of tonic's TLS accept loop (tonic 0.14, transport/server/io_stream.rs).
+pub const TLS_ACCEPT_TARGET: &str = "tonic::transport::server::io_stream";
+
 /// How many calls the agent whose log is `log` served: each ends with one "rpc succeeded" or
 /// "rpc failed" line of csi-common's RPC layer (crate::driver::LOG_FILTER logs both).
 pub fn served_rpcs(log: &str) -> usize {
@@ -280,16 +287,34 @@ pub fn served_rpcs(log: &str) -> usize {
 }
 
 /// Asserts a client presenting `files` is refused by the agent at `listen` (whose log `log`
-/// reads) in the TLS handshake: its State call fails after the client's side of the handshake
-/// completed (the alert unknown_ca, RFC 8446 6.2, or the connection the agent closed on it,
-/// whichever the client reads first), and it reaches no service of the agent.
+/// reads, at [`log_filter`]) in the TLS handshake: its State call fails after the client's side
+/// of the handshake completed (the alert unknown_ca, RFC 8446 6.2, or the connection the agent
+/// closed on it, whichever the client reads first), the agent logs the refusal with rustls'
+/// reason, and the call reaches no service of the agent.
 pub async fn assert_refused(listen: SocketAddr, files: &MtlsFiles, log: impl Fn() -> String) {
-    let served = served_rpcs(&log());
+    let refusals = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("tls accept error"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (served, before) = (served_rpcs(&log()), refusals(&log()).len());
     let refused = state(listen, files).await;
     let why = refused.expect_err("the agent served a client certificate its CA did not sign");
     assert!(
         why.contains("UnknownCA") || why.starts_with("State:"),
         "refused before the agent's side of the handshake (by this client, or no connection): {why}"
+    );
+    let logged = crate::eventually(10, || refusals(&log()).len() > before).await;
+    assert!(
+        logged,
+        "the agent logged no refused handshake ({why}):\n{}",
+        log()
+    );
+    let line = refusals(&log()).pop().unwrap_or_default();
+    assert!(
+        line.contains("UnknownIssuer"),
+        "the refusal is not the certificate's issuer: {line}"
     );
     assert_eq!(
         served_rpcs(&log()),

@@ -54,6 +54,15 @@ impl OwnVg {
     /// Creates the VG `name` on a loop device of `size` and its thin pool `pool` of size `pool`
     /// (sizes as lvcreate takes them, e.g. `64m`).
     pub fn create(name: &str, size: &str, pool: &str) -> Self {
+        if run("vgs", &[name]).status.success() {
+            // Left by a scenario that failed before its drop could remove it.
+            let removed = run("vgremove", &["--yes", "--force", name]);
+            assert!(
+                removed.status.success(),
+                "volume group {name} is left over from an earlier failure and still in use: {}",
+                String::from_utf8_lossy(&removed.stderr)
+            );
+        }
         let image = format!("/var/lib/carve-lab/{name}.img");
         run_ok("truncate", &["-s", size, &image]);
         let loop_dev = run_ok("losetup", &["--find", "--show", &image])
