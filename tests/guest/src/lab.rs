@@ -22,9 +22,10 @@ impl Lab {
     /// Reads the lab from `CARVE_LAB_*`; panics with a clear message outside the guest.
     pub fn from_env() -> Self {
         let get = |key: &str| {
-            std::env::var(key).unwrap_or_else(|_| {
-                panic!("{key} is not set: guest tests run inside the VM (hack/vm/run -- carve-guest-suite)")
-            })
+            env(
+                key,
+                "guest tests run inside the VM (hack/vm/run -- carve-guest-suite)",
+            )
         };
         Self {
             vg: get("CARVE_LAB_VG"),
@@ -35,4 +36,9 @@ impl Lab {
             iface2: get("CARVE_LAB_IFACE2"),
         }
     }
+}
+
+/// The environment variable `key`; panics saying it is not set and `why` it should be.
+pub fn env(key: &str, why: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set: {why}"))
 }

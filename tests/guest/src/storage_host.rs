@@ -25,11 +25,8 @@ impl StorageHost {
     /// From `CARVE_LAB_STORAGE_HOST` and `CARVE_LAB_EXCHANGE`; panics with a clear message in a
     /// guest booted without `--storage-host`.
     pub fn from_env() -> Self {
-        let get = |key: &str| {
-            std::env::var(key).unwrap_or_else(|_| {
-                panic!("{key} is not set: two-machine tests run in hack/vm/run --storage-host")
-            })
-        };
+        let get =
+            |key: &str| crate::lab::env(key, "two-machine tests run in hack/vm/run --storage-host");
         Self {
             address: get("CARVE_LAB_STORAGE_HOST")
                 .parse()

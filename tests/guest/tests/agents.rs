@@ -149,6 +149,18 @@ async fn create_on(
     vol
 }
 
+/// An ext4 volume `name` of `mib` MiB reachable from zone `z` only, asserted to be on `agent`.
+async fn ext4_in(driver: &Driver, name: &str, mib: i64, z: &str, agent: &AgentSpec) -> Vol {
+    create_on(
+        driver,
+        &Spec::new(name, mib * MIB, ext4()),
+        &[z],
+        &[],
+        agent,
+    )
+    .await
+}
+
 /// GetCapacity of linear (`thin=false`) or thin volumes in zone `z` (None: anywhere).
 async fn capacity(driver: &Driver, z: Option<&str>, thin: bool) -> Result<i64, tonic::Status> {
     driver
@@ -269,22 +281,8 @@ guest_test!(a_stopped_agent_makes_only_its_volumes_unavailable, async {
     let east = fleet.east.spec.clone();
     let west = fleet.west.spec.clone();
     let driver = &fleet.driver;
-    let mut on_west = create_on(
-        driver,
-        &Spec::new("stop-west", 64 * MIB, ext4()),
-        &["b"],
-        &[],
-        &west,
-    )
-    .await;
-    let on_east = create_on(
-        driver,
-        &Spec::new("stop-east", 16 * MIB, ext4()),
-        &["a"],
-        &[],
-        &east,
-    )
-    .await;
+    let mut on_west = ext4_in(driver, "stop-west", 64, "b", &west).await;
+    let on_east = ext4_in(driver, "stop-east", 16, "a", &east).await;
     on_west.publish =
         controller_publish(driver, &on_west, &driver.lab.initiator, HashMap::new()).await;
     stage_publish(driver, &driver.node, &on_west).await;
@@ -379,14 +377,7 @@ guest_test!(a_stopped_agent_makes_only_its_volumes_unavailable, async {
         driver.ok("GetCapacity a", capacity(driver, Some("a"), false).await),
         vg_free(&east.vg)
     );
-    let east_new = create_on(
-        driver,
-        &Spec::new("stop-new-east", 16 * MIB, ext4()),
-        &["a"],
-        &[],
-        &east,
-    )
-    .await;
+    let east_new = ext4_in(driver, "stop-new-east", 16, "a", &east).await;
     delete_volume(driver, &east_new.id).await;
 
     // West back: its volumes answer again.
