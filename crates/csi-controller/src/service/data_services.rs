@@ -9,7 +9,7 @@
 //! timeout never cancels an LVM change halfway and a second call in flight is ABORTED.
 
 use super::ControllerService;
-use crate::fleet::{self, Backend, Backends, remote};
+use crate::fleet::{self, Backend, Backends, Resolved, remote};
 use crate::ops::{
     self,
     snapshot::{
@@ -58,13 +58,12 @@ impl ControllerService {
             "source_volume_id",
             "source volume",
         )?;
-        // The guard of the snapshot's resolved id (DeleteSnapshot's): its local id on the local
-        // host, the canonical placed id on an agent.
-        let local = id_for(&req.name).to_string();
-        let key = match &source.backend {
-            Backend::Local(_) => local,
-            Backend::Agent(agent) => agent.canonical(&local),
-        };
+        // The guard of the snapshot's resolved id, the key DeleteSnapshot takes.
+        let key = Resolved {
+            backend: source.backend.clone(),
+            local: id_for(&req.name).to_string(),
+        }
+        .guard_key();
         let snapshot = match source.backend {
             Backend::Local(_) => {
                 let created = self
