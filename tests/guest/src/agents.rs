@@ -4,16 +4,20 @@
 //!
 //! Several agents may share one machine's LIO: each gets its own IQN prefix and saveconfig
 //! file, so one agent's reconciliation never sees another's targets as its own. An [`Agent`] is
-//! stopped with SIGTERM when dropped.
+//! started and stopped as the driver's plugins are ([`crate::driver`]) and stopped when dropped;
+//! what it leaves behind is accounted for by [`crate::leaks`] on its volume group.
 
-use crate::{DriverOptions, run};
+use crate::{
+    DriverOptions,
+    driver::{spawn_logged, stop},
+};
 use csi_common::mtls::{MtlsFiles, connect};
 pub use csi_common::testing::tls::Ca;
 use csi_proto::agent::v1::{StateRequest, StateResponse, agent_client::AgentClient};
 use std::{
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -38,6 +42,8 @@ pub struct AgentSpec {
     pub portal: String,
     /// The value of [`ZONE`] its volumes are reachable from.
     pub zone: String,
+    /// Its `--lio-backend`: `configfs` or `targetcli`.
+    pub lio_backend: &'static str,
 }
 
 impl AgentSpec {
@@ -164,30 +170,24 @@ impl Agent {
     }
 
     async fn spawn(&mut self, pki: &Pki) {
-        let log = self.dir.join(format!("agent-{}.log", self.spec.name));
-        let file = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .expect("agent log")
-        };
         let spec = &self.spec;
-        let child = Command::new("carve-agent")
+        let mut command = Command::new("carve-agent");
+        command
             .args(["--listen", &spec.listen.to_string()])
             .arg("--tls-dir")
             .arg(&self.tls)
             .args(["--volume-group", &spec.vg, "--thin-pool", &spec.pool])
             .args(["--portal", &spec.portal, "--iqn-prefix", &spec.iqn_prefix()])
+            .args(["--lio-backend", spec.lio_backend])
             .arg("--saveconfig")
             .arg(self.dir.join(format!("saveconfig-{}.json", spec.name)))
-            .env("RUST_LOG", log_filter())
-            .stdout(Stdio::from(file()))
-            .stderr(Stdio::from(file()))
-            .spawn()
-            .expect("carve-agent on PATH");
-        self.child = Some(child);
+            .env("RUST_LOG", log_filter());
+        self.child = Some(spawn_logged(command, &self.dir, &self.log_name()));
         wait_ready(self.spec.listen, &pki.controller_files(), || self.log()).await;
+    }
+
+    fn log_name(&self) -> String {
+        format!("agent-{}.log", self.spec.name)
     }
 
     /// Its State answer to a client presenting `files`, or why there is none.
@@ -202,21 +202,12 @@ impl Agent {
 
     /// Stops it (SIGTERM, then SIGKILL after 10 s) and waits until it is gone.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = run("kill", &["-TERM", &child.id().to_string()]);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        stop(self.child.take());
     }
 
     /// Its log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("agent-{}.log", self.spec.name)))
-            .unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(self.log_name())).unwrap_or_default()
     }
 }
 
@@ -322,26 +313,4 @@ pub async fn assert_refused(listen: SocketAddr, files: &MtlsFiles, log: impl Fn(
         served,
         "the call reached the agent: {why}"
     );
-}
-
-/// What of an agent's is left in its volume group and in LIO, one line each: Carve LVs in `vg`
-/// and targets under `iqn_prefix`.
-pub fn leaks(spec: &AgentSpec) -> Vec<String> {
-    let mut found = Vec::new();
-    let lvs = run("lvs", &["--noheadings", "-o", "lv_name", &spec.vg]);
-    for lv in String::from_utf8_lossy(&lvs.stdout).split_whitespace() {
-        if lv.starts_with("csi-") || lv.starts_with("snap-") {
-            found.push(format!("logical volume {}/{lv}", spec.vg));
-        }
-    }
-    let prefix = format!("{}:", spec.iqn_prefix());
-    if let Ok(targets) = std::fs::read_dir("/sys/kernel/config/target/iscsi") {
-        for target in targets.filter_map(Result::ok) {
-            let name = target.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) {
-                found.push(format!("iSCSI target {name}"));
-            }
-        }
-    }
-    found
 }

@@ -278,15 +278,17 @@ fn spawn_node(options: &DriverOptions, dir: &Path) -> Child {
 /// about Carve.
 pub const LOG_FILTER: &str = "debug,h2=info,hyper=info,hyper_util=info,tower=info,tonic=info";
 
-/// Spawns `command` logging at `CARVE_TEST_LOG` (default [`LOG_FILTER`]), its output appended
-/// to `log` in `dir`.
-fn spawn_logged(mut command: Command, dir: &Path, log: &str) -> Child {
+/// Spawns `command` logging at `CARVE_TEST_LOG` (default [`LOG_FILTER`]) unless it sets
+/// `RUST_LOG` itself, its output appended to `log` in `dir`.
+pub(crate) fn spawn_logged(mut command: Command, dir: &Path, log: &str) -> Child {
     let program = command.get_program().to_string_lossy().into_owned();
-    command
-        .env(
+    if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+        command.env(
             "RUST_LOG",
             std::env::var("CARVE_TEST_LOG").unwrap_or_else(|_| LOG_FILTER.into()),
-        )
+        );
+    }
+    command
         .stdout(log_file(dir, log))
         .stderr(log_file(dir, log))
         .spawn()
@@ -300,7 +302,8 @@ async fn wait_ready(socket: &Path) -> Client {
         .unwrap_or_else(|e| panic!("{} did not become ready: {e}", socket.display()))
 }
 
-fn stop(child: Option<Child>) {
+/// Stops `child` (SIGTERM, SIGKILL after 10 s) and waits until it is gone.
+pub(crate) fn stop(child: Option<Child>) {
     if let Some(mut child) = child {
         let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();

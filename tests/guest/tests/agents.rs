@@ -39,7 +39,7 @@ struct Fleet {
     east: Agent,
     west: Agent,
     pki: Pki,
-    _west_vg: OwnVg,
+    west_vg: OwnVg,
     _dir: tempfile::TempDir,
 }
 
@@ -52,22 +52,25 @@ impl Fleet {
             .tempdir_in("/var/tmp")
             .expect("scratch dir");
         let pki = Pki::new(dir.path());
-        let spec = |name: &str, vg: &str, pool: &str, port: u16, zone: &str| AgentSpec {
-            name: name.into(),
-            vg: vg.into(),
-            pool: pool.into(),
-            listen: format!("127.0.0.1:{port}").parse().unwrap(),
-            portal: lab.portal.clone(),
-            zone: zone.into(),
-        };
+        // One agent on each of LIO's backends (the other LIO backend, targetcli, for west).
+        let spec =
+            |name: &str, vg: &str, pool: &str, port: u16, zone: &str, lio_backend| AgentSpec {
+                name: name.into(),
+                vg: vg.into(),
+                pool: pool.into(),
+                listen: format!("127.0.0.1:{port}").parse().unwrap(),
+                portal: lab.portal.clone(),
+                zone: zone.into(),
+                lio_backend,
+            };
         let east = Agent::start(
-            spec("east", &lab.vg, &lab.pool, 9811, "a"),
+            spec("east", &lab.vg, &lab.pool, 9811, "a", "configfs"),
             &pki,
             dir.path(),
         )
         .await;
         let west = Agent::start(
-            spec("west", &west_vg.vg, "pool", 9812, "b"),
+            spec("west", &west_vg.vg, "pool", 9812, "b", "targetcli"),
             &pki,
             dir.path(),
         )
@@ -78,22 +81,17 @@ impl Fleet {
             east,
             west,
             pki,
-            _west_vg: west_vg,
+            west_vg,
             _dir: dir,
         }
     }
 
-    /// Nothing of ours left on the node, in LIO or on either volume group.
+    /// Nothing of ours left on the node, in LIO (both agents' targets) or on either volume
+    /// group (east's is the lab's).
     fn assert_no_leaks(&self) {
-        for agent in [&self.east, &self.west] {
-            let found = agents::leaks(&agent.spec);
-            assert!(
-                found.is_empty(),
-                "agent {} left: {found:?}",
-                agent.spec.name
-            );
-        }
-        assert_no_leaks(&self.driver.lab, Some(self.driver.dir.path()));
+        let lab = &self.driver.lab;
+        assert_no_leaks(lab, Some(self.driver.dir.path()));
+        assert_no_leaks(&self.west_vg.lab(lab), None);
     }
 }
 
@@ -409,6 +407,7 @@ guest_test!(a_client_the_ca_did_not_sign_is_refused, async {
         listen: "127.0.0.1:9811".parse().unwrap(),
         portal: lab.portal.clone(),
         zone: "a".into(),
+        lio_backend: "configfs",
     };
     let east = Agent::start(spec, &pki, dir.path()).await;
     east.state(&pki.controller_files())

@@ -53,6 +53,7 @@ impl Lab2 {
             listen: SocketAddr::new(host.address, 9811),
             portal: format!("{ip}:3260"),
             zone: "a".into(),
+            lio_backend: "configfs",
         };
         agents::wait_ready(spec.listen, &pki.controller_files(), || host.agent_log()).await;
         let driver = Driver::start(&lab, pki.driver_options(&[&spec])).await;
