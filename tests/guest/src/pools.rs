@@ -54,6 +54,22 @@ impl OwnVg {
     /// Creates the VG `name` on a loop device of `size` and its thin pool `pool` of size `pool`
     /// (sizes as lvcreate takes them, e.g. `64m`).
     pub fn create(name: &str, size: &str, pool: &str) -> Self {
+        Self::create_with(name, size, pool, &[])
+    }
+
+    /// [`OwnVg::create`] on a PV with a 60 KiB metadata area (`pvcreate --metadatasize 16k
+    /// --dataalignment 64k`: LVM extends the area up to the first extent), which a few dozen
+    /// volumes fill.
+    pub fn with_small_metadata_area(name: &str, size: &str, pool: &str) -> Self {
+        Self::create_with(
+            name,
+            size,
+            pool,
+            &["--metadatasize", "16k", "--dataalignment", "64k"],
+        )
+    }
+
+    fn create_with(name: &str, size: &str, pool: &str, pvcreate: &[&str]) -> Self {
         if run("vgs", &[name]).status.success() {
             // Left by a scenario that failed before its drop could remove it.
             let removed = run("vgremove", &["--yes", "--force", name]);
@@ -68,7 +84,10 @@ impl OwnVg {
         let loop_dev = run_ok("losetup", &["--find", "--show", &image])
             .trim()
             .to_string();
-        run_ok("pvcreate", &["-y", &loop_dev]);
+        let mut args = vec!["-y"];
+        args.extend_from_slice(pvcreate);
+        args.push(&loop_dev);
+        run_ok("pvcreate", &args);
         run_ok("vgcreate", &[name, &loop_dev]);
         lvcreate_thin_pool(name, "pool", pool, true);
         Self {

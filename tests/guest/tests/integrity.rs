@@ -337,6 +337,78 @@ guest_test!(a_full_thin_pool_shows_in_condition_and_capacity, async {
     drop(own);
 });
 
+// LVM keeps every LV with its tags in each PV's metadata area (room for two copies): a full
+// area refuses the next change. A 60 KiB area fills after a few dozen volumes; the default
+// 1 MiB after about a thousand (docs/kubernetes.md, "The LVM metadata area").
+guest_test!(
+    a_full_lvm_metadata_area_is_resource_exhausted_and_deletes_still_work,
+    async {
+        use tonic::Code;
+        let base = Lab::from_env();
+        let own = OwnVg::with_small_metadata_area("i15mda", "400m", "64m");
+        let lab = own.lab(&base);
+        // Room in the pool for every volume the area can hold: only the area limits here.
+        let options = DriverOptions::default().controller(["--thin-overprovision-ratio", "100"]);
+        let driver = Driver::start(&lab, options).await;
+        let lvs = || {
+            run_ok("lvs", &["--noheadings", "-o", "lv_name", &lab.vg])
+                .split_whitespace()
+                .filter(|n| n.starts_with("csi-"))
+                .count()
+        };
+        // Each volume's tags carry its claim (--extra-create-metadata) at Kubernetes' longest
+        // names, so fewer volumes fill the area.
+        let tagged = |name: &str| {
+            let mut req = thin_request(name, 4 * MIB);
+            for key in ["pvc/name", "pv/name"] {
+                req.parameters
+                    .insert(format!("csi.storage.k8s.io/{key}"), "c".repeat(253));
+            }
+            req.parameters
+                .insert("csi.storage.k8s.io/pvc/namespace".into(), "s".repeat(63));
+            req
+        };
+        let mut ids = Vec::new();
+        let refused = loop {
+            assert!(ids.len() < 100, "a 60 KiB metadata area held 100 volumes");
+            let name = format!("mda-{}-{}", ids.len(), "n".repeat(110));
+            match driver.controller_rpc().create_volume(tagged(&name)).await {
+                Ok(r) => ids.push(r.into_inner().volume.expect("volume").volume_id),
+                Err(status) => break status,
+            }
+        };
+        eprintln!("{} volumes fit; then: {refused:?}", ids.len());
+        assert!(!ids.is_empty(), "the area holds some volumes first");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("metadata area")
+                && refused.message().contains("--metadatasize"),
+            "the reason and the remedy: {refused:?}"
+        );
+        assert_eq!(lvs(), ids.len(), "the refused create left no LV");
+        let again = driver
+            .controller_rpc()
+            // A longer name than any created: it needs more room than the refused one.
+            .create_volume(tagged(&format!("mda-again-{}", "n".repeat(110))))
+            .await
+            .expect_err("still full");
+        assert_eq!(again.code(), Code::ResourceExhausted, "{again:?}");
+        // A delete shrinks the metadata: it works on a full area, and makes room again (for a
+        // volume with a shorter name than the deleted one's).
+        let last = ids.pop().expect("one");
+        delete_volume(&driver, &last).await;
+        ids.push(create_id(&driver, tagged(&format!("mda-room-{}", "n".repeat(100)))).await);
+        assert_eq!(lvs(), ids.len());
+        for id in &ids {
+            delete_volume(&driver, id).await;
+        }
+        assert_eq!(lvs(), 0);
+        drop(driver);
+        drop(own);
+        assert_no_leaks(&base, None);
+    }
+);
+
 guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
     use csi_proto::v1::{ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest};
     let lab = Lab::from_env();

@@ -216,8 +216,27 @@ impl LvmCli {
         })
     }
 
+    /// A change LVM could not write because the VG's metadata area is full: `ResourceExhausted`
+    /// with the remedy. LVM keeps the whole VG description (every LV with its tags, about half
+    /// a KiB per Carve volume) in each PV's metadata area and needs room for two copies, so
+    /// `pvcreate`'s default 1 MiB area holds about 1,000 volumes (lvm(8) `--metadatasize`;
+    /// LVM prints "VG … metadata on … (N bytes) exceeds maximum metadata size (M bytes)").
+    pub(super) fn metadata_full(&self, out: &Output) -> Option<Error> {
+        out.stderr
+            .contains("exceeds maximum metadata size")
+            .then(|| {
+                Error::resource_exhausted(format!(
+                    "volume group {:?} has no room left in its LVM metadata area for this change \
+                     (each volume and its tags take room there; give the VG's PVs a larger \
+                     area: pvcreate --metadatasize, docs/kubernetes.md \"The LVM metadata area\"): {}",
+                    self.vg,
+                    out.stderr.trim()
+                ))
+            })
+    }
+
     pub(super) fn failed(&self, out: Output) -> Error {
-        match self.vg_missing(&out) {
+        match self.vg_missing(&out).or_else(|| self.metadata_full(&out)) {
             Some(e) => e,
             None => match out.ok() {
                 Err(e) => Error::from(e),

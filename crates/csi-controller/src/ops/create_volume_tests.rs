@@ -242,6 +242,29 @@ async fn lvcreate_out_of_space_is_resource_exhausted() {
 }
 
 #[tokio::test]
+async fn a_full_lvm_metadata_area_is_resource_exhausted_naming_the_remedy() {
+    let host = FakeHost::new();
+    let lv = LvName::for_volume("v");
+    let caps = [mount("ext4", Mode::SingleNodeWriter)];
+    let none = HashMap::new();
+    let range = range(8 * MIB, 0);
+    host.expect_survey(10 << 30, 4 * MIB, &[]);
+    let tags = ext4_record("v", 8 * MIB).creation_tags();
+    let create = argv::lvcreate(VG, &lv, 8 * MIB, &Allocation::Linear, &tags, T);
+    // What LVM 2.03.16 printed (tests/fixtures/controller/capture-metadata-full.sh).
+    let stderr =
+        include_str!("../../../../tests/fixtures/controller/lvcreate-metadata-full.stderr");
+    host.expect(Expectation::of(&create).fails(5, stderr));
+    let full = create_volume(&host.ctx, request("v", &caps, Some(&range), &none)).await;
+    let err = refused(full, Kind::ResourceExhausted);
+    assert!(
+        err.message().contains("metadata area") && err.message().contains("--metadatasize"),
+        "{err}"
+    );
+    host.finish();
+}
+
+#[tokio::test]
 async fn without_volume_group_or_portal_the_reason_is_clear() {
     let host = FakeHost::new();
     let caps = [mount("ext4", Mode::SingleNodeWriter)];

@@ -66,6 +66,22 @@ async fn tags_then_acl_for_that_initiator_only() {
 }
 
 #[tokio::test]
+async fn a_full_lvm_metadata_area_refuses_the_publication_before_any_acl() {
+    let host = FakeHost::new();
+    let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
+    host.expect_lvs_one("csi-v-1", &[row]);
+    // What LVM 2.03.16 printed (tests/fixtures/controller/capture-metadata-full.sh).
+    let stderr =
+        include_str!("../../../../tests/fixtures/controller/lvchange-metadata-full.stderr");
+    let publication = format!("carve.pub=rw:{NODE1}");
+    host.expect_retag_fails("csi-v-1", &[], &["carve.used", &publication], stderr);
+    let err = refused(publish_rw(&host.ctx, NODE1).await, Kind::ResourceExhausted);
+    assert!(err.message().contains("--metadatasize"), "{err}");
+    assert!(host.acls("csi-v-1").is_empty(), "no ACL without its record");
+    host.finish();
+}
+
+#[tokio::test]
 async fn republish_same_node_is_ok_and_other_node_is_refused_naming_it() {
     let host = FakeHost::new();
     let row = host.published_linear("csi-v-1", "v", NODE1).await;

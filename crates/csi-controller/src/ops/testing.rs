@@ -239,20 +239,29 @@ impl FakeHost {
 
     /// One `lvchange` deleting `remove` and adding `add` on `name`.
     pub fn expect_retag(&self, name: &str, remove: &[&str], add: &[&str]) {
+        self.runner.expect(Self::retag(name, remove, add));
+    }
+
+    /// [`FakeHost::expect_retag`], answering a failure with LVM's `stderr` (exit code 5).
+    pub fn expect_retag_fails(&self, name: &str, remove: &[&str], add: &[&str], stderr: &str) {
+        self.runner
+            .expect(Self::retag(name, remove, add).fails(5, stderr));
+    }
+
+    fn retag(name: &str, remove: &[&str], add: &[&str]) -> Expectation {
         let lv = LvName::parse(name).unwrap();
         let owned = |tags: &[&str]| {
             tags.iter()
                 .map(std::string::ToString::to_string)
                 .collect::<Vec<_>>()
         };
-        self.runner
-            .expect(Expectation::of(&crate::lvm::argv::lvchange_retag(
-                VG,
-                &lv,
-                &owned(remove),
-                &owned(add),
-                T,
-            )));
+        Expectation::of(&crate::lvm::argv::lvchange_retag(
+            VG,
+            &lv,
+            &owned(remove),
+            &owned(add),
+            T,
+        ))
     }
 
     pub fn expect(&self, expectation: Expectation) {
