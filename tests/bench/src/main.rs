@@ -48,6 +48,11 @@ struct Args {
     /// after a wipe; the largest point is always timed.
     #[arg(long, default_value_t = 500)]
     reconcile_from: usize,
+    /// Scale points from which the population is restored into a volume group of its own in
+    /// one vgcfgrestore rather than made by CreateVolume+ControllerPublish calls (LVM's cost per
+    /// command grows with the VG: thousands of calls take hours under TCG).
+    #[arg(long, default_value_t = 1000)]
+    restore_from: usize,
     /// Volume counts at which the targetcli backend is measured too (a subset of --scale).
     #[arg(long, value_delimiter = ',', default_value = "10,100")]
     targetcli_scale: Vec<usize>,
@@ -221,6 +226,7 @@ async fn main() -> Result<()> {
             parallel: args.parallel,
             targetcli_save: !args.no_targetcli_save,
             reconcile_from: args.reconcile_from,
+            restore_from: args.restore_from,
         };
         match scale::run(&lab, &plan, &sink).await {
             Ok(tables) => tables.iter().for_each(|t| sink.table(t)),

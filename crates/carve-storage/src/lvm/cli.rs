@@ -220,11 +220,13 @@ impl LvmCli {
     /// with the remedy. LVM keeps the whole VG description (every LV with its tags, about half
     /// a KiB per Carve volume) in each PV's metadata area and needs room for two copies, so
     /// `pvcreate`'s default 1 MiB area holds about 1,000 volumes (lvm(8) `--metadatasize`;
-    /// LVM prints "VG … metadata on … (N bytes) exceeds maximum metadata size (M bytes)").
+    /// LVM 2.03 prints "VG … metadata on … (N bytes) exceeds maximum metadata size (M bytes)",
+    /// LVM 2.02 "VG … metadata on … (N bytes) too large for circular buffer (…)", both from
+    /// lib/format_text/format-text.c).
     pub(super) fn metadata_full(&self, out: &Output) -> Option<Error> {
-        out.stderr
-            .contains("exceeds maximum metadata size")
-            .then(|| {
+        (out.stderr.contains("exceeds maximum metadata size")
+            || out.stderr.contains("too large for circular buffer"))
+        .then(|| {
                 Error::resource_exhausted(format!(
                     "volume group {:?} has no room left in its LVM metadata area for this change \
                      (each volume and its tags take room there; give the VG's PVs a larger \

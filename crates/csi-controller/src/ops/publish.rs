@@ -183,7 +183,9 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
         remove.extend(recorded.iter().map(|stale| stale.tag()));
     }
     if !add.is_empty() || !remove.is_empty() {
-        lvm.retag(&vol.lv_name(), &remove, &add).await?;
+        lvm.retag(&vol.lv_name(), &remove, &add)
+            .await
+            .map_err(storage_full_is_internal)?;
     }
     if state
         .target(spec.target.as_str())
@@ -207,6 +209,19 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
         readonly,
         blank,
     })
+}
+
+/// A storage host that cannot record the publication (its VG's LVM metadata area is full) is
+/// INTERNAL here, not RESOURCE_EXHAUSTED: for ControllerPublishVolume that code means the node
+/// has too many volumes attached (spec.md, ControllerPublishVolume errors), which detaching
+/// volumes from the node would not fix. Nothing was granted (the record comes before the ACL),
+/// so the CO sees a final error; the message names the remedy.
+fn storage_full_is_internal(e: Error) -> Error {
+    if e.kind() == csi_common::Kind::ResourceExhausted {
+        Error::new(csi_common::Kind::Internal, e.message())
+    } else {
+        e
+    }
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ async fn tags_then_acl_for_that_initiator_only() {
 }
 
 #[tokio::test]
-async fn a_full_lvm_metadata_area_refuses_the_publication_before_any_acl() {
+async fn a_full_lvm_metadata_area_refuses_the_publication_as_internal_before_any_acl() {
     let host = FakeHost::new();
     let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
     host.expect_lvs_one("csi-v-1", &[row]);
@@ -75,7 +75,8 @@ async fn a_full_lvm_metadata_area_refuses_the_publication_before_any_acl() {
         include_str!("../../../../tests/fixtures/controller/lvchange-metadata-full.stderr");
     let publication = format!("carve.pub=rw:{NODE1}");
     host.expect_retag_fails("csi-v-1", &[], &["carve.used", &publication], stderr);
-    let err = refused(publish_rw(&host.ctx, NODE1).await, Kind::ResourceExhausted);
+    // Not RESOURCE_EXHAUSTED: for ControllerPublish that means too many volumes on the node.
+    let err = refused(publish_rw(&host.ctx, NODE1).await, Kind::Internal);
     assert!(err.message().contains("--metadatasize"), "{err}");
     assert!(host.acls("csi-v-1").is_empty(), "no ACL without its record");
     host.finish();

@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod restored;
 mod tables;
 
 use tables::Report;
@@ -44,6 +45,9 @@ pub struct Plan {
     pub targetcli_save: bool,
     /// Time controller restarts at every point from this one (and at the largest).
     pub reconcile_from: usize,
+    /// Points from this one up get a population restored into a VG of their own
+    /// ([`restored`]) instead of one made by CreateVolume+ControllerPublish calls.
+    pub restore_from: usize,
 }
 
 async fn start(lab: &Lab, backend: &'static str) -> Driver {
@@ -274,8 +278,10 @@ async fn measure(lab: &Lab, plan: &Plan, sink: &Sink, report: &mut Report) -> Re
         "(reported)".into(),
     ]);
     let largest = plan.points.iter().copied().max().unwrap_or(0);
+    let (made, restored): (Vec<usize>, Vec<usize>) =
+        plan.points.iter().partition(|&&n| n < plan.restore_from);
     let mut have = 0;
-    for (i, &n) in plan.points.iter().enumerate() {
+    for (i, &n) in made.iter().enumerate() {
         let (d, took) = populate(driver, have, n, plan.parallel).await?;
         driver = d;
         let pop = format!(
@@ -312,7 +318,71 @@ async fn measure(lab: &Lab, plan: &Plan, sink: &Sink, report: &mut Report) -> Re
             }
         }
     }
+    drop(driver);
+    if restored.is_empty() {
+        return Ok(());
+    }
+    // The population made by calls goes first: LIO then holds only the restored one.
+    teardown(lab, sink)?;
+    for &n in &restored {
+        restored_point(lab, plan, n, n == largest, report).await?;
+        for t in report.tables(plan, &format!("so far, up to N = {n}")) {
+            sink.table(&t);
+        }
+    }
     Ok(())
+}
+
+/// One point on a restored population ([`restored`]): the controller's first start exports
+/// all `n` volumes (timed), then the probe, floor, persistence and restarts as at the other
+/// points; the VG is removed afterwards, also when a step failed.
+async fn restored_point(
+    lab: &Lab,
+    plan: &Plan,
+    n: usize,
+    largest: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let vg = restored::Restored::create(n, &lab.initiator)?;
+    let big = restored::Restored::lab(lab);
+    let measured = async {
+        let t = Instant::now();
+        let mut driver = start(&big, "configfs").await;
+        let deadline = Instant::now() + Duration::from_hours(2);
+        while count_targets("bench-scale") != (n, n) {
+            if Instant::now() > deadline {
+                bail!(
+                    "the first start did not export {n} volumes: {:?}",
+                    count_targets("bench-scale")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let first = t.elapsed();
+        let s = probe(&driver, &format!("r{n}"), plan.reps, true).await?;
+        let f = floor(&big, plan.reps)?;
+        let populate = format!(
+            "{}; first start → every export and ACL {:.1} s",
+            vg.made,
+            first.as_secs_f64()
+        );
+        report.point(n, populate, s, &f, controller_rss(), largest);
+        report
+            .main
+            .last_mut()
+            .expect("row")
+            .extend(["–".into(), "–".into()]);
+        if largest {
+            report.persistence = Some(persistence(plan, n).await?);
+        }
+        let r = reconcile(&mut driver, n).await?;
+        report.restarts(n, &r);
+        anyhow::Ok(())
+    }
+    .await;
+    let removed = vg.remove();
+    measured?;
+    removed.map(drop)
 }
 
 /// Saveconfig with Carve's writer and (if asked) targetcli's, at `have` exports.
