@@ -22,6 +22,9 @@ pub struct DriverOptions {
     /// that have no stage record, which is exactly what the stale-session sweep removes.
     /// tests/guest/tests/paths.rs turns the sweep on where it is the subject.
     pub node_args: Vec<String>,
+    /// How long each plugin may take to answer its Probe ready (2 minutes by default; the
+    /// bench's large points give the controller's first reconciliation longer).
+    pub ready_within: Duration,
 }
 
 impl DriverOptions {
@@ -51,6 +54,7 @@ impl Default for DriverOptions {
             lio_backend: "configfs",
             controller_args: Vec::new(),
             node_args: Vec::new(),
+            ready_within: READY_WITHIN,
         }
     }
 }
@@ -83,8 +87,9 @@ impl Driver {
         std::fs::create_dir_all(dir.path().join("pods")).expect("pods dir");
         let controller_process = spawn_controller(lab, &options, dir.path());
         let node_process = spawn_node(&options, dir.path());
-        let controller = wait_ready(&dir.path().join("controller.sock")).await;
-        let node = wait_ready(&dir.path().join("node.sock")).await;
+        let within = options.ready_within;
+        let controller = wait_ready(&dir.path().join("controller.sock"), within).await;
+        let node = wait_ready(&dir.path().join("node.sock"), within).await;
         Self {
             lab: lab.clone(),
             dir,
@@ -100,7 +105,11 @@ impl Driver {
     pub async fn restart_controller(&mut self) {
         stop(self.controller_process.take());
         self.controller_process = Some(spawn_controller(&self.lab, &self.options, self.dir.path()));
-        self.controller = wait_ready(&self.dir.path().join("controller.sock")).await;
+        self.controller = wait_ready(
+            &self.dir.path().join("controller.sock"),
+            self.options.ready_within,
+        )
+        .await;
     }
 
     /// Kills the controller with SIGKILL (no shutdown work at all, as a crash or power loss)
@@ -116,7 +125,11 @@ impl Driver {
     pub async fn start_controller(&mut self) {
         stop(self.controller_process.take());
         self.controller_process = Some(spawn_controller(&self.lab, &self.options, self.dir.path()));
-        self.controller = wait_ready(&self.dir.path().join("controller.sock")).await;
+        self.controller = wait_ready(
+            &self.dir.path().join("controller.sock"),
+            self.options.ready_within,
+        )
+        .await;
     }
 
     /// Stops the controller (SIGTERM, then waits), starts it again and connects to it without
@@ -134,7 +147,11 @@ impl Driver {
     pub async fn restart_node(&mut self) {
         stop(self.node_process.take());
         self.node_process = Some(spawn_node(&self.options, self.dir.path()));
-        self.node = wait_ready(&self.dir.path().join("node.sock")).await;
+        self.node = wait_ready(
+            &self.dir.path().join("node.sock"),
+            self.options.ready_within,
+        )
+        .await;
     }
 
     /// The controller's Controller service, to call (a handle on the same connection).
@@ -295,9 +312,9 @@ pub(crate) fn spawn_logged(mut command: Command, dir: &Path, log: &str) -> Child
         .unwrap_or_else(|e| panic!("{program} on PATH: {e}"))
 }
 
-async fn wait_ready(socket: &Path) -> Client {
+async fn wait_ready(socket: &Path, within: Duration) -> Client {
     let endpoint = Endpoint::Unix(socket.to_path_buf());
-    Client::wait_until_ready(&endpoint, READY_WITHIN)
+    Client::wait_until_ready(&endpoint, within)
         .await
         .unwrap_or_else(|e| panic!("{} did not become ready: {e}", socket.display()))
 }

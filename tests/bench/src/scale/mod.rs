@@ -45,9 +45,10 @@ pub struct Plan {
     pub targetcli_save: bool,
     /// Time controller restarts at every point from this one (and at the largest).
     pub reconcile_from: usize,
-    /// Points from this one up get a population restored into a VG of their own
-    /// ([`restored`]) instead of one made by CreateVolume+ControllerPublish calls.
-    pub restore_from: usize,
+    /// Points measured afterwards on a population restored into a VG of their own
+    /// ([`restored`]) rather than made by CreateVolume+ControllerPublish calls, in tables of
+    /// their own whose growth and verdicts compare them with each other only.
+    pub restored: Vec<usize>,
 }
 
 async fn start(lab: &Lab, backend: &'static str) -> Driver {
@@ -58,6 +59,9 @@ async fn start(lab: &Lab, backend: &'static str) -> Driver {
             // The population is hundreds of volumes published to the one guest node: far past
             // the default attach limit, which is not what this section measures.
             controller_args: vec!["--max-volumes-per-node=0".into()],
+            // A first start on a restored population exports thousands of volumes before
+            // its Probe answers ready.
+            ready_within: Duration::from_hours(2),
             ..Default::default()
         },
     )
@@ -249,15 +253,23 @@ async fn reconcile(driver: &mut Driver, have: usize) -> Result<Recon> {
 /// tables so far are printed before the error is returned).
 pub async fn run(lab: &Lab, plan: &Plan, sink: &Sink) -> Result<Vec<Table>> {
     let mut report = Report::default();
-    let result = measure(lab, plan, sink, &mut report).await;
+    let mut large = Report::restored();
+    let result = measure(lab, plan, sink, &mut report, &mut large).await;
     let torn = teardown(lab, sink);
+    let tables = |suffix: &str| {
+        let mut t = report.tables(plan, suffix);
+        if !plan.restored.is_empty() {
+            t.extend(large.tables(plan, suffix));
+        }
+        t
+    };
     match result {
         Ok(()) => {
             torn?;
-            Ok(report.tables(plan, ""))
+            Ok(tables(""))
         }
         Err(e) => {
-            for t in report.tables(plan, "partial: the section failed") {
+            for t in tables("partial: the section failed") {
                 sink.table(&t);
             }
             if let Err(t) = torn {
@@ -268,7 +280,13 @@ pub async fn run(lab: &Lab, plan: &Plan, sink: &Sink) -> Result<Vec<Table>> {
     }
 }
 
-async fn measure(lab: &Lab, plan: &Plan, sink: &Sink, report: &mut Report) -> Result<()> {
+async fn measure(
+    lab: &Lab,
+    plan: &Plan,
+    sink: &Sink,
+    report: &mut Report,
+    large: &mut Report,
+) -> Result<()> {
     let mut driver = start(lab, "configfs").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     report.rss.push(vec![
@@ -278,10 +296,8 @@ async fn measure(lab: &Lab, plan: &Plan, sink: &Sink, report: &mut Report) -> Re
         "(reported)".into(),
     ]);
     let largest = plan.points.iter().copied().max().unwrap_or(0);
-    let (made, restored): (Vec<usize>, Vec<usize>) =
-        plan.points.iter().partition(|&&n| n < plan.restore_from);
     let mut have = 0;
-    for (i, &n) in made.iter().enumerate() {
+    for (i, &n) in plan.points.iter().enumerate() {
         let (d, took) = populate(driver, have, n, plan.parallel).await?;
         driver = d;
         let pop = format!(
@@ -319,15 +335,18 @@ async fn measure(lab: &Lab, plan: &Plan, sink: &Sink, report: &mut Report) -> Re
         }
     }
     drop(driver);
-    if restored.is_empty() {
+    if plan.restored.is_empty() {
         return Ok(());
     }
     // The population made by calls goes first: LIO then holds only the restored one.
     teardown(lab, sink)?;
-    for &n in &restored {
-        restored_point(lab, plan, n, n == largest, report).await?;
-        for t in report.tables(plan, &format!("so far, up to N = {n}")) {
-            sink.table(&t);
+    let largest = plan.restored.iter().copied().max().unwrap_or(0);
+    for &n in &plan.restored {
+        restored_point(lab, plan, n, n == largest, large).await?;
+        if n != largest {
+            for t in large.tables(plan, &format!("so far, up to N = {n}")) {
+                sink.table(&t);
+            }
         }
     }
     Ok(())
@@ -381,8 +400,11 @@ async fn restored_point(
     }
     .await;
     let removed = vg.remove();
-    measured?;
-    removed.map(drop)
+    match (measured, removed) {
+        (Ok(()), removed) => removed.map(drop),
+        (Err(e), Ok(_)) => Err(e),
+        (Err(e), Err(r)) => Err(e.context(format!("and removing the restored VG failed: {r:#}"))),
+    }
 }
 
 /// Saveconfig with Carve's writer and (if asked) targetcli's, at `have` exports.

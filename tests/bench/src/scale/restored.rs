@@ -1,5 +1,5 @@
-//! Section 2's large points (`--restore-from`, 2,000 volumes by default): the population is
-//! written straight into the metadata of a volume group of its own, in one `vgcfgrestore`,
+//! Section 2's points on a restored population (`--restored`, e.g. `500,2000`): the population
+//! is written straight into the metadata of a volume group of its own, in one `vgcfgrestore`,
 //! instead of N CreateVolume+ControllerPublish calls.
 //!
 //! Why: LVM rewrites and re-parses the whole VG metadata text on every command, so each
@@ -33,37 +33,39 @@ const IMAGE: &str = "/var/lib/carve-lab/bench-large.img";
 /// LVM's default extent size, which is each population LV's size.
 const EXTENT: u64 = 4 << 20;
 
-/// A volume group holding a restored population; [`Restored::remove`] takes it away.
+/// A volume group holding a restored population; [`Restored::remove`] takes it away (and a
+/// drop without it, after a panic, does so as best it can).
 #[derive(Debug)]
 pub(super) struct Restored {
     loop_dev: String,
     /// How long each step of making it took, for the report.
     pub(super) made: String,
+    removed: bool,
 }
 
 impl Restored {
     /// Makes the VG with `n` published volumes (for `initiator`) and a thin pool, active.
     pub(super) fn create(n: usize, initiator: &str) -> Result<Self> {
         clear_stale()?;
-        let gib = (n as u64 * EXTENT >> 30) + 4;
+        let gib = ((n as u64 * EXTENT) >> 30) + 4;
         sh("truncate", &["-s", &format!("{gib}G"), IMAGE])?;
         let loop_dev = sh("losetup", &["--find", "--show", IMAGE])?
             .trim()
             .to_string();
+        let mut this = Self {
+            loop_dev,
+            made: String::new(),
+            removed: false,
+        };
+        let (empty, full) = ("/var/tmp/bench-large-empty.vg", "/var/tmp/bench-large.vg");
+        let dev = this.loop_dev.clone();
         let made = (|| {
-            sh(
-                "pvcreate",
-                &["-y", "-q", "--metadatasize", "64m", &loop_dev],
-            )?;
-            sh("vgcreate", &["-q", VG, &loop_dev])?;
-            let empty = "/var/tmp/bench-large-empty.vg";
-            let full = "/var/tmp/bench-large.vg";
+            sh("pvcreate", &["-y", "-q", "--metadatasize", "64m", &dev])?;
+            sh("vgcreate", &["-q", VG, &dev])?;
             sh("vgcfgbackup", &["-q", "-f", empty, VG])?;
             let text = std::fs::read_to_string(empty)?;
             std::fs::write(full, with_population(&text, n, initiator)?)?;
             let ((), restore) = timed(|| sh("vgcfgrestore", &["-q", "-f", full, VG]).map(drop))?;
-            let _ = std::fs::remove_file(empty);
-            let _ = std::fs::remove_file(full);
             let ((), pool) = timed(|| {
                 sh(
                     "lvcreate",
@@ -94,16 +96,17 @@ impl Restored {
                 secs(activate)
             ))
         })();
-        let this = Self {
-            loop_dev,
-            made: String::new(),
-        };
+        let _ = std::fs::remove_file(empty);
+        let _ = std::fs::remove_file(full);
         match made {
-            Ok(made) => Ok(Self { made, ..this }),
-            Err(e) => {
-                let _ = this.remove();
-                Err(e)
+            Ok(made) => {
+                this.made = made;
+                Ok(this)
             }
+            Err(e) => match this.remove() {
+                Ok(_) => Err(e),
+                Err(r) => Err(e.context(format!("and removing the VG failed: {r:#}"))),
+            },
         }
     }
 
@@ -116,26 +119,43 @@ impl Restored {
     }
 
     /// Wipes LIO, deactivates the VG and discards it (run with the plugins stopped); returns
-    /// how long it took.
-    pub(super) fn remove(self) -> Result<Duration> {
+    /// how long it took. Every step is tried; the first failure is the answer.
+    pub(super) fn remove(mut self) -> Result<Duration> {
+        self.removed = true;
         let ((), took) = timed(|| {
-            crate::raw::wipe_lio()?;
-            discard(&self.loop_dev)
+            let wiped = crate::raw::wipe_lio().map(drop);
+            let discarded = discard(&self.loop_dev);
+            wiped.and(discarded)
         })?;
         Ok(took)
     }
 }
 
-/// Deactivates [`VG`], wipes the PV label on `loop_dev`, detaches it and deletes [`IMAGE`].
-fn discard(loop_dev: &str) -> Result<()> {
-    if sh("vgs", &[VG]).is_ok() {
-        sh("vgchange", &["-q", "-an", "--noudevsync", VG])?;
-        sh("udevadm", &["settle", "--timeout=1800"])?;
+impl Drop for Restored {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = crate::raw::wipe_lio();
+            let _ = discard(&self.loop_dev);
+        }
     }
-    sh("wipefs", &["-q", "-a", loop_dev])?;
-    sh("losetup", &["-d", loop_dev])?;
-    std::fs::remove_file(IMAGE).context("remove the large VG's image")?;
-    Ok(())
+}
+
+/// Deactivates [`VG`], wipes the PV label on `loop_dev`, detaches it and deletes [`IMAGE`];
+/// every step is tried, the first failure is the answer.
+fn discard(loop_dev: &str) -> Result<()> {
+    let mut steps: Vec<Result<()>> = Vec::new();
+    if sh("vgs", &[VG]).is_ok() {
+        steps.push(sh("vgchange", &["-q", "-an", "--noudevsync", VG]).map(drop));
+        steps.push(sh("udevadm", &["settle", "--timeout=1800"]).map(drop));
+    }
+    steps.push(sh("wipefs", &["-q", "-a", loop_dev]).map(drop));
+    steps.push(sh("losetup", &["-d", loop_dev]).map(drop));
+    steps.push(
+        std::fs::remove_file(IMAGE)
+            .context("remove the restored VG's image")
+            .map(drop),
+    );
+    steps.into_iter().collect()
 }
 
 /// A VG or image left by a run that failed before its removal.
@@ -215,7 +235,25 @@ fn lvm_id(k: usize) -> String {
 mod tests {
     use super::*;
 
-    const EMPTY: &str = "contents = \"Text Format Volume Group\"\nversion = 1\n\ncarvelarge {\n\tid = \"x\"\n\tseqno = 1\n\n\tphysical_volumes {\n\n\t\tpv0 {\n\t\t\tpe_count = 100\n\t\t}\n\t}\n\n}\n# Generated by LVM2\n";
+    /// A `vgcfgbackup` of an empty VG in LVM 2.03.16's layout (ids shortened).
+    const EMPTY: &str = concat!(
+        "# Generated by LVM2 version 2.03.16(2) (2022-05-18): Tue Dec  1 21:16:00 2026\n\n",
+        "contents = \"Text Format Volume Group\"\nversion = 1\n\n",
+        "description = \"vgcfgbackup -f /var/tmp/bench-large-empty.vg carvelarge\"\n\n",
+        "creation_host = \"carve-lab\"\t# Linux carve-lab 6.1.0-50-amd64 x86_64\n",
+        "creation_time = 1764623760\t# Tue Dec  1 21:16:00 2026\n\n",
+        "carvelarge {\n",
+        "\tid = \"aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg\"\n\tseqno = 1\n",
+        "\tformat = \"lvm2\"\t\t\t# informational\n",
+        "\tstatus = [\"RESIZEABLE\", \"READ\", \"WRITE\"]\n\tflags = []\n",
+        "\textent_size = 8192\t\t# 4 Megabytes\n\tmax_lv = 0\n\tmax_pv = 0\n",
+        "\tmetadata_copies = 0\n\n\tphysical_volumes {\n\n\t\tpv0 {\n",
+        "\t\t\tid = \"hhhhhh-iiii-jjjj-kkkk-llll-mmmm-nnnnnn\"\n",
+        "\t\t\tdevice = \"/dev/loop2\"\t# Hint only\n\n",
+        "\t\t\tstatus = [\"ALLOCATABLE\"]\n\t\t\tflags = []\n",
+        "\t\t\tdev_size = 41943040\t# 20 Gigabytes\n\t\t\tpe_start = 131072\n",
+        "\t\t\tpe_count = 5104\t# 19.9375 Gigabytes\n\t\t}\n\t}\n\n}\n",
+    );
 
     #[test]
     fn the_population_goes_inside_the_volume_group_with_carves_tags() {
@@ -223,7 +261,8 @@ mod tests {
         let vg_end = text.find("\n}\n").unwrap();
         let lvs = text.find("logical_volumes").unwrap();
         assert!(lvs < vg_end, "{text}");
-        assert!(text.ends_with("}\n# Generated by LVM2\n"));
+        assert!(text.starts_with("# Generated by LVM2"));
+        assert!(text.ends_with("\t\t}\n\t}\n\n}\n"), "{text}");
         let first = LvName::for_volume("bench-scale-0");
         assert!(text.contains(&format!("\t\t{first} {{")), "{text}");
         assert!(text.contains("\"carve.v=1\""));
