@@ -218,6 +218,22 @@ struct Recon {
     rss: Option<f64>,
 }
 
+/// Waits (up to 2 hours) until the `n` population volumes are exported with their ACL; `what`
+/// heads the error otherwise.
+async fn all_exported(n: usize, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_hours(2);
+    while count_targets("bench-scale") != (n, n) {
+        if Instant::now() > deadline {
+            bail!(
+                "{what}: {n} volumes, but (targets, with an ACL) = {:?}",
+                count_targets("bench-scale")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 /// Restarts the controller with LIO intact, then wipes LIO and restarts it again, waiting for
 /// every one of the `have` exports and ACLs to be back.
 async fn reconcile(driver: &mut Driver, have: usize) -> Result<Recon> {
@@ -225,16 +241,7 @@ async fn reconcile(driver: &mut Driver, have: usize) -> Result<Recon> {
     let (wiped, wipe) = timed(wipe_lio)?;
     let t = Instant::now();
     let (serving, ready) = restart_timed(driver).await?;
-    let deadline = Instant::now() + Duration::from_hours(2);
-    while count_targets("bench-scale") != (have, have) {
-        if Instant::now() > deadline {
-            bail!(
-                "reconcile did not restore {have} exports: {:?}",
-                count_targets("bench-scale")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    all_exported(have, "reconcile did not restore them").await?;
     let restored = t.elapsed();
     Ok(Recon {
         intact_serving,
@@ -367,16 +374,7 @@ async fn restored_point(
     let measured = async {
         let t = Instant::now();
         let mut driver = start(&big, "configfs").await;
-        let deadline = Instant::now() + Duration::from_hours(2);
-        while count_targets("bench-scale") != (n, n) {
-            if Instant::now() > deadline {
-                bail!(
-                    "the first start did not export {n} volumes: {:?}",
-                    count_targets("bench-scale")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        all_exported(n, "the first start did not export them").await?;
         let first = t.elapsed();
         let s = probe(&driver, &format!("r{n}"), plan.reps, true).await?;
         let f = floor(&big, plan.reps)?;
