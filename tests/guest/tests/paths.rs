@@ -264,24 +264,35 @@ mod iscsi_paths {
             assert_eq!(checksum::file_sha256(&point.join("data.bin")), sum);
             run_ok("umount", &[&point.to_string_lossy()]);
             let t = std::time::Instant::now();
+            // The sweep logs the removal after it deleted the node record: wait for the line too
+            // (checking it at once after the record was gone failed CI on 2026-12-01).
+            let logged = || {
+                driver
+                    .node_log()
+                    .contains("logged out a stale iSCSI session")
+            };
             let gone = eventually(60, || {
-                sessions_to(vol.target_iqn()).is_empty() && !has_record(vol.target_iqn())
+                sessions_to(vol.target_iqn()).is_empty()
+                    && !has_record(vol.target_iqn())
+                    && logged()
             })
             .await;
+            // The sweeps' own lines first: a failure's first lines are what CI's digest shows.
+            let upkeep = || {
+                let log = driver.node_log();
+                let lines: Vec<&str> = log.lines().filter(|l| l.contains("upkeep")).collect();
+                lines[lines.len().saturating_sub(6)..].join("\n")
+            };
             assert!(
                 gone,
                 "removed by a later sweep once unmounted:\n{}",
-                driver.node_log()
+                upkeep()
             );
             eprintln!(
                 "removed {:.1} s after the unmount",
                 t.elapsed().as_secs_f64()
             );
-            assert!(
-                driver
-                    .node_log()
-                    .contains("logged out a stale iSCSI session")
-            );
+            assert!(logged(), "the removal is logged:\n{}", upkeep());
             retire(&driver, &vol, &driver.lab.initiator).await;
             assert_no_leaks(&lab, Some(driver.dir.path()));
         }
@@ -411,9 +422,11 @@ mod iscsi_paths {
             );
             assert_eq!(sessions_to(iqn).len(), 1);
             let t0 = Instant::now();
+            // The log line too: the heal may write it after the path is already visible.
             let healed = eventually(30, || {
                 sessions_to(iqn).len() == 2
                     && mpath_maps().first().is_some_and(|m| m.paths.len() == 2)
+                    && driver.node_log().contains("logged in again")
             })
             .await;
             assert!(
