@@ -280,7 +280,10 @@ mod iscsi_paths {
             // The sweeps' own lines first: a failure's first lines are what CI's digest shows.
             let upkeep = || {
                 let log = driver.node_log();
-                let lines: Vec<&str> = log.lines().filter(|l| l.contains("upkeep")).collect();
+                let lines: Vec<&str> = log
+                    .lines()
+                    .filter(|l| l.contains("ops::upkeep") || l.contains("ops::detach"))
+                    .collect();
                 lines[lines.len().saturating_sub(6)..].join("\n")
             };
             assert!(

@@ -24,11 +24,12 @@ use anyhow::{Context, Result, bail};
 use carve_guest_tests::Lab;
 use csi_common::ids::{LvName, NodeId};
 use csi_controller::lvm::tags::{Publication, VolumeRecord};
-use std::{fmt::Write as _, path::Path, time::Duration};
+use std::{fmt::Write as _, time::Duration};
 
 /// The volume group of the large points.
 const VG: &str = "carvelarge";
-/// Its backing file on the lab's scratch disk (sparse).
+/// Its backing file on the lab's scratch disk (sparse; the disk is new at every boot, and the
+/// point removes it, on a panic too, so none is ever found left over).
 const IMAGE: &str = "/var/lib/carve-lab/bench-large.img";
 /// LVM's default extent size, which is each population LV's size.
 const EXTENT: u64 = 4 << 20;
@@ -46,7 +47,6 @@ pub(super) struct Restored {
 impl Restored {
     /// Makes the VG with `n` published volumes (for `initiator`) and a thin pool, active.
     pub(super) fn create(n: usize, initiator: &str) -> Result<Self> {
-        clear_stale()?;
         let gib = ((n as u64 * EXTENT) >> 30) + 4;
         sh("truncate", &["-s", &format!("{gib}G"), IMAGE])?;
         let loop_dev = sh("losetup", &["--find", "--show", IMAGE])?
@@ -156,18 +156,6 @@ fn discard(loop_dev: &str) -> Result<()> {
             .map(drop),
     );
     steps.into_iter().collect()
-}
-
-/// A VG or image left by a run that failed before its removal.
-fn clear_stale() -> Result<()> {
-    if !Path::new(IMAGE).exists() {
-        return Ok(());
-    }
-    let attached = sh("losetup", &["-j", IMAGE])?;
-    match attached.split(':').next().filter(|d| !d.is_empty()) {
-        Some(dev) => discard(dev.trim()),
-        None => Ok(std::fs::remove_file(IMAGE)?),
-    }
 }
 
 /// LVM's metadata text `vg` (a `vgcfgbackup` of the empty VG) with `n` population LVs added.
