@@ -264,17 +264,8 @@ mod iscsi_paths {
             assert_eq!(checksum::file_sha256(&point.join("data.bin")), sum);
             run_ok("umount", &[&point.to_string_lossy()]);
             let t = std::time::Instant::now();
-            // The sweep logs the removal after it deleted the node record: wait for the line too
-            // (checking it at once after the record was gone failed CI on 2026-12-01).
-            let logged = || {
-                driver
-                    .node_log()
-                    .contains("logged out a stale iSCSI session")
-            };
             let gone = eventually(60, || {
-                sessions_to(vol.target_iqn()).is_empty()
-                    && !has_record(vol.target_iqn())
-                    && logged()
+                sessions_to(vol.target_iqn()).is_empty() && !has_record(vol.target_iqn())
             })
             .await;
             // The sweeps' own lines first: a failure's first lines are what CI's digest shows.
@@ -295,7 +286,15 @@ mod iscsi_paths {
                 "removed {:.1} s after the unmount",
                 t.elapsed().as_secs_f64()
             );
-            assert!(logged(), "the removal is logged:\n{}", upkeep());
+            // The sweep logs the removal after it deleted the node record: wait for the line
+            // (checking it at once after the record was gone failed CI on 2026-12-01).
+            let logged = eventually(10, || {
+                driver
+                    .node_log()
+                    .contains("logged out a stale iSCSI session")
+            })
+            .await;
+            assert!(logged, "the removal is logged:\n{}", upkeep());
             retire(&driver, &vol, &driver.lab.initiator).await;
             assert_no_leaks(&lab, Some(driver.dir.path()));
         }
@@ -425,11 +424,9 @@ mod iscsi_paths {
             );
             assert_eq!(sessions_to(iqn).len(), 1);
             let t0 = Instant::now();
-            // The log line too: the heal may write it after the path is already visible.
             let healed = eventually(30, || {
                 sessions_to(iqn).len() == 2
                     && mpath_maps().first().is_some_and(|m| m.paths.len() == 2)
-                    && driver.node_log().contains("logged in again")
             })
             .await;
             assert!(
@@ -442,11 +439,9 @@ mod iscsi_paths {
                 "logged-out path restored after {:.1} s",
                 t0.elapsed().as_secs_f64()
             );
-            assert!(
-                driver.node_log().contains("logged in again"),
-                "{}",
-                driver.node_log()
-            );
+            // The heal writes its line after the path is visible: wait for it too.
+            let logged = eventually(10, || driver.node_log().contains("logged in again")).await;
+            assert!(logged, "the heal is logged:\n{}", driver.node_log());
             let c = checksum::write_file(&vol.target.join("c.bin"), DATA_LEN, 73);
             run_ok("sync", &[]);
             for (name, sum) in [("a.bin", &a), ("b.bin", &b), ("c.bin", &c)] {
