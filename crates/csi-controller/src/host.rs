@@ -14,12 +14,7 @@
 
 use crate::{
     config::{LioBackend, StorageHostArgs},
-    lio::{
-        Lio,
-        configfs::ConfigfsLio,
-        saveconfig::{self, SaveHandle},
-        targetcli::TargetcliLio,
-    },
+    lio::{Lio, configfs::ConfigfsLio, saveconfig, saver::SaveHandle, targetcli::TargetcliLio},
     lvm::{Lvm, LvmCli},
     ops::{Ctx, Settings},
     readiness::ControllerReadiness,
@@ -214,6 +209,7 @@ pub async fn start_up(
         resync::spawn(
             Arc::clone(lvm),
             Arc::clone(&ctx.lio),
+            ctx.saver().cloned(),
             args.lvm_resync_interval,
         );
         if let Some(pool) = &args.thin_pool {

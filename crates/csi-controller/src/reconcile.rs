@@ -164,9 +164,9 @@ pub async fn reconcile_serving(
             report.orphan_exports.push(target.iqn.clone());
         }
     }
-    if report.restored_exports + report.restored_acls + report.removed_acls > 0 {
-        ctx.lio_changed();
-    }
+    // Always: the saver's first save reads the whole state once, here rather than on the first
+    // ControllerUnpublish (which waits for its save), and the file matches LIO from the start.
+    ctx.lio_changed();
     if report.removed_acls > 0 {
         // A revoked grant must not survive in saveconfig.json either.
         if let Err(e) = ctx.lio_saved().await {

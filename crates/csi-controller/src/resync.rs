@@ -4,14 +4,18 @@
 //! thin pool's own row every `--thin-pool-refresh-interval` ([`spawn_pool_refresh`]), so thin
 //! admissions run no LVM process of their own. The LIO
 //! backend's cache (the configfs HBA index) is dropped at the same moments, so a storage object
-//! made or removed by hand is seen too.
+//! made or removed by hand is seen too; on SIGHUP the saveconfig writer also reads the whole
+//! LIO state once (its saves otherwise read only what changed, see [`SaveHandle`]).
 //!
 //! Invariants: a resync reads LVM inside the per-VG queue and replaces the whole record (see
 //! [`crate::lvm::Lvm::resync`]), so it never races a mutation; it also refreshes the storage
 //! gauges; a failed resync is logged and the record in place stays in use (Probe and the RPCs
 //! say why LVM is unavailable).
 
-use crate::{lio::Lio, lvm::Lvm};
+use crate::{
+    lio::{Lio, saver::SaveHandle},
+    lvm::Lvm,
+};
 use std::{sync::Arc, time::Duration};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -20,6 +24,7 @@ use tokio::signal::unix::{SignalKind, signal};
 pub fn spawn(
     lvm: Arc<dyn Lvm>,
     lio: Arc<dyn Lio>,
+    saver: Option<SaveHandle>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -43,6 +48,10 @@ pub fn spawn(
                 } => "SIGHUP",
             };
             lio.resync();
+            if let (Some(saver), "SIGHUP") = (&saver, why) {
+                // An operator's hand edit inside a target reaches saveconfig.json this way.
+                saver.request();
+            }
             match lvm.resync().await {
                 Ok(survey) => tracing::debug!(
                     vg = %lvm.vg_name(),

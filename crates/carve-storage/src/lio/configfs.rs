@@ -21,7 +21,7 @@ use super::{
     counted::{exists, io_error, is_dir, symlink, touched, unlink_all_links, write, write_secret},
     hba_index::HbaIndex,
     layout::{Layout, link_alias},
-    state::{entries, link_in, read_attr, read_state, read_volume_state},
+    state::{entries, link_in, read_attr, read_state, read_volume_state, target_names},
     verify_acl, verify_export,
 };
 use csi_common::{Error, Result, command::BoxFuture, ids::Iqn};
@@ -404,6 +404,11 @@ impl Lio for ConfigfsLio {
     fn state(&self) -> BoxFuture<'_, Result<LioState>> {
         let layout = self.layout.clone();
         Box::pin(blocking(move || read_state(&layout)))
+    }
+
+    fn target_names(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        let layout = self.layout.clone();
+        Box::pin(blocking(move || Ok(target_names(&layout))))
     }
 
     fn volume_state<'a>(

@@ -2,24 +2,20 @@
 //! distribution's restore service, and read back at start for CHAP credentials.
 //!
 //! Invariants: written atomically (tempfile in the same directory, fsync, rename) with mode
-//! 0600 from creation on, since it holds CHAP secrets; the content is LIO's current state read
-//! from configfs (block storage objects and iSCSI targets); saves are coalesced by a background
-//! task ([`SaveHandle`]), because a save costs time proportional to the number of volumes,
-//! except where a stale file could grant access that was revoked: ControllerUnpublish and
-//! shutdown write it at once ([`SaveHandle::flush`]); the secrets are never logged.
+//! 0600 from creation on, since it holds CHAP secrets; streamed from a [`LioState`] into the
+//! file, with no copy of the document in memory; the secrets are never logged. What is written
+//! when is the saver's business ([`super::saver::SaveHandle`]).
 
-use super::{Lio, LioState};
+use super::{AclState, LioState, StorageObjectState, TargetState};
 use csi_common::{Error, Result, contract::Chap};
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer, ser::SerializeStruct};
+use serde_json::Value;
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     io::Write,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
 };
-use tracing::{info, warn};
 
 /// Debian's rtslib-fb path.
 pub const DEBIAN_PATH: &str = "/etc/rtslib-fb-target/saveconfig.json";
@@ -35,106 +31,223 @@ pub fn detect_path(configured: Option<&Path>) -> PathBuf {
     }
 }
 
-fn portal(address: &str) -> Value {
-    let (ip, port) = address.rsplit_once(':').unwrap_or((address, "3260"));
-    json!({
-        "ip_address": ip.trim_start_matches('[').trim_end_matches(']'),
-        "iser": false,
-        "offload": false,
-        "port": port.parse::<u16>().unwrap_or(3260),
-    })
+/// One portal of a TPG.
+#[derive(Serialize)]
+struct Portal<'a> {
+    ip_address: &'a str,
+    iser: bool,
+    offload: bool,
+    port: u16,
 }
 
-/// The rtslib-format document for `state`.
-pub fn document(state: &LioState) -> Value {
-    let objects: Vec<Value> = state
-        .storage_objects
-        .iter()
-        .map(|o| {
-            json!({
-                "attributes": { "emulate_tpu": u8::from(o.emulate_tpu) },
-                "dev": o.device.clone().unwrap_or_default(),
-                "name": o.name,
-                "plugin": "block",
-                "readonly": false,
-                "write_back": false,
-                "wwn": o.serial.clone().unwrap_or_default(),
+impl<'a> Portal<'a> {
+    /// `address` is `ip:port` or `[ipv6]:port` (the configfs `np/` entry's name).
+    fn of(address: &'a str) -> Self {
+        let (ip, port) = address.rsplit_once(':').unwrap_or((address, "3260"));
+        Self {
+            ip_address: ip.trim_start_matches('[').trim_end_matches(']'),
+            iser: false,
+            offload: false,
+            port: port.parse().unwrap_or(3260),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ObjectAttributes {
+    emulate_tpu: u8,
+}
+
+#[derive(Serialize)]
+struct StorageObject<'a> {
+    attributes: ObjectAttributes,
+    dev: &'a str,
+    name: &'a str,
+    plugin: &'static str,
+    readonly: bool,
+    write_back: bool,
+    wwn: &'a str,
+}
+
+#[derive(Serialize)]
+struct Lun {
+    index: u32,
+    storage_object: String,
+}
+
+#[derive(Serialize)]
+struct MappedLun {
+    index: u32,
+    tpg_lun: u32,
+    write_protect: bool,
+}
+
+#[derive(Serialize)]
+struct NodeAcl<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chap_mutual_password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chap_mutual_userid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chap_password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chap_userid: Option<&'a str>,
+    mapped_luns: Vec<MappedLun>,
+    node_wwn: &'a str,
+}
+
+#[derive(Serialize)]
+struct TpgAttributes {
+    authentication: u8,
+    generate_node_acls: u8,
+}
+
+#[derive(Serialize)]
+struct Tpg<'a> {
+    attributes: TpgAttributes,
+    enable: bool,
+    luns: Vec<Lun>,
+    node_acls: Vec<NodeAcl<'a>>,
+    parameters: BTreeMap<&'a str, &'a str>,
+    portals: Vec<Portal<'a>>,
+    tag: u32,
+}
+
+#[derive(Serialize)]
+struct Target<'a> {
+    fabric: &'static str,
+    tpgs: [Tpg<'a>; 1],
+    wwn: &'a str,
+}
+
+/// The rtslib-format document of a [`LioState`] ([`document`]), serialised as the file is
+/// written: keys sorted as rtslib-fb's `json.dump(..., sort_keys=True)` writes them, borrowing
+/// every string from the state (nothing but the one target being written is built at a time).
+#[derive(Debug)]
+pub struct Document<'a>(&'a LioState);
+
+/// The rtslib-format document for `state`: its block storage objects, and its iSCSI targets
+/// that have TPG 1 (rtslib-fb `RTSRoot.dump`, the file `targetctl restore` loads).
+pub fn document(state: &LioState) -> Document<'_> {
+    Document(state)
+}
+
+fn storage_object(o: &StorageObjectState) -> StorageObject<'_> {
+    StorageObject {
+        attributes: ObjectAttributes {
+            emulate_tpu: u8::from(o.emulate_tpu),
+        },
+        dev: o.device.as_deref().unwrap_or_default(),
+        name: &o.name,
+        plugin: "block",
+        readonly: false,
+        write_back: false,
+        wwn: o.serial.as_deref().unwrap_or_default(),
+    }
+}
+
+fn node_acl(a: &AclState) -> NodeAcl<'_> {
+    NodeAcl {
+        chap_mutual_password: a.auth.password_mutual.as_deref(),
+        chap_mutual_userid: a.auth.userid_mutual.as_deref(),
+        chap_password: a.auth.password.as_deref(),
+        chap_userid: a.auth.userid.as_deref(),
+        mapped_luns: a
+            .mapped_lun0
+            .then_some(MappedLun {
+                index: 0,
+                tpg_lun: 0,
+                write_protect: a.write_protect,
             })
-        })
-        .collect();
-    let targets: Vec<Value> = state
-        .targets
-        .iter()
-        .filter(|t| t.has_tpg)
-        .map(|t| {
-            let luns: Vec<Value> = t
+            .into_iter()
+            .collect(),
+        node_wwn: &a.initiator,
+    }
+}
+
+fn target(t: &TargetState) -> Target<'_> {
+    Target {
+        fabric: "iscsi",
+        tpgs: [Tpg {
+            attributes: TpgAttributes {
+                authentication: u8::from(t.authentication),
+                generate_node_acls: u8::from(t.generate_node_acls),
+            },
+            enable: t.enabled,
+            luns: t
                 .lun0_object
                 .iter()
-                .map(|o| json!({"index": 0, "storage_object": format!("/backstores/block/{o}")}))
-                .collect();
-            let acls: Vec<Value> = t
-                .acls
-                .iter()
-                .map(|a| {
-                    let mut acl = json!({
-                        "mapped_luns": if a.mapped_lun0 {
-                            vec![json!({"index": 0, "tpg_lun": 0, "write_protect": a.write_protect})]
-                        } else { vec![] },
-                        "node_wwn": a.initiator,
-                    });
-                    for (key, value) in [
-                        ("chap_userid", &a.auth.userid),
-                        ("chap_password", &a.auth.password),
-                        ("chap_mutual_userid", &a.auth.userid_mutual),
-                        ("chap_mutual_password", &a.auth.password_mutual),
-                    ] {
-                        if let Some(v) = value {
-                            acl[key] = json!(v);
-                        }
-                    }
-                    acl
+                .map(|o| Lun {
+                    index: 0,
+                    storage_object: format!("/backstores/block/{o}"),
                 })
-                .collect();
-            json!({
-                "fabric": "iscsi",
-                "tpgs": [{
-                    "attributes": {
-                        "authentication": u8::from(t.authentication),
-                        "generate_node_acls": u8::from(t.generate_node_acls),
-                    },
-                    "enable": t.enabled,
-                    "luns": luns,
-                    "node_acls": acls,
-                    "parameters": t
-                        .parameters
-                        .iter()
-                        .map(|(name, value)| (name.clone(), json!(value)))
-                        .collect::<serde_json::Map<String, Value>>(),
-                    "portals": t.portals.iter().map(|p| portal(p)).collect::<Vec<_>>(),
-                    "tag": 1,
-                }],
-                "wwn": t.iqn,
-            })
-        })
-        .collect();
-    json!({"fabric_modules": [], "storage_objects": objects, "targets": targets})
+                .collect(),
+            node_acls: t.acls.iter().map(node_acl).collect(),
+            parameters: t
+                .parameters
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect(),
+            portals: t.portals.iter().map(|p| Portal::of(p)).collect(),
+            tag: 1,
+        }],
+        wwn: &t.iqn,
+    }
 }
 
-/// Writes `document` to `path` atomically with mode 0600.
-pub fn write_atomic(path: &Path, document: &Value) -> Result<()> {
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let state = self.0;
+        let mut doc = serializer.serialize_struct("Document", 3)?;
+        doc.serialize_field("fabric_modules", &[(); 0])?;
+        doc.serialize_field(
+            "storage_objects",
+            &Each(|| state.storage_objects.iter().map(storage_object)),
+        )?;
+        doc.serialize_field(
+            "targets",
+            &Each(|| state.targets.iter().filter(|t| t.has_tpg).map(target)),
+        )?;
+        doc.end()
+    }
+}
+
+/// A sequence serialised one item at a time from a fresh iterator.
+struct Each<F>(F);
+
+impl<F, I> Serialize for Each<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq((self.0)())
+    }
+}
+
+/// Writes `document` to `path` atomically with mode 0600: pretty JSON streamed into a
+/// temporary file in the same directory, fsync, rename.
+///
+/// # Errors
+/// The directory cannot be created or written, or the rename fails.
+pub fn write_atomic(path: &Path, document: &impl Serialize) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let text = serde_json::to_string_pretty(document)
-        .map_err(|e| Error::internal(format!("saveconfig: {e}")))?;
-    let mut file = tempfile::Builder::new()
+    let file = tempfile::Builder::new()
         .prefix(".saveconfig")
         .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
+    let mut out = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, document)
+        .map_err(|e| Error::internal(format!("saveconfig: {e}")))?;
+    out.write_all(b"\n")?;
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::internal(format!("saveconfig: {}", e.error())))?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| {
         Error::internal(format!(
@@ -199,86 +312,6 @@ pub fn chap_credentials(text: &str) -> Result<HashMap<(String, String), Chap>> {
         }
     }
     Ok(out)
-}
-
-/// Requests coalesced saves from a background task, and immediate ones ([`SaveHandle::flush`]).
-///
-/// Saves are serialized (one writer of the file at a time); a failed save leaves the handle
-/// dirty ([`SaveHandle::pending`]) until one succeeds.
-#[derive(Debug, Clone)]
-pub struct SaveHandle {
-    wake: Arc<tokio::sync::Notify>,
-    lio: Arc<dyn Lio>,
-    path: PathBuf,
-    turn: Arc<tokio::sync::Mutex<()>>,
-    dirty: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl SaveHandle {
-    /// Starts the saver: after each request it waits `delay` (gathering more requests), then
-    /// writes the current LIO state to `path` once.
-    pub fn spawn(lio: Arc<dyn Lio>, path: PathBuf, delay: Duration) -> Self {
-        let handle = Self {
-            wake: Arc::new(tokio::sync::Notify::new()),
-            lio,
-            path,
-            turn: Arc::default(),
-            dirty: Arc::default(),
-        };
-        let saver = handle.clone();
-        tokio::spawn(async move {
-            loop {
-                saver.wake.notified().await;
-                tokio::time::sleep(delay).await;
-                if let Err(e) = saver.flush().await {
-                    warn!(path = %saver.path.display(), error = %e, "cannot save LIO configuration");
-                }
-            }
-        });
-        handle
-    }
-
-    /// Asks for a save soon.
-    pub fn request(&self) {
-        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.wake.notify_one();
-    }
-
-    /// Whether a change may not be in the file yet (requested, or the last save failed).
-    pub fn pending(&self) -> bool {
-        self.dirty.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Writes the current LIO state now (after any save in progress); the targets saved.
-    pub async fn flush(&self) -> Result<usize> {
-        let _turn = self.turn.lock().await;
-        // Cleared before reading the state: a change made during the save asks again.
-        self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
-        match save_now(self.lio.as_ref(), &self.path).await {
-            Ok(count) => {
-                info!(path = %self.path.display(), targets = count, "saved LIO configuration");
-                Ok(count)
-            }
-            Err(e) => {
-                self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Writes the current state now; the number of targets saved.
-pub async fn save_now(lio: &dyn Lio, path: &Path) -> Result<usize> {
-    let state = lio.state().await?;
-    if !state.other_hbas.is_empty() {
-        warn!(hbas = ?state.other_hbas, "saveconfig holds block backstores only; others are not saved");
-    }
-    let doc = document(&state);
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || write_atomic(&path, &doc))
-        .await
-        .map_err(|e| Error::internal(format!("saveconfig task failed: {e}")))??;
-    Ok(state.targets.len())
 }
 
 #[cfg(test)]

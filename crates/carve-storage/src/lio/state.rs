@@ -131,6 +131,27 @@ impl LioState {
     pub fn target(&self, iqn: &str) -> Option<&TargetState> {
         self.targets.iter().find(|t| t.iqn == iqn)
     }
+
+    /// Replaces what one read of an export covers ([`read_volume_state`] of `iqn` and
+    /// `object`): the target `iqn` and, unless `object` is empty, every storage object named
+    /// `object` are dropped, then `part`'s targets and storage objects are put in their sorted
+    /// places. Everything else is kept as it is.
+    pub fn replace_volume(&mut self, iqn: &str, object: &str, part: LioState) {
+        self.targets.retain(|t| t.iqn != iqn);
+        if !object.is_empty() {
+            self.storage_objects.retain(|o| o.name != object);
+        }
+        for target in part.targets {
+            let at = self.targets.partition_point(|t| t.iqn < target.iqn);
+            self.targets.insert(at, target);
+        }
+        for object in part.storage_objects {
+            let at = self
+                .storage_objects
+                .partition_point(|o| o.name < object.name);
+            self.storage_objects.insert(at, object);
+        }
+    }
 }
 
 /// An attribute's value, trimmed of the trailing newline the kernel adds.
@@ -289,11 +310,18 @@ pub fn read_state(layout: &Layout) -> Result<LioState> {
         }
     }
     state.storage_objects.sort_by(|a, b| a.name.cmp(&b.name));
-    for iqn in entries(&layout.iscsi()) {
-        let named = ["iqn.", "eui.", "naa."].iter().any(|p| iqn.starts_with(p));
-        if named && is_dir(&layout.target(&iqn)) {
+    for iqn in target_names(layout) {
+        if is_dir(&layout.target(&iqn)) {
             state.targets.push(read_target(layout, &iqn));
         }
     }
     Ok(state)
+}
+
+/// The names under `iscsi/` that are target IQNs (`iqn.`, `eui.`, `naa.`; not `discovery_auth`
+/// and the like), sorted: one directory read, whatever the number of targets.
+pub fn target_names(layout: &Layout) -> Vec<String> {
+    let mut names = entries(&layout.iscsi());
+    names.retain(|name| ["iqn.", "eui.", "naa."].iter().any(|p| name.starts_with(p)));
+    names
 }

@@ -314,6 +314,10 @@ impl Lio for TargetcliLio {
         Box::pin(async move { self.read() })
     }
 
+    fn target_names(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move { Ok(super::state::target_names(&self.layout)) })
+    }
+
     fn volume_state<'a>(
         &'a self,
         target: &'a Iqn,

@@ -193,7 +193,7 @@ pub(super) async fn export(ctx: &Ctx, volume: &Volume, vg: &str) -> Result<()> {
         .ensure_export(&spec)
         .await
         .map_err(|e| e.context(format!("export volume {}", volume.id)))?;
-    ctx.lio_changed();
+    ctx.export_changed(&spec.target, &spec.storage_object);
     Ok(())
 }
 

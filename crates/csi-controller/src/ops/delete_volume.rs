@@ -56,7 +56,7 @@ pub async fn delete_volume(ctx: &Ctx, raw_id: &str) -> Result<Deleted> {
     let target = ctx.settings.iqn_prefix.target_for(&id);
     let unexported = ctx.lio.remove_export(&target, id.as_str()).await?;
     if unexported {
-        ctx.lio_changed();
+        ctx.export_changed(&target, id.as_str());
     }
     let removed = match row {
         // Linear extents go back to the VG: zeroed first, in the background (crate::wiper).

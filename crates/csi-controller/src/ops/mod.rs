@@ -40,7 +40,7 @@ mod ledger_tests;
 mod space_tests;
 
 use crate::{
-    lio::{Lio, saveconfig::SaveHandle},
+    lio::{Lio, saver::SaveHandle},
     lvm::Lvm,
     wiper::WipeHandle,
 };
@@ -142,10 +142,24 @@ impl Ctx {
         })
     }
 
-    /// Records that LIO changed, so the saveconfig file is rewritten (coalesced).
+    /// Records that LIO changed in many places (or behind the controller's back), so the
+    /// saveconfig file is rewritten from the whole state (coalesced).
     pub fn lio_changed(&self) {
         if let Some(saver) = &self.saver {
             saver.request();
         }
+    }
+
+    /// Records that one volume's export changed (its target and storage object), so the
+    /// saveconfig file is rewritten with that export read again (coalesced).
+    pub fn export_changed(&self, target: &Iqn, storage_object: &str) {
+        if let Some(saver) = &self.saver {
+            saver.request_volume(target, storage_object);
+        }
+    }
+
+    /// The saveconfig writer, if this context has one.
+    pub fn saver(&self) -> Option<&SaveHandle> {
+        self.saver.as_ref()
     }
 }

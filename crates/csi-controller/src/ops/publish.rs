@@ -202,7 +202,7 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
         .ensure_acl(&spec.target, &acl)
         .await
         .map_err(|e| e.context(format!("publish volume {id} to node {node}")))?;
-    ctx.lio_changed();
+    ctx.export_changed(&spec.target, &spec.storage_object);
     info!(volume = %id, node = %node, readonly, "published volume");
     Ok(Published {
         target: vol.iscsi_target(ctx),

@@ -46,7 +46,7 @@ pub async fn unpublish(ctx: &Ctx, raw_volume: &str, raw_node: &str) -> Result<bo
     for initiator in acls.iter().filter(|i| selected(i)) {
         let node = NodeId::parse(initiator)?;
         if ctx.lio.remove_acl(&target, &node.initiator()).await? {
-            ctx.lio_changed();
+            ctx.export_changed(&target, id.as_str());
             info!(volume = %id, node = %node, "unpublished volume");
             revoked = true;
         }

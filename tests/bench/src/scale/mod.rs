@@ -14,6 +14,7 @@ use crate::{
 };
 use anyhow::{Result, bail};
 use carve_guest_tests::{Driver, DriverOptions, Lab};
+use csi_controller::lio::{Lio, configfs::ConfigfsLio, saver::SaveHandle};
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -411,16 +412,31 @@ async fn persistence(plan: &Plan, have: usize) -> Result<Table> {
         format!("2c. Persistence at N = {have}"),
         &["what", "ms", "notes"],
     );
-    let lio = csi_controller::lio::configfs::ConfigfsLio::new(crate::raw::CFG);
+    let lio: std::sync::Arc<dyn Lio> = std::sync::Arc::new(ConfigfsLio::new(crate::raw::CFG));
     let path = std::path::PathBuf::from("/var/tmp/bench-saveconfig.json");
+    let saver = SaveHandle::spawn(lio.clone(), path.clone(), Duration::from_hours(1));
+    saver.request();
     let t = Instant::now();
-    let saved = csi_controller::lio::saveconfig::save_now(&lio, &path).await?;
+    let saved = saver.flush().await?;
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     p.row(vec![
-        "Carve saveconfig write (the controller's own writer)".into(),
+        "Carve saveconfig write, whole state (start, SIGHUP)".into(),
         ms(t.elapsed()),
         format!("{saved} targets, {} KiB, atomic, 0600", size / 1024),
     ]);
+    // What follows every CreateVolume, Publish, Unpublish and DeleteVolume: one export read
+    // again, the target list, the file written.
+    if let Some(first) = lio.target_names().await?.first() {
+        let target = csi_common::ids::Iqn::parse(first)?;
+        saver.request_volume(&target, "");
+        let t = Instant::now();
+        saver.flush().await?;
+        p.row(vec![
+            "Carve saveconfig write after one export changed".into(),
+            ms(t.elapsed()),
+            "what ControllerUnpublish waits for".into(),
+        ]);
+    }
     let _ = std::fs::remove_file(&path);
     if plan.targetcli_save {
         let (_, d) = timed(|| {

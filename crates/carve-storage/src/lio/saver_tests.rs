@@ -1,0 +1,229 @@
+use super::*;
+use crate::lio::{AclSpec, ExportSpec, configfs::ConfigfsLio, counted::tally};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// A LIO with no export, in the plain directory `root` (created).
+fn empty_lio(root: &Path) -> Arc<dyn Lio> {
+    std::fs::create_dir_all(root).unwrap();
+    Arc::new(ConfigfsLio::plain_directory(root))
+}
+
+fn spec(n: usize) -> ExportSpec {
+    ExportSpec {
+        target: Iqn::parse(&format!("iqn.2024-01.dev.carve:csi-v-{n:03}")).unwrap(),
+        storage_object: format!("csi-v-{n:03}"),
+        device: format!("/dev/carvevg/csi-v-{n:03}").into(),
+        serial: format!("0123abcd-0000-4000-8000-{n:012}"),
+        portals: vec!["127.0.0.1:3260".parse().unwrap()],
+        thin: false,
+    }
+}
+
+fn acl(node: &str) -> AclSpec {
+    AclSpec {
+        initiator: Iqn::parse(&format!("iqn.2024-01.dev.carve:{node}")).unwrap(),
+        readonly: false,
+        chap: None,
+    }
+}
+
+fn saved(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The target IQNs in the file, and the initiators of each target's ACLs.
+fn targets(path: &Path) -> Vec<(String, Vec<String>)> {
+    saved(path)["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let acls = t["tpgs"][0]["node_acls"].as_array().unwrap().iter();
+            (
+                t["wwn"].as_str().unwrap().to_string(),
+                acls.map(|a| a["node_wwn"].as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn objects(path: &Path) -> Vec<String> {
+    saved(path)["storage_objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn coalesced_saves_write_the_current_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = empty_lio(&dir.path().join("cfg"));
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(lio, path.clone(), Duration::from_millis(50));
+    for _ in 0..5 {
+        saver.request();
+    }
+    for _ in 0..100 {
+        if path.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(saved(&path)["targets"], json!([]));
+}
+
+#[tokio::test]
+async fn flush_writes_at_once_and_clears_pending_only_on_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = empty_lio(&dir.path().join("target"));
+    let path = dir.path().join("etc").join("saveconfig.json");
+    let handle = SaveHandle::spawn(lio, path.clone(), Duration::from_hours(1));
+    assert!(!handle.pending());
+    handle.request();
+    assert!(
+        handle.pending(),
+        "a requested save is pending until written"
+    );
+    assert!(!path.exists(), "the coalesced save waits its delay");
+    handle.flush().await.unwrap();
+    assert!(!handle.pending());
+    assert!(path.exists());
+    // A file that cannot be written keeps the change pending.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    handle.request_volume(&spec(1).target, "csi-v-001");
+    assert!(handle.flush().await.is_err());
+    assert!(handle.pending(), "a failed save stays pending");
+    std::fs::remove_dir(&path).unwrap();
+    handle.flush().await.unwrap();
+    assert!(!handle.pending());
+}
+
+/// The configfs operations of one save that follows one changed ACL, with `exports` exports.
+async fn operations_of_one_incremental_save(exports: usize) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cfg");
+    let lio = empty_lio(&root);
+    for n in 0..exports {
+        lio.ensure_export(&spec(n)).await.unwrap();
+    }
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    saver.request();
+    saver.flush().await.unwrap();
+    lio.ensure_acl(&spec(3).target, &acl("node1"))
+        .await
+        .unwrap();
+    saver.request_volume(&spec(3).target, &spec(3).storage_object);
+    let before = tally::under(&root);
+    assert_eq!(saver.flush().await.unwrap(), exports);
+    let operations = tally::under(&root) - before;
+    let node = "iqn.2024-01.dev.carve:node1".to_string();
+    let found = targets(&path);
+    assert_eq!(found.len(), exports);
+    for (n, (iqn, acls)) in found.iter().enumerate() {
+        assert_eq!(iqn, spec(n).target.as_str());
+        assert_eq!(*acls, if n == 3 { vec![node.clone()] } else { vec![] });
+    }
+    assert_eq!(objects(&path).len(), exports);
+    operations
+}
+
+#[tokio::test]
+async fn a_save_reads_the_changed_export_and_one_listing_only() {
+    let small = operations_of_one_incremental_save(5).await;
+    let large = operations_of_one_incremental_save(40).await;
+    // The listing of iscsi/ counts one per entry; nothing else grows with the other exports.
+    assert_eq!(large - small, 35, "{small} operations at 5, {large} at 40");
+}
+
+#[tokio::test]
+async fn targets_made_or_removed_behind_the_controllers_back_reach_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = empty_lio(&dir.path().join("cfg"));
+    for n in 0..3 {
+        lio.ensure_export(&spec(n)).await.unwrap();
+    }
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    saver.request();
+    saver.flush().await.unwrap();
+    // An operator adds an export and removes one, with no request to the saver.
+    lio.ensure_export(&spec(7)).await.unwrap();
+    lio.remove_export(&spec(0).target, &spec(0).storage_object)
+        .await
+        .unwrap();
+    // The next save, for another volume's change, lists iscsi/ and sees both.
+    lio.ensure_acl(&spec(1).target, &acl("node1"))
+        .await
+        .unwrap();
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    saver.flush().await.unwrap();
+    let iqns: Vec<String> = targets(&path).into_iter().map(|(iqn, _)| iqn).collect();
+    assert_eq!(
+        iqns,
+        [1, 2, 7].map(|n| spec(n).target.to_string()),
+        "sorted by IQN, the removed target gone, the new one read"
+    );
+    // The new target's storage object is read through its LUN 0, the removed target's
+    // object is looked for again (removed with it here).
+    assert_eq!(objects(&path), ["csi-v-001", "csi-v-002", "csi-v-007"]);
+    // A target removed by hand whose storage object stays: the object stays in the file.
+    let (root, target) = (dir.path().join("cfg"), spec(2).target);
+    let tpg = root.join(format!("iscsi/{target}/tpgt_1"));
+    for link in std::fs::read_dir(tpg.join("lun/lun_0")).unwrap() {
+        std::fs::remove_file(link.unwrap().path()).unwrap();
+    }
+    std::fs::remove_dir_all(root.join(format!("iscsi/{target}"))).unwrap();
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    saver.flush().await.unwrap();
+    let iqns: Vec<String> = targets(&path).into_iter().map(|(iqn, _)| iqn).collect();
+    assert_eq!(iqns, [1, 7].map(|n| spec(n).target.to_string()));
+    assert_eq!(objects(&path), ["csi-v-001", "csi-v-002", "csi-v-007"]);
+    saver.request();
+    saver.flush().await.unwrap();
+    assert_eq!(objects(&path), ["csi-v-001", "csi-v-002", "csi-v-007"]);
+}
+
+#[tokio::test]
+async fn a_hand_edit_inside_a_target_reaches_the_file_on_a_whole_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = empty_lio(&dir.path().join("cfg"));
+    for n in 0..2 {
+        lio.ensure_export(&spec(n)).await.unwrap();
+    }
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    saver.request();
+    saver.flush().await.unwrap();
+    // An ACL added by hand to target 0; the controller changes target 1.
+    lio.ensure_acl(&spec(0).target, &acl("by-hand"))
+        .await
+        .unwrap();
+    lio.ensure_acl(&spec(1).target, &acl("node1"))
+        .await
+        .unwrap();
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    saver.flush().await.unwrap();
+    let acls = |path: &Path| -> Vec<Vec<String>> {
+        targets(path).into_iter().map(|(_, acls)| acls).collect()
+    };
+    assert_eq!(
+        acls(&path),
+        [vec![], vec!["iqn.2024-01.dev.carve:node1".to_string()]]
+    );
+    // SIGHUP (and reconciliation) ask for a whole read.
+    saver.request();
+    saver.flush().await.unwrap();
+    assert_eq!(
+        acls(&path),
+        [
+            vec!["iqn.2024-01.dev.carve:by-hand".to_string()],
+            vec!["iqn.2024-01.dev.carve:node1".to_string()]
+        ]
+    );
+}
