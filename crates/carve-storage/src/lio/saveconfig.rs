@@ -1,10 +1,11 @@
 //! The saveconfig.json file (rtslib-fb's format), kept current for administrators and for the
 //! distribution's restore service, and read back at start for CHAP credentials.
 //!
-//! Invariants: written atomically (tempfile in the same directory, fsync, rename) with mode
-//! 0600 from creation on, since it holds CHAP secrets; streamed from a [`LioState`] into the
-//! file, with no copy of the document in memory; the secrets are never logged. What is written
-//! when is the saver's business ([`super::saver::SaveHandle`]).
+//! Invariants: written atomically and durably (tempfile in the same directory, fsync, rename,
+//! fsync of the directory) with mode 0600 from creation on, since it holds CHAP secrets;
+//! streamed from a [`LioState`] into the file, with no copy of the document in memory; the
+//! secrets are never logged. What is written when is the saver's business
+//! ([`super::saver::SaveHandle`]).
 
 use super::{AclState, LioState, StorageObjectState, TargetState};
 use csi_common::{Error, Result, contract::Chap};
@@ -226,8 +227,8 @@ where
     }
 }
 
-/// Writes `document` to `path` atomically with mode 0600: pretty JSON streamed into a
-/// temporary file in the same directory, fsync, rename.
+/// Writes `document` to `path` atomically and durably with mode 0600: pretty JSON streamed
+/// into a temporary file in the same directory, fsync, rename, fsync of the directory.
 ///
 /// # Errors
 /// The directory cannot be created or written, or the rename fails.
@@ -256,6 +257,9 @@ pub fn write_atomic(path: &Path, document: &impl Serialize) -> Result<()> {
             e.error
         ))
     })?;
+    // The rename is durable once the directory is (rename(2), fsync(2)): until then a power
+    // loss could bring the previous file back, with an ACL revoked since.
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 

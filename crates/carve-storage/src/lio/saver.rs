@@ -1,18 +1,20 @@
 //! The saveconfig writer: keeps saveconfig.json ([`super::saveconfig`]) current with LIO,
 //! coalescing saves in a background task and writing at once where a stale file could grant
-//! access that was revoked (ControllerUnpublish and shutdown: [`SaveHandle::flush`]).
+//! access that was revoked (ControllerUnpublish and shutdown: [`SaveHandle::sync`]).
 //!
 //! Invariants: the writer keeps the state it last wrote and rereads only what changed since:
-//! the exports the controller changed ([`SaveHandle::request_volume`]) and the targets that
-//! appeared in or disappeared from `iscsi/` (one directory listing per save), each with the
-//! storage object its LUN 0 maps. So a save costs one listing, one read per changed export
-//! ([`Lio::volume_state`]) and the file's serialisation, not a read of every export's
-//! attributes, which took 19 s at 2,000 exports in the guest (docs/benchmarks.md). The whole
-//! state is read on the first save, after a failed save, and on [`SaveHandle::request`]
-//! (reconciliation, SIGHUP): that is how a hand edit inside an existing target, or to a
-//! storage object no target maps, reaches the file.
-//! Saves are serialized (one writer of the file at a time); a change made while a save runs
-//! is written by the next one; a failed save leaves the handle dirty until one succeeds.
+//! the exports the controller changed or may have changed ([`SaveHandle::request_volume`],
+//! also after a call that failed half-way) and the targets that appeared in or disappeared from
+//! `iscsi/` (one directory listing per save), each with the storage object its LUN 0 maps. So
+//! a save costs one listing, one read per changed export ([`Lio::volume_state`]) and the file's
+//! serialisation, not a read of every export's attributes, which took 19 s at 2,000 exports in
+//! the guest (docs/benchmarks.md). The whole state is read on the first save, after a failed
+//! save, on [`SaveHandle::request`] (reconciliation, SIGHUP), and when a target made by hand
+//! has a name Carve's [`Iqn`] cannot spell (capitals): that is how a hand edit inside an
+//! existing target or storage object, or a target removed and made again by hand between two
+//! saves, reaches the file. Saves are serialized (one writer of the file at a time); a change
+//! made while a save runs is written by the next one; [`SaveHandle::sync`] returns only once
+//! every request made before it is in a file written by a successful save.
 
 use super::{Lio, LioState, saveconfig};
 use csi_common::{Error, Result, ids::Iqn};
@@ -24,18 +26,21 @@ use std::{
 };
 use tracing::{info, warn};
 
-/// What the next save must read.
+/// The requests, and what the next save must read.
 #[derive(Debug, Default)]
 struct Pending {
-    /// A change is not in the file yet (requested, or the last save failed).
-    dirty: bool,
+    /// Requests made so far.
+    requested: u64,
+    /// Requests the file holds: `requested` as the last successful save took it.
+    saved: u64,
     /// Read the whole state.
     all: bool,
     /// Exports to read again: (target IQN, storage object name).
     volumes: BTreeSet<(String, String)>,
 }
 
-/// Requests coalesced saves from a background task, and immediate ones ([`SaveHandle::flush`]).
+/// Requests coalesced saves from a background task, and immediate ones ([`SaveHandle::sync`],
+/// [`SaveHandle::flush`]).
 #[derive(Debug, Clone)]
 pub struct SaveHandle {
     wake: Arc<tokio::sync::Notify>,
@@ -49,7 +54,7 @@ pub struct SaveHandle {
 
 impl SaveHandle {
     /// Starts the saver: after each request it waits `delay` (gathering more requests), then
-    /// writes the file once. Must run inside a tokio runtime.
+    /// writes the file once if a request is not in it yet. Must run inside a tokio runtime.
     pub fn spawn(lio: Arc<dyn Lio>, path: PathBuf, delay: Duration) -> Self {
         let handle = Self {
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -63,7 +68,7 @@ impl SaveHandle {
             loop {
                 saver.wake.notified().await;
                 tokio::time::sleep(delay).await;
-                if let Err(e) = saver.flush().await {
+                if let Err(e) = saver.sync().await {
                     warn!(path = %saver.path.display(), error = %e, "cannot save LIO configuration");
                 }
             }
@@ -79,17 +84,18 @@ impl SaveHandle {
     /// to pick up hand edits).
     pub fn request(&self) {
         let mut pending = self.lock_pending();
-        pending.dirty = true;
+        pending.requested += 1;
         pending.all = true;
         drop(pending);
         self.wake.notify_one();
     }
 
-    /// Asks for a save soon after the export of one volume changed: its target `target` and
-    /// its storage object `storage_object` (created, changed or removed) are read again.
+    /// Asks for a save soon after the export of one volume changed, or may have (a call that
+    /// failed half-way): its target `target` and its storage object `storage_object` are read
+    /// again.
     pub fn request_volume(&self, target: &Iqn, storage_object: &str) {
         let mut pending = self.lock_pending();
-        pending.dirty = true;
+        pending.requested += 1;
         pending
             .volumes
             .insert((target.to_string(), storage_object.to_string()));
@@ -97,43 +103,64 @@ impl SaveHandle {
         self.wake.notify_one();
     }
 
-    /// Whether a change may not be in the file yet (requested, or the last save failed).
+    /// Whether a request is not in the file yet (not saved, or the last save failed).
     pub fn pending(&self) -> bool {
-        self.lock_pending().dirty
+        let pending = self.lock_pending();
+        pending.requested > pending.saved
+    }
+
+    /// Returns once every request made before the call is in the file: after the save in
+    /// progress, if that one took them and succeeded; otherwise after a save of its own.
+    ///
+    /// # Errors
+    /// As [`SaveHandle::flush`]; the requests stay pending.
+    pub async fn sync(&self) -> Result<()> {
+        let wanted = self.lock_pending().requested;
+        let mut written = self.written.lock().await;
+        if self.lock_pending().saved >= wanted {
+            return Ok(());
+        }
+        self.save_locked(&mut written).await.map(drop)
     }
 
     /// Writes the file now (after any save in progress); the number of targets saved.
     ///
     /// # Errors
-    /// LIO's state cannot be read or the file cannot be written; the change stays pending.
+    /// LIO's state cannot be read or the file cannot be written; the requests stay pending.
     pub async fn flush(&self) -> Result<usize> {
         let mut written = self.written.lock().await;
-        // Taken before reading LIO: a change made during the save asks again.
-        let work = std::mem::take(&mut *self.lock_pending());
-        match self.save(written.take(), &work).await {
-            Ok(state) => {
-                let count = state.targets.len();
-                *written = Some(state);
-                info!(path = %self.path.display(), targets = count, "saved LIO configuration");
-                Ok(count)
-            }
-            Err(e) => {
-                let mut pending = self.lock_pending();
-                pending.dirty = true;
-                pending.all = true;
-                Err(e)
-            }
-        }
+        self.save_locked(&mut written).await
     }
 
-    /// Brings `last` (the state last written) up to date with what `work` names, or reads the
-    /// whole state, then writes the file; the state written.
-    async fn save(&self, last: Option<LioState>, work: &Pending) -> Result<LioState> {
+    async fn save_locked(&self, written: &mut Option<LioState>) -> Result<usize> {
+        // Taken before reading LIO: a change made during the save asks again.
+        let (through, all, volumes) = {
+            let mut pending = self.lock_pending();
+            let all = std::mem::take(&mut pending.all);
+            (pending.requested, all, std::mem::take(&mut pending.volumes))
+        };
+        // A failed save leaves `written` empty: the next one reads the whole state.
+        let state = self.save(written.take(), all, &volumes).await?;
+        let count = state.targets.len();
+        *written = Some(state);
+        let mut pending = self.lock_pending();
+        pending.saved = pending.saved.max(through);
+        drop(pending);
+        info!(path = %self.path.display(), targets = count, "saved LIO configuration");
+        Ok(count)
+    }
+
+    /// Brings `last` (the state last written) up to date with `volumes` and the targets made
+    /// or removed since, or reads the whole state (`all`, no `last`, or a name Carve cannot
+    /// read by itself), then writes the file; the state written.
+    async fn save(
+        &self,
+        last: Option<LioState>,
+        all: bool,
+        volumes: &BTreeSet<(String, String)>,
+    ) -> Result<LioState> {
         let refreshed = match last {
-            Some(mut state) if !work.all => self
-                .refresh(&mut state, &work.volumes)
-                .await?
-                .then_some(state),
+            Some(mut state) if !all => self.refresh(&mut state, volumes).await?.then_some(state),
             _ => None,
         };
         let state = if let Some(state) = refreshed {
@@ -175,9 +202,13 @@ impl SaveHandle {
             reread.insert((gone.iqn.clone(), object));
         }
         for iqn in &listed {
-            if state.target(iqn).is_none() {
+            let known = state
+                .targets
+                .binary_search_by(|t| t.iqn.as_str().cmp(iqn))
+                .is_ok();
+            if !known {
                 // Made behind the controller's back: the target and the object its LUN 0 maps.
-                let Ok(target) = Iqn::parse(iqn) else {
+                let Some(target) = carve_name(iqn) else {
                     return Ok(false);
                 };
                 let part = self.lio.volume_state(&target, "").await?;
@@ -189,7 +220,7 @@ impl SaveHandle {
             }
         }
         for (iqn, object) in reread {
-            let Ok(target) = Iqn::parse(&iqn) else {
+            let Some(target) = carve_name(&iqn) else {
                 return Ok(false);
             };
             let part = self.lio.volume_state(&target, &object).await?;
@@ -197,6 +228,12 @@ impl SaveHandle {
         }
         Ok(true)
     }
+}
+
+/// `name` as an [`Iqn`] that names the same configfs directory, if it is one: [`Iqn::parse`]
+/// lowercases, and a target made by hand may have capitals.
+fn carve_name(name: &str) -> Option<Iqn> {
+    Iqn::parse(name).ok().filter(|iqn| iqn.as_str() == name)
 }
 
 #[cfg(test)]

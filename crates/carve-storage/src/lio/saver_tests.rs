@@ -1,5 +1,6 @@
 use super::*;
 use crate::lio::{AclSpec, ExportSpec, configfs::ConfigfsLio, counted::tally};
+use csi_common::command::BoxFuture;
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -226,4 +227,154 @@ async fn a_hand_edit_inside_a_target_reaches_the_file_on_a_whole_read() {
             vec!["iqn.2024-01.dev.carve:node1".to_string()]
         ]
     );
+}
+
+#[tokio::test]
+async fn sync_returns_once_its_requests_are_in_a_file_a_successful_save_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = empty_lio(&dir.path().join("cfg"));
+    lio.ensure_export(&spec(1)).await.unwrap();
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    saver.sync().await.unwrap();
+    assert!(!path.exists(), "nothing requested, nothing written");
+    // A save in progress took the request and fails: sync saves again itself.
+    lio.ensure_acl(&spec(1).target, &acl("node1"))
+        .await
+        .unwrap();
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    let mut in_progress = saver.written.lock().await;
+    let waiting = tokio::spawn({
+        let saver = saver.clone();
+        async move { saver.sync().await }
+    });
+    tokio::task::yield_now().await;
+    std::fs::create_dir(&path).unwrap();
+    assert!(saver.save_locked(&mut in_progress).await.is_err());
+    std::fs::remove_dir(&path).unwrap();
+    drop(in_progress);
+    waiting.await.unwrap().unwrap();
+    assert_eq!(
+        targets(&path),
+        [(
+            spec(1).target.to_string(),
+            vec!["iqn.2024-01.dev.carve:node1".to_string()]
+        )]
+    );
+    assert!(!saver.pending());
+}
+
+/// A LIO whose target listing waits for `gate`: a save that reaches it is in progress until
+/// the test opens the gate.
+#[derive(Debug)]
+struct Gated {
+    lio: Arc<dyn Lio>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Lio for Gated {
+    fn state(&self) -> BoxFuture<'_, Result<LioState>> {
+        self.lio.state()
+    }
+    fn volume_state<'a>(&'a self, t: &'a Iqn, o: &'a str) -> BoxFuture<'a, Result<LioState>> {
+        self.lio.volume_state(t, o)
+    }
+    fn target_names(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            drop(self.gate.acquire().await);
+            self.lio.target_names().await
+        })
+    }
+    fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>> {
+        self.lio.ensure_export(spec)
+    }
+    fn remove_export<'a>(&'a self, t: &'a Iqn, o: &'a str) -> BoxFuture<'a, Result<bool>> {
+        self.lio.remove_export(t, o)
+    }
+    fn ensure_acl<'a>(&'a self, t: &'a Iqn, acl: &'a AclSpec) -> BoxFuture<'a, Result<()>> {
+        self.lio.ensure_acl(t, acl)
+    }
+    fn remove_acl<'a>(&'a self, t: &'a Iqn, i: &'a Iqn) -> BoxFuture<'a, Result<bool>> {
+        self.lio.remove_acl(t, i)
+    }
+}
+
+#[tokio::test]
+async fn sync_waits_for_the_save_in_progress_that_took_its_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = empty_lio(&dir.path().join("cfg"));
+    inner.ensure_export(&spec(1)).await.unwrap();
+    inner
+        .ensure_acl(&spec(1).target, &acl("node1"))
+        .await
+        .unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let lio: Arc<dyn Lio> = Arc::new(Gated {
+        lio: Arc::clone(&inner),
+        gate: Arc::clone(&gate),
+    });
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    gate.add_permits(1);
+    saver.request();
+    saver.flush().await.unwrap();
+    // ControllerUnpublish: the ACL goes, the change is requested, and a save (the background
+    // one) takes the request and is still reading LIO when Unpublish asks for its save.
+    inner
+        .remove_acl(&spec(1).target, &acl("node1").initiator)
+        .await
+        .unwrap();
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    let background = tokio::spawn({
+        let saver = saver.clone();
+        async move { saver.flush().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(
+        saver.lock_pending().volumes.is_empty(),
+        "the background save took the request"
+    );
+    let unpublish = tokio::spawn({
+        let saver = saver.clone();
+        async move { saver.sync().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(
+        !unpublish.is_finished(),
+        "sync answered while the save that holds its request was still running"
+    );
+    gate.add_permits(1);
+    background.await.unwrap().unwrap();
+    unpublish.await.unwrap().unwrap();
+    assert_eq!(targets(&path), [(spec(1).target.to_string(), vec![])]);
+    assert!(!saver.pending());
+}
+
+#[tokio::test]
+async fn a_hand_made_target_with_capitals_is_read_with_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cfg");
+    let lio = empty_lio(&root);
+    lio.ensure_export(&spec(1)).await.unwrap();
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    saver.request();
+    saver.flush().await.unwrap();
+    // Carve's Iqn lowercases; this directory's name cannot be read through it.
+    lio.ensure_export(&spec(2)).await.unwrap();
+    let by_hand = "iqn.2024-01.dev.carve:By-Hand";
+    std::fs::rename(
+        root.join(format!("iscsi/{}", spec(2).target)),
+        root.join(format!("iscsi/{by_hand}")),
+    )
+    .unwrap();
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    saver.flush().await.unwrap();
+    let iqns: Vec<String> = targets(&path).into_iter().map(|(iqn, _)| iqn).collect();
+    assert_eq!(iqns, [by_hand.to_string(), spec(1).target.to_string()]);
+    assert_eq!(objects(&path), ["csi-v-001", "csi-v-002"]);
+    // Known from then on: the next save keeps it once.
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    saver.flush().await.unwrap();
+    assert_eq!(targets(&path).len(), 2);
 }

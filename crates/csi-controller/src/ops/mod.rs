@@ -106,16 +106,15 @@ impl Ctx {
         self
     }
 
-    /// Writes saveconfig.json now if a change may be missing from it (see
-    /// [`SaveHandle::flush`]): a revoked ACL must not be restorable from the file.
+    /// Returns once every LIO change recorded so far is in saveconfig.json (see
+    /// [`SaveHandle::sync`]): a revoked ACL must not be restorable from the file.
     pub async fn lio_saved(&self) -> Result<()> {
         match &self.saver {
-            Some(saver) if saver.pending() => saver
-                .flush()
+            Some(saver) => saver
+                .sync()
                 .await
-                .map(drop)
                 .map_err(|e| e.context("save the LIO configuration")),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

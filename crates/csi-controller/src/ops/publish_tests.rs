@@ -66,6 +66,34 @@ async fn tags_then_acl_for_that_initiator_only() {
 }
 
 #[tokio::test]
+async fn a_publication_that_fails_half_way_still_reaches_saveconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("saveconfig.json");
+    let host = FakeHost::new().with_saver(&path);
+    let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
+    // LUN 0 lost its mapping, and the ACL cannot be made (a file where its directory goes):
+    // publish maps the LUN again, then fails.
+    let tpg = host
+        .root
+        .join(format!("iscsi/{}/tpgt_1", host.target("csi-v-1")));
+    for link in std::fs::read_dir(tpg.join("lun/lun_0")).unwrap() {
+        std::fs::remove_file(link.unwrap().path()).unwrap();
+    }
+    std::fs::create_dir_all(tpg.join("acls")).unwrap();
+    std::fs::write(tpg.join("acls").join(NODE1), "").unwrap();
+    expect_first_publication(&host, row, &format!("rw:{NODE1}"));
+    publish_rw(&host.ctx, NODE1).await.unwrap_err();
+    host.ctx.lio_saved().await.unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        saved["targets"][0]["tpgs"][0]["luns"][0]["storage_object"], "/backstores/block/csi-v-1",
+        "the LUN the failed call mapped again is in the file"
+    );
+    host.finish();
+}
+
+#[tokio::test]
 async fn a_full_lvm_metadata_area_refuses_the_publication_as_internal_before_any_acl() {
     let host = FakeHost::new();
     let row = host.export_linear("csi-v-1", &carve_tags("v")).await;

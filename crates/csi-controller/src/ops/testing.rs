@@ -297,6 +297,18 @@ impl FakeHost {
             .target_for(&VolumeId::parse(volume).unwrap())
     }
 
+    /// This host with a saveconfig writer on `path` whose background saves wait an hour (so
+    /// only [`Ctx::lio_saved`] writes the file).
+    pub fn with_saver(mut self, path: &std::path::Path) -> Self {
+        let lio: Arc<dyn Lio> = self.lio.clone();
+        self.ctx.saver = Some(crate::lio::saver::SaveHandle::spawn(
+            lio,
+            path.to_path_buf(),
+            Duration::from_hours(1),
+        ));
+        self
+    }
+
     /// Exports the volume in `row` directly through the backend.
     pub async fn export(&self, row: &LvRow) {
         let volume = super::volume::Volume::from_row(row.clone())
