@@ -73,19 +73,9 @@ pub trait Lio: Send + Sync + fmt::Debug {
         target: &'a Iqn,
         storage_object: &'a str,
     ) -> BoxFuture<'a, Result<LioState>>;
-    /// The IQNs of the iSCSI targets, sorted (see [`state::target_names`]). The default reads
-    /// the whole state; a backend may answer cheaper.
-    fn target_names(&self) -> BoxFuture<'_, Result<Vec<String>>> {
-        Box::pin(async move {
-            Ok(self
-                .state()
-                .await?
-                .targets
-                .into_iter()
-                .map(|t| t.iqn)
-                .collect())
-        })
-    }
+    /// The IQNs of the iSCSI targets, sorted (see [`state::target_names`]): one directory
+    /// listing, whatever the number of targets.
+    fn target_names(&self) -> BoxFuture<'_, Result<Vec<String>>>;
     /// The targets whose IQN starts with `prefix` that have an ACL for `initiator` (what the
     /// attach limit counts). The default reads the whole state; a backend may answer cheaper.
     fn targets_with_acl<'a>(

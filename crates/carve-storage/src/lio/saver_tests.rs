@@ -29,6 +29,40 @@ fn acl(node: &str) -> AclSpec {
     }
 }
 
+/// A LIO in a new plain directory with the exports `numbers`, and a saver whose background
+/// saves wait an hour, after one whole save.
+struct Fixture {
+    dir: tempfile::TempDir,
+    lio: Arc<dyn Lio>,
+    path: std::path::PathBuf,
+    saver: SaveHandle,
+}
+
+async fn saved_with(numbers: impl IntoIterator<Item = usize>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = empty_lio(&dir.path().join("cfg"));
+    for n in numbers {
+        lio.ensure_export(&spec(n)).await.unwrap();
+    }
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    saver.request();
+    saver.flush().await.unwrap();
+    Fixture {
+        dir,
+        lio,
+        path,
+        saver,
+    }
+}
+
+/// What ControllerPublish does to the saver: `node`'s ACL on export `n`, its request, a save.
+async fn publish_and_save(lio: &Arc<dyn Lio>, saver: &SaveHandle, n: usize, node: &str) {
+    lio.ensure_acl(&spec(n).target, &acl(node)).await.unwrap();
+    saver.request_volume(&spec(n).target, &spec(n).storage_object);
+    saver.flush().await.unwrap();
+}
+
 fn saved(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -106,16 +140,13 @@ async fn flush_writes_at_once_and_clears_pending_only_on_success() {
 
 /// The configfs operations of one save that follows one changed ACL, with `exports` exports.
 async fn operations_of_one_incremental_save(exports: usize) -> u64 {
-    let dir = tempfile::tempdir().unwrap();
+    let Fixture {
+        dir,
+        lio,
+        path,
+        saver,
+    } = saved_with(0..exports).await;
     let root = dir.path().join("cfg");
-    let lio = empty_lio(&root);
-    for n in 0..exports {
-        lio.ensure_export(&spec(n)).await.unwrap();
-    }
-    let path = dir.path().join("saveconfig.json");
-    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
-    saver.request();
-    saver.flush().await.unwrap();
     lio.ensure_acl(&spec(3).target, &acl("node1"))
         .await
         .unwrap();
@@ -144,26 +175,19 @@ async fn a_save_reads_the_changed_export_and_one_listing_only() {
 
 #[tokio::test]
 async fn targets_made_or_removed_behind_the_controllers_back_reach_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let lio = empty_lio(&dir.path().join("cfg"));
-    for n in 0..3 {
-        lio.ensure_export(&spec(n)).await.unwrap();
-    }
-    let path = dir.path().join("saveconfig.json");
-    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
-    saver.request();
-    saver.flush().await.unwrap();
+    let Fixture {
+        dir,
+        lio,
+        path,
+        saver,
+    } = saved_with(0..3).await;
     // An operator adds an export and removes one, with no request to the saver.
     lio.ensure_export(&spec(7)).await.unwrap();
     lio.remove_export(&spec(0).target, &spec(0).storage_object)
         .await
         .unwrap();
     // The next save, for another volume's change, lists iscsi/ and sees both.
-    lio.ensure_acl(&spec(1).target, &acl("node1"))
-        .await
-        .unwrap();
-    saver.request_volume(&spec(1).target, &spec(1).storage_object);
-    saver.flush().await.unwrap();
+    publish_and_save(&lio, &saver, 1, "node1").await;
     let iqns: Vec<String> = targets(&path).into_iter().map(|(iqn, _)| iqn).collect();
     assert_eq!(
         iqns,
@@ -192,24 +216,17 @@ async fn targets_made_or_removed_behind_the_controllers_back_reach_the_file() {
 
 #[tokio::test]
 async fn a_hand_edit_inside_a_target_reaches_the_file_on_a_whole_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let lio = empty_lio(&dir.path().join("cfg"));
-    for n in 0..2 {
-        lio.ensure_export(&spec(n)).await.unwrap();
-    }
-    let path = dir.path().join("saveconfig.json");
-    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
-    saver.request();
-    saver.flush().await.unwrap();
+    let Fixture {
+        dir: _dir,
+        lio,
+        path,
+        saver,
+    } = saved_with(0..2).await;
     // An ACL added by hand to target 0; the controller changes target 1.
     lio.ensure_acl(&spec(0).target, &acl("by-hand"))
         .await
         .unwrap();
-    lio.ensure_acl(&spec(1).target, &acl("node1"))
-        .await
-        .unwrap();
-    saver.request_volume(&spec(1).target, &spec(1).storage_object);
-    saver.flush().await.unwrap();
+    publish_and_save(&lio, &saver, 1, "node1").await;
     let acls = |path: &Path| -> Vec<Vec<String>> {
         targets(path).into_iter().map(|(_, acls)| acls).collect()
     };
@@ -352,14 +369,13 @@ async fn sync_waits_for_the_save_in_progress_that_took_its_request() {
 
 #[tokio::test]
 async fn a_hand_made_target_with_capitals_is_read_with_everything() {
-    let dir = tempfile::tempdir().unwrap();
+    let Fixture {
+        dir,
+        lio,
+        path,
+        saver,
+    } = saved_with([1]).await;
     let root = dir.path().join("cfg");
-    let lio = empty_lio(&root);
-    lio.ensure_export(&spec(1)).await.unwrap();
-    let path = dir.path().join("saveconfig.json");
-    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
-    saver.request();
-    saver.flush().await.unwrap();
     // Carve's Iqn lowercases; this directory's name cannot be read through it.
     lio.ensure_export(&spec(2)).await.unwrap();
     let by_hand = "iqn.2024-01.dev.carve:By-Hand";
