@@ -39,8 +39,7 @@ struct Pending {
     volumes: BTreeSet<(String, String)>,
 }
 
-/// Requests coalesced saves from a background task, and immediate ones ([`SaveHandle::sync`],
-/// [`SaveHandle::flush`]).
+/// Requests coalesced saves from a background task, and immediate ones ([`SaveHandle::sync`]).
 #[derive(Debug, Clone)]
 pub struct SaveHandle {
     wake: Arc<tokio::sync::Notify>,
@@ -104,7 +103,8 @@ impl SaveHandle {
     }
 
     /// Whether a request is not in the file yet (not saved, or the last save failed).
-    pub fn pending(&self) -> bool {
+    #[cfg(test)]
+    fn pending(&self) -> bool {
         let pending = self.lock_pending();
         pending.requested > pending.saved
     }
@@ -113,26 +113,17 @@ impl SaveHandle {
     /// progress, if that one took them and succeeded; otherwise after a save of its own.
     ///
     /// # Errors
-    /// As [`SaveHandle::flush`]; the requests stay pending.
+    /// LIO's state cannot be read or the file cannot be written; the requests stay pending.
     pub async fn sync(&self) -> Result<()> {
         let wanted = self.lock_pending().requested;
         let mut written = self.written.lock().await;
         if self.lock_pending().saved >= wanted {
             return Ok(());
         }
-        self.save_locked(&mut written).await.map(drop)
-    }
-
-    /// Writes the file now (after any save in progress); the number of targets saved.
-    ///
-    /// # Errors
-    /// LIO's state cannot be read or the file cannot be written; the requests stay pending.
-    pub async fn flush(&self) -> Result<usize> {
-        let mut written = self.written.lock().await;
         self.save_locked(&mut written).await
     }
 
-    async fn save_locked(&self, written: &mut Option<LioState>) -> Result<usize> {
+    async fn save_locked(&self, written: &mut Option<LioState>) -> Result<()> {
         // Taken before reading LIO: a change made during the save asks again.
         let (through, all, volumes) = {
             let mut pending = self.lock_pending();
@@ -147,7 +138,7 @@ impl SaveHandle {
         pending.saved = pending.saved.max(through);
         drop(pending);
         info!(path = %self.path.display(), targets = count, "saved LIO configuration");
-        Ok(count)
+        Ok(())
     }
 
     /// Brings `last` (the state last written) up to date with `volumes` and the targets made

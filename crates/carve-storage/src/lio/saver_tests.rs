@@ -47,7 +47,7 @@ async fn saved_with(numbers: impl IntoIterator<Item = usize>) -> Fixture {
     let path = dir.path().join("saveconfig.json");
     let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
     saver.request();
-    saver.flush().await.unwrap();
+    saver.sync().await.unwrap();
     Fixture {
         dir,
         lio,
@@ -60,7 +60,7 @@ async fn saved_with(numbers: impl IntoIterator<Item = usize>) -> Fixture {
 async fn publish_and_save(lio: &Arc<dyn Lio>, saver: &SaveHandle, n: usize, node: &str) {
     lio.ensure_acl(&spec(n).target, &acl(node)).await.unwrap();
     saver.request_volume(&spec(n).target, &spec(n).storage_object);
-    saver.flush().await.unwrap();
+    saver.sync().await.unwrap();
 }
 
 fn saved(path: &Path) -> Value {
@@ -112,7 +112,7 @@ async fn coalesced_saves_write_the_current_state() {
 }
 
 #[tokio::test]
-async fn flush_writes_at_once_and_clears_pending_only_on_success() {
+async fn sync_writes_at_once_and_clears_pending_only_on_success() {
     let dir = tempfile::tempdir().unwrap();
     let lio = empty_lio(&dir.path().join("target"));
     let path = dir.path().join("etc").join("saveconfig.json");
@@ -124,17 +124,17 @@ async fn flush_writes_at_once_and_clears_pending_only_on_success() {
         "a requested save is pending until written"
     );
     assert!(!path.exists(), "the coalesced save waits its delay");
-    handle.flush().await.unwrap();
+    handle.sync().await.unwrap();
     assert!(!handle.pending());
     assert!(path.exists());
     // A file that cannot be written keeps the change pending.
     std::fs::remove_file(&path).unwrap();
     std::fs::create_dir(&path).unwrap();
     handle.request_volume(&spec(1).target, "csi-v-001");
-    assert!(handle.flush().await.is_err());
+    assert!(handle.sync().await.is_err());
     assert!(handle.pending(), "a failed save stays pending");
     std::fs::remove_dir(&path).unwrap();
-    handle.flush().await.unwrap();
+    handle.sync().await.unwrap();
     assert!(!handle.pending());
 }
 
@@ -152,7 +152,7 @@ async fn operations_of_one_incremental_save(exports: usize) -> u64 {
         .unwrap();
     saver.request_volume(&spec(3).target, &spec(3).storage_object);
     let before = tally::under(&root);
-    assert_eq!(saver.flush().await.unwrap(), exports);
+    saver.sync().await.unwrap();
     let operations = tally::under(&root) - before;
     let node = "iqn.2024-01.dev.carve:node1".to_string();
     let found = targets(&path);
@@ -205,12 +205,12 @@ async fn targets_made_or_removed_behind_the_controllers_back_reach_the_file() {
     }
     std::fs::remove_dir_all(root.join(format!("iscsi/{target}"))).unwrap();
     saver.request_volume(&spec(1).target, &spec(1).storage_object);
-    saver.flush().await.unwrap();
+    saver.sync().await.unwrap();
     let iqns: Vec<String> = targets(&path).into_iter().map(|(iqn, _)| iqn).collect();
     assert_eq!(iqns, [1, 7].map(|n| spec(n).target.to_string()));
     assert_eq!(objects(&path), ["csi-v-001", "csi-v-002", "csi-v-007"]);
     saver.request();
-    saver.flush().await.unwrap();
+    saver.sync().await.unwrap();
     assert_eq!(objects(&path), ["csi-v-001", "csi-v-002", "csi-v-007"]);
 }
 
@@ -236,7 +236,7 @@ async fn a_hand_edit_inside_a_target_reaches_the_file_on_a_whole_read() {
     );
     // SIGHUP (and reconciliation) ask for a whole read.
     saver.request();
-    saver.flush().await.unwrap();
+    saver.sync().await.unwrap();
     assert_eq!(
         acls(&path),
         [
@@ -334,7 +334,7 @@ async fn sync_waits_for_the_save_in_progress_that_took_its_request() {
     let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
     gate.add_permits(1);
     saver.request();
-    saver.flush().await.unwrap();
+    saver.sync().await.unwrap();
     // ControllerUnpublish: the ACL goes, the change is requested, and a save (the background
     // one) takes the request and is still reading LIO when Unpublish asks for its save.
     inner
@@ -344,7 +344,7 @@ async fn sync_waits_for_the_save_in_progress_that_took_its_request() {
     saver.request_volume(&spec(1).target, &spec(1).storage_object);
     let background = tokio::spawn({
         let saver = saver.clone();
-        async move { saver.flush().await }
+        async move { saver.sync().await }
     });
     tokio::task::yield_now().await;
     assert!(
@@ -385,12 +385,12 @@ async fn a_hand_made_target_with_capitals_is_read_with_everything() {
     )
     .unwrap();
     saver.request_volume(&spec(1).target, &spec(1).storage_object);
-    saver.flush().await.unwrap();
+    saver.sync().await.unwrap();
     let iqns: Vec<String> = targets(&path).into_iter().map(|(iqn, _)| iqn).collect();
     assert_eq!(iqns, [by_hand.to_string(), spec(1).target.to_string()]);
     assert_eq!(objects(&path), ["csi-v-001", "csi-v-002"]);
     // Known from then on: the next save keeps it once.
     saver.request_volume(&spec(1).target, &spec(1).storage_object);
-    saver.flush().await.unwrap();
+    saver.sync().await.unwrap();
     assert_eq!(targets(&path).len(), 2);
 }

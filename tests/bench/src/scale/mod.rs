@@ -417,7 +417,8 @@ async fn persistence(plan: &Plan, have: usize) -> Result<Table> {
     let saver = SaveHandle::spawn(lio.clone(), path.clone(), Duration::from_hours(1));
     saver.request();
     let t = Instant::now();
-    let saved = saver.flush().await?;
+    saver.sync().await?;
+    let saved = lio.target_names().await?.len();
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     p.row(vec![
         "Carve saveconfig write, whole state (start, SIGHUP)".into(),
@@ -430,7 +431,7 @@ async fn persistence(plan: &Plan, have: usize) -> Result<Table> {
         let target = csi_common::ids::Iqn::parse(first)?;
         saver.request_volume(&target, "");
         let t = Instant::now();
-        saver.flush().await?;
+        saver.sync().await?;
         p.row(vec![
             "Carve saveconfig write after one export changed".into(),
             ms(t.elapsed()),
