@@ -14,7 +14,10 @@
 
 use crate::{
     config::{LioBackend, StorageHostArgs},
-    lio::{Lio, configfs::ConfigfsLio, saveconfig, saver::SaveHandle, targetcli::TargetcliLio},
+    lio::{
+        Lio, configfs::ConfigfsLio, saveconfig, saved::SavedLio, saver::SaveHandle,
+        targetcli::TargetcliLio,
+    },
     lvm::{Lvm, LvmCli},
     ops::{Ctx, Settings},
     readiness::ControllerReadiness,
@@ -128,6 +131,8 @@ pub fn build(
     };
     let saveconfig = saveconfig::detect_path(args.saveconfig.as_deref());
     let saver = SaveHandle::spawn(Arc::clone(&lio), saveconfig.clone(), SAVE_DELAY);
+    // Every export the RPCs and reconciliation change is read again by the next save.
+    let lio: Arc<dyn Lio> = Arc::new(SavedLio::new(lio, saver.clone()));
     let settings = Settings {
         portals,
         iqn_prefix,

@@ -13,6 +13,7 @@ pub mod counted;
 pub mod hba_index;
 pub mod layout;
 pub mod saveconfig;
+pub mod saved;
 pub mod saver;
 pub mod state;
 pub mod targetcli;

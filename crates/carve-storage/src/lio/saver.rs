@@ -4,7 +4,7 @@
 //!
 //! Invariants: the writer keeps the state it last wrote and rereads only what changed since:
 //! the exports the controller changed or may have changed ([`SaveHandle::request_volume`],
-//! also after a call that failed half-way) and the targets that appeared in or disappeared from
+//! which [`super::saved::SavedLio`] calls after every mutation, also one that failed half-way) and the targets that appeared in or disappeared from
 //! `iscsi/` (one directory listing per save), each with the storage object its LUN 0 maps. So
 //! a save costs one listing, one read per changed export ([`Lio::volume_state`]) and the file's
 //! serialisation, not a read of every export's attributes, which took 19 s at 2,000 exports in

@@ -394,3 +394,48 @@ async fn a_hand_made_target_with_capitals_is_read_with_everything() {
     saver.sync().await.unwrap();
     assert_eq!(targets(&path).len(), 2);
 }
+
+#[tokio::test]
+async fn every_mutation_through_saved_lio_asks_for_its_export_even_when_it_fails() {
+    let Fixture {
+        dir: _dir,
+        lio,
+        path,
+        saver,
+    } = saved_with([1]).await;
+    let saved = crate::lio::saved::SavedLio::new(Arc::clone(&lio), saver.clone());
+    saved
+        .ensure_acl(&spec(1).target, &acl("node1"))
+        .await
+        .unwrap();
+    assert!(saver.pending(), "a granted ACL asks for a save");
+    saver.sync().await.unwrap();
+    assert_eq!(
+        targets(&path),
+        [(
+            spec(1).target.to_string(),
+            vec!["iqn.2024-01.dev.carve:node1".to_string()]
+        )]
+    );
+    saved
+        .remove_acl(&spec(1).target, &acl("node1").initiator)
+        .await
+        .unwrap();
+    saver.sync().await.unwrap();
+    assert_eq!(targets(&path), [(spec(1).target.to_string(), vec![])]);
+    // A failed call asks too (here an ACL on a target that does not exist).
+    assert!(
+        saved
+            .ensure_acl(&spec(9).target, &acl("node1"))
+            .await
+            .is_err()
+    );
+    assert!(saver.pending(), "a failed call asks for a save as well");
+    saved.ensure_export(&spec(2)).await.unwrap();
+    saved
+        .remove_export(&spec(1).target, &spec(1).storage_object)
+        .await
+        .unwrap();
+    saver.sync().await.unwrap();
+    assert_eq!(objects(&path), ["csi-v-002"]);
+}

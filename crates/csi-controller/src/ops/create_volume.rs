@@ -189,10 +189,10 @@ pub(super) async fn export(ctx: &Ctx, volume: &Volume, vg: &str) -> Result<()> {
         ctx.lvm()?.activate(&volume.lv_name()).await?;
     }
     let spec = volume.export_spec(ctx, vg);
-    let exported = ctx.lio.ensure_export(&spec).await;
-    // Read again after a failure too: a call that failed half-way may have changed LIO.
-    ctx.export_changed(&spec.target, &spec.storage_object);
-    exported.map_err(|e| e.context(format!("export volume {}", volume.id)))
+    ctx.lio
+        .ensure_export(&spec)
+        .await
+        .map_err(|e| e.context(format!("export volume {}", volume.id)))
 }
 
 #[cfg(test)]

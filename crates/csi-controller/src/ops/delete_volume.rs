@@ -54,13 +54,7 @@ pub async fn delete_volume(ctx: &Ctx, raw_id: &str) -> Result<Deleted> {
         }
     }
     let target = ctx.settings.iqn_prefix.target_for(&id);
-    let unexported = ctx.lio.remove_export(&target, id.as_str()).await;
-    // Read again after a failure too: a removal that failed half-way (TPG disabled, ACLs gone)
-    // changed LIO.
-    if !matches!(unexported, Ok(false)) {
-        ctx.export_changed(&target, id.as_str());
-    }
-    let unexported = unexported?;
+    let unexported = ctx.lio.remove_export(&target, id.as_str()).await?;
     let removed = match row {
         // Linear extents go back to the VG: zeroed first, in the background (crate::wiper).
         Some(row) if row.pool.is_none() => {

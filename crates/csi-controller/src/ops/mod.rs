@@ -149,14 +149,6 @@ impl Ctx {
         }
     }
 
-    /// Records that one volume's export changed (its target and storage object), so the
-    /// saveconfig file is rewritten with that export read again (coalesced).
-    pub fn export_changed(&self, target: &Iqn, storage_object: &str) {
-        if let Some(saver) = &self.saver {
-            saver.request_volume(target, storage_object);
-        }
-    }
-
     /// The saveconfig writer, if this context has one.
     pub fn saver(&self) -> Option<&SaveHandle> {
         self.saver.as_ref()

@@ -187,27 +187,21 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
             .await
             .map_err(storage_full_is_internal)?;
     }
+    if state
+        .target(spec.target.as_str())
+        .is_none_or(|t| t.lun0_object.is_none())
+    {
+        ctx.lio.ensure_export(&spec).await?;
+    }
     let acl = AclSpec {
         initiator: node.initiator(),
         readonly,
         chap,
     };
-    let granted = async {
-        if state
-            .target(spec.target.as_str())
-            .is_none_or(|t| t.lun0_object.is_none())
-        {
-            ctx.lio.ensure_export(&spec).await?;
-        }
-        ctx.lio
-            .ensure_acl(&spec.target, &acl)
-            .await
-            .map_err(|e| e.context(format!("publish volume {id} to node {node}")))
-    }
-    .await;
-    // Read again after a failure too: a call that failed half-way may have changed LIO.
-    ctx.export_changed(&spec.target, &spec.storage_object);
-    granted?;
+    ctx.lio
+        .ensure_acl(&spec.target, &acl)
+        .await
+        .map_err(|e| e.context(format!("publish volume {id} to node {node}")))?;
     info!(volume = %id, node = %node, readonly, "published volume");
     Ok(Published {
         target: vol.iscsi_target(ctx),

@@ -301,11 +301,13 @@ impl FakeHost {
     /// only [`Ctx::lio_saved`] writes the file).
     pub fn with_saver(mut self, path: &std::path::Path) -> Self {
         let lio: Arc<dyn Lio> = self.lio.clone();
-        self.ctx.saver = Some(crate::lio::saver::SaveHandle::spawn(
-            lio,
+        let saver = crate::lio::saver::SaveHandle::spawn(
+            lio.clone(),
             path.to_path_buf(),
             Duration::from_hours(1),
-        ));
+        );
+        self.ctx.lio = Arc::new(crate::lio::saved::SavedLio::new(lio, saver.clone()));
+        self.ctx.saver = Some(saver);
         self
     }
 

@@ -45,11 +45,7 @@ pub async fn unpublish(ctx: &Ctx, raw_volume: &str, raw_node: &str) -> Result<bo
         .unwrap_or_default();
     for initiator in acls.iter().filter(|i| selected(i)) {
         let node = NodeId::parse(initiator)?;
-        let removed = ctx.lio.remove_acl(&target, &node.initiator()).await;
-        if !matches!(removed, Ok(false)) {
-            ctx.export_changed(&target, id.as_str());
-        }
-        if removed? {
+        if ctx.lio.remove_acl(&target, &node.initiator()).await? {
             info!(volume = %id, node = %node, "unpublished volume");
             revoked = true;
         }
