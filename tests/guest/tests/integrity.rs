@@ -409,8 +409,21 @@ guest_test!(
     }
 );
 
+/// ControllerUnpublish of volume `id` from `node`, which must succeed.
+async fn unpublish(driver: &Driver, id: &str, node: &str) {
+    driver
+        .controller_rpc()
+        .controller_unpublish_volume(csi_proto::v1::ControllerUnpublishVolumeRequest {
+            volume_id: id.to_string(),
+            node_id: node.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect("ControllerUnpublish");
+}
+
 guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
-    use csi_proto::v1::{ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest};
+    use csi_proto::v1::ControllerPublishVolumeRequest;
     let lab = Lab::from_env();
     let files = tempfile::tempdir_in("/var/tmp").expect("tempdir");
     let saveconfig = files.path().join("saveconfig.json");
@@ -445,15 +458,7 @@ guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
     let stale = files.path().join("stale.json");
     std::fs::copy(&saveconfig, &stale).expect("copy");
 
-    driver
-        .controller_rpc()
-        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-            volume_id: id.clone(),
-            node_id: lab.initiator.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("ControllerUnpublish");
+    unpublish(&driver, &id, &lab.initiator).await;
     // Killed right after the answer: no coalesced save, no shutdown flush.
     driver.kill_controller();
     let saved = std::fs::read_to_string(&saveconfig).expect("saveconfig");
@@ -502,15 +507,7 @@ guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
             .controller_publish_volume(publish.clone())
             .await
             .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()));
-        driver
-            .controller_rpc()
-            .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-                volume_id: id.clone(),
-                node_id: lab.initiator.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("ControllerUnpublish");
+        unpublish(&driver, &id, &lab.initiator).await;
         std::fs::read_to_string(&saveconfig).expect("saveconfig")
     };
     for iqn in by_hand {
