@@ -306,6 +306,37 @@ mod node_plugin {
         }
     );
 
+    /// Bytes NodeStage's probe reads from each new disk: the regions blkid probes, 8 MiB at the
+    /// start and 2 MiB at the end (csi-node `filesystem::probe::PROBED_HEAD` and `PROBED_TAIL`).
+    const PROBED_BYTES: u64 = 10 * MIB as u64;
+
+    guest_test!(
+        a_new_volume_s_disk_is_read_once_by_the_probe,
+        async |driver| {
+            // The kernel drops a disk's page cache when its last opener closes it; the probe's
+            // passes (a read before blkid, blkid, a read after it, the read check) must share
+            // one read of the disk, not go over iSCSI once each. Counted by the kernel: the
+            // sectors read from the disk while it was staged (udev, the probe, mkfs, mount).
+            let vol = provision(driver, Spec::new("node-probe-reads", 64 * MIB, ext4())).await;
+            stage_publish(driver, &driver.node, &vol).await;
+            let disk = driver.staged_disk(&vol.id);
+            let stat = std::fs::read_to_string(format!("/sys/class/block/{disk}/stat"))
+                .expect("disk stat");
+            let sectors: u64 = stat
+                .split_whitespace()
+                .nth(2)
+                .and_then(|f| f.parse().ok())
+                .expect("sectors read (block/stat field 3)");
+            let read = sectors * 512;
+            assert!(
+                (PROBED_BYTES..PROBED_BYTES * 3 / 2).contains(&read),
+                "{read} bytes read from {disk} while staging: the probed regions \
+                 ({PROBED_BYTES} bytes) once, not once per pass"
+            );
+            teardown(driver, &vol).await;
+        }
+    );
+
     guest_test!(
         volume_stats_for_mount_and_block_and_abnormal_after_a_logout_behind_its_back,
         async |driver| {

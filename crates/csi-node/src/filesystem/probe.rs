@@ -15,7 +15,6 @@ use csi_common::{
 use std::{
     collections::HashMap,
     fmt,
-    io::Read,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -109,13 +108,14 @@ pub fn interpret(device: &Path, out: &Output) -> Result<Probe> {
 
 /// Opens `device` for reading, so that blkid's "nothing identified" cannot stand for a path that
 /// is missing or unreadable. Only block devices and regular files (images in tests) are probed.
-fn check_openable(device: &Path) -> Result<()> {
+/// The open file is returned: see [`hold_open`].
+fn check_openable(device: &Path) -> Result<std::fs::File> {
     use std::os::unix::fs::FileTypeExt;
     let fail = |e: std::io::Error| Error::internal(format!("blkid open {}: {e}", device.display()));
     let file = std::fs::File::open(device).map_err(fail)?;
     let kind = file.metadata().map_err(fail)?.file_type();
     if kind.is_block_device() || kind.is_file() {
-        Ok(())
+        Ok(file)
     } else {
         Err(Error::internal(format!(
             "blkid {}: not a block device",
@@ -131,55 +131,88 @@ pub const PROBED_HEAD: u64 = 8 << 20;
 /// See [`PROBED_HEAD`].
 pub const PROBED_TAIL: u64 = 2 << 20;
 
-/// Reads the first [`PROBED_HEAD`] and last [`PROBED_TAIL`] bytes of `device` (all of a smaller
-/// one). blkid answers "nothing identified" when its own reads fail, so an "empty" answer is
-/// trusted only if these regions read back before and after it.
-fn read_probed_regions(device: &Path) -> Result<()> {
-    use std::io::{Seek, SeekFrom};
+/// The size of one read of [`read_regions`]: a few large reads instead of thousands of small
+/// ones (a system call costs far more than its copy under emulation, and each small buffered
+/// read of a cold disk waits on its own readahead window).
+const READ_CHUNK: usize = 1 << 20;
+
+/// Reads every byte of `regions` (`(offset, length)` pairs, in bytes) of the open `file`, and
+/// fails on any error or short read. All regions are announced to the kernel first
+/// (`posix_fadvise(POSIX_FADV_WILLNEED)`, posix_fadvise(2)), so their reads are in flight
+/// together and arrive as large requests; each is then read with `pread(2)` in
+/// [`READ_CHUNK`]-byte pieces. The hint is only a hint: if it fails, the reads still prove
+/// every byte.
+fn read_regions(file: &std::fs::File, device: &Path, regions: &[(u64, u64)]) -> Result<()> {
+    use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+    use std::os::unix::fs::FileExt;
     let fail =
         |e: std::io::Error| Error::internal(format!("read check of {}: {e}", device.display()));
-    let mut file = std::fs::File::open(device).map_err(fail)?;
-    let size = file.seek(SeekFrom::End(0)).map_err(fail)?;
-    let head = PROBED_HEAD.min(size);
-    let tail_start = size.saturating_sub(PROBED_TAIL).max(head);
-    file.seek(SeekFrom::Start(0)).map_err(fail)?;
-    let read_head =
-        std::io::copy(&mut (&mut file).take(head), &mut std::io::sink()).map_err(fail)?;
-    file.seek(SeekFrom::Start(tail_start)).map_err(fail)?;
-    let tail = std::io::copy(
-        &mut (&mut file).take(size - tail_start),
-        &mut std::io::sink(),
-    )
-    .map_err(fail)?;
-    if read_head != head || tail != size - tail_start {
-        return Err(Error::internal(format!(
-            "read check of {}: short read",
-            device.display()
-        )));
+    for &(offset, len) in regions {
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            continue;
+        };
+        let _ = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_WILLNEED);
+    }
+    let mut buf = vec![0u8; READ_CHUNK];
+    for &(offset, len) in regions {
+        let mut done = 0u64;
+        while done < len {
+            let want = usize::try_from(len - done).map_or(READ_CHUNK, |n| n.min(READ_CHUNK));
+            file.read_exact_at(&mut buf[..want], offset + done)
+                .map_err(fail)?;
+            done += want as u64;
+        }
     }
     Ok(())
 }
 
-fn read_check_blocking(device: &Path) -> Result<()> {
+/// Opens `device` for reading and returns it with its size in bytes.
+fn open_sized(device: &Path) -> Result<(std::fs::File, u64)> {
     use std::io::{Seek, SeekFrom};
     let fail =
         |e: std::io::Error| Error::internal(format!("read check of {}: {e}", device.display()));
     let mut file = std::fs::File::open(device).map_err(fail)?;
     let size = file.seek(SeekFrom::End(0)).map_err(fail)?;
-    let chunk: u64 = 1 << 20;
-    let mut buf = vec![0u8; 1 << 20];
-    for offset in [0, size.saturating_sub(chunk)] {
-        file.seek(SeekFrom::Start(offset)).map_err(fail)?;
-        let want = usize::try_from(chunk.min(size)).unwrap_or(buf.len());
-        file.read_exact(&mut buf[..want]).map_err(fail)?;
-    }
-    Ok(())
+    Ok((file, size))
+}
+
+/// Reads the first [`PROBED_HEAD`] and last [`PROBED_TAIL`] bytes of `device` (all of a smaller
+/// one). blkid answers "nothing identified" when its own reads fail, so an "empty" answer is
+/// trusted only if these regions read back before and after it.
+fn read_probed_regions(device: &Path) -> Result<()> {
+    let (file, size) = open_sized(device)?;
+    let head = PROBED_HEAD.min(size);
+    let tail_start = size.saturating_sub(PROBED_TAIL).max(head);
+    read_regions(&file, device, &[(0, head), (tail_start, size - tail_start)])
+}
+
+/// Reads the first and last MiB of `device` (all of a smaller one).
+fn read_check_blocking(device: &Path) -> Result<()> {
+    const MIB: u64 = 1 << 20;
+    let (file, size) = open_sized(device)?;
+    let head = MIB.min(size);
+    let tail_start = size.saturating_sub(MIB).max(head);
+    read_regions(&file, device, &[(0, head), (tail_start, size - tail_start)])
+}
+
+/// Opens `device` for reading and keeps it open for as long as the returned file lives (`None`
+/// if it cannot be opened: the reads that follow then report why).
+///
+/// Linux drops a block device's page cache when its last opener closes it (`blkdev_put`, which
+/// calls `kill_bdev`). Without a holder, every pass over the probed regions (the read before
+/// blkid, blkid's own reads, the read after it, the read check) went to the disk again: over
+/// iSCSI that is the whole cost of a NodeStage's probe. With one, the first pass reads the disk
+/// and the later ones find its pages: blkid then probes exactly the bytes that pass proved
+/// readable, which is what the read before it is for.
+pub fn hold_open(device: &Path) -> Option<std::fs::File> {
+    std::fs::File::open(device).ok()
 }
 
 impl FsProbe for Blkid {
     fn probe<'a>(&'a self, device: &'a Path) -> BoxFuture<'a, Result<Probe>> {
         Box::pin(async move {
-            check_openable(device)?;
+            // Held until the probe ends, so the passes below share one read of the disk.
+            let _held = check_openable(device)?;
             let regions = |device: PathBuf| async move {
                 tokio::task::spawn_blocking(move || read_probed_regions(&device))
                     .await
@@ -336,5 +369,24 @@ mod tests {
             "a directory is never empty"
         );
         assert!(blkid.read_check(&missing).await.is_err());
+    }
+
+    #[test]
+    fn the_region_reads_prove_every_byte_and_fail_on_a_short_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // larger than the probed regions, and not a whole number of read chunks
+        let odd = dir.path().join("odd");
+        std::fs::write(&odd, vec![7u8; (11 << 20) + 513]).unwrap();
+        read_probed_regions(&odd).unwrap();
+        read_check_blocking(&odd).unwrap();
+        // smaller than one region: all of it is read
+        let small = dir.path().join("small");
+        std::fs::write(&small, vec![0u8; 3000]).unwrap();
+        read_probed_regions(&small).unwrap();
+        read_check_blocking(&small).unwrap();
+        // a region the file does not have is an error, never a silent success
+        let file = std::fs::File::open(&small).unwrap();
+        let err = read_regions(&file, &small, &[(0, 3000), (2000, 2 << 20)]).unwrap_err();
+        assert!(err.to_string().contains("read check of"), "{err}");
     }
 }

@@ -263,12 +263,16 @@ async fn attach(
             m.source
         )));
     }
+    // One holder across the probe and the read check: they then read the disk once, not once
+    // each (see `hold_open`). Dropped before anything formats or mounts the disk.
+    let held = crate::filesystem::probe::hold_open(&device.path);
     let probe = core
         .probe
         .probe(&device.path)
         .await
         .map_err(|e| e.to_string());
     let read_ok = core.probe.read_check(&device.path).await.is_ok();
+    drop(held);
     let decision = decide(&Facts {
         probe,
         read_ok,
