@@ -2,15 +2,9 @@
 
 use crate::{
     report::Table,
-    sys::{cpu_time, pid_of, rss_kib},
+    sys::{cpu_time, peak_rss_kib, pid_of, reset_peak_rss, rss_kib},
 };
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 /// The two binaries.
 pub const BINARIES: [&str; 2] = ["csi-controller", "csi-node"];
@@ -66,38 +60,29 @@ pub async fn idle(window: Duration) -> Table {
     table
 }
 
-/// Samples the peak RSS of both binaries every 50 ms until dropped/stopped.
+/// The peak RSS of both binaries over a stretch of work, from the kernel's own high-water mark
+/// (`VmHWM`), reset at [`PeakRss::start`]: nothing samples `/proc` while the work runs, so the
+/// measurement takes no CPU from what it measures.
 #[derive(Debug)]
 pub struct PeakRss {
-    stop: Arc<AtomicBool>,
-    peaks: Arc<[AtomicU64; 2]>,
-    task: tokio::task::JoinHandle<()>,
+    pids: [Option<u32>; 2],
 }
 
 impl PeakRss {
-    /// Starts sampling.
+    /// Resets both binaries' high-water marks.
     pub fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peaks = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-        let (s, p) = (Arc::clone(&stop), Arc::clone(&peaks));
         let pids = BINARIES.map(pid_of);
-        let task = tokio::spawn(async move {
-            while !s.load(Ordering::Relaxed) {
-                for (i, pid) in pids.iter().enumerate() {
-                    if let Some(kib) = pid.and_then(rss_kib) {
-                        p[i].fetch_max(kib, Ordering::Relaxed);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        for pid in pids.iter().flatten() {
+            if let Err(e) = reset_peak_rss(*pid) {
+                eprintln!("bench: cannot reset the peak RSS of pid {pid}: {e}");
             }
-        });
-        Self { stop, peaks, task }
+        }
+        Self { pids }
     }
 
-    /// Stops and returns the peaks in MiB (controller, node).
-    pub async fn finish(self) -> [f64; 2] {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
-        [0, 1].map(|i| self.peaks[i].load(Ordering::Relaxed) as f64 / 1024.0)
+    /// The peaks since [`PeakRss::start`] in MiB (controller, node); 0 for a binary not running.
+    pub fn finish(self) -> [f64; 2] {
+        self.pids
+            .map(|pid| pid.and_then(peak_rss_kib).unwrap_or(0) as f64 / 1024.0)
     }
 }

@@ -65,10 +65,27 @@ pub fn pid_of(name: &str) -> Option<u32> {
 
 /// VmRSS of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The peak resident set size of `pid` in KiB (`VmHWM` in `/proc/<pid>/status`, proc(5)): the
+/// kernel's own high-water mark since the process started or since [`reset_peak_rss`].
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resets `pid`'s `VmHWM` to its current RSS (writing `5` to `/proc/<pid>/clear_refs`, proc(5),
+/// Linux 4.0 and later).
+pub fn reset_peak_rss(pid: u32) -> std::io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+}
+
+/// One `KiB` field of `/proc/<pid>/status` (`key` with its colon).
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
