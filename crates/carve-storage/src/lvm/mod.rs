@@ -111,7 +111,8 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     fn set_tag<'a>(&'a self, lv: &'a LvName, tag: &'a str, add: bool) -> BoxFuture<'a, Result<()>>;
     /// Activates an LV (also one with the activation-skip flag).
     fn activate<'a>(&'a self, lv: &'a LvName) -> BoxFuture<'a, Result<()>>;
-    /// Creates `lv`, a thin snapshot of the thin LV `origin`, with its tags (see [`data`]).
+    /// Creates `lv`, a thin snapshot of the thin LV `origin`, with its tags (see
+    /// [`tags::snapshot`]).
     fn snapshot<'a>(
         &'a self,
         origin: &'a LvName,
