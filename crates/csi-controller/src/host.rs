@@ -39,6 +39,9 @@ pub const WIPE_RETRY: Duration = Duration::from_mins(1);
 /// A thin-pool reading stays good for admission this many `--thin-pool-refresh-interval`s (one
 /// missed refresh is no reason for a request to read LVM; a stopped refresher is).
 pub const POOL_MAX_AGE_INTERVALS: u32 = 3;
+/// How many copies of the VG metadata LVM's archive keeps unless `--lvm-archive-keep` says
+/// (see [`crate::lvm::LvmCli::with_archive_keep`]).
+pub const DEFAULT_LVM_ARCHIVE_KEEP: u32 = 100;
 /// Capacity of a volume created without a capacity range.
 pub const DEFAULT_CAPACITY: u64 = 1 << 30;
 /// How often reconciliation is retried while the volume group is unavailable.
@@ -113,6 +116,7 @@ pub fn build(
         Arc::new(
             LvmCli::new(Arc::clone(&runner), vg.clone(), args.lvm_timeout)
                 .with_wipe_timeout(args.wipe_timeout)
+                .with_archive_keep(args.lvm_archive_keep)
                 .with_ledger()
                 .with_pool_max_age(args.thin_pool_refresh_interval * POOL_MAX_AGE_INTERVALS),
         ) as Arc<dyn Lvm>

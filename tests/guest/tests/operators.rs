@@ -12,7 +12,10 @@ use carve_guest_tests::{
     Driver, DriverOptions, Lab, assert_no_leaks, checksum, guest_test,
     metrics::{Scrape, free_local_address, scrape},
     run, run_ok,
-    volume::{MIB, MIB_LEN, Vol, controller_publish, stage_publish, teardown},
+    volume::{
+        MIB, MIB_LEN, Spec, Vol, block, controller_publish, provision, retire, stage_publish,
+        teardown,
+    },
 };
 use carvectl::request::{block_capability, capacity_range};
 use csi_common::cli::DEFAULT_DRIVER_NAME;
@@ -286,3 +289,43 @@ guest_test!(metrics_match_the_machine_and_orphans_are_found, async {
     teardown(&driver, &vol).await;
     assert_no_leaks(&lab, Some(driver.dir.path()));
 });
+
+/// The copies of `vg`'s metadata in LVM's archive (`/etc/lvm/archive/<vg>_<n>-<id>.vg`).
+fn archived_copies(vg: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir("/etc/lvm/archive") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(vg)
+                .and_then(|rest| rest.strip_prefix('_'))
+                .and_then(|rest| rest.rsplit_once('.'))
+                .is_some_and(|(_, extension)| extension == "vg")
+        })
+        .count()
+}
+
+guest_test!(
+    lvm_keeps_only_the_newest_metadata_copies_carve_asks_for,
+    DriverOptions::default().controller(["--lvm-archive-keep", "4"]),
+    async |driver: &Driver| {
+        // LVM archives the whole VG metadata before each change and keeps every copy for 30
+        // days by its own default; each change lists them all. With --lvm-archive-keep 4 the
+        // real LVM must accept Carve's --config and trim its archive to the 4 newest copies.
+        let vg = driver.lab.vg.clone();
+        for i in 0..3 {
+            let vol = provision(
+                driver,
+                Spec::new(&format!("archive-{i}"), 16 * MIB, block()),
+            )
+            .await;
+            retire(driver, &vol, &driver.lab.initiator).await;
+        }
+        let copies = archived_copies(&vg);
+        assert!(
+            (1..=4).contains(&copies),
+            "{copies} archived copies of {vg} after 12 changes with --lvm-archive-keep 4"
+        );
+    }
+);

@@ -89,6 +89,16 @@ pub fn lvcreate(
     cmd.args(["--", vg])
 }
 
+/// Whether `program` is one of LVM's own commands (`lvs`, `vgs`, `lvcreate`, ...), which take
+/// `--config`; `blkdiscard` and other helpers do not.
+pub fn is_lvm(program: &str) -> bool {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    matches!(
+        name,
+        "lvs" | "vgs" | "lvcreate" | "lvremove" | "lvchange" | "lvextend" | "lvrename"
+    )
+}
+
 /// `lvremove` of one LV (a volume's [`LvName`], or a quarantined LV's name).
 pub fn lvremove(vg: &str, lv: impl Display, timeout: Duration) -> Cmd {
     Cmd::new("lvremove")

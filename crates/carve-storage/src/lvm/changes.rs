@@ -153,7 +153,7 @@ mod tests {
     use crate::lvm::Lvm;
     use csi_common::{
         Kind,
-        command::{Expectation, ScriptedRunner},
+        command::{Cmd, Expectation, ScriptedRunner},
         testing::refused,
     };
     use std::{sync::Arc, time::Duration};
@@ -176,6 +176,47 @@ mod tests {
 
     fn cli(runner: &Arc<ScriptedRunner>) -> LvmCli {
         LvmCli::new(runner.clone(), "carvevg", T)
+    }
+
+    #[tokio::test]
+    async fn every_lvm_command_carries_the_archive_retention_unless_it_is_zero() {
+        let runner = Arc::new(ScriptedRunner::new());
+        let with_config = |cmd: &Cmd, keep: u32| {
+            let mut all = argv(cmd);
+            all.splice(
+                1..1,
+                [
+                    "--config".to_string(),
+                    format!("backup{{retain_min={keep} retain_days=0}}"),
+                ],
+            );
+            all
+        };
+        let one = lv("csi-a-0001");
+        // a change and a read: both carry it, before the `--` that ends their options
+        let lvm = cli(&runner).with_archive_keep(7);
+        runner.expect(Expectation::new(with_config(
+            &super::super::argv::lvremove("carvevg", &one, T),
+            7,
+        )));
+        assert!(lvm.remove(&one).await.unwrap());
+        runner.expect(
+            Expectation::new(with_config(
+                &super::super::argv::lvs_one("carvevg", &one, T),
+                7,
+            ))
+            .stdout(crate::lvm::testing::lvs_json(&[])),
+        );
+        assert_eq!(lvm.read(&one).await.unwrap(), None);
+        // 0: the host's lvm.conf decides, nothing is added
+        let lvm = cli(&runner).with_archive_keep(0);
+        runner.expect(Expectation::new(argv(&super::super::argv::lvremove(
+            "carvevg", &one, T,
+        ))));
+        assert!(lvm.remove(&one).await.unwrap());
+        runner.finish();
+        assert!(super::super::argv::is_lvm("/usr/sbin/lvcreate"));
+        assert!(!super::super::argv::is_lvm("blkdiscard"));
     }
 
     #[tokio::test]

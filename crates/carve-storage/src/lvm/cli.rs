@@ -31,6 +31,8 @@ pub struct LvmCli {
     pub(super) wipe_timeout: Duration,
     pub(super) ledger: Option<std::sync::Mutex<Ledger>>,
     pub(super) pool_max_age: Duration,
+    /// `--config` given to every LVM command (see [`LvmCli::with_archive_keep`]).
+    pub(super) config: Option<String>,
 }
 
 /// How long zeroing one quarantined LV may take unless [`LvmCli::with_wipe_timeout`] says.
@@ -48,7 +50,23 @@ impl LvmCli {
             wipe_timeout: DEFAULT_WIPE_TIMEOUT,
             ledger: None,
             pool_max_age: Duration::ZERO,
+            config: None,
         }
+    }
+
+    /// The same, keeping only the `keep` newest copies of the VG's metadata in LVM's archive
+    /// (`/etc/lvm/archive`, lvm.conf(5) `backup/retain_min` with `backup/retain_days = 0`,
+    /// given to every LVM command as `--config`); 0 leaves the host's lvm.conf in charge.
+    ///
+    /// LVM archives the whole metadata before every change and, by default, keeps every copy
+    /// younger than 30 days. Every metadata change then lists the archive directory, so each
+    /// LVM command grows slower with the number of copies kept: in the lab guest `lvcreate` took
+    /// about twice as long with 4,000 copies as with 30. Carve makes one change per
+    /// CreateVolume, ControllerPublish, ControllerUnpublish and DeleteVolume, so a busy volume
+    /// group reaches that in days (and at 2,000 volumes each copy is about 1 MiB).
+    pub fn with_archive_keep(mut self, keep: u32) -> Self {
+        self.config = (keep > 0).then(|| format!("backup{{retain_min={keep} retain_days=0}}"));
+        self
     }
 
     /// The same, admitting thin claims on the ledger's thin-pool row while it is younger than
@@ -120,6 +138,12 @@ impl LvmCli {
     }
 
     pub(super) async fn run(&self, cmd: Cmd) -> Result<Output> {
+        let cmd = match &self.config {
+            Some(config) if argv::is_lvm(cmd.program()) => {
+                cmd.prepend_args(["--config", config.as_str()])
+            }
+            _ => cmd,
+        };
         Ok(self.runner.run(&cmd).await?)
     }
 

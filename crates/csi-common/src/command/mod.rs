@@ -117,6 +117,20 @@ impl Cmd {
         self
     }
 
+    /// Inserts plain arguments before every argument already given: for options that must come
+    /// before a `--` the command already carries.
+    #[must_use]
+    pub fn prepend_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut all: Vec<Arg> = args.into_iter().map(|a| Arg::Plain(a.into())).collect();
+        all.append(&mut self.args);
+        self.args = all;
+        self
+    }
+
     /// Appends an argument that is never shown. Prefer [`Cmd::secret_stdin`]: argv is visible
     /// to every user of the host through /proc.
     #[must_use]
