@@ -1,6 +1,6 @@
 use super::*;
 use crate::lio::state::{AclAuth, AclState, StorageObjectState, TargetState};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 
 const CAPTURED: &str = include_str!("../../../../tests/fixtures/controller/saveconfig.json");
@@ -89,6 +89,114 @@ fn chap_credentials_are_read_from_the_captured_file() {
     assert_eq!(found.password, "secretpass12");
     assert_eq!(found.mutual, Some(("tuser".into(), "mutualpass34".into())));
     assert!(chap_credentials("{").is_err());
+}
+
+/// The credentials as the whole document read into a `serde_json::Value` gives them (how
+/// [`chap_credentials`] read it before it skipped what it does not need).
+fn chap_by_value(text: &str) -> Option<HashMap<(String, String), Chap>> {
+    let doc: Value = serde_json::from_str(text).ok()?;
+    let str_of = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let arr = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut out = HashMap::new();
+    for target in arr(&doc, "targets") {
+        let Some(iqn) = str_of(&target, "wwn") else {
+            continue;
+        };
+        for tpg in arr(&target, "tpgs") {
+            for acl in arr(&tpg, "node_acls") {
+                let (Some(node), Some(username), Some(password)) = (
+                    str_of(&acl, "node_wwn"),
+                    str_of(&acl, "chap_userid"),
+                    str_of(&acl, "chap_password"),
+                ) else {
+                    continue;
+                };
+                let mutual =
+                    str_of(&acl, "chap_mutual_userid").zip(str_of(&acl, "chap_mutual_password"));
+                out.insert(
+                    (iqn.clone(), node),
+                    Chap {
+                        username,
+                        password,
+                        mutual,
+                    },
+                );
+            }
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn chap_credentials_read_what_the_whole_document_as_a_value_gives() {
+    let acl = r#"{"node_wwn": "iqn.n:1", "chap_userid": "u", "chap_password": "p",
+        "chap_mutual_userid": "mu", "chap_mutual_password": "mp", "mapped_luns": [{"index": 0}]}"#;
+    let documents = [
+        CAPTURED.to_string(),
+        "[]".into(),
+        "null".into(),
+        "{}".into(),
+        r#"{"targets": 5}"#.into(),
+        r#"{"targets": {"wwn": "iqn.t:1"}}"#.into(),
+        r#"{"targets": [1, "x", null, [], {"wwn": 7}, {"wwn": ""}]}"#.into(),
+        format!(r#"{{"targets": [{{"wwn": "iqn.t:1", "tpgs": [{{"node_acls": [{acl}]}}]}}]}}"#),
+        // `wwn` after `tpgs`, unknown keys with nested values, a target without TPG array.
+        format!(
+            r#"{{"storage_objects": [{{"a": {{"b": [1, 2.5, -3, true, null]}}}}], "targets": [
+              {{"tpgs": [{{"x": {{"y": []}}, "node_acls": [{acl}, 3, {{"node_wwn": "iqn.n:2"}}]}}],
+                "fabric": "iscsi", "wwn": "iqn.t:2"}},
+              {{"wwn": "iqn.t:3", "tpgs": {{"node_acls": [{acl}]}}}},
+              {{"wwn": "iqn.t:4", "tpgs": [{{"node_acls": {{"a": 1}}}}, null]}}]}}"#
+        ),
+        // Empty and non-string credentials, a half mutual pair.
+        r#"{"targets": [{"wwn": "iqn.t:5", "tpgs": [{"node_acls": [
+            {"node_wwn": "iqn.n:1", "chap_userid": "", "chap_password": "p"},
+            {"node_wwn": "iqn.n:2", "chap_userid": "u", "chap_password": 12},
+            {"node_wwn": "iqn.n:3", "chap_userid": "u", "chap_password": "p", "chap_mutual_userid": "m"},
+            {"node_wwn": "iqn.n:4", "chap_userid": "u", "chap_password": "p", "chap_mutual_password": "mp"}
+        ]}]}]}"#
+            .into(),
+        // A repeated key: the last one counts, as in a `Value`; a repeated ACL: the last wins.
+        format!(
+            r#"{{"targets": [{{"wwn": "iqn.t:6", "wwn": "iqn.t:7", "tpgs": [{{"node_acls": [{acl}]}}],
+                "tpgs": [{{"node_acls": [{acl}, {{"node_wwn": "iqn.n:1", "chap_userid": "v", "chap_password": "q"}}]}}]}},
+              {{"wwn": "iqn.t:8", "wwn": 1, "tpgs": [{{"node_acls": [{acl}]}}]}}]}}"#
+        ),
+        // Escapes in keys and values.
+        r#"{"t\u0061rgets": [{"wwn": "iqn.t:\u0039", "tpgs": [{"node_acls": [
+            {"node_wwn": "iqn.n:\"1\"", "chap_userid": "u\\1", "chap_password": "p\n"}]}]}]}"#
+            .into(),
+    ];
+    for text in &documents {
+        let streamed = chap_credentials(text).expect(text);
+        assert_eq!(Some(streamed), chap_by_value(text), "{text}");
+    }
+    let found = chap_credentials(&documents[8]).unwrap();
+    let keys: Vec<_> = found.keys().collect();
+    assert_eq!(keys, [&("iqn.t:2".to_string(), "iqn.n:1".to_string())]);
+    let escaped = chap_credentials(documents.last().unwrap()).unwrap();
+    let key = ("iqn.t:9".to_string(), "iqn.n:\"1\"".to_string());
+    assert_eq!(
+        (
+            escaped[&key].username.as_str(),
+            escaped[&key].password.as_str()
+        ),
+        ("u\\1", "p\n")
+    );
+    for bad in ["{", r#"{"targets": [}"#, "{} x", ""] {
+        assert!(chap_credentials(bad).is_err(), "{bad}");
+        assert_eq!(chap_by_value(bad), None);
+    }
 }
 
 #[test]
