@@ -137,23 +137,12 @@ pub const PROBED_TAIL: u64 = 2 << 20;
 /// [`hold_open`].)
 const READ_CHUNK: usize = 1 << 20;
 
-/// Reads every byte of `regions` (`(offset, length)` pairs, in bytes) of the open `file`, and
-/// fails on any error or short read. All regions are announced to the kernel first
-/// (`posix_fadvise(POSIX_FADV_WILLNEED)`, posix_fadvise(2)), so their reads are in flight
-/// together and arrive as large requests; each is then read with `pread(2)` in
-/// [`READ_CHUNK`]-byte pieces. The hint is only a hint: if it fails, the reads still prove
-/// every byte.
+/// Reads every byte of `regions` (`(offset, length)` pairs, in bytes) of the open `file` with
+/// `pread(2)` in [`READ_CHUNK`]-byte pieces, and fails on any error or short read.
 fn read_regions(file: &std::fs::File, device: &Path, regions: &[(u64, u64)]) -> Result<()> {
-    use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
     use std::os::unix::fs::FileExt;
     let fail =
         |e: std::io::Error| Error::internal(format!("read check of {}: {e}", device.display()));
-    for &(offset, len) in regions {
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-            continue;
-        };
-        let _ = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_WILLNEED);
-    }
     let mut buf = vec![0u8; READ_CHUNK];
     for &(offset, len) in regions {
         let mut done = 0u64;
