@@ -78,7 +78,7 @@ pub struct StorageHost {
 
 /// The programs this configuration runs (only the prefix's program when there is a prefix).
 pub fn needed_programs(args: &StorageHostArgs, command_prefix: &[String]) -> Vec<PathBuf> {
-    let mut needed: Vec<PathBuf> = tools::LVM_TOOLS.iter().map(PathBuf::from).collect();
+    let mut needed: Vec<PathBuf> = tools::lvm_tools().map(PathBuf::from).collect();
     if args.lio_backend == LioBackend::Targetcli {
         needed.push(args.targetcli.clone());
     }

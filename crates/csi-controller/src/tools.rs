@@ -5,17 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-/// The LVM programs every configuration needs (and `blkdiscard`, util-linux, for wiping).
-pub const LVM_TOOLS: &[&str] = &[
-    "lvs",
-    "vgs",
-    "lvcreate",
-    "lvremove",
-    "lvchange",
-    "lvextend",
-    "lvrename",
-    "blkdiscard",
-];
+/// The programs every configuration needs: LVM's commands
+/// ([`crate::lvm::argv::LVM_COMMANDS`]) and `blkdiscard` (util-linux), for wiping.
+pub fn lvm_tools() -> impl Iterator<Item = &'static str> {
+    crate::lvm::argv::LVM_COMMANDS
+        .iter()
+        .copied()
+        .chain(["blkdiscard"])
+}
 
 /// Whether `program` resolves: a path that exists, or a name found on `PATH`.
 pub fn exists(program: &Path) -> bool {

@@ -89,14 +89,16 @@ pub fn lvcreate(
     cmd.args(["--", vg])
 }
 
-/// Whether `program` is one of LVM's own commands (`lvs`, `vgs`, `lvcreate`, ...), which take
-/// `--config`; `blkdiscard` and other helpers do not.
+/// LVM's own commands that Carve runs; each takes `--config`.
+pub const LVM_COMMANDS: &[&str] = &[
+    "lvs", "vgs", "lvcreate", "lvremove", "lvchange", "lvextend", "lvrename",
+];
+
+/// Whether `program` (a name or a path) is one of [`LVM_COMMANDS`]; `blkdiscard` and other
+/// helpers are not.
 pub fn is_lvm(program: &str) -> bool {
     let name = program.rsplit('/').next().unwrap_or(program);
-    matches!(
-        name,
-        "lvs" | "vgs" | "lvcreate" | "lvremove" | "lvchange" | "lvextend" | "lvrename"
-    )
+    LVM_COMMANDS.contains(&name)
 }
 
 /// `lvremove` of one LV (a volume's [`LvName`], or a quarantined LV's name).
