@@ -241,5 +241,21 @@ async fn measure(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> 
             format!("{:.2}", c / l.max(1e-9)),
         ]);
     }
+    // Best-of hides the spread: every round too, so a lucky or unlucky one shows.
+    let rounds_of = |v: &Vec<f64>| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    for (i, (label, _, _, _)) in WORKLOADS.iter().enumerate() {
+        t.note(format!(
+            "{label}, every round in the order run: Carve {}; hand-tuned {}; LIO defaults {}; local LV {}.",
+            rounds_of(&carve[i]),
+            rounds_of(&tuned[i]),
+            rounds_of(&plain[i]),
+            rounds_of(&local[i]),
+        ));
+    }
     Ok(t)
 }
