@@ -160,7 +160,7 @@ async fn carve_round(
             ],
         )?;
         // The fill's writes sit dirty in the lab's page cache (its PV is a loop file): flushed
-        // now, not during the first timed round, which is Carve's.
+        // now, not during a timed round.
         sh("sync", &[])?;
     }
     let values = all(&target, seconds)?;
@@ -194,21 +194,24 @@ async fn measure(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> 
     // Every round runs all three exports, Carve first in even rounds and last in odd ones, so
     // drift over the section hits all three alike.
     for round in 0..rounds {
-        let first = round == 0;
-        if round % 2 == 0 {
+        let (first, even) = (round == 0, round % 2 == 0);
+        if even {
             let c = carve_round(driver, &mut vol, &device, iqn.as_deref(), seconds, first).await?;
             push(&mut carve, c);
-            push(
-                &mut plain,
-                floor(driver, &device, Tuning::Default, seconds)?,
-            );
-            push(&mut tuned, floor(driver, &device, Tuning::Tuned, seconds)?);
+        }
+        let floors = if even {
+            [Tuning::Default, Tuning::Tuned]
         } else {
-            push(&mut tuned, floor(driver, &device, Tuning::Tuned, seconds)?);
-            push(
-                &mut plain,
-                floor(driver, &device, Tuning::Default, seconds)?,
-            );
+            [Tuning::Tuned, Tuning::Default]
+        };
+        for tuning in floors {
+            let values = floor(driver, &device, tuning, seconds)?;
+            match tuning {
+                Tuning::Default => push(&mut plain, values),
+                _ => push(&mut tuned, values),
+            }
+        }
+        if !even {
             let c = carve_round(driver, &mut vol, &device, iqn.as_deref(), seconds, first).await?;
             push(&mut carve, c);
         }
