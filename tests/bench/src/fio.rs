@@ -113,9 +113,10 @@ fn floor(driver: &Driver, device: &str, tuning: Tuning, seconds: u64) -> Result<
     Ok(values)
 }
 
-/// Runs every workload `rounds` times on each path; returns the table.
-pub async fn run(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> {
-    let result = measure(driver, seconds, rounds).await;
+/// Runs every workload `rounds` times on each path, after `warmup` rounds whose figures are
+/// dropped; returns the table.
+pub async fn run(driver: &Driver, seconds: u64, rounds: usize, warmup: usize) -> Result<Table> {
+    let result = measure(driver, seconds, rounds, warmup).await;
     if result.is_err() {
         // Best effort, so a failure leaves nothing behind for the next section.
         let vol = csi::create(driver, "bench-fio", BYTES, false, Kind::Block).await?;
@@ -175,7 +176,7 @@ async fn carve_round(
     Ok(values)
 }
 
-async fn measure(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> {
+async fn measure(driver: &Driver, seconds: u64, rounds: usize, warmup: usize) -> Result<Table> {
     let mut vol = csi::create(driver, "bench-fio", BYTES, false, Kind::Block).await?;
     csi::publish(driver, &mut vol).await?;
     let device = format!("/dev/{}/{}", driver.lab.vg, vol.id);
@@ -186,15 +187,18 @@ async fn measure(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> 
         .cloned();
     let mut carve = vec![Vec::new(); WORKLOADS.len()];
     let (mut plain, mut tuned, mut local) = (carve.clone(), carve.clone(), carve.clone());
-    let push = |acc: &mut Vec<Vec<f64>>, v: Vec<f64>| {
-        for (a, x) in acc.iter_mut().zip(v) {
-            a.push(x);
-        }
-    };
     // Every round runs all three exports, Carve first in even rounds and last in odd ones, so
-    // drift over the section hits all three alike.
-    for round in 0..rounds {
+    // drift over the section hits all three alike. The first `warmup` rounds are run the same
+    // way and dropped: every path's first round read low in earlier runs (docs/benchmarks.md).
+    for round in 0..warmup + rounds {
         let (first, even) = (round == 0, round % 2 == 0);
+        let push = |acc: &mut Vec<Vec<f64>>, v: Vec<f64>| {
+            if round >= warmup {
+                for (a, x) in acc.iter_mut().zip(v) {
+                    a.push(x);
+                }
+            }
+        };
         if even {
             let c = carve_round(driver, &mut vol, &device, iqn.as_deref(), seconds, first).await?;
             push(&mut carve, c);
@@ -237,6 +241,11 @@ async fn measure(driver: &Driver, seconds: u64, rounds: usize) -> Result<Table> 
             "Carve / local",
         ],
     );
+    if warmup > 0 {
+        t.note(format!(
+            "{warmup} warm-up round(s) of every path ran first, untimed (figures dropped)."
+        ));
+    }
     t.note("Floor = the better of the two hand-made exports. Local LV = the same LV without iSCSI (reported only: under TCG the loopback iSCSI path is CPU-bound).");
     for (i, (label, _, bs, _)) in WORKLOADS.iter().enumerate() {
         let (c, p, tu, l) = (

@@ -48,6 +48,10 @@ struct Args {
     /// after a wipe; the largest point is always timed.
     #[arg(long, default_value_t = 500)]
     reconcile_from: usize,
+    /// Rounds of controller restarts (LIO intact, then after a wipe) at each scale point timed
+    /// (medians reported, with their spread).
+    #[arg(long, default_value_t = 3)]
+    restarts: usize,
     /// Scale points measured after the others on a population restored into a volume group
     /// of its own in one vgcfgrestore, not made by CreateVolume+ControllerPublish calls (LVM's
     /// cost per command grows with the VG: thousands of calls take hours under TCG); issue
@@ -81,6 +85,9 @@ struct Args {
     /// fio rounds (best of; the order of Carve and the floors alternates between rounds).
     #[arg(long, default_value_t = 3)]
     fio_rounds: usize,
+    /// fio rounds run first on every path and dropped (a warm-up).
+    #[arg(long, default_value_t = 1)]
+    fio_warmup: usize,
     /// Idle window of the footprint section, in seconds.
     #[arg(long, default_value_t = 10)]
     idle_seconds: u64,
@@ -184,7 +191,14 @@ async fn main() -> Result<()> {
             }
         }
         if want("fio") {
-            match fio::run(&driver, args.fio_seconds, args.fio_rounds.max(1)).await {
+            match fio::run(
+                &driver,
+                args.fio_seconds,
+                args.fio_rounds.max(1),
+                args.fio_warmup,
+            )
+            .await
+            {
                 Ok(t) => sink.table(&t),
                 Err(e) => fail(&sink, &mut failed, format!("fio: {e:#}")),
             }
@@ -227,6 +241,7 @@ async fn main() -> Result<()> {
             parallel: args.parallel,
             targetcli_save: !args.no_targetcli_save,
             reconcile_from: args.reconcile_from,
+            restarts: args.restarts,
             restored: args.restored.clone(),
         };
         match scale::run(&lab, &plan, &sink).await {

@@ -46,6 +46,9 @@ pub struct Plan {
     pub targetcli_save: bool,
     /// Time controller restarts at every point from this one (and at the largest).
     pub reconcile_from: usize,
+    /// Rounds of restarts (LIO intact, then after a wipe) at each point timed; medians are
+    /// reported, with their spread.
+    pub restarts: usize,
     /// Points measured afterwards on a population restored into a VG of their own
     /// ([`restored`]) rather than made by CreateVolume+ControllerPublish calls, in tables of
     /// their own whose growth and verdicts compare them with each other only.
@@ -206,16 +209,18 @@ fn mib(rss: Option<f64>) -> String {
     rss.map_or("?".into(), |m| format!("{m:.1}"))
 }
 
-/// Controller restarts at one N: LIO intact, then after a wipe.
+/// Controller restarts at one N, `rounds` times: LIO intact, then after a wipe. Each duration
+/// holds one sample per round.
 #[derive(Debug)]
 struct Recon {
-    intact_serving: Duration,
-    intact_ready: Duration,
+    intact_serving: Vec<Duration>,
+    intact_ready: Vec<Duration>,
     wiped: usize,
-    wipe: Duration,
-    serving: Duration,
-    ready: Duration,
-    restored: Duration,
+    wipe: Vec<Duration>,
+    serving: Vec<Duration>,
+    ready: Vec<Duration>,
+    restored: Vec<Duration>,
+    /// After the last round.
     rss: Option<f64>,
 }
 
@@ -235,25 +240,35 @@ async fn all_exported(n: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Restarts the controller with LIO intact, then wipes LIO and restarts it again, waiting for
-/// every one of the `have` exports and ACLs to be back.
-async fn reconcile(driver: &mut Driver, have: usize) -> Result<Recon> {
-    let (intact_serving, intact_ready) = restart_timed(driver).await?;
-    let (wiped, wipe) = timed(wipe_lio)?;
-    let t = Instant::now();
-    let (serving, ready) = restart_timed(driver).await?;
-    all_exported(have, "reconcile did not restore them").await?;
-    let restored = t.elapsed();
-    Ok(Recon {
-        intact_serving,
-        intact_ready,
-        wiped,
-        wipe,
-        serving,
-        ready,
-        restored,
-        rss: controller_rss(),
-    })
+/// `rounds` times: restarts the controller with LIO intact, then wipes LIO and restarts it
+/// again, waiting for every one of the `have` exports and ACLs to be back.
+async fn reconcile(driver: &mut Driver, have: usize, rounds: usize) -> Result<Recon> {
+    let mut r = Recon {
+        intact_serving: vec![],
+        intact_ready: vec![],
+        wiped: 0,
+        wipe: vec![],
+        serving: vec![],
+        ready: vec![],
+        restored: vec![],
+        rss: None,
+    };
+    for _ in 0..rounds.max(1) {
+        let (intact_serving, intact_ready) = restart_timed(driver).await?;
+        let (wiped, wipe) = timed(wipe_lio)?;
+        let t = Instant::now();
+        let (serving, ready) = restart_timed(driver).await?;
+        all_exported(have, "reconcile did not restore them").await?;
+        r.restored.push(t.elapsed());
+        r.intact_serving.push(intact_serving);
+        r.intact_ready.push(intact_ready);
+        r.wiped = wiped;
+        r.wipe.push(wipe);
+        r.serving.push(serving);
+        r.ready.push(ready);
+    }
+    r.rss = controller_rss();
+    Ok(r)
 }
 
 /// Runs the plan, printing the tables after every point but the last; returns the final
@@ -321,7 +336,7 @@ async fn measure(
             report.persistence = Some(persistence(plan, have).await?);
         }
         if n >= plan.reconcile_from || n == largest {
-            let r = reconcile(&mut driver, have).await?;
+            let r = reconcile(&mut driver, have, plan.restarts).await?;
             report.restarts(n, &r);
         }
         let tc = if plan.targetcli_points.contains(&n) {
@@ -393,7 +408,7 @@ async fn restored_point(
         if largest {
             report.persistence = Some(persistence(plan, n).await?);
         }
-        let r = reconcile(&mut driver, n).await?;
+        let r = reconcile(&mut driver, n, plan.restarts).await?;
         report.restarts(n, &r);
         anyhow::Ok(())
     }

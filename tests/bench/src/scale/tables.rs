@@ -110,6 +110,7 @@ impl Report {
     }
 
     pub(super) fn restarts(&mut self, n: usize, r: &Recon) {
+        let (intact, restored) = (median(&r.intact_ready), median(&r.restored));
         let (g_intact, m_intact, g_wiped, m_wiped) = match self.first_recon {
             None => (
                 "–".into(),
@@ -119,8 +120,8 @@ impl Report {
             ),
             Some((n0, intact0, restored0)) => {
                 let target = 1.1 * n as f64 / n0 as f64;
-                let gi = secs_ratio(r.intact_ready, intact0);
-                let gw = secs_ratio(r.restored, restored0);
+                let gi = secs_ratio(intact, intact0);
+                let gw = secs_ratio(restored, restored0);
                 (
                     format!("{gi:.2}× (≤{target:.2}×)"),
                     verdict(gi, target),
@@ -131,19 +132,24 @@ impl Report {
         };
         self.recon.push(vec![
             n.to_string(),
-            ms(r.intact_ready),
+            r.restored.len().to_string(),
+            spread(&r.intact_ready),
             g_intact,
             m_intact,
-            format!("{} ({} targets)", ms(r.wipe), r.wiped),
-            ms(r.ready),
-            ms(r.restored),
+            format!("{} ({} targets)", ms(median(&r.wipe)), r.wiped),
+            spread(&r.ready),
+            spread(&r.restored),
             g_wiped,
             m_wiped,
-            format!("{} / {}", ms(r.intact_serving), ms(r.serving)),
+            format!(
+                "{} / {}",
+                ms(median(&r.intact_serving)),
+                ms(median(&r.serving))
+            ),
             mib(r.rss),
         ]);
         if self.first_recon.is_none() {
-            self.first_recon = Some((n, r.intact_ready, r.restored));
+            self.first_recon = Some((n, intact, restored));
         }
     }
 
@@ -197,20 +203,22 @@ impl Report {
             ),
             &[
                 "N exported",
-                "restart, LIO intact → Probe ready ms",
+                "rounds",
+                "restart, LIO intact → Probe ready ms (min / median / max)",
                 "growth",
                 "met",
                 "wipe LIO ms (what a reboot does)",
-                "restart after the wipe → Probe ready ms",
-                "→ every export and ACL restored ms",
+                "restart after the wipe → Probe ready ms (min / median / max)",
+                "→ every export and ACL restored ms (min / median / max)",
                 "growth",
                 "met",
-                "serving (GetPluginInfo) after ms, intact / wiped",
-                "ctrl VmRSS after restart MiB",
+                "serving (GetPluginInfo) after ms, intact / wiped (medians)",
+                "ctrl VmRSS after the last restart MiB",
             ],
         );
         recon.note(format!(
-            "Timed at every N ≥ {} and at the largest. Growth is against the first N timed; the \
+            "Timed at every N ≥ {} and at the largest, each round a restart with LIO intact, a \
+             wipe, and a restart after it. Growth compares medians with the first N timed; the \
              target is 1.1 × the ratio of the Ns (issue #17: 2,000 vs 500 ≤4.4×). {} restores \
              at once.",
             plan.reconcile_from,
