@@ -35,6 +35,39 @@ fn floor_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
         )
         .map(drop)
     })?;
+    // Not in the floor: LVM's own share of CreateVolume, the same lvcreate with what Carve
+    // adds to it (its --config and the record tags of a volume like the bench's), on an LV of
+    // its own.
+    let twin = format!("{lv}c");
+    let config = format!(
+        "backup{{retain_min={} retain_days=0}}",
+        csi_controller::host::DEFAULT_LVM_ARCHIVE_KEEP
+    );
+    let tags = csi_controller::lvm::tags::VolumeRecord {
+        name: format!("bench-floor-{i}"),
+        required_bytes: BYTES as u64,
+        capabilities: "SINGLE_NODE_WRITER:mount:ext4".into(),
+        ..Default::default()
+    }
+    .creation_tags();
+    step(LVCREATE_AS_CARVE, &mut || {
+        let mut argv = vec!["--config", &config, "-y", "-q", "-V", SIZE, "-T", &pool];
+        argv.extend(["-n", &twin]);
+        for tag in &tags {
+            argv.extend(["--addtag", tag]);
+        }
+        sh("lvcreate", &argv).map(drop)
+    })?;
+    sh(
+        "lvremove",
+        &[
+            "-y",
+            "-q",
+            "--config",
+            &config,
+            &format!("{}/{twin}", lab.vg),
+        ],
+    )?;
     step("configfs export", &mut || x.export())?;
     step("configfs ACL", &mut || x.add_acl(&lab.initiator))?;
     let full = format!("{}/{lv}", lab.vg);
@@ -83,6 +116,9 @@ async fn carve_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
     record(s, "DeleteVolume", csi::delete(driver, &vol.id)).await?;
     Ok(())
 }
+
+/// The floor's `lvcreate` as CreateVolume runs it: with Carve's `--config` and record tags.
+const LVCREATE_AS_CARVE: &str = "lvcreate with Carve's --config and record tags";
 
 /// Floor steps that also keep the durable record Carve keeps (an LVM tag), per RPC.
 const RECORD: &[(&str, &str)] = &[
@@ -228,7 +264,7 @@ pub async fn run(driver: &Driver, reps: usize) -> Result<Vec<Table>> {
             steps.row(vec![st.to_string(), ms(median(&s[st]))]);
         }
     }
-    for (_, st) in RECORD {
+    for st in RECORD.iter().map(|(_, st)| *st).chain([LVCREATE_AS_CARVE]) {
         steps.row(vec![format!("{st} (not in the floor)"), ms(median(&s[st]))]);
     }
     Ok(vec![t, steps])
