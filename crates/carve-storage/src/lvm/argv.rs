@@ -89,16 +89,21 @@ pub fn lvcreate(
     cmd.args(["--", vg])
 }
 
-/// LVM's own commands that Carve runs; each takes `--config`.
+/// LVM's own commands that Carve runs.
 pub const LVM_COMMANDS: &[&str] = &[
     "lvs", "vgs", "lvcreate", "lvremove", "lvchange", "lvextend", "lvrename",
 ];
 
-/// Whether `program` (a name or a path) is one of [`LVM_COMMANDS`]; `blkdiscard` and other
-/// helpers are not.
-pub fn is_lvm(program: &str) -> bool {
+/// The [`LVM_COMMANDS`] that change metadata: each archives the VG's metadata first
+/// (lvm.conf(5) `backup/archive`), so each can trim that archive; the reports (`lvs`, `vgs`)
+/// never archive.
+pub const LVM_CHANGES: &[&str] = &["lvcreate", "lvremove", "lvchange", "lvextend", "lvrename"];
+
+/// Whether `program` (a name or a path) is one of [`LVM_CHANGES`]; reports, `blkdiscard` and
+/// other helpers are not.
+pub fn is_lvm_change(program: &str) -> bool {
     let name = program.rsplit('/').next().unwrap_or(program);
-    LVM_COMMANDS.contains(&name)
+    LVM_CHANGES.contains(&name)
 }
 
 /// `lvremove` of one LV (a volume's [`LvName`], or a quarantined LV's name).

@@ -179,7 +179,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_lvm_command_carries_the_archive_retention_unless_it_is_zero() {
+    async fn one_change_in_sixteen_carries_the_archive_retention_and_no_read_does() {
+        use super::super::{ARCHIVE_TRIM_EVERY, argv::lvremove};
         let runner = Arc::new(ScriptedRunner::new());
         let with_config = |cmd: &Cmd, keep: u32| {
             let mut all = argv(cmd);
@@ -193,30 +194,37 @@ mod tests {
             all
         };
         let one = lv("csi-a-0001");
-        // a change and a read: both carry it, before the `--` that ends their options
         let lvm = cli(&runner).with_archive_keep(7);
+        // the first change carries it, before the `--` that ends its options
         runner.expect(Expectation::new(with_config(
-            &super::super::argv::lvremove("carvevg", &one, T),
+            &lvremove("carvevg", &one, T),
             7,
         )));
         assert!(lvm.remove(&one).await.unwrap());
+        // a read never archives, so never carries it (and does not count)
         runner.expect(
-            Expectation::new(with_config(
-                &super::super::argv::lvs_one("carvevg", &one, T),
-                7,
-            ))
-            .stdout(crate::lvm::testing::lvs_json(&[])),
+            Expectation::new(argv(&super::super::argv::lvs_one("carvevg", &one, T)))
+                .stdout(crate::lvm::testing::lvs_json(&[])),
         );
         assert_eq!(lvm.read(&one).await.unwrap(), None);
+        // the next fifteen changes follow the host's lvm.conf; the sixteenth after it trims
+        for _ in 1..ARCHIVE_TRIM_EVERY {
+            runner.expect(Expectation::new(argv(&lvremove("carvevg", &one, T))));
+            assert!(lvm.remove(&one).await.unwrap());
+        }
+        runner.expect(Expectation::new(with_config(
+            &lvremove("carvevg", &one, T),
+            7,
+        )));
+        assert!(lvm.remove(&one).await.unwrap());
         // 0: the host's lvm.conf decides, nothing is added
         let lvm = cli(&runner).with_archive_keep(0);
-        runner.expect(Expectation::new(argv(&super::super::argv::lvremove(
-            "carvevg", &one, T,
-        ))));
+        runner.expect(Expectation::new(argv(&lvremove("carvevg", &one, T))));
         assert!(lvm.remove(&one).await.unwrap());
         runner.finish();
-        assert!(super::super::argv::is_lvm("/usr/sbin/lvcreate"));
-        assert!(!super::super::argv::is_lvm("blkdiscard"));
+        assert!(super::super::argv::is_lvm_change("/usr/sbin/lvcreate"));
+        assert!(!super::super::argv::is_lvm_change("lvs"));
+        assert!(!super::super::argv::is_lvm_change("blkdiscard"));
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ pub mod testing;
 
 pub use argv::Allocation;
 pub use argv::SnapshotUse;
-pub use cli::{DEFAULT_WIPE_TIMEOUT, LvmCli};
+pub use cli::{ARCHIVE_TRIM_EVERY, DEFAULT_WIPE_TIMEOUT, LvmCli};
 pub use ledger::{Change, Ledger};
 pub use report::{LvRow, VgRow};
 pub use space::Claim;
