@@ -130,8 +130,8 @@ pub struct StorageHostArgs {
 
     /// How many copies of the volume group's metadata LVM's archive (`/etc/lvm/archive`) keeps:
     /// one LVM change in 16 carries `--config backup{retain_min=N retain_days=0}`
-    /// (lvm.conf(5)), so LVM removes older copies as it archives a new one (at most N + 15
-    /// copies are kept). LVM's own default
+    /// (lvm.conf(5)), so LVM removes older copies as it archives a new one (about N + 15
+    /// copies are kept at most). LVM's own default
     /// keeps every copy for 30 days, and every change lists them all: with thousands of copies
     /// each LVM command takes about twice as long. 0: the host's lvm.conf decides.
     #[arg(long, env = "CARVE_LVM_ARCHIVE_KEEP", default_value_t = crate::host::DEFAULT_LVM_ARCHIVE_KEEP)]

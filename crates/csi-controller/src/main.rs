@@ -14,7 +14,9 @@ use std::sync::Arc;
 /// core, and each arena keeps the memory its threads freed: with tokio's blocking threads
 /// touring many of them during start-up reconciliation, that is megabytes of freed memory held
 /// per arena. The controller allocates little and rarely, so two arenas cost it no contention
-/// worth measuring; docs/benchmarks.md (*Tuning choices*) has the figures.
+/// worth measuring; docs/benchmarks.md (*Tuning choices*) has the figures. It overrides a
+/// `MALLOC_ARENA_MAX` in the environment.
+#[cfg(target_env = "gnu")]
 const MALLOC_ARENAS: libc::c_int = 2;
 
 fn main() -> anyhow::Result<()> {

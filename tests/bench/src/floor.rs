@@ -35,9 +35,8 @@ fn floor_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
         )
         .map(drop)
     })?;
-    // Not in the floor: LVM's own share of CreateVolume, the same lvcreate with what Carve
-    // adds to it (its --config and the record tags of a volume like the bench's), on an LV of
-    // its own.
+    // Not in the floor: the same lvcreate with what Carve can add to it (the record tags of a
+    // volume like the bench's, and the --config one change in 16 carries), on an LV of its own.
     let twin = format!("{lv}c");
     let config = format!(
         "backup{{retain_min={} retain_days=0}}",
@@ -117,7 +116,9 @@ async fn carve_once(driver: &Driver, i: usize, s: &mut Samples) -> Result<()> {
     Ok(())
 }
 
-/// The floor's `lvcreate` as CreateVolume runs it: with Carve's `--config` and record tags.
+/// The floor's `lvcreate` with the record tags CreateVolume adds and the `--config` that one
+/// LVM change in 16 carries (`carve_storage::lvm::ARCHIVE_TRIM_EVERY`): an upper bound of
+/// LVM's share of Carve's extra.
 const LVCREATE_AS_CARVE: &str = "lvcreate with Carve's --config and record tags";
 
 /// Floor steps that also keep the durable record Carve keeps (an LVM tag), per RPC.

@@ -94,9 +94,9 @@ pub const LVM_COMMANDS: &[&str] = &[
     "lvs", "vgs", "lvcreate", "lvremove", "lvchange", "lvextend", "lvrename",
 ];
 
-/// The [`LVM_COMMANDS`] that change metadata: each archives the VG's metadata first
-/// (lvm.conf(5) `backup/archive`), so each can trim that archive; the reports (`lvs`, `vgs`)
-/// never archive.
+/// The [`LVM_COMMANDS`] that can change metadata: when they do, they archive the VG's
+/// metadata first (lvm.conf(5) `backup/archive`) and can trim that archive (`lvchange
+/// --activate` changes none); the reports (`lvs`, `vgs`) never archive.
 pub const LVM_CHANGES: &[&str] = &["lvcreate", "lvremove", "lvchange", "lvextend", "lvrename"];
 
 /// Whether `program` (a name or a path) is one of [`LVM_CHANGES`]; reports, `blkdiscard` and

@@ -40,8 +40,9 @@ pub struct LvmCli {
 
 /// One LVM change in this many carries the archive retention (`--config`), the first one
 /// included. Given `--config`, LVM reloads its whole configuration before the command
-/// (`refresh_toolcontext`, LVM 2.03.16 `tools/lvmcmdline.c`): about 40-50 ms per command in
-/// the lab guest (docs/benchmarks.md, section 1), which a trim every 16 changes does not need.
+/// (`refresh_toolcontext`, LVM 2.03.16 `tools/lvmcmdline.c`): about 40-50 ms per `lvcreate`
+/// or `lvchange` in the lab guest (docs/benchmarks.md, section 1), which a trim every 16
+/// changes does not need.
 pub const ARCHIVE_TRIM_EVERY: u64 = 16;
 
 /// How long zeroing one quarantined LV may take unless [`LvmCli::with_wipe_timeout`] says.
@@ -69,7 +70,9 @@ impl LvmCli {
     /// given as `--config` to the first LVM change and to every [`ARCHIVE_TRIM_EVERY`]th after
     /// it, each of which deletes every copy beyond the newest `keep`; the changes between
     /// follow the host's lvm.conf, whose default keeps copies for 30 days, so the archive holds
-    /// at most `keep + ARCHIVE_TRIM_EVERY - 1` copies); 0 leaves the host's lvm.conf in charge.
+    /// about `keep + ARCHIVE_TRIM_EVERY - 1` copies at most: a carrying command that fails or
+    /// only activates an LV trims nothing, and the next one does); 0 leaves the host's lvm.conf
+    /// in charge.
     ///
     /// LVM archives the whole metadata before every change and, by default, keeps every copy
     /// younger than 30 days. Every metadata change then lists the archive directory, so each
