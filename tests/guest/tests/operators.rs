@@ -315,7 +315,8 @@ guest_test!(
         // real LVM must accept Carve's --config, which one change in 16 carries, and trim its
         // archive to the 4 newest copies each time: at most 4 + 15 copies, whatever the
         // history, after 20 changes (5 volumes, each created, published, unpublished and
-        // deleted), which alone would leave 20 more copies untrimmed.
+        // deleted). Untrimmed they alone would leave 20 more copies, and trimmed only at the
+        // first change 4 + 19: both fail.
         let vg = driver.lab.vg.clone();
         for i in 0..5 {
             let vol = provision(

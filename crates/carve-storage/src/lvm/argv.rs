@@ -94,16 +94,18 @@ pub const LVM_COMMANDS: &[&str] = &[
     "lvs", "vgs", "lvcreate", "lvremove", "lvchange", "lvextend", "lvrename",
 ];
 
-/// The [`LVM_COMMANDS`] that can change metadata: when they do, they archive the VG's
-/// metadata first (lvm.conf(5) `backup/archive`) and can trim that archive (`lvchange
-/// --activate` changes none); the reports (`lvs`, `vgs`) never archive.
+/// The [`LVM_COMMANDS`] that change metadata: each archives the VG's metadata first
+/// (lvm.conf(5) `backup/archive`), so each can trim that archive; the reports (`lvs`, `vgs`)
+/// never archive, nor does an activation ([`lvchange_activate`]).
 pub const LVM_CHANGES: &[&str] = &["lvcreate", "lvremove", "lvchange", "lvextend", "lvrename"];
 
-/// Whether `program` (a name or a path) is one of [`LVM_CHANGES`]; reports, `blkdiscard` and
-/// other helpers are not.
-pub fn is_lvm_change(program: &str) -> bool {
+/// Whether `cmd` changes LVM metadata: one of [`LVM_CHANGES`] (by name or path), and not an
+/// `lvchange --activate`; reports, `blkdiscard` and other helpers do not.
+pub fn changes_metadata(cmd: &Cmd) -> bool {
+    let program = cmd.program();
     let name = program.rsplit('/').next().unwrap_or(program);
     LVM_CHANGES.contains(&name)
+        && !(name == "lvchange" && cmd.arg_values().any(|a| a == "--activate"))
 }
 
 /// `lvremove` of one LV (a volume's [`LvName`], or a quarantined LV's name).

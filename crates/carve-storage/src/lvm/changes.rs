@@ -180,7 +180,10 @@ mod tests {
 
     #[tokio::test]
     async fn one_change_in_sixteen_carries_the_archive_retention_and_no_read_does() {
-        use super::super::{ARCHIVE_TRIM_EVERY, argv::lvremove};
+        use super::super::{
+            ARCHIVE_TRIM_EVERY,
+            argv::{changes_metadata, lvchange_activate, lvremove},
+        };
         let runner = Arc::new(ScriptedRunner::new());
         let with_config = |cmd: &Cmd, keep: u32| {
             let mut all = argv(cmd);
@@ -201,12 +204,17 @@ mod tests {
             7,
         )));
         assert!(lvm.remove(&one).await.unwrap());
-        // a read never archives, so never carries it (and does not count)
+        // a read never archives, so never carries it (and does not count),
         runner.expect(
             Expectation::new(argv(&super::super::argv::lvs_one("carvevg", &one, T)))
                 .stdout(crate::lvm::testing::lvs_json(&[])),
         );
         assert_eq!(lvm.read(&one).await.unwrap(), None);
+        // nor does an activation, which changes no metadata
+        runner.expect(Expectation::new(argv(
+            &super::super::argv::lvchange_activate("carvevg", &one, T),
+        )));
+        lvm.activate(&one).await.unwrap();
         // the next fifteen changes follow the host's lvm.conf; the sixteenth after it trims
         for _ in 1..ARCHIVE_TRIM_EVERY {
             runner.expect(Expectation::new(argv(&lvremove("carvevg", &one, T))));
@@ -222,9 +230,13 @@ mod tests {
         runner.expect(Expectation::new(argv(&lvremove("carvevg", &one, T))));
         assert!(lvm.remove(&one).await.unwrap());
         runner.finish();
-        assert!(super::super::argv::is_lvm_change("/usr/sbin/lvcreate"));
-        assert!(!super::super::argv::is_lvm_change("lvs"));
-        assert!(!super::super::argv::is_lvm_change("blkdiscard"));
+        assert!(changes_metadata(&Cmd::new("/usr/sbin/lvcreate")));
+        assert!(changes_metadata(&super::super::argv::lvchange_tag(
+            "carvevg", &one, "carve.x", true, T
+        )));
+        assert!(!changes_metadata(&lvchange_activate("carvevg", &one, T)));
+        assert!(!changes_metadata(&Cmd::new("lvs")));
+        assert!(!changes_metadata(&Cmd::new("blkdiscard")));
     }
 
     #[tokio::test]

@@ -70,9 +70,9 @@ impl LvmCli {
     /// given as `--config` to the first LVM change and to every [`ARCHIVE_TRIM_EVERY`]th after
     /// it, each of which deletes every copy beyond the newest `keep`; the changes between
     /// follow the host's lvm.conf, whose default keeps copies for 30 days, so the archive holds
-    /// about `keep + ARCHIVE_TRIM_EVERY - 1` copies at most: a carrying command that fails or
-    /// only activates an LV trims nothing, and the next one does); 0 leaves the host's lvm.conf
-    /// in charge.
+    /// about `keep + ARCHIVE_TRIM_EVERY - 1` copies at most: a carrying command that fails
+    /// trims nothing, and the next one does; reads and activations are not counted); 0 leaves
+    /// the host's lvm.conf in charge.
     ///
     /// LVM archives the whole metadata before every change and, by default, keeps every copy
     /// younger than 30 days. Every metadata change then lists the archive directory, so each
@@ -156,7 +156,7 @@ impl LvmCli {
     pub(super) async fn run(&self, cmd: Cmd) -> Result<Output> {
         let cmd = match &self.config {
             Some(config)
-                if argv::is_lvm_change(cmd.program())
+                if argv::changes_metadata(&cmd)
                     && self
                         .changes
                         .fetch_add(1, Ordering::Relaxed)

@@ -211,7 +211,7 @@ fn mib(rss: Option<f64>) -> String {
 
 /// Controller restarts at one N, `rounds` times: LIO intact, then after a wipe. Each duration
 /// holds one sample per round.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Recon {
     intact_serving: Vec<Duration>,
     intact_ready: Vec<Duration>,
@@ -243,16 +243,7 @@ async fn all_exported(n: usize, what: &str) -> Result<()> {
 /// `rounds` times: restarts the controller with LIO intact, then wipes LIO and restarts it
 /// again, waiting for every one of the `have` exports and ACLs to be back.
 async fn reconcile(driver: &mut Driver, have: usize, rounds: usize) -> Result<Recon> {
-    let mut r = Recon {
-        intact_serving: vec![],
-        intact_ready: vec![],
-        wiped: 0,
-        wipe: vec![],
-        serving: vec![],
-        ready: vec![],
-        restored: vec![],
-        rss: None,
-    };
+    let mut r = Recon::default();
     for _ in 0..rounds.max(1) {
         let (intact_serving, intact_ready) = restart_timed(driver).await?;
         let (wiped, wipe) = timed(wipe_lio)?;
