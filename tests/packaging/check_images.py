@@ -69,12 +69,12 @@ DYNAMIC = [r"program", r"program\.display\(\)\.to_string\(\)", r"&?self\.(iscsia
 # csi-controller's storage host runtime), programs chosen by flags, and whether it serves a CSI
 # socket (then carvectl, the chart's liveness probe, is in its image).
 BINARIES = {
-    "csi-controller": {"dockerfile": "Dockerfile.controller", "crates": ["csi-controller"],
+    "csi-controller": {"dockerfile": "Dockerfile.controller", "crates": ["csi-controller", "carve-storage"],
                        "flag_programs": {"targetcli": "targetcli"}, "csi": True},
     "csi-node": {"dockerfile": "Dockerfile.node", "crates": ["csi-node"],
                  "flag_programs": {"iscsiadm": "iscsiadm", "multipath-program": "multipath",
                                    "multipathd-program": "multipathd"}, "csi": True},
-    "carve-agent": {"dockerfile": "Dockerfile.agent", "crates": ["carve-agent", "csi-controller"],
+    "carve-agent": {"dockerfile": "Dockerfile.agent", "crates": ["carve-agent", "csi-controller", "carve-storage"],
                     "flag_programs": {"targetcli": "targetcli"}, "csi": False},
 }
 

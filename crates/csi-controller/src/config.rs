@@ -139,12 +139,14 @@ pub struct StorageHostArgs {
 
     /// How often the in-memory record of the volume group (the ledger) is read again from LVM,
     /// in seconds, to pick up hand edits and the thin pool's usage (SIGHUP and GetCapacity
-    /// resync at once).
+    /// resync at once). A resync holds the VG, so the next timed one waits at least 20 times as
+    /// long as the last took.
     #[arg(long, env = "CARVE_LVM_RESYNC_INTERVAL", default_value = "60", value_parser = parse_seconds)]
     pub lvm_resync_interval: Duration,
 
-    /// How often the thin pool's usage, faults and zeroing flag are read from LVM (one
-    /// `lvs vg/pool`, off the request path), in seconds. Thin CreateVolume, expansion and
+    /// How often the thin pool's usage, faults and zeroing flag are read, in seconds: from
+    /// device-mapper (`dmsetup status` and `table`, no VG lock), off the request path, or one
+    /// `lvs vg/pool` while the pool is not active. Thin CreateVolume, expansion and
     /// snapshots are admitted on that reading while it is younger than three intervals, and
     /// read the pool themselves otherwise (so no LVM read per request while this runs).
     #[arg(long, env = "CARVE_THIN_POOL_REFRESH_INTERVAL", default_value = "10", value_parser = parse_seconds)]

@@ -1,13 +1,14 @@
 //! Probe for the controller: every program it runs exists, the volume group exists, the thin
 //! pool (if any) exists, zeroes new chunks (unless `--allow-unzeroed-thin-pool`) and has not
-//! failed or turned its metadata read-only, and the LIO backend is usable. A pool out of data
+//! failed or turned its metadata read-only (read from device-mapper, which takes no VG lock;
+//! from LVM when the pool is not active), and the LIO backend is usable. A pool out of data
 //! space is not a Probe failure (a restart would not help, and linear volumes still work):
 //! VolumeCondition and GetCapacity say it. Once all that holds, the controller is ready only
 //! when startup reconciliation has completed ([`Restoration`]).
 
 use crate::{
     config::{LioBackend, StorageHostArgs},
-    lvm::{argv, report, space},
+    lvm::{argv, pool_status, report, space},
     restoration::Restoration,
 };
 use csi_common::{
@@ -95,13 +96,25 @@ impl ControllerReadiness {
 }
 
 impl ControllerReadiness {
+    /// Reads the thin pool from device-mapper ([`pool_status`]: no VG lock, so a Probe every
+    /// few seconds does not hold up the VG's changes), or from LVM (`lvs vg/pool`) when that
+    /// cannot be read (an inactive or missing pool: LVM then says which).
     async fn check_pool(&self, vg: &str, pool: &str) -> Result<(), String> {
-        let cmd = argv::lvs(&format!("{vg}/{pool}"), Duration::from_secs(30));
-        let out = run_for_reason(&*self.runner, &cmd, "cannot run lvs")
-            .await?
-            .ok_or_reason(&format!("thin pool {vg}/{pool} not found"))?;
-        let rows = report::parse_lvs(&out.stdout).map_err(|e| e.to_string())?;
-        let row = space::pool_row(&rows, pool).map_err(|e| e.to_string())?;
+        let timeout = Duration::from_secs(30);
+        let from_dm = pool_status::read(&*self.runner, vg, pool, timeout)
+            .await
+            .map(|status| pool_status::row(pool, &status));
+        let rows;
+        let row = if let Some(row) = &from_dm {
+            row
+        } else {
+            let cmd = argv::lvs(&format!("{vg}/{pool}"), timeout);
+            let out = run_for_reason(&*self.runner, &cmd, "cannot run lvs")
+                .await?
+                .ok_or_reason(&format!("thin pool {vg}/{pool} not found"))?;
+            rows = report::parse_lvs(&out.stdout).map_err(|e| e.to_string())?;
+            space::pool_row(&rows, pool).map_err(|e| e.to_string())?
+        };
         if !self.allow_unzeroed_thin_pool {
             space::require_zeroing(row).map_err(|e| e.to_string())?;
         }
@@ -139,11 +152,28 @@ mod tests {
         ControllerReadiness::new(runner.clone(), &args.host, &args.common.prefix())
     }
 
+    /// The pool with `attr` as device-mapper shows it (Probe's first reading).
     fn expect_pool(runner: &ScriptedRunner, attr: &str) {
-        let cmd = argv::lvs("vg/pool", Duration::from_secs(30));
+        let t = Duration::from_secs(30);
         let mut row = pool_row(1 << 30);
         row.attr = attr.into();
-        runner.expect(Expectation::of(&cmd).stdout(lvs_json(&[row])));
+        let (table, status) = carve_storage::lvm::testing::dm_pool_lines(&row);
+        runner.expect(Expectation::of(&pool_status::status_cmd("vg-pool-tpool", t)).stdout(status));
+        runner.expect(Expectation::of(&pool_status::table_cmd("vg-pool-tpool", t)).stdout(table));
+    }
+
+    /// The pool with `attr` as LVM shows it, device-mapper having no device of either name.
+    fn expect_pool_from_lvm(runner: &ScriptedRunner, attr: &str) {
+        let t = Duration::from_secs(30);
+        for name in pool_status::dm_names("vg", "pool") {
+            runner.expect(
+                Expectation::of(&pool_status::status_cmd(&name, t))
+                    .fails(1, "Device does not exist.\nCommand failed.\n"),
+            );
+        }
+        let mut row = pool_row(1 << 30);
+        row.attr = attr.into();
+        runner.expect(Expectation::of(&argv::lvs("vg/pool", t)).stdout(lvs_json(&[row])));
     }
 
     #[tokio::test]
@@ -164,7 +194,14 @@ mod tests {
             expect_pool(&runner, attr);
             let err = lax.check_pool("vg", "pool").await.unwrap_err();
             assert!(err.contains(what), "{err}");
+            // The same from LVM when device-mapper cannot show the pool.
+            expect_pool_from_lvm(&runner, attr);
+            let err = lax.check_pool("vg", "pool").await.unwrap_err();
+            assert!(err.contains(what), "{err}");
         }
+        expect_pool_from_lvm(&runner, "twi-aot---");
+        let err = strict.check_pool("vg", "pool").await.unwrap_err();
+        assert!(err.contains("does not zero"), "{err}");
         runner.finish();
     }
 }

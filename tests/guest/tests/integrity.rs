@@ -186,11 +186,34 @@ guest_test!(a_new_volume_never_reads_a_deleted_tenants_data, async {
     assert!(status.message().contains("does not zero"), "{status:?}");
     run_ok("lvchange", &["--zero", "y", &format!("{}/pool", lab.vg)]);
     assert_eq!(identity::ready(&driver.controller).await, Some(true));
+    // ...and admitted again once the refresher read it zeroing (device-mapper's table line).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let again = create_id(&driver, request("tenant-e", 8 * MIB, true)).await;
+    delete_volume(&driver, &again).await;
+    assert_read_from_device_mapper(&driver, &lab);
 
     drop(driver);
     assert_no_leaks(&lab, None);
     drop(own);
 });
+
+/// The refresher read the thin pool from device-mapper's real lines (`dmsetup status` and
+/// `table` of its `-tpool` layer succeeded, and were parsed: a line it cannot parse is logged
+/// as read from LVM instead). LVM may still have been read while it was adding that layer under
+/// the first thin LV (neither device name exists for a moment), so that alone is not a failure.
+fn assert_read_from_device_mapper(driver: &Driver, lab: &Lab) {
+    let logs = driver.logs();
+    let tpool = format!("dmsetup table -- {}-pool-tpool code=0", lab.vg);
+    let read = logs.lines().filter(|l| l.contains(&tpool)).count();
+    let fallbacks = logs
+        .lines()
+        .filter(|l| l.contains("not readable from device-mapper"))
+        .count();
+    assert!(
+        read >= 2 && fallbacks < read,
+        "the pool is read from device-mapper: {read} readings, {fallbacks} from LVM:\n{logs}"
+    );
+}
 
 /// Virtual bytes promised in `pool`, as LVM reports them.
 fn promised(lab: &Lab, pool: &str) -> u64 {
@@ -263,7 +286,9 @@ guest_test!(a_full_thin_pool_shows_in_condition_and_capacity, async {
     let base = Lab::from_env();
     let own = OwnVg::create("i15full", "200m", "64m");
     let lab = own.lab(&base);
-    let driver = Driver::start(&lab, DriverOptions::default()).await;
+    // The refresher reads the pool every second here (from device-mapper, no LVM).
+    let options = DriverOptions::default().controller(["--thin-pool-refresh-interval", "1"]);
+    let driver = Driver::start(&lab, options).await;
     let thin = HashMap::from([("thin".to_string(), "true".to_string())]);
     let capacity = || async {
         driver
@@ -290,6 +315,17 @@ guest_test!(a_full_thin_pool_shows_in_condition_and_capacity, async {
         ],
     );
     assert_eq!(data.trim(), "100.00", "the pool is full");
+    // No LVM read of the pool since the write but the refresher's: a thin claim is refused on
+    // what device-mapper said of it.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let status = driver
+        .controller_rpc()
+        .create_volume(request("overflow", 8 * MIB, true))
+        .await
+        .expect_err("a full pool takes no new thin volume");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("full"), "{status:?}");
+    assert_read_from_device_mapper(&driver, &lab);
 
     assert_eq!(capacity().await, 0, "a full pool offers nothing");
     let got = driver

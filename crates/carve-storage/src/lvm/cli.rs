@@ -4,7 +4,7 @@
 
 use super::{
     Allocation, Change, Claim, Ledger, LvRow, Lvm, SnapshotUse, Survey, VgRow, Within, argv,
-    report, space,
+    pool_status, report, space,
 };
 use csi_common::{
     Error, Result,
@@ -126,18 +126,57 @@ impl LvmCli {
             })
     }
 
-    /// Reads the thin pool `name` (one `lvs vg/pool`) into the ledger and answers the record;
-    /// the caller holds the queue. A pool's zeroing flag, faults and usage change outside the
-    /// controller (by hand, or with every write), and a thin claim must never be admitted into
-    /// a pool seen stopped zeroing or full, so they are read by [`Lvm::refresh_pool`] and, when
-    /// that row is older than [`LvmCli::with_pool_max_age`], at the thin admission itself.
+    /// Reads the thin pool `name` into the ledger and answers the record; the caller holds the
+    /// queue. A pool's zeroing flag, faults and usage change outside the controller (by hand,
+    /// or with every write), and a thin claim must never be admitted into a pool seen stopped
+    /// zeroing or full, so they are read by [`Lvm::refresh_pool`] and, when that row is older
+    /// than [`LvmCli::with_pool_max_age`], at the thin admission itself: from device-mapper
+    /// when the ledger holds the pool's row ([`LvmCli::pool_from_dm`]), else one `lvs vg/pool`.
     pub(super) async fn pool_in_queue(&self, name: &str) -> Result<Survey> {
+        if self.pool_from_dm(name).await
+            && let Some(recorded) = self.recorded()
+        {
+            return Ok(recorded);
+        }
+        self.pool_from_lvm_in_queue(name).await
+    }
+
+    /// Reads the thin pool `name` from LVM (one `lvs vg/pool`) into the ledger and answers the
+    /// record, seeding it when the ledger had to forget it; the caller holds the queue.
+    async fn pool_from_lvm_in_queue(&self, name: &str) -> Result<Survey> {
         let row = self.pool(name).await?;
         self.ledger(|l| l.pool_read(name, row));
         match self.recorded() {
             Some(recorded) => Ok(recorded),
             None => self.seed_in_queue().await,
         }
+    }
+
+    /// Rewrites the ledger's row of the thin pool `name` with what device-mapper says of it now
+    /// ([`pool_status`]: `dmsetup table` and `dmsetup status`, no VG lock, no metadata parse,
+    /// so callers need not hold the queue). `false`, with nothing changed, when the ledger holds
+    /// no row of that pool or the kernel's lines cannot be read or parsed (the pool inactive,
+    /// no `dmsetup`): the caller then reads LVM.
+    pub(super) async fn pool_from_dm(&self, name: &str) -> bool {
+        let known = self.ledger(|l| {
+            l.current()
+                .is_some_and(|s| s.lvs.iter().any(|r| r.name == name && r.is_thin_pool()))
+        });
+        if known != Some(true) {
+            return false;
+        }
+        let parsed = pool_status::read(&*self.runner, &self.vg, name, self.timeout).await;
+        if let Some(parsed) = parsed {
+            return self
+                .ledger(|l| l.pool_status_read(name, &parsed))
+                .unwrap_or(false);
+        }
+        tracing::debug!(
+            vg = %self.vg,
+            pool = name,
+            "thin pool not readable from device-mapper; reading it from LVM"
+        );
+        false
     }
 
     /// Reads a survey and seeds the ledger with it; the caller holds the queue.
@@ -350,11 +389,13 @@ impl Lvm for LvmCli {
 
     fn refresh_pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            if self.ledger.is_none() {
+            if self.ledger.is_none() || self.pool_from_dm(name).await {
                 return Ok(());
             }
+            // Not readable from device-mapper (or no record yet): LVM, in the queue, which
+            // also seeds a record the ledger had to forget.
             let _turn = self.queue.lock().await;
-            self.pool_in_queue(name).await.map(drop)
+            self.pool_from_lvm_in_queue(name).await.map(drop)
         })
     }
 

@@ -18,14 +18,19 @@
 //! can have written since it was read: a thin LV carrying a publication tag, or given one, has
 //! `data_percent` unknown (`None`) until the next survey (ControllerPublish then reads that one
 //! LV from LVM, [`super::Lvm::read`], before it says blank). Figures LVM changes on its own (a thin
-//! pool's data and metadata usage, its zeroing flag) are read again by one `lvs vg/pool`, off
-//! the request path ([`super::Lvm::refresh_pool`], every `--thin-pool-refresh-interval`); the
+//! pool's data and metadata usage, its faults and zeroing flag) are read again from device-mapper
+//! ([`super::pool_status`]; one `lvs vg/pool` when that cannot be read), off the request path
+//! ([`super::Lvm::refresh_pool`], every `--thin-pool-refresh-interval`); the
 //! ledger knows when each pool was read ([`Ledger::pool_age`]) and a thin admission reads the
 //! pool itself when that is older than its limit, so a thin LV is never admitted into a pool
 //! seen stopped zeroing or full, and never on figures older than that limit. Operators' hand
 //! edits are picked up by a resync ([`super::Lvm::resync`]: periodic, and on SIGHUP).
 
-use super::{LvRow, Survey, tags::PUBLISHED};
+use super::{
+    LvRow, Survey,
+    pool_status::{self, PoolStatus},
+    tags::PUBLISHED,
+};
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
@@ -128,7 +133,26 @@ impl Ledger {
         survey.lvs.extend(row);
     }
 
-    /// How long ago the thin pool `name`'s row was read from LVM; `None` when the record holds
+    /// Rewrites the thin pool `name`'s row in place with what device-mapper says of it now
+    /// ([`super::pool_status::refresh`]) and counts that as a reading; `false` (nothing
+    /// changed) when the record holds no such row.
+    pub fn pool_status_read(&mut self, name: &str, status: &PoolStatus) -> bool {
+        let Some(survey) = self.survey.as_mut() else {
+            return false;
+        };
+        let Some(row) = survey
+            .lvs
+            .iter_mut()
+            .find(|r| r.name == name && r.is_thin_pool())
+        else {
+            return false;
+        };
+        *row = pool_status::refresh(row, status);
+        self.pools_read.insert(name.to_string(), Instant::now());
+        true
+    }
+
+    /// How long ago the thin pool `name`'s row was read (from LVM or device-mapper); `None` when the record holds
     /// no such row (never read, no such pool, or the record was forgotten).
     pub fn pool_age(&self, name: &str) -> Option<Duration> {
         self.survey.as_ref()?;

@@ -18,6 +18,7 @@ pub mod argv;
 pub mod changes;
 mod cli;
 pub mod ledger;
+pub mod pool_status;
 pub mod quarantine;
 pub mod report;
 pub mod space;
@@ -49,9 +50,10 @@ pub trait Lvm: Send + Sync + fmt::Debug {
     /// Reads the VG and its LVs from LVM now, inside the per-VG queue, and replaces the
     /// [`ledger`]'s record with them (picks up hand edits and the thin pool's usage).
     fn resync(&self) -> BoxFuture<'_, Result<Survey>>;
-    /// Reads the thin pool `name` from LVM now (one `lvs vg/pool`), inside the per-VG queue,
-    /// into the [`ledger`] (its usage, faults and zeroing flag change with every write and by
-    /// hand); nothing without a ledger.
+    /// Reads the thin pool `name` now into the [`ledger`] (its usage, faults and zeroing flag
+    /// change with every write and by hand): from device-mapper, outside the per-VG queue, when
+    /// the ledger holds the pool's row ([`pool_status`]), else one `lvs vg/pool` inside the
+    /// queue; nothing without a ledger.
     fn refresh_pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
     /// The thin pool `name` of the VG, or `None` if there is no thin pool of that name.
     fn pool<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LvRow>>>;

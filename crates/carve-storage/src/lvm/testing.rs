@@ -56,3 +56,32 @@ pub fn carve_tags(name: &str) -> Vec<String> {
     }
     .creation_tags()
 }
+
+/// `dmsetup table` and `dmsetup status` of the thin pool `row`'s `-tpool` device, as the kernel
+/// prints them ([`super::pool_status`]): its usage in 10,000 blocks, `skip_block_zeroing`
+/// unless `lv_attr` character 8 is `z`, the mode from character 9.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // percentages 0..=100
+pub fn dm_pool_lines(row: &LvRow) -> (String, String) {
+    let attr = row.attr.as_bytes();
+    let features = if attr.get(7) == Some(&b'z') {
+        "0"
+    } else {
+        "1 skip_block_zeroing"
+    };
+    let sectors = row.size / 512;
+    let table = format!("0 {sectors} thin-pool 254:1 254:2 128 0 {features} \n");
+    let blocks = |p: Option<f64>| (p.unwrap_or(0.0) * 100.0).round() as u64;
+    let mode = match attr.get(8) {
+        Some(b'F') => return (table, format!("0 {sectors} thin-pool Fail\n")),
+        Some(b'M') => "ro",
+        Some(b'D') => "out_of_data_space",
+        _ => "rw",
+    };
+    let status = format!(
+        "0 {sectors} thin-pool 1 {}/10000 {}/10000 - {mode} discard_passdown \
+         queue_if_no_space - 1024 \n",
+        blocks(row.metadata_percent),
+        blocks(row.data_percent),
+    );
+    (table, status)
+}

@@ -71,12 +71,12 @@ async fn after_one_seed_admission_and_reads_run_no_lvm_command() {
     let err = refused(third.await, Kind::ResourceExhausted);
     assert!(err.message().contains("0 bytes free"), "{err}");
     // Thin promises add up in the ledger too; the pool itself is read at each thin admission.
-    host.expect_pool(&pool_row(1 << 30));
+    host.expect_pool_dm(&pool_row(1 << 30));
     expect_lvcreate(&host, &names[2], 768 * MIB, &pool);
     lvm.create_within(&names[2], 768 * MIB, &pool, &[], thin(768 * MIB))
         .await
         .unwrap();
-    host.expect_pool(&pool_row(1 << 30));
+    host.expect_pool_dm(&pool_row(1 << 30));
     let err = lvm
         .create_within(&names[3], 512 * MIB, &pool, &[], thin(512 * MIB))
         .await
@@ -162,7 +162,7 @@ async fn a_pool_that_stopped_zeroing_by_hand_is_refused_at_once() {
     let (host, lvm) = seeded(FakeHost::with_ledger(), 1 << 30, &[pool_row(1 << 30)]).await;
     let mut unzeroed = pool_row(1 << 30);
     unzeroed.attr = "twi-aot---".into();
-    host.expect_pool(&unzeroed);
+    host.expect_pool_dm(&unzeroed);
     let lv = LvName::for_volume("a");
     let pool = thin_pool();
     let unzeroed = lvm.create_within(&lv, 4 * MIB, &pool, &[], thin(4 * MIB));
@@ -240,7 +240,7 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
     // with no LVM command of its own.
     let mut full = pool_row(1 << 30);
     full.data_percent = Some(100.0);
-    host.expect_pool(&full);
+    host.expect_pool_dm(&full);
     lvm.refresh_pool("pool").await.unwrap();
     let full = lvm.create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB));
     let err = refused(full.await, Kind::ResourceExhausted);
@@ -248,7 +248,7 @@ async fn a_fresh_pool_reading_admits_thin_claims_with_no_lvm_read_and_a_refresh_
     // A pool that stopped zeroing is refused the same way.
     let mut unzeroed = pool_row(1 << 30);
     unzeroed.attr = "twi-aotz--".replace('z', "-");
-    host.expect_pool(&unzeroed);
+    host.expect_pool_dm(&unzeroed);
     lvm.refresh_pool("pool").await.unwrap();
     let unzeroed = lvm.create_within(&b, 64 * MIB, &pool, &[], thin(64 * MIB));
     refused(unzeroed.await, Kind::FailedPrecondition);
@@ -270,5 +270,33 @@ async fn a_forgotten_record_reads_the_pool_again_at_a_thin_admission() {
     lvm.create_within(&a, 64 * MIB, &pool, &[], thin(64 * MIB))
         .await
         .unwrap();
+    host.finish();
+}
+
+#[tokio::test]
+async fn a_pool_device_mapper_cannot_show_is_read_from_lvm() {
+    let pool = thin_pool();
+    let a = LvName::for_volume("a");
+    let (host, lvm) = seeded(FakeHost::with_ledger(), 8 * MIB, &[pool_row(1 << 30)]).await;
+    // Inactive (or no dmsetup): `lvs vg/pool`, in the queue, as before device-mapper was read.
+    host.expect_pool_dm_missing("pool");
+    host.expect_pool(&pool_row(1 << 30));
+    expect_lvcreate(&host, &a, 64 * MIB, &pool);
+    lvm.create_within(&a, 64 * MIB, &pool, &[], thin(64 * MIB))
+        .await
+        .unwrap();
+    // The refresher falls back the same way, and a pool LVM no longer has leaves the record.
+    host.expect_pool_dm_missing("pool");
+    host.expect_pool_gone("pool");
+    lvm.refresh_pool("pool").await.unwrap();
+    assert!(
+        !lvm.survey()
+            .await
+            .unwrap()
+            .lvs
+            .iter()
+            .any(LvRow::is_thin_pool),
+        "the pool's row is gone"
+    );
     host.finish();
 }

@@ -4,7 +4,7 @@
 use super::{Ctx, Settings, create_volume::CreateVolume};
 use crate::{
     lio::{AclSpec, Lio, configfs::ConfigfsLio, state::entries},
-    lvm::{Allocation, Claim, LvRow, LvmCli, argv, tags::VolumeRecord},
+    lvm::{Allocation, Claim, LvRow, LvmCli, argv, pool_status, tags::VolumeRecord},
 };
 use csi_common::{
     command::{Expectation, ScriptedRunner},
@@ -198,6 +198,38 @@ impl FakeHost {
         self.runner.expect(
             Expectation::of(&argv::lvs(&format!("{VG}/{}", pool.name), T))
                 .stdout(lvs_json(std::slice::from_ref(pool))),
+        );
+    }
+
+    /// `dmsetup status` and `dmsetup table` of the thin pool `pool`'s `-tpool` device,
+    /// answering what `pool` says (how a pool the ledger already holds is read again).
+    pub fn expect_pool_dm(&self, pool: &LvRow) {
+        let (table, status) = carve_storage::lvm::testing::dm_pool_lines(pool);
+        let name = pool_status::dm_name(VG, &pool.name, "tpool");
+        self.runner
+            .expect(Expectation::of(&pool_status::status_cmd(&name, T)).stdout(status));
+        self.runner
+            .expect(Expectation::of(&pool_status::table_cmd(&name, T)).stdout(table));
+    }
+
+    /// `dmsetup status` failing under both names of the thin pool `pool` as it does for a
+    /// device that does not exist (an inactive pool).
+    pub fn expect_pool_dm_missing(&self, pool: &str) {
+        for name in pool_status::dm_names(VG, pool) {
+            self.runner.expect(
+                Expectation::of(&pool_status::status_cmd(&name, T))
+                    .fails(1, "Device does not exist.\nCommand failed.\n"),
+            );
+        }
+    }
+
+    /// `lvs vg/pool` failing as LVM does for an LV that does not exist.
+    pub fn expect_pool_gone(&self, pool: &str) {
+        self.runner.expect(
+            Expectation::of(&argv::lvs(&format!("{VG}/{pool}"), T)).fails(
+                5,
+                format!("  Failed to find logical volume \"{VG}/{pool}\"\n"),
+            ),
         );
     }
 
