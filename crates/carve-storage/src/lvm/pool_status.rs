@@ -25,21 +25,19 @@ use std::time::Duration;
 /// names doubled, the parts joined by `-` (libdevmapper `dm_build_dm_name`), e.g.
 /// `("vg-a", "pool", "tpool")` → `vg--a-pool-tpool`.
 pub fn dm_name(vg: &str, lv: &str, layer: &str) -> String {
-    format!(
-        "{}-{}-{layer}",
-        vg.replace('-', "--"),
-        lv.replace('-', "--")
-    )
+    format!("{}-{layer}", lv_dm_name(vg, lv))
+}
+
+/// The device-mapper name of `vg/lv` itself (no layer), mangled as in [`dm_name`].
+fn lv_dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
 }
 
 /// The device-mapper names a thin pool `pool` of `vg` can carry its `thin-pool` target under,
 /// in the order tried: the `-tpool` layer LVM adds once thin LVs use the pool, then the pool's
 /// own name (a pool no thin LV uses yet is activated without that layer).
 pub fn dm_names(vg: &str, pool: &str) -> [String; 2] {
-    [
-        dm_name(vg, pool, "tpool"),
-        format!("{}-{}", vg.replace('-', "--"), pool.replace('-', "--")),
-    ]
+    [dm_name(vg, pool, "tpool"), lv_dm_name(vg, pool)]
 }
 
 /// `dmsetup status` of the device-mapper device `name`, limited to `timeout`.
