@@ -93,11 +93,7 @@ pub fn file_sha256_uncached(path: &Path) -> String {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
         .unwrap_or_else(|e| panic!("posix_fadvise {}: {e}", path.display()));
-    let mut data = Vec::new();
-    (&file)
-        .read_to_end(&mut data)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    hex(&Sha256::digest(&data))
+    file_sha256(path)
 }
 
 /// A thread that reads a file from its device over and over ([`file_sha256_uncached`], a
