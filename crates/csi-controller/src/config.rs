@@ -128,6 +128,14 @@ pub struct StorageHostArgs {
     #[arg(long, env = "CARVE_MAX_VOLUMES_PER_NODE", default_value_t = crate::ops::attach_limit::DEFAULT_MAX_VOLUMES_PER_NODE)]
     pub max_volumes_per_node: u32,
 
+    /// Run LVM's commands as lines of long-lived `lvm` shells (lvm(8) shell, with lvm2's
+    /// `lvmdbusd` command profile from /etc/lvm/profile, as lvm2's D-Bus daemon does) instead of
+    /// one process each: in the lab guest about 0.4 s less per command (process start and LVM's
+    /// set-up paid once per shell). Where no shell starts (no such profile), LVM's commands run
+    /// as processes, with a warning. false: always processes.
+    #[arg(long, env = "CARVE_LVM_SHELL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub lvm_shell: bool,
+
     /// How many copies of the volume group's metadata LVM's archive (`/etc/lvm/archive`) keeps:
     /// one LVM change in 16 carries `--config backup{retain_min=N retain_days=0}`
     /// (lvm.conf(5)), so LVM removes older copies as it archives a new one (about N + 15

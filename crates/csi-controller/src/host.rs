@@ -18,7 +18,7 @@ use crate::{
         Lio, configfs::ConfigfsLio, saveconfig, saved::SavedLio, saver::SaveHandle,
         targetcli::TargetcliLio,
     },
-    lvm::{Lvm, LvmCli},
+    lvm::{Lvm, LvmCli, LvmShell},
     ops::{Ctx, Settings},
     readiness::ControllerReadiness,
     reconcile,
@@ -94,6 +94,12 @@ pub fn build(
     options: &HostOptions,
     runner: Arc<dyn CommandRunner>,
 ) -> Result<StorageHost> {
+    // LVM's commands in `lvm` shells, everything else as processes (`--lvm-shell`).
+    let runner: Arc<dyn CommandRunner> = if args.lvm_shell {
+        Arc::new(LvmShell::new(runner, &options.command_prefix))
+    } else {
+        runner
+    };
     let missing = tools::missing(&needed_programs(args, &options.command_prefix));
     if !missing.is_empty() {
         tracing::error!(missing = ?missing, "required programs not found; volumes cannot be served until they are installed");

@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod pool_status;
 pub mod quarantine;
 pub mod report;
+pub mod shell;
 pub mod space;
 pub mod tags;
 #[cfg(any(test, feature = "testing"))]
@@ -31,6 +32,7 @@ pub use argv::SnapshotUse;
 pub use cli::{ARCHIVE_TRIM_EVERY, DEFAULT_WIPE_TIMEOUT, LvmCli};
 pub use ledger::{Change, Ledger};
 pub use report::{LvRow, VgRow};
+pub use shell::LvmShell;
 pub use space::Claim;
 
 use csi_common::{Result, command::BoxFuture, ids::LvName};

@@ -1,0 +1,465 @@
+//! [`LvmShell`]: LVM's own commands run as lines of long-lived `lvm` shells (lvm(8), "an
+//! interactive shell when run without a command") instead of one process each; every other
+//! command goes to the runner it wraps.
+//!
+//! Why: in the lab guest `lvchange --addtag` took 580-770 ms as a process and 190-290 ms as a
+//! line of a shell, `lvs vg/lv` 620-770 ms against 100-200 ms: the process start, dynamic
+//! linking and LVM's set-up (configuration, command table, device cache) are paid once per
+//! shell. Each command still scans devices and reads the metadata afresh (LVM 2.03 drops its
+//! cache at the end of every command, `lvm_run_command` in lvm2 tools/lvmcmdline.c), re-reads
+//! lvm.conf when it changed, and takes and releases its own locks, as a process does.
+//!
+//! Protocol, lvmdbusd's (lvm2 `daemons/lvmdbusd/lvm_shell_proxy.py`):
+//! - the shell runs with `LVM_COMMAND_PROFILE=`[`PROFILE`] (lvm2 `conf/lvmdbusd.profile`,
+//!   installed with LVM in `/etc/lvm/profile`). Its `log/report_command_log=1` makes the shell
+//!   print, after each command, one JSON document whose `log` array holds the command's status
+//!   row (`log_context` "shell", `log_type` "status", `log_ret_code` 1 for success, else the
+//!   exit code a process would have had). On a pipe the shell prints no prompt (Debian builds
+//!   it with editline), so that document is the end of the answer;
+//! - after a failure, `lastlog` answers the command's whole log: its `error` rows are the
+//!   messages a process prints on stderr, and stand in for it;
+//! - the shell splits a line on white space and honours a quote only at an argument's start
+//!   (`lvm_split`, tools/lvmcmdline.c): a command it could not carry exactly ([`shell_line`]),
+//!   or one with stdin or secrets, runs as a process instead.
+//!
+//! Invariants: one command at a time per shell, its line written only after the previous answer;
+//! a shell whose answer times out or cannot be read has its process group killed and is never
+//! used again; a new shell must answer `version` before it takes a command, and when one cannot,
+//! LVM's commands run as processes for [`RETRY_AFTER`] (logged), so a host without the profile
+//! loses speed, never a command.
+
+use csi_common::command::{BoxFuture, Cmd, CommandError, CommandRunner, Output};
+use serde_json::Value;
+use std::{
+    fmt::Write as _,
+    process::Stdio,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    process::{Child, ChildStdin, ChildStdout},
+};
+
+/// The command profile the shells run with: lvm2's own profile for its D-Bus daemon, which
+/// drives the same shell the same way.
+pub const PROFILE: &str = "lvmdbusd";
+
+/// Idle shells kept for the next commands; a busy moment may run more, closed after.
+pub const MAX_IDLE: usize = 4;
+
+/// How long LVM's commands run as processes after a shell could not be started.
+pub const RETRY_AFTER: Duration = Duration::from_mins(5);
+
+/// The longest a new shell may take to answer `version`.
+const START_TIMEOUT: Duration = Duration::from_mins(1);
+
+/// Arguments per line: the shell refuses a line of 64 words or more (`MAX_ARGS`,
+/// tools/lvm.c), the command's name included.
+const MAX_ARGS: usize = 62;
+
+/// LVM's commands that may run in a shell: the ones Carve runs ([`super::argv::LVM_COMMANDS`]).
+fn shell_command(cmd: &Cmd) -> bool {
+    super::argv::LVM_COMMANDS.contains(&cmd.program())
+}
+
+/// The shell's line for `cmd`, or `None` when the shell could not carry it exactly: a program
+/// other than one of LVM's commands by its bare name, stdin or a secret, too many arguments, or
+/// an argument with a control or non-ASCII character, or one that needs quoting and holds both
+/// quote characters. An argument with a space, or starting with a quote or `#`, is quoted.
+pub fn shell_line(cmd: &Cmd) -> Option<String> {
+    if !shell_command(cmd) || cmd.stdin_value().is_some() || cmd.secrets().next().is_some() {
+        return None;
+    }
+    let args: Vec<&str> = cmd.arg_values().collect();
+    if args.len() > MAX_ARGS {
+        return None;
+    }
+    let mut line = cmd.program().to_string();
+    for arg in args {
+        if !arg.chars().all(|c| c.is_ascii() && !c.is_ascii_control()) {
+            return None;
+        }
+        let plain = !arg.is_empty() && !arg.contains(' ') && !arg.starts_with(['"', '\'', '#']);
+        line.push(' ');
+        if plain {
+            line.push_str(arg);
+        } else if !arg.contains('"') {
+            let _ = write!(line, "\"{arg}\"");
+        } else if !arg.contains('\'') {
+            let _ = write!(line, "'{arg}'");
+        } else {
+            return None;
+        }
+    }
+    Some(line)
+}
+
+/// Runs LVM's commands in `lvm` shells, everything else through the wrapped runner.
+#[derive(Debug)]
+pub struct LvmShell {
+    inner: Arc<dyn CommandRunner>,
+    argv: Vec<String>,
+    idle: Mutex<Vec<Shell>>,
+    unavailable_until: Mutex<Option<Instant>>,
+}
+
+impl LvmShell {
+    /// Shells of `prefix... lvm` (the prefix as the wrapped runner's, e.g. `nsenter -t 1 -m
+    /// --`); `inner` runs everything else, and LVM's commands while no shell can start.
+    pub fn new(inner: Arc<dyn CommandRunner>, prefix: &[String]) -> Self {
+        let mut argv = prefix.to_vec();
+        argv.push("lvm".to_string());
+        Self {
+            inner,
+            argv,
+            idle: Mutex::new(Vec::new()),
+            unavailable_until: Mutex::new(None),
+        }
+    }
+
+    /// The same with another shell program (tests).
+    pub fn with_program(mut self, program: impl Into<String>) -> Self {
+        if let Some(last) = self.argv.last_mut() {
+            *last = program.into();
+        }
+        self
+    }
+
+    fn unavailable(&self) -> bool {
+        let mut until = self
+            .unavailable_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// An idle shell, or a new one that answered `version`.
+    async fn take(&self) -> Result<Shell, String> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(shell) = idle {
+            return Ok(shell);
+        }
+        let mut shell = Shell::spawn(&self.argv)?;
+        match tokio::time::timeout(START_TIMEOUT, shell.exchange("version")).await {
+            Ok(Ok(answer)) if answer.code == Some(0) => Ok(shell),
+            Ok(Ok(answer)) => {
+                shell.kill().await;
+                Err(format!("`version` failed: {}", answer.stderr.trim()))
+            }
+            Ok(Err(reason)) => {
+                let stderr = shell.stderr_text();
+                shell.kill().await;
+                Err(format!("{reason}; stderr: {}", stderr.trim()))
+            }
+            Err(_) => {
+                shell.kill().await;
+                Err(format!("no answer to `version` in {START_TIMEOUT:?}"))
+            }
+        }
+    }
+
+    fn give_back(&self, shell: Shell) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(shell);
+        }
+        // Else dropped: its stdin closes and the shell exits at the end of its input.
+    }
+
+    async fn run_in_shell(&self, cmd: &Cmd, line: &str) -> Option<Result<Output, CommandError>> {
+        if self.unavailable() {
+            return None;
+        }
+        let mut shell = match self.take().await {
+            Ok(shell) => shell,
+            Err(reason) => {
+                *self
+                    .unavailable_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + RETRY_AFTER);
+                tracing::warn!(
+                    shell = %self.argv.join(" "),
+                    profile = PROFILE,
+                    %reason,
+                    retry_after_s = RETRY_AFTER.as_secs(),
+                    "no LVM shell: LVM's commands run as processes for now"
+                );
+                return None;
+            }
+        };
+        let command = cmd.redacted();
+        let answer = tokio::time::timeout(cmd.timeout_value(), shell.exchange(line)).await;
+        Some(match answer {
+            Ok(Ok(answer)) => {
+                self.give_back(shell);
+                Ok(Output {
+                    command,
+                    code: answer.code,
+                    stdout: answer.stdout,
+                    stderr: answer.stderr,
+                })
+            }
+            Ok(Err(reason)) => {
+                // The command's outcome is unknown, as for a process killed by a signal.
+                let stderr = shell.stderr_text();
+                shell.kill().await;
+                Ok(Output {
+                    command,
+                    code: None,
+                    stdout: String::new(),
+                    stderr: format!("LVM shell: {reason}\n{stderr}"),
+                })
+            }
+            Err(_) => {
+                shell.kill().await;
+                Err(CommandError::TimedOut {
+                    command,
+                    timeout: cmd.timeout_value(),
+                })
+            }
+        })
+    }
+}
+
+impl CommandRunner for LvmShell {
+    fn run<'a>(&'a self, cmd: &'a Cmd) -> BoxFuture<'a, Result<Output, CommandError>> {
+        Box::pin(async move {
+            let Some(line) = shell_line(cmd) else {
+                return self.inner.run(cmd).await;
+            };
+            let started = Instant::now();
+            let Some(result) = self.run_in_shell(cmd, &line).await else {
+                return self.inner.run(cmd).await;
+            };
+            let elapsed = started.elapsed();
+            metrics::histogram!("carve_command_duration_seconds", "program" => cmd.program().to_string())
+                .record(elapsed.as_secs_f64());
+            let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            match &result {
+                Ok(out) => tracing::debug!(
+                    program = cmd.program(), argv = %out.command, code = ?out.code, duration_ms = ms,
+                    stderr = %out.stderr.trim(), shell = true, "ran command"
+                ),
+                Err(error) => tracing::debug!(
+                    program = cmd.program(), argv = %cmd.redacted(), duration_ms = ms, %error,
+                    shell = true, "command failed"
+                ),
+            }
+            result
+        })
+    }
+}
+
+/// One command's answer.
+#[derive(Debug)]
+struct Answer {
+    /// The exit code a process would have had.
+    code: Option<i32>,
+    /// The JSON document (a report's rows under `report`, the log under `log`).
+    stdout: String,
+    /// The error rows of the command's log, then whatever the shell wrote on stderr.
+    stderr: String,
+}
+
+/// One running `lvm` shell.
+#[derive(Debug)]
+struct Shell {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Shell {
+    fn spawn(argv: &[String]) -> Result<Self, String> {
+        let (program, args) = argv.split_first().ok_or("no shell program")?;
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .env("LC_ALL", "C")
+            .env("LANG", "C")
+            .env("LVM_COMMAND_PROFILE", PROFILE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut err = child.stderr.take().ok_or("no stderr")?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        tokio::spawn(async move {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = err.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// What the shell wrote on stderr since the last call.
+    fn stderr_text(&self) -> String {
+        std::mem::take(&mut *self.stderr.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Runs one line and reads its answer; after a failure, `lastlog` for its messages.
+    async fn exchange(&mut self, line: &str) -> Result<Answer, String> {
+        let stdout = self.ask(line).await?;
+        let code = status_code(&stdout)
+            .ok_or_else(|| format!("no status row in the shell's answer: {stdout:?}"))?;
+        let mut stderr = String::new();
+        if code != 0 {
+            let log = self.ask("lastlog").await?;
+            stderr = error_lines(&log);
+        }
+        stderr.push_str(&self.stderr_text());
+        Ok(Answer {
+            code: Some(code),
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Writes `line` and reads until one whole JSON document has come.
+    async fn ask(&mut self, line: &str) -> Result<String, String> {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .map_err(|e| format!("writing to the shell: {e}"))?;
+        self.stdin
+            .flush()
+            .await
+            .map_err(|e| format!("writing to the shell: {e}"))?;
+        let mut text = Vec::with_capacity(4096);
+        loop {
+            let n = self
+                .stdout
+                .read_buf(&mut text)
+                .await
+                .map_err(|e| format!("reading the shell: {e}"))?;
+            if n == 0 {
+                return Err(format!(
+                    "the shell exited: {}",
+                    String::from_utf8_lossy(&text)
+                ));
+            }
+            if document_complete(&text)? {
+                return Ok(String::from_utf8_lossy(&text).into_owned());
+            }
+        }
+    }
+
+    async fn kill(&mut self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Where the JSON document of an answer starts: the first line whose first non-blank character
+/// is `{` (`version` prints its lines before it).
+fn document_start(text: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        match b {
+            b'\n' => line_start = i + 1,
+            b'{' if text[line_start..i].iter().all(u8::is_ascii_whitespace) => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether `text` holds one whole JSON document; an error when it can never become one.
+fn document_complete(text: &[u8]) -> Result<bool, String> {
+    let Some(start) = document_start(text) else {
+        return Ok(false);
+    };
+    let mut documents = serde_json::Deserializer::from_slice(&text[start..]).into_iter::<Value>();
+    match documents.next() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) if e.is_eof() => Ok(false),
+        Some(Err(e)) => Err(format!(
+            "unreadable answer from the shell ({e}): {}",
+            String::from_utf8_lossy(text)
+        )),
+        None => Ok(false),
+    }
+}
+
+/// The JSON document of an answer.
+fn document(text: &str) -> Option<Value> {
+    let start = document_start(text.as_bytes())?;
+    serde_json::Deserializer::from_str(&text[start..])
+        .into_iter::<Value>()
+        .next()?
+        .ok()
+}
+
+/// The rows of an answer's command log.
+fn log_rows(text: &str) -> Vec<Value> {
+    match document(text).as_ref().and_then(|d| d.get("log")) {
+        Some(Value::Array(rows)) => rows.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn field<'a>(row: &'a Value, name: &str) -> &'a str {
+    row.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The exit code a process would have had, from the shell's status row: `log_ret_code` 1
+/// (`ECMD_PROCESSED`) is 0, any other is itself (lvm2 `lvm_return_code`); `None` when the answer
+/// has no status row with a numeric code.
+fn status_code(text: &str) -> Option<i32> {
+    let rows = log_rows(text);
+    let status = rows.iter().rev().find(|r| {
+        field(r, "log_type") == "status"
+            && field(r, "log_context") == "shell"
+            && field(r, "log_object_type") == "cmd"
+    })?;
+    let code = field(status, "log_ret_code").parse::<i32>().ok()?;
+    Some(if code == 1 { 0 } else { code })
+}
+
+/// The `error` rows of a `lastlog` answer, one per line, indented as LVM prints them.
+fn error_lines(text: &str) -> String {
+    log_rows(text)
+        .iter()
+        .filter(|r| field(r, "log_type") == "error")
+        .fold(String::new(), |mut lines, r| {
+            let _ = writeln!(lines, "  {}", field(r, "log_message"));
+            lines
+        })
+}
+
+#[cfg(test)]
+#[path = "shell_tests.rs"]
+mod tests;
