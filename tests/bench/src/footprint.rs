@@ -2,7 +2,7 @@
 
 use crate::{
     report::Table,
-    sys::{cpu_time, peak_rss_kib, pid_of, reset_peak_rss, rss_kib},
+    sys::{children_rss_kib, cpu_time, peak_rss_kib, pid_of, reset_peak_rss, rss_kib},
 };
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,16 @@ pub async fn idle(window: Duration) -> Table {
             } else {
                 format!("NO (+{:.1} MiB)", rss - 15.0)
             },
+        ]);
+    }
+    if let Some(pid) = pids[0] {
+        let (count, kib) = children_rss_kib(pid, "lvm");
+        table.row(vec![
+            format!("csi-controller's lvm shells ({count})"),
+            format!("{:.1}", kib as f64 / 1024.0),
+            "–".into(),
+            "–".into(),
+            "(reported: separate LVM processes, at most four idle)".into(),
         ]);
     }
     table

@@ -63,6 +63,31 @@ pub fn pid_of(name: &str) -> Option<u32> {
     found
 }
 
+/// The children of `parent` whose `comm` is `name`: how many, and their VmRSS summed in KiB
+/// (the controller's `lvm` shells, `carve_storage::lvm::LvmShell`).
+pub fn children_rss_kib(parent: u32, name: &str) -> (usize, u64) {
+    let mut found = (0, 0);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // After the ")" of comm: state, then the parent's pid (proc(5)).
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if comm.trim() == name && ppid == Some(parent) {
+            found.0 += 1;
+            found.1 += rss_kib(pid).unwrap_or(0);
+        }
+    }
+    found
+}
+
 /// VmRSS of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmRSS:")

@@ -205,6 +205,15 @@ fn controller_rss() -> Option<f64> {
         .map(|kib| kib as f64 / 1024.0)
 }
 
+/// The newest csi-controller's `lvm` shells: "count, VmRSS MiB" (separate processes, so not
+/// in the controller's own VmRSS).
+fn shells_rss() -> String {
+    pid_of("csi-controller").map_or("?".into(), |pid| {
+        let (count, kib) = crate::sys::children_rss_kib(pid, "lvm");
+        format!("{count}, {:.1}", kib as f64 / 1024.0)
+    })
+}
+
 fn mib(rss: Option<f64>) -> String {
     rss.map_or("?".into(), |m| format!("{m:.1}"))
 }
@@ -306,6 +315,7 @@ async fn measure(
     report.rss.push(vec![
         "0 (fresh start)".into(),
         mib(controller_rss()),
+        shells_rss(),
         "–".into(),
         "(reported)".into(),
     ]);
@@ -322,7 +332,14 @@ async fn measure(
         have = n;
         let s = probe(&driver, &format!("c{n}"), plan.reps, true).await?;
         let f = floor(lab, plan.reps)?;
-        report.point(n, pop, s, &f, controller_rss(), n == largest);
+        report.point(
+            n,
+            pop,
+            s,
+            &f,
+            (controller_rss(), shells_rss()),
+            n == largest,
+        );
         if n == largest {
             report.persistence = Some(persistence(plan, have).await?);
         }
@@ -390,7 +407,14 @@ async fn restored_point(
             vg.made,
             first.as_secs_f64()
         );
-        report.point(n, populate, s, &f, controller_rss(), largest);
+        report.point(
+            n,
+            populate,
+            s,
+            &f,
+            (controller_rss(), shells_rss()),
+            largest,
+        );
         report
             .main
             .last_mut()
