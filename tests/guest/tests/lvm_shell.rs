@@ -90,7 +90,7 @@ guest_test!(the_lvm_shell_answers_as_lvm_processes_do, async {
                 vg,
             ],
         ),
-        "Insufficient free space",
+        "insufficient free space",
     )
     .await;
 
