@@ -85,9 +85,15 @@ def crate_sources(crate: str) -> dict[Path, str]:
     test_files: set[Path] = set()
     texts = {p: p.read_text() for p in src.rglob("*.rs")}
     for path, text in texts.items():
-        for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", text):
+        for m in re.finditer(
+            r'#\[cfg\(test\)\]\s*(?:#\[path\s*=\s*"([^"]+)"\]\s*)?(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;', text
+        ):
+            if m.group(1):
+                # `#[path = "x_tests.rs"]`: relative to the declaring file's directory.
+                test_files.add(path.parent / m.group(1))
+                continue
             base = path.parent if path.name in ("mod.rs", "lib.rs", "main.rs") else path.with_suffix("")
-            test_files |= {base / f"{m.group(1)}.rs", base / m.group(1) / "mod.rs"}
+            test_files |= {base / f"{m.group(2)}.rs", base / m.group(2) / "mod.rs"}
     out = {}
     for path, text in texts.items():
         if path in test_files:

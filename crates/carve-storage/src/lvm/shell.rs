@@ -141,15 +141,20 @@ impl LvmShell {
         }
     }
 
-    /// An idle shell, or a new one that answered `version`.
+    /// An idle shell still running (one that exited while idle, killed by hand or by the OOM
+    /// killer, is dropped: a command written to it would fail without having run), or a new
+    /// one that answered `version`.
     async fn take(&self) -> Result<Shell, String> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        if let Some(shell) = idle {
-            return Ok(shell);
+        loop {
+            let idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let Some(mut shell) = idle else { break };
+            if matches!(shell.child.try_wait(), Ok(None)) {
+                return Ok(shell);
+            }
         }
         let mut shell = Shell::spawn(&self.argv)?;
         match tokio::time::timeout(START_TIMEOUT, shell.exchange("version")).await {

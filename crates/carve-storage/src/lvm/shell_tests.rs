@@ -132,6 +132,25 @@ async fn a_failure_carries_its_exit_code_and_its_messages_as_stderr() {
 }
 
 #[tokio::test]
+async fn a_shell_that_died_while_idle_is_not_given_a_command() {
+    let fake = Fake::new(FAKE);
+    let inner = Arc::new(ScriptedRunner::new());
+    let shell = fake.shell(&inner);
+    assert_eq!(shell.run(&lvs()).await.unwrap().code, Some(0));
+    let pid = shell.idle.lock().unwrap()[0].child.id().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let out = shell.run(&lvs()).await.unwrap();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(fake.count("starts"), 2);
+    inner.finish();
+}
+
+#[tokio::test]
 async fn a_command_past_its_timeout_kills_the_shell_and_the_next_starts_another() {
     let fake = Fake::new(FAKE);
     let inner = Arc::new(ScriptedRunner::new());
