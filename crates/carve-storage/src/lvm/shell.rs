@@ -378,12 +378,7 @@ impl Shell {
     }
 
     async fn kill(&mut self) {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        csi_common::command::kill_group(self.child.id());
         let _ = self.child.wait().await;
     }
 }

@@ -13,7 +13,7 @@ mod system;
 /// dev-dependency, so no release binary carries it).
 #[cfg(any(test, feature = "testing"))]
 pub use fake::{Expectation, ScriptedRunner};
-pub use system::SystemRunner;
+pub use system::{SystemRunner, kill_group};
 
 use crate::error::{Error, Kind};
 use std::{fmt, future::Future, pin::Pin, time::Duration};

@@ -122,7 +122,10 @@ impl SystemRunner {
     }
 }
 
-fn kill_group(pid: Option<u32>) {
+/// SIGKILL to the process group led by `pid` (a child spawned with `process_group(0)`);
+/// nothing when `pid` is `None` (already reaped) or out of range. Errors (the group gone) are
+/// ignored: the caller reaps the child next.
+pub fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),
