@@ -14,10 +14,13 @@
 //!   installed with LVM in `/etc/lvm/profile`). Its `log/report_command_log=1` makes the shell
 //!   print, after each command, one JSON document whose `log` array holds the command's status
 //!   row (`log_context` "shell", `log_type` "status", `log_ret_code` 1 for success, else the
-//!   exit code a process would have had). On a pipe the shell prints no prompt (Debian builds
-//!   it with editline), so that document is the end of the answer;
-//! - after a failure, `lastlog` answers the command's whole log: its `error` rows are the
-//!   messages a process prints on stderr, and stand in for it;
+//!   exit code a process would have had). That document is the end of the answer, and the
+//!   answer is that document alone: on a pipe Debian's editline build prints no prompt, a
+//!   readline build prints `lvm> ` (lvm2 commit b3d13c50d), which is skipped ([`PROMPT`]);
+//! - after a failure, `lastlog` answers the command's whole log: its `error`, `fatal` and `warn`
+//!   rows are the messages a process prints on stderr, and stand in for it;
+//! - the shell rewrites `$HOME/.lvm_history` after every line (`_write_history`, tools/lvm.c),
+//!   names and tags included; it runs with `HOME=/dev/null`, where that file cannot exist;
 //! - the shell splits a line on white space and honours a quote only at an argument's start
 //!   (`lvm_split`, tools/lvmcmdline.c): a command it could not carry exactly ([`shell_line`]),
 //!   or one with stdin or secrets, runs as a process instead.
@@ -29,9 +32,11 @@
 //! loses speed, never a command.
 
 use csi_common::command::{BoxFuture, Cmd, CommandError, CommandRunner, Output};
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::{
     fmt::Write as _,
+    ops::Range,
     process::Stdio,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
@@ -53,6 +58,12 @@ pub const RETRY_AFTER: Duration = Duration::from_mins(5);
 
 /// The longest a new shell may take to answer `version`.
 const START_TIMEOUT: Duration = Duration::from_mins(1);
+
+/// The prompt a readline build of `lvm` prints before each line, even on a pipe.
+const PROMPT: &[u8] = b"lvm>";
+
+/// The most of a shell's answer an error message quotes (an answer can be a whole VG's report).
+const EXCERPT: usize = 1024;
 
 /// Arguments per line: the shell refuses a line of 64 words or more (`MAX_ARGS`,
 /// tools/lvm.c), the command's name included.
@@ -144,7 +155,9 @@ impl LvmShell {
     /// An idle shell still running (one that exited while idle, killed by hand or by the OOM
     /// killer, is dropped: a command written to it would fail without having run), or a new
     /// one that answered `version`.
-    async fn take(&self) -> Result<Shell, String> {
+    /// A new shell gets at most `timeout` (the command's own, when shorter than
+    /// [`START_TIMEOUT`]) to answer.
+    async fn take(&self, timeout: Duration) -> Result<Shell, String> {
         loop {
             let idle = self
                 .idle
@@ -157,7 +170,8 @@ impl LvmShell {
             }
         }
         let mut shell = Shell::spawn(&self.argv)?;
-        match tokio::time::timeout(START_TIMEOUT, shell.exchange("version")).await {
+        let timeout = timeout.min(START_TIMEOUT);
+        match tokio::time::timeout(timeout, shell.exchange("version")).await {
             Ok(Ok(answer)) if answer.code == Some(0) => Ok(shell),
             Ok(Ok(answer)) => {
                 shell.kill().await;
@@ -170,7 +184,7 @@ impl LvmShell {
             }
             Err(_) => {
                 shell.kill().await;
-                Err(format!("no answer to `version` in {START_TIMEOUT:?}"))
+                Err(format!("no answer to `version` in {timeout:?}"))
             }
         }
     }
@@ -187,7 +201,7 @@ impl LvmShell {
         if self.unavailable() {
             return None;
         }
-        let mut shell = match self.take().await {
+        let mut shell = match self.take(cmd.timeout_value()).await {
             Ok(shell) => shell,
             Err(reason) => {
                 *self
@@ -208,7 +222,11 @@ impl LvmShell {
         let answer = tokio::time::timeout(cmd.timeout_value(), shell.exchange(line)).await;
         Some(match answer {
             Ok(Ok(answer)) => {
-                self.give_back(shell);
+                if shell.broken {
+                    shell.kill().await;
+                } else {
+                    self.give_back(shell);
+                }
                 Ok(Output {
                     command,
                     code: answer.code,
@@ -285,6 +303,8 @@ struct Shell {
     stdin: ChildStdin,
     stdout: ChildStdout,
     stderr: Arc<Mutex<String>>,
+    /// Out of step with its input (its `lastlog` went unanswered): killed, not reused.
+    broken: bool,
 }
 
 impl Shell {
@@ -295,6 +315,7 @@ impl Shell {
             .env("LC_ALL", "C")
             .env("LANG", "C")
             .env("LVM_COMMAND_PROFILE", PROFILE)
+            .env("HOME", "/dev/null")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -322,6 +343,7 @@ impl Shell {
             stdin,
             stdout,
             stderr,
+            broken: false,
         })
     }
 
@@ -330,15 +352,30 @@ impl Shell {
         std::mem::take(&mut *self.stderr.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Runs one line and reads its answer; after a failure, `lastlog` for its messages.
+    /// Runs one line and reads its answer; after a failure, `lastlog` for its messages. What
+    /// the shell wrote on stderr before the line (while idle) is logged, not given to it.
     async fn exchange(&mut self, line: &str) -> Result<Answer, String> {
+        let stale = self.stderr_text();
+        if !stale.trim().is_empty() {
+            tracing::debug!(stderr = %stale.trim(), "LVM shell: stderr between commands");
+        }
         let stdout = self.ask(line).await?;
-        let code = status_code(&stdout)
-            .ok_or_else(|| format!("no status row in the shell's answer: {stdout:?}"))?;
+        let code = status_code(&stdout).ok_or_else(|| {
+            format!(
+                "no status row in the shell's answer: {}",
+                excerpt(stdout.as_bytes())
+            )
+        })?;
         let mut stderr = String::new();
         if code != 0 {
-            let log = self.ask("lastlog").await?;
-            stderr = error_lines(&log);
+            // The code is known; a `lastlog` that fails loses only the messages.
+            match self.ask("lastlog").await {
+                Ok(log) => stderr = message_lines(&log),
+                Err(reason) => {
+                    self.broken = true;
+                    stderr = format!("LVM shell: no log of the failure: {reason}\n");
+                }
+            }
         }
         stderr.push_str(&self.stderr_text());
         Ok(Answer {
@@ -348,7 +385,8 @@ impl Shell {
         })
     }
 
-    /// Writes `line` and reads until one whole JSON document has come.
+    /// Writes `line` and reads until one whole JSON document has come; answers that document
+    /// alone (a prompt, an echo or `version`'s lines before it are dropped).
     async fn ask(&mut self, line: &str) -> Result<String, String> {
         self.stdin
             .write_all(format!("{line}\n").as_bytes())
@@ -366,13 +404,10 @@ impl Shell {
                 .await
                 .map_err(|e| format!("reading the shell: {e}"))?;
             if n == 0 {
-                return Err(format!(
-                    "the shell exited: {}",
-                    String::from_utf8_lossy(&text)
-                ));
+                return Err(format!("the shell exited: {}", excerpt(&text)));
             }
-            if document_complete(&text)? {
-                return Ok(String::from_utf8_lossy(&text).into_owned());
+            if let Some(span) = document_span(&text)? {
+                return Ok(String::from_utf8_lossy(&text[span]).into_owned());
             }
         }
     }
@@ -383,44 +418,61 @@ impl Shell {
     }
 }
 
-/// Where the JSON document of an answer starts: the first line whose first non-blank character
-/// is `{` (`version` prints its lines before it).
+/// Where the JSON document of an answer starts: the first `{` with nothing before it on its
+/// line but blanks and prompts (`version` prints its lines before it; a readline build prints
+/// `lvm> ` and may echo the line, whose `{` follows other words).
 fn document_start(text: &[u8]) -> Option<usize> {
     let mut line_start = 0;
     for (i, &b) in text.iter().enumerate() {
         match b {
             b'\n' => line_start = i + 1,
-            b'{' if text[line_start..i].iter().all(u8::is_ascii_whitespace) => return Some(i),
+            b'{' if only_prompts(&text[line_start..i]) => return Some(i),
             _ => {}
         }
     }
     None
 }
 
-/// Whether `text` holds one whole JSON document; an error when it can never become one.
-fn document_complete(text: &[u8]) -> Result<bool, String> {
+/// Whether `prefix` holds nothing but blanks and prompts.
+fn only_prompts(prefix: &[u8]) -> bool {
+    let mut rest = prefix.trim_ascii();
+    while let Some(after) = rest.strip_prefix(PROMPT) {
+        rest = after.trim_ascii_start();
+    }
+    rest.is_empty()
+}
+
+/// Where the first whole JSON document in `text` lies; `None` while it has not all come, an
+/// error when it can never be one.
+fn document_span(text: &[u8]) -> Result<Option<Range<usize>>, String> {
     let Some(start) = document_start(text) else {
-        return Ok(false);
+        return Ok(None);
     };
-    let mut documents = serde_json::Deserializer::from_slice(&text[start..]).into_iter::<Value>();
+    let mut documents =
+        serde_json::Deserializer::from_slice(&text[start..]).into_iter::<IgnoredAny>();
     match documents.next() {
-        Some(Ok(_)) => Ok(true),
-        Some(Err(e)) if e.is_eof() => Ok(false),
+        Some(Ok(_)) => Ok(Some(start..start + documents.byte_offset())),
+        Some(Err(e)) if e.is_eof() => Ok(None),
         Some(Err(e)) => Err(format!(
             "unreadable answer from the shell ({e}): {}",
-            String::from_utf8_lossy(text)
+            excerpt(text)
         )),
-        None => Ok(false),
+        None => Ok(None),
     }
+}
+
+/// At most [`EXCERPT`] bytes of `text`, for an error message.
+fn excerpt(text: &[u8]) -> String {
+    let mut quoted = String::from_utf8_lossy(&text[..text.len().min(EXCERPT)]).into_owned();
+    if text.len() > EXCERPT {
+        let _ = write!(quoted, "… ({} bytes in all)", text.len());
+    }
+    quoted
 }
 
 /// The JSON document of an answer.
 fn document(text: &str) -> Option<Value> {
-    let start = document_start(text.as_bytes())?;
-    serde_json::Deserializer::from_str(&text[start..])
-        .into_iter::<Value>()
-        .next()?
-        .ok()
+    serde_json::from_str(text).ok()
 }
 
 /// The rows of an answer's command log.
@@ -449,11 +501,12 @@ fn status_code(text: &str) -> Option<i32> {
     Some(if code == 1 { 0 } else { code })
 }
 
-/// The `error` rows of a `lastlog` answer, one per line, indented as LVM prints them.
-fn error_lines(text: &str) -> String {
+/// The `error`, `fatal` and `warn` rows of a `lastlog` answer (what a process prints on
+/// stderr), one per line, indented as LVM prints them.
+fn message_lines(text: &str) -> String {
     log_rows(text)
         .iter()
-        .filter(|r| field(r, "log_type") == "error")
+        .filter(|r| matches!(field(r, "log_type"), "error" | "fatal" | "warn"))
         .fold(String::new(), |mut lines, r| {
             let _ = writeln!(lines, "  {}", field(r, "log_message"));
             lines

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// and records each line it reads in `lines`.
 const FAKE: &str = r#"#!/bin/bash
 echo start >> "$DIR/starts"
+echo "$HOME" > "$DIR/home"
 [ "$LVM_COMMAND_PROFILE" = lvmdbusd ] || { echo "  no profile" >&2; exit 5; }
 status() {
   printf '  {\n      "log": [\n          {"log_seq_num":"4", "log_type":"status", "log_context":"shell", "log_object_type":"cmd", "log_object_name":"x", "log_message":"%s", "log_errno":"0", "log_ret_code":"%s"}\n      ]\n  }\n' "$1" "$2"
@@ -19,7 +20,7 @@ while IFS= read -r line; do
   set -- $line
   case "$1" in
     version) echo "  LVM version:     2.03.16(2) (2022-05-18)"; status success 1 ;;
-    lastlog) printf '  {\n      "log": [\n          {"log_seq_num":"1", "log_type":"error", "log_context":"processing", "log_object_type":"lv", "log_message":"Failed to find logical volume \\"vg/nope\\"", "log_ret_code":"0"},\n          {"log_seq_num":"2", "log_type":"status", "log_context":"shell", "log_object_type":"cmd", "log_message":"failure", "log_ret_code":"5"}\n      ]\n  }\n' ;;
+    lastlog) printf '  {\n      "log": [\n          {"log_seq_num":"1", "log_type":"error", "log_context":"processing", "log_object_type":"lv", "log_message":"Failed to find logical volume \\"vg/nope\\"", "log_ret_code":"0"},\n          {"log_seq_num":"2", "log_type":"warn", "log_context":"processing", "log_object_type":"lv", "log_message":"WARNING: a warning of the command", "log_ret_code":"0"},\n          {"log_seq_num":"3", "log_type":"print", "log_context":"processing", "log_object_type":"lv", "log_message":"  a printed line", "log_ret_code":"0"},\n          {"log_seq_num":"4", "log_type":"status", "log_context":"shell", "log_object_type":"cmd", "log_message":"failure", "log_ret_code":"5"}\n      ]\n  }\n' ;;
     lvs) printf '  {\n      "report": [\n          {\n              "lv": [\n                  {"lv_name":"a", "lv_size":"67108864", "lv_attr":"Vwi-a-tz--", "lv_tags":"t1", "pool_lv":"pool", "origin":"", "data_percent":"0.00", "metadata_percent":""}\n'; sleep 0.2
          printf '              ]\n          }\n      ]\n      ,\n      "log": [\n          {"log_type":"status", "log_context":"shell", "log_object_type":"cmd", "log_message":"success", "log_ret_code":"1"}\n      ]\n  }\n' ;;
     lvchange) case "$line" in *nope*) echo "  a warning on stderr" >&2; status failure 5 ;; *) status success 1 ;; esac ;;
@@ -100,6 +101,11 @@ async fn a_report_comes_whole_and_the_shell_is_kept_for_the_next_command() {
     }
     assert_eq!(fake.count("starts"), 1, "one shell for three commands");
     assert_eq!(
+        read(&fake.dir.path().join("home")),
+        "/dev/null\n",
+        "no history file can be written"
+    );
+    assert_eq!(
         fake.lines()[0],
         "version",
         "a new shell answers `version` first"
@@ -117,16 +123,21 @@ async fn a_failure_carries_its_exit_code_and_its_messages_as_stderr() {
     let out = shell.run(&cmd).await.unwrap();
     assert_eq!(out.code, Some(5));
     assert!(
-        out.stderr
-            .starts_with("  Failed to find logical volume \"vg/nope\"\n"),
+        out.stderr.starts_with(
+            "  Failed to find logical volume \"vg/nope\"\n  WARNING: a warning of the command\n"
+        ),
         "{:?}",
         out.stderr
     );
+    assert!(!out.stderr.contains("a printed line"), "{:?}", out.stderr);
     assert!(!out.success());
     assert!(fake.lines().contains(&"lastlog".to_string()));
-    // The shell is still good after a failed command.
+    // The shell is still good after a failed command, and what it wrote on stderr after that
+    // command's answer is not the next command's.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let ok = Cmd::new("lvchange").args(["--addtag", "t", "--", "vg/a"]);
-    assert_eq!(shell.run(&ok).await.unwrap().code, Some(0));
+    let out = shell.run(&ok).await.unwrap();
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
     assert_eq!(fake.count("starts"), 1);
     inner.finish();
 }
@@ -290,8 +301,67 @@ fn the_status_row_gives_the_exit_code_a_process_would_have() {
     assert_eq!(status_code(&answer("x")), None);
     assert_eq!(status_code("  {\"log\": []}\n"), None);
     assert_eq!(status_code("  {\"report\": []}\n"), None);
-    assert!(!document_complete(b"  {\"log\": [").unwrap());
-    assert!(document_complete(b"  LVM version: 2\n  {\"log\": []}\n").unwrap());
-    assert!(document_complete(b"  {\"log\": ]").is_err());
-    assert!(!document_complete(b"  LVM version: {2}\n").unwrap());
+    assert_eq!(document_span(b"  {\"log\": [").unwrap(), None);
+    assert_eq!(
+        document_span(b"  LVM version: 2\n  {\"log\": []}\n").unwrap(),
+        Some(19..30)
+    );
+    assert!(document_span(b"  {\"log\": ]").is_err());
+    assert_eq!(document_span(b"  LVM version: {2}\n").unwrap(), None);
+    // A readline build's prompts, and its echo of a line holding a brace, come before it.
+    let text = b"lvm> lvcreate --config 'a{b}'\nlvm> lvm>  {\"log\": []}\nlvm> ";
+    let span = document_span(text).unwrap().unwrap();
+    assert_eq!(&text[span], b"{\"log\": []}");
+}
+
+#[test]
+fn an_error_quotes_at_most_a_kibibyte_of_an_answer() {
+    let quoted = excerpt(&[b'x'; 5000]);
+    assert!(quoted.starts_with(&"x".repeat(EXCERPT)), "{quoted}");
+    assert!(quoted.ends_with("… (5000 bytes in all)"), "{quoted}");
+    assert_eq!(excerpt(b"short"), "short");
+}
+
+/// [`FAKE`] as a readline build of `lvm` answers on a pipe: a prompt before every line, and,
+/// with `echo`, the line itself after it.
+fn readline_build(echo: bool) -> String {
+    let read = "while IFS= read -r line; do\n";
+    let echoed = if echo { "  echo \"$line\"\n" } else { "" };
+    FAKE.replacen(read, &format!("printf 'lvm> '\n{read}{echoed}"), 1)
+        .replacen("\ndone\n", "\n  printf 'lvm> '\ndone\n", 1)
+}
+
+#[tokio::test]
+async fn a_readline_build_s_prompt_and_echo_are_not_part_of_the_answer() {
+    for echo in [false, true] {
+        let fake = Fake::new(&readline_build(echo));
+        let inner = Arc::new(ScriptedRunner::new());
+        let shell = fake.shell(&inner);
+        let out = shell.run(&lvs()).await.unwrap();
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let rows = super::super::report::parse_lvs(&out.stdout).unwrap();
+        assert_eq!(rows[0].name, "a", "echo {echo}");
+        let create = Cmd::new("lvcreate").args(["--config", "backup{retain_min=30}", "--", "vg"]);
+        assert_eq!(shell.run(&create).await.unwrap().code, Some(0));
+        let failing = Cmd::new("lvchange").args(["--addtag", "t", "--", "vg/nope"]);
+        let out = shell.run(&failing).await.unwrap();
+        assert_eq!(out.code, Some(5));
+        assert!(out.stderr.starts_with("  Failed to find"), "{out:?}");
+        assert_eq!(fake.count("starts"), 1, "echo {echo}");
+        inner.finish();
+    }
+}
+
+#[tokio::test]
+async fn a_failure_whose_log_cannot_be_read_keeps_its_code_and_its_shell_is_replaced() {
+    let fake = Fake::new(&FAKE.replacen("lastlog) printf", "lastlog) exit 3 ;; never) printf", 1));
+    let inner = Arc::new(ScriptedRunner::new());
+    let shell = fake.shell(&inner);
+    let failing = Cmd::new("lvchange").args(["--addtag", "t", "--", "vg/nope"]);
+    let out = shell.run(&failing).await.unwrap();
+    assert_eq!(out.code, Some(5), "{out:?}");
+    assert!(out.stderr.contains("no log of the failure"), "{out:?}");
+    assert_eq!(shell.run(&lvs()).await.unwrap().code, Some(0));
+    assert_eq!(fake.count("starts"), 2);
+    inner.finish();
 }
