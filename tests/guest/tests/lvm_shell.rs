@@ -55,6 +55,10 @@ fn lv_names(json: &str) -> Vec<String> {
 guest_test!(the_lvm_shell_answers_as_lvm_processes_do, async {
     let lab = Lab::from_env();
     let vg = lab.vg.as_str();
+    // Where an `lvm` shell keeps its history (tools/lvm.c `_hist_file`): none may be written.
+    let history = std::path::Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+        .join(".lvm_history");
+    let _ = std::fs::remove_file(&history);
     let shell = LvmShell::new(Arc::new(SystemRunner::new()), &[]);
     let lv_path = format!("{vg}/{LV}");
 
@@ -173,5 +177,10 @@ guest_test!(the_lvm_shell_answers_as_lvm_processes_do, async {
         .await
         .unwrap();
     assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        !history.exists(),
+        "a shell wrote {} (volume names and tags)",
+        history.display()
+    );
     assert_no_leaks(&lab, None);
 });
