@@ -218,6 +218,8 @@ async fn main() -> Result<()> {
                 Err(e) => fail(&sink, &mut failed, format!("stage-burst: {e:#}")),
             }
         }
+        sink.keep("driver-controller.log", &driver.controller_log());
+        sink.keep("driver-node.log", &driver.node_log());
         if !failed.is_empty() {
             sink.text(
                 &Arc::try_unwrap(driver)

@@ -90,6 +90,16 @@ impl Sink {
     pub fn table(&self, table: &Table) {
         self.text(&table.render());
     }
+
+    /// Writes `text` to a file `name` beside each report file (not printed): logs kept for
+    /// reading after the run.
+    pub fn keep(&self, name: &str, text: &str) {
+        for f in &self.files {
+            if let Some(dir) = f.parent() {
+                let _ = std::fs::write(dir.join(name), text);
+            }
+        }
+    }
 }
 
 /// Milliseconds with one decimal.

@@ -132,6 +132,16 @@ impl Driver {
         .await;
     }
 
+    /// Stops the controller (SIGTERM, SIGKILL after 10 s) and waits until it is gone.
+    pub fn stop_controller(&mut self) {
+        stop(self.controller_process.take());
+    }
+
+    /// The controller's log so far.
+    pub fn controller_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("controller.log")).unwrap_or_default()
+    }
+
     /// Stops the controller (SIGTERM, then waits), starts it again and connects to it without
     /// waiting for Probe to answer ready (the caller watches it).
     pub async fn spawn_controller(&mut self) -> Client {

@@ -229,6 +229,13 @@ struct Recon {
     serving: Vec<Duration>,
     ready: Vec<Duration>,
     restored: Vec<Duration>,
+    /// Stopping the controller before each restart, LIO intact / after the wipe (SIGTERM
+    /// until it exits: it writes a save still pending first).
+    intact_stop: Vec<Duration>,
+    stop: Vec<Duration>,
+    /// The restart's steps as the controller logged them, LIO intact / after the wipe.
+    intact_steps: Vec<Steps>,
+    steps: Vec<Steps>,
     /// After the last round.
     rss: Option<f64>,
 }
@@ -254,12 +261,17 @@ async fn all_exported(n: usize, what: &str) -> Result<()> {
 async fn reconcile(driver: &mut Driver, have: usize, rounds: usize) -> Result<Recon> {
     let mut r = Recon::default();
     for _ in 0..rounds.max(1) {
-        let (intact_serving, intact_ready) = restart_timed(driver).await?;
+        let intact = restart_timed(driver).await?;
         let (wiped, wipe) = timed(wipe_lio)?;
-        let t = Instant::now();
-        let (serving, ready) = restart_timed(driver).await?;
+        let wiped_restart = restart_timed(driver).await?;
         all_exported(have, "reconcile did not restore them").await?;
-        r.restored.push(t.elapsed());
+        r.restored.push(wiped_restart.started.elapsed());
+        let (intact_serving, intact_ready) = (intact.serving, intact.ready);
+        let (serving, ready) = (wiped_restart.serving, wiped_restart.ready);
+        r.intact_stop.push(intact.stop);
+        r.stop.push(wiped_restart.stop);
+        r.intact_steps.push(intact.steps);
+        r.steps.push(wiped_restart.steps);
         r.intact_serving.push(intact_serving);
         r.intact_ready.push(intact_ready);
         r.wiped = wiped;
@@ -373,7 +385,7 @@ async fn measure(
     teardown(lab, sink)?;
     let largest = plan.restored.iter().copied().max().unwrap_or(0);
     for &n in &plan.restored {
-        restored_point(lab, plan, n, n == largest, large).await?;
+        restored_point(lab, plan, sink, n, n == largest, large).await?;
         if n != largest {
             for t in large.tables(plan, &format!("so far, up to N = {n}")) {
                 sink.table(&t);
@@ -389,6 +401,7 @@ async fn measure(
 async fn restored_point(
     lab: &Lab,
     plan: &Plan,
+    sink: &Sink,
     n: usize,
     largest: bool,
     report: &mut Report,
@@ -423,8 +436,12 @@ async fn restored_point(
         if largest {
             report.persistence = Some(persistence(plan, n).await?);
         }
-        let r = reconcile(&mut driver, n, plan.restarts).await?;
-        report.restarts(n, &r);
+        let r = reconcile(&mut driver, n, plan.restarts).await;
+        sink.keep(
+            &format!("controller-restored-{n}.log"),
+            &driver.controller_log(),
+        );
+        report.restarts(n, &r?);
         anyhow::Ok(())
     }
     .await;
@@ -512,9 +529,61 @@ fn teardown(lab: &Lab, sink: &Sink) -> Result<()> {
     Ok(())
 }
 
-/// Restarts the controller; how long until it answers GetPluginInfo (it serves while it
-/// reconciles) and until Probe answers ready (reconciliation done).
-async fn restart_timed(driver: &mut Driver) -> Result<(Duration, Duration)> {
+/// One timed restart of the controller.
+struct Restart {
+    /// Stopping the previous controller.
+    stop: Duration,
+    /// When the new one was started.
+    started: Instant,
+    /// From the start until it answered GetPluginInfo (it serves while it reconciles).
+    serving: Duration,
+    /// From the start until Probe answered ready (reconciliation done).
+    ready: Duration,
+    /// Its steps, from its log.
+    steps: Steps,
+}
+
+/// A restart's steps as the controller logs them (milliseconds; `None`: not logged).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Steps {
+    /// Seeding the ledger: one LVM report of the VG.
+    pub seed: Option<u64>,
+    /// Reading LIO's state once (at start-up, beside the seed).
+    pub lio_read: Option<u64>,
+    /// Restoring what was missing, [`csi_controller::reconcile::RESTORE_PARALLELISM`] at once.
+    pub restores: Option<u64>,
+}
+
+impl Steps {
+    /// The steps in `log`, the controller's log since its start: the fields of its "seeded the
+    /// volume-group ledger", "read LIO's state" and "reconciled LIO with LVM" lines (a
+    /// controller that reads LIO's state in the pass logs it there, as `lio_read_ms`).
+    fn parse(log: &str) -> Self {
+        let field = |message: &str, key: &str| -> Option<u64> {
+            let line = log.lines().rev().find(|l| l.contains(message))?;
+            let rest = line.split(&format!(" {key}=")).nth(1)?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        };
+        Self {
+            seed: field("seeded the volume-group ledger", "ms"),
+            lio_read: field("read LIO's state", "ms")
+                .or_else(|| field("reconciled LIO with LVM", "lio_read_ms")),
+            restores: field("reconciled LIO with LVM", "restores_ms"),
+        }
+    }
+}
+
+/// Restarts the controller: stops it (timed apart: it first writes a save still pending),
+/// starts it, and times from the start until it answers GetPluginInfo and until Probe
+/// answers ready; its steps are read from its log.
+async fn restart_timed(driver: &mut Driver) -> Result<Restart> {
+    let t = Instant::now();
+    driver.stop_controller();
+    let stop = t.elapsed();
+    let logged = driver.controller_log().len();
     let t = Instant::now();
     let mut client = driver.spawn_controller().await;
     client
@@ -538,5 +607,12 @@ async fn restart_timed(driver: &mut Driver) -> Result<(Duration, Duration)> {
     }
     let ready = t.elapsed();
     driver.controller = client;
-    Ok((serving, ready))
+    let log = driver.controller_log();
+    Ok(Restart {
+        stop,
+        started: t,
+        serving,
+        ready,
+        steps: Steps::parse(log.get(logged..).unwrap_or_default()),
+    })
 }

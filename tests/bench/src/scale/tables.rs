@@ -147,6 +147,8 @@ impl Report {
                 ms(median(&r.intact_serving)),
                 ms(median(&r.serving))
             ),
+            format!("{} / {}", ms(median(&r.intact_stop)), ms(median(&r.stop))),
+            format!("{} / {}", steps(&r.intact_steps), steps(&r.steps)),
             mib(r.rss),
         ]);
         if self.first_recon.is_none() {
@@ -214,6 +216,8 @@ impl Report {
                 "growth",
                 "met",
                 "serving (GetPluginInfo) after ms, intact / wiped (medians)",
+                "stopping the previous controller ms, before intact / wiped (medians; not in the restart's times)",
+                "its steps ms, intact / wiped (medians): ledger seed ‖ LIO read (side by side), then restores",
                 "ctrl VmRSS after the last restart MiB",
             ],
         );
@@ -221,7 +225,12 @@ impl Report {
             "Timed at every N ≥ {} and at the largest, each round a restart with LIO intact, a \
              wipe, and a restart after it. Growth compares medians with the first N timed; the \
              target is 1.1 × the ratio of the Ns (issue #17: 2,000 vs 500 ≤4.4×). {} restores \
-             at once.",
+             at once. A restart is timed from the new process's start; stopping the previous \
+             one (SIGTERM until it exits, SIGKILL after 10 s) is shown apart: it writes a \
+             saveconfig.json save still pending (each start ends with a save). The \
+             steps are the controller's own, from its log (\"seeded the \
+             volume-group ledger\", \"read LIO's state\", \"reconciled LIO with LVM\"): the \
+             seed and the LIO read run side by side, the restores after both.",
             plan.reconcile_from,
             csi_controller::reconcile::RESTORE_PARALLELISM
         ));
@@ -274,4 +283,21 @@ impl Report {
         out.push(rss);
         out
     }
+}
+
+/// The medians of each of `all`'s steps, `seed ‖ LIO read, restores`, `?` for a step not
+/// logged.
+fn steps(all: &[super::Steps]) -> String {
+    let med = |f: fn(&super::Steps) -> Option<u64>| {
+        let mut v: Vec<u64> = all.iter().filter_map(f).collect();
+        v.sort_unstable();
+        v.get(v.len() / 2)
+            .map_or_else(|| "?".to_string(), u64::to_string)
+    };
+    format!(
+        "{} ‖ {}, {}",
+        med(|s| s.seed),
+        med(|s| s.lio_read),
+        med(|s| s.restores)
+    )
 }
