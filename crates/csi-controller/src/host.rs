@@ -215,11 +215,38 @@ pub async fn start_up(
     restoration: Restoration,
     args: StorageHostArgs,
 ) {
+    // LIO's state is read while the ledger seeds (an LVM report and configfs reads overlap
+    // well), for the first pass: no RPC naming a volume is served before that pass lists them.
+    let mut read = None;
     if let Ok(lvm) = ctx.lvm() {
         // Seed the ledger from one report before reconciliation reads it (a failure leaves it
         // empty: reads then ask LVM and the first admission seeds it).
-        if let Err(e) = lvm.resync().await {
-            tracing::warn!(error = %e, "cannot read the volume group yet; the ledger seeds later");
+        let started = std::time::Instant::now();
+        let ((seeded, seed_ms), lio_read) = tokio::join!(
+            async { (lvm.resync().await, started.elapsed().as_millis()) },
+            async {
+                let state = ctx.lio.state().await;
+                (state, started.elapsed().as_millis())
+            }
+        );
+        match lio_read {
+            (Ok(state), ms) => {
+                tracing::info!(targets = state.targets.len(), ms, "read LIO's state");
+                read = Some(state);
+            }
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "cannot read LIO's state; the pass reads it again");
+            }
+        }
+        match seeded {
+            Ok(survey) => tracing::info!(
+                lvs = survey.lvs.len(),
+                ms = seed_ms,
+                "seeded the volume-group ledger"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the volume group yet; the ledger seeds later");
+            }
         }
         resync::spawn(
             Arc::clone(lvm),
@@ -247,6 +274,7 @@ pub async fn start_up(
             &guards,
             &restoration,
             reconcile::RESTORE_PARALLELISM,
+            read.take(),
         );
         match pass.await {
             Ok(_) => break,

@@ -17,10 +17,12 @@
 //! finds HBAs from its index, [`crate::lio::hba_index`]), so the configfs work is linear in
 //! the volumes; volumes are restored [`RESTORE_PARALLELISM`] at a time, each under its guard.
 //! The controller serves meanwhile: [`Restoration`] keeps Probe not ready and RPCs on volumes
-//! not restored yet `Unavailable` until a pass completes. A save of saveconfig.json that an RPC
-//! causes meanwhile holds only the ACLs restored so far: should the controller stop before the
-//! pass ends, the next start lacks the others' CHAP credentials and leaves those ACLs to the
-//! CO's republish, as above (never an ACL without its CHAP).
+//! not restored yet `Unavailable` until a pass completes. saveconfig.json is not rewritten by
+//! the saver's coalesced saves during the pass (held back: one save at its end), so it keeps
+//! the credentials it held; a save that an RPC waits for meanwhile (ControllerUnpublish) or
+//! the save at shutdown holds only the ACLs restored so far: should the controller stop
+//! before the pass ends, the next start lacks the others' CHAP credentials and leaves those
+//! ACLs to the CO's republish, as above (never an ACL without its CHAP).
 
 use crate::{
     lio::{AclSpec, LioState, verify_export},
@@ -36,6 +38,7 @@ use csi_common::{
 use std::{
     collections::{BTreeSet, HashMap},
     sync::Arc,
+    time::Instant,
 };
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -85,7 +88,7 @@ pub async fn reconcile_guarded(
 ) -> Result<Report> {
     let chap = Arc::new(chap.clone());
     let restoration = Restoration::default();
-    reconcile_serving(ctx, chap, guards, &restoration, RESTORE_PARALLELISM).await
+    reconcile_serving(ctx, chap, guards, &restoration, RESTORE_PARALLELISM, None).await
 }
 
 /// [`reconcile`] beside live RPCs: each volume is handled holding its per-volume guard (the
@@ -95,7 +98,11 @@ pub async fn reconcile_guarded(
 /// publication the record holds now, and an ACL the record does not hold is removed.
 ///
 /// Volumes are restored `parallelism` at a time (see [`RESTORE_PARALLELISM`]), each touching
-/// only its own target and storage object, from one read of LIO's state. `restoration` learns
+/// only its own target and storage object, from one read of LIO's state: `read`, when the
+/// caller read it before `restoration` listed anything (start-up reads it while the ledger
+/// seeds; no RPC on a volume is served until the listing), or one read here after the listing.
+/// The saveconfig writer's coalesced saves are held back during the pass, which ends with one
+/// save starting from that read. `restoration` learns
 /// the volumes listed and each one restored, and is complete once the whole pass succeeded; a
 /// volume whose record or LIO state cannot be read again stays in it and fails the pass.
 pub async fn reconcile_serving(
@@ -104,11 +111,23 @@ pub async fn reconcile_serving(
     guards: &OperationGuards,
     restoration: &Restoration,
     parallelism: usize,
+    read: Option<LioState>,
 ) -> Result<Report> {
     ctx.lvm()?;
+    // One save at the end of the pass, not saves rereading its restores beside it.
+    let hold = match ctx.saver() {
+        Some(saver) => Some(saver.hold().await),
+        None => None,
+    };
+    let started = Instant::now();
     let volumes = volume::list(ctx).await?;
     restoration.listed(volumes.iter().map(|v| v.id.as_str()));
-    let before = Arc::new(ctx.lio.state().await?);
+    let listed_ms = started.elapsed().as_millis();
+    let before = Arc::new(match read {
+        Some(state) => state,
+        None => ctx.lio.state().await?,
+    });
+    let lio_read_ms = started.elapsed().as_millis() - listed_ms;
     let mut report = Report {
         volumes: volumes.len(),
         ..Report::default()
@@ -152,6 +171,7 @@ pub async fn reconcile_serving(
             }
         }
     }
+    let restores_ms = started.elapsed().as_millis() - listed_ms - lio_read_ms;
     report.unexported.sort();
     report.busy.sort();
     let prefix = format!("{}:", ctx.settings.iqn_prefix);
@@ -164,9 +184,14 @@ pub async fn reconcile_serving(
             report.orphan_exports.push(target.iqn.clone());
         }
     }
-    // Always: the saver's first save reads the whole state once, here rather than on the first
-    // ControllerUnpublish (which waits for its save), and the file matches LIO from the start.
-    ctx.lio_changed();
+    // Always: the file matches LIO from the start, and the save starts from the state this pass
+    // read (rereading only what it changed, or everything when it changed most exports), not
+    // on the first ControllerUnpublish (which waits for its save).
+    if let Some(saver) = ctx.saver() {
+        let before = Arc::try_unwrap(before).unwrap_or_else(|shared| (*shared).clone());
+        saver.request_since(before).await;
+    }
+    drop(hold);
     if report.removed_acls > 0 {
         // A revoked grant must not survive in saveconfig.json either.
         if let Err(e) = ctx.lio_saved().await {
@@ -189,6 +214,9 @@ pub async fn reconcile_serving(
         orphan_exports = report.orphan_exports.len(),
         removed_acls = report.removed_acls,
         busy = report.busy.len(),
+        listed_ms,
+        lio_read_ms,
+        restores_ms,
         "reconciled LIO with LVM"
     );
     if let Some(e) = failure {

@@ -220,6 +220,7 @@ async fn parallel_restores_give_each_target_exactly_its_own_acls_and_chap() {
         &OperationGuards::new("volume"),
         &Restoration::default(),
         RESTORE_PARALLELISM,
+        None,
     )
     .await
     .unwrap();

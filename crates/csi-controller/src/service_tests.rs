@@ -320,7 +320,7 @@ async fn volumes_not_restored_yet_are_unavailable_and_new_ones_are_created() {
     host.expect_lvs(std::slice::from_ref(&row));
     host.expect_lvs_one(a.as_str(), std::slice::from_ref(&row));
     let chap = std::sync::Arc::default();
-    crate::reconcile::reconcile_serving(&host.ctx, chap, &guards, &restoration, 8)
+    crate::reconcile::reconcile_serving(&host.ctx, chap, &guards, &restoration, 8, None)
         .await
         .unwrap();
     assert!(restoration.ready().is_ok());

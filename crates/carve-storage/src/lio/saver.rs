@@ -8,11 +8,16 @@
 //! `iscsi/` (one directory listing per save), each with the storage object its LUN 0 maps. So
 //! a save costs one listing, one read per changed export ([`Lio::volume_state`]) and the file's
 //! serialisation, not a read of every export's attributes, which took 19 s at 2,000 exports in
-//! the guest (docs/benchmarks.md). The whole state is read on the first save, after a failed
-//! save, on [`SaveHandle::request`] (reconciliation, SIGHUP), and when a target made by hand
+//! the guest (docs/benchmarks.md). The whole state is read on the first save (unless the caller
+//! offered a whole read of its own), after a failed save, on [`SaveHandle::request`] (SIGHUP),
+//! and when a target made by hand
 //! has a name Carve's [`Iqn`] cannot spell (capitals): that is how a hand edit inside an
 //! existing target or storage object, or a target removed and made again by hand between two
-//! saves, reaches the file. Saves are serialized (one writer of the file at a time); a change
+//! saves, reaches the file; also when more than half the exports known changed (one whole read
+//! costs less than that many reads of one export). A caller that read the whole state itself
+//! can offer it as the first save's starting point ([`SaveHandle::request_since`]), and one
+//! about to change many exports can hold the coalesced saves back ([`SaveHandle::hold`]).
+//! Saves are serialized (one writer of the file at a time); a change
 //! made while a save runs is written by the next one; [`SaveHandle::sync`] returns only once
 //! every request made before it is in a file written by a successful save.
 
@@ -49,7 +54,16 @@ pub struct SaveHandle {
     /// the save in progress, which is what serializes saves.
     written: Arc<tokio::sync::Mutex<Option<LioState>>>,
     pending: Arc<Mutex<Pending>>,
+    /// Read-held by each [`SaveHold`]; the background task takes it for writing before a
+    /// coalesced save, so it waits until no hold is left.
+    holds: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// Holds the coalesced saves back while it lives ([`SaveHandle::hold`]); [`SaveHandle::sync`]
+/// still writes at once.
+#[derive(Debug)]
+#[must_use = "the saves are held back only while the hold lives"]
+pub struct SaveHold(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>);
 
 impl SaveHandle {
     /// Starts the saver: after each request it waits `delay` (gathering more requests), then
@@ -61,12 +75,14 @@ impl SaveHandle {
             path,
             written: Arc::default(),
             pending: Arc::default(),
+            holds: Arc::default(),
         };
         let saver = handle.clone();
         tokio::spawn(async move {
             loop {
                 saver.wake.notified().await;
                 tokio::time::sleep(delay).await;
+                drop(saver.holds.write().await);
                 if let Err(e) = saver.sync().await {
                     warn!(path = %saver.path.display(), error = %e, "cannot save LIO configuration");
                 }
@@ -77,6 +93,35 @@ impl SaveHandle {
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds the coalesced saves back until the hold is dropped: a caller about to change many
+    /// exports (startup reconciliation) gets one save at its end instead of saves that each
+    /// reread what changed so far, beside its own work, and a file that keeps what it held
+    /// until then. A save that [`SaveHandle::sync`] asks for (ControllerUnpublish, shutdown)
+    /// is still written at once.
+    pub async fn hold(&self) -> SaveHold {
+        SaveHold(Arc::clone(&self.holds).read_owned().await)
+    }
+
+    /// Asks for a save soon, offering `state`, a read of the whole LIO state the caller made,
+    /// as what that save brings up to date when this process has no state written yet (none
+    /// saved, or the last save failed): the save then reads only the exports changed since
+    /// (each mutation through [`super::saved::SavedLio`] asks for its own) and the targets
+    /// made or removed since, not the whole state again. A hand edit inside an existing target
+    /// made after `state` was read reaches the file on the next whole read, as with any other
+    /// incremental save.
+    pub async fn request_since(&self, state: LioState) {
+        {
+            let mut written = self.written.lock().await;
+            if written.is_none() {
+                *written = Some(state);
+            }
+        }
+        let mut pending = self.lock_pending();
+        pending.requested += 1;
+        drop(pending);
+        self.wake.notify_one();
     }
 
     /// Asks for a save soon that reads the whole LIO state (after changes to many exports, or
@@ -124,6 +169,7 @@ impl SaveHandle {
     }
 
     async fn save_locked(&self, written: &mut Option<LioState>) -> Result<()> {
+        let started = std::time::Instant::now();
         // Taken before reading LIO: a change made during the save asks again.
         let (through, all, volumes) = {
             let mut pending = self.lock_pending();
@@ -131,13 +177,15 @@ impl SaveHandle {
             (pending.requested, all, std::mem::take(&mut pending.volumes))
         };
         // A failed save leaves `written` empty: the next one reads the whole state.
+        let whole = all || written.is_none();
         let state = self.save(written.take(), all, &volumes).await?;
         let count = state.targets.len();
         *written = Some(state);
         let mut pending = self.lock_pending();
         pending.saved = pending.saved.max(through);
         drop(pending);
-        info!(path = %self.path.display(), targets = count, "saved LIO configuration");
+        info!(path = %self.path.display(), targets = count, whole, changed = volumes.len(),
+            ms = started.elapsed().as_millis(), "saved LIO configuration");
         Ok(())
     }
 
@@ -150,8 +198,12 @@ impl SaveHandle {
         all: bool,
         volumes: &BTreeSet<(String, String)>,
     ) -> Result<LioState> {
+        // Rereading most exports one by one costs more than one whole read (after a wipe,
+        // every restored export is a change).
         let refreshed = match last {
-            Some(mut state) if !all => self.refresh(&mut state, volumes).await?.then_some(state),
+            Some(mut state) if !all && volumes.len() * 2 <= state.targets.len().max(1) => {
+                self.refresh(&mut state, volumes).await?.then_some(state)
+            }
             _ => None,
         };
         let state = if let Some(state) = refreshed {

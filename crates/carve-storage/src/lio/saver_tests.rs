@@ -439,3 +439,108 @@ async fn every_mutation_through_saved_lio_asks_for_its_export_even_when_it_fails
     saver.sync().await.unwrap();
     assert_eq!(objects(&path), ["csi-v-002"]);
 }
+
+/// While a hold lives, coalesced saves wait and the file keeps what it held; `sync` still
+/// writes at once; the save waiting is written when the hold is dropped.
+#[tokio::test]
+async fn a_hold_keeps_coalesced_saves_back_but_not_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let lio = empty_lio(&dir.path().join("cfg"));
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_millis(20));
+    let hold = saver.hold().await;
+    lio.ensure_export(&spec(1)).await.unwrap();
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!path.exists(), "a coalesced save was written while held");
+    saver.sync().await.unwrap();
+    assert_eq!(targets(&path).len(), 1, "sync writes while held");
+    lio.ensure_export(&spec(2)).await.unwrap();
+    saver.request_volume(&spec(2).target, &spec(2).storage_object);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        targets(&path).len(),
+        1,
+        "a coalesced save was written while held"
+    );
+    drop(hold);
+    for _ in 0..100 {
+        if targets(&path).len() == 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the save held back was not written after the hold: {:?}",
+        targets(&path)
+    );
+}
+
+/// A save requested with a whole read the caller made starts from it: it reads one listing and
+/// what changed since, and the file holds the changes made after the read too.
+#[tokio::test]
+async fn a_save_from_the_callers_read_reads_only_what_changed_since() {
+    let exports = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cfg");
+    let lio = empty_lio(&root);
+    for n in 0..exports {
+        lio.ensure_export(&spec(n)).await.unwrap();
+    }
+    let path = dir.path().join("saveconfig.json");
+    let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    let read = lio.state().await.unwrap();
+    // Changed after the read: an ACL through the saver's request, and a new export.
+    lio.ensure_acl(&spec(3).target, &acl("node1"))
+        .await
+        .unwrap();
+    saver.request_volume(&spec(3).target, &spec(3).storage_object);
+    lio.ensure_export(&spec(exports)).await.unwrap();
+    saver.request_since(read).await;
+    let before = tally::under(&root);
+    saver.sync().await.unwrap();
+    let operations = tally::under(&root) - before;
+    let found = targets(&path);
+    assert_eq!(found.len(), exports + 1);
+    assert_eq!(found[3].1, ["iqn.2024-01.dev.carve:node1"]);
+    assert_eq!(objects(&path).len(), exports + 1);
+    // A whole read of 21 exports is several hundred operations; this is a listing and two.
+    let whole = {
+        let before = tally::under(&root);
+        lio.state().await.unwrap();
+        tally::under(&root) - before
+    };
+    assert!(
+        operations * 3 < whole,
+        "{operations} operations against {whole} for a whole read"
+    );
+}
+
+/// When most exports known changed (a restore after a wipe), the save reads the whole state
+/// once instead of each changed export.
+#[tokio::test]
+async fn a_save_after_most_exports_changed_reads_the_whole_state() {
+    let Fixture {
+        dir,
+        lio,
+        path,
+        saver,
+    } = saved_with(0..4).await;
+    let root = dir.path().join("cfg");
+    for n in 0..4 {
+        lio.ensure_acl(&spec(n).target, &acl("node1"))
+            .await
+            .unwrap();
+        saver.request_volume(&spec(n).target, &spec(n).storage_object);
+    }
+    let before = tally::under(&root);
+    saver.sync().await.unwrap();
+    let operations = tally::under(&root) - before;
+    let whole = {
+        let before = tally::under(&root);
+        lio.state().await.unwrap();
+        tally::under(&root) - before
+    };
+    assert_eq!(operations, whole, "not one whole read");
+    assert!(targets(&path).iter().all(|(_, acls)| acls.len() == 1));
+}

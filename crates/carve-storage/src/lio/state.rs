@@ -122,14 +122,19 @@ pub struct LioState {
 }
 
 impl LioState {
-    /// The storage object named `name`.
+    /// The (first) storage object named `name`; a binary search of the sorted list, so that
+    /// looking up each of N volumes (reconciliation) stays O(N log N).
     pub fn storage_object(&self, name: &str) -> Option<&StorageObjectState> {
-        self.storage_objects.iter().find(|o| o.name == name)
+        let at = self
+            .storage_objects
+            .partition_point(|o| o.name.as_str() < name);
+        self.storage_objects.get(at).filter(|o| o.name == name)
     }
 
-    /// The target `iqn`.
+    /// The target `iqn`; a binary search of the sorted list.
     pub fn target(&self, iqn: &str) -> Option<&TargetState> {
-        self.targets.iter().find(|t| t.iqn == iqn)
+        let at = self.targets.partition_point(|t| t.iqn.as_str() < iqn);
+        self.targets.get(at).filter(|t| t.iqn == iqn)
     }
 
     /// Replaces what one read of an export covers ([`read_volume_state`] of `iqn` and
