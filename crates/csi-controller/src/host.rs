@@ -225,13 +225,13 @@ pub async fn start_up(
         let ((seeded, seed_ms), lio_read) = tokio::join!(
             async { (lvm.resync().await, started.elapsed().as_millis()) },
             async {
-                let state = ctx.lio.state().await;
-                (state, started.elapsed().as_millis())
+                let read = reconcile::LioRead::now(&ctx).await;
+                (read, started.elapsed().as_millis())
             }
         );
         match lio_read {
             (Ok(state), ms) => {
-                tracing::info!(targets = state.targets.len(), ms, "read LIO's state");
+                tracing::info!(targets = state.targets(), ms, "read LIO's state");
                 read = Some(state);
             }
             (Err(e), _) => {

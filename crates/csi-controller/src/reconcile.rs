@@ -25,7 +25,11 @@
 //! ACLs to the CO's republish, as above (never an ACL without its CHAP).
 
 use crate::{
-    lio::{AclSpec, LioState, verify_export},
+    lio::{
+        AclSpec, LioState,
+        saver::{ReadMark, SaveHandle},
+        verify_export,
+    },
     ops::{Ctx, volume},
     restoration::Restoration,
 };
@@ -74,6 +78,31 @@ pub type SavedChap = HashMap<(String, String), Chap>;
 /// add memory and CPU contention on the storage host, which also serves the volumes' I/O.
 pub const RESTORE_PARALLELISM: usize = 8;
 
+/// A read of LIO's whole state for a pass, with when it began as the saveconfig writer counts
+/// its saves (so that the pass's save can start from it: [`SaveHandle::request_since`]).
+#[derive(Debug)]
+pub struct LioRead {
+    mark: Option<ReadMark>,
+    state: LioState,
+}
+
+impl LioRead {
+    /// Reads LIO's state now.
+    ///
+    /// # Errors
+    /// LIO's state cannot be read.
+    pub async fn now(ctx: &Ctx) -> Result<Self> {
+        let mark = ctx.saver().map(SaveHandle::mark);
+        let state = ctx.lio.state().await?;
+        Ok(Self { mark, state })
+    }
+
+    /// The number of targets read.
+    pub fn targets(&self) -> usize {
+        self.state.targets.len()
+    }
+}
+
 /// Reconciles LIO with LVM. `chap` maps (target IQN, initiator IQN) to saved credentials.
 /// For use before the service runs; once it serves, use [`reconcile_serving`].
 pub async fn reconcile(ctx: &Ctx, chap: &SavedChap) -> Result<Report> {
@@ -111,7 +140,7 @@ pub async fn reconcile_serving(
     guards: &OperationGuards,
     restoration: &Restoration,
     parallelism: usize,
-    read: Option<LioState>,
+    read: Option<LioRead>,
 ) -> Result<Report> {
     ctx.lvm()?;
     // One save at the end of the pass, not saves rereading its restores beside it.
@@ -123,10 +152,11 @@ pub async fn reconcile_serving(
     let volumes = volume::list(ctx).await?;
     restoration.listed(volumes.iter().map(|v| v.id.as_str()));
     let listed_ms = started.elapsed().as_millis();
-    let before = Arc::new(match read {
-        Some(state) => state,
-        None => ctx.lio.state().await?,
-    });
+    let LioRead { mark, state } = match read {
+        Some(read) => read,
+        None => LioRead::now(ctx).await?,
+    };
+    let before = Arc::new(state);
     let lio_read_ms = started.elapsed().as_millis() - listed_ms;
     let mut report = Report {
         volumes: volumes.len(),
@@ -184,12 +214,13 @@ pub async fn reconcile_serving(
             report.orphan_exports.push(target.iqn.clone());
         }
     }
-    // Always: the file matches LIO from the start, and the save starts from the state this pass
-    // read (rereading only what it changed, or everything when it changed most exports), not
-    // on the first ControllerUnpublish (which waits for its save).
-    if let Some(saver) = ctx.saver() {
+    // Always: one save once the pass is over, so that the file matches LIO from then on; it
+    // starts from the state this pass read (rereading only what changed since, or everything
+    // when most exports did), and is not left to the first ControllerUnpublish (which waits for
+    // its save).
+    if let (Some(saver), Some(mark)) = (ctx.saver(), mark) {
         let before = Arc::try_unwrap(before).unwrap_or_else(|shared| (*shared).clone());
-        saver.request_since(before).await;
+        saver.request_since(mark, before);
     }
     drop(hold);
     if report.removed_acls > 0 {

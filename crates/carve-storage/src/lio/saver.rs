@@ -8,12 +8,12 @@
 //! `iscsi/` (one directory listing per save), each with the storage object its LUN 0 maps. So
 //! a save costs one listing, one read per changed export ([`Lio::volume_state`]) and the file's
 //! serialisation, not a read of every export's attributes, which took 19 s at 2,000 exports in
-//! the guest (docs/benchmarks.md). The whole state is read on the first save (unless the caller
-//! offered a whole read of its own), after a failed save, on [`SaveHandle::request`] (SIGHUP),
-//! and when a target made by hand
+//! the guest (docs/benchmarks.md). The whole state is read on the first save and after a failed
+//! save (unless a caller offered a whole read of its own that began after the last save
+//! began), on [`SaveHandle::request`] (SIGHUP), and when a target made by hand
 //! has a name Carve's [`Iqn`] cannot spell (capitals): that is how a hand edit inside an
 //! existing target or storage object, or a target removed and made again by hand between two
-//! saves, reaches the file; also when more than half the exports known changed (one whole read
+//! saves, reaches the file; also when more than half the targets known changed (one whole read
 //! costs less than that many reads of one export). A caller that read the whole state itself
 //! can offer it as the first save's starting point ([`SaveHandle::request_since`]), and one
 //! about to change many exports can hold the coalesced saves back ([`SaveHandle::hold`]).
@@ -42,7 +42,17 @@ struct Pending {
     all: bool,
     /// Exports to read again: (target IQN, storage object name).
     volumes: BTreeSet<(String, String)>,
+    /// Saves that have taken requests so far (successful or not).
+    attempts: u64,
+    /// A whole read offered by a caller ([`SaveHandle::request_since`]), with `attempts` as it
+    /// was when the read began.
+    base: Option<(u64, LioState)>,
 }
+
+/// When a caller's read of LIO's state began, as the saver counts its saves
+/// ([`SaveHandle::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMark(u64);
 
 /// Requests coalesced saves from a background task, and immediate ones ([`SaveHandle::sync`]).
 #[derive(Debug, Clone)]
@@ -60,7 +70,8 @@ pub struct SaveHandle {
 }
 
 /// Holds the coalesced saves back while it lives ([`SaveHandle::hold`]); [`SaveHandle::sync`]
-/// still writes at once.
+/// still writes at once, and a coalesced save already under way when the hold was taken
+/// finishes.
 #[derive(Debug)]
 #[must_use = "the saves are held back only while the hold lives"]
 pub struct SaveHold(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>);
@@ -104,21 +115,26 @@ impl SaveHandle {
         SaveHold(Arc::clone(&self.holds).read_owned().await)
     }
 
-    /// Asks for a save soon, offering `state`, a read of the whole LIO state the caller made,
-    /// as what that save brings up to date when this process has no state written yet (none
-    /// saved, or the last save failed): the save then reads only the exports changed since
-    /// (each mutation through [`super::saved::SavedLio`] asks for its own) and the targets
-    /// made or removed since, not the whole state again. A hand edit inside an existing target
-    /// made after `state` was read reaches the file on the next whole read, as with any other
-    /// incremental save.
-    pub async fn request_since(&self, state: LioState) {
-        {
-            let mut written = self.written.lock().await;
-            if written.is_none() {
-                *written = Some(state);
-            }
-        }
+    /// Marks the start of a read of the whole LIO state that the caller may offer to
+    /// [`SaveHandle::request_since`].
+    pub fn mark(&self) -> ReadMark {
+        ReadMark(self.lock_pending().attempts)
+    }
+
+    /// Asks for a save soon, offering `state`, a whole read of LIO's state that began at
+    /// `mark`, as what that save brings up to date: it then reads again only the exports
+    /// changed since (each mutation through [`super::saved::SavedLio`] asks for its own) and
+    /// the targets made or removed since, not the whole state. Offered only while no save has
+    /// taken requests since `mark`, so every change made after the read began is still pending
+    /// (one a later save took, and maybe wrote, could be older than a failed save's loss of
+    /// `written`); otherwise the save starts from what it would have. A hand edit inside an
+    /// existing target made after the read reaches the file on the next whole read, as with
+    /// any incremental save.
+    pub fn request_since(&self, mark: ReadMark, state: LioState) {
         let mut pending = self.lock_pending();
+        if pending.attempts == mark.0 {
+            pending.base = Some((mark.0, state));
+        }
         pending.requested += 1;
         drop(pending);
         self.wake.notify_one();
@@ -171,14 +187,25 @@ impl SaveHandle {
     async fn save_locked(&self, written: &mut Option<LioState>) -> Result<()> {
         let started = std::time::Instant::now();
         // Taken before reading LIO: a change made during the save asks again.
-        let (through, all, volumes) = {
+        let (through, all, volumes, base) = {
             let mut pending = self.lock_pending();
             let all = std::mem::take(&mut pending.all);
-            (pending.requested, all, std::mem::take(&mut pending.volumes))
+            let attempts = pending.attempts;
+            let base = pending.base.take().filter(|(at, _)| *at == attempts);
+            pending.attempts += 1;
+            let volumes = std::mem::take(&mut pending.volumes);
+            (
+                pending.requested,
+                all,
+                volumes,
+                base.map(|(_, state)| state),
+            )
         };
-        // A failed save leaves `written` empty: the next one reads the whole state.
-        let whole = all || written.is_none();
-        let state = self.save(written.take(), all, &volumes).await?;
+        // A whole read offered since the last save began is at least as new as `written`. A
+        // failed save leaves `written` empty: the next one reads the whole state.
+        let last = base.or_else(|| written.take());
+        let whole = all || last.is_none();
+        let state = self.save(last, all, &volumes).await?;
         let count = state.targets.len();
         *written = Some(state);
         let mut pending = self.lock_pending();
@@ -200,8 +227,9 @@ impl SaveHandle {
     ) -> Result<LioState> {
         // Rereading most exports one by one costs more than one whole read (after a wipe,
         // every restored export is a change).
+        let changed: BTreeSet<&str> = volumes.iter().map(|(iqn, _)| iqn.as_str()).collect();
         let refreshed = match last {
-            Some(mut state) if !all && volumes.len() * 2 <= state.targets.len().max(1) => {
+            Some(mut state) if !all && changed.len() * 2 <= state.targets.len().max(1) => {
                 self.refresh(&mut state, volumes).await?.then_some(state)
             }
             _ => None,

@@ -489,6 +489,7 @@ async fn a_save_from_the_callers_read_reads_only_what_changed_since() {
     }
     let path = dir.path().join("saveconfig.json");
     let saver = SaveHandle::spawn(Arc::clone(&lio), path.clone(), Duration::from_hours(1));
+    let mark = saver.mark();
     let read = lio.state().await.unwrap();
     // Changed after the read: an ACL through the saver's request, and a new export.
     lio.ensure_acl(&spec(3).target, &acl("node1"))
@@ -496,7 +497,7 @@ async fn a_save_from_the_callers_read_reads_only_what_changed_since() {
         .unwrap();
     saver.request_volume(&spec(3).target, &spec(3).storage_object);
     lio.ensure_export(&spec(exports)).await.unwrap();
-    saver.request_since(read).await;
+    saver.request_since(mark, read);
     let before = tally::under(&root);
     saver.sync().await.unwrap();
     let operations = tally::under(&root) - before;
@@ -543,4 +544,35 @@ async fn a_save_after_most_exports_changed_reads_the_whole_state() {
     };
     assert_eq!(operations, whole, "not one whole read");
     assert!(targets(&path).iter().all(|(_, acls)| acls.len() == 1));
+}
+
+/// A read offered after a save took requests since it began is not used: that save may have
+/// failed (losing what it took) after an ACL was revoked, and the read still holds the ACL.
+#[tokio::test]
+async fn a_read_older_than_a_failed_save_is_not_the_next_saves_start() {
+    let Fixture {
+        dir: _dir,
+        lio,
+        path,
+        saver,
+    } = saved_with(0..4).await;
+    publish_and_save(&lio, &saver, 1, "node1").await;
+    let mark = saver.mark();
+    let read = lio.state().await.unwrap();
+    // ControllerUnpublish: the ACL goes, its save fails (the file cannot be written).
+    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+    assert!(lio.remove_acl(&spec(1).target, &node).await.unwrap());
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert!(saver.sync().await.is_err());
+    std::fs::remove_dir(&path).unwrap();
+    // The pass ends and offers its read, which still holds the ACL.
+    saver.request_since(mark, read);
+    saver.sync().await.unwrap();
+    assert!(
+        targets(&path).iter().all(|(_, acls)| acls.is_empty()),
+        "a revoked ACL is back in the file: {:?}",
+        targets(&path)
+    );
 }

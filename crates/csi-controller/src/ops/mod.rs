@@ -141,14 +141,6 @@ impl Ctx {
         })
     }
 
-    /// Records that LIO changed in many places (or behind the controller's back), so the
-    /// saveconfig file is rewritten from the whole state (coalesced).
-    pub fn lio_changed(&self) {
-        if let Some(saver) = &self.saver {
-            saver.request();
-        }
-    }
-
     /// The saveconfig writer, if this context has one.
     pub fn saver(&self) -> Option<&SaveHandle> {
         self.saver.as_ref()
