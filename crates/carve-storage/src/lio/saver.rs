@@ -204,8 +204,7 @@ impl SaveHandle {
         // A whole read offered since the last save began is at least as new as `written`. A
         // failed save leaves `written` empty: the next one reads the whole state.
         let last = base.or_else(|| written.take());
-        let whole = all || last.is_none();
-        let state = self.save(last, all, &volumes).await?;
+        let (state, whole) = self.save(last, all, &volumes).await?;
         let count = state.targets.len();
         *written = Some(state);
         let mut pending = self.lock_pending();
@@ -217,14 +216,15 @@ impl SaveHandle {
     }
 
     /// Brings `last` (the state last written) up to date with `volumes` and the targets made
-    /// or removed since, or reads the whole state (`all`, no `last`, or a name Carve cannot
-    /// read by itself), then writes the file; the state written.
+    /// or removed since, or reads the whole state (`all`, no `last`, most targets changed, or
+    /// a name Carve cannot read by itself), then writes the file; the state written, and
+    /// whether it was read whole.
     async fn save(
         &self,
         last: Option<LioState>,
         all: bool,
         volumes: &BTreeSet<(String, String)>,
-    ) -> Result<LioState> {
+    ) -> Result<(LioState, bool)> {
         // Rereading most exports one by one costs more than one whole read (after a wipe,
         // every restored export is a change).
         let changed: BTreeSet<&str> = volumes.iter().map(|(iqn, _)| iqn.as_str()).collect();
@@ -234,6 +234,7 @@ impl SaveHandle {
             }
             _ => None,
         };
+        let whole = refreshed.is_none();
         let state = if let Some(state) = refreshed {
             state
         } else {
@@ -250,7 +251,7 @@ impl SaveHandle {
         })
         .await
         .map_err(|e| Error::internal(format!("saveconfig task failed: {e}")))?;
-        written.map(|()| state)
+        written.map(|()| (state, whole))
     }
 
     /// Reads again the exports in `volumes` and the targets made or removed since `state` was
