@@ -260,3 +260,46 @@ async fn parallel_restores_give_each_target_exactly_its_own_acls_and_chap() {
     assert_eq!(hbas.len(), n, "one HBA per storage object");
     host.finish();
 }
+
+/// The saveconfig writer waits for the pass: no file with only some of the restores is written
+/// beside it (the file keeps what it held: after a reboot, the CHAP credentials of ACLs not
+/// restored yet), and one save after the pass holds every export and ACL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saveconfig_is_written_once_after_the_pass_not_beside_it() {
+    let n = 40;
+    let (host, _) = wiped_lab(n, |i| vec![format!("carve.pub=rw:{}", alternate_node(i))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("saveconfig.json");
+    std::fs::write(&path, "held before").unwrap();
+    let host = host.with_saver_after(&path, std::time::Duration::from_millis(1));
+    // Every version of the file seen, by its number of targets (`None`: the one held before).
+    let targets_in = |path: &std::path::Path| -> Option<usize> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+        doc["targets"].as_array().map(Vec::len)
+    };
+    let seen = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let watcher = {
+        let (path, seen) = (path.clone(), Arc::clone(&seen));
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..20_000 {
+                let found = targets_in(&path);
+                seen.lock().unwrap().insert(found);
+                if found == Some(n) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+        })
+    };
+    let report = reconcile(&host.ctx, &HashMap::new()).await.unwrap();
+    assert_eq!((report.restored_exports, report.restored_acls), (n, n));
+    watcher.await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        BTreeSet::from([None, Some(n)]),
+        "files written (by number of targets; None: the one held before)"
+    );
+    host.finish();
+}

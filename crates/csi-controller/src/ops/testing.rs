@@ -331,13 +331,14 @@ impl FakeHost {
 
     /// This host with a saveconfig writer on `path` whose background saves wait an hour (so
     /// only [`Ctx::lio_saved`] writes the file).
-    pub fn with_saver(mut self, path: &std::path::Path) -> Self {
+    pub fn with_saver(self, path: &std::path::Path) -> Self {
+        self.with_saver_after(path, Duration::from_hours(1))
+    }
+
+    /// This host with a saveconfig writer on `path` whose background saves wait `delay`.
+    pub fn with_saver_after(mut self, path: &std::path::Path, delay: Duration) -> Self {
         let lio: Arc<dyn Lio> = self.lio.clone();
-        let saver = crate::lio::saver::SaveHandle::spawn(
-            lio.clone(),
-            path.to_path_buf(),
-            Duration::from_hours(1),
-        );
+        let saver = crate::lio::saver::SaveHandle::spawn(lio.clone(), path.to_path_buf(), delay);
         self.ctx.lio = Arc::new(crate::lio::saved::SavedLio::new(lio, saver.clone()));
         self.ctx.saver = Some(saver);
         self
