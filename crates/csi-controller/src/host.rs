@@ -205,9 +205,10 @@ impl StorageHost {
     }
 }
 
-/// What runs beside the service from the start: seeds the ledger and starts its resync, resumes
-/// unfinished wipes, then reconciles LIO with LVM (`chap`: the credentials saveconfig.json held
-/// at start), retrying in the background until a pass succeeds.
+/// What runs beside the service from the start: seeds the ledger (reading LIO's state beside
+/// it, for the first pass) and starts its resync, resumes unfinished wipes, then reconciles LIO
+/// with LVM (`chap`: the credentials saveconfig.json held at start), retrying in the background
+/// until a pass succeeds (a retried pass reads LIO again).
 pub async fn start_up(
     ctx: Ctx,
     chap: Arc<reconcile::SavedChap>,

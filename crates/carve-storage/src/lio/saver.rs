@@ -201,9 +201,11 @@ impl SaveHandle {
                 base.map(|(_, state)| state),
             )
         };
-        // A whole read offered since the last save began is at least as new as `written`. A
-        // failed save leaves `written` empty: the next one reads the whole state.
-        let last = base.or_else(|| written.take());
+        // A whole read offered since the last save began is at least as new as `written`.
+        // `written` is emptied either way: a failed save (which loses what it took) leaves it
+        // empty, so the next one reads the whole state.
+        let previous = written.take();
+        let last = base.or(previous);
         let (state, whole) = self.save(last, all, &volumes).await?;
         let count = state.targets.len();
         *written = Some(state);

@@ -576,3 +576,32 @@ async fn a_read_older_than_a_failed_save_is_not_the_next_saves_start() {
         targets(&path)
     );
 }
+
+/// A save that started from an offered read and failed leaves nothing to start from: the next
+/// save reads the whole state (not the state written before, which still has a revoked ACL).
+#[tokio::test]
+async fn a_failed_save_from_an_offered_read_is_followed_by_a_whole_read() {
+    let Fixture {
+        dir: _dir,
+        lio,
+        path,
+        saver,
+    } = saved_with(0..4).await;
+    publish_and_save(&lio, &saver, 1, "node1").await;
+    let mark = saver.mark();
+    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
+    assert!(lio.remove_acl(&spec(1).target, &node).await.unwrap());
+    let read = lio.state().await.unwrap();
+    saver.request_volume(&spec(1).target, &spec(1).storage_object);
+    saver.request_since(mark, read);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert!(saver.sync().await.is_err(), "the file cannot be written");
+    std::fs::remove_dir(&path).unwrap();
+    saver.sync().await.unwrap();
+    assert!(
+        targets(&path).iter().all(|(_, acls)| acls.is_empty()),
+        "a revoked ACL is back in the file: {:?}",
+        targets(&path)
+    );
+}

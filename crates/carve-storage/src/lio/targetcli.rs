@@ -311,7 +311,13 @@ impl TargetcliLio {
 
 impl Lio for TargetcliLio {
     fn state(&self) -> BoxFuture<'_, Result<LioState>> {
-        Box::pin(async move { self.read() })
+        // Thousands of configfs reads: on a blocking thread, not the runtime's.
+        let me = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || me.read())
+                .await
+                .map_err(|e| Error::internal(format!("configfs read task failed: {e}")))?
+        })
     }
 
     fn target_names(&self) -> BoxFuture<'_, Result<Vec<String>>> {

@@ -285,14 +285,20 @@ impl Report {
     }
 }
 
-/// The medians of each of `all`'s steps, `seed ‖ LIO read, restores`, `?` for a step not
-/// logged.
+/// The medians of each of `all`'s steps ([`median`], as every other column), `seed ‖ LIO
+/// read, restores`, `?` for a step not logged.
 fn steps(all: &[super::Steps]) -> String {
     let med = |f: fn(&super::Steps) -> Option<u64>| {
-        let mut v: Vec<u64> = all.iter().filter_map(f).collect();
-        v.sort_unstable();
-        v.get(v.len() / 2)
-            .map_or_else(|| "?".to_string(), u64::to_string)
+        let v: Vec<Duration> = all
+            .iter()
+            .filter_map(f)
+            .map(Duration::from_millis)
+            .collect();
+        if v.is_empty() {
+            "?".to_string()
+        } else {
+            ms(median(&v))
+        }
     };
     format!(
         "{} ‖ {}, {}",
