@@ -546,62 +546,62 @@ async fn a_save_after_most_exports_changed_reads_the_whole_state() {
     assert!(targets(&path).iter().all(|(_, acls)| acls.len() == 1));
 }
 
+/// Four exports saved, then node1's ACL on export 1, saved.
+async fn saved_with_acl() -> Fixture {
+    let f = saved_with(0..4).await;
+    publish_and_save(&f.lio, &f.saver, 1, "node1").await;
+    f
+}
+
+/// What ControllerUnpublish does to LIO and the saver: `node`'s ACL on export `n` removed,
+/// its request.
+async fn revoke(lio: &Arc<dyn Lio>, saver: &SaveHandle, n: usize, node: &str) {
+    let initiator = Iqn::parse(&format!("iqn.2024-01.dev.carve:{node}")).unwrap();
+    assert!(lio.remove_acl(&spec(n).target, &initiator).await.unwrap());
+    saver.request_volume(&spec(n).target, &spec(n).storage_object);
+}
+
+/// A `sync` that fails because the file at `path` cannot be written (then it can again).
+async fn failed_sync(saver: &SaveHandle, path: &Path) {
+    std::fs::remove_file(path).unwrap();
+    std::fs::create_dir(path).unwrap();
+    assert!(saver.sync().await.is_err(), "the file cannot be written");
+    std::fs::remove_dir(path).unwrap();
+}
+
+fn assert_no_acls(path: &Path) {
+    assert!(
+        targets(path).iter().all(|(_, acls)| acls.is_empty()),
+        "a revoked ACL is back in the file: {:?}",
+        targets(path)
+    );
+}
+
 /// A read offered after a save took requests since it began is not used: that save may have
 /// failed (losing what it took) after an ACL was revoked, and the read still holds the ACL.
 #[tokio::test]
 async fn a_read_older_than_a_failed_save_is_not_the_next_saves_start() {
-    let Fixture {
-        dir: _dir,
-        lio,
-        path,
-        saver,
-    } = saved_with(0..4).await;
-    publish_and_save(&lio, &saver, 1, "node1").await;
-    let mark = saver.mark();
-    let read = lio.state().await.unwrap();
-    // ControllerUnpublish: the ACL goes, its save fails (the file cannot be written).
-    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
-    assert!(lio.remove_acl(&spec(1).target, &node).await.unwrap());
-    saver.request_volume(&spec(1).target, &spec(1).storage_object);
-    std::fs::remove_file(&path).unwrap();
-    std::fs::create_dir(&path).unwrap();
-    assert!(saver.sync().await.is_err());
-    std::fs::remove_dir(&path).unwrap();
+    let f = saved_with_acl().await;
+    let mark = f.saver.mark();
+    let read = f.lio.state().await.unwrap();
+    // ControllerUnpublish: the ACL goes, its save fails.
+    revoke(&f.lio, &f.saver, 1, "node1").await;
+    failed_sync(&f.saver, &f.path).await;
     // The pass ends and offers its read, which still holds the ACL.
-    saver.request_since(mark, read);
-    saver.sync().await.unwrap();
-    assert!(
-        targets(&path).iter().all(|(_, acls)| acls.is_empty()),
-        "a revoked ACL is back in the file: {:?}",
-        targets(&path)
-    );
+    f.saver.request_since(mark, read);
+    f.saver.sync().await.unwrap();
+    assert_no_acls(&f.path);
 }
 
 /// A save that started from an offered read and failed leaves nothing to start from: the next
 /// save reads the whole state (not the state written before, which still has a revoked ACL).
 #[tokio::test]
 async fn a_failed_save_from_an_offered_read_is_followed_by_a_whole_read() {
-    let Fixture {
-        dir: _dir,
-        lio,
-        path,
-        saver,
-    } = saved_with(0..4).await;
-    publish_and_save(&lio, &saver, 1, "node1").await;
-    let mark = saver.mark();
-    let node = Iqn::parse("iqn.2024-01.dev.carve:node1").unwrap();
-    assert!(lio.remove_acl(&spec(1).target, &node).await.unwrap());
-    let read = lio.state().await.unwrap();
-    saver.request_volume(&spec(1).target, &spec(1).storage_object);
-    saver.request_since(mark, read);
-    std::fs::remove_file(&path).unwrap();
-    std::fs::create_dir(&path).unwrap();
-    assert!(saver.sync().await.is_err(), "the file cannot be written");
-    std::fs::remove_dir(&path).unwrap();
-    saver.sync().await.unwrap();
-    assert!(
-        targets(&path).iter().all(|(_, acls)| acls.is_empty()),
-        "a revoked ACL is back in the file: {:?}",
-        targets(&path)
-    );
+    let f = saved_with_acl().await;
+    let mark = f.saver.mark();
+    revoke(&f.lio, &f.saver, 1, "node1").await;
+    f.saver.request_since(mark, f.lio.state().await.unwrap());
+    failed_sync(&f.saver, &f.path).await;
+    f.saver.sync().await.unwrap();
+    assert_no_acls(&f.path);
 }
