@@ -18,6 +18,7 @@
 use super::{
     AclSpec, ExportSpec, Lio, LioState, SESSION_PARAMETERS,
     acl_index::AclIndex,
+    blocking,
     counted::{exists, io_error, is_dir, symlink, touched, unlink_all_links, write, write_secret},
     hba_index::HbaIndex,
     layout::{Layout, link_alias},
@@ -392,12 +393,6 @@ fn plain_clear(dir: &Path) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("configfs task failed: {e}")))?
 }
 
 impl Lio for ConfigfsLio {

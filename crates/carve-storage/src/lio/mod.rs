@@ -23,6 +23,19 @@ pub use state::{AclAuth, AclState, LioState, StorageObjectState, TargetState};
 use csi_common::{Error, Result, command::BoxFuture, contract::Chap, ids::Iqn};
 use std::{fmt, net::SocketAddr, path::PathBuf};
 
+/// Runs `f`, configfs work (thousands of reads for a whole state), on tokio's blocking pool,
+/// not on a runtime worker; both backends read LIO through it.
+///
+/// # Errors
+/// `f`'s error, or INTERNAL if the task panicked.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("configfs task failed: {e}")))?
+}
+
 /// The iSCSI session parameters every Carve target offers (`tpgt_1/param/`), negotiated with
 /// open-iscsi's defaults (which already ask for these). LIO's own defaults (`InitialR2T=Yes`,
 /// 8 KiB `MaxRecvDataSegmentLength`, 64 KiB/256 KiB bursts) make every write wait for an R2T

@@ -44,9 +44,9 @@ struct Pending {
     volumes: BTreeSet<(String, String)>,
     /// Saves that have taken requests so far (successful or not).
     attempts: u64,
-    /// A whole read offered by a caller ([`SaveHandle::request_since`]), with `attempts` as it
-    /// was when the read began.
-    base: Option<(u64, LioState)>,
+    /// A whole read offered by a caller ([`SaveHandle::request_since`]) that began after the
+    /// last save took its requests (every save takes it, so it is never older than that).
+    base: Option<LioState>,
 }
 
 /// When a caller's read of LIO's state began, as the saver counts its saves
@@ -133,7 +133,7 @@ impl SaveHandle {
     pub fn request_since(&self, mark: ReadMark, state: LioState) {
         let mut pending = self.lock_pending();
         if pending.attempts == mark.0 {
-            pending.base = Some((mark.0, state));
+            pending.base = Some(state);
         }
         pending.requested += 1;
         drop(pending);
@@ -189,17 +189,10 @@ impl SaveHandle {
         // Taken before reading LIO: a change made during the save asks again.
         let (through, all, volumes, base) = {
             let mut pending = self.lock_pending();
-            let all = std::mem::take(&mut pending.all);
-            let attempts = pending.attempts;
-            let base = pending.base.take().filter(|(at, _)| *at == attempts);
             pending.attempts += 1;
+            let all = std::mem::take(&mut pending.all);
             let volumes = std::mem::take(&mut pending.volumes);
-            (
-                pending.requested,
-                all,
-                volumes,
-                base.map(|(_, state)| state),
-            )
+            (pending.requested, all, volumes, pending.base.take())
         };
         // A whole read offered since the last save began is at least as new as `written`.
         // `written` is emptied either way: a failed save (which loses what it took) leaves it

@@ -310,18 +310,17 @@ impl TargetcliLio {
 }
 
 impl Lio for TargetcliLio {
+    /// The reads go to configfs directly (targetcli is only for changes), on the blocking pool.
     fn state(&self) -> BoxFuture<'_, Result<LioState>> {
-        // Thousands of configfs reads: on a blocking thread, not the runtime's.
         let me = self.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || me.read())
-                .await
-                .map_err(|e| Error::internal(format!("configfs read task failed: {e}")))?
-        })
+        Box::pin(super::blocking(move || me.read()))
     }
 
     fn target_names(&self) -> BoxFuture<'_, Result<Vec<String>>> {
-        Box::pin(async move { Ok(super::state::target_names(&self.layout)) })
+        let layout = self.layout.clone();
+        Box::pin(super::blocking(move || {
+            Ok(super::state::target_names(&layout))
+        }))
     }
 
     fn volume_state<'a>(
@@ -329,7 +328,10 @@ impl Lio for TargetcliLio {
         target: &'a Iqn,
         storage_object: &'a str,
     ) -> BoxFuture<'a, Result<LioState>> {
-        Box::pin(async move { Ok(self.read_volume(target, storage_object)) })
+        let (me, target, object) = (self.clone(), target.clone(), storage_object.to_string());
+        Box::pin(super::blocking(
+            move || Ok(me.read_volume(&target, &object)),
+        ))
     }
 
     fn ensure_export<'a>(&'a self, spec: &'a ExportSpec) -> BoxFuture<'a, Result<()>> {
