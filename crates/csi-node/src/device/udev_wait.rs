@@ -43,7 +43,8 @@ fn udev_error(e: std::io::Error) -> Error {
 }
 
 fn wait_blocking(expected: &Expected, timeout: Duration) -> Result<Device> {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let socket = udev::MonitorBuilder::new()
         .and_then(|b| b.match_subsystem_devtype("block", "disk"))
         .and_then(udev::MonitorBuilder::listen)
@@ -51,7 +52,9 @@ fn wait_blocking(expected: &Expected, timeout: Duration) -> Result<Device> {
     let mut enumerator = udev::Enumerator::new().map_err(udev_error)?;
     enumerator.match_subsystem("block").map_err(udev_error)?;
     // No ID_PATH filter here: the matcher compares portals as addresses, udev only as text.
+    let mut scanned = 0_usize;
     for device in enumerator.scan_devices().map_err(udev_error)? {
+        scanned += 1;
         if device.is_initialized()
             && matcher::matches(&props(&device), expected)
             && let Some(dev) = found(&device)
@@ -59,6 +62,11 @@ fn wait_blocking(expected: &Expected, timeout: Duration) -> Result<Device> {
             return Ok(dev);
         }
     }
+    tracing::debug!(
+        scanned,
+        ms = started.elapsed().as_millis(),
+        "udev: monitor open and block devices enumerated; waiting for the disk's event"
+    );
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

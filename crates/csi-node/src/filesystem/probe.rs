@@ -208,7 +208,10 @@ impl FsProbe for Blkid {
                     .await
                     .map_err(|e| Error::internal(format!("read check task: {e}")))?
             };
+            let started = std::time::Instant::now();
             regions(device.to_path_buf()).await?;
+            tracing::debug!(device = %device.display(), ms = started.elapsed().as_millis(),
+                "probe: the regions blkid reads were read first");
             let out = self
                 .runner
                 .run(&blkid_cmd(device).timeout(self.timeout))

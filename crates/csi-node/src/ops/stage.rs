@@ -217,11 +217,17 @@ async fn attach(
     intent: &Intent<'_>,
     up: &[SocketAddr],
 ) -> Result<()> {
+    // Debug-level step times (ms since the login ended), to see where a stage's time goes.
+    let started = std::time::Instant::now();
+    let step =
+        |what: &str| tracing::debug!(ms = started.elapsed().as_millis(), "stage step: {what}");
     let device = match record.multipath.clone() {
         None => {
             let expected = record.expected()?;
             let device = find_disk(core, &expected).await?;
+            step("disk found");
             verify_serial(core, &device, &expected.serial)?;
+            step("serial verified");
             device
         }
         Some(wwid) => {
@@ -241,12 +247,14 @@ async fn attach(
     if record.device.as_deref() != Some(device.name.as_str()) {
         record.device = Some(device.name.clone());
         core.records.save(record)?;
+        step("stage record saved");
     }
     let Access::Mount { fs_type, flags } = &record.access else {
         return Ok(()); // block: login + verify only
     };
     let options = mount_options(fs_type, flags, intent.readonly)?;
     let table = core.mounter.table()?;
+    step("mount table read");
     if let Some(m) = mounted_at(&table, &record.staging_path) {
         if m.source == device.path.to_string_lossy() {
             if let Some(problem) = core.host.fs_problem(m, !intent.readonly) {
@@ -266,6 +274,7 @@ async fn attach(
     // One holder across the probe and the read check: they then read the disk once, not once
     // each (see `hold_open`). Dropped before anything formats or mounts the disk.
     let held = crate::filesystem::probe::hold_open(&device.path);
+    step("disk held open");
     let probe = core
         .probe
         .probe(&device.path)
