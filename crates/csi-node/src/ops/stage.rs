@@ -217,10 +217,16 @@ async fn attach(
     intent: &Intent<'_>,
     up: &[SocketAddr],
 ) -> Result<()> {
-    // Debug-level step times (ms since the login ended), to see where a stage's time goes.
+    // Debug-level step times (ms since `attach` began, right after this call's logins), to see
+    // where a stage's time goes.
     let started = std::time::Instant::now();
-    let step =
-        |what: &str| tracing::debug!(ms = started.elapsed().as_millis(), "stage step: {what}");
+    let step = |what: &str| {
+        tracing::debug!(
+            step = what,
+            ms = started.elapsed().as_millis(),
+            "stage step"
+        );
+    };
     let device = match record.multipath.clone() {
         None => {
             let expected = record.expected()?;
@@ -240,6 +246,7 @@ async fn attach(
                 paths.push(disk);
             }
             let map = stage_paths::assemble(core, &wwid, &paths).await?;
+            step("map assembled");
             verify_serial(core, &map, &record.serial)?;
             map
         }
@@ -274,7 +281,12 @@ async fn attach(
     // One holder across the probe and the read check: they then read the disk once, not once
     // each (see `hold_open`). Dropped before anything formats or mounts the disk.
     let held = crate::filesystem::probe::hold_open(&device.path);
-    step("disk held open");
+    tracing::debug!(
+        step = "disk opened",
+        held = held.is_some(),
+        ms = started.elapsed().as_millis(),
+        "stage step"
+    );
     let probe = core
         .probe
         .probe(&device.path)
