@@ -101,7 +101,9 @@ fn wait_blocking(expected: &Expected, timeout: Duration) -> Result<Device> {
 
 /// Waits up to `timeout` for the disk of `expected` (runs on a blocking thread).
 pub async fn wait_for(expected: Expected, timeout: Duration) -> Result<Device> {
-    tokio::task::spawn_blocking(move || wait_blocking(&expected, timeout))
+    // In the caller's span, so what the wait logs carries the RPC's request id.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| wait_blocking(&expected, timeout)))
         .await
         .map_err(|e| Error::internal(format!("udev wait task: {e}")))?
 }

@@ -281,12 +281,11 @@ async fn attach(
     // One holder across the probe and the read check: they then read the disk once, not once
     // each (see `hold_open`). Dropped before anything formats or mounts the disk.
     let held = crate::filesystem::probe::hold_open(&device.path);
-    tracing::debug!(
-        step = "disk opened",
-        held = held.is_some(),
-        ms = started.elapsed().as_millis(),
-        "stage step"
-    );
+    step(if held.is_some() {
+        "disk held open"
+    } else {
+        "disk not opened (the probe says why)"
+    });
     let probe = core
         .probe
         .probe(&device.path)
