@@ -82,7 +82,8 @@ struct Args {
     /// Seconds per fio job.
     #[arg(long, default_value_t = 10)]
     fio_seconds: u64,
-    /// fio rounds (best of; the order of Carve and the floors alternates between rounds).
+    /// fio rounds (each path's median is reported; the order of Carve and the floors alternates
+    /// between rounds).
     #[arg(long, default_value_t = 3)]
     fio_rounds: usize,
     /// fio rounds run first on every path and dropped (a warm-up).

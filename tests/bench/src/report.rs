@@ -134,11 +134,34 @@ pub fn verdict(ratio: f64, target: f64) -> String {
 
 /// The median of some durations (zero when empty).
 pub fn median(samples: &[Duration]) -> Duration {
+    let secs: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
+    Duration::from_secs_f64(median_of(&secs))
+}
+
+/// The median of some figures (zero when empty; the mean of the middle two of an even count).
+pub fn median_of(samples: &[f64]) -> f64 {
     let mut v = samples.to_vec();
-    v.sort();
+    v.sort_by(f64::total_cmp);
     match v.len() {
-        0 => Duration::ZERO,
+        0 => 0.0,
         n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2,
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        // Exact: the figures and their halves are representable.
+        assert_eq!(median_of(&[]).to_bits(), 0.0f64.to_bits());
+        assert_eq!(median_of(&[3.0, 1.0, 2.0]).to_bits(), 2.0f64.to_bits());
+        assert_eq!(median_of(&[4.0, 1.0, 3.0, 2.0]).to_bits(), 2.5f64.to_bits());
+        assert_eq!(
+            median(&[Duration::from_millis(30), Duration::from_millis(10)]),
+            Duration::from_millis(20)
+        );
     }
 }
