@@ -123,12 +123,13 @@ pub fn spread(samples: &[Duration]) -> String {
     format!("{} / {} / {}", ms(*min), ms(median(samples)), ms(*max))
 }
 
-/// The verdict of `ratio` against the target `target` (`≤ target`): `yes`, or `NO (+n%)`.
+/// The verdict of `ratio` against the target `target` (`≤ target`): `yes`, or `NO (+n.n%)`
+/// (to a tenth of a percent, so a ratio just over the target cannot print as `NO (+0%)`).
 pub fn verdict(ratio: f64, target: f64) -> String {
     if ratio <= target {
         "yes".into()
     } else {
-        format!("NO (+{:.0}%)", (ratio / target - 1.0) * 100.0)
+        format!("NO (+{:.1}%)", (ratio / target - 1.0) * 100.0)
     }
 }
 

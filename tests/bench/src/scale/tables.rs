@@ -65,7 +65,7 @@ impl Report {
                     format!("yes (≤1.1× lvcreate growth: {:.2}×)", 1.1 * l)
                 } else {
                     format!(
-                        "NO (+{:.0}% over 1.3×; lvcreate ×1.1 = {:.2}×)",
+                        "NO (+{:.1}% over 1.3×; lvcreate ×1.1 = {:.2}×)",
                         (g / 1.3 - 1.0) * 100.0,
                         1.1 * l
                     )
