@@ -67,12 +67,14 @@ pub fn matches(props: &HashMap<String, String>, expected: &Expected) -> bool {
         && props.get("DEVTYPE").map(String::as_str) == Some("disk")
         && props
             .get("ID_PATH")
-            .and_then(|p| parse_id_path(p))
-            .is_some_and(|(portal, target, lun)| {
-                portal == expected.portal
-                    && target == expected.target.as_str()
-                    && lun == expected.lun
-            })
+            .is_some_and(|p| id_path_matches(p, expected))
+}
+
+/// Whether an `ID_PATH` names the expected portal (as an address), target and LUN.
+pub fn id_path_matches(id_path: &str, expected: &Expected) -> bool {
+    parse_id_path(id_path).is_some_and(|(portal, target, lun)| {
+        portal == expected.portal && target == expected.target.as_str() && lun == expected.lun
+    })
 }
 
 /// Compares serials as LIO reports them (case-insensitive, surrounding blanks ignored).
