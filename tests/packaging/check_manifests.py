@@ -236,6 +236,14 @@ def check_probes(c: Checker, pod: dict, driver_name: str, what: str) -> None:
     if not c.check(bool(endpoint) and bool(http), f"{what}: {driver_name} has no /healthz readiness probe"):
         return
     host, _, port = endpoint[0].rpartition(":")
+    # The sidecar's own Probe timeout (default 1s) must be set, and shorter than the kubelet's
+    # readiness timeout: the controller's Probe reads LVM and can take seconds at scale.
+    timeout = flag(probe, "probe-timeout")
+    readiness_s = driver.get("readinessProbe", {}).get("timeoutSeconds", 1)
+    c.check(bool(timeout) and timeout[0].endswith("s") and timeout[0][:-1].isdigit()
+            and 1 < int(timeout[0][:-1]) < readiness_s,
+            f"{what}: livenessprobe --probe-timeout {timeout} must be over 1s and under the readiness "
+            f"probe's timeoutSeconds ({readiness_s})")
     ports = {p["name"]: p["containerPort"] for p in driver.get("ports", [])}
     c.check(http.get("path") == "/healthz", f"{what}: readiness path must be /healthz")
     c.check(str(ports.get(http.get("port"), http.get("port"))) == port,

@@ -99,6 +99,10 @@ MUTATIONS = {
                                                     if m["name"] == "kubelet-dir").update(mountPropagation="HostToContainer"),
     "no livenessprobe": lambda d: pod(d, "DaemonSet").update(
         containers=[c for c in pod(d, "DaemonSet")["containers"] if c["name"] != "livenessprobe"]),
+    "probe timeout left at its 1s default": lambda d: cont(d, "Deployment", "livenessprobe")["args"].remove(
+        next(a for a in cont(d, "Deployment", "livenessprobe")["args"] if a.startswith("--probe-timeout="))),
+    "probe timeout past the readiness timeout": lambda d: set_arg(cont(d, "DaemonSet", "livenessprobe"),
+                                                                  "--probe-timeout=", "--probe-timeout=9s"),
     "state dir elsewhere": lambda d: set_arg(cont(d, "DaemonSet", "csi-node"), "--state-dir=", "--state-dir=/var/lib/carve"),
     "iscsi node records not the host's": lambda d: set_arg(cont(d, "DaemonSet", "csi-node"), "--iscsi-nodes-dir=",
                                                           "--iscsi-nodes-dir=/var/lib/iscsi/nodes"),
