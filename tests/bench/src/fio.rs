@@ -224,9 +224,6 @@ async fn measure(driver: &Driver, seconds: u64, rounds: usize, warmup: usize) ->
     // Exported again, so DeleteVolume finds the volume as Carve left it.
     csi::create(driver, "bench-fio", BYTES, false, Kind::Block).await?;
     csi::delete(driver, &vol.id).await?;
-    // The median of each path's own rounds: every path has the same number of rounds, so no
-    // path's figure is the best of more tries than another's (the floor used to be the best of
-    // six figures, two exports of three rounds, against Carve's best of three).
     let mut t = Table::new(
         format!(
             "4. Data path: fio libaio direct, {seconds} s each, 256 MiB linear LV, median of {rounds} rounds"

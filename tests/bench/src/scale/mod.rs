@@ -441,6 +441,8 @@ async fn restored_point(
             &format!("controller-restored-{n}.log"),
             &driver.controller_log(),
         );
+        // The node's too: in the lab it shares the guest with the population's LVs.
+        sink.keep(&format!("node-restored-{n}.log"), &driver.node_log());
         report.restarts(n, &r?);
         anyhow::Ok(())
     }
