@@ -226,7 +226,8 @@ def check_sidecars_dial_the_driver(c: Checker, pod: dict, driver_name: str, what
 def check_probes(c: Checker, pod: dict, driver_name: str, what: str) -> None:
     """Readiness is the livenessprobe sidecar's /healthz (Probe); liveness is only that the gRPC
     server answers (carvectl identity info on the driver's socket), never Probe: a plugin that is
-    up but not ready must show NotReady, not restart."""
+    up but not ready must show NotReady, not restart. The sidecar's --probe-timeout is longer than
+    its 1s default and shorter than the readiness probe's timeoutSeconds."""
     probe = container(pod, "livenessprobe")
     if not c.check(bool(probe), f"{what}: livenessprobe sidecar missing"):
         return
@@ -237,13 +238,14 @@ def check_probes(c: Checker, pod: dict, driver_name: str, what: str) -> None:
         return
     host, _, port = endpoint[0].rpartition(":")
     # The sidecar's own Probe timeout (default 1s) must be set, and shorter than the kubelet's
-    # readiness timeout: the controller's Probe reads LVM and can take seconds at scale.
+    # readiness timeout: the controller's Probe reads LVM and can take seconds at scale. The last
+    # one counts (Go's flag package keeps the last value; extraArgs come after the chart's).
     timeout = flag(probe, "probe-timeout")
+    last = timeout[-1] if timeout else ""
     readiness_s = driver.get("readinessProbe", {}).get("timeoutSeconds", 1)
-    c.check(bool(timeout) and timeout[0].endswith("s") and timeout[0][:-1].isdigit()
-            and 1 < int(timeout[0][:-1]) < readiness_s,
-            f"{what}: livenessprobe --probe-timeout {timeout} must be over 1s and under the readiness "
-            f"probe's timeoutSeconds ({readiness_s})")
+    c.check(last.endswith("s") and last[:-1].isdigit() and 1 < int(last[:-1]) < readiness_s,
+            f"{what}: livenessprobe --probe-timeout {last or '(unset: 1s)'} must be whole seconds, "
+            f"2 or more and under the readiness probe's timeoutSeconds ({readiness_s})")
     ports = {p["name"]: p["containerPort"] for p in driver.get("ports", [])}
     c.check(http.get("path") == "/healthz", f"{what}: readiness path must be /healthz")
     c.check(str(ports.get(http.get("port"), http.get("port"))) == port,

@@ -101,6 +101,8 @@ MUTATIONS = {
         containers=[c for c in pod(d, "DaemonSet")["containers"] if c["name"] != "livenessprobe"]),
     "probe timeout left at its 1s default": lambda d: cont(d, "Deployment", "livenessprobe")["args"].remove(
         next(a for a in cont(d, "Deployment", "livenessprobe")["args"] if a.startswith("--probe-timeout="))),
+    "probe timeout set back to 1s by extraArgs": lambda d: cont(d, "Deployment", "livenessprobe")["args"].append(
+        "--probe-timeout=1s"),
     "probe timeout past the readiness timeout": lambda d: set_arg(cont(d, "DaemonSet", "livenessprobe"),
                                                                   "--probe-timeout=", "--probe-timeout=9s"),
     "state dir elsewhere": lambda d: set_arg(cont(d, "DaemonSet", "csi-node"), "--state-dir=", "--state-dir=/var/lib/carve"),

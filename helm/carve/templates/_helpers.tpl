@@ -88,17 +88,18 @@ gRPC server answers GetPluginInfo (carvectl, in the image), so a plugin that is 
 {{ include "carve.probesOn" (list . "127.0.0.1") }}
 {{- end -}}
 
+{{/* The livenessprobe sidecar's --probe-timeout: how long /healthz waits for Probe. Its default
+(1s, kubernetes-csi/livenessprobe cmd/livenessprobe/main.go, checkProbe) is shorter than the
+controller's Probe can take: it reads the volume group (`vgs`) under LVM's lock, 1.5-3 s at
+2,000 volumes in the TCG lab, so three slow answers in a row (failureThreshold) showed the pod
+NotReady. One second less than the readiness probe's timeoutSeconds (carve.probesOn), so the
+sidecar answers before the kubelet gives up. It does not cover a Probe that waits longer for
+LVM's lock (8-10 s once there, while other LVM work held it): such a probe still fails. */}}
+{{- define "carve.probeTimeout" -}}4s{{- end -}}
+
 {{/* carve.probes with the livenessprobe sidecar's /healthz on `host`: pass (list $ host). A
 host-network pod's 127.0.0.1 is the node's, which the kubelet reaches; a pod on the pod network
 leaves host out (the pod IP), since the kubelet cannot reach the pod's loopback. */}}
-{{/* The livenessprobe sidecar's --probe-timeout: how long /healthz waits for Probe. Its default
-(1s, kubernetes-csi/livenessprobe cmd/livenessprobe/main.go, checkProbe) is shorter than the
-controller's Probe can take: it reads the volume group (`vgs`) under LVM's lock, 1.5 s at 2,000
-volumes in the TCG lab and longer while a change holds the lock (docs/benchmarks.md), and every
-answer over 1 s showed the pod NotReady. One second less than the readiness probe's
-timeoutSeconds (carve.probesOn), so the sidecar answers before the kubelet gives up. */}}
-{{- define "carve.probeTimeout" -}}4s{{- end -}}
-
 {{- define "carve.probesOn" -}}
 {{- $ := index . 0 -}}
 readinessProbe:

@@ -123,14 +123,28 @@ pub fn spread(samples: &[Duration]) -> String {
     format!("{} / {} / {}", ms(*min), ms(median(samples)), ms(*max))
 }
 
-/// The verdict of `ratio` against the target `target` (`≤ target`): `yes`, or `NO (+n.n%)`
-/// (to a tenth of a percent, so a ratio just over the target cannot print as `NO (+0%)`).
+/// The verdict of `ratio` against the target `target` (`≤ target`): `yes`, or `NO (+n.n%)`.
 pub fn verdict(ratio: f64, target: f64) -> String {
     if ratio <= target {
         "yes".into()
     } else {
-        format!("NO (+{:.1}%)", (ratio / target - 1.0) * 100.0)
+        format!("NO (+{}%)", tenths_up(ratio / target - 1.0))
     }
+}
+
+/// The verdict of `ratio` against the target `target` (`≥ target`): `yes`, or `NO (−n.n%)`.
+pub fn verdict_at_least(ratio: f64, target: f64) -> String {
+    if ratio >= target {
+        "yes".into()
+    } else {
+        format!("NO (−{}%)", tenths_up(1.0 - ratio / target))
+    }
+}
+
+/// A miss `fraction` (above 0) as a percentage to a tenth, rounded up, so a ratio just past its
+/// target never prints as missing it by `0.0%`.
+pub fn tenths_up(fraction: f64) -> String {
+    format!("{:.1}", (fraction * 1000.0).ceil() / 10.0)
 }
 
 /// The median of some durations (zero when empty).
@@ -156,13 +170,22 @@ mod tests {
 
     #[test]
     fn medians_of_odd_and_even_counts() {
-        // Exact: the figures and their halves are representable.
+        // Exact: these figures and their halves are representable in binary.
         assert_eq!(median_of(&[]).to_bits(), 0.0f64.to_bits());
         assert_eq!(median_of(&[3.0, 1.0, 2.0]).to_bits(), 2.0f64.to_bits());
         assert_eq!(median_of(&[4.0, 1.0, 3.0, 2.0]).to_bits(), 2.5f64.to_bits());
         assert_eq!(
-            median(&[Duration::from_millis(30), Duration::from_millis(10)]),
-            Duration::from_millis(20)
+            median(&[Duration::from_millis(1500), Duration::from_millis(500)]),
+            Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn a_miss_never_prints_as_zero() {
+        assert_eq!(verdict(1.2, 1.2), "yes");
+        assert_eq!(verdict(1.2001, 1.2), "NO (+0.1%)");
+        assert_eq!(verdict_at_least(0.95, 0.95), "yes");
+        assert_eq!(verdict_at_least(0.9499, 0.95), "NO (−0.1%)");
+        assert_eq!(verdict_at_least(0.9456, 0.95), "NO (−0.5%)");
     }
 }

@@ -1,7 +1,8 @@
 //! Waiting for a disk through udev: a monitor on the udev netlink group is opened first, then
 //! the existing SCSI disks are enumerated (so a disk that appeared before the monitor is not
-//! missed), then events are polled until the deadline. No sleep loops. The scan and the events
-//! cost in proportion to the node's SCSI disks, not to all its block devices.
+//! missed), then events are polled until the deadline. No sleep loops. The scan reads only SCSI
+//! disks, and an event of any other disk (device-mapper, loop) is dropped by its name, so the
+//! cost follows the node's SCSI disks, not all its block devices.
 //!
 //! Invariant: only devices udev has finished processing are considered (initialized devices,
 //! and `add`/`change` events from the udev group, which come after the rules ran), so
@@ -38,14 +39,21 @@ fn found(device: &udev::Device) -> Option<Device> {
     })
 }
 
-/// The kernel names of SCSI disks (`sd` and letters, sd(4)): an iSCSI LUN's disk is one.
+/// How the kernel names SCSI disks (`sd` and letters, sd(4)): an iSCSI LUN's disk is one.
 /// Partitions (`sda1`) match too and are refused by the matcher (`DEVTYPE=partition`).
-const SCSI_DISKS: &str = "sd*";
+const SCSI_DISK_PREFIX: &str = "sd";
 
-/// `device` as the disk of `expected`, if it is. Only a device whose `ID_PATH` names the
-/// expected disk has all its properties collected for the matcher: other disks, and the events
-/// of other block devices (device-mapper maps, loop devices), cost one property lookup each.
+/// `device` as the disk of `expected`, if it is. A device not named as a SCSI disk is dropped
+/// by its name, and only one whose `ID_PATH` names the expected disk has all its properties
+/// collected for the matcher: other SCSI disks cost one property lookup each.
 fn matching(device: &udev::Device, expected: &Expected) -> Option<Device> {
+    if !device
+        .sysname()
+        .to_string_lossy()
+        .starts_with(SCSI_DISK_PREFIX)
+    {
+        return None;
+    }
     let id_path = device.property_value("ID_PATH")?;
     if matcher::id_path_matches(&id_path.to_string_lossy(), expected)
         && matcher::matches(&props(device), expected)
@@ -73,7 +81,9 @@ fn wait_blocking(expected: &Expected, timeout: Duration) -> Result<Device> {
     // Only SCSI disks: libudev tests the name before it reads a device, so the scan's cost
     // follows the node's SCSI disks, not every block device (a host with thousands of
     // device-mapper or loop devices paid about a millisecond for each under TCG).
-    enumerator.match_sysname(SCSI_DISKS).map_err(udev_error)?;
+    enumerator
+        .match_sysname(format!("{SCSI_DISK_PREFIX}*"))
+        .map_err(udev_error)?;
     // No ID_PATH filter here: the matcher compares portals as addresses, udev only as text.
     let mut scanned = 0_usize;
     for device in enumerator.scan_devices().map_err(udev_error)? {
@@ -87,7 +97,7 @@ fn wait_blocking(expected: &Expected, timeout: Duration) -> Result<Device> {
     tracing::debug!(
         scanned,
         ms = started.elapsed().as_millis(),
-        "udev: monitor open and block devices enumerated; waiting for the disk's event"
+        "udev: monitor open and SCSI disks enumerated; waiting for the disk's event"
     );
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -9,7 +9,7 @@
 use crate::{
     csi::{self, Kind, Samples, Vol, record},
     raw::{RawExport, count_targets, wipe_lio},
-    report::{Sink, Table, median, ms, ratio, spread, verdict},
+    report::{Sink, Table, median, ms, ratio, spread, tenths_up, verdict},
     sys::{pid_of, rss_kib, sh, timed},
 };
 use anyhow::{Result, bail};
@@ -411,40 +411,45 @@ async fn restored_point(
     let measured = async {
         let t = Instant::now();
         let mut driver = start(&big, "configfs").await;
-        all_exported(n, "the first start did not export them").await?;
-        let first = t.elapsed();
-        let s = probe(&driver, &format!("r{n}"), plan.reps, true).await?;
-        let f = floor(&big, plan.reps)?;
-        let populate = format!(
-            "{}; first start → every export and ACL {:.1} s",
-            vg.made,
-            first.as_secs_f64()
-        );
-        report.point(
-            n,
-            populate,
-            s,
-            &f,
-            (controller_rss(), shells_rss()),
-            largest,
-        );
-        report
-            .main
-            .last_mut()
-            .expect("row")
-            .extend(["–".into(), "–".into()]);
-        if largest {
-            report.persistence = Some(persistence(plan, n).await?);
+        let steps = async {
+            all_exported(n, "the first start did not export them").await?;
+            let first = t.elapsed();
+            let s = probe(&driver, &format!("r{n}"), plan.reps, true).await?;
+            let f = floor(&big, plan.reps)?;
+            let populate = format!(
+                "{}; first start → every export and ACL {:.1} s",
+                vg.made,
+                first.as_secs_f64()
+            );
+            report.point(
+                n,
+                populate,
+                s,
+                &f,
+                (controller_rss(), shells_rss()),
+                largest,
+            );
+            report
+                .main
+                .last_mut()
+                .expect("row")
+                .extend(["–".into(), "–".into()]);
+            if largest {
+                report.persistence = Some(persistence(plan, n).await?);
+            }
+            let r = reconcile(&mut driver, n, plan.restarts).await?;
+            report.restarts(n, &r);
+            anyhow::Ok(())
         }
-        let r = reconcile(&mut driver, n, plan.restarts).await;
+        .await;
+        // Kept whatever happened: a failed step is when they are wanted. The node's too: in
+        // the lab it shares the guest with the population's LVs.
         sink.keep(
             &format!("controller-restored-{n}.log"),
             &driver.controller_log(),
         );
-        // The node's too: in the lab it shares the guest with the population's LVs.
         sink.keep(&format!("node-restored-{n}.log"), &driver.node_log());
-        report.restarts(n, &r?);
-        anyhow::Ok(())
+        steps
     }
     .await;
     let removed = vg.remove();

@@ -3,7 +3,8 @@
 //! verdicts the bench computes (500 vs 10 within 1.3×, reconciliation linear, RSS ≤ 30 MiB).
 
 use super::{
-    CP, Duration, Plan, RPCS, Recon, Samples, Table, med, median, mib, ms, ratio, spread, verdict,
+    CP, Duration, Plan, RPCS, Recon, Samples, Table, med, median, mib, ms, ratio, spread,
+    tenths_up, verdict,
 };
 
 /// The section's rows so far.
@@ -65,8 +66,8 @@ impl Report {
                     format!("yes (≤1.1× lvcreate growth: {:.2}×)", 1.1 * l)
                 } else {
                     format!(
-                        "NO (+{:.1}% over 1.3×; lvcreate ×1.1 = {:.2}×)",
-                        (g / 1.3 - 1.0) * 100.0,
+                        "NO (+{}% over 1.3×; lvcreate ×1.1 = {:.2}×)",
+                        tenths_up(g / 1.3 - 1.0),
                         1.1 * l
                     )
                 };
