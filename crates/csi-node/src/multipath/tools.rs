@@ -40,17 +40,30 @@ pub fn map_node(wwid: &str) -> PathBuf {
 }
 
 /// The `dm-N` whose `dm/uuid` is `mpath-<wwid>` under `sys`, if any.
-pub fn find_map(sys: &Path, wwid: &str) -> Option<String> {
+///
+/// First through `link`, the map's by-id link ([`map_node`]): when udev made it, that is one
+/// sysfs read instead of one for every device-mapper device on the node (a node's LVM volumes
+/// and read-only views count too). A map without its link, or a link that names another device,
+/// is looked for by reading every `dm-*`'s `dm/uuid`. Either way the answer is the kernel's
+/// `dm/uuid`: the link only says where to look first.
+pub fn find_map(sys: &Path, link: &Path, wwid: &str) -> Option<String> {
     let want = format!("mpath-{wwid}");
+    let is_the_map = |name: &str| {
+        name.starts_with("dm-")
+            && std::fs::read_to_string(sys.join("class/block").join(name).join("dm/uuid"))
+                .is_ok_and(|u| u.trim() == want)
+    };
+    let linked = std::fs::canonicalize(link)
+        .ok()
+        .and_then(|target| Some(target.file_name()?.to_string_lossy().into_owned()));
+    if let Some(name) = linked.filter(|n| is_the_map(n)) {
+        return Some(name);
+    }
     let entries = std::fs::read_dir(sys.join("class/block")).ok()?;
     entries
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("dm-"))
-        .find(|n| {
-            std::fs::read_to_string(sys.join("class/block").join(n).join("dm/uuid"))
-                .is_ok_and(|u| u.trim() == want)
-        })
+        .find(|n| is_the_map(n))
 }
 
 /// Kernel names under `sys/class/block/<dm>/slaves`, sorted.
@@ -142,7 +155,7 @@ impl Multipath for MultipathTools {
     }
 
     fn map(&self, wwid: &str) -> Option<Device> {
-        find_map(&self.sys, wwid).map(|name| Device {
+        find_map(&self.sys, &map_node(wwid), wwid).map(|name| Device {
             name,
             path: map_node(wwid),
             udev_serial: None,
@@ -159,11 +172,11 @@ impl Multipath for MultipathTools {
 
     fn remove_map<'a>(&'a self, wwid: &'a str) -> BoxFuture<'a, Result<Removal>> {
         Box::pin(async move {
-            if find_map(&self.sys, wwid).is_none() {
+            if find_map(&self.sys, &map_node(wwid), wwid).is_none() {
                 return Ok(Removal::NotFound);
             }
             self.run(false, &["-f", wwid]).await?;
-            if let Some(dm) = find_map(&self.sys, wwid) {
+            if let Some(dm) = find_map(&self.sys, &map_node(wwid), wwid) {
                 return Err(Error::internal(format!(
                     "multipath -f {wwid} succeeded but the map ({dm}) is still there"
                 )));
@@ -255,6 +268,38 @@ mod tests {
         std::fs::remove_dir_all(sys.join("class/block/dm-5")).unwrap();
         assert_eq!(t.remove_map(WWID).await.unwrap(), Removal::NotFound);
         fake.finish();
+    }
+
+    #[test]
+    fn a_map_is_found_through_its_link_only_if_the_kernel_agrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = dir.path().join("sys");
+        let dev = dir.path().join("dev");
+        std::fs::create_dir_all(&dev).unwrap();
+        for name in ["dm-2", "dm-5", "sdc"] {
+            std::fs::write(dev.join(name), "").unwrap();
+        }
+        map_in_sysfs(&sys, "dm-2", "LVM-abc", &["loop0"]);
+        map_in_sysfs(&sys, "dm-5", &format!("mpath-{WWID}"), &["sda"]);
+        let link = dir.path().join("by-id-link");
+        // The link names the map: found through it.
+        std::os::unix::fs::symlink(dev.join("dm-5"), &link).unwrap();
+        assert_eq!(find_map(&sys, &link, WWID).as_deref(), Some("dm-5"));
+        // A stale link naming another device-mapper device, or not one at all: the scan decides.
+        for wrong in ["dm-2", "sdc"] {
+            std::fs::remove_file(&link).unwrap();
+            std::os::unix::fs::symlink(dev.join(wrong), &link).unwrap();
+            assert_eq!(
+                find_map(&sys, &link, WWID).as_deref(),
+                Some("dm-5"),
+                "{wrong}"
+            );
+        }
+        // No link: the scan finds the map; no map either: nothing.
+        std::fs::remove_file(&link).unwrap();
+        assert_eq!(find_map(&sys, &link, WWID).as_deref(), Some("dm-5"));
+        std::fs::remove_dir_all(sys.join("class/block/dm-5")).unwrap();
+        assert_eq!(find_map(&sys, &link, WWID), None);
     }
 
     #[tokio::test]
