@@ -93,8 +93,8 @@ gRPC server answers GetPluginInfo (carvectl, in the image), so a plugin that is 
 controller's Probe can take: it reads the volume group (`vgs`) under LVM's lock, 1.5-3 s at
 2,000 volumes in the TCG lab, so three slow answers in a row (failureThreshold) showed the pod
 NotReady. One second less than the readiness probe's timeoutSeconds (carve.probesOn), so the
-sidecar answers before the kubelet gives up. It does not cover a Probe that waits longer for
-LVM's lock (8-10 s once there, while other LVM work held it): such a probe still fails. */}}
+sidecar answers before the kubelet gives up. It does not cover the slowest Probes seen there
+(8-10 s, during start-up reconciliation of the 2,000): such a probe still fails. */}}
 {{- define "carve.probeTimeout" -}}4s{{- end -}}
 
 {{/* carve.probes with the livenessprobe sidecar's /healthz on `host`: pass (list $ host). A
