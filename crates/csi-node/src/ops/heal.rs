@@ -8,12 +8,17 @@
 //! record (CHAP secrets live only there: without the record nothing is logged in); a disk goes
 //! back into a map only after its serial and WWID are verified, as at stage. Each restoration
 //! is logged and counted in `carve_node_sessions_restored_total{action}`.
+//!
+//! The iSCSI sessions are read once per round and serve every healthy path; a path the round's
+//! reading shows amiss is read again before anything is done for it (an RPC may have changed
+//! its volume's sessions before the guard was taken), so a round reads the sessions once plus
+//! once per path in trouble, not once or twice per path.
 
 use super::NodeCore;
 use crate::{
     device::{Device, matcher},
     gauges,
-    iscsi::find_session,
+    iscsi::{Session, find_session},
     records::StageRecord,
 };
 use csi_common::{Result, guard::OperationGuards, ids::Iqn, placed::VolumeHandle};
@@ -31,6 +36,7 @@ pub struct Heal {
 pub async fn heal(core: &NodeCore, guards: &OperationGuards) -> Heal {
     let mut done = Heal::default();
     let (records, _) = gauges::stage_records(core.records.dir());
+    let round = core.initiator.sessions();
     for listed in records {
         let Ok(volume) = VolumeHandle::parse(&listed.volume_id) else {
             continue;
@@ -41,7 +47,7 @@ pub async fn heal(core: &NodeCore, guards: &OperationGuards) -> Heal {
         let Ok(Some(record)) = core.records.load(&volume) else {
             continue; // unstaged meanwhile
         };
-        if let Err(e) = heal_volume(core, &record, &mut done).await {
+        if let Err(e) = heal_volume(core, &record, &round, &mut done).await {
             tracing::warn!(volume = %volume, error = %e, "upkeep: self-heal of a staged volume failed");
             done.degraded.push(format!("{volume}: {e}"));
         }
@@ -49,14 +55,29 @@ pub async fn heal(core: &NodeCore, guards: &OperationGuards) -> Heal {
     done
 }
 
-async fn heal_volume(core: &NodeCore, record: &StageRecord, done: &mut Heal) -> Result<()> {
+async fn heal_volume(
+    core: &NodeCore,
+    record: &StageRecord,
+    round: &[Session],
+    done: &mut Heal,
+) -> Result<()> {
     let target = Iqn::parse(&record.target)?;
     let volume = &record.volume_id;
     for portal in record.portals() {
-        let sessions = core.initiator.sessions();
+        let healthy = |sessions: &[Session]| {
+            find_session(sessions, &target, portal)
+                .is_some_and(|s| s.state == "LOGGED_IN" && s.disk(record.lun).is_some())
+        };
+        let fresh;
+        let sessions = if healthy(round) {
+            round
+        } else {
+            fresh = core.initiator.sessions();
+            &fresh
+        };
         let what = format!("{volume} at {portal}");
         let before = done.restored.len();
-        match find_session(&sessions, &target, portal) {
+        match find_session(sessions, &target, portal) {
             Some(s) if s.state != "LOGGED_IN" => {
                 done.degraded.push(format!(
                     "{what}: session {} is {} (iscsid is recovering it)",
@@ -103,25 +124,25 @@ async fn heal_volume(core: &NodeCore, record: &StageRecord, done: &mut Heal) -> 
         if let Some(wwid) = &record.multipath
             && done.restored.len() == before
         {
-            rejoin_map(core, record, &target, portal, wwid, done).await?;
+            rejoin_map(core, record, sessions, &target, portal, wwid, done).await?;
         }
     }
     Ok(())
 }
 
-/// Puts the path's disk back into the volume's map when multipathd has not done so by itself
-/// (it does when the WWID is registered and udev announced the disk), after verifying it.
+/// Puts the path's disk (found in `sessions`) back into the volume's map when multipathd has not
+/// done so by itself (it does when the WWID is registered and udev announced the disk), after
+/// verifying it.
 async fn rejoin_map(
     core: &NodeCore,
     record: &StageRecord,
+    sessions: &[Session],
     target: &Iqn,
     portal: std::net::SocketAddr,
     wwid: &str,
     done: &mut Heal,
 ) -> Result<()> {
-    let sessions = core.initiator.sessions();
-    let Some(disk) = find_session(&sessions, target, portal).and_then(|s| s.disk(record.lun))
-    else {
+    let Some(disk) = find_session(sessions, target, portal).and_then(|s| s.disk(record.lun)) else {
         return Ok(());
     };
     let Some(map) = core.multipath.map(wwid) else {

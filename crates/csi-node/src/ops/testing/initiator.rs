@@ -38,6 +38,8 @@ pub struct FakeInitiator {
     pub down: Mutex<Vec<SocketAddr>>,
     /// Live sessions.
     pub sessions: Mutex<Vec<Session>>,
+    /// How many times the sessions were read.
+    pub session_reads: std::sync::atomic::AtomicUsize,
     /// Error the next login returns.
     pub login_error: Mutex<Option<Error>>,
     /// Every call, in order.
@@ -162,6 +164,8 @@ impl Initiator for FakeInitiator {
     }
 
     fn sessions(&self) -> Vec<Session> {
+        self.session_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.sessions.lock().unwrap().clone()
     }
 

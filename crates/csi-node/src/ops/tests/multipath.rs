@@ -191,8 +191,19 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
         *h.mp.maps.lock().unwrap(),
         [(wwid(), vec![DISK.to_string(), DISK2.to_string()])]
     );
+    let reads = || {
+        h.init
+            .session_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = reads();
     let round = heal::heal(&h.core, &guards).await;
     assert_eq!(round, heal::Heal::default(), "healthy: nothing to do");
+    assert_eq!(
+        reads() - before,
+        1,
+        "a healthy round reads the sessions once, not per path"
+    );
     let condition = rpc::stats(&h.core, stats_req)
         .unwrap()
         .volume_condition
