@@ -9,10 +9,10 @@
 //! back into a map only after its serial and WWID are verified, as at stage. Each restoration
 //! is logged and counted in `carve_node_sessions_restored_total{action}`.
 //!
-//! The iSCSI sessions are read once per round and serve every healthy path; a path the round's
-//! reading shows amiss is read again before anything is done for it (an RPC may have changed
-//! its volume's sessions before the guard was taken), so a round reads the sessions once plus
-//! once per path in trouble, not once or twice per path.
+//! The iSCSI sessions are read once per round and serve every healthy path; before anything is
+//! done for a path (a login, a rescan, a disk put back into its map) they are read again, since
+//! an RPC may have changed its volume's sessions before the guard was taken. A round reads them
+//! once plus once per path in trouble, not once or twice per path.
 
 use super::NodeCore;
 use crate::{
@@ -130,9 +130,9 @@ async fn heal_volume(
     Ok(())
 }
 
-/// Puts the path's disk (found in `sessions`) back into the volume's map when multipathd has not
-/// done so by itself (it does when the WWID is registered and udev announced the disk), after
-/// verifying it.
+/// Puts the path's disk back into the volume's map when multipathd has not done so by itself (it
+/// does when the WWID is registered and udev announced the disk), after verifying it. `sessions`
+/// may be the round's reading: a disk out of its map is looked up again in a fresh one.
 async fn rejoin_map(
     core: &NodeCore,
     record: &StageRecord,
@@ -152,7 +152,17 @@ async fn rejoin_map(
         ));
         return Ok(());
     };
-    if core.multipath.paths_of(&map).iter().any(|p| p == disk) {
+    let paths = core.multipath.paths_of(&map);
+    if paths.iter().any(|p| p == disk) {
+        return Ok(());
+    }
+    // Out of its map by `sessions`, which may be the round's reading from before the guard: read
+    // again, so nothing is done for a session that has gone or changed since.
+    let fresh = core.initiator.sessions();
+    let Some(disk) = find_session(&fresh, target, portal).and_then(|s| s.disk(record.lun)) else {
+        return Ok(());
+    };
+    if paths.iter().any(|p| p == disk) {
         return Ok(());
     }
     let disk = Device::from_name(disk);
