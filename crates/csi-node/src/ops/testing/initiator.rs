@@ -40,6 +40,9 @@ pub struct FakeInitiator {
     pub sessions: Mutex<Vec<Session>>,
     /// How many times the sessions were read.
     pub session_reads: std::sync::atomic::AtomicUsize,
+    /// What the next read of the sessions answers instead of `sessions` (a reading taken just
+    /// before the sessions changed).
+    pub stale_reading: Mutex<Option<Vec<Session>>>,
     /// Error the next login returns.
     pub login_error: Mutex<Option<Error>>,
     /// Every call, in order.
@@ -166,6 +169,9 @@ impl Initiator for FakeInitiator {
     fn sessions(&self) -> Vec<Session> {
         self.session_reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(stale) = self.stale_reading.lock().unwrap().take() {
+            return stale;
+        }
         self.sessions.lock().unwrap().clone()
     }
 

@@ -210,6 +210,35 @@ async fn a_portal_down_at_stage_time_is_logged_in_and_rejoined_by_self_heal() {
         .unwrap();
     assert!(!condition.abnormal, "{}", condition.message);
 
+    // The round's reading says the second path is healthy but out of its map; its session went
+    // away after that reading: nothing is put into the map from the stale reading.
+    let current = h.init.sessions.lock().unwrap().clone();
+    *h.init.stale_reading.lock().unwrap() = Some(current);
+    h.mp.maps.lock().unwrap()[0].1.retain(|d| d != DISK2);
+    h.init
+        .sessions
+        .lock()
+        .unwrap()
+        .retain(|s| s.portal != Some(second));
+    let round = heal::heal(&h.core, &guards).await;
+    assert_eq!(
+        round,
+        heal::Heal::default(),
+        "acted on a stale reading: {round:?}"
+    );
+    assert_eq!(
+        *h.mp.maps.lock().unwrap(),
+        [(wwid(), vec![DISK.to_string()])]
+    );
+    // The next round sees the session gone and logs in again.
+    let round = heal::heal(&h.core, &guards).await;
+    assert_eq!(round.restored, [format!("{VOL} at 127.0.0.2:3260: login")]);
+    let round = heal::heal(&h.core, &guards).await;
+    assert_eq!(
+        round.restored,
+        [format!("{VOL} at 127.0.0.2:3260: map_path")]
+    );
+
     // A volume with an RPC in flight is left alone.
     h.init
         .sessions
