@@ -118,6 +118,22 @@ pub fn matches_recorded(cap: &Capability, recorded: &str) -> bool {
     })
 }
 
+/// Why a volume created with the capabilities in `recorded` (the tag summary) cannot serve
+/// every one of `caps`, if it cannot ([`matches_recorded`] for each). CreateVolume answers
+/// ALREADY_EXISTS with it, ValidateVolumeCapabilities leaves its answer unconfirmed with it and
+/// ControllerExpandVolume refuses with INVALID_ARGUMENT (spec.md: "incompatible with the
+/// specified `volume_capabilities`", "Exceeds capabilities").
+pub fn unserved(caps: &[Capability], recorded: &str) -> Option<String> {
+    caps.iter()
+        .find(|cap| !matches_recorded(cap, recorded))
+        .map(|cap| {
+            format!(
+                "it was created for {recorded:?}, which {} does not match",
+                cap.summary()
+            )
+        })
+}
+
 /// The summary recorded in the LV tags (`mount/xfs/SINGLE_NODE_WRITER,block/...`).
 pub fn summary(caps: &[Capability]) -> String {
     caps.iter()

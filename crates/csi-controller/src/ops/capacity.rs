@@ -1,7 +1,8 @@
 //! Sizing a new volume: the capacity range, whole extents, the filesystem's minimum.
 //!
 //! Invariants: the size is a whole number of extents, at least `required_bytes`, at least the
-//! capabilities' minimum, and at most `limit_bytes` when set (else `OutOfRange`); negative
+//! capabilities' minimum, and at most `limit_bytes` when set (else `OutOfRange`): rounded up,
+//! or down to the last whole extent under `limit_bytes` when up would pass it; negative
 //! values are `InvalidArgument`.
 
 use csi_common::{Error, Result};
@@ -32,14 +33,21 @@ pub fn size_for(
         (required, _) => required,
     };
     let extent = extent_size.max(1);
-    let size = wanted.max(minimum).max(1).div_ceil(extent) * extent;
-    if limit != 0 && size > limit {
+    let up = wanted.max(minimum).max(1).div_ceil(extent) * extent;
+    if limit == 0 || up <= limit {
+        return Ok(up);
+    }
+    // Rounding up passed `limit_bytes` (spec.md, CapacityRange: "MUST NOT be bigger"): the
+    // last whole extent under it still serves the range if it holds `required_bytes` and the
+    // filesystem's minimum (a range of `limit_bytes` alone).
+    let down = limit / extent * extent;
+    if down < required.max(minimum).max(1) {
         return Err(Error::out_of_range(format!(
-            "the smallest volume that fits is {size} bytes (whole {extent}-byte extents, \
+            "the smallest volume that fits is {up} bytes (whole {extent}-byte extents, \
              filesystem minimum {minimum}), above limit_bytes {limit}"
         )));
     }
-    Ok(size)
+    Ok(down)
 }
 
 /// Whether an existing volume of `size` bytes satisfies `range`.
@@ -77,6 +85,22 @@ mod tests {
         assert_eq!(
             size_for(Some(&range(MIB.cast_signed(), 0)), ext, 300 * MIB, 1).unwrap(),
             300 * MIB
+        );
+        // limit_bytes alone, not a whole number of extents: the last whole extent under it
+        // (the default, 1 GiB, would pass it).
+        assert_eq!(
+            size_for(Some(&range(0, 1_000_000_000)), ext, 0, 1 << 30).unwrap(),
+            238 * ext
+        );
+        assert_eq!(
+            size_for(
+                Some(&range(MIB.cast_signed(), 6 * MIB.cast_signed())),
+                ext,
+                0,
+                1
+            )
+            .unwrap(),
+            ext
         );
     }
 

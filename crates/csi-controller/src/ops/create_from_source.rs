@@ -9,8 +9,8 @@
 //! size is at least the source's (a `limit_bytes` below it is `OutOfRange`) and grows to the
 //! rounded `required_bytes` when that is larger; volume_context carries `contentSource`
 //! (`snapshot:<id>` / `volume:<id>`), so the node never formats it; an interrupted call
-//! (created, not yet grown or exported) is completed by the retry; the same name with another
-//! source, size or kind is `AlreadyExists`.
+//! (created, not yet grown or exported) is completed by the retry of the same request; the same
+//! name with another source, size, capabilities or kind is `AlreadyExists`.
 
 use super::{
     Ctx, capability, capacity,
@@ -113,7 +113,7 @@ pub async fn create_from_source(
         let existing = Volume::from_row(row)?.ok_or_else(|| {
             Error::already_exists(format!("LV {lv} exists and is not a Carve volume"))
         })?;
-        let volume = complete(ctx, existing, &req, &content_source, vg.extent_size).await?;
+        let volume = complete(ctx, existing, &req, &caps, &content_source, vg.extent_size).await?;
         export(ctx, &volume, lvm.vg_name()).await?;
         return Ok(Created::AlreadyExisted(volume));
     }
@@ -161,11 +161,13 @@ pub async fn create_from_source(
 }
 
 /// The existing volume of the request's name: checked against the request, and grown if an
-/// interrupted call left it smaller than `required_bytes`.
+/// interrupted call of the same request (its recorded `required_bytes`) left it smaller; a
+/// request for another size, capabilities, source or kind is `AlreadyExists`.
 async fn complete(
     ctx: &Ctx,
     volume: Volume,
     req: &CreateVolume<'_>,
+    caps: &[capability::Capability],
     content_source: &str,
     extent_size: u64,
 ) -> Result<Volume> {
@@ -193,6 +195,9 @@ async fn complete(
     if !volume.thin() {
         return Err(incompatible("it is not thin".into()));
     }
+    if let Some(why) = capability::unserved(caps, &volume.record.capabilities) {
+        return Err(incompatible(why));
+    }
     if capacity::satisfies(volume.lv.size, req.capacity) {
         return Ok(volume);
     }
@@ -203,6 +208,13 @@ async fn complete(
         return Err(incompatible(format!(
             "it has {} bytes, above limit_bytes",
             volume.lv.size
+        )));
+    }
+    if volume.record.required_bytes != required {
+        // Only the call that made it may grow it: a retry carries the recorded request.
+        return Err(incompatible(format!(
+            "it has {} bytes and was asked for {} bytes, not {required}",
+            volume.lv.size, volume.record.required_bytes
         )));
     }
     let size = capacity::size_for(req.capacity, extent_size, 0, volume.lv.size)?;

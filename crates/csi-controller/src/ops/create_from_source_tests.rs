@@ -9,8 +9,8 @@ use crate::{
 };
 use csi_common::{Kind, command::Expectation, testing::refused};
 use csi_proto::v1::{
-    CapacityRange,
-    volume_capability::access_mode::Mode,
+    CapacityRange, VolumeCapability,
+    volume_capability::{AccessMode, AccessType, access_mode::Mode},
     volume_content_source::{SnapshotSource, VolumeSource},
 };
 use std::{collections::HashMap, time::Duration};
@@ -165,6 +165,51 @@ async fn clones_a_thin_volume_at_its_size_without_a_range() {
             refused(again, Kind::AlreadyExists);
         }
     }
+    host.finish();
+}
+
+#[tokio::test]
+async fn another_size_or_capability_for_an_existing_restore_is_already_exists_and_grows_nothing() {
+    let host = FakeHost::new();
+    let params = thin();
+    let lv = LvName::for_volume("r");
+    // Made for 100 MiB, left at the snapshot's 64 MiB by an interrupted call.
+    let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
+    let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
+    // Asked for 200 MiB: another request, not the interrupted one (spec.md, CreateVolume
+    // errors: incompatible with the specified `capacity_range`).
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&small));
+    let bigger = range(200 * MIB, 0);
+    let why = refused(
+        create(
+            &host,
+            "r",
+            Some(&bigger),
+            &params,
+            &from_snapshot("snap-s-1"),
+        )
+        .await,
+        Kind::AlreadyExists,
+    );
+    assert!(why.message().contains("104857600"), "{why}");
+    // Asked as raw block: made for ext4.
+    host.expect_vgs(10 << 30, 4 * MIB);
+    host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&small));
+    let block = [VolumeCapability {
+        access_type: Some(AccessType::Block(Default::default())),
+        access_mode: Some(AccessMode {
+            mode: Mode::SingleNodeWriter as i32,
+        }),
+    }];
+    let r = range(100 * MIB, 0);
+    let as_block = create_from_source(
+        &host.ctx,
+        create_request("r", &block, Some(&r), &params),
+        &from_snapshot("snap-s-1"),
+    )
+    .await;
+    refused(as_block, Kind::AlreadyExists);
     host.finish();
 }
 

@@ -71,6 +71,7 @@ fn incompatibility(
     ctx: &Ctx,
     volume: &Volume,
     req: &CreateVolume<'_>,
+    caps: &[capability::Capability],
     thin: bool,
     minimum: u64,
 ) -> Option<String> {
@@ -82,6 +83,9 @@ fn incompatibility(
             "LV {} belongs to another volume name (hash collision or foreign LV)",
             volume.id
         ));
+    }
+    if let Some(why) = capability::unserved(caps, &volume.record.capabilities) {
+        return Some(why);
     }
     if !capacity::satisfies(volume.lv.size, req.capacity) || volume.lv.size < minimum {
         return Some(format!(
@@ -140,7 +144,7 @@ pub async fn create_volume(ctx: &Ctx, req: CreateVolume<'_>) -> Result<Created> 
         let volume = Volume::from_row(row.clone())?.ok_or_else(|| {
             Error::already_exists(format!("LV {lv} exists and is not a Carve volume"))
         })?;
-        if let Some(why) = incompatibility(ctx, &volume, &req, params.thin, minimum) {
+        if let Some(why) = incompatibility(ctx, &volume, &req, &caps, params.thin, minimum) {
             return Err(Error::already_exists(format!(
                 "volume {:?} already exists as {} but is incompatible: {why}",
                 req.name, volume.id

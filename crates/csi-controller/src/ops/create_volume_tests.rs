@@ -10,7 +10,10 @@ use crate::{
     },
 };
 use csi_common::{Kind, command::Expectation, testing::refused};
-use csi_proto::v1::volume_capability::access_mode::Mode;
+use csi_proto::v1::{
+    VolumeCapability,
+    volume_capability::{AccessMode, AccessType, BlockVolume, access_mode::Mode},
+};
 use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
@@ -148,6 +151,18 @@ async fn same_name_compatible_is_the_same_volume_and_incompatible_is_already_exi
         let incompatible = create_volume(&host.ctx, request("v", &caps, Some(range), params)).await;
         refused(incompatible, Kind::AlreadyExists);
     }
+    // Created as a filesystem volume: the same name asked as raw block is another volume
+    // (spec.md, CreateVolume errors: incompatible with the specified `volume_capabilities`).
+    let block = [VolumeCapability {
+        access_type: Some(AccessType::Block(BlockVolume {})),
+        access_mode: Some(AccessMode {
+            mode: Mode::SingleNodeWriter as i32,
+        }),
+    }];
+    host.expect_survey(10 << 30, 4 * MIB, std::slice::from_ref(&row));
+    let as_block = create_volume(&host.ctx, request("v", &block, Some(&ok), &none)).await;
+    let why = refused(as_block, Kind::AlreadyExists);
+    assert!(why.message().contains("mount//SINGLE_NODE_WRITER"), "{why}");
     host.finish();
 }
 

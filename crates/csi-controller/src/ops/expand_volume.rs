@@ -10,7 +10,8 @@
 //! promise (thin), checked inside the per-VG queue right before `lvextend`, else
 //! `ResourceExhausted` naming the figures; the recorded `carve.required` tag follows, after
 //! the LV has grown; `node_expansion_required` is true for mount and block volumes alike, so
-//! the node always rescans the disk.
+//! the node always rescans the disk; a `volume_capability` the volume was not created for
+//! (block against a filesystem volume, another filesystem) is `InvalidArgument` and grows nothing.
 
 use super::{Ctx, capability, capacity, get_capacity, volume};
 use crate::lvm::{Claim, Within, tags::required_tag};
@@ -50,12 +51,14 @@ pub async fn expand_volume(
             "required_bytes {required} exceeds limit_bytes {limit}"
         )));
     }
-    if let Some(cap) = capability {
-        capability::parse(cap)?;
-    }
+    let cap = capability.map(capability::parse).transpose()?;
     let missing = || Error::not_found(format!("volume {raw_id:?} does not exist"));
     let id = id.ok_or_else(missing)?;
     let vol = volume::find(ctx, &id).await?.ok_or_else(missing)?;
+    if let Some(why) = cap.and_then(|cap| capability::unserved(&[cap], &vol.record.capabilities)) {
+        // spec.md, ControllerExpandVolume errors: "Exceeds capabilities".
+        return Err(Error::invalid_argument(format!("volume {id}: {why}")));
+    }
     let lvm = ctx.lvm()?;
     let lv = vol.lv_name();
     let current = vol.lv.size;

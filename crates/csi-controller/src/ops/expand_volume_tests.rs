@@ -89,7 +89,14 @@ async fn grows_a_thin_volume_to_whole_extents_and_records_the_request() {
 #[tokio::test]
 async fn already_large_enough_answers_the_current_size_and_block_needs_the_node_too() {
     let host = FakeHost::new();
-    let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
+    let block_tags = VolumeRecord {
+        name: "v".into(),
+        required_bytes: 130 * MIB,
+        capabilities: "block/SINGLE_NODE_WRITER".into(),
+        ..Default::default()
+    }
+    .creation_tags();
+    let row = lv_row("csi-v-1", 132 * MIB, None, &block_tags);
     host.expect_lookup(&row);
     let block = csi_proto::v1::VolumeCapability {
         access_type: Some(csi_proto::v1::volume_capability::AccessType::Block(
@@ -214,5 +221,28 @@ async fn no_room_is_resource_exhausted() {
         expand_to(&host, "csi-v-1", 128 * MIB, 0).await,
         Kind::ResourceExhausted,
     );
+    host.finish();
+}
+
+#[tokio::test]
+async fn a_capability_the_volume_was_not_created_for_is_invalid_and_grows_nothing() {
+    let host = FakeHost::new();
+    let row = lv_row("csi-v-1", 132 * MIB, None, &tags(130 * MIB));
+    let block = csi_proto::v1::VolumeCapability {
+        access_type: Some(csi_proto::v1::volume_capability::AccessType::Block(
+            Default::default(),
+        )),
+        access_mode: Some(csi_proto::v1::volume_capability::AccessMode {
+            mode: Mode::SingleNodeWriter as i32,
+        }),
+    };
+    let xfs = crate::ops::capability::mount("xfs", Mode::SingleNodeWriter);
+    for cap in [block, xfs] {
+        // Only the lookup: no survey, no lvextend, no retag.
+        host.expect_lookup(&row);
+        let out = expand_volume(&host.ctx, "csi-v-1", Some(&range(256 * MIB, 0)), Some(&cap)).await;
+        let why = refused(out, Kind::InvalidArgument);
+        assert!(why.message().contains("mount/ext4"), "{why}");
+    }
     host.finish();
 }

@@ -2,7 +2,9 @@
 //!
 //! Invariants: an unknown volume is `NotFound`; a capability or parameter Carve cannot serve
 //! leaves the answer unconfirmed with the reason (not an error); confirmation needs every
-//! capability to be served and the volume to be large enough for the filesystem named.
+//! capability to be served, each to match what the volume was created for (block or mount, the
+//! filesystem; as ControllerPublish requires), and the volume to be large enough for the
+//! filesystem named; `parameters` may be left out, and only a `thin` they name is compared.
 
 use super::{Ctx, capability, params, volume};
 use csi_common::{Error, Result};
@@ -37,8 +39,12 @@ pub async fn validate(
         Ok(caps) => caps,
         Err(e) => return Ok(Validation::Unconfirmed(e.message().to_string())),
     };
+    if let Some(why) = capability::unserved(&caps, &vol.record.capabilities) {
+        return Ok(Validation::Unconfirmed(why));
+    }
     match params::parse(parameters, ctx.settings.thin_pool.as_deref()) {
-        Ok(p) if p.thin != vol.thin() => {
+        // `parameters` is optional (spec.md): only a `thin` it names is compared.
+        Ok(p) if parameters.contains_key(params::THIN) && p.thin != vol.thin() => {
             return Ok(Validation::Unconfirmed(format!(
                 "the volume is {}thin",
                 if vol.thin() { "" } else { "not " }
@@ -70,7 +76,7 @@ mod tests {
         testing::{FakeHost, carve_tags, lv_row},
     };
     use csi_common::{Kind, testing::refused};
-    use csi_proto::v1::volume_capability::access_mode::Mode;
+    use csi_proto::v1::volume_capability::{AccessMode, AccessType, access_mode::Mode};
 
     #[tokio::test]
     async fn confirms_served_capabilities_only() {
@@ -97,6 +103,33 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(empty.kind(), Kind::InvalidArgument);
+        host.finish();
+    }
+
+    #[tokio::test]
+    async fn confirms_only_what_the_volume_was_created_for_and_parameters_may_be_left_out() {
+        let host = FakeHost::new();
+        // A thin volume created for a filesystem (`carve_tags`: mount, the node's default).
+        let row = lv_row("csi-v-1", 64 << 20, Some("pool"), &carve_tags("v"));
+        let none = HashMap::new();
+        let fs = [mount("ext4", Mode::SingleNodeWriter)];
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        let without = validate(&host.ctx, "csi-v-1", &fs, &none).await.unwrap();
+        assert_eq!(without, Validation::Confirmed, "no parameters given");
+        host.expect_lvs_one("csi-v-1", std::slice::from_ref(&row));
+        let linear = HashMap::from([(params::THIN.to_string(), "false".to_string())]);
+        let named = validate(&host.ctx, "csi-v-1", &fs, &linear).await.unwrap();
+        assert!(matches!(named, Validation::Unconfirmed(m) if m.contains("thin")));
+        // Raw block on a filesystem volume: ControllerPublish would refuse it, so not confirmed.
+        let block = [VolumeCapability {
+            access_type: Some(AccessType::Block(Default::default())),
+            access_mode: Some(AccessMode {
+                mode: Mode::SingleNodeWriter as i32,
+            }),
+        }];
+        host.expect_lvs_one("csi-v-1", &[row]);
+        let as_block = validate(&host.ctx, "csi-v-1", &block, &none).await.unwrap();
+        assert!(matches!(as_block, Validation::Unconfirmed(m) if m.contains("created for")));
         host.finish();
     }
 }
