@@ -88,8 +88,9 @@ pub struct NodeArgs {
     #[arg(long, env = "CARVE_DEVICE_TOOL_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub device_tool_timeout: Duration,
 
-    /// The kubelet's root directory: NodePublish, NodeUnpublish and NodeGetVolumeStats act only
-    /// on paths under it.
+    /// The kubelet's root directory: every Node RPC acts only on paths under it (staging paths,
+    /// publish targets, volume paths); a staging or target path elsewhere is refused
+    /// (INVALID_ARGUMENT), a volume path elsewhere holds no volume (NOT_FOUND).
     #[arg(long, env = "CARVE_KUBELET_DIR", default_value = "/var/lib/kubelet")]
     pub kubelet_dir: PathBuf,
 

@@ -3,7 +3,9 @@
 //! Invariants: a path is absolute, at most 4096 bytes, has no `.`/`..`/empty components and no
 //! NUL; its parent exists and resolves to itself (no symlink anywhere above it); the path itself,
 //! if it exists, is not a symlink. Mounts then go through an `O_NOFOLLOW` fd (mount::sys), so a
-//! symlink swapped in after this check is still refused.
+//! symlink swapped in after this check is still refused. Every path a Node RPC takes, staging
+//! path, publish target or volume path, must lie under the kubelet directory (`--kubelet-dir`):
+//! [`confine`] for the paths an RPC acts on, [`confine_lookup`] for those it only asks about.
 
 use csi_common::{Error, Result};
 use std::path::{Component, Path, PathBuf};
@@ -55,8 +57,15 @@ pub fn lookup(raw: &str, what: &str) -> Result<Option<PathBuf>> {
 }
 
 /// Checks that `path` (already shape-checked) lies strictly under `root` (the kubelet directory),
-/// the only place a CO puts publish targets: a path elsewhere is refused before anything
-/// touches it.
+/// the only place a CO puts staging paths and publish targets: a path elsewhere is refused,
+/// `InvalidArgument` (the caller's bad field, spec.md's error scheme), before anything touches
+/// it. Comparison is by whole components (`/var/lib/kubeletx` is not under `/var/lib/kubelet`)
+/// and lexical: [`validate`] refuses symlinks above or at the path.
+///
+/// Used for the paths an RPC acts on: NodeStageVolume's and NodeUnstageVolume's
+/// staging_target_path, NodePublishVolume's staging_target_path and target_path,
+/// NodeUnpublishVolume's target_path. For the paths an RPC only asks about, see
+/// [`confine_lookup`].
 pub fn confine(path: &Path, root: &Path, what: &str) -> Result<()> {
     if path.starts_with(root) && path != root {
         return Ok(());
@@ -66,6 +75,16 @@ pub fn confine(path: &Path, root: &Path, what: &str) -> Result<()> {
         path.display(),
         root.display()
     )))
+}
+
+/// [`confine`] for a path the CO asks about rather than hands over (the [`lookup`] paths:
+/// `volume_path` and `staging_target_path` of NodeGetVolumeStats and NodeExpandVolume): no
+/// Carve volume is staged or published outside the kubelet directory, so a path there holds no
+/// volume and the answer is `NotFound` (spec.md, both RPCs' error tables: "volume does not
+/// exist on the specified volume_path"), with [`confine`]'s message. This keeps one code for
+/// every path that cannot be the volume's: malformed, missing, outside, or another volume's.
+pub fn confine_lookup(path: &Path, root: &Path, what: &str) -> Result<()> {
+    confine(path, root, what).map_err(|e| Error::not_found(e.message()))
 }
 
 /// Checks `raw` and the filesystem around it: no symlink above or at the path.
@@ -136,8 +155,16 @@ mod tests {
             "/etc/passwd",
             "/var/lib",
         ] {
-            assert!(confine(Path::new(bad), root, "p").is_err(), "{bad}");
+            let e = confine(Path::new(bad), root, "p").unwrap_err();
+            assert_eq!(e.kind(), csi_common::Kind::InvalidArgument, "{bad}");
+            let e = confine_lookup(Path::new(bad), root, "p").unwrap_err();
+            assert_eq!(e.kind(), csi_common::Kind::NotFound, "{bad}");
+            assert!(
+                e.message().contains("not under the kubelet directory"),
+                "{e}"
+            );
         }
+        assert!(confine_lookup(Path::new("/var/lib/kubelet/pods/x"), root, "p").is_ok());
     }
 
     #[test]

@@ -85,7 +85,16 @@ macro_rules! id_and_path {
 id_and_path! {
     NodeUnstageVolumeRequest => Unstage { staging_path: staging_target_path }
     NodeUnpublishVolumeRequest => Unpublish { target_path: target_path }
-    NodeGetVolumeStatsRequest => Stats { volume_path: volume_path }
+}
+
+impl<'a> From<&'a NodeGetVolumeStatsRequest> for Stats<'a> {
+    fn from(req: &'a NodeGetVolumeStatsRequest) -> Self {
+        Stats {
+            volume_id: &req.volume_id,
+            volume_path: &req.volume_path,
+            staging_path: &req.staging_target_path,
+        }
+    }
 }
 
 impl<'a> From<&'a NodeExpandVolumeRequest> for Expand<'a> {

@@ -44,6 +44,10 @@ async fn a_sentinel_secret_never_reaches_a_log_line_or_an_error() {
             initiator.to_str().unwrap(),
             "--state-dir",
             dir.path().to_str().unwrap(),
+            // The staging path below lies under it, as kubelet's do: the stage gets past the
+            // path checks.
+            "--kubelet-dir",
+            dir.path().to_str().unwrap(),
         ],
         Arc::new(ScriptedRunner::new()),
     )

@@ -8,8 +8,8 @@
 //! grow to the disk's size; a repeated call finds nothing to grow and answers the same
 //! capacity; the wait for a new size is bounded by the device timeout; an empty `volume_id` or
 //! `volume_path` is INVALID_ARGUMENT, while an id Carve never issued, a volume not staged here and
-//! a path (volume or staging) that is malformed, missing or not this volume's are NOT_FOUND
-//! (spec.md, NodeExpandVolume Errors: "volume does not exist").
+//! a path (volume or staging) that is malformed, missing, outside the kubelet directory or not
+//! this volume's are NOT_FOUND (spec.md, NodeExpandVolume Errors: "volume does not exist").
 
 use super::{NodeCore, capability, device_binds};
 use crate::{
@@ -38,9 +38,11 @@ const RESCAN_INTERVAL: Duration = Duration::from_millis(250);
 pub struct Expand<'a> {
     /// Volume id (untrusted).
     pub volume_id: &'a str,
-    /// The staging path or a publish target of the volume (untrusted).
+    /// The staging path or a publish target of the volume (untrusted; outside the kubelet
+    /// directory it holds no volume: NOT_FOUND).
     pub volume_path: &'a str,
-    /// The staging path (untrusted; `""`: not given).
+    /// The staging path (untrusted; `""`: not given; outside the kubelet directory or not where
+    /// the volume is staged: NOT_FOUND).
     pub staging_path: &'a str,
     /// `capacity_range.required_bytes` (0: unset, as is a missing range).
     pub required_bytes: i64,
@@ -68,12 +70,15 @@ pub async fn expand(core: &NodeCore, req: Expand<'_>) -> Result<Expanded> {
         Error::not_found(format!("volume {volume} is not at {what} {raw:?}"))
     };
     let volume_path = volume_path.ok_or_else(|| not_here("volume_path", req.volume_path))?;
+    paths::confine_lookup(&volume_path, &core.kubelet_dir, "volume_path")?;
     let staging = match req.staging_path {
         "" => None,
-        raw => Some(
-            paths::check_shape(raw, "staging_target_path")
-                .map_err(|_| not_here("staging_target_path", raw))?,
-        ),
+        raw => {
+            let staging = paths::check_shape(raw, "staging_target_path")
+                .map_err(|_| not_here("staging_target_path", raw))?;
+            paths::confine_lookup(&staging, &core.kubelet_dir, "staging_target_path")?;
+            Some(staging)
+        }
     };
     let record = core
         .records

@@ -73,7 +73,8 @@ pub struct NodeCore {
     pub device_timeout: Duration,
     /// Holders, other mount namespaces, exclusive openers, filesystem health.
     pub host: HostView,
-    /// The kubelet directory: publish targets and stats paths must lie under it.
+    /// The kubelet directory (`--kubelet-dir`): every path a Node RPC takes (staging paths,
+    /// publish targets, volume paths) must lie under it ([`crate::paths::confine`]).
     pub kubelet_dir: PathBuf,
     /// dm-multipath.
     pub multipath: Arc<dyn Multipath>,

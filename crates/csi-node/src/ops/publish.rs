@@ -5,8 +5,8 @@
 //! mounted through an O_NOFOLLOW fd); the volume must be staged; publishing again with the same
 //! arguments is OK, with other arguments ALREADY_EXISTS; a single-writer volume already
 //! published elsewhere is FAILED_PRECONDITION; an id Carve never issued, or a volume not staged
-//! here, is NOT_FOUND (after the checks of missing fields). target_path must lie under the
-//! kubelet directory. A filesystem that went read-only, recorded errors or shut down is not
+//! here, is NOT_FOUND (after the checks of missing fields). target_path and staging_target_path
+//! must lie under the kubelet directory (INVALID_ARGUMENT otherwise). A filesystem that went read-only, recorded errors or shut down is not
 //! published (FAILED_PRECONDITION naming the problem). A read-only block publication binds a
 //! read-only device-mapper view of the disk ([`crate::device::readonly`]), never the disk
 //! itself: a read-only bind mount does not stop writes through a device node.
@@ -40,7 +40,8 @@ fn same_kind(a: &Access, b: &Access) -> bool {
 pub struct Publish<'a> {
     /// Volume id (untrusted).
     pub volume_id: &'a str,
-    /// The staging path the volume was staged at (untrusted).
+    /// The staging path the volume was staged at (untrusted; must lie under the kubelet
+    /// directory).
     pub staging_path: &'a str,
     /// The publish target (untrusted; must lie under the kubelet directory).
     pub target_path: &'a str,
@@ -59,6 +60,7 @@ pub async fn publish(core: &NodeCore, req: Publish<'_>) -> Result<()> {
         ));
     }
     let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
+    paths::confine(&staging, &core.kubelet_dir, "staging_target_path")?;
     let target = paths::validate(req.target_path, "target_path")?;
     paths::confine(&target, &core.kubelet_dir, "target_path")?;
     let cap = capability::parse(req.capability)?;

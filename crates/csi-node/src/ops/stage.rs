@@ -14,7 +14,8 @@
 //! before anything reads for the format decision or writes; XFS is mounted `nouuid` so clones
 //! mount beside their source ([`mount_options`]); a failure after this call's own
 //! login rolls the login back (the CO may never call unstage for a stage that failed); missing
-//! fields are INVALID_ARGUMENT, then an id Carve never issued is NOT_FOUND (spec.md,
+//! fields and a staging path outside the kubelet directory (`--kubelet-dir`; a mount there would
+//! cover a host directory) are INVALID_ARGUMENT, then an id Carve never issued is NOT_FOUND (spec.md,
 //! NodeStageVolume Errors) before anything is read or written. A read-only stage (reader-only
 //! access mode, or publish_context `readonly`: the LUN is write-protected) writes nothing: no
 //! mkfs, fsck or grow, and a mount that replays no journal.
@@ -50,7 +51,8 @@ use std::{collections::HashMap, net::SocketAddr, path::Path};
 pub struct Stage<'a> {
     /// Volume id (untrusted).
     pub volume_id: &'a str,
-    /// The staging path (untrusted; a directory for mount volumes).
+    /// The staging path (untrusted; a directory for mount volumes; must lie under the kubelet
+    /// directory, else INVALID_ARGUMENT).
     pub staging_path: &'a str,
     /// The capability, read by [`capability::parse`].
     pub capability: Option<&'a VolumeCapability>,
@@ -67,6 +69,7 @@ pub struct Stage<'a> {
 pub async fn stage(core: &NodeCore, req: Stage<'_>) -> Result<()> {
     let volume = VolumeHandle::lookup(req.volume_id)?;
     let staging = paths::check_shape(req.staging_path, "staging_target_path")?;
+    paths::confine(&staging, &core.kubelet_dir, "staging_target_path")?;
     let cap = capability::parse(req.capability)?;
     let volume = volume
         .ok_or_else(|| Error::not_found(format!("volume {:?} does not exist", req.volume_id)))?;

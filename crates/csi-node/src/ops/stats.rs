@@ -4,10 +4,12 @@
 //!
 //! Invariants (spec.md, NodeGetVolumeStats Errors): an empty `volume_id` or `volume_path` is
 //! INVALID_ARGUMENT; every other way of naming no volume is NOT_FOUND: an id Carve never
-//! issued, a volume not staged here, and a `volume_path` that is relative, malformed, missing,
+//! issued, a volume not staged here, a `volume_path` that is relative, malformed, missing,
 //! outside the kubelet directory, or neither the staging path nor a publish target of this
-//! volume (never statvfs of a path that is not the volume's). An I/O error on the path (a
-//! shut-down filesystem answers EIO) is an abnormal condition with usage left out, not NOT_FOUND.
+//! volume (never statvfs of a path that is not the volume's), and a `staging_target_path` (when
+//! given) that is malformed, outside the kubelet directory or not where this volume is staged.
+//! An I/O error on the path (a shut-down filesystem answers EIO) is an abnormal condition with
+//! usage left out, not NOT_FOUND.
 
 use super::NodeCore;
 use crate::{
@@ -16,15 +18,18 @@ use crate::{
 };
 use csi_common::{Error, Result, ids::Iqn, placed::VolumeHandle};
 
-/// A NodeGetVolumeStats request, stripped of gRPC (its staging path plays no part). [`stats`]
-/// parses both fields: an id Carve never issued and a path that cannot be the volume's are
-/// NOT_FOUND, only empty ones INVALID_ARGUMENT.
+/// A NodeGetVolumeStats request, stripped of gRPC. [`stats`] parses the fields: an id Carve
+/// never issued and a path that cannot be the volume's are NOT_FOUND, only an empty id or
+/// volume path INVALID_ARGUMENT.
 #[derive(Debug, Clone, Copy)]
 pub struct Stats<'a> {
     /// Volume id (untrusted).
     pub volume_id: &'a str,
     /// The staging path or a publish target of the volume (untrusted).
     pub volume_path: &'a str,
+    /// The staging path (untrusted; `""`: not given, as the spec allows): only checked, it
+    /// must be where the volume is staged.
+    pub staging_path: &'a str,
 }
 
 /// What a usage figure counts.
@@ -70,12 +75,17 @@ pub fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
     let path = path.ok_or_else(|| {
         Error::not_found(format!("volume path {:?} does not exist", req.volume_path))
     })?;
-    if !path.starts_with(&core.kubelet_dir) {
-        return Err(Error::not_found(format!(
-            "volume path {} is not under the kubelet directory",
-            path.display()
-        )));
-    }
+    paths::confine_lookup(&path, &core.kubelet_dir, "volume_path")?;
+    let staging = match req.staging_path {
+        "" => None,
+        raw => {
+            let staging = paths::lookup(raw, "staging_target_path")?.ok_or_else(|| {
+                Error::not_found(format!("volume {volume} is not staged at {raw:?}"))
+            })?;
+            paths::confine_lookup(&staging, &core.kubelet_dir, "staging_target_path")?;
+            Some(staging)
+        }
+    };
     let io_error = match std::fs::symlink_metadata(&path) {
         Ok(_) => None,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -90,6 +100,13 @@ pub fn stats(core: &NodeCore, req: Stats<'_>) -> Result<VolumeStats> {
         .records
         .load(&volume)?
         .ok_or_else(|| Error::not_found(format!("volume {volume} is not staged on this node")))?;
+    if let Some(staging) = staging.filter(|s| *s != record.staging_path) {
+        return Err(Error::not_found(format!(
+            "volume {volume} is staged at {}, not {}",
+            record.staging_path.display(),
+            staging.display()
+        )));
+    }
     let view = readonly_view_of(core, &record, &volume, &path);
     if !super::holds_volume(&core.mounter.table()?, &record, &path, view.as_deref()) {
         return Err(Error::not_found(format!(

@@ -11,7 +11,10 @@
 //! whose object is already gone is done, not failed: a disk that vanished or whose target is
 //! unreachable is not flushed (nothing can reach it), and logout and record removal still run.
 //! A volume not staged at that path, an id Carve never issued included, is OK and nothing is
-//! touched (spec.md: "not staged to the staging_target_path: the Plugin MUST reply 0 OK").
+//! touched (spec.md: "not staged to the staging_target_path: the Plugin MUST reply 0 OK"). A
+//! staging path outside the kubelet directory is INVALID_ARGUMENT (as NodeUnpublishVolume's
+//! target_path) before the stage record or the mount table is read: nothing is ever staged
+//! there, and nothing there is unmounted.
 
 use super::{
     NodeCore,
@@ -32,7 +35,7 @@ use csi_common::{Error, Result, ids::Iqn, placed::VolumeHandle};
 pub struct Unstage<'a> {
     /// Volume id (untrusted).
     pub volume_id: &'a str,
-    /// The staging path (untrusted).
+    /// The staging path (untrusted; must lie under the kubelet directory).
     pub staging_path: &'a str,
 }
 
@@ -43,6 +46,7 @@ pub async fn unstage(core: &NodeCore, req: Unstage<'_>) -> Result<()> {
     let Some(volume) = volume else {
         return Ok(()); // an id Carve never issued was never staged: nothing to undo
     };
+    paths::confine(&staging, &core.kubelet_dir, "staging_target_path")?;
     let Some(record) = core.records.load(&volume)? else {
         let table = core.mounter.table()?;
         if let Some(m) = mounted_at(&table, &staging) {

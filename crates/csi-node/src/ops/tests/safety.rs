@@ -5,7 +5,9 @@
 use super::{VOL, ext4, harness, rpc};
 use crate::filesystem::Probe;
 use csi_common::{Error, Kind};
-use csi_proto::v1::volume_capability::access_mode::Mode;
+use csi_proto::v1::{
+    NodeExpandVolumeRequest, NodeGetVolumeStatsRequest, volume_capability::access_mode::Mode,
+};
 
 use super::{block_cap, mount_cap};
 
@@ -207,6 +209,94 @@ async fn paths_outside_the_kubelet_directory_and_files_publish_did_not_make() {
     };
     let err = rpc::stats(&h.core, stats).unwrap_err();
     assert_eq!(err.kind(), Kind::NotFound);
+}
+
+/// NodeStageVolume(staging_target_path="/etc") with a mount capability would mount the volume
+/// over a host directory: every Node RPC refuses a staging or volume path outside the kubelet
+/// directory before anything is read or written there. Those that act on the path answer
+/// INVALID_ARGUMENT (as target_path), those that ask about it NOT_FOUND (no volume is there).
+#[tokio::test]
+async fn staging_and_volume_paths_outside_the_kubelet_directory_are_refused() {
+    let mut h = harness(Ok(Probe::Filesystem("ext4".into())));
+    // The kubelet directory is pods/: stage/ lies outside it.
+    h.core.kubelet_dir = h.root.join("pods");
+    let err = rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument, "{err}");
+    assert!(
+        err.message().contains("not under the kubelet directory"),
+        "{err}"
+    );
+    assert!(!h.staged(), "no stage record");
+    assert!(h.init.records.lock().unwrap().is_empty(), "no node record");
+    assert!(h.init.sessions.lock().unwrap().is_empty(), "no login");
+    assert!(h.mount_calls().is_empty(), "nothing mounted over it");
+
+    // A volume staged at stage/ while the kubelet directory was wider (an older plugin, another
+    // --kubelet-dir), published at pods/a: stage/ is outside now, and every RPC says so.
+    h.core.kubelet_dir = h.root.clone();
+    h.expect_existing_ext4();
+    h.stage_and_publish(&ext4(), "pods/a").await;
+    h.runner.finish();
+    h.core.kubelet_dir = h.root.join("pods");
+    let calls = h.mount_calls();
+
+    let err = rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument, "re-stage: {err}");
+    let err = rpc::publish(&h.core, h.publish_req(ext4(), "pods/b", false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument, "publish: {err}");
+
+    let stats = |volume_path: &str, staging: &str| NodeGetVolumeStatsRequest {
+        volume_id: VOL.into(),
+        volume_path: h.p(volume_path),
+        staging_target_path: if staging.is_empty() {
+            String::new()
+        } else {
+            h.p(staging)
+        },
+    };
+    rpc::stats(&h.core, stats("pods/a", "")).expect("the publish target is inside");
+    for (volume_path, staging) in [("pods/a", "stage"), ("stage", ""), ("stage", "stage")] {
+        let err = rpc::stats(&h.core, stats(volume_path, staging)).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            Kind::NotFound,
+            "stats {volume_path} {staging}: {err}"
+        );
+    }
+
+    let expand = |volume_path: &str, staging: &str| NodeExpandVolumeRequest {
+        volume_id: VOL.into(),
+        volume_path: h.p(volume_path),
+        staging_target_path: h.p(staging),
+        ..Default::default()
+    };
+    for (volume_path, staging) in [("pods/a", "stage"), ("stage", "stage")] {
+        let err = rpc::expand(&h.core, expand(volume_path, staging))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            Kind::NotFound,
+            "expand {volume_path} {staging}: {err}"
+        );
+    }
+    assert!(
+        !h.devs
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("rescan")),
+        "nothing rescanned"
+    );
+
+    let err = rpc::unstage(&h.core, h.unstage_req()).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidArgument, "unstage: {err}");
+    assert!(h.staged(), "the stage record stays");
+    assert_eq!(h.mount_calls(), calls, "nothing mounted or unmounted");
+    h.runner.finish(); // no tool ran
 }
 
 #[tokio::test]
