@@ -6,7 +6,10 @@
 //! publication used CHAP: a CHAP publication without saved credentials gets no ACL (never an
 //! ACL without the authentication it had); it is counted, and since ListVolumes reports
 //! published nodes from the ACLs, external-attacher's resync publishes it again with the
-//! secrets. Existing ACLs are never rewritten. ACLs follow the record and nothing else: an ACL
+//! secrets. An existing ACL is set again only where it grants other than its publication
+//! records (write protection, CHAP enforced: restored from a stale or hand-edited
+//! saveconfig.json, or changed by hand); one that should enforce CHAP and whose credentials are
+//! not saved is removed instead. ACLs follow the record and nothing else: an ACL
 //! of a Carve volume that no publication tag grants (revoked before a crash, or brought back by
 //! a restore from a stale saveconfig.json) is removed, logged and counted
 //! (`carve_reconcile_removed_acls_total`), with the volume's guard held and its record read
@@ -30,6 +33,7 @@ use crate::{
         saver::{ReadMark, SaveHandle},
         verify_export,
     },
+    lvm::tags::Publication,
     ops::{Ctx, volume},
     restoration::Restoration,
 };
@@ -322,9 +326,39 @@ impl Report {
     }
 }
 
-/// Whether the ACLs of `target` in `state` are exactly the publications in `vol`'s record.
+/// Whether the ACLs of `target` in `state` are exactly the publications in `vol`'s record,
+/// each granting what its publication records ([`acl_conforms`]).
 fn acls_match(state: &LioState, target: &Iqn, vol: &volume::Volume) -> bool {
     acl_initiators(state, target) == recorded_nodes(vol)
+        && vol
+            .record
+            .published
+            .iter()
+            .all(|p| acl_conforms(state, target, p))
+}
+
+/// Whether `state` holds an ACL on `target` for `publication`'s node that grants what the
+/// publication records and nothing more: LUN 0 mapped, write-protected exactly when the
+/// publication is read-only, and CHAP enforced (the target's `authentication`, the ACL's user
+/// and password set) when it is a CHAP publication. (The target-wide `authentication` is not
+/// turned off for a publication without CHAP here: that would only let a node in, and would
+/// unfence another publication of the same target.) An ACL restored from a stale or
+/// hand-edited saveconfig.json, or changed by hand, can differ from its record in any of these.
+fn acl_conforms(state: &LioState, target: &Iqn, publication: &Publication) -> bool {
+    let Some(t) = state.target(target.as_str()) else {
+        return false;
+    };
+    let Some(acl) = t
+        .acls
+        .iter()
+        .find(|a| a.initiator == publication.node.as_str())
+    else {
+        return false;
+    };
+    let chap_set = acl.auth.userid.is_some() && acl.auth.password.is_some();
+    acl.mapped_lun0
+        && acl.write_protect == publication.readonly
+        && (!publication.chap || (t.authentication && chap_set))
 }
 
 /// The initiators holding an ACL on `target` in `state`.
@@ -344,8 +378,11 @@ fn recorded_nodes(vol: &volume::Volume) -> BTreeSet<&str> {
         .collect()
 }
 
-/// Grants every publication of `vol`'s record that has no ACL in `state`, and removes every
-/// ACL the record does not hold.
+/// Grants every publication of `vol`'s record that has no ACL in `state`, sets again every ACL
+/// that grants other than its publication records ([`acl_conforms`]: write protection, CHAP),
+/// and removes every ACL the record does not hold. A CHAP publication whose ACL does not
+/// enforce CHAP and whose credentials are not saved loses its ACL (fail closed: the CO's next
+/// ControllerPublish brings the secrets).
 async fn reconcile_acls(
     ctx: &Ctx,
     chap: &SavedChap,
@@ -356,15 +393,38 @@ async fn reconcile_acls(
     let target = vol.target_iqn(&ctx.settings.iqn_prefix);
     let existing = acl_initiators(state, &target);
     for publication in &vol.record.published {
-        if existing.contains(publication.node.as_str()) {
+        let exists = existing.contains(publication.node.as_str());
+        if exists && acl_conforms(state, &target, publication) {
             continue;
         }
         let key = (target.to_string(), publication.node.to_string());
         if publication.chap && !chap.contains_key(&key) {
+            if exists {
+                // It lets in whoever claims the node's IQN without CHAP: never keep it.
+                match ctx
+                    .lio
+                    .remove_acl(&target, &publication.node.initiator())
+                    .await
+                {
+                    Ok(_) => {
+                        warn!(volume = %vol.id, node = %publication.node,
+                            "removed an ACL that does not enforce its publication's CHAP (credentials not saved)");
+                        report.removed_acls += 1;
+                    }
+                    Err(e) => {
+                        error!(volume = %vol.id, node = %publication.node, error = %e,
+                            "cannot remove an ACL that does not enforce its publication's CHAP");
+                    }
+                }
+            }
             warn!(volume = %vol.id, node = %publication.node,
                 "CHAP credentials not saved: ACL left for the CO to publish again with its secrets");
             report.awaiting_chap += 1;
             continue;
+        }
+        if exists {
+            warn!(volume = %vol.id, node = %publication.node, readonly = publication.readonly,
+                chap = publication.chap, "an ACL grants other than its publication records: setting it again");
         }
         let acl = AclSpec {
             initiator: publication.node.initiator(),

@@ -303,3 +303,45 @@ async fn saveconfig_is_written_once_after_the_pass_not_beside_it() {
     );
     host.finish();
 }
+
+/// An ACL LIO already holds that grants more than its publication records (restored from a
+/// stale or hand-edited saveconfig.json, or changed by hand) is set again from the record: a
+/// read-only publication gets its write protection back, a CHAP publication its CHAP; one whose
+/// credentials are not saved is removed (never an ACL without the CHAP it had).
+#[tokio::test]
+async fn an_existing_acl_that_grants_more_than_its_record_is_set_again_or_removed() {
+    for (publication, saved, want) in [
+        ("ro", false, Some((true, None))),
+        ("rw.chap", true, Some((false, Some("user1")))),
+        ("rw.chap", false, None),
+    ] {
+        let host = FakeHost::new();
+        let tags = publication_tags("a", &format!("{publication}:{NODE1}"));
+        let row = host.export_linear("csi-a-1", &tags).await;
+        // The ACL as a stale file restores it: read-write, no CHAP.
+        host.add_acl("csi-a-1", NODE1).await;
+        host.expect_lvs(std::slice::from_ref(&row));
+        host.expect_lvs_one("csi-a-1", &[row]);
+        let mut creds = HashMap::new();
+        if saved {
+            creds.insert(
+                (host.target("csi-a-1").to_string(), NODE1.to_string()),
+                chap(),
+            );
+        }
+        let report = reconcile(&host.ctx, &creds).await.unwrap();
+        let state = host.ctx.lio.state().await.unwrap();
+        let target = state.target(host.target("csi-a-1").as_str()).unwrap();
+        let got = target
+            .acls
+            .first()
+            .map(|a| (a.write_protect, a.auth.userid.as_deref()));
+        assert_eq!(got, want, "{publication}, saved credentials: {saved}");
+        match want {
+            Some((_, Some(_))) => assert!(target.authentication, "CHAP enforced"),
+            Some(_) => assert_eq!(report.restored_acls, 1, "set again"),
+            None => assert_eq!((report.removed_acls, report.awaiting_chap), (1, 1)),
+        }
+        host.finish();
+    }
+}
