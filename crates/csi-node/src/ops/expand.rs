@@ -6,10 +6,25 @@
 //! publish targets; the disk is the one of the volume's own iSCSI session and its serial is
 //! checked again before the filesystem is touched; the tools get no size, so they only ever
 //! grow to the disk's size; a repeated call finds nothing to grow and answers the same
-//! capacity; the wait for a new size is bounded by the device timeout; an empty `volume_id` or
-//! `volume_path` is INVALID_ARGUMENT, while an id Carve never issued, a volume not staged here and
-//! a path (volume or staging) that is malformed, missing, outside the kubelet directory or not
-//! this volume's are NOT_FOUND (spec.md, NodeExpandVolume Errors: "volume does not exist").
+//! capacity; the wait for a new size is bounded by the device timeout.
+//!
+//! Errors (spec.md, NodeExpandVolume Errors, read with what kubelet does with each code): an
+//! empty `volume_id` or `volume_path` or a negative range is INVALID_ARGUMENT; an id Carve never
+//! issued, a volume not staged here, and a path (volume or staging) that is malformed, missing,
+//! outside the kubelet directory or not this volume's, the staging mount gone or holding another
+//! device included, are NOT_FOUND ("volume does not exist"); a range Carve cannot satisfy
+//! (`required_bytes` above `limit_bytes`, as ControllerExpandVolume answers, or the disk already
+//! above `limit_bytes`) is OUT_OF_RANGE. kubelet treats INVALID_ARGUMENT, OUT_OF_RANGE and
+//! NOT_FOUND as infeasible: final, the PVC is marked `NodeResizeInfeasible` until its size
+//! changes (kubernetes/kubernetes pkg/volume/csi/expander.go, `nodeExpandWithClient` and
+//! `isInfeasibleError`, kubernetes#126108; pkg/volume/util/operationexecutor/node_expander.go,
+//! `NodeExpander.expandOnPlugin`). So anything that may pass by itself must not use them: a
+//! disk that has not shown the required size within the device timeout (the target not serving
+//! the grown LV yet) is UNAVAILABLE, which kubelet retries. FAILED_PRECONDITION is never
+//! answered: spec.md reserves it for a volume in use whose filesystem cannot grow online
+//! ("Caller MUST NOT retry"; kubelet's `inUseError` then never retries on this node), and Carve
+//! grows ext4 and XFS online; a refusal that the shared checks raise as FAILED_PRECONDITION (the
+//! disk's serial is not the volume's) is INTERNAL here ([`expand`]).
 
 use super::{NodeCore, capability, device_binds};
 use crate::{
@@ -18,7 +33,7 @@ use crate::{
     paths,
     records::{Access, StageRecord},
 };
-use csi_common::{Error, Result, placed::VolumeHandle};
+use csi_common::{Error, Kind, Result, placed::VolumeHandle};
 use csi_proto::v1::VolumeCapability;
 use std::{
     path::Path,
@@ -31,9 +46,10 @@ const RESCAN_INTERVAL: Duration = Duration::from_millis(250);
 /// A NodeExpandVolume request, stripped of gRPC.
 ///
 /// The fields stay as the CO sent them and [`expand`] parses them itself, in the spec's error
-/// order: an empty id or volume path and a bad range are INVALID_ARGUMENT, an id Carve never
-/// issued or a path that cannot be the volume's is NOT_FOUND, and the capability is read only
-/// once the volume's stage record is found (it is checked against the record).
+/// order: an empty id or volume path and a negative range are INVALID_ARGUMENT, `required_bytes`
+/// above `limit_bytes` is OUT_OF_RANGE, an id Carve never issued or a path that cannot be the
+/// volume's is NOT_FOUND, and the capability is read only once the volume's stage record is
+/// found (it is checked against the record).
 #[derive(Debug, Clone, Copy)]
 pub struct Expand<'a> {
     /// Volume id (untrusted).
@@ -59,8 +75,21 @@ pub struct Expanded {
     pub capacity_bytes: i64,
 }
 
-/// Runs NodeExpandVolume.
+/// Runs NodeExpandVolume; errors as the module doc says. A FAILED_PRECONDITION from a shared
+/// check (the disk's serial, a multipath map's paths disagreeing) becomes INTERNAL with the same
+/// message: the refusal stands (nothing is grown), but kubelet must not read it as "this volume
+/// cannot grow online" and stop expanding it on this node.
 pub async fn expand(core: &NodeCore, req: Expand<'_>) -> Result<Expanded> {
+    expand_volume(core, req).await.map_err(|e| {
+        if e.kind() == Kind::FailedPrecondition {
+            Error::internal(e.message())
+        } else {
+            e
+        }
+    })
+}
+
+async fn expand_volume(core: &NodeCore, req: Expand<'_>) -> Result<Expanded> {
     let volume = VolumeHandle::lookup(req.volume_id)?;
     let volume_path = paths::lookup(req.volume_path, "volume_path")?;
     let (required, limit) = range(req.required_bytes, req.limit_bytes)?;
@@ -137,7 +166,9 @@ pub async fn expand(core: &NodeCore, req: Expand<'_>) -> Result<Expanded> {
     })
 }
 
-/// `(required, limit)` in bytes, 0 meaning unset.
+/// `(required, limit)` in bytes, 0 meaning unset: a negative value is a malformed field
+/// (INVALID_ARGUMENT), `required` above a set `limit` a range no volume satisfies (OUT_OF_RANGE,
+/// spec.md "Unsupported capacity_range", as ControllerExpandVolume answers the same range).
 fn range(required_bytes: i64, limit_bytes: i64) -> Result<(u64, u64)> {
     if required_bytes < 0 || limit_bytes < 0 {
         return Err(Error::invalid_argument(
@@ -145,14 +176,17 @@ fn range(required_bytes: i64, limit_bytes: i64) -> Result<(u64, u64)> {
         ));
     }
     if limit_bytes > 0 && required_bytes > limit_bytes {
-        return Err(Error::invalid_argument(
-            "capacity_range.required_bytes exceeds limit_bytes",
-        ));
+        return Err(Error::out_of_range(format!(
+            "capacity_range.required_bytes {required_bytes} exceeds limit_bytes {limit_bytes}"
+        )));
     }
     Ok((required_bytes.cast_unsigned(), limit_bytes.cast_unsigned()))
 }
 
-/// `volume_path` must be the staging path or a publish target of this very volume.
+/// `volume_path` must be the staging path or a publish target of this very volume, and the
+/// staging mount must be there and hold the volume's disk; otherwise the volume is not at the
+/// path the CO named: NOT_FOUND (spec.md: "volume does not exist"), final for kubelet, which is
+/// right: retrying finds the same mount table. NodeStageVolume mounts and grows again.
 fn check_volume_path(
     core: &NodeCore,
     record: &StageRecord,
@@ -163,13 +197,14 @@ fn check_volume_path(
     let ours = match &record.access {
         Access::Mount { fs_type, .. } => {
             let staged = mounted_at(&table, &record.staging_path).ok_or_else(|| {
-                Error::failed_precondition(format!(
-                    "{} is not mounted: stage the volume again",
+                Error::not_found(format!(
+                    "volume {} is not mounted at its staging path {}: stage the volume again",
+                    record.volume_id,
                     record.staging_path.display()
                 ))
             })?;
             if staged.source != device.path.to_string_lossy() || staged.fs_type != *fs_type {
-                return Err(Error::failed_precondition(format!(
+                return Err(Error::not_found(format!(
                     "{} holds {} ({}), not the volume's disk {} ({fs_type})",
                     record.staging_path.display(),
                     staged.source,
@@ -200,7 +235,9 @@ fn check_volume_path(
 }
 
 /// Rescans the disk until it reports at least `required` bytes (once if 0), within the device
-/// timeout; returns its size.
+/// timeout; returns its size. Still smaller at the deadline is UNAVAILABLE: the target does not
+/// serve the grown LV yet (the CO calls NodeExpandVolume after ControllerExpandVolume), which a
+/// later call may find done; kubelet retries it, where OUT_OF_RANGE would be final.
 async fn rescan_until(core: &NodeCore, device: &Device, required: u64) -> Result<u64> {
     let deadline = Instant::now() + core.device_timeout;
     loop {
@@ -210,10 +247,11 @@ async fn rescan_until(core: &NodeCore, device: &Device, required: u64) -> Result
             return Ok(size);
         }
         if Instant::now() >= deadline {
-            return Err(Error::out_of_range(format!(
-                "{} is {size} bytes after a rescan, less than the {required} required: \
-                 expand the volume on the controller first",
-                device.path.display()
+            return Err(Error::unavailable(format!(
+                "{} is {size} bytes after rescanning for {:?}, less than the {required} required: \
+                 the target does not serve the new size yet (is ControllerExpandVolume done?)",
+                device.path.display(),
+                core.device_timeout
             )));
         }
         tokio::time::sleep(RESCAN_INTERVAL).await;

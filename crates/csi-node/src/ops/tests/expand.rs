@@ -151,20 +151,8 @@ async fn expand_errors() {
         limit_bytes: 0,
     });
     assert_eq!(kind(r).await, Kind::InvalidArgument);
-    let mut r = h.expand_req("stage", 0);
-    r.capacity_range = Some(CapacityRange {
-        required_bytes: 2 * MIB.cast_signed(),
-        limit_bytes: MIB.cast_signed(),
-    });
-    assert_eq!(kind(r).await, Kind::InvalidArgument);
-
-    // The disk never reaches the size: bounded wait, then OUT_OF_RANGE, nothing grown.
-    let before = h.rescans();
-    assert_eq!(
-        kind(h.expand_req("stage", 128 * MIB)).await,
-        Kind::OutOfRange
-    );
-    assert!(h.rescans() > before + 1, "rescanned while waiting");
+    // required_bytes above limit_bytes, a size not reached in time, a disk of another serial:
+    // `error_codes_leave_kubelet_retrying_only_what_may_pass`.
     let mut r = h.expand_req("stage", 0);
     r.capacity_range = Some(CapacityRange {
         required_bytes: 0,
@@ -172,13 +160,6 @@ async fn expand_errors() {
     });
     assert_eq!(kind(r).await, Kind::OutOfRange, "disk above the limit");
 
-    *h.devs.serial.lock().unwrap() = "5a0c1e00-0000-4000-8000-000000000bad".into();
-    assert_eq!(
-        kind(h.expand_req("stage", 0)).await,
-        Kind::FailedPrecondition,
-        "another disk behind the session"
-    );
-    *h.devs.serial.lock().unwrap() = SERIAL.into();
     h.init.sessions.lock().unwrap().clear();
     assert_eq!(
         kind(h.expand_req("stage", 0)).await,
@@ -186,4 +167,84 @@ async fn expand_errors() {
         "session down"
     );
     h.runner.finish(); // resize2fs never ran
+}
+
+/// kubelet gives up on INVALID_ARGUMENT, OUT_OF_RANGE and NOT_FOUND (infeasible: the PVC is
+/// marked until its size changes) and never retries FAILED_PRECONDITION on the node (volume in
+/// use, no online expansion); it retries the rest. So: a range no volume satisfies is
+/// OUT_OF_RANGE as ControllerExpandVolume answers it, a size the rescans have not shown yet is
+/// UNAVAILABLE, a staging mount gone or holding another device is NOT_FOUND, and a disk of
+/// another serial is INTERNAL; nothing is grown in any of them.
+#[tokio::test]
+async fn error_codes_leave_kubelet_retrying_only_what_may_pass() {
+    let h = harness(Ok(Probe::Filesystem("ext4".into())));
+    let kind = |req: NodeExpandVolumeRequest| {
+        let core = &h.core;
+        async move { expand(core, req).await.unwrap_err().kind() }
+    };
+    h.expect_existing_ext4();
+    rpc::stage(&h.core, h.stage_req(ext4())).await.unwrap();
+    h.runner.finish();
+
+    let mut r = h.expand_req("stage", 0);
+    r.capacity_range = Some(CapacityRange {
+        required_bytes: 2 * MIB.cast_signed(),
+        limit_bytes: MIB.cast_signed(),
+    });
+    assert_eq!(kind(r).await, Kind::OutOfRange, "required above limit");
+
+    // The disk does not show the size within the device timeout (bounded wait, rescanning):
+    // retryable, and the retry after the target serves the new size grows.
+    let before = h.rescans();
+    let err = expand(&h.core, h.expand_req("stage", 128 * MIB))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::Unavailable, "{err}");
+    assert!(h.rescans() > before + 1, "rescanned while waiting");
+    *h.devs.size_after_rescan.lock().unwrap() = Some(128 * MIB);
+    h.runner.expect(Expectation::new(["resize2fs", "/dev/sdb"]));
+    let grown = expand(&h.core, h.expand_req("stage", 128 * MIB))
+        .await
+        .expect("the retry grows");
+    assert_eq!(grown.capacity_bytes, (128 * MIB).cast_signed());
+    h.runner.finish();
+
+    let staging = h.root.join("stage");
+    let set_source = |source: &str| {
+        for m in h.mounts.table.lock().unwrap().iter_mut() {
+            if m.mount_point == staging {
+                m.source = source.into();
+            }
+        }
+    };
+    set_source("/dev/sdc");
+    assert_eq!(
+        kind(h.expand_req("stage", 0)).await,
+        Kind::NotFound,
+        "the staging mount holds another device"
+    );
+    set_source("/dev/sdb");
+    let saved = h.mounts.table.lock().unwrap().clone();
+    h.mounts
+        .table
+        .lock()
+        .unwrap()
+        .retain(|m| m.mount_point != staging);
+    assert_eq!(
+        kind(h.expand_req("stage", 0)).await,
+        Kind::NotFound,
+        "the staging mount is gone"
+    );
+    *h.mounts.table.lock().unwrap() = saved;
+
+    *h.devs.serial.lock().unwrap() = "5a0c1e00-0000-4000-8000-000000000bad".into();
+    let err = expand(&h.core, h.expand_req("stage", 0)).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        Kind::Internal,
+        "another disk behind the session"
+    );
+    assert!(err.message().contains("refusing to use this disk"), "{err}");
+    *h.devs.serial.lock().unwrap() = SERIAL.into();
+    h.runner.finish(); // resize2fs ran only for the retry that grew
 }
