@@ -577,3 +577,55 @@ guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
     drop(driver);
     assert_no_leaks(&lab, None);
 });
+
+// A read-only publication whose ACL was made writable by hand (or restored so from a stale or
+// edited saveconfig.json) is write-protected again by the next start's reconciliation.
+guest_test!(
+    a_hand_edited_acl_is_set_back_to_its_publication_at_start,
+    async {
+        use csi_proto::v1::ControllerPublishVolumeRequest;
+        let lab = Lab::from_env();
+        let mut driver = Driver::start(&lab, DriverOptions::default()).await;
+        let id = create_id(&driver, request("hand-edited", 16 * MIB, true)).await;
+        let published = driver
+            .controller_rpc()
+            .controller_publish_volume(ControllerPublishVolumeRequest {
+                volume_id: id.clone(),
+                node_id: lab.initiator.clone(),
+                volume_capability: Some(block_capability(Mode::SingleNodeWriter)),
+                readonly: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+            .into_inner();
+        let target = published
+            .publish_context
+            .values()
+            .find(|v| v.starts_with("iqn.") && v.contains(&id))
+            .cloned()
+            .unwrap_or_else(|| panic!("target IQN in {:?}", published.publish_context));
+        let write_protect = format!(
+            "{}/iscsi/{target}/tpgt_1/acls/{}/lun_0/write_protect",
+            lio::CONFIGFS,
+            lab.initiator
+        );
+        let read = || std::fs::read_to_string(&write_protect).expect("write_protect");
+        assert_eq!(read().trim(), "1", "published read-only");
+        driver.kill_controller();
+        std::fs::write(&write_protect, "0").expect("hand edit");
+        assert_eq!(read().trim(), "0", "the hand edit took");
+        driver.start_controller().await;
+        assert_eq!(
+            read().trim(),
+            "1",
+            "reconciliation set the read-only publication's ACL back\n{}",
+            driver.logs()
+        );
+        assert!(lio::has_acl(&target, &lab.initiator), "the ACL is kept");
+        unpublish(&driver, &id, &lab.initiator).await;
+        delete_volume(&driver, &id).await;
+        drop(driver);
+        assert_no_leaks(&lab, None);
+    }
+);
