@@ -125,19 +125,6 @@ pub fn acl_plan(
     if found.is_none() {
         plan.push(format!("{tpg}/acls create {node} add_mapped_luns=false"));
     }
-    let wp = u8::from(acl.readonly);
-    match found {
-        Some(a) if a.mapped_lun0 && a.write_protect == acl.readonly => {}
-        Some(a) if a.mapped_lun0 => {
-            plan.push(format!("{tpg}/acls/{node} delete 0"));
-            plan.push(format!(
-                "{tpg}/acls/{node} create mapped_lun=0 tpg_lun_or_backstore=0 write_protect={wp}"
-            ));
-        }
-        _ => plan.push(format!(
-            "{tpg}/acls/{node} create mapped_lun=0 tpg_lun_or_backstore=0 write_protect={wp}"
-        )),
-    }
     let mut secrets = Vec::new();
     if let Some(chap) = &acl.chap {
         let mut values = vec![chap.username.as_str(), chap.password.as_str()];
@@ -168,6 +155,22 @@ pub fn acl_plan(
             "{tpg} set attribute authentication={}",
             u8::from(acl.chap.is_some())
         ));
+    }
+    // LUN 0 last: CHAP is set and enforced before the ACL reaches any data, as the configfs
+    // backend does (a new TPG has authentication=0: mapped first, an initiator claiming the
+    // node's IQN could log in without CHAP and keep the LUN).
+    let wp = u8::from(acl.readonly);
+    match found {
+        Some(a) if a.mapped_lun0 && a.write_protect == acl.readonly => {}
+        Some(a) if a.mapped_lun0 => {
+            plan.push(format!("{tpg}/acls/{node} delete 0"));
+            plan.push(format!(
+                "{tpg}/acls/{node} create mapped_lun=0 tpg_lun_or_backstore=0 write_protect={wp}"
+            ));
+        }
+        _ => plan.push(format!(
+            "{tpg}/acls/{node} create mapped_lun=0 tpg_lun_or_backstore=0 write_protect={wp}"
+        )),
     }
     Ok((plan, secrets))
 }

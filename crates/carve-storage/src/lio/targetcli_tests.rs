@@ -156,6 +156,20 @@ fn acl_plans_create_update_and_carry_chap_as_secret() {
         format!("{tpg}/acls/{NODE1} set auth userid=user1 password=secretpass12")
     );
     assert_eq!(plan[1], format!("{tpg} set attribute authentication=1"));
+    // A new CHAP ACL: its CHAP is set and enforced before LUN 0 is mapped to it, so no
+    // initiator can reach the data without CHAP in between.
+    let (plan, _) = acl_plan(&LioState::default(), &target, &with_chap).unwrap();
+    assert_eq!(
+        plan,
+        [
+            format!("{tpg}/acls create {NODE1} add_mapped_luns=false"),
+            format!("{tpg}/acls/{NODE1} set auth userid=user1 password=secretpass12"),
+            format!("{tpg} set attribute authentication=1"),
+            format!(
+                "{tpg}/acls/{NODE1} create mapped_lun=0 tpg_lun_or_backstore=0 write_protect=0"
+            ),
+        ]
+    );
     let hostile = AclSpec {
         chap: Some(Chap {
             password: "abc#defghijkl".into(),
