@@ -112,9 +112,10 @@ async fn create_publish_unpublish_delete_each_twice() {
     assert_eq!(host.acls(id), [NODE1]);
     host.expect_lvs_one(id, &[script.published()]);
     let repeat = publish_context(&mut agent, id, NODE1).await;
+    assert_eq!(repeat["targetIqn"], context["targetIqn"]);
     assert_eq!(
-        repeat, context,
-        "the retry answers the same publish_context, blank included"
+        repeat["blank"], "false",
+        "published before: it may hold data"
     );
     assert_eq!(host.acls(id), [NODE1]);
 
@@ -219,7 +220,7 @@ async fn chap_secrets_reach_the_acl_and_no_answer() {
     host.expect_retag(
         "csi-v-1",
         &[],
-        &["carve.used", &format!("carve.pub=rw.chap.blank:{NODE1}")],
+        &["carve.used", &format!("carve.pub=rw.chap:{NODE1}")],
     );
     let secret = "s3cr3t-SENTINEL";
     let request = PublishRequest {

@@ -78,7 +78,7 @@ async fn no_secret_reaches_a_log_line_or_an_error_across_the_fleet() {
 
     let b = f.host("b");
     b.expect_lvs_one(script.lv.as_str(), &[script.row(&[])]);
-    let publication = format!("carve.pub=rw.chap.blank:{NODE1}");
+    let publication = format!("carve.pub=rw.chap:{NODE1}");
     b.expect_retag(script.lv.as_str(), &[], &["carve.used", &publication]);
     let context = super::ok(c.controller_publish_volume(publish(&id, secrets()))).await;
     let context = format!("{:?}", context.publish_context);

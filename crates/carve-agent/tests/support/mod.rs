@@ -103,9 +103,9 @@ impl Script {
         }
     }
 
-    /// The publication tag of [`NODE1`], as the first publish of a new volume writes it.
+    /// The publication tag of [`NODE1`].
     pub fn publication() -> String {
-        format!("carve.pub=rw.blank:{NODE1}")
+        format!("carve.pub=rw:{NODE1}")
     }
 
     /// The LV's row with its creation tags and `extra`.

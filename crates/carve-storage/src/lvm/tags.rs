@@ -25,8 +25,7 @@ const REQUIRED: &str = "carve.required=";
 /// volume may hold data, and the node is never told it is blank. (A thin LV needs no marker:
 /// its mapped-data count says whether anything was ever written.)
 pub const USED: &str = "carve.used";
-/// Prefix of the tags recording publications:
-/// `carve.pub=<rw|ro>[.chap][.blank]:<initiator iqn>` (see [`Publication`]).
+/// Prefix of the tags recording publications: `carve.pub=<rw|ro>[.chap]:<initiator iqn>`.
 pub const PUBLISHED: &str = "carve.pub=";
 /// Longest encoded chunk per tag (LVM's limit on a tag is larger; this keeps tags readable).
 pub const CHUNK: usize = 120;
@@ -41,15 +40,6 @@ pub struct Publication {
     /// Published with CHAP credentials (which are never in a tag): after a reboot without
     /// saved credentials, the ACL waits for the CO to publish again with the secrets.
     pub chap: bool,
-    /// The publication's first answer told the node the volume was blank (it provably held no
-    /// data before this publication; `.blank` in the tag). A repeat of the same publication
-    /// (a retry after a failure or a timeout) answers the same, as CSI wants the same
-    /// publish_context for the same request; without it a linear volume whose first publish
-    /// failed after its records were written would never again be called blank, and its node
-    /// would refuse to format it. The tag goes with the publication (ControllerUnpublish), so
-    /// it never outlives the attachment that was answered blank. A tag written before this
-    /// field reads as `false`: the node then refuses to format rather than guess.
-    pub blank: bool,
 }
 
 impl Publication {
@@ -57,18 +47,13 @@ impl Publication {
     pub fn tag(&self) -> String {
         let mode = if self.readonly { "ro" } else { "rw" };
         let chap = if self.chap { ".chap" } else { "" };
-        let blank = if self.blank { ".blank" } else { "" };
-        format!("{PUBLISHED}{mode}{chap}{blank}:{}", self.node)
+        format!("{PUBLISHED}{mode}{chap}:{}", self.node)
     }
 
     fn parse(value: &str) -> Result<Self> {
         let (mode, node) = value
             .split_once(':')
             .ok_or_else(|| Error::internal(format!("malformed publication tag {value:?}")))?;
-        let (mode, blank) = match mode.strip_suffix(".blank") {
-            Some(mode) => (mode, true),
-            None => (mode, false),
-        };
         let (mode, chap) = match mode.strip_suffix(".chap") {
             Some(mode) => (mode, true),
             None => (mode, false),
@@ -86,7 +71,6 @@ impl Publication {
             node: NodeId::parse(node)?,
             readonly,
             chap,
-            blank,
         })
     }
 }
@@ -260,7 +244,6 @@ mod tests {
                 node: NodeId::parse("iqn.2024-01.dev.carve:node1").unwrap(),
                 readonly: true,
                 chap: true,
-                blank: name.len().is_multiple_of(3),
             }],
             used: name.len().is_multiple_of(2),
             claim: ClaimRef {
@@ -319,14 +302,13 @@ mod tests {
             node: NodeId::parse("iqn.2024-01.dev.carve:node2").unwrap(),
             readonly: false,
             chap: false,
-            blank: false,
         };
         assert_eq!(p.tag(), "carve.pub=rw:iqn.2024-01.dev.carve:node2");
         assert!(is_valid_tag(&p.tag()));
         let ro_chap = Publication {
             readonly: true,
             chap: true,
-            ..p.clone()
+            ..p
         };
         assert_eq!(
             ro_chap.tag(),
@@ -336,26 +318,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(parsed.published, [ro_chap]);
-        let blank = Publication {
-            chap: true,
-            blank: true,
-            ..p
-        };
-        assert_eq!(
-            blank.tag(),
-            "carve.pub=rw.chap.blank:iqn.2024-01.dev.carve:node2"
-        );
-        assert!(is_valid_tag(&blank.tag()));
-        let parsed = VolumeRecord::from_tags(&[MARKER, blank.tag().as_str()])
-            .unwrap()
-            .unwrap();
-        assert_eq!(parsed.published, [blank]);
-        for bad in [
-            "carve.pub=rw.blank.chap:iqn.2024-01.a:b",
-            "carve.pub=blank:iqn.2024-01.a:b",
-        ] {
-            assert!(VolumeRecord::from_tags(&[MARKER, bad]).is_err(), "{bad}");
-        }
     }
 
     proptest! {

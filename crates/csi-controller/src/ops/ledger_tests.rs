@@ -131,10 +131,7 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
     host.expect_retag(
         lv.as_str(),
         &[],
-        &[
-            crate::lvm::tags::USED,
-            &format!("{PUBLISHED}rw.blank:{NODE1}"),
-        ],
+        &[crate::lvm::tags::USED, &format!("{PUBLISHED}rw:{NODE1}")],
     );
     let secrets = HashMap::new();
     let cap = mount("ext4", Mode::SingleNodeWriter);
@@ -152,10 +149,11 @@ async fn create_then_publish_runs_lvcreate_and_one_lvchange_only() {
         "a new linear volume is blank at its first publish"
     );
     assert_eq!(host.acls(lv.as_str()), [NODE1]);
-    // The ledger kept both tags: a repeat is recognised without LVM, writes nothing and
-    // answers the first call's publish_context (blank included: the publication recorded it).
-    let again = ops::publish::publish(&host.ctx, req).await.unwrap();
-    assert_eq!(again.to_context(), published.to_context());
+    // The ledger kept both tags: a repeat is recognised without LVM and writes nothing.
+    ops::publish::publish(&host.ctx, req)
+        .await
+        .map(|p| assert!(!p.blank, "used from its first publish on"))
+        .unwrap();
     host.finish();
 }
 
@@ -212,7 +210,7 @@ async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context
         secrets: &secrets,
     };
     // First publish: the ledger's count (0, no node could write) says blank; no LVM read.
-    host.expect_retag("csi-v-1", &[], &[&format!("{PUBLISHED}rw.blank:{NODE1}")]);
+    host.expect_retag("csi-v-1", &[], &[&format!("{PUBLISHED}rw:{NODE1}")]);
     let first = ops::publish::publish(&host.ctx, req).await.unwrap();
     assert!(first.blank);
     // The repeat: the ledger no longer vouches for the count, LVM is asked, and it is still 0.

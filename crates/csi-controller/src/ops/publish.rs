@@ -10,12 +10,9 @@
 //! already published to that node; CHAP comes from the secrets, never from or into a context,
 //! tag or log; a node that does not hold the volume yet gets it only below the attach limit
 //! (`attach_limit`, `ResourceExhausted`); the tags are written by one `lvchange` (the only LVM
-//! process of a publish: the volume is read from the ledger). The publish context says
-//! `blank=true` only for a volume that provably never held data ([`provably_blank`]); a linear
-//! LV is marked used (tag) before its first ACL exists; the publication tag records that
-//! answer (`.blank`), so a repeat of the same publication to a linear LV (a retry after a
-//! failure or a timeout) answers the same publish_context (a thin LV's data count still
-//! answers for itself); a repeat writes no tag.
+//! process of a publish: the volume is read from the ledger). The publish context says `blank=true` only for a
+//! volume that provably never held data ([`provably_blank`]); a linear LV is marked used (tag)
+//! before its first ACL exists.
 
 use super::{Ctx, attach_limit, capability, volume};
 use crate::{
@@ -120,6 +117,11 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
             "volume {id} is published to node {other}; a Carve volume is attached to one node at a time"
         )));
     }
+    let publication = Publication {
+        node: node.clone(),
+        readonly,
+        chap: chap.is_some(),
+    };
     let recorded: Vec<&Publication> = vol
         .record
         .published
@@ -161,33 +163,15 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
     } else {
         Some(attach_limit::reserve(ctx, &node, &id).await?)
     };
-    // A repeat of the recorded publication (same node, mode and CHAP): a retry after a failure
-    // or a timeout. spec.md wants the same publish_context for it; a linear LV has no other
-    // evidence than the `.blank` its publication recorded, while a thin LV's data count still
-    // says exactly whether a node wrote since.
-    let repeat = recorded
-        .iter()
-        .find(|p| p.readonly == readonly && p.chap == chap.is_some());
-    let blank = match repeat {
-        Some(recorded) if !vol.thin() => recorded.blank,
-        _ => {
-            if vol.thin() && vol.lv.data_percent.is_none() && vol.record.content_source.is_empty() {
-                // The ledger keeps no data count for a thin LV a node may have written
-                // (published before): ask LVM, so a repeat or a republish says blank exactly
-                // when it still is (the first publish after CreateVolume reads nothing).
-                if let Some(row) = lvm.read(&vol.lv_name()).await? {
-                    vol.lv.data_percent = row.data_percent;
-                }
-            }
-            provably_blank(&vol)
+    if vol.thin() && vol.lv.data_percent.is_none() && vol.record.content_source.is_empty() {
+        // The ledger keeps no data count for a thin LV a node may have written (published
+        // before): ask LVM, so a repeat or a republish says blank exactly when it still is
+        // (the first publish after CreateVolume reads nothing).
+        if let Some(row) = lvm.read(&vol.lv_name()).await? {
+            vol.lv.data_percent = row.data_percent;
         }
-    };
-    let publication = Publication {
-        node: node.clone(),
-        readonly,
-        chap: chap.is_some(),
-        blank,
-    };
+    }
+    let blank = provably_blank(&vol);
     // The durable records, in one `lvchange` before the ACL: the used marker of a linear LV
     // and the publication (reconciliation restores ACLs from it after a reboot), replacing a
     // stale publication to the same node.
@@ -196,7 +180,7 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
     if !vol.thin() && !vol.record.used {
         add.push(USED.to_string());
     }
-    if repeat.is_none() {
+    if !recorded.contains(&&publication) {
         add.push(publication.tag());
         remove.extend(recorded.iter().map(|stale| stale.tag()));
     }

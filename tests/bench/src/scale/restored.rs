@@ -179,7 +179,6 @@ fn with_population(vg: &str, n: usize, initiator: &str) -> Result<String> {
                 node: node.clone(),
                 readonly: false,
                 chap: false,
-                blank: false,
             }],
             used: true,
             ..Default::default()
