@@ -401,21 +401,7 @@ async fn reconcile_acls(
         if publication.chap && !chap.contains_key(&key) {
             if exists {
                 // It lets in whoever claims the node's IQN without CHAP: never keep it.
-                match ctx
-                    .lio
-                    .remove_acl(&target, &publication.node.initiator())
-                    .await
-                {
-                    Ok(_) => {
-                        warn!(volume = %vol.id, node = %publication.node,
-                            "removed an ACL that does not enforce its publication's CHAP (credentials not saved)");
-                        report.removed_acls += 1;
-                    }
-                    Err(e) => {
-                        error!(volume = %vol.id, node = %publication.node, error = %e,
-                            "cannot remove an ACL that does not enforce its publication's CHAP");
-                    }
-                }
+                remove_unlike(ctx, vol, &target, publication, report).await;
             }
             warn!(volume = %vol.id, node = %publication.node,
                 "CHAP credentials not saved: ACL left for the CO to publish again with its secrets");
@@ -438,6 +424,10 @@ async fn reconcile_acls(
             }
             Err(e) => {
                 error!(volume = %vol.id, node = %publication.node, error = %e, "cannot restore ACL");
+                if exists {
+                    // Fail closed: an ACL that could not be set to its record goes.
+                    remove_unlike(ctx, vol, &target, publication, report).await;
+                }
             }
         }
     }
@@ -456,6 +446,33 @@ async fn reconcile_acls(
             Err(e) => {
                 error!(volume = %vol.id, node = %initiator, error = %e, "cannot remove an unrecorded ACL");
             }
+        }
+    }
+}
+
+/// Removes the ACL of `publication` on `target`, which grants other than the publication
+/// records and cannot be set to it: logged and counted in `removed_acls`; a failure to remove
+/// it is logged as an error.
+async fn remove_unlike(
+    ctx: &Ctx,
+    vol: &volume::Volume,
+    target: &Iqn,
+    publication: &Publication,
+    report: &mut Report,
+) {
+    match ctx
+        .lio
+        .remove_acl(target, &publication.node.initiator())
+        .await
+    {
+        Ok(_) => {
+            warn!(volume = %vol.id, node = %publication.node,
+                "removed an ACL that grants other than its publication records and cannot be set to it");
+            report.removed_acls += 1;
+        }
+        Err(e) => {
+            error!(volume = %vol.id, node = %publication.node, error = %e,
+                "cannot remove an ACL that grants other than its publication records");
         }
     }
 }

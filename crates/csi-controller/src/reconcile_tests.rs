@@ -338,7 +338,10 @@ async fn an_existing_acl_that_grants_more_than_its_record_is_set_again_or_remove
             .map(|a| (a.write_protect, a.auth.userid.as_deref()));
         assert_eq!(got, want, "{publication}, saved credentials: {saved}");
         match want {
-            Some((_, Some(_))) => assert!(target.authentication, "CHAP enforced"),
+            Some((_, Some(_))) => {
+                assert!(target.authentication, "CHAP enforced");
+                assert_eq!(report.restored_acls, 1, "set again");
+            }
             Some(_) => assert_eq!(report.restored_acls, 1, "set again"),
             None => assert_eq!((report.removed_acls, report.awaiting_chap), (1, 1)),
         }

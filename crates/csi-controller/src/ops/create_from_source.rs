@@ -217,7 +217,12 @@ async fn complete(
             volume.lv.size, volume.record.required_bytes
         )));
     }
-    let size = capacity::size_for(req.capacity, extent_size, 0, volume.lv.size)?;
+    let size = capacity::size_for(
+        req.capacity,
+        extent_size,
+        capability::minimum_bytes(caps),
+        volume.lv.size,
+    )?;
     let lvm = ctx.lvm()?;
     let pool = volume.lv.pool.as_deref().unwrap_or_default();
     let within = Within {
