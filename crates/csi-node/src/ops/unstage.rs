@@ -35,7 +35,8 @@ use csi_common::{Error, Result, ids::Iqn, placed::VolumeHandle};
 pub struct Unstage<'a> {
     /// Volume id (untrusted).
     pub volume_id: &'a str,
-    /// The staging path (untrusted; must lie under the kubelet directory).
+    /// The staging path (untrusted; must lie under the kubelet directory, unless it is where
+    /// this node's stage record put the volume).
     pub staging_path: &'a str,
 }
 
@@ -46,8 +47,14 @@ pub async fn unstage(core: &NodeCore, req: Unstage<'_>) -> Result<()> {
     let Some(volume) = volume else {
         return Ok(()); // an id Carve never issued was never staged: nothing to undo
     };
-    paths::confine(&staging, &core.kubelet_dir, "staging_target_path")?;
-    let Some(record) = core.records.load(&volume)? else {
+    let record = core.records.load(&volume)?;
+    // The path this node's own record staged the volume at is undone wherever it lies (staged
+    // by an older plugin, or under another --kubelet-dir); any other path must lie under the
+    // kubelet directory.
+    if record.as_ref().is_none_or(|r| r.staging_path != staging) {
+        paths::confine(&staging, &core.kubelet_dir, "staging_target_path")?;
+    }
+    let Some(record) = record else {
         let table = core.mounter.table()?;
         if let Some(m) = mounted_at(&table, &staging) {
             return Err(Error::failed_precondition(format!(
