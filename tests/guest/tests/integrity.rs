@@ -458,6 +458,26 @@ async fn unpublish(driver: &Driver, id: &str, node: &str) {
         .expect("ControllerUnpublish");
 }
 
+/// ControllerPublish of `request`, which must succeed; the target IQN its publish_context names.
+async fn publish_target(
+    driver: &Driver,
+    request: csi_proto::v1::ControllerPublishVolumeRequest,
+) -> String {
+    let id = request.volume_id.clone();
+    let published = driver
+        .controller_rpc()
+        .controller_publish_volume(request)
+        .await
+        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
+        .into_inner();
+    published
+        .publish_context
+        .values()
+        .find(|v| v.starts_with("iqn.") && v.contains(&id))
+        .cloned()
+        .unwrap_or_else(|| panic!("target IQN in {:?}", published.publish_context))
+}
+
 guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
     use csi_proto::v1::ControllerPublishVolumeRequest;
     let lab = Lab::from_env();
@@ -473,18 +493,7 @@ guest_test!(a_revoked_acl_never_comes_back_from_saveconfig, async {
         volume_capability: Some(block_capability(Mode::SingleNodeWriter)),
         ..Default::default()
     };
-    let published = driver
-        .controller_rpc()
-        .controller_publish_volume(publish.clone())
-        .await
-        .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
-        .into_inner();
-    let target = published
-        .publish_context
-        .values()
-        .find(|v| v.starts_with("iqn.") && v.contains(&id))
-        .cloned()
-        .unwrap_or_else(|| panic!("target IQN in {:?}", published.publish_context));
+    let target = publish_target(&driver, publish.clone()).await;
     // The grant reaches the file (coalesced save); keep that file as a stale copy.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&saveconfig).is_ok_and(|s| s.contains(&lab.initiator)) {
@@ -587,24 +596,14 @@ guest_test!(
         let lab = Lab::from_env();
         let mut driver = Driver::start(&lab, DriverOptions::default()).await;
         let id = create_id(&driver, request("hand-edited", 16 * MIB, true)).await;
-        let published = driver
-            .controller_rpc()
-            .controller_publish_volume(ControllerPublishVolumeRequest {
-                volume_id: id.clone(),
-                node_id: lab.initiator.clone(),
-                volume_capability: Some(block_capability(Mode::SingleNodeWriter)),
-                readonly: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("ControllerPublish: {s:?}\n{}", driver.logs()))
-            .into_inner();
-        let target = published
-            .publish_context
-            .values()
-            .find(|v| v.starts_with("iqn.") && v.contains(&id))
-            .cloned()
-            .unwrap_or_else(|| panic!("target IQN in {:?}", published.publish_context));
+        let request = ControllerPublishVolumeRequest {
+            volume_id: id.clone(),
+            node_id: lab.initiator.clone(),
+            volume_capability: Some(block_capability(Mode::SingleNodeWriter)),
+            readonly: true,
+            ..Default::default()
+        };
+        let target = publish_target(&driver, request).await;
         let write_protect = format!(
             "{}/iscsi/{target}/tpgt_1/acls/{}/lun_0/write_protect",
             lio::CONFIGFS,

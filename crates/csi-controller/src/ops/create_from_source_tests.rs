@@ -168,14 +168,20 @@ async fn clones_a_thin_volume_at_its_size_without_a_range() {
     host.finish();
 }
 
+/// Volume "r", made from snapshot "snap-s-1" for 100 MiB and left at the snapshot's 64 MiB by
+/// an interrupted call: its LV name and row.
+fn interrupted_restore() -> (LvName, LvRow) {
+    let lv = LvName::for_volume("r");
+    let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
+    let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
+    (lv, small)
+}
+
 #[tokio::test]
 async fn another_size_or_capability_for_an_existing_restore_is_already_exists_and_grows_nothing() {
     let host = FakeHost::new();
     let params = thin();
-    let lv = LvName::for_volume("r");
-    // Made for 100 MiB, left at the snapshot's 64 MiB by an interrupted call.
-    let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
-    let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
+    let (lv, small) = interrupted_restore();
     // Asked for 200 MiB: another request, not the interrupted one (spec.md, CreateVolume
     // errors: incompatible with the specified `capacity_range`).
     host.expect_vgs(10 << 30, 4 * MIB);
@@ -217,9 +223,8 @@ async fn another_size_or_capability_for_an_existing_restore_is_already_exists_an
 async fn an_interrupted_restore_is_grown_by_the_retry() {
     let host = FakeHost::new();
     let params = thin();
-    let lv = LvName::for_volume("r");
+    let (lv, small) = interrupted_restore();
     let rec = record("r", 100 * MIB, "snapshot:snap-s-1");
-    let small = lv_row(lv.as_str(), 64 * MIB, Some("pool"), &rec.creation_tags());
     host.expect_vgs(10 << 30, 4 * MIB);
     host.expect_lvs_one(lv.as_str(), std::slice::from_ref(&small));
     // The growth is admitted in the queue like any other claim.
