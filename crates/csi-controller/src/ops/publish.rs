@@ -12,7 +12,8 @@
 //! (`attach_limit`, `ResourceExhausted`); the tags are written by one `lvchange` (the only LVM
 //! process of a publish: the volume is read from the ledger). The publish context says `blank=true` only for a
 //! volume that provably never held data ([`provably_blank`]); a linear LV is marked used (tag)
-//! before its first ACL exists.
+//! before its first ACL exists, and those records are taken back when that first grant fails
+//! ([`undo_first_records`]), so the retry still answers blank.
 
 use super::{Ctx, attach_limit, capability, volume};
 use crate::{
@@ -189,27 +190,65 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
             .await
             .map_err(storage_full_is_internal)?;
     }
-    if state
-        .target(spec.target.as_str())
-        .is_none_or(|t| t.lun0_object.is_none())
-    {
-        ctx.lio.ensure_export(&spec).await?;
-    }
     let acl = AclSpec {
         initiator: node.initiator(),
         readonly,
         chap,
     };
-    ctx.lio
-        .ensure_acl(&spec.target, &acl)
-        .await
-        .map_err(|e| e.context(format!("publish volume {id} to node {node}")))?;
+    let granted = async {
+        if state
+            .target(spec.target.as_str())
+            .is_none_or(|t| t.lun0_object.is_none())
+        {
+            ctx.lio.ensure_export(&spec).await?;
+        }
+        ctx.lio.ensure_acl(&spec.target, &acl).await
+    }
+    .await;
+    if let Err(e) = granted {
+        if blank && !vol.thin() {
+            undo_first_records(ctx, &vol, &spec.target, &acl, &add, &remove).await;
+        }
+        return Err(e.context(format!("publish volume {id} to node {node}")));
+    }
     info!(volume = %id, node = %node, readonly, "published volume");
     Ok(Published {
         target: vol.iscsi_target(ctx),
         readonly,
         blank,
     })
+}
+
+/// Undoes the records the first publication of a blank linear LV wrote (`add` added, `remove`
+/// removed) after its grant failed: the ACL is removed first, and only once it is gone are
+/// the records taken back, so the retry is a first publication again and answers
+/// `blank=true`. Without this the retry would find the volume used, answer `blank=false`, and
+/// the node would refuse to format the new volume for good. No node can have written: the
+/// ACL is gone and the CO got no publish_context. A failure here leaves the records (the safe
+/// direction: not blank), logged. A call cancelled between the records and the grant is not
+/// undone: its retry answers `blank=false`.
+async fn undo_first_records(
+    ctx: &Ctx,
+    vol: &volume::Volume,
+    target: &csi_common::ids::Iqn,
+    acl: &AclSpec,
+    add: &[String],
+    remove: &[String],
+) {
+    let undone = async {
+        ctx.lio.remove_acl(target, &acl.initiator).await?;
+        ctx.lvm()?.retag(&vol.lv_name(), add, remove).await
+    }
+    .await;
+    match undone {
+        Ok(()) => {
+            info!(volume = %vol.id, "publish failed before its grant: its records were taken back, the volume stays blank");
+        }
+        Err(e) => {
+            tracing::warn!(volume = %vol.id, error = %e,
+                "publish failed and its records could not be taken back: the volume now counts as used");
+        }
+    }
 }
 
 /// A storage host that cannot record the publication (its VG's LVM metadata area is full) is

@@ -348,3 +348,35 @@ async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
     );
     host.finish();
 }
+
+#[tokio::test]
+async fn a_first_publish_whose_grant_fails_takes_its_records_back_and_the_retry_is_blank() {
+    let host = FakeHost::new();
+    let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
+    // The grant fails after the records: the TPG's authentication attribute cannot be written.
+    let tpg = host
+        .root
+        .join(format!("iscsi/{}/tpgt_1", host.target("csi-v-1")));
+    let attribute = tpg.join("attrib/authentication");
+    let _ = std::fs::remove_file(&attribute);
+    std::fs::create_dir_all(&attribute).unwrap();
+    expect_first_publication(&host, row.clone(), &format!("rw:{NODE1}"));
+    // Taken back once the ACL is gone: the used marker and the publication.
+    host.expect_retag(
+        "csi-v-1",
+        &["carve.used", &format!("carve.pub=rw:{NODE1}")],
+        &[],
+    );
+    publish_rw(&host.ctx, NODE1).await.unwrap_err();
+    assert!(host.acls("csi-v-1").is_empty(), "no ACL left");
+    // The retry, the obstacle gone: a first publication again, so still blank.
+    std::fs::remove_dir(&attribute).unwrap();
+    expect_first_publication(&host, row, &format!("rw:{NODE1}"));
+    let again = publish_rw(&host.ctx, NODE1).await.unwrap();
+    assert!(
+        again.blank,
+        "no node could have written: the new volume is still blank"
+    );
+    assert_eq!(host.acls("csi-v-1"), [NODE1]);
+    host.finish();
+}
