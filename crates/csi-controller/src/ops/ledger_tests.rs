@@ -300,3 +300,56 @@ async fn a_pool_device_mapper_cannot_show_is_read_from_lvm() {
     );
     host.finish();
 }
+
+/// The first publish of a new linear volume whose grant fails, on the ledger: its records are
+/// taken back only once LIO no longer holds the ACL, and the retry then answers what LIO and
+/// the ledger say.
+#[tokio::test]
+async fn a_failed_first_grant_is_undone_only_once_its_acl_is_gone() {
+    for acl_removable in [true, false] {
+        let row = lv_row("csi-v-1", 8 * MIB, None, &carve_tags("v"));
+        let (host, _) = seeded(FakeHost::with_ledger(), 1 << 30, std::slice::from_ref(&row)).await;
+        host.export(&row).await;
+        let tpg = host
+            .root
+            .join(format!("iscsi/{}/tpgt_1", host.target("csi-v-1")));
+        // The grant fails after the records: the authentication attribute cannot be written.
+        let attribute = tpg.join("attrib/authentication");
+        let _ = std::fs::remove_file(&attribute);
+        std::fs::create_dir_all(&attribute).unwrap();
+        // A link left in the ACL's directory makes its removal fail, as on configfs.
+        let junk = tpg.join(format!("acls/{NODE1}/junk"));
+        if !acl_removable {
+            std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink("/nonexistent", &junk).unwrap();
+        }
+        let records = [crate::lvm::tags::USED, &format!("{PUBLISHED}rw:{NODE1}")];
+        host.expect_retag("csi-v-1", &[], &records);
+        if acl_removable {
+            host.expect_retag("csi-v-1", &records, &[]);
+        }
+        let cap = mount("ext4", Mode::SingleNodeWriter);
+        let secrets = HashMap::new();
+        let req = Publish {
+            volume_id: "csi-v-1",
+            node_id: NODE1,
+            capability: Some(&cap),
+            readonly: false,
+            secrets: &secrets,
+        };
+        ops::publish::publish(&host.ctx, req).await.unwrap_err();
+        std::fs::remove_dir(&attribute).unwrap();
+        let _ = std::fs::remove_file(&junk);
+        if acl_removable {
+            // A first publication again, from the ledger's record: both records anew.
+            host.expect_retag("csi-v-1", &[], &records);
+        }
+        let again = ops::publish::publish(&host.ctx, req).await.unwrap();
+        assert_eq!(
+            again.blank, acl_removable,
+            "blank only if the ACL went before the records did"
+        );
+        assert_eq!(host.acls("csi-v-1"), [NODE1]);
+        host.finish();
+    }
+}

@@ -224,9 +224,11 @@ pub async fn publish(ctx: &Ctx, req: Publish<'_>) -> Result<Published> {
 /// the records taken back, so the retry is a first publication again and answers
 /// `blank=true`. Without this the retry would find the volume used, answer `blank=false`, and
 /// the node would refuse to format the new volume for good. No node can have written: the
-/// ACL is gone and the CO got no publish_context. A failure here leaves the records (the safe
-/// direction: not blank), logged. A call cancelled between the records and the grant is not
-/// undone: its retry answers `blank=false`.
+/// ACL is gone (read again from LIO) and the CO got no publish_context. A failure here leaves
+/// the records (the safe direction: not blank), logged. Not undone: a publish that succeeded
+/// but whose answer the CO never got (its deadline passed, the connection dropped; the guarded
+/// call runs to its end regardless), and a controller that died between the records and the
+/// grant. Their retry answers `blank=false`.
 async fn undo_first_records(
     ctx: &Ctx,
     vol: &volume::Volume,
@@ -237,6 +239,17 @@ async fn undo_first_records(
 ) {
     let undone = async {
         ctx.lio.remove_acl(target, &acl.initiator).await?;
+        // Gone, as LIO reads now: a removal that missed it must not take the records back.
+        let state = ctx.lio.volume_state(target, "").await?;
+        let left = state
+            .target(target.as_str())
+            .is_some_and(|t| t.acls.iter().any(|a| a.initiator == acl.initiator.as_str()));
+        if left {
+            return Err(Error::internal(format!(
+                "the ACL for {} on {target} is still there",
+                acl.initiator
+            )));
+        }
         ctx.lvm()?.retag(&vol.lv_name(), add, remove).await
     }
     .await;
