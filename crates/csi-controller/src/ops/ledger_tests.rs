@@ -10,8 +10,8 @@ use crate::{
         create_volume::Created,
         publish::Publish,
         testing::{
-            FakeHost, NODE1, carve_tags, create_request, ext4_record, lv_row, pool_row, range,
-            thin_claim, thin_pool,
+            FakeHost, NODE1, carve_tags, create_request, ext4_record, lv_row, pool_row,
+            publish_request, range, thin_claim, thin_pool,
         },
     },
 };
@@ -200,15 +200,8 @@ async fn a_repeated_publish_of_an_unwritten_thin_volume_answers_the_same_context
     )
     .await;
     host.export(&row).await;
-    let cap = mount("ext4", Mode::SingleNodeWriter);
-    let secrets = HashMap::new();
-    let req = Publish {
-        volume_id: "csi-v-1",
-        node_id: NODE1,
-        capability: Some(&cap),
-        readonly: false,
-        secrets: &secrets,
-    };
+    let (cap, secrets) = (mount("ext4", Mode::SingleNodeWriter), HashMap::new());
+    let req = publish_request(NODE1, &cap, false, &secrets);
     // First publish: the ledger's count (0, no node could write) says blank; no LVM read.
     host.expect_retag("csi-v-1", &[], &[&format!("{PUBLISHED}rw:{NODE1}")]);
     let first = ops::publish::publish(&host.ctx, req).await.unwrap();
@@ -310,15 +303,12 @@ async fn a_failed_first_grant_is_undone_only_once_its_acl_is_gone() {
         let row = lv_row("csi-v-1", 8 * MIB, None, &carve_tags("v"));
         let (host, _) = seeded(FakeHost::with_ledger(), 1 << 30, std::slice::from_ref(&row)).await;
         host.export(&row).await;
-        let tpg = host
-            .root
-            .join(format!("iscsi/{}/tpgt_1", host.target("csi-v-1")));
-        // The grant fails after the records: the authentication attribute cannot be written.
-        let attribute = tpg.join("attrib/authentication");
-        let _ = std::fs::remove_file(&attribute);
-        std::fs::create_dir_all(&attribute).unwrap();
+        let obstacle = host.fail_grants("csi-v-1");
         // A link left in the ACL's directory makes its removal fail, as on configfs.
-        let junk = tpg.join(format!("acls/{NODE1}/junk"));
+        let junk = host.root.join(format!(
+            "iscsi/{}/tpgt_1/acls/{NODE1}/junk",
+            host.target("csi-v-1")
+        ));
         if !acl_removable {
             std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
             std::os::unix::fs::symlink("/nonexistent", &junk).unwrap();
@@ -328,17 +318,10 @@ async fn a_failed_first_grant_is_undone_only_once_its_acl_is_gone() {
         if acl_removable {
             host.expect_retag("csi-v-1", &records, &[]);
         }
-        let cap = mount("ext4", Mode::SingleNodeWriter);
-        let secrets = HashMap::new();
-        let req = Publish {
-            volume_id: "csi-v-1",
-            node_id: NODE1,
-            capability: Some(&cap),
-            readonly: false,
-            secrets: &secrets,
-        };
+        let (cap, secrets) = (mount("ext4", Mode::SingleNodeWriter), HashMap::new());
+        let req = publish_request(NODE1, &cap, false, &secrets);
         ops::publish::publish(&host.ctx, req).await.unwrap_err();
-        std::fs::remove_dir(&attribute).unwrap();
+        std::fs::remove_dir(&obstacle).unwrap();
         let _ = std::fs::remove_file(&junk);
         if acl_removable {
             // A first publication again, from the ledger's record: both records anew.

@@ -2,7 +2,10 @@ use super::*;
 use crate::lvm::LvRow;
 use crate::ops::{
     capability::mount,
-    testing::{FakeHost, NODE1, NODE2, carve_tags, linear_row, lv_row, publication_tags},
+    testing::{
+        FakeHost, NODE1, NODE2, carve_tags, linear_row, lv_row, publication_tags,
+        publish_request as req,
+    },
 };
 use csi_common::{
     Kind,
@@ -10,21 +13,6 @@ use csi_common::{
     testing::refused,
 };
 use csi_proto::v1::volume_capability::{self, access_mode::Mode};
-
-fn req<'a>(
-    node: &'a str,
-    cap: &'a VolumeCapability,
-    readonly: bool,
-    secrets: &'a HashMap<String, String>,
-) -> Publish<'a> {
-    Publish {
-        volume_id: "csi-v-1",
-        node_id: node,
-        capability: Some(cap),
-        readonly,
-        secrets,
-    }
-}
 
 /// Publish of "csi-v-1" to `node`: ext4, single-node writer, read-write, no secrets.
 async fn publish_rw(ctx: &Ctx, node: &str) -> csi_common::Result<Published> {
@@ -353,13 +341,7 @@ async fn a_capability_unlike_the_recorded_one_is_refused_with_the_spec_code() {
 async fn a_first_publish_whose_grant_fails_takes_its_records_back_and_the_retry_is_blank() {
     let host = FakeHost::new();
     let row = host.export_linear("csi-v-1", &carve_tags("v")).await;
-    // The grant fails after the records: the TPG's authentication attribute cannot be written.
-    let tpg = host
-        .root
-        .join(format!("iscsi/{}/tpgt_1", host.target("csi-v-1")));
-    let attribute = tpg.join("attrib/authentication");
-    let _ = std::fs::remove_file(&attribute);
-    std::fs::create_dir_all(&attribute).unwrap();
+    let obstacle = host.fail_grants("csi-v-1");
     expect_first_publication(&host, row.clone(), &format!("rw:{NODE1}"));
     // Taken back once the ACL is gone: the used marker and the publication.
     host.expect_retag(
@@ -370,7 +352,7 @@ async fn a_first_publish_whose_grant_fails_takes_its_records_back_and_the_retry_
     publish_rw(&host.ctx, NODE1).await.unwrap_err();
     assert!(host.acls("csi-v-1").is_empty(), "no ACL left");
     // The retry, the obstacle gone: a first publication again, so still blank.
-    std::fs::remove_dir(&attribute).unwrap();
+    std::fs::remove_dir(&obstacle).unwrap();
     expect_first_publication(&host, row, &format!("rw:{NODE1}"));
     let again = publish_rw(&host.ctx, NODE1).await.unwrap();
     assert!(

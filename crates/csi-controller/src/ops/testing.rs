@@ -1,7 +1,7 @@
 //! [`FakeHost`]: a storage host for the operations' unit tests, LVM through a [`ScriptedRunner`] replaying `lvs`/`vgs` JSON in
 //! the captured format, and the configfs LIO backend on a tempdir.
 
-use super::{Ctx, Settings, create_volume::CreateVolume};
+use super::{Ctx, Settings, create_volume::CreateVolume, publish::Publish};
 use crate::{
     lio::{AclSpec, Lio, configfs::ConfigfsLio, state::entries},
     lvm::{Allocation, Claim, LvRow, LvmCli, argv, pool_status, tags::VolumeRecord},
@@ -39,6 +39,22 @@ pub fn range(required: u64, limit: u64) -> CapacityRange {
     CapacityRange {
         required_bytes: required.cast_signed(),
         limit_bytes: limit.cast_signed(),
+    }
+}
+
+/// ControllerPublish of "csi-v-1" to `node` with `cap`.
+pub fn publish_request<'a>(
+    node: &'a str,
+    cap: &'a VolumeCapability,
+    readonly: bool,
+    secrets: &'a HashMap<String, String>,
+) -> Publish<'a> {
+    Publish {
+        volume_id: "csi-v-1",
+        node_id: node,
+        capability: Some(cap),
+        readonly,
+        secrets,
     }
 }
 
@@ -327,6 +343,19 @@ impl FakeHost {
         Iqn::parse(PREFIX)
             .unwrap()
             .target_for(&VolumeId::parse(volume).unwrap())
+    }
+
+    /// Makes every grant on `volume`'s target fail after publish wrote its records: the TPG's
+    /// `attrib/authentication` becomes a directory, so the ACL's attribute write fails. Returns
+    /// that path; `remove_dir` of it lifts the obstacle.
+    pub fn fail_grants(&self, volume: &str) -> PathBuf {
+        let attribute = self.root.join(format!(
+            "iscsi/{}/tpgt_1/attrib/authentication",
+            self.target(volume)
+        ));
+        let _ = std::fs::remove_file(&attribute);
+        std::fs::create_dir_all(&attribute).unwrap();
+        attribute
     }
 
     /// This host with a saveconfig writer on `path` whose background saves wait an hour (so
