@@ -281,6 +281,24 @@ async fn reboot_restores_exports_and_chap_acls(backend: &'static str) {
         "login after the reboot"
     );
     logout_and_forget(&lab, &target);
+    // A restart with LIO intact finds every ACL, the CHAP one included, as its publication
+    // records it (start-up reconciliation reads write protection and CHAP from the kernel):
+    // nothing is set again or removed.
+    driver.kill_controller();
+    driver.start_controller().await;
+    assert_eq!(
+        lio::acls_of(&targets),
+        exported,
+        "every ACL kept by a restart with LIO intact\n{}",
+        driver.logs()
+    );
+    assert!(
+        !driver
+            .logs()
+            .contains("grants other than its publication records"),
+        "no ACL set again or removed: {}",
+        driver.logs()
+    );
     assert!(
         !driver.logs().contains("node1-secret-pw"),
         "no secret in the logs"
